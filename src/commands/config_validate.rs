@@ -1,0 +1,83 @@
+use std::process::ExitCode;
+
+use super::{CommandError, CommandResult, exit};
+use crate::cli::GlobalOptions;
+use crate::config;
+use crate::inventory::Inventory;
+use crate::ui::{OutputFormat, config_report};
+
+pub fn run(global: &GlobalOptions) -> CommandResult {
+    let path = &global.config_path;
+    let source = std::fs::read_to_string(path).map_err(|e| {
+        let hint = if e.kind() == std::io::ErrorKind::NotFound {
+            "; create one with `kinit init`, or point at it with -c FILE"
+        } else {
+            ""
+        };
+        CommandError::Usage(format!("cannot read {}: {e}{hint}", path.display()))
+    })?;
+    let (cfg, report) = config::check(path, source);
+    let inventory = match (&cfg, report.has_errors()) {
+        (Some(cfg), false) => {
+            let dir = path.parent().unwrap_or(std::path::Path::new("."));
+            let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+            Some(
+                Inventory::from_config(cfg, dir, home.as_deref())
+                    .map_err(|e| CommandError::Failed(e.to_string()))?,
+            )
+        }
+        _ => None,
+    };
+    match global.output {
+        OutputFormat::Json => {
+            let summary = inventory.as_ref().map(|inv| {
+                serde_json::json!({
+                    "name": inv.name,
+                    "kubernetesVersion": inv.kubernetes_version.to_string(),
+                    "topology": inv.topology,
+                    "endpoint": inv.endpoint,
+                    "hosts": inv.hosts,
+                    "etcdMembers": inv.etcd_members(),
+                    "podSubnet": inv.networking.pod_subnet,
+                    "serviceSubnet": inv.networking.service_subnet,
+                })
+            });
+            let doc = serde_json::json!({
+                "file": path,
+                "valid": inventory.is_some(),
+                "problems": config_report::json_problems(&report),
+                "summary": summary,
+            });
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&doc).expect("serializable")
+            );
+        }
+        OutputFormat::Text => {
+            let problems =
+                config_report::render_problems(&report, global.color.enabled_for_stderr());
+            if !problems.is_empty() && (report.has_errors() || global.verbosity >= 0) {
+                eprint!("{problems}");
+            }
+            match &inventory {
+                Some(inv) if global.verbosity >= 0 => {
+                    let warnings = report.warnings().count();
+                    let tail = match warnings {
+                        0 => String::new(),
+                        1 => " (1 warning)".into(),
+                        n => format!(" ({n} warnings)"),
+                    };
+                    println!("{} is valid{tail}", path.display());
+                    print!("{}", config_report::summary(inv));
+                }
+                Some(_) => {}
+                None => eprintln!("{}", config_report::problem_counts(&report)),
+            }
+        }
+    }
+    Ok(if inventory.is_some() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(exit::FAILURE)
+    })
+}

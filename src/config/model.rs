@@ -1,0 +1,335 @@
+//! What cluster.yaml says, field by field, with defaults applied.
+//!
+//! Fields the file must provide are `Option`s here: a missing or malformed one is reported and left
+//! `None`, so that every other rule can still run and report its own problems. The validated view
+//! that the rest of kinit consumes is [`crate::inventory::Inventory`].
+
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+
+use ipnet::IpNet;
+
+use super::choice::choice_enum;
+use super::duration::ConfigDuration;
+
+pub const API_VERSION: &str = "kinit.io/v1alpha1";
+pub const KIND: &str = "Cluster";
+
+choice_enum!(
+    /// Where etcd runs relative to the control plane.
+    Topology, "topology" {
+        /// etcd members on the control-plane hosts.
+        Stacked => "stacked",
+        /// etcd on hosts of its own.
+        External => "external",
+    }
+);
+
+choice_enum!(
+    /// How the control-plane endpoint is served.
+    LoadBalancerKind, "load balancer" {
+        /// haproxy on every control-plane host, keepalived moving a VIP between them.
+        HaproxyKeepalived => "haproxy-keepalived",
+        /// The operator provides the load balancer; kinit only uses its address.
+        External => "external",
+    }
+);
+
+choice_enum!(
+    /// How etcd is run on its hosts.
+    EtcdMode, "etcd mode" {
+        Systemd => "systemd",
+        StaticPod => "static-pod",
+    }
+);
+
+choice_enum!(
+    KeyAlgorithm, "key algorithm" {
+        EcdsaP256 => "ecdsa-p256",
+        EcdsaP384 => "ecdsa-p384",
+        Rsa2048 => "rsa-2048",
+        Rsa3072 => "rsa-3072",
+        Rsa4096 => "rsa-4096",
+    }
+);
+
+choice_enum!(
+    /// What a host does in the cluster.
+    Role, "role" {
+        ControlPlane => "control-plane",
+        Etcd => "etcd",
+        Worker => "worker",
+    }
+);
+
+/// The whole file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// `metadata.name`: names the cluster (also seeds the keepalived router id).
+    pub name: Option<String>,
+    pub spec: ClusterSpec,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterSpec {
+    pub topology: Topology,
+    pub kubernetes_version: Option<KubernetesVersion>,
+    pub control_plane_endpoint: ControlPlaneEndpoint,
+    pub etcd: EtcdSpec,
+    pub networking: Networking,
+    pub pki: PkiSpec,
+    pub ssh: SshSpec,
+    pub artifacts: Artifacts,
+    pub time_sync: TimeSync,
+    pub hosts: Vec<HostSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ControlPlaneEndpoint {
+    pub address: Option<EndpointAddress>,
+    pub port: u16,
+    pub load_balancer: LoadBalancerKind,
+}
+
+/// The endpoint clients use: a VIP, or the DNS name of an external load balancer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndpointAddress {
+    Ip(IpAddr),
+    Dns(String),
+}
+
+impl fmt::Display for EndpointAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EndpointAddress::Ip(ip) => ip.fmt(f),
+            EndpointAddress::Dns(name) => f.write_str(name),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EtcdSpec {
+    pub mode: EtcdMode,
+    pub data_dir: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Networking {
+    pub pod_subnet: IpNet,
+    pub service_subnet: IpNet,
+    pub dns_domain: String,
+    /// The subnet the hosts share, when known: the VIP and every host address must be inside it.
+    pub node_subnet: Option<IpNet>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PkiSpec {
+    /// Where the PKI is kept on the operator machine (relative to the config file).
+    pub dir: String,
+    pub key_algorithm: KeyAlgorithm,
+    pub ca_validity: ConfigDuration,
+    pub cert_validity: ConfigDuration,
+    /// More names and addresses for the apiserver certificate.
+    pub extra_sans: Vec<String>,
+}
+
+/// SSH defaults for every host; a host may override user, port and identity file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SshSpec {
+    pub user: String,
+    pub port: u16,
+    pub identity_file: Option<String>,
+    pub known_hosts: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Artifacts {
+    /// A directory of binaries plus SHA256SUMS, uploaded to the hosts.
+    pub bundle: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TimeSync {
+    /// NTP servers for chrony; empty leaves time configuration alone.
+    pub servers: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostSpec {
+    pub name: Option<String>,
+    pub address: Option<IpAddr>,
+    pub roles: Vec<Role>,
+    pub ssh: HostSsh,
+}
+
+impl HostSpec {
+    pub fn has(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HostSsh {
+    pub user: Option<String>,
+    pub port: Option<u16>,
+    pub identity_file: Option<String>,
+}
+
+/// `v1.31.4` (a pre-release suffix such as `-rc.1` is allowed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KubernetesVersion {
+    pub major: u32,
+    pub minor: u32,
+    pub patch: u32,
+    pub pre: Option<String>,
+}
+
+impl fmt::Display for KubernetesVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "v{}.{}.{}", self.major, self.minor, self.patch)?;
+        if let Some(pre) = &self.pre {
+            write!(f, "-{pre}")?;
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for KubernetesVersion {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let bad = || format!("`{text}` is not a Kubernetes version (expected the form v1.31.4)");
+        let rest = text.strip_prefix('v').ok_or_else(bad)?;
+        let (core, pre) = match rest.split_once('-') {
+            Some((core, pre)) => {
+                let ok = !pre.is_empty()
+                    && pre
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
+                if !ok {
+                    return Err(bad());
+                }
+                (core, Some(pre.to_string()))
+            }
+            None => (rest, None),
+        };
+        let parts: Vec<&str> = core.split('.').collect();
+        let [major, minor, patch] = parts.as_slice() else {
+            return Err(bad());
+        };
+        let num = |s: &str| -> Result<u32, String> {
+            if s.is_empty()
+                || !s.chars().all(|c| c.is_ascii_digit())
+                || (s.len() > 1 && s.starts_with('0'))
+            {
+                return Err(bad());
+            }
+            s.parse().map_err(|_| bad())
+        };
+        let v = KubernetesVersion {
+            major: num(major)?,
+            minor: num(minor)?,
+            patch: num(patch)?,
+            pre,
+        };
+        if v.major != 1 {
+            return Err(format!("`{text}`: kinit deploys Kubernetes 1.x"));
+        }
+        Ok(v)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for KubernetesVersion {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// The apiservers' own port on every control-plane host.
+pub const APISERVER_PORT: u16 = 6443;
+
+impl Default for ControlPlaneEndpoint {
+    fn default() -> Self {
+        ControlPlaneEndpoint {
+            address: None,
+            port: 8443,
+            load_balancer: LoadBalancerKind::HaproxyKeepalived,
+        }
+    }
+}
+
+impl Default for EtcdSpec {
+    fn default() -> Self {
+        EtcdSpec {
+            mode: EtcdMode::Systemd,
+            data_dir: "/var/lib/etcd".into(),
+        }
+    }
+}
+
+impl Default for Networking {
+    fn default() -> Self {
+        Networking {
+            pod_subnet: "10.244.0.0/16".parse().expect("valid default"),
+            service_subnet: "10.96.0.0/12".parse().expect("valid default"),
+            dns_domain: "cluster.local".into(),
+            node_subnet: None,
+        }
+    }
+}
+
+impl Default for PkiSpec {
+    fn default() -> Self {
+        PkiSpec {
+            dir: "./pki".into(),
+            key_algorithm: KeyAlgorithm::EcdsaP256,
+            ca_validity: ConfigDuration::hours(87600),
+            cert_validity: ConfigDuration::hours(8760),
+            extra_sans: Vec::new(),
+        }
+    }
+}
+
+impl Default for SshSpec {
+    fn default() -> Self {
+        SshSpec {
+            user: "root".into(),
+            port: 22,
+            identity_file: None,
+            known_hosts: "~/.ssh/known_hosts".into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kubernetes_versions() {
+        let v: KubernetesVersion = "v1.31.4".parse().unwrap();
+        assert_eq!((v.major, v.minor, v.patch), (1, 31, 4));
+        assert_eq!(
+            "v1.32.0-rc.1"
+                .parse::<KubernetesVersion>()
+                .unwrap()
+                .to_string(),
+            "v1.32.0-rc.1"
+        );
+        for bad in [
+            "1.31.4",
+            "v1.31",
+            "v1.31.4.1",
+            "v1.031.4",
+            "vx.y.z",
+            "v1.31.4-",
+            "v2.0.0",
+            "latest",
+        ] {
+            assert!(bad.parse::<KubernetesVersion>().is_err(), "{bad} accepted");
+        }
+    }
+}

@@ -1,0 +1,231 @@
+//! The validated, typed cluster that every later step consumes: hosts by role, etcd members,
+//! the endpoint, and paths resolved against the config file's directory.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use ipnet::IpNet;
+use serde::Serialize;
+
+use crate::config::{
+    APISERVER_PORT, Config, EndpointAddress, EtcdSpec, KubernetesVersion, LoadBalancerKind,
+    Networking, PkiSpec, Role, Topology,
+};
+
+/// Ports kinit's components listen on. One table, read by preflight, render and status.
+pub mod ports {
+    pub const APISERVER: u16 = super::APISERVER_PORT;
+    pub const ETCD_CLIENT: u16 = 2379;
+    pub const ETCD_PEER: u16 = 2380;
+    pub const ETCD_METRICS: u16 = 2381;
+    pub const KUBELET: u16 = 10250;
+    pub const CONTROLLER_MANAGER: u16 = 10257;
+    pub const SCHEDULER: u16 = 10259;
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SshTarget {
+    pub user: String,
+    pub port: u16,
+    pub identity_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Host {
+    pub name: String,
+    pub address: IpAddr,
+    pub roles: Vec<Role>,
+    pub ssh: SshTarget,
+}
+
+impl Host {
+    pub fn has(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+}
+
+/// One member of the etcd cluster, as the initial-cluster flag names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EtcdMember {
+    pub name: String,
+    pub address: IpAddr,
+}
+
+impl EtcdMember {
+    pub fn peer_url(&self) -> String {
+        format!("https://{}", socket(self.address, ports::ETCD_PEER))
+    }
+
+    pub fn client_url(&self) -> String {
+        format!("https://{}", socket(self.address, ports::ETCD_CLIENT))
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Endpoint {
+    pub address: String,
+    pub port: u16,
+    pub load_balancer: LoadBalancerKind,
+}
+
+impl Endpoint {
+    /// `https://192.168.9.100:8443`, what kubeconfigs point at.
+    pub fn url(&self) -> String {
+        match self.address.parse::<IpAddr>() {
+            Ok(ip) => format!("https://{}", socket(ip, self.port)),
+            Err(_) => format!("https://{}:{}", self.address, self.port),
+        }
+    }
+}
+
+fn socket(ip: IpAddr, port: u16) -> String {
+    std::net::SocketAddr::new(ip, port).to_string()
+}
+
+#[derive(Debug, Clone)]
+pub struct Inventory {
+    pub name: String,
+    pub topology: Topology,
+    pub kubernetes_version: KubernetesVersion,
+    pub endpoint: Endpoint,
+    pub hosts: Vec<Host>,
+    pub etcd: EtcdSpec,
+    pub networking: Networking,
+    pub pki: PkiSpec,
+    /// Operator-side paths, resolved against the config file's directory.
+    pub pki_dir: PathBuf,
+    pub known_hosts: PathBuf,
+    pub bundle: Option<PathBuf>,
+    pub time_servers: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the config is incomplete: {0} (validate it first)")]
+pub struct IncompleteConfig(&'static str);
+
+impl Inventory {
+    /// Build from a config that passed validation. `config_dir` anchors relative paths; `home`
+    /// expands `~/`.
+    pub fn from_config(
+        cfg: &Config,
+        config_dir: &Path,
+        home: Option<&Path>,
+    ) -> Result<Self, IncompleteConfig> {
+        let spec = &cfg.spec;
+        let resolve = |p: &str| resolve_path(p, config_dir, home);
+        let mut hosts = Vec::with_capacity(spec.hosts.len());
+        for h in &spec.hosts {
+            let identity = h
+                .ssh
+                .identity_file
+                .as_deref()
+                .or(spec.ssh.identity_file.as_deref());
+            hosts.push(Host {
+                name: h
+                    .name
+                    .clone()
+                    .ok_or(IncompleteConfig("a host without a name"))?,
+                address: h
+                    .address
+                    .ok_or(IncompleteConfig("a host without an address"))?,
+                roles: h.roles.clone(),
+                ssh: SshTarget {
+                    user: h.ssh.user.clone().unwrap_or_else(|| spec.ssh.user.clone()),
+                    port: h.ssh.port.unwrap_or(spec.ssh.port),
+                    identity_file: identity.map(resolve),
+                },
+            });
+        }
+        let address = spec
+            .control_plane_endpoint
+            .address
+            .as_ref()
+            .ok_or(IncompleteConfig("no controlPlaneEndpoint.address"))?;
+        Ok(Inventory {
+            name: cfg
+                .name
+                .clone()
+                .ok_or(IncompleteConfig("no metadata.name"))?,
+            topology: spec.topology,
+            kubernetes_version: spec
+                .kubernetes_version
+                .clone()
+                .ok_or(IncompleteConfig("no kubernetesVersion"))?,
+            endpoint: Endpoint {
+                address: match address {
+                    EndpointAddress::Ip(ip) => ip.to_string(),
+                    EndpointAddress::Dns(name) => name.clone(),
+                },
+                port: spec.control_plane_endpoint.port,
+                load_balancer: spec.control_plane_endpoint.load_balancer,
+            },
+            hosts,
+            etcd: spec.etcd.clone(),
+            networking: spec.networking.clone(),
+            pki: spec.pki.clone(),
+            pki_dir: resolve(&spec.pki.dir),
+            known_hosts: resolve(&spec.ssh.known_hosts),
+            bundle: spec.artifacts.bundle.as_deref().map(resolve),
+            time_servers: spec.time_sync.servers.clone(),
+        })
+    }
+
+    pub fn with_role(&self, role: Role) -> impl Iterator<Item = &Host> {
+        self.hosts.iter().filter(move |h| h.has(role))
+    }
+
+    pub fn control_plane(&self) -> impl Iterator<Item = &Host> {
+        self.with_role(Role::ControlPlane)
+    }
+
+    pub fn workers(&self) -> impl Iterator<Item = &Host> {
+        self.with_role(Role::Worker)
+    }
+
+    pub fn host(&self, name: &str) -> Option<&Host> {
+        self.hosts.iter().find(|h| h.name == name)
+    }
+
+    pub fn etcd_members(&self) -> Vec<EtcdMember> {
+        self.with_role(Role::Etcd)
+            .map(|h| EtcdMember {
+                name: h.name.clone(),
+                address: h.address,
+            })
+            .collect()
+    }
+
+    /// `cp1=https://10.0.0.11:2380,...`, etcd's --initial-cluster.
+    pub fn etcd_initial_cluster(&self) -> String {
+        self.etcd_members()
+            .iter()
+            .map(|m| format!("{}={}", m.name, m.peer_url()))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The `kubernetes` service address: the service subnet's first address.
+    pub fn first_service_ip(&self) -> IpAddr {
+        first_address(self.networking.service_subnet)
+    }
+}
+
+pub fn first_address(net: IpNet) -> IpAddr {
+    match net.trunc() {
+        IpNet::V4(n) => IpAddr::V4((u32::from(n.network()) + 1).into()),
+        IpNet::V6(n) => IpAddr::V6((u128::from(n.network()) + 1).into()),
+    }
+}
+
+/// `~/x` against `home`, relative paths against `base`, absolute paths as written.
+pub fn resolve_path(p: &str, base: &Path, home: Option<&Path>) -> PathBuf {
+    if let (Some(rest), Some(home)) = (p.strip_prefix("~/"), home) {
+        return home.join(rest);
+    }
+    let path = Path::new(p);
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        base.join(path.strip_prefix("./").unwrap_or(path))
+    }
+}

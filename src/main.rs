@@ -1,0 +1,49 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use kinit::cli::{Cli, Command, ConfigCommand, GlobalOptions};
+use kinit::commands::{self, CommandResult};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let global = cli.global.options();
+    init_tracing(&global);
+    match run(&cli, &global) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn run(cli: &Cli, global: &GlobalOptions) -> CommandResult {
+    match &cli.command {
+        Command::Init(args) => {
+            let opts = args.options(global).unwrap_or_else(|e| e.exit());
+            commands::init::run(global, &opts)
+        }
+        Command::Config(ConfigCommand::Validate) => commands::config_validate::run(global),
+        Command::Completion { shell } => commands::completion::run(*shell),
+        Command::Man => commands::man::run(),
+    }
+}
+
+/// Logs go to stderr; RUST_LOG overrides the level chosen by -v/-q.
+fn init_tracing(global: &GlobalOptions) {
+    let level = match global.verbosity {
+        i8::MIN..=-1 => "error",
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("kinit={level}")));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(global.color.enabled_for_stderr())
+        .without_time()
+        .init();
+}

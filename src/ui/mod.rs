@@ -1,0 +1,27 @@
+//! Everything kinit shows the operator goes through here: text for people, JSON for programs.
+//! Library modules return data; commands hand it to these functions.
+
+pub mod config_report;
+
+use std::io::IsTerminal;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColorChoice {
+    Auto,
+    Never,
+}
+
+impl ColorChoice {
+    /// Color only on a terminal, and never when NO_COLOR is set (https://no-color.org).
+    pub fn enabled_for_stderr(self) -> bool {
+        self == ColorChoice::Auto
+            && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+            && std::io::stderr().is_terminal()
+    }
+}
