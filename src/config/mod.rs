@@ -68,6 +68,11 @@ pub fn check(file: &Path, source: String) -> (Option<Config>, ConfigReport) {
             return (None, ConfigReport::new(file, source, vec![problem]));
         }
     };
+    if doc.is_null() {
+        let problem = ConfigProblem::error("config::empty", "", "the file holds no configuration")
+            .help("start from the example that `kinit init` writes");
+        return (None, ConfigReport::new(file, source, vec![problem]));
+    }
     let (config, mut problems) = read::Reader::default().read(&doc);
     problems.extend(validate::validate(&config));
     (Some(config), ConfigReport::new(file, source, problems))

@@ -156,7 +156,11 @@ impl ConfigReport {
                 .map
                 .key_or_value(path)
                 .or_else(|| self.map.value_or_ancestor(path)),
-            Target::Value(path) => self.map.value_or_ancestor(path),
+            // The whole document (or a file too empty to have nodes): its start.
+            Target::Value(path) => self
+                .map
+                .value_or_ancestor(path)
+                .or(Some(ByteSpan { offset: 0, len: 0 })),
             Target::Bytes(span) => Some(*span),
         }
     }

@@ -203,6 +203,15 @@ impl Reader {
                 }
                 return Vec::new();
             }
+            Some(Value::Sequence(items)) if items.is_empty() => {
+                self.problems.push(
+                    ConfigProblem::error("config::no-hosts", path, "the cluster has no hosts")
+                        .help(
+                            "list the machines under spec.hosts, each with name, address and roles",
+                        ),
+                );
+                return Vec::new();
+            }
             Some(Value::Sequence(items)) => items,
             Some(other) => {
                 self.wrong_type(&path, other, "a list of hosts");
@@ -242,6 +251,17 @@ impl Reader {
                 if h.map.is_some() {
                     self.missing(h, "roles", &expect);
                 }
+                Vec::new()
+            }
+            Some(Value::Sequence(items)) if items.is_empty() => {
+                self.problems.push(
+                    ConfigProblem::error(
+                        "config::no-roles",
+                        path,
+                        "a host needs at least one role",
+                    )
+                    .help(format!("give it roles, {}", Role::listing())),
+                );
                 Vec::new()
             }
             Some(Value::Sequence(items)) => items

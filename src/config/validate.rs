@@ -85,16 +85,6 @@ fn hosts(spec: &ClusterSpec, out: &mut Vec<ConfigProblem>) {
                 );
             }
         }
-        if h.roles.is_empty() && spec_has_roles_field(h) {
-            out.push(
-                ConfigProblem::error(
-                    "config::no-roles",
-                    format!("{p}.roles"),
-                    "a host needs at least one role",
-                )
-                .help("roles: control-plane, etcd, worker"),
-            );
-        }
         let mut seen = Vec::new();
         for (j, r) in h.roles.iter().enumerate() {
             if seen.contains(r) {
@@ -128,18 +118,9 @@ fn hosts(spec: &ClusterSpec, out: &mut Vec<ConfigProblem>) {
     }
 }
 
-/// A host whose `roles` was missing has been reported already; only an explicit `[]` is this rule.
-fn spec_has_roles_field(h: &HostSpec) -> bool {
-    h.name.is_some() || h.address.is_some()
-}
-
 fn topology(spec: &ClusterSpec, out: &mut Vec<ConfigProblem>) {
     if spec.hosts.is_empty() {
-        // Missing or empty `hosts` has its own message; nothing below is meaningful.
-        out.push(
-            ConfigProblem::error("config::no-hosts", "spec.hosts", "the cluster has no hosts")
-                .help("list the machines under spec.hosts, each with name, address and roles"),
-        );
+        // Reported by the reader (missing, or an empty list); nothing below is meaningful.
         return;
     }
     let control_planes = spec
@@ -188,6 +169,7 @@ fn topology(spec: &ClusterSpec, out: &mut Vec<ConfigProblem>) {
                 "spec.hosts",
                 "no host has the control-plane role",
             )
+            .on_key()
             .help("give at least one host (three for high availability) the role control-plane"),
         );
     } else if control_planes == 1 {
@@ -197,6 +179,7 @@ fn topology(spec: &ClusterSpec, out: &mut Vec<ConfigProblem>) {
                 "spec.hosts",
                 "only one control-plane host: the cluster will work but is not highly available",
             )
+            .on_key()
             .help("three control-plane hosts survive the loss of one"),
         );
     }
@@ -207,6 +190,7 @@ fn topology(spec: &ClusterSpec, out: &mut Vec<ConfigProblem>) {
                 "spec.hosts",
                 "no host has the etcd role: the cluster has nowhere to keep its state",
             )
+            .on_key()
             .help(match spec.topology {
                 Topology::Stacked => "add `etcd` to the roles of every control-plane host",
                 Topology::External => "add hosts with the role etcd (three for high availability)",
@@ -225,6 +209,7 @@ fn topology(spec: &ClusterSpec, out: &mut Vec<ConfigProblem>) {
                     n - 1
                 ),
             )
+            .on_key()
             .help(format!("use an odd number of etcd members ({} or {})", n - 1, n + 1)),
         );
     }

@@ -1,0 +1,226 @@
+//! The kinit binary as operators use it: exit codes (0 ok, 1 failed, 2 usage) and output.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+fn kinit() -> Command {
+    let mut c = Command::cargo_bin("kinit").unwrap();
+    c.env_remove("KINIT_CONFIG").env("NO_COLOR", "1");
+    c
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/config")
+        .join(name)
+}
+
+#[test]
+fn help_lists_only_working_commands() {
+    let out = kinit()
+        .arg("--help")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let help = String::from_utf8(out).unwrap();
+    insta::assert_snapshot!("help", help);
+}
+
+#[test]
+fn version_prints_the_crate_version() {
+    kinit()
+        .arg("--version")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    kinit().arg("frobnicate").assert().code(2);
+    kinit()
+        .args(["init", "--control-planes", "many"])
+        .assert()
+        .code(2);
+    kinit()
+        .args(["init", "--etcd-hosts", "3"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--topology external"));
+}
+
+#[test]
+fn init_writes_a_valid_config_and_refuses_to_overwrite_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cluster.yaml");
+    kinit()
+        .current_dir(dir.path())
+        .args([
+            "init",
+            "--topology",
+            "external",
+            "--control-planes",
+            "2",
+            "--workers",
+            "4",
+        ])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("wrote cluster.yaml"));
+    let first = std::fs::read_to_string(&file).unwrap();
+    assert!(first.contains("topology: external"));
+
+    kinit()
+        .current_dir(dir.path())
+        .args(["init"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("already exists; pass --force"));
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        first,
+        "refused init must not touch the file"
+    );
+
+    kinit()
+        .current_dir(dir.path())
+        .args(["config", "validate"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("cluster.yaml is valid"))
+        .stdout(predicate::str::contains(
+            "etcd1 (192.168.9.13), etcd2 (192.168.9.14), etcd3 (192.168.9.15)",
+        ))
+        .stdout(predicate::str::contains("worker4"));
+
+    kinit()
+        .current_dir(dir.path())
+        .args(["init", "--force", "--control-planes", "5"])
+        .assert()
+        .success();
+    let second = std::fs::read_to_string(&file).unwrap();
+    assert!(second.contains("name: cp5") && second.contains("topology: stacked"));
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(
+        leftovers.len(),
+        1,
+        "no temporary files left beside cluster.yaml"
+    );
+}
+
+#[test]
+fn an_invalid_config_exits_1_with_every_problem_located() {
+    let assert = kinit()
+        .args([
+            "-c",
+            fixture("many-errors-at-once.yaml").to_str().unwrap(),
+            "config",
+            "validate",
+        ])
+        .assert()
+        .code(1);
+    let stderr = String::from_utf8(assert.get_output().stderr.clone()).unwrap();
+    for needle in [
+        "many-errors-at-once.yaml:7:13",
+        "many-errors-at-once.yaml:11:11",
+        "many-errors-at-once.yaml:19:19",
+        "did you mean `address`?",
+        "did you mean `stacked`?",
+        "5 errors, 0 warnings",
+    ] {
+        assert!(stderr.contains(needle), "missing {needle:?} in:\n{stderr}");
+    }
+    assert!(
+        assert.get_output().stdout.is_empty(),
+        "nothing on stdout for an invalid config"
+    );
+}
+
+#[test]
+fn warnings_alone_still_validate() {
+    kinit()
+        .args([
+            "-c",
+            fixture("even-etcd-members.yaml").to_str().unwrap(),
+            "config",
+            "validate",
+        ])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("is valid (1 warning)"))
+        .stderr(predicate::str::contains("quorum is 2"));
+}
+
+#[test]
+fn json_output_carries_locations() {
+    let out = kinit()
+        .args([
+            "-o",
+            "json",
+            "-c",
+            fixture("duplicate-host-name.yaml").to_str().unwrap(),
+            "config",
+            "validate",
+        ])
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let doc: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(doc["valid"], false);
+    let p = &doc["problems"][0];
+    assert_eq!(p["code"], "config::duplicate-host");
+    assert_eq!(p["path"], "spec.hosts[2].name");
+    assert_eq!(
+        (p["line"].as_u64(), p["column"].as_u64()),
+        (Some(19), Some(14))
+    );
+}
+
+#[test]
+fn a_missing_config_is_a_usage_error_with_a_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    kinit()
+        .current_dir(dir.path())
+        .args(["config", "validate"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("kinit init"));
+}
+
+#[test]
+fn quiet_valid_config_prints_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    kinit()
+        .current_dir(dir.path())
+        .args(["-q", "init"])
+        .assert()
+        .success()
+        .stdout("");
+    kinit()
+        .current_dir(dir.path())
+        .args(["-q", "config", "validate"])
+        .assert()
+        .success()
+        .stdout("")
+        .stderr("");
+}
+
+#[test]
+fn completion_and_man_page_come_from_the_cli_definition() {
+    kinit()
+        .args(["completion", "bash"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("_kinit()").and(predicate::str::contains("validate")));
+    kinit()
+        .arg("man")
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with(".ie").or(predicate::str::contains(".TH kinit")));
+}
