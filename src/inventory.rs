@@ -229,3 +229,76 @@ pub fn resolve_path(p: &str, base: &Path, home: Option<&Path>) -> PathBuf {
         base.join(path.strip_prefix("./").unwrap_or(path))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::template::{InitShape, render};
+
+    fn inventory(topology: Topology) -> Inventory {
+        let text = render(InitShape {
+            topology,
+            control_planes: 3,
+            workers: 2,
+            etcd_hosts: 3,
+        })
+        .unwrap();
+        let (cfg, report) = crate::config::check(Path::new("c.yaml"), text);
+        assert!(!report.has_errors());
+        Inventory::from_config(
+            &cfg.unwrap(),
+            Path::new("/srv/cluster"),
+            Some(Path::new("/home/op")),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn stacked_etcd_members_are_the_control_plane() {
+        let inv = inventory(Topology::Stacked);
+        let names: Vec<_> = inv.etcd_members().into_iter().map(|m| m.name).collect();
+        assert_eq!(names, ["cp1", "cp2", "cp3"]);
+        assert_eq!(
+            inv.etcd_initial_cluster(),
+            "cp1=https://192.168.9.11:2380,cp2=https://192.168.9.12:2380,cp3=https://192.168.9.13:2380"
+        );
+        assert_eq!(inv.endpoint.url(), "https://192.168.9.100:8443");
+        assert_eq!(inv.first_service_ip().to_string(), "10.96.0.1");
+    }
+
+    #[test]
+    fn external_etcd_members_are_their_own_hosts() {
+        let inv = inventory(Topology::External);
+        let names: Vec<_> = inv.etcd_members().into_iter().map(|m| m.name).collect();
+        assert_eq!(names, ["etcd1", "etcd2", "etcd3"]);
+        assert!(inv.control_plane().all(|h| !h.has(Role::Etcd)));
+    }
+
+    #[test]
+    fn operator_paths_resolve_against_the_config_dir_and_home() {
+        let inv = inventory(Topology::Stacked);
+        assert_eq!(inv.pki_dir, Path::new("/srv/cluster/pki"));
+        assert_eq!(inv.known_hosts, Path::new("/home/op/.ssh/known_hosts"));
+        assert_eq!(
+            inv.hosts[0].ssh.identity_file.as_deref(),
+            Some(Path::new("/home/op/.ssh/id_ed25519"))
+        );
+        assert_eq!(
+            resolve_path("/etc/x", Path::new("/a"), None),
+            Path::new("/etc/x")
+        );
+    }
+
+    #[test]
+    fn ipv6_urls_are_bracketed() {
+        let m = EtcdMember {
+            name: "e".into(),
+            address: "fd00::1".parse().unwrap(),
+        };
+        assert_eq!(m.client_url(), "https://[fd00::1]:2379");
+        assert_eq!(
+            first_address("fd00:10::/108".parse().unwrap()).to_string(),
+            "fd00:10::1"
+        );
+    }
+}
