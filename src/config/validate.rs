@@ -403,8 +403,7 @@ fn subnets(spec: &ClusterSpec, out: &mut Vec<ConfigProblem>) {
             );
         }
     }
-    // kube-apiserver refuses service ranges with more than 20 host bits, and the first address of
-    // the range becomes the `kubernetes` service, so the range needs room for it.
+    // kube-apiserver refuses service ranges with more than 20 host bits.
     let (bits, max_host_bits) = match svc {
         IpNet::V4(n) => (32 - n.prefix_len(), 20),
         IpNet::V6(n) => (128 - n.prefix_len(), 20),
@@ -417,10 +416,11 @@ fn subnets(spec: &ClusterSpec, out: &mut Vec<ConfigProblem>) {
                     IpNet::V6(_) => "use a prefix of /108 or longer",
                 }),
         );
-    } else if bits < 2 {
+    } else if bits < 4 {
+        // kubeadm refuses fewer than 10 addresses; the first one is the `kubernetes` service.
         out.push(
-            ConfigProblem::error("config::service-subnet", "spec.networking.serviceSubnet", format!("the service subnet {svc} has no room for the first service IP"))
-                .help("the `kubernetes` service takes the subnet's first address; use a prefix of /24 or shorter"),
+            ConfigProblem::error("config::service-subnet", "spec.networking.serviceSubnet", format!("the service subnet {svc} is too small: it holds {} address(es), kubeadm needs at least 10", 1u32 << bits))
+                .help("the `kubernetes` service takes the subnet's first address and cluster services the rest; use a prefix of /24 or shorter"),
         );
     }
     if let Some(EndpointAddress::Ip(vip)) = spec.control_plane_endpoint.address {
