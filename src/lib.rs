@@ -6,6 +6,8 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod facts;
 pub mod fsutil;
 pub mod inventory;
+pub mod preflight;
 pub mod ui;

@@ -1,0 +1,233 @@
+//! Host facts: what preflight needs to know about a machine, parsed by pure functions from the
+//! output of one probe script (see [`probe`]).
+
+pub mod probe;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+/// A TCP listener and, when `ss` could tell, the process holding it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Listener {
+    pub port: u16,
+    pub address: String,
+    pub process: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CgroupVersion {
+    V1,
+    V2,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Privilege {
+    Root,
+    /// A non-root login with passwordless sudo.
+    SudoNoPassword,
+    /// A non-root login whose sudo asks for a password.
+    SudoPassword,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct EtcdDir {
+    pub exists: bool,
+    /// Up to 20 entries, enough to tell "empty", "kinit's own" (only `member`) or "something else".
+    pub entries: Vec<String>,
+    pub free_kib: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct HostFacts {
+    pub hostname: String,
+    pub machine_id: Option<String>,
+    pub product_uuid: Option<String>,
+    /// Interface name → MAC address (loopback excluded).
+    pub macs: BTreeMap<String, String>,
+    pub cpus: u32,
+    pub mem_total_kib: u64,
+    /// Active swap areas (lines of /proc/swaps after its header).
+    pub swap_areas: Vec<String>,
+    pub kernel: String,
+    /// /etc/os-release fields (ID, VERSION_ID, PRETTY_NAME, ...).
+    pub os: BTreeMap<String, String>,
+    pub ip_forward: Option<bool>,
+    pub modules: Vec<String>,
+    pub cgroup: Option<CgroupVersion>,
+    pub systemd: bool,
+    pub privilege: Option<Privilege>,
+    pub listeners: Vec<Listener>,
+    /// Time services that are active (chrony, systemd-timesyncd, ...).
+    pub time_services: Vec<String>,
+    pub ntp_synchronized: Option<bool>,
+    /// Interface → addresses in CIDR form.
+    pub addresses: Vec<(String, String)>,
+    pub etcd_dir: EtcdDir,
+    /// Peer name → whether its SSH port answered from this host.
+    pub peers: BTreeMap<String, bool>,
+    /// The host's clock when the probe finished, in seconds since the epoch.
+    pub clock: Option<f64>,
+}
+
+/// The probe's output did not have the shape the parser expects.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("unexpected probe output: {0}")]
+pub struct ProbeParseError(pub String);
+
+impl HostFacts {
+    /// Parse the output of [`probe::script`].
+    pub fn parse(output: &str) -> Result<HostFacts, ProbeParseError> {
+        let s = probe::sections(output);
+        if !s.contains_key("end") {
+            return Err(ProbeParseError(
+                "the probe did not run to its end (output truncated?)".into(),
+            ));
+        }
+        let first = |name: &str| -> Option<&str> {
+            s.get(name)
+                .and_then(|l| l.iter().map(|x| x.trim()).find(|x| !x.is_empty()))
+        };
+        let lines = |name: &str| -> Vec<&str> { s.get(name).cloned().unwrap_or_default() };
+
+        let mut f = HostFacts {
+            hostname: first("hostname")
+                .ok_or_else(|| ProbeParseError("no hostname".into()))?
+                .to_string(),
+            machine_id: first("machine-id").map(str::to_string),
+            product_uuid: first("product-uuid").map(|u| u.to_ascii_lowercase()),
+            cpus: first("nproc")
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(|| ProbeParseError("no CPU count".into()))?,
+            kernel: first("kernel").unwrap_or_default().to_string(),
+            ip_forward: first("ip-forward").map(|v| v == "1"),
+            systemd: first("systemd") == Some("yes"),
+            cgroup: first("cgroup").map(|t| {
+                if t == "cgroup2fs" {
+                    CgroupVersion::V2
+                } else {
+                    CgroupVersion::V1
+                }
+            }),
+            privilege: match first("sudo") {
+                Some("root") => Some(Privilege::Root),
+                Some("nopasswd") => Some(Privilege::SudoNoPassword),
+                Some("password") => Some(Privilege::SudoPassword),
+                _ => None,
+            },
+            ntp_synchronized: first("ntp-synchronized").map(|v| v == "yes"),
+            clock: first("clock").and_then(|c| c.parse().ok()),
+            ..HostFacts::default()
+        };
+        for l in lines("macs") {
+            if let Some((iface, mac)) = l.split_once(' ') {
+                let mac = mac.trim().to_ascii_lowercase();
+                if !mac.is_empty() && mac != "00:00:00:00:00:00" {
+                    f.macs.insert(iface.to_string(), mac);
+                }
+            }
+        }
+        for l in lines("meminfo") {
+            if let Some(rest) = l.strip_prefix("MemTotal:") {
+                f.mem_total_kib = rest
+                    .trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse()
+                    .unwrap_or(0);
+            }
+        }
+        f.swap_areas = lines("swaps")
+            .into_iter()
+            .skip(1)
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| l.split_whitespace().next().unwrap_or_default().to_string())
+            .collect();
+        for l in lines("os-release") {
+            if let Some((k, v)) = l.split_once('=') {
+                f.os.insert(k.to_string(), v.trim_matches('"').to_string());
+            }
+        }
+        f.modules = lines("modules").into_iter().map(str::to_string).collect();
+        f.modules.sort();
+        f.modules.dedup();
+        f.listeners = lines("listeners")
+            .into_iter()
+            .filter_map(parse_listener)
+            .collect();
+        for l in lines("time-services") {
+            if let Some((unit, state)) = l.split_once(' ')
+                && state.trim() == "active"
+            {
+                f.time_services.push(unit.to_string());
+            }
+        }
+        for l in lines("addresses") {
+            if let Some((iface, addr)) = l.split_once(' ') {
+                f.addresses
+                    .push((iface.to_string(), addr.trim().to_string()));
+            }
+        }
+        let etcd = lines("etcd-dir");
+        f.etcd_dir.exists = etcd.first().is_some_and(|l| l.trim() == "exists");
+        f.etcd_dir.entries = etcd.iter().skip(1).map(|l| l.to_string()).collect();
+        f.etcd_dir.free_kib =
+            first("etcd-df").and_then(|l| l.split_whitespace().nth(3)?.parse().ok());
+        for l in lines("peers") {
+            if let Some((name, state)) = l.rsplit_once(' ') {
+                f.peers.insert(name.to_string(), state == "ok");
+            }
+        }
+        Ok(f)
+    }
+
+    /// Listeners on `port` (any address).
+    pub fn listeners_on(&self, port: u16) -> impl Iterator<Item = &Listener> {
+        self.listeners.iter().filter(move |l| l.port == port)
+    }
+}
+
+/// One line of `ss -Hltnp`:
+/// `LISTEN 0 4096 127.0.0.1:2379 0.0.0.0:* users:(("etcd",pid=81,fd=7))`
+fn parse_listener(line: &str) -> Option<Listener> {
+    let cols: Vec<&str> = line.split_whitespace().collect();
+    let local = cols.get(3)?;
+    let (address, port) = local.rsplit_once(':')?;
+    let process = line
+        .split_once("users:((\"")
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map(|(name, _)| name.to_string());
+    Some(Listener {
+        port: port.parse().ok()?,
+        address: address.to_string(),
+        process,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listeners_with_and_without_process() {
+        let l = parse_listener(
+            r#"LISTEN 0      4096   127.0.0.1:2379   0.0.0.0:*  users:(("etcd",pid=81,fd=7))"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (l.port, l.address.as_str(), l.process.as_deref()),
+            (2379, "127.0.0.1", Some("etcd"))
+        );
+        let l = parse_listener("LISTEN 0 128 [::]:22 [::]:*").unwrap();
+        assert_eq!((l.port, l.address.as_str(), l.process), (22, "[::]", None));
+        assert!(parse_listener("garbage").is_none());
+    }
+
+    #[test]
+    fn truncated_output_is_an_error() {
+        let err = HostFacts::parse("==kinit:hostname==\ncp1\n").unwrap_err();
+        assert!(err.0.contains("truncated"));
+    }
+}

@@ -1,0 +1,128 @@
+//! The one shell script kinit runs on each host to learn its facts, and the pure parser of its
+//! output. One SSH round trip per host: every reading is a section of the same output.
+//!
+//! The script only reads (it changes nothing), uses POSIX sh plus tools present on any systemd
+//! distribution, and never fails as a whole: a missing tool leaves its section empty.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+/// What the probe needs to know beyond the host itself.
+#[derive(Debug, Clone, Default)]
+pub struct ProbeRequest {
+    /// etcd's data directory: its free space and contents are checked.
+    pub etcd_data_dir: String,
+    /// Other hosts' SSH endpoints, for the connectivity matrix (probed from this host).
+    pub peers: Vec<(String, SocketAddr)>,
+}
+
+const MARK: &str = "==kinit:";
+
+/// The script for one host. Values interpolated into it are shell-quoted.
+pub fn script(req: &ProbeRequest) -> String {
+    let q = |s: &str| shlex_quote(s);
+    let mut s = String::from(
+        r#"export LC_ALL=C
+sec() { echo "==kinit:$1=="; }
+sec uid; id -u
+sec hostname; cat /proc/sys/kernel/hostname
+sec machine-id; cat /etc/machine-id 2>/dev/null
+sec product-uuid; cat /sys/class/dmi/id/product_uuid 2>/dev/null
+sec macs; for d in /sys/class/net/*; do n=${d##*/}; [ "$n" = lo ] && continue; [ -e "$d/device" ] || [ -e "$d/address" ] || continue; echo "$n $(cat "$d/address" 2>/dev/null)"; done
+sec nproc; nproc 2>/dev/null || getconf _NPROCESSORS_ONLN
+sec meminfo; grep -E '^(MemTotal|SwapTotal):' /proc/meminfo
+sec swaps; cat /proc/swaps
+sec kernel; uname -r
+sec os-release; cat /etc/os-release 2>/dev/null
+sec ip-forward; cat /proc/sys/net/ipv4/ip_forward 2>/dev/null
+sec modules; cut -d' ' -f1 /proc/modules 2>/dev/null; for m in br_netfilter overlay; do [ -d /sys/module/$m ] && echo $m; done
+sec cgroup; stat -fc %T /sys/fs/cgroup 2>/dev/null
+sec systemd; [ -d /run/systemd/system ] && echo yes || echo no
+sec sudo; if [ "$(id -u)" = 0 ]; then echo root; elif sudo -n true 2>/dev/null; then echo nopasswd; else echo password; fi
+sec listeners; ss -Hltnp 2>/dev/null
+sec time-services; for u in chrony chronyd systemd-timesyncd ntp ntpsec; do echo "$u $(systemctl is-active $u 2>/dev/null)"; done
+sec ntp-synchronized; timedatectl show -p NTPSynchronized --value 2>/dev/null
+sec addresses; ip -o addr show 2>/dev/null | awk '{print $2, $4}'
+"#,
+    );
+    let dir = q(&req.etcd_data_dir);
+    s.push_str(&format!(
+        "sec etcd-dir; if [ -d {dir} ]; then echo exists; ls -A {dir} | head -n 20; else echo absent; fi\n"
+    ));
+    // Free space where the data directory is, or would be created.
+    s.push_str(&format!(
+        "sec etcd-df; p={dir}; while [ ! -e \"$p\" ]; do p=$(dirname \"$p\"); done; df -Pk \"$p\" | tail -n 1\n"
+    ));
+    s.push_str("sec peers\n");
+    for (name, addr) in &req.peers {
+        let target = format!("/dev/tcp/{}/{}", addr.ip(), addr.port());
+        s.push_str(&format!(
+            "if timeout 2 bash -c {} 2>/dev/null; then echo {} ok; else echo {} fail; fi\n",
+            q(&format!("exec 3<>{target}")),
+            q(name),
+            q(name)
+        ));
+    }
+    // The clock last, closest to the moment the output returns (skew is measured around it).
+    s.push_str("sec clock; date +%s.%N\nsec end\n");
+    s
+}
+
+/// Single-quote `s` for a POSIX shell.
+pub fn shlex_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c))
+    {
+        return s.to_string();
+    }
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// The probe's output cut into its named sections.
+pub fn sections(output: &str) -> HashMap<&str, Vec<&str>> {
+    let mut map: HashMap<&str, Vec<&str>> = HashMap::new();
+    let mut current: Option<&str> = None;
+    for line in output.lines() {
+        if let Some(name) = line.strip_prefix(MARK).and_then(|r| r.strip_suffix("==")) {
+            current = Some(name);
+            map.entry(name).or_default();
+        } else if let Some(name) = current {
+            map.entry(name).or_default().push(line);
+        }
+    }
+    map
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_survives_hostile_values() {
+        assert_eq!(shlex_quote("/var/lib/etcd"), "/var/lib/etcd");
+        assert_eq!(shlex_quote("a b"), "'a b'");
+        assert_eq!(shlex_quote("x'; rm -rf /'"), r"'x'\''; rm -rf /'\'''");
+        assert_eq!(shlex_quote(""), "''");
+    }
+
+    #[test]
+    fn script_quotes_the_data_dir_and_lists_peers() {
+        let s = script(&ProbeRequest {
+            etcd_data_dir: "/var/lib/my etcd".into(),
+            peers: vec![("cp2".into(), "10.0.0.12:22".parse().unwrap())],
+        });
+        assert!(s.contains("if [ -d '/var/lib/my etcd' ]"));
+        assert!(s.contains("'exec 3<>/dev/tcp/10.0.0.12/22'"));
+        assert!(s.ends_with("sec end\n"));
+    }
+
+    #[test]
+    fn sections_split_on_markers() {
+        let out = "==kinit:a==\n1\n2\n==kinit:b==\n==kinit:c==\nx\n";
+        let s = sections(out);
+        assert_eq!(s["a"], ["1", "2"]);
+        assert!(s["b"].is_empty());
+        assert_eq!(s["c"], ["x"]);
+    }
+}

@@ -1,0 +1,559 @@
+//! The checks themselves. Each takes facts and returns findings; nothing here touches a host.
+
+use std::collections::BTreeMap;
+
+use super::{HostObservation, IgnoreSet, OperatorView, PreflightFinding, PreflightReport, Status};
+use crate::config::Role;
+use crate::facts::{CgroupVersion, HostFacts, Privilege};
+use crate::inventory::{Host, Inventory};
+
+/// kubeadm's minimums for a control-plane host.
+const MIN_CPUS: u32 = 2;
+/// kubeadm counts MemTotal in MB (1024*1024) and wants 1700 of them: a "2 GB" machine passes
+/// even though the kernel keeps some memory for itself.
+const MIN_MEM_MB: u64 = 1700;
+/// etcd's default backend quota is 2 GiB; less free space than that cannot hold a full database.
+const MIN_ETCD_FREE_KIB: u64 = 2 * 1024 * 1024;
+/// Clock skew (seconds) beyond which certificates issued "now" may not yet be valid on a host and
+/// etcd leases misbehave.
+const SKEW_FAIL: f64 = 1.0;
+const SKEW_WARN: f64 = 0.25;
+
+fn finding(
+    host: &str,
+    check: impl Into<String>,
+    status: Status,
+    message: impl Into<String>,
+    fix: Option<&str>,
+) -> PreflightFinding {
+    PreflightFinding {
+        host: host.to_string(),
+        check: check.into(),
+        status,
+        message: message.into(),
+        fix: fix.map(str::to_string),
+        ignored: false,
+    }
+}
+
+fn pass(host: &str, check: impl Into<String>, message: impl Into<String>) -> PreflightFinding {
+    finding(host, check, Status::Pass, message, None)
+}
+
+fn warn(
+    host: &str,
+    check: impl Into<String>,
+    message: impl Into<String>,
+    fix: &str,
+) -> PreflightFinding {
+    finding(host, check, Status::Warn, message, Some(fix))
+}
+
+fn fail(
+    host: &str,
+    check: impl Into<String>,
+    message: impl Into<String>,
+    fix: &str,
+) -> PreflightFinding {
+    finding(host, check, Status::Fail, message, Some(fix))
+}
+
+/// Every check for every host, then the checks across hosts; `ignore` demotes failures.
+pub fn evaluate(
+    inv: &Inventory,
+    observations: &BTreeMap<String, HostObservation>,
+    operator: &OperatorView,
+    ignore: &IgnoreSet,
+) -> PreflightReport {
+    let mut out = Vec::new();
+    for host in &inv.hosts {
+        match observations.get(&host.name) {
+            Some(HostObservation::Reached { facts, clock_skew }) => {
+                out.push(pass(&host.name, "Reachable", format!("probed over SSH as {}", host.ssh.user)));
+                per_host(inv, host, facts, *clock_skew, &mut out);
+            }
+            Some(HostObservation::Unreachable { reason }) => out.push(fail(
+                &host.name,
+                "Reachable",
+                format!("cannot probe {} ({}:{}): {reason}", host.name, host.address, host.ssh.port),
+                "check that the host is up, sshd listens on that port, and the key and user are right",
+            )),
+            None => out.push(fail(&host.name, "Reachable", "not probed", "re-run preflight")),
+        }
+    }
+    across_hosts(inv, observations, &mut out);
+    vip(inv, observations, operator, &mut out);
+
+    for f in &mut out {
+        if f.status == Status::Fail && ignore.ignores(&f.check) {
+            f.status = Status::Warn;
+            f.ignored = true;
+        }
+    }
+    // Stable order: inventory host order, then the order checks were written in.
+    let order: BTreeMap<&str, usize> = inv
+        .hosts
+        .iter()
+        .enumerate()
+        .map(|(i, h)| (h.name.as_str(), i))
+        .collect();
+    out.sort_by_key(|f| order.get(f.host.as_str()).copied().unwrap_or(usize::MAX));
+    PreflightReport { findings: out }
+}
+
+fn per_host(
+    inv: &Inventory,
+    host: &Host,
+    f: &HostFacts,
+    skew: Option<f64>,
+    out: &mut Vec<PreflightFinding>,
+) {
+    let h = host.name.as_str();
+    let control_plane = host.has(Role::ControlPlane);
+
+    out.push(match f.privilege {
+        Some(Privilege::Root) => pass(h, "IsPrivilegedUser", "logged in as root"),
+        Some(Privilege::SudoNoPassword) => {
+            pass(h, "IsPrivilegedUser", "sudo works without a password")
+        }
+        Some(Privilege::SudoPassword) => fail(
+            h,
+            "IsPrivilegedUser",
+            format!("{} is not root and sudo asks for a password", host.ssh.user),
+            "log in as root, or allow passwordless sudo for this user (a sudoers.d NOPASSWD rule)",
+        ),
+        None => fail(
+            h,
+            "IsPrivilegedUser",
+            "could not tell whether the login is privileged",
+            "log in as root",
+        ),
+    });
+
+    if control_plane {
+        out.push(if f.cpus >= MIN_CPUS {
+            pass(h, "NumCPU", format!("{} CPUs", f.cpus))
+        } else {
+            fail(
+                h,
+                "NumCPU",
+                format!(
+                    "the number of available CPUs {} is less than the required {MIN_CPUS}",
+                    f.cpus
+                ),
+                "give the machine at least 2 CPUs",
+            )
+        });
+        let mb = f.mem_total_kib / 1024;
+        out.push(if mb >= MIN_MEM_MB {
+            pass(h, "Mem", format!("{mb} MB of memory"))
+        } else {
+            fail(
+                h,
+                "Mem",
+                format!("the system RAM ({mb} MB) is less than the minimum {MIN_MEM_MB} MB"),
+                "give the machine at least 2 GB of memory",
+            )
+        });
+    }
+
+    out.push(if f.swap_areas.is_empty() {
+        pass(h, "Swap", "swap is off")
+    } else {
+        fail(
+            h,
+            "Swap",
+            format!(
+                "swap is on ({}); the kubelet refuses to start with swap by default",
+                f.swap_areas.join(", ")
+            ),
+            "run `swapoff -a` and remove swap entries from /etc/fstab",
+        )
+    });
+
+    out.push(match f.ip_forward {
+        Some(true) => pass(h, "FileContent--proc-sys-net-ipv4-ip_forward", "net.ipv4.ip_forward = 1"),
+        _ => fail(
+            h,
+            "FileContent--proc-sys-net-ipv4-ip_forward",
+            "/proc/sys/net/ipv4/ip_forward contents are not set to 1",
+            "run `sysctl -w net.ipv4.ip_forward=1` and persist it in /etc/sysctl.d/ (kinit up writes this file)",
+        ),
+    });
+
+    for module in ["br_netfilter", "overlay"] {
+        let check = format!("KernelModule-{module}");
+        out.push(if f.modules.iter().any(|m| m == module) {
+            pass(h, check, format!("{module} is loaded"))
+        } else {
+            warn(
+                h,
+                check,
+                format!("kernel module {module} is not loaded"),
+                &format!("run `modprobe {module}` and list it in /etc/modules-load.d/ (kinit up writes this file)"),
+            )
+        });
+    }
+
+    out.push(kernel(h, &f.kernel));
+
+    out.push(match f.cgroup {
+        Some(CgroupVersion::V2) => pass(h, "CgroupVersion", "cgroup v2"),
+        Some(CgroupVersion::V1) if inv.kubernetes_version.minor >= 35 => fail(
+            h,
+            "CgroupVersion",
+            "cgroup v1: the kubelet refuses it from Kubernetes 1.35",
+            "boot with cgroup v2 (systemd.unified_cgroup_hierarchy=1)",
+        ),
+        Some(CgroupVersion::V1) => warn(
+            h,
+            "CgroupVersion",
+            "cgroup v1 support is deprecated in Kubernetes",
+            "boot with cgroup v2 (systemd.unified_cgroup_hierarchy=1)",
+        ),
+        None => warn(
+            h,
+            "CgroupVersion",
+            "could not tell the cgroup version",
+            "check that /sys/fs/cgroup is mounted",
+        ),
+    });
+
+    out.push(if f.systemd {
+        pass(h, "Systemd", "systemd is the init system")
+    } else {
+        fail(
+            h,
+            "Systemd",
+            "systemd is not running as the init system",
+            "kinit manages services with systemd; use a systemd distribution",
+        )
+    });
+
+    out.push(os(h, f));
+    ports(inv, host, f, out);
+    time(h, f, skew, out);
+    if host.has(Role::Etcd) {
+        etcd_dir(inv, h, f, out);
+    }
+}
+
+fn kernel(h: &str, release: &str) -> PreflightFinding {
+    let mut parts = release.split(['.', '-']).map(|p| p.parse::<u32>().ok());
+    let (major, minor) = (parts.next().flatten(), parts.next().flatten());
+    match (major, minor) {
+        (Some(m), _) if m >= 6 => pass(h, "KernelVersion", format!("kernel {release}")),
+        (Some(5), Some(4 | 10 | 15)) => pass(h, "KernelVersion", format!("kernel {release} (LTS)")),
+        _ => warn(
+            h,
+            "KernelVersion",
+            format!(
+                "kernel release {release} is unsupported: Kubernetes supports the 5.4, 5.10 and 5.15 LTS series and any 6.x"
+            ),
+            "upgrade the kernel",
+        ),
+    }
+}
+
+/// Distributions kinit's steps are written for (systemd, apt or dnf).
+const SUPPORTED_OS: &[&str] = &[
+    "debian",
+    "ubuntu",
+    "rhel",
+    "centos",
+    "rocky",
+    "almalinux",
+    "fedora",
+    "ol",
+];
+
+fn os(h: &str, f: &HostFacts) -> PreflightFinding {
+    let id = f.os.get("ID").map(String::as_str).unwrap_or("unknown");
+    let pretty = f.os.get("PRETTY_NAME").map(String::as_str).unwrap_or(id);
+    let like = f.os.get("ID_LIKE").map(String::as_str).unwrap_or("");
+    if SUPPORTED_OS.contains(&id) || like.split(' ').any(|l| SUPPORTED_OS.contains(&l)) {
+        pass(h, "OperatingSystem", pretty.to_string())
+    } else {
+        warn(
+            h,
+            "OperatingSystem",
+            format!("{pretty} is not a distribution kinit is tested on"),
+            "use Debian, Ubuntu or a RHEL derivative",
+        )
+    }
+}
+
+fn ports(inv: &Inventory, host: &Host, f: &HostFacts, out: &mut Vec<PreflightFinding>) {
+    let h = host.name.as_str();
+    let mut seen = Vec::new();
+    for p in inv.ports_for(host) {
+        if seen.contains(&p.port) {
+            continue;
+        }
+        seen.push(p.port);
+        let check = format!("Port-{}", p.port);
+        let holders: Vec<&crate::facts::Listener> = f.listeners_on(p.port).collect();
+        out.push(if holders.is_empty() {
+            pass(
+                h,
+                check,
+                format!("port {} is free for {}", p.port, p.component),
+            )
+        } else if holders
+            .iter()
+            .all(|l| l.process.as_deref() == Some(p.process))
+        {
+            // Already held by the component kinit runs there: a re-run on a converged cluster.
+            pass(
+                h,
+                check,
+                format!("port {} is held by {} itself", p.port, p.component),
+            )
+        } else {
+            let who = holders
+                .iter()
+                .map(|l| {
+                    format!(
+                        "{} on {}",
+                        l.process.as_deref().unwrap_or("an unknown process"),
+                        l.address
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            fail(
+                h,
+                check,
+                format!(
+                    "port {} is in use by {who}; {} needs it",
+                    p.port, p.component
+                ),
+                &format!(
+                    "stop what listens on {} (`ss -ltnp 'sport = :{}'` shows it)",
+                    p.port, p.port
+                ),
+            )
+        });
+    }
+}
+
+fn time(h: &str, f: &HostFacts, skew: Option<f64>, out: &mut Vec<PreflightFinding>) {
+    out.push(match (f.time_services.first(), f.ntp_synchronized) {
+        (None, _) => fail(
+            h,
+            "TimeSync",
+            "no time synchronisation service is active (chrony, systemd-timesyncd, ntpd)",
+            "install and start chrony (`apt-get install -y chrony`), or set spec.timeSync.servers and let kinit configure it",
+        ),
+        (Some(svc), Some(false)) => warn(
+            h,
+            "TimeSync",
+            format!("{svc} is active but the clock is not synchronised yet"),
+            "check that the NTP servers are reachable (`chronyc sources`)",
+        ),
+        (Some(svc), _) => pass(h, "TimeSync", format!("{svc} is active")),
+    });
+    if let Some(skew) = skew {
+        let abs = skew.abs();
+        let msg = format!(
+            "clock is {abs:.3} s {} the operator's",
+            if skew >= 0.0 { "ahead of" } else { "behind" }
+        );
+        let fix = "synchronise the clocks (chrony on every host and on this machine)";
+        out.push(if abs >= SKEW_FAIL {
+            fail(h, "ClockSkew", msg, fix)
+        } else if abs >= SKEW_WARN {
+            warn(h, "ClockSkew", msg, fix)
+        } else {
+            pass(h, "ClockSkew", msg)
+        });
+    }
+}
+
+fn etcd_dir(inv: &Inventory, h: &str, f: &HostFacts, out: &mut Vec<PreflightFinding>) {
+    let dir = &inv.etcd.data_dir;
+    let check = format!("DirAvailable-{}", dir.replace('/', "-"));
+    let etcd_running = f
+        .listeners_on(crate::inventory::ports::ETCD_CLIENT)
+        .any(|l| l.process.as_deref() == Some("etcd"));
+    let d = &f.etcd_dir;
+    out.push(if !d.exists || d.entries.is_empty() {
+        pass(h, check, format!("{dir} is empty or absent"))
+    } else if d.entries == ["member"] && etcd_running {
+        pass(h, check, format!("{dir} holds the running etcd member"))
+    } else {
+        fail(
+            h,
+            check,
+            format!("{dir} is not empty ({})", d.entries.join(", ")),
+            &format!("this looks like data from another etcd: move it away (`mv {dir} {dir}.old`) if it is not needed"),
+        )
+    });
+    if let Some(free) = d.free_kib {
+        let gib = free as f64 / 1024.0 / 1024.0;
+        out.push(if free >= MIN_ETCD_FREE_KIB {
+            pass(h, "EtcdDiskSpace", format!("{gib:.1} GiB free for {dir}"))
+        } else {
+            fail(
+                h,
+                "EtcdDiskSpace",
+                format!("only {gib:.1} GiB free for {dir}; etcd's database may grow to 2 GiB"),
+                "free disk space or put spec.etcd.dataDir on a larger filesystem",
+            )
+        });
+    }
+}
+
+/// Identities that must differ between machines, and reachability between them.
+fn across_hosts(
+    inv: &Inventory,
+    obs: &BTreeMap<String, HostObservation>,
+    out: &mut Vec<PreflightFinding>,
+) {
+    let facts: Vec<(&Host, &HostFacts)> = inv
+        .hosts
+        .iter()
+        .filter_map(|h| match obs.get(&h.name) {
+            Some(HostObservation::Reached { facts, .. }) => Some((h, facts.as_ref())),
+            _ => None,
+        })
+        .collect();
+
+    type Extract = fn(&HostFacts) -> Vec<String>;
+    let identities: [(&str, &str, Extract, &str); 4] = [
+        (
+            "Hostname",
+            "hostname",
+            |f| vec![f.hostname.clone()],
+            "set a distinct hostname (`hostnamectl set-hostname NAME`)",
+        ),
+        (
+            "MachineID",
+            "machine-id",
+            |f| f.machine_id.iter().cloned().collect(),
+            "give each clone its own id: `rm /etc/machine-id && systemd-machine-id-setup`",
+        ),
+        (
+            "ProductUUID",
+            "product_uuid",
+            |f| f.product_uuid.iter().cloned().collect(),
+            "cloned VMs share a product_uuid: regenerate the VM's UUID in the hypervisor",
+        ),
+        (
+            "MACAddress",
+            "MAC address",
+            |f| f.macs.values().cloned().collect(),
+            "give each clone its own MAC address in the hypervisor",
+        ),
+    ];
+    for (check, what, extract, fix) in identities {
+        let mut owners: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+        for (h, f) in &facts {
+            for v in extract(f) {
+                owners.entry(v).or_default().push(h.name.as_str());
+            }
+        }
+        let check = format!("Unique{check}");
+        for (h, f) in &facts {
+            let values = extract(f);
+            if values.is_empty() {
+                continue;
+            }
+            let clashes: Vec<String> = values
+                .iter()
+                .filter_map(|v| {
+                    let others: Vec<&str> =
+                        owners[v].iter().copied().filter(|o| *o != h.name).collect();
+                    (!others.is_empty())
+                        .then(|| format!("{what} {v} is also {}'s", others.join(", ")))
+                })
+                .collect();
+            out.push(if clashes.is_empty() {
+                pass(&h.name, check.clone(), format!("{what} is unique"))
+            } else {
+                fail(&h.name, check.clone(), clashes.join("; "), fix)
+            });
+        }
+    }
+
+    for (h, f) in &facts {
+        let unreachable: Vec<&str> = f
+            .peers
+            .iter()
+            .filter(|(_, ok)| !**ok)
+            .map(|(p, _)| p.as_str())
+            .collect();
+        if f.peers.is_empty() {
+            continue;
+        }
+        out.push(if unreachable.is_empty() {
+            pass(&h.name, "PeerConnectivity", format!("reaches the SSH port of all {} other hosts", f.peers.len()))
+        } else {
+            fail(
+                &h.name,
+                "PeerConnectivity",
+                format!("cannot reach the SSH port of {}", unreachable.join(", ")),
+                "check routes and firewalls between the hosts; etcd and the apiservers need the same paths",
+            )
+        });
+    }
+}
+
+fn vip(
+    inv: &Inventory,
+    obs: &BTreeMap<String, HostObservation>,
+    op: &OperatorView,
+    out: &mut Vec<PreflightFinding>,
+) {
+    if inv.endpoint.load_balancer != crate::config::LoadBalancerKind::HaproxyKeepalived {
+        return;
+    }
+    let vip = &inv.endpoint.address;
+    let holders: Vec<&str> = inv
+        .hosts
+        .iter()
+        .filter(|h| match obs.get(&h.name) {
+            Some(HostObservation::Reached { facts, .. }) => facts
+                .addresses
+                .iter()
+                .any(|(_, a)| a.split('/').next() == Some(vip.as_str())),
+            _ => false,
+        })
+        .map(|h| h.name.as_str())
+        .collect();
+    let Some(first_cp) = inv.control_plane().next() else {
+        return;
+    };
+    let h = first_cp.name.as_str();
+    let ours = holders
+        .iter()
+        .all(|n| inv.host(n).is_some_and(|x| x.has(Role::ControlPlane)));
+    out.push(if !holders.is_empty() && ours {
+        pass(
+            h,
+            "VirtualIP",
+            format!("the VIP {vip} is held by {} (ours)", holders.join(", ")),
+        )
+    } else if !holders.is_empty() {
+        fail(
+            h,
+            "VirtualIP",
+            format!(
+                "the VIP {vip} is assigned on {}, which is not a control-plane host",
+                holders.join(", ")
+            ),
+            "remove the address from that host",
+        )
+    } else if op.vip_answers == Some(true) {
+        fail(
+            h,
+            "VirtualIP",
+            format!(
+                "something already answers on the VIP {vip}, and it is none of the cluster's hosts"
+            ),
+            "pick an unused address for spec.controlPlaneEndpoint.address",
+        )
+    } else {
+        pass(h, "VirtualIP", format!("the VIP {vip} is free"))
+    });
+}

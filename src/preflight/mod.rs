@@ -1,0 +1,87 @@
+//! Preflight: checks as pure functions over (inventory, host facts) -> findings.
+//!
+//! Names follow kubeadm where kubeadm has the check (`NumCPU`, `Mem`, `Swap`, `Port-2379`,
+//! `FileContent--proc-sys-net-ipv4-ip_forward`, `DirAvailable--var-lib-etcd`), so
+//! `--ignore-preflight-errors` takes the names operators already know. Checks kubeadm leaves to a
+//! manual step (unique machine ids, MACs, clock skew, reachability) only make sense across hosts
+//! and are what kinit adds.
+
+mod checks;
+mod ignore;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+pub use checks::evaluate;
+pub use ignore::IgnoreSet;
+
+use crate::facts::HostFacts;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Pass,
+    Warn,
+    Fail,
+}
+
+/// One check's verdict for one host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PreflightFinding {
+    pub host: String,
+    /// Stable check name, e.g. `NumCPU`, `Port-2379`.
+    pub check: String,
+    pub status: Status,
+    pub message: String,
+    /// What to do about it (empty for passes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+    /// A failure turned into a warning by --ignore-preflight-errors.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub ignored: bool,
+}
+
+/// What was learned about one host.
+#[derive(Debug, Clone)]
+pub enum HostObservation {
+    Reached {
+        facts: Box<HostFacts>,
+        /// Host clock minus operator clock at the same instant, in seconds (the operator's
+        /// reading is taken at the midpoint of the round trip).
+        clock_skew: Option<f64>,
+    },
+    /// The host could not be probed; the reason names the step (connect, auth, host key, ...).
+    Unreachable { reason: String },
+}
+
+/// Facts gathered on the operator side.
+#[derive(Debug, Clone, Default)]
+pub struct OperatorView {
+    /// Whether something answered on VIP:port before kinit set it up; None when not probed.
+    pub vip_answers: Option<bool>,
+}
+
+/// All findings of one run, per host in inventory order.
+#[derive(Debug, Clone, Serialize)]
+pub struct PreflightReport {
+    pub findings: Vec<PreflightFinding>,
+}
+
+impl PreflightReport {
+    pub fn count(&self, status: Status) -> usize {
+        self.findings.iter().filter(|f| f.status == status).count()
+    }
+
+    pub fn failed(&self) -> bool {
+        self.count(Status::Fail) > 0
+    }
+
+    pub fn by_host(&self) -> BTreeMap<&str, Vec<&PreflightFinding>> {
+        let mut m: BTreeMap<&str, Vec<&PreflightFinding>> = BTreeMap::new();
+        for f in &self.findings {
+            m.entry(f.host.as_str()).or_default().push(f);
+        }
+        m
+    }
+}

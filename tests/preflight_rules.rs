@@ -1,0 +1,386 @@
+//! Every preflight check as a pure function of captured probe output: a clean node passes, and
+//! each injected fault produces its own finding, naming the host (and the other host for clashes).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use kinit::config::template::{InitShape, render};
+use kinit::config::{self, Topology};
+use kinit::facts::HostFacts;
+use kinit::inventory::Inventory;
+use kinit::preflight::{
+    HostObservation, IgnoreSet, OperatorView, PreflightReport, Status, evaluate,
+};
+
+const CLEAN: &str = include_str!("fixtures/probe/clean-node.txt");
+
+fn inventory(topology: Topology, workers: u32) -> Inventory {
+    let text = render(InitShape {
+        topology,
+        control_planes: 3,
+        workers,
+        etcd_hosts: 3,
+    })
+    .unwrap();
+    let (cfg, report) = config::check(Path::new("c.yaml"), text);
+    assert!(!report.has_errors());
+    Inventory::from_config(&cfg.unwrap(), Path::new("/tmp"), None).unwrap()
+}
+
+/// The clean node's output made to look like host `i` of the inventory (own name, id, MAC, address).
+fn node_output(inv: &Inventory, i: usize) -> String {
+    let h = &inv.hosts[i];
+    let peers: String = inv
+        .hosts
+        .iter()
+        .filter(|o| o.name != h.name)
+        .map(|o| format!("{} ok\n", o.name))
+        .collect();
+    let clean = CLEAN.replace("cp2 ok\ncp3 ok\n", &peers);
+    clean
+        .replace(
+            "==kinit:hostname==\ncp1",
+            &format!("==kinit:hostname==\n{}", h.name),
+        )
+        .replace(
+            "6a1d2d0f8a2b4e0c9b5e3f1a2c4d6e81",
+            &format!("6a1d2d0f8a2b4e0c9b5e3f1a2c4d6e{i:02}"),
+        )
+        .replace("2a:1b:3c:00:00:11", &format!("2a:1b:3c:00:00:{i:02}"))
+        .replace("192.168.9.11/24", &format!("{}/24", h.address))
+}
+
+fn observe(outputs: Vec<String>, inv: &Inventory) -> BTreeMap<String, HostObservation> {
+    inv.hosts
+        .iter()
+        .zip(outputs)
+        .map(|(h, out)| {
+            let facts = HostFacts::parse(&out).unwrap();
+            (
+                h.name.clone(),
+                HostObservation::Reached {
+                    facts: Box::new(facts),
+                    clock_skew: Some(0.01),
+                },
+            )
+        })
+        .collect()
+}
+
+fn run(inv: &Inventory, obs: &BTreeMap<String, HostObservation>) -> PreflightReport {
+    evaluate(inv, obs, &OperatorView::default(), &IgnoreSet::default())
+}
+
+/// Outputs for every host of `inv`, with `edit` applied to host `target`'s.
+fn with_fault(
+    inv: &Inventory,
+    target: usize,
+    edit: impl Fn(String) -> String,
+) -> BTreeMap<String, HostObservation> {
+    let outputs = (0..inv.hosts.len())
+        .map(|i| {
+            if i == target {
+                edit(node_output(inv, i))
+            } else {
+                node_output(inv, i)
+            }
+        })
+        .collect();
+    observe(outputs, inv)
+}
+
+fn failures(r: &PreflightReport) -> Vec<(String, String, String)> {
+    r.findings
+        .iter()
+        .filter(|f| f.status == Status::Fail)
+        .map(|f| (f.host.clone(), f.check.clone(), f.message.clone()))
+        .collect()
+}
+
+fn only_failure(r: &PreflightReport) -> (String, String, String) {
+    let f = failures(r);
+    assert_eq!(f.len(), 1, "expected exactly one failure, got {f:#?}");
+    f.into_iter().next().unwrap()
+}
+
+#[test]
+fn a_clean_cluster_passes_every_check() {
+    let inv = inventory(Topology::Stacked, 1);
+    let r = run(&inv, &with_fault(&inv, 0, |s| s));
+    assert!(failures(&r).is_empty(), "{:#?}", failures(&r));
+    assert_eq!(r.count(Status::Warn), 0);
+    let cp1: Vec<&str> = r
+        .findings
+        .iter()
+        .filter(|f| f.host == "cp1")
+        .map(|f| f.check.as_str())
+        .collect();
+    for check in [
+        "IsPrivilegedUser",
+        "NumCPU",
+        "Mem",
+        "Swap",
+        "Port-6443",
+        "Port-8443",
+        "Port-2379",
+        "Port-2381",
+        "TimeSync",
+        "ClockSkew",
+        "UniqueMachineID",
+        "UniqueMACAddress",
+        "PeerConnectivity",
+        "VirtualIP",
+        "DirAvailable--var-lib-etcd",
+        "EtcdDiskSpace",
+        "FileContent--proc-sys-net-ipv4-ip_forward",
+    ] {
+        assert!(cp1.contains(&check), "cp1 lacks {check}: {cp1:?}");
+    }
+    // Workers are not held to control-plane minimums or etcd ports.
+    let worker: Vec<&str> = r
+        .findings
+        .iter()
+        .filter(|f| f.host == "worker1")
+        .map(|f| f.check.as_str())
+        .collect();
+    assert!(
+        worker.contains(&"Port-10250")
+            && !worker.contains(&"NumCPU")
+            && !worker.contains(&"Port-2379")
+    );
+}
+
+#[test]
+fn cloned_machine_id_names_both_hosts() {
+    let inv = inventory(Topology::Stacked, 0);
+    let obs = with_fault(&inv, 2, |s| {
+        s.replace(
+            "6a1d2d0f8a2b4e0c9b5e3f1a2c4d6e02",
+            "6a1d2d0f8a2b4e0c9b5e3f1a2c4d6e00",
+        )
+    });
+    let f = failures(&run(&inv, &obs));
+    assert_eq!(f.len(), 2, "{f:#?}");
+    assert_eq!(
+        (f[0].0.as_str(), f[0].1.as_str()),
+        ("cp1", "UniqueMachineID")
+    );
+    assert!(f[0].2.contains("also cp3's"), "{}", f[0].2);
+    assert_eq!(
+        (f[1].0.as_str(), f[1].1.as_str()),
+        ("cp3", "UniqueMachineID")
+    );
+    assert!(f[1].2.contains("also cp1's"), "{}", f[1].2);
+}
+
+#[test]
+fn a_foreign_listener_on_2379_fails_but_etcd_itself_passes() {
+    let inv = inventory(Topology::Stacked, 0);
+    let line = "LISTEN 0 5 0.0.0.0:2379 0.0.0.0:* users:((\"python3\",pid=900,fd=3))\n==kinit:time-services==";
+    let obs = with_fault(&inv, 1, |s| s.replace("==kinit:time-services==", line));
+    let (host, check, msg) = only_failure(&run(&inv, &obs));
+    assert_eq!((host.as_str(), check.as_str()), ("cp2", "Port-2379"));
+    assert!(
+        msg.contains("python3 on 0.0.0.0") && msg.contains("etcd needs it"),
+        "{msg}"
+    );
+
+    let ours = line.replace("python3", "etcd");
+    let obs = with_fault(&inv, 1, |s| s.replace("==kinit:time-services==", &ours));
+    assert!(failures(&run(&inv, &obs)).is_empty());
+}
+
+#[test]
+fn stopped_chrony_fails_time_sync() {
+    let inv = inventory(Topology::Stacked, 0);
+    let obs = with_fault(&inv, 0, |s| {
+        s.replace("chrony active", "chrony inactive").replace(
+            "==kinit:ntp-synchronized==\nyes",
+            "==kinit:ntp-synchronized==\nno",
+        )
+    });
+    let (host, check, msg) = only_failure(&run(&inv, &obs));
+    assert_eq!((host.as_str(), check.as_str()), ("cp1", "TimeSync"));
+    assert!(msg.contains("no time synchronisation service"), "{msg}");
+}
+
+#[test]
+fn ip_forward_off_fails_with_kubeadms_name() {
+    let inv = inventory(Topology::Stacked, 0);
+    let obs = with_fault(&inv, 1, |s| {
+        s.replace("==kinit:ip-forward==\n1", "==kinit:ip-forward==\n0")
+    });
+    let (host, check, _) = only_failure(&run(&inv, &obs));
+    assert_eq!(
+        (host.as_str(), check.as_str()),
+        ("cp2", "FileContent--proc-sys-net-ipv4-ip_forward")
+    );
+}
+
+#[test]
+fn an_unreachable_host_is_a_finding_and_the_others_are_still_checked() {
+    let inv = inventory(Topology::Stacked, 0);
+    let mut obs = with_fault(&inv, 0, |s| s);
+    obs.insert(
+        "cp3".into(),
+        HostObservation::Unreachable {
+            reason: "connect: connection refused".into(),
+        },
+    );
+    let r = run(&inv, &obs);
+    let (host, check, msg) = only_failure(&r);
+    assert_eq!((host.as_str(), check.as_str()), ("cp3", "Reachable"));
+    assert!(
+        msg.contains("192.168.9.13:22") && msg.contains("connection refused"),
+        "{msg}"
+    );
+    assert!(
+        r.findings.iter().filter(|f| f.host == "cp1").count() > 15,
+        "cp1 still fully checked"
+    );
+}
+
+#[test]
+fn resource_and_system_faults() {
+    let inv = inventory(Topology::Stacked, 0);
+    type Edit = Box<dyn Fn(String) -> String>;
+    let cases: Vec<(&str, Edit)> = vec![
+        (
+            "NumCPU",
+            Box::new(|s| s.replace("==kinit:nproc==\n2", "==kinit:nproc==\n1")),
+        ),
+        ("Mem", Box::new(|s| s.replace("24570892 kB", "1740000 kB"))),
+        (
+            "Swap",
+            Box::new(|s| s.replace("Priority\n", "Priority\n/swapfile file 1048572 0 -2\n")),
+        ),
+        (
+            "IsPrivilegedUser",
+            Box::new(|s| s.replace("==kinit:sudo==\nroot", "==kinit:sudo==\npassword")),
+        ),
+        (
+            "Systemd",
+            Box::new(|s| s.replace("==kinit:systemd==\nyes", "==kinit:systemd==\nno")),
+        ),
+        (
+            "DirAvailable--var-lib-etcd",
+            Box::new(|s| {
+                s.replace(
+                    "==kinit:etcd-dir==\nabsent",
+                    "==kinit:etcd-dir==\nexists\nmember\nsnapshot.db",
+                )
+            }),
+        ),
+        (
+            "EtcdDiskSpace",
+            Box::new(|s| s.replace("78099948", "1048576")),
+        ),
+        (
+            "PeerConnectivity",
+            Box::new(|s| s.replace("cp3 ok", "cp3 fail")),
+        ),
+    ];
+    for (check, edit) in cases {
+        let (host, got, msg) = only_failure(&run(&inv, &with_fault(&inv, 0, edit)));
+        assert_eq!((host.as_str(), got.as_str()), ("cp1", check), "{msg}");
+    }
+}
+
+#[test]
+fn memory_is_counted_as_kubeadm_counts_it() {
+    let inv = inventory(Topology::Stacked, 0);
+    // 1700 MB exactly (kubeadm: MemTotal / 1024 / 1024 >= 1700) passes; one MB less fails.
+    let at = |kib: u64| {
+        let obs = with_fault(&inv, 0, |s| s.replace("24570892 kB", &format!("{kib} kB")));
+        failures(&run(&inv, &obs)).iter().any(|f| f.1 == "Mem")
+    };
+    assert!(!at(1700 * 1024));
+    assert!(at(1699 * 1024));
+}
+
+#[test]
+fn warnings_do_not_fail() {
+    let inv = inventory(Topology::Stacked, 0);
+    let obs = with_fault(&inv, 0, |s| {
+        s.replace("cgroup2fs", "tmpfs")
+            .replace("6.1.0-27-amd64", "4.19.0-21-amd64")
+            .replace("br_netfilter\n", "")
+    });
+    let r = run(&inv, &obs);
+    assert!(!r.failed(), "{:#?}", failures(&r));
+    let warned: Vec<&str> = r
+        .findings
+        .iter()
+        .filter(|f| f.status == Status::Warn)
+        .map(|f| f.check.as_str())
+        .collect();
+    assert_eq!(
+        warned,
+        [
+            "KernelModule-br_netfilter",
+            "KernelVersion",
+            "CgroupVersion"
+        ]
+    );
+}
+
+#[test]
+fn clock_skew_is_judged_on_the_measured_offset() {
+    let inv = inventory(Topology::Stacked, 0);
+    let mut obs = with_fault(&inv, 0, |s| s);
+    if let Some(HostObservation::Reached { clock_skew, .. }) = obs.get_mut("cp2") {
+        *clock_skew = Some(-2.5);
+    }
+    let (host, check, msg) = only_failure(&run(&inv, &obs));
+    assert_eq!((host.as_str(), check.as_str()), ("cp2", "ClockSkew"));
+    assert!(msg.contains("2.500 s behind"), "{msg}");
+}
+
+#[test]
+fn a_vip_answering_elsewhere_fails_and_ours_passes() {
+    let inv = inventory(Topology::Stacked, 0);
+    let obs = with_fault(&inv, 0, |s| s);
+    let r = evaluate(
+        &inv,
+        &obs,
+        &OperatorView {
+            vip_answers: Some(true),
+        },
+        &IgnoreSet::default(),
+    );
+    let (_, check, _) = only_failure(&r);
+    assert_eq!(check, "VirtualIP");
+    let obs = with_fault(&inv, 1, |s| {
+        s.replace("lo ::1/128", "host0 192.168.9.100/24\nlo ::1/128")
+    });
+    let r = evaluate(
+        &inv,
+        &obs,
+        &OperatorView {
+            vip_answers: Some(true),
+        },
+        &IgnoreSet::default(),
+    );
+    assert!(!r.failed(), "{:#?}", failures(&r));
+}
+
+#[test]
+fn ignored_failures_become_warnings() {
+    let inv = inventory(Topology::Stacked, 0);
+    let obs = with_fault(&inv, 0, |s| {
+        s.replace("==kinit:nproc==\n2", "==kinit:nproc==\n1")
+    });
+    let r = evaluate(
+        &inv,
+        &obs,
+        &OperatorView::default(),
+        &IgnoreSet::parse(&["numcpu"]),
+    );
+    assert!(!r.failed());
+    let f = r
+        .findings
+        .iter()
+        .find(|f| f.check == "NumCPU" && f.host == "cp1")
+        .unwrap();
+    assert!(f.ignored && f.status == Status::Warn);
+}
