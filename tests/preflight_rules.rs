@@ -384,3 +384,20 @@ fn ignored_failures_become_warnings() {
         .unwrap();
     assert!(f.ignored && f.status == Status::Warn);
 }
+
+#[test]
+fn the_report_shows_problems_by_host_with_their_fix() {
+    let inv = inventory(Topology::Stacked, 0);
+    let mut obs = with_fault(&inv, 1, |s| {
+        s.replace("==kinit:ip-forward==\n1", "==kinit:ip-forward==\n0")
+            .replace("br_netfilter\n", "")
+    });
+    obs.insert(
+        "cp3".into(),
+        HostObservation::Unreachable {
+            reason: "connect: timed out after 5s".into(),
+        },
+    );
+    let r = run(&inv, &obs);
+    insta::assert_snapshot!(kinit::ui::preflight::render(&r, false));
+}

@@ -9,8 +9,6 @@
 mod checks;
 mod ignore;
 
-use std::collections::BTreeMap;
-
 use serde::Serialize;
 
 pub use checks::evaluate;
@@ -77,11 +75,15 @@ impl PreflightReport {
         self.count(Status::Fail) > 0
     }
 
-    pub fn by_host(&self) -> BTreeMap<&str, Vec<&PreflightFinding>> {
-        let mut m: BTreeMap<&str, Vec<&PreflightFinding>> = BTreeMap::new();
+    /// Findings grouped by host, hosts in inventory order.
+    pub fn by_host(&self) -> Vec<(&str, Vec<&PreflightFinding>)> {
+        let mut groups: Vec<(&str, Vec<&PreflightFinding>)> = Vec::new();
         for f in &self.findings {
-            m.entry(f.host.as_str()).or_default().push(f);
+            match groups.iter_mut().find(|(h, _)| *h == f.host) {
+                Some((_, v)) => v.push(f),
+                None => groups.push((f.host.as_str(), vec![f])),
+            }
         }
-        m
+        groups
     }
 }
