@@ -8,4 +8,5 @@ pub mod commands;
 pub mod config;
 pub mod fsutil;
 pub mod inventory;
+pub mod lab;
 pub mod ui;

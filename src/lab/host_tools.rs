@@ -1,0 +1,73 @@
+//! The host programs the lab drives, the packages that provide them, and one way to run them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use super::LabError;
+
+/// (program, Debian package that provides it).
+pub const LAB_TOOLS: &[(&str, &str)] = &[
+    ("systemd-nspawn", "systemd-container"),
+    ("debootstrap", "debootstrap"),
+    ("ip", "iproute2"),
+    ("ssh-keygen", "openssh-client"),
+    ("ssh", "openssh-client"),
+    ("systemctl", "systemd"),
+];
+
+pub fn require_root() -> Result<(), LabError> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err(LabError::NotRoot);
+    }
+    Ok(())
+}
+
+/// Every program in `tools` must be on PATH (or in the sbin directories root normally has).
+pub fn require_tools(tools: &[(&str, &str)]) -> Result<(), LabError> {
+    let missing: Vec<&(&str, &str)> = tools.iter().filter(|(p, _)| find(p).is_none()).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let mut packages: Vec<&str> = missing.iter().map(|(_, pkg)| *pkg).collect();
+    packages.dedup();
+    Err(LabError::MissingTools {
+        tools: missing
+            .iter()
+            .map(|(p, _)| *p)
+            .collect::<Vec<_>>()
+            .join(", "),
+        packages: packages.join(" "),
+    })
+}
+
+pub fn find(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from))
+        .map(|d| d.join(program))
+        .find(|p| is_executable(p))
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    p.metadata()
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// Run a program to completion; a non-zero exit becomes an error carrying its stderr.
+pub fn run(cmd: &mut Command, step: &str) -> Result<Output, LabError> {
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    let out = cmd
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| LabError::step(step, format!("cannot run {program}: {e}")))?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        return Err(LabError::step(
+            step,
+            format!("{program} failed ({}): {}", out.status, stderr.trim()),
+        ));
+    }
+    Ok(out)
+}
