@@ -23,6 +23,7 @@ use crate::fsutil::{Existing, write_atomic};
 const BOOT_TIMEOUT: Duration = Duration::from_secs(120);
 
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct UpOutcome {
     pub name: String,
     pub lab_dir: PathBuf,
@@ -38,6 +39,7 @@ pub struct UpOutcome {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct LabStatus {
     pub name: String,
     pub lab_dir: PathBuf,
@@ -48,6 +50,7 @@ pub struct LabStatus {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct NodeStatus {
     pub name: String,
     pub address: Ipv4Addr,
