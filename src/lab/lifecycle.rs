@@ -156,7 +156,9 @@ pub fn up(req: &LabRequest, reporter: &dyn Reporter) -> Result<UpOutcome, LabErr
         state.save(&paths.dir)?;
     }
     write_known_hosts(&state, &paths)?;
-    wait_for_ssh(&mut state, &plan, booting.as_mut_slice(), reporter)?;
+    let waited = wait_for_ssh(&mut state, &plan, booting.as_mut_slice(), reporter);
+    state.save(&paths.dir)?;
+    waited?;
     let started = booting.iter().map(|b| b.name.clone()).collect();
 
     let text = cluster_file::render(&plan, &paths.key, &paths.known_hosts);
@@ -261,8 +263,8 @@ fn boot(
     reporter: &dyn Reporter,
 ) -> Result<Booting, LabError> {
     reporter.step(&format!("{}: booting", planned.name));
-    rec.nspawn = None;
-    node::release(rec, planned)?;
+    // Whatever a previous run left (a crash, a killed nspawn) goes first.
+    node::stop(rec, planned)?;
     if !node::identity_written(rec) {
         node::write_identity(rec, plan, planned, lab_key)?;
     }
@@ -315,6 +317,15 @@ fn wait_for_ssh(
                 SocketAddr::from((b.address, 22)),
                 Duration::from_millis(500),
             ) {
+                let rec = state.node_mut(&b.name).expect("recorded");
+                rec.leader = rec.nspawn.as_ref().and_then(node::find_leader);
+                if rec.leader.is_none() {
+                    return Err(LabError::node_step(
+                        &b.name,
+                        "booting",
+                        "sshd answers, but the node's systemd is not the only child of systemd-nspawn",
+                    ));
+                }
                 reporter.done(
                     &format!("{}: sshd answers on {}", b.name, b.address),
                     b.started.elapsed(),
@@ -493,7 +504,9 @@ pub fn start_node(name: &str, node_name: &str, reporter: &dyn Reporter) -> Resul
     let rec = state.node_mut(node_name).expect("recorded");
     let mut booting = [boot(rec, &plan, &planned, &image, &lab_key, reporter)?];
     state.save(&paths.dir)?;
-    wait_for_ssh(&mut state, &plan, &mut booting, reporter)?;
+    let waited = wait_for_ssh(&mut state, &plan, &mut booting, reporter);
+    state.save(&paths.dir)?;
+    waited?;
     Ok(true)
 }
 

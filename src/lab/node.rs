@@ -12,7 +12,7 @@ use super::LabError;
 use super::bridge;
 use super::keys;
 use super::plan::{LabPlan, PlannedNode};
-use super::process::spawn_detached;
+use super::process::{RecordedProcess, spawn_detached};
 use super::state::NodeRecord;
 
 /// How long systemd in the node gets to power off cleanly before it is killed.
@@ -29,6 +29,7 @@ pub fn record(lab_dir: &Path, node: &PlannedNode) -> Result<NodeRecord, LabError
         work: dir.join("work"),
         log: dir.join("console.log"),
         nspawn: None,
+        leader: None,
     })
 }
 
@@ -245,26 +246,63 @@ pub fn log_tail(rec: &NodeRecord, lines: usize) -> String {
 }
 
 /// Power the node off (nspawn turns SIGTERM into an orderly shutdown of the node's systemd),
-/// kill it if that takes too long, then remove its mount and veth. Safe to repeat.
+/// kill it if that takes too long, then remove its mount and veth. Also stops a node whose
+/// systemd-nspawn died but whose systemd lives on. Safe to repeat.
 pub fn stop(rec: &mut NodeRecord, node: &PlannedNode) -> Result<(), LabError> {
-    if let Some(p) = rec.nspawn {
-        if p.signal(libc::SIGTERM) && !p.wait_gone(STOP_TIMEOUT) {
-            // The container's init dies with SIGKILL and takes its PID namespace with it.
-            for child in p.children() {
-                child.signal(libc::SIGKILL);
-            }
-            p.signal(libc::SIGKILL);
-            if !p.wait_gone(Duration::from_secs(5)) {
-                return Err(LabError::node_step(
-                    &node.name,
-                    "stopping",
-                    format!("systemd-nspawn (pid {}) survived SIGKILL", p.pid),
-                ));
-            }
-        }
-        rec.nspawn = None;
+    if let Some(p) = rec.nspawn
+        && p.signal(libc::SIGTERM)
+    {
+        p.wait_gone(STOP_TIMEOUT);
     }
+    if let Some(leader) = rec.leader
+        && leader.is_alive()
+    {
+        // No nspawn to ask (or it did not manage): SIGRTMIN+4 asks systemd itself to power off.
+        leader.signal(libc::SIGRTMIN() + 4);
+        if !leader.wait_gone(STOP_TIMEOUT) {
+            // PID 1 of a PID namespace takes every process in it along when it dies.
+            leader.signal(libc::SIGKILL);
+            leader.wait_gone(Duration::from_secs(5));
+        }
+    }
+    if let Some(p) = rec.nspawn
+        && p.is_alive()
+    {
+        for child in p.children() {
+            child.signal(libc::SIGKILL);
+        }
+        p.signal(libc::SIGKILL);
+        p.wait_gone(Duration::from_secs(5));
+    }
+    for (what, proc) in [
+        ("systemd-nspawn", rec.nspawn),
+        ("the node's systemd", rec.leader),
+    ] {
+        if let Some(p) = proc.filter(|p| p.is_alive()) {
+            return Err(LabError::node_step(
+                &node.name,
+                "stopping",
+                format!("{what} (pid {}) survived SIGKILL", p.pid),
+            ));
+        }
+    }
+    rec.nspawn = None;
+    rec.leader = None;
     release(rec, node)
+}
+
+/// The node's init: the child of systemd-nspawn that lives in a PID namespace of its own.
+pub fn find_leader(nspawn: &RecordedProcess) -> Option<RecordedProcess> {
+    let ns = |pid: i32| std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
+    let own = ns(nspawn.pid)?;
+    let children = nspawn.children();
+    let mut inner = children
+        .into_iter()
+        .filter(|c| ns(c.pid).is_some_and(|n| n != own));
+    match (inner.next(), inner.next()) {
+        (Some(leader), None) => Some(leader),
+        _ => None,
+    }
 }
 
 /// Remove what a node that is not running may have left: its overlay mount and its veth.

@@ -29,6 +29,10 @@ pub struct NodeRecord {
     pub log: PathBuf,
     /// The systemd-nspawn process while the node runs.
     pub nspawn: Option<RecordedProcess>,
+    /// The node's init (systemd, PID 1 in its namespace). Recorded separately because it
+    /// outlives a systemd-nspawn that is killed, and must then be stopped on its own.
+    #[serde(default)]
+    pub leader: Option<RecordedProcess>,
 }
 
 impl LabState {
