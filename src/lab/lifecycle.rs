@@ -93,6 +93,7 @@ pub fn up(req: &LabRequest, reporter: &dyn Reporter) -> Result<UpOutcome, LabErr
     let requested = LabPlan::new(req)?;
     let paths = LabPaths::new(&requested.name);
     std::fs::create_dir_all(labs_dir()).map_err(|e| LabError::io(labs_dir(), "creating", e))?;
+    let existed = paths.dir.exists();
     node_dir_create(&paths.dir)?;
     let _lock = lock(&paths.dir)?;
 
@@ -113,7 +114,12 @@ pub fn up(req: &LabRequest, reporter: &dyn Reporter) -> Result<UpOutcome, LabErr
             state
         }
         None => {
-            check_free(&requested)?;
+            if let Err(e) = check_free(&requested) {
+                if !existed {
+                    let _ = std::fs::remove_dir_all(&paths.dir);
+                }
+                return Err(e);
+            }
             let image = image::ensure(&super::images_dir(), &recipe::BOOKWORM, reporter)?;
             let nodes = requested
                 .nodes

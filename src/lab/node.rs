@@ -9,11 +9,11 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use super::LabError;
-use super::bridge;
 use super::keys;
 use super::plan::{LabPlan, PlannedNode};
 use super::process::{RecordedProcess, spawn_detached};
 use super::state::NodeRecord;
+use super::{bridge, cgroup};
 
 /// How long systemd in the node gets to power off cleanly before it is killed.
 const STOP_TIMEOUT: Duration = Duration::from_secs(20);
@@ -30,6 +30,7 @@ pub fn record(lab_dir: &Path, node: &PlannedNode) -> Result<NodeRecord, LabError
         log: dir.join("console.log"),
         nspawn: None,
         leader: None,
+        cgroups: cgroup::node_cgroups(&node.machine),
     })
 }
 
@@ -234,7 +235,8 @@ pub fn spawn(rec: &NodeRecord, plan: &LabPlan, node: &PlannedNode) -> Result<Chi
         .arg("--keep-unit")
         .arg("--link-journal=no")
         .arg(format!("--network-bridge={}", plan.bridge));
-    spawn_detached(&mut cmd, &rec.log)
+    cgroup::create(&rec.cgroups).map_err(|e| e.for_node(&node.name))?;
+    spawn_detached(&mut cmd, &rec.log, cgroup::procs_files(&rec.cgroups))
         .map_err(|e| LabError::node_step(&node.name, "starting systemd-nspawn", e.to_string()))
 }
 
@@ -305,9 +307,11 @@ pub fn find_leader(nspawn: &RecordedProcess) -> Option<RecordedProcess> {
     }
 }
 
-/// Remove what a node that is not running may have left: its overlay mount and its veth.
+/// Remove what a node that is not running may have left: its overlay mount, its cgroups and
+/// its veth.
 pub fn release(rec: &NodeRecord, node: &PlannedNode) -> Result<(), LabError> {
     unmount_overlay(rec)?;
+    cgroup::remove(&rec.cgroups).map_err(|e| e.for_node(&node.name))?;
     // nspawn's veth dies with the node's network namespace; delete it if it somehow did not.
     bridge::delete_link(&node.veth).map_err(|e| e.for_node(&node.name))
 }

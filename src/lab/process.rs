@@ -1,6 +1,7 @@
 //! Processes the lab starts, identified by PID *and* kernel start time, so a recycled PID is
 //! never mistaken for ours and never signalled.
 
+use std::ffi::CString;
 use std::fs::File;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -73,18 +74,23 @@ impl RecordedProcess {
     }
 }
 
-/// Start `cmd` in a session of its own, stdio to `log`, so it outlives this kinit run.
-pub fn spawn_detached(cmd: &mut Command, log: &Path) -> std::io::Result<Child> {
+/// Start `cmd` in a session of its own, stdio to `log`, so it outlives this kinit run; first
+/// move it into the cgroups whose `cgroup.procs` files are given.
+pub fn spawn_detached(
+    cmd: &mut Command,
+    log: &Path,
+    cgroup_procs: Vec<CString>,
+) -> std::io::Result<Child> {
     let out = File::create(log)?;
     let err = out.try_clone()?;
     cmd.stdin(Stdio::null()).stdout(out).stderr(err);
-    // SAFETY: setsid is async-signal-safe, as pre_exec requires.
+    // SAFETY: setsid, open, write and close are async-signal-safe, as pre_exec requires.
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             if libc::setsid() < 0 {
                 return Err(std::io::Error::last_os_error());
             }
-            Ok(())
+            super::cgroup::join_in_child(&cgroup_procs)
         });
     }
     cmd.spawn()
@@ -109,8 +115,12 @@ mod tests {
     #[test]
     fn a_detached_child_is_seen_alive_then_gone() {
         let dir = tempfile::tempdir().unwrap();
-        let mut child =
-            spawn_detached(Command::new("sleep").arg("30"), &dir.path().join("log")).unwrap();
+        let mut child = spawn_detached(
+            Command::new("sleep").arg("30"),
+            &dir.path().join("log"),
+            Vec::new(),
+        )
+        .unwrap();
         let p = RecordedProcess::capture(child.id() as i32).unwrap();
         assert!(p.is_alive());
         assert!(p.signal(libc::SIGTERM));

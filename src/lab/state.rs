@@ -33,6 +33,9 @@ pub struct NodeRecord {
     /// outlives a systemd-nspawn that is killed, and must then be stopped on its own.
     #[serde(default)]
     pub leader: Option<RecordedProcess>,
+    /// The cgroups made for this node (see `cgroup`), removed when it stops.
+    #[serde(default)]
+    pub cgroups: Vec<PathBuf>,
 }
 
 impl LabState {
