@@ -392,3 +392,17 @@ fn lab_lifecycle_on_real_nodes() {
     let again = kinit_ok(&["lab", "down", "--name", LAB]);
     assert!(again.contains("nothing to do"), "{again}");
 }
+
+#[test]
+fn lab_refuses_a_non_root_user_with_a_clear_error() {
+    // setpriv (util-linux) drops to nobody for this one run of kinit.
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_kinit"))
+        .args(["lab", "up", "--name", LAB])
+        .output()
+        .expect("setpriv runs");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("must run as root"), "{err}");
+}

@@ -46,7 +46,9 @@ pub fn run(global: &GlobalOptions, action: LabAction) -> CommandResult {
         }
         LabAction::Stop { name, node } => {
             lab::stop_node(&name, &node).map_err(error)?;
-            if !quiet && !json {
+            if json {
+                print_json(&serde_json::json!({"name": name, "node": node, "stopped": true}));
+            } else if !quiet {
                 println!("{node} stopped (lab {name})");
             }
         }
@@ -54,7 +56,9 @@ pub fn run(global: &GlobalOptions, action: LabAction) -> CommandResult {
             let progress = LabProgress::new(if json { -1 } else { global.verbosity });
             let started = lab::start_node(&name, &node, &progress).map_err(error)?;
             progress.finish();
-            if !quiet && !json {
+            if json {
+                print_json(&serde_json::json!({"name": name, "node": node, "started": started}));
+            } else if !quiet {
                 if started {
                     println!("{node} started (lab {name})");
                 } else {

@@ -71,3 +71,37 @@ pub fn run(cmd: &mut Command, step: &str) -> Result<Output, LabError> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_tools_are_named_with_the_apt_command_that_installs_them() {
+        let err = require_tools(&[
+            ("sh", "dash"),
+            ("kinit-no-such-tool", "pkg-a"),
+            ("kinit-no-such-other", "pkg-b"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("kinit-no-such-tool, kinit-no-such-other"),
+            "{err}"
+        );
+        assert!(err.contains("apt-get install -y pkg-a pkg-b"), "{err}");
+        assert!(!err.contains("dash"), "{err}");
+    }
+
+    #[test]
+    fn a_failing_program_reports_its_stderr() {
+        let err = run(
+            Command::new("sh").args(["-c", "echo boom >&2; exit 3"]),
+            "testing",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("testing: sh failed"), "{err}");
+        assert!(err.contains("boom"), "{err}");
+    }
+}

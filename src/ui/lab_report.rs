@@ -47,10 +47,14 @@ pub fn up_summary(up: &UpOutcome) -> String {
     let _ = writeln!(out, "  ssh key:     {}", up.identity_file.display());
     let _ = writeln!(out, "  known_hosts: {}", up.known_hosts.display());
     let _ = writeln!(out, "  cluster:     {}", up.cluster_file.display());
+    let name_flag = if up.name == crate::lab::plan::DEFAULT_NAME {
+        String::new()
+    } else {
+        format!("--name {} ", up.name)
+    };
     let _ = writeln!(
         out,
-        "log in with:  kinit lab ssh --name {} {}",
-        up.name,
+        "log in with:  kinit lab ssh {name_flag}{}",
         up.nodes.first().map_or("cp1", |n| n.name.as_str())
     );
     let _ = writeln!(
