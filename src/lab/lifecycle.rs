@@ -92,6 +92,19 @@ pub fn up(req: &LabRequest, reporter: &dyn Reporter) -> Result<UpOutcome, LabErr
     require_tools(LAB_TOOLS)?;
     let requested = LabPlan::new(req)?;
     let paths = LabPaths::new(&requested.name);
+    // The cluster definition must validate (e.g. --subnet must not overlap the pod subnet)
+    // before anything is created.
+    let text = cluster_file::render(&requested, &paths.key, &paths.known_hosts);
+    let (_, report) = crate::config::check(&paths.cluster, text);
+    if report.has_errors() {
+        let msgs: Vec<&str> = report.errors().map(|p| p.message.as_str()).collect();
+        return Err(LabError::Invalid(format!(
+            "lab {} on {}: its cluster.yaml would not validate: {}",
+            requested.name,
+            requested.subnet,
+            msgs.join("; ")
+        )));
+    }
     std::fs::create_dir_all(labs_dir()).map_err(|e| LabError::io(labs_dir(), "creating", e))?;
     let existed = paths.dir.exists();
     node_dir_create(&paths.dir)?;
@@ -167,19 +180,8 @@ pub fn up(req: &LabRequest, reporter: &dyn Reporter) -> Result<UpOutcome, LabErr
     waited?;
     let started = booting.iter().map(|b| b.name.clone()).collect();
 
-    let text = cluster_file::render(&plan, &paths.key, &paths.known_hosts);
-    let (_, report) = crate::config::check(&paths.cluster, text.clone());
-    if report.has_errors() {
-        let msgs: Vec<&str> = report.errors().map(|p| p.message.as_str()).collect();
-        return Err(LabError::step(
-            "writing cluster.yaml",
-            format!(
-                "the lab's cluster definition does not validate: {}",
-                msgs.join("; ")
-            ),
-        ));
-    }
     // An operator may have edited it since the lab came up: keep theirs.
+    let text = cluster_file::render(&plan, &paths.key, &paths.known_hosts);
     match write_atomic(&paths.cluster, text.as_bytes(), 0o644, Existing::Keep) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
