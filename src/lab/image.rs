@@ -42,7 +42,8 @@ pub fn ensure(images: &Path, recipe: &Recipe, reporter: &dyn Reporter) -> Result
             .map_err(|e| LabError::io(&dir, "moving the image into place", e))
     });
     if result.is_err() {
-        let _ = std::fs::remove_dir_all(&build);
+        // debootstrap may have left /proc or /sys mounted inside it.
+        let _ = super::mounts::remove_tree(&build);
     }
     result.map(|()| image)
 }
@@ -52,8 +53,7 @@ fn remove_stale_builds(images: &Path, hash: &str) -> Result<(), LabError> {
     let entries = std::fs::read_dir(images).map_err(|e| LabError::io(images, "listing", e))?;
     for entry in entries.flatten() {
         if entry.file_name().to_string_lossy().starts_with(&prefix) {
-            std::fs::remove_dir_all(entry.path())
-                .map_err(|e| LabError::io(entry.path(), "removing a crashed build", e))?;
+            super::mounts::remove_tree(&entry.path())?;
         }
     }
     Ok(())

@@ -458,28 +458,18 @@ pub fn down(name: &str, reporter: &dyn Reporter) -> Result<bool, LabError> {
         }
     }
     // Nothing may still be mounted below the lab directory before it is removed.
-    if let Some(m) = mounts_below(&paths.dir).first() {
+    if let Some(m) = super::mounts::below(&paths.dir).first() {
         return Err(LabError::step(
             "removing the lab directory",
             format!(
-                "{m} is still mounted; unmount it and run `kinit lab down --name {name}` again"
+                "{} is still mounted; unmount it and run `kinit lab down --name {name}` again",
+                m.display()
             ),
         ));
     }
     std::fs::remove_dir_all(&paths.dir).map_err(|e| LabError::io(&paths.dir, "removing", e))?;
     drop(lock);
     Ok(true)
-}
-
-fn mounts_below(dir: &Path) -> Vec<String> {
-    let prefix = format!("{}/", dir.display());
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .filter(|m| m.starts_with(&prefix))
-        .map(str::to_string)
-        .collect()
 }
 
 pub fn stop_node(name: &str, node_name: &str) -> Result<(), LabError> {

@@ -15,6 +15,7 @@ pub mod image;
 pub mod keys;
 pub mod lifecycle;
 pub mod lock;
+pub mod mounts;
 pub mod node;
 pub mod plan;
 pub mod process;

@@ -13,7 +13,7 @@ use super::keys;
 use super::plan::{LabPlan, PlannedNode};
 use super::process::{RecordedProcess, spawn_detached};
 use super::state::NodeRecord;
-use super::{bridge, cgroup};
+use super::{bridge, cgroup, mounts};
 
 /// How long systemd in the node gets to power off cleanly before it is killed.
 const STOP_TIMEOUT: Duration = Duration::from_secs(20);
@@ -140,31 +140,12 @@ pub fn identity_written(rec: &NodeRecord) -> bool {
     keys::pub_path(&host_key_path(rec)).exists() && rec.upper.join("etc/machine-id").exists()
 }
 
-/// Is `path` a mount point (per this process's mount table)?
-pub fn is_mounted(path: &Path) -> bool {
-    let Ok(table) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return false;
-    };
-    let want = path.to_string_lossy();
-    table
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .any(|m| unescape_mountinfo(m) == want)
-}
-
-fn unescape_mountinfo(s: &str) -> String {
-    s.replace("\\040", " ")
-        .replace("\\011", "\t")
-        .replace("\\012", "\n")
-        .replace("\\134", "\\")
-}
-
 fn cstr(p: &Path) -> CString {
     CString::new(p.as_os_str().as_bytes()).expect("lab paths contain no NUL")
 }
 
 pub fn mount_overlay(rec: &NodeRecord, image: &Path) -> Result<(), LabError> {
-    if is_mounted(&rec.root) {
+    if mounts::is_mounted(&rec.root) {
         return Ok(());
     }
     let opts = format!(
@@ -203,7 +184,7 @@ pub fn mount_overlay(rec: &NodeRecord, image: &Path) -> Result<(), LabError> {
 pub fn unmount_overlay(rec: &NodeRecord) -> Result<(), LabError> {
     let target = cstr(&rec.root);
     let deadline = Instant::now() + Duration::from_secs(5);
-    while is_mounted(&rec.root) {
+    while mounts::is_mounted(&rec.root) {
         // SAFETY: target is a valid NUL-terminated path.
         if unsafe { libc::umount2(target.as_ptr(), 0) } == 0 {
             continue;
@@ -329,12 +310,5 @@ mod tests {
         assert_ne!(a, b);
         let u = uuid("0123456789abcdef0123456789abcdef");
         assert_eq!(u, "01234567-89ab-cdef-0123-456789abcdef");
-    }
-
-    #[test]
-    fn mountinfo_escapes_are_undone() {
-        assert_eq!(unescape_mountinfo("/a\\040b"), "/a b");
-        assert!(is_mounted(Path::new("/")));
-        assert!(!is_mounted(Path::new("/definitely/not/a/mount")));
     }
 }
