@@ -231,6 +231,37 @@ fn lab_lifecycle_on_real_nodes() {
         }
     }
 
+    // The image: kinit's packages installed (dpkg works), their packaged units disabled.
+    let units = ssh_ok(
+        &key,
+        &kh,
+        "10.213.200.11",
+        "dpkg-query -W -f '${Package} ' etcd-server haproxy keepalived openssh-server chrony; echo; \
+         systemctl is-enabled etcd haproxy keepalived || true",
+    );
+    let mut lines = units.lines();
+    assert_eq!(
+        lines.next().unwrap().trim(),
+        "chrony etcd-server haproxy keepalived openssh-server"
+    );
+    assert_eq!(lines.collect::<Vec<_>>(), ["disabled"; 3], "{units}");
+
+    // The lab subnet is routed to the lab's bridge and nowhere else.
+    let routes = Command::new("ip")
+        .args([
+            "-4", "-o", "route", "show", "table", "all", "to", "root", SUBNET,
+        ])
+        .output()
+        .unwrap();
+    let routes = String::from_utf8_lossy(&routes.stdout);
+    assert!(routes.lines().count() >= 1, "{routes}");
+    for r in routes.lines() {
+        assert!(
+            r.contains("dev kinit-ktest"),
+            "route not via the lab bridge: {r}"
+        );
+    }
+
     // Strict checking is real: without the lab's known_hosts the same login is refused.
     let empty_kh = lab_dir.join("empty_known_hosts");
     std::fs::write(&empty_kh, "").unwrap();
