@@ -445,13 +445,23 @@ pub fn down(name: &str, reporter: &dyn Reporter) -> Result<bool, LabError> {
     let lock = lock(&paths.dir)?;
     if let Some(mut state) = LabState::load(&paths.dir)? {
         let plan = state.plan.clone();
+        // Every node gets its turn even if one cannot be stopped; the first failure is reported
+        // and the bridge and directory stay, so nothing recorded is forgotten.
+        let mut first_error = None;
         for planned in &plan.nodes {
             let rec = state.node_mut(&planned.name).expect("recorded");
             let started = Instant::now();
             reporter.step(&format!("{}: stopping", planned.name));
-            node::stop(rec, planned)?;
+            match node::stop(rec, planned) {
+                Ok(()) => reporter.done(&format!("{}: stopped", planned.name), started.elapsed()),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
             state.save(&paths.dir)?;
-            reporter.done(&format!("{}: stopped", planned.name), started.elapsed());
+        }
+        if let Some(e) = first_error {
+            return Err(e);
         }
         if bridge::is_bridge(&plan.bridge) {
             bridge::delete_link(&plan.bridge)?;
