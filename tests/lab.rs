@@ -437,3 +437,32 @@ fn lab_refuses_a_non_root_user_with_a_clear_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("must run as root"), "{err}");
 }
+
+#[test]
+fn a_failed_image_build_leaves_no_image_and_no_build_directory() {
+    use kinit::lab::recipe::{BOOKWORM, Recipe};
+    // A mirror on loopback where nothing listens: real debootstrap fails at its first download.
+    let recipe = Recipe {
+        mirror: "http://127.0.0.1:9/debian",
+        ..BOOKWORM
+    };
+    assert_ne!(recipe.hash(), BOOKWORM.hash());
+    let images = tempfile::Builder::new()
+        .prefix("kinit-images-test")
+        .tempdir()
+        .unwrap();
+    let err = kinit::lab::image::ensure(images.path(), &recipe, &kinit::lab::NullReporter)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("building image") && err.contains("debootstrap"),
+        "{err}"
+    );
+    let left: Vec<String> = std::fs::read_dir(images.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != ".lock")
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
