@@ -9,5 +9,6 @@ pub mod config;
 pub mod facts;
 pub mod fsutil;
 pub mod inventory;
+pub mod lab;
 pub mod preflight;
 pub mod ui;

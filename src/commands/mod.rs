@@ -3,6 +3,7 @@
 pub mod completion;
 pub mod config_validate;
 pub mod init;
+pub mod lab;
 pub mod man;
 
 use std::process::ExitCode;

@@ -2,6 +2,8 @@
 //! Library modules return data; commands hand it to these functions.
 
 pub mod config_report;
+pub mod lab_progress;
+pub mod lab_report;
 pub mod preflight;
 
 use std::io::IsTerminal;

@@ -1,0 +1,93 @@
+//! The cluster.yaml a lab hands to `kinit up`: the lab's nodes, its VIP and subnet, and its own
+//! SSH key and known_hosts.
+
+use std::path::Path;
+
+use super::plan::LabPlan;
+
+pub const KUBERNETES_VERSION: &str = "v1.31.4";
+
+pub fn render(plan: &LabPlan, identity_file: &Path, known_hosts: &Path) -> String {
+    let mut y = String::new();
+    y.push_str(&format!(
+        "# Written by `kinit lab up --name {name}` for the lab's nodes. Check it with\n\
+         #   kinit -c <this file> config validate\n\
+         apiVersion: kinit.io/v1alpha1\n\
+         kind: Cluster\n\
+         metadata:\n  name: {name}\n\
+         spec:\n\
+         \x20 topology: stacked\n\
+         \x20 kubernetesVersion: {KUBERNETES_VERSION}\n\
+         \x20 controlPlaneEndpoint:\n\
+         \x20   address: {vip}                # keepalived's VIP, inside the lab subnet\n\
+         \x20   port: 8443\n\
+         \x20   loadBalancer: haproxy-keepalived\n\
+         \x20 etcd:\n\
+         \x20   mode: systemd\n\
+         \x20 networking:\n\
+         \x20   podSubnet: 10.244.0.0/16\n\
+         \x20   serviceSubnet: 10.96.0.0/12\n\
+         \x20   dnsDomain: cluster.local\n\
+         \x20   nodeSubnet: {subnet}\n\
+         \x20 pki:\n\
+         \x20   dir: ./pki\n\
+         \x20 ssh:\n\
+         \x20   user: root\n\
+         \x20   port: 22\n\
+         \x20   identityFile: {key}\n\
+         \x20   knownHosts: {kh}\n\
+         \x20 hosts:\n",
+        name = plan.name,
+        vip = plan.vip,
+        subnet = plan.subnet,
+        key = identity_file.display(),
+        kh = known_hosts.display(),
+    ));
+    for n in &plan.nodes {
+        let roles = if n.control_plane {
+            "[control-plane, etcd]"
+        } else {
+            "[worker]"
+        };
+        y.push_str(&format!(
+            "    - {{name: {}, address: {}, roles: {roles}}}\n",
+            n.name, n.address
+        ));
+    }
+    y
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lab::plan::LabRequest;
+
+    fn check(req: LabRequest) {
+        let plan = LabPlan::new(&req).unwrap();
+        let text = render(
+            &plan,
+            Path::new("/var/lib/kinit/labs/x/id_ed25519"),
+            Path::new("/var/lib/kinit/labs/x/known_hosts"),
+        );
+        let (cfg, report) = crate::config::check(Path::new("cluster.yaml"), text.clone());
+        assert!(!report.has_errors(), "{text}\n{report:?}");
+        let cfg = cfg.unwrap();
+        let inv = crate::inventory::Inventory::from_config(&cfg, Path::new("/tmp"), None).unwrap();
+        assert_eq!(inv.hosts.len(), plan.nodes.len());
+        assert_eq!(inv.endpoint.address, plan.vip.to_string());
+    }
+
+    #[test]
+    fn the_rendered_cluster_validates_for_lab_shapes() {
+        check(LabRequest::default());
+        check(LabRequest {
+            name: Some("big".into()),
+            nodes: Some(7),
+            subnet: Some("192.168.77.0/24".parse().unwrap()),
+        });
+        check(LabRequest {
+            nodes: Some(1),
+            ..Default::default()
+        });
+    }
+}
