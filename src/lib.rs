@@ -9,3 +9,5 @@ pub mod config;
 pub mod fsutil;
 pub mod inventory;
 pub mod ui;
+pub mod host_paths;
+pub mod render;

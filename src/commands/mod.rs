@@ -4,6 +4,7 @@ pub mod completion;
 pub mod config_validate;
 pub mod init;
 pub mod man;
+pub mod render;
 
 use std::process::ExitCode;
 

@@ -2,6 +2,7 @@
 //! Library modules return data; commands hand it to these functions.
 
 pub mod config_report;
+pub mod render;
 
 use std::io::IsTerminal;
 
