@@ -43,7 +43,10 @@ fn render_writes_every_host_next_to_the_config_with_a_manifest() {
     }
     let apiserver = out.join("cp2/etc/kubernetes/manifests/kube-apiserver.yaml");
     assert_eq!(mode(&apiserver), 0o600);
-    assert_eq!(mode(&out.join("cp2/etc/keepalived/check_apiserver.sh")), 0o755);
+    assert_eq!(
+        mode(&out.join("cp2/etc/keepalived/check_apiserver.sh")),
+        0o755
+    );
     assert_eq!(mode(&out.join("cp2/etc/haproxy/haproxy.cfg")), 0o644);
 
     // The manifest's sha256 is the file's, as sha256sum computes it.

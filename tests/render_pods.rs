@@ -51,7 +51,10 @@ fn static_pods_are_pods_without_unknown_fields() {
     let mut checked = 0;
     for example in EXAMPLES {
         for (host, files) in rendered(example) {
-            for f in files.iter().filter(|f| f.path.starts_with("/etc/kubernetes/manifests/")) {
+            for f in files
+                .iter()
+                .filter(|f| f.path.starts_with("/etc/kubernetes/manifests/"))
+            {
                 let diffs = round_trip_differences(&f.content)
                     .unwrap_or_else(|e| panic!("{example}/{host}{}: {e}", f.path));
                 assert!(diffs.is_empty(), "{example}/{host}{}: {diffs:#?}", f.path);
@@ -76,6 +79,8 @@ fn the_check_catches_a_misspelt_field_and_a_wrong_type() {
         diffs,
         vec![".spec.containers[0].livenesProbe: not a field of the Pod schema"]
     );
-    let wrong_type = scheduler.content.replace("hostNetwork: true", "hostNetwork: [yes]");
+    let wrong_type = scheduler
+        .content
+        .replace("hostNetwork: true", "hostNetwork: [yes]");
     assert!(round_trip_differences(&wrong_type).is_err());
 }

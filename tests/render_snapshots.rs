@@ -48,7 +48,12 @@ fn each_host_gets_the_files_of_its_roles() {
     use kinit::host_paths as p;
     // Stacked, static-pod etcd: etcd manifest next to the control plane, no etcd unit.
     let cp = paths("stacked", "cp2");
-    for want in [p::ETCD_MANIFEST, p::KUBE_APISERVER_MANIFEST, p::HAPROXY_CFG, p::CHRONY_CONF] {
+    for want in [
+        p::ETCD_MANIFEST,
+        p::KUBE_APISERVER_MANIFEST,
+        p::HAPROXY_CFG,
+        p::CHRONY_CONF,
+    ] {
         assert!(cp.contains(&want), "stacked cp2 lacks {want}");
     }
     assert!(!cp.contains(&p::ETCD_UNIT));

@@ -13,7 +13,11 @@ fn render_cp1(templates: &Templates) -> Result<Vec<kinit::render::RenderedFile>,
 fn a_file_in_the_override_directory_replaces_the_embedded_template() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("sysctl-kubernetes.conf.tera");
-    std::fs::write(&path, "# site policy for {{ host.name }}\nvm.swappiness = 0\n").unwrap();
+    std::fs::write(
+        &path,
+        "# site policy for {{ host.name }}\nvm.swappiness = 0\n",
+    )
+    .unwrap();
     std::fs::write(dir.path().join("notes.txt"), "not a template").unwrap();
     let templates = Templates::with_overrides(dir.path()).unwrap();
     assert_eq!(
@@ -73,7 +77,9 @@ fn a_syntax_error_is_reported_when_the_templates_load() {
         "# ok\n# ok\n{% for s in cluster.time_servers %}\nserver {{ s }}\n",
     )
     .unwrap();
-    let err = Templates::with_overrides(dir.path()).err().expect("an error");
+    let err = Templates::with_overrides(dir.path())
+        .err()
+        .expect("an error");
     let RenderError::Template(e) = &err else {
         panic!("{err:?}")
     };
@@ -85,8 +91,13 @@ fn a_syntax_error_is_reported_when_the_templates_load() {
 fn an_unknown_template_name_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("haproxy.conf.tera"), "x").unwrap();
-    let err = Templates::with_overrides(dir.path()).err().expect("an error");
-    assert!(matches!(err, RenderError::UnknownTemplate { .. }), "{err:?}");
+    let err = Templates::with_overrides(dir.path())
+        .err()
+        .expect("an error");
+    assert!(
+        matches!(err, RenderError::UnknownTemplate { .. }),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("haproxy.cfg.tera"), "{err}");
 }
 
@@ -98,5 +109,8 @@ fn the_keepalived_vip_must_be_an_address() {
     inv.endpoint.address = "api.example.com".into();
     let err = render::render_all(&inv, &Templates::embedded().unwrap()).unwrap_err();
     assert!(matches!(err, RenderError::Unsupported(_)), "{err:?}");
-    assert!(err.to_string().contains("controlPlaneEndpoint.address"), "{err}");
+    assert!(
+        err.to_string().contains("controlPlaneEndpoint.address"),
+        "{err}"
+    );
 }

@@ -172,15 +172,35 @@ fn make_etcd_certs(root: &Path) {
     let key = |name: &str| {
         openssl(
             &dir,
-            &["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", name],
+            &[
+                "genpkey",
+                "-algorithm",
+                "EC",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-out",
+                name,
+            ],
         )
     };
     key("ca.key");
     openssl(
         &dir,
         &[
-            "req", "-x509", "-new", "-key", "ca.key", "-subj", "/CN=etcd-ca", "-days", "1",
-            "-out", "ca.crt", "-addext", "basicConstraints=critical,CA:TRUE", "-addext",
+            "req",
+            "-x509",
+            "-new",
+            "-key",
+            "ca.key",
+            "-subj",
+            "/CN=etcd-ca",
+            "-days",
+            "1",
+            "-out",
+            "ca.crt",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
             "keyUsage=critical,keyCertSign,digitalSignature",
         ],
     );
@@ -189,23 +209,45 @@ fn make_etcd_certs(root: &Path) {
     for (name, cn, ext) in [
         ("server", "etcd1", server_ext),
         ("peer", "etcd1", server_ext),
-        ("healthcheck-client", "kube-etcd-healthcheck-client", "extendedKeyUsage=clientAuth\n"),
+        (
+            "healthcheck-client",
+            "kube-etcd-healthcheck-client",
+            "extendedKeyUsage=clientAuth\n",
+        ),
     ] {
         key(&format!("{name}.key"));
         std::fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
         openssl(
             &dir,
             &[
-                "req", "-new", "-key", &format!("{name}.key"), "-subj", &format!("/CN={cn}"),
-                "-out", &format!("{name}.csr"),
+                "req",
+                "-new",
+                "-key",
+                &format!("{name}.key"),
+                "-subj",
+                &format!("/CN={cn}"),
+                "-out",
+                &format!("{name}.csr"),
             ],
         );
         openssl(
             &dir,
             &[
-                "x509", "-req", "-in", &format!("{name}.csr"), "-CA", "ca.crt", "-CAkey",
-                "ca.key", "-CAcreateserial", "-days", "1", "-out", &format!("{name}.crt"),
-                "-extfile", &format!("{name}.ext"),
+                "x509",
+                "-req",
+                "-in",
+                &format!("{name}.csr"),
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "1",
+                "-out",
+                &format!("{name}.crt"),
+                "-extfile",
+                &format!("{name}.ext"),
             ],
         );
     }
@@ -226,7 +268,10 @@ fn etcdctl_health(root: &Path, endpoint: &str, client_cert: bool) -> Output {
     let mut cmd = Command::new("etcdctl");
     cmd.env("ETCDCTL_API", "3")
         .arg(format!("--endpoints={endpoint}"))
-        .arg(format!("--cacert={}", under(root, paths::ETCD_CA_CRT).display()))
+        .arg(format!(
+            "--cacert={}",
+            under(root, paths::ETCD_CA_CRT).display()
+        ))
         .arg("--command-timeout=3s");
     if client_cert {
         cmd.arg(format!(
@@ -267,7 +312,10 @@ fn the_rendered_etcd_unit_starts_a_real_etcd_with_client_cert_auth() {
     let config_path = under(&root, paths::ETCD_CONFIG);
     let config = std::fs::read_to_string(&config_path)
         .unwrap()
-        .replace("/etc/kubernetes/", &format!("{}/etc/kubernetes/", root.display()))
+        .replace(
+            "/etc/kubernetes/",
+            &format!("{}/etc/kubernetes/", root.display()),
+        )
         .replace(
             &format!("data-dir: {}", inv.etcd.data_dir),
             &format!("data-dir: {}", under(&root, &inv.etcd.data_dir).display()),
@@ -321,7 +369,10 @@ fn the_rendered_etcd_unit_starts_a_real_etcd_with_client_cert_auth() {
     assert!(!anonymous.status.success(), "{}", text(&anonymous));
     // Metrics on their own plain-HTTP listener.
     let metrics_page = http_get(metrics, "/metrics");
-    assert!(metrics_page.starts_with("HTTP/1.0 200"), "{metrics_page:.200}");
+    assert!(
+        metrics_page.starts_with("HTTP/1.0 200"),
+        "{metrics_page:.200}"
+    );
     assert!(metrics_page.contains("etcd_server_has_leader 1"));
     drop(etcd);
 }

@@ -33,9 +33,9 @@ pub fn run(global: &GlobalOptions, opts: &RenderOptions) -> CommandResult {
     .map_err(failed)?;
     let rendered = match &opts.host {
         Some(name) => {
-            let host = inv
-                .host(name)
-                .ok_or_else(|| CommandError::Usage(RenderError::UnknownHost(name.clone()).to_string()))?;
+            let host = inv.host(name).ok_or_else(|| {
+                CommandError::Usage(RenderError::UnknownHost(name.clone()).to_string())
+            })?;
             vec![(
                 host.name.clone(),
                 render::render_host(&inv, host, &templates).map_err(failed)?,
@@ -54,7 +54,10 @@ pub fn run(global: &GlobalOptions, opts: &RenderOptions) -> CommandResult {
         OutputFormat::Json => println!("{}", ui::render::json(&opts.out, &manifests)),
         OutputFormat::Text if global.verbosity >= 0 => {
             let overridden: Vec<_> = templates.overridden().collect();
-            print!("{}", ui::render::summary(&opts.out, &manifests, &overridden));
+            print!(
+                "{}",
+                ui::render::summary(&opts.out, &manifests, &overridden)
+            );
         }
         OutputFormat::Text => {}
     }

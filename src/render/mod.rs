@@ -67,8 +67,18 @@ fn plan(inv: &Inventory, host: &Host) -> Vec<Planned> {
     if etcd {
         match inv.etcd.mode {
             EtcdMode::Systemd => {
-                files.push(planned("etcd.service.tera", paths::ETCD_UNIT, 0o644, Some("etcd")));
-                files.push(planned("etcd.conf.yml.tera", paths::ETCD_CONFIG, 0o644, Some("etcd")));
+                files.push(planned(
+                    "etcd.service.tera",
+                    paths::ETCD_UNIT,
+                    0o644,
+                    Some("etcd"),
+                ));
+                files.push(planned(
+                    "etcd.conf.yml.tera",
+                    paths::ETCD_CONFIG,
+                    0o644,
+                    Some("etcd"),
+                ));
             }
             // Manifests are 0600 as kubeadm writes them (`WriteStaticPodToDisk`).
             EtcdMode::StaticPod => {
@@ -96,7 +106,12 @@ fn plan(inv: &Inventory, host: &Host) -> Vec<Planned> {
             None,
         ));
         if inv.endpoint.load_balancer == LoadBalancerKind::HaproxyKeepalived {
-            files.push(planned("haproxy.cfg.tera", paths::HAPROXY_CFG, 0o644, Some("haproxy")));
+            files.push(planned(
+                "haproxy.cfg.tera",
+                paths::HAPROXY_CFG,
+                0o644,
+                Some("haproxy"),
+            ));
             files.push(planned(
                 "keepalived.conf.tera",
                 paths::KEEPALIVED_CONF,
@@ -105,7 +120,12 @@ fn plan(inv: &Inventory, host: &Host) -> Vec<Planned> {
             ));
             // keepalived with enable_script_security runs only root-owned, not group/other
             // writable scripts.
-            files.push(planned("check_apiserver.sh.tera", paths::CHECK_APISERVER_SH, 0o755, None));
+            files.push(planned(
+                "check_apiserver.sh.tera",
+                paths::CHECK_APISERVER_SH,
+                0o755,
+                None,
+            ));
         }
     }
     if kubelet {
@@ -129,7 +149,12 @@ fn plan(inv: &Inventory, host: &Host) -> Vec<Planned> {
         ));
     }
     if !inv.time_servers.is_empty() {
-        files.push(planned("chrony.conf.tera", paths::CHRONY_CONF, 0o644, Some("chrony")));
+        files.push(planned(
+            "chrony.conf.tera",
+            paths::CHRONY_CONF,
+            0o644,
+            Some("chrony"),
+        ));
     }
     files
 }

@@ -8,22 +8,58 @@ use super::error::{RenderError, template_error};
 
 /// Every template kinit knows, by file name, with its built-in text.
 pub const EMBEDDED: &[(&str, &str)] = &[
-    ("etcd.service.tera", include_str!("../../templates/etcd.service.tera")),
-    ("etcd.conf.yml.tera", include_str!("../../templates/etcd.conf.yml.tera")),
-    ("etcd.yaml.tera", include_str!("../../templates/etcd.yaml.tera")),
-    ("kube-apiserver.yaml.tera", include_str!("../../templates/kube-apiserver.yaml.tera")),
+    (
+        "etcd.service.tera",
+        include_str!("../../templates/etcd.service.tera"),
+    ),
+    (
+        "etcd.conf.yml.tera",
+        include_str!("../../templates/etcd.conf.yml.tera"),
+    ),
+    (
+        "etcd.yaml.tera",
+        include_str!("../../templates/etcd.yaml.tera"),
+    ),
+    (
+        "kube-apiserver.yaml.tera",
+        include_str!("../../templates/kube-apiserver.yaml.tera"),
+    ),
     (
         "kube-controller-manager.yaml.tera",
         include_str!("../../templates/kube-controller-manager.yaml.tera"),
     ),
-    ("kube-scheduler.yaml.tera", include_str!("../../templates/kube-scheduler.yaml.tera")),
-    ("haproxy.cfg.tera", include_str!("../../templates/haproxy.cfg.tera")),
-    ("keepalived.conf.tera", include_str!("../../templates/keepalived.conf.tera")),
-    ("check_apiserver.sh.tera", include_str!("../../templates/check_apiserver.sh.tera")),
-    ("kubelet-config.yaml.tera", include_str!("../../templates/kubelet-config.yaml.tera")),
-    ("sysctl-kubernetes.conf.tera", include_str!("../../templates/sysctl-kubernetes.conf.tera")),
-    ("modules-load-kubernetes.conf.tera", include_str!("../../templates/modules-load-kubernetes.conf.tera")),
-    ("chrony.conf.tera", include_str!("../../templates/chrony.conf.tera")),
+    (
+        "kube-scheduler.yaml.tera",
+        include_str!("../../templates/kube-scheduler.yaml.tera"),
+    ),
+    (
+        "haproxy.cfg.tera",
+        include_str!("../../templates/haproxy.cfg.tera"),
+    ),
+    (
+        "keepalived.conf.tera",
+        include_str!("../../templates/keepalived.conf.tera"),
+    ),
+    (
+        "check_apiserver.sh.tera",
+        include_str!("../../templates/check_apiserver.sh.tera"),
+    ),
+    (
+        "kubelet-config.yaml.tera",
+        include_str!("../../templates/kubelet-config.yaml.tera"),
+    ),
+    (
+        "sysctl-kubernetes.conf.tera",
+        include_str!("../../templates/sysctl-kubernetes.conf.tera"),
+    ),
+    (
+        "modules-load-kubernetes.conf.tera",
+        include_str!("../../templates/modules-load-kubernetes.conf.tera"),
+    ),
+    (
+        "chrony.conf.tera",
+        include_str!("../../templates/chrony.conf.tera"),
+    ),
 ];
 
 /// Where a template's text came from, for messages and `kinit render` output.
@@ -42,9 +78,11 @@ pub struct Templates {
 impl Templates {
     /// The templates built into kinit.
     pub fn embedded() -> Result<Self, RenderError> {
-        Self::build(EMBEDDED.iter().map(|(name, text)| {
-            (*name, (*text).to_string(), TemplateSource::Embedded)
-        }))
+        Self::build(
+            EMBEDDED
+                .iter()
+                .map(|(name, text)| (*name, (*text).to_string(), TemplateSource::Embedded)),
+        )
     }
 
     /// The built-in templates, with each `*.tera` file in `dir` replacing the one of the same

@@ -11,7 +11,11 @@ use ipnet::IpNet;
 /// Two clusters collide with probability 1/255; rename one if `kinit render` shows equal ids.
 pub fn virtual_router_id(cluster: &str, vip: &str) -> u8 {
     let mut hash: u32 = 0x811c_9dc5;
-    for byte in cluster.bytes().chain(std::iter::once(b'/')).chain(vip.bytes()) {
+    for byte in cluster
+        .bytes()
+        .chain(std::iter::once(b'/'))
+        .chain(vip.bytes())
+    {
         hash ^= u32::from(byte);
         hash = hash.wrapping_mul(0x0100_0193);
     }

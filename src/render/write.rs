@@ -39,8 +39,7 @@ pub fn write_host(out: &Path, host: &str, files: &[RenderedFile]) -> Result<Mani
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(err(dir))?;
         }
-        write_atomic(&path, f.content.as_bytes(), f.mode, Existing::Replace)
-            .map_err(err(&path))?;
+        write_atomic(&path, f.content.as_bytes(), f.mode, Existing::Replace).map_err(err(&path))?;
     }
     if let Some(previous) = previous {
         for old in previous.files {

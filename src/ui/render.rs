@@ -47,6 +47,5 @@ pub fn summary(out: &Path, manifests: &[Manifest], overridden: &[(&str, &Path)])
 }
 
 pub fn json(out: &Path, manifests: &[Manifest]) -> String {
-    serde_json::to_string_pretty(&json!({ "out": out, "hosts": manifests }))
-        .expect("serializable")
+    serde_json::to_string_pretty(&json!({ "out": out, "hosts": manifests })).expect("serializable")
 }
