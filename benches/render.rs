@@ -29,6 +29,14 @@ fn measure(name: &str, runs: usize, mut f: impl FnMut()) {
 }
 
 fn main() {
+    // `cargo bench` passes --bench; `cargo test --all-targets` runs this once as a smoke test.
+    let runs = |n: usize| {
+        if std::env::args().any(|a| a == "--bench") {
+            n
+        } else {
+            1
+        }
+    };
     let shape = InitShape {
         topology: Topology::External,
         control_planes: 3,
@@ -50,17 +58,21 @@ fn main() {
         .sum();
     println!("cluster: 3 control-plane + 3 etcd + 50 workers = 56 hosts, {files} files");
 
-    measure("parse the embedded templates", 200, || {
+    measure("parse the embedded templates", runs(200), || {
         std::hint::black_box(Templates::embedded().unwrap());
     });
-    measure("render every host (pure)", 200, || {
+    measure("render every host (pure)", runs(200), || {
         std::hint::black_box(render::render_all(&inv, &templates).unwrap());
     });
     let dir = tempfile::tempdir().unwrap();
-    measure("templates + render + write files and manifests", 50, || {
-        let templates = Templates::embedded().unwrap();
-        for (host, files) in render::render_all(&inv, &templates).unwrap() {
-            write::write_host(dir.path(), &host, &files).unwrap();
-        }
-    });
+    measure(
+        "templates + render + write files and manifests",
+        runs(50),
+        || {
+            let templates = Templates::embedded().unwrap();
+            for (host, files) in render::render_all(&inv, &templates).unwrap() {
+                write::write_host(dir.path(), &host, &files).unwrap();
+            }
+        },
+    );
 }
