@@ -30,7 +30,7 @@ pub fn summary(out: &Path, manifests: &[Manifest], overridden: &[(&str, &Path)])
                 .unwrap_or_default();
             let _ = writeln!(
                 text,
-                "  {} {} {:<52} {}{restart}",
+                "  {} {} {:<54} {}{restart}",
                 f.mode,
                 f.owner,
                 f.path,
