@@ -295,39 +295,107 @@ fn http_get(port: u16, path: &str) -> String {
     body
 }
 
-#[test]
-fn the_rendered_etcd_unit_starts_a_real_etcd_with_client_cert_auth() {
-    let inv = inventory_from(&fixture("etcd-loopback"));
-    let host = inv.host("etcd1").unwrap();
-    let files = render::render_host(&inv, host, &Templates::embedded().unwrap()).unwrap();
-    let tmp = tempfile::tempdir().unwrap();
-    write::write_host(tmp.path(), "etcd1", &files).unwrap();
-    // The host's filesystem, under a temporary root.
-    let root = tmp.path().join("etcd1");
-    make_etcd_certs(&root);
+/// A loopback etcd host rendered in `mode`, written under a temporary root with test
+/// certificates; `relocate` moves host paths under the root and the fixed etcd ports to free ones
+/// (other tests on this machine may hold 2379/2380/2381).
+struct EtcdHost {
+    tmp: tempfile::TempDir,
+    root: PathBuf,
+    data_dir: String,
+    ports: [u16; 3],
+}
 
-    // The rendered config with every host path moved under the root, and free loopback ports in
-    // place of 2379/2380/2381 (other tests on this machine may hold those).
-    let [client, peer, metrics] = free_ports::<3>();
-    let config_path = under(&root, paths::ETCD_CONFIG);
-    let config = std::fs::read_to_string(&config_path)
-        .unwrap()
-        .replace(
+impl EtcdHost {
+    fn new(mode: kinit::config::EtcdMode) -> Self {
+        let mut inv = inventory_from(&fixture("etcd-loopback"));
+        inv.etcd.mode = mode;
+        let host = inv.host("etcd1").unwrap();
+        let files = render::render_host(&inv, host, &Templates::embedded().unwrap()).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        write::write_host(tmp.path(), "etcd1", &files).unwrap();
+        let root = tmp.path().join("etcd1");
+        make_etcd_certs(&root);
+        EtcdHost {
+            root,
+            tmp,
+            data_dir: inv.etcd.data_dir.clone(),
+            ports: free_ports::<3>(),
+        }
+    }
+
+    fn relocate(&self, text: &str) -> String {
+        let [client, peer, metrics] = self.ports;
+        text.replace(
             "/etc/kubernetes/",
-            &format!("{}/etc/kubernetes/", root.display()),
+            &format!("{}/etc/kubernetes/", self.root.display()),
         )
         .replace(
-            &format!("data-dir: {}", inv.etcd.data_dir),
-            &format!("data-dir: {}", under(&root, &inv.etcd.data_dir).display()),
+            &format!("data-dir: {}", self.data_dir),
+            &format!("data-dir: {}", under(&self.root, &self.data_dir).display()),
+        )
+        .replace(
+            &format!("--data-dir={}", self.data_dir),
+            &format!("--data-dir={}", under(&self.root, &self.data_dir).display()),
         )
         .replace(":2379", &format!(":{client}"))
         .replace(":2380", &format!(":{peer}"))
-        .replace(":2381", &format!(":{metrics}"));
-    std::fs::write(&config_path, config).unwrap();
+        .replace(":2381", &format!(":{metrics}"))
+    }
 
+    /// Start Debian's etcd with `args`, wait until it is healthy, and check that it enforces
+    /// client certificates and serves metrics.
+    fn start_and_check(&self, args: &[String]) {
+        let [client, _, metrics] = self.ports;
+        let log_path = self.tmp.path().join("etcd.log");
+        let log = std::fs::File::create(&log_path).unwrap();
+        let etcd = Running(
+            Command::new(which("etcd"))
+                .args(args)
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .unwrap(),
+        );
+        let endpoint = format!("https://127.0.0.1:{client}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let healthy = loop {
+            let out = etcdctl_health(&self.root, &endpoint, true);
+            if out.status.success() {
+                break out;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "etcd did not become healthy: {}\netcd log:\n{}",
+                text(&out),
+                std::fs::read_to_string(&log_path).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        };
+        // etcdctl 3.4 reports health on stderr.
+        assert!(text(&healthy).contains(&format!("{endpoint} is healthy")));
+        // client-cert-auth: without a client certificate the same request is refused.
+        let anonymous = etcdctl_health(&self.root, &endpoint, false);
+        assert!(!anonymous.status.success(), "{}", text(&anonymous));
+        // Metrics on their own plain-HTTP listener.
+        let metrics_page = http_get(metrics, "/metrics");
+        assert!(
+            metrics_page.starts_with("HTTP/1.0 200"),
+            "{metrics_page:.200}"
+        );
+        assert!(metrics_page.contains("etcd_server_has_leader 1"));
+        drop(etcd);
+    }
+}
+
+#[test]
+fn the_rendered_etcd_unit_starts_a_real_etcd_with_client_cert_auth() {
+    let host = EtcdHost::new(kinit::config::EtcdMode::Systemd);
+    let config_path = under(&host.root, paths::ETCD_CONFIG);
+    let config = host.relocate(&std::fs::read_to_string(&config_path).unwrap());
+    std::fs::write(&config_path, config).unwrap();
     // Exactly the unit's ExecStart, with the config path under the root and Debian's etcd
     // standing in for the bundle's binary.
-    let unit = std::fs::read_to_string(under(&root, paths::ETCD_UNIT)).unwrap();
+    let unit = std::fs::read_to_string(under(&host.root, paths::ETCD_UNIT)).unwrap();
     let exec = unit
         .lines()
         .find_map(|l| l.strip_prefix("ExecStart="))
@@ -337,42 +405,22 @@ fn the_rendered_etcd_unit_starts_a_real_etcd_with_client_cert_auth() {
     let args: Vec<String> = argv
         .map(|a| a.replace(paths::ETCD_CONFIG, config_path.to_str().unwrap()))
         .collect();
-    let log = std::fs::File::create(tmp.path().join("etcd.log")).unwrap();
-    let etcd = Running(
-        Command::new(which("etcd"))
-            .args(&args)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
-    );
+    host.start_and_check(&args);
+}
 
-    let endpoint = format!("https://127.0.0.1:{client}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let healthy = loop {
-        let out = etcdctl_health(&root, &endpoint, true);
-        if out.status.success() {
-            break out;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "etcd did not become healthy: {}\netcd log:\n{}",
-            text(&out),
-            std::fs::read_to_string(tmp.path().join("etcd.log")).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    };
-    // etcdctl 3.4 reports health on stderr.
-    assert!(text(&healthy).contains(&format!("{endpoint} is healthy")));
-    // client-cert-auth: without a client certificate the same request is refused.
-    let anonymous = etcdctl_health(&root, &endpoint, false);
-    assert!(!anonymous.status.success(), "{}", text(&anonymous));
-    // Metrics on their own plain-HTTP listener.
-    let metrics_page = http_get(metrics, "/metrics");
-    assert!(
-        metrics_page.starts_with("HTTP/1.0 200"),
-        "{metrics_page:.200}"
-    );
-    assert!(metrics_page.contains("etcd_server_has_leader 1"));
-    drop(etcd);
+#[test]
+fn the_rendered_etcd_static_pod_command_starts_a_real_etcd() {
+    // What the kubelet would run in the etcd container (the image is not obtainable here):
+    // the pod's command, with Debian's etcd.
+    let host = EtcdHost::new(kinit::config::EtcdMode::StaticPod);
+    let manifest = std::fs::read_to_string(under(&host.root, paths::ETCD_MANIFEST)).unwrap();
+    let pod: serde_yaml::Value = serde_yaml::from_str(&manifest).unwrap();
+    let command: Vec<String> = pod["spec"]["containers"][0]["command"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|v| host.relocate(v.as_str().unwrap()))
+        .collect();
+    assert_eq!(command[0], "etcd");
+    host.start_and_check(&command[1..]);
 }
