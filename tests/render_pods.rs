@@ -62,8 +62,8 @@ fn static_pods_are_pods_without_unknown_fields() {
             }
         }
     }
-    // stacked: 3 hosts x 4 pods (etcd static pod); external: 3 hosts x 3 pods.
-    assert_eq!(checked, 12 + 9);
+    // stacked and ipv6: 3 hosts x 4 pods (etcd static pod); external: 3 hosts x 3 pods.
+    assert_eq!(checked, 12 + 9 + 12);
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! Every file kinit renders for the two example clusters, one snapshot per host and path, so a
+//! Every file kinit renders for the example clusters (tests/fixtures/render/), one snapshot per host and path, so a
 //! template change shows up as a reviewable diff.
 
 mod render_support;

@@ -47,7 +47,7 @@ fn haproxy_accepts_every_rendered_config() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 6);
+    assert_eq!(checked, 9);
     // The check can fail: an unknown balance algorithm is refused.
     let (_, files) = rendered("stacked").remove(0);
     let bad = file(&files, paths::HAPROXY_CFG)
@@ -94,7 +94,7 @@ fn keepalived_accepts_every_rendered_config() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 6);
+    assert_eq!(checked, 9);
     // The check can fail: without the configured interface keepalived refuses the config.
     let out = keepalived_config_test(&dir.path().join("stacked/cp1"), None);
     assert!(!out.status.success(), "{}", text(&out));

@@ -56,6 +56,9 @@ pub struct Endpoint {
     pub vip_cidr: String,
     pub virtual_router_id: u8,
     pub check_weight: i32,
+    /// haproxy's frontend `bind`: `*:8443` (IPv4 only in haproxy), or `:::8443 v4v6` when the
+    /// endpoint is IPv6.
+    pub haproxy_bind: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -176,6 +179,10 @@ pub fn cluster(inv: &Inventory) -> Result<Cluster, RenderError> {
             vip_cidr,
             virtual_router_id: vrrp::virtual_router_id(&inv.name, &inv.endpoint.address),
             check_weight: vrrp::check_weight(cps.len()),
+            haproxy_bind: match inv.endpoint.address.parse::<IpAddr>() {
+                Ok(IpAddr::V6(_)) => format!(":::{} v4v6", inv.endpoint.port),
+                _ => format!("*:{}", inv.endpoint.port),
+            },
         },
         networking: Networking {
             pod_subnet: inv.networking.pod_subnet.to_string(),

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use kinit::inventory::Inventory;
 use kinit::render::{self, RenderedFile, Templates};
 
-pub const EXAMPLES: &[&str] = &["stacked", "external"];
+pub const EXAMPLES: &[&str] = &["stacked", "external", "ipv6"];
 
 pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/render/{name}.yaml"))
