@@ -77,6 +77,8 @@ pub enum Command {
     /// Local test nodes (systemd-nspawn) to try kinit on, on this machine
     #[command(subcommand)]
     Lab(LabCommand),
+    /// Write every file each host will receive, for review (no host is contacted)
+    Render(RenderArgs),
 
     /// Print a shell completion script
     Completion {
@@ -236,6 +238,45 @@ pub struct InitArgs {
     /// Overwrite an existing file
     #[arg(long)]
     pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// Where to write `<host>/<path on the host>` [default: `rendered` next to the config]
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// Render only this host
+    #[arg(long, value_name = "NAME")]
+    pub host: Option<String>,
+
+    /// A directory of *.tera files replacing the built-in templates of the same name
+    #[arg(long, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RenderOptions {
+    pub out: PathBuf,
+    pub host: Option<String>,
+    pub templates: Option<PathBuf>,
+}
+
+impl RenderArgs {
+    pub fn options(&self, global: &GlobalOptions) -> RenderOptions {
+        let config_dir = global
+            .config_path
+            .parent()
+            .unwrap_or(std::path::Path::new(""));
+        RenderOptions {
+            out: self
+                .out
+                .clone()
+                .unwrap_or_else(|| config_dir.join("rendered")),
+            host: self.host.clone(),
+            templates: self.templates.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

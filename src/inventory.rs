@@ -19,6 +19,7 @@ pub mod ports {
     pub const ETCD_PEER: u16 = 2380;
     pub const ETCD_METRICS: u16 = 2381;
     pub const KUBELET: u16 = 10250;
+    pub const KUBELET_HEALTHZ: u16 = 10248;
     pub const CONTROLLER_MANAGER: u16 = 10257;
     pub const SCHEDULER: u16 = 10259;
 }
@@ -75,6 +76,10 @@ pub struct Endpoint {
     pub address: String,
     pub port: u16,
     pub load_balancer: LoadBalancerKind,
+    /// Where keepalived announces the VIP.
+    pub interface: String,
+    /// VRRP to each control-plane peer instead of multicast.
+    pub vrrp_unicast: bool,
 }
 
 impl Endpoint {
@@ -167,6 +172,8 @@ impl Inventory {
                 },
                 port: spec.control_plane_endpoint.port,
                 load_balancer: spec.control_plane_endpoint.load_balancer,
+                interface: spec.control_plane_endpoint.interface.clone(),
+                vrrp_unicast: spec.control_plane_endpoint.vrrp_unicast,
             },
             hosts,
             etcd: spec.etcd.clone(),

@@ -5,6 +5,7 @@ pub mod config_validate;
 pub mod init;
 pub mod lab;
 pub mod man;
+pub mod render;
 
 use std::process::ExitCode;
 

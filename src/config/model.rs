@@ -90,6 +90,11 @@ pub struct ControlPlaneEndpoint {
     pub address: Option<EndpointAddress>,
     pub port: u16,
     pub load_balancer: LoadBalancerKind,
+    /// The network interface keepalived announces the VIP on (haproxy-keepalived only).
+    pub interface: String,
+    /// VRRP adverts go to each other control-plane host instead of the multicast group, for
+    /// networks that drop multicast.
+    pub vrrp_unicast: bool,
 }
 
 /// The endpoint clients use: a VIP, or the DNS name of an external load balancer.
@@ -257,6 +262,8 @@ impl Default for ControlPlaneEndpoint {
             address: None,
             port: 8443,
             load_balancer: LoadBalancerKind::HaproxyKeepalived,
+            interface: "eth0".into(),
+            vrrp_unicast: false,
         }
     }
 }

@@ -97,6 +97,12 @@ impl Reader {
         endpoint.load_balancer = self
             .choice(&mut s, "loadBalancer")
             .unwrap_or(endpoint.load_balancer);
+        endpoint.interface = self
+            .optional(&mut s, "interface", "a network interface name, e.g. eth0")
+            .unwrap_or(endpoint.interface);
+        endpoint.vrrp_unicast = self
+            .optional(&mut s, "vrrpUnicast", "true or false")
+            .unwrap_or(endpoint.vrrp_unicast);
         self.finish(s);
 
         let mut s = self.section(spec, "etcd", false);

@@ -125,6 +125,8 @@ spec:
     address: 192.168.9.100          # required: an unused address on the hosts' network
     port: 8443
     loadBalancer: haproxy-keepalived   # or: external (you provide the load balancer)
+    interface: eth0                 # where keepalived announces the VIP
+    vrrpUnicast: false              # true: VRRP to each control-plane host, for networks that drop multicast
 
   etcd:
     mode: systemd                   # or: static-pod (the kubelet runs etcd)

@@ -5,6 +5,7 @@ pub mod config_report;
 pub mod lab_progress;
 pub mod lab_report;
 pub mod preflight;
+pub mod render;
 
 use std::io::IsTerminal;
 

@@ -1,0 +1,97 @@
+//! Where things live on a cluster host. One table, read by render (the templates see it as
+//! `paths.<key>`), the PKI (where each certificate lands) and deploy (what to upload where).
+//!
+//! The layout is kubeadm's (`/etc/kubernetes`, `pki/`, `manifests/`), so tools and runbooks
+//! written for kubeadm clusters work unchanged. A systemd-run etcd uses the same
+//! `/etc/kubernetes/pki/etcd/` certificates as a static-pod etcd: switching `etcd.mode` never
+//! moves a certificate.
+
+/// Defines each path once, as a constant and as a row of [`ALL`] (key, path).
+macro_rules! host_paths {
+    ($( $(#[$doc:meta])* $name:ident = $key:literal => $path:literal; )*) => {
+        $( $(#[$doc])* pub const $name: &str = $path; )*
+        /// Every path, keyed by the name templates use (`{{ paths.ca_crt }}`).
+        pub const ALL: &[(&str, &str)] = &[ $( ($key, $path) ),* ];
+    };
+}
+
+host_paths! {
+    KUBERNETES_DIR = "kubernetes_dir" => "/etc/kubernetes";
+    /// Static pod manifests the kubelet runs.
+    MANIFESTS_DIR = "manifests_dir" => "/etc/kubernetes/manifests";
+    PKI_DIR = "pki_dir" => "/etc/kubernetes/pki";
+
+    CA_CRT = "ca_crt" => "/etc/kubernetes/pki/ca.crt";
+    CA_KEY = "ca_key" => "/etc/kubernetes/pki/ca.key";
+    APISERVER_CRT = "apiserver_crt" => "/etc/kubernetes/pki/apiserver.crt";
+    APISERVER_KEY = "apiserver_key" => "/etc/kubernetes/pki/apiserver.key";
+    APISERVER_KUBELET_CLIENT_CRT = "apiserver_kubelet_client_crt" => "/etc/kubernetes/pki/apiserver-kubelet-client.crt";
+    APISERVER_KUBELET_CLIENT_KEY = "apiserver_kubelet_client_key" => "/etc/kubernetes/pki/apiserver-kubelet-client.key";
+    FRONT_PROXY_CA_CRT = "front_proxy_ca_crt" => "/etc/kubernetes/pki/front-proxy-ca.crt";
+    FRONT_PROXY_CA_KEY = "front_proxy_ca_key" => "/etc/kubernetes/pki/front-proxy-ca.key";
+    FRONT_PROXY_CLIENT_CRT = "front_proxy_client_crt" => "/etc/kubernetes/pki/front-proxy-client.crt";
+    FRONT_PROXY_CLIENT_KEY = "front_proxy_client_key" => "/etc/kubernetes/pki/front-proxy-client.key";
+    /// The service-account signing key pair (a key pair, not a certificate).
+    SA_KEY = "sa_key" => "/etc/kubernetes/pki/sa.key";
+    SA_PUB = "sa_pub" => "/etc/kubernetes/pki/sa.pub";
+    APISERVER_ETCD_CLIENT_CRT = "apiserver_etcd_client_crt" => "/etc/kubernetes/pki/apiserver-etcd-client.crt";
+    APISERVER_ETCD_CLIENT_KEY = "apiserver_etcd_client_key" => "/etc/kubernetes/pki/apiserver-etcd-client.key";
+
+    ETCD_PKI_DIR = "etcd_pki_dir" => "/etc/kubernetes/pki/etcd";
+    ETCD_CA_CRT = "etcd_ca_crt" => "/etc/kubernetes/pki/etcd/ca.crt";
+    ETCD_CA_KEY = "etcd_ca_key" => "/etc/kubernetes/pki/etcd/ca.key";
+    ETCD_SERVER_CRT = "etcd_server_crt" => "/etc/kubernetes/pki/etcd/server.crt";
+    ETCD_SERVER_KEY = "etcd_server_key" => "/etc/kubernetes/pki/etcd/server.key";
+    ETCD_PEER_CRT = "etcd_peer_crt" => "/etc/kubernetes/pki/etcd/peer.crt";
+    ETCD_PEER_KEY = "etcd_peer_key" => "/etc/kubernetes/pki/etcd/peer.key";
+    ETCD_HEALTHCHECK_CLIENT_CRT = "etcd_healthcheck_client_crt" => "/etc/kubernetes/pki/etcd/healthcheck-client.crt";
+    ETCD_HEALTHCHECK_CLIENT_KEY = "etcd_healthcheck_client_key" => "/etc/kubernetes/pki/etcd/healthcheck-client.key";
+
+    ADMIN_CONF = "admin_conf" => "/etc/kubernetes/admin.conf";
+    /// Written on the first control-plane host only (kubeadm >= 1.29).
+    SUPER_ADMIN_CONF = "super_admin_conf" => "/etc/kubernetes/super-admin.conf";
+    CONTROLLER_MANAGER_CONF = "controller_manager_conf" => "/etc/kubernetes/controller-manager.conf";
+    SCHEDULER_CONF = "scheduler_conf" => "/etc/kubernetes/scheduler.conf";
+    KUBELET_CONF = "kubelet_conf" => "/etc/kubernetes/kubelet.conf";
+
+    KUBE_APISERVER_MANIFEST = "kube_apiserver_manifest" => "/etc/kubernetes/manifests/kube-apiserver.yaml";
+    KUBE_CONTROLLER_MANAGER_MANIFEST = "kube_controller_manager_manifest" => "/etc/kubernetes/manifests/kube-controller-manager.yaml";
+    KUBE_SCHEDULER_MANIFEST = "kube_scheduler_manifest" => "/etc/kubernetes/manifests/kube-scheduler.yaml";
+    ETCD_MANIFEST = "etcd_manifest" => "/etc/kubernetes/manifests/etcd.yaml";
+
+    /// etcd run by systemd: the binary (from the artifacts bundle), its unit and its config file.
+    ETCD_BINARY = "etcd_binary" => "/usr/local/bin/etcd";
+    ETCD_UNIT = "etcd_unit" => "/etc/systemd/system/etcd.service";
+    ETCD_CONFIG = "etcd_config" => "/etc/etcd/etcd.conf.yml";
+
+    KUBELET_CONFIG = "kubelet_config" => "/var/lib/kubelet/config.yaml";
+    KUBELET_PKI_DIR = "kubelet_pki_dir" => "/var/lib/kubelet/pki";
+    CONTAINERD_SOCKET = "containerd_socket" => "/run/containerd/containerd.sock";
+
+    HAPROXY_CFG = "haproxy_cfg" => "/etc/haproxy/haproxy.cfg";
+    KEEPALIVED_CONF = "keepalived_conf" => "/etc/keepalived/keepalived.conf";
+    CHECK_APISERVER_SH = "check_apiserver_sh" => "/etc/keepalived/check_apiserver.sh";
+
+    SYSCTL_CONF = "sysctl_conf" => "/etc/sysctl.d/99-kubernetes.conf";
+    MODULES_LOAD_CONF = "modules_load_conf" => "/etc/modules-load.d/kubernetes.conf";
+    /// Debian's location (RHEL-family hosts read /etc/chrony.conf).
+    CHRONY_CONF = "chrony_conf" => "/etc/chrony/chrony.conf";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_and_paths_are_unique_and_absolute() {
+        let mut keys: Vec<_> = ALL.iter().map(|(k, _)| *k).collect();
+        let mut paths: Vec<_> = ALL.iter().map(|(_, p)| *p).collect();
+        keys.sort_unstable();
+        paths.sort_unstable();
+        let (nk, np) = (keys.len(), paths.len());
+        keys.dedup();
+        paths.dedup();
+        assert_eq!((keys.len(), paths.len()), (nk, np), "duplicate key or path");
+        assert!(paths.iter().all(|p| p.starts_with('/')));
+    }
+}

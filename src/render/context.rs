@@ -1,0 +1,294 @@
+//! What templates see: the cluster and the host being rendered, with every derived value
+//! (URLs, flags joined as etcd and the apiserver want them, VRRP priorities) computed here, so the
+//! templates stay plain text with a few loops.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+
+use serde::Serialize;
+
+use super::error::RenderError;
+use super::vrrp;
+use crate::config::{EtcdMode, LoadBalancerKind, Role, Topology};
+use crate::host_paths;
+use crate::inventory::{Host, Inventory, first_address, ports};
+
+/// Images come from kubeadm's default registry.
+pub const IMAGE_REPOSITORY: &str = "registry.k8s.io";
+
+/// The etcd release kubeadm pairs with a Kubernetes minor (kubeadm's SupportedEtcdVersion), and
+/// whether it is etcd 3.6, whose flags differ (`experimental-*` flags became feature gates).
+pub fn etcd_version_for(kubernetes_minor: u32) -> (&'static str, bool) {
+    if kubernetes_minor >= 34 {
+        ("3.6.6-0", true)
+    } else {
+        ("3.5.24-0", false)
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Cluster {
+    pub name: String,
+    pub topology: Topology,
+    pub kubernetes_version: String,
+    pub image_repository: &'static str,
+    pub etcd_image: String,
+    pub etcd_v36: bool,
+    pub endpoint: Endpoint,
+    pub networking: Networking,
+    pub control_plane: Vec<ControlPlaneHost>,
+    pub etcd: Etcd,
+    pub time_servers: Vec<String>,
+    pub ports: Ports,
+    #[serde(skip)]
+    pub paths: BTreeMap<&'static str, &'static str>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Endpoint {
+    pub address: String,
+    pub port: u16,
+    pub url: String,
+    pub load_balancer: LoadBalancerKind,
+    pub interface: String,
+    pub vrrp_unicast: bool,
+    /// `192.168.9.100/24` (empty unless haproxy-keepalived).
+    pub vip_cidr: String,
+    pub virtual_router_id: u8,
+    pub check_weight: i32,
+    /// haproxy's frontend `bind`: `*:8443` (IPv4 only in haproxy), or `:::8443 v4v6` when the
+    /// endpoint is IPv6.
+    pub haproxy_bind: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Networking {
+    pub pod_subnet: String,
+    pub service_subnet: String,
+    pub dns_domain: String,
+    /// The cluster DNS service: the 10th address of the service subnet (kubeadm).
+    pub cluster_dns: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ControlPlaneHost {
+    pub name: String,
+    pub address: String,
+    /// `10.0.0.11:6443` (`[fd00::11]:6443` for IPv6).
+    pub apiserver: String,
+    pub priority: u8,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Etcd {
+    pub mode: EtcdMode,
+    pub data_dir: String,
+    pub initial_cluster: String,
+    pub client_urls: String,
+    pub members: Vec<EtcdMember>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EtcdMember {
+    pub name: String,
+    pub address: String,
+    pub peer_url: String,
+    pub client_url: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Ports {
+    pub apiserver: u16,
+    pub etcd_client: u16,
+    pub etcd_peer: u16,
+    pub etcd_metrics: u16,
+    pub kubelet: u16,
+    pub kubelet_healthz: u16,
+    pub controller_manager: u16,
+    pub scheduler: u16,
+}
+
+#[derive(Debug, Serialize)]
+pub struct HostView {
+    pub name: String,
+    pub address: String,
+    /// The address as it appears in a URL (`[fd00::1]` for IPv6).
+    pub url_address: String,
+    /// `127.0.0.1`, or `::1` when the host's address is IPv6 (kubeadm does the same).
+    pub loopback: String,
+    /// The loopback address as it appears in a URL (`[::1]`).
+    pub url_loopback: String,
+    pub control_plane: bool,
+    pub etcd: bool,
+    pub worker: bool,
+    pub vrrp: Option<Vrrp>,
+    /// etcd's `listen-client-urls`: loopback (for the local apiserver and health checks) and the
+    /// host's address, once each.
+    pub etcd_listen_client_urls: String,
+    /// The apiserver's `--etcd-servers`: the local member when stacked (kubeadm's choice: an
+    /// apiserver fails together with its own etcd member), every member when external.
+    pub apiserver_etcd_servers: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Vrrp {
+    /// MASTER for the first control-plane host, BACKUP for the others.
+    pub state: &'static str,
+    pub priority: u8,
+    /// The other control-plane hosts, used only with `vrrpUnicast`.
+    pub unicast_peers: Vec<String>,
+}
+
+/// The cluster-wide part, computed once for all hosts.
+pub fn cluster(inv: &Inventory) -> Result<Cluster, RenderError> {
+    let (etcd_tag, etcd_v36) = etcd_version_for(inv.kubernetes_version.minor);
+    let cps: Vec<&Host> = inv.control_plane().collect();
+    let lb = inv.endpoint.load_balancer == LoadBalancerKind::HaproxyKeepalived;
+    let vip_cidr = if lb {
+        let vip: IpAddr = inv.endpoint.address.parse().map_err(|_| {
+            RenderError::Unsupported(format!(
+                "controlPlaneEndpoint.address `{}` is not an IP address, but keepalived needs one \
+                 for the VIP; use an IP, or loadBalancer: external",
+                inv.endpoint.address
+            ))
+        })?;
+        vrrp::vip_cidr(vip, inv.networking.node_subnet)
+    } else {
+        String::new()
+    };
+    let members = inv.etcd_members();
+    let client_urls = members
+        .iter()
+        .map(|m| m.client_url())
+        .collect::<Vec<_>>()
+        .join(",");
+    Ok(Cluster {
+        name: inv.name.clone(),
+        topology: inv.topology,
+        kubernetes_version: inv.kubernetes_version.to_string(),
+        image_repository: IMAGE_REPOSITORY,
+        etcd_image: format!("{IMAGE_REPOSITORY}/etcd:{etcd_tag}"),
+        etcd_v36,
+        endpoint: Endpoint {
+            address: inv.endpoint.address.clone(),
+            port: inv.endpoint.port,
+            url: inv.endpoint.url(),
+            load_balancer: inv.endpoint.load_balancer,
+            interface: inv.endpoint.interface.clone(),
+            vrrp_unicast: inv.endpoint.vrrp_unicast,
+            vip_cidr,
+            virtual_router_id: vrrp::virtual_router_id(&inv.name, &inv.endpoint.address),
+            check_weight: vrrp::check_weight(cps.len()),
+            haproxy_bind: match inv.endpoint.address.parse::<IpAddr>() {
+                Ok(IpAddr::V6(_)) => format!(":::{} v4v6", inv.endpoint.port),
+                _ => format!("*:{}", inv.endpoint.port),
+            },
+        },
+        networking: Networking {
+            pod_subnet: inv.networking.pod_subnet.to_string(),
+            service_subnet: inv.networking.service_subnet.to_string(),
+            dns_domain: inv.networking.dns_domain.clone(),
+            cluster_dns: nth_address(inv, 10).to_string(),
+        },
+        control_plane: cps
+            .iter()
+            .enumerate()
+            .map(|(i, h)| ControlPlaneHost {
+                name: h.name.clone(),
+                address: h.address.to_string(),
+                apiserver: SocketAddr::new(h.address, ports::APISERVER).to_string(),
+                priority: vrrp::priority(i),
+            })
+            .collect(),
+        etcd: Etcd {
+            mode: inv.etcd.mode,
+            data_dir: inv.etcd.data_dir.clone(),
+            initial_cluster: inv.etcd_initial_cluster(),
+            client_urls,
+            members: members
+                .iter()
+                .map(|m| EtcdMember {
+                    name: m.name.clone(),
+                    address: m.address.to_string(),
+                    peer_url: m.peer_url(),
+                    client_url: m.client_url(),
+                })
+                .collect(),
+        },
+        time_servers: inv.time_servers.clone(),
+        ports: Ports {
+            apiserver: ports::APISERVER,
+            etcd_client: ports::ETCD_CLIENT,
+            etcd_peer: ports::ETCD_PEER,
+            etcd_metrics: ports::ETCD_METRICS,
+            kubelet: ports::KUBELET,
+            kubelet_healthz: ports::KUBELET_HEALTHZ,
+            controller_manager: ports::CONTROLLER_MANAGER,
+            scheduler: ports::SCHEDULER,
+        },
+        paths: host_paths::ALL.iter().copied().collect(),
+    })
+}
+
+/// The per-host part.
+pub fn host(inv: &Inventory, host: &Host) -> HostView {
+    let url_address = match host.address {
+        IpAddr::V4(a) => a.to_string(),
+        IpAddr::V6(a) => format!("[{a}]"),
+    };
+    let url_loopback = match host.address {
+        IpAddr::V4(_) => "127.0.0.1".to_string(),
+        IpAddr::V6(_) => "[::1]".to_string(),
+    };
+    let cps: Vec<&Host> = inv.control_plane().collect();
+    let vrrp = cps
+        .iter()
+        .position(|h| h.name == host.name)
+        .map(|index| Vrrp {
+            state: if index == 0 { "MASTER" } else { "BACKUP" },
+            priority: vrrp::priority(index),
+            unicast_peers: cps
+                .iter()
+                .filter(|h| h.name != host.name)
+                .map(|h| h.address.to_string())
+                .collect(),
+        });
+    HostView {
+        name: host.name.clone(),
+        address: host.address.to_string(),
+        url_address: url_address.clone(),
+        loopback: match host.address {
+            IpAddr::V4(_) => "127.0.0.1".to_string(),
+            IpAddr::V6(_) => "::1".to_string(),
+        },
+        url_loopback: url_loopback.clone(),
+        control_plane: host.has(Role::ControlPlane),
+        etcd: host.has(Role::Etcd),
+        worker: host.has(Role::Worker),
+        vrrp,
+        etcd_listen_client_urls: {
+            let mut urls = vec![format!("https://{url_loopback}:{}", ports::ETCD_CLIENT)];
+            if !host.address.is_loopback() {
+                urls.push(format!("https://{url_address}:{}", ports::ETCD_CLIENT));
+            }
+            urls.join(",")
+        },
+        apiserver_etcd_servers: match inv.topology {
+            Topology::Stacked => format!("https://{url_loopback}:{}", ports::ETCD_CLIENT),
+            Topology::External => inv
+                .etcd_members()
+                .iter()
+                .map(|m| m.client_url())
+                .collect::<Vec<_>>()
+                .join(","),
+        },
+    }
+}
+
+/// The n-th address of the service subnet (1 = the kubernetes service, 10 = cluster DNS).
+fn nth_address(inv: &Inventory, n: u32) -> IpAddr {
+    match first_address(inv.networking.service_subnet) {
+        IpAddr::V4(a) => IpAddr::V4((u32::from(a) + n - 1).into()),
+        IpAddr::V6(a) => IpAddr::V6((u128::from(a) + u128::from(n) - 1).into()),
+    }
+}

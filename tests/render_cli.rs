@@ -1,0 +1,149 @@
+//! `kinit render` end to end: files under `<out>/<host>/<path>`, modes, the manifest, --host,
+//! re-rendering after a config change.
+
+mod render_support;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+
+use assert_cmd::Command as Kinit;
+
+fn kinit() -> Kinit {
+    let mut c = Kinit::cargo_bin("kinit").unwrap();
+    c.env_remove("KINIT_CONFIG").env("NO_COLOR", "1");
+    c
+}
+
+fn config_copy(dir: &Path, example: &str) -> std::path::PathBuf {
+    let path = dir.join("cluster.yaml");
+    std::fs::copy(render_support::fixture(example), &path).unwrap();
+    path
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn render_writes_every_host_next_to_the_config_with_a_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_copy(dir.path(), "stacked");
+    kinit()
+        .arg("-c")
+        .arg(&config)
+        .arg("render")
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("cp1 (11 files)"))
+        .stdout(predicates::str::contains("nothing was sent to any host"));
+    let out = dir.path().join("rendered");
+    for host in ["cp1", "cp2", "cp3", "worker1"] {
+        assert!(out.join(host).join("MANIFEST.yaml").is_file(), "{host}");
+    }
+    let apiserver = out.join("cp2/etc/kubernetes/manifests/kube-apiserver.yaml");
+    assert_eq!(mode(&apiserver), 0o600);
+    assert_eq!(
+        mode(&out.join("cp2/etc/keepalived/check_apiserver.sh")),
+        0o755
+    );
+    assert_eq!(mode(&out.join("cp2/etc/haproxy/haproxy.cfg")), 0o644);
+
+    // The manifest's sha256 is the file's, as sha256sum computes it.
+    let manifest: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(out.join("cp2/MANIFEST.yaml")).unwrap())
+            .unwrap();
+    let entries = manifest["files"].as_sequence().unwrap();
+    assert_eq!(entries.len(), 11);
+    let entry = entries
+        .iter()
+        .find(|e| e["path"] == "/etc/kubernetes/manifests/kube-apiserver.yaml")
+        .unwrap();
+    let sum = Command::new("sha256sum").arg(&apiserver).output().unwrap();
+    let sum = String::from_utf8(sum.stdout).unwrap();
+    assert_eq!(entry["sha256"].as_str().unwrap(), &sum[..64]);
+    assert_eq!(entry["mode"], "0600");
+    assert_eq!(entry["owner"], "root:root");
+    let haproxy = entries
+        .iter()
+        .find(|e| e["path"] == "/etc/haproxy/haproxy.cfg")
+        .unwrap();
+    assert_eq!(haproxy["restart"], "haproxy");
+}
+
+#[test]
+fn render_one_host_and_refuse_an_unknown_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_copy(dir.path(), "external");
+    let out = dir.path().join("out");
+    let assert = kinit()
+        .args(["-o", "json", "-c"])
+        .arg(&config)
+        .args(["render", "--host", "etcd2", "--out"])
+        .arg(&out)
+        .assert()
+        .success();
+    let json: serde_json::Value = serde_json::from_slice(&assert.get_output().stdout).unwrap();
+    assert_eq!(json["hosts"].as_array().unwrap().len(), 1);
+    assert_eq!(json["hosts"][0]["host"], "etcd2");
+    let hosts: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(hosts, vec!["etcd2"]);
+    assert!(out.join("etcd2/etc/systemd/system/etcd.service").is_file());
+
+    kinit()
+        .arg("-c")
+        .arg(&config)
+        .args(["render", "--host", "etcd9", "--out"])
+        .arg(&out)
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("no host named `etcd9`"));
+}
+
+#[test]
+fn rerendering_after_a_mode_change_removes_files_no_longer_rendered() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_copy(dir.path(), "stacked");
+    let render = || {
+        kinit()
+            .arg("-q")
+            .arg("-c")
+            .arg(&config)
+            .arg("render")
+            .assert()
+            .success();
+    };
+    render();
+    let cp1 = dir.path().join("rendered/cp1");
+    assert!(cp1.join("etc/kubernetes/manifests/etcd.yaml").is_file());
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("mode: static-pod", "mode: systemd");
+    std::fs::write(&config, text).unwrap();
+    render();
+    assert!(!cp1.join("etc/kubernetes/manifests/etcd.yaml").exists());
+    assert!(cp1.join("etc/systemd/system/etcd.service").is_file());
+    assert!(cp1.join("etc/etcd/etcd.conf.yml").is_file());
+}
+
+#[test]
+fn an_invalid_config_renders_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_copy(dir.path(), "stacked");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("kubernetesVersion: v1.31.4", "kubernetesVersion: 1.31");
+    std::fs::write(&config, text).unwrap();
+    kinit()
+        .arg("-c")
+        .arg(&config)
+        .arg("render")
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains("kubernetesVersion"))
+        .stderr(predicates::str::contains("nothing rendered"));
+    assert!(!dir.path().join("rendered").exists());
+}

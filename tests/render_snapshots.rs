@@ -1,0 +1,70 @@
+//! Every file kinit renders for the example clusters (tests/fixtures/render/), one snapshot per host and path, so a
+//! template change shows up as a reviewable diff.
+
+mod render_support;
+
+use std::collections::BTreeSet;
+
+use render_support::{EXAMPLES, rendered, snapshot_name};
+
+#[test]
+fn every_rendered_file_matches_its_snapshot() {
+    for example in EXAMPLES {
+        for (host, files) in rendered(example) {
+            assert!(!files.is_empty(), "{example}/{host} received no files");
+            for f in files {
+                insta::assert_snapshot!(snapshot_name(example, &host, f.path), f.content);
+            }
+        }
+    }
+}
+
+#[test]
+fn the_examples_use_every_template() {
+    let used: BTreeSet<&str> = EXAMPLES
+        .iter()
+        .flat_map(|e| rendered(e))
+        .flat_map(|(_, files)| files.into_iter().map(|f| f.template))
+        .collect();
+    let all: BTreeSet<&str> = kinit::render::templates::EMBEDDED
+        .iter()
+        .map(|(name, _)| *name)
+        .collect();
+    assert_eq!(used, all);
+}
+
+#[test]
+fn each_host_gets_the_files_of_its_roles() {
+    let paths = |example: &str, host: &str| -> Vec<&'static str> {
+        rendered(example)
+            .into_iter()
+            .find(|(h, _)| h == host)
+            .unwrap()
+            .1
+            .iter()
+            .map(|f| f.path)
+            .collect()
+    };
+    use kinit::host_paths as p;
+    // Stacked, static-pod etcd: etcd manifest next to the control plane, no etcd unit.
+    let cp = paths("stacked", "cp2");
+    for want in [
+        p::ETCD_MANIFEST,
+        p::KUBE_APISERVER_MANIFEST,
+        p::HAPROXY_CFG,
+        p::CHRONY_CONF,
+    ] {
+        assert!(cp.contains(&want), "stacked cp2 lacks {want}");
+    }
+    assert!(!cp.contains(&p::ETCD_UNIT));
+    // External, systemd etcd: unit + config on etcd hosts only, nothing of the control plane.
+    let etcd = paths("external", "etcd1");
+    assert_eq!(etcd, vec![p::ETCD_UNIT, p::ETCD_CONFIG]);
+    let cp = paths("external", "cp1");
+    assert!(!cp.contains(&p::ETCD_UNIT) && !cp.contains(&p::ETCD_MANIFEST));
+    // Workers: the kubelet and kernel settings, no control plane, no load balancer.
+    assert_eq!(
+        paths("external", "worker1"),
+        vec![p::KUBELET_CONFIG, p::SYSCTL_CONF, p::MODULES_LOAD_CONF]
+    );
+}

@@ -1,0 +1,426 @@
+//! The rendered files, checked by the programs that will read them: haproxy, keepalived,
+//! systemd, and a real etcd started from the rendered unit and config. Runs as root (CI does):
+//! keepalived's check runs in private mount and network namespaces.
+
+mod render_support;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use kinit::host_paths as paths;
+use kinit::render::{self, RenderedFile, Templates, write};
+use render_support::{EXAMPLES, fixture, inventory_from, rendered};
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e} (is it installed? see .ci/run)"))
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "status {}\nstdout: {}\nstderr: {}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn file<'a>(files: &'a [RenderedFile], path: &str) -> &'a RenderedFile {
+    files.iter().find(|f| f.path == path).unwrap()
+}
+
+#[test]
+fn haproxy_accepts_every_rendered_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut checked = 0;
+    for example in EXAMPLES {
+        for (host, files) in rendered(example) {
+            let Some(cfg) = files.iter().find(|f| f.path == paths::HAPROXY_CFG) else {
+                continue;
+            };
+            let path = dir.path().join(format!("{example}-{host}.cfg"));
+            std::fs::write(&path, &cfg.content).unwrap();
+            let out = run(Command::new("haproxy").arg("-c").arg("-f").arg(&path));
+            assert!(out.status.success(), "{example}/{host}: {}", text(&out));
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 9);
+    // The check can fail: an unknown balance algorithm is refused.
+    let (_, files) = rendered("stacked").remove(0);
+    let bad = file(&files, paths::HAPROXY_CFG)
+        .content
+        .replace("balance roundrobin", "balance roundrobinx");
+    let path = dir.path().join("bad.cfg");
+    std::fs::write(&path, bad).unwrap();
+    let out = run(Command::new("haproxy").arg("-c").arg("-f").arg(&path));
+    assert!(!out.status.success(), "{}", text(&out));
+}
+
+/// `keepalived --config-test` on the host's rendered /etc/keepalived, bind-mounted over the real
+/// one in a private mount namespace, in a private network namespace where `interface` exists (a
+/// veth; it carries no traffic and vanishes with the namespace).
+fn keepalived_config_test(host_root: &Path, interface: Option<&str>) -> Output {
+    let mut script = format!(
+        "mount --bind '{}' /etc/keepalived",
+        host_root.join("etc/keepalived").display()
+    );
+    if let Some(iface) = interface {
+        script += &format!(" && ip link add {iface} type veth peer name kinit-peer0");
+    }
+    script += " && keepalived --config-test -l -f /etc/keepalived/keepalived.conf";
+    run(Command::new("unshare")
+        .args(["--mount", "--net", "sh", "-c"])
+        .arg(script))
+}
+
+#[test]
+fn keepalived_accepts_every_rendered_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut checked = 0;
+    for example in EXAMPLES {
+        let inv = render_support::inventory(example);
+        let iface = inv.endpoint.interface.clone();
+        let out_dir = dir.path().join(example);
+        for (host, files) in rendered(example) {
+            if !files.iter().any(|f| f.path == paths::KEEPALIVED_CONF) {
+                continue;
+            }
+            write::write_host(&out_dir, &host, &files).unwrap();
+            let out = keepalived_config_test(&out_dir.join(&host), Some(&iface));
+            assert!(out.status.success(), "{example}/{host}: {}", text(&out));
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 9);
+    // The check can fail: without the configured interface keepalived refuses the config.
+    let out = keepalived_config_test(&dir.path().join("stacked/cp1"), None);
+    assert!(!out.status.success(), "{}", text(&out));
+}
+
+/// The etcd unit as this machine can verify it: the bundle's /usr/local/bin/etcd is not
+/// installed here, Debian's etcd stands in for it.
+fn unit_with_local_etcd(unit: &str) -> String {
+    let etcd = which("etcd");
+    unit.replace(paths::ETCD_BINARY, etcd.to_str().unwrap())
+}
+
+fn which(program: &str) -> PathBuf {
+    std::env::var_os("PATH")
+        .and_then(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join(program))
+                .find(|p| p.is_file())
+        })
+        .unwrap_or_else(|| panic!("{program} is not installed (see .ci/run)"))
+}
+
+fn systemd_verify(dir: &Path, unit: &str) -> Output {
+    let path = dir.join("etcd.service");
+    std::fs::write(&path, unit).unwrap();
+    run(Command::new("systemd-analyze").arg("verify").arg(&path))
+}
+
+#[test]
+fn systemd_accepts_the_etcd_unit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut checked = 0;
+    for (host, files) in rendered("external") {
+        let Some(unit) = files.iter().find(|f| f.path == paths::ETCD_UNIT) else {
+            continue;
+        };
+        let out = systemd_verify(dir.path(), &unit_with_local_etcd(&unit.content));
+        // systemd-analyze exits 0 on unknown keys and bad values and only warns: any output is
+        // a finding.
+        assert!(
+            out.status.success() && out.stderr.is_empty() && out.stdout.is_empty(),
+            "{host}: {}",
+            text(&out)
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 3);
+    let (_, files) = rendered("external").remove(3);
+    let bad = unit_with_local_etcd(&file(&files, paths::ETCD_UNIT).content)
+        .replace("Type=notify", "Type=notifyy");
+    let out = systemd_verify(dir.path(), &bad);
+    assert!(!out.stderr.is_empty(), "{}", text(&out));
+}
+
+/// Kills the etcd it holds when dropped, so a failed assertion leaves no process behind.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = run(Command::new("openssl").current_dir(dir).args(args));
+    assert!(out.status.success(), "openssl {args:?}: {}", text(&out));
+}
+
+/// A stand-in for kinit's PKI (built on another branch): an etcd CA, server and peer
+/// certificates for 127.0.0.1, and a client certificate, at the host paths etcd is configured with.
+fn make_etcd_certs(root: &Path) {
+    let dir = root.join(paths::ETCD_PKI_DIR.trim_start_matches('/'));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = |name: &str| {
+        openssl(
+            &dir,
+            &[
+                "genpkey",
+                "-algorithm",
+                "EC",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-out",
+                name,
+            ],
+        )
+    };
+    key("ca.key");
+    openssl(
+        &dir,
+        &[
+            "req",
+            "-x509",
+            "-new",
+            "-key",
+            "ca.key",
+            "-subj",
+            "/CN=etcd-ca",
+            "-days",
+            "1",
+            "-out",
+            "ca.crt",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,digitalSignature",
+        ],
+    );
+    let server_ext = "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1\n\
+                      extendedKeyUsage=serverAuth,clientAuth\n";
+    for (name, cn, ext) in [
+        ("server", "etcd1", server_ext),
+        ("peer", "etcd1", server_ext),
+        (
+            "healthcheck-client",
+            "kube-etcd-healthcheck-client",
+            "extendedKeyUsage=clientAuth\n",
+        ),
+    ] {
+        key(&format!("{name}.key"));
+        std::fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
+        openssl(
+            &dir,
+            &[
+                "req",
+                "-new",
+                "-key",
+                &format!("{name}.key"),
+                "-subj",
+                &format!("/CN={cn}"),
+                "-out",
+                &format!("{name}.csr"),
+            ],
+        );
+        openssl(
+            &dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{name}.csr"),
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "1",
+                "-out",
+                &format!("{name}.crt"),
+                "-extfile",
+                &format!("{name}.ext"),
+            ],
+        );
+    }
+}
+
+fn free_ports<const N: usize>() -> [u16; N] {
+    let listeners: Vec<TcpListener> = (0..N)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    std::array::from_fn(|i| listeners[i].local_addr().unwrap().port())
+}
+
+fn under(root: &Path, host_path: &str) -> PathBuf {
+    root.join(host_path.trim_start_matches('/'))
+}
+
+fn etcdctl_health(root: &Path, endpoint: &str, client_cert: bool) -> Output {
+    let mut cmd = Command::new("etcdctl");
+    cmd.env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={endpoint}"))
+        .arg(format!(
+            "--cacert={}",
+            under(root, paths::ETCD_CA_CRT).display()
+        ))
+        .arg("--command-timeout=3s");
+    if client_cert {
+        cmd.arg(format!(
+            "--cert={}",
+            under(root, paths::ETCD_HEALTHCHECK_CLIENT_CRT).display()
+        ))
+        .arg(format!(
+            "--key={}",
+            under(root, paths::ETCD_HEALTHCHECK_CLIENT_KEY).display()
+        ));
+    }
+    run(cmd.args(["endpoint", "health"]))
+}
+
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    body
+}
+
+/// A loopback etcd host rendered in `mode`, written under a temporary root with test
+/// certificates; `relocate` moves host paths under the root and the fixed etcd ports to free ones
+/// (other tests on this machine may hold 2379/2380/2381).
+struct EtcdHost {
+    tmp: tempfile::TempDir,
+    root: PathBuf,
+    data_dir: String,
+    ports: [u16; 3],
+}
+
+impl EtcdHost {
+    fn new(mode: kinit::config::EtcdMode) -> Self {
+        let mut inv = inventory_from(&fixture("etcd-loopback"));
+        inv.etcd.mode = mode;
+        let host = inv.host("etcd1").unwrap();
+        let files = render::render_host(&inv, host, &Templates::embedded().unwrap()).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        write::write_host(tmp.path(), "etcd1", &files).unwrap();
+        let root = tmp.path().join("etcd1");
+        make_etcd_certs(&root);
+        EtcdHost {
+            root,
+            tmp,
+            data_dir: inv.etcd.data_dir.clone(),
+            ports: free_ports::<3>(),
+        }
+    }
+
+    fn relocate(&self, text: &str) -> String {
+        let [client, peer, metrics] = self.ports;
+        text.replace(
+            "/etc/kubernetes/",
+            &format!("{}/etc/kubernetes/", self.root.display()),
+        )
+        .replace(
+            &format!("data-dir: {}", self.data_dir),
+            &format!("data-dir: {}", under(&self.root, &self.data_dir).display()),
+        )
+        .replace(
+            &format!("--data-dir={}", self.data_dir),
+            &format!("--data-dir={}", under(&self.root, &self.data_dir).display()),
+        )
+        .replace(":2379", &format!(":{client}"))
+        .replace(":2380", &format!(":{peer}"))
+        .replace(":2381", &format!(":{metrics}"))
+    }
+
+    /// Start Debian's etcd with `args`, wait until it is healthy, and check that it enforces
+    /// client certificates and serves metrics.
+    fn start_and_check(&self, args: &[String]) {
+        let [client, _, metrics] = self.ports;
+        let log_path = self.tmp.path().join("etcd.log");
+        let log = std::fs::File::create(&log_path).unwrap();
+        let etcd = Running(
+            Command::new(which("etcd"))
+                .args(args)
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .unwrap(),
+        );
+        let endpoint = format!("https://127.0.0.1:{client}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let healthy = loop {
+            let out = etcdctl_health(&self.root, &endpoint, true);
+            if out.status.success() {
+                break out;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "etcd did not become healthy: {}\netcd log:\n{}",
+                text(&out),
+                std::fs::read_to_string(&log_path).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        };
+        // etcdctl 3.4 reports health on stderr.
+        assert!(text(&healthy).contains(&format!("{endpoint} is healthy")));
+        // client-cert-auth: without a client certificate the same request is refused.
+        let anonymous = etcdctl_health(&self.root, &endpoint, false);
+        assert!(!anonymous.status.success(), "{}", text(&anonymous));
+        // Metrics on their own plain-HTTP listener.
+        let metrics_page = http_get(metrics, "/metrics");
+        assert!(
+            metrics_page.starts_with("HTTP/1.0 200"),
+            "{metrics_page:.200}"
+        );
+        assert!(metrics_page.contains("etcd_server_has_leader 1"));
+        drop(etcd);
+    }
+}
+
+#[test]
+fn the_rendered_etcd_unit_starts_a_real_etcd_with_client_cert_auth() {
+    let host = EtcdHost::new(kinit::config::EtcdMode::Systemd);
+    let config_path = under(&host.root, paths::ETCD_CONFIG);
+    let config = host.relocate(&std::fs::read_to_string(&config_path).unwrap());
+    std::fs::write(&config_path, config).unwrap();
+    // Exactly the unit's ExecStart, with the config path under the root and Debian's etcd
+    // standing in for the bundle's binary.
+    let unit = std::fs::read_to_string(under(&host.root, paths::ETCD_UNIT)).unwrap();
+    let exec = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .expect("the unit has an ExecStart");
+    let mut argv = exec.split_whitespace();
+    assert_eq!(argv.next(), Some(paths::ETCD_BINARY));
+    let args: Vec<String> = argv
+        .map(|a| a.replace(paths::ETCD_CONFIG, config_path.to_str().unwrap()))
+        .collect();
+    host.start_and_check(&args);
+}
+
+#[test]
+fn the_rendered_etcd_static_pod_command_starts_a_real_etcd() {
+    // What the kubelet would run in the etcd container (the image is not obtainable here):
+    // the pod's command, with Debian's etcd.
+    let host = EtcdHost::new(kinit::config::EtcdMode::StaticPod);
+    let manifest = std::fs::read_to_string(under(&host.root, paths::ETCD_MANIFEST)).unwrap();
+    let pod: serde_yaml::Value = serde_yaml::from_str(&manifest).unwrap();
+    let command: Vec<String> = pod["spec"]["containers"][0]["command"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|v| host.relocate(v.as_str().unwrap()))
+        .collect();
+    assert_eq!(command[0], "etcd");
+    host.start_and_check(&command[1..]);
+}
