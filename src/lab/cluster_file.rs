@@ -22,6 +22,7 @@ pub fn render(plan: &LabPlan, identity_file: &Path, known_hosts: &Path) -> Strin
          \x20   address: {vip}                # keepalived's VIP, inside the lab subnet\n\
          \x20   port: 8443\n\
          \x20   loadBalancer: haproxy-keepalived\n\
+         \x20   interface: host0              # nspawn's name for a node's end of the veth\n\
          \x20 etcd:\n\
          \x20   mode: systemd\n\
          \x20 networking:\n\
@@ -75,6 +76,7 @@ mod tests {
         let inv = crate::inventory::Inventory::from_config(&cfg, Path::new("/tmp"), None).unwrap();
         assert_eq!(inv.hosts.len(), plan.nodes.len());
         assert_eq!(inv.endpoint.address, plan.vip.to_string());
+        assert_eq!(inv.endpoint.interface, "host0", "keepalived binds the VIP to the node's veth end");
     }
 
     #[test]
