@@ -6,6 +6,9 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod fanout;
 pub mod fsutil;
 pub mod inventory;
+pub mod selector;
+pub mod ssh;
 pub mod ui;

@@ -24,6 +24,7 @@ fn run(cli: &Cli, global: &GlobalOptions) -> CommandResult {
             commands::init::run(global, &opts)
         }
         Command::Config(ConfigCommand::Validate) => commands::config_validate::run(global),
+        Command::Exec(args) => commands::exec::run(global, &args.options()),
         Command::Completion { shell } => commands::completion::run(*shell),
         Command::Man => commands::man::run(),
     }

@@ -2,6 +2,8 @@
 //! Library modules return data; commands hand it to these functions.
 
 pub mod config_report;
+pub mod exec;
+pub mod secret_prompt;
 
 use std::io::IsTerminal;
 

@@ -1,0 +1,83 @@
+//! `kinit exec` end to end: the binary, a cluster.yaml, and a real sshd on loopback addresses.
+
+mod support;
+
+use assert_cmd::Command;
+use support::*;
+
+fn cluster_yaml(port: u16, user: &str, key: &std::path::Path, known_hosts: &std::path::Path) -> String {
+    format!(
+        r#"apiVersion: kinit.io/v1alpha1
+kind: Cluster
+metadata: {{name: exec-test}}
+spec:
+  kubernetesVersion: v1.31.4
+  controlPlaneEndpoint: {{address: 127.0.0.100, port: 8443}}
+  ssh: {{user: {user}, port: {port}, identityFile: {key}, knownHosts: {kh}}}
+  hosts:
+    - {{name: cp1, address: 127.0.0.1, roles: [control-plane, etcd]}}
+    - {{name: cp2, address: 127.0.0.2, roles: [control-plane, etcd]}}
+    - {{name: w1, address: 127.0.0.3, roles: [worker]}}
+"#,
+        key = key.display(),
+        kh = known_hosts.display()
+    )
+}
+
+#[test]
+fn exec_runs_on_selected_hosts_and_summarises() {
+    let dir = temp_dir();
+    let user = TestUser::create(dir.path(), SudoRights::Passwordless);
+    let key = client_key(dir.path(), "id_ed25519", "ed25519", "");
+    let sshd = Sshd::start(dir.path(), &[(&user.name, &key.public)], &["127.0.0.2", "127.0.0.3"]);
+    let known_hosts = dir.path().join("known_hosts");
+    let config = dir.path().join("cluster.yaml");
+    std::fs::write(&config, cluster_yaml(sshd.port, &user.name, &key.private, &known_hosts)).unwrap();
+    let kinit = |args: &[&str]| {
+        let mut cmd = Command::cargo_bin("kinit").unwrap();
+        cmd.arg("-c")
+            .arg(&config)
+            .args(args)
+            .env("HOME", dir.path())
+            .env_remove("SSH_AUTH_SOCK")
+            .env_remove("KINIT_SUDO_PASSWORD")
+            .env("NO_COLOR", "1");
+        cmd.output().unwrap()
+    };
+
+    // Strict by default: nothing is known yet.
+    let out = kinit(&["exec", "--", "true"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("unknown host key"), "{stdout}");
+    assert!(stdout.contains("--accept-new-host-keys"), "{stdout}");
+
+    let out = kinit(&["exec", "--accept-new-host-keys", "--hosts", "etcd", "--", "id -u;", "echo", "from", "kinit"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("=== cp1 (127.0.0.1): exit 0\n0\nfrom kinit\n"), "{stdout}");
+    assert!(stdout.contains("=== cp2 (127.0.0.2): exit 0\n"), "{stdout}");
+    assert!(!stdout.contains("w1"), "{stdout}");
+    assert!(stderr.contains("2 hosts: 2 succeeded, 0 failed"), "{stderr}");
+
+    // One failing host: the others still run, exit 1, summarised.
+    let out = kinit(&["exec", "--accept-new-host-keys", "--", "case \"$SSH_CONNECTION\" in *' 127.0.0.2 '*) exit 3;; esac; echo ok >&2"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(stdout.contains("=== cp2 (127.0.0.2): exit 3"), "{stdout}");
+    assert!(stdout.contains("=== w1 (127.0.0.3): exit 0\nstderr: ok"), "{stdout}");
+    assert!(stderr.contains("3 hosts: 2 succeeded, 1 failed (cp2: exit 3)"), "{stderr}");
+
+    // JSON for programs.
+    let out = kinit(&["-o", "json", "exec", "--hosts", "w1", "--", "echo hi"]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["succeeded"], true);
+    assert_eq!(doc["hosts"][0]["stdout"], "hi\n");
+
+    // A selector that names nothing is a usage error.
+    let out = kinit(&["exec", "--hosts", "cp9", "--", "true"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`cp9` is neither a host nor a role"));
+}
