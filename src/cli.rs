@@ -121,8 +121,10 @@ pub struct InitArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  kinit exec -- uptime\n  kinit exec --hosts cp1,etcd -- systemctl is-active etcd\n\n\
-Secrets come from the environment: KINIT_SSH_PASSPHRASE (encrypted keys), KINIT_SUDO_PASSWORD.")]
+#[command(
+    after_help = "Examples:\n  kinit exec -- uptime\n  kinit exec --hosts cp1,etcd -- systemctl is-active etcd\n\n\
+Secrets come from the environment: KINIT_SSH_PASSPHRASE (encrypted keys), KINIT_SUDO_PASSWORD."
+)]
 pub struct ExecArgs {
     /// Host names and/or roles, comma separated (e.g. cp1,etcd) [default: all hosts]
     #[arg(long, value_name = "SELECTOR")]

@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -10,6 +11,9 @@ use tokio_util::sync::CancellationToken;
 
 /// How many hosts kinit works on at once unless told otherwise.
 pub const DEFAULT_CONCURRENCY: usize = 30;
+
+/// How long running work may take to wind down after a cancel before it is dropped.
+pub const CANCEL_GRACE: Duration = Duration::from_secs(3);
 
 #[derive(Debug, thiserror::Error)]
 pub enum FanoutError<E> {
@@ -45,14 +49,27 @@ where
         let work = work.clone();
         let cancel = cancel.clone();
         tasks.spawn(async move {
-            let result = tokio::select! {
-                biased;
-                () = cancel.cancelled() => Err(FanoutError::Cancelled),
-                outcome = async {
-                    let _permit = permits.acquire_owned().await.expect("never closed");
-                    work(item).await.map_err(FanoutError::Failed)
-                } => outcome,
-            };
+            let result = async {
+                let _permit = tokio::select! {
+                    biased;
+                    () = cancel.cancelled() => return Err(FanoutError::Cancelled),
+                    permit = permits.acquire_owned() => permit.expect("never closed"),
+                };
+                let running = work(item);
+                tokio::pin!(running);
+                tokio::select! {
+                    outcome = &mut running => outcome.map_err(FanoutError::Failed),
+                    // Work that watches the token gets to stop cleanly (e.g. signal the remote
+                    // command); work that does not is dropped after the grace period.
+                    () = cancel.cancelled() => {
+                        match tokio::time::timeout(CANCEL_GRACE, &mut running).await {
+                            Ok(outcome) => outcome.map_err(FanoutError::Failed),
+                            Err(_) => Err(FanoutError::Cancelled),
+                        }
+                    }
+                }
+            }
+            .await;
             (index, result)
         });
     }
@@ -83,7 +100,6 @@ where
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::time::Duration;
 
     #[tokio::test]
     async fn bounded_and_failures_are_per_host() {
@@ -123,6 +139,10 @@ mod tests {
             Ok::<(), ()>(())
         })
         .await;
-        assert!(results.iter().all(|(_, r)| matches!(r, Err(FanoutError::Cancelled))));
+        assert!(
+            results
+                .iter()
+                .all(|(_, r)| matches!(r, Err(FanoutError::Cancelled)))
+        );
     }
 }

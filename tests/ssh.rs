@@ -88,7 +88,10 @@ async fn strict_refuses_an_unknown_host_and_says_how_to_trust_it() {
         .unwrap_err();
     assert!(matches!(err, SshError::UnknownHostKey { .. }), "{err}");
     let text = err.to_string();
-    assert!(text.contains(&format!("ssh-keyscan -p {} 127.0.0.1", s.sshd.port)), "{text}");
+    assert!(
+        text.contains(&format!("ssh-keyscan -p {} 127.0.0.1", s.sshd.port)),
+        "{text}"
+    );
     assert!(text.contains("--accept-new-host-keys"), "{text}");
     assert!(text.contains("SHA256:"), "{text}");
     assert_eq!(std::fs::read_to_string(&s.known_hosts).unwrap(), "");
@@ -108,8 +111,20 @@ async fn accept_new_learns_the_key_and_openssh_agrees() {
 
     // OpenSSH, strict, with only that file, accepts the host.
     let out = Command::new("ssh")
-        .args(["-F", "/dev/null", "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes"])
-        .args(["-o", "GlobalKnownHostsFile=/dev/null", "-o", "IdentitiesOnly=yes"])
+        .args([
+            "-F",
+            "/dev/null",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "BatchMode=yes",
+        ])
+        .args([
+            "-o",
+            "GlobalKnownHostsFile=/dev/null",
+            "-o",
+            "IdentitiesOnly=yes",
+        ])
         .arg("-o")
         .arg(format!("UserKnownHostsFile={}", s.known_hosts.display()))
         .arg("-i")
@@ -126,7 +141,9 @@ async fn accept_new_learns_the_key_and_openssh_agrees() {
         String::from_utf8_lossy(&out.stderr)
     );
     // And kinit in strict mode now knows it too.
-    Session::connect(&s.target("h1"), &s.options()).await.unwrap();
+    Session::connect(&s.target("h1"), &s.options())
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -134,7 +151,11 @@ async fn a_changed_key_is_refused_with_file_and_line_even_with_accept_new() {
     let s = setup(SudoRights::None);
     let other = client_key(s.dir.path(), "other_host_key", "ed25519", "");
     let other_pub = std::fs::read_to_string(&other.public).unwrap();
-    let other_pub = other_pub.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+    let other_pub = other_pub
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ");
     std::fs::write(
         &s.known_hosts,
         format!("# one\n\n[127.0.0.1]:{} {other_pub}\n", s.sshd.port),
@@ -157,10 +178,15 @@ async fn a_changed_key_is_refused_with_file_and_line_even_with_accept_new() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hashed_known_hosts_entries_are_accepted() {
     let s = setup(SudoRights::None);
-    run(Command::new("ssh-keygen").arg("-H").arg("-f").arg(&s.known_hosts));
+    run(Command::new("ssh-keygen")
+        .arg("-H")
+        .arg("-f")
+        .arg(&s.known_hosts));
     let text = std::fs::read_to_string(&s.known_hosts).unwrap();
     assert!(text.starts_with("|1|"), "{text}");
-    Session::connect(&s.target("h1"), &s.options()).await.unwrap();
+    Session::connect(&s.target("h1"), &s.options())
+        .await
+        .unwrap();
 }
 
 // ---- authentication ----
@@ -168,8 +194,18 @@ async fn hashed_known_hosts_entries_are_accepted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn identity_files_of_each_type_authenticate() {
     let s = setup(SudoRights::None);
-    for (kind, passphrase) in [("ed25519", ""), ("ecdsa", ""), ("rsa", ""), ("ed25519", "s3cret pass")] {
-        let key = client_key(s.dir.path(), &format!("k_{kind}_{}", passphrase.len()), kind, passphrase);
+    for (kind, passphrase) in [
+        ("ed25519", ""),
+        ("ecdsa", ""),
+        ("rsa", ""),
+        ("ed25519", "s3cret pass"),
+    ] {
+        let key = client_key(
+            s.dir.path(),
+            &format!("k_{kind}_{}", passphrase.len()),
+            kind,
+            passphrase,
+        );
         let auth = s.sshd.dir.join("authorized").join(&s.user.name);
         let mut keys = std::fs::read_to_string(&auth).unwrap();
         keys.push_str(&std::fs::read_to_string(&key.public).unwrap());
@@ -183,7 +219,10 @@ async fn identity_files_of_each_type_authenticate() {
         let session = Session::connect(&target, &opts)
             .await
             .unwrap_or_else(|e| panic!("{kind}: {e}"));
-        let out = session.exec("echo $USER", &ExecOptions::default()).await.unwrap();
+        let out = session
+            .exec("echo $USER", &ExecOptions::default())
+            .await
+            .unwrap();
         assert_eq!(out.stdout_text().trim(), s.user.name, "{kind}");
     }
 }
@@ -197,7 +236,10 @@ async fn an_encrypted_key_without_passphrase_is_a_clear_error() {
     let err = Session::connect(&target, &s.options()).await.unwrap_err();
     let text = err.to_string();
     assert!(matches!(err, SshError::AuthFailed { .. }), "{text}");
-    assert!(text.contains("encrypted") && text.contains("KINIT_SSH_PASSPHRASE"), "{text}");
+    assert!(
+        text.contains("encrypted") && text.contains("KINIT_SSH_PASSPHRASE"),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -227,7 +269,11 @@ async fn ssh_agent_authenticates() {
     let result = Session::connect(&target, &opts).await;
     let _ = agent.kill();
     let _ = agent.wait();
-    assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
     let session = result.unwrap();
     let out = session.exec("true", &ExecOptions::default()).await.unwrap();
     assert!(out.success());
@@ -243,8 +289,14 @@ async fn a_wrong_key_is_a_clear_error() {
     let text = err.to_string();
     assert!(matches!(err, SshError::AuthFailed { .. }), "{text}");
     assert!(text.contains("host cp7"), "{text}");
-    assert!(text.contains(&format!("permission denied for user {}", s.user.name)), "{text}");
-    assert!(text.contains(&stranger.private.display().to_string()), "{text}");
+    assert!(
+        text.contains(&format!("permission denied for user {}", s.user.name)),
+        "{text}"
+    );
+    assert!(
+        text.contains(&stranger.private.display().to_string()),
+        "{text}"
+    );
 }
 
 // ---- exec ----
@@ -273,13 +325,20 @@ async fn exec_reports_exit_codes_stderr_and_signals() {
         session.exec("sleep 0.3; echo c", &plain),
     );
     assert_eq!(
-        [a.unwrap().stdout_text(), b.unwrap().stdout_text(), c.unwrap().stdout_text()],
+        [
+            a.unwrap().stdout_text(),
+            b.unwrap().stdout_text(),
+            c.unwrap().stdout_text()
+        ],
         ["a\n", "b\n", "c\n"]
     );
 }
 
 fn processes_matching(pattern: &str) -> String {
-    let out = Command::new("pgrep").args(["-a", "-f", pattern]).output().unwrap();
+    let out = Command::new("pgrep")
+        .args(["-a", "-f", pattern])
+        .output()
+        .unwrap();
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -352,7 +411,10 @@ async fn sudo_without_rights_or_password_fails_fast() {
     let session = s.connect().await;
     let started = Instant::now();
     let err = session.exec("id -u", &sudo()).await.unwrap_err();
-    assert!(matches!(err, SshError::SudoPasswordRequired { .. }), "{err}");
+    assert!(
+        matches!(err, SshError::SudoPasswordRequired { .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains("KINIT_SUDO_PASSWORD"), "{err}");
     assert!(started.elapsed() < Duration::from_secs(10));
 
@@ -360,7 +422,10 @@ async fn sudo_without_rights_or_password_fails_fast() {
     opts.sudo_password = Some(Secret::new("wrong"));
     let session = Session::connect(&s.target("h1"), &opts).await.unwrap();
     let err = session.exec("id -u", &sudo()).await.unwrap_err();
-    assert!(matches!(err, SshError::SudoPasswordRejected { .. }), "{err}");
+    assert!(
+        matches!(err, SshError::SudoPasswordRejected { .. }),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -375,7 +440,11 @@ async fn sudo_with_a_password_runs_as_root_and_uploads() {
     let dest = s.dir.path().join("pw/file");
     let body = b"payload, not the password\n";
     session
-        .upload(body, dest.to_str().unwrap(), &FileSpec::new(0o644, Some("root")))
+        .upload(
+            body,
+            dest.to_str().unwrap(),
+            &FileSpec::new(0o644, Some("root")),
+        )
         .await
         .unwrap();
     assert_eq!(std::fs::read(&dest).unwrap(), body);
@@ -402,12 +471,18 @@ async fn ten_mib_arrive_intact_and_a_reupload_is_skipped() {
     let body = noise(10 * 1024 * 1024);
     let dest = s.dir.path().join("big/blob");
     let spec = FileSpec::new(0o644, None);
-    let first = session.upload(&body, dest.to_str().unwrap(), &spec).await.unwrap();
+    let first = session
+        .upload(&body, dest.to_str().unwrap(), &spec)
+        .await
+        .unwrap();
     assert_eq!(first, UploadOutcome::Written);
     let landed = std::fs::read(&dest).unwrap();
     assert_eq!(landed.len(), body.len());
     assert!(landed == body);
-    let second = session.upload(&body, dest.to_str().unwrap(), &spec).await.unwrap();
+    let second = session
+        .upload(&body, dest.to_str().unwrap(), &spec)
+        .await
+        .unwrap();
     assert_eq!(second, UploadOutcome::Unchanged);
 }
 
@@ -460,7 +535,11 @@ async fn an_interrupted_upload_leaves_nothing_at_the_destination() {
     let cut = tokio::time::timeout(Duration::from_secs(2), upload).await;
     assert!(cut.is_err(), "the stalled upload cannot finish");
     // A temporary file is there mid-transfer...
-    assert!(leftovers(&dir).iter().any(|n| n.contains("kinit-upload")), "{:?}", leftovers(&dir));
+    assert!(
+        leftovers(&dir).iter().any(|n| n.contains("kinit-upload")),
+        "{:?}",
+        leftovers(&dir)
+    );
     // ...and the connection drops.
     session.close().await;
     drop(session);
@@ -495,7 +574,10 @@ async fn a_bastion_carries_the_connection_and_has_its_own_host_key_check() {
     let text = err.to_string();
     assert!(matches!(err, SshError::Bastion { .. }), "{text}");
     assert!(text.contains("unknown host key"), "{text}");
-    assert!(text.contains(&format!("[127.0.0.1]:{}", jump.port)), "{text}");
+    assert!(
+        text.contains(&format!("[127.0.0.1]:{}", jump.port)),
+        "{text}"
+    );
 
     let mut known = std::fs::read_to_string(&s.known_hosts).unwrap();
     known.push_str(&jump.known_hosts_line());
@@ -507,9 +589,16 @@ async fn a_bastion_carries_the_connection_and_has_its_own_host_key_check() {
         .await
         .unwrap();
     let text = out.stdout_text();
-    assert!(text.starts_with(&format!("{} 127.0.0.1", s.user.name)), "{text}");
+    assert!(
+        text.starts_with(&format!("{} 127.0.0.1", s.user.name)),
+        "{text}"
+    );
     // The target saw the connection coming from the bastion's sshd, on the target's port.
-    assert!(text.trim_end().ends_with(&format!("127.0.0.1 {}", s.sshd.port)), "{text}");
+    assert!(
+        text.trim_end()
+            .ends_with(&format!("127.0.0.1 {}", s.sshd.port)),
+        "{text}"
+    );
     pool.close_all().await;
 }
 

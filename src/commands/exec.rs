@@ -45,9 +45,8 @@ pub fn run(global: &GlobalOptions, opts: &ExecCommandOptions) -> CommandResult {
         .map_err(|e| CommandError::Usage(e.to_string()))?;
     let home = std::env::var_os("HOME").map(PathBuf::from);
     let user_config = match &home {
-        Some(h) => SshConfig::load(&h.join(".ssh/config")).map_err(|e| {
-            CommandError::Usage(format!("cannot read ~/.ssh/config: {e}"))
-        })?,
+        Some(h) => SshConfig::load(&h.join(".ssh/config"))
+            .map_err(|e| CommandError::Usage(format!("cannot read ~/.ssh/config: {e}")))?,
         None => SshConfig::default(),
     };
     let targets: Vec<HostTarget> = hosts

@@ -1,6 +1,7 @@
 //! Running one command on a host: output, exit status or signal, a timeout that stops the remote
 //! command (not just our wait for it), cancellation.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use russh::{ChannelMsg, Sig};
@@ -64,6 +65,8 @@ pub struct ExecOptions {
 const KILL_AFTER_SECS: u64 = 5;
 /// How much longer than the remote timeout we wait before giving up on the channel ourselves.
 const CLIENT_GRACE: Duration = Duration::from_secs(KILL_AFTER_SECS + 10);
+/// How long a cancel waits for the remote pkill.
+const STOP_WAIT: Duration = Duration::from_secs(2);
 
 /// A command line as sent, with what goes to its stdin.
 pub(crate) struct RawCommand<'a> {
@@ -71,6 +74,8 @@ pub(crate) struct RawCommand<'a> {
     /// Sent before `body` (sudo's password line).
     pub stdin_prefix: Option<Vec<u8>>,
     pub body: Option<&'a mut (dyn AsyncRead + Unpin + Send)>,
+    /// How to stop the command from another channel when it is cancelled or overruns.
+    pub stop: Option<Stop>,
 }
 
 impl RawCommand<'_> {
@@ -79,29 +84,67 @@ impl RawCommand<'_> {
             command,
             stdin_prefix: None,
             body: None,
+            stop: None,
         }
     }
 }
 
-/// `command` wrapped so that it runs as root when asked and is stopped remotely at `timeout`.
-/// `timeout` runs the command in its own process group and signals the whole group, so children
-/// of a shell command stop too.
+/// A wrapped command's tag and the sudo mode it ran with.
+pub(crate) struct Stop {
+    tag: String,
+    sudo: SudoMode,
+    as_root: bool,
+}
+
+impl Stop {
+    fn new(sudo: SudoMode, as_root: bool) -> Self {
+        static RUNS: AtomicU64 = AtomicU64::new(0);
+        Stop {
+            tag: format!(
+                "kinit-run-{}-{}",
+                std::process::id(),
+                RUNS.fetch_add(1, Ordering::Relaxed)
+            ),
+            sudo,
+            as_root,
+        }
+    }
+
+    /// `pkill` of the supervisor by its tag. The bracket keeps the pattern from matching the
+    /// pkill command line (and the sudo or shell around it) itself.
+    fn command(&self) -> Result<String, SshError> {
+        let (head, tail) = self.tag.split_at(1);
+        let pattern = format!("[{head}]{tail}");
+        let prefix = if self.as_root { self.sudo.prefix() } else { "" };
+        Ok(format!("{prefix}pkill -TERM -f {}", quote(&pattern)?))
+    }
+}
+
+/// `command` wrapped so that it runs as root when asked and can be stopped. GNU `timeout` is the
+/// supervisor either way (a duration of 0 means no limit): it runs the command in its own process
+/// group and passes TERM on to the whole group, whether it comes from its own clock or from us (a
+/// cancel sends TERM over the channel; sudo relays it). A shell's children stop with it, even root
+/// ones a non-root login could not signal itself.
+/// The shell's `$0` is a tag, so the supervisor can be found and stopped from another channel
+/// (sshd cannot always signal it: under sudo it runs as root).
 pub(crate) fn wrap(
     command: &str,
     timeout: Option<Duration>,
     sudo: SudoMode,
     as_root: bool,
+    tag: &str,
 ) -> Result<String, SshError> {
     let prefix = if as_root { sudo.prefix() } else { "" };
-    Ok(match timeout {
-        Some(t) => format!(
-            "{prefix}timeout -k {KILL_AFTER_SECS} {:.3}s sh -c {}",
-            t.as_secs_f64(),
-            quote(command)?
-        ),
-        None if !prefix.is_empty() => format!("{prefix}sh -c {}", quote(command)?),
-        None => command.to_string(),
-    })
+    let limit = match timeout {
+        Some(t) => format!("{:.3}s", t.as_secs_f64()),
+        None => "0".to_string(),
+    };
+    // `exec`: the login shell becomes the supervisor, so the process sshd signals is ours.
+    Ok(format!(
+        "exec {prefix}timeout -k {KILL_AFTER_SECS} {limit} sh -c {} {}",
+        quote(command)?,
+        quote(tag)?
+    ))
 }
 
 enum Outcome {
@@ -118,7 +161,9 @@ impl Session {
         } else {
             SudoMode::Root
         };
-        let mut raw = RawCommand::new(wrap(command, opts.timeout, mode, opts.sudo)?);
+        let stop = Stop::new(mode, opts.sudo);
+        let mut raw = RawCommand::new(wrap(command, opts.timeout, mode, opts.sudo, &stop.tag)?);
+        raw.stop = Some(stop);
         if opts.sudo {
             raw.stdin_prefix = self.sudo_stdin(mode);
         }
@@ -208,8 +253,20 @@ impl Session {
         match outcome {
             Outcome::Done(result) => result,
             Outcome::TimedOut | Outcome::Cancelled => {
-                // Best effort: sshd delivers the signal to the command (sudo relays it).
+                // Best effort, twice: sshd signals the login's process group (sudo relays it
+                // when it may), and a pkill by tag reaches the supervisor in any case.
                 let _ = channel.signal(Sig::TERM).await;
+                if let Some(stop) = &raw.stop
+                    && let Ok(kill) = stop.command()
+                {
+                    let mut kill = RawCommand::new(kill);
+                    kill.stdin_prefix = self.sudo_stdin(stop.sudo);
+                    let _ = tokio::time::timeout(
+                        STOP_WAIT,
+                        Box::pin(self.run_channel(kill, None, None)),
+                    )
+                    .await;
+                }
                 let _ = channel.close().await;
                 Err(match outcome {
                     Outcome::TimedOut => SshError::CommandTimedOut {
@@ -278,16 +335,38 @@ mod tests {
     #[test]
     fn wrapping_quotes_the_command_once() {
         let cmd = "echo 'a b' && exit 3";
-        assert_eq!(wrap(cmd, None, SudoMode::Root, false).unwrap(), cmd);
-        let sudo = wrap(cmd, None, SudoMode::Passwordless, true).unwrap();
+        let words = |w: String| shlex::split(&w).unwrap().join(" | ");
+        let plain = wrap(cmd, None, SudoMode::Root, false, "t1").unwrap();
         assert_eq!(
-            shlex::split(&sudo).unwrap(),
-            ["sudo", "-n", "--", "sh", "-c", cmd]
+            words(plain),
+            "exec | timeout | -k | 5 | 0 | sh | -c | echo 'a b' && exit 3 | t1"
         );
-        let timed = wrap(cmd, Some(Duration::from_secs(2)), SudoMode::WithPassword, true).unwrap();
+        let sudo = wrap(cmd, None, SudoMode::Passwordless, true, "t1").unwrap();
         assert_eq!(
-            shlex::split(&timed).unwrap(),
-            ["sudo", "-k", "-S", "-p", "", "--", "timeout", "-k", "5", "2.000s", "sh", "-c", cmd]
+            words(sudo),
+            "exec | sudo | -n | -- | timeout | -k | 5 | 0 | sh | -c | echo 'a b' && exit 3 | t1"
         );
+        let timed = wrap(
+            cmd,
+            Some(Duration::from_secs(2)),
+            SudoMode::WithPassword,
+            true,
+            "t1",
+        );
+        assert_eq!(
+            words(timed.unwrap()),
+            "exec | sudo | -k | -S | -p |  | -- | timeout | -k | 5 | 2.000s | sh | -c | echo 'a b' && exit 3 | t1"
+        );
+    }
+
+    #[test]
+    fn the_stop_pattern_matches_the_tag_but_not_itself() {
+        let stop = Stop::new(SudoMode::Passwordless, true);
+        let kill = stop.command().unwrap();
+        let words = shlex::split(&kill).unwrap();
+        assert_eq!(words[..5], ["sudo", "-n", "--", "pkill", "-TERM"]);
+        let pattern = words.last().unwrap();
+        assert!(!kill.contains(&stop.tag), "{kill}");
+        assert!(pattern.starts_with("[k]init-run-"), "{pattern}");
     }
 }

@@ -47,13 +47,13 @@ impl HostKeyCheck {
 
     fn verdict(&self, key: &russh::keys::PublicKey) -> Result<(), SshError> {
         let path = self.file.path().to_path_buf();
-        let status = self
-            .file
-            .check(&self.lookup, key)
-            .map_err(|source| SshError::KnownHostsWrite {
-                path: path.clone(),
-                source,
-            })?;
+        let status =
+            self.file
+                .check(&self.lookup, key)
+                .map_err(|source| SshError::KnownHostsWrite {
+                    path: path.clone(),
+                    source,
+                })?;
         let algorithm = key.algorithm().as_str().to_string();
         match status {
             HostKeyStatus::Known => Ok(()),

@@ -213,7 +213,10 @@ mod tests {
     #[test]
     fn plain_wildcard_and_port_patterns() {
         let text = format!("# comment\n10.0.0.*,!10.0.0.9 {ED_A}\n[127.0.0.1]:2222 {ED_A}\n");
-        assert_eq!(check_text(&text, "10.0.0.5", &key(ED_A)), HostKeyStatus::Known);
+        assert_eq!(
+            check_text(&text, "10.0.0.5", &key(ED_A)),
+            HostKeyStatus::Known
+        );
         assert!(matches!(
             check_text(&text, "10.0.0.9", &key(ED_A)),
             HostKeyStatus::Unknown { .. }

@@ -44,14 +44,14 @@ impl Pool {
             }
             slot.clone()
         };
-        slot.get_or_try_init(|| self.connect(target))
-            .await
-            .cloned()
+        slot.get_or_try_init(|| self.connect(target)).await.cloned()
     }
 
     async fn connect(&self, target: &HostTarget) -> Result<Arc<Session>, SshError> {
         let Some(bastion_target) = &self.opts.bastion else {
-            return Session::connect_direct(target, &self.opts).await.map(Arc::new);
+            return Session::connect_direct(target, &self.opts)
+                .await
+                .map(Arc::new);
         };
         let bastion = self
             .bastion

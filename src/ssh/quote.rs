@@ -23,9 +23,21 @@ mod tests {
 
     #[test]
     fn quoted_values_split_back_unchanged() {
-        for value in ["plain", "two words", "it's", "$(rm -rf /)", "a\"b`c", "", "ü\n\t*"] {
+        for value in [
+            "plain",
+            "two words",
+            "it's",
+            "$(rm -rf /)",
+            "a\"b`c",
+            "",
+            "ü\n\t*",
+        ] {
             let quoted = quote(value).unwrap();
-            assert_eq!(shlex::split(&quoted), Some(vec![value.to_string()]), "{quoted}");
+            assert_eq!(
+                shlex::split(&quoted),
+                Some(vec![value.to_string()]),
+                "{quoted}"
+            );
         }
     }
 

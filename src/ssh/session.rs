@@ -40,13 +40,13 @@ impl Session {
     pub async fn connect(target: &HostTarget, opts: &SshOptions) -> Result<Session, SshError> {
         match &opts.bastion {
             Some(bastion) => {
-                let jump = Session::connect_direct(bastion, opts)
-                    .await
-                    .map_err(|e| SshError::Bastion {
+                let jump = Session::connect_direct(bastion, opts).await.map_err(|e| {
+                    SshError::Bastion {
                         host: target.name.clone(),
                         bastion: bastion.socket_label(),
                         source: Box::new(e),
-                    })?;
+                    }
+                })?;
                 Session::connect_via(&Arc::new(jump), target, opts).await
             }
             None => Session::connect_direct(target, opts).await,
@@ -174,9 +174,7 @@ impl Session {
 /// file already holds for this host are asked for first, so a host OpenSSH learned with one key
 /// type is not "unknown" to kinit because it negotiated another.
 fn client_config(target: &HostTarget, opts: &SshOptions) -> client::Config {
-    let known = opts
-        .known_hosts
-        .algorithms_for(&target.known_hosts_name());
+    let known = opts.known_hosts.algorithms_for(&target.known_hosts_name());
     let family = |a: &Algorithm| match a {
         Algorithm::Rsa { .. } => "rsa".to_string(),
         other => other.as_str().to_string(),

@@ -155,9 +155,7 @@ pub fn parse_jump(spec: &str) -> (Option<String>, String, Option<u16>) {
         return (user, host.to_string(), port.parse().ok());
     }
     match rest.rsplit_once(':') {
-        Some((host, port)) if !host.contains(':') => {
-            (user, host.to_string(), port.parse().ok())
-        }
+        Some((host, port)) if !host.contains(':') => (user, host.to_string(), port.parse().ok()),
         _ => (user, rest.to_string(), None),
     }
 }

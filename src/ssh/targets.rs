@@ -80,11 +80,14 @@ pub fn bastion_target(
     }
     let mut jump: Option<(String, String)> = None;
     for host in hosts {
-        let found = user_config.resolve(&host.name, home).proxy_jump.or_else(|| {
-            user_config
-                .resolve(&host.address.to_string(), home)
-                .proxy_jump
-        });
+        let found = user_config
+            .resolve(&host.name, home)
+            .proxy_jump
+            .or_else(|| {
+                user_config
+                    .resolve(&host.address.to_string(), home)
+                    .proxy_jump
+            });
         match (&jump, found) {
             (_, None) => {}
             (None, Some(spec)) => jump = Some((spec, host.name.clone())),

@@ -158,12 +158,28 @@ mod tests {
     fn probe_comparison() {
         let sha = sha256_hex(b"x");
         let spec = FileSpec::new(0o600, Some("root"));
-        assert!(matches_existing(&format!("{sha} 600 root:root\n"), &sha, &spec));
-        assert!(!matches_existing(&format!("{sha} 644 root:root\n"), &sha, &spec));
-        assert!(!matches_existing(&format!("{sha} 600 etcd:etcd\n"), &sha, &spec));
+        assert!(matches_existing(
+            &format!("{sha} 600 root:root\n"),
+            &sha,
+            &spec
+        ));
+        assert!(!matches_existing(
+            &format!("{sha} 644 root:root\n"),
+            &sha,
+            &spec
+        ));
+        assert!(!matches_existing(
+            &format!("{sha} 600 etcd:etcd\n"),
+            &sha,
+            &spec
+        ));
         assert!(!matches_existing("", &sha, &spec));
         let other = sha256_hex(b"y");
-        assert!(!matches_existing(&format!("{other} 600 root:root\n"), &sha, &spec));
+        assert!(!matches_existing(
+            &format!("{other} 600 root:root\n"),
+            &sha,
+            &spec
+        ));
         assert_eq!(
             sha256_hex(b"abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"

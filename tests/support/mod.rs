@@ -117,7 +117,18 @@ impl Drop for TestUser {
             let _ = std::fs::remove_file(path);
         }
         let _guard = USER_LOCK.lock().unwrap_or_else(|p| p.into_inner());
-        let _ = Command::new("userdel").arg(&self.name).output();
+        // -f: a session of this user may still be closing on the sshd side.
+        for _ in 0..10 {
+            let done = Command::new("userdel")
+                .arg("-f")
+                .arg(&self.name)
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if done {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 }
 
@@ -184,7 +195,11 @@ impl Sshd {
             }
             if up {
                 let host_key = std::fs::read_to_string(host_key.with_extension("pub")).unwrap();
-                let host_key = host_key.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+                let host_key = host_key
+                    .split_whitespace()
+                    .take(2)
+                    .collect::<Vec<_>>()
+                    .join(" ");
                 return Sshd {
                     port,
                     dir: sshd_dir,
