@@ -21,40 +21,11 @@ pub enum SshError {
         after: Duration,
     },
 
-    #[error(
-        "host {host}: unknown host key for {lookup} ({algorithm} {fingerprint}); not in {}{others}\n  \
-         to trust it, compare the fingerprint with the host's own (`ssh-keygen -lf /etc/ssh/ssh_host_{short}_key.pub` on the host) \
-         or with `ssh-keyscan {keyscan} | ssh-keygen -lf -`, then either add it with `ssh-keyscan {keyscan} >> {}` \
-         or rerun with --accept-new-host-keys",
-        known_hosts.display(), known_hosts.display()
-    )]
-    UnknownHostKey {
-        host: String,
-        lookup: String,
-        algorithm: String,
-        short: String,
-        fingerprint: String,
-        known_hosts: PathBuf,
-        keyscan: String,
-        /// Non-empty when keys of other types are known for this host (worth a look).
-        others: String,
-    },
+    #[error(transparent)]
+    UnknownHostKey(Box<UnknownHostKey>),
 
-    #[error(
-        "host {host}: HOST KEY CHANGED for {lookup}: the server offers {algorithm} {fingerprint}, \
-         but {}:{line} holds a different {algorithm} key. This may be a man-in-the-middle attack, or \
-         the host was reinstalled. If you know why it changed, remove that line (`ssh-keygen -R '{lookup}' -f {}`) \
-         and trust the new key explicitly",
-        known_hosts.display(), known_hosts.display()
-    )]
-    HostKeyChanged {
-        host: String,
-        lookup: String,
-        algorithm: String,
-        fingerprint: String,
-        known_hosts: PathBuf,
-        line: usize,
-    },
+    #[error(transparent)]
+    HostKeyChanged(Box<HostKeyChanged>),
 
     #[error("host {host}: the host key {fingerprint} is marked @revoked in {}:{line}", known_hosts.display())]
     HostKeyRevoked {
@@ -131,4 +102,43 @@ pub enum SshError {
         #[source]
         source: Box<SshError>,
     },
+}
+
+/// The server offered a key no known_hosts line names.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "host {host}: unknown host key for {lookup} ({algorithm} {fingerprint}); not in {}{others}\n  \
+     to trust it, compare the fingerprint with the host's own (`ssh-keygen -lf /etc/ssh/ssh_host_{short}_key.pub` on the host) \
+     or with `ssh-keyscan {keyscan} | ssh-keygen -lf -`, then either add it with `ssh-keyscan {keyscan} >> {}` \
+     or rerun with --accept-new-host-keys",
+    known_hosts.display(), known_hosts.display()
+)]
+pub struct UnknownHostKey {
+    pub host: String,
+    pub lookup: String,
+    pub algorithm: String,
+    pub short: String,
+    pub fingerprint: String,
+    pub known_hosts: PathBuf,
+    pub keyscan: String,
+    /// Non-empty when keys of other types are known for this host (worth a look).
+    pub others: String,
+}
+
+/// The server offered a different key than known_hosts holds for it.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "host {host}: HOST KEY CHANGED for {lookup}: the server offers {algorithm} {fingerprint}, \
+     but {}:{line} holds a different {algorithm} key. This may be a man-in-the-middle attack, or \
+     the host was reinstalled. If you know why it changed, remove that line (`ssh-keygen -R '{lookup}' -f {}`) \
+     and trust the new key explicitly",
+    known_hosts.display(), known_hosts.display()
+)]
+pub struct HostKeyChanged {
+    pub host: String,
+    pub lookup: String,
+    pub algorithm: String,
+    pub fingerprint: String,
+    pub known_hosts: PathBuf,
+    pub line: usize,
 }

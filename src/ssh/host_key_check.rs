@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use russh::keys::PublicKeyOrCertificate;
 
-use super::error::SshError;
+use super::error::{HostKeyChanged, SshError, UnknownHostKey};
 use super::known_hosts::{HostKeyStatus, KnownHostsFile, fingerprint};
 use super::options::{HostKeyPolicy, HostTarget};
 
@@ -57,14 +57,16 @@ impl HostKeyCheck {
         let algorithm = key.algorithm().as_str().to_string();
         match status {
             HostKeyStatus::Known => Ok(()),
-            HostKeyStatus::Changed { line } => Err(SshError::HostKeyChanged {
-                host: self.host.clone(),
-                lookup: self.lookup.clone(),
-                algorithm,
-                fingerprint: fingerprint(key),
-                known_hosts: path,
-                line,
-            }),
+            HostKeyStatus::Changed { line } => {
+                Err(SshError::HostKeyChanged(Box::new(HostKeyChanged {
+                    host: self.host.clone(),
+                    lookup: self.lookup.clone(),
+                    algorithm,
+                    fingerprint: fingerprint(key),
+                    known_hosts: path,
+                    line,
+                })))
+            }
             HostKeyStatus::Revoked { line } => Err(SshError::HostKeyRevoked {
                 host: self.host.clone(),
                 fingerprint: fingerprint(key),
@@ -76,7 +78,7 @@ impl HostKeyCheck {
                     .file
                     .learn(&self.lookup, key)
                     .map_err(|source| SshError::KnownHostsWrite { path, source }),
-                HostKeyPolicy::Strict => Err(SshError::UnknownHostKey {
+                HostKeyPolicy::Strict => Err(SshError::UnknownHostKey(Box::new(UnknownHostKey {
                     host: self.host.clone(),
                     lookup: self.lookup.clone(),
                     short: algorithm
@@ -97,7 +99,7 @@ impl HostKeyCheck {
                             other_algorithms.join(", ")
                         )
                     },
-                }),
+                }))),
             },
         }
     }
