@@ -121,3 +121,76 @@ pub fn bastion_target(
         identity_files,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config;
+
+    fn cluster(ssh: &str) -> String {
+        format!(
+            "apiVersion: kinit.io/v1alpha1\nkind: Cluster\nmetadata: {{name: t}}\nspec:\n  \
+             kubernetesVersion: v1.31.4\n  controlPlaneEndpoint: {{address: 10.0.0.100}}\n  \
+             ssh: {ssh}\n  hosts:\n    - {{name: cp1, address: 10.0.0.11, roles: [control-plane, etcd]}}\n"
+        )
+    }
+
+    fn inventory(yaml: String) -> Inventory {
+        let (cfg, report) = config::check(Path::new("c.yaml"), yaml);
+        assert!(
+            !report.has_errors(),
+            "{:?}",
+            report.errors().collect::<Vec<_>>()
+        );
+        Inventory::from_config(
+            &cfg.unwrap(),
+            Path::new("/cfg"),
+            Some(Path::new("/home/op")),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn the_config_bastion_wins_with_its_own_user_and_key() {
+        let inv = inventory(cluster(
+            "{user: ops, identityFile: ~/.ssh/k, bastion: {address: 203.0.113.10, port: 2200, user: jump}}",
+        ));
+        let hosts: Vec<&Host> = inv.hosts.iter().collect();
+        let user_config = SshConfig::parse("Host cp1\n  ProxyJump other\n");
+        let b = bastion_target(&inv, &hosts, &user_config, None)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (b.address.as_str(), b.port, b.user.as_str()),
+            ("203.0.113.10", 2200, "jump")
+        );
+        assert_eq!(b.identity_files, [PathBuf::from("/home/op/.ssh/k")]);
+        let t = host_target(hosts[0], &user_config, None);
+        assert_eq!((t.user.as_str(), t.port), ("ops", 22));
+    }
+
+    #[test]
+    fn a_shared_proxy_jump_is_resolved_through_ssh_config() {
+        let inv = inventory(cluster("{user: ops}"));
+        let hosts: Vec<&Host> = inv.hosts.iter().collect();
+        let user_config = SshConfig::parse(
+            "Host cp1\n  ProxyJump gw\n  IdentityFile /keys/cp\nHost gw\n  HostName 198.51.100.7\n  User admin\n  Port 2022\n",
+        );
+        let b = bastion_target(&inv, &hosts, &user_config, None)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (b.address.as_str(), b.port, b.user.as_str()),
+            ("198.51.100.7", 2022, "admin")
+        );
+        let t = host_target(hosts[0], &user_config, None);
+        assert_eq!(t.identity_files, [PathBuf::from("/keys/cp")]);
+    }
+
+    #[test]
+    fn a_bastion_without_address_is_a_config_error_with_its_path() {
+        let (_, report) = config::check(Path::new("c.yaml"), cluster("{bastion: {port: 22}}"));
+        let paths: Vec<&str> = report.errors().map(|p| p.path.as_str()).collect();
+        assert_eq!(paths, ["spec.ssh.bastion.address"]);
+    }
+}
