@@ -8,7 +8,7 @@
 # a throwaway user whose shell is /bin/sh, so no shell rc file runs per command (root's ~/.bashrc
 # on this machine runs pyenv init, ~90 ms per command). Everything is removed at the end.
 #
-# Run as root: benches/ssh_fanout.sh   (N=20 benches/ssh_fanout.sh for fewer endpoints)
+# Run as root: benches/ssh_fanout.sh   (N=20 for fewer endpoints, ROUNDS=3 to repeat)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-50}
@@ -75,7 +75,9 @@ done
   echo "  hosts:"
   i=0
   for a in "${addresses[@]}"; do
-    echo "    - {name: h$i, address: $a, roles: [worker]}"
+    roles=worker
+    if [ $i -lt 3 ]; then roles="control-plane, etcd"; fi
+    echo "    - {name: h$i, address: $a, roles: [$roles]}"
     i=$((i + 1))
   done
 } > "$work/cluster.yaml"
@@ -102,6 +104,8 @@ measure() {
   before=$(server_cpu)
   /usr/bin/time -v -o "$work/time.txt" "$@" > "$work/out.txt" 2>&1 || {
     echo "$label FAILED:"; cat "$work/out.txt"; exit 1; }
+  # Per-connection sshd processes count once the listener has reaped them.
+  sleep 1
   after=$(server_cpu)
   local wall user sys rss
   wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$work/time.txt")
@@ -115,8 +119,10 @@ measure() {
 echo "endpoints: $N (127.0.0.2..127.0.0.$((N + 1)):$port), sshd processes: ${#pids[@]}, $(ssh -V 2>&1)"
 # Warm-up (page cache, first fork of each sshd).
 "${SSH[@]}" 127.0.0.2 true
+for round in $(seq "${ROUNDS:-1}"); do
 measure "ssh, sequential" bash -c 'for a in $SSH_LIST; do "$@" "$a" true || exit 1; done' _ "${SSH[@]}"
 measure "ssh, all $N in parallel" bash -c 'for a in $SSH_LIST; do "$@" "$a" true & done; fail=0; for j in $(jobs -p); do wait $j || fail=1; done; exit $fail' _ "${SSH[@]}"
 measure "kinit exec (concurrency $N)" env -u SSH_AUTH_SOCK "$KINIT" -q -c "$work/cluster.yaml" exec --no-sudo --concurrency "$N" -- true
 measure "kinit exec (concurrency 30)" env -u SSH_AUTH_SOCK "$KINIT" -q -c "$work/cluster.yaml" exec --no-sudo -- true
+done
 echo "(max RSS of the parallel ssh run is that of the largest single ssh process; $N of them ran at once)"
