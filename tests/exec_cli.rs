@@ -182,3 +182,67 @@ fn ctrl_c_stops_every_host_and_exits_130() {
         assert_eq!(running(), 0, "the remote commands were stopped ({extra:?})");
     }
 }
+
+#[test]
+fn exec_goes_through_the_configured_bastion() {
+    let dir = temp_dir();
+    let user = TestUser::create(dir.path(), SudoRights::None);
+    let key = client_key(dir.path(), "id_ed25519", "ed25519", "");
+    let sshd = Sshd::start(
+        dir.path(),
+        &[(&user.name, &key.public)],
+        &["127.0.0.2", "127.0.0.3"],
+    );
+    let jump = Sshd::start(dir.path(), &[(&user.name, &key.public)], &[]);
+    let known_hosts = dir.path().join("known_hosts");
+    let config = dir.path().join("cluster.yaml");
+    let with_bastion = |port: u16| {
+        cluster_yaml(sshd.port, &user.name, &key.private, &known_hosts).replace(
+            "}\n  hosts:",
+            &format!(", bastion: {{address: 127.0.0.1, port: {port}}}}}\n  hosts:"),
+        )
+    };
+    let kinit = || {
+        Command::cargo_bin("kinit")
+            .unwrap()
+            .arg("-c")
+            .arg(&config)
+            .args(["exec", "--no-sudo", "--accept-new-host-keys", "--"])
+            .arg("echo ${SSH_CONNECTION%% *}")
+            .env("HOME", dir.path())
+            .env_remove("SSH_AUTH_SOCK")
+            .output()
+            .unwrap()
+    };
+    // A bastion nobody answers on: every host fails, so the hosts are not reached directly.
+    std::fs::write(&config, with_bastion(free_port())).unwrap();
+    let out = kinit();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert_eq!(
+        stdout.matches("through bastion 127.0.0.1:").count(),
+        3,
+        "{stdout}"
+    );
+
+    let yaml = with_bastion(jump.port);
+    assert!(yaml.contains("bastion"), "{yaml}");
+    std::fs::write(&config, yaml).unwrap();
+    let out = kinit();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Every host answered, and the bastion's key was learned next to the hosts'.
+    assert_eq!(
+        stdout.matches(": exit 0\n127.0.0.1\n").count(),
+        3,
+        "{stdout}"
+    );
+    let known = std::fs::read_to_string(&known_hosts).unwrap();
+    assert!(known.contains(&jump.known_hosts_line()), "{known}");
+    assert_eq!(known.lines().count(), 4, "{known}");
+}
