@@ -79,6 +79,8 @@ pub enum Command {
     Lab(LabCommand),
     /// Write every file each host will receive, for review (no host is contacted)
     Render(RenderArgs),
+    /// Run a command on the hosts over SSH (as root; sudo for non-root logins)
+    Exec(ExecArgs),
 
     /// Print a shell completion script
     Completion {
@@ -275,6 +277,56 @@ impl RenderArgs {
                 .unwrap_or_else(|| config_dir.join("rendered")),
             host: self.host.clone(),
             templates: self.templates.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  kinit exec -- uptime\n  kinit exec --hosts cp1,etcd -- systemctl is-active etcd\n\n\
+Secrets come from the environment: KINIT_SSH_PASSPHRASE (encrypted keys), KINIT_SUDO_PASSWORD."
+)]
+pub struct ExecArgs {
+    /// Host names and/or roles, comma separated (e.g. cp1,etcd) [default: all hosts]
+    #[arg(long, value_name = "SELECTOR")]
+    pub hosts: Option<String>,
+
+    /// Learn the host keys of hosts not in known_hosts yet (a changed key is still refused)
+    #[arg(long)]
+    pub accept_new_host_keys: bool,
+
+    /// Hosts worked on at once
+    #[arg(long, value_name = "N", default_value_t = crate::fanout::DEFAULT_CONCURRENCY)]
+    pub concurrency: usize,
+
+    /// Stop the command on a host after this long (e.g. 30s, 5m)
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<crate::config::duration::ConfigDuration>,
+
+    /// Ask for the sudo password of the login user (or set KINIT_SUDO_PASSWORD)
+    #[arg(long)]
+    pub ask_sudo_password: bool,
+
+    /// Run as the login user instead of root
+    #[arg(long)]
+    pub no_sudo: bool,
+
+    /// The command line, run by the remote shell (after --)
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+impl ExecArgs {
+    pub fn options(&self) -> crate::commands::exec::ExecCommandOptions {
+        crate::commands::exec::ExecCommandOptions {
+            selector: self.hosts.clone(),
+            accept_new_host_keys: self.accept_new_host_keys,
+            concurrency: self.concurrency.max(1),
+            timeout: self.timeout.as_ref().map(|t| t.as_duration()),
+            ask_sudo_password: self.ask_sudo_password,
+            as_root: !self.no_sudo,
+            // Words are joined the way `ssh host a b` joins them: the remote shell parses them.
+            command: self.command.join(" "),
         }
     }
 }

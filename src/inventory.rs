@@ -40,6 +40,15 @@ pub struct SshTarget {
     pub identity_file: Option<PathBuf>,
 }
 
+/// The jump host every SSH connection goes through, when the config names one.
+#[derive(Debug, Clone, Serialize)]
+pub struct SshBastion {
+    pub address: String,
+    pub port: u16,
+    pub user: String,
+    pub identity_file: Option<PathBuf>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Host {
     pub name: String,
@@ -109,6 +118,7 @@ pub struct Inventory {
     /// Operator-side paths, resolved against the config file's directory.
     pub pki_dir: PathBuf,
     pub known_hosts: PathBuf,
+    pub bastion: Option<SshBastion>,
     pub bundle: Option<PathBuf>,
     pub time_servers: Vec<String>,
 }
@@ -181,6 +191,22 @@ impl Inventory {
             pki: spec.pki.clone(),
             pki_dir: resolve(&spec.pki.dir),
             known_hosts: resolve(&spec.ssh.known_hosts),
+            bastion: match &spec.ssh.bastion {
+                None => None,
+                Some(b) => Some(SshBastion {
+                    address: b
+                        .address
+                        .clone()
+                        .ok_or(IncompleteConfig("a bastion without an address"))?,
+                    port: b.port,
+                    user: b.user.clone().unwrap_or_else(|| spec.ssh.user.clone()),
+                    identity_file: b
+                        .identity_file
+                        .as_deref()
+                        .or(spec.ssh.identity_file.as_deref())
+                        .map(resolve),
+                }),
+            },
             bundle: spec.artifacts.bundle.as_deref().map(resolve),
             time_servers: spec.time_sync.servers.clone(),
         })

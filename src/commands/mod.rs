@@ -2,6 +2,7 @@
 
 pub mod completion;
 pub mod config_validate;
+pub mod exec;
 pub mod init;
 pub mod lab;
 pub mod man;

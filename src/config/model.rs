@@ -146,6 +146,19 @@ pub struct SshSpec {
     pub port: u16,
     pub identity_file: Option<String>,
     pub known_hosts: String,
+    /// Reach every host through this jump host.
+    pub bastion: Option<Bastion>,
+}
+
+/// A jump host (OpenSSH's ProxyJump): its own user, port and key; its host key is checked too.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bastion {
+    pub address: Option<String>,
+    pub port: u16,
+    /// Defaults to spec.ssh.user.
+    pub user: Option<String>,
+    /// Defaults to spec.ssh.identityFile.
+    pub identity_file: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -307,6 +320,7 @@ impl Default for SshSpec {
             port: 22,
             identity_file: None,
             known_hosts: "~/.ssh/known_hosts".into(),
+            bastion: None,
         }
     }
 }

@@ -164,6 +164,17 @@ impl Reader {
         ssh.known_hosts = self
             .optional(&mut s, "knownHosts", "a known_hosts file path")
             .unwrap_or(ssh.known_hosts);
+        let mut b = self.section(&mut s, "bastion", false);
+        let bastion = Bastion {
+            address: self.required(&mut b, "address", "the jump host's address or name"),
+            port: self
+                .optional(&mut b, "port", "a TCP port, 1-65535")
+                .unwrap_or(22),
+            user: self.optional(&mut b, "user", "a login name"),
+            identity_file: self.optional(&mut b, "identityFile", "a private key path"),
+        };
+        ssh.bastion = b.map.is_some().then_some(bastion);
+        self.finish(b);
         self.finish(s);
 
         let mut s = self.section(spec, "artifacts", false);

@@ -150,6 +150,7 @@ spec:
     port: 22
     identityFile: ~/.ssh/id_ed25519
     knownHosts: ~/.ssh/known_hosts  # host keys are verified against this file
+    # bastion: {{address: 203.0.113.10, port: 22, user: ops}}   # jump host, when hosts are not directly reachable
 
   artifacts:
     bundle: ./bundle                # binaries + SHA256SUMS to upload to the hosts

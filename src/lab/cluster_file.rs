@@ -76,7 +76,10 @@ mod tests {
         let inv = crate::inventory::Inventory::from_config(&cfg, Path::new("/tmp"), None).unwrap();
         assert_eq!(inv.hosts.len(), plan.nodes.len());
         assert_eq!(inv.endpoint.address, plan.vip.to_string());
-        assert_eq!(inv.endpoint.interface, "host0", "keepalived binds the VIP to the node's veth end");
+        assert_eq!(
+            inv.endpoint.interface, "host0",
+            "keepalived binds the VIP to the node's veth end"
+        );
     }
 
     #[test]

@@ -2,10 +2,12 @@
 //! Library modules return data; commands hand it to these functions.
 
 pub mod config_report;
+pub mod exec;
 pub mod lab_progress;
 pub mod lab_report;
 pub mod preflight;
 pub mod render;
+pub mod secret_prompt;
 
 use std::io::IsTerminal;
 

@@ -1,0 +1,279 @@
+//! One authenticated SSH connection to one host. Channels are cheap: every command and upload of a
+//! run goes over the same connection, several at once.
+
+use std::sync::Arc;
+
+use russh::client::{self, Handle};
+use russh::keys::agent::AgentIdentity;
+use russh::keys::agent::client::AgentClient;
+use russh::keys::{Algorithm, PrivateKeyWithHashAlg};
+use russh::{Disconnect, Preferred};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::OnceCell;
+
+use super::error::SshError;
+use super::host_key_check::{CheckError, HostKeyCheck};
+use super::options::{HostTarget, Secret, SshOptions};
+use super::sudo::SudoMode;
+
+pub struct Session {
+    pub(crate) host: String,
+    pub(crate) user: String,
+    pub(crate) handle: Handle<HostKeyCheck>,
+    pub(crate) sudo_password: Option<Secret>,
+    pub(crate) sudo: OnceCell<SudoMode>,
+    /// Keeps the jump host's connection open as long as this one uses it.
+    _bastion: Option<Arc<Session>>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("host", &self.host)
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// Connect, check the host key, authenticate. Through `opts.bastion` when one is set.
+    pub async fn connect(target: &HostTarget, opts: &SshOptions) -> Result<Session, SshError> {
+        match &opts.bastion {
+            Some(bastion) => {
+                let jump = Session::connect_direct(bastion, opts).await.map_err(|e| {
+                    SshError::Bastion {
+                        host: target.name.clone(),
+                        bastion: bastion.socket_label(),
+                        source: Box::new(e),
+                    }
+                })?;
+                Session::connect_via(&Arc::new(jump), target, opts).await
+            }
+            None => Session::connect_direct(target, opts).await,
+        }
+    }
+
+    /// Connect straight to `target`, ignoring `opts.bastion`.
+    pub async fn connect_direct(
+        target: &HostTarget,
+        opts: &SshOptions,
+    ) -> Result<Session, SshError> {
+        let addr = target.socket_label();
+        let tcp = tokio::time::timeout(
+            opts.connect_timeout,
+            tokio::net::TcpStream::connect((target.address.as_str(), target.port)),
+        )
+        .await
+        .map_err(|_| SshError::ConnectTimeout {
+            host: target.name.clone(),
+            addr: addr.clone(),
+            after: opts.connect_timeout,
+        })?
+        .map_err(|source| SshError::Connect {
+            host: target.name.clone(),
+            addr: addr.clone(),
+            source,
+        })?;
+        // Small packets (each command) must not wait for Nagle.
+        let _ = tcp.set_nodelay(true);
+        Session::handshake(target, opts, tcp, None).await
+    }
+
+    /// Connect to `target` through an open connection to a jump host (a direct-tcpip channel),
+    /// with its own host-key check and authentication.
+    pub async fn connect_via(
+        bastion: &Arc<Session>,
+        target: &HostTarget,
+        opts: &SshOptions,
+    ) -> Result<Session, SshError> {
+        let channel = bastion
+            .handle
+            .channel_open_direct_tcpip(target.address.as_str(), target.port as u32, "127.0.0.1", 0)
+            .await
+            .map_err(|e| SshError::Bastion {
+                host: target.name.clone(),
+                bastion: bastion.host.clone(),
+                source: Box::new(SshError::Protocol {
+                    host: bastion.host.clone(),
+                    source: e,
+                }),
+            })?;
+        Session::handshake(target, opts, channel.into_stream(), Some(bastion.clone())).await
+    }
+
+    async fn handshake<S>(
+        target: &HostTarget,
+        opts: &SshOptions,
+        stream: S,
+        bastion: Option<Arc<Session>>,
+    ) -> Result<Session, SshError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let config = Arc::new(client_config(target, opts));
+        let check = HostKeyCheck::new(target, opts.known_hosts.clone(), opts.host_key_policy);
+        let connecting = client::connect_stream(config, stream, check);
+        let mut handle = match tokio::time::timeout(opts.connect_timeout, connecting).await {
+            Err(_) => {
+                return Err(SshError::ConnectTimeout {
+                    host: target.name.clone(),
+                    addr: target.socket_label(),
+                    after: opts.connect_timeout,
+                });
+            }
+            Ok(Err(CheckError::Refused(e))) => return Err(*e),
+            Ok(Err(CheckError::Ssh(source))) => {
+                return Err(SshError::Protocol {
+                    host: target.name.clone(),
+                    source,
+                });
+            }
+            Ok(Ok(handle)) => handle,
+        };
+        authenticate(&mut handle, target, opts).await?;
+        Ok(Session {
+            host: target.name.clone(),
+            user: target.user.clone(),
+            handle,
+            sudo_password: opts.sudo_password.clone(),
+            sudo: OnceCell::new(),
+            _bastion: bastion,
+        })
+    }
+
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.handle.is_closed()
+    }
+
+    /// Say goodbye to the server (best effort: the connection may already be gone).
+    pub async fn close(&self) {
+        let _ = self
+            .handle
+            .disconnect(Disconnect::ByApplication, "", "en")
+            .await;
+    }
+
+    pub(crate) fn protocol(&self, source: russh::Error) -> SshError {
+        SshError::Protocol {
+            host: self.host.clone(),
+            source,
+        }
+    }
+}
+
+/// Keepalives on, no inactivity timeout (long silent commands are normal: an image pull, a
+/// `kubeadm init`); per-command timeouts bound the work instead. Host-key types the known_hosts
+/// file already holds for this host are asked for first, so a host OpenSSH learned with one key
+/// type is not "unknown" to kinit because it negotiated another.
+fn client_config(target: &HostTarget, opts: &SshOptions) -> client::Config {
+    let known = opts.known_hosts.algorithms_for(&target.known_hosts_name());
+    let family = |a: &Algorithm| match a {
+        Algorithm::Rsa { .. } => "rsa".to_string(),
+        other => other.as_str().to_string(),
+    };
+    let known_families: Vec<String> = known.iter().map(family).collect();
+    let mut keys = Preferred::DEFAULT.key.to_vec();
+    keys.sort_by_key(|a| !known_families.contains(&family(a)));
+    client::Config {
+        keepalive_interval: Some(opts.keepalive_interval),
+        keepalive_max: 3,
+        inactivity_timeout: None,
+        nodelay: true,
+        preferred: Preferred {
+            key: keys.into(),
+            ..Preferred::DEFAULT
+        },
+        ..Default::default()
+    }
+}
+
+/// The target's identity files in order, then each key the agent holds.
+async fn authenticate(
+    handle: &mut Handle<HostKeyCheck>,
+    target: &HostTarget,
+    opts: &SshOptions,
+) -> Result<(), SshError> {
+    let protocol = |source| SshError::Protocol {
+        host: target.name.clone(),
+        source,
+    };
+    let mut tried = Vec::new();
+    for path in &target.identity_files {
+        // A key that cannot be loaded is reported with the others if nothing else works.
+        let key = match opts.keys.load(path) {
+            Ok(key) => key,
+            Err(e) => {
+                tried.push(e.to_string());
+                continue;
+            }
+        };
+        let hash = rsa_hash(handle, key.algorithm()).await.map_err(protocol)?;
+        let label = format!("{} ({})", path.display(), key.algorithm().as_str());
+        let result = handle
+            .authenticate_publickey(&target.user, PrivateKeyWithHashAlg::new(key, hash))
+            .await
+            .map_err(protocol)?;
+        if result.success() {
+            return Ok(());
+        }
+        tried.push(label);
+    }
+    if let Some(socket) = &opts.agent_socket {
+        match AgentClient::connect_uds(socket).await {
+            Err(e) => tried.push(format!("ssh-agent (unreachable: {e})")),
+            Ok(mut agent) => {
+                let identities = agent.request_identities().await.unwrap_or_default();
+                if identities.is_empty() {
+                    tried.push("ssh-agent (holds no keys)".into());
+                }
+                for identity in identities {
+                    let AgentIdentity::PublicKey { key, comment } = identity else {
+                        continue;
+                    };
+                    let hash = rsa_hash(handle, key.algorithm()).await.map_err(protocol)?;
+                    let label = format!(
+                        "agent key {} {}",
+                        super::known_hosts::fingerprint(&key),
+                        comment
+                    );
+                    match handle
+                        .authenticate_publickey_with(&target.user, key, hash, &mut agent)
+                        .await
+                    {
+                        Ok(result) if result.success() => return Ok(()),
+                        Ok(_) => tried.push(label.trim_end().to_string()),
+                        Err(e) => tried.push(format!("{} (agent: {e})", label.trim_end())),
+                    }
+                }
+            }
+        }
+    }
+    Err(SshError::AuthFailed {
+        host: target.name.clone(),
+        user: target.user.clone(),
+        tried: if tried.is_empty() {
+            "no keys: name an identityFile or start ssh-agent".into()
+        } else {
+            tried.join(", ")
+        },
+    })
+}
+
+async fn rsa_hash(
+    handle: &Handle<HostKeyCheck>,
+    algorithm: Algorithm,
+) -> Result<Option<russh::keys::HashAlg>, russh::Error> {
+    if algorithm.is_rsa() {
+        Ok(handle.best_supported_rsa_hash().await?.flatten())
+    } else {
+        Ok(None)
+    }
+}
