@@ -19,7 +19,7 @@ fn the_probe_runs_here_and_parses() {
     };
     let out = std::process::Command::new("sh")
         .arg("-c")
-        .arg(script(&req))
+        .arg(script(&req).unwrap())
         .output()
         .unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
