@@ -74,6 +74,10 @@ pub enum Command {
     #[command(subcommand)]
     Config(ConfigCommand),
 
+    /// Build and check the cluster PKI on this machine (CAs, certificates, kubeconfigs)
+    #[command(subcommand)]
+    Certs(CertsCommand),
+
     /// Print a shell completion script
     Completion {
         #[arg(value_enum)]
@@ -88,6 +92,24 @@ pub enum Command {
 pub enum ConfigCommand {
     /// Check the cluster definition and summarize it
     Validate,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CertsCommand {
+    /// Create or complete the PKI under spec.pki.dir, laid out per host as /etc/kubernetes
+    ///
+    /// Valid existing certificates are kept; certificates the config no longer matches (new
+    /// host, address, VIP or SAN) are re-issued; CAs are created when missing and never replaced.
+    /// An existing ca.crt/ca.key (from cfssl, kubeasz or kubeadm) is used to sign.
+    Generate,
+    /// Show when each certificate and CA expires (exit 1 if one is missing or expired)
+    CheckExpiration,
+    /// Re-issue certificates from the existing CAs, SANs recomputed from the config
+    Renew {
+        /// Certificates as kubeadm names them (apiserver, etcd-server, admin.conf, ...), or `all`
+        #[arg(required = true, value_name = "NAME")]
+        names: Vec<String>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -131,6 +153,24 @@ pub struct GlobalOptions {
     pub verbosity: i8,
     pub output: OutputFormat,
     pub color: ColorChoice,
+}
+
+/// `kinit certs renew`: the certificates to renew; empty means all.
+#[derive(Debug, Clone)]
+pub struct RenewOptions {
+    pub names: std::collections::BTreeSet<String>,
+}
+
+impl CertsCommand {
+    pub fn renew_options(names: &[String]) -> RenewOptions {
+        RenewOptions {
+            names: if names.iter().any(|n| n == "all") {
+                Default::default()
+            } else {
+                names.iter().cloned().collect()
+            },
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use kinit::cli::{Cli, Command, ConfigCommand, GlobalOptions};
+use kinit::cli::{CertsCommand, Cli, Command, ConfigCommand, GlobalOptions};
 use kinit::commands::{self, CommandResult};
 
 fn main() -> ExitCode {
@@ -24,6 +24,11 @@ fn run(cli: &Cli, global: &GlobalOptions) -> CommandResult {
             commands::init::run(global, &opts)
         }
         Command::Config(ConfigCommand::Validate) => commands::config_validate::run(global),
+        Command::Certs(CertsCommand::Generate) => commands::certs::generate(global),
+        Command::Certs(CertsCommand::CheckExpiration) => commands::certs::check_expiration(global),
+        Command::Certs(CertsCommand::Renew { names }) => {
+            commands::certs::renew(global, &CertsCommand::renew_options(names))
+        }
         Command::Completion { shell } => commands::completion::run(*shell),
         Command::Man => commands::man::run(),
     }
