@@ -6,6 +6,7 @@
 
 pub mod algorithm;
 pub mod authority;
+pub mod cfssl;
 pub mod expiry;
 pub mod generate;
 pub mod inspect;
