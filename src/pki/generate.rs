@@ -178,11 +178,16 @@ pub fn generate(inv: &Inventory, mode: &Mode, now: SystemTime) -> Result<Generat
     let profiles = Profiles::embedded()?;
     let specs = table::certificates(inv, &profiles)?;
     if let Mode::Renew(names) = mode {
-        let known: BTreeSet<&str> = specs.iter().map(|s| s.name).collect();
-        if let Some(unknown) = names.iter().find(|n| !known.contains(n.as_str())) {
+        let mut known: Vec<&str> = Vec::new();
+        for spec in &specs {
+            if !known.contains(&spec.name) {
+                known.push(spec.name);
+            }
+        }
+        if let Some(unknown) = names.iter().find(|n| !known.contains(&n.as_str())) {
             return Err(PkiError::Refused(format!(
                 "`{unknown}` is not a certificate of this cluster; renewable: all, {}",
-                known.into_iter().collect::<Vec<_>>().join(", ")
+                known.join(", ")
             )));
         }
     }
