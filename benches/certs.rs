@@ -17,11 +17,19 @@ fn config(dir: &Path, algorithm: &str) -> std::path::PathBuf {
         "apiVersion: kinit.io/v1alpha1\nkind: Cluster\nmetadata: {{name: bench}}\nspec:\n  topology: external\n  kubernetesVersion: v1.31.4\n  controlPlaneEndpoint: {{address: 10.0.0.100, port: 8443}}\n  pki: {{dir: ./pki, keyAlgorithm: {algorithm}}}\n  hosts:\n"
     );
     for i in 1..=3 {
-        yaml.push_str(&format!("    - {{name: cp{i}, address: 10.0.0.{i}, roles: [control-plane]}}\n"));
-        yaml.push_str(&format!("    - {{name: etcd{i}, address: 10.0.0.{}, roles: [etcd]}}\n", 10 + i));
+        yaml.push_str(&format!(
+            "    - {{name: cp{i}, address: 10.0.0.{i}, roles: [control-plane]}}\n"
+        ));
+        yaml.push_str(&format!(
+            "    - {{name: etcd{i}, address: 10.0.0.{}, roles: [etcd]}}\n",
+            10 + i
+        ));
     }
     for i in 1..=10 {
-        yaml.push_str(&format!("    - {{name: w{i}, address: 10.0.0.{}, roles: [worker]}}\n", 20 + i));
+        yaml.push_str(&format!(
+            "    - {{name: w{i}, address: 10.0.0.{}, roles: [worker]}}\n",
+            20 + i
+        ));
     }
     let path = dir.join(format!("{algorithm}.yaml"));
     std::fs::write(&path, yaml).unwrap();
@@ -55,11 +63,24 @@ fn cfssl_script(dir: &Path, inv: &Inventory, key: KeyAlgorithm) -> (String, usiz
         let sans: Vec<pki::San> = csr.hosts.iter().map(|h| pki::San::parse(h)).collect();
         let json = pki::cfssl::csr_json(&csr.cn, &csr.organizations(), &sans, key, Some("87600h"));
         std::fs::write(dir.join(format!("{}-csr.json", id.name())), json).unwrap();
-        script.push_str(&format!("cfssl gencert -initca {0}-csr.json 2>/dev/null | cfssljson -bare {0}\n", id.name()));
+        script.push_str(&format!(
+            "cfssl gencert -initca {0}-csr.json 2>/dev/null | cfssljson -bare {0}\n",
+            id.name()
+        ));
         count += 1;
     }
-    for (i, spec) in pki::certificates(inv, &profiles).unwrap().iter().enumerate() {
-        let json = pki::cfssl::csr_json(&spec.common_name, &spec.organizations, &spec.sans, key, None);
+    for (i, spec) in pki::certificates(inv, &profiles)
+        .unwrap()
+        .iter()
+        .enumerate()
+    {
+        let json = pki::cfssl::csr_json(
+            &spec.common_name,
+            &spec.organizations,
+            &spec.sans,
+            key,
+            None,
+        );
         let name = format!("leaf{i}");
         std::fs::write(dir.join(format!("{name}-csr.json")), json).unwrap();
         script.push_str(&format!(
@@ -80,7 +101,12 @@ fn cfssl_once(dir: &Path, script: &str) -> Duration {
         }
     }
     let start = Instant::now();
-    let status = Command::new("sh").arg("-c").arg(script).current_dir(dir).status().unwrap();
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .current_dir(dir)
+        .status()
+        .unwrap();
     let elapsed = start.elapsed();
     assert!(status.success(), "cfssl failed");
     elapsed
@@ -92,13 +118,18 @@ fn median(mut v: Vec<Duration>) -> Duration {
 }
 
 fn main() {
-    if std::env::args().any(|a| a == "--list") {
+    // `cargo test --all-targets` runs this binary without `--bench`: nothing to measure then.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("certs benchmark: run it with `cargo bench --bench certs`");
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
     let have_cfssl = Command::new("cfssl").arg("version").output().is_ok();
     println!("full PKI, 3 control-plane + 3 etcd + 10 workers (external etcd); median of N runs");
-    println!("{:<12} {:>6} {:>12} {:>6} {:>12} {:>9}", "algorithm", "certs", "kinit", "files", "cfssl", "speedup");
+    println!(
+        "{:<12} {:>6} {:>12} {:>6} {:>12} {:>9}",
+        "algorithm", "certs", "kinit", "files", "cfssl", "speedup"
+    );
     for (name, key, kinit_runs, cfssl_runs) in [
         ("ecdsa-p256", KeyAlgorithm::EcdsaP256, 15, 5),
         ("rsa-2048", KeyAlgorithm::Rsa2048, 5, 2),
@@ -107,14 +138,20 @@ fn main() {
         kinit_once(&inv); // warm-up: page cache, lazy statics
         let kinit = median((0..kinit_runs).map(|_| kinit_once(&inv)).collect());
         let files = walk(&inv.pki_dir);
-        let certs = pki::certificates(&inv, &Profiles::embedded().unwrap()).unwrap().len() + 3;
+        let certs = pki::certificates(&inv, &Profiles::embedded().unwrap())
+            .unwrap()
+            .len()
+            + 3;
         let (cfssl, speedup) = if have_cfssl {
             let dir = tmp.path().join(format!("cfssl-{name}"));
             std::fs::create_dir_all(&dir).unwrap();
             let (script, n) = cfssl_script(&dir, &inv, key);
             assert_eq!(n, certs);
             let t = median((0..cfssl_runs).map(|_| cfssl_once(&dir, &script)).collect());
-            (format!("{:.3} s", t.as_secs_f64()), format!("{:.1}x", t.as_secs_f64() / kinit.as_secs_f64()))
+            (
+                format!("{:.3} s", t.as_secs_f64()),
+                format!("{:.1}x", t.as_secs_f64() / kinit.as_secs_f64()),
+            )
         } else {
             ("(no cfssl)".into(), "-".into())
         };
@@ -134,7 +171,13 @@ fn walk(dir: &Path) -> usize {
     std::fs::read_dir(dir)
         .map(|rd| {
             rd.filter_map(|e| e.ok())
-                .map(|e| if e.path().is_dir() { walk(&e.path()) } else { 1 })
+                .map(|e| {
+                    if e.path().is_dir() {
+                        walk(&e.path())
+                    } else {
+                        1
+                    }
+                })
                 .sum()
         })
         .unwrap_or(0)

@@ -7,6 +7,6 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod fsutil;
-pub mod pki;
 pub mod inventory;
+pub mod pki;
 pub mod ui;

@@ -24,9 +24,16 @@ fn cfssl(dir: &Path, args: &[&str]) -> (String, String) {
         .current_dir(dir)
         .output()
         .expect("cfssl is installed (Debian golang-cfssl)");
-    assert!(out.status.success(), "cfssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "cfssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    (doc["cert"].as_str().unwrap().to_string(), doc["key"].as_str().unwrap().to_string())
+    (
+        doc["cert"].as_str().unwrap().to_string(),
+        doc["key"].as_str().unwrap().to_string(),
+    )
 }
 
 fn byo_ca_and_compare(algorithm: &str, key: KeyAlgorithm) {
@@ -36,7 +43,8 @@ fn byo_ca_and_compare(algorithm: &str, key: KeyAlgorithm) {
     let work = tempfile::tempdir().unwrap();
     // The CA from certs/ca-csr.json as shipped, with the key algorithm under test.
     let mut ca_csr: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(certs_dir().join("ca-csr.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(certs_dir().join("ca-csr.json")).unwrap())
+            .unwrap();
     ca_csr["key"] = pki::cfssl::key(key);
     std::fs::write(work.path().join("ca-csr.json"), ca_csr.to_string()).unwrap();
     let (ca_pem, ca_key) = cfssl(work.path(), &["-initca", "ca-csr.json"]);
@@ -46,18 +54,42 @@ fn byo_ca_and_compare(algorithm: &str, key: KeyAlgorithm) {
     let inv = inventory(&c.config);
     let report = generate(&inv, &Mode::Generate, SystemTime::now()).unwrap();
     let ca_event = report.events.iter().find(|e| e.item == "ca").unwrap();
-    assert_eq!(ca_event.action, Action::Kept, "the operator's CA is used, not replaced");
+    assert_eq!(
+        ca_event.action,
+        Action::Kept,
+        "the operator's CA is used, not replaced"
+    );
     assert_eq!(std::fs::read_to_string(pki.join("ca.crt")).unwrap(), ca_pem);
-    let apiserver = pki.join("hosts/cp1/etc/kubernetes/pki/apiserver.crt").display().to_string();
-    let (ok, out) = openssl(&["verify", "-CAfile", &pki.join("ca.crt").display().to_string(), &apiserver]);
+    let apiserver = pki
+        .join("hosts/cp1/etc/kubernetes/pki/apiserver.crt")
+        .display()
+        .to_string();
+    let (ok, out) = openssl(&[
+        "verify",
+        "-CAfile",
+        &pki.join("ca.crt").display().to_string(),
+        &apiserver,
+    ]);
     assert!(ok, "{out}");
 
     // cfssl issues the same table from the same profiles; compare each kind once.
-    std::fs::copy(certs_dir().join("ca-config.json"), work.path().join("ca-config.json")).unwrap();
+    std::fs::copy(
+        certs_dir().join("ca-config.json"),
+        work.path().join("ca-config.json"),
+    )
+    .unwrap();
     for id in pki::CaId::ALL {
         let stem = id.stem();
-        std::fs::copy(pki.join(format!("{stem}.crt")), work.path().join(format!("{}.crt", id.name()))).unwrap();
-        std::fs::copy(pki.join(format!("{stem}.key")), work.path().join(format!("{}.key", id.name()))).unwrap();
+        std::fs::copy(
+            pki.join(format!("{stem}.crt")),
+            work.path().join(format!("{}.crt", id.name())),
+        )
+        .unwrap();
+        std::fs::copy(
+            pki.join(format!("{stem}.key")),
+            work.path().join(format!("{}.key", id.name())),
+        )
+        .unwrap();
     }
     let profiles = Profiles::embedded().unwrap();
     let specs = pki::certificates(&inv, &profiles).unwrap();
@@ -66,13 +98,29 @@ fn byo_ca_and_compare(algorithm: &str, key: KeyAlgorithm) {
         if !compared.insert(spec.name) {
             continue;
         }
-        let csr = pki::cfssl::csr_json(&spec.common_name, &spec.organizations, &spec.sans, key, None);
+        let csr = pki::cfssl::csr_json(
+            &spec.common_name,
+            &spec.organizations,
+            &spec.sans,
+            key,
+            None,
+        );
         let csr_file = format!("{}-filled-csr.json", spec.csr);
         std::fs::write(work.path().join(&csr_file), csr).unwrap();
         let ca = spec.ca.name();
         let (theirs, _) = cfssl(
             work.path(),
-            &["-ca", &format!("{ca}.crt"), "-ca-key", &format!("{ca}.key"), "-config", "ca-config.json", "-profile", spec.profile, &csr_file],
+            &[
+                "-ca",
+                &format!("{ca}.crt"),
+                "-ca-key",
+                &format!("{ca}.key"),
+                "-config",
+                "ca-config.json",
+                "-profile",
+                spec.profile,
+                &csr_file,
+            ],
         );
         let ours = match &spec.output {
             Output::Pair { .. } => std::fs::read_to_string(pki.join(spec.stored("crt"))).unwrap(),
@@ -98,7 +146,12 @@ fn byo_ca_and_compare(algorithm: &str, key: KeyAlgorithm) {
         assert_eq!(a.is_ca, b.is_ca, "{label}");
         assert_eq!(a.algorithm, b.algorithm, "{label}");
         let days = |i: &inspect::CertInfo| (i.not_after - i.not_before).whole_days();
-        assert!((days(&a) - days(&b)).abs() <= 1, "{label}: {} vs {} days", days(&a), days(&b));
+        assert!(
+            (days(&a) - days(&b)).abs() <= 1,
+            "{label}: {} vs {} days",
+            days(&a),
+            days(&b)
+        );
     }
     assert_eq!(compared.len(), 12, "every kind of certificate was compared");
 }

@@ -24,10 +24,19 @@ impl Drop for Etcd {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
-fn etcdctl(endpoints: &str, ca: &Path, cert: Option<(&Path, &Path)>, args: &[&str]) -> (bool, String) {
+fn etcdctl(
+    endpoints: &str,
+    ca: &Path,
+    cert: Option<(&Path, &Path)>,
+    args: &[&str],
+) -> (bool, String) {
     let mut cmd = Command::new("etcdctl");
     cmd.env("ETCDCTL_API", "3")
         .arg(format!("--endpoints={endpoints}"))
@@ -41,7 +50,11 @@ fn etcdctl(endpoints: &str, ca: &Path, cert: Option<(&Path, &Path)>, args: &[&st
     let out = cmd.args(args).output().expect("etcdctl is installed");
     (
         out.status.success(),
-        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
     )
 }
 
@@ -60,15 +73,21 @@ fn etcd_runs_with_generated_certificates_and_refuses_foreign_clients() {
         .collect();
     let mut running = Vec::new();
     for (m, (client, peer)) in members.iter().zip(&ports) {
-        let pki = inv.pki_dir.join(format!("hosts/{m}/etc/kubernetes/pki/etcd"));
+        let pki = inv
+            .pki_dir
+            .join(format!("hosts/{m}/etc/kubernetes/pki/etcd"));
         let f = |name: &str| pki.join(name).display().to_string();
         let child = Command::new("etcd")
             .arg(format!("--name={m}"))
             .arg(format!("--data-dir={}", data.path().join(m).display()))
             .arg(format!("--listen-client-urls=https://127.0.0.1:{client}"))
-            .arg(format!("--advertise-client-urls=https://127.0.0.1:{client}"))
+            .arg(format!(
+                "--advertise-client-urls=https://127.0.0.1:{client}"
+            ))
             .arg(format!("--listen-peer-urls=https://127.0.0.1:{peer}"))
-            .arg(format!("--initial-advertise-peer-urls=https://127.0.0.1:{peer}"))
+            .arg(format!(
+                "--initial-advertise-peer-urls=https://127.0.0.1:{peer}"
+            ))
             .arg(format!("--initial-cluster={}", initial.join(",")))
             .arg("--initial-cluster-state=new")
             .arg(format!("--cert-file={}", f("server.crt")))
@@ -93,10 +112,18 @@ fn etcd_runs_with_generated_certificates_and_refuses_foreign_clients() {
     // The healthcheck client, as a host would have it (etcd host cp3's copy).
     let cp3 = inv.pki_dir.join("hosts/cp3/etc/kubernetes/pki/etcd");
     let ca = cp3.join("ca.crt");
-    let hc = (cp3.join("healthcheck-client.crt"), cp3.join("healthcheck-client.key"));
+    let hc = (
+        cp3.join("healthcheck-client.crt"),
+        cp3.join("healthcheck-client.key"),
+    );
     let started = Instant::now();
     let (healthy, last) = loop {
-        let (ok, out) = etcdctl(&endpoints, &ca, Some((&hc.0, &hc.1)), &["endpoint", "health"]);
+        let (ok, out) = etcdctl(
+            &endpoints,
+            &ca,
+            Some((&hc.0, &hc.1)),
+            &["endpoint", "health"],
+        );
         if ok || started.elapsed() > Duration::from_secs(40) {
             break (ok, out);
         }
@@ -106,13 +133,19 @@ fn etcd_runs_with_generated_certificates_and_refuses_foreign_clients() {
     assert_eq!(last.matches("is healthy").count(), 2, "{last}");
     // The peers found each other over mTLS with the peer certificates.
     let (ok, members_out) = etcdctl(&endpoints, &ca, Some((&hc.0, &hc.1)), &["member", "list"]);
-    assert!(ok && members_out.contains("cp1") && members_out.contains("cp2"), "{members_out}");
+    assert!(
+        ok && members_out.contains("cp1") && members_out.contains("cp2"),
+        "{members_out}"
+    );
     // The apiserver's etcd client works too.
     let apiserver = inv.pki_dir.join("hosts/cp1/etc/kubernetes/pki");
     let (ok, out) = etcdctl(
         &endpoints,
         &ca,
-        Some((&apiserver.join("apiserver-etcd-client.crt"), &apiserver.join("apiserver-etcd-client.key"))),
+        Some((
+            &apiserver.join("apiserver-etcd-client.crt"),
+            &apiserver.join("apiserver-etcd-client.key"),
+        )),
         &["put", "/kinit", "ok"],
     );
     assert!(ok, "{out}");
@@ -125,7 +158,10 @@ fn etcd_runs_with_generated_certificates_and_refuses_foreign_clients() {
     let (ok, out) = etcdctl(
         &endpoints,
         &ca,
-        Some((&foreign.join("healthcheck-client.crt"), &foreign.join("healthcheck-client.key"))),
+        Some((
+            &foreign.join("healthcheck-client.crt"),
+            &foreign.join("healthcheck-client.key"),
+        )),
         &["endpoint", "health"],
     );
     assert!(!ok, "a foreign client certificate was accepted: {out}");

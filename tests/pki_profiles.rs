@@ -62,14 +62,49 @@ fn expected_for(host: &str, address: &str, roles: &str) -> Vec<Expected> {
                 "10.0.0.99",
             ]),
         });
-        out.push(client("pki/apiserver-kubelet-client.crt", "ca.crt", "kube-apiserver-kubelet-client", vec!["kubeadm:cluster-admins"]));
-        out.push(client("pki/front-proxy-client.crt", "front-proxy-ca.crt", "front-proxy-client", vec![]));
-        out.push(client("pki/apiserver-etcd-client.crt", "etcd/ca.crt", "kube-apiserver-etcd-client", vec![]));
-        out.push(client("admin.conf", "ca.crt", "kubernetes-admin", vec!["kubeadm:cluster-admins"]));
-        out.push(client("controller-manager.conf", "ca.crt", "system:kube-controller-manager", vec![]));
-        out.push(client("scheduler.conf", "ca.crt", "system:kube-scheduler", vec![]));
+        out.push(client(
+            "pki/apiserver-kubelet-client.crt",
+            "ca.crt",
+            "kube-apiserver-kubelet-client",
+            vec!["kubeadm:cluster-admins"],
+        ));
+        out.push(client(
+            "pki/front-proxy-client.crt",
+            "front-proxy-ca.crt",
+            "front-proxy-client",
+            vec![],
+        ));
+        out.push(client(
+            "pki/apiserver-etcd-client.crt",
+            "etcd/ca.crt",
+            "kube-apiserver-etcd-client",
+            vec![],
+        ));
+        out.push(client(
+            "admin.conf",
+            "ca.crt",
+            "kubernetes-admin",
+            vec!["kubeadm:cluster-admins"],
+        ));
+        out.push(client(
+            "controller-manager.conf",
+            "ca.crt",
+            "system:kube-controller-manager",
+            vec![],
+        ));
+        out.push(client(
+            "scheduler.conf",
+            "ca.crt",
+            "system:kube-scheduler",
+            vec![],
+        ));
         if host == "cp1" {
-            out.push(client("super-admin.conf", "ca.crt", "kubernetes-super-admin", vec!["system:masters"]));
+            out.push(client(
+                "super-admin.conf",
+                "ca.crt",
+                "kubernetes-super-admin",
+                vec!["system:masters"],
+            ));
         }
     }
     if roles.contains("etcd") {
@@ -84,17 +119,28 @@ fn expected_for(host: &str, address: &str, roles: &str) -> Vec<Expected> {
                 sans: set(&[host, "localhost", address, "127.0.0.1", "::1"]),
             });
         }
-        out.push(client("pki/etcd/healthcheck-client.crt", "etcd/ca.crt", "kube-etcd-healthcheck-client", vec![]));
+        out.push(client(
+            "pki/etcd/healthcheck-client.crt",
+            "etcd/ca.crt",
+            "kube-etcd-healthcheck-client",
+            vec![],
+        ));
     }
     if cp || roles.contains("worker") {
-        out.push(client("kubelet.conf", "ca.crt", &format!("system:node:{host}"), vec!["system:nodes"]));
+        out.push(client(
+            "kubelet.conf",
+            "ca.crt",
+            &format!("system:node:{host}"),
+            vec!["system:nodes"],
+        ));
     }
     out
 }
 
 /// The client certificate embedded in a kubeconfig, written out as PEM files.
 fn kubeconfig_pair(path: &Path, out: &Path) -> (String, String) {
-    let doc: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let doc: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let user = &doc["users"][0]["user"];
     let decode = |k: &str| {
         base64::engine::general_purpose::STANDARD
@@ -106,14 +152,23 @@ fn kubeconfig_pair(path: &Path, out: &Path) -> (String, String) {
     std::fs::write(&crt, decode("client-certificate-data")).unwrap();
     std::fs::write(&key, decode("client-key-data")).unwrap();
     let ca = base64::engine::general_purpose::STANDARD
-        .decode(doc["clusters"][0]["cluster"]["certificate-authority-data"].as_str().unwrap())
+        .decode(
+            doc["clusters"][0]["cluster"]["certificate-authority-data"]
+                .as_str()
+                .unwrap(),
+        )
         .unwrap();
     assert!(String::from_utf8(ca).unwrap().contains("BEGIN CERTIFICATE"));
     (crt.display().to_string(), key.display().to_string())
 }
 
 fn check_algorithm(algorithm: &str) {
-    let c = cluster("stacked", algorithm, STACKED, &["api.example.com", "10.0.0.99"]);
+    let c = cluster(
+        "stacked",
+        algorithm,
+        STACKED,
+        &["api.example.com", "10.0.0.99"],
+    );
     let inv = inventory(&c.config);
     generate(&inv, &Mode::Generate, SystemTime::now()).unwrap();
     let scratch = tempfile::tempdir().unwrap();
@@ -138,35 +193,60 @@ fn check_algorithm(algorithm: &str) {
             // The key belongs to the certificate.
             let (ok1, from_key) = openssl(&["pkey", "-in", &key, "-pubout"]);
             let (ok2, from_crt) = openssl(&["x509", "-in", &crt, "-noout", "-pubkey"]);
-            assert!(ok1 && ok2 && from_key == from_crt, "{host} {}: key does not match", e.file);
+            assert!(
+                ok1 && ok2 && from_key == from_crt,
+                "{host} {}: key does not match",
+                e.file
+            );
             // Subject, SANs and usages.
             let pem_bytes = std::fs::read(&crt).unwrap();
             let (_, pem) = parse_x509_pem(&pem_bytes).unwrap();
             let x = pem.parse_x509().unwrap();
-            let cn: Vec<_> = x.subject().iter_common_name().map(|a| a.as_str().unwrap().to_string()).collect();
+            let cn: Vec<_> = x
+                .subject()
+                .iter_common_name()
+                .map(|a| a.as_str().unwrap().to_string())
+                .collect();
             assert_eq!(cn, vec![e.cn.clone()], "{host} {}", e.file);
-            let o: Vec<_> = x.subject().iter_organization().map(|a| a.as_str().unwrap().to_string()).collect();
+            let o: Vec<_> = x
+                .subject()
+                .iter_organization()
+                .map(|a| a.as_str().unwrap().to_string())
+                .collect();
             assert_eq!(o, e.o, "{host} {}", e.file);
             let mut sans = BTreeSet::new();
             if let Some(ext) = x.subject_alternative_name().unwrap() {
                 for n in &ext.value.general_names {
                     match n {
                         GeneralName::DNSName(d) => sans.insert(d.to_string()),
-                        GeneralName::IPAddress(b) if b.len() == 4 => {
-                            sans.insert(std::net::IpAddr::from(<[u8; 4]>::try_from(*b).unwrap()).to_string())
-                        }
-                        GeneralName::IPAddress(b) => {
-                            sans.insert(std::net::IpAddr::from(<[u8; 16]>::try_from(*b).unwrap()).to_string())
-                        }
+                        GeneralName::IPAddress(b) if b.len() == 4 => sans.insert(
+                            std::net::IpAddr::from(<[u8; 4]>::try_from(*b).unwrap()).to_string(),
+                        ),
+                        GeneralName::IPAddress(b) => sans.insert(
+                            std::net::IpAddr::from(<[u8; 16]>::try_from(*b).unwrap()).to_string(),
+                        ),
                         other => panic!("unexpected SAN {other:?}"),
                     };
                 }
             }
             assert_eq!(sans, e.sans, "{host} {}", e.file);
             let ku = x.key_usage().unwrap().expect("key usage").value;
-            assert!(ku.digital_signature() && ku.key_encipherment() && !ku.key_cert_sign(), "{host} {}", e.file);
-            let eku = x.extended_key_usage().unwrap().expect("extended key usage").value;
-            assert_eq!((eku.server_auth, eku.client_auth), (e.server, e.client), "{host} {}", e.file);
+            assert!(
+                ku.digital_signature() && ku.key_encipherment() && !ku.key_cert_sign(),
+                "{host} {}",
+                e.file
+            );
+            let eku = x
+                .extended_key_usage()
+                .unwrap()
+                .expect("extended key usage")
+                .value;
+            assert_eq!(
+                (eku.server_auth, eku.client_auth),
+                (e.server, e.client),
+                "{host} {}",
+                e.file
+            );
             assert!(!x.is_ca());
             // Backdated like kubeadm; one year by default.
             let v = x.validity();
@@ -178,20 +258,34 @@ fn check_algorithm(algorithm: &str) {
         }
     }
     // Three control-plane+etcd hosts with 11 each, super-admin.conf on cp1, the worker's kubelet.conf.
-    assert_eq!(checked, 3 * 11 + 1 + 1, "every expected certificate was checked");
+    assert_eq!(
+        checked,
+        3 * 11 + 1 + 1,
+        "every expected certificate was checked"
+    );
     // The CAs: self-signed, CA:TRUE, cert sign, ten years.
-    for (ca, cn) in [("ca", "kubernetes"), ("front-proxy-ca", "front-proxy-ca"), ("etcd/ca", "etcd-ca")] {
+    for (ca, cn) in [
+        ("ca", "kubernetes"),
+        ("front-proxy-ca", "front-proxy-ca"),
+        ("etcd/ca", "etcd-ca"),
+    ] {
         let crt = inv.pki_dir.join(format!("{ca}.crt")).display().to_string();
         let (ok, out) = openssl(&["verify", "-CAfile", &crt, &crt]);
         assert!(ok, "{out}");
         let (_, text) = openssl(&["x509", "-in", &crt, "-noout", "-text"]);
         assert!(text.contains(&format!("Subject: CN = {cn}")), "{text}");
-        assert!(text.contains("CA:TRUE") && text.contains("Certificate Sign"), "{text}");
+        assert!(
+            text.contains("CA:TRUE") && text.contains("Certificate Sign"),
+            "{text}"
+        );
     }
     // sa.pub is the public half of sa.key.
     let sa_key = inv.pki_dir.join("sa.key").display().to_string();
     let (_, derived) = openssl(&["pkey", "-in", &sa_key, "-pubout"]);
-    assert_eq!(derived, std::fs::read_to_string(inv.pki_dir.join("sa.pub")).unwrap());
+    assert_eq!(
+        derived,
+        std::fs::read_to_string(inv.pki_dir.join("sa.pub")).unwrap()
+    );
 }
 
 #[test]
@@ -215,21 +309,38 @@ fn host_trees_hold_exactly_what_each_role_needs() {
     let inv = inventory(&c.config);
     generate(&inv, &Mode::Generate, SystemTime::now()).unwrap();
     let files = |host: &str| -> BTreeSet<String> {
-        support::hashes(&inv.pki_dir.join(format!("hosts/{host}/etc/kubernetes"))).into_keys().collect()
+        support::hashes(&inv.pki_dir.join(format!("hosts/{host}/etc/kubernetes")))
+            .into_keys()
+            .collect()
     };
     let worker = files("w1");
     assert_eq!(worker, set(&["kubelet.conf", "pki/ca.crt"]));
     let cp2 = files("cp2");
     let want = set(&[
-        "admin.conf", "controller-manager.conf", "kubelet.conf", "scheduler.conf",
-        "pki/ca.crt", "pki/ca.key", "pki/sa.key", "pki/sa.pub", "pki/front-proxy-ca.crt",
-        "pki/apiserver.crt", "pki/apiserver.key",
-        "pki/apiserver-kubelet-client.crt", "pki/apiserver-kubelet-client.key",
-        "pki/front-proxy-client.crt", "pki/front-proxy-client.key",
-        "pki/apiserver-etcd-client.crt", "pki/apiserver-etcd-client.key",
-        "pki/etcd/ca.crt", "pki/etcd/server.crt", "pki/etcd/server.key",
-        "pki/etcd/peer.crt", "pki/etcd/peer.key",
-        "pki/etcd/healthcheck-client.crt", "pki/etcd/healthcheck-client.key",
+        "admin.conf",
+        "controller-manager.conf",
+        "kubelet.conf",
+        "scheduler.conf",
+        "pki/ca.crt",
+        "pki/ca.key",
+        "pki/sa.key",
+        "pki/sa.pub",
+        "pki/front-proxy-ca.crt",
+        "pki/apiserver.crt",
+        "pki/apiserver.key",
+        "pki/apiserver-kubelet-client.crt",
+        "pki/apiserver-kubelet-client.key",
+        "pki/front-proxy-client.crt",
+        "pki/front-proxy-client.key",
+        "pki/apiserver-etcd-client.crt",
+        "pki/apiserver-etcd-client.key",
+        "pki/etcd/ca.crt",
+        "pki/etcd/server.crt",
+        "pki/etcd/server.key",
+        "pki/etcd/peer.crt",
+        "pki/etcd/peer.key",
+        "pki/etcd/healthcheck-client.crt",
+        "pki/etcd/healthcheck-client.key",
     ]);
     assert_eq!(cp2, want);
     let mut cp1_want = want.clone();
@@ -244,7 +355,12 @@ fn host_trees_hold_exactly_what_each_role_needs() {
     assert_eq!(mode(&root.join("admin.conf")), 0o600);
     assert_eq!(mode(&root.join("pki/apiserver.crt")), 0o644);
     assert_eq!(mode(&inv.pki_dir.join("etcd/ca.key")), 0o600);
-    for d in [&inv.pki_dir, &inv.pki_dir.join("etcd"), &root, &root.join("pki/etcd")] {
+    for d in [
+        &inv.pki_dir,
+        &inv.pki_dir.join("etcd"),
+        &root,
+        &root.join("pki/etcd"),
+    ] {
         assert_eq!(mode(d), 0o700, "{}", d.display());
     }
 }

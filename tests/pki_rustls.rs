@@ -47,13 +47,31 @@ fn apiserver_certificate_verifies_for_its_names_only() {
             host,
             "api.example.com",
         ] {
-            assert!(verify(good).is_ok(), "{host}: should verify for {good}: {:?}", verify(good));
+            assert!(
+                verify(good).is_ok(),
+                "{host}: should verify for {good}: {:?}",
+                verify(good)
+            );
         }
-        let other = if *host == "cp1" { "192.168.9.12" } else { "192.168.9.11" };
-        for bad in ["evil.example.com", "127.0.0.1", other, "kubernetes.default.svc.other.local"] {
+        let other = if *host == "cp1" {
+            "192.168.9.12"
+        } else {
+            "192.168.9.11"
+        };
+        for bad in [
+            "evil.example.com",
+            "127.0.0.1",
+            other,
+            "kubernetes.default.svc.other.local",
+        ] {
             let err = verify(bad).expect_err(bad);
             assert!(
-                matches!(err, rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForNameContext { .. })),
+                matches!(
+                    err,
+                    rustls::Error::InvalidCertificate(
+                        rustls::CertificateError::NotValidForNameContext { .. }
+                    )
+                ),
                 "{host} {bad}: {err:?}"
             );
         }
@@ -63,9 +81,15 @@ fn apiserver_certificate_verifies_for_its_names_only() {
     let other_inv = inventory(&other.config);
     generate(&other_inv, &Mode::Generate, SystemTime::now()).unwrap();
     let foreign = CertificateDer::from_pem_file(
-        other_inv.pki_dir.join("hosts/cp1/etc/kubernetes/pki/apiserver.crt"),
+        other_inv
+            .pki_dir
+            .join("hosts/cp1/etc/kubernetes/pki/apiserver.crt"),
     )
     .unwrap();
     let name = ServerName::try_from("192.168.9.100").unwrap();
-    assert!(verifier.verify_server_cert(&foreign, &[], &name, &[], UnixTime::now()).is_err());
+    assert!(
+        verifier
+            .verify_server_cert(&foreign, &[], &name, &[], UnixTime::now())
+            .is_err()
+    );
 }

@@ -67,7 +67,10 @@ fn from_pem(
         .parse_x509()
         .map_err(|e| PkiError::invalid(&crt_path, format!("not an X.509 certificate: {e}")))?;
     if !x509.is_ca() {
-        return Err(PkiError::invalid(&crt_path, "is not a CA certificate (basicConstraints CA:FALSE or missing)"));
+        return Err(PkiError::invalid(
+            &crt_path,
+            "is not a CA certificate (basicConstraints CA:FALSE or missing)",
+        ));
     }
     let not_after = x509.validity().not_after.to_datetime();
     if OffsetDateTime::from(now) >= not_after {

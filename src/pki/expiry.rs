@@ -58,7 +58,14 @@ impl ExpiryReport {
     }
 }
 
-fn row(name: &str, host: Option<&str>, ca: Option<CaId>, file: String, pem: Option<Result<String, String>>, now: SystemTime) -> ExpiryRow {
+fn row(
+    name: &str,
+    host: Option<&str>,
+    ca: Option<CaId>,
+    file: String,
+    pem: Option<Result<String, String>>,
+    now: SystemTime,
+) -> ExpiryRow {
     let now = OffsetDateTime::from(now);
     let mut r = ExpiryRow {
         name: name.to_string(),
@@ -77,7 +84,11 @@ fn row(name: &str, host: Option<&str>, ca: Option<CaId>, file: String, pem: Opti
             Err(_) => r.state = ExpiryState::Unreadable,
             Ok(info) => {
                 let left = (info.not_after - now).whole_seconds();
-                r.state = if left > 0 { ExpiryState::Valid } else { ExpiryState::Expired };
+                r.state = if left > 0 {
+                    ExpiryState::Valid
+                } else {
+                    ExpiryState::Expired
+                };
                 r.not_after = Some(info.not_after);
                 r.expires = info
                     .not_after
@@ -101,11 +112,22 @@ pub fn check(inv: &Inventory, now: SystemTime) -> Result<ExpiryReport, PkiError>
             Output::Pair { .. } => spec.stored("crt"),
             Output::Kubeconfig { .. } => spec.stored(""),
         };
-        let pem = store.read_text(&file).ok().flatten().map(|text| match spec.output {
-            Output::Pair { .. } => Ok(text),
-            Output::Kubeconfig { .. } => kubeconfig::parse(&text).map(|k| k.cert_pem),
-        });
-        certificates.push(row(spec.name, spec.host.as_deref(), Some(spec.ca), file, pem, now));
+        let pem = store
+            .read_text(&file)
+            .ok()
+            .flatten()
+            .map(|text| match spec.output {
+                Output::Pair { .. } => Ok(text),
+                Output::Kubeconfig { .. } => kubeconfig::parse(&text).map(|k| k.cert_pem),
+            });
+        certificates.push(row(
+            spec.name,
+            spec.host.as_deref(),
+            Some(spec.ca),
+            file,
+            pem,
+            now,
+        ));
     }
     let authorities = CaId::ALL
         .iter()

@@ -102,18 +102,30 @@ impl Planner<'_> {
     /// Decide for one existing certificate: `Ok(None)` keep as is, `Ok(Some(rewrite))` keep the
     /// certificate but rewrite the file, `Err(reason)` re-issue.
     fn judge(&self, spec: &CertSpec, ca: &Authority) -> Result<Option<String>, String> {
-        let usages = self.profiles.usages(spec.profile).map_err(|e| e.to_string())?;
+        let usages = self
+            .profiles
+            .usages(spec.profile)
+            .map_err(|e| e.to_string())?;
         let (cert_pem, key_pem, rewrite) = match &spec.output {
             Output::Pair { .. } => {
-                let cert = self.store.read_text(&spec.stored("crt")).map_err(|e| e.to_string())?;
-                let key = self.store.read_text(&spec.stored("key")).map_err(|e| e.to_string())?;
+                let cert = self
+                    .store
+                    .read_text(&spec.stored("crt"))
+                    .map_err(|e| e.to_string())?;
+                let key = self
+                    .store
+                    .read_text(&spec.stored("key"))
+                    .map_err(|e| e.to_string())?;
                 match (cert, key) {
                     (Some(c), Some(k)) => (c, k, None),
                     _ => return Err(String::new()),
                 }
             }
             Output::Kubeconfig { server, .. } => {
-                let Some(text) = self.store.read_text(&spec.stored("")).map_err(|e| e.to_string())?
+                let Some(text) = self
+                    .store
+                    .read_text(&spec.stored(""))
+                    .map_err(|e| e.to_string())?
                 else {
                     return Err(String::new());
                 };
@@ -129,7 +141,9 @@ impl Planner<'_> {
             }
         };
         let info = inspect::read(cert_pem.as_bytes(), Some(&ca.spki_der))?;
-        let key_spki = KeyPair::from_pem(&key_pem).ok().map(|k| k.subject_public_key_info());
+        let key_spki = KeyPair::from_pem(&key_pem)
+            .ok()
+            .map(|k| k.subject_public_key_info());
         match inspect::reissue_reason(
             &info,
             key_spki.as_deref(),
@@ -146,8 +160,16 @@ impl Planner<'_> {
     fn write_leaf(&mut self, spec: &CertSpec, ca: &Authority, cert_pem: &str, key_pem: &str) {
         match &spec.output {
             Output::Pair { .. } => {
-                self.put(spec.stored("key"), key_pem.as_bytes().to_vec(), table::KEY_MODE);
-                self.put(spec.stored("crt"), cert_pem.as_bytes().to_vec(), table::CERT_MODE);
+                self.put(
+                    spec.stored("key"),
+                    key_pem.as_bytes().to_vec(),
+                    table::KEY_MODE,
+                );
+                self.put(
+                    spec.stored("crt"),
+                    cert_pem.as_bytes().to_vec(),
+                    table::CERT_MODE,
+                );
             }
             Output::Kubeconfig { server, .. } => {
                 let yaml = kubeconfig::render(
@@ -164,7 +186,10 @@ impl Planner<'_> {
     }
 }
 
-fn ca_subject_of(profiles: &Profiles, id: CaId) -> Result<(String, Vec<String>, Vec<table::San>), PkiError> {
+fn ca_subject_of(
+    profiles: &Profiles,
+    id: CaId,
+) -> Result<(String, Vec<String>, Vec<table::San>), PkiError> {
     let csr = profiles.csr(id.csr())?;
     Ok((
         csr.cn.clone(),
@@ -251,8 +276,16 @@ pub fn generate(inv: &Inventory, mode: &Mode, now: SystemTime) -> Result<Generat
         match job {
             Job::Ca(id) => {
                 let (crt, keyfile) = authority::files(*id);
-                p.batch.put_new(store.path(&keyfile), key.clone().into_bytes(), table::KEY_MODE);
-                p.batch.put_new(store.path(&crt), cert.clone().into_bytes(), table::CERT_MODE);
+                p.batch.put_new(
+                    store.path(&keyfile),
+                    key.clone().into_bytes(),
+                    table::KEY_MODE,
+                );
+                p.batch.put_new(
+                    store.path(&crt),
+                    cert.clone().into_bytes(),
+                    table::CERT_MODE,
+                );
                 p.overlay.insert(keyfile, key.clone().into_bytes());
                 p.overlay.insert(crt, cert.clone().into_bytes());
                 cas.insert(*id, authority::from_pem_parts(&store, *id, cert, &key)?);
@@ -267,12 +300,16 @@ pub fn generate(inv: &Inventory, mode: &Mode, now: SystemTime) -> Result<Generat
     }
     if let Some(sa) = &sa_key {
         // sa.pub is derived from sa.key: restore it if it is missing or does not match.
-        let key = KeyPair::from_pem(sa)
-            .map_err(|_| PkiError::invalid(store.path("sa.key"), "not a private key kinit can read"))?;
+        let key = KeyPair::from_pem(sa).map_err(|_| {
+            PkiError::invalid(store.path("sa.key"), "not a private key kinit can read")
+        })?;
         let public = key.public_key_pem();
         if store.read_text("sa.pub")?.as_deref() != Some(public.as_str()) {
             p.put("sa.pub".into(), public.into_bytes(), table::CERT_MODE);
-            p.event("sa".into(), Action::Rewritten("sa.pub restored from sa.key".into()));
+            p.event(
+                "sa".into(),
+                Action::Rewritten("sa.pub restored from sa.key".into()),
+            );
         } else {
             p.event("sa".into(), Action::Kept);
         }
@@ -291,10 +328,9 @@ pub fn generate(inv: &Inventory, mode: &Mode, now: SystemTime) -> Result<Generat
             Mode::Generate => match p.judge(spec, ca) {
                 Ok(None) => p.event(spec.label(), Action::Kept),
                 Ok(Some(why)) => {
-                    let embedded = kubeconfig::parse(
-                        &store.read_text(&spec.stored(""))?.unwrap_or_default(),
-                    )
-                    .map_err(|e| PkiError::invalid(store.path(&spec.stored("")), e))?;
+                    let embedded =
+                        kubeconfig::parse(&store.read_text(&spec.stored(""))?.unwrap_or_default())
+                            .map_err(|e| PkiError::invalid(store.path(&spec.stored("")), e))?;
                     p.write_leaf(spec, ca, &embedded.cert_pem, &embedded.key_pem);
                     p.event(spec.label(), Action::Rewritten(why));
                 }
@@ -303,21 +339,25 @@ pub fn generate(inv: &Inventory, mode: &Mode, now: SystemTime) -> Result<Generat
             },
         }
     }
-    let leaves = parallel::map(&to_issue, |(spec, _)| -> Result<(String, String), PkiError> {
-        let ca = &cas[&spec.ca];
-        let key = algorithm::generate(p.algorithm).map_err(PkiError::crypto("key generation"))?;
-        let usages = profiles.usages(spec.profile)?;
-        let cert = issue::signed_leaf(
-            &Planner::subject(spec),
-            &usages,
-            &key,
-            &ca.issuer,
-            ca.not_after,
-            now,
-            p.cert_validity,
-        )?;
-        Ok((cert, key.serialize_pem()))
-    });
+    let leaves = parallel::map(
+        &to_issue,
+        |(spec, _)| -> Result<(String, String), PkiError> {
+            let ca = &cas[&spec.ca];
+            let key =
+                algorithm::generate(p.algorithm).map_err(PkiError::crypto("key generation"))?;
+            let usages = profiles.usages(spec.profile)?;
+            let cert = issue::signed_leaf(
+                &Planner::subject(spec),
+                &usages,
+                &key,
+                &ca.issuer,
+                ca.not_after,
+                now,
+                p.cert_validity,
+            )?;
+            Ok((cert, key.serialize_pem()))
+        },
+    );
     for ((spec, action), issued) in to_issue.iter().zip(leaves) {
         let (cert, key) = issued?;
         p.write_leaf(spec, &cas[&spec.ca], &cert, &key);
@@ -329,11 +369,16 @@ pub fn generate(inv: &Inventory, mode: &Mode, now: SystemTime) -> Result<Generat
         let source = match p.overlay.get(&placement.from) {
             Some(bytes) => bytes.clone(),
             None => store.read(&placement.from)?.ok_or_else(|| {
-                PkiError::invalid(store.path(&placement.from), "missing (run `kinit certs generate`)")
+                PkiError::invalid(
+                    store.path(&placement.from),
+                    "missing (run `kinit certs generate`)",
+                )
             })?,
         };
         let dest = format!("{}/{}", table::host_root(&placement.host), placement.to);
-        if store.read(&dest)?.as_deref() != Some(source.as_slice()) || !mode_is(&store, &dest, placement.mode) {
+        if store.read(&dest)?.as_deref() != Some(source.as_slice())
+            || !mode_is(&store, &dest, placement.mode)
+        {
             p.put(dest, source, placement.mode);
         }
     }

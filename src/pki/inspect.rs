@@ -83,7 +83,9 @@ pub fn read(pem: &[u8], ca_spki: Option<&[u8]>) -> Result<CertInfo, String> {
                 GeneralName::IPAddress(bytes) => {
                     let ip = match bytes.len() {
                         4 => <[u8; 4]>::try_from(*bytes).ok().map(std::net::IpAddr::from),
-                        16 => <[u8; 16]>::try_from(*bytes).ok().map(std::net::IpAddr::from),
+                        16 => <[u8; 16]>::try_from(*bytes)
+                            .ok()
+                            .map(std::net::IpAddr::from),
                         _ => None,
                     };
                     if let Some(ip) = ip {
@@ -162,7 +164,10 @@ pub fn reissue_reason(
         return Some("not valid yet".into());
     }
     if info.common_name != want.common_name {
-        return Some(format!("CN is `{}`, the table says `{}`", info.common_name, want.common_name));
+        return Some(format!(
+            "CN is `{}`, the table says `{}`",
+            info.common_name, want.common_name
+        ));
     }
     if info.organizations != want.organizations {
         return Some(format!(
@@ -173,11 +178,25 @@ pub fn reissue_reason(
     }
     let wanted: BTreeSet<San> = want.sans.iter().cloned().collect();
     if info.sans != wanted {
-        let added: Vec<String> = wanted.difference(&info.sans).map(|s| format!("+{s}")).collect();
-        let removed: Vec<String> = info.sans.difference(&wanted).map(|s| format!("-{s}")).collect();
-        return Some(format!("SANs changed ({})", [added, removed].concat().join(", ")));
+        let added: Vec<String> = wanted
+            .difference(&info.sans)
+            .map(|s| format!("+{s}"))
+            .collect();
+        let removed: Vec<String> = info
+            .sans
+            .difference(&wanted)
+            .map(|s| format!("-{s}"))
+            .collect();
+        return Some(format!(
+            "SANs changed ({})",
+            [added, removed].concat().join(", ")
+        ));
     }
-    let ku: BTreeSet<String> = usages.key.iter().map(|k| key_usage_name(k).to_string()).collect();
+    let ku: BTreeSet<String> = usages
+        .key
+        .iter()
+        .map(|k| key_usage_name(k).to_string())
+        .collect();
     let eku: BTreeSet<String> = usages
         .extended
         .iter()

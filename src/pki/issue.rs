@@ -94,8 +94,9 @@ pub fn signed_leaf(
     let mut p = params(subject, usages, now, not_after)?;
     p.is_ca = IsCa::ExplicitNoCa;
     p.use_authority_key_identifier_extension = true;
-    let cert = p
-        .signed_by(key, issuer)
-        .map_err(PkiError::crypto(format!("certificate {}", subject.common_name)))?;
+    let cert = p.signed_by(key, issuer).map_err(PkiError::crypto(format!(
+        "certificate {}",
+        subject.common_name
+    )))?;
     Ok(cert.pem())
 }

@@ -120,8 +120,14 @@ pub fn parse(yaml: &str) -> Result<Embedded, String> {
     };
     Ok(Embedded {
         server: cluster.cluster.server.clone(),
-        ca_pem: decode("certificate-authority-data", &cluster.cluster.certificate_authority_data)?,
-        cert_pem: decode("client-certificate-data", &user.user.client_certificate_data)?,
+        ca_pem: decode(
+            "certificate-authority-data",
+            &cluster.cluster.certificate_authority_data,
+        )?,
+        cert_pem: decode(
+            "client-certificate-data",
+            &user.user.client_certificate_data,
+        )?,
         key_pem: decode("client-key-data", &user.user.client_key_data)?,
     })
 }

@@ -13,20 +13,59 @@ use super::PkiError;
 pub const FILES: &[(&str, &str)] = &[
     ("ca-config.json", include_str!("../../certs/ca-config.json")),
     ("ca-csr.json", include_str!("../../certs/ca-csr.json")),
-    ("front-proxy-ca-csr.json", include_str!("../../certs/front-proxy-ca-csr.json")),
-    ("etcd-ca-csr.json", include_str!("../../certs/etcd-ca-csr.json")),
-    ("apiserver-csr.json", include_str!("../../certs/apiserver-csr.json")),
-    ("apiserver-kubelet-client-csr.json", include_str!("../../certs/apiserver-kubelet-client-csr.json")),
-    ("front-proxy-client-csr.json", include_str!("../../certs/front-proxy-client-csr.json")),
-    ("apiserver-etcd-client-csr.json", include_str!("../../certs/apiserver-etcd-client-csr.json")),
-    ("etcd-server-csr.json", include_str!("../../certs/etcd-server-csr.json")),
-    ("etcd-peer-csr.json", include_str!("../../certs/etcd-peer-csr.json")),
-    ("etcd-healthcheck-client-csr.json", include_str!("../../certs/etcd-healthcheck-client-csr.json")),
+    (
+        "front-proxy-ca-csr.json",
+        include_str!("../../certs/front-proxy-ca-csr.json"),
+    ),
+    (
+        "etcd-ca-csr.json",
+        include_str!("../../certs/etcd-ca-csr.json"),
+    ),
+    (
+        "apiserver-csr.json",
+        include_str!("../../certs/apiserver-csr.json"),
+    ),
+    (
+        "apiserver-kubelet-client-csr.json",
+        include_str!("../../certs/apiserver-kubelet-client-csr.json"),
+    ),
+    (
+        "front-proxy-client-csr.json",
+        include_str!("../../certs/front-proxy-client-csr.json"),
+    ),
+    (
+        "apiserver-etcd-client-csr.json",
+        include_str!("../../certs/apiserver-etcd-client-csr.json"),
+    ),
+    (
+        "etcd-server-csr.json",
+        include_str!("../../certs/etcd-server-csr.json"),
+    ),
+    (
+        "etcd-peer-csr.json",
+        include_str!("../../certs/etcd-peer-csr.json"),
+    ),
+    (
+        "etcd-healthcheck-client-csr.json",
+        include_str!("../../certs/etcd-healthcheck-client-csr.json"),
+    ),
     ("admin-csr.json", include_str!("../../certs/admin-csr.json")),
-    ("super-admin-csr.json", include_str!("../../certs/super-admin-csr.json")),
-    ("controller-manager-csr.json", include_str!("../../certs/controller-manager-csr.json")),
-    ("scheduler-csr.json", include_str!("../../certs/scheduler-csr.json")),
-    ("kubelet-csr.json", include_str!("../../certs/kubelet-csr.json")),
+    (
+        "super-admin-csr.json",
+        include_str!("../../certs/super-admin-csr.json"),
+    ),
+    (
+        "controller-manager-csr.json",
+        include_str!("../../certs/controller-manager-csr.json"),
+    ),
+    (
+        "scheduler-csr.json",
+        include_str!("../../certs/scheduler-csr.json"),
+    ),
+    (
+        "kubelet-csr.json",
+        include_str!("../../certs/kubelet-csr.json"),
+    ),
 ];
 
 /// `ca-config.json`.
@@ -69,7 +108,10 @@ pub struct CsrKey {
 impl CsrTemplate {
     /// The `O` entries of `names`, in order.
     pub fn organizations(&self) -> Vec<String> {
-        self.names.iter().filter_map(|n| n.get("O").cloned()).collect()
+        self.names
+            .iter()
+            .filter_map(|n| n.get("O").cloned())
+            .collect()
     }
 }
 
@@ -147,7 +189,9 @@ impl Profiles {
         };
         for word in &profile.usages {
             match word.as_str() {
-                "signing" | "digital signature" => usages.key.push(KeyUsagePurpose::DigitalSignature),
+                "signing" | "digital signature" => {
+                    usages.key.push(KeyUsagePurpose::DigitalSignature)
+                }
                 "key encipherment" => usages.key.push(KeyUsagePurpose::KeyEncipherment),
                 "cert sign" => usages.key.push(KeyUsagePurpose::KeyCertSign),
                 "crl sign" => usages.key.push(KeyUsagePurpose::CrlSign),
@@ -176,8 +220,16 @@ mod tests {
         assert_eq!(server.extended, vec![ExtendedKeyUsagePurpose::ServerAuth]);
         let peer = p.usages("peer").unwrap();
         assert_eq!(peer.extended.len(), 2);
-        assert!(p.usages("ca").unwrap().key.contains(&KeyUsagePurpose::KeyCertSign));
+        assert!(
+            p.usages("ca")
+                .unwrap()
+                .key
+                .contains(&KeyUsagePurpose::KeyCertSign)
+        );
         assert!(p.usages("nope").is_err());
-        assert_eq!(p.csr("kubelet").unwrap().organizations(), vec!["system:nodes"]);
+        assert_eq!(
+            p.csr("kubelet").unwrap().organizations(),
+            vec!["system:nodes"]
+        );
     }
 }

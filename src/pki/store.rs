@@ -192,7 +192,13 @@ mod tests {
         assert_eq!(fs::read(root.join("ca.crt")).unwrap(), b"c");
         let leftovers: Vec<_> = fs::read_dir(&root)
             .unwrap()
-            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains("kinit-tmp"))
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .contains("kinit-tmp")
+            })
             .collect();
         assert!(leftovers.is_empty());
     }

@@ -280,34 +280,138 @@ pub fn certificates(inv: &Inventory, profiles: &Profiles) -> Result<Vec<CertSpec
     };
     let pair = |stem| Output::Pair { stem };
     for h in &cps {
-        b.add("apiserver", "apiserver", "server", CaId::Kubernetes, Some(h), pair("apiserver"), vec![h.name.clone()])?;
+        b.add(
+            "apiserver",
+            "apiserver",
+            "server",
+            CaId::Kubernetes,
+            Some(h),
+            pair("apiserver"),
+            vec![h.name.clone()],
+        )?;
     }
-    b.add("apiserver-kubelet-client", "apiserver-kubelet-client", "client", CaId::Kubernetes, None, pair("apiserver-kubelet-client"), names(&cps))?;
-    b.add("front-proxy-client", "front-proxy-client", "client", CaId::FrontProxy, None, pair("front-proxy-client"), names(&cps))?;
-    b.add("apiserver-etcd-client", "apiserver-etcd-client", "client", CaId::Etcd, None, pair("apiserver-etcd-client"), names(&cps))?;
+    b.add(
+        "apiserver-kubelet-client",
+        "apiserver-kubelet-client",
+        "client",
+        CaId::Kubernetes,
+        None,
+        pair("apiserver-kubelet-client"),
+        names(&cps),
+    )?;
+    b.add(
+        "front-proxy-client",
+        "front-proxy-client",
+        "client",
+        CaId::FrontProxy,
+        None,
+        pair("front-proxy-client"),
+        names(&cps),
+    )?;
+    b.add(
+        "apiserver-etcd-client",
+        "apiserver-etcd-client",
+        "client",
+        CaId::Etcd,
+        None,
+        pair("apiserver-etcd-client"),
+        names(&cps),
+    )?;
     for h in &etcd {
-        b.add("etcd-server", "etcd-server", "peer", CaId::Etcd, Some(h), pair("etcd/server"), vec![h.name.clone()])?;
-        b.add("etcd-peer", "etcd-peer", "peer", CaId::Etcd, Some(h), pair("etcd/peer"), vec![h.name.clone()])?;
+        b.add(
+            "etcd-server",
+            "etcd-server",
+            "peer",
+            CaId::Etcd,
+            Some(h),
+            pair("etcd/server"),
+            vec![h.name.clone()],
+        )?;
+        b.add(
+            "etcd-peer",
+            "etcd-peer",
+            "peer",
+            CaId::Etcd,
+            Some(h),
+            pair("etcd/peer"),
+            vec![h.name.clone()],
+        )?;
     }
-    b.add("etcd-healthcheck-client", "etcd-healthcheck-client", "client", CaId::Etcd, None, pair("etcd/healthcheck-client"), names(&etcd))?;
+    b.add(
+        "etcd-healthcheck-client",
+        "etcd-healthcheck-client",
+        "client",
+        CaId::Etcd,
+        None,
+        pair("etcd/healthcheck-client"),
+        names(&etcd),
+    )?;
     let endpoint = inv.endpoint.url();
     let kubeconfig = |file, server: &str| Output::Kubeconfig {
         file,
         server: server.to_string(),
     };
-    b.add("admin.conf", "admin", "client", CaId::Kubernetes, None, kubeconfig("admin.conf", &endpoint), names(&cps))?;
+    b.add(
+        "admin.conf",
+        "admin",
+        "client",
+        CaId::Kubernetes,
+        None,
+        kubeconfig("admin.conf", &endpoint),
+        names(&cps),
+    )?;
     // kubeadm writes super-admin.conf on the first control-plane host only.
-    b.add("super-admin.conf", "super-admin", "client", CaId::Kubernetes, None, kubeconfig("super-admin.conf", &endpoint), names(&cps[..cps.len().min(1)]))?;
+    b.add(
+        "super-admin.conf",
+        "super-admin",
+        "client",
+        CaId::Kubernetes,
+        None,
+        kubeconfig("super-admin.conf", &endpoint),
+        names(&cps[..cps.len().min(1)]),
+    )?;
     for h in &cps {
         let local = local_apiserver(h);
-        b.add("controller-manager.conf", "controller-manager", "client", CaId::Kubernetes, Some(h), kubeconfig("controller-manager.conf", &local), vec![h.name.clone()])?;
-        b.add("scheduler.conf", "scheduler", "client", CaId::Kubernetes, Some(h), kubeconfig("scheduler.conf", &local), vec![h.name.clone()])?;
+        b.add(
+            "controller-manager.conf",
+            "controller-manager",
+            "client",
+            CaId::Kubernetes,
+            Some(h),
+            kubeconfig("controller-manager.conf", &local),
+            vec![h.name.clone()],
+        )?;
+        b.add(
+            "scheduler.conf",
+            "scheduler",
+            "client",
+            CaId::Kubernetes,
+            Some(h),
+            kubeconfig("scheduler.conf", &local),
+            vec![h.name.clone()],
+        )?;
     }
     // Every node runs a kubelet: control-plane hosts talk to their local apiserver (kubeadm's
     // ControlPlaneKubeletLocalMode), workers to the endpoint.
-    for h in inv.hosts.iter().filter(|h| h.has(Role::ControlPlane) || h.has(Role::Worker)) {
-        let server = if h.has(Role::ControlPlane) { local_apiserver(h) } else { endpoint.clone() };
-        b.add("kubelet.conf", "kubelet", "client", CaId::Kubernetes, Some(h), kubeconfig("kubelet.conf", &server), vec![h.name.clone()])?;
+    for h in inv
+        .hosts
+        .iter()
+        .filter(|h| h.has(Role::ControlPlane) || h.has(Role::Worker))
+    {
+        let server = if h.has(Role::ControlPlane) {
+            local_apiserver(h)
+        } else {
+            endpoint.clone()
+        };
+        b.add(
+            "kubelet.conf",
+            "kubelet",
+            "client",
+            CaId::Kubernetes,
+            Some(h),
+            kubeconfig("kubelet.conf", &server),
+            vec![h.name.clone()],
+        )?;
     }
     Ok(b.specs)
 }

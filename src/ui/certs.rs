@@ -71,9 +71,8 @@ pub fn residual(seconds: i64) -> String {
 }
 
 fn expires(r: &ExpiryRow) -> String {
-    let format = time::macros::format_description!(
-        "[month repr:short] [day], [year] [hour]:[minute] UTC"
-    );
+    let format =
+        time::macros::format_description!("[month repr:short] [day], [year] [hour]:[minute] UTC");
     match (r.state, r.not_after) {
         (ExpiryState::Missing, _) => "missing".into(),
         (ExpiryState::Unreadable, _) => "unreadable".into(),
@@ -138,11 +137,20 @@ pub fn expiry_text(report: &ExpiryReport) -> String {
         })
         .collect();
     let mut out = table(
-        &["CERTIFICATE", "HOST", "EXPIRES", "RESIDUAL TIME", "CERTIFICATE AUTHORITY"],
+        &[
+            "CERTIFICATE",
+            "HOST",
+            "EXPIRES",
+            "RESIDUAL TIME",
+            "CERTIFICATE AUTHORITY",
+        ],
         certs,
     );
     out.push('\n');
-    out.push_str(&table(&["CERTIFICATE AUTHORITY", "EXPIRES", "RESIDUAL TIME"], cas));
+    out.push_str(&table(
+        &["CERTIFICATE AUTHORITY", "EXPIRES", "RESIDUAL TIME"],
+        cas,
+    ));
     out
 }
 

@@ -77,7 +77,10 @@ pub fn hashes(dir: &Path) -> BTreeMap<String, String> {
 
 /// Run openssl; returns (success, stdout+stderr).
 pub fn openssl(args: &[&str]) -> (bool, String) {
-    let out = Command::new("openssl").args(args).output().expect("openssl is installed");
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl is installed");
     (
         out.status.success(),
         format!(
