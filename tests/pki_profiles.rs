@@ -364,3 +364,51 @@ fn host_trees_hold_exactly_what_each_role_needs() {
         assert_eq!(mode(d), 0o700, "{}", d.display());
     }
 }
+
+#[test]
+fn external_topology_keeps_etcd_material_on_etcd_hosts() {
+    let hosts = [
+        ("cp1", "192.168.9.11", "control-plane"),
+        ("cp2", "192.168.9.12", "control-plane"),
+        ("e1", "192.168.9.31", "etcd"),
+        ("e2", "192.168.9.32", "etcd"),
+        ("e3", "192.168.9.33", "etcd"),
+    ];
+    let c = cluster("external", "ecdsa-p256", &hosts, &[]);
+    let inv = inventory(&c.config);
+    generate(&inv, &Mode::Generate, SystemTime::now()).unwrap();
+    let files = |host: &str| -> BTreeSet<String> {
+        support::hashes(&inv.pki_dir.join(format!("hosts/{host}/etc/kubernetes")))
+            .into_keys()
+            .collect()
+    };
+    assert_eq!(
+        files("e2"),
+        set(&[
+            "pki/etcd/ca.crt",
+            "pki/etcd/server.crt",
+            "pki/etcd/server.key",
+            "pki/etcd/peer.crt",
+            "pki/etcd/peer.key",
+            "pki/etcd/healthcheck-client.crt",
+            "pki/etcd/healthcheck-client.key",
+        ])
+    );
+    let cp2 = files("cp2");
+    assert!(cp2.contains("pki/apiserver-etcd-client.key") && cp2.contains("pki/etcd/ca.crt"));
+    assert!(
+        !cp2.iter()
+            .any(|f| f.starts_with("pki/etcd/") && f != "pki/etcd/ca.crt"),
+        "{cp2:?}"
+    );
+    let e1 = inv.pki_dir.join("hosts/e1/etc/kubernetes/pki/etcd");
+    let (ok, out) = openssl(&[
+        "verify",
+        "-CAfile",
+        &e1.join("ca.crt").display().to_string(),
+        "-purpose",
+        "sslserver",
+        &e1.join("server.crt").display().to_string(),
+    ]);
+    assert!(ok, "{out}");
+}

@@ -28,8 +28,7 @@ pub fn files(id: CaId) -> (String, String) {
 
 /// Load `id` from the store: `None` when neither file exists. Half a CA, a key that does not
 /// match, a certificate that is not a CA or has expired: errors, with what to do.
-pub fn load(store: &Store, id: CaId) -> Result<Option<Authority>, PkiError> {
-    let now = SystemTime::now();
+pub fn load(store: &Store, id: CaId, now: SystemTime) -> Result<Option<Authority>, PkiError> {
     let (crt, key) = files(id);
     let (cert_pem, key_pem) = match (store.read_text(&crt)?, store.read_text(&key)?) {
         (None, None) => return Ok(None),

@@ -233,7 +233,7 @@ pub fn generate(inv: &Inventory, mode: &Mode, now: SystemTime) -> Result<Generat
     let mut cas: BTreeMap<CaId, Authority> = BTreeMap::new();
     let mut jobs = Vec::new();
     for id in CaId::ALL {
-        match authority::load(&store, id)? {
+        match authority::load(&store, id, now)? {
             Some(ca) => {
                 cas.insert(id, ca);
                 p.event(id.name().into(), Action::Kept);
