@@ -319,3 +319,33 @@ fn cli_generate_check_expiration_and_renew() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("renewable: all, apiserver"));
 }
+
+#[test]
+fn a_ca_moved_away_is_recreated_and_only_its_certificates_follow() {
+    let c = cluster("stacked", "ecdsa-p256", STACKED, &[]);
+    let pki = c.dir.path().join("pki");
+    run(&c.config, &Mode::Generate);
+    let h1 = hashes(&pki);
+    std::fs::remove_file(pki.join("front-proxy-ca.crt")).unwrap();
+    std::fs::remove_file(pki.join("front-proxy-ca.key")).unwrap();
+    let report = run(&c.config, &Mode::Generate);
+    let action = |item: &str| {
+        report
+            .events
+            .iter()
+            .find(|e| e.item == item)
+            .unwrap()
+            .action
+            .clone()
+    };
+    assert_eq!(action("front-proxy-ca"), Action::Created);
+    assert_eq!(
+        action("front-proxy-client"),
+        Action::Reissued("its CA front-proxy-ca is new".into())
+    );
+    assert_eq!(action("ca"), Action::Kept);
+    let diff = changed(&h1, &hashes(&pki));
+    assert!(diff.iter().all(|p| p.contains("front-proxy-")), "{diff:?}");
+    // the two CA files, the client pair, and on three hosts the CA cert and the client pair
+    assert_eq!(diff.len(), 2 + 2 + 3 * 3, "{diff:?}");
+}

@@ -62,7 +62,7 @@ impl GenerateReport {
     }
 }
 
-/// Round one of the key-generation pool.
+/// Keys that are not for leaf certificates.
 enum Job {
     Ca(CaId),
     ServiceAccount,
@@ -229,7 +229,8 @@ pub fn generate(inv: &Inventory, mode: &Mode, now: SystemTime) -> Result<Generat
         events: Vec::new(),
     };
 
-    // Round one: CAs and the service-account key.
+    // Decide first, then generate every key in one pool (key generation is the slow part, and
+    // one pool keeps both cores busy to the end), then sign.
     let mut cas: BTreeMap<CaId, Authority> = BTreeMap::new();
     let mut jobs = Vec::new();
     for id in CaId::ALL {
@@ -251,11 +252,50 @@ pub fn generate(inv: &Inventory, mode: &Mode, now: SystemTime) -> Result<Generat
     if sa_key.is_none() && matches!(mode, Mode::Generate) {
         jobs.push(Job::ServiceAccount);
     }
+    let mut to_issue: Vec<(&CertSpec, Action)> = Vec::new();
+    for spec in &specs {
+        match (mode, cas.get(&spec.ca)) {
+            (Mode::Renew(names), _) => {
+                if names.is_empty() || names.contains(spec.name) {
+                    to_issue.push((spec, Action::Reissued("renewal requested".into())));
+                }
+            }
+            (Mode::Generate, None) => {
+                let existing = match spec.output {
+                    Output::Pair { .. } => spec.stored("crt"),
+                    Output::Kubeconfig { .. } => spec.stored(""),
+                };
+                let action = if store.path(&existing).exists() {
+                    Action::Reissued(format!("its CA {} is new", spec.ca))
+                } else {
+                    Action::Created
+                };
+                to_issue.push((spec, action));
+            }
+            (Mode::Generate, Some(ca)) => match p.judge(spec, ca) {
+                Ok(None) => p.event(spec.label(), Action::Kept),
+                Ok(Some(why)) => {
+                    let embedded =
+                        kubeconfig::parse(&store.read_text(&spec.stored(""))?.unwrap_or_default())
+                            .map_err(|e| PkiError::invalid(store.path(&spec.stored("")), e))?;
+                    p.write_leaf(spec, ca, &embedded.cert_pem, &embedded.key_pem);
+                    p.event(spec.label(), Action::Rewritten(why));
+                }
+                Err(why) if why.is_empty() => to_issue.push((spec, Action::Created)),
+                Err(why) => to_issue.push((spec, Action::Reissued(why))),
+            },
+        }
+    }
+    let key_count = jobs.len() + to_issue.len();
+    let mut keys = parallel::map(&vec![(); key_count], |()| {
+        algorithm::generate(p.algorithm).map_err(PkiError::crypto("key generation"))
+    })
+    .into_iter();
+
     let ca_validity = inv.pki.ca_validity.as_duration();
     let ca_usages = profiles.usages("ca")?;
-    // Each job yields `(cert_pem, key_pem)`; for the service-account key, the public key PEM.
-    let made = parallel::map(&jobs, |job| -> Result<(String, String), PkiError> {
-        let key = algorithm::generate(p.algorithm).map_err(PkiError::crypto("key generation"))?;
+    for job in &jobs {
+        let key = keys.next().expect("one key per job")?;
         let key_pem = key.serialize_pem();
         match job {
             Job::Ca(id) => {
@@ -266,19 +306,10 @@ pub fn generate(inv: &Inventory, mode: &Mode, now: SystemTime) -> Result<Generat
                     sans: &sans,
                 };
                 let cert = issue::self_signed_ca(&subject, &ca_usages, &key, now, ca_validity)?;
-                Ok((cert, key_pem))
-            }
-            Job::ServiceAccount => Ok((key.public_key_pem(), key_pem)),
-        }
-    });
-    for (job, made) in jobs.iter().zip(made) {
-        let (cert, key) = made?;
-        match job {
-            Job::Ca(id) => {
                 let (crt, keyfile) = authority::files(*id);
                 p.batch.put_new(
                     store.path(&keyfile),
-                    key.clone().into_bytes(),
+                    key_pem.clone().into_bytes(),
                     table::KEY_MODE,
                 );
                 p.batch.put_new(
@@ -286,14 +317,18 @@ pub fn generate(inv: &Inventory, mode: &Mode, now: SystemTime) -> Result<Generat
                     cert.clone().into_bytes(),
                     table::CERT_MODE,
                 );
-                p.overlay.insert(keyfile, key.clone().into_bytes());
+                p.overlay.insert(keyfile, key_pem.clone().into_bytes());
                 p.overlay.insert(crt, cert.clone().into_bytes());
-                cas.insert(*id, authority::from_pem_parts(&store, *id, cert, &key)?);
+                cas.insert(*id, authority::from_pem_parts(&store, *id, cert, &key_pem)?);
                 p.event(id.name().into(), Action::Created);
             }
             Job::ServiceAccount => {
-                p.put("sa.key".into(), key.into_bytes(), table::KEY_MODE);
-                p.put("sa.pub".into(), cert.into_bytes(), table::CERT_MODE);
+                p.put("sa.key".into(), key_pem.into_bytes(), table::KEY_MODE);
+                p.put(
+                    "sa.pub".into(),
+                    key.public_key_pem().into_bytes(),
+                    table::CERT_MODE,
+                );
                 p.event("sa".into(), Action::Created);
             }
         }
@@ -315,52 +350,28 @@ pub fn generate(inv: &Inventory, mode: &Mode, now: SystemTime) -> Result<Generat
         }
     }
 
-    // Round two: leaves.
-    let mut to_issue: Vec<(&CertSpec, Action)> = Vec::new();
-    for spec in &specs {
+    let leaf_keys: Vec<KeyPair> = keys.collect::<Result<_, _>>()?;
+    let signing: Vec<(&CertSpec, &KeyPair)> = to_issue
+        .iter()
+        .map(|(spec, _)| *spec)
+        .zip(&leaf_keys)
+        .collect();
+    let signed = parallel::map(&signing, |(spec, key)| -> Result<String, PkiError> {
         let ca = &cas[&spec.ca];
-        match mode {
-            Mode::Renew(names) => {
-                if names.is_empty() || names.contains(spec.name) {
-                    to_issue.push((spec, Action::Reissued("renewal requested".into())));
-                }
-            }
-            Mode::Generate => match p.judge(spec, ca) {
-                Ok(None) => p.event(spec.label(), Action::Kept),
-                Ok(Some(why)) => {
-                    let embedded =
-                        kubeconfig::parse(&store.read_text(&spec.stored(""))?.unwrap_or_default())
-                            .map_err(|e| PkiError::invalid(store.path(&spec.stored("")), e))?;
-                    p.write_leaf(spec, ca, &embedded.cert_pem, &embedded.key_pem);
-                    p.event(spec.label(), Action::Rewritten(why));
-                }
-                Err(why) if why.is_empty() => to_issue.push((spec, Action::Created)),
-                Err(why) => to_issue.push((spec, Action::Reissued(why))),
-            },
-        }
-    }
-    let leaves = parallel::map(
-        &to_issue,
-        |(spec, _)| -> Result<(String, String), PkiError> {
-            let ca = &cas[&spec.ca];
-            let key =
-                algorithm::generate(p.algorithm).map_err(PkiError::crypto("key generation"))?;
-            let usages = profiles.usages(spec.profile)?;
-            let cert = issue::signed_leaf(
-                &Planner::subject(spec),
-                &usages,
-                &key,
-                &ca.issuer,
-                ca.not_after,
-                now,
-                p.cert_validity,
-            )?;
-            Ok((cert, key.serialize_pem()))
-        },
-    );
-    for ((spec, action), issued) in to_issue.iter().zip(leaves) {
-        let (cert, key) = issued?;
-        p.write_leaf(spec, &cas[&spec.ca], &cert, &key);
+        let usages = profiles.usages(spec.profile)?;
+        issue::signed_leaf(
+            &Planner::subject(spec),
+            &usages,
+            key,
+            &ca.issuer,
+            ca.not_after,
+            now,
+            p.cert_validity,
+        )
+    });
+    for (((spec, action), key), cert) in to_issue.iter().zip(&leaf_keys).zip(signed) {
+        let cert = cert?;
+        p.write_leaf(spec, &cas[&spec.ca], &cert, &key.serialize_pem());
         p.event(spec.label(), action.clone());
     }
 
