@@ -125,13 +125,22 @@ impl Batch {
         let result = (|| {
             for p in &self.pending {
                 let tmp = tmp_of(&p.path);
-                let _ = fs::remove_file(&tmp);
-                let mut f = fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(p.mode)
-                    .open(&tmp)
-                    .map_err(PkiError::io(&tmp))?;
+                let open = || {
+                    fs::OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .mode(p.mode)
+                        .open(&tmp)
+                };
+                // A temporary file left by a crashed run with the same PID: replace it.
+                let mut f = match open() {
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                        fs::remove_file(&tmp).map_err(PkiError::io(&tmp))?;
+                        open()
+                    }
+                    other => other,
+                }
+                .map_err(PkiError::io(&tmp))?;
                 written.push(tmp.clone());
                 f.set_permissions(fs::Permissions::from_mode(p.mode))
                     .map_err(PkiError::io(&tmp))?;
