@@ -46,3 +46,31 @@ pub fn of_public_key(spki: &SubjectPublicKeyInfo<'_>) -> Option<KeyAlgorithm> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every configurable algorithm generates, signs, and is recognised again from the
+    /// certificate (a wrong answer here would re-issue certificates on every run).
+    #[test]
+    fn every_algorithm_round_trips_through_a_certificate() {
+        for algorithm in [
+            KeyAlgorithm::EcdsaP256,
+            KeyAlgorithm::EcdsaP384,
+            KeyAlgorithm::Rsa2048,
+            KeyAlgorithm::Rsa3072,
+            KeyAlgorithm::Rsa4096,
+        ] {
+            let key = generate(algorithm).unwrap();
+            let cert = rcgen::CertificateParams::new(vec!["x".into()])
+                .unwrap()
+                .self_signed(&key)
+                .unwrap();
+            let (_, x) = x509_parser::parse_x509_certificate(cert.der()).unwrap();
+            assert_eq!(of_public_key(x.public_key()), Some(algorithm));
+            // The PEM kinit writes reads back (rcgen writes PKCS#8).
+            assert!(KeyPair::from_pem(&key.serialize_pem()).is_ok());
+        }
+    }
+}
