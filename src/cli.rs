@@ -81,6 +81,9 @@ pub enum Command {
     Render(RenderArgs),
     /// Run a command on the hosts over SSH (as root; sudo for non-root logins)
     Exec(ExecArgs),
+    /// Build and check the cluster PKI on this machine (CAs, certificates, kubeconfigs)
+    #[command(subcommand)]
+    Certs(CertsCommand),
 
     /// Print a shell completion script
     Completion {
@@ -215,6 +218,24 @@ impl LabCommand {
     }
 }
 
+#[derive(Debug, Subcommand)]
+pub enum CertsCommand {
+    /// Create or complete the PKI under spec.pki.dir, laid out per host as /etc/kubernetes
+    ///
+    /// Valid existing certificates are kept; certificates the config no longer matches (new
+    /// host, address, VIP or SAN) are re-issued; CAs are created when missing and never replaced.
+    /// An existing ca.crt/ca.key (from cfssl, kubeasz or kubeadm) is used to sign.
+    Generate,
+    /// Show when each certificate and CA expires (exit 1 if one is missing or expired)
+    CheckExpiration,
+    /// Re-issue certificates from the existing CAs, SANs recomputed from the config
+    Renew {
+        /// Certificates as kubeadm names them (apiserver, etcd-server, admin.conf, ...), or `all`
+        #[arg(required = true, value_name = "NAME")]
+        names: Vec<String>,
+    },
+}
+
 #[derive(Debug, Args)]
 pub struct InitArgs {
     /// Where etcd runs
@@ -345,6 +366,24 @@ pub struct GlobalOptions {
     pub verbosity: i8,
     pub output: OutputFormat,
     pub color: ColorChoice,
+}
+
+/// `kinit certs renew`: the certificates to renew; empty means all.
+#[derive(Debug, Clone)]
+pub struct RenewOptions {
+    pub names: std::collections::BTreeSet<String>,
+}
+
+impl CertsCommand {
+    pub fn renew_options(names: &[String]) -> RenewOptions {
+        RenewOptions {
+            names: if names.iter().any(|n| n == "all") {
+                Default::default()
+            } else {
+                names.iter().cloned().collect()
+            },
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -12,6 +12,7 @@ pub mod fsutil;
 pub mod host_paths;
 pub mod inventory;
 pub mod lab;
+pub mod pki;
 pub mod preflight;
 pub mod render;
 pub mod selector;

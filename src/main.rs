@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use kinit::cli::{Cli, Command, ConfigCommand, GlobalOptions};
+use kinit::cli::{CertsCommand, Cli, Command, ConfigCommand, GlobalOptions};
 use kinit::commands::{self, CommandResult};
 
 fn main() -> ExitCode {
@@ -27,6 +27,11 @@ fn run(cli: &Cli, global: &GlobalOptions) -> CommandResult {
         Command::Lab(lab) => commands::lab::run(global, lab.action()),
         Command::Render(args) => commands::render::run(global, &args.options(global)),
         Command::Exec(args) => commands::exec::run(global, &args.options()),
+        Command::Certs(CertsCommand::Generate) => commands::certs::generate(global),
+        Command::Certs(CertsCommand::CheckExpiration) => commands::certs::check_expiration(global),
+        Command::Certs(CertsCommand::Renew { names }) => {
+            commands::certs::renew(global, &CertsCommand::renew_options(names))
+        }
         Command::Completion { shell } => commands::completion::run(*shell),
         Command::Man => commands::man::run(),
     }

@@ -1,5 +1,6 @@
 //! One file per subcommand: each is a short function wiring library modules to the ui.
 
+pub mod certs;
 pub mod completion;
 pub mod config_validate;
 pub mod exec;
