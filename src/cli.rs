@@ -79,6 +79,8 @@ pub enum Command {
     Lab(LabCommand),
     /// Write every file each host will receive, for review (no host is contacted)
     Render(RenderArgs),
+    /// Check every host (or this machine) before deploying: resources, ports, identities, time
+    Preflight(PreflightArgs),
     /// Run a command on the hosts over SSH (as root; sudo for non-root logins)
     Exec(ExecArgs),
     /// Build and check the cluster PKI on this machine (CAs, certificates, kubeconfigs)
@@ -298,6 +300,36 @@ impl RenderArgs {
                 .unwrap_or_else(|| config_dir.join("rendered")),
             host: self.host.clone(),
             templates: self.templates.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct PreflightArgs {
+    /// Check the machine kinit runs on (as `kubeadm init` does) instead of the config's hosts
+    #[arg(long)]
+    pub local: bool,
+
+    /// Checks whose failures only warn, comma separated (case-insensitive), or `all`
+    #[arg(long, value_name = "NAME,...", value_delimiter = ',')]
+    pub ignore_preflight_errors: Vec<String>,
+
+    /// Learn the host keys of hosts not in known_hosts yet (a changed key is still refused)
+    #[arg(long)]
+    pub accept_new_host_keys: bool,
+
+    /// Hosts probed at once
+    #[arg(long, value_name = "N", default_value_t = crate::fanout::DEFAULT_CONCURRENCY)]
+    pub concurrency: usize,
+}
+
+impl PreflightArgs {
+    pub fn options(&self) -> crate::commands::preflight::PreflightOptions {
+        crate::commands::preflight::PreflightOptions {
+            local: self.local,
+            ignore: crate::preflight::IgnoreSet::parse(&self.ignore_preflight_errors),
+            accept_new_host_keys: self.accept_new_host_keys,
+            concurrency: self.concurrency.max(1),
         }
     }
 }

@@ -401,3 +401,26 @@ fn the_report_shows_problems_by_host_with_their_fix() {
     let r = run(&inv, &obs);
     insta::assert_snapshot!(kinit::ui::preflight::render(&r, false));
 }
+
+#[test]
+fn a_container_without_time_service_uses_the_host_clock() {
+    let inv = inventory(Topology::Stacked, 0);
+    let obs = with_fault(&inv, 0, |s| {
+        s.replace("chrony active", "chrony inactive").replace(
+            "==kinit:systemd==\nyes",
+            "==kinit:systemd==\nyes\n==kinit:container==\nsystemd-nspawn",
+        )
+    });
+    let r = run(&inv, &obs);
+    assert!(!r.failed(), "{:#?}", failures(&r));
+    let t = r
+        .findings
+        .iter()
+        .find(|f| f.host == "cp1" && f.check == "TimeSync")
+        .unwrap();
+    assert!(
+        t.message.contains("systemd-nspawn container"),
+        "{}",
+        t.message
+    );
+}

@@ -1,31 +1,20 @@
 //! `kinit exec [--hosts SELECTOR] -- CMD`: run one command on the selected hosts, as root.
 
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{CommandError, CommandResult, exit};
+use super::{CommandError, CommandResult, exit, remote};
 use crate::cli::GlobalOptions;
-use crate::config;
 use crate::fanout::{self, FanoutError};
-use crate::inventory::Inventory;
 use crate::selector;
-use crate::ssh::keyring::is_encrypted;
-use crate::ssh::ssh_config::SshConfig;
-use crate::ssh::targets::{bastion_target, host_target};
-use crate::ssh::{
-    ExecOptions, ExecOutput, HostKeyPolicy, HostTarget, KeyRing, KnownHostsFile, Pool, Secret,
-    SshError, SshOptions,
-};
+use crate::ssh::{ExecOptions, ExecOutput, HostTarget, Pool, SshError, SshOptions};
+use crate::ui::OutputFormat;
 use crate::ui::exec::{HostRun, render_json, render_text, summary};
-use crate::ui::{OutputFormat, config_report, secret_prompt};
 
-/// Environment variables that carry secrets (never flags: flags end up in shell history and `ps`).
-pub const PASSPHRASE_ENV: &str = "KINIT_SSH_PASSPHRASE";
-pub const SUDO_PASSWORD_ENV: &str = "KINIT_SUDO_PASSWORD";
+pub use remote::{PASSPHRASE_ENV, SUDO_PASSWORD_ENV};
 
 #[derive(Debug, Clone)]
 pub struct ExecCommandOptions {
@@ -40,39 +29,15 @@ pub struct ExecCommandOptions {
 }
 
 pub fn run(global: &GlobalOptions, opts: &ExecCommandOptions) -> CommandResult {
-    let inventory = load_inventory(global)?;
+    let inventory = remote::load_inventory(global)?;
     let hosts = selector::select(&inventory, opts.selector.as_deref())
         .map_err(|e| CommandError::Usage(e.to_string()))?;
-    let home = std::env::var_os("HOME").map(PathBuf::from);
-    let user_config = match &home {
-        Some(h) => SshConfig::load(&h.join(".ssh/config"))
-            .map_err(|e| CommandError::Usage(format!("cannot read ~/.ssh/config: {e}")))?,
-        None => SshConfig::default(),
-    };
-    let targets: Vec<HostTarget> = hosts
-        .iter()
-        .map(|h| host_target(h, &user_config, home.as_deref()))
-        .collect();
-    let bastion = bastion_target(&inventory, &hosts, &user_config, home.as_deref())
-        .map_err(|e| CommandError::Usage(e.to_string()))?;
-
-    let key_files: Vec<&Path> = targets
-        .iter()
-        .chain(bastion.iter())
-        .flat_map(|t| t.identity_files.iter().map(PathBuf::as_path))
-        .collect();
-    let passphrase = passphrase_for(&key_files)?;
-    let sudo_password = sudo_password(opts.ask_sudo_password)?;
-
-    let mut ssh = SshOptions::new(
-        Arc::new(KnownHostsFile::new(&inventory.known_hosts)),
-        Arc::new(KeyRing::new(passphrase)),
-    );
-    if opts.accept_new_host_keys {
-        ssh.host_key_policy = HostKeyPolicy::AcceptNew;
-    }
-    ssh.sudo_password = sudo_password;
-    ssh.bastion = bastion;
+    let (targets, ssh) = remote::connect_options(
+        &inventory,
+        &hosts,
+        opts.accept_new_host_keys,
+        opts.ask_sudo_password,
+    )?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -143,54 +108,4 @@ async fn run_everywhere(
     .await;
     pool.close_all().await;
     (results, cancel.is_cancelled())
-}
-
-fn load_inventory(global: &GlobalOptions) -> Result<Inventory, CommandError> {
-    let path = &global.config_path;
-    let loaded = config::load(path).map_err(|e| match e {
-        config::ConfigError::Read { .. } => CommandError::Usage(format!(
-            "{e}; create one with `kinit init`, or point at it with -c FILE"
-        )),
-        config::ConfigError::Invalid(report) => CommandError::Failed(format!(
-            "{}{}",
-            config_report::render_problems(&report, global.color.enabled_for_stderr()),
-            config_report::problem_counts(&report)
-        )),
-    })?;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let home = std::env::var_os("HOME").map(PathBuf::from);
-    Inventory::from_config(&loaded.config, dir, home.as_deref())
-        .map_err(|e| CommandError::Failed(e.to_string()))
-}
-
-/// KINIT_SSH_PASSPHRASE, or one prompt when a key kinit will offer is encrypted.
-fn passphrase_for(key_files: &[&Path]) -> Result<Option<Secret>, CommandError> {
-    if let Ok(p) = std::env::var(PASSPHRASE_ENV) {
-        return Ok(Some(Secret::new(p)));
-    }
-    let Some(encrypted) = key_files.iter().find(|p| is_encrypted(p)) else {
-        return Ok(None);
-    };
-    let prompt = format!("Passphrase for {}: ", encrypted.display());
-    secret_prompt::ask(&prompt)
-        .map(|p| p.map(Secret::new))
-        .map_err(|e| CommandError::Usage(format!("cannot read the passphrase: {e}")))
-}
-
-fn sudo_password(ask: bool) -> Result<Option<Secret>, CommandError> {
-    if let Ok(p) = std::env::var(SUDO_PASSWORD_ENV) {
-        return Ok(Some(Secret::new(p)));
-    }
-    if !ask {
-        return Ok(None);
-    }
-    match secret_prompt::ask("sudo password: ") {
-        Ok(Some(p)) => Ok(Some(Secret::new(p))),
-        Ok(None) => Err(CommandError::Usage(format!(
-            "--ask-sudo-password needs a terminal; set {SUDO_PASSWORD_ENV} instead"
-        ))),
-        Err(e) => Err(CommandError::Usage(format!(
-            "cannot read the sudo password: {e}"
-        ))),
-    }
 }

@@ -7,6 +7,8 @@ pub mod exec;
 pub mod init;
 pub mod lab;
 pub mod man;
+pub mod preflight;
+pub mod remote;
 pub mod render;
 
 use std::process::ExitCode;

@@ -58,6 +58,8 @@ pub struct HostFacts {
     pub modules: Vec<String>,
     pub cgroup: Option<CgroupVersion>,
     pub systemd: bool,
+    /// The container technology the host runs in (`systemd-nspawn`, `lxc`, ...), if any.
+    pub container: Option<String>,
     pub privilege: Option<Privilege>,
     pub listeners: Vec<Listener>,
     /// Time services that are active (chrony, systemd-timesyncd, ...).
@@ -68,7 +70,9 @@ pub struct HostFacts {
     pub etcd_dir: EtcdDir,
     /// Peer name → whether its SSH port answered from this host.
     pub peers: BTreeMap<String, bool>,
-    /// The host's clock when the probe finished, in seconds since the epoch.
+    /// The host's clock when the probe started and finished, in seconds since the epoch (with
+    /// the operator's send and receive times they give the offset as NTP computes it).
+    pub clock_start: Option<f64>,
     pub clock: Option<f64>,
 }
 
@@ -104,6 +108,9 @@ impl HostFacts {
             kernel: first("kernel").unwrap_or_default().to_string(),
             ip_forward: first("ip-forward").map(|v| v == "1"),
             systemd: first("systemd") == Some("yes"),
+            container: first("container")
+                .filter(|c| *c != "none")
+                .map(str::to_string),
             cgroup: first("cgroup").map(|t| {
                 if t == "cgroup2fs" {
                     CgroupVersion::V2
@@ -118,6 +125,7 @@ impl HostFacts {
                 _ => None,
             },
             ntp_synchronized: first("ntp-synchronized").map(|v| v == "yes"),
+            clock_start: first("clock-start").and_then(|c| c.parse().ok()),
             clock: first("clock").and_then(|c| c.parse().ok()),
             ..HostFacts::default()
         };
@@ -183,6 +191,13 @@ impl HostFacts {
         Ok(f)
     }
 
+    /// Host clock minus operator clock, from the operator's send (`t0`) and receive (`t1`) times
+    /// of the probe, NTP-style: ((start - t0) + (end - t1)) / 2. The time the script itself took
+    /// cancels out; what remains is half the asymmetry of the two network paths.
+    pub fn clock_offset(&self, t0: f64, t1: f64) -> Option<f64> {
+        Some(((self.clock_start? - t0) + (self.clock? - t1)) / 2.0)
+    }
+
     /// Listeners on `port` (any address).
     pub fn listeners_on(&self, port: u16) -> impl Iterator<Item = &Listener> {
         self.listeners.iter().filter(move |l| l.port == port)
@@ -223,6 +238,18 @@ mod tests {
         let l = parse_listener("LISTEN 0 128 [::]:22 [::]:*").unwrap();
         assert_eq!((l.port, l.address.as_str(), l.process), (22, "[::]", None));
         assert!(parse_listener("garbage").is_none());
+    }
+
+    #[test]
+    fn clock_offset_cancels_the_scripts_own_run_time() {
+        // The host is 2 s ahead; the request takes 10 ms each way; the script runs 300 ms.
+        let f = HostFacts {
+            clock_start: Some(1002.010),
+            clock: Some(1002.310),
+            ..HostFacts::default()
+        };
+        let offset = f.clock_offset(1000.0, 1000.320).unwrap();
+        assert!((offset - 2.0).abs() < 1e-9, "{offset}");
     }
 
     #[test]

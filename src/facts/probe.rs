@@ -27,6 +27,7 @@ pub fn script(req: &ProbeRequest) -> Result<String, SshError> {
     let mut s = String::from(
         r#"export LC_ALL=C
 sec() { echo "==kinit:$1=="; }
+sec clock-start; date +%s.%N
 sec uid; id -u
 sec hostname; cat /proc/sys/kernel/hostname
 sec machine-id; cat /etc/machine-id 2>/dev/null
@@ -41,6 +42,7 @@ sec ip-forward; cat /proc/sys/net/ipv4/ip_forward 2>/dev/null
 sec modules; cut -d' ' -f1 /proc/modules 2>/dev/null; for m in br_netfilter overlay; do [ -d /sys/module/$m ] && echo $m; done
 sec cgroup; stat -fc %T /sys/fs/cgroup 2>/dev/null
 sec systemd; [ -d /run/systemd/system ] && echo yes || echo no
+sec container; systemd-detect-virt --container 2>/dev/null
 sec sudo; if [ "$(id -u)" = 0 ]; then echo root; elif sudo -n true 2>/dev/null; then echo nopasswd; else echo password; fi
 sec listeners; ss -Hltnp 2>/dev/null
 sec time-services; for u in chrony chronyd systemd-timesyncd ntp ntpsec; do echo "$u $(systemctl is-active $u 2>/dev/null)"; done

@@ -98,7 +98,13 @@ pub fn write_identity(
     mkdir(up, 0o755)?;
     mkdir(&rec.work, 0o700)?;
     mkdir(&rec.root, 0o755)?;
-    for dir in ["etc", "etc/ssh", "etc/systemd", "etc/systemd/network"] {
+    for dir in [
+        "etc",
+        "etc/ssh",
+        "etc/systemd",
+        "etc/systemd/network",
+        "etc/sysctl.d",
+    ] {
         mkdir(&up.join(dir), 0o755)?;
     }
     mkdir(&up.join("root"), 0o700)?;
@@ -124,6 +130,13 @@ pub fn write_identity(
     write(
         &up.join("etc/systemd/network/10-host0.network"),
         &network,
+        0o644,
+    )?;
+    // Prepared like a server meant for Kubernetes. The node has its own network namespace, so
+    // this forwards nothing on this machine (and the node has no route out anyway).
+    write(
+        &up.join("etc/sysctl.d/90-kinit-lab.conf"),
+        "# kinit lab: nodes come prepared for Kubernetes\nnet.ipv4.ip_forward = 1\n",
         0o644,
     )?;
     write(

@@ -7,6 +7,7 @@
 //! and are what kinit adds.
 
 mod checks;
+pub mod gather;
 mod ignore;
 
 use serde::Serialize;

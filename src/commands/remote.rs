@@ -1,0 +1,109 @@
+//! What every command that talks to hosts needs first: the validated inventory, and SSH options
+//! (known_hosts policy, keys, passphrase, sudo password, bastion) for the selected hosts.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::CommandError;
+use crate::cli::GlobalOptions;
+use crate::config;
+use crate::inventory::{Host, Inventory};
+use crate::ssh::keyring::is_encrypted;
+use crate::ssh::ssh_config::SshConfig;
+use crate::ssh::targets::{bastion_target, host_target};
+use crate::ssh::{HostKeyPolicy, HostTarget, KeyRing, KnownHostsFile, Secret, SshOptions};
+use crate::ui::{config_report, secret_prompt};
+
+/// Environment variables that carry secrets (never flags: flags end up in shell history and `ps`).
+pub const PASSPHRASE_ENV: &str = "KINIT_SSH_PASSPHRASE";
+pub const SUDO_PASSWORD_ENV: &str = "KINIT_SUDO_PASSWORD";
+
+/// SSH targets for `hosts` and the options to reach them with.
+pub fn connect_options(
+    inventory: &Inventory,
+    hosts: &[&Host],
+    accept_new_host_keys: bool,
+    ask_sudo_password: bool,
+) -> Result<(Vec<HostTarget>, SshOptions), CommandError> {
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let user_config = match &home {
+        Some(h) => SshConfig::load(&h.join(".ssh/config"))
+            .map_err(|e| CommandError::Usage(format!("cannot read ~/.ssh/config: {e}")))?,
+        None => SshConfig::default(),
+    };
+    let targets: Vec<HostTarget> = hosts
+        .iter()
+        .map(|h| host_target(h, &user_config, home.as_deref()))
+        .collect();
+    let bastion = bastion_target(inventory, hosts, &user_config, home.as_deref())
+        .map_err(|e| CommandError::Usage(e.to_string()))?;
+
+    let key_files: Vec<&Path> = targets
+        .iter()
+        .chain(bastion.iter())
+        .flat_map(|t| t.identity_files.iter().map(PathBuf::as_path))
+        .collect();
+    let passphrase = passphrase_for(&key_files)?;
+    let sudo_password = sudo_password(ask_sudo_password)?;
+
+    let mut ssh = SshOptions::new(
+        Arc::new(KnownHostsFile::new(&inventory.known_hosts)),
+        Arc::new(KeyRing::new(passphrase)),
+    );
+    if accept_new_host_keys {
+        ssh.host_key_policy = HostKeyPolicy::AcceptNew;
+    }
+    ssh.sudo_password = sudo_password;
+    ssh.bastion = bastion;
+    Ok((targets, ssh))
+}
+
+pub fn load_inventory(global: &GlobalOptions) -> Result<Inventory, CommandError> {
+    let path = &global.config_path;
+    let loaded = config::load(path).map_err(|e| match e {
+        config::ConfigError::Read { .. } => CommandError::Usage(format!(
+            "{e}; create one with `kinit init`, or point at it with -c FILE"
+        )),
+        config::ConfigError::Invalid(report) => CommandError::Failed(format!(
+            "{}{}",
+            config_report::render_problems(&report, global.color.enabled_for_stderr()),
+            config_report::problem_counts(&report)
+        )),
+    })?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    Inventory::from_config(&loaded.config, dir, home.as_deref())
+        .map_err(|e| CommandError::Failed(e.to_string()))
+}
+
+/// KINIT_SSH_PASSPHRASE, or one prompt when a key kinit will offer is encrypted.
+fn passphrase_for(key_files: &[&Path]) -> Result<Option<Secret>, CommandError> {
+    if let Ok(p) = std::env::var(PASSPHRASE_ENV) {
+        return Ok(Some(Secret::new(p)));
+    }
+    let Some(encrypted) = key_files.iter().find(|p| is_encrypted(p)) else {
+        return Ok(None);
+    };
+    let prompt = format!("Passphrase for {}: ", encrypted.display());
+    secret_prompt::ask(&prompt)
+        .map(|p| p.map(Secret::new))
+        .map_err(|e| CommandError::Usage(format!("cannot read the passphrase: {e}")))
+}
+
+fn sudo_password(ask: bool) -> Result<Option<Secret>, CommandError> {
+    if let Ok(p) = std::env::var(SUDO_PASSWORD_ENV) {
+        return Ok(Some(Secret::new(p)));
+    }
+    if !ask {
+        return Ok(None);
+    }
+    match secret_prompt::ask("sudo password: ") {
+        Ok(Some(p)) => Ok(Some(Secret::new(p))),
+        Ok(None) => Err(CommandError::Usage(format!(
+            "--ask-sudo-password needs a terminal; set {SUDO_PASSWORD_ENV} instead"
+        ))),
+        Err(e) => Err(CommandError::Usage(format!(
+            "cannot read the sudo password: {e}"
+        ))),
+    }
+}

@@ -1,0 +1,121 @@
+//! Gathering facts: the probe on every host at once (one SSH round trip each), plus the
+//! operator-side look at the VIP. Failures become observations, never early returns: an
+//! unreachable host is a finding for that host and the others are still checked.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio_util::sync::CancellationToken;
+
+use super::{HostObservation, OperatorView};
+use crate::config::LoadBalancerKind;
+use crate::facts::HostFacts;
+use crate::facts::probe::{ProbeRequest, script};
+use crate::fanout::{self, FanoutError};
+use crate::inventory::Inventory;
+use crate::ssh::{ExecOptions, HostTarget, Pool};
+
+/// The probe only reads; anything slower than this is a host in trouble.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
+const VIP_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// Probe `targets` (hosts of `inv`, in any order) over `pool`, at most `limit` at a time.
+pub async fn gather(
+    inv: &Inventory,
+    pool: Arc<Pool>,
+    targets: Vec<HostTarget>,
+    limit: usize,
+    cancel: &CancellationToken,
+) -> (BTreeMap<String, HostObservation>, OperatorView) {
+    let mut items = Vec::with_capacity(targets.len());
+    let mut scripts = BTreeMap::new();
+    for t in targets {
+        let Some(host) = inv.host(&t.name) else {
+            continue;
+        };
+        let req = ProbeRequest {
+            etcd_data_dir: inv.etcd.data_dir.clone(),
+            peers: inv
+                .hosts
+                .iter()
+                .filter(|o| o.name != host.name)
+                .map(|o| (o.name.clone(), SocketAddr::new(o.address, o.ssh.port)))
+                .collect(),
+        };
+        scripts.insert(t.name.clone(), script(&req));
+        items.push((t.name.clone(), t));
+    }
+    let scripts = Arc::new(scripts);
+    let exec = ExecOptions {
+        timeout: Some(PROBE_TIMEOUT),
+        sudo: true,
+        cancel: Some(cancel.clone()),
+    };
+    let probes = fanout::run(items, limit, cancel, move |target: HostTarget| {
+        let (pool, scripts, exec) = (pool.clone(), scripts.clone(), exec.clone());
+        async move {
+            let script = match &scripts[&target.name] {
+                Ok(s) => s.clone(),
+                Err(e) => return Err(e.to_string()),
+            };
+            let session = pool.get(&target).await.map_err(|e| e.to_string())?;
+            let t0 = now();
+            let out = session
+                .exec(&script, &exec)
+                .await
+                .map_err(|e| e.to_string())?;
+            let t1 = now();
+            if !out.success() {
+                return Err(format!(
+                    "the probe exited with {:?}: {}",
+                    out.status,
+                    out.stderr_text().trim()
+                ));
+            }
+            let facts = HostFacts::parse(&out.stdout_text()).map_err(|e| e.to_string())?;
+            let skew = facts.clock_offset(t0, t1);
+            Ok((facts, skew))
+        }
+    });
+    let vip = vip_answers(inv);
+    let (results, vip_answers) = tokio::join!(probes, vip);
+
+    let observations = results
+        .into_iter()
+        .map(|(name, r)| {
+            let obs = match r {
+                Ok((facts, clock_skew)) => HostObservation::Reached {
+                    facts: Box::new(facts),
+                    clock_skew,
+                },
+                Err(FanoutError::Failed(reason)) => HostObservation::Unreachable { reason },
+                Err(e) => HostObservation::Unreachable {
+                    reason: e.to_string(),
+                },
+            };
+            (name, obs)
+        })
+        .collect();
+    (observations, OperatorView { vip_answers })
+}
+
+/// Whether something already accepts connections on VIP:port (only for a VIP kinit manages).
+async fn vip_answers(inv: &Inventory) -> Option<bool> {
+    if inv.endpoint.load_balancer != LoadBalancerKind::HaproxyKeepalived {
+        return None;
+    }
+    let ip = inv.endpoint.address.parse().ok()?;
+    let addr = SocketAddr::new(ip, inv.endpoint.port);
+    Some(matches!(
+        tokio::time::timeout(VIP_CONNECT_TIMEOUT, tokio::net::TcpStream::connect(addr)).await,
+        Ok(Ok(_))
+    ))
+}
