@@ -19,7 +19,8 @@ use crate::ssh::{ExecOptions, HostTarget, Pool};
 
 /// The probe only reads; anything slower than this is a host in trouble.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
-const VIP_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// A live address on the hosts' network answers a SYN in well under a millisecond.
+const VIP_CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 
 fn now() -> f64 {
     SystemTime::now()
