@@ -20,6 +20,8 @@ pub struct ProbeRequest {
 }
 
 const MARK: &str = "==kinit:";
+/// How long a host waits for its peers' SSH ports to answer.
+const PEER_TIMEOUT_SECS: u32 = 2;
 
 /// The script for one host. Values interpolated into it are shell-quoted (a value no shell word
 /// can carry, such as one with a NUL byte, is an error).
@@ -58,14 +60,23 @@ sec addresses; ip -o addr show 2>/dev/null | awk '{print $2, $4}'
     s.push_str(&format!(
         "sec etcd-df; p={dir}; while [ ! -e \"$p\" ]; do p=$(dirname \"$p\"); done; df -Pk \"$p\" | tail -n 1\n"
     ));
+    // Every peer at once, from one bash (its /dev/tcp does the connect): n peers cost n forks,
+    // not n shells, and the whole matrix row takes at most PEER_TIMEOUT. Each peer is first
+    // written as failed; the ones that answer are written again as ok, and the last line wins.
     s.push_str("sec peers\n");
-    for (name, addr) in &req.peers {
-        let target = format!("/dev/tcp/{}/{}", addr.ip(), addr.port());
+    if !req.peers.is_empty() {
+        let mut items = Vec::with_capacity(req.peers.len());
+        for (name, addr) in &req.peers {
+            s.push_str(&format!("echo {} fail\n", q(name)?));
+            items.push(q(&format!("{name} {} {}", addr.ip(), addr.port()))?);
+        }
+        let inner = format!(
+            "for p in {}; do set -- $p; (exec 3<>\"/dev/tcp/$2/$3\" && echo \"$1 ok\") 2>/dev/null & done; wait",
+            items.join(" ")
+        );
         s.push_str(&format!(
-            "if timeout 2 bash -c {} 2>/dev/null; then echo {} ok; else echo {} fail; fi\n",
-            q(&format!("exec 3<>{target}"))?,
-            q(name)?,
-            q(name)?
+            "timeout {PEER_TIMEOUT_SECS} bash -c {}\n",
+            q(&inner)?
         ));
     }
     // The clock last, closest to the moment the output returns (skew is measured around it).
@@ -100,7 +111,8 @@ mod tests {
         })
         .unwrap();
         assert!(s.contains("if [ -d '/var/lib/my etcd' ]"), "{s}");
-        assert!(s.contains("'exec 3<>/dev/tcp/10.0.0.12/22'"));
+        assert!(s.contains("echo cp2 fail\n"), "{s}");
+        assert!(s.contains("'cp2 10.0.0.12 22'"), "{s}");
         assert!(s.ends_with("sec end\n"));
     }
 
