@@ -424,3 +424,39 @@ fn a_container_without_time_service_uses_the_host_clock() {
         t.message
     );
 }
+
+/// Output recorded from a real lab node (cp1 of `kinit lab up`, probed over SSH).
+const LAB_NODE: &str = include_str!("fixtures/probe/lab-node-cp1.txt");
+
+#[test]
+fn a_recorded_lab_node_parses_and_passes() {
+    let f = HostFacts::parse(LAB_NODE).unwrap();
+    assert_eq!(f.hostname, "cp1");
+    assert_eq!(f.container.as_deref(), Some("systemd-nspawn"));
+    assert_eq!(f.ip_forward, Some(true));
+    assert_eq!(f.os.get("ID").map(String::as_str), Some("debian"));
+    assert!(
+        f.listeners
+            .iter()
+            .any(|l| l.port == 22 && l.process.as_deref() == Some("sshd")),
+        "{:?}",
+        f.listeners
+    );
+    assert_eq!(f.peers.get("cp2"), Some(&true));
+    assert_eq!(f.peers.get("cp3"), Some(&true));
+    assert!(f.clock_start.unwrap() <= f.clock.unwrap());
+    assert!(f.macs.contains_key("host0"), "{:?}", f.macs);
+
+    let inv = inventory(Topology::Stacked, 0);
+    let obs = BTreeMap::from([(
+        "cp1".to_string(),
+        HostObservation::Reached {
+            facts: Box::new(f),
+            clock_skew: Some(0.0),
+        },
+    )]);
+    let mut one = inv.clone();
+    one.hosts.truncate(1);
+    let r = run(&one, &obs);
+    assert!(!r.failed(), "{:#?}", failures(&r));
+}
