@@ -160,27 +160,30 @@ fn host_matches(patterns: &HostPatterns, name: &str) -> bool {
             let key = hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, salt);
             hmac::verify(&key, name.as_bytes(), hash).is_ok()
         }
-        HostPatterns::Patterns(list) => {
-            let name = name.to_ascii_lowercase();
-            let mut matched = false;
-            for pattern in list {
-                let (negated, pattern) = match pattern.strip_prefix('!') {
-                    Some(p) => (true, p),
-                    None => (false, pattern.as_str()),
-                };
-                if glob(pattern.to_ascii_lowercase().as_bytes(), name.as_bytes()) {
-                    if negated {
-                        return false;
-                    }
-                    matched = true;
-                }
-            }
-            matched
-        }
+        HostPatterns::Patterns(list) => pattern_list_matches(list, &name.to_ascii_lowercase()),
     }
 }
 
 /// `*` and `?` wildcards, as in ssh_config and known_hosts patterns.
+/// OpenSSH pattern-list semantics (known_hosts hosts, ssh_config `Host`): `name` (lowercase)
+/// matches when some pattern matches it and no negated (`!`) pattern does.
+pub(crate) fn pattern_list_matches(patterns: &[String], name: &str) -> bool {
+    let mut matched = false;
+    for pattern in patterns {
+        let (negated, pattern) = match pattern.strip_prefix('!') {
+            Some(p) => (true, p),
+            None => (false, pattern.as_str()),
+        };
+        if glob(pattern.to_ascii_lowercase().as_bytes(), name.as_bytes()) {
+            if negated {
+                return false;
+            }
+            matched = true;
+        }
+    }
+    matched
+}
+
 pub(crate) fn glob(pattern: &[u8], text: &[u8]) -> bool {
     match pattern.split_first() {
         None => text.is_empty(),

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::known_hosts::glob;
+use super::known_hosts::pattern_list_matches;
 
 #[derive(Debug, Default, Clone)]
 pub struct SshConfig {
@@ -80,7 +80,7 @@ impl SshConfig {
             let Some(patterns) = &block.patterns else {
                 continue;
             };
-            if !block_matches(patterns, &alias_lower) {
+            if !pattern_list_matches(patterns, &alias_lower) {
                 continue;
             }
             for (key, value) in &block.settings {
@@ -114,23 +114,6 @@ fn split_keyword(line: &str) -> (&str, &str) {
     let rest = rest.trim_start();
     let rest = rest.strip_prefix('=').unwrap_or(rest).trim_start();
     (key, rest)
-}
-
-fn block_matches(patterns: &[String], alias: &str) -> bool {
-    let mut matched = false;
-    for p in patterns {
-        let (negated, p) = match p.strip_prefix('!') {
-            Some(rest) => (true, rest),
-            None => (false, p.as_str()),
-        };
-        if glob(p.to_ascii_lowercase().as_bytes(), alias.as_bytes()) {
-            if negated {
-                return false;
-            }
-            matched = true;
-        }
-    }
-    matched
 }
 
 fn expand(value: &str, home: Option<&Path>) -> PathBuf {
