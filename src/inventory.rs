@@ -121,6 +121,9 @@ pub struct Inventory {
     pub bastion: Option<SshBastion>,
     pub bundle: Option<PathBuf>,
     pub time_servers: Vec<String>,
+    /// etcd's initial-cluster-token: random, made once per cluster and kept in the PKI dir
+    /// (`etcd/cluster-token`). None until loaded; templates then fall back to the cluster name.
+    pub etcd_cluster_token: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -209,6 +212,7 @@ impl Inventory {
             },
             bundle: spec.artifacts.bundle.as_deref().map(resolve),
             time_servers: spec.time_sync.servers.clone(),
+            etcd_cluster_token: None,
         })
     }
 

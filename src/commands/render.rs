@@ -24,7 +24,10 @@ pub fn run(global: &GlobalOptions, opts: &RenderOptions) -> CommandResult {
     })?;
     let dir = path.parent().unwrap_or(std::path::Path::new("."));
     let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
-    let inv = Inventory::from_config(&loaded.config, dir, home.as_deref())
+    let mut inv = Inventory::from_config(&loaded.config, dir, home.as_deref())
+        .map_err(|e| CommandError::Failed(e.to_string()))?;
+    // What `kinit up` will deploy: the cluster's own etcd token once the PKI has one.
+    inv.etcd_cluster_token = crate::pki::cluster_token::load(&inv.pki_dir)
         .map_err(|e| CommandError::Failed(e.to_string()))?;
     let templates = match &opts.templates {
         Some(dir) => Templates::with_overrides(dir),

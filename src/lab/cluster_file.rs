@@ -32,6 +32,8 @@ pub fn render(plan: &LabPlan, identity_file: &Path, known_hosts: &Path) -> Strin
          \x20   nodeSubnet: {subnet}\n\
          \x20 pki:\n\
          \x20   dir: ./pki\n\
+         \x20 artifacts:\n\
+         \x20   bundle: ./bundle               # etcd and etcdctl from the image's Debian packages\n\
          \x20 ssh:\n\
          \x20   user: root\n\
          \x20   port: 22\n\

@@ -158,6 +158,7 @@ pub fn up(req: &LabRequest, reporter: &dyn Reporter) -> Result<UpOutcome, LabErr
         ));
     }
     state.save(&paths.dir)?;
+    super::bundle::ensure(&paths.dir, &state.image)?;
 
     let lab_key = keys::ensure_key(&paths.key, &format!("kinit-lab-{}", plan.name))?;
     ensure_bridge(&plan)?;

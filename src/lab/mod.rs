@@ -7,6 +7,7 @@
 //! path, link name) and never guess. This module never prints: progress goes to a [`Reporter`].
 
 pub mod bridge;
+pub mod bundle;
 pub mod cgroup;
 pub mod cluster_file;
 pub mod error;

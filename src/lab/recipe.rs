@@ -36,6 +36,10 @@ pub const BOOKWORM: Recipe = Recipe {
         "keepalived",
         "etcd-server",
         "etcd-client",
+        // keepalived's check_apiserver.sh uses curl; tests run `openssl s_server` as the
+        // apiserver stand-in on 6443.
+        "curl",
+        "openssl",
     ],
     enable: &["systemd-networkd.service", "ssh.service"],
     disable: &["etcd.service", "haproxy.service", "keepalived.service"],
@@ -46,6 +50,20 @@ pub const BOOKWORM: Recipe = Recipe {
              HostKey /etc/ssh/ssh_host_ed25519_key\n",
         ),
         ("etc/hostname", "localhost\n"),
+        // chrony refuses to start without CAP_SYS_TIME, which a container lacks. With -x it runs
+        // without touching the clock (the host kernel keeps it), so a node looks like a server:
+        // chronyd active, and stopping it is a real preflight finding.
+        (
+            "etc/systemd/system/chrony.service.d/kinit-lab.conf",
+            "[Unit]\nConditionCapability=\n",
+        ),
+        ("etc/default/chrony", "DAEMON_OPTS=\"-x\"\n"),
+        // No time sources: the lab must not send traffic beyond its own bridge.
+        (
+            "etc/chrony/chrony.conf",
+            "# kinit lab: no time sources; nodes read the host kernel's clock.\n\
+             driftfile /var/lib/chrony/chrony.drift\n",
+        ),
         ("etc/machine-id", ""),
     ],
     remove: &[

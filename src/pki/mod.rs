@@ -7,6 +7,7 @@
 pub mod algorithm;
 pub mod authority;
 pub mod cfssl;
+pub mod cluster_token;
 pub mod expiry;
 pub mod generate;
 pub mod inspect;

@@ -84,6 +84,7 @@ pub struct Etcd {
     pub mode: EtcdMode,
     pub data_dir: String,
     pub initial_cluster: String,
+    pub cluster_token: String,
     pub client_urls: String,
     pub members: Vec<EtcdMember>,
 }
@@ -204,6 +205,10 @@ pub fn cluster(inv: &Inventory) -> Result<Cluster, RenderError> {
             mode: inv.etcd.mode,
             data_dir: inv.etcd.data_dir.clone(),
             initial_cluster: inv.etcd_initial_cluster(),
+            cluster_token: inv
+                .etcd_cluster_token
+                .clone()
+                .unwrap_or_else(|| inv.name.clone()),
             client_urls,
             members: members
                 .iter()

@@ -24,4 +24,4 @@ pub use known_hosts::KnownHostsFile;
 pub use options::{HostKeyPolicy, HostTarget, Secret, SshOptions};
 pub use pool::Pool;
 pub use session::Session;
-pub use upload::{FileSpec, UploadOutcome};
+pub use upload::{FileSpec, UploadOutcome, sha256_hex};
