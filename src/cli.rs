@@ -81,6 +81,8 @@ pub enum Command {
     Render(RenderArgs),
     /// Check every host (or this machine) before deploying: resources, ports, identities, time
     Preflight(PreflightArgs),
+    /// Deploy the HA control plane: preflight, PKI, certificates, etcd, VIP, control plane
+    Up(UpArgs),
     /// Run a command on the hosts over SSH (as root; sudo for non-root logins)
     Exec(ExecArgs),
     /// Build and check the cluster PKI on this machine (CAs, certificates, kubeconfigs)
@@ -330,6 +332,86 @@ impl PreflightArgs {
             ignore: crate::preflight::IgnoreSet::parse(&self.ignore_preflight_errors),
             accept_new_host_keys: self.accept_new_host_keys,
             concurrency: self.concurrency.max(1),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Phases (playbooks/stacked.yaml, playbooks/external.yaml): preflight, pki, time-sync, \
+certificates, etcd, load-balancer, control-plane.\n\n\
+Examples:\n  kinit up --dry-run\n  kinit up --topology stacked\n  kinit up --from-phase etcd\n  \
+kinit up --only-phase load-balancer\n\n\
+Re-running is safe: files are compared by sha256 on each host and only changed ones are written; a \
+service restarts only when one of its inputs changed."
+)]
+pub struct UpArgs {
+    /// The topology to deploy; must match spec.topology [default: spec.topology]
+    #[arg(long, value_enum)]
+    pub topology: Option<TopologyArg>,
+
+    /// Show, per host, what would be done and which files would change; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Phases to leave out, comma separated
+    #[arg(long, value_name = "PHASE,...", value_delimiter = ',')]
+    pub skip_phases: Vec<String>,
+
+    /// Run this phase only
+    #[arg(long, value_name = "PHASE", conflicts_with = "from_phase")]
+    pub only_phase: Option<String>,
+
+    /// Start at this phase (resume after a failure)
+    #[arg(long, value_name = "PHASE")]
+    pub from_phase: Option<String>,
+
+    /// Preflight checks whose failures only warn, comma separated (case-insensitive), or `all`
+    #[arg(long, value_name = "NAME,...", value_delimiter = ',')]
+    pub ignore_preflight_errors: Vec<String>,
+
+    /// Learn the host keys of hosts not in known_hosts yet (a changed key is still refused)
+    #[arg(long)]
+    pub accept_new_host_keys: bool,
+
+    /// Hosts worked on at once
+    #[arg(long, value_name = "N", default_value_t = crate::fanout::DEFAULT_CONCURRENCY)]
+    pub concurrency: usize,
+
+    /// Remove another run's lock on the hosts (only when no kinit up is running)
+    #[arg(long)]
+    pub break_lock: bool,
+
+    /// Read playbooks from DIR instead of the built-in ones
+    #[arg(long, value_name = "DIR")]
+    pub playbooks: Option<std::path::PathBuf>,
+
+    /// Read templates from DIR first (files named like the built-in ones override them)
+    #[arg(long, value_name = "DIR")]
+    pub templates: Option<std::path::PathBuf>,
+}
+
+impl UpArgs {
+    pub fn options(&self) -> crate::commands::up::UpOptions {
+        crate::commands::up::UpOptions {
+            topology: self.topology.map(|t| match t {
+                TopologyArg::Stacked => crate::config::Topology::Stacked,
+                TopologyArg::External => crate::config::Topology::External,
+            }),
+            run: crate::engine::RunOptions {
+                selection: crate::engine::PhaseSelection {
+                    skip: self.skip_phases.clone(),
+                    only: self.only_phase.clone(),
+                    from: self.from_phase.clone(),
+                },
+                dry_run: self.dry_run,
+                concurrency: self.concurrency.max(1),
+                ignore_preflight: crate::preflight::IgnoreSet::parse(&self.ignore_preflight_errors),
+                break_lock: self.break_lock,
+            },
+            accept_new_host_keys: self.accept_new_host_keys,
+            playbooks: self.playbooks.clone(),
+            templates: self.templates.clone(),
         }
     }
 }

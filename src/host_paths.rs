@@ -65,6 +65,9 @@ host_paths! {
     ETCD_CONFIG = "etcd_config" => "/etc/etcd/etcd.conf.yml";
 
     KUBELET_CONFIG = "kubelet_config" => "/var/lib/kubelet/config.yaml";
+    /// The kubelet from the artifacts bundle and its unit (only when the bundle holds one).
+    KUBELET_BINARY = "kubelet_binary" => "/usr/local/bin/kubelet";
+    KUBELET_UNIT = "kubelet_unit" => "/etc/systemd/system/kubelet.service";
     KUBELET_PKI_DIR = "kubelet_pki_dir" => "/var/lib/kubelet/pki";
     CONTAINERD_SOCKET = "containerd_socket" => "/run/containerd/containerd.sock";
 

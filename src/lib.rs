@@ -6,6 +6,8 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod engine;
+pub mod etcd;
 pub mod facts;
 pub mod fanout;
 pub mod fsutil;

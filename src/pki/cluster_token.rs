@@ -48,7 +48,12 @@ pub fn load_or_create(pki_dir: &Path, cluster: &str) -> Result<String, PkiError>
             .create(dir)
             .map_err(PkiError::io(dir))?;
     }
-    match write_atomic(&path, format!("{token}\n").as_bytes(), 0o600, Existing::Keep) {
+    match write_atomic(
+        &path,
+        format!("{token}\n").as_bytes(),
+        0o600,
+        Existing::Keep,
+    ) {
         Ok(()) => Ok(token),
         // Another run made it first: use theirs.
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {

@@ -130,6 +130,12 @@ fn plan(inv: &Inventory, host: &Host) -> Vec<Planned> {
     }
     if kubelet {
         files.push(planned(
+            "kubelet.service.tera",
+            paths::KUBELET_UNIT,
+            0o644,
+            Some("kubelet"),
+        ));
+        files.push(planned(
             "kubelet-config.yaml.tera",
             paths::KUBELET_CONFIG,
             0o644,

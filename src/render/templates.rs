@@ -17,6 +17,10 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../../templates/etcd.conf.yml.tera"),
     ),
     (
+        "kubelet.service.tera",
+        include_str!("../../templates/kubelet.service.tera"),
+    ),
+    (
         "etcd.yaml.tera",
         include_str!("../../templates/etcd.yaml.tera"),
     ),

@@ -112,7 +112,30 @@ impl Session {
         if matches_existing(&found.stdout_text(), sha256, spec) {
             return Ok(UploadOutcome::Unchanged);
         }
+        self.write_from(reader, sha256, dest, spec).await?;
+        Ok(UploadOutcome::Written)
+    }
 
+    /// Write what `reader` yields to `dest` without first looking at what is there (the caller
+    /// compared already, e.g. for a whole batch of files in one round trip). Atomic and
+    /// checksum-verified on the host like [`Session::upload_from`].
+    pub async fn write_from(
+        &self,
+        reader: &mut (dyn AsyncRead + Unpin + Send),
+        sha256: &str,
+        dest: &str,
+        spec: &FileSpec,
+    ) -> Result<(), SshError> {
+        let fail = |reason: String| SshError::Upload {
+            host: self.host.clone(),
+            dest: dest.to_string(),
+            reason,
+        };
+        if !dest.starts_with('/') {
+            return Err(fail("the destination must be an absolute path".into()));
+        }
+        let mode = self.sudo_mode().await?;
+        let as_root = mode.prefix();
         let mode_text = format!("{:o}", spec.mode);
         let owner = spec.owner.clone().unwrap_or_default();
         let write = format!(
@@ -130,7 +153,7 @@ impl Session {
             other => other,
         })?;
         match done.status {
-            ExitStatus::Code(0) => Ok(UploadOutcome::Written),
+            ExitStatus::Code(0) => Ok(()),
             ref status => Err(fail(format!("{status}: {}", done.stderr_text().trim()))),
         }
     }

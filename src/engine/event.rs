@@ -1,0 +1,62 @@
+//! What the executor reports while it runs. The ui turns these into bars, lines or JSON; the
+//! engine itself never prints.
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum Event {
+    PhaseStarted {
+        phase: String,
+        title: String,
+        hosts: Vec<String>,
+    },
+    PhaseSkipped {
+        phase: String,
+        reason: String,
+    },
+    /// A step on the operator machine (preflight, PKI) or a wait: one line of what happened.
+    Note {
+        phase: String,
+        message: String,
+    },
+    StepStarted {
+        phase: String,
+        host: String,
+        step: String,
+    },
+    StepFinished {
+        phase: String,
+        host: String,
+        step: String,
+        /// What happened: `2 written, 5 unchanged`, `restarted`, `skipped: ...`.
+        detail: String,
+        changed: bool,
+    },
+    StepFailed {
+        phase: String,
+        host: String,
+        step: String,
+        error: String,
+    },
+    PhaseFinished {
+        phase: String,
+        seconds: f64,
+        ok: bool,
+    },
+}
+
+/// Receives events as they happen (from several tasks at once).
+pub trait Observer: Send + Sync {
+    fn event(&self, event: &Event);
+}
+
+/// Collects events: for tests and for callers that only want the summary.
+#[derive(Default)]
+pub struct Recorder(pub std::sync::Mutex<Vec<Event>>);
+
+impl Observer for Recorder {
+    fn event(&self, event: &Event) {
+        self.0.lock().expect("not poisoned").push(event.clone());
+    }
+}

@@ -1,0 +1,254 @@
+//! The `wait` checks of a phase, made from the operator machine after every host finished its
+//! actions: each polls until it holds or its timeout passes, and says what it saw last.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpStream;
+
+use crate::etcd::{ClientTls, health, member_list};
+use crate::inventory::Inventory;
+use crate::ssh::{ExecOptions, HostTarget, Pool};
+
+const POLL: Duration = Duration::from_millis(250);
+const ATTEMPT: Duration = Duration::from_secs(2);
+
+/// Poll `probe` until it returns Ok or `timeout` passes; the error is the last one seen.
+async fn until<F, Fut>(timeout: Duration, mut probe: F) -> Result<String, String>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<String, String>>,
+{
+    let start = Instant::now();
+    loop {
+        match probe().await {
+            Ok(detail) => return Ok(detail),
+            Err(last) if start.elapsed() >= timeout => {
+                return Err(format!("not after {:.0} s: {last}", timeout.as_secs_f64()));
+            }
+            Err(_) => tokio::time::sleep(POLL).await,
+        }
+    }
+}
+
+async fn tcp_open(addr: SocketAddr) -> Result<(), String> {
+    match tokio::time::timeout(ATTEMPT, TcpStream::connect(addr)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(format!("{addr}: {e}")),
+        Err(_) => Err(format!("{addr}: no answer")),
+    }
+}
+
+/// Every address accepts TCP connections.
+pub async fn tcp(addrs: Vec<(String, SocketAddr)>, timeout: Duration) -> Result<String, String> {
+    let n = addrs.len();
+    until(timeout, || {
+        let addrs = addrs.clone();
+        async move {
+            let results = futures_join(
+                addrs
+                    .iter()
+                    .map(|(h, a)| async move { (h, tcp_open(*a).await) }),
+            )
+            .await;
+            let down: Vec<String> = results
+                .into_iter()
+                .filter_map(|(h, r)| r.err().map(|e| format!("{h} ({e})")))
+                .collect();
+            if down.is_empty() {
+                Ok(format!("{n} host(s) answer"))
+            } else {
+                Err(format!("not answering: {}", down.join(", ")))
+            }
+        }
+    })
+    .await
+}
+
+async fn futures_join<F: std::future::Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let mut out = Vec::new();
+    let handles: Vec<_> = futs.collect();
+    for f in handles {
+        out.push(f.await);
+    }
+    out
+}
+
+/// Every etcd member reports healthy over mTLS, and the member list (as each member sees it)
+/// names exactly the inventory's etcd hosts.
+pub async fn etcd_healthy(
+    inv: &Inventory,
+    tls: &ClientTls,
+    timeout: Duration,
+) -> Result<String, String> {
+    let members = inv.etcd_members();
+    let mut want: Vec<String> = members.iter().map(|m| m.name.clone()).collect();
+    want.sort();
+    until(timeout, || {
+        let members = members.clone();
+        let want = want.clone();
+        async move {
+            let checks = members.iter().map(|m| async move {
+                let url = m.client_url();
+                match health(tls, &url, ATTEMPT).await {
+                    Ok(true) => Ok(()),
+                    Ok(false) => Err(format!("{}: unhealthy", m.name)),
+                    Err(e) => Err(format!("{}: {e}", m.name)),
+                }
+            });
+            let results = tokio_join_all(checks).await;
+            let bad: Vec<String> = results.into_iter().filter_map(Result::err).collect();
+            if !bad.is_empty() {
+                return Err(bad.join("; "));
+            }
+            let first = members.first().map(|m| m.client_url()).unwrap_or_default();
+            let list = member_list(tls, &first, ATTEMPT)
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut names: Vec<String> = list.iter().map(|m| m.name.clone()).collect();
+            names.sort();
+            if names != want {
+                return Err(format!(
+                    "member list is [{}], the inventory says [{}]",
+                    names.join(", "),
+                    want.join(", ")
+                ));
+            }
+            Ok(format!(
+                "{} member(s) healthy: {}",
+                want.len(),
+                want.join(", ")
+            ))
+        }
+    })
+    .await
+}
+
+async fn tokio_join_all<F>(futs: impl Iterator<Item = F>) -> Vec<F::Output>
+where
+    F: std::future::Future,
+{
+    // Members are few; awaiting them in turn keeps this simple, and each attempt is bounded.
+    futures_join(futs).await
+}
+
+/// Exactly one control-plane host holds the VIP, and VIP:port accepts connections.
+pub async fn vip(
+    inv: &Inventory,
+    pool: &Arc<Pool>,
+    hosts: &[(String, HostTarget)],
+    timeout: Duration,
+) -> Result<String, String> {
+    let vip: IpAddr = inv
+        .endpoint
+        .address
+        .parse()
+        .map_err(|_| format!("the endpoint {} is not an IP address", inv.endpoint.address))?;
+    let port = inv.endpoint.port;
+    until(timeout, || async move {
+        let holders = vip_holders(pool, hosts, vip).await?;
+        match holders.as_slice() {
+            [one] => {
+                tcp_open(SocketAddr::new(vip, port)).await?;
+                Ok(format!("{vip} is on {one}; {vip}:{port} answers"))
+            }
+            [] => Err(format!("no host holds {vip}")),
+            many => Err(format!(
+                "{vip} is on {} hosts: {}",
+                many.len(),
+                many.join(", ")
+            )),
+        }
+    })
+    .await
+}
+
+/// Which hosts have `vip` on an interface (one `ip` call per host).
+pub async fn vip_holders(
+    pool: &Arc<Pool>,
+    hosts: &[(String, HostTarget)],
+    vip: IpAddr,
+) -> Result<Vec<String>, String> {
+    let mut holders = Vec::new();
+    for (name, target) in hosts {
+        let session = pool.get(target).await.map_err(|e| format!("{name}: {e}"))?;
+        let out = session
+            .exec(
+                "ip -o addr show",
+                &ExecOptions {
+                    timeout: Some(ATTEMPT),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| format!("{name}: {e}"))?;
+        if holds(&out.stdout_text(), vip) {
+            holders.push(name.clone());
+        }
+    }
+    Ok(holders)
+}
+
+/// Whether `ip -o addr show` output lists `vip`.
+pub fn holds(ip_addr_output: &str, vip: IpAddr) -> bool {
+    ip_addr_output.lines().any(|line| {
+        let mut words = line.split_whitespace();
+        while let Some(w) = words.next() {
+            if (w == "inet" || w == "inet6")
+                && let Some(cidr) = words.next()
+            {
+                let addr = cidr.split('/').next().unwrap_or_default();
+                if addr.parse::<IpAddr>().ok() == Some(vip) {
+                    return true;
+                }
+            }
+        }
+        false
+    })
+}
+
+/// Each target answers GET https://<addr>:<port><path> with 200, verified against the CA for
+/// the host's address.
+pub async fn https(
+    targets: Vec<(String, IpAddr)>,
+    port: u16,
+    path: &str,
+    ca_pem: &[u8],
+    timeout: Duration,
+) -> Result<String, String> {
+    let n = targets.len();
+    until(timeout, || {
+        let targets = targets.clone();
+        async move {
+            let mut bad = Vec::new();
+            for (name, addr) in &targets {
+                let url = format!("https://{}{path}", SocketAddr::new(*addr, port));
+                match crate::etcd::https_get(&url, ca_pem, None, None, ATTEMPT).await {
+                    Ok((200, _)) => {}
+                    Ok((code, _)) => bad.push(format!("{name}: HTTP {code}")),
+                    Err(e) => bad.push(format!("{name}: {e}")),
+                }
+            }
+            if bad.is_empty() {
+                Ok(format!("{n} host(s) answer {path}"))
+            } else {
+                Err(bad.join("; "))
+            }
+        }
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_vip_is_found_in_ip_output() {
+        let out = "1: lo    inet 127.0.0.1/8 scope host lo\n2: host0    inet 10.213.0.11/24 brd 10.213.0.255 scope global host0\n2: host0    inet 10.213.0.100/24 scope global secondary host0\n";
+        assert!(holds(out, "10.213.0.100".parse().unwrap()));
+        assert!(!holds(out, "10.213.0.10".parse().unwrap()));
+        assert!(!holds("", "10.213.0.100".parse().unwrap()));
+    }
+}

@@ -1,0 +1,246 @@
+//! `kinit up` as the operator sees it: a spinner per host on a terminal, one line per step
+//! otherwise (CI logs), or one JSON object per event with `-o json`.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+
+use super::OutputFormat;
+use crate::cli::GlobalOptions;
+use crate::engine::{Event, Observer, RunError, RunSummary};
+
+enum Mode {
+    Json,
+    Bars(MultiProgress),
+    Lines,
+}
+
+pub struct UpProgress {
+    mode: Mode,
+    quiet: bool,
+    dry_run: bool,
+    color: bool,
+    bars: Mutex<BTreeMap<String, ProgressBar>>,
+}
+
+fn paint(on: bool, code: &str, text: &str) -> String {
+    if on {
+        format!("\x1b[{code}m{text}\x1b[0m")
+    } else {
+        text.to_string()
+    }
+}
+
+impl UpProgress {
+    pub fn new(global: &GlobalOptions, dry_run: bool) -> UpProgress {
+        let mode = match global.output {
+            OutputFormat::Json => Mode::Json,
+            OutputFormat::Text if std::io::stdout().is_terminal() && global.verbosity >= 0 => {
+                Mode::Bars(MultiProgress::new())
+            }
+            OutputFormat::Text => Mode::Lines,
+        };
+        UpProgress {
+            mode,
+            quiet: global.verbosity < 0,
+            dry_run,
+            color: global.color.enabled_for_stderr() && std::io::stdout().is_terminal(),
+            bars: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    fn line(&self, text: String) {
+        if self.quiet {
+            return;
+        }
+        match &self.mode {
+            Mode::Bars(multi) => {
+                let _ = multi.println(text);
+            }
+            _ => {
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{text}");
+            }
+        }
+    }
+
+    fn json(&self, value: serde_json::Value) {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{value}");
+    }
+
+    pub fn finish(&self) {
+        for (_, bar) in std::mem::take(&mut *self.bars.lock().expect("not poisoned")) {
+            bar.finish_and_clear();
+        }
+    }
+
+    pub fn summary(&self, s: &RunSummary) {
+        if let Mode::Json = self.mode {
+            let mut v = serde_json::to_value(s).expect("serializable");
+            v["event"] = "summary".into();
+            self.json(v);
+            return;
+        }
+        let mut out = String::new();
+        if !s.not_done.is_empty() {
+            out.push_str("\nNot done:\n");
+            for n in &s.not_done {
+                out.push_str(&format!("  - {n}\n"));
+            }
+        }
+        let verb = if s.dry_run { "would be " } else { "" };
+        out.push_str(&format!(
+            "\n{} in {:.1} s: {} file(s) {verb}written, {} unchanged; {} service(s) {verb}started, {} {verb}restarted, {} {verb}enabled; {} package(s) {verb}installed\n",
+            if s.dry_run {
+                paint(self.color, "1", "dry run (nothing was changed)")
+            } else {
+                paint(self.color, "1;32", "up: done")
+            },
+            s.seconds,
+            s.files_written,
+            s.files_unchanged,
+            s.services_started,
+            s.services_restarted,
+            s.services_enabled,
+            s.packages_installed
+        ));
+        print!("{out}");
+    }
+
+    pub fn interrupted(&self) {
+        match self.mode {
+            Mode::Json => self.json(serde_json::json!({"event": "interrupted"})),
+            _ => eprintln!(
+                "interrupted; the hosts keep what was written so far (re-run `kinit up` to continue)"
+            ),
+        }
+    }
+
+    pub fn failure(&self, e: &RunError, resume: &Option<String>) {
+        if let Mode::Json = self.mode {
+            let mut v = serde_json::json!({"event": "failed", "error": e.to_string()});
+            if let Some(p) = e.phase() {
+                v["phase"] = p.into();
+            }
+            if let RunError::Hosts { failures, .. } = e {
+                v["failures"] = serde_json::to_value(failures).expect("serializable");
+            }
+            if let RunError::Preflight { report } = e {
+                v["preflight"] = serde_json::to_value(report).expect("serializable");
+            }
+            if let Some(r) = resume {
+                v["resume"] = r.as_str().into();
+            }
+            self.json(v);
+            return;
+        }
+        let mut out = String::new();
+        match e {
+            RunError::Hosts { phase, failures } => {
+                for f in failures {
+                    out.push_str(&format!(
+                        "error: phase {phase} failed on {}\n  step:  {}\n  error: {}\n",
+                        f.host, f.step, f.error
+                    ));
+                    if let Some(tail) = &f.stderr_tail {
+                        out.push_str("  the host said:\n");
+                        for l in tail.lines() {
+                            out.push_str(&format!("    {l}\n"));
+                        }
+                    }
+                }
+            }
+            RunError::Preflight { report } => {
+                out.push_str(&crate::ui::preflight::render(report, false));
+                out.push_str(&format!(
+                    "error: {e}; fix them, or pass --ignore-preflight-errors=NAME,... to go on anyway\n"
+                ));
+            }
+            other => out.push_str(&format!("error: {other}\n")),
+        }
+        if let Some(r) = resume {
+            out.push_str(&format!("Fix the cause, then resume with:\n  {r}\n"));
+        }
+        eprint!("{out}");
+    }
+
+    fn bar_for(&self, multi: &MultiProgress, host: &str) -> ProgressBar {
+        let mut bars = self.bars.lock().expect("not poisoned");
+        bars.entry(host.to_string())
+            .or_insert_with(|| {
+                let pb = multi.add(
+                    ProgressBar::new_spinner().with_style(
+                        ProgressStyle::with_template("  {spinner} {prefix:<10} {wide_msg}")
+                            .expect("valid template"),
+                    ),
+                );
+                pb.set_prefix(host.to_string());
+                pb.enable_steady_tick(Duration::from_millis(120));
+                pb
+            })
+            .clone()
+    }
+}
+
+impl Observer for UpProgress {
+    fn event(&self, event: &Event) {
+        if let Mode::Json = self.mode {
+            self.json(serde_json::to_value(event).expect("serializable"));
+            return;
+        }
+        match event {
+            Event::PhaseStarted {
+                phase,
+                title,
+                hosts,
+            } => {
+                let on = if hosts.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", hosts.join(", "))
+                };
+                self.line(paint(self.color, "1", &format!("== {phase}: {title}{on}")));
+            }
+            Event::PhaseSkipped { phase, reason } => {
+                self.line(format!("-- {phase}: skipped ({reason})"))
+            }
+            Event::Note { phase, message } => self.line(format!("   {phase}: {message}")),
+            Event::StepStarted { host, step, .. } => {
+                if let Mode::Bars(multi) = &self.mode {
+                    self.bar_for(multi, host).set_message(step.clone());
+                }
+            }
+            Event::StepFinished {
+                host,
+                step,
+                detail,
+                changed,
+                ..
+            } => {
+                let mark = if *changed {
+                    paint(self.color, "33", if self.dry_run { "~" } else { "+" })
+                } else {
+                    paint(self.color, "32", "=")
+                };
+                self.line(format!("   {mark} {host:<10} {step:<28} {detail}"));
+            }
+            Event::StepFailed {
+                host, step, error, ..
+            } => self.line(format!(
+                "   {} {host:<10} {step:<28} {error}",
+                paint(self.color, "31", "x")
+            )),
+            Event::PhaseFinished { phase, seconds, ok } => {
+                self.finish();
+                self.line(format!(
+                    "-- {phase}: {} in {seconds:.1} s",
+                    if *ok { "done" } else { "FAILED" }
+                ));
+            }
+        }
+    }
+}

@@ -1,0 +1,413 @@
+//! `kinit up` end to end on lab nodes (real systemd, sshd, etcd from Debian's packages, haproxy,
+//! keepalived with a moving VIP). Runs as root. Each scenario has its own lab name and subnet;
+//! labs are removed when the test ends however it ends. The apiserver is not obtainable here:
+//! on each node `openssl s_server` presents the generated apiserver certificate on 6443 as a
+//! stand-in behind haproxy.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The scenarios run one at a time: the VIP failover is timed, and two clusters booting side by
+/// side on two cores would blur it.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+struct Lab {
+    name: &'static str,
+    config: PathBuf,
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = kinit(&["lab", "down", "--name", self.name]);
+    }
+}
+
+fn kinit(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kinit"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env_remove("KINIT_CONFIG")
+        .output()
+        .expect("run kinit")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn lab_up(name: &'static str, subnet: &str, nodes: &str) -> Lab {
+    let _ = kinit(&["lab", "down", "--name", name]);
+    let out = kinit(&[
+        "lab", "up", "--name", name, "--subnet", subnet, "--nodes", nodes,
+    ]);
+    assert!(out.status.success(), "lab up: {}", text(&out));
+    Lab {
+        name,
+        config: PathBuf::from(format!("/var/lib/kinit/labs/{name}/cluster.yaml")),
+    }
+}
+
+impl Lab {
+    fn dir(&self) -> &Path {
+        self.config.parent().unwrap()
+    }
+
+    fn kinit(&self, args: &[&str]) -> Output {
+        let config = self.config.to_str().unwrap();
+        let mut all = vec!["-c", config];
+        all.extend_from_slice(args);
+        kinit(&all)
+    }
+
+    /// `kinit -o json up`: (exit code, the summary or failure event, all output).
+    fn up(&self, extra: &[&str]) -> (i32, Value, String) {
+        let mut args = vec!["-o", "json", "up"];
+        args.extend_from_slice(extra);
+        let out = self.kinit(&args);
+        let last = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .rev()
+            .find_map(|l| serde_json::from_str::<Value>(l).ok())
+            .unwrap_or(Value::Null);
+        (out.status.code().unwrap_or(-1), last, text(&out))
+    }
+
+    fn ssh(&self, node: &str, script: &str) -> Output {
+        kinit(&["lab", "ssh", "--name", self.name, node, "--", script])
+    }
+
+    fn on(&self, node: &str, script: &str) -> String {
+        let out = self.ssh(node, script);
+        assert!(out.status.success(), "{node}: {script}: {}", text(&out));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    fn pki(&self, rel: &str) -> String {
+        self.dir().join("pki").join(rel).display().to_string()
+    }
+
+    /// etcdctl on this machine with the generated healthcheck-client certificate (mTLS).
+    fn etcdctl(&self, endpoints: &[String], args: &[&str]) -> Output {
+        Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints={}", endpoints.join(",")))
+            .arg(format!("--cacert={}", self.pki("etcd/ca.crt")))
+            .arg(format!(
+                "--cert={}",
+                self.pki("etcd/healthcheck-client.crt")
+            ))
+            .arg(format!("--key={}", self.pki("etcd/healthcheck-client.key")))
+            .args(["--dial-timeout=2s", "--command-timeout=5s"])
+            .args(args)
+            .output()
+            .expect("etcdctl is installed")
+    }
+
+    fn vip_holders(&self, nodes: &[&str], vip: &str) -> Vec<String> {
+        nodes
+            .iter()
+            .filter(|n| {
+                let out = self.ssh(n, "ip -o addr show");
+                out.status.success()
+                    && String::from_utf8_lossy(&out.stdout).contains(&format!("inet {vip}/"))
+            })
+            .map(|n| n.to_string())
+            .collect()
+    }
+
+    /// The apiserver stand-in: openssl s_server with the generated apiserver certificate.
+    fn start_standin(&self, node: &str) {
+        self.on(
+            node,
+            "systemctl stop apiserver-standin 2>/dev/null; systemd-run --unit apiserver-standin \
+             openssl s_server -quiet -accept 6443 -cert /etc/kubernetes/pki/apiserver.crt \
+             -key /etc/kubernetes/pki/apiserver.key -www",
+        );
+    }
+
+    /// A TLS handshake with VIP:port whose certificate verifies against the generated CA for
+    /// the VIP's address.
+    fn vip_verifies(&self, vip: &str, port: u16) -> Result<(), String> {
+        let out = Command::new("openssl")
+            .args(["s_client", "-connect", &format!("{vip}:{port}")])
+            .args(["-CAfile", &self.pki("ca.crt"), "-verify_return_error"])
+            .args(["-verify_ip", vip])
+            .stdin(Stdio::null())
+            .output()
+            .expect("openssl is installed");
+        let all = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        if out.status.success() && all.contains("Verify return code: 0 (ok)") {
+            Ok(())
+        } else {
+            Err(all)
+        }
+    }
+}
+
+fn endpoints(addresses: &[&str]) -> Vec<String> {
+    addresses
+        .iter()
+        .map(|a| format!("https://{a}:2379"))
+        .collect()
+}
+
+fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> Result<(), String>) -> Duration {
+    let start = Instant::now();
+    loop {
+        match ok() {
+            Ok(()) => return start.elapsed(),
+            Err(e) if start.elapsed() > limit => panic!("{what}: not within {limit:?}: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+}
+
+fn etcd_all_healthy(lab: &Lab, eps: &[String]) -> Result<(), String> {
+    let out = lab.etcdctl(eps, &["endpoint", "health"]);
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(text(&out))
+    }
+}
+
+#[test]
+fn stacked_up_survives_a_stopped_node_converges_fails_over_and_reruns_as_a_no_op() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = lab_up("kup", "10.213.204.0/24", "3");
+    let nodes = ["cp1", "cp2", "cp3"];
+    let addrs = ["10.213.204.11", "10.213.204.12", "10.213.204.13"];
+    let vip = "10.213.204.100";
+    let eps = endpoints(&addrs);
+
+    // A dry run changes nothing and lists files as new.
+    let out = lab.kinit(&["up", "--dry-run"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let dry = String::from_utf8_lossy(&out.stdout);
+    assert!(dry.contains("/etc/etcd/etcd.conf.yml (new)"), "{dry}");
+    assert!(dry.contains("dry run (nothing was changed)"), "{dry}");
+    assert!(
+        lab.ssh("cp1", "test -e /etc/etcd/etcd.conf.yml")
+            .status
+            .code()
+            == Some(1),
+        "the dry run wrote a file"
+    );
+
+    // A node stopped in the middle of `up`: a clear error naming the host and the phase.
+    let config = lab.config.to_str().unwrap().to_string();
+    let mut run = Command::new(env!("CARGO_BIN_EXE_kinit"))
+        .args(["-c", &config, "up"])
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut seen = String::new();
+    for line in BufReader::new(run.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.starts_with("== certificates") {
+            let stop = kinit(&["lab", "stop", "--name", lab.name, "cp3"]);
+            assert!(stop.status.success(), "{}", text(&stop));
+            break;
+        }
+    }
+    let failed = run.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert_eq!(failed.status.code(), Some(1), "{seen}{stderr}");
+    assert!(stderr.contains("cp3"), "{seen}{stderr}");
+    assert!(
+        stderr.contains("resume with:") && stderr.contains("up --from-phase "),
+        "{stderr}"
+    );
+    let start = kinit(&["lab", "start", "--name", lab.name, "cp3"]);
+    assert!(start.status.success(), "{}", text(&start));
+
+    // Re-run: the cluster converges.
+    let (code, summary, all) = lab.up(&[]);
+    assert_eq!(code, 0, "{all}");
+    assert_eq!(summary["event"], "summary", "{all}");
+    let not_done = summary["notDone"].to_string();
+    assert!(
+        not_done.contains("kubelet") && not_done.contains("has no `kubelet`"),
+        "{all}"
+    );
+
+    // Three members healthy over mTLS from this machine; a key written through one member is
+    // read through each of the others.
+    let health = lab.etcdctl(&eps, &["endpoint", "health"]);
+    assert!(health.status.success(), "{}", text(&health));
+    let list = lab.etcdctl(&eps[..1], &["member", "list"]);
+    let list = String::from_utf8_lossy(&list.stdout);
+    for n in nodes {
+        assert!(list.contains(&format!(", {n}, ")), "{list}");
+    }
+    let put = lab.etcdctl(&eps[..1], &["put", "kinit-test", "written-through-cp1"]);
+    assert!(put.status.success(), "{}", text(&put));
+    for ep in &eps[1..] {
+        let get = lab.etcdctl(
+            std::slice::from_ref(ep),
+            &["get", "--print-value-only", "kinit-test"],
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&get.stdout).trim(),
+            "written-through-cp1",
+            "{ep}: {}",
+            text(&get)
+        );
+    }
+
+    // The VIP is on exactly one node; the stand-in behind haproxy answers on VIP:8443 with the
+    // apiserver certificate, which verifies against the generated CA for the VIP's address.
+    let holders = lab.vip_holders(&nodes, vip);
+    assert_eq!(holders.len(), 1, "{holders:?}");
+    for n in nodes {
+        lab.start_standin(n);
+    }
+    wait_for("VIP:8443 through haproxy", Duration::from_secs(20), || {
+        lab.vip_verifies(vip, 8443)
+    });
+
+    // A second run writes nothing and restarts nothing.
+    let (code, summary, all) = lab.up(&[]);
+    assert_eq!(code, 0, "{all}");
+    assert_eq!(
+        (
+            summary["filesWritten"].as_u64(),
+            summary["servicesStarted"].as_u64(),
+            summary["servicesRestarted"].as_u64(),
+        ),
+        (Some(0), Some(0), Some(0)),
+        "{all}"
+    );
+    assert!(summary["filesUnchanged"].as_u64().unwrap() > 50, "{all}");
+
+    // Failover: stop the node holding the VIP; the VIP moves and VIP:8443 answers again.
+    let holder = holders[0].clone();
+    let stop = kinit(&["lab", "stop", "--name", lab.name, &holder]);
+    assert!(stop.status.success(), "{}", text(&stop));
+    let rest: Vec<&str> = nodes.iter().copied().filter(|n| **n != *holder).collect();
+    let moved = wait_for("the VIP to move", Duration::from_secs(10), || {
+        let h = lab.vip_holders(&rest, vip);
+        if h.len() == 1 {
+            lab.vip_verifies(vip, 8443)
+        } else {
+            Err(format!("holders: {h:?}"))
+        }
+    });
+    eprintln!("VIP moved from {holder} and answered again after {moved:?}");
+    // etcd keeps quorum with two members and accepts writes.
+    let alive: Vec<String> = nodes
+        .iter()
+        .zip(&eps)
+        .filter(|(n, _)| **n != holder)
+        .map(|(_, e)| e.clone())
+        .collect();
+    let put = lab.etcdctl(&alive, &["put", "after-failover", "yes"]);
+    assert!(put.status.success(), "{}", text(&put));
+    // The stopped node comes back, rejoins, and every member is healthy.
+    let start = kinit(&["lab", "start", "--name", lab.name, &holder]);
+    assert!(start.status.success(), "{}", text(&start));
+    wait_for("all members healthy again", Duration::from_secs(60), || {
+        etcd_all_healthy(&lab, &eps)
+    });
+    let back = eps[nodes.iter().position(|n| *n == holder).unwrap()].clone();
+    let get = lab.etcdctl(&[back], &["get", "--print-value-only", "after-failover"]);
+    assert_eq!(
+        String::from_utf8_lossy(&get.stdout).trim(),
+        "yes",
+        "{}",
+        text(&get)
+    );
+}
+
+#[test]
+fn external_etcd_up_on_three_etcd_hosts_and_two_control_planes() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = lab_up("kux", "10.213.205.0/24", "5");
+    // The lab's cluster.yaml made external: etcd on cp1-cp3 only, control plane on w1, w2.
+    let stacked = std::fs::read_to_string(&lab.config).unwrap();
+    let external = stacked
+        .replace("topology: stacked", "topology: external")
+        .replace("roles: [control-plane, etcd]", "roles: [etcd]")
+        .replace("roles: [worker]", "roles: [control-plane]");
+    let config = lab.dir().join("external.yaml");
+    std::fs::write(&config, external).unwrap();
+    let config = config.to_str().unwrap().to_string();
+    let out = kinit(&["-c", &config, "-o", "json", "up", "--topology", "stacked"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a topology that does not match: {}",
+        text(&out)
+    );
+
+    let out = kinit(&["-c", &config, "-o", "json", "up", "--topology", "external"]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    let eps = endpoints(&["10.213.205.11", "10.213.205.12", "10.213.205.13"]);
+    let health = lab.etcdctl(&eps, &["endpoint", "health"]);
+    assert!(health.status.success(), "{}", text(&health));
+    let put = lab.etcdctl(&eps[..1], &["put", "k", "v"]);
+    assert!(put.status.success(), "{}", text(&put));
+    for ep in &eps[1..] {
+        let get = lab.etcdctl(
+            std::slice::from_ref(ep),
+            &["get", "--print-value-only", "k"],
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&get.stdout).trim(),
+            "v",
+            "{}",
+            text(&get)
+        );
+    }
+    // No etcd on the control-plane hosts; they hold the apiserver-etcd-client certificate.
+    for cp in ["w1", "w2"] {
+        assert_ne!(lab.on(cp, "systemctl is-active etcd || true"), "active");
+        lab.on(cp, "test -s /etc/kubernetes/pki/apiserver-etcd-client.key");
+        let manifest = lab.on(cp, "cat /etc/kubernetes/manifests/kube-apiserver.yaml");
+        assert!(
+            manifest.contains("--etcd-servers=https://10.213.205.11:2379"),
+            "{manifest}"
+        );
+    }
+    let vip = "10.213.205.100";
+    assert_eq!(lab.vip_holders(&["w1", "w2"], vip).len(), 1);
+    assert!(lab.vip_holders(&["cp1", "cp2", "cp3"], vip).is_empty());
+    for cp in ["w1", "w2"] {
+        lab.start_standin(cp);
+    }
+    wait_for("VIP:8443 through haproxy", Duration::from_secs(20), || {
+        lab.vip_verifies(vip, 8443)
+    });
+
+    let again = kinit(&["-c", &config, "-o", "json", "up"]);
+    let last: Value = String::from_utf8_lossy(&again.stdout)
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap();
+    assert_eq!(
+        (
+            last["filesWritten"].as_u64(),
+            last["servicesRestarted"].as_u64()
+        ),
+        (Some(0), Some(0)),
+        "{}",
+        text(&again)
+    );
+}
