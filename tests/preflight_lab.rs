@@ -131,6 +131,25 @@ fn preflight_on_lab_nodes_finds_each_injected_fault() {
     assert!(msg.as_str().unwrap().contains("perl"), "{msg}");
     on_node("cp2", "pkill -x perl; true");
 
+    // chronyd stopped (the lab runs it without clock control; see src/lab/recipe.rs).
+    assert_eq!(on_node("cp1", "systemctl is-active chrony"), "active");
+    on_node("cp1", "systemctl stop chrony");
+    let (code, failed, report) = preflight();
+    assert_eq!(
+        (code, &failed),
+        (1, &set(&[("cp1", "TimeSync")])),
+        "{report:#}"
+    );
+    let msg = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["check"] == "TimeSync" && f["host"] == "cp1")
+        .unwrap()["message"]
+        .clone();
+    assert_eq!(msg, "chrony is installed but not running");
+    on_node("cp1", "systemctl start chrony");
+
     // ip_forward off.
     on_node("cp3", "sysctl -qw net.ipv4.ip_forward=0");
     let (code, failed, _) = preflight();

@@ -205,6 +205,30 @@ fn stopped_chrony_fails_time_sync() {
 }
 
 #[test]
+fn a_container_with_chrony_installed_but_stopped_fails_time_sync() {
+    // The probe's `systemctl show` form: chrony installed (loaded) but inactive, in a container.
+    let inv = inventory(Topology::Stacked, 0);
+    let stopped = "==kinit:time-services==\nId=chrony.service\nLoadState=loaded\nActiveState=inactive\n\nId=systemd-timesyncd.service\nLoadState=not-found\nActiveState=inactive\n==kinit:container==\nsystemd-nspawn\n==kinit:ntp-synchronized==";
+    let obs = with_fault(&inv, 0, |s| {
+        let start = s.find("==kinit:time-services==").unwrap();
+        let end = s.find("==kinit:ntp-synchronized==").unwrap();
+        format!("{}{stopped}{}", &s[..start], &s[end + "==kinit:ntp-synchronized==".len()..])
+    });
+    let (host, check, msg) = only_failure(&run(&inv, &obs));
+    assert_eq!((host.as_str(), check.as_str()), ("cp1", "TimeSync"));
+    assert_eq!(msg, "chrony is installed but not running");
+
+    // Running, it passes (the container reads the host kernel's clock).
+    let running = stopped.replace("ActiveState=inactive\n\nId=systemd", "ActiveState=active\n\nId=systemd");
+    let obs = with_fault(&inv, 0, |s| {
+        let start = s.find("==kinit:time-services==").unwrap();
+        let end = s.find("==kinit:ntp-synchronized==").unwrap();
+        format!("{}{running}{}", &s[..start], &s[end + "==kinit:ntp-synchronized==".len()..])
+    });
+    assert!(failures(&run(&inv, &obs)).is_empty());
+}
+
+#[test]
 fn ip_forward_off_fails_with_kubeadms_name() {
     let inv = inventory(Topology::Stacked, 0);
     let obs = with_fault(&inv, 1, |s| {

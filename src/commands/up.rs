@@ -75,6 +75,7 @@ pub fn run(global: &GlobalOptions, opts: &UpOptions) -> CommandResult {
             targets,
             observer: progress.clone(),
             cancel: cancel.clone(),
+            scratch_pki: None,
         };
         let r = engine.run(&opts.run).await;
         pool.close_all().await;

@@ -117,6 +117,38 @@ pub struct Engine {
     pub targets: BTreeMap<String, HostTarget>,
     pub observer: Arc<dyn Observer>,
     pub cancel: CancellationToken,
+    /// A dry run's copy of the PKI dir, removed when the run ends.
+    pub scratch_pki: Option<std::path::PathBuf>,
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        if let Some(dir) = self.scratch_pki.take() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// Copy a directory tree (modes kept; private keys stay 0600). A missing source is an empty tree.
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(to)?;
+    let entries = match std::fs::read_dir(from) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        let target = to.join(entry.file_name());
+        if kind.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else if kind.is_file() {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
 }
 
 #[derive(Default)]
@@ -450,18 +482,21 @@ impl Engine {
                     });
                 }
             }
-            OperatorStep::Pki if opts.dry_run => {
-                let exists = self.inventory.pki_dir.join("ca.crt").is_file();
-                self.emit(note(if exists {
-                    format!(
-                        "would bring the PKI in {} in line with the cluster (`kinit certs generate`)",
-                        self.inventory.pki_dir.display()
-                    )
-                } else {
-                    format!("would create the PKI in {}", self.inventory.pki_dir.display())
-                }));
-            }
             OperatorStep::Pki => {
+                let real = self.inventory.pki_dir.clone();
+                if opts.dry_run {
+                    // The PKI is built in a scratch copy, so the plan shows every certificate
+                    // file as it would land, while the real PKI dir stays untouched.
+                    let scratch = std::env::temp_dir()
+                        .join(format!("kinit-dry-run-pki-{}", std::process::id()));
+                    let _ = std::fs::remove_dir_all(&scratch);
+                    copy_tree(&real, &scratch).map_err(|e| RunError::Operator {
+                        phase: phase.name.clone(),
+                        error: format!("copying {} for the dry run: {e}", real.display()),
+                    })?;
+                    self.scratch_pki = Some(scratch.clone());
+                    self.inventory.pki_dir = scratch;
+                }
                 let report = crate::pki::generate(
                     &self.inventory,
                     &crate::pki::Mode::Generate,
@@ -483,9 +518,10 @@ impl Engine {
                 let count = |f: fn(&crate::pki::Action) -> bool| {
                     report.events.iter().filter(|e| f(&e.action)).count()
                 };
+                let verb = if opts.dry_run { "would be " } else { "" };
                 self.emit(note(format!(
-                    "{}: {} created, {} re-issued, {} kept; {} file(s) written",
-                    self.inventory.pki_dir.display(),
+                    "{}: {} {verb}created, {} {verb}re-issued, {} kept; {} file(s) {verb}written",
+                    real.display(),
                     count(|a| matches!(a, crate::pki::Action::Created)),
                     count(|a| matches!(a, crate::pki::Action::Reissued(_))),
                     count(|a| matches!(a, crate::pki::Action::Kept)),

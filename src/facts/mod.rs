@@ -64,6 +64,8 @@ pub struct HostFacts {
     pub listeners: Vec<Listener>,
     /// Time services that are active (chrony, systemd-timesyncd, ...).
     pub time_services: Vec<String>,
+    /// Time services installed on the host, running or not.
+    pub time_services_installed: Vec<String>,
     pub ntp_synchronized: Option<bool>,
     /// Interface → addresses in CIDR form.
     pub addresses: Vec<(String, String)>,
@@ -165,11 +167,29 @@ impl HostFacts {
             .into_iter()
             .filter_map(parse_listener)
             .collect();
+        // `systemctl show` blocks (Id=, LoadState=, ActiveState=); older probes printed
+        // `<unit> <state>` lines.
+        let mut unit = String::new();
         for l in lines("time-services") {
-            if let Some((unit, state)) = l.split_once(' ')
+            let mut add = |list: &mut Vec<String>, name: &str| {
+                if !list.iter().any(|u| u == name) {
+                    list.push(name.to_string());
+                }
+            };
+            if let Some((key, value)) = l.split_once('=') {
+                match key {
+                    "Id" => unit = value.trim().trim_end_matches(".service").to_string(),
+                    "LoadState" if value.trim() == "loaded" => {
+                        add(&mut f.time_services_installed, &unit)
+                    }
+                    "ActiveState" if value.trim() == "active" => add(&mut f.time_services, &unit),
+                    _ => {}
+                }
+            } else if let Some((name, state)) = l.split_once(' ')
                 && state.trim() == "active"
             {
-                f.time_services.push(unit.to_string());
+                add(&mut f.time_services, name);
+                add(&mut f.time_services_installed, name);
             }
         }
         for l in lines("addresses") {

@@ -47,7 +47,7 @@ sec systemd; [ -d /run/systemd/system ] && echo yes || echo no
 sec container; systemd-detect-virt --container 2>/dev/null
 sec sudo; if [ "$(id -u)" = 0 ]; then echo root; elif sudo -n true 2>/dev/null; then echo nopasswd; else echo password; fi
 sec listeners; ss -Hltnp 2>/dev/null
-sec time-services; set -- chrony chronyd systemd-timesyncd ntp ntpsec; systemctl is-active "$@" 2>/dev/null | while read -r state; do echo "$1 $state"; shift; done
+sec time-services; systemctl show -p Id -p LoadState -p ActiveState chrony chronyd systemd-timesyncd ntp ntpsec 2>/dev/null
 sec ntp-synchronized; timedatectl show -p NTPSynchronized --value 2>/dev/null
 sec addresses; ip -o addr show 2>/dev/null | awk '{print $2, $4}'
 "#,

@@ -339,8 +339,20 @@ fn ports(inv: &Inventory, host: &Host, f: &HostFacts, out: &mut Vec<PreflightFin
 
 fn time(h: &str, f: &HostFacts, skew: Option<f64>, out: &mut Vec<PreflightFinding>) {
     out.push(match (f.time_services.first(), f.ntp_synchronized) {
-        // A container cannot set the clock: it reads the host kernel's, which the host keeps in
-        // time. What matters then is the skew, checked below.
+        (None, _) if !f.time_services_installed.is_empty() => fail(
+            h,
+            "TimeSync",
+            format!(
+                "{} is installed but not running",
+                f.time_services_installed.join(", ")
+            ),
+            &format!(
+                "start it: `systemctl enable --now {}`",
+                f.time_services_installed[0]
+            ),
+        ),
+        // A container without a time service reads the host kernel's clock, which the host
+        // keeps in time. What matters then is the skew, checked below.
         (None, _) if f.container.is_some() => pass(
             h,
             "TimeSync",
