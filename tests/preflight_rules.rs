@@ -212,18 +212,29 @@ fn a_container_with_chrony_installed_but_stopped_fails_time_sync() {
     let obs = with_fault(&inv, 0, |s| {
         let start = s.find("==kinit:time-services==").unwrap();
         let end = s.find("==kinit:ntp-synchronized==").unwrap();
-        format!("{}{stopped}{}", &s[..start], &s[end + "==kinit:ntp-synchronized==".len()..])
+        format!(
+            "{}{stopped}{}",
+            &s[..start],
+            &s[end + "==kinit:ntp-synchronized==".len()..]
+        )
     });
     let (host, check, msg) = only_failure(&run(&inv, &obs));
     assert_eq!((host.as_str(), check.as_str()), ("cp1", "TimeSync"));
     assert_eq!(msg, "chrony is installed but not running");
 
     // Running, it passes (the container reads the host kernel's clock).
-    let running = stopped.replace("ActiveState=inactive\n\nId=systemd", "ActiveState=active\n\nId=systemd");
+    let running = stopped.replace(
+        "ActiveState=inactive\n\nId=systemd",
+        "ActiveState=active\n\nId=systemd",
+    );
     let obs = with_fault(&inv, 0, |s| {
         let start = s.find("==kinit:time-services==").unwrap();
         let end = s.find("==kinit:ntp-synchronized==").unwrap();
-        format!("{}{running}{}", &s[..start], &s[end + "==kinit:ntp-synchronized==".len()..])
+        format!(
+            "{}{running}{}",
+            &s[..start],
+            &s[end + "==kinit:ntp-synchronized==".len()..]
+        )
     });
     assert!(failures(&run(&inv, &obs)).is_empty());
 }

@@ -107,7 +107,7 @@ fn resume_command(global: &GlobalOptions, e: &RunError) -> Option<String> {
         .map(|c| c.into_owned())
         .unwrap_or(config);
     Some(match phase {
-        "lock" => format!("kinit -c {quoted} up"),
+        "lock" | "preflight" => format!("kinit -c {quoted} up"),
         p => format!("kinit -c {quoted} up --from-phase {p}"),
     })
 }

@@ -132,7 +132,10 @@ impl Drop for Engine {
 /// Copy a directory tree (modes kept; private keys stay 0600). A missing source is an empty tree.
 fn copy_tree(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(to)?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(to)?;
     let entries = match std::fs::read_dir(from) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -294,7 +297,7 @@ impl Engine {
         owner: &LockOwner,
         opts: &RunOptions,
     ) -> Result<Vec<Arc<Session>>, RunError> {
-        let items: Vec<(String, (Arc<Pool>, HostTarget, LockOwner, bool))> = self
+        let items: Vec<(String, LockJob)> = self
             .inventory
             .hosts
             .iter()
@@ -476,7 +479,18 @@ impl Engine {
                     report.count(preflight::Status::Warn),
                     report.count(preflight::Status::Fail)
                 )));
-                if report.failed() {
+                if report.failed() && opts.dry_run {
+                    let failed: Vec<String> = report
+                        .findings
+                        .iter()
+                        .filter(|f| f.status == preflight::Status::Fail)
+                        .map(|f| format!("{} on {}", f.check, f.host))
+                        .collect();
+                    self.emit(note(format!(
+                        "a real run would stop here: {}",
+                        failed.join(", ")
+                    )));
+                } else if report.failed() {
                     return Err(RunError::Preflight {
                         report: Box::new(report),
                     });
@@ -735,6 +749,10 @@ impl Engine {
         }
     }
 }
+
+/// What taking the lock on one host needs: the pool, the host, who takes it, and whether any
+/// lock is replaced.
+type LockJob = (Arc<Pool>, HostTarget, LockOwner, bool);
 
 fn fanout_text(e: FanoutError<String>) -> String {
     match e {

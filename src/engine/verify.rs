@@ -46,7 +46,7 @@ pub async fn tcp(addrs: Vec<(String, SocketAddr)>, timeout: Duration) -> Result<
     until(timeout, || {
         let addrs = addrs.clone();
         async move {
-            let results = futures_join(
+            let results = in_turn(
                 addrs
                     .iter()
                     .map(|(h, a)| async move { (h, tcp_open(*a).await) }),
@@ -66,10 +66,10 @@ pub async fn tcp(addrs: Vec<(String, SocketAddr)>, timeout: Duration) -> Result<
     .await
 }
 
-async fn futures_join<F: std::future::Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output> {
+/// Await each in turn: hosts are few and every attempt is bounded by ATTEMPT.
+async fn in_turn<F: std::future::Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output> {
     let mut out = Vec::new();
-    let handles: Vec<_> = futs.collect();
-    for f in handles {
+    for f in futs {
         out.push(f.await);
     }
     out
@@ -97,7 +97,7 @@ pub async fn etcd_healthy(
                     Err(e) => Err(format!("{}: {e}", m.name)),
                 }
             });
-            let results = tokio_join_all(checks).await;
+            let results = in_turn(checks).await;
             let bad: Vec<String> = results.into_iter().filter_map(Result::err).collect();
             if !bad.is_empty() {
                 return Err(bad.join("; "));
@@ -123,14 +123,6 @@ pub async fn etcd_healthy(
         }
     })
     .await
-}
-
-async fn tokio_join_all<F>(futs: impl Iterator<Item = F>) -> Vec<F::Output>
-where
-    F: std::future::Future,
-{
-    // Members are few; awaiting them in turn keeps this simple, and each attempt is bounded.
-    futures_join(futs).await
 }
 
 /// Exactly one control-plane host holds the VIP, and VIP:port accepts connections.

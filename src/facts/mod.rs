@@ -171,7 +171,7 @@ impl HostFacts {
         // `<unit> <state>` lines.
         let mut unit = String::new();
         for l in lines("time-services") {
-            let mut add = |list: &mut Vec<String>, name: &str| {
+            let add = |list: &mut Vec<String>, name: &str| {
                 if !list.iter().any(|u| u == name) {
                     list.push(name.to_string());
                 }

@@ -155,7 +155,16 @@ impl UpProgress {
                 }
             }
             RunError::Preflight { report } => {
-                out.push_str(&crate::ui::preflight::render(report, false));
+                // Only what stopped the run; `kinit preflight` shows everything.
+                let failures = crate::preflight::PreflightReport {
+                    findings: report
+                        .findings
+                        .iter()
+                        .filter(|f| f.status == crate::preflight::Status::Fail)
+                        .cloned()
+                        .collect(),
+                };
+                out.push_str(&crate::ui::preflight::render(&failures, false));
                 out.push_str(&format!(
                     "error: {e}; fix them, or pass --ignore-preflight-errors=NAME,... to go on anyway\n"
                 ));
