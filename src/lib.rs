@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod etcd;
 pub mod facts;
 pub mod fanout;
 pub mod fsutil;
