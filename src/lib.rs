@@ -18,4 +18,5 @@ pub mod preflight;
 pub mod render;
 pub mod selector;
 pub mod ssh;
+pub mod status;
 pub mod ui;
