@@ -223,6 +223,13 @@ impl StatusReport {
         if let Some(e) = &c.error {
             out.push(format!("certificates: {e}"));
         }
+        if c.total > 0 && c.missing.len() == c.total {
+            out.push(
+                "no certificate is in the PKI dir: run `kinit certs generate` (or point -c at the right cluster.yaml)"
+                    .to_string(),
+            );
+            return out;
+        }
         for (what, notes) in [
             ("expired", &c.expired),
             ("expiring soon", &c.expiring),
