@@ -90,6 +90,14 @@ async fn etcd_part_of_the_status_against_a_real_cluster() {
     assert!(s.members[..2].iter().all(|m| m.healthy), "{s:?}");
     assert_eq!(s.leaders.len(), 1, "{s:?}");
 
+    // No member answers: each is named with its error, and the list could not be read.
+    let s = gather(&expected(&["cp3"], &urls[2..]), Ok(&tls), T).await;
+    assert!(!s.members[0].healthy && s.listed_by.is_none(), "{s:?}");
+    assert!(
+        s.error.as_deref().unwrap().contains("no member answered"),
+        "{s:?}"
+    );
+
     // Without credentials etcd cannot be asked, and the status says why.
     let s = gather(
         &expected(&names, &urls),

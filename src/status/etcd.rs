@@ -95,8 +95,11 @@ pub async fn gather(
         .collect();
     let mut results = probe_all(tls, wanted, timeout).await;
 
-    // The member list from a member that answered, healthy ones first.
-    let mut order: Vec<usize> = (0..results.len()).collect();
+    // The member list from a member that answered its status, healthy ones first (asking the
+    // ones that did not answer would only wait out their timeouts one after another).
+    let mut order: Vec<usize> = (0..results.len())
+        .filter(|&i| results[i].1.is_some())
+        .collect();
     order.sort_by_key(|&i| !results[i].0.healthy);
     let mut listed = None;
     let mut list_errors = Vec::new();
@@ -133,7 +136,8 @@ pub async fn gather(
     } else {
         report.error = Some(match list_errors.first() {
             Some(e) => format!("no member gave its member list; first error: {e}"),
-            None => "no etcd member to ask".to_string(),
+            None if expected.is_empty() => "the inventory names no etcd member".to_string(),
+            None => "no member answered (each member's error is listed)".to_string(),
         });
     }
     let mut leaders: Vec<String> = Vec::new();
