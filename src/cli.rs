@@ -85,6 +85,8 @@ pub enum Command {
     Up(UpArgs),
     /// Run a command on the hosts over SSH (as root; sudo for non-root logins)
     Exec(ExecArgs),
+    /// Live health: etcd members over mTLS, VIP holder, haproxy backends, services, cert expiry
+    Status(StatusArgs),
     /// Build and check the cluster PKI on this machine (CAs, certificates, kubeconfigs)
     #[command(subcommand)]
     Certs(CertsCommand),
@@ -412,6 +414,31 @@ impl UpArgs {
             accept_new_host_keys: self.accept_new_host_keys,
             playbooks: self.playbooks.clone(),
             templates: self.templates.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Exit status: 0 healthy, 1 degraded (a problem is listed), 2 bad invocation or config.\n\
+Read-only: hosts whose SSH key is not in known_hosts are refused (learn them with `kinit preflight \
+--accept-new-host-keys`)."
+)]
+pub struct StatusArgs {
+    /// Hosts probed at once
+    #[arg(long, value_name = "N", default_value_t = crate::fanout::DEFAULT_CONCURRENCY)]
+    pub concurrency: usize,
+
+    /// Seconds to wait for each etcd request and each host's probe
+    #[arg(long, value_name = "SECONDS", default_value_t = 5)]
+    pub timeout: u64,
+}
+
+impl StatusArgs {
+    pub fn options(&self) -> crate::commands::status::StatusOptions {
+        crate::commands::status::StatusOptions {
+            concurrency: self.concurrency.max(1),
+            timeout: std::time::Duration::from_secs(self.timeout.max(1)),
         }
     }
 }

@@ -22,6 +22,9 @@ pub mod ports {
     pub const KUBELET_HEALTHZ: u16 = 10248;
     pub const CONTROLLER_MANAGER: u16 = 10257;
     pub const SCHEDULER: u16 = 10259;
+    /// haproxy's stats socket, on 127.0.0.1 only: `kinit status` reads `show stat` from it
+    /// (the nodes have no socat to reach a unix socket; bash's /dev/tcp reaches this one).
+    pub const HAPROXY_STATS: u16 = 8404;
 }
 
 /// A port a component of kinit's listens on, and the process name `ss` shows for it (the kernel's
@@ -268,6 +271,7 @@ impl Inventory {
             out.push(p(ports::SCHEDULER, "kube-scheduler", "kube-scheduler"));
             if self.endpoint.load_balancer == LoadBalancerKind::HaproxyKeepalived {
                 out.push(p(self.endpoint.port, "haproxy", "haproxy"));
+                out.push(p(ports::HAPROXY_STATS, "haproxy stats", "haproxy"));
             }
         }
         if host.has(Role::ControlPlane) || host.has(Role::Worker) {

@@ -19,4 +19,5 @@ pub mod preflight;
 pub mod render;
 pub mod selector;
 pub mod ssh;
+pub mod status;
 pub mod ui;

@@ -29,6 +29,7 @@ fn run(cli: &Cli, global: &GlobalOptions) -> CommandResult {
         Command::Preflight(args) => commands::preflight::run(global, &args.options()),
         Command::Up(args) => commands::up::run(global, &args.options()),
         Command::Exec(args) => commands::exec::run(global, &args.options()),
+        Command::Status(args) => commands::status::run(global, &args.options()),
         Command::Certs(CertsCommand::Generate) => commands::certs::generate(global),
         Command::Certs(CertsCommand::CheckExpiration) => commands::certs::check_expiration(global),
         Command::Certs(CertsCommand::Renew { names }) => {

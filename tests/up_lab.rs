@@ -155,6 +155,44 @@ impl Lab {
     }
 }
 
+impl Lab {
+    /// `kinit -o json status`: (exit code, report).
+    fn status(&self, config: &str) -> (i32, Value) {
+        let out = kinit(&["-c", config, "-o", "json", "status"]);
+        let report =
+            serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
+        (out.status.code().unwrap_or(-1), report)
+    }
+
+    /// Poll `kinit status` until it says healthy (exit 0); the last report.
+    fn wait_healthy(&self, config: &str) -> Value {
+        let mut last = Value::Null;
+        wait_for(
+            "kinit status to report healthy",
+            Duration::from_secs(60),
+            || {
+                let (code, report) = self.status(config);
+                last = report;
+                if code == 0 {
+                    Ok(())
+                } else {
+                    Err(format!("{:#}", last["problems"]))
+                }
+            },
+        );
+        last
+    }
+}
+
+fn host<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["name"] == name)
+        .unwrap_or_else(|| panic!("no host {name} in {report:#}"))
+}
+
 fn endpoints(addresses: &[&str]) -> Vec<String> {
     addresses
         .iter()
@@ -274,12 +312,54 @@ fn stacked_up_survives_a_stopped_node_converges_fails_over_and_reruns_as_a_no_op
     // apiserver certificate, which verifies against the generated CA for the VIP's address.
     let holders = lab.vip_holders(&nodes, vip);
     assert_eq!(holders.len(), 1, "{holders:?}");
+    // Status before the stand-ins: etcd healthy, the VIP where it is, but no apiserver behind
+    // haproxy, so degraded with the backends named.
+    let cfg = lab.config.to_str().unwrap().to_string();
+    let (code, report) = lab.status(&cfg);
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(report["vip"]["holders"], serde_json::json!([holders[0]]));
+    assert_eq!(host(&report, &holders[0])["keepalived"], "MASTER");
+    let members = report["etcd"]["members"].as_array().unwrap();
+    assert_eq!(
+        members.iter().filter(|m| m["healthy"] == true).count(),
+        3,
+        "{report:#}"
+    );
+    assert_eq!(
+        members.iter().filter(|m| m["leader"] == true).count(),
+        1,
+        "{report:#}"
+    );
+    assert!(
+        report["problems"]
+            .to_string()
+            .contains("haproxy backend apiserver/"),
+        "{report:#}"
+    );
     for n in nodes {
         lab.start_standin(n);
     }
     wait_for("VIP:8443 through haproxy", Duration::from_secs(20), || {
         lab.vip_verifies(vip, 8443)
     });
+    // With the stand-ins every backend comes up: healthy, in text and JSON.
+    let report = lab.wait_healthy(&cfg);
+    for n in nodes {
+        let h = host(&report, n);
+        assert_eq!(h["reachable"], true);
+        assert_eq!(
+            h["keepalived"],
+            if *n == holders[0] { "MASTER" } else { "BACKUP" }
+        );
+    }
+    let out = lab.kinit(&["status"]);
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        shown.contains(&format!("VIP {vip} held by {}", holders[0])),
+        "{shown}"
+    );
+    assert!(shown.contains("cluster kup: healthy"), "{shown}");
 
     // A second run writes nothing and restarts nothing. (The stand-in holds 6443 as the
     // apiserver would; preflight is told so.)
@@ -319,6 +399,24 @@ fn stacked_up_survives_a_stopped_node_converges_fails_over_and_reruns_as_a_no_op
         .collect();
     let put = lab.etcdctl(&alive, &["put", "after-failover", "yes"]);
     assert!(put.status.success(), "{}", text(&put));
+    // Status sees it: the stopped node unreachable and its member down, the VIP on the new
+    // holder, degraded.
+    let (code, report) = lab.status(&cfg);
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(host(&report, &holder)["reachable"], false, "{report:#}");
+    let new_holder = lab.vip_holders(&rest, vip);
+    assert_eq!(
+        report["vip"]["holders"],
+        serde_json::json!(new_holder),
+        "{report:#}"
+    );
+    let down = report["etcd"]["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == holder.as_str())
+        .unwrap();
+    assert_eq!(down["healthy"], false, "{report:#}");
     // The stopped node comes back, rejoins, and every member is healthy.
     let start = kinit(&["lab", "start", "--name", lab.name, &holder]);
     assert!(start.status.success(), "{}", text(&start));
@@ -333,6 +431,10 @@ fn stacked_up_survives_a_stopped_node_converges_fails_over_and_reruns_as_a_no_op
         "{}",
         text(&get)
     );
+    // The node came back (its stand-in did not: start it again) and status is healthy again.
+    lab.start_standin(&holder);
+    let report = lab.wait_healthy(&cfg);
+    assert_eq!(host(&report, &holder)["reachable"], true);
 }
 
 #[test]
@@ -395,6 +497,22 @@ fn external_etcd_up_on_three_etcd_hosts_and_two_control_planes() {
     wait_for("VIP:8443 through haproxy", Duration::from_secs(20), || {
         lab.vip_verifies(vip, 8443)
     });
+
+    let report = lab.wait_healthy(&config);
+    assert_eq!(
+        report["etcd"]["members"].as_array().unwrap().len(),
+        3,
+        "{report:#}"
+    );
+    for cp in ["w1", "w2"] {
+        assert_eq!(
+            host(&report, cp)["haproxy"]["servers"]
+                .as_array()
+                .unwrap()
+                .len(),
+            2
+        );
+    }
 
     let again = kinit(&[
         "-c",

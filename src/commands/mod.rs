@@ -10,6 +10,7 @@ pub mod man;
 pub mod preflight;
 pub mod remote;
 pub mod render;
+pub mod status;
 pub mod up;
 
 use std::process::ExitCode;

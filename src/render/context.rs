@@ -107,6 +107,7 @@ pub struct Ports {
     pub kubelet_healthz: u16,
     pub controller_manager: u16,
     pub scheduler: u16,
+    pub haproxy_stats: u16,
 }
 
 #[derive(Debug, Serialize)]
@@ -230,6 +231,7 @@ pub fn cluster(inv: &Inventory) -> Result<Cluster, RenderError> {
             kubelet_healthz: ports::KUBELET_HEALTHZ,
             controller_manager: ports::CONTROLLER_MANAGER,
             scheduler: ports::SCHEDULER,
+            haproxy_stats: ports::HAPROXY_STATS,
         },
         paths: host_paths::ALL.iter().copied().collect(),
     })

@@ -9,6 +9,7 @@ pub mod lab_report;
 pub mod preflight;
 pub mod render;
 pub mod secret_prompt;
+pub mod status;
 pub mod up;
 
 use std::io::IsTerminal;

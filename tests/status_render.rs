@@ -1,0 +1,182 @@
+//! `kinit status` output, text and JSON, from constructed reports: healthy, one etcd member
+//! down, and the VIP held by no host.
+
+use kinit::status::{
+    BackendServer, CertificateNote, CertificateSummary, EtcdMemberStatus, EtcdStatus,
+    HaproxyStatus, HostStatus, KeepalivedState, ServiceStatus, StatusReport, VipStatus,
+};
+use kinit::ui::status::{render_json, render_text};
+
+fn member(name: &str, n: u8, leader: bool) -> EtcdMemberStatus {
+    EtcdMemberStatus {
+        name: name.into(),
+        endpoint: format!("https://192.168.9.1{n}:2379"),
+        id: Some(format!("8e9e05c52164694{n}")),
+        healthy: true,
+        leader,
+        db_size: Some(20480),
+        version: Some("3.4.23".into()),
+        raft_term: Some(2),
+        in_inventory: true,
+        error: None,
+    }
+}
+
+fn host(name: &str, n: u8, vip: bool) -> HostStatus {
+    let svc = |s: &str| ServiceStatus {
+        name: s.into(),
+        state: "active".into(),
+    };
+    HostStatus {
+        name: name.into(),
+        address: format!("192.168.9.1{n}"),
+        roles: vec!["control-plane".into(), "etcd".into()],
+        reachable: true,
+        error: None,
+        services: vec![
+            svc("etcd"),
+            svc("haproxy"),
+            svc("keepalived"),
+            svc("kubelet"),
+        ],
+        holds_vip: Some(vip),
+        keepalived: Some(if vip {
+            KeepalivedState::Master
+        } else {
+            KeepalivedState::Backup
+        }),
+        haproxy: Some(HaproxyStatus {
+            servers: (1..=3)
+                .map(|i| BackendServer {
+                    backend: "apiserver".into(),
+                    server: format!("cp{i}"),
+                    status: "UP".into(),
+                    check: Some("L7OK".into()),
+                })
+                .collect(),
+            error: None,
+        }),
+    }
+}
+
+fn healthy() -> StatusReport {
+    StatusReport {
+        cluster: "demo".into(),
+        etcd: EtcdStatus {
+            members: vec![
+                member("cp1", 1, true),
+                member("cp2", 2, false),
+                member("cp3", 3, false),
+            ],
+            listed_by: Some("cp1".into()),
+            error: None,
+            missing_from_list: vec![],
+            not_in_inventory: vec![],
+            leaders: vec!["cp1".into()],
+        },
+        vip: Some(VipStatus {
+            address: "192.168.9.100".into(),
+            holders: vec!["cp1".into()],
+        }),
+        hosts: vec![
+            host("cp1", 1, true),
+            host("cp2", 2, false),
+            host("cp3", 3, false),
+        ],
+        certificates: CertificateSummary {
+            total: 30,
+            valid: 30,
+            soonest: Some(CertificateNote {
+                name: "apiserver (cp1)".into(),
+                file: "hosts/cp1/etc/kubernetes/pki/apiserver.crt".into(),
+                expires: Some("2027-11-22T04:50:00Z".into()),
+                days_left: Some(364),
+            }),
+            ..CertificateSummary::default()
+        },
+    }
+}
+
+#[test]
+fn healthy_cluster() {
+    let r = healthy();
+    assert!(r.healthy(), "{:?}", r.problems());
+    insta::assert_snapshot!("healthy_text", render_text(&r));
+    insta::assert_snapshot!("healthy_json", render_json(&r));
+}
+
+#[test]
+fn one_member_down() {
+    let mut r = healthy();
+    let m = &mut r.etcd.members[2];
+    m.healthy = false;
+    m.id = None;
+    m.db_size = None;
+    m.version = None;
+    m.raft_term = None;
+    m.error =
+        Some("https://192.168.9.13:2379: cannot connect: Connection refused (os error 111)".into());
+    r.hosts[2].services[0].state = "failed".into();
+    for h in &mut r.hosts {
+        if let Some(hp) = &mut h.haproxy {
+            hp.servers[2].status = "DOWN".into();
+            hp.servers[2].check = Some("L4CON".into());
+        }
+    }
+    let problems = r.problems();
+    assert!(!r.healthy());
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("etcd member cp3 is unhealthy")),
+        "{problems:?}"
+    );
+    assert!(
+        problems.iter().any(|p| p == "cp3: etcd is failed"),
+        "{problems:?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p == "cp1: haproxy backend apiserver/cp3 is DOWN (L4CON)"),
+        "{problems:?}"
+    );
+    insta::assert_snapshot!("member_down_text", render_text(&r));
+    insta::assert_snapshot!("member_down_json", render_json(&r));
+}
+
+#[test]
+fn vip_on_no_host_and_an_unreachable_host() {
+    let mut r = healthy();
+    r.vip.as_mut().unwrap().holders.clear();
+    r.hosts[0].holds_vip = Some(false);
+    r.hosts[0].keepalived = Some(KeepalivedState::Stopped);
+    r.hosts[0].services[2].state = "inactive".into();
+    r.hosts[1] = HostStatus {
+        reachable: false,
+        error: Some("cp2 (192.168.9.12:22): connect: timed out after 5s".into()),
+        services: vec![],
+        holds_vip: None,
+        keepalived: None,
+        haproxy: None,
+        ..host("cp2", 2, false)
+    };
+    let problems = r.problems();
+    assert!(
+        problems.contains(&"the VIP 192.168.9.100 is held by no host".to_string()),
+        "{problems:?}"
+    );
+    assert!(
+        problems.iter().any(|p| p.starts_with("cp2 is unreachable")),
+        "{problems:?}"
+    );
+    insta::assert_snapshot!("vip_none_text", render_text(&r));
+
+    // And the split-brain case.
+    r.vip.as_mut().unwrap().holders = vec!["cp1".into(), "cp3".into()];
+    assert!(
+        r.problems()
+            .iter()
+            .any(|p| p.contains("more than one host: cp1, cp3"))
+    );
+}
