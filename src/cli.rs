@@ -341,7 +341,7 @@ impl PreflightArgs {
 #[derive(Debug, Args)]
 #[command(
     after_help = "Phases (playbooks/stacked.yaml, playbooks/external.yaml): preflight, pki, time-sync, \
-certificates, etcd, load-balancer, control-plane.\n\n\
+certificates, etcd (or etcd-static-pod), load-balancer, control-plane.\n\n\
 Examples:\n  kinit up --dry-run\n  kinit up --topology stacked\n  kinit up --from-phase etcd\n  \
 kinit up --only-phase load-balancer\n\n\
 Re-running is safe: files are compared by sha256 on each host and only changed ones are written; a \

@@ -376,6 +376,44 @@ fn stacked_up_survives_a_stopped_node_converges_fails_over_and_reruns_as_a_no_op
     );
     assert!(summary["filesUnchanged"].as_u64().unwrap() > 50, "{all}");
 
+    // Another machine's lock on one host: refused, naming its owner, and no host stays locked by
+    // this run; --break-lock removes it.
+    lab.on(
+        "cp2",
+        "mkdir -p /run/kinit/up.lock && echo 'other-operator 4242 1700000000' > /run/kinit/up.lock/owner",
+    );
+    let (code, _, all) = lab.up(&["--ignore-preflight-errors=Port-6443"]);
+    assert_eq!(code, 1, "{all}");
+    assert!(
+        all.contains("locked by kinit up on other-operator (pid 4242)")
+            && all.contains("--break-lock"),
+        "{all}"
+    );
+    for n in ["cp1", "cp3"] {
+        assert_eq!(
+            lab.ssh(n, "test -e /run/kinit/up.lock").status.code(),
+            Some(1),
+            "{n} still locked"
+        );
+    }
+    let (code, _, all) = lab.up(&["--ignore-preflight-errors=Port-6443", "--break-lock"]);
+    assert_eq!(code, 0, "{all}");
+    // A lock left by a run of this machine that no longer exists is taken over.
+    let me = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let mut gone = Command::new("true").spawn().unwrap();
+    let dead_pid = gone.id();
+    gone.wait().unwrap();
+    lab.on(
+        "cp3",
+        &format!(
+            "mkdir -p /run/kinit/up.lock && echo '{} {dead_pid} 1700000000' > /run/kinit/up.lock/owner",
+            me.trim()
+        ),
+    );
+    let (code, _, all) = lab.up(&["--ignore-preflight-errors=Port-6443"]);
+    assert_eq!(code, 0, "{all}");
+    assert!(all.contains("cp3: took over a stale lock"), "{all}");
+
     // Failover: stop the node holding the VIP; the VIP moves and VIP:8443 answers again.
     let holder = holders[0].clone();
     let stop = kinit(&["lab", "stop", "--name", lab.name, &holder]);
@@ -446,7 +484,12 @@ fn external_etcd_up_on_three_etcd_hosts_and_two_control_planes() {
     let external = stacked
         .replace("topology: stacked", "topology: external")
         .replace("roles: [control-plane, etcd]", "roles: [etcd]")
-        .replace("roles: [worker]", "roles: [control-plane]");
+        .replace("roles: [worker]", "roles: [control-plane]")
+        // The time-sync phase runs too: chrony on every host pointed at a lab node.
+        .replace(
+            "  hosts:\n",
+            "  timeSync:\n    servers: [10.213.205.11]\n  hosts:\n",
+        );
     let config = lab.dir().join("external.yaml");
     std::fs::write(&config, external).unwrap();
     let config = config.to_str().unwrap().to_string();
@@ -487,6 +530,11 @@ fn external_etcd_up_on_three_etcd_hosts_and_two_control_planes() {
             manifest.contains("--etcd-servers=https://10.213.205.11:2379"),
             "{manifest}"
         );
+    }
+    for n in ["cp1", "w2"] {
+        let conf = lab.on(n, "cat /etc/chrony/chrony.conf");
+        assert!(conf.contains("server 10.213.205.11 iburst"), "{conf}");
+        assert_eq!(lab.on(n, "systemctl is-active chrony"), "active");
     }
     let vip = "10.213.205.100";
     assert_eq!(lab.vip_holders(&["w1", "w2"], vip).len(), 1);

@@ -17,7 +17,7 @@ use super::lock::{self, LockOwner};
 use super::playbook::{Condition, OperatorStep, Phase, Playbook, StartPolicy, Wait};
 use super::steps::{self, Content, PutFile, Step, StepInputs};
 use super::verify;
-use crate::config::{EtcdMode, LoadBalancerKind, Role};
+use crate::config::Role;
 use crate::fanout::{self, FanoutError};
 use crate::inventory::Inventory;
 use crate::preflight::{self, IgnoreSet, PreflightReport};
@@ -213,13 +213,7 @@ impl Engine {
     }
 
     fn condition_holds(&self, c: Condition) -> bool {
-        match c {
-            Condition::TimeServers => !self.inventory.time_servers.is_empty(),
-            Condition::HaproxyKeepalived => {
-                self.inventory.endpoint.load_balancer == LoadBalancerKind::HaproxyKeepalived
-            }
-            Condition::EtcdSystemd => self.inventory.etcd.mode == EtcdMode::Systemd,
-        }
+        c.holds(&self.inventory)
     }
 
     fn hosts_with(&self, roles: &[Role]) -> Vec<String> {
@@ -384,7 +378,7 @@ impl Engine {
             {
                 self.emit(Event::PhaseSkipped {
                     phase: phase.name.clone(),
-                    reason: format!("{c:?} does not hold for this cluster"),
+                    reason: c.unmet().to_string(),
                 });
                 continue;
             }
@@ -651,7 +645,15 @@ impl Engine {
             ),
             Wait::EtcdHealthy(t) => (
                 "every etcd member healthy over mTLS".to_string(),
-                if opts.dry_run {
+                if let Some(lacking) = lacking(bundle, &t.needs) {
+                    self.emit(Event::Note {
+                        phase: phase.name.clone(),
+                        message: format!(
+                            "not waiting for etcd: the kubelet that runs it as a static pod is not started (the bundle lacks {lacking})"
+                        ),
+                    });
+                    return Ok(());
+                } else if opts.dry_run {
                     None
                 } else {
                     let tls = crate::etcd::ClientTls::from_pki_dir(&inv.pki_dir).map_err(|e| {
@@ -685,18 +687,11 @@ impl Engine {
                     w.path,
                     hosts.join(", ")
                 );
-                let lacking: Vec<&str> = w
-                    .needs
-                    .iter()
-                    .filter(|n| !bundle.has(n))
-                    .map(String::as_str)
-                    .collect();
-                if !lacking.is_empty() {
+                if let Some(lacking) = lacking(bundle, &w.needs) {
                     self.emit(Event::Note {
                         phase: phase.name.clone(),
                         message: format!(
-                            "not waiting for {what}: nothing serves it until a kubelet runs (the bundle lacks {})",
-                            lacking.join(", ")
+                            "not waiting for {what}: nothing serves it until a kubelet runs (the bundle lacks {lacking})"
                         ),
                     });
                     return Ok(());
@@ -753,6 +748,16 @@ impl Engine {
 /// What taking the lock on one host needs: the pool, the host, who takes it, and whether any
 /// lock is replaced.
 type LockJob = (Arc<Pool>, HostTarget, LockOwner, bool);
+
+/// The `needs` the bundle does not hold, listed; None when it holds them all.
+fn lacking(bundle: &Bundle, needs: &[String]) -> Option<String> {
+    let missing: Vec<&str> = needs
+        .iter()
+        .filter(|n| !bundle.has(n))
+        .map(String::as_str)
+        .collect();
+    (!missing.is_empty()).then(|| missing.join(", "))
+}
 
 fn fanout_text(e: FanoutError<String>) -> String {
     match e {

@@ -61,6 +61,34 @@ pub enum Condition {
     HaproxyKeepalived,
     /// etcd.mode is systemd.
     EtcdSystemd,
+    /// etcd.mode is static-pod (the kubelet runs etcd).
+    EtcdStaticPod,
+}
+
+impl Condition {
+    pub fn holds(self, inv: &crate::inventory::Inventory) -> bool {
+        use crate::config::{EtcdMode, LoadBalancerKind};
+        match self {
+            Condition::TimeServers => !inv.time_servers.is_empty(),
+            Condition::HaproxyKeepalived => {
+                inv.endpoint.load_balancer == LoadBalancerKind::HaproxyKeepalived
+            }
+            Condition::EtcdSystemd => inv.etcd.mode == EtcdMode::Systemd,
+            Condition::EtcdStaticPod => inv.etcd.mode == EtcdMode::StaticPod,
+        }
+    }
+
+    /// Why a phase with this condition does not run, in the config's words.
+    pub fn unmet(self) -> &'static str {
+        match self {
+            Condition::TimeServers => "spec.timeSync.servers is empty",
+            Condition::HaproxyKeepalived => {
+                "controlPlaneEndpoint.loadBalancer is not haproxy-keepalived"
+            }
+            Condition::EtcdSystemd => "etcd.mode is not systemd",
+            Condition::EtcdStaticPod => "etcd.mode is not static-pod",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -160,7 +188,7 @@ pub struct CommandAction {
 pub enum Wait {
     /// Every etcd member healthy over mTLS from the operator, and the member list is the
     /// inventory's etcd hosts.
-    EtcdHealthy(Timeout),
+    EtcdHealthy(EtcdWait),
     /// Each host of the phase accepts TCP connections on the port.
     Tcp(TcpWait),
     /// Exactly one host holds the VIP, and VIP:port accepts connections.
@@ -174,6 +202,16 @@ pub enum Wait {
 pub struct Timeout {
     #[serde(deserialize_with = "duration")]
     pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EtcdWait {
+    #[serde(deserialize_with = "duration")]
+    pub timeout: Duration,
+    /// Skipped (and said so) unless the bundle holds all of these.
+    #[serde(default)]
+    pub needs: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -356,6 +394,64 @@ mod tests {
         }
     }
 
+    fn inventory(topology: &str, etcd_mode: &str) -> crate::inventory::Inventory {
+        use crate::config::template::{InitShape, render};
+        let text = render(InitShape {
+            topology: if topology == "external" {
+                crate::config::Topology::External
+            } else {
+                crate::config::Topology::Stacked
+            },
+            control_planes: 3,
+            workers: 0,
+            etcd_hosts: 3,
+        })
+        .unwrap()
+        .replace("mode: systemd", &format!("mode: {etcd_mode}"));
+        let (cfg, report) = crate::config::check(Path::new("c.yaml"), text);
+        assert!(!report.has_errors(), "{report:?}");
+        crate::inventory::Inventory::from_config(&cfg.unwrap(), Path::new("/tmp"), None).unwrap()
+    }
+
+    fn phases_run(book: &Playbook, inv: &crate::inventory::Inventory) -> Vec<String> {
+        book.phases
+            .iter()
+            .filter(|p| p.when.is_none_or(|c| c.holds(inv)))
+            .map(|p| p.name.clone())
+            .collect()
+    }
+
+    #[test]
+    fn the_etcd_mode_picks_the_etcd_phase_and_no_time_servers_skips_chrony() {
+        for topology in ["stacked", "external"] {
+            let book = load(topology, None).unwrap();
+            let systemd = inventory(topology, "systemd");
+            assert_eq!(
+                phases_run(&book, &systemd),
+                [
+                    "preflight",
+                    "pki",
+                    "certificates",
+                    "etcd",
+                    "load-balancer",
+                    "control-plane"
+                ]
+            );
+            let static_pod = inventory(topology, "static-pod");
+            assert_eq!(
+                phases_run(&book, &static_pod),
+                [
+                    "preflight",
+                    "pki",
+                    "certificates",
+                    "etcd-static-pod",
+                    "load-balancer",
+                    "control-plane"
+                ]
+            );
+        }
+    }
+
     #[test]
     fn an_unknown_action_names_the_place() {
         let text = "name: x\nphases:\n  - name: a\n    title: A\n    on: [etcd]\n    actions:\n      - upload: {}\n";
@@ -383,8 +479,9 @@ mod tests {
         assert!(matches!(&phase.actions[0], Action::Artifact(a) if a.mode == 0o700));
         assert_eq!(
             phase.wait[0],
-            Wait::EtcdHealthy(Timeout {
-                timeout: Duration::from_secs(120)
+            Wait::EtcdHealthy(EtcdWait {
+                timeout: Duration::from_secs(120),
+                needs: Vec::new(),
             })
         );
     }
