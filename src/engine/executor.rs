@@ -169,47 +169,7 @@ struct Counters {
 impl Engine {
     /// The phases `sel` picks, in playbook order; unknown names are a usage error.
     pub fn select(&self, sel: &PhaseSelection) -> Result<Vec<Phase>, RunError> {
-        let names: Vec<&str> = self
-            .playbook
-            .phases
-            .iter()
-            .map(|p| p.name.as_str())
-            .collect();
-        let check = |n: &str| {
-            if names.contains(&n) {
-                Ok(())
-            } else {
-                Err(RunError::Usage(format!(
-                    "no phase `{n}` in playbook {}; phases: {}",
-                    self.playbook.name,
-                    names.join(", ")
-                )))
-            }
-        };
-        for n in &sel.skip {
-            check(n)?;
-        }
-        if let Some(n) = &sel.only {
-            check(n)?;
-        }
-        if let Some(n) = &sel.from {
-            check(n)?;
-        }
-        let mut started = sel.from.is_none();
-        Ok(self
-            .playbook
-            .phases
-            .iter()
-            .filter(|p| {
-                if sel.from.as_deref() == Some(p.name.as_str()) {
-                    started = true;
-                }
-                started
-                    && !sel.skip.contains(&p.name)
-                    && sel.only.as_ref().is_none_or(|o| *o == p.name)
-            })
-            .cloned()
-            .collect())
+        select(&self.playbook, sel)
     }
 
     fn condition_holds(&self, c: Condition) -> bool {
@@ -745,6 +705,37 @@ impl Engine {
     }
 }
 
+/// The phases `sel` picks, in playbook order; unknown names are a usage error.
+pub fn select(book: &Playbook, sel: &PhaseSelection) -> Result<Vec<Phase>, RunError> {
+    let names: Vec<&str> = book.phases.iter().map(|p| p.name.as_str()).collect();
+    let check = |n: &str| {
+        if names.contains(&n) {
+            Ok(())
+        } else {
+            Err(RunError::Usage(format!(
+                "no phase `{n}` in playbook {}; phases: {}",
+                book.name,
+                names.join(", ")
+            )))
+        }
+    };
+    for n in sel.skip.iter().chain(&sel.only).chain(&sel.from) {
+        check(n)?;
+    }
+    let mut started = sel.from.is_none();
+    Ok(book
+        .phases
+        .iter()
+        .filter(|p| {
+            if sel.from.as_deref() == Some(p.name.as_str()) {
+                started = true;
+            }
+            started && !sel.skip.contains(&p.name) && sel.only.as_ref().is_none_or(|o| *o == p.name)
+        })
+        .cloned()
+        .collect())
+}
+
 /// What taking the lock on one host needs: the pool, the host, who takes it, and whether any
 /// lock is replaced.
 type LockJob = (Arc<Pool>, HostTarget, LockOwner, bool);
@@ -983,5 +974,63 @@ impl HostJob {
             format!("{} written, {unchanged} unchanged", changed.len()),
             !changed.is_empty(),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(sel: PhaseSelection) -> Result<Vec<String>, String> {
+        let book = super::super::playbook::load("stacked", None).unwrap();
+        select(&book, &sel)
+            .map(|phases| phases.into_iter().map(|p| p.name).collect())
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn phases_are_picked_by_skip_only_and_from() {
+        assert_eq!(names(PhaseSelection::default()).unwrap().len(), 8);
+        assert_eq!(
+            names(PhaseSelection {
+                from: Some("load-balancer".into()),
+                ..Default::default()
+            })
+            .unwrap(),
+            ["load-balancer", "control-plane"]
+        );
+        assert_eq!(
+            names(PhaseSelection {
+                only: Some("etcd".into()),
+                ..Default::default()
+            })
+            .unwrap(),
+            ["etcd"]
+        );
+        assert_eq!(
+            names(PhaseSelection {
+                skip: vec!["preflight".into(), "time-sync".into()],
+                from: Some("pki".into()),
+                ..Default::default()
+            })
+            .unwrap(),
+            [
+                "pki",
+                "certificates",
+                "etcd",
+                "etcd-static-pod",
+                "load-balancer",
+                "control-plane"
+            ]
+        );
+        let err = names(PhaseSelection {
+            skip: vec!["etdc".into()],
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(
+            err.starts_with("no phase `etdc` in playbook stacked; phases: preflight, pki"),
+            "{err}"
+        );
     }
 }
