@@ -65,6 +65,11 @@ fn each_host_gets_the_files_of_its_roles() {
     // Workers: the kubelet and kernel settings, no control plane, no load balancer.
     assert_eq!(
         paths("external", "worker1"),
-        vec![p::KUBELET_CONFIG, p::SYSCTL_CONF, p::MODULES_LOAD_CONF]
+        vec![
+            p::KUBELET_UNIT,
+            p::KUBELET_CONFIG,
+            p::SYSCTL_CONF,
+            p::MODULES_LOAD_CONF
+        ]
     );
 }
