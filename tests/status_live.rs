@@ -220,8 +220,21 @@ fn host_probe_reads_a_real_haproxy_and_this_machines_addresses() {
 
 #[test]
 fn assembled_report_for_the_test_inventory() {
-    let (_dir, inv) = etcd_support::fresh_pki();
+    let (dir, mut inv) = etcd_support::fresh_pki();
     let vip = inv.endpoint.address.clone();
+    // Without a kubelet in the bundle, `kinit up` starts none, so none is expected.
+    let cp1 = inv.host("cp1").unwrap();
+    let req = kinit::status::gather::probe_request(&inv, cp1);
+    assert_eq!(req.units, ["etcd", "haproxy", "keepalived"]);
+    // A bundle with a kubelet and a container runtime: the kubelet must run.
+    let bundle = dir.dir.path().join("bundle");
+    std::fs::create_dir_all(&bundle).unwrap();
+    std::fs::write(
+        bundle.join("SHA256SUMS"),
+        format!("{0}  kubelet\n{0}  containerd\n", "0".repeat(64)),
+    )
+    .unwrap();
+    inv.bundle = Some(bundle);
     let ip_output = |extra: &str| {
         format!(
             "==kinit-status:addresses==\n1: lo    inet 127.0.0.1/8 scope host lo\n{extra}\
