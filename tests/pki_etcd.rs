@@ -7,7 +7,7 @@ mod pki_support;
 
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant, SystemTime};
 
 use kinit::pki::{Mode, generate};
@@ -76,32 +76,16 @@ fn etcd_runs_with_generated_certificates_and_refuses_foreign_clients() {
         let pki = inv
             .pki_dir
             .join(format!("hosts/{m}/etc/kubernetes/pki/etcd"));
-        let f = |name: &str| pki.join(name).display().to_string();
-        let child = Command::new("etcd")
-            .arg(format!("--name={m}"))
-            .arg(format!("--data-dir={}", data.path().join(m).display()))
-            .arg(format!("--listen-client-urls=https://127.0.0.1:{client}"))
-            .arg(format!(
-                "--advertise-client-urls=https://127.0.0.1:{client}"
-            ))
-            .arg(format!("--listen-peer-urls=https://127.0.0.1:{peer}"))
-            .arg(format!(
-                "--initial-advertise-peer-urls=https://127.0.0.1:{peer}"
-            ))
-            .arg(format!("--initial-cluster={}", initial.join(",")))
-            .arg("--initial-cluster-state=new")
-            .arg(format!("--cert-file={}", f("server.crt")))
-            .arg(format!("--key-file={}", f("server.key")))
-            .arg("--client-cert-auth=true")
-            .arg(format!("--trusted-ca-file={}", f("ca.crt")))
-            .arg(format!("--peer-cert-file={}", f("peer.crt")))
-            .arg(format!("--peer-key-file={}", f("peer.key")))
-            .arg("--peer-client-cert-auth=true")
-            .arg(format!("--peer-trusted-ca-file={}", f("ca.crt")))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("etcd is installed");
+        let child = pki_support::etcd_command(
+            m,
+            &data.path().join(m),
+            &format!("https://127.0.0.1:{client}"),
+            &format!("https://127.0.0.1:{peer}"),
+            &initial.join(","),
+            &pki,
+        )
+        .spawn()
+        .expect("etcd is installed");
         running.push(Etcd(child));
     }
     let endpoints = ports

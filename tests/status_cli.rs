@@ -2,9 +2,10 @@
 //! served by a real sshd, the PKI from `kinit certs generate`, and a real 2-member etcd on
 //! 127.0.0.1:2379 and 127.0.0.2:2379 started with that PKI. Needs root (throwaway login user).
 
+mod pki_support;
 mod support;
 
-use std::process::{Child, Command as StdCommand, Stdio};
+use std::process::Child;
 
 use assert_cmd::Command;
 use support::*;
@@ -63,32 +64,17 @@ fn start_etcd(dir: &std::path::Path) -> Etcd {
     let mut children = Vec::new();
     for (m, ip) in members {
         let pki = dir.join(format!("pki/hosts/{m}/etc/kubernetes/pki/etcd"));
-        let f = |name: &str| pki.join(name).display().to_string();
         children.push(
-            StdCommand::new("etcd")
-                .arg(format!("--name={m}"))
-                .arg(format!(
-                    "--data-dir={}",
-                    dir.join(format!("etcd-{m}")).display()
-                ))
-                .arg(format!("--listen-client-urls=https://{ip}:2379"))
-                .arg(format!("--advertise-client-urls=https://{ip}:2379"))
-                .arg(format!("--listen-peer-urls=https://{ip}:2380"))
-                .arg(format!("--initial-advertise-peer-urls=https://{ip}:2380"))
-                .arg(format!("--initial-cluster={initial}"))
-                .arg("--initial-cluster-state=new")
-                .arg(format!("--cert-file={}", f("server.crt")))
-                .arg(format!("--key-file={}", f("server.key")))
-                .arg("--client-cert-auth=true")
-                .arg(format!("--trusted-ca-file={}", f("ca.crt")))
-                .arg(format!("--peer-cert-file={}", f("peer.crt")))
-                .arg(format!("--peer-key-file={}", f("peer.key")))
-                .arg("--peer-client-cert-auth=true")
-                .arg(format!("--peer-trusted-ca-file={}", f("ca.crt")))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("etcd is installed"),
+            pki_support::etcd_command(
+                m,
+                &dir.join(format!("etcd-{m}")),
+                &format!("https://{ip}:2379"),
+                &format!("https://{ip}:2380"),
+                &initial,
+                &pki,
+            )
+            .spawn()
+            .expect("etcd is installed"),
         );
     }
     Etcd(children)

@@ -41,7 +41,6 @@ pub enum BundleError {
 pub struct Artifact {
     pub path: PathBuf,
     pub sha256: String,
-    pub size: u64,
 }
 
 #[derive(Debug, Default)]
@@ -113,11 +112,23 @@ impl Bundle {
             file: file.into(),
         })?;
         let path = dir.join(file);
-        let bytes = std::fs::read(&path).map_err(|source| BundleError::Read {
+        let read = |source| BundleError::Read {
             path: path.clone(),
             source,
-        })?;
-        let actual: String = digest::digest(&digest::SHA256, &bytes)
+        };
+        // Streamed: binaries (a kubelet is ~100 MB) are never held in memory whole.
+        let mut f = std::fs::File::open(&path).map_err(read)?;
+        let mut ctx = digest::Context::new(&digest::SHA256);
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = std::io::Read::read(&mut f, &mut buf).map_err(read)?;
+            if n == 0 {
+                break;
+            }
+            ctx.update(&buf[..n]);
+        }
+        let actual: String = ctx
+            .finish()
             .as_ref()
             .iter()
             .map(|b| format!("{b:02x}"))
@@ -132,7 +143,6 @@ impl Bundle {
         let artifact = Artifact {
             path,
             sha256: actual,
-            size: bytes.len() as u64,
         };
         self.verified.insert(file.to_string(), artifact.clone());
         Ok(artifact)

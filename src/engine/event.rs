@@ -50,13 +50,3 @@ pub enum Event {
 pub trait Observer: Send + Sync {
     fn event(&self, event: &Event);
 }
-
-/// Collects events: for tests and for callers that only want the summary.
-#[derive(Default)]
-pub struct Recorder(pub std::sync::Mutex<Vec<Event>>);
-
-impl Observer for Recorder {
-    fn event(&self, event: &Event) {
-        self.0.lock().expect("not poisoned").push(event.clone());
-    }
-}

@@ -955,7 +955,7 @@ impl HostJob {
                         .write_from(&mut reader, &f.sha256, &f.path, &spec)
                         .await?;
                 }
-                Content::Local { path, .. } => {
+                Content::Local(path) => {
                     let mut file =
                         tokio::fs::File::open(path)
                             .await

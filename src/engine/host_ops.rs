@@ -34,21 +34,32 @@ impl HostOpError {
     }
 }
 
-async fn run(
+/// Run `script` as root with `args` as its positional parameters, whatever its exit status.
+pub async fn run_script(
     session: &Session,
     script: &str,
     args: &[&str],
-    what: &str,
+    timeout: std::time::Duration,
 ) -> Result<ExecOutput, HostOpError> {
     let mut words = vec!["sh", "-c", script, "kinit"];
     words.extend_from_slice(args);
     let command = join(words.iter().copied())?;
     let opts = ExecOptions {
         sudo: true,
-        timeout: Some(std::time::Duration::from_secs(600)),
+        timeout: Some(timeout),
         ..Default::default()
     };
-    let out = session.exec(&command, &opts).await?;
+    Ok(session.exec(&command, &opts).await?)
+}
+
+/// Like [`run_script`], but a non-zero exit is an error carrying the host's stderr.
+async fn run(
+    session: &Session,
+    script: &str,
+    args: &[&str],
+    what: &str,
+) -> Result<ExecOutput, HostOpError> {
+    let out = run_script(session, script, args, std::time::Duration::from_secs(600)).await?;
     if out.success() {
         Ok(out)
     } else {

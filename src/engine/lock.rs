@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use crate::ssh::{Session, quote::join};
+use crate::ssh::Session;
 
 use super::host_ops::HostOpError;
 
@@ -99,17 +99,7 @@ async fn script(
     text: &str,
     args: &[&str],
 ) -> Result<(i32, String), HostOpError> {
-    let mut words = vec!["sh", "-c", text, "kinit"];
-    words.extend_from_slice(args);
-    let out = session
-        .exec(
-            &join(words.iter().copied()).map_err(HostOpError::Ssh)?,
-            &crate::ssh::ExecOptions {
-                sudo: true,
-                timeout: Some(std::time::Duration::from_secs(30)),
-                ..Default::default()
-            },
-        )
+    let out = super::host_ops::run_script(session, text, args, std::time::Duration::from_secs(30))
         .await?;
     let code = match out.status {
         crate::ssh::ExitStatus::Code(c) => c as i32,

@@ -14,10 +14,7 @@ use crate::render::RenderedFile;
 pub enum Content {
     Bytes(Arc<Vec<u8>>),
     /// A bundle binary, streamed from disk.
-    Local {
-        path: PathBuf,
-        size: u64,
-    },
+    Local(PathBuf),
 }
 
 #[derive(Debug, Clone)]
@@ -201,10 +198,7 @@ pub fn for_host(actions: &[Action], inp: &mut StepInputs<'_>) -> Result<Vec<Step
                     label,
                     files: vec![PutFile {
                         path: a.to.clone(),
-                        content: Content::Local {
-                            path: art.path.clone(),
-                            size: art.size,
-                        },
+                        content: Content::Local(art.path.clone()),
                         sha256: art.sha256.clone(),
                         mode: a.mode,
                         owner: "root:root".into(),

@@ -67,6 +67,22 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 impl Session {
+    fn upload_error(&self, dest: &str, reason: String) -> SshError {
+        SshError::Upload {
+            host: self.host.clone(),
+            dest: dest.to_string(),
+            reason,
+        }
+    }
+
+    /// How this session becomes root for writing `dest`, which must be absolute.
+    async fn root_mode_for(&self, dest: &str) -> Result<super::sudo::SudoMode, SshError> {
+        if !dest.starts_with('/') {
+            return Err(self.upload_error(dest, "the destination must be an absolute path".into()));
+        }
+        self.sudo_mode().await
+    }
+
     /// Upload `content` to `dest` (an absolute path) as root.
     pub async fn upload(
         &self,
@@ -88,26 +104,20 @@ impl Session {
         dest: &str,
         spec: &FileSpec,
     ) -> Result<UploadOutcome, SshError> {
-        let fail = |reason: String| SshError::Upload {
-            host: self.host.clone(),
-            dest: dest.to_string(),
-            reason,
-        };
-        if !dest.starts_with('/') {
-            return Err(fail("the destination must be an absolute path".into()));
-        }
-        let mode = self.sudo_mode().await?;
+        let mode = self.root_mode_for(dest).await?;
         let as_root = mode.prefix();
-
         let probe = format!("{as_root}sh -c {} sh {}", quote(PROBE)?, quote(dest)?);
         let mut raw = RawCommand::new(probe);
         raw.stdin_prefix = self.sudo_stdin(mode);
         let found = self.run_raw(raw, None).await?;
         if !found.success() {
-            return Err(fail(format!(
-                "cannot inspect the destination: {}",
-                found.stderr_text().trim()
-            )));
+            return Err(self.upload_error(
+                dest,
+                format!(
+                    "cannot inspect the destination: {}",
+                    found.stderr_text().trim()
+                ),
+            ));
         }
         if matches_existing(&found.stdout_text(), sha256, spec) {
             return Ok(UploadOutcome::Unchanged);
@@ -126,15 +136,8 @@ impl Session {
         dest: &str,
         spec: &FileSpec,
     ) -> Result<(), SshError> {
-        let fail = |reason: String| SshError::Upload {
-            host: self.host.clone(),
-            dest: dest.to_string(),
-            reason,
-        };
-        if !dest.starts_with('/') {
-            return Err(fail("the destination must be an absolute path".into()));
-        }
-        let mode = self.sudo_mode().await?;
+        let fail = |reason: String| self.upload_error(dest, reason);
+        let mode = self.root_mode_for(dest).await?;
         let as_root = mode.prefix();
         let mode_text = format!("{:o}", spec.mode);
         let owner = spec.owner.clone().unwrap_or_default();

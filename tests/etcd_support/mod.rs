@@ -5,7 +5,7 @@
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant, SystemTime};
 
 use kinit::inventory::Inventory;
@@ -102,32 +102,16 @@ pub fn start(names: &[&str]) -> EtcdCluster {
         let pki = inventory
             .pki_dir
             .join(format!("hosts/{m}/etc/kubernetes/pki/etcd"));
-        let f = |name: &str| pki.join(name).display().to_string();
-        let child = Command::new("etcd")
-            .arg(format!("--name={m}"))
-            .arg(format!("--data-dir={}", data.path().join(m).display()))
-            .arg(format!("--listen-client-urls=https://127.0.0.1:{client}"))
-            .arg(format!(
-                "--advertise-client-urls=https://127.0.0.1:{client}"
-            ))
-            .arg(format!("--listen-peer-urls=https://127.0.0.1:{peer}"))
-            .arg(format!(
-                "--initial-advertise-peer-urls=https://127.0.0.1:{peer}"
-            ))
-            .arg(format!("--initial-cluster={}", initial.join(",")))
-            .arg("--initial-cluster-state=new")
-            .arg(format!("--cert-file={}", f("server.crt")))
-            .arg(format!("--key-file={}", f("server.key")))
-            .arg("--client-cert-auth=true")
-            .arg(format!("--trusted-ca-file={}", f("ca.crt")))
-            .arg(format!("--peer-cert-file={}", f("peer.crt")))
-            .arg(format!("--peer-key-file={}", f("peer.key")))
-            .arg("--peer-client-cert-auth=true")
-            .arg(format!("--peer-trusted-ca-file={}", f("ca.crt")))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("etcd is installed (apt-get install etcd-server)");
+        let child = pki_support::etcd_command(
+            m,
+            &data.path().join(m),
+            &format!("https://127.0.0.1:{client}"),
+            &format!("https://127.0.0.1:{peer}"),
+            &initial.join(","),
+            &pki,
+        )
+        .spawn()
+        .expect("etcd is installed (apt-get install etcd-server)");
         members.push(EtcdMember {
             name: m.to_string(),
             client_url: format!("https://127.0.0.1:{client}"),

@@ -90,3 +90,37 @@ pub fn openssl(args: &[&str]) -> (bool, String) {
         ),
     )
 }
+
+/// Debian's etcd as member `name`, serving `client_url` and `peer_url` (both https) with the
+/// certificates kinit generated for it (`pki_etcd_dir` = the host tree's `pki/etcd`), client
+/// certificates required on both ports. Output discarded; the caller spawns it.
+pub fn etcd_command(
+    name: &str,
+    data_dir: &Path,
+    client_url: &str,
+    peer_url: &str,
+    initial_cluster: &str,
+    pki_etcd_dir: &Path,
+) -> Command {
+    let f = |file: &str| pki_etcd_dir.join(file).display().to_string();
+    let mut cmd = Command::new("etcd");
+    cmd.arg(format!("--name={name}"))
+        .arg(format!("--data-dir={}", data_dir.display()))
+        .arg(format!("--listen-client-urls={client_url}"))
+        .arg(format!("--advertise-client-urls={client_url}"))
+        .arg(format!("--listen-peer-urls={peer_url}"))
+        .arg(format!("--initial-advertise-peer-urls={peer_url}"))
+        .arg(format!("--initial-cluster={initial_cluster}"))
+        .arg("--initial-cluster-state=new")
+        .arg(format!("--cert-file={}", f("server.crt")))
+        .arg(format!("--key-file={}", f("server.key")))
+        .arg("--client-cert-auth=true")
+        .arg(format!("--trusted-ca-file={}", f("ca.crt")))
+        .arg(format!("--peer-cert-file={}", f("peer.crt")))
+        .arg(format!("--peer-key-file={}", f("peer.key")))
+        .arg("--peer-client-cert-auth=true")
+        .arg(format!("--peer-trusted-ca-file={}", f("ca.crt")))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    cmd
+}
