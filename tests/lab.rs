@@ -12,14 +12,17 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+mod hang_guard;
+use hang_guard::{kinit_limit, output_within};
+
 const LAB: &str = "ktest";
 const SUBNET: &str = "10.213.200.0/24";
 
 fn kinit(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kinit"))
-        .args(args)
-        .output()
-        .expect("kinit runs")
+    output_within(
+        Command::new(env!("CARGO_BIN_EXE_kinit")).args(args),
+        kinit_limit(args),
+    )
 }
 
 fn kinit_ok(args: &[&str]) -> String {
@@ -49,17 +52,16 @@ impl Drop for DownOnDrop {
 
 /// OpenSSH as an operator would use it: the lab key, the lab's known_hosts, strict checking.
 fn ssh(key: &Path, known_hosts: &Path, address: &str, script: &str) -> Output {
-    Command::new("ssh")
-        .arg("-i")
+    let mut ssh = Command::new("ssh");
+    ssh.arg("-i")
         .arg(key)
         .args(["-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes"])
         .args(["-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=5"])
         .arg("-o")
         .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
         .arg(format!("root@{address}"))
-        .arg(script)
-        .output()
-        .expect("ssh runs")
+        .arg(script);
+    output_within(&mut ssh, Duration::from_secs(120))
 }
 
 fn ssh_ok(key: &Path, known_hosts: &Path, address: &str, script: &str) -> String {

@@ -7,17 +7,21 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+mod hang_guard;
+use hang_guard::{kinit_limit, output_within};
+
 const LAB: &str = "kpf";
 const SUBNET: &str = "10.213.202.0/24";
 const CONFIG: &str = "/var/lib/kinit/labs/kpf/cluster.yaml";
 
 fn kinit(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kinit"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .env_remove("KINIT_CONFIG")
-        .output()
-        .expect("run kinit")
+    output_within(
+        Command::new(env!("CARGO_BIN_EXE_kinit"))
+            .args(args)
+            .env("NO_COLOR", "1")
+            .env_remove("KINIT_CONFIG"),
+        kinit_limit(args),
+    )
 }
 
 fn on_node(node: &str, script: &str) -> String {

@@ -551,6 +551,44 @@ async fn an_interrupted_upload_leaves_nothing_at_the_destination() {
     assert_eq!(std::fs::read_to_string(&dest).unwrap(), "old\n");
 }
 
+/// The host goes away while an upload is in flight (here: its body stalls, as a window the
+/// server never grows would): the upload fails with the host named instead of waiting forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_fails_when_the_host_goes_away_mid_transfer() {
+    let s = setup(SudoRights::Passwordless);
+    let dir = s.dir.path().join("lost");
+    std::fs::create_dir_all(&dir).unwrap();
+    let dest = dir.join("file");
+    let session = std::sync::Arc::new(s.connect().await);
+    let uploading = {
+        let session = session.clone();
+        let dest = dest.to_str().unwrap().to_string();
+        tokio::spawn(async move {
+            let mut reader = Stalling {
+                left: 3 * 1024 * 1024,
+            };
+            let spec = FileSpec::new(0o644, None);
+            session
+                .write_from(&mut reader, &"0".repeat(64), &dest, &spec)
+                .await
+        })
+    };
+    // The remote side is writing the temporary file when the connection drops.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !leftovers(&dir).iter().any(|n| n.contains("kinit-upload")) {
+        assert!(Instant::now() < deadline, "the upload never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    s.sshd.drop_connections();
+    // A guard against the hang this test is about, not a speed target.
+    let ended = tokio::time::timeout(Duration::from_secs(60), uploading)
+        .await
+        .expect("the upload still waits after its connection is gone")
+        .unwrap();
+    let err = ended.expect_err("an upload over a lost connection cannot succeed");
+    assert!(err.to_string().contains("h1"), "{err}");
+}
+
 // ---- bastion ----
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

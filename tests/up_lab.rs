@@ -12,6 +12,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+mod hang_guard;
+use hang_guard::{Watchdog, kinit_limit, output_within, spawn_guarded};
+
+/// Hang guard for the other commands (never a speed target).
+const COMMAND_LIMIT: Duration = Duration::from_secs(300);
+
 /// The scenarios run one at a time: the VIP failover is timed, and two clusters booting side by
 /// side on two cores would blur it.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -28,12 +34,13 @@ impl Drop for Lab {
 }
 
 fn kinit(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kinit"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .env_remove("KINIT_CONFIG")
-        .output()
-        .expect("run kinit")
+    output_within(
+        Command::new(env!("CARGO_BIN_EXE_kinit"))
+            .args(args)
+            .env("NO_COLOR", "1")
+            .env_remove("KINIT_CONFIG"),
+        kinit_limit(args),
+    )
 }
 
 fn text(out: &Output) -> String {
@@ -98,7 +105,8 @@ impl Lab {
 
     /// etcdctl on this machine with the generated healthcheck-client certificate (mTLS).
     fn etcdctl(&self, endpoints: &[String], args: &[&str]) -> Output {
-        Command::new("etcdctl")
+        let mut etcdctl = Command::new("etcdctl");
+        etcdctl
             .env("ETCDCTL_API", "3")
             .arg(format!("--endpoints={}", endpoints.join(",")))
             .arg(format!("--cacert={}", self.pki("etcd/ca.crt")))
@@ -108,9 +116,8 @@ impl Lab {
             ))
             .arg(format!("--key={}", self.pki("etcd/healthcheck-client.key")))
             .args(["--dial-timeout=2s", "--command-timeout=5s"])
-            .args(args)
-            .output()
-            .expect("etcdctl is installed")
+            .args(args);
+        output_within(&mut etcdctl, COMMAND_LIMIT)
     }
 
     fn vip_holders(&self, nodes: &[&str], vip: &str) -> Vec<String> {
@@ -138,13 +145,13 @@ impl Lab {
     /// A TLS handshake with VIP:port whose certificate verifies against the generated CA for
     /// the VIP's address.
     fn vip_verifies(&self, vip: &str, port: u16) -> Result<(), String> {
-        let out = Command::new("openssl")
-            .args(["s_client", "-connect", &format!("{vip}:{port}")])
-            .args(["-CAfile", &self.pki("ca.crt"), "-verify_return_error"])
-            .args(["-verify_ip", vip])
-            .stdin(Stdio::null())
-            .output()
-            .expect("openssl is installed");
+        let out = output_within(
+            Command::new("openssl")
+                .args(["s_client", "-connect", &format!("{vip}:{port}")])
+                .args(["-CAfile", &self.pki("ca.crt"), "-verify_return_error"])
+                .args(["-verify_ip", vip]),
+            COMMAND_LIMIT,
+        );
         let all = String::from_utf8_lossy(&out.stdout).to_string()
             + &String::from_utf8_lossy(&out.stderr);
         if out.status.success() && all.contains("Verify return code: 0 (ok)") {
@@ -245,13 +252,14 @@ fn stacked_up_survives_a_stopped_node_converges_fails_over_and_reruns_as_a_no_op
 
     // A node stopped in the middle of `up`: a clear error naming the host and the phase.
     let config = lab.config.to_str().unwrap().to_string();
-    let mut run = Command::new(env!("CARGO_BIN_EXE_kinit"))
-        .args(["-c", &config, "up"])
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut run = spawn_guarded(
+        Command::new(env!("CARGO_BIN_EXE_kinit"))
+            .args(["-c", &config, "up"])
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    let watchdog = Watchdog::arm(&run, COMMAND_LIMIT);
     let mut seen = String::new();
     for line in BufReader::new(run.stdout.take().unwrap()).lines() {
         let line = line.unwrap();
@@ -265,6 +273,10 @@ fn stacked_up_survives_a_stopped_node_converges_fails_over_and_reruns_as_a_no_op
     }
     let failed = run.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        !watchdog.disarm(),
+        "hung: kinit up still running {COMMAND_LIMIT:?} after a node stopped\n{seen}{stderr}"
+    );
     assert_eq!(failed.status.code(), Some(1), "{seen}{stderr}");
     assert!(stderr.contains("cp3"), "{seen}{stderr}");
     assert!(

@@ -210,7 +210,7 @@ impl Session {
         cancel: Option<&CancellationToken>,
     ) -> Result<ExecOutput, SshError> {
         tracing::debug!(host = %self.host, command = %raw.command, "exec");
-        let mut channel = self
+        let channel = self
             .handle
             .channel_open_session()
             .await
@@ -219,19 +219,38 @@ impl Session {
             .exec(true, raw.command.as_bytes())
             .await
             .map_err(|e| self.protocol(e))?;
+        // Output is read while stdin is written, for two reasons. russh makes a writer wait for
+        // the server's window without watching the connection: OpenSSH opens a session channel
+        // with a window of 0 and grows it after the exec, so a host that goes away in between
+        // would leave the write waiting forever, while the read side sees the channel close.
+        // And a command that prints before it has read all its input must not stall the whole
+        // connection on a channel nobody drains.
+        let (mut reader, writer) = channel.split();
         let outcome = {
-            let work = async {
+            let send_input = async {
                 if let Some(prefix) = &raw.stdin_prefix {
-                    channel
+                    writer
                         .data(&prefix[..])
                         .await
                         .map_err(|e| self.protocol(e))?;
                 }
                 if let Some(body) = raw.body {
-                    channel.data(body).await.map_err(|e| self.protocol(e))?;
+                    writer.data(body).await.map_err(|e| self.protocol(e))?;
                 }
-                channel.eof().await.map_err(|e| self.protocol(e))?;
-                collect(&mut channel, &self.host).await
+                writer.eof().await.map_err(|e| self.protocol(e))
+            };
+            let work = async {
+                let output = collect(&mut reader, &self.host);
+                tokio::pin!(send_input, output);
+                tokio::select! {
+                    // The command ended (or the connection did) before it took all its input:
+                    // what it said is the answer; the unsent rest does not matter.
+                    out = &mut output => out,
+                    sent = &mut send_input => match sent {
+                        Ok(()) => output.await,
+                        Err(e) => Err(e),
+                    },
+                }
             };
             let limited = async {
                 match deadline {
@@ -255,7 +274,7 @@ impl Session {
             Outcome::TimedOut | Outcome::Cancelled => {
                 // Best effort, twice: sshd signals the login's process group (sudo relays it
                 // when it may), and a pkill by tag reaches the supervisor in any case.
-                let _ = channel.signal(Sig::TERM).await;
+                let _ = writer.signal(Sig::TERM).await;
                 if let Some(stop) = &raw.stop
                     && let Ok(kill) = stop.command()
                 {
@@ -267,7 +286,7 @@ impl Session {
                     )
                     .await;
                 }
-                let _ = channel.close().await;
+                let _ = writer.close().await;
                 Err(match outcome {
                     Outcome::TimedOut => SshError::CommandTimedOut {
                         host: self.host.clone(),
@@ -284,10 +303,7 @@ impl Session {
 }
 
 /// Read until the channel closes: data may still arrive after the exit status.
-async fn collect(
-    channel: &mut russh::Channel<russh::client::Msg>,
-    host: &str,
-) -> Result<ExecOutput, SshError> {
+async fn collect(channel: &mut russh::ChannelReadHalf, host: &str) -> Result<ExecOutput, SshError> {
     let mut stdout = Vec::new();
     let mut stderr = Vec::new();
     let mut status = None;

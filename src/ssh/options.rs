@@ -78,6 +78,7 @@ pub struct SshOptions {
     /// The ssh-agent socket to ask after the named keys (`$SSH_AUTH_SOCK` by default).
     pub agent_socket: Option<PathBuf>,
     pub connect_timeout: Duration,
+    /// An idle connection sends an SSH keepalive this often; three unanswered ones end it.
     pub keepalive_interval: Duration,
     /// For non-root logins: `None` means passwordless sudo (`sudo -n`).
     pub sudo_password: Option<Secret>,
@@ -95,7 +96,7 @@ impl SshOptions {
                 .filter(|s| !s.is_empty())
                 .map(PathBuf::from),
             connect_timeout: Duration::from_secs(10),
-            keepalive_interval: Duration::from_secs(15),
+            keepalive_interval: Duration::from_secs(10),
             sudo_password: None,
             bastion: None,
         }

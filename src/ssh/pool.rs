@@ -77,9 +77,11 @@ impl Pool {
             let sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
             sessions.values().filter_map(|s| s.get().cloned()).collect()
         };
+        let mut closing = tokio::task::JoinSet::new();
         for s in sessions {
-            s.close().await;
+            closing.spawn(async move { s.close().await });
         }
+        while closing.join_next().await.is_some() {}
         if let Some(b) = self.bastion.get() {
             b.close().await;
         }

@@ -76,6 +76,12 @@ impl Session {
         })?;
         // Small packets (each command) must not wait for Nagle.
         let _ = tcp.set_nodelay(true);
+        // A host that vanishes without a FIN (powered off, cable cut) must fail the run, not
+        // hang it. SSH keepalives notice it on an idle connection, but not while russh waits for
+        // a full send buffer to drain (an upload in flight), which the kernel would otherwise
+        // retry for a quarter of an hour. With this limit on unacknowledged data, the write
+        // fails as soon as the keepalives would have given up.
+        let _ = socket2::SockRef::from(&tcp).set_tcp_user_timeout(Some(dead_peer_after(opts)));
         Session::handshake(target, opts, tcp, None).await
     }
 
@@ -153,12 +159,14 @@ impl Session {
         self.handle.is_closed()
     }
 
-    /// Say goodbye to the server (best effort: the connection may already be gone).
+    /// Say goodbye to the server (best effort: the connection may already be gone, or too
+    /// stuck to take the message, so this does not wait long).
     pub async fn close(&self) {
-        let _ = self
-            .handle
-            .disconnect(Disconnect::ByApplication, "", "en")
-            .await;
+        let _ = tokio::time::timeout(
+            CLOSE_WAIT,
+            self.handle.disconnect(Disconnect::ByApplication, "", "en"),
+        )
+        .await;
     }
 
     pub(crate) fn protocol(&self, source: russh::Error) -> SshError {
@@ -167,6 +175,18 @@ impl Session {
             source,
         }
     }
+}
+
+/// How long a goodbye may take.
+const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Unanswered keepalives after which a connection counts as dead.
+const KEEPALIVE_MAX: usize = 3;
+
+/// How long a peer may leave data unacknowledged before the connection counts as dead: as long
+/// as the keepalives take to give up.
+pub(crate) fn dead_peer_after(opts: &SshOptions) -> std::time::Duration {
+    opts.keepalive_interval * (KEEPALIVE_MAX as u32 + 1)
 }
 
 /// Keepalives on, no inactivity timeout (long silent commands are normal: an image pull, a
@@ -184,7 +204,7 @@ fn client_config(target: &HostTarget, opts: &SshOptions) -> client::Config {
     keys.sort_by_key(|a| !known_families.contains(&family(a)));
     client::Config {
         keepalive_interval: Some(opts.keepalive_interval),
-        keepalive_max: 3,
+        keepalive_max: KEEPALIVE_MAX,
         inactivity_timeout: None,
         nodelay: true,
         preferred: Preferred {

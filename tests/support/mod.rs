@@ -218,6 +218,32 @@ impl Sshd {
     }
 
     /// `[127.0.0.1]:PORT ssh-ed25519 AAAA...`
+    /// Kill every connection's sshd process (the listener keeps running): to the client, each
+    /// connection ends as when a host goes down.
+    pub fn drop_connections(&self) {
+        // The connection's socket is held by a grandchild (the privilege-separated session
+        // process), so the whole tree below the listener goes.
+        let mut parents = vec![self.child.id().to_string()];
+        let mut below = Vec::new();
+        while let Some(parent) = parents.pop() {
+            let out = Command::new("pgrep")
+                .args(["-P", &parent])
+                .output()
+                .expect("pgrep");
+            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                parents.push(pid.to_string());
+                below.push(pid.to_string());
+            }
+        }
+        assert!(!below.is_empty(), "no connection to drop");
+        let out = Command::new("kill")
+            .arg("-KILL")
+            .args(&below)
+            .output()
+            .expect("kill");
+        assert!(out.status.success(), "{out:?}");
+    }
+
     pub fn known_hosts_line(&self) -> String {
         format!("[127.0.0.1]:{} {}\n", self.port, self.host_key)
     }
