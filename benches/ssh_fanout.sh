@@ -130,6 +130,15 @@ measure "kinit exec (concurrency $N)" env -u SSH_AUTH_SOCK "$KINIT" -q -c "$work
 measure "kinit exec (concurrency 30)" env -u SSH_AUTH_SOCK "$KINIT" -q -c "$work/cluster.yaml" exec --no-sudo -- true
 # The full preflight (probe, 49 peers per host, every check). Exit 1 is expected: the 50
 # endpoints are one machine, so its hostname and machine-id clash 50 ways.
-measure "kinit preflight (concurrency $N)" bash -c '"$@"; [ $? -le 1 ]' _ env -u SSH_AUTH_SOCK "$KINIT" -q -c "$work/cluster.yaml" preflight --concurrency "$N"
+measure "kinit preflight (concurrency $N)" bash -c '"$@"; [ $? -le 1 ]' _ env -u SSH_AUTH_SOCK "$KINIT" -q -o json -c "$work/cluster.yaml" preflight --concurrency "$N"
+# Which checks failed, and on how many hosts (expected: the identity checks only).
+python3 -c 'import json,sys,collections
+r=json.load(open(sys.argv[1]))
+c=collections.Counter(f["check"] for f in r["findings"] if f["status"]=="fail")
+print("  preflight failures by check:", dict(c) or "none")' "$work/out.txt"
+# Its connectivity matrix alone: the same row script (every endpoint's SSH port from bash's
+# /dev/tcp, all at once) run on each endpoint, so the matrix's share of the preflight shows.
+row="for a in $SSH_LIST; do (exec 3<>/dev/tcp/\$a/$port) 2>/dev/null & done; wait"
+measure "matrix rows only (exec)" env -u SSH_AUTH_SOCK "$KINIT" -q -c "$work/cluster.yaml" exec --no-sudo --concurrency "$N" -- "timeout 2 bash -c '$row'"
 done
 echo "(max RSS of the parallel ssh run is that of the largest single ssh process; $N of them ran at once)"
