@@ -89,6 +89,29 @@ impl Lab {
         (out.status.code().unwrap_or(-1), last, text(&out))
     }
 
+    /// `kinit -c CONFIG ARGS` on a pseudo-terminal of 120x40 (util-linux `script`), as an
+    /// operator at a terminal runs it.
+    fn in_a_terminal(&self, args: &[&str]) -> Output {
+        let mut line = vec![
+            env!("CARGO_BIN_EXE_kinit"),
+            "-c",
+            self.config.to_str().unwrap(),
+        ];
+        line.extend_from_slice(args);
+        let line = shlex::try_join(line).unwrap();
+        output_within(
+            Command::new("script")
+                .args([
+                    "-qec",
+                    &format!("stty cols 120 rows 40 && exec {line}"),
+                    "/dev/null",
+                ])
+                .env_remove("NO_COLOR")
+                .env_remove("KINIT_CONFIG"),
+            COMMAND_LIMIT,
+        )
+    }
+
     fn ssh(&self, node: &str, script: &str) -> Output {
         kinit(&["lab", "ssh", "--name", self.name, node, "--", script])
     }
@@ -387,6 +410,16 @@ fn stacked_up_survives_a_stopped_node_converges_fails_over_and_reruns_as_a_no_op
         "{all}"
     );
     assert!(summary["filesUnchanged"].as_u64().unwrap() > 50, "{all}");
+    // On a terminal (spinners per host): the dry run of a converged cluster changes nothing.
+    let out = lab.in_a_terminal(&["up", "--dry-run", "--ignore-preflight-errors=Port-6443"]);
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        shown.contains("dry run (nothing was changed)")
+            && shown.contains(" 0 file(s) would be written")
+            && shown.contains("0 would be restarted"),
+        "{shown}"
+    );
 
     // Another machine's lock on one host: refused, naming its owner, and no host stays locked by
     // this run; --break-lock removes it.
