@@ -640,6 +640,57 @@ async fn a_bastion_carries_the_connection_and_has_its_own_host_key_check() {
     pool.close_all().await;
 }
 
+/// Behind a bastion, the target is lost while an upload waits for it (its sshd stopped reading,
+/// so the channel's window ran out, then died): the upload fails naming the host instead of
+/// waiting for window space that can no longer come.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_through_a_bastion_fails_when_the_target_goes_away() {
+    let s = setup(SudoRights::Passwordless);
+    let jump_user = TestUser::create(s.dir.path(), SudoRights::None);
+    let jump_key = client_key(s.dir.path(), "jump_key", "ed25519", "");
+    let jump = Sshd::start(s.dir.path(), &[(&jump_user.name, &jump_key.public)], &[]);
+    let mut known = std::fs::read_to_string(&s.known_hosts).unwrap();
+    known.push_str(&jump.known_hosts_line());
+    std::fs::write(&s.known_hosts, known).unwrap();
+    let mut opts = s.options();
+    opts.bastion = Some(HostTarget {
+        name: "bastion".into(),
+        address: "127.0.0.1".into(),
+        port: jump.port,
+        user: jump_user.name.clone(),
+        identity_files: vec![jump_key.private.clone()],
+    });
+    let pool = Pool::new(opts);
+    let session = pool.get(&s.target("h1")).await.unwrap();
+    let dir = s.dir.path().join("behind");
+    std::fs::create_dir_all(&dir).unwrap();
+    let uploading = {
+        let dest = dir.join("blob").to_str().unwrap().to_string();
+        tokio::spawn(async move {
+            let body = noise(64 * 1024 * 1024);
+            let spec = FileSpec::new(0o644, None);
+            session.upload(&body, &dest, &spec).await
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !leftovers(&dir).iter().any(|n| n.contains("kinit-upload")) {
+        assert!(Instant::now() < deadline, "the upload never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The target stops reading: the tunnel's buffers and window fill up. Then it dies.
+    s.sshd.signal_connections("STOP");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    s.sshd.drop_connections();
+    // A guard against the hang this test is about, not a speed target.
+    let ended = tokio::time::timeout(Duration::from_secs(60), uploading)
+        .await
+        .expect("the upload still waits after the target is gone")
+        .unwrap();
+    let err = ended.expect_err("an upload to a lost target cannot succeed");
+    assert!(err.to_string().contains("h1"), "{err}");
+    pool.close_all().await;
+}
+
 // ---- fan-out ----
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

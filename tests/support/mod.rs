@@ -218,9 +218,14 @@ impl Sshd {
     }
 
     /// `[127.0.0.1]:PORT ssh-ed25519 AAAA...`
-    /// Kill every connection's sshd process (the listener keeps running): to the client, each
+    /// Kill every connection's sshd processes (the listener keeps running): to the client, each
     /// connection ends as when a host goes down.
     pub fn drop_connections(&self) {
+        self.signal_connections("KILL");
+    }
+
+    /// Send `signal` (a `kill` name: STOP, CONT, KILL) to every connection's sshd processes.
+    pub fn signal_connections(&self, signal: &str) {
         // The connection's socket is held by a grandchild (the privilege-separated session
         // process), so the whole tree below the listener goes.
         let mut parents = vec![self.child.id().to_string()];
@@ -237,7 +242,7 @@ impl Sshd {
         }
         assert!(!below.is_empty(), "no connection to drop");
         let out = Command::new("kill")
-            .arg("-KILL")
+            .arg(format!("-{signal}"))
             .args(&below)
             .output()
             .expect("kill");
