@@ -1,8 +1,9 @@
 //! `kinit exec` end to end: the binary, a cluster.yaml, and a real sshd on loopback addresses.
 
+mod hang_guard;
 mod support;
 
-use assert_cmd::Command;
+use std::process::Command;
 use support::*;
 
 fn cluster_yaml(
@@ -47,7 +48,7 @@ fn exec_runs_on_selected_hosts_and_summarises() {
     )
     .unwrap();
     let kinit = |args: &[&str]| {
-        let mut cmd = Command::cargo_bin("kinit").unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kinit"));
         cmd.arg("-c")
             .arg(&config)
             .args(args)
@@ -55,7 +56,7 @@ fn exec_runs_on_selected_hosts_and_summarises() {
             .env_remove("SSH_AUTH_SOCK")
             .env_remove("KINIT_SUDO_PASSWORD")
             .env("NO_COLOR", "1");
-        cmd.output().unwrap()
+        hang_guard::output_within(&mut cmd, hang_guard::kinit_limit(args))
     };
 
     // Strict by default: nothing is known yet.
@@ -143,18 +144,19 @@ fn ctrl_c_stops_every_host_and_exits_130() {
     // As root through sudo (the default), and as the login user.
     for (round, extra) in [&[][..], &["--no-sudo"][..]].into_iter().enumerate() {
         let marker = format!("2{}.{round}5", std::process::id());
-        let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("kinit"))
-            .arg("-c")
-            .arg(&config)
-            .args(["exec", "--accept-new-host-keys"])
-            .args(extra)
-            .args(["--", &format!("sleep {marker}")])
-            .env("HOME", dir.path())
-            .env_remove("SSH_AUTH_SOCK")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+        let child = hang_guard::spawn_guarded(
+            Command::new(env!("CARGO_BIN_EXE_kinit"))
+                .arg("-c")
+                .arg(&config)
+                .args(["exec", "--accept-new-host-keys"])
+                .args(extra)
+                .args(["--", &format!("sleep {marker}")])
+                .env("HOME", dir.path())
+                .env_remove("SSH_AUTH_SOCK")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped()),
+        );
+        let watchdog = hang_guard::Watchdog::arm(&child, hang_guard::kinit_limit(&["exec"]));
         let running = || {
             let out = std::process::Command::new("pgrep")
                 .args(["-c", "-f", &format!("^sleep {marker}")])
@@ -173,6 +175,10 @@ fn ctrl_c_stops_every_host_and_exits_130() {
         run(std::process::Command::new("kill").args(["-INT", &child.id().to_string()]));
         let out = child.wait_with_output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !watchdog.disarm(),
+            "hung: kinit exec ignored Ctrl-C\n{stderr}"
+        );
         assert_eq!(out.status.code(), Some(130), "{stderr}");
         assert!(stderr.contains("interrupted"), "{stderr}");
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
@@ -203,16 +209,14 @@ fn exec_goes_through_the_configured_bastion() {
         )
     };
     let kinit = || {
-        Command::cargo_bin("kinit")
-            .unwrap()
-            .arg("-c")
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kinit"));
+        cmd.arg("-c")
             .arg(&config)
             .args(["exec", "--no-sudo", "--accept-new-host-keys", "--"])
             .arg("echo ${SSH_CONNECTION%% *}")
             .env("HOME", dir.path())
-            .env_remove("SSH_AUTH_SOCK")
-            .output()
-            .unwrap()
+            .env_remove("SSH_AUTH_SOCK");
+        hang_guard::output_within(&mut cmd, hang_guard::kinit_limit(&["exec"]))
     };
     // A bastion nobody answers on: every host fails, so the hosts are not reached directly.
     std::fs::write(&config, with_bastion(free_port())).unwrap();

@@ -2,6 +2,7 @@
 //! served by a real sshd, the PKI from `kinit certs generate`, and a real 2-member etcd on
 //! 127.0.0.1:2379 and 127.0.0.2:2379 started with that PKI. Needs root (throwaway login user).
 
+mod hang_guard;
 mod pki_support;
 mod support;
 
@@ -95,14 +96,14 @@ fn status_over_ssh_and_mtls() {
     )
     .unwrap();
     let kinit = |args: &[&str]| {
-        let mut cmd = Command::cargo_bin("kinit").unwrap();
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_kinit"));
         cmd.arg("-c")
             .arg(&config)
             .args(args)
             .env("HOME", dir.path())
             .env_remove("SSH_AUTH_SOCK")
             .env("NO_COLOR", "1");
-        cmd.output().unwrap()
+        hang_guard::output_within(&mut cmd, hang_guard::kinit_limit(args))
     };
     let json = |out: &std::process::Output| -> serde_json::Value {
         serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
