@@ -13,17 +13,10 @@ use std::time::Duration;
 use serde_json::Value;
 
 mod hang_guard;
-use hang_guard::{kinit_limit, output_within};
+use hang_guard::{kinit, output_within};
 
 const LAB: &str = "ktest";
 const SUBNET: &str = "10.213.200.0/24";
-
-fn kinit(args: &[&str]) -> Output {
-    output_within(
-        Command::new(env!("CARGO_BIN_EXE_kinit")).args(args),
-        kinit_limit(args),
-    )
-}
 
 fn kinit_ok(args: &[&str]) -> String {
     let out = kinit(args);

@@ -3,26 +3,15 @@
 //! lab needs it); the lab gets its own name and subnet, and is removed even when a step fails.
 
 use std::collections::BTreeSet;
-use std::process::{Command, Output};
 
 use serde_json::Value;
 
 mod hang_guard;
-use hang_guard::{kinit_limit, output_within};
+use hang_guard::kinit;
 
 const LAB: &str = "kpf";
 const SUBNET: &str = "10.213.202.0/24";
 const CONFIG: &str = "/var/lib/kinit/labs/kpf/cluster.yaml";
-
-fn kinit(args: &[&str]) -> Output {
-    output_within(
-        Command::new(env!("CARGO_BIN_EXE_kinit"))
-            .args(args)
-            .env("NO_COLOR", "1")
-            .env_remove("KINIT_CONFIG"),
-        kinit_limit(args),
-    )
-}
 
 fn on_node(node: &str, script: &str) -> String {
     let out = kinit(&["lab", "ssh", "--name", LAB, node, "--", script]);

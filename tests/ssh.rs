@@ -507,6 +507,27 @@ impl tokio::io::AsyncRead for Stalling {
     }
 }
 
+/// Until the remote side is writing an upload's temporary file in `dir`.
+async fn until_uploading(dir: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !leftovers(dir).iter().any(|n| n.contains("kinit-upload")) {
+        assert!(Instant::now() < deadline, "the upload never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The error an upload whose host went away ends with. The 60 s limit guards against the hang
+/// these tests are about; it is not a speed target.
+async fn failure_of<T: std::fmt::Debug>(
+    upload: tokio::task::JoinHandle<Result<T, SshError>>,
+) -> SshError {
+    tokio::time::timeout(Duration::from_secs(60), upload)
+        .await
+        .expect("the upload still waits after its host is gone")
+        .unwrap()
+        .expect_err("an upload to a host that is gone cannot succeed")
+}
+
 fn leftovers(dir: &Path) -> Vec<String> {
     std::fs::read_dir(dir)
         .map(|rd| {
@@ -574,19 +595,13 @@ async fn an_upload_fails_when_the_host_goes_away_mid_transfer() {
         })
     };
     // The remote side is writing the temporary file when the connection drops.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !leftovers(&dir).iter().any(|n| n.contains("kinit-upload")) {
-        assert!(Instant::now() < deadline, "the upload never started");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_uploading(&dir).await;
     s.sshd.drop_connections();
-    // A guard against the hang this test is about, not a speed target.
-    let ended = tokio::time::timeout(Duration::from_secs(60), uploading)
-        .await
-        .expect("the upload still waits after its connection is gone")
-        .unwrap();
-    let err = ended.expect_err("an upload over a lost connection cannot succeed");
-    assert!(err.to_string().contains("h1"), "{err}");
+    let err = failure_of(uploading).await.to_string();
+    assert!(
+        err.contains("h1") && err.contains("the connection was lost"),
+        "{err}"
+    );
 }
 
 // ---- bastion ----
@@ -672,22 +687,16 @@ async fn an_upload_through_a_bastion_fails_when_the_target_goes_away() {
             session.upload(&body, &dest, &spec).await
         })
     };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !leftovers(&dir).iter().any(|n| n.contains("kinit-upload")) {
-        assert!(Instant::now() < deadline, "the upload never started");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_uploading(&dir).await;
     // The target stops reading: the tunnel's buffers and window fill up. Then it dies.
     s.sshd.signal_connections("STOP");
     tokio::time::sleep(Duration::from_secs(2)).await;
     s.sshd.drop_connections();
-    // A guard against the hang this test is about, not a speed target.
-    let ended = tokio::time::timeout(Duration::from_secs(60), uploading)
-        .await
-        .expect("the upload still waits after the target is gone")
-        .unwrap();
-    let err = ended.expect_err("an upload to a lost target cannot succeed");
-    assert!(err.to_string().contains("h1"), "{err}");
+    let err = failure_of(uploading).await.to_string();
+    assert!(
+        err.contains("h1") && err.contains("the connection was lost"),
+        "{err}"
+    );
     pool.close_all().await;
 }
 

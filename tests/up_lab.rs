@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 mod hang_guard;
-use hang_guard::{Watchdog, kinit_limit, output_within, spawn_guarded};
+use hang_guard::{Watchdog, kinit, output_within, spawn_guarded};
 
 /// Hang guard for the other commands (never a speed target).
 const COMMAND_LIMIT: Duration = Duration::from_secs(300);
@@ -31,16 +31,6 @@ impl Drop for Lab {
     fn drop(&mut self) {
         let _ = kinit(&["lab", "down", "--name", self.name]);
     }
-}
-
-fn kinit(args: &[&str]) -> Output {
-    output_within(
-        Command::new(env!("CARGO_BIN_EXE_kinit"))
-            .args(args)
-            .env("NO_COLOR", "1")
-            .env_remove("KINIT_CONFIG"),
-        kinit_limit(args),
-    )
 }
 
 fn text(out: &Output) -> String {

@@ -59,6 +59,11 @@ pub enum SshError {
     #[error("cannot load SSH key {}: {reason}", path.display())]
     KeyLoad { path: PathBuf, reason: String },
 
+    /// The connection ended under a command: the host went down or rebooted, or its sshd
+    /// stopped.
+    #[error("host {host}: the connection was lost (host down, rebooted or sshd stopped)")]
+    ConnectionLost { host: String },
+
     #[error("host {host}: SSH protocol error: {source}")]
     Protocol {
         host: String,

@@ -330,9 +330,9 @@ async fn collect(channel: &mut russh::ChannelReadHalf, host: &str) -> Result<Exe
             stderr,
             status,
         }),
-        None => Err(SshError::Protocol {
+        // sshd always reports how a command ended; a channel closed without that was cut.
+        None => Err(SshError::ConnectionLost {
             host: host.to_string(),
-            source: russh::Error::Disconnect,
         }),
     }
 }

@@ -169,10 +169,17 @@ impl Session {
         .await;
     }
 
+    /// A russh error on this connection; one that only says the connection is gone becomes
+    /// [`SshError::ConnectionLost`].
     pub(crate) fn protocol(&self, source: russh::Error) -> SshError {
-        SshError::Protocol {
-            host: self.host.clone(),
-            source,
+        match source {
+            russh::Error::Disconnect | russh::Error::SendError => SshError::ConnectionLost {
+                host: self.host.clone(),
+            },
+            source => SshError::Protocol {
+                host: self.host.clone(),
+                source,
+            },
         }
     }
 }
@@ -185,7 +192,7 @@ const KEEPALIVE_MAX: usize = 3;
 
 /// How long a peer may leave data unacknowledged before the connection counts as dead: as long
 /// as the keepalives take to give up.
-pub(crate) fn dead_peer_after(opts: &SshOptions) -> std::time::Duration {
+fn dead_peer_after(opts: &SshOptions) -> std::time::Duration {
     opts.keepalive_interval * (KEEPALIVE_MAX as u32 + 1)
 }
 

@@ -152,11 +152,9 @@ impl Session {
         raw.stdin_prefix = password;
         raw.body = Some(&mut body);
         let done = self.run_raw(raw, None).await.map_err(|e| match e {
-            SshError::Protocol {
-                source: russh::Error::Disconnect,
-                ..
-            } => fail(
-                "transfer interrupted: the connection was lost (host down or sshd gone)".into(),
+            SshError::ConnectionLost { .. } => fail(
+                "transfer interrupted: the connection was lost (host down, rebooted or sshd stopped)"
+                    .into(),
             ),
             SshError::Protocol { source, .. } => fail(format!("transfer interrupted: {source}")),
             other => other,

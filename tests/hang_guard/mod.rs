@@ -12,6 +12,17 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+/// `kinit ARGS` from this build (no color, no KINIT_CONFIG from the environment), guarded.
+pub fn kinit(args: &[&str]) -> Output {
+    output_within(
+        Command::new(env!("CARGO_BIN_EXE_kinit"))
+            .args(args)
+            .env("NO_COLOR", "1")
+            .env_remove("KINIT_CONFIG"),
+        kinit_limit(args),
+    )
+}
+
 /// The guard for one `kinit` run: booting lab nodes may first build the node image (minutes).
 pub fn kinit_limit(args: &[&str]) -> Duration {
     if args.windows(2).any(|w| w == ["lab", "up"]) {
