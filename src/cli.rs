@@ -340,8 +340,8 @@ impl PreflightArgs {
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Phases (playbooks/stacked.yaml, playbooks/external.yaml): preflight, pki, time-sync, \
-certificates, etcd (or etcd-static-pod), load-balancer, control-plane.\n\n\
+    after_help = "Phases (playbooks/up.yaml, for both topologies): preflight, pki, time-sync, \
+certificates, node, etcd (or etcd-static-pod), load-balancer, control-plane.\n\n\
 Examples:\n  kinit up --dry-run\n  kinit up --topology stacked\n  kinit up --from-phase etcd\n  \
 kinit up --only-phase load-balancer\n\n\
 Re-running is safe: files are compared by sha256 on each host and only changed ones are written; a \
@@ -384,7 +384,7 @@ pub struct UpArgs {
     #[arg(long)]
     pub break_lock: bool,
 
-    /// Read playbooks from DIR instead of the built-in ones
+    /// Read the playbook from DIR/up.yaml instead of the built-in one
     #[arg(long, value_name = "DIR")]
     pub playbooks: Option<std::path::PathBuf>,
 

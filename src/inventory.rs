@@ -27,15 +27,6 @@ pub mod ports {
     pub const HAPROXY_STATS: u16 = 8404;
 }
 
-/// A port a component of kinit's listens on, and the process name `ss` shows for it (the kernel's
-/// 15-character `comm`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct ComponentPort {
-    pub port: u16,
-    pub component: &'static str,
-    pub process: &'static str,
-}
-
 #[derive(Debug, Clone, Serialize)]
 pub struct SshTarget {
     pub user: String,
@@ -251,38 +242,6 @@ impl Inventory {
             .map(|m| format!("{}={}", m.name, m.peer_url()))
             .collect::<Vec<_>>()
             .join(",")
-    }
-
-    /// The ports `host` must have free (or held by the component itself), by its roles.
-    pub fn ports_for(&self, host: &Host) -> Vec<ComponentPort> {
-        let p = |port, component, process| ComponentPort {
-            port,
-            component,
-            process,
-        };
-        let mut out = Vec::new();
-        if host.has(Role::ControlPlane) {
-            out.push(p(ports::APISERVER, "kube-apiserver", "kube-apiserver"));
-            out.push(p(
-                ports::CONTROLLER_MANAGER,
-                "kube-controller-manager",
-                "kube-controller",
-            ));
-            out.push(p(ports::SCHEDULER, "kube-scheduler", "kube-scheduler"));
-            if self.endpoint.load_balancer == LoadBalancerKind::HaproxyKeepalived {
-                out.push(p(self.endpoint.port, "haproxy", "haproxy"));
-                out.push(p(ports::HAPROXY_STATS, "haproxy stats", "haproxy"));
-            }
-        }
-        if host.has(Role::ControlPlane) || host.has(Role::Worker) {
-            out.push(p(ports::KUBELET, "kubelet", "kubelet"));
-        }
-        if host.has(Role::Etcd) {
-            out.push(p(ports::ETCD_CLIENT, "etcd", "etcd"));
-            out.push(p(ports::ETCD_PEER, "etcd", "etcd"));
-            out.push(p(ports::ETCD_METRICS, "etcd", "etcd"));
-        }
-        out
     }
 
     /// The `kubernetes` service address: the service subnet's first address.

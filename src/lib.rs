@@ -3,8 +3,10 @@
 //! The core (config, inventory, and later preflight rules, PKI, rendering, planning) is pure: data
 //! in, data out. Effects live at the edges (SSH, the lab). Only `ui` and `commands` print.
 
+pub mod bundle;
 pub mod cli;
 pub mod commands;
+pub mod components;
 pub mod config;
 pub mod engine;
 pub mod etcd;

@@ -10,7 +10,6 @@ use tokio_util::sync::CancellationToken;
 use super::{CommandError, CommandResult, exit, remote};
 use crate::cli::GlobalOptions;
 use crate::config::Topology;
-use crate::config::choice::Choice;
 use crate::engine::{self, Engine, RunError, RunOptions};
 use crate::render::Templates;
 use crate::ssh::Pool;
@@ -36,7 +35,7 @@ pub fn run(global: &GlobalOptions, opts: &UpOptions) -> CommandResult {
             inventory.topology
         )));
     }
-    let playbook = engine::playbook::load(inventory.topology.as_str(), opts.playbooks.as_deref())
+    let playbook = engine::playbook::load(opts.playbooks.as_deref())
         .map_err(|e| CommandError::Usage(e.to_string()))?;
     let templates = match &opts.templates {
         Some(dir) => Templates::with_overrides(dir),
@@ -75,7 +74,6 @@ pub fn run(global: &GlobalOptions, opts: &UpOptions) -> CommandResult {
             targets,
             observer: progress.clone(),
             cancel: cancel.clone(),
-            scratch_pki: None,
         };
         let r = engine.run(&opts.run).await;
         pool.close_all().await;
@@ -91,7 +89,7 @@ pub fn run(global: &GlobalOptions, opts: &UpOptions) -> CommandResult {
             progress.interrupted();
             Ok(ExitCode::from(exit::INTERRUPTED))
         }
-        Err(RunError::Usage(m)) => Err(CommandError::Usage(m)),
+        Err(RunError::UnknownPhase(e)) => Err(CommandError::Usage(e.to_string())),
         Err(e) => {
             progress.failure(&e, &resume_command(global, &e));
             Ok(ExitCode::from(exit::FAILURE))

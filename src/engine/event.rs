@@ -29,8 +29,7 @@ pub enum Event {
         phase: String,
         host: String,
         step: String,
-        /// What happened: `2 written, 5 unchanged`, `restarted`, `skipped: ...`.
-        detail: String,
+        outcome: super::outcome::StepOutcome,
         changed: bool,
     },
     StepFailed {

@@ -1,17 +1,19 @@
-//! What the engine does on a host, each as one shell script run over one SSH channel as root:
-//! look at many files at once, note which units must restart, ensure packages, bring a unit to
-//! its state. Scripts take their values as positional arguments, never spliced into the text.
+//! What the per-host job asks of a host ([`HostOps`]), and its implementation over SSH
+//! ([`SshHost`]): each operation one shell script run as root over one channel, taking its values
+//! as positional arguments, never spliced into the text. The job's decisions (what differs, what
+//! to restart) live in `host_job`, so they are tested against an in-memory host.
 
 use std::collections::BTreeSet;
+use std::future::Future;
+use std::sync::Arc;
 
+use super::plan::{Content, PendingNote, PutFile};
 use crate::ssh::quote::join;
-use crate::ssh::{ExecOptions, ExecOutput, Session, SshError};
+use crate::ssh::{ExecOptions, ExecOutput, FileSpec, Session, SshError};
 
 /// Restart notes survive a failed run: a file written by a run that stopped before the restart
 /// still restarts its unit on the next one.
 pub const PENDING_DIR: &str = "/var/lib/kinit/pending";
-/// The note asking for `systemctl daemon-reload` before the next unit action.
-pub const DAEMON_RELOAD: &str = "daemon-reload";
 
 #[derive(Debug, thiserror::Error)]
 pub enum HostOpError {
@@ -78,12 +80,89 @@ pub struct FileState {
     pub owner: String,
 }
 
+/// Whether packages were there.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case", tag = "state", content = "packages")]
+pub enum PackagesState {
+    Present,
+    /// Missing, and left so (dry run).
+    Missing(Vec<String>),
+    Installed(Vec<String>),
+}
+
+/// A unit as the host sees it, with the notes left for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct UnitState {
+    /// active or activating.
+    pub running: bool,
+    pub enabled: bool,
+    pub restart_noted: bool,
+    pub reload_noted: bool,
+    pub daemon_reload_noted: bool,
+}
+
+/// What to do to a unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UnitAction {
+    None,
+    Start,
+    Restart,
+    Reload,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnitPlan {
+    pub daemon_reload: bool,
+    pub enable: bool,
+    pub action: UnitAction,
+    pub no_block: bool,
+}
+
+impl UnitPlan {
+    pub fn is_noop(&self) -> bool {
+        !self.daemon_reload && !self.enable && self.action == UnitAction::None
+    }
+}
+
+/// The operations the per-host job needs. Futures are `Send`: jobs run on tokio's workers.
+pub trait HostOps: Send + Sync {
+    /// Every path's state at once (`None`: no such file).
+    fn stat_files(
+        &self,
+        paths: &[&str],
+    ) -> impl Future<Output = Result<Vec<Option<FileState>>, HostOpError>> + Send;
+    /// Leave notes for units that must restart or reload (before the files that cause it).
+    fn note_pending(
+        &self,
+        notes: &BTreeSet<PendingNote>,
+    ) -> impl Future<Output = Result<(), HostOpError>> + Send;
+    /// Write a file atomically with its mode and owner, checked against its sha256.
+    fn write_file(&self, file: &PutFile) -> impl Future<Output = Result<(), HostOpError>> + Send;
+    /// Look for packages; install the missing ones when `install`.
+    fn packages(
+        &self,
+        packages: &[&str],
+        install: bool,
+    ) -> impl Future<Output = Result<PackagesState, HostOpError>> + Send;
+    fn unit_state(&self, unit: &str) -> impl Future<Output = Result<UnitState, HostOpError>> + Send;
+    /// Carry out `plan` and clear the unit's notes (and the daemon-reload note if reloaded).
+    fn apply_unit(
+        &self,
+        unit: &str,
+        plan: &UnitPlan,
+    ) -> impl Future<Output = Result<(), HostOpError>> + Send;
+}
+
+/// A host over SSH.
+pub struct SshHost(pub Arc<Session>);
+
 const STAT: &str = r#"for p in "$@"; do
   if [ -f "$p" ]; then printf '%s %s\n' "$(sha256sum < "$p" | cut -d ' ' -f 1)" "$(stat -c '%a %U:%G' -- "$p")"; else echo -; fi
 done"#;
 
 /// One round trip for any number of files: `None` where a file does not exist.
-pub async fn stat_files(
+async fn stat_files(
     session: &Session,
     paths: &[&str],
 ) -> Result<Vec<Option<FileState>>, HostOpError> {
@@ -123,17 +202,6 @@ d=$1; shift
 mkdir -p -- "$d"
 for u in "$@"; do : > "$d/$u"; done"#;
 
-/// Note that these units must restart (written before the files that cause it).
-pub async fn mark_pending(session: &Session, units: &BTreeSet<String>) -> Result<(), HostOpError> {
-    if units.is_empty() {
-        return Ok(());
-    }
-    let mut args = vec![PENDING_DIR];
-    args.extend(units.iter().map(String::as_str));
-    run(session, MARK, &args, "noting units to restart").await?;
-    Ok(())
-}
-
 const PACKAGES: &str = r#"dry=$1; shift
 installed() {
   if command -v dpkg-query >/dev/null 2>&1; then
@@ -157,128 +225,159 @@ else
 fi
 echo "installed$missing""#;
 
-/// `present`, `installed a b` or (dry run) `missing a b`.
-pub async fn ensure_packages(
-    session: &Session,
-    packages: &[String],
-    dry_run: bool,
-) -> Result<String, HostOpError> {
-    let mut args = vec![if dry_run { "yes" } else { "no" }];
-    args.extend(packages.iter().map(String::as_str));
-    let out = run(session, PACKAGES, &args, "installing packages").await?;
-    Ok(out.stdout_text().trim().to_string())
-}
+const UNIT_STATE: &str = r#"u=$1; d=$2
+a=$(systemctl is-active "$u" 2>/dev/null || true)
+e=$(systemctl is-enabled "$u" 2>/dev/null || true)
+r=no; [ -e "$d/$u" ] && r=yes
+l=no; [ -e "$d/$u.reload" ] && l=yes
+dr=no; [ -e "$d/daemon-reload" ] && dr=yes
+echo "${a:-unknown} ${e:-unknown} $r $l $dr""#;
 
-const SERVICE: &str = r#"set -e
-u=$1; enable=$2; policy=$3; noblock=$4; dry=$5; d=$6
-reload=no; [ -e "$d/daemon-reload" ] && reload=yes
-if [ "$dry" != yes ] && [ "$reload" = yes ]; then systemctl daemon-reload; rm -f -- "$d/daemon-reload"; fi
-changed=no; [ -e "$d/$u" ] && changed=yes
-active=$(systemctl is-active "$u" 2>/dev/null || true)
-enabled=$(systemctl is-enabled "$u" 2>/dev/null || true)
-act=none
-if [ "$changed" = yes ] && { [ "$active" = active ] || [ "$active" = activating ]; }; then act=restart
-elif [ "$changed" = yes ]; then act=start
-elif [ "$policy" = always ] && [ "$active" != active ] && [ "$active" != activating ]; then act=start
-fi
-en=none
-if [ "$enable" = yes ] && [ "$enabled" != enabled ]; then en=enable; fi
-if [ "$dry" = yes ]; then echo "$act $en"; exit 0; fi
-[ "$en" = enable ] && systemctl enable -q "$u"
-nb=; [ "$noblock" = yes ] && nb=--no-block
+const UNIT_APPLY: &str = r#"set -e
+u=$1; dr=$2; en=$3; act=$4; nb=$5; d=$6
+if [ "$dr" = yes ]; then systemctl daemon-reload; rm -f -- "$d/daemon-reload"; fi
+[ "$en" = yes ] && systemctl enable -q "$u"
+b=; [ "$nb" = yes ] && b=--no-block
 fail() { systemctl status --no-pager -n 15 "$u" >&2 || true; exit 1; }
 case $act in
-  restart) systemctl restart $nb "$u" || fail ;;
-  start) systemctl start $nb "$u" || fail ;;
+  restart) systemctl restart $b "$u" || fail ;;
+  reload) systemctl reload $b "$u" || fail ;;
+  start) systemctl start $b "$u" || fail ;;
 esac
-rm -f -- "$d/$u"
-echo "$act $en""#;
+rm -f -- "$d/$u" "$d/$u.reload""#;
 
-/// What a unit action did (or, dry, would do).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UnitChange {
-    None,
-    Started,
-    Restarted,
-}
-
-pub struct UnitRequest<'a> {
-    pub unit: &'a str,
-    pub enable: bool,
-    /// Start it when it is not running (else only restart on a change).
-    pub keep_running: bool,
-    pub no_block: bool,
-}
-
-/// Bring a unit to its state: daemon-reload when a unit file changed, enable, start when not
-/// running, restart when an input changed. Returns (what happened, whether it was enabled now).
-pub async fn ensure_unit(
-    session: &Session,
-    req: &UnitRequest<'_>,
-    dry_run: bool,
-) -> Result<(UnitChange, bool), HostOpError> {
-    let yn = |b: bool| if b { "yes" } else { "no" };
-    let args = [
-        req.unit,
-        yn(req.enable),
-        if req.keep_running {
-            "always"
-        } else {
-            "on-change"
-        },
-        yn(req.no_block),
-        yn(dry_run),
-        PENDING_DIR,
-    ];
-    let out = run(
-        session,
-        SERVICE,
-        &args,
-        &format!("systemd unit {}", req.unit),
-    )
-    .await?;
-    let text = out.stdout_text();
-    let mut words = text.split_whitespace();
-    let change = match words.next() {
-        Some("restart") => UnitChange::Restarted,
-        Some("start") => UnitChange::Started,
-        _ => UnitChange::None,
+fn parse_unit_state(line: &str) -> Option<UnitState> {
+    let w: Vec<&str> = line.split_whitespace().collect();
+    let [active, enabled, restart, reload, daemon_reload] = w[..] else {
+        return None;
     };
-    Ok((change, words.next() == Some("enable")))
+    Some(UnitState {
+        running: active == "active" || active == "activating",
+        enabled: enabled == "enabled",
+        restart_noted: restart == "yes",
+        reload_noted: reload == "yes",
+        daemon_reload_noted: daemon_reload == "yes",
+    })
 }
 
-/// A command, skipped when `unless` exits 0. Returns whether it ran.
-pub async fn command(
-    session: &Session,
-    run_text: &str,
-    unless: Option<&str>,
-    dry_run: bool,
-) -> Result<bool, HostOpError> {
-    if let Some(check) = unless {
-        let out = session
-            .exec(
-                check,
-                &ExecOptions {
-                    sudo: true,
-                    timeout: Some(std::time::Duration::from_secs(60)),
-                    ..Default::default()
-                },
-            )
-            .await?;
-        if out.success() {
-            return Ok(false);
+fn parse_packages(line: &str) -> Option<PackagesState> {
+    let mut words = line.split_whitespace();
+    let first = words.next()?;
+    let rest: Vec<String> = words.map(str::to_string).collect();
+    match first {
+        "present" => Some(PackagesState::Present),
+        "missing" => Some(PackagesState::Missing(rest)),
+        "installed" => Some(PackagesState::Installed(rest)),
+        _ => None,
+    }
+}
+
+fn unexpected(what: &str, out: &ExecOutput) -> HostOpError {
+    HostOpError::Failed {
+        summary: format!("{what}: unexpected answer `{}`", out.stdout_text().trim()),
+        stderr: out.stderr_text(),
+    }
+}
+
+impl HostOps for SshHost {
+    async fn stat_files(&self, paths: &[&str]) -> Result<Vec<Option<FileState>>, HostOpError> {
+        stat_files(&self.0, paths).await
+    }
+
+    async fn note_pending(&self, notes: &BTreeSet<PendingNote>) -> Result<(), HostOpError> {
+        if notes.is_empty() {
+            return Ok(());
         }
+        let names: Vec<String> = notes.iter().map(|n| n.file_name()).collect();
+        let mut args = vec![PENDING_DIR];
+        args.extend(names.iter().map(String::as_str));
+        run(&self.0, MARK, &args, "noting units to restart").await?;
+        Ok(())
     }
-    if dry_run {
-        return Ok(true);
+
+    async fn write_file(&self, f: &PutFile) -> Result<(), HostOpError> {
+        let spec = FileSpec::new(f.mode, Some(&f.owner));
+        match &f.content {
+            Content::Bytes(bytes) => {
+                let mut reader: &[u8] = bytes;
+                self.0
+                    .write_from(&mut reader, &f.sha256, &f.path, &spec)
+                    .await?;
+            }
+            Content::Local(path) => {
+                let mut file =
+                    tokio::fs::File::open(path)
+                        .await
+                        .map_err(|e| HostOpError::Failed {
+                            summary: format!("cannot read {}: {e}", path.display()),
+                            stderr: String::new(),
+                        })?;
+                self.0
+                    .write_from(&mut file, &f.sha256, &f.path, &spec)
+                    .await?;
+            }
+        }
+        Ok(())
     }
-    run(session, run_text, &[], &format!("`{run_text}`")).await?;
-    Ok(true)
+
+    async fn packages(&self, packages: &[&str], install: bool) -> Result<PackagesState, HostOpError> {
+        let mut args = vec![if install { "no" } else { "yes" }];
+        args.extend_from_slice(packages);
+        let out = run(&self.0, PACKAGES, &args, "installing packages").await?;
+        parse_packages(out.stdout_text().trim()).ok_or_else(|| unexpected("packages", &out))
+    }
+
+    async fn unit_state(&self, unit: &str) -> Result<UnitState, HostOpError> {
+        let what = format!("systemd unit {unit}");
+        let out = run(&self.0, UNIT_STATE, &[unit, PENDING_DIR], &what).await?;
+        parse_unit_state(out.stdout_text().trim()).ok_or_else(|| unexpected(&what, &out))
+    }
+
+    async fn apply_unit(&self, unit: &str, plan: &UnitPlan) -> Result<(), HostOpError> {
+        let yn = |b: bool| if b { "yes" } else { "no" };
+        let act = match plan.action {
+            UnitAction::None => "none",
+            UnitAction::Start => "start",
+            UnitAction::Restart => "restart",
+            UnitAction::Reload => "reload",
+        };
+        let args = [
+            unit,
+            yn(plan.daemon_reload),
+            yn(plan.enable),
+            act,
+            yn(plan.no_block),
+            PENDING_DIR,
+        ];
+        run(&self.0, UNIT_APPLY, &args, &format!("systemd unit {unit}")).await?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unit_states_and_package_answers_parse() {
+        assert_eq!(
+            parse_unit_state("activating disabled yes no yes"),
+            Some(UnitState {
+                running: true,
+                enabled: false,
+                restart_noted: true,
+                reload_noted: false,
+                daemon_reload_noted: true,
+            })
+        );
+        assert_eq!(parse_unit_state("inactive"), None);
+        assert_eq!(
+            parse_packages("installed haproxy curl"),
+            Some(PackagesState::Installed(vec!["haproxy".into(), "curl".into()]))
+        );
+        assert_eq!(parse_packages("present"), Some(PackagesState::Present));
+        assert_eq!(parse_packages("what"), None);
+    }
 
     #[test]
     fn stat_lines_parse() {

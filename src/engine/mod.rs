@@ -1,15 +1,33 @@
-//! The deploy engine: playbooks (phases as data) x inventory -> steps per host -> an executor
-//! that runs them over SSH, bounded, idempotent by content and resumable by phase.
+//! The deploy engine: the playbook (phases over the component table) x inventory -> a plan per
+//! host -> jobs that carry it out over SSH, bounded, idempotent by content and resumable by
+//! phase.
+//!
+//!   runner        phases in order, hosts in parallel, the run's state and errors
+//!   select        which phases a run takes
+//!   plan          a phase on one host as steps (pure)
+//!   host_job      one host's steps: what differs, what to restart (tested in memory)
+//!   host_ops      the HostOps trait and its SSH implementation
+//!   operator      the phases this machine runs (preflight, PKI)
+//!   waits/verify  the checks after a phase
+//!   cluster_lock/lock  one run per cluster at a time
 
-pub mod bundle;
+pub mod cluster_lock;
 pub mod event;
-pub mod executor;
+pub mod host_job;
 pub mod host_ops;
 pub mod lock;
+pub mod operator;
+pub mod outcome;
+pub mod plan;
 pub mod playbook;
-pub mod steps;
+pub mod runner;
+pub mod select;
 pub mod verify;
+pub mod waits;
 
 pub use event::{Event, Observer};
-pub use executor::{Engine, HostFailure, PhaseSelection, RunError, RunOptions, RunSummary};
+pub use host_job::HostFailure;
+pub use outcome::{RunSummary, StepOutcome};
 pub use playbook::Playbook;
+pub use runner::{Engine, OperatorError, RunError, RunOptions};
+pub use select::PhaseSelection;

@@ -14,8 +14,17 @@ use crate::ssh::{ExecOptions, HostTarget, Pool};
 const POLL: Duration = Duration::from_millis(250);
 const ATTEMPT: Duration = Duration::from_secs(2);
 
+/// Why a wait gave up.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum WaitError {
+    #[error("not after {:.0} s: {last}", waited.as_secs_f64())]
+    TimedOut { waited: Duration, last: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
 /// Poll `probe` until it returns Ok or `timeout` passes; the error is the last one seen.
-async fn until<F, Fut>(timeout: Duration, mut probe: F) -> Result<String, String>
+async fn until<F, Fut>(timeout: Duration, mut probe: F) -> Result<String, WaitError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<String, String>>,
@@ -25,7 +34,10 @@ where
         match probe().await {
             Ok(detail) => return Ok(detail),
             Err(last) if start.elapsed() >= timeout => {
-                return Err(format!("not after {:.0} s: {last}", timeout.as_secs_f64()));
+                return Err(WaitError::TimedOut {
+                    waited: timeout,
+                    last,
+                });
             }
             Err(_) => tokio::time::sleep(POLL).await,
         }
@@ -41,7 +53,7 @@ async fn tcp_open(addr: SocketAddr) -> Result<(), String> {
 }
 
 /// Every address accepts TCP connections.
-pub async fn tcp(addrs: Vec<(String, SocketAddr)>, timeout: Duration) -> Result<String, String> {
+pub async fn tcp(addrs: Vec<(String, SocketAddr)>, timeout: Duration) -> Result<String, WaitError> {
     let n = addrs.len();
     until(timeout, || {
         let addrs = addrs.clone();
@@ -81,7 +93,7 @@ pub async fn etcd_healthy(
     inv: &Inventory,
     tls: &ClientTls,
     timeout: Duration,
-) -> Result<String, String> {
+) -> Result<String, WaitError> {
     let members = inv.etcd_members();
     let mut want: Vec<String> = members.iter().map(|m| m.name.clone()).collect();
     want.sort();
@@ -131,12 +143,13 @@ pub async fn vip(
     pool: &Arc<Pool>,
     hosts: &[(String, HostTarget)],
     timeout: Duration,
-) -> Result<String, String> {
-    let vip: IpAddr = inv
-        .endpoint
-        .address
-        .parse()
-        .map_err(|_| format!("the endpoint {} is not an IP address", inv.endpoint.address))?;
+) -> Result<String, WaitError> {
+    let vip: IpAddr = inv.endpoint.address.parse().map_err(|_| {
+        WaitError::Invalid(format!(
+            "the endpoint {} is not an IP address",
+            inv.endpoint.address
+        ))
+    })?;
     let port = inv.endpoint.port;
     until(timeout, || async move {
         let holders = vip_holders(pool, hosts, vip).await?;
@@ -208,7 +221,7 @@ pub async fn https(
     path: &str,
     ca_pem: &[u8],
     timeout: Duration,
-) -> Result<String, String> {
+) -> Result<String, WaitError> {
     let n = targets.len();
     until(timeout, || {
         let targets = targets.clone();

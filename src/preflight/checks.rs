@@ -286,7 +286,7 @@ fn os(h: &str, f: &HostFacts) -> PreflightFinding {
 fn ports(inv: &Inventory, host: &Host, f: &HostFacts, out: &mut Vec<PreflightFinding>) {
     let h = host.name.as_str();
     let mut seen = Vec::new();
-    for p in inv.ports_for(host) {
+    for p in crate::components::ports_on(inv, host) {
         if seen.contains(&p.port) {
             continue;
         }

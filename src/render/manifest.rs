@@ -2,6 +2,7 @@
 //! sha256 and the service to restart when it changes. Deploy compares these hashes with the
 //! host's files to decide what to write and what to restart.
 
+use crate::components::OnChange;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -25,6 +26,7 @@ pub struct ManifestEntry {
     pub owner: String,
     pub sha256: String,
     pub restart: Option<String>,
+    pub reload: Option<String>,
     pub template: String,
 }
 
@@ -48,7 +50,14 @@ pub fn manifest(host: &str, files: &[RenderedFile]) -> Manifest {
                 mode: format!("{:04o}", f.mode),
                 owner: f.owner.to_string(),
                 sha256: sha256_hex(f.content.as_bytes()),
-                restart: f.restart.map(str::to_string),
+                restart: match f.on_change {
+                    OnChange::Restart(u) => Some(u.to_string()),
+                    _ => None,
+                },
+                reload: match f.on_change {
+                    OnChange::Reload(u) => Some(u.to_string()),
+                    _ => None,
+                },
                 template: f.template.to_string(),
             })
             .collect(),

@@ -14,7 +14,8 @@ use super::probe::{self, HostProbe, ProbeRequest};
 use super::report::{
     EtcdStatus, HaproxyStatus, HostStatus, KeepalivedState, StatusReport, VipStatus,
 };
-use crate::config::{EtcdMode, LoadBalancerKind, Role};
+use crate::bundle::Bundle;
+use crate::components::{ComponentId, component, units_running_on};
 use crate::etcd::ClientTls;
 use crate::fanout;
 use crate::inventory::{Host, Inventory, ports};
@@ -37,43 +38,18 @@ impl Default for GatherOptions {
     }
 }
 
-/// Whether kinit runs the VIP (haproxy + keepalived on every control-plane host).
-fn runs_vip(inv: &Inventory) -> bool {
-    inv.endpoint.load_balancer == LoadBalancerKind::HaproxyKeepalived
-}
-
-/// `kinit up` starts the kubelet only when the artifacts bundle holds it and a container runtime
-/// (the playbooks' `needs: [kubelet, containerd]`); otherwise no kubelet is expected to run.
-fn runs_kubelet(inv: &Inventory) -> bool {
-    crate::engine::bundle::Bundle::open(inv.bundle.as_deref())
-        .is_ok_and(|b| b.has("kubelet") && b.has("containerd"))
-}
-
-/// The systemd units `host` should have active, and whether to read haproxy's stats there.
+/// The systemd units `host` should have active (from the component table, with the bundle that
+/// decides whether `kinit up` starts the kubelet), and whether to read haproxy's stats there.
 pub fn probe_request(inv: &Inventory, host: &Host) -> ProbeRequest {
-    let mut units: Vec<&str> = Vec::new();
-    if host.has(Role::Etcd) {
-        units.push(match inv.etcd.mode {
-            EtcdMode::Systemd => "etcd",
-            EtcdMode::StaticPod => "kubelet",
-        });
-    }
-    let vip_host = host.has(Role::ControlPlane) && runs_vip(inv);
-    if vip_host {
-        units.extend(["haproxy", "keepalived"]);
-    }
-    if (host.has(Role::ControlPlane) || host.has(Role::Worker)) && runs_kubelet(inv) {
-        units.push("kubelet");
-    }
-    let mut seen = Vec::new();
-    units.retain(|u| {
-        let new = !seen.contains(u);
-        seen.push(*u);
-        new
-    });
+    // An unreadable bundle starts nothing gated; `kinit up` would refuse it anyway.
+    let bundle = Bundle::open(inv.bundle.as_deref()).unwrap_or_default();
+    let runs_haproxy = component(ComponentId::Haproxy).runs_on(inv, host);
     ProbeRequest {
-        units: units.into_iter().map(str::to_string).collect(),
-        haproxy_stats_port: vip_host.then_some(ports::HAPROXY_STATS),
+        units: units_running_on(inv, host, &bundle)
+            .into_iter()
+            .map(str::to_string)
+            .collect(),
+        haproxy_stats_port: runs_haproxy.then_some(ports::HAPROXY_STATS),
     }
 }
 
@@ -146,9 +122,11 @@ pub fn assemble(
     probes: Vec<(String, Result<HostProbe, String>)>,
     certificates: super::report::CertificateSummary,
 ) -> StatusReport {
-    let vip: Option<IpAddr> = runs_vip(inv)
-        .then(|| inv.endpoint.address.parse().ok())
-        .flatten();
+    let keepalived = component(ComponentId::Keepalived);
+    let vip: Option<IpAddr> = keepalived
+        .hosts(inv)
+        .first()
+        .and_then(|_| inv.endpoint.address.parse().ok());
     let mut probes: BTreeMap<String, Result<HostProbe, String>> = probes.into_iter().collect();
     let mut hosts = Vec::new();
     for host in &inv.hosts {
@@ -169,7 +147,7 @@ pub fn assemble(
             Some(Err(e)) => status.error = Some(e),
             Some(Ok(p)) => {
                 status.reachable = true;
-                let vip_host = host.has(Role::ControlPlane) && vip.is_some();
+                let vip_host = vip.is_some() && keepalived.runs_on(inv, host);
                 if vip_host {
                     let holds = vip.is_some_and(|v| p.addresses.contains(&v));
                     status.holds_vip = Some(holds);

@@ -23,11 +23,11 @@ pub fn summary(out: &Path, manifests: &[Manifest], overridden: &[(&str, &Path)])
             out.join(&m.host).display()
         );
         for f in &m.files {
-            let restart = f
-                .restart
-                .as_deref()
-                .map(|s| format!("  restarts {s}"))
-                .unwrap_or_default();
+            let restart = match (&f.restart, &f.reload) {
+                (Some(u), _) => format!("  restarts {u}"),
+                (None, Some(u)) => format!("  reloads {u}"),
+                (None, None) => String::new(),
+            };
             let _ = writeln!(
                 text,
                 "  {} {} {:<54} {}{restart}",

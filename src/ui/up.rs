@@ -10,7 +10,9 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use super::OutputFormat;
 use crate::cli::GlobalOptions;
-use crate::engine::{Event, Observer, RunError, RunSummary};
+use crate::components::StartPolicy;
+use crate::engine::host_ops::{PackagesState, UnitAction};
+use crate::engine::{Event, Observer, RunError, RunSummary, StepOutcome};
 
 enum Mode {
     Json,
@@ -94,7 +96,7 @@ impl UpProgress {
         }
         let verb = if s.dry_run { "would be " } else { "" };
         out.push_str(&format!(
-            "\n{} in {:.1} s: {} file(s) {verb}written, {} unchanged; {} service(s) {verb}started, {} {verb}restarted, {} {verb}enabled; {} package(s) {verb}installed\n",
+            "\n{} in {:.1} s: {} file(s) {verb}written, {} unchanged; {} service(s) {verb}started, {} {verb}restarted, {} {verb}reloaded, {} {verb}enabled; {} package(s) {verb}installed\n",
             if s.dry_run {
                 paint(self.color, "1", "dry run (nothing was changed)")
             } else {
@@ -105,6 +107,7 @@ impl UpProgress {
             s.files_unchanged,
             s.services_started,
             s.services_restarted,
+            s.services_reloaded,
             s.services_enabled,
             s.packages_installed
         ));
@@ -226,10 +229,11 @@ impl Observer for UpProgress {
             Event::StepFinished {
                 host,
                 step,
-                detail,
+                outcome,
                 changed,
                 ..
             } => {
+                let detail = describe(outcome, self.dry_run);
                 let mark = if *changed {
                     paint(self.color, "33", if self.dry_run { "~" } else { "+" })
                 } else {
@@ -250,6 +254,55 @@ impl Observer for UpProgress {
                     if *ok { "done" } else { "FAILED" }
                 ));
             }
+        }
+    }
+}
+
+/// One step's outcome as a line's tail: `2 written, 5 unchanged`, `restarted (an input changed)`.
+fn describe(outcome: &StepOutcome, dry_run: bool) -> String {
+    match outcome {
+        StepOutcome::NotStarted { reason, .. } => format!("skipped: {reason}"),
+        StepOutcome::Packages { state } => match state {
+            PackagesState::Present => "present".into(),
+            PackagesState::Missing(p) => format!("would install {}", p.join(" ")),
+            PackagesState::Installed(p) => format!("installed {}", p.join(" ")),
+        },
+        StepOutcome::Files { written, unchanged } if dry_run => {
+            if written.is_empty() {
+                format!("{unchanged} unchanged")
+            } else {
+                let list: Vec<String> = written
+                    .iter()
+                    .map(|f| format!("{} ({})", f.path, if f.new { "new" } else { "changed" }))
+                    .collect();
+                format!("would write {}; {unchanged} unchanged", list.join(", "))
+            }
+        }
+        StepOutcome::Files { written, unchanged } => {
+            format!("{} written, {unchanged} unchanged", written.len())
+        }
+        StepOutcome::Unit {
+            action,
+            enabled,
+            start,
+            ..
+        } => {
+            let verb = match action {
+                UnitAction::None if *start == StartPolicy::OnChange => "unchanged",
+                UnitAction::None => "running, unchanged",
+                UnitAction::Start => "started",
+                UnitAction::Restart => "restarted (an input changed)",
+                UnitAction::Reload => "reloaded (an input changed)",
+            };
+            let mut detail = if dry_run && *action != UnitAction::None {
+                format!("would be {verb}")
+            } else {
+                verb.to_string()
+            };
+            if *enabled {
+                detail.push_str(if dry_run { ", would be enabled" } else { ", enabled" });
+            }
+            detail
         }
     }
 }

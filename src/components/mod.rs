@@ -1,0 +1,297 @@
+//! What runs where: one row per component kinit puts on a host ([`table::TABLE`]), and the
+//! questions everyone else asks of it. Render (which files a host gets), preflight (which ports
+//! must be free, and which holder is our own), status (which units must be active) and the
+//! deploy plan (what a phase converges on a host, what a change restarts) all read these rows;
+//! none keeps a list of its own.
+
+pub mod table;
+
+use serde::{Deserialize, Serialize};
+
+use crate::bundle::Bundle;
+use crate::config::{EtcdMode, LoadBalancerKind, Role};
+use crate::inventory::{Host, Inventory};
+
+pub use table::TABLE;
+
+/// A component's stable name: playbooks name components by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ComponentId {
+    /// sysctl and kernel modules a Kubernetes node needs.
+    KernelSettings,
+    Chrony,
+    /// etcd as a systemd unit (etcd.mode: systemd).
+    Etcd,
+    /// etcd as a static pod the kubelet runs (etcd.mode: static-pod).
+    EtcdStaticPod,
+    Haproxy,
+    Keepalived,
+    /// The kubelet (and, through the bundle, its container runtime).
+    Kubelet,
+    /// kube-apiserver, kube-controller-manager and kube-scheduler as static pods.
+    ControlPlane,
+}
+
+impl ComponentId {
+    pub fn as_str(self) -> &'static str {
+        component(self).name
+    }
+}
+
+impl std::fmt::Display for ComponentId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A cluster-wide setting a component depends on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Condition {
+    /// spec.timeSync.servers is not empty.
+    TimeServers,
+    /// controlPlaneEndpoint.loadBalancer is haproxy-keepalived.
+    HaproxyKeepalived,
+    /// etcd.mode is systemd.
+    EtcdSystemd,
+    /// etcd.mode is static-pod.
+    EtcdStaticPod,
+}
+
+impl Condition {
+    pub fn holds(self, inv: &Inventory) -> bool {
+        match self {
+            Condition::TimeServers => !inv.time_servers.is_empty(),
+            Condition::HaproxyKeepalived => {
+                inv.endpoint.load_balancer == LoadBalancerKind::HaproxyKeepalived
+            }
+            Condition::EtcdSystemd => inv.etcd.mode == EtcdMode::Systemd,
+            Condition::EtcdStaticPod => inv.etcd.mode == EtcdMode::StaticPod,
+        }
+    }
+
+    /// Why a component with this condition runs nowhere, in the config's words.
+    pub fn unmet(self) -> &'static str {
+        match self {
+            Condition::TimeServers => "spec.timeSync.servers is empty",
+            Condition::HaproxyKeepalived => {
+                "controlPlaneEndpoint.loadBalancer is not haproxy-keepalived"
+            }
+            Condition::EtcdSystemd => "etcd.mode is not systemd",
+            Condition::EtcdStaticPod => "etcd.mode is not static-pod",
+        }
+    }
+}
+
+/// What a changed input asks of a unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind", content = "unit")]
+pub enum OnChange {
+    /// Read anew by its consumer (static pod manifests: the kubelet re-creates the pod; scripts
+    /// run afresh each time).
+    Nothing,
+    Restart(&'static str),
+    /// The daemon re-reads its configuration without dropping what it serves (haproxy keeps
+    /// open connections; keepalived keeps the VIP where it is).
+    Reload(&'static str),
+}
+
+/// A rendered file.
+#[derive(Debug, Clone, Copy)]
+pub struct FileRow {
+    pub template: &'static str,
+    /// Absolute path on the host.
+    pub path: &'static str,
+    pub mode: u32,
+    pub on_change: OnChange,
+    /// Written only when the component's bundle items are there (a unit file for a binary the
+    /// bundle lacks would only fail).
+    pub gated: bool,
+}
+
+/// A binary from the artifacts bundle.
+#[derive(Debug, Clone, Copy)]
+pub struct BinaryRow {
+    /// Name in the bundle and in SHA256SUMS.
+    pub file: &'static str,
+    pub path: &'static str,
+    pub mode: u32,
+    pub on_change: OnChange,
+}
+
+/// When a unit is (re)started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StartPolicy {
+    /// Running after every run; restarted or reloaded when an input changed.
+    Always,
+    /// Only run when an input changed (one-shot units such as systemd-sysctl).
+    OnChange,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct UnitRow {
+    pub name: &'static str,
+    pub enable: bool,
+    pub start: StartPolicy,
+    /// Do not wait for the unit to report ready: etcd members must start together, and the
+    /// first reports ready only once a quorum is up.
+    pub no_block: bool,
+}
+
+/// Where a port number comes from.
+#[derive(Debug, Clone, Copy)]
+pub enum PortNumber {
+    Fixed(u16),
+    /// controlPlaneEndpoint.port (haproxy's frontend).
+    Frontend,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct PortRow {
+    pub port: PortNumber,
+    /// What holds it, as operators call it (`kube-apiserver`, `haproxy stats`).
+    pub label: &'static str,
+    /// The process name `ss` shows (the kernel's 15-character comm).
+    pub process: &'static str,
+}
+
+/// Certificates under a prefix of the host's PKI tree (relative to /etc/kubernetes) that a
+/// component reads, and what a change to them asks.
+#[derive(Debug, Clone, Copy)]
+pub struct CertificateInput {
+    pub under: &'static str,
+    pub on_change: OnChange,
+}
+
+/// One row of the table.
+#[derive(Debug)]
+pub struct Component {
+    pub id: ComponentId,
+    pub name: &'static str,
+    /// Hosts with any of these roles run it...
+    pub roles: &'static [Role],
+    /// ...and also every host where a component that runs under the kubelet runs (the kubelet
+    /// itself and the node settings it needs).
+    pub with_static_pods: bool,
+    /// It runs under the kubelet (static pods): hosts running it need the kubelet.
+    pub static_pod: bool,
+    /// Runs nowhere unless this holds.
+    pub when: Option<Condition>,
+    /// Distribution packages, installed when missing.
+    pub packages: &'static [&'static str],
+    pub binaries: &'static [BinaryRow],
+    pub files: &'static [FileRow],
+    pub certificates: &'static [CertificateInput],
+    pub units: &'static [UnitRow],
+    pub ports: &'static [PortRow],
+    /// Started only when the artifacts bundle holds all of these; otherwise its binaries,
+    /// gated files and units are left out and the run says so.
+    pub bundle_gate: &'static [&'static str],
+}
+
+/// The row of `id`.
+pub fn component(id: ComponentId) -> &'static Component {
+    TABLE
+        .iter()
+        .find(|c| c.id == id)
+        .expect("every ComponentId has a row")
+}
+
+impl Component {
+    /// Whether `host` runs this component in this cluster.
+    pub fn runs_on(&self, inv: &Inventory, host: &Host) -> bool {
+        if self.when.is_some_and(|c| !c.holds(inv)) {
+            return false;
+        }
+        self.roles.iter().any(|r| host.has(*r))
+            || (self.with_static_pods
+                && TABLE
+                    .iter()
+                    .any(|c| c.static_pod && !c.with_static_pods && c.runs_on(inv, host)))
+    }
+
+    /// The hosts that run it, in config order.
+    pub fn hosts<'a>(&self, inv: &'a Inventory) -> Vec<&'a Host> {
+        inv.hosts.iter().filter(|h| self.runs_on(inv, h)).collect()
+    }
+
+    /// The bundle items its gate lacks (empty: it may start).
+    pub fn lacking<'b>(&self, bundle: &Bundle) -> Vec<&'static str> {
+        self.bundle_gate
+            .iter()
+            .copied()
+            .filter(|f| !bundle.has(f))
+            .collect()
+    }
+
+    /// Ports it holds in this cluster.
+    pub fn ports(&self, inv: &Inventory) -> impl Iterator<Item = ComponentPort> + '_ {
+        let frontend = inv.endpoint.port;
+        self.ports.iter().map(move |p| ComponentPort {
+            port: match p.port {
+                PortNumber::Fixed(n) => n,
+                PortNumber::Frontend => frontend,
+            },
+            component: p.label,
+            process: p.process,
+        })
+    }
+
+    /// Why it runs on no host of this cluster (for a skipped phase).
+    pub fn absent_because(&self, inv: &Inventory) -> String {
+        match self.when {
+            Some(c) if !c.holds(inv) => c.unmet().to_string(),
+            _ => {
+                let roles: Vec<String> = self.roles.iter().map(|r| r.to_string()).collect();
+                format!("no host has the role {}", roles.join(" or "))
+            }
+        }
+    }
+}
+
+/// A port a component of kinit's listens on, and the process name `ss` shows for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ComponentPort {
+    pub port: u16,
+    pub component: &'static str,
+    pub process: &'static str,
+}
+
+/// The components `host` runs, in table order.
+pub fn on_host<'a>(inv: &'a Inventory, host: &'a Host) -> impl Iterator<Item = &'static Component> + 'a {
+    TABLE.iter().filter(move |c| c.runs_on(inv, host))
+}
+
+/// The ports `host` must have free (or held by the component itself).
+pub fn ports_on(inv: &Inventory, host: &Host) -> Vec<ComponentPort> {
+    let mut out: Vec<ComponentPort> = Vec::new();
+    for p in on_host(inv, host).flat_map(|c| c.ports(inv)) {
+        if !out.iter().any(|o| o.port == p.port) {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// The units that must be active on `host` once `kinit up` ran with `bundle`.
+pub fn units_running_on(inv: &Inventory, host: &Host, bundle: &Bundle) -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = Vec::new();
+    for c in on_host(inv, host).filter(|c| c.lacking(bundle).is_empty()) {
+        for u in c.units.iter().filter(|u| u.start == StartPolicy::Always) {
+            if !out.contains(&u.name) {
+                out.push(u.name);
+            }
+        }
+    }
+    out
+}
+
+/// The files `host` receives (gated ones included: `kinit render` shows what a full bundle
+/// brings), in table order.
+pub fn files_on(inv: &Inventory, host: &Host) -> Vec<&'static FileRow> {
+    on_host(inv, host).flat_map(|c| c.files.iter()).collect()
+}
+
+#[cfg(test)]
+mod tests;

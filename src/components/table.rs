@@ -1,0 +1,260 @@
+//! The component table: for each thing kinit runs on a host, the hosts it runs on, its files,
+//! binaries, units and ports, and what a change to each input asks of it. Playbooks order
+//! phases over these rows; they never restate them.
+
+use super::OnChange::{Nothing, Reload, Restart};
+use super::StartPolicy::{Always, OnChange};
+use super::{
+    BinaryRow, CertificateInput, Component, ComponentId, Condition, FileRow, PortNumber, PortRow,
+    UnitRow,
+};
+use crate::config::Role::{ControlPlane, Etcd, Worker};
+use crate::host_paths as paths;
+use crate::inventory::ports;
+
+const fn file(template: &'static str, path: &'static str, mode: u32, on_change: super::OnChange) -> FileRow {
+    FileRow {
+        template,
+        path,
+        mode,
+        on_change,
+        gated: false,
+    }
+}
+
+const fn port(number: u16, label: &'static str, process: &'static str) -> PortRow {
+    PortRow {
+        port: PortNumber::Fixed(number),
+        label,
+        process,
+    }
+}
+
+const fn unit(name: &'static str) -> UnitRow {
+    UnitRow {
+        name,
+        enable: true,
+        start: Always,
+        no_block: false,
+    }
+}
+
+const ETCD_PORTS: &[PortRow] = &[
+    port(ports::ETCD_CLIENT, "etcd", "etcd"),
+    port(ports::ETCD_PEER, "etcd", "etcd"),
+    port(ports::ETCD_METRICS, "etcd", "etcd"),
+];
+
+
+/// In the order render lists a host's files and status lists its units.
+pub const TABLE: &[Component] = &[
+    Component {
+        id: ComponentId::Etcd,
+        name: "etcd",
+        roles: &[Etcd],
+        with_static_pods: false,
+        static_pod: false,
+        when: Some(Condition::EtcdSystemd),
+        packages: &[],
+        binaries: &[
+            BinaryRow {
+                file: "etcd",
+                path: paths::ETCD_BINARY,
+                mode: 0o755,
+                on_change: Restart("etcd"),
+            },
+            BinaryRow {
+                file: "etcdctl",
+                path: "/usr/local/bin/etcdctl",
+                mode: 0o755,
+                on_change: Nothing,
+            },
+        ],
+        files: &[
+            file("etcd.service.tera", paths::ETCD_UNIT, 0o644, Restart("etcd")),
+            file("etcd.conf.yml.tera", paths::ETCD_CONFIG, 0o644, Restart("etcd")),
+        ],
+        certificates: &[CertificateInput {
+            under: "pki/etcd/",
+            on_change: Restart("etcd"),
+        }],
+        units: &[UnitRow {
+            no_block: true,
+            ..unit("etcd")
+        }],
+        ports: ETCD_PORTS,
+        bundle_gate: &[],
+    },
+    Component {
+        id: ComponentId::EtcdStaticPod,
+        name: "etcd-static-pod",
+        roles: &[Etcd],
+        with_static_pods: false,
+        static_pod: true,
+        when: Some(Condition::EtcdStaticPod),
+        packages: &[],
+        binaries: &[],
+        // Manifests are 0600 as kubeadm writes them (`WriteStaticPodToDisk`).
+        files: &[file("etcd.yaml.tera", paths::ETCD_MANIFEST, 0o600, Nothing)],
+        certificates: &[],
+        units: &[],
+        ports: ETCD_PORTS,
+        bundle_gate: &[],
+    },
+    Component {
+        id: ComponentId::ControlPlane,
+        name: "control-plane",
+        roles: &[ControlPlane],
+        with_static_pods: false,
+        static_pod: true,
+        when: None,
+        packages: &[],
+        binaries: &[],
+        files: &[
+            file("kube-apiserver.yaml.tera", paths::KUBE_APISERVER_MANIFEST, 0o600, Nothing),
+            file(
+                "kube-controller-manager.yaml.tera",
+                paths::KUBE_CONTROLLER_MANAGER_MANIFEST,
+                0o600,
+                Nothing,
+            ),
+            file("kube-scheduler.yaml.tera", paths::KUBE_SCHEDULER_MANIFEST, 0o600, Nothing),
+        ],
+        certificates: &[],
+        units: &[],
+        ports: &[
+            port(ports::APISERVER, "kube-apiserver", "kube-apiserver"),
+            port(ports::CONTROLLER_MANAGER, "kube-controller-manager", "kube-controller"),
+            port(ports::SCHEDULER, "kube-scheduler", "kube-scheduler"),
+        ],
+        bundle_gate: &[],
+    },
+    Component {
+        id: ComponentId::Haproxy,
+        name: "haproxy",
+        roles: &[ControlPlane],
+        with_static_pods: false,
+        static_pod: false,
+        when: Some(Condition::HaproxyKeepalived),
+        packages: &["haproxy"],
+        binaries: &[],
+        files: &[file("haproxy.cfg.tera", paths::HAPROXY_CFG, 0o644, Reload("haproxy"))],
+        certificates: &[],
+        units: &[unit("haproxy")],
+        ports: &[
+            PortRow {
+                port: PortNumber::Frontend,
+                label: "haproxy",
+                process: "haproxy",
+            },
+            port(ports::HAPROXY_STATS, "haproxy stats", "haproxy"),
+        ],
+        bundle_gate: &[],
+    },
+    Component {
+        id: ComponentId::Keepalived,
+        name: "keepalived",
+        roles: &[ControlPlane],
+        with_static_pods: false,
+        static_pod: false,
+        when: Some(Condition::HaproxyKeepalived),
+        // curl: the apiserver check script.
+        packages: &["keepalived", "curl"],
+        binaries: &[],
+        files: &[
+            file("keepalived.conf.tera", paths::KEEPALIVED_CONF, 0o644, Reload("keepalived")),
+            // keepalived with enable_script_security runs only root-owned scripts that group and
+            // others cannot write; it runs the script afresh each time.
+            file("check_apiserver.sh.tera", paths::CHECK_APISERVER_SH, 0o755, Nothing),
+        ],
+        certificates: &[],
+        units: &[unit("keepalived")],
+        // VRRP is an IP protocol, not a port.
+        ports: &[],
+        bundle_gate: &[],
+    },
+    Component {
+        id: ComponentId::Kubelet,
+        name: "kubelet",
+        roles: &[Worker],
+        with_static_pods: true,
+        static_pod: false,
+        when: None,
+        packages: &[],
+        binaries: &[BinaryRow {
+            file: "kubelet",
+            path: paths::KUBELET_BINARY,
+            mode: 0o755,
+            on_change: Restart("kubelet"),
+        }],
+        files: &[
+            FileRow {
+                gated: true,
+                ..file("kubelet.service.tera", paths::KUBELET_UNIT, 0o644, Restart("kubelet"))
+            },
+            // Written even without a kubelet in the bundle: a kubelet installed another way
+            // finds its configuration.
+            file("kubelet-config.yaml.tera", paths::KUBELET_CONFIG, 0o644, Restart("kubelet")),
+        ],
+        certificates: &[],
+        units: &[unit("kubelet")],
+        ports: &[port(ports::KUBELET, "kubelet", "kubelet")],
+        // The kubelet needs a container runtime; kinit starts it only when the bundle carries both.
+        bundle_gate: &["kubelet", "containerd"],
+    },
+    Component {
+        id: ComponentId::KernelSettings,
+        name: "kernel-settings",
+        roles: &[Worker],
+        with_static_pods: true,
+        static_pod: false,
+        when: None,
+        packages: &[],
+        binaries: &[],
+        files: &[
+            file(
+                "sysctl-kubernetes.conf.tera",
+                paths::SYSCTL_CONF,
+                0o644,
+                Restart("systemd-sysctl"),
+            ),
+            file(
+                "modules-load-kubernetes.conf.tera",
+                paths::MODULES_LOAD_CONF,
+                0o644,
+                Restart("systemd-modules-load"),
+            ),
+        ],
+        certificates: &[],
+        units: &[
+            UnitRow {
+                enable: false,
+                start: OnChange,
+                ..unit("systemd-sysctl")
+            },
+            UnitRow {
+                enable: false,
+                start: OnChange,
+                ..unit("systemd-modules-load")
+            },
+        ],
+        ports: &[],
+        bundle_gate: &[],
+    },
+    Component {
+        id: ComponentId::Chrony,
+        name: "chrony",
+        roles: &[ControlPlane, Etcd, Worker],
+        with_static_pods: false,
+        static_pod: false,
+        when: Some(Condition::TimeServers),
+        packages: &["chrony"],
+        binaries: &[],
+        files: &[file("chrony.conf.tera", paths::CHRONY_CONF, 0o644, Restart("chrony"))],
+        certificates: &[],
+        units: &[unit("chrony")],
+        ports: &[],
+        bundle_gate: &[],
+    },
+];
+

@@ -1,0 +1,52 @@
+use super::*;
+
+#[test]
+fn every_component_has_one_row_and_a_unique_name() {
+    let ids = [
+        ComponentId::KernelSettings,
+        ComponentId::Chrony,
+        ComponentId::Etcd,
+        ComponentId::EtcdStaticPod,
+        ComponentId::Haproxy,
+        ComponentId::Keepalived,
+        ComponentId::Kubelet,
+        ComponentId::ControlPlane,
+    ];
+    assert_eq!(TABLE.len(), ids.len());
+    for id in ids {
+        assert_eq!(TABLE.iter().filter(|c| c.id == id).count(), 1, "{id:?}");
+        // The playbook's name for it is the table's.
+        let yaml: ComponentId = serde_yaml::from_str(component(id).name).unwrap();
+        assert_eq!(yaml, id);
+    }
+}
+
+#[test]
+fn each_file_has_one_owner_component_and_a_known_template() {
+    let mut paths: Vec<&str> = TABLE.iter().flat_map(|c| c.files.iter().map(|f| f.path)).collect();
+    let n = paths.len();
+    paths.sort();
+    paths.dedup();
+    assert_eq!(paths.len(), n, "a path listed twice");
+    let known = crate::render::templates::EMBEDDED;
+    for f in TABLE.iter().flat_map(|c| c.files.iter()) {
+        assert!(known.iter().any(|(t, _)| *t == f.template), "{}", f.template);
+    }
+}
+
+#[test]
+fn what_a_change_asks_names_a_unit_of_the_same_component() {
+    for c in TABLE {
+        let effects = c
+            .files
+            .iter()
+            .map(|f| f.on_change)
+            .chain(c.binaries.iter().map(|b| b.on_change))
+            .chain(c.certificates.iter().map(|i| i.on_change));
+        for e in effects {
+            if let OnChange::Restart(u) | OnChange::Reload(u) = e {
+                assert!(c.units.iter().any(|r| r.name == u), "{}: {u}", c.name);
+            }
+        }
+    }
+}

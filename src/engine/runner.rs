@@ -1,0 +1,415 @@
+//! Runs the playbook: phases in order; a phase's hosts in parallel (up to a limit), each host's
+//! steps in order; then the phase's waits. A phase that fails on any host stops the run once
+//! every host of that phase is done; the failure names the host, the step and what the host said.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio_util::sync::CancellationToken;
+
+use super::cluster_lock::{self, LockFailure};
+use super::event::{Event, Observer};
+use super::host_job::{HostFailure, HostJob};
+use super::host_ops::{HostOpError, SshHost};
+use super::lock::LockOwner;
+use super::operator::{self, PkiWorkspace};
+use super::outcome::{RunSummary, Tally};
+use super::plan::{self, PlanError, PlanInputs};
+use super::playbook::{OperatorStep, Phase, Playbook};
+use super::select::{PhaseSelection, UnknownPhase, select};
+use super::verify::WaitError;
+use super::waits;
+use crate::bundle::{Bundle, BundleError};
+use crate::components::{self, Component};
+use crate::fanout::{self, FanoutError};
+use crate::inventory::Inventory;
+use crate::pki::PkiError;
+use crate::preflight::{self, IgnoreSet, PreflightReport};
+use crate::render::{RenderError, RenderedFile, Templates};
+use crate::ssh::{HostTarget, Pool};
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub selection: PhaseSelection,
+    pub dry_run: bool,
+    pub concurrency: usize,
+    pub ignore_preflight: IgnoreSet,
+    /// Remove any lock, not only stale ones of this machine.
+    pub break_lock: bool,
+}
+
+/// What went wrong in a step the operator machine runs.
+#[derive(Debug, thiserror::Error)]
+pub enum OperatorError {
+    #[error(transparent)]
+    Render(#[from] RenderError),
+    #[error(transparent)]
+    Pki(#[from] PkiError),
+    #[error("{host}: {source}")]
+    Plan { host: String, source: PlanError },
+    #[error("copying {from} for the dry run: {source}")]
+    Scratch {
+        from: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("reading the cluster CA {path}: {source}")]
+    ReadCa {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    EtcdClient(#[from] crate::etcd::EtcdError),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    UnknownPhase(#[from] UnknownPhase),
+    #[error("before any host was changed: {0}")]
+    Bundle(#[from] BundleError),
+    #[error("before any host was changed: {0}")]
+    ClusterToken(PkiError),
+    #[error("phase {phase}: {} host(s) failed", failures.len())]
+    Hosts {
+        phase: String,
+        failures: Vec<HostFailure>,
+    },
+    #[error("phase {phase}: waiting for {what}: {error}")]
+    Wait {
+        phase: String,
+        what: String,
+        error: WaitError,
+    },
+    #[error("phase preflight: {} check(s) failed", report.count(preflight::Status::Fail))]
+    Preflight { report: Box<PreflightReport> },
+    #[error("phase {phase}: {error}")]
+    Operator {
+        phase: String,
+        error: OperatorError,
+    },
+    #[error("interrupted")]
+    Interrupted,
+}
+
+impl RunError {
+    /// The phase to resume from, when the run stopped in one.
+    pub fn phase(&self) -> Option<&str> {
+        match self {
+            RunError::Hosts { phase, .. }
+            | RunError::Wait { phase, .. }
+            | RunError::Operator { phase, .. } => Some(phase),
+            RunError::Preflight { .. } => Some("preflight"),
+            _ => None,
+        }
+    }
+
+    fn operator(phase: &Phase, error: impl Into<OperatorError>) -> RunError {
+        RunError::Operator {
+            phase: phase.name.clone(),
+            error: error.into(),
+        }
+    }
+}
+
+/// Everything a run works with.
+pub struct Engine {
+    pub inventory: Inventory,
+    pub playbook: Playbook,
+    pub templates: Templates,
+    pub pool: Arc<Pool>,
+    /// SSH target per host name.
+    pub targets: BTreeMap<String, HostTarget>,
+    pub observer: Arc<dyn Observer>,
+    pub cancel: CancellationToken,
+}
+
+/// What the phases of one run share.
+struct RunState {
+    bundle: Bundle,
+    pki: PkiWorkspace,
+    /// Every host's files, rendered once and again after the PKI phase.
+    rendered: Option<BTreeMap<String, Vec<RenderedFile>>>,
+    tally: Tally,
+}
+
+impl Engine {
+    fn emit(&self, e: Event) {
+        self.observer.event(&e);
+    }
+
+    /// Run the selected phases. The lock is taken first (not for a dry run) and released at the
+    /// end however the run ends.
+    pub async fn run(&mut self, opts: &RunOptions) -> Result<RunSummary, RunError> {
+        let start = Instant::now();
+        let phases = select(&self.playbook, &opts.selection)?;
+        let mut bundle = Bundle::open(self.inventory.bundle.as_deref())?;
+        // Every binary the selected phases upload is checked before any host is touched.
+        for phase in &phases {
+            for c in phase_components(phase) {
+                if !c.hosts(&self.inventory).is_empty() && c.lacking(&bundle).is_empty() {
+                    for b in c.binaries {
+                        bundle.verify(&phase.name, b.file)?;
+                    }
+                }
+            }
+        }
+        self.inventory.etcd_cluster_token =
+            crate::pki::cluster_token::load(&self.inventory.pki_dir)
+                .map_err(RunError::ClusterToken)?;
+
+        let owner = LockOwner::current();
+        let locked = if opts.dry_run {
+            Vec::new()
+        } else {
+            cluster_lock::take_all(
+                &self.pool,
+                &self.targets,
+                &owner,
+                opts.break_lock,
+                opts.concurrency,
+                &self.cancel,
+                self.observer.as_ref(),
+            )
+            .await
+            .map_err(|e| match e {
+                LockFailure::Interrupted => RunError::Interrupted,
+                LockFailure::Hosts(failures) => RunError::Hosts {
+                    phase: "lock".into(),
+                    failures,
+                },
+            })?
+        };
+        let mut state = RunState {
+            bundle,
+            pki: PkiWorkspace::real(&self.inventory.pki_dir),
+            rendered: None,
+            tally: Tally::default(),
+        };
+        let result = self.run_phases(&phases, opts, &mut state).await;
+        cluster_lock::release_all(&locked, &owner).await;
+        result?;
+        Ok(state.tally.finish(
+            opts.dry_run,
+            phases.iter().map(|p| p.name.clone()).collect(),
+            start.elapsed().as_secs_f64(),
+        ))
+    }
+
+    async fn run_phases(
+        &mut self,
+        phases: &[Phase],
+        opts: &RunOptions,
+        state: &mut RunState,
+    ) -> Result<(), RunError> {
+        for phase in phases {
+            if self.cancel.is_cancelled() {
+                return Err(RunError::Interrupted);
+            }
+            let hosts = self.hosts_of(phase);
+            if phase.run.is_none() && hosts.is_empty() {
+                self.emit(Event::PhaseSkipped {
+                    phase: phase.name.clone(),
+                    reason: self.absent_because(phase),
+                });
+                continue;
+            }
+            self.emit(Event::PhaseStarted {
+                phase: phase.name.clone(),
+                title: phase.title.clone(),
+                hosts: if phase.run.is_some() {
+                    Vec::new()
+                } else {
+                    hosts.clone()
+                },
+            });
+            let started = Instant::now();
+            let outcome = match phase.run {
+                Some(step) => self.operator_phase(phase, step, opts, state).await,
+                None => self.host_phase(phase, &hosts, opts, state).await,
+            };
+            self.emit(Event::PhaseFinished {
+                phase: phase.name.clone(),
+                seconds: started.elapsed().as_secs_f64(),
+                ok: outcome.is_ok(),
+            });
+            outcome?;
+        }
+        Ok(())
+    }
+
+    /// The hosts a phase works on: all hosts for certificates, else those the table places its
+    /// components on.
+    fn hosts_of(&self, phase: &Phase) -> Vec<String> {
+        let inv = &self.inventory;
+        inv.hosts
+            .iter()
+            .filter(|h| phase.certificates || phase_components(phase).any(|c| c.runs_on(inv, h)))
+            .map(|h| h.name.clone())
+            .collect()
+    }
+
+    /// Why none of a phase's components runs here, in the config's words.
+    fn absent_because(&self, phase: &Phase) -> String {
+        let mut reasons: Vec<String> = phase_components(phase)
+            .map(|c| c.absent_because(&self.inventory))
+            .collect();
+        reasons.dedup();
+        reasons.join("; ")
+    }
+
+    async fn operator_phase(
+        &mut self,
+        phase: &Phase,
+        step: OperatorStep,
+        opts: &RunOptions,
+        state: &mut RunState,
+    ) -> Result<(), RunError> {
+        match step {
+            OperatorStep::Preflight => {
+                let targets: Vec<HostTarget> = self
+                    .inventory
+                    .hosts
+                    .iter()
+                    .map(|h| self.targets[&h.name].clone())
+                    .collect();
+                let note = operator::preflight(
+                    &self.inventory,
+                    &self.pool,
+                    targets,
+                    opts,
+                    &self.cancel,
+                )
+                .await?;
+                for message in note {
+                    self.emit(Event::Note {
+                        phase: phase.name.clone(),
+                        message,
+                    });
+                }
+            }
+            OperatorStep::Pki => {
+                if opts.dry_run {
+                    state.pki = PkiWorkspace::scratch_copy(&self.inventory.pki_dir)
+                        .map_err(|e| RunError::operator(phase, e))?;
+                }
+                let (token, message) = operator::pki(&self.inventory, &state.pki, opts.dry_run)
+                    .map_err(|e| RunError::operator(phase, e))?;
+                self.inventory.etcd_cluster_token = Some(token);
+                // The PKI and the etcd token may have changed: render again.
+                state.rendered = None;
+                self.emit(Event::Note {
+                    phase: phase.name.clone(),
+                    message,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    async fn host_phase(
+        &self,
+        phase: &Phase,
+        hosts: &[String],
+        opts: &RunOptions,
+        state: &mut RunState,
+    ) -> Result<(), RunError> {
+        if state.rendered.is_none() {
+            let all = crate::render::render_all(&self.inventory, &self.templates)
+                .map_err(|e| RunError::operator(phase, e))?;
+            state.rendered = Some(all.into_iter().collect());
+        }
+        let rendered = state.rendered.as_ref().expect("rendered above");
+        let mut inputs = PlanInputs {
+            inventory: &self.inventory,
+            pki_dir: state.pki.dir(),
+            bundle: &mut state.bundle,
+        };
+        let mut items = Vec::new();
+        for name in hosts {
+            let host = self.inventory.host(name).expect("an inventory host");
+            let files = rendered.get(name).map(Vec::as_slice).unwrap_or_default();
+            let steps = plan::for_host(phase, host, files, &mut inputs).map_err(|source| {
+                RunError::operator(
+                    phase,
+                    OperatorError::Plan {
+                        host: name.clone(),
+                        source,
+                    },
+                )
+            })?;
+            let job = HostJob {
+                phase: phase.name.clone(),
+                host: name.clone(),
+                steps,
+                dry_run: opts.dry_run,
+                observer: self.observer.clone(),
+            };
+            items.push((
+                name.clone(),
+                (job, self.pool.clone(), self.targets[name].clone()),
+            ));
+        }
+        let results = fanout::run(
+            items,
+            opts.concurrency,
+            &self.cancel,
+            |(job, pool, target): (HostJob, Arc<Pool>, HostTarget)| async move {
+                let session = pool
+                    .get(&target)
+                    .await
+                    .map_err(|e| HostFailure::new(&job.host, "connect", &HostOpError::Ssh(e)))?;
+                job.run(&SshHost(session)).await
+            },
+        )
+        .await;
+        if self.cancel.is_cancelled() {
+            return Err(RunError::Interrupted);
+        }
+        let mut failures = Vec::new();
+        for (host, r) in results {
+            match r {
+                Ok(outcomes) => {
+                    for o in &outcomes {
+                        state.tally.add(&phase.name, &host, o);
+                    }
+                }
+                Err(FanoutError::Failed(f)) => failures.push(f),
+                Err(other) => failures.push(HostFailure {
+                    host,
+                    step: "?".into(),
+                    error: other.to_string(),
+                    stderr_tail: None,
+                }),
+            }
+        }
+        if !failures.is_empty() {
+            return Err(RunError::Hosts {
+                phase: phase.name.clone(),
+                failures,
+            });
+        }
+        for wait in &phase.wait {
+            let ctx = waits::WaitContext {
+                inventory: &self.inventory,
+                pool: &self.pool,
+                targets: &self.targets,
+                bundle: &state.bundle,
+                dry_run: opts.dry_run,
+            };
+            if let Some(message) = waits::wait(phase, hosts, wait, &ctx).await? {
+                self.emit(Event::Note {
+                    phase: phase.name.clone(),
+                    message,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The rows of the components a phase converges.
+pub fn phase_components(phase: &Phase) -> impl Iterator<Item = &'static Component> + '_ {
+    phase.converge.iter().map(|id| components::component(*id))
+}

@@ -1,0 +1,103 @@
+//! A phase's `wait` checks, made from this machine once every host finished. A wait for
+//! something that runs under the kubelet is skipped, and says so, when the kubelet is not
+//! started (the component table's bundle gate).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use super::playbook::{Phase, Wait};
+use super::runner::{OperatorError, RunError, phase_components};
+use super::verify;
+use crate::bundle::Bundle;
+use crate::components::{ComponentId, component};
+use crate::inventory::Inventory;
+use crate::ssh::{HostTarget, Pool};
+
+pub struct WaitContext<'a> {
+    pub inventory: &'a Inventory,
+    pub pool: &'a Arc<Pool>,
+    pub targets: &'a BTreeMap<String, HostTarget>,
+    pub bundle: &'a Bundle,
+    pub dry_run: bool,
+}
+
+/// Wait for `wait` on the phase's `hosts`: the line to show, or the failure.
+pub async fn wait(
+    phase: &Phase,
+    hosts: &[String],
+    wait: &Wait,
+    ctx: &WaitContext<'_>,
+) -> Result<Option<String>, RunError> {
+    let inv = ctx.inventory;
+    let what = describe(wait, inv, hosts);
+    if phase_components(phase).any(|c| c.static_pod) {
+        let lacking = component(ComponentId::Kubelet).lacking(ctx.bundle);
+        if !lacking.is_empty() {
+            return Ok(Some(format!(
+                "not waiting for {what}: nothing runs it until a kubelet runs (the bundle lacks {})",
+                lacking.join(", ")
+            )));
+        }
+    }
+    if ctx.dry_run {
+        return Ok(Some(format!("would wait for {what}")));
+    }
+    let address = |h: &String| inv.host(h).map(|x| x.address).expect("an inventory host");
+    let result = match wait {
+        Wait::Tcp(t) => {
+            let addrs = hosts
+                .iter()
+                .map(|h| (h.clone(), SocketAddr::new(address(h), t.port)))
+                .collect();
+            verify::tcp(addrs, t.timeout).await
+        }
+        Wait::EtcdHealthy(t) => {
+            let tls = crate::etcd::ClientTls::from_pki_dir(&inv.pki_dir).map_err(|e| {
+                RunError::Operator {
+                    phase: phase.name.clone(),
+                    error: OperatorError::EtcdClient(e),
+                }
+            })?;
+            verify::etcd_healthy(inv, &tls, t.timeout).await
+        }
+        Wait::Vip(t) => {
+            let targets: Vec<(String, HostTarget)> = hosts
+                .iter()
+                .map(|h| (h.clone(), ctx.targets[h].clone()))
+                .collect();
+            verify::vip(inv, ctx.pool, &targets, t.timeout).await
+        }
+        Wait::Https(w) => {
+            let path = inv.pki_dir.join("ca.crt");
+            let ca = std::fs::read(&path).map_err(|source| RunError::Operator {
+                phase: phase.name.clone(),
+                error: OperatorError::ReadCa { path, source },
+            })?;
+            let targets = hosts.iter().map(|h| (h.clone(), address(h))).collect();
+            verify::https(targets, w.port, &w.path, &ca, w.timeout).await
+        }
+    };
+    result.map(Some).map_err(|error| RunError::Wait {
+        phase: phase.name.clone(),
+        what,
+        error,
+    })
+}
+
+fn describe(wait: &Wait, inv: &Inventory, hosts: &[String]) -> String {
+    match wait {
+        Wait::Tcp(t) => format!("port {} on {}", t.port, hosts.join(", ")),
+        Wait::EtcdHealthy(_) => "every etcd member healthy over mTLS".to_string(),
+        Wait::Vip(_) => format!(
+            "the VIP {} on one host, answering on port {}",
+            inv.endpoint.address, inv.endpoint.port
+        ),
+        Wait::Https(w) => format!(
+            "https://<host>:{}{} on {}",
+            w.port,
+            w.path,
+            hosts.join(", ")
+        ),
+    }
+}

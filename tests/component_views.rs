@@ -1,0 +1,234 @@
+//! One component table, four views: the files `kinit render` writes, the ports `kinit preflight`
+//! checks, the units `kinit status` expects and what `kinit up` plans must all agree, for both
+//! topologies and both etcd modes, with and without a kubelet in the bundle.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use kinit::bundle::Bundle;
+use kinit::components::{self, StartPolicy};
+use kinit::config::template::{InitShape, render};
+use kinit::config::{self, Topology};
+use kinit::engine::plan::{self, PlanInputs, PutKind, Step};
+use kinit::engine::playbook;
+use kinit::facts::HostFacts;
+use kinit::inventory::Inventory;
+use kinit::preflight::{HostObservation, IgnoreSet, OperatorView, evaluate};
+use kinit::render::Templates;
+
+const CLEAN: &str = include_str!("fixtures/probe/clean-node.txt");
+
+fn inventory(topology: Topology, etcd_mode: &str, bundle: &Path) -> Inventory {
+    let text = render(InitShape {
+        topology,
+        control_planes: 2,
+        workers: 1,
+        etcd_hosts: 3,
+    })
+    .unwrap()
+    .replace("mode: systemd", &format!("mode: {etcd_mode}"))
+    .replace("bundle: ./bundle", &format!("bundle: {}", bundle.display()));
+    let (cfg, report) = config::check(Path::new("c.yaml"), text);
+    assert!(!report.has_errors(), "{report:?}");
+    Inventory::from_config(&cfg.unwrap(), Path::new("/tmp"), None).unwrap()
+}
+
+/// A bundle directory holding `files` (made-up contents) and their SHA256SUMS.
+fn bundle_with(files: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sums = String::new();
+    for f in files {
+        let content = format!("#!/bin/sh\n# {f}\n");
+        std::fs::write(dir.path().join(f), &content).unwrap();
+        sums.push_str(&format!("{}  {f}\n", kinit::ssh::sha256_hex(content.as_bytes())));
+    }
+    std::fs::write(dir.path().join("SHA256SUMS"), sums).unwrap();
+    dir
+}
+
+/// What `kinit up` plans for each host, over every phase: files, units, binaries, in phase order.
+struct Planned {
+    files: BTreeMap<String, BTreeSet<String>>,
+    units: BTreeMap<String, Vec<(String, String)>>,
+    running_units: BTreeMap<String, BTreeSet<String>>,
+}
+
+fn plan_all(inv: &Inventory) -> Planned {
+    let book = playbook::load(None).unwrap();
+    let templates = Templates::embedded().unwrap();
+    let rendered: BTreeMap<_, _> = kinit::render::render_all(inv, &templates)
+        .unwrap()
+        .into_iter()
+        .collect();
+    let mut bundle = Bundle::open(inv.bundle.as_deref()).unwrap();
+    let mut out = Planned {
+        files: BTreeMap::new(),
+        units: BTreeMap::new(),
+        running_units: BTreeMap::new(),
+    };
+    for phase in book.phases.iter().filter(|p| !p.converge.is_empty()) {
+        for host in &inv.hosts {
+            let mut inputs = PlanInputs {
+                inventory: inv,
+                pki_dir: Path::new("/nonexistent"),
+                bundle: &mut bundle,
+            };
+            let steps = plan::for_host(phase, host, &rendered[&host.name], &mut inputs).unwrap();
+            for step in steps {
+                match step {
+                    Step::Put {
+                        kind: PutKind::Files,
+                        files,
+                    } => out
+                        .files
+                        .entry(host.name.clone())
+                        .or_default()
+                        .extend(files.into_iter().map(|f| f.path)),
+                    Step::Unit(u) => {
+                        out.units
+                            .entry(host.name.clone())
+                            .or_default()
+                            .push((phase.name.clone(), u.name.to_string()));
+                        if u.start == StartPolicy::Always {
+                            out.running_units
+                                .entry(host.name.clone())
+                                .or_default()
+                                .insert(u.name.to_string());
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The `Port-N` checks preflight makes on each host (of a clean node).
+fn preflight_ports(inv: &Inventory) -> BTreeMap<String, BTreeSet<u16>> {
+    let obs: BTreeMap<String, HostObservation> = inv
+        .hosts
+        .iter()
+        .map(|h| {
+            let facts = HostFacts::parse(&CLEAN.replace("192.168.9.11/24", &format!("{}/24", h.address)))
+                .unwrap();
+            (
+                h.name.clone(),
+                HostObservation::Reached {
+                    facts: Box::new(facts),
+                    clock_skew: Some(0.01),
+                },
+            )
+        })
+        .collect();
+    let report = evaluate(inv, &obs, &OperatorView::default(), &IgnoreSet::default());
+    let mut out: BTreeMap<String, BTreeSet<u16>> = BTreeMap::new();
+    for f in report.findings {
+        if let Some(port) = f.check.strip_prefix("Port-") {
+            out.entry(f.host).or_default().insert(port.parse().unwrap());
+        }
+    }
+    out
+}
+
+fn check_views(topology: Topology, etcd_mode: &str, with_kubelet: bool) {
+    let bundle = if with_kubelet {
+        bundle_with(&["etcd", "etcdctl", "kubelet", "containerd"])
+    } else {
+        bundle_with(&["etcd", "etcdctl"])
+    };
+    let inv = inventory(topology, etcd_mode, bundle.path());
+    let case = format!("{topology} / {etcd_mode} / kubelet in bundle: {with_kubelet}");
+    let templates = Templates::embedded().unwrap();
+    let planned = plan_all(&inv);
+    let ports = preflight_ports(&inv);
+    for host in &inv.hosts {
+        let rendered: BTreeSet<String> = kinit::render::render_host(&inv, host, &templates)
+            .unwrap()
+            .into_iter()
+            .map(|f| f.path.to_string())
+            .collect();
+        let mut deployed = planned.files.get(&host.name).cloned().unwrap_or_default();
+        if !with_kubelet {
+            // The one file render shows that a bundle without a kubelet does not bring.
+            assert!(!deployed.contains("/etc/systemd/system/kubelet.service"), "{case}");
+            if rendered.contains("/etc/systemd/system/kubelet.service") {
+                deployed.insert("/etc/systemd/system/kubelet.service".into());
+            }
+        }
+        assert_eq!(rendered, deployed, "{case}: {}: render vs up", host.name);
+
+        let table_ports: BTreeSet<u16> = components::ports_on(&inv, host)
+            .into_iter()
+            .map(|p| p.port)
+            .collect();
+        assert_eq!(
+            ports.get(&host.name).cloned().unwrap_or_default(),
+            table_ports,
+            "{case}: {}: preflight vs table",
+            host.name
+        );
+
+        let status: BTreeSet<String> = kinit::status::gather::probe_request(&inv, host)
+            .units
+            .into_iter()
+            .collect();
+        assert_eq!(
+            status,
+            planned.running_units.get(&host.name).cloned().unwrap_or_default(),
+            "{case}: {}: status vs up",
+            host.name
+        );
+
+        // Anything the kubelet runs has a kubelet on the same host, started before any wait.
+        let runs_static_pods = rendered.iter().any(|p| p.starts_with("/etc/kubernetes/manifests/"));
+        if runs_static_pods {
+            assert!(ports[&host.name].contains(&10250), "{case}: {}", host.name);
+            assert!(rendered.contains("/var/lib/kubelet/config.yaml"), "{case}");
+            let kubelet = planned
+                .units
+                .get(&host.name)
+                .and_then(|u| u.iter().find(|(_, unit)| unit == "kubelet"));
+            match kubelet {
+                Some((phase, _)) => {
+                    assert!(with_kubelet, "{case}");
+                    assert_eq!(phase, "node", "{case}: {}", host.name);
+                }
+                None => assert!(!with_kubelet, "{case}: {}: no kubelet planned", host.name),
+            }
+        }
+    }
+}
+
+#[test]
+fn render_preflight_status_and_up_agree_for_every_shape() {
+    for topology in [Topology::Stacked, Topology::External] {
+        for mode in ["systemd", "static-pod"] {
+            for with_kubelet in [false, true] {
+                check_views(topology, mode, with_kubelet);
+            }
+        }
+    }
+}
+
+#[test]
+fn external_static_pod_etcd_hosts_get_a_kubelet_before_etcd_is_awaited() {
+    let bundle = bundle_with(&["etcd", "etcdctl", "kubelet", "containerd"]);
+    let inv = inventory(Topology::External, "static-pod", bundle.path());
+    let planned = plan_all(&inv);
+    let etcd1 = &planned.units["etcd1"];
+    assert_eq!(
+        etcd1,
+        &[("node".to_string(), "systemd-sysctl".to_string()),
+          ("node".to_string(), "systemd-modules-load".to_string()),
+          ("node".to_string(), "kubelet".to_string())],
+    );
+    assert!(planned.files["etcd1"].contains("/etc/kubernetes/manifests/etcd.yaml"));
+    assert!(planned.files["etcd1"].contains("/etc/systemd/system/kubelet.service"));
+    let book = playbook::load(None).unwrap();
+    let at = |name: &str| book.phases.iter().position(|p| p.name == name).unwrap();
+    assert!(at("node") < at("etcd-static-pod"));
+    assert!(at("node") < at("control-plane"));
+    let status = kinit::status::gather::probe_request(&inv, inv.host("etcd1").unwrap());
+    assert_eq!(status.units, ["kubelet"]);
+}
