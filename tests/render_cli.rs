@@ -68,7 +68,9 @@ fn render_writes_every_host_next_to_the_config_with_a_manifest() {
         .iter()
         .find(|e| e["path"] == "/etc/haproxy/haproxy.cfg")
         .unwrap();
-    assert_eq!(haproxy["restart"], "haproxy");
+    // A new haproxy.cfg is reloaded (open connections kept), not restarted.
+    assert_eq!(haproxy["reload"], "haproxy");
+    assert!(haproxy["restart"].is_null());
 }
 
 #[test]
