@@ -1,17 +1,17 @@
-//! Running one command on a host: output, exit status or signal, a timeout that stops the remote
-//! command (not just our wait for it), cancellation.
+//! Running one command line on an open connection: output, exit status or signal, a client-side
+//! deadline, cancellation, a connection lost under the command. This is the bottom of the command
+//! stack: it knows nothing of sessions or sudo; the layers above hand it a handle, the host name
+//! for errors, and a prepared command line with whatever goes to its stdin.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use russh::client::Handle;
 use russh::{ChannelMsg, Sig};
 use tokio::io::AsyncRead;
 use tokio_util::sync::CancellationToken;
 
 use super::error::SshError;
-use super::quote::quote;
-use super::session::Session;
-use super::sudo::SudoMode;
+use super::host_key_check::HostKeyCheck;
 
 /// How a remote command ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,10 +61,6 @@ pub struct ExecOptions {
     pub cancel: Option<CancellationToken>,
 }
 
-/// Seconds between the remote TERM and the remote KILL.
-const KILL_AFTER_SECS: u64 = 5;
-/// How much longer than the remote timeout we wait before giving up on the channel ourselves.
-const CLIENT_GRACE: Duration = Duration::from_secs(KILL_AFTER_SECS + 10);
 /// How long a cancel waits for the remote pkill.
 const STOP_WAIT: Duration = Duration::from_secs(2);
 
@@ -89,62 +85,20 @@ impl RawCommand<'_> {
     }
 }
 
-/// A wrapped command's tag and the sudo mode it ran with.
+/// A command line that stops a running one from another channel: sshd cannot always signal it
+/// (under sudo it runs as root). Prepared by whoever wrapped the command, since only they know how.
 pub(crate) struct Stop {
-    tag: String,
-    sudo: SudoMode,
-    as_root: bool,
+    pub command: String,
+    /// Sent before anything else (sudo's password line).
+    pub stdin_prefix: Option<Vec<u8>>,
 }
 
-impl Stop {
-    fn new(sudo: SudoMode, as_root: bool) -> Self {
-        static RUNS: AtomicU64 = AtomicU64::new(0);
-        Stop {
-            tag: format!(
-                "kinit-run-{}-{}",
-                std::process::id(),
-                RUNS.fetch_add(1, Ordering::Relaxed)
-            ),
-            sudo,
-            as_root,
-        }
-    }
-
-    /// `pkill` of the supervisor by its tag. The bracket keeps the pattern from matching the
-    /// pkill command line (and the sudo or shell around it) itself.
-    fn command(&self) -> Result<String, SshError> {
-        let (head, tail) = self.tag.split_at(1);
-        let pattern = format!("[{head}]{tail}");
-        let prefix = if self.as_root { self.sudo.prefix() } else { "" };
-        Ok(format!("{prefix}pkill -TERM -f {}", quote(&pattern)?))
-    }
-}
-
-/// `command` wrapped so that it runs as root when asked and can be stopped. GNU `timeout` is the
-/// supervisor either way (a duration of 0 means no limit): it runs the command in its own process
-/// group and passes TERM on to the whole group, whether it comes from its own clock or from us (a
-/// cancel sends TERM over the channel; sudo relays it). A shell's children stop with it, even root
-/// ones a non-root login could not signal itself.
-/// The shell's `$0` is a tag, so the supervisor can be found and stopped from another channel
-/// (sshd cannot always signal it: under sudo it runs as root).
-pub(crate) fn wrap(
-    command: &str,
-    timeout: Option<Duration>,
-    sudo: SudoMode,
-    as_root: bool,
-    tag: &str,
-) -> Result<String, SshError> {
-    let prefix = if as_root { sudo.prefix() } else { "" };
-    let limit = match timeout {
-        Some(t) => format!("{:.3}s", t.as_secs_f64()),
-        None => "0".to_string(),
-    };
-    // `exec`: the login shell becomes the supervisor, so the process sshd signals is ours.
-    Ok(format!(
-        "exec {prefix}timeout -k {KILL_AFTER_SECS} {limit} sh -c {} {}",
-        quote(command)?,
-        quote(tag)?
-    ))
+/// An open connection as the command layers see it: where channels are opened, and the host
+/// name every error carries.
+#[derive(Clone, Copy)]
+pub(crate) struct Conn<'a> {
+    pub handle: &'a Handle<HostKeyCheck>,
+    pub host: &'a str,
 }
 
 enum Outcome {
@@ -153,58 +107,10 @@ enum Outcome {
     Cancelled,
 }
 
-impl Session {
-    /// Run `command` (a shell command line) and collect its output.
-    pub async fn exec(&self, command: &str, opts: &ExecOptions) -> Result<ExecOutput, SshError> {
-        let mode = if opts.sudo {
-            self.sudo_mode().await?
-        } else {
-            SudoMode::Root
-        };
-        let stop = Stop::new(mode, opts.sudo);
-        let mut raw = RawCommand::new(wrap(command, opts.timeout, mode, opts.sudo, &stop.tag)?);
-        raw.stop = Some(stop);
-        if opts.sudo {
-            raw.stdin_prefix = self.sudo_stdin(mode);
-        }
-        let started = Instant::now();
-        let deadline = opts.timeout.map(|t| t + CLIENT_GRACE);
-        let out = self
-            .run_channel(raw, deadline, opts.cancel.as_ref())
-            .await
-            .map_err(|e| match e {
-                SshError::CommandTimedOut { host, .. } => SshError::CommandTimedOut {
-                    host,
-                    command: command.to_string(),
-                    after: opts.timeout.unwrap_or_default(),
-                },
-                other => other,
-            })?;
-        // 124: `timeout` sent TERM; 137: it had to KILL.
-        if let Some(t) = opts.timeout
-            && matches!(out.status, ExitStatus::Code(124 | 137))
-            && started.elapsed() >= t
-        {
-            return Err(SshError::CommandTimedOut {
-                host: self.host.clone(),
-                command: command.to_string(),
-                after: t,
-            });
-        }
-        Ok(out)
-    }
-
-    /// Run a prepared command line without a client-side limit.
-    pub(crate) async fn run_raw(
-        &self,
-        raw: RawCommand<'_>,
-        cancel: Option<&CancellationToken>,
-    ) -> Result<ExecOutput, SshError> {
-        self.run_channel(raw, None, cancel).await
-    }
-
-    async fn run_channel(
-        &self,
+impl Conn<'_> {
+    /// Run a prepared command line; `deadline` bounds our wait for the channel.
+    pub async fn run(
+        self,
         raw: RawCommand<'_>,
         deadline: Option<Duration>,
         cancel: Option<&CancellationToken>,
@@ -240,7 +146,7 @@ impl Session {
                 writer.eof().await.map_err(|e| self.protocol(e))
             };
             let work = async {
-                let output = collect(&mut reader, &self.host);
+                let output = collect(&mut reader, self.host);
                 tokio::pin!(send_input, output);
                 tokio::select! {
                     // The command ended (or the connection did) before it took all its input:
@@ -275,29 +181,38 @@ impl Session {
                 // Best effort, twice: sshd signals the login's process group (sudo relays it
                 // when it may), and a pkill by tag reaches the supervisor in any case.
                 let _ = writer.signal(Sig::TERM).await;
-                if let Some(stop) = &raw.stop
-                    && let Ok(kill) = stop.command()
-                {
-                    let mut kill = RawCommand::new(kill);
-                    kill.stdin_prefix = self.sudo_stdin(stop.sudo);
-                    let _ = tokio::time::timeout(
-                        STOP_WAIT,
-                        Box::pin(self.run_channel(kill, None, None)),
-                    )
-                    .await;
+                if let Some(stop) = &raw.stop {
+                    let mut kill = RawCommand::new(stop.command.clone());
+                    kill.stdin_prefix = stop.stdin_prefix.clone();
+                    let _ =
+                        tokio::time::timeout(STOP_WAIT, Box::pin(self.run(kill, None, None))).await;
                 }
                 let _ = writer.close().await;
                 Err(match outcome {
                     Outcome::TimedOut => SshError::CommandTimedOut {
-                        host: self.host.clone(),
+                        host: self.host.to_string(),
                         command: raw.command.clone(),
                         after: deadline.unwrap_or_default(),
                     },
                     _ => SshError::Cancelled {
-                        host: self.host.clone(),
+                        host: self.host.to_string(),
                     },
                 })
             }
+        }
+    }
+
+    /// A russh error on this connection; one that only says the connection is gone becomes
+    /// [`SshError::ConnectionLost`].
+    fn protocol(self, source: russh::Error) -> SshError {
+        match source {
+            russh::Error::Disconnect | russh::Error::SendError => SshError::ConnectionLost {
+                host: self.host.to_string(),
+            },
+            source => SshError::Protocol {
+                host: self.host.to_string(),
+                source,
+            },
         }
     }
 }
@@ -341,48 +256,5 @@ fn signal_label(sig: &Sig) -> String {
     match sig {
         Sig::Custom(name) => name.clone(),
         other => format!("{other:?}"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn wrapping_quotes_the_command_once() {
-        let cmd = "echo 'a b' && exit 3";
-        let words = |w: String| shlex::split(&w).unwrap().join(" | ");
-        let plain = wrap(cmd, None, SudoMode::Root, false, "t1").unwrap();
-        assert_eq!(
-            words(plain),
-            "exec | timeout | -k | 5 | 0 | sh | -c | echo 'a b' && exit 3 | t1"
-        );
-        let sudo = wrap(cmd, None, SudoMode::Passwordless, true, "t1").unwrap();
-        assert_eq!(
-            words(sudo),
-            "exec | sudo | -n | -- | timeout | -k | 5 | 0 | sh | -c | echo 'a b' && exit 3 | t1"
-        );
-        let timed = wrap(
-            cmd,
-            Some(Duration::from_secs(2)),
-            SudoMode::WithPassword,
-            true,
-            "t1",
-        );
-        assert_eq!(
-            words(timed.unwrap()),
-            "exec | sudo | -k | -S | -p |  | -- | timeout | -k | 5 | 2.000s | sh | -c | echo 'a b' && exit 3 | t1"
-        );
-    }
-
-    #[test]
-    fn the_stop_pattern_matches_the_tag_but_not_itself() {
-        let stop = Stop::new(SudoMode::Passwordless, true);
-        let kill = stop.command().unwrap();
-        let words = shlex::split(&kill).unwrap();
-        assert_eq!(words[..5], ["sudo", "-n", "--", "pkill", "-TERM"]);
-        let pattern = words.last().unwrap();
-        assert!(!kill.contains(&stop.tag), "{kill}");
-        assert!(pattern.starts_with("[k]init-run-"), "{pattern}");
     }
 }

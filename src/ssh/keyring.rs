@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use russh::keys::PrivateKey;
 
 use super::error::SshError;
-use super::options::Secret;
+use super::secret::Secret;
 
 #[derive(Debug, Default)]
 pub struct KeyRing {

@@ -2,6 +2,18 @@
 //! sudo, a bastion, exec with timeouts, atomic uploads, and a pool of one connection per host.
 //!
 //! Library code: it returns data and typed errors (each naming the host) and never prints.
+//!
+//! Modules import only downwards, so each layer can be read and tested without the ones above it
+//! (`a <- b`: b imports a; `error` is imported by nearly all and left out):
+//!
+//! ```text
+//! exec (one command on a channel) <- sudo (as root, supervised) <- upload <- session <- pool
+//! exec <- upload, session;  sudo <- session
+//! secret <- keyring <- options <- host_key_check <- exec, session
+//! options <- session, pool, targets;  ssh_config <- targets
+//! known_hosts <- options, host_key_check, ssh_config, session
+//! secret <- sudo, session;  quote <- sudo, upload
+//! ```
 
 pub mod error;
 pub mod exec;
@@ -11,6 +23,7 @@ pub mod known_hosts;
 pub mod options;
 pub mod pool;
 pub mod quote;
+pub mod secret;
 pub mod session;
 pub mod ssh_config;
 pub mod sudo;
@@ -21,7 +34,8 @@ pub use error::SshError;
 pub use exec::{ExecOptions, ExecOutput, ExitStatus};
 pub use keyring::KeyRing;
 pub use known_hosts::KnownHostsFile;
-pub use options::{HostKeyPolicy, HostTarget, Secret, SshOptions};
+pub use options::{HostKeyPolicy, HostTarget, SshOptions};
 pub use pool::Pool;
+pub use secret::Secret;
 pub use session::Session;
 pub use upload::{FileSpec, UploadOutcome, sha256_hex};

@@ -1,12 +1,12 @@
 //! What to connect to and how: the per-host target and the options shared by every connection.
 
-use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::keyring::KeyRing;
 use super::known_hosts::KnownHostsFile;
+use super::secret::Secret;
 
 /// One host to reach: `name` is what messages say, `address:port` is where kinit connects.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -46,26 +46,6 @@ pub enum HostKeyPolicy {
     /// Learn it: append it to the known_hosts file in OpenSSH's format. A changed key is still an
     /// error.
     AcceptNew,
-}
-
-/// A password or passphrase: never printed, not even by `{:?}`.
-#[derive(Clone)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
 }
 
 /// Options shared by every connection of one run.

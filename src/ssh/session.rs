@@ -1,5 +1,9 @@
 //! One authenticated SSH connection to one host. Channels are cheap: every command and upload of a
 //! run goes over the same connection, several at once.
+//!
+//! The top of the command stack: this is the public API, and it hands the layers below (`sudo`,
+//! `upload`, `exec`) the connection, host name and sudo settings they need, so none of them knows
+//! what a session is.
 
 use std::sync::Arc;
 
@@ -12,16 +16,19 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::OnceCell;
 
 use super::error::SshError;
+use super::exec::{Conn, ExecOptions, ExecOutput};
 use super::host_key_check::{CheckError, HostKeyCheck};
-use super::options::{HostTarget, Secret, SshOptions};
-use super::sudo::SudoMode;
+use super::options::{HostTarget, SshOptions};
+use super::secret::Secret;
+use super::sudo::{self, Sudo, SudoMode};
+use super::upload::{self, FileSpec, UploadOutcome, sha256_hex};
 
 pub struct Session {
-    pub(crate) host: String,
-    pub(crate) user: String,
-    pub(crate) handle: Handle<HostKeyCheck>,
-    pub(crate) sudo_password: Option<Secret>,
-    pub(crate) sudo: OnceCell<SudoMode>,
+    host: String,
+    user: String,
+    handle: Handle<HostKeyCheck>,
+    sudo_password: Option<Secret>,
+    sudo: OnceCell<SudoMode>,
     /// Keeps the jump host's connection open as long as this one uses it.
     _bastion: Option<Arc<Session>>,
 }
@@ -169,18 +176,85 @@ impl Session {
         .await;
     }
 
-    /// A russh error on this connection; one that only says the connection is gone becomes
-    /// [`SshError::ConnectionLost`].
-    pub(crate) fn protocol(&self, source: russh::Error) -> SshError {
-        match source {
-            russh::Error::Disconnect | russh::Error::SendError => SshError::ConnectionLost {
-                host: self.host.clone(),
-            },
-            source => SshError::Protocol {
-                host: self.host.clone(),
-                source,
-            },
+    /// Run `command` (a shell command line) and collect its output.
+    pub async fn exec(&self, command: &str, opts: &ExecOptions) -> Result<ExecOutput, SshError> {
+        let mode = if opts.sudo {
+            self.sudo_mode().await?
+        } else {
+            SudoMode::Root
+        };
+        sudo::exec(self.conn(), self.sudo_as(mode), command, opts).await
+    }
+
+    /// Upload `content` to `dest` (an absolute path) as root.
+    pub async fn upload(
+        &self,
+        content: &[u8],
+        dest: &str,
+        spec: &FileSpec,
+    ) -> Result<UploadOutcome, SshError> {
+        let mut reader = content;
+        self.upload_from(&mut reader, &sha256_hex(content), dest, spec)
+            .await
+    }
+
+    /// Upload what `reader` yields, which must hash to `sha256` (hex): a file from a bundle whose
+    /// SHA256SUMS is known streams without being read into memory first.
+    pub async fn upload_from(
+        &self,
+        reader: &mut (dyn AsyncRead + Unpin + Send),
+        sha256: &str,
+        dest: &str,
+        spec: &FileSpec,
+    ) -> Result<UploadOutcome, SshError> {
+        let sudo = self.root_for(dest).await?;
+        if upload::is_current(self.conn(), sudo, sha256, dest, spec).await? {
+            return Ok(UploadOutcome::Unchanged);
         }
+        self.write_from(reader, sha256, dest, spec).await?;
+        Ok(UploadOutcome::Written)
+    }
+
+    /// Write what `reader` yields to `dest` without first looking at what is there (the caller
+    /// compared already, e.g. for a whole batch of files in one round trip). Atomic and
+    /// checksum-verified on the host like [`Session::upload_from`].
+    pub async fn write_from(
+        &self,
+        reader: &mut (dyn AsyncRead + Unpin + Send),
+        sha256: &str,
+        dest: &str,
+        spec: &FileSpec,
+    ) -> Result<(), SshError> {
+        let sudo = self.root_for(dest).await?;
+        upload::write_from(self.conn(), sudo, reader, sha256, dest, spec).await
+    }
+
+    fn conn(&self) -> Conn<'_> {
+        Conn {
+            handle: &self.handle,
+            host: &self.host,
+        }
+    }
+
+    /// Found out on first use only: it costs a round trip or two.
+    async fn sudo_mode(&self) -> Result<SudoMode, SshError> {
+        self.sudo
+            .get_or_try_init(|| sudo::detect(self.conn(), &self.user, self.sudo_password.as_ref()))
+            .await
+            .copied()
+    }
+
+    fn sudo_as(&self, mode: SudoMode) -> Sudo<'_> {
+        Sudo {
+            mode,
+            password: self.sudo_password.as_ref(),
+        }
+    }
+
+    /// How this session becomes root for writing `dest`, which must be absolute.
+    async fn root_for(&self, dest: &str) -> Result<Sudo<'_>, SshError> {
+        upload::check_dest(&self.host, dest)?;
+        Ok(self.sudo_as(self.sudo_mode().await?))
     }
 }
 

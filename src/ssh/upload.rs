@@ -7,9 +7,9 @@ use aws_lc_rs::digest;
 use tokio::io::AsyncRead;
 
 use super::error::SshError;
-use super::exec::{ExitStatus, RawCommand};
+use super::exec::{Conn, ExitStatus, RawCommand};
 use super::quote::{join, quote};
-use super::session::Session;
+use super::sudo::Sudo;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UploadOutcome {
@@ -66,103 +66,87 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-impl Session {
-    fn upload_error(&self, dest: &str, reason: String) -> SshError {
-        SshError::Upload {
-            host: self.host.clone(),
-            dest: dest.to_string(),
-            reason,
-        }
+fn upload_error(host: &str, dest: &str, reason: String) -> SshError {
+    SshError::Upload {
+        host: host.to_string(),
+        dest: dest.to_string(),
+        reason,
     }
+}
 
-    /// How this session becomes root for writing `dest`, which must be absolute.
-    async fn root_mode_for(&self, dest: &str) -> Result<super::sudo::SudoMode, SshError> {
-        if !dest.starts_with('/') {
-            return Err(self.upload_error(dest, "the destination must be an absolute path".into()));
-        }
-        self.sudo_mode().await
+/// A relative `dest` would resolve against whatever directory the remote shell starts in. Checked
+/// before sudo is looked at, so a bad argument costs no round trip.
+pub(crate) fn check_dest(host: &str, dest: &str) -> Result<(), SshError> {
+    if !dest.starts_with('/') {
+        return Err(upload_error(
+            host,
+            dest,
+            "the destination must be an absolute path".into(),
+        ));
     }
+    Ok(())
+}
 
-    /// Upload `content` to `dest` (an absolute path) as root.
-    pub async fn upload(
-        &self,
-        content: &[u8],
-        dest: &str,
-        spec: &FileSpec,
-    ) -> Result<UploadOutcome, SshError> {
-        let mut reader = content;
-        self.upload_from(&mut reader, &sha256_hex(content), dest, spec)
-            .await
-    }
-
-    /// Upload what `reader` yields, which must hash to `sha256` (hex): a file from a bundle whose
-    /// SHA256SUMS is known streams without being read into memory first.
-    pub async fn upload_from(
-        &self,
-        reader: &mut (dyn AsyncRead + Unpin + Send),
-        sha256: &str,
-        dest: &str,
-        spec: &FileSpec,
-    ) -> Result<UploadOutcome, SshError> {
-        let mode = self.root_mode_for(dest).await?;
-        let as_root = mode.prefix();
-        let probe = format!("{as_root}sh -c {} sh {}", quote(PROBE)?, quote(dest)?);
-        let mut raw = RawCommand::new(probe);
-        raw.stdin_prefix = self.sudo_stdin(mode);
-        let found = self.run_raw(raw, None).await?;
-        if !found.success() {
-            return Err(self.upload_error(
-                dest,
-                format!(
-                    "cannot inspect the destination: {}",
-                    found.stderr_text().trim()
-                ),
-            ));
-        }
-        if matches_existing(&found.stdout_text(), sha256, spec) {
-            return Ok(UploadOutcome::Unchanged);
-        }
-        self.write_from(reader, sha256, dest, spec).await?;
-        Ok(UploadOutcome::Written)
-    }
-
-    /// Write what `reader` yields to `dest` without first looking at what is there (the caller
-    /// compared already, e.g. for a whole batch of files in one round trip). Atomic and
-    /// checksum-verified on the host like [`Session::upload_from`].
-    pub async fn write_from(
-        &self,
-        reader: &mut (dyn AsyncRead + Unpin + Send),
-        sha256: &str,
-        dest: &str,
-        spec: &FileSpec,
-    ) -> Result<(), SshError> {
-        let fail = |reason: String| self.upload_error(dest, reason);
-        let mode = self.root_mode_for(dest).await?;
-        let as_root = mode.prefix();
-        let mode_text = format!("{:o}", spec.mode);
-        let owner = spec.owner.clone().unwrap_or_default();
-        let write = format!(
-            "{as_root}sh -c {} sh {}",
-            quote(WRITE)?,
-            join([dest, mode_text.as_str(), owner.as_str(), sha256])?
-        );
-        let password = self.sudo_stdin(mode);
-        let mut body = reader;
-        let mut raw = RawCommand::new(write);
-        raw.stdin_prefix = password;
-        raw.body = Some(&mut body);
-        let done = self.run_raw(raw, None).await.map_err(|e| match e {
-            SshError::ConnectionLost { .. } => fail(
-                "transfer interrupted: the connection was lost (host down, rebooted or sshd stopped)"
-                    .into(),
+/// Whether `dest` already holds content hashing to `sha256` with the mode and owner of `spec`.
+pub(crate) async fn is_current(
+    conn: Conn<'_>,
+    sudo: Sudo<'_>,
+    sha256: &str,
+    dest: &str,
+    spec: &FileSpec,
+) -> Result<bool, SshError> {
+    let as_root = sudo.mode.prefix();
+    let probe = format!("{as_root}sh -c {} sh {}", quote(PROBE)?, quote(dest)?);
+    let mut raw = RawCommand::new(probe);
+    raw.stdin_prefix = sudo.stdin();
+    let found = conn.run(raw, None, None).await?;
+    if !found.success() {
+        return Err(upload_error(
+            conn.host,
+            dest,
+            format!(
+                "cannot inspect the destination: {}",
+                found.stderr_text().trim()
             ),
-            SshError::Protocol { source, .. } => fail(format!("transfer interrupted: {source}")),
-            other => other,
-        })?;
-        match done.status {
-            ExitStatus::Code(0) => Ok(()),
-            ref status => Err(fail(format!("{status}: {}", done.stderr_text().trim()))),
-        }
+        ));
+    }
+    Ok(matches_existing(&found.stdout_text(), sha256, spec))
+}
+
+/// Stream what `reader` yields into `dest` as root through [`WRITE`].
+pub(crate) async fn write_from(
+    conn: Conn<'_>,
+    sudo: Sudo<'_>,
+    reader: &mut (dyn AsyncRead + Unpin + Send),
+    sha256: &str,
+    dest: &str,
+    spec: &FileSpec,
+) -> Result<(), SshError> {
+    let fail = |reason: String| upload_error(conn.host, dest, reason);
+    let as_root = sudo.mode.prefix();
+    let mode_text = format!("{:o}", spec.mode);
+    let owner = spec.owner.clone().unwrap_or_default();
+    let write = format!(
+        "{as_root}sh -c {} sh {}",
+        quote(WRITE)?,
+        join([dest, mode_text.as_str(), owner.as_str(), sha256])?
+    );
+    let password = sudo.stdin();
+    let mut body = reader;
+    let mut raw = RawCommand::new(write);
+    raw.stdin_prefix = password;
+    raw.body = Some(&mut body);
+    let done = conn.run(raw, None, None).await.map_err(|e| match e {
+        SshError::ConnectionLost { .. } => fail(
+            "transfer interrupted: the connection was lost (host down, rebooted or sshd stopped)"
+                .into(),
+        ),
+        SshError::Protocol { source, .. } => fail(format!("transfer interrupted: {source}")),
+        other => other,
+    })?;
+    match done.status {
+        ExitStatus::Code(0) => Ok(()),
+        ref status => Err(fail(format!("{status}: {}", done.stderr_text().trim()))),
     }
 }
 
