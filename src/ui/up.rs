@@ -9,8 +9,8 @@ use std::time::Duration;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use super::OutputFormat;
-use crate::cli::GlobalOptions;
 use crate::engine::{Event, Observer, RunError, RunSummary};
+use crate::ui::GlobalOptions;
 
 enum Mode {
     Json,
