@@ -1,14 +1,22 @@
-//! Command-line definitions (clap) and their conversion into plain option structs.
-//! Nothing here does any work; `commands/` does.
+//! Command-line definitions (clap) and their conversion into the option structs `commands/`
+//! defines. Nothing here does any work, and nothing below this module knows about clap.
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use clap_complete::Shell;
 
+use crate::commands::certs::RenewOptions;
+use crate::commands::exec::ExecCommandOptions;
+use crate::commands::init::InitOptions;
+use crate::commands::lab::LabAction;
+use crate::commands::preflight::PreflightOptions;
+use crate::commands::render::RenderOptions;
+use crate::commands::status::StatusOptions;
+use crate::commands::up::UpOptions;
 use crate::config::Topology;
 use crate::config::template::InitShape;
-use crate::ui::{ColorChoice, OutputFormat};
+use crate::ui::{ColorChoice, GlobalOptions, OutputFormat};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -168,31 +176,6 @@ pub struct LabSshArgs {
     pub command: Vec<String>,
 }
 
-/// What a `kinit lab` invocation asks for.
-#[derive(Debug, Clone)]
-pub enum LabAction {
-    Up(crate::lab::LabRequest),
-    Down {
-        name: String,
-    },
-    Status {
-        name: Option<String>,
-    },
-    Stop {
-        name: String,
-        node: String,
-    },
-    Start {
-        name: String,
-        node: String,
-    },
-    Ssh {
-        name: String,
-        node: String,
-        command: Vec<String>,
-    },
-}
-
 impl LabCommand {
     pub fn action(&self) -> LabAction {
         match self {
@@ -284,13 +267,6 @@ pub struct RenderArgs {
     pub templates: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone)]
-pub struct RenderOptions {
-    pub out: PathBuf,
-    pub host: Option<String>,
-    pub templates: Option<PathBuf>,
-}
-
 impl RenderArgs {
     pub fn options(&self, global: &GlobalOptions) -> RenderOptions {
         let config_dir = global
@@ -309,6 +285,7 @@ impl RenderArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(mut_args(probed_at_once))]
 pub struct PreflightArgs {
     /// Check the machine kinit runs on (as `kubeadm init` does) instead of the config's hosts
     #[arg(long)]
@@ -318,22 +295,17 @@ pub struct PreflightArgs {
     #[arg(long, value_name = "NAME,...", value_delimiter = ',')]
     pub ignore_preflight_errors: Vec<String>,
 
-    /// Learn the host keys of hosts not in known_hosts yet (a changed key is still refused)
-    #[arg(long)]
-    pub accept_new_host_keys: bool,
-
-    /// Hosts probed at once
-    #[arg(long, value_name = "N", default_value_t = crate::fanout::DEFAULT_CONCURRENCY)]
-    pub concurrency: usize,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
 }
 
 impl PreflightArgs {
-    pub fn options(&self) -> crate::commands::preflight::PreflightOptions {
-        crate::commands::preflight::PreflightOptions {
+    pub fn options(&self) -> PreflightOptions {
+        PreflightOptions {
             local: self.local,
             ignore: crate::preflight::IgnoreSet::parse(&self.ignore_preflight_errors),
-            accept_new_host_keys: self.accept_new_host_keys,
-            concurrency: self.concurrency.max(1),
+            accept_new_host_keys: self.remote.accept_new_host_keys,
+            concurrency: self.remote.concurrency.get(),
         }
     }
 }
@@ -372,13 +344,8 @@ pub struct UpArgs {
     #[arg(long, value_name = "NAME,...", value_delimiter = ',')]
     pub ignore_preflight_errors: Vec<String>,
 
-    /// Learn the host keys of hosts not in known_hosts yet (a changed key is still refused)
-    #[arg(long)]
-    pub accept_new_host_keys: bool,
-
-    /// Hosts worked on at once
-    #[arg(long, value_name = "N", default_value_t = crate::fanout::DEFAULT_CONCURRENCY)]
-    pub concurrency: usize,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
 
     /// Remove another run's lock on the hosts (only when no kinit up is running)
     #[arg(long)]
@@ -394,8 +361,8 @@ pub struct UpArgs {
 }
 
 impl UpArgs {
-    pub fn options(&self) -> crate::commands::up::UpOptions {
-        crate::commands::up::UpOptions {
+    pub fn options(&self) -> UpOptions {
+        UpOptions {
             topology: self.topology.map(|t| match t {
                 TopologyArg::Stacked => crate::config::Topology::Stacked,
                 TopologyArg::External => crate::config::Topology::External,
@@ -407,11 +374,11 @@ impl UpArgs {
                     from: self.from_phase.clone(),
                 },
                 dry_run: self.dry_run,
-                concurrency: self.concurrency.max(1),
+                concurrency: self.remote.concurrency.get(),
                 ignore_preflight: crate::preflight::IgnoreSet::parse(&self.ignore_preflight_errors),
                 break_lock: self.break_lock,
             },
-            accept_new_host_keys: self.accept_new_host_keys,
+            accept_new_host_keys: self.remote.accept_new_host_keys,
             playbooks: self.playbooks.clone(),
             templates: self.templates.clone(),
         }
@@ -422,12 +389,12 @@ impl UpArgs {
 #[command(
     after_help = "Exit status: 0 healthy, 1 degraded (a problem is listed), 2 bad invocation or config.\n\
 Read-only: hosts whose SSH key is not in known_hosts are refused (learn them with `kinit preflight \
---accept-new-host-keys`)."
+--accept-new-host-keys`).",
+    mut_args(probed_at_once)
 )]
 pub struct StatusArgs {
-    /// Hosts probed at once
-    #[arg(long, value_name = "N", default_value_t = crate::fanout::DEFAULT_CONCURRENCY)]
-    pub concurrency: usize,
+    #[command(flatten)]
+    pub concurrency: ConcurrencyArg,
 
     /// Seconds to wait for each etcd request and each host's probe
     #[arg(long, value_name = "SECONDS", default_value_t = 5)]
@@ -435,9 +402,9 @@ pub struct StatusArgs {
 }
 
 impl StatusArgs {
-    pub fn options(&self) -> crate::commands::status::StatusOptions {
-        crate::commands::status::StatusOptions {
-            concurrency: self.concurrency.max(1),
+    pub fn options(&self) -> StatusOptions {
+        StatusOptions {
+            concurrency: self.concurrency.get(),
             timeout: std::time::Duration::from_secs(self.timeout.max(1)),
         }
     }
@@ -453,13 +420,8 @@ pub struct ExecArgs {
     #[arg(long, value_name = "SELECTOR")]
     pub hosts: Option<String>,
 
-    /// Learn the host keys of hosts not in known_hosts yet (a changed key is still refused)
-    #[arg(long)]
-    pub accept_new_host_keys: bool,
-
-    /// Hosts worked on at once
-    #[arg(long, value_name = "N", default_value_t = crate::fanout::DEFAULT_CONCURRENCY)]
-    pub concurrency: usize,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
 
     /// Stop the command on a host after this long (e.g. 30s, 5m)
     #[arg(long, value_name = "DURATION")]
@@ -479,11 +441,11 @@ pub struct ExecArgs {
 }
 
 impl ExecArgs {
-    pub fn options(&self) -> crate::commands::exec::ExecCommandOptions {
-        crate::commands::exec::ExecCommandOptions {
+    pub fn options(&self) -> ExecCommandOptions {
+        ExecCommandOptions {
             selector: self.hosts.clone(),
-            accept_new_host_keys: self.accept_new_host_keys,
-            concurrency: self.concurrency.max(1),
+            accept_new_host_keys: self.remote.accept_new_host_keys,
+            concurrency: self.remote.concurrency.get(),
             timeout: self.timeout.as_ref().map(|t| t.as_duration()),
             ask_sudo_password: self.ask_sudo_password,
             as_root: !self.no_sudo,
@@ -493,26 +455,47 @@ impl ExecArgs {
     }
 }
 
+/// The flags of every command that works on hosts over SSH and may meet new ones.
+#[derive(Debug, Args)]
+pub struct RemoteArgs {
+    /// Learn the host keys of hosts not in known_hosts yet (a changed key is still refused)
+    #[arg(long)]
+    pub accept_new_host_keys: bool,
+
+    #[command(flatten)]
+    pub concurrency: ConcurrencyArg,
+}
+
+/// `--concurrency`, worded for the commands that change hosts; the ones that only look reword
+/// it with `probed_at_once`.
+#[derive(Debug, Args)]
+pub struct ConcurrencyArg {
+    /// Hosts worked on at once
+    #[arg(long, value_name = "N", default_value_t = crate::fanout::DEFAULT_CONCURRENCY)]
+    concurrency: usize,
+}
+
+impl ConcurrencyArg {
+    /// At least one host at a time: 0 would never start any.
+    pub fn get(&self) -> usize {
+        self.concurrency.max(1)
+    }
+}
+
+/// For `mut_args`, which keeps the arguments' order (`mut_arg` would move `--concurrency` last,
+/// reordering the shell completions).
+fn probed_at_once(arg: clap::Arg) -> clap::Arg {
+    if arg.get_id() == "concurrency" {
+        arg.help("Hosts probed at once")
+    } else {
+        arg
+    }
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum TopologyArg {
     Stacked,
     External,
-}
-
-/// Options every command receives.
-#[derive(Debug, Clone)]
-pub struct GlobalOptions {
-    pub config_path: PathBuf,
-    /// -1 quiet, 0 default, 1.. verbose
-    pub verbosity: i8,
-    pub output: OutputFormat,
-    pub color: ColorChoice,
-}
-
-/// `kinit certs renew`: the certificates to renew; empty means all.
-#[derive(Debug, Clone)]
-pub struct RenewOptions {
-    pub names: std::collections::BTreeSet<String>,
 }
 
 impl CertsCommand {
@@ -525,13 +508,6 @@ impl CertsCommand {
             },
         }
     }
-}
-
-#[derive(Debug, Clone)]
-pub struct InitOptions {
-    pub shape: InitShape,
-    pub file: PathBuf,
-    pub force: bool,
 }
 
 impl GlobalArgs {

@@ -1,20 +1,20 @@
 use std::process::ExitCode;
 
-use clap::Parser;
-use kinit::cli::{CertsCommand, Cli, Command, ConfigCommand, GlobalOptions};
+use clap::{CommandFactory, Parser};
+use kinit::cli::{CertsCommand, Cli, Command, ConfigCommand};
 use kinit::commands::{self, CommandResult};
+use kinit::ui::GlobalOptions;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let global = cli.global.options();
     init_tracing(&global);
-    match run(&cli, &global) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(e.exit_code())
-        }
+    let result = run(&cli, &global);
+    // Commands report their own outcome; only errors are left to show, and only here.
+    if let Err(e) = &result {
+        eprintln!("error: {e}");
     }
+    ExitCode::from(commands::exit_code(&result))
 }
 
 fn run(cli: &Cli, global: &GlobalOptions) -> CommandResult {
@@ -35,8 +35,8 @@ fn run(cli: &Cli, global: &GlobalOptions) -> CommandResult {
         Command::Certs(CertsCommand::Renew { names }) => {
             commands::certs::renew(global, &CertsCommand::renew_options(names))
         }
-        Command::Completion { shell } => commands::completion::run(*shell),
-        Command::Man => commands::man::run(),
+        Command::Completion { shell } => commands::completion::run(*shell, Cli::command()),
+        Command::Man => commands::man::run(Cli::command()),
     }
 }
 

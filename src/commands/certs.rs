@@ -1,40 +1,46 @@
 //! `kinit certs generate | check-expiration | renew`.
 
-use std::process::ExitCode;
+use std::collections::BTreeSet;
 use std::time::SystemTime;
 
-use super::{CommandError, CommandResult, exit};
-use crate::cli::{GlobalOptions, RenewOptions};
+use super::{CommandError, CommandResult, Outcome};
 use crate::config::{self, ConfigError};
 use crate::inventory::Inventory;
-use crate::pki::{self, Mode, PkiError};
-use crate::ui::{OutputFormat, certs as ui};
+use crate::pki::{self, Mode};
+use crate::ui::{GlobalOptions, OutputFormat, certs as ui};
+
+/// `kinit certs renew`: the certificates to renew; empty means all.
+#[derive(Debug, Clone)]
+pub struct RenewOptions {
+    pub names: BTreeSet<String>,
+}
 
 /// The validated inventory of `-c FILE`, or an error that says how to find out what is wrong.
 pub fn load_inventory(global: &GlobalOptions) -> Result<Inventory, CommandError> {
     let path = &global.config_path;
     let loaded = config::load(path).map_err(|e| match e {
-        ConfigError::Read { .. } => CommandError::Usage(format!(
-            "{e}; create one with `kinit init`, or point at it with -c FILE"
-        )),
-        ConfigError::Invalid(_) => CommandError::Failed(format!(
+        ConfigError::Read { path, source } => CommandError::ConfigUnreadable {
+            path,
+            source,
+            hint: true,
+        },
+        ConfigError::Invalid(_) => CommandError::InvalidConfig(format!(
             "{e}; run `kinit -c {} config validate` to see them",
             path.display()
         )),
     })?;
     let dir = path.parent().unwrap_or(std::path::Path::new("."));
     let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
-    Inventory::from_config(&loaded.config, dir, home.as_deref())
-        .map_err(|e| CommandError::Failed(e.to_string()))
-}
-
-fn failed(e: PkiError) -> CommandError {
-    CommandError::Failed(e.to_string())
+    Ok(Inventory::from_config(
+        &loaded.config,
+        dir,
+        home.as_deref(),
+    )?)
 }
 
 fn run(global: &GlobalOptions, mode: Mode) -> CommandResult {
     let inv = load_inventory(global)?;
-    let report = pki::generate(&inv, &mode, SystemTime::now()).map_err(failed)?;
+    let report = pki::generate(&inv, &mode, SystemTime::now())?;
     match global.output {
         OutputFormat::Json => println!("{}", ui::generate_json(&report)),
         OutputFormat::Text if global.verbosity >= 0 => {
@@ -42,7 +48,7 @@ fn run(global: &GlobalOptions, mode: Mode) -> CommandResult {
         }
         OutputFormat::Text => {}
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Outcome::Success)
 }
 
 pub fn generate(global: &GlobalOptions) -> CommandResult {
@@ -55,14 +61,10 @@ pub fn renew(global: &GlobalOptions, opts: &RenewOptions) -> CommandResult {
 
 pub fn check_expiration(global: &GlobalOptions) -> CommandResult {
     let inv = load_inventory(global)?;
-    let report = pki::expiry::check(&inv, SystemTime::now()).map_err(failed)?;
+    let report = pki::expiry::check(&inv, SystemTime::now())?;
     match global.output {
         OutputFormat::Json => println!("{}", ui::expiry_json(&report)),
         OutputFormat::Text => print!("{}", ui::expiry_text(&report)),
     }
-    Ok(if report.has_problems() {
-        ExitCode::from(exit::FAILURE)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(Outcome::failed_if(report.has_problems()))
 }

@@ -1,12 +1,9 @@
-use std::process::ExitCode;
-
-use clap::CommandFactory;
 use clap_complete::Shell;
 
-use super::CommandResult;
-use crate::cli::Cli;
+use super::{CommandResult, Outcome};
 
-pub fn run(shell: Shell) -> CommandResult {
-    clap_complete::generate(shell, &mut Cli::command(), "kinit", &mut std::io::stdout());
-    Ok(ExitCode::SUCCESS)
+/// `cli` is the clap definition, handed down so that commands need not know the `cli` module.
+pub fn run(shell: Shell, mut cli: clap::Command) -> CommandResult {
+    clap_complete::generate(shell, &mut cli, "kinit", &mut std::io::stdout());
+    Ok(Outcome::Success)
 }

@@ -1,30 +1,21 @@
-use std::process::ExitCode;
-
-use super::{CommandError, CommandResult, exit};
-use crate::cli::GlobalOptions;
+use super::{CommandError, CommandResult, Outcome};
 use crate::config;
 use crate::inventory::Inventory;
-use crate::ui::{OutputFormat, config_report};
+use crate::ui::{GlobalOptions, OutputFormat, config_report};
 
 pub fn run(global: &GlobalOptions) -> CommandResult {
     let path = &global.config_path;
-    let source = std::fs::read_to_string(path).map_err(|e| {
-        let hint = if e.kind() == std::io::ErrorKind::NotFound {
-            "; create one with `kinit init`, or point at it with -c FILE"
-        } else {
-            ""
-        };
-        CommandError::Usage(format!("cannot read {}: {e}{hint}", path.display()))
+    let source = std::fs::read_to_string(path).map_err(|e| CommandError::ConfigUnreadable {
+        path: path.clone(),
+        hint: e.kind() == std::io::ErrorKind::NotFound,
+        source: e,
     })?;
     let (cfg, report) = config::check(path, source);
     let inventory = match (&cfg, report.has_errors()) {
         (Some(cfg), false) => {
             let dir = path.parent().unwrap_or(std::path::Path::new("."));
             let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
-            Some(
-                Inventory::from_config(cfg, dir, home.as_deref())
-                    .map_err(|e| CommandError::Failed(e.to_string()))?,
-            )
+            Some(Inventory::from_config(cfg, dir, home.as_deref())?)
         }
         _ => None,
     };
@@ -75,9 +66,5 @@ pub fn run(global: &GlobalOptions) -> CommandResult {
             }
         }
     }
-    Ok(if inventory.is_some() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(exit::FAILURE)
-    })
+    Ok(Outcome::failed_if(inventory.is_none()))
 }

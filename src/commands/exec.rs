@@ -1,18 +1,16 @@
 //! `kinit exec [--hosts SELECTOR] -- CMD`: run one command on the selected hosts, as root.
 
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{CommandError, CommandResult, exit, remote};
-use crate::cli::GlobalOptions;
+use super::{CommandResult, Outcome, remote};
 use crate::fanout::{self, FanoutError};
 use crate::selector;
-use crate::ssh::{ExecOptions, ExecOutput, HostTarget, Pool, SshError, SshOptions};
-use crate::ui::OutputFormat;
+use crate::ssh::{ExecOptions, ExecOutput, HostTarget, Pool, SshError};
 use crate::ui::exec::{HostRun, render_json, render_text, summary};
+use crate::ui::{GlobalOptions, OutputFormat};
 
 pub use remote::{PASSPHRASE_ENV, SUDO_PASSWORD_ENV};
 
@@ -30,8 +28,7 @@ pub struct ExecCommandOptions {
 
 pub fn run(global: &GlobalOptions, opts: &ExecCommandOptions) -> CommandResult {
     let inventory = remote::load_inventory(global)?;
-    let hosts = selector::select(&inventory, opts.selector.as_deref())
-        .map_err(|e| CommandError::Usage(e.to_string()))?;
+    let hosts = selector::select(&inventory, opts.selector.as_deref())?;
     let (targets, ssh) = remote::connect_options(
         &inventory,
         &hosts,
@@ -39,11 +36,12 @@ pub fn run(global: &GlobalOptions, opts: &ExecCommandOptions) -> CommandResult {
         opts.ask_sudo_password,
     )?;
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CommandError::Failed(format!("cannot start the async runtime: {e}")))?;
-    let (results, interrupted) = runtime.block_on(run_everywhere(targets, ssh, opts));
+    let remote::Finished {
+        value: results,
+        interrupted,
+    } = remote::with_remote(ssh, |pool, cancel| {
+        run_everywhere(pool, cancel, targets, opts)
+    })?;
 
     let runs: Vec<HostRun> = hosts
         .iter()
@@ -67,29 +65,20 @@ pub fn run(global: &GlobalOptions, opts: &ExecCommandOptions) -> CommandResult {
         }
     }
     Ok(if interrupted {
-        ExitCode::from(exit::INTERRUPTED)
-    } else if runs.iter().all(HostRun::succeeded) {
-        ExitCode::SUCCESS
+        Outcome::Interrupted
     } else {
-        ExitCode::from(exit::FAILURE)
+        Outcome::failed_if(!runs.iter().all(HostRun::succeeded))
     })
 }
 
 type HostResult = (String, Result<ExecOutput, FanoutError<SshError>>);
 
 async fn run_everywhere(
+    pool: Arc<Pool>,
+    cancel: CancellationToken,
     targets: Vec<HostTarget>,
-    ssh: SshOptions,
     opts: &ExecCommandOptions,
-) -> (Vec<HostResult>, bool) {
-    let cancel = CancellationToken::new();
-    let on_ctrl_c = cancel.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            on_ctrl_c.cancel();
-        }
-    });
-    let pool = Arc::new(Pool::new(ssh));
+) -> Vec<HostResult> {
     let command = Arc::new(opts.command.clone());
     let exec = ExecOptions {
         timeout: opts.timeout,
@@ -97,15 +86,12 @@ async fn run_everywhere(
         cancel: Some(cancel.clone()),
     };
     let items = targets.into_iter().map(|t| (t.name.clone(), t)).collect();
-    let worker_pool = pool.clone();
-    let results = fanout::run(items, opts.concurrency, &cancel, move |target| {
-        let (pool, command, exec) = (worker_pool.clone(), command.clone(), exec.clone());
+    fanout::run(items, opts.concurrency, &cancel, move |target| {
+        let (pool, command, exec) = (pool.clone(), command.clone(), exec.clone());
         async move {
             let session = pool.get(&target).await?;
             session.exec(&command, &exec).await
         }
     })
-    .await;
-    pool.close_all().await;
-    (results, cancel.is_cancelled())
+    .await
 }

@@ -1,19 +1,26 @@
 use std::io::ErrorKind;
-use std::process::ExitCode;
+use std::path::PathBuf;
 
-use super::{CommandError, CommandResult};
-use crate::cli::{GlobalOptions, InitOptions};
-use crate::config::{self, template};
+use super::{CommandError, CommandResult, Outcome};
+use crate::config;
+use crate::config::template::{self, InitShape};
 use crate::fsutil::{Existing, write_atomic};
-use crate::ui::OutputFormat;
+use crate::ui::{GlobalOptions, OutputFormat};
+
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    pub shape: InitShape,
+    pub file: PathBuf,
+    pub force: bool,
+}
 
 pub fn run(global: &GlobalOptions, opts: &InitOptions) -> CommandResult {
-    let text = template::render(opts.shape).map_err(|e| CommandError::Usage(e.to_string()))?;
+    let text = template::render(opts.shape)?;
     // The example must validate as written; if it does not, that is kinit's bug, not the user's.
     let (_, report) = config::check(&opts.file, text.clone());
     if report.has_errors() {
-        return Err(CommandError::Failed(format!(
-            "internal error: the generated config does not validate ({}); please report this",
+        return Err(CommandError::Internal(format!(
+            "the generated config does not validate ({}); please report this",
             report
                 .errors()
                 .map(|p| p.message.as_str())
@@ -27,11 +34,11 @@ pub fn run(global: &GlobalOptions, opts: &InitOptions) -> CommandResult {
         Existing::Keep
     };
     write_atomic(&opts.file, text.as_bytes(), 0o644, existing).map_err(|e| match e.kind() {
-        ErrorKind::AlreadyExists => CommandError::Failed(format!(
-            "{} already exists; pass --force to overwrite it",
-            opts.file.display()
-        )),
-        _ => CommandError::Failed(format!("cannot write {}: {e}", opts.file.display())),
+        ErrorKind::AlreadyExists => CommandError::Exists(opts.file.clone()),
+        _ => CommandError::WriteFile {
+            path: opts.file.clone(),
+            source: e,
+        },
     })?;
     let s = opts.shape;
     match global.output {
@@ -57,5 +64,5 @@ pub fn run(global: &GlobalOptions, opts: &InitOptions) -> CommandResult {
         }
         OutputFormat::Text => {}
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Outcome::Success)
 }

@@ -1,12 +1,35 @@
 use std::os::unix::process::CommandExt;
-use std::process::ExitCode;
 
-use super::{CommandError, CommandResult};
-use crate::cli::{GlobalOptions, LabAction};
-use crate::lab::{self, LabError};
-use crate::ui::OutputFormat;
+use super::{CommandError, CommandResult, Outcome};
+use crate::lab;
 use crate::ui::lab_progress::LabProgress;
 use crate::ui::lab_report;
+use crate::ui::{GlobalOptions, OutputFormat};
+
+/// What a `kinit lab` invocation asks for.
+#[derive(Debug, Clone)]
+pub enum LabAction {
+    Up(lab::LabRequest),
+    Down {
+        name: String,
+    },
+    Status {
+        name: Option<String>,
+    },
+    Stop {
+        name: String,
+        node: String,
+    },
+    Start {
+        name: String,
+        node: String,
+    },
+    Ssh {
+        name: String,
+        node: String,
+        command: Vec<String>,
+    },
+}
 
 pub fn run(global: &GlobalOptions, action: LabAction) -> CommandResult {
     let json = global.output == OutputFormat::Json;
@@ -14,7 +37,7 @@ pub fn run(global: &GlobalOptions, action: LabAction) -> CommandResult {
     match action {
         LabAction::Up(req) => {
             let progress = LabProgress::new(if json { -1 } else { global.verbosity });
-            let up = lab::up(&req, &progress).map_err(error)?;
+            let up = lab::up(&req, &progress)?;
             progress.finish();
             if json {
                 print_json(&up);
@@ -24,7 +47,7 @@ pub fn run(global: &GlobalOptions, action: LabAction) -> CommandResult {
         }
         LabAction::Down { name } => {
             let progress = LabProgress::new(if json { -1 } else { global.verbosity });
-            let removed = lab::down(&name, &progress).map_err(error)?;
+            let removed = lab::down(&name, &progress)?;
             progress.finish();
             if json {
                 print_json(&serde_json::json!({"name": name, "removed": removed}));
@@ -37,7 +60,7 @@ pub fn run(global: &GlobalOptions, action: LabAction) -> CommandResult {
             }
         }
         LabAction::Status { name } => {
-            let labs = lab::status(name.as_deref()).map_err(error)?;
+            let labs = lab::status(name.as_deref())?;
             if json {
                 print_json(&labs);
             } else if !quiet {
@@ -45,7 +68,7 @@ pub fn run(global: &GlobalOptions, action: LabAction) -> CommandResult {
             }
         }
         LabAction::Stop { name, node } => {
-            lab::stop_node(&name, &node).map_err(error)?;
+            lab::stop_node(&name, &node)?;
             if json {
                 print_json(&serde_json::json!({"name": name, "node": node, "stopped": true}));
             } else if !quiet {
@@ -54,7 +77,7 @@ pub fn run(global: &GlobalOptions, action: LabAction) -> CommandResult {
         }
         LabAction::Start { name, node } => {
             let progress = LabProgress::new(if json { -1 } else { global.verbosity });
-            let started = lab::start_node(&name, &node, &progress).map_err(error)?;
+            let started = lab::start_node(&name, &node, &progress)?;
             progress.finish();
             if json {
                 print_json(&serde_json::json!({"name": name, "node": node, "started": started}));
@@ -71,13 +94,13 @@ pub fn run(global: &GlobalOptions, action: LabAction) -> CommandResult {
             node,
             command,
         } => {
-            let mut cmd = lab::ssh_command(&name, &node, &command).map_err(error)?;
+            let mut cmd = lab::ssh_command(&name, &node, &command)?;
             // Replace kinit with ssh, so the terminal, signals and exit status are ssh's.
             let err = cmd.exec();
-            return Err(CommandError::Failed(format!("cannot run ssh: {err}")));
+            return Err(CommandError::io("cannot run ssh")(err));
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Outcome::Success)
 }
 
 fn print_json<T: serde::Serialize>(value: &T) {
@@ -85,18 +108,4 @@ fn print_json<T: serde::Serialize>(value: &T) {
         "{}",
         serde_json::to_string_pretty(value).expect("serializable")
     );
-}
-
-/// Problems with the invocation or this machine are usage errors (exit 2); failed steps exit 1.
-fn error(e: LabError) -> CommandError {
-    match e {
-        LabError::NotRoot
-        | LabError::MissingTools { .. }
-        | LabError::Invalid(_)
-        | LabError::SubnetInUse { .. }
-        | LabError::NoSuchLab(_)
-        | LabError::NoSuchNode { .. }
-        | LabError::ShapeMismatch { .. } => CommandError::Usage(e.to_string()),
-        LabError::Io { .. } | LabError::Step { .. } => CommandError::Failed(e.to_string()),
-    }
 }

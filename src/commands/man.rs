@@ -1,19 +1,15 @@
-use std::process::ExitCode;
+use super::{CommandError, CommandResult, Outcome};
 
-use clap::CommandFactory;
-
-use super::{CommandError, CommandResult};
-use crate::cli::Cli;
-
-/// The man page, generated from the same clap definitions as `--help`.
-pub fn run() -> CommandResult {
+/// The man page, generated from the same clap definitions as `--help` (`cli`, handed down so
+/// that commands need not know the `cli` module).
+pub fn run(cli: clap::Command) -> CommandResult {
     let mut out = Vec::new();
-    clap_mangen::Man::new(Cli::command())
+    clap_mangen::Man::new(cli)
         .render(&mut out)
-        .map_err(|e| CommandError::Failed(format!("rendering the man page: {e}")))?;
+        .map_err(CommandError::io("rendering the man page"))?;
     use std::io::Write;
     std::io::stdout()
         .write_all(&out)
-        .map_err(|e| CommandError::Failed(format!("writing the man page: {e}")))?;
-    Ok(ExitCode::SUCCESS)
+        .map_err(CommandError::io("writing the man page"))?;
+    Ok(Outcome::Success)
 }

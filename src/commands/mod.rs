@@ -1,8 +1,13 @@
 //! One file per subcommand: each is a short function wiring library modules to the ui.
+//!
+//! Layering: `main` -> `cli` (clap only) -> `commands` -> `ui` and the library modules. The option
+//! structs the commands take are defined here, next to the commands, so that nothing below `cli`
+//! knows about clap.
 
 pub mod certs;
 pub mod completion;
 pub mod config_validate;
+mod error;
 pub mod exec;
 pub mod init;
 pub mod lab;
@@ -13,7 +18,7 @@ pub mod render;
 pub mod status;
 pub mod up;
 
-use std::process::ExitCode;
+pub use error::CommandError;
 
 /// Exit codes kinit uses deliberately.
 pub mod exit {
@@ -27,24 +32,72 @@ pub mod exit {
     pub const INTERRUPTED: u8 = 130;
 }
 
-/// What a command hands back to `main`: an exit code, or an error to render once.
-pub type CommandResult = Result<ExitCode, CommandError>;
-
-#[derive(Debug, thiserror::Error)]
-pub enum CommandError {
-    /// The invocation or environment is wrong (exit 2).
-    #[error("{0}")]
-    Usage(String),
-    /// The command ran and failed (exit 1).
-    #[error("{0}")]
-    Failed(String),
+/// How a command that ran to its end turned out. Whatever went wrong has already been shown;
+/// errors that still need showing are a `CommandError` instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    /// A check failed, a host failed, a step failed: reported by the command itself.
+    Failed,
+    /// Ctrl-C: the command stopped early.
+    Interrupted,
 }
 
-impl CommandError {
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            CommandError::Usage(_) => exit::USAGE,
-            CommandError::Failed(_) => exit::FAILURE,
+impl Outcome {
+    pub fn failed_if(failed: bool) -> Outcome {
+        if failed {
+            Outcome::Failed
+        } else {
+            Outcome::Success
         }
+    }
+}
+
+/// What a command hands back to `main`: its outcome, or an error for `main` to show once.
+pub type CommandResult = Result<Outcome, CommandError>;
+
+/// The process exit code for a command's result: the one place that decides them.
+pub fn exit_code(result: &CommandResult) -> u8 {
+    use crate::lab::LabError;
+    use crate::render::RenderError;
+    match result {
+        Ok(Outcome::Success) => exit::OK,
+        Ok(Outcome::Failed) => exit::FAILURE,
+        Ok(Outcome::Interrupted) => exit::INTERRUPTED,
+        Err(e) => match e {
+            CommandError::Usage(_)
+            | CommandError::ConfigUnreadable { .. }
+            | CommandError::UnknownSelector(_)
+            | CommandError::Playbook(_)
+            | CommandError::InitShape(_)
+            | CommandError::SshConfig(_)
+            | CommandError::Bastion(_)
+            | CommandError::Passphrase(_)
+            | CommandError::SudoPassword(_)
+            // Exit 1 means "found a problem" for these commands, so not loading is a usage error.
+            | CommandError::CannotCheck(_) => exit::USAGE,
+            CommandError::Render(RenderError::UnknownHost(_)) => exit::USAGE,
+            // Problems with the invocation or this machine are usage errors; failed steps are not.
+            CommandError::Lab(
+                LabError::NotRoot
+                | LabError::MissingTools { .. }
+                | LabError::Invalid(_)
+                | LabError::SubnetInUse { .. }
+                | LabError::NoSuchLab(_)
+                | LabError::NoSuchNode { .. }
+                | LabError::ShapeMismatch { .. },
+            ) => exit::USAGE,
+            CommandError::Lab(LabError::Io { .. } | LabError::Step { .. })
+            | CommandError::InvalidConfig(_)
+            | CommandError::Inventory(_)
+            | CommandError::Pki(_)
+            | CommandError::Render(_)
+            | CommandError::RenderWrite(_)
+            | CommandError::Exists(_)
+            | CommandError::WriteFile { .. }
+            | CommandError::Io { .. }
+            | CommandError::Runtime(_)
+            | CommandError::Internal(_) => exit::FAILURE,
+        },
     }
 }

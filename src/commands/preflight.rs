@@ -2,21 +2,15 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::ExitCode;
-use std::sync::Arc;
 
-use tokio_util::sync::CancellationToken;
-
-use super::{CommandError, CommandResult, exit, remote};
-use crate::cli::GlobalOptions;
+use super::{CommandError, CommandResult, Outcome, remote};
 use crate::config::template::{InitShape, render};
 use crate::config::{self, Topology};
 use crate::facts::HostFacts;
 use crate::facts::probe::{ProbeRequest, script};
 use crate::inventory::Inventory;
 use crate::preflight::{HostObservation, IgnoreSet, OperatorView, evaluate, gather};
-use crate::ssh::Pool;
-use crate::ui::OutputFormat;
+use crate::ui::{GlobalOptions, OutputFormat};
 
 #[derive(Debug, Clone)]
 pub struct PreflightOptions {
@@ -31,35 +25,19 @@ pub fn run(global: &GlobalOptions, opts: &PreflightOptions) -> CommandResult {
     let (inventory, observations, operator) = if opts.local {
         local(global)?
     } else {
-        let inventory = remote::load_inventory(global).map_err(|e| match e {
-            // An invalid config is a usage error for preflight (exit 2), not a failed check.
-            CommandError::Failed(m) => CommandError::Usage(m),
-            other => other,
-        })?;
+        let inventory =
+            remote::load_inventory(global).map_err(|e| CommandError::CannotCheck(Box::new(e)))?;
         let hosts: Vec<_> = inventory.hosts.iter().collect();
         let (targets, ssh) =
             remote::connect_options(&inventory, &hosts, opts.accept_new_host_keys, false)?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| CommandError::Failed(format!("cannot start the async runtime: {e}")))?;
-        let cancel = CancellationToken::new();
-        let (observations, operator, interrupted) = runtime.block_on(async {
-            let on_ctrl_c = cancel.clone();
-            tokio::spawn(async move {
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    on_ctrl_c.cancel();
-                }
-            });
-            let pool = Arc::new(Pool::new(ssh));
-            let (obs, op) =
-                gather::gather(&inventory, pool.clone(), targets, opts.concurrency, &cancel).await;
-            pool.close_all().await;
-            (obs, op, cancel.is_cancelled())
-        });
-        if interrupted {
-            return Ok(ExitCode::from(exit::INTERRUPTED));
+        let finished = remote::with_remote(ssh, |pool, cancel| {
+            let inventory = &inventory;
+            async move { gather::gather(inventory, pool, targets, opts.concurrency, &cancel).await }
+        })?;
+        if finished.interrupted {
+            return Ok(Outcome::Interrupted);
         }
+        let (observations, operator) = finished.value;
         (inventory, observations, operator)
     };
 
@@ -74,11 +52,7 @@ pub fn run(global: &GlobalOptions, opts: &PreflightOptions) -> CommandResult {
             crate::ui::preflight::render(&report, global.verbosity > 0)
         ),
     }
-    Ok(if report.failed() {
-        ExitCode::from(exit::FAILURE)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(Outcome::failed_if(report.failed()))
 }
 
 type Gathered = (Inventory, BTreeMap<String, HostObservation>, OperatorView);
@@ -89,7 +63,7 @@ type Gathered = (Inventory, BTreeMap<String, HostObservation>, OperatorView);
 fn local(global: &GlobalOptions) -> Result<Gathered, CommandError> {
     let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
-        .map_err(|e| CommandError::Failed(format!("cannot read this machine's hostname: {e}")))?;
+        .map_err(CommandError::io("cannot read this machine's hostname"))?;
     let from_config = config::load(&global.config_path).ok().and_then(|loaded| {
         let dir = global.config_path.parent().unwrap_or(Path::new("."));
         let mut inv = Inventory::from_config(&loaded.config, dir, None).ok()?;
@@ -105,13 +79,12 @@ fn local(global: &GlobalOptions) -> Result<Gathered, CommandError> {
                 workers: 0,
                 etcd_hosts: 0,
             })
-            .map_err(|e| CommandError::Failed(e.to_string()))?;
+            .map_err(|e| CommandError::Internal(e.to_string()))?;
             let (cfg, _) = config::check(Path::new("built-in"), text);
             let cfg = cfg.ok_or_else(|| {
-                CommandError::Failed("internal error: the built-in config does not parse".into())
+                CommandError::Internal("the built-in config does not parse".into())
             })?;
-            let mut inv = Inventory::from_config(&cfg, Path::new("."), None)
-                .map_err(|e| CommandError::Failed(e.to_string()))?;
+            let mut inv = Inventory::from_config(&cfg, Path::new("."), None)?;
             inv.hosts[0].name = hostname.clone();
             // No VIP of ours exists here to look at.
             inv.endpoint.load_balancer = config::LoadBalancerKind::External;
@@ -128,7 +101,7 @@ fn local(global: &GlobalOptions) -> Result<Gathered, CommandError> {
         .arg("-c")
         .arg(&script)
         .output()
-        .map_err(|e| CommandError::Failed(format!("cannot run the probe: {e}")))?;
+        .map_err(CommandError::io("cannot run the probe"))?;
     let observation = match HostFacts::parse(&String::from_utf8_lossy(&out.stdout)) {
         Ok(facts) => HostObservation::Reached {
             facts: Box::new(facts),

@@ -1,18 +1,20 @@
-//! What every command that talks to hosts needs first: the validated inventory, and SSH options
-//! (known_hosts policy, keys, passphrase, sudo password, bastion) for the selected hosts.
+//! What every command that talks to hosts needs: the validated inventory, SSH options (known_hosts
+//! policy, keys, passphrase, sudo password, bastion) for the selected hosts, and an async runtime
+//! with a connection pool that Ctrl-C cancels.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use tokio_util::sync::CancellationToken;
+
 use super::CommandError;
-use crate::cli::GlobalOptions;
 use crate::config;
 use crate::inventory::{Host, Inventory};
 use crate::ssh::keyring::is_encrypted;
 use crate::ssh::ssh_config::SshConfig;
 use crate::ssh::targets::{bastion_target, host_target};
-use crate::ssh::{HostKeyPolicy, HostTarget, KeyRing, KnownHostsFile, Secret, SshOptions};
-use crate::ui::{config_report, secret_prompt};
+use crate::ssh::{HostKeyPolicy, HostTarget, KeyRing, KnownHostsFile, Pool, Secret, SshOptions};
+use crate::ui::{GlobalOptions, config_report, secret_prompt};
 
 /// Environment variables that carry secrets (never flags: flags end up in shell history and `ps`).
 pub const PASSPHRASE_ENV: &str = "KINIT_SSH_PASSPHRASE";
@@ -27,16 +29,14 @@ pub fn connect_options(
 ) -> Result<(Vec<HostTarget>, SshOptions), CommandError> {
     let home = std::env::var_os("HOME").map(PathBuf::from);
     let user_config = match &home {
-        Some(h) => SshConfig::load(&h.join(".ssh/config"))
-            .map_err(|e| CommandError::Usage(format!("cannot read ~/.ssh/config: {e}")))?,
+        Some(h) => SshConfig::load(&h.join(".ssh/config")).map_err(CommandError::SshConfig)?,
         None => SshConfig::default(),
     };
     let targets: Vec<HostTarget> = hosts
         .iter()
         .map(|h| host_target(h, &user_config, home.as_deref()))
         .collect();
-    let bastion = bastion_target(inventory, hosts, &user_config, home.as_deref())
-        .map_err(|e| CommandError::Usage(e.to_string()))?;
+    let bastion = bastion_target(inventory, hosts, &user_config, home.as_deref())?;
 
     let key_files: Vec<&Path> = targets
         .iter()
@@ -61,10 +61,12 @@ pub fn connect_options(
 pub fn load_inventory(global: &GlobalOptions) -> Result<Inventory, CommandError> {
     let path = &global.config_path;
     let loaded = config::load(path).map_err(|e| match e {
-        config::ConfigError::Read { .. } => CommandError::Usage(format!(
-            "{e}; create one with `kinit init`, or point at it with -c FILE"
-        )),
-        config::ConfigError::Invalid(report) => CommandError::Failed(format!(
+        config::ConfigError::Read { path, source } => CommandError::ConfigUnreadable {
+            path,
+            source,
+            hint: true,
+        },
+        config::ConfigError::Invalid(report) => CommandError::InvalidConfig(format!(
             "{}{}",
             config_report::render_problems(&report, global.color.enabled_for_stderr()),
             config_report::problem_counts(&report)
@@ -72,8 +74,48 @@ pub fn load_inventory(global: &GlobalOptions) -> Result<Inventory, CommandError>
     })?;
     let dir = path.parent().unwrap_or(Path::new("."));
     let home = std::env::var_os("HOME").map(PathBuf::from);
-    Inventory::from_config(&loaded.config, dir, home.as_deref())
-        .map_err(|e| CommandError::Failed(e.to_string()))
+    Ok(Inventory::from_config(
+        &loaded.config,
+        dir,
+        home.as_deref(),
+    )?)
+}
+
+/// What `with_remote` hands back: the work's value, and whether Ctrl-C cut it short.
+pub struct Finished<T> {
+    pub value: T,
+    pub interrupted: bool,
+}
+
+/// Runs `work` on a multi-thread runtime with a connection pool made from `ssh`, and a token
+/// that Ctrl-C cancels (the work is expected to stop at the next step and return what it has).
+/// The pool's connections are closed before this returns, whatever the work returned.
+pub fn with_remote<T, F, Fut>(ssh: SshOptions, work: F) -> Result<Finished<T>, CommandError>
+where
+    F: FnOnce(Arc<Pool>, CancellationToken) -> Fut,
+    Fut: Future<Output = T>,
+{
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(CommandError::Runtime)?;
+    let cancel = CancellationToken::new();
+    let value = runtime.block_on(async {
+        let on_ctrl_c = cancel.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                on_ctrl_c.cancel();
+            }
+        });
+        let pool = Arc::new(Pool::new(ssh));
+        let value = work(pool.clone(), cancel.clone()).await;
+        pool.close_all().await;
+        value
+    });
+    Ok(Finished {
+        value,
+        interrupted: cancel.is_cancelled(),
+    })
 }
 
 /// KINIT_SSH_PASSPHRASE, or one prompt when a key kinit will offer is encrypted.
@@ -87,7 +129,7 @@ fn passphrase_for(key_files: &[&Path]) -> Result<Option<Secret>, CommandError> {
     let prompt = format!("Passphrase for {}: ", encrypted.display());
     secret_prompt::ask(&prompt)
         .map(|p| p.map(Secret::new))
-        .map_err(|e| CommandError::Usage(format!("cannot read the passphrase: {e}")))
+        .map_err(CommandError::Passphrase)
 }
 
 fn sudo_password(ask: bool) -> Result<Option<Secret>, CommandError> {
@@ -102,8 +144,6 @@ fn sudo_password(ask: bool) -> Result<Option<Secret>, CommandError> {
         Ok(None) => Err(CommandError::Usage(format!(
             "--ask-sudo-password needs a terminal; set {SUDO_PASSWORD_ENV} instead"
         ))),
-        Err(e) => Err(CommandError::Usage(format!(
-            "cannot read the sudo password: {e}"
-        ))),
+        Err(e) => Err(CommandError::SudoPassword(e)),
     }
 }

@@ -1,22 +1,32 @@
-use std::process::ExitCode;
+use std::path::PathBuf;
 
-use super::{CommandError, CommandResult};
-use crate::cli::{GlobalOptions, RenderOptions};
+use super::{CommandError, CommandResult, Outcome};
 use crate::config::{self, ConfigError};
 use crate::inventory::Inventory;
 use crate::render::{self, RenderError, Templates, write};
-use crate::ui::{self, OutputFormat, config_report};
+use crate::ui::{self, GlobalOptions, OutputFormat, config_report};
+
+#[derive(Debug, Clone)]
+pub struct RenderOptions {
+    pub out: PathBuf,
+    pub host: Option<String>,
+    pub templates: Option<PathBuf>,
+}
 
 pub fn run(global: &GlobalOptions, opts: &RenderOptions) -> CommandResult {
     let path = &global.config_path;
     let loaded = config::load(path).map_err(|e| match e {
-        ConfigError::Read { .. } => CommandError::Usage(e.to_string()),
+        ConfigError::Read { path, source } => CommandError::ConfigUnreadable {
+            path,
+            source,
+            hint: false,
+        },
         ConfigError::Invalid(report) => {
             eprint!(
                 "{}",
                 config_report::render_problems(&report, global.color.enabled_for_stderr())
             );
-            CommandError::Failed(format!(
+            CommandError::InvalidConfig(format!(
                 "{}; nothing rendered",
                 config_report::problem_counts(&report)
             ))
@@ -24,34 +34,28 @@ pub fn run(global: &GlobalOptions, opts: &RenderOptions) -> CommandResult {
     })?;
     let dir = path.parent().unwrap_or(std::path::Path::new("."));
     let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
-    let mut inv = Inventory::from_config(&loaded.config, dir, home.as_deref())
-        .map_err(|e| CommandError::Failed(e.to_string()))?;
+    let mut inv = Inventory::from_config(&loaded.config, dir, home.as_deref())?;
     // What `kinit up` will deploy: the cluster's own etcd token once the PKI has one.
-    inv.etcd_cluster_token = crate::pki::cluster_token::load(&inv.pki_dir)
-        .map_err(|e| CommandError::Failed(e.to_string()))?;
+    inv.etcd_cluster_token = crate::pki::cluster_token::load(&inv.pki_dir)?;
     let templates = match &opts.templates {
         Some(dir) => Templates::with_overrides(dir),
         None => Templates::embedded(),
-    }
-    .map_err(failed)?;
+    }?;
     let rendered = match &opts.host {
         Some(name) => {
-            let host = inv.host(name).ok_or_else(|| {
-                CommandError::Usage(RenderError::UnknownHost(name.clone()).to_string())
-            })?;
+            let host = inv
+                .host(name)
+                .ok_or_else(|| RenderError::UnknownHost(name.clone()))?;
             vec![(
                 host.name.clone(),
-                render::render_host(&inv, host, &templates).map_err(failed)?,
+                render::render_host(&inv, host, &templates)?,
             )]
         }
-        None => render::render_all(&inv, &templates).map_err(failed)?,
+        None => render::render_all(&inv, &templates)?,
     };
     let mut manifests = Vec::with_capacity(rendered.len());
     for (host, files) in &rendered {
-        manifests.push(
-            write::write_host(&opts.out, host, files)
-                .map_err(|e| CommandError::Failed(e.to_string()))?,
-        );
+        manifests.push(write::write_host(&opts.out, host, files)?);
     }
     match global.output {
         OutputFormat::Json => println!("{}", ui::render::json(&opts.out, &manifests)),
@@ -64,9 +68,5 @@ pub fn run(global: &GlobalOptions, opts: &RenderOptions) -> CommandResult {
         }
         OutputFormat::Text => {}
     }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn failed(e: RenderError) -> CommandError {
-    CommandError::Failed(e.to_string())
+    Ok(Outcome::Success)
 }

@@ -2,17 +2,13 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::Arc;
 
-use tokio_util::sync::CancellationToken;
-
-use super::{CommandError, CommandResult, exit, remote};
-use crate::cli::GlobalOptions;
+use super::{CommandError, CommandResult, Outcome, remote};
 use crate::config::Topology;
 use crate::engine::{self, Engine, RunError, RunOptions};
 use crate::render::Templates;
-use crate::ssh::Pool;
+use crate::ui::GlobalOptions;
 use crate::ui::up::UpProgress;
 
 #[derive(Debug, Clone)]
@@ -35,8 +31,7 @@ pub fn run(global: &GlobalOptions, opts: &UpOptions) -> CommandResult {
             inventory.topology
         )));
     }
-    let playbook = engine::playbook::load(opts.playbooks.as_deref())
-        .map_err(|e| CommandError::Usage(e.to_string()))?;
+    let playbook = engine::playbook::load(opts.playbooks.as_deref())?;
     let templates = match &opts.templates {
         Some(dir) => Templates::with_overrides(dir),
         None => Templates::embedded(),
@@ -52,47 +47,35 @@ pub fn run(global: &GlobalOptions, opts: &UpOptions) -> CommandResult {
         .zip(targets)
         .collect();
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CommandError::Failed(format!("cannot start the async runtime: {e}")))?;
     let progress = Arc::new(UpProgress::new(global, opts.run.dry_run));
-    let cancel = CancellationToken::new();
-    let result = runtime.block_on(async {
-        let on_ctrl_c = cancel.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                on_ctrl_c.cancel();
-            }
-        });
-        let pool = Arc::new(Pool::new(ssh));
+    let observer = progress.clone();
+    let result = remote::with_remote(ssh, |pool, cancel| async move {
         let mut engine = Engine {
             inventory,
             playbook,
             templates,
-            pool: pool.clone(),
+            pool,
             targets,
-            observer: progress.clone(),
-            cancel: cancel.clone(),
+            observer,
+            cancel,
         };
-        let r = engine.run(&opts.run).await;
-        pool.close_all().await;
-        r
-    });
+        engine.run(&opts.run).await
+    })?
+    .value;
     progress.finish();
     match result {
         Ok(summary) => {
             progress.summary(&summary);
-            Ok(ExitCode::SUCCESS)
+            Ok(Outcome::Success)
         }
         Err(RunError::Interrupted) => {
             progress.interrupted();
-            Ok(ExitCode::from(exit::INTERRUPTED))
+            Ok(Outcome::Interrupted)
         }
         Err(RunError::UnknownPhase(e)) => Err(CommandError::Usage(e.to_string())),
         Err(e) => {
             progress.failure(&e, &resume_command(global, &e));
-            Ok(ExitCode::from(exit::FAILURE))
+            Ok(Outcome::Failed)
         }
     }
 }

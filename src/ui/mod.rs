@@ -13,6 +13,18 @@ pub mod status;
 pub mod up;
 
 use std::io::IsTerminal;
+use std::path::PathBuf;
+
+/// Options every command receives. They live here, below `commands`, because the ui takes them
+/// too (`up`'s progress), and the ui must not depend on the commands that call it.
+#[derive(Debug, Clone)]
+pub struct GlobalOptions {
+    pub config_path: PathBuf,
+    /// -1 quiet, 0 default, 1.. verbose
+    pub verbosity: i8,
+    pub output: OutputFormat,
+    pub color: ColorChoice,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutputFormat {

@@ -9,10 +9,10 @@ use std::time::Duration;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use super::OutputFormat;
-use crate::cli::GlobalOptions;
 use crate::components::StartPolicy;
 use crate::engine::host_ops::{PackagesState, UnitAction};
 use crate::engine::{Event, Observer, RunError, RunSummary, StepOutcome};
+use crate::ui::GlobalOptions;
 
 enum Mode {
     Json,
