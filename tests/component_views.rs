@@ -40,7 +40,10 @@ fn bundle_with(files: &[&str]) -> tempfile::TempDir {
     for f in files {
         let content = format!("#!/bin/sh\n# {f}\n");
         std::fs::write(dir.path().join(f), &content).unwrap();
-        sums.push_str(&format!("{}  {f}\n", kinit::ssh::sha256_hex(content.as_bytes())));
+        sums.push_str(&format!(
+            "{}  {f}\n",
+            kinit::ssh::sha256_hex(content.as_bytes())
+        ));
     }
     std::fs::write(dir.path().join("SHA256SUMS"), sums).unwrap();
     dir
@@ -110,8 +113,9 @@ fn preflight_ports(inv: &Inventory) -> BTreeMap<String, BTreeSet<u16>> {
         .hosts
         .iter()
         .map(|h| {
-            let facts = HostFacts::parse(&CLEAN.replace("192.168.9.11/24", &format!("{}/24", h.address)))
-                .unwrap();
+            let facts =
+                HostFacts::parse(&CLEAN.replace("192.168.9.11/24", &format!("{}/24", h.address)))
+                    .unwrap();
             (
                 h.name.clone(),
                 HostObservation::Reached {
@@ -151,7 +155,10 @@ fn check_views(topology: Topology, etcd_mode: &str, with_kubelet: bool) {
         let mut deployed = planned.files.get(&host.name).cloned().unwrap_or_default();
         if !with_kubelet {
             // The one file render shows that a bundle without a kubelet does not bring.
-            assert!(!deployed.contains("/etc/systemd/system/kubelet.service"), "{case}");
+            assert!(
+                !deployed.contains("/etc/systemd/system/kubelet.service"),
+                "{case}"
+            );
             if rendered.contains("/etc/systemd/system/kubelet.service") {
                 deployed.insert("/etc/systemd/system/kubelet.service".into());
             }
@@ -175,13 +182,19 @@ fn check_views(topology: Topology, etcd_mode: &str, with_kubelet: bool) {
             .collect();
         assert_eq!(
             status,
-            planned.running_units.get(&host.name).cloned().unwrap_or_default(),
+            planned
+                .running_units
+                .get(&host.name)
+                .cloned()
+                .unwrap_or_default(),
             "{case}: {}: status vs up",
             host.name
         );
 
         // Anything the kubelet runs has a kubelet on the same host, started before any wait.
-        let runs_static_pods = rendered.iter().any(|p| p.starts_with("/etc/kubernetes/manifests/"));
+        let runs_static_pods = rendered
+            .iter()
+            .any(|p| p.starts_with("/etc/kubernetes/manifests/"));
         if runs_static_pods {
             assert!(ports[&host.name].contains(&10250), "{case}: {}", host.name);
             assert!(rendered.contains("/var/lib/kubelet/config.yaml"), "{case}");
@@ -219,9 +232,11 @@ fn external_static_pod_etcd_hosts_get_a_kubelet_before_etcd_is_awaited() {
     let etcd1 = &planned.units["etcd1"];
     assert_eq!(
         etcd1,
-        &[("node".to_string(), "systemd-sysctl".to_string()),
-          ("node".to_string(), "systemd-modules-load".to_string()),
-          ("node".to_string(), "kubelet".to_string())],
+        &[
+            ("node".to_string(), "systemd-sysctl".to_string()),
+            ("node".to_string(), "systemd-modules-load".to_string()),
+            ("node".to_string(), "kubelet".to_string())
+        ],
     );
     assert!(planned.files["etcd1"].contains("/etc/kubernetes/manifests/etcd.yaml"));
     assert!(planned.files["etcd1"].contains("/etc/systemd/system/kubelet.service"));

@@ -526,7 +526,7 @@ fn external_etcd_up_on_three_etcd_hosts_and_two_control_planes() {
             "  timeSync:\n    servers: [10.213.205.11]\n  hosts:\n",
         );
     let config = lab.dir().join("external.yaml");
-    std::fs::write(&config, external).unwrap();
+    std::fs::write(&config, &external).unwrap();
     let config = config.to_str().unwrap().to_string();
     let out = kinit(&["-c", &config, "-o", "json", "up", "--topology", "stacked"]);
     assert_eq!(
@@ -597,6 +597,8 @@ fn external_etcd_up_on_three_etcd_hosts_and_two_control_planes() {
         );
     }
 
+    external_static_pod_dry_run_plans_a_kubelet_on_the_etcd_hosts(&lab, &external);
+
     let again = kinit(&[
         "-c",
         &config,
@@ -619,4 +621,87 @@ fn external_etcd_up_on_three_etcd_hosts_and_two_control_planes() {
         "{}",
         text(&again)
     );
+}
+
+/// The same hosts with etcd as a static pod, and a bundle that also carries a kubelet and a
+/// container runtime: `up --dry-run -o json` plans a kubelet for every etcd-only host, started in
+/// the node phase, before the etcd-static-pod phase waits for the etcd the kubelet runs.
+fn external_static_pod_dry_run_plans_a_kubelet_on_the_etcd_hosts(lab: &Lab, external: &str) {
+    let bundle = lab.dir().join("bundle-with-kubelet");
+    std::fs::create_dir_all(&bundle).unwrap();
+    let mut sums = std::fs::read_to_string(lab.dir().join("bundle/SHA256SUMS")).unwrap();
+    for f in ["etcd", "etcdctl"] {
+        std::fs::copy(lab.dir().join("bundle").join(f), bundle.join(f)).unwrap();
+    }
+    for f in ["kubelet", "containerd"] {
+        // Stand-ins: a dry run checks them against SHA256SUMS and uploads nothing.
+        let content = format!("#!/bin/sh\n# {f} stand-in\n");
+        std::fs::write(bundle.join(f), &content).unwrap();
+        let sum = Command::new("sha256sum")
+            .arg(bundle.join(f))
+            .output()
+            .unwrap();
+        let hex = String::from_utf8_lossy(&sum.stdout)[..64].to_string();
+        sums.push_str(&format!("{hex}  {f}\n"));
+    }
+    std::fs::write(bundle.join("SHA256SUMS"), sums).unwrap();
+    let static_pod = external
+        .replace("mode: systemd", "mode: static-pod")
+        .replace("bundle: ./bundle", "bundle: ./bundle-with-kubelet");
+    assert!(static_pod.contains("mode: static-pod") && static_pod.contains("bundle-with-kubelet"));
+    let config = lab.dir().join("external-static-pod.yaml");
+    std::fs::write(&config, static_pod).unwrap();
+    let out = kinit(&[
+        "-c",
+        config.to_str().unwrap(),
+        "-o",
+        "json",
+        "up",
+        "--dry-run",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let events: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let started = |phase: &str| {
+        events
+            .iter()
+            .position(|e| e["event"] == "phase-started" && e["phase"] == phase)
+            .unwrap_or_else(|| panic!("no phase {phase}: {}", text(&out)))
+    };
+    let (node, etcd_phase) = (started("node"), started("etcd-static-pod"));
+    assert!(node < etcd_phase, "{}", text(&out));
+    for h in ["cp1", "cp2", "cp3"] {
+        let kubelet = events
+            .iter()
+            .position(|e| {
+                e["event"] == "step-finished"
+                    && e["phase"] == "node"
+                    && e["host"] == h
+                    && e["step"] == "service kubelet"
+                    && e["outcome"]["action"] == "start"
+            })
+            .unwrap_or_else(|| panic!("{h}: no kubelet planned: {}", text(&out)));
+        assert!(kubelet < etcd_phase);
+        let manifest = events.iter().any(|e| {
+            e["event"] == "step-finished"
+                && e["phase"] == "etcd-static-pod"
+                && e["host"] == h
+                && e["outcome"]["written"].as_array().is_some_and(|w| {
+                    w.iter()
+                        .any(|f| f["path"] == "/etc/kubernetes/manifests/etcd.yaml")
+                })
+        });
+        assert!(manifest, "{h}: no etcd manifest planned: {}", text(&out));
+    }
+    // Nothing was changed on the hosts.
+    assert_eq!(
+        lab.on(
+            "cp1",
+            "test -e /etc/kubernetes/manifests/etcd.yaml && echo yes || echo no"
+        ),
+        "no"
+    );
+    assert_eq!(lab.on("cp1", "systemctl is-active etcd || true"), "active");
 }

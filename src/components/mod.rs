@@ -217,7 +217,7 @@ impl Component {
     }
 
     /// The bundle items its gate lacks (empty: it may start).
-    pub fn lacking<'b>(&self, bundle: &Bundle) -> Vec<&'static str> {
+    pub fn lacking(&self, bundle: &Bundle) -> Vec<&'static str> {
         self.bundle_gate
             .iter()
             .copied()
@@ -259,7 +259,10 @@ pub struct ComponentPort {
 }
 
 /// The components `host` runs, in table order.
-pub fn on_host<'a>(inv: &'a Inventory, host: &'a Host) -> impl Iterator<Item = &'static Component> + 'a {
+pub fn on_host<'a>(
+    inv: &'a Inventory,
+    host: &'a Host,
+) -> impl Iterator<Item = &'static Component> + 'a {
     TABLE.iter().filter(move |c| c.runs_on(inv, host))
 }
 

@@ -12,7 +12,12 @@ use crate::config::Role::{ControlPlane, Etcd, Worker};
 use crate::host_paths as paths;
 use crate::inventory::ports;
 
-const fn file(template: &'static str, path: &'static str, mode: u32, on_change: super::OnChange) -> FileRow {
+const fn file(
+    template: &'static str,
+    path: &'static str,
+    mode: u32,
+    on_change: super::OnChange,
+) -> FileRow {
     FileRow {
         template,
         path,
@@ -45,7 +50,6 @@ const ETCD_PORTS: &[PortRow] = &[
     port(ports::ETCD_METRICS, "etcd", "etcd"),
 ];
 
-
 /// In the order render lists a host's files and status lists its units.
 pub const TABLE: &[Component] = &[
     Component {
@@ -71,8 +75,18 @@ pub const TABLE: &[Component] = &[
             },
         ],
         files: &[
-            file("etcd.service.tera", paths::ETCD_UNIT, 0o644, Restart("etcd")),
-            file("etcd.conf.yml.tera", paths::ETCD_CONFIG, 0o644, Restart("etcd")),
+            file(
+                "etcd.service.tera",
+                paths::ETCD_UNIT,
+                0o644,
+                Restart("etcd"),
+            ),
+            file(
+                "etcd.conf.yml.tera",
+                paths::ETCD_CONFIG,
+                0o644,
+                Restart("etcd"),
+            ),
         ],
         certificates: &[CertificateInput {
             under: "pki/etcd/",
@@ -111,20 +125,34 @@ pub const TABLE: &[Component] = &[
         packages: &[],
         binaries: &[],
         files: &[
-            file("kube-apiserver.yaml.tera", paths::KUBE_APISERVER_MANIFEST, 0o600, Nothing),
+            file(
+                "kube-apiserver.yaml.tera",
+                paths::KUBE_APISERVER_MANIFEST,
+                0o600,
+                Nothing,
+            ),
             file(
                 "kube-controller-manager.yaml.tera",
                 paths::KUBE_CONTROLLER_MANAGER_MANIFEST,
                 0o600,
                 Nothing,
             ),
-            file("kube-scheduler.yaml.tera", paths::KUBE_SCHEDULER_MANIFEST, 0o600, Nothing),
+            file(
+                "kube-scheduler.yaml.tera",
+                paths::KUBE_SCHEDULER_MANIFEST,
+                0o600,
+                Nothing,
+            ),
         ],
         certificates: &[],
         units: &[],
         ports: &[
             port(ports::APISERVER, "kube-apiserver", "kube-apiserver"),
-            port(ports::CONTROLLER_MANAGER, "kube-controller-manager", "kube-controller"),
+            port(
+                ports::CONTROLLER_MANAGER,
+                "kube-controller-manager",
+                "kube-controller",
+            ),
             port(ports::SCHEDULER, "kube-scheduler", "kube-scheduler"),
         ],
         bundle_gate: &[],
@@ -138,7 +166,12 @@ pub const TABLE: &[Component] = &[
         when: Some(Condition::HaproxyKeepalived),
         packages: &["haproxy"],
         binaries: &[],
-        files: &[file("haproxy.cfg.tera", paths::HAPROXY_CFG, 0o644, Reload("haproxy"))],
+        files: &[file(
+            "haproxy.cfg.tera",
+            paths::HAPROXY_CFG,
+            0o644,
+            Reload("haproxy"),
+        )],
         certificates: &[],
         units: &[unit("haproxy")],
         ports: &[
@@ -162,10 +195,20 @@ pub const TABLE: &[Component] = &[
         packages: &["keepalived", "curl"],
         binaries: &[],
         files: &[
-            file("keepalived.conf.tera", paths::KEEPALIVED_CONF, 0o644, Reload("keepalived")),
+            file(
+                "keepalived.conf.tera",
+                paths::KEEPALIVED_CONF,
+                0o644,
+                Reload("keepalived"),
+            ),
             // keepalived with enable_script_security runs only root-owned scripts that group and
             // others cannot write; it runs the script afresh each time.
-            file("check_apiserver.sh.tera", paths::CHECK_APISERVER_SH, 0o755, Nothing),
+            file(
+                "check_apiserver.sh.tera",
+                paths::CHECK_APISERVER_SH,
+                0o755,
+                Nothing,
+            ),
         ],
         certificates: &[],
         units: &[unit("keepalived")],
@@ -190,11 +233,21 @@ pub const TABLE: &[Component] = &[
         files: &[
             FileRow {
                 gated: true,
-                ..file("kubelet.service.tera", paths::KUBELET_UNIT, 0o644, Restart("kubelet"))
+                ..file(
+                    "kubelet.service.tera",
+                    paths::KUBELET_UNIT,
+                    0o644,
+                    Restart("kubelet"),
+                )
             },
             // Written even without a kubelet in the bundle: a kubelet installed another way
             // finds its configuration.
-            file("kubelet-config.yaml.tera", paths::KUBELET_CONFIG, 0o644, Restart("kubelet")),
+            file(
+                "kubelet-config.yaml.tera",
+                paths::KUBELET_CONFIG,
+                0o644,
+                Restart("kubelet"),
+            ),
         ],
         certificates: &[],
         units: &[unit("kubelet")],
@@ -250,11 +303,15 @@ pub const TABLE: &[Component] = &[
         when: Some(Condition::TimeServers),
         packages: &["chrony"],
         binaries: &[],
-        files: &[file("chrony.conf.tera", paths::CHRONY_CONF, 0o644, Restart("chrony"))],
+        files: &[file(
+            "chrony.conf.tera",
+            paths::CHRONY_CONF,
+            0o644,
+            Restart("chrony"),
+        )],
         certificates: &[],
         units: &[unit("chrony")],
         ports: &[],
         bundle_gate: &[],
     },
 ];
-

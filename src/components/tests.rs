@@ -23,14 +23,21 @@ fn every_component_has_one_row_and_a_unique_name() {
 
 #[test]
 fn each_file_has_one_owner_component_and_a_known_template() {
-    let mut paths: Vec<&str> = TABLE.iter().flat_map(|c| c.files.iter().map(|f| f.path)).collect();
+    let mut paths: Vec<&str> = TABLE
+        .iter()
+        .flat_map(|c| c.files.iter().map(|f| f.path))
+        .collect();
     let n = paths.len();
     paths.sort();
     paths.dedup();
     assert_eq!(paths.len(), n, "a path listed twice");
     let known = crate::render::templates::EMBEDDED;
     for f in TABLE.iter().flat_map(|c| c.files.iter()) {
-        assert!(known.iter().any(|(t, _)| *t == f.template), "{}", f.template);
+        assert!(
+            known.iter().any(|(t, _)| *t == f.template),
+            "{}",
+            f.template
+        );
     }
 }
 

@@ -17,6 +17,9 @@ pub enum LockFailure {
     Interrupted,
 }
 
+/// What taking the lock on one host needs.
+type LockJob = (Arc<Pool>, HostTarget, LockOwner);
+
 /// Take the lock on every target; the sessions holding it, for the release.
 pub async fn take_all(
     pool: &Arc<Pool>,
@@ -27,7 +30,7 @@ pub async fn take_all(
     cancel: &CancellationToken,
     observer: &dyn Observer,
 ) -> Result<Vec<Arc<Session>>, LockFailure> {
-    let items: Vec<(String, (Arc<Pool>, HostTarget, LockOwner))> = targets
+    let items: Vec<(String, LockJob)> = targets
         .iter()
         .map(|(name, t)| (name.clone(), (pool.clone(), t.clone(), owner.clone())))
         .collect();

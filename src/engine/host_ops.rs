@@ -145,7 +145,8 @@ pub trait HostOps: Send + Sync {
         packages: &[&str],
         install: bool,
     ) -> impl Future<Output = Result<PackagesState, HostOpError>> + Send;
-    fn unit_state(&self, unit: &str) -> impl Future<Output = Result<UnitState, HostOpError>> + Send;
+    fn unit_state(&self, unit: &str)
+    -> impl Future<Output = Result<UnitState, HostOpError>> + Send;
     /// Carry out `plan` and clear the unit's notes (and the daemon-reload note if reloaded).
     fn apply_unit(
         &self,
@@ -320,7 +321,11 @@ impl HostOps for SshHost {
         Ok(())
     }
 
-    async fn packages(&self, packages: &[&str], install: bool) -> Result<PackagesState, HostOpError> {
+    async fn packages(
+        &self,
+        packages: &[&str],
+        install: bool,
+    ) -> Result<PackagesState, HostOpError> {
         let mut args = vec![if install { "no" } else { "yes" }];
         args.extend_from_slice(packages);
         let out = run(&self.0, PACKAGES, &args, "installing packages").await?;
@@ -373,7 +378,10 @@ mod tests {
         assert_eq!(parse_unit_state("inactive"), None);
         assert_eq!(
             parse_packages("installed haproxy curl"),
-            Some(PackagesState::Installed(vec!["haproxy".into(), "curl".into()]))
+            Some(PackagesState::Installed(vec![
+                "haproxy".into(),
+                "curl".into()
+            ]))
         );
         assert_eq!(parse_packages("present"), Some(PackagesState::Present));
         assert_eq!(parse_packages("what"), None);

@@ -130,9 +130,8 @@ pub fn pki(
     target.pki_dir = workspace.dir().to_path_buf();
     let report = crate::pki::generate(&target, &crate::pki::Mode::Generate, SystemTime::now())?;
     let token = crate::pki::cluster_token::load_or_create(workspace.dir(), &inv.name)?;
-    let count = |f: fn(&crate::pki::Action) -> bool| {
-        report.events.iter().filter(|e| f(&e.action)).count()
-    };
+    let count =
+        |f: fn(&crate::pki::Action) -> bool| report.events.iter().filter(|e| f(&e.action)).count();
     let verb = if dry_run { "would be " } else { "" };
     let message = format!(
         "{}: {} {verb}created, {} {verb}re-issued, {} kept; {} file(s) {verb}written",

@@ -65,7 +65,10 @@ pub enum PutKind {
 #[derive(Debug, Clone)]
 pub enum Step {
     Packages(Vec<&'static str>),
-    Put { kind: PutKind, files: Vec<PutFile> },
+    Put {
+        kind: PutKind,
+        files: Vec<PutFile>,
+    },
     Unit(UnitRow),
     /// A component the bundle cannot start (its gated binaries, files and units left out).
     NotStarted {

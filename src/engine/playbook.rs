@@ -208,11 +208,15 @@ mod tests {
 
     #[test]
     fn a_phase_does_one_kind_of_work() {
-        let text = "name: x\nphases:\n  - name: a\n    title: A\n    run: pki\n    converge: [etcd]\n";
+        let text =
+            "name: x\nphases:\n  - name: a\n    title: A\n    run: pki\n    converge: [etcd]\n";
         let err = parse(text, &PlaybookSource::Embedded("x.yaml"))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("phases[0] (a): a phase does exactly one of"), "{err}");
+        assert!(
+            err.contains("phases[0] (a): a phase does exactly one of"),
+            "{err}"
+        );
         let text = "name: x\nphases:\n  - name: a\n    title: A\n";
         assert!(parse(text, &PlaybookSource::Embedded("x.yaml")).is_err());
     }

@@ -85,10 +85,7 @@ pub enum RunError {
     #[error("phase preflight: {} check(s) failed", report.count(preflight::Status::Fail))]
     Preflight { report: Box<PreflightReport> },
     #[error("phase {phase}: {error}")]
-    Operator {
-        phase: String,
-        error: OperatorError,
-    },
+    Operator { phase: String, error: OperatorError },
     #[error("interrupted")]
     Interrupted,
 }
@@ -274,14 +271,9 @@ impl Engine {
                     .iter()
                     .map(|h| self.targets[&h.name].clone())
                     .collect();
-                let note = operator::preflight(
-                    &self.inventory,
-                    &self.pool,
-                    targets,
-                    opts,
-                    &self.cancel,
-                )
-                .await?;
+                let note =
+                    operator::preflight(&self.inventory, &self.pool, targets, opts, &self.cancel)
+                        .await?;
                 for message in note {
                     self.emit(Event::Note {
                         phase: phase.name.clone(),

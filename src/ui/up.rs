@@ -300,7 +300,11 @@ fn describe(outcome: &StepOutcome, dry_run: bool) -> String {
                 verb.to_string()
             };
             if *enabled {
-                detail.push_str(if dry_run { ", would be enabled" } else { ", enabled" });
+                detail.push_str(if dry_run {
+                    ", would be enabled"
+                } else {
+                    ", enabled"
+                });
             }
             detail
         }

@@ -54,7 +54,11 @@ impl HostOps for MemoryHost {
         Ok(())
     }
 
-    async fn packages(&self, packages: &[&str], install: bool) -> Result<PackagesState, HostOpError> {
+    async fn packages(
+        &self,
+        packages: &[&str],
+        install: bool,
+    ) -> Result<PackagesState, HostOpError> {
         let mut have = self.packages.lock().unwrap();
         let missing: Vec<String> = packages
             .iter()
@@ -72,7 +76,13 @@ impl HostOps for MemoryHost {
     }
 
     async fn unit_state(&self, unit: &str) -> Result<UnitState, HostOpError> {
-        let (running, enabled) = self.units.lock().unwrap().get(unit).copied().unwrap_or_default();
+        let (running, enabled) = self
+            .units
+            .lock()
+            .unwrap()
+            .get(unit)
+            .copied()
+            .unwrap_or_default();
         let notes = self.notes.lock().unwrap();
         Ok(UnitState {
             running,
@@ -143,7 +153,11 @@ fn haproxy_steps(config: &str, script: &str) -> Vec<Step> {
         Step::Put {
             kind: PutKind::Files,
             files: vec![
-                file("/etc/haproxy/haproxy.cfg", config, &[PendingNote::Reload("haproxy")]),
+                file(
+                    "/etc/haproxy/haproxy.cfg",
+                    config,
+                    &[PendingNote::Reload("haproxy")],
+                ),
                 file(
                     "/etc/systemd/system/haproxy.service",
                     "[Service]\n",
@@ -291,7 +305,10 @@ async fn a_dry_run_changes_nothing_and_says_what_a_run_would_do() {
     assert_eq!(written(&out[1]), ["/etc/haproxy/haproxy.cfg"]);
     assert_eq!(unit_action(&out[2]), UnitAction::Reload);
     assert!(host.take_log().is_empty(), "a dry run wrote or restarted");
-    assert!(host.notes.lock().unwrap().is_empty(), "a dry run left notes");
+    assert!(
+        host.notes.lock().unwrap().is_empty(),
+        "a dry run left notes"
+    );
 
     let fresh = MemoryHost::default();
     let out = run(&fresh, haproxy_steps("a", "s"), true).await;
@@ -318,7 +335,13 @@ async fn a_component_the_bundle_cannot_start_is_reported_not_failed() {
     )
     .await;
     assert!(!out[0].changed());
-    assert!(matches!(&out[0], StepOutcome::NotStarted { component: "kubelet", .. }));
+    assert!(matches!(
+        &out[0],
+        StepOutcome::NotStarted {
+            component: "kubelet",
+            ..
+        }
+    ));
     assert!(host.take_log().is_empty());
 }
 
