@@ -156,16 +156,7 @@ impl HostJob {
     ) -> Result<StepOutcome, HostOpError> {
         let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
         let states = host.stat_files(&paths).await?;
-        if states.len() != files.len() {
-            return Err(HostOpError::Failed {
-                summary: format!(
-                    "looking at the files on the host: {} answers for {} files",
-                    states.len(),
-                    files.len()
-                ),
-                stderr: String::new(),
-            });
-        }
+        HostOpError::check_answers(states.len(), files.len(), String::new())?;
         let changed: Vec<(&PutFile, bool)> = files
             .iter()
             .zip(&states)

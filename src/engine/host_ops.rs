@@ -24,6 +24,19 @@ pub enum HostOpError {
 }
 
 impl HostOpError {
+    /// One answer per file asked about, or the host's reply is not to be trusted.
+    pub fn check_answers(answers: usize, asked: usize, stderr: String) -> Result<(), HostOpError> {
+        if answers == asked {
+            return Ok(());
+        }
+        Err(HostOpError::Failed {
+            summary: format!(
+                "looking at the files on the host: {answers} answers for {asked} files"
+            ),
+            stderr,
+        })
+    }
+
     /// The last lines of the remote stderr, for the failure report.
     pub fn stderr_tail(&self) -> Option<String> {
         match self {
@@ -173,16 +186,7 @@ async fn stat_files(
     let out = run(session, STAT, paths, "looking at the files on the host").await?;
     let text = out.stdout_text();
     let states: Vec<Option<FileState>> = text.lines().map(parse_stat_line).collect();
-    if states.len() != paths.len() {
-        return Err(HostOpError::Failed {
-            summary: format!(
-                "looking at the files on the host: {} answers for {} files",
-                states.len(),
-                paths.len()
-            ),
-            stderr: out.stderr_text(),
-        });
-    }
+    HostOpError::check_answers(states.len(), paths.len(), out.stderr_text())?;
     Ok(states)
 }
 
