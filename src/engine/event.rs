@@ -1,4 +1,4 @@
-//! What the executor reports while it runs. The ui turns these into bars, lines or JSON; the
+//! What the engine reports while it runs. The ui turns these into bars, lines or JSON; the
 //! engine itself never prints.
 
 use serde::Serialize;
