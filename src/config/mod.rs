@@ -73,7 +73,7 @@ pub fn check(file: &Path, source: String) -> (Option<Config>, ConfigReport) {
             .help("start from the example that `kinit init` writes");
         return (None, ConfigReport::new(file, source, vec![problem]));
     }
-    let (config, mut problems) = read::Reader::default().read(&doc);
+    let (config, mut problems) = read::read(&doc);
     problems.extend(validate::validate(&config));
     (Some(config), ConfigReport::new(file, source, problems))
 }

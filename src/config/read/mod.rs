@@ -1,0 +1,254 @@
+//! Reading a parsed YAML document into [`Config`], one field at a time.
+//!
+//! serde's derive stops at the first problem. Operators fix a config faster when they see all of
+//! them at once, so each field is deserialized on its own (still through serde and yaml_serde), and
+//! every unknown key, wrong type and missing field is recorded with its path.
+
+use std::net::IpAddr;
+
+use serde_yaml::Value;
+
+use super::choice::Choice;
+use super::model::*;
+use super::problem::ConfigProblem;
+
+mod fields;
+
+use fields::{FieldReader, Section};
+
+/// The document as a [`Config`], with every problem found on the way.
+pub(crate) fn read(doc: &Value) -> (Config, Vec<ConfigProblem>) {
+    let r = &mut FieldReader::default();
+    let mut root = r.mapping(Some(doc), String::new());
+    r.fixed_string(&mut root, "apiVersion", API_VERSION, "config::api-version");
+    r.fixed_string(&mut root, "kind", KIND, "config::kind");
+    let mut metadata = r.section(&mut root, "metadata", true);
+    let name = r.required(&mut metadata, "name", "the cluster's name, e.g. demo");
+    r.finish(metadata);
+    let mut spec = r.section(&mut root, "spec", true);
+    let spec_value = cluster_spec(r, &mut spec);
+    r.finish(spec);
+    r.finish(root);
+    let problems = r.take_problems();
+    (
+        Config {
+            name,
+            spec: spec_value,
+        },
+        problems,
+    )
+}
+
+fn cluster_spec(r: &mut FieldReader, spec: &mut Section) -> ClusterSpec {
+    let topology = r.choice(spec, "topology").unwrap_or(Topology::Stacked);
+    let kubernetes_version = r.required(
+        spec,
+        "kubernetesVersion",
+        "a Kubernetes release such as v1.31.4",
+    );
+
+    let mut s = r.section(spec, "controlPlaneEndpoint", true);
+    let mut endpoint = ControlPlaneEndpoint::default();
+    let address: Option<String> = r.required(
+        &mut s,
+        "address",
+        "the VIP (or load balancer address) clients use, e.g. 192.168.9.100",
+    );
+    endpoint.address = address.map(|text| match text.parse::<IpAddr>() {
+        Ok(ip) => EndpointAddress::Ip(ip),
+        Err(_) => EndpointAddress::Dns(text),
+    });
+    endpoint.port = r
+        .optional(&mut s, "port", "a TCP port, 1-65535")
+        .unwrap_or(endpoint.port);
+    endpoint.load_balancer = r
+        .choice(&mut s, "loadBalancer")
+        .unwrap_or(endpoint.load_balancer);
+    endpoint.interface = r
+        .optional(&mut s, "interface", "a network interface name, e.g. eth0")
+        .unwrap_or(endpoint.interface);
+    endpoint.vrrp_unicast = r
+        .optional(&mut s, "vrrpUnicast", "true or false")
+        .unwrap_or(endpoint.vrrp_unicast);
+    r.finish(s);
+
+    let mut s = r.section(spec, "etcd", false);
+    let mut etcd = EtcdSpec::default();
+    etcd.mode = r.choice(&mut s, "mode").unwrap_or(etcd.mode);
+    etcd.data_dir = r
+        .optional(&mut s, "dataDir", "an absolute path")
+        .unwrap_or(etcd.data_dir);
+    r.finish(s);
+
+    let mut s = r.section(spec, "networking", false);
+    let mut networking = Networking::default();
+    let cidr = "a CIDR such as 10.244.0.0/16";
+    networking.pod_subnet = r
+        .parsed(&mut s, "podSubnet", cidr)
+        .unwrap_or(networking.pod_subnet);
+    networking.service_subnet = r
+        .parsed(&mut s, "serviceSubnet", cidr)
+        .unwrap_or(networking.service_subnet);
+    networking.dns_domain = r
+        .optional(&mut s, "dnsDomain", "a DNS domain such as cluster.local")
+        .unwrap_or(networking.dns_domain);
+    networking.node_subnet = r.parsed(
+        &mut s,
+        "nodeSubnet",
+        "the hosts' subnet, e.g. 192.168.9.0/24",
+    );
+    r.finish(s);
+
+    let mut s = r.section(spec, "pki", false);
+    let mut pki = PkiSpec::default();
+    pki.dir = r
+        .optional(&mut s, "dir", "a directory path")
+        .unwrap_or(pki.dir);
+    pki.key_algorithm = r
+        .choice(&mut s, "keyAlgorithm")
+        .unwrap_or(pki.key_algorithm);
+    let duration = "a duration in hours/minutes, e.g. 8760h";
+    pki.ca_validity = r
+        .optional(&mut s, "caValidity", duration)
+        .unwrap_or(pki.ca_validity);
+    pki.cert_validity = r
+        .optional(&mut s, "certValidity", duration)
+        .unwrap_or(pki.cert_validity);
+    pki.extra_sans = r
+        .optional(&mut s, "extraSANs", "a list of DNS names and IP addresses")
+        .unwrap_or_default();
+    r.finish(s);
+
+    let mut s = r.section(spec, "ssh", false);
+    let mut ssh = SshSpec::default();
+    ssh.user = r
+        .optional(&mut s, "user", "a login name")
+        .unwrap_or(ssh.user);
+    ssh.port = r
+        .optional(&mut s, "port", "a TCP port, 1-65535")
+        .unwrap_or(ssh.port);
+    ssh.identity_file = r.optional(&mut s, "identityFile", "a private key path");
+    ssh.known_hosts = r
+        .optional(&mut s, "knownHosts", "a known_hosts file path")
+        .unwrap_or(ssh.known_hosts);
+    let mut b = r.section(&mut s, "bastion", false);
+    let bastion = Bastion {
+        address: r.required(&mut b, "address", "the jump host's address or name"),
+        port: r
+            .optional(&mut b, "port", "a TCP port, 1-65535")
+            .unwrap_or(22),
+        user: r.optional(&mut b, "user", "a login name"),
+        identity_file: r.optional(&mut b, "identityFile", "a private key path"),
+    };
+    ssh.bastion = b.map.is_some().then_some(bastion);
+    r.finish(b);
+    r.finish(s);
+
+    let mut s = r.section(spec, "artifacts", false);
+    let artifacts = Artifacts {
+        bundle: r.optional(&mut s, "bundle", "a directory of binaries with SHA256SUMS"),
+    };
+    r.finish(s);
+
+    let mut s = r.section(spec, "timeSync", false);
+    let time_sync = TimeSync {
+        servers: r
+            .optional(&mut s, "servers", "a list of NTP server names or addresses")
+            .unwrap_or_default(),
+    };
+    r.finish(s);
+
+    let hosts = hosts(r, spec);
+
+    ClusterSpec {
+        topology,
+        kubernetes_version,
+        control_plane_endpoint: endpoint,
+        etcd,
+        networking,
+        pki,
+        ssh,
+        artifacts,
+        time_sync,
+        hosts,
+    }
+}
+
+fn hosts(r: &mut FieldReader, spec: &mut Section) -> Vec<HostSpec> {
+    let path = spec.field("hosts");
+    let items = match spec.take("hosts") {
+        None => {
+            if spec.map.is_some() {
+                r.missing(
+                    spec,
+                    "hosts",
+                    "a list of hosts, each with name, address and roles",
+                );
+            }
+            return Vec::new();
+        }
+        Some(Value::Sequence(items)) if items.is_empty() => {
+            r.problems.push(
+                ConfigProblem::error("config::no-hosts", path, "the cluster has no hosts")
+                    .help("list the machines under spec.hosts, each with name, address and roles"),
+            );
+            return Vec::new();
+        }
+        Some(Value::Sequence(items)) => items,
+        Some(other) => {
+            r.wrong_type(&path, other, "a list of hosts");
+            return Vec::new();
+        }
+    };
+    let mut hosts = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let mut h = r.mapping(Some(item), format!("{path}[{i}]"));
+        let name = r.required(&mut h, "name", "a hostname, e.g. cp1");
+        let address = r.parsed_required(&mut h, "address", "an IP address, e.g. 192.168.9.11");
+        let roles = roles(r, &mut h);
+        let mut s = r.section(&mut h, "ssh", false);
+        let ssh = HostSsh {
+            user: r.optional(&mut s, "user", "a login name"),
+            port: r.optional(&mut s, "port", "a TCP port, 1-65535"),
+            identity_file: r.optional(&mut s, "identityFile", "a private key path"),
+        };
+        r.finish(s);
+        r.finish(h);
+        hosts.push(HostSpec {
+            name,
+            address,
+            roles,
+            ssh,
+        });
+    }
+    hosts
+}
+
+fn roles(r: &mut FieldReader, h: &mut Section) -> Vec<Role> {
+    let path = h.field("roles");
+    let expect = format!("a list of roles, {}", Role::listing());
+    match h.take("roles") {
+        None => {
+            if h.map.is_some() {
+                r.missing(h, "roles", &expect);
+            }
+            Vec::new()
+        }
+        Some(Value::Sequence(items)) if items.is_empty() => {
+            r.problems.push(
+                ConfigProblem::error("config::no-roles", path, "a host needs at least one role")
+                    .help(format!("give it roles, {}", Role::listing())),
+            );
+            Vec::new()
+        }
+        Some(Value::Sequence(items)) => items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, v)| r.choice_value::<Role>(&format!("{path}[{i}]"), v))
+            .collect(),
+        Some(other) => {
+            r.wrong_type(&path, other, &expect);
+            Vec::new()
+        }
+    }
+}
