@@ -33,18 +33,6 @@ pub enum ComponentId {
     ControlPlane,
 }
 
-impl ComponentId {
-    pub fn as_str(self) -> &'static str {
-        component(self).name
-    }
-}
-
-impl std::fmt::Display for ComponentId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// A cluster-wide setting a component depends on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Condition {
