@@ -15,6 +15,7 @@ pub mod fanout;
 pub mod fsutil;
 pub mod host_paths;
 pub mod inventory;
+pub mod lifecycle;
 pub mod lab;
 pub mod pki;
 pub mod preflight;

@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
-use kinit::cli::{CertsCommand, Cli, Command, ConfigCommand};
+use kinit::cli::{CertsCommand, Cli, Command, ConfigCommand, EtcdCommand, SnapshotCommand};
 use kinit::commands::{self, CommandResult};
 use kinit::ui::GlobalOptions;
 
@@ -34,6 +34,16 @@ fn run(cli: &Cli, global: &GlobalOptions) -> CommandResult {
         Command::Certs(CertsCommand::CheckExpiration) => commands::certs::check_expiration(global),
         Command::Certs(CertsCommand::Renew { names }) => {
             commands::certs::renew(global, &CertsCommand::renew_options(names))
+        }
+        Command::Reset(args) => commands::reset::run(global, &args.options()),
+        Command::Etcd(EtcdCommand::Snapshot(SnapshotCommand::Save(args))) => {
+            commands::etcd_snapshot::save(global, &args.options())
+        }
+        Command::Etcd(EtcdCommand::Snapshot(SnapshotCommand::Status { file })) => {
+            commands::etcd_snapshot::status(global, file)
+        }
+        Command::Etcd(EtcdCommand::Snapshot(SnapshotCommand::Restore(args))) => {
+            commands::etcd_snapshot::restore(global, &args.options())
         }
         Command::Completion { shell } => commands::completion::run(*shell, Cli::command()),
         Command::Man => commands::man::run(Cli::command()),

@@ -95,6 +95,20 @@ pub enum CommandError {
     #[error("cannot start the async runtime: {0}")]
     Runtime(#[source] io::Error),
 
+    /// A destructive command without --yes and without a terminal to ask on.
+    #[error("{0}")]
+    NotConfirmed(String),
+
+    /// The operator answered no.
+    #[error("nothing was changed (not confirmed)")]
+    Declined,
+
+    #[error(transparent)]
+    Reset(#[from] crate::lifecycle::reset::ResetError),
+
+    #[error(transparent)]
+    Snapshot(#[from] crate::lifecycle::snapshot::SnapshotError),
+
     /// kinit's own bug (its built-in config or example does not validate).
     #[error("internal error: {0}")]
     Internal(String),

@@ -8,6 +8,7 @@ pub mod certs;
 pub mod completion;
 pub mod config_validate;
 mod error;
+pub mod etcd_snapshot;
 pub mod exec;
 pub mod init;
 pub mod lab;
@@ -15,6 +16,7 @@ pub mod man;
 pub mod preflight;
 pub mod remote;
 pub mod render;
+pub mod reset;
 pub mod status;
 pub mod up;
 
@@ -59,6 +61,7 @@ pub type CommandResult = Result<Outcome, CommandError>;
 /// The process exit code for a command's result: the one place that decides them.
 pub fn exit_code(result: &CommandResult) -> u8 {
     use crate::lab::LabError;
+    use crate::lifecycle::snapshot::SnapshotError;
     use crate::render::RenderError;
     match result {
         Ok(Outcome::Success) => exit::OK,
@@ -77,6 +80,11 @@ pub fn exit_code(result: &CommandResult) -> u8 {
             // Exit 1 means "found a problem" for these commands, so not loading is a usage error.
             | CommandError::CannotCheck(_) => exit::USAGE,
             CommandError::Render(RenderError::UnknownHost(_)) => exit::USAGE,
+            CommandError::NotConfirmed(_) => exit::USAGE,
+            CommandError::Snapshot(SnapshotError::NoEtcdHosts) => exit::USAGE,
+            CommandError::Declined
+            | CommandError::Snapshot(_)
+            | CommandError::Reset(_) => exit::FAILURE,
             // Problems with the invocation or this machine are usage errors; failed steps are not.
             CommandError::Lab(
                 LabError::NotRoot

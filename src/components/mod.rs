@@ -84,6 +84,15 @@ pub enum OnChange {
     Reload(&'static str),
 }
 
+/// What `kinit reset` does with a component's files and units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnReset {
+    /// Units stopped and disabled, files and binaries removed.
+    Remove,
+    /// Left as it is, for this reason (said in reset's output).
+    Keep(&'static str),
+}
+
 /// A rendered file.
 #[derive(Debug, Clone, Copy)]
 pub struct FileRow {
@@ -176,6 +185,7 @@ pub struct Component {
     /// Started only when the artifacts bundle holds all of these; otherwise its binaries,
     /// gated files and units are left out and the run says so.
     pub bundle_gate: &'static [&'static str],
+    pub on_reset: OnReset,
 }
 
 /// The row of `id`.

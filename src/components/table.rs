@@ -4,6 +4,7 @@
 
 use super::OnChange::{Nothing, Reload, Restart};
 use super::StartPolicy::{Always, OnChange};
+use super::OnReset::{Keep, Remove};
 use super::{
     BinaryRow, CertificateInput, Component, ComponentId, Condition, FileRow, PortNumber, PortRow,
     UnitRow,
@@ -98,6 +99,7 @@ pub const TABLE: &[Component] = &[
         }],
         ports: ETCD_PORTS,
         bundle_gate: &[],
+        on_reset: Remove,
     },
     Component {
         id: ComponentId::EtcdStaticPod,
@@ -114,6 +116,7 @@ pub const TABLE: &[Component] = &[
         units: &[],
         ports: ETCD_PORTS,
         bundle_gate: &[],
+        on_reset: Remove,
     },
     Component {
         id: ComponentId::ControlPlane,
@@ -156,6 +159,7 @@ pub const TABLE: &[Component] = &[
             port(ports::SCHEDULER, "kube-scheduler", "kube-scheduler"),
         ],
         bundle_gate: &[],
+        on_reset: Remove,
     },
     Component {
         id: ComponentId::Haproxy,
@@ -183,6 +187,7 @@ pub const TABLE: &[Component] = &[
             port(ports::HAPROXY_STATS, "haproxy stats", "haproxy"),
         ],
         bundle_gate: &[],
+        on_reset: Remove,
     },
     Component {
         id: ComponentId::Keepalived,
@@ -215,6 +220,7 @@ pub const TABLE: &[Component] = &[
         // VRRP is an IP protocol, not a port.
         ports: &[],
         bundle_gate: &[],
+        on_reset: Remove,
     },
     Component {
         id: ComponentId::Kubelet,
@@ -254,6 +260,7 @@ pub const TABLE: &[Component] = &[
         ports: &[port(ports::KUBELET, "kubelet", "kubelet")],
         // The kubelet needs a container runtime; kinit starts it only when the bundle carries both.
         bundle_gate: &["kubelet", "containerd"],
+        on_reset: Remove,
     },
     Component {
         id: ComponentId::KernelSettings,
@@ -293,6 +300,7 @@ pub const TABLE: &[Component] = &[
         ],
         ports: &[],
         bundle_gate: &[],
+        on_reset: Remove,
     },
     Component {
         id: ComponentId::Chrony,
@@ -313,5 +321,7 @@ pub const TABLE: &[Component] = &[
         units: &[unit("chrony")],
         ports: &[],
         bundle_gate: &[],
+        // The host keeps its time sync after leaving the cluster (a host without it drifts).
+        on_reset: Keep("time sync stays: chrony keeps running with its configuration"),
     },
 ];

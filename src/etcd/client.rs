@@ -18,6 +18,10 @@ use super::wire;
 #[serde(rename_all = "camelCase")]
 pub struct MemberStatus {
     pub member_id: u64,
+    /// Which cluster the member belongs to: a restore from a snapshot makes a new one.
+    pub cluster_id: u64,
+    /// The store's revision as this member sees it.
+    pub revision: i64,
     /// The member id of the leader this member follows (0: none).
     pub leader: u64,
     pub db_size: u64,
@@ -116,6 +120,8 @@ pub async fn status(
     .await?;
     Ok(MemberStatus {
         member_id: s.header.member_id,
+        cluster_id: s.header.cluster_id,
+        revision: s.header.revision,
         leader: s.leader,
         db_size: s.db_size,
         version: s.version,
@@ -145,6 +151,20 @@ pub async fn member_list(
             client_urls: m.client_urls,
         })
         .collect())
+}
+
+/// Remove member `id` from the cluster (asked of any healthy member).
+pub async fn member_remove(
+    tls: &ClientTls,
+    endpoint: &str,
+    id: u64,
+    timeout: Duration,
+) -> Result<(), EtcdError> {
+    // The gateway takes 64-bit integers as strings.
+    let body = serde_json::json!({"ID": id.to_string()});
+    let _: serde_json::Value =
+        post(tls, endpoint, "/v3/cluster/member/remove", &body, timeout).await?;
+    Ok(())
 }
 
 pub async fn put(

@@ -10,10 +10,11 @@ pub mod endpoint;
 pub mod error;
 pub mod http;
 pub mod https;
+pub mod snapshot_file;
 pub mod tls;
 mod wire;
 
-pub use client::{Member, MemberStatus, get, health, member_list, put, status};
+pub use client::{Member, MemberStatus, get, health, member_list, member_remove, put, status};
 pub use endpoint::Endpoint;
 pub use error::EtcdError;
 pub use https::https_get;

@@ -17,10 +17,27 @@ fn u64_lenient<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     }
 }
 
+fn i64_lenient<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Num {
+        Text(String),
+        Int(i64),
+    }
+    match Num::deserialize(d)? {
+        Num::Int(n) => Ok(n),
+        Num::Text(s) => s.parse().map_err(serde::de::Error::custom),
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 pub struct Header {
     #[serde(default, alias = "memberId", deserialize_with = "u64_lenient")]
     pub member_id: u64,
+    #[serde(default, alias = "clusterId", deserialize_with = "u64_lenient")]
+    pub cluster_id: u64,
+    #[serde(default, deserialize_with = "i64_lenient")]
+    pub revision: i64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -87,6 +104,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.header.member_id, 10276657743932975437);
+        assert_eq!((s.header.cluster_id, s.header.revision), (1, 1));
         assert_eq!(
             (s.db_size, s.leader, s.raft_term),
             (20480, 10276657743932975437, 2)

@@ -34,11 +34,7 @@ pub fn load_or_create(pki_dir: &Path, cluster: &str) -> Result<String, PkiError>
     if let Some(token) = load(pki_dir)? {
         return Ok(token);
     }
-    let mut bytes = [0u8; 16];
-    aws_lc_rs::rand::fill(&mut bytes)
-        .map_err(|_| PkiError::invalid(pki_dir.join(FILE), "no randomness available"))?;
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    let token = format!("{cluster}-{hex}");
+    let token = fresh(pki_dir, cluster)?;
     let path = pki_dir.join(FILE);
     if let Some(dir) = path.parent() {
         use std::os::unix::fs::DirBuilderExt;
@@ -61,4 +57,28 @@ pub fn load_or_create(pki_dir: &Path, cluster: &str) -> Result<String, PkiError>
         }
         Err(e) => Err(PkiError::io(path)(e)),
     }
+}
+
+/// A new random token (`<cluster>-<16 random bytes in hex>`).
+fn fresh(pki_dir: &Path, cluster: &str) -> Result<String, PkiError> {
+    let mut bytes = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut bytes)
+        .map_err(|_| PkiError::invalid(pki_dir.join(FILE), "no randomness available"))?;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(format!("{cluster}-{hex}"))
+}
+
+/// Replace the stored token with a new one (a restored cluster must never meet its old
+/// members: a new token gives it a new cluster ID).
+pub fn renew(pki_dir: &Path, cluster: &str) -> Result<String, PkiError> {
+    let token = fresh(pki_dir, cluster)?;
+    let path = pki_dir.join(FILE);
+    write_atomic(
+        &path,
+        format!("{token}\n").as_bytes(),
+        0o600,
+        Existing::Replace,
+    )
+    .map_err(PkiError::io(&path))?;
+    Ok(token)
 }

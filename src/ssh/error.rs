@@ -94,6 +94,14 @@ pub enum SshError {
         reason: String,
     },
 
+    /// Writing what a command printed to a local file (a download) failed.
+    #[error("host {host}: cannot store what the host sent: {source}")]
+    LocalWrite {
+        host: String,
+        #[source]
+        source: std::io::Error,
+    },
+
     #[error("cannot put {value:?} into a remote command: it contains a NUL byte")]
     Unquotable { value: String },
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use russh::client::Handle;
 use russh::{ChannelMsg, Sig};
-use tokio::io::AsyncRead;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 use super::error::SshError;
@@ -72,6 +72,9 @@ pub(crate) struct RawCommand<'a> {
     pub body: Option<&'a mut (dyn AsyncRead + Unpin + Send)>,
     /// How to stop the command from another channel when it is cancelled or overruns.
     pub stop: Option<Stop>,
+    /// Where stdout goes as it arrives, instead of into [`ExecOutput::stdout`] (a download of
+    /// any size in constant memory).
+    pub sink: Option<&'a mut (dyn AsyncWrite + Unpin + Send)>,
 }
 
 impl RawCommand<'_> {
@@ -81,6 +84,7 @@ impl RawCommand<'_> {
             stdin_prefix: None,
             body: None,
             stop: None,
+            sink: None,
         }
     }
 }
@@ -132,6 +136,7 @@ impl Conn<'_> {
         // And a command that prints before it has read all its input must not stall the whole
         // connection on a channel nobody drains.
         let (mut reader, writer) = channel.split();
+        let mut sink = raw.sink;
         let outcome = {
             let send_input = async {
                 if let Some(prefix) = &raw.stdin_prefix {
@@ -146,7 +151,7 @@ impl Conn<'_> {
                 writer.eof().await.map_err(|e| self.protocol(e))
             };
             let work = async {
-                let output = collect(&mut reader, self.host);
+                let output = collect(&mut reader, self.host, sink.as_deref_mut());
                 tokio::pin!(send_input, output);
                 tokio::select! {
                     // The command ended (or the connection did) before it took all its input:
@@ -218,13 +223,26 @@ impl Conn<'_> {
 }
 
 /// Read until the channel closes: data may still arrive after the exit status.
-async fn collect(channel: &mut russh::ChannelReadHalf, host: &str) -> Result<ExecOutput, SshError> {
+async fn collect(
+    channel: &mut russh::ChannelReadHalf,
+    host: &str,
+    mut sink: Option<&mut (dyn AsyncWrite + Unpin + Send + '_)>,
+) -> Result<ExecOutput, SshError> {
     let mut stdout = Vec::new();
     let mut stderr = Vec::new();
     let mut status = None;
     while let Some(msg) = channel.wait().await {
         match msg {
-            ChannelMsg::Data { data } => stdout.extend_from_slice(&data),
+            ChannelMsg::Data { data } => match sink.as_mut() {
+                Some(sink) => sink
+                    .write_all(&data)
+                    .await
+                    .map_err(|source| SshError::LocalWrite {
+                        host: host.to_string(),
+                        source,
+                    })?,
+                None => stdout.extend_from_slice(&data),
+            },
             ChannelMsg::ExtendedData { data, ext: 1 } => stderr.extend_from_slice(&data),
             ChannelMsg::ExitStatus { exit_status } => status = Some(ExitStatus::Code(exit_status)),
             ChannelMsg::ExitSignal { signal_name, .. } => {

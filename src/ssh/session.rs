@@ -183,7 +183,23 @@ impl Session {
         } else {
             SudoMode::Root
         };
-        sudo::exec(self.conn(), self.sudo_as(mode), command, opts).await
+        sudo::exec(self.conn(), self.sudo_as(mode), command, opts, None).await
+    }
+
+    /// Run `command` with its stdout streamed into `sink` as it arrives (a download of any size
+    /// in constant memory); the returned output's `stdout` is empty.
+    pub async fn exec_to(
+        &self,
+        command: &str,
+        opts: &ExecOptions,
+        sink: &mut (dyn AsyncWrite + Unpin + Send),
+    ) -> Result<ExecOutput, SshError> {
+        let mode = if opts.sudo {
+            self.sudo_mode().await?
+        } else {
+            SudoMode::Root
+        };
+        sudo::exec(self.conn(), self.sudo_as(mode), command, opts, Some(sink)).await
     }
 
     /// Upload `content` to `dest` (an absolute path) as root.

@@ -7,6 +7,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use tokio::io::AsyncWrite;
+
 use super::error::SshError;
 use super::exec::{Conn, ExecOptions, ExecOutput, ExitStatus, RawCommand, Stop};
 use super::quote::quote;
@@ -92,14 +94,17 @@ const CLIENT_GRACE: Duration = Duration::from_secs(KILL_AFTER_SECS + 10);
 
 /// Run `command` (a shell command line) wrapped by [`wrap`]. `sudo` is how this session reaches
 /// root; it is only used when `opts.sudo` asks for root, and must be [`SudoMode::Root`] otherwise.
+/// With `sink`, stdout goes there as it arrives instead of into the output.
 pub(crate) async fn exec(
     conn: Conn<'_>,
     sudo: Sudo<'_>,
     command: &str,
     opts: &ExecOptions,
+    sink: Option<&mut (dyn AsyncWrite + Unpin + Send)>,
 ) -> Result<ExecOutput, SshError> {
     let tag = new_tag();
     let mut raw = RawCommand::new(wrap(command, opts.timeout, sudo.mode, opts.sudo, &tag)?);
+    raw.sink = sink;
     // A stop command that cannot be built only loses the second way of stopping.
     raw.stop = stop_command(&tag, sudo.mode, opts.sudo)
         .ok()

@@ -3,9 +3,11 @@
 
 pub mod certs;
 pub mod config_report;
+pub mod confirm;
 pub mod exec;
 pub mod lab_progress;
 pub mod lab_report;
+pub mod lifecycle;
 pub mod preflight;
 pub mod render;
 pub mod secret_prompt;

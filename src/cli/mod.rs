@@ -1,6 +1,8 @@
 //! Command-line definitions (clap) and their conversion into the option structs `commands/`
 //! defines. Nothing here does any work, and nothing below this module knows about clap.
 
+mod lifecycle;
+
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -17,6 +19,8 @@ use crate::commands::up::UpOptions;
 use crate::config::Topology;
 use crate::config::template::InitShape;
 use crate::ui::{ColorChoice, GlobalOptions, OutputFormat};
+
+pub use lifecycle::{EtcdCommand, ResetArgs, SnapshotCommand};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -98,6 +102,11 @@ pub enum Command {
     /// Build and check the cluster PKI on this machine (CAs, certificates, kubeconfigs)
     #[command(subcommand)]
     Certs(CertsCommand),
+    /// Take kinit's cluster off hosts: services stopped, files removed, etcd data moved aside
+    Reset(ResetArgs),
+    /// Day-two etcd operations: snapshots
+    #[command(subcommand)]
+    Etcd(EtcdCommand),
 
     /// Print a shell completion script
     Completion {

@@ -1,0 +1,190 @@
+//! `kinit etcd snapshot save|status|restore` (see `lifecycle::snapshot`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use super::{CommandError, CommandResult, Outcome, remote};
+use crate::config::Role;
+use crate::etcd::ClientTls;
+use crate::etcd::snapshot_file::{self, Integrity};
+use crate::lifecycle::snapshot::restore::{self, RestoreSettings};
+use crate::lifecycle::snapshot::{SnapshotError, save as saving, utc_stamp};
+use crate::render::Templates;
+use crate::ui::confirm::{self, Answer};
+use crate::ui::lifecycle as view;
+use crate::ui::{GlobalOptions, OutputFormat};
+
+#[derive(Debug, Clone)]
+pub struct SaveOptions {
+    pub output: Option<PathBuf>,
+    pub accept_new_host_keys: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct RestoreOptions {
+    pub file: PathBuf,
+    pub yes: bool,
+    pub wait: Duration,
+    pub accept_new_host_keys: bool,
+    pub concurrency: usize,
+}
+
+fn print_json(value: &impl serde::Serialize) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).expect("serializable")
+    );
+}
+
+fn etcd_client(inventory: &crate::inventory::Inventory) -> Result<ClientTls, CommandError> {
+    ClientTls::from_pki_dir(&inventory.pki_dir).map_err(|e| {
+        CommandError::Usage(format!(
+            "{e}: the operator's etcd client certificate is needed (kinit certs generate)"
+        ))
+    })
+}
+
+pub fn save(global: &GlobalOptions, opts: &SaveOptions) -> CommandResult {
+    let inventory = remote::load_inventory(global)?;
+    let etcd_hosts: Vec<_> = inventory.with_role(Role::Etcd).collect();
+    if etcd_hosts.is_empty() {
+        return Err(SnapshotError::NoEtcdHosts.into());
+    }
+    let output = match &opts.output {
+        Some(p) => p.clone(),
+        None => {
+            let dir = global.config_path.parent().unwrap_or(Path::new("."));
+            saving::default_path(dir, &inventory.name, &utc_stamp(SystemTime::now()))
+        }
+    };
+    if output.exists() {
+        return Err(CommandError::Exists(output));
+    }
+    let tls = etcd_client(&inventory)?;
+    let (targets, ssh) =
+        remote::connect_options(&inventory, &etcd_hosts, opts.accept_new_host_keys, false)?;
+    let targets: Vec<_> = etcd_hosts
+        .iter()
+        .map(|h| h.name.clone())
+        .zip(targets)
+        .collect();
+    let remote::Finished { value, interrupted } =
+        remote::with_remote(ssh, |pool, _cancel| async move {
+            saving::save(
+                &inventory,
+                &tls,
+                pool,
+                &targets,
+                &output,
+                Duration::from_secs(5),
+            )
+            .await
+        })?;
+    if interrupted {
+        return Ok(Outcome::Interrupted);
+    }
+    let saved = value?;
+    match global.output {
+        OutputFormat::Json => print_json(&saved),
+        OutputFormat::Text => print!("{}", view::saved_text(&saved)),
+    }
+    Ok(Outcome::Success)
+}
+
+pub fn status(global: &GlobalOptions, file: &Path) -> CommandResult {
+    if !file.exists() {
+        return Err(CommandError::Usage(format!(
+            "{}: no such snapshot file",
+            file.display()
+        )));
+    }
+    let status = snapshot_file::inspect(file).map_err(SnapshotError::from)?;
+    match global.output {
+        OutputFormat::Json => print_json(&status),
+        OutputFormat::Text => print!("{}", view::snapshot_status_text(&status)),
+    }
+    Ok(Outcome::Success)
+}
+
+pub fn restore(global: &GlobalOptions, opts: &RestoreOptions) -> CommandResult {
+    let mut inventory = remote::load_inventory(global)?;
+    if !opts.file.exists() {
+        return Err(CommandError::Usage(format!(
+            "{}: no such snapshot file",
+            opts.file.display()
+        )));
+    }
+    let etcd_names: Vec<String> = inventory
+        .with_role(Role::Etcd)
+        .map(|h| h.name.clone())
+        .collect();
+    if etcd_names.is_empty() {
+        return Err(SnapshotError::NoEtcdHosts.into());
+    }
+    // Checked before anything else happens: a damaged file stops nothing.
+    let status = snapshot_file::inspect(&opts.file).map_err(SnapshotError::from)?;
+    if status.integrity != Integrity::Verified {
+        return Err(SnapshotError::NoIntegrityHash {
+            path: opts.file.clone(),
+        }
+        .into());
+    }
+    let tls = etcd_client(&inventory)?;
+    let templates = Templates::embedded().map_err(|e| CommandError::Internal(e.to_string()))?;
+    if !opts.yes {
+        let plan = view::restore_plan_text(&opts.file, &status, &etcd_names);
+        match confirm::ask(&plan, "Restore?").map_err(CommandError::io("asking"))? {
+            Answer::Yes => {}
+            Answer::No => return Err(CommandError::Declined),
+            Answer::NoTerminal => {
+                return Err(CommandError::NotConfirmed(
+                    "kinit etcd snapshot restore replaces etcd's data on every member: pass \
+                     --yes to confirm (no terminal to ask on)"
+                        .into(),
+                ));
+            }
+        }
+    }
+    let hosts: Vec<_> = inventory
+        .hosts
+        .iter()
+        .filter(|h| h.has(Role::Etcd) || h.has(Role::ControlPlane))
+        .collect();
+    let (targets, ssh) =
+        remote::connect_options(&inventory, &hosts, opts.accept_new_host_keys, false)?;
+    let targets: BTreeMap<_, _> = hosts
+        .iter()
+        .map(|h| h.name.clone())
+        .zip(targets)
+        .collect();
+    // A new cluster token: no restored member may ever meet a member of the old cluster. It is
+    // kept in the PKI dir so that `kinit up` renders the same config afterwards.
+    inventory.etcd_cluster_token = Some(crate::pki::cluster_token::renew(
+        &inventory.pki_dir,
+        &inventory.name,
+    )?);
+    let settings = RestoreSettings {
+        stamp: utc_stamp(SystemTime::now()),
+        wait: opts.wait,
+        etcd_timeout: Duration::from_secs(3),
+        concurrency: opts.concurrency,
+    };
+    let file = opts.file.clone();
+    let remote::Finished { value, interrupted } =
+        remote::with_remote(ssh, |pool, cancel| async move {
+            restore::restore(
+                &inventory, &tls, pool, &targets, &templates, &file, &status, &settings, &cancel,
+            )
+            .await
+        })?;
+    if interrupted {
+        return Ok(Outcome::Interrupted);
+    }
+    let report = value?;
+    match global.output {
+        OutputFormat::Json => print_json(&report),
+        OutputFormat::Text => print!("{}", view::restored_text(&report)),
+    }
+    Ok(Outcome::Success)
+}

@@ -1,0 +1,8 @@
+//! Day two: taking kinit off hosts (`reset`), etcd membership changes that keep quorum, and
+//! etcd snapshots that bring a cluster back. Library code: nothing printed; typed errors that
+//! name the host and the step.
+
+pub mod membership;
+pub mod reset;
+pub mod reset_plan;
+pub mod snapshot;

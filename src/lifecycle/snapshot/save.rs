@@ -1,0 +1,200 @@
+//! `kinit etcd snapshot save`: `etcdctl snapshot save` on a healthy member (over mTLS with the
+//! host's healthcheck client certificate), streamed here over the same SSH channel into a 0600
+//! temporary file, checked (etcd's integrity hash; the sha256 the host computed), then renamed
+//! into place. Memory stays flat whatever the size: nothing is held whole.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::io::AsyncWriteExt;
+
+use super::{HOST_WORK_DIR, SnapshotError, stderr_tail};
+use crate::etcd::snapshot_file::{self, Integrity, SnapshotStatus};
+use crate::etcd::{self, ClientTls};
+use crate::host_paths;
+use crate::inventory::Inventory;
+use crate::ssh::quote::join;
+use crate::ssh::{ExecOptions, HostTarget, Pool};
+
+/// A snapshot that arrived and checked out.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SavedSnapshot {
+    pub path: PathBuf,
+    /// The member it was taken from.
+    pub member: String,
+    pub status: SnapshotStatus,
+}
+
+/// Takes the snapshot into a private directory, prints the host's sha256 on stderr, then the
+/// file on stdout; the directory goes whatever happens.
+const SAVE: &str = r#"set -eu
+ep=$1; ca=$2; cert=$3; key=$4; work=$5
+command -v etcdctl >/dev/null 2>&1 || { echo "no etcdctl on this host (PATH=$PATH): put etcdctl in the bundle or install etcd's client" >&2; exit 4; }
+mkdir -p -m 0700 -- "$work"
+d=$(mktemp -d -- "$work/save.XXXXXX")
+trap 'rm -rf -- "$d"' EXIT
+trap 'exit 129' HUP INT TERM PIPE
+ETCDCTL_API=3 etcdctl --endpoints="$ep" --cacert="$ca" --cert="$cert" --key="$key" \
+  --dial-timeout=5s --command-timeout=10m snapshot save "$d/snapshot.db" >&2
+chmod 0600 "$d/snapshot.db"
+echo "kinit-sha256 $(sha256sum < "$d/snapshot.db" | cut -d ' ' -f 1)" >&2
+cat -- "$d/snapshot.db""#;
+
+/// The first etcd host whose member says it is healthy, with its client URL.
+async fn healthy_member(
+    inv: &Inventory,
+    tls: &ClientTls,
+    timeout: Duration,
+) -> Result<(String, String), SnapshotError> {
+    let members = inv.etcd_members();
+    if members.is_empty() {
+        return Err(SnapshotError::NoEtcdHosts);
+    }
+    let mut why = Vec::new();
+    for m in &members {
+        let ep = m.client_url();
+        match etcd::health(tls, &ep, timeout).await {
+            Ok(true) => return Ok((m.name.clone(), ep)),
+            Ok(false) => why.push(format!("{}: unhealthy", m.name)),
+            Err(e) => why.push(format!("{}: {e}", m.name)),
+        }
+    }
+    Err(SnapshotError::NoHealthyMember(why.join("; ")))
+}
+
+/// Take a snapshot and store it at `output` (0600, atomically). Its directory is made 0700
+/// when missing.
+pub async fn save(
+    inv: &Inventory,
+    tls: &ClientTls,
+    pool: Arc<Pool>,
+    targets: &[(String, HostTarget)],
+    output: &Path,
+    timeout: Duration,
+) -> Result<SavedSnapshot, SnapshotError> {
+    let (member, endpoint) = healthy_member(inv, tls, timeout).await?;
+    let target = targets
+        .iter()
+        .find(|(n, _)| *n == member)
+        .map(|(_, t)| t.clone())
+        .ok_or_else(|| SnapshotError::host(&member, "connect", "no SSH target"))?;
+    let local = |source| SnapshotError::Local {
+        path: output.to_path_buf(),
+        source,
+    };
+    let dir = match output.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(local)?;
+    }
+    let name = output
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "snapshot.db".into());
+    let partial = dir.join(format!(".{name}.partial-{}", std::process::id()));
+    let result = fetch(&pool, &target, &member, &endpoint, &partial).await;
+    let checked = result.and_then(|remote_sha| {
+        let status = snapshot_file::inspect(&partial)?;
+        if status.integrity != Integrity::Verified {
+            return Err(SnapshotError::NoIntegrityHash {
+                path: partial.clone(),
+            });
+        }
+        if status.sha256 != remote_sha {
+            return Err(SnapshotError::TransferMismatch {
+                host: member.clone(),
+                local: status.sha256.clone(),
+                remote: remote_sha,
+            });
+        }
+        std::fs::rename(&partial, output).map_err(local)?;
+        if let Ok(d) = std::fs::File::open(&dir) {
+            let _ = d.sync_all();
+        }
+        Ok(status)
+    });
+    match checked {
+        Ok(status) => Ok(SavedSnapshot {
+            path: output.to_path_buf(),
+            member,
+            status,
+        }),
+        Err(e) => {
+            let _ = std::fs::remove_file(&partial);
+            Err(e)
+        }
+    }
+}
+
+use std::os::unix::fs::DirBuilderExt;
+
+/// Stream the snapshot from `member` into `partial` (created 0600); the host's sha256 of it.
+async fn fetch(
+    pool: &Pool,
+    target: &HostTarget,
+    member: &str,
+    endpoint: &str,
+    partial: &Path,
+) -> Result<String, SnapshotError> {
+    let local = |source| SnapshotError::Local {
+        path: partial.to_path_buf(),
+        source,
+    };
+    let session = pool.get(target).await?;
+    let command = join([
+        "sh",
+        "-c",
+        SAVE,
+        "kinit",
+        endpoint,
+        host_paths::ETCD_CA_CRT,
+        host_paths::ETCD_HEALTHCHECK_CLIENT_CRT,
+        host_paths::ETCD_HEALTHCHECK_CLIENT_KEY,
+        HOST_WORK_DIR,
+    ])?;
+    let file = tokio::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(partial)
+        .await
+        .map_err(local)?;
+    let mut sink = tokio::io::BufWriter::with_capacity(256 * 1024, file);
+    let opts = ExecOptions {
+        sudo: true,
+        timeout: Some(Duration::from_secs(3600)),
+        cancel: None,
+    };
+    let out = session.exec_to(&command, &opts, &mut sink).await?;
+    sink.flush().await.map_err(local)?;
+    sink.get_mut().sync_all().await.map_err(local)?;
+    let stderr = out.stderr_text();
+    if !out.success() {
+        return Err(SnapshotError::host(
+            member,
+            "etcdctl snapshot save",
+            format!("{}: {}", out.status, stderr_tail(&stderr)),
+        ));
+    }
+    stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("kinit-sha256 "))
+        .map(|s| s.trim().to_string())
+        .ok_or_else(|| {
+            SnapshotError::host(member, "etcdctl snapshot save", "no sha256 from the host")
+        })
+}
+
+/// `<dir>/backups/<cluster>-<stamp>.db`: the default place, next to cluster.yaml.
+pub fn default_path(config_dir: &Path, cluster: &str, stamp: &str) -> PathBuf {
+    config_dir.join("backups").join(format!("{cluster}-{stamp}.db"))
+}

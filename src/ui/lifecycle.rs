@@ -1,0 +1,166 @@
+//! What `reset` and `etcd snapshot` show: the plan before a confirmation, and the reports.
+
+use std::fmt::Write;
+
+use crate::etcd::snapshot_file::{Integrity, SnapshotStatus};
+use crate::lifecycle::membership::ResetMembership;
+use crate::lifecycle::reset::{ResetAction, ResetReport};
+use crate::lifecycle::reset_plan::HostReset;
+use crate::lifecycle::snapshot::restore::RestoreReport;
+use crate::lifecycle::snapshot::save::SavedSnapshot;
+
+/// What reset will take off each host, before the operator confirms.
+pub fn reset_plan_text(plans: &[HostReset], purge: bool) -> String {
+    let mut out = String::from("kinit reset will, on each host:\n");
+    for p in plans {
+        let _ = writeln!(out, "  {}:", p.host);
+        if !p.units.is_empty() {
+            let _ = writeln!(out, "    stop and disable: {}", p.units.join(", "));
+        }
+        let files = p.manifests.len() + p.files.len();
+        let _ = writeln!(
+            out,
+            "    remove kinit's files (up to {files}: manifests, certificates, kubeconfigs, configs, units, binaries)"
+        );
+        if let Some(d) = &p.data_dir {
+            if purge {
+                let _ = writeln!(out, "    DELETE etcd's data dir {d} (--purge)");
+            } else {
+                let _ = writeln!(out, "    move etcd's data dir {d} aside (kept)");
+            }
+        }
+    }
+    out.push_str("etcd members of hosts reset while others stay are removed from the cluster first.\n");
+    out
+}
+
+fn action_text(a: &ResetAction) -> String {
+    match a {
+        ResetAction::Stop(u) => format!("stopped {u}"),
+        ResetAction::Disable(u) => format!("disabled {u}"),
+        ResetAction::Remove(p) => format!("removed {p}"),
+        ResetAction::Move { from, to } => format!("moved etcd's data dir {from} -> {to}"),
+        ResetAction::Purge(p) => format!("deleted etcd's data dir {p}"),
+        ResetAction::Rmdir(d) => format!("removed empty {d}"),
+        ResetAction::Failed(what) => format!("FAILED: {what}"),
+    }
+}
+
+fn dry_text(a: &ResetAction) -> String {
+    match a {
+        ResetAction::Stop(u) => format!("would stop {u}"),
+        ResetAction::Disable(u) => format!("would disable {u}"),
+        ResetAction::Remove(p) => format!("would remove {p}"),
+        ResetAction::Move { from, to } => format!("would move etcd's data dir {from} -> {to}"),
+        ResetAction::Purge(p) => format!("would delete etcd's data dir {p}"),
+        other => action_text(other),
+    }
+}
+
+pub fn reset_report_text(r: &ResetReport) -> String {
+    let mut out = String::new();
+    match &r.membership {
+        ResetMembership::Remove { members, via } => {
+            for m in members {
+                let verb = if r.dry_run { "would remove" } else { "removed" };
+                let _ = writeln!(
+                    out,
+                    "etcd: {verb} member {} ({}) through {via}",
+                    m.name, m.id
+                );
+            }
+        }
+        ResetMembership::WholeCluster => {
+            out.push_str("etcd: every member is reset; no member removal needed\n")
+        }
+        ResetMembership::Untouched => {}
+    }
+    for h in &r.hosts {
+        let state = match (&h.error, h.ok()) {
+            (Some(_), _) => "FAILED",
+            (None, false) => "partly reset",
+            (None, true) if r.dry_run => "dry run",
+            (None, true) => "reset",
+        };
+        let _ = writeln!(out, "{}: {state}", h.host);
+        if let Some(e) = &h.error {
+            let _ = writeln!(out, "  {e}");
+        }
+        for a in &h.actions {
+            let line = if r.dry_run { dry_text(a) } else { action_text(a) };
+            let _ = writeln!(out, "  {line}");
+        }
+        if h.error.is_none() && h.actions.is_empty() {
+            out.push_str("  nothing of kinit's was there\n");
+        }
+        for k in &h.kept {
+            let _ = writeln!(out, "  kept: {k}");
+        }
+    }
+    let failed = r.hosts.iter().filter(|h| !h.ok()).count();
+    let _ = writeln!(
+        out,
+        "{} of {} host(s) {}; the PKI on this machine is untouched.",
+        r.hosts.len() - failed,
+        r.hosts.len(),
+        if r.dry_run { "checked" } else { "reset" }
+    );
+    out
+}
+
+pub fn snapshot_status_text(s: &SnapshotStatus) -> String {
+    let integrity = match s.integrity {
+        Integrity::Verified => "verified (etcd's sha256 trailer matches)",
+        Integrity::Absent => "absent (a plain database file: not restorable as a snapshot)",
+    };
+    format!(
+        "integrity: {integrity}\nhash:      {:08x}\nrevision:  {}\nkeys:      {}\nsize:      {} bytes (database {} bytes)\nsha256:    {}\n",
+        s.hash, s.revision, s.total_keys, s.file_size, s.total_size, s.sha256
+    )
+}
+
+pub fn saved_text(s: &SavedSnapshot) -> String {
+    format!(
+        "saved {} (from {}, mode 0600)\n{}",
+        s.path.display(),
+        s.member,
+        snapshot_status_text(&s.status)
+    )
+}
+
+pub fn restore_plan_text(file: &std::path::Path, status: &SnapshotStatus, hosts: &[String]) -> String {
+    format!(
+        "kinit etcd snapshot restore will bring etcd back from {} (revision {}, {} keys) on {}:\n  \
+         control-plane manifests moved aside, etcd stopped, each data dir moved aside (kept),\n  \
+         the snapshot restored as a NEW cluster (new cluster token), all members started together,\n  \
+         the manifests put back once etcd is healthy. Writes made after the snapshot are lost.\n",
+        file.display(),
+        status.revision,
+        status.total_keys,
+        hosts.join(", ")
+    )
+}
+
+pub fn restored_text(r: &RestoreReport) -> String {
+    let mut out = format!(
+        "restored {} in {:.1}s: cluster {} with {} member(s)\n",
+        r.snapshot.display(),
+        r.seconds,
+        r.cluster_id,
+        r.members.len()
+    );
+    for m in &r.members {
+        let _ = writeln!(
+            out,
+            "  {}: healthy{}, revision {}; old data dir: {}",
+            m.host,
+            if m.leader { ", leader" } else { "" },
+            m.revision,
+            m.old_data_dir.as_deref().unwrap_or("(none was there)")
+        );
+    }
+    for m in &r.manifests_moved {
+        let _ = writeln!(out, "  control-plane manifests were held in {m} and are back");
+    }
+    out
+}
