@@ -9,10 +9,12 @@ use crate::commands::etcd_snapshot::{RestoreOptions, SaveOptions};
 use crate::commands::reset::ResetOptions;
 
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  kinit reset --dry-run\n  kinit reset --hosts cp3 --yes\n\n\
+#[command(
+    after_help = "Examples:\n  kinit reset --dry-run\n  kinit reset --hosts cp3 --yes\n\n\
 Resetting some etcd hosts of a running cluster removes their members first (refused when the \
 rest could not keep a quorum). etcd's data dir is moved aside to DATADIR.reset-<UTC time>, \
-never deleted unless --purge. Packages stay installed; the PKI on this machine is not touched.")]
+never deleted unless --purge. Packages stay installed; the PKI on this machine is not touched."
+)]
 pub struct ResetArgs {
     /// Host names and/or roles, comma separated (e.g. cp3,worker) [default: all hosts]
     #[arg(long, value_name = "SELECTOR")]
@@ -87,9 +89,11 @@ impl SaveArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(after_help = "On every etcd member: the control-plane manifests are moved aside, etcd \
+#[command(
+    after_help = "On every etcd member: the control-plane manifests are moved aside, etcd \
 stopped, its data dir moved aside (kept), the snapshot restored with a new cluster token, all \
-members started together; once one healthy cluster answers, the manifests go back.")]
+members started together; once one healthy cluster answers, the manifests go back."
+)]
 pub struct RestoreArgs {
     /// The snapshot file (from `kinit etcd snapshot save` or `etcdctl snapshot save`)
     pub file: PathBuf,

@@ -104,10 +104,10 @@ pub enum CommandError {
     Declined,
 
     #[error(transparent)]
-    Reset(#[from] crate::lifecycle::reset::ResetError),
+    Reset(Box<crate::lifecycle::reset::ResetError>),
 
     #[error(transparent)]
-    Snapshot(#[from] crate::lifecycle::snapshot::SnapshotError),
+    Snapshot(Box<crate::lifecycle::snapshot::SnapshotError>),
 
     /// kinit's own bug (its built-in config or example does not validate).
     #[error("internal error: {0}")]
@@ -120,5 +120,17 @@ impl CommandError {
     /// For `map_err`: an I/O error on this machine, with what kinit was doing.
     pub fn io(doing: &'static str) -> impl FnOnce(io::Error) -> CommandError {
         move |source| CommandError::Io { doing, source }
+    }
+}
+
+impl From<crate::lifecycle::reset::ResetError> for CommandError {
+    fn from(e: crate::lifecycle::reset::ResetError) -> Self {
+        CommandError::Reset(Box::new(e))
+    }
+}
+
+impl From<crate::lifecycle::snapshot::SnapshotError> for CommandError {
+    fn from(e: crate::lifecycle::snapshot::SnapshotError) -> Self {
+        CommandError::Snapshot(Box::new(e))
     }
 }

@@ -153,11 +153,7 @@ pub fn restore(global: &GlobalOptions, opts: &RestoreOptions) -> CommandResult {
         .collect();
     let (targets, ssh) =
         remote::connect_options(&inventory, &hosts, opts.accept_new_host_keys, false)?;
-    let targets: BTreeMap<_, _> = hosts
-        .iter()
-        .map(|h| h.name.clone())
-        .zip(targets)
-        .collect();
+    let targets: BTreeMap<_, _> = hosts.iter().map(|h| h.name.clone()).zip(targets).collect();
     // A new cluster token: no restored member may ever meet a member of the old cluster. It is
     // kept in the PKI dir so that `kinit up` renders the same config afterwards.
     inventory.etcd_cluster_token = Some(crate::pki::cluster_token::renew(

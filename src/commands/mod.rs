@@ -81,7 +81,7 @@ pub fn exit_code(result: &CommandResult) -> u8 {
             | CommandError::CannotCheck(_) => exit::USAGE,
             CommandError::Render(RenderError::UnknownHost(_)) => exit::USAGE,
             CommandError::NotConfirmed(_) => exit::USAGE,
-            CommandError::Snapshot(SnapshotError::NoEtcdHosts) => exit::USAGE,
+            CommandError::Snapshot(e) if matches!(**e, SnapshotError::NoEtcdHosts) => exit::USAGE,
             CommandError::Declined
             | CommandError::Snapshot(_)
             | CommandError::Reset(_) => exit::FAILURE,

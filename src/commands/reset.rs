@@ -46,11 +46,7 @@ pub fn run(global: &GlobalOptions, opts: &ResetOptions) -> CommandResult {
     }
     let (targets, ssh) =
         remote::connect_options(&inventory, &hosts, opts.accept_new_host_keys, false)?;
-    let targets: BTreeMap<_, _> = hosts
-        .iter()
-        .map(|h| h.name.clone())
-        .zip(targets)
-        .collect();
+    let targets: BTreeMap<_, _> = hosts.iter().map(|h| h.name.clone()).zip(targets).collect();
     // Without the operator's etcd client certificate no member can be removed: a reset of
     // part of etcd then refuses (a whole reset needs none).
     let tls = ClientTls::from_pki_dir(&inventory.pki_dir).ok();

@@ -3,8 +3,8 @@
 //! phases over these rows; they never restate them.
 
 use super::OnChange::{Nothing, Reload, Restart};
-use super::StartPolicy::{Always, OnChange};
 use super::OnReset::{Keep, Remove};
+use super::StartPolicy::{Always, OnChange};
 use super::{
     BinaryRow, CertificateInput, Component, ComponentId, Condition, FileRow, PortNumber, PortRow,
     UnitRow,

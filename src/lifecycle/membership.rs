@@ -53,7 +53,7 @@ pub enum MembershipError {
         id: String,
         endpoint: String,
         #[source]
-        source: etcd::EtcdError,
+        source: Box<etcd::EtcdError>,
     },
 }
 
@@ -228,7 +228,7 @@ pub async fn remove(
                 name: m.name.clone(),
                 id: m.id.clone(),
                 endpoint: via.to_string(),
-                source,
+                source: Box::new(source),
             })?;
     }
     Ok(())

@@ -39,7 +39,10 @@ pub enum ResetAction {
     Disable(String),
     Remove(String),
     /// etcd's data dir, and where it went.
-    Move { from: String, to: String },
+    Move {
+        from: String,
+        to: String,
+    },
     Purge(String),
     Rmdir(String),
     /// A step that failed (the script went on with the rest).
@@ -207,9 +210,7 @@ pub async fn run(
 ) -> Result<ResetReport, ResetError> {
     let selected: BTreeSet<String> = plans.iter().map(|p| p.host.clone()).collect();
     let membership = match tls {
-        Some(tls) => {
-            membership::plan_reset(inv, tls, &selected, settings.etcd_timeout).await?
-        }
+        Some(tls) => membership::plan_reset(inv, tls, &selected, settings.etcd_timeout).await?,
         None => membership::without_client(inv, &selected)?,
     };
     if cancel.is_cancelled() {
@@ -233,10 +234,15 @@ pub async fn run(
         .map(|(h, (p, _))| (h.clone(), p.kept.clone()))
         .collect();
     let shared = settings.clone();
-    let results = fanout::run(items, settings.concurrency, cancel, move |(plan, target)| {
-        let (pool, owner, settings) = (pool.clone(), owner.clone(), shared.clone());
-        async move { reset_host(&pool, &target, &plan, &owner, &settings).await }
-    })
+    let results = fanout::run(
+        items,
+        settings.concurrency,
+        cancel,
+        move |(plan, target)| {
+            let (pool, owner, settings) = (pool.clone(), owner.clone(), shared.clone());
+            async move { reset_host(&pool, &target, &plan, &owner, &settings).await }
+        },
+    )
     .await;
     let hosts = results
         .into_iter()

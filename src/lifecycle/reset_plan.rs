@@ -26,7 +26,7 @@ pub struct HostReset {
     pub pod_ports: Vec<u16>,
     /// Every other file and binary, removed after the units stopped.
     pub files: Vec<String>,
-    /// kinit's state on the host (pending restart notes), removed whole.
+    /// kinit's state on the host (pending restart notes, snapshot scratch), removed whole.
     pub state_dirs: Vec<&'static str>,
     /// Directories kinit made, removed when they are empty afterwards (deepest first).
     pub dirs: Vec<String>,
@@ -93,7 +93,7 @@ pub fn for_host(inv: &Inventory, host: &Host, pki_dir: &Path) -> HostReset {
     // haproxy goes, and etcd stops last.
     units.reverse();
     files.extend(pki_files(host, pki_dir));
-    let state_dirs = vec![PENDING_DIR];
+    let state_dirs = vec![PENDING_DIR, crate::lifecycle::snapshot::HOST_WORK_DIR];
     packages.sort_unstable();
     packages.dedup();
     if !packages.is_empty() {
@@ -114,9 +114,7 @@ pub fn for_host(inv: &Inventory, host: &Host, pki_dir: &Path) -> HostReset {
         files,
         state_dirs,
         dirs,
-        data_dir: host
-            .has(Role::Etcd)
-            .then(|| inv.etcd.data_dir.clone()),
+        data_dir: host.has(Role::Etcd).then(|| inv.etcd.data_dir.clone()),
         kept,
     }
 }
@@ -134,7 +132,11 @@ fn pki_files(host: &Host, pki_dir: &Path) -> Vec<String> {
             .iter()
             .map(|(_, p)| *p)
             .filter(|p| p.starts_with(host_paths::KUBERNETES_DIR))
-            .filter(|p| [".crt", ".key", ".pub", ".conf"].iter().any(|x| p.ends_with(x)))
+            .filter(|p| {
+                [".crt", ".key", ".pub", ".conf"]
+                    .iter()
+                    .any(|x| p.ends_with(x))
+            })
             .map(str::to_string)
             .collect();
     }
@@ -177,7 +179,12 @@ fn parent_dirs<'a>(files: impl Iterator<Item = &'a String>) -> Vec<String> {
         }
     }
     // Deepest first, so a parent is tried after its children are gone.
-    dirs.sort_by(|a, b| b.matches('/').count().cmp(&a.matches('/').count()).then(a.cmp(b)));
+    dirs.sort_by(|a, b| {
+        b.matches('/')
+            .count()
+            .cmp(&a.matches('/').count())
+            .then(a.cmp(b))
+    });
     dirs
 }
 

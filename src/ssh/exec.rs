@@ -234,13 +234,14 @@ async fn collect(
     while let Some(msg) = channel.wait().await {
         match msg {
             ChannelMsg::Data { data } => match sink.as_mut() {
-                Some(sink) => sink
-                    .write_all(&data)
-                    .await
-                    .map_err(|source| SshError::LocalWrite {
-                        host: host.to_string(),
-                        source,
-                    })?,
+                Some(sink) => {
+                    sink.write_all(&data)
+                        .await
+                        .map_err(|source| SshError::LocalWrite {
+                            host: host.to_string(),
+                            source,
+                        })?
+                }
                 None => stdout.extend_from_slice(&data),
             },
             ChannelMsg::ExtendedData { data, ext: 1 } => stderr.extend_from_slice(&data),

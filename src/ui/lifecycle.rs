@@ -30,7 +30,9 @@ pub fn reset_plan_text(plans: &[HostReset], purge: bool) -> String {
             }
         }
     }
-    out.push_str("etcd members of hosts reset while others stay are removed from the cluster first.\n");
+    out.push_str(
+        "etcd members of hosts reset while others stay are removed from the cluster first.\n",
+    );
     out
 }
 
@@ -87,7 +89,11 @@ pub fn reset_report_text(r: &ResetReport) -> String {
             let _ = writeln!(out, "  {e}");
         }
         for a in &h.actions {
-            let line = if r.dry_run { dry_text(a) } else { action_text(a) };
+            let line = if r.dry_run {
+                dry_text(a)
+            } else {
+                action_text(a)
+            };
             let _ = writeln!(out, "  {line}");
         }
         if h.error.is_none() && h.actions.is_empty() {
@@ -128,7 +134,11 @@ pub fn saved_text(s: &SavedSnapshot) -> String {
     )
 }
 
-pub fn restore_plan_text(file: &std::path::Path, status: &SnapshotStatus, hosts: &[String]) -> String {
+pub fn restore_plan_text(
+    file: &std::path::Path,
+    status: &SnapshotStatus,
+    hosts: &[String],
+) -> String {
     format!(
         "kinit etcd snapshot restore will bring etcd back from {} (revision {}, {} keys) on {}:\n  \
          control-plane manifests moved aside, etcd stopped, each data dir moved aside (kept),\n  \
@@ -160,7 +170,10 @@ pub fn restored_text(r: &RestoreReport) -> String {
         );
     }
     for m in &r.manifests_moved {
-        let _ = writeln!(out, "  control-plane manifests were held in {m} and are back");
+        let _ = writeln!(
+            out,
+            "  control-plane manifests were held in {m} and are back"
+        );
     }
     out
 }

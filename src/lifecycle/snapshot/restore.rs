@@ -309,27 +309,41 @@ pub async fn restore(
             (h.name.clone(), job)
         })
         .collect();
-    let restored = all_ok(
-        fanout::run(
-            jobs,
-            settings.concurrency,
-            cancel,
-            |(s, host, words, file, sha): (Arc<Session>, String, Vec<String>, PathBuf, String)| async move {
-                let mut f = tokio::fs::File::open(&file).await.map_err(|source| {
-                    SnapshotError::Local {
-                        path: file.clone(),
-                        source,
-                    }
-                })?;
-                s.write_from(&mut f, &sha, &words[0], &FileSpec::new(0o600, Some("root:root")))
+    let restored =
+        all_ok(
+            fanout::run(
+                jobs,
+                settings.concurrency,
+                cancel,
+                |(s, host, words, file, sha): (
+                    Arc<Session>,
+                    String,
+                    Vec<String>,
+                    PathBuf,
+                    String,
+                )| async move {
+                    let mut f = tokio::fs::File::open(&file).await.map_err(|source| {
+                        SnapshotError::Local {
+                            path: file.clone(),
+                            source,
+                        }
+                    })?;
+                    s.write_from(
+                        &mut f,
+                        &sha,
+                        &words[0],
+                        &FileSpec::new(0o600, Some("root:root")),
+                    )
                     .await
-                    .map_err(|e| SnapshotError::host(&host, "upload the snapshot", e.to_string()))?;
-                let args: Vec<&str> = words.iter().map(String::as_str).collect();
-                script(&s, &host, "snapshot restore", RESTORE, &args).await
-            },
-        )
-        .await,
-    )?;
+                    .map_err(|e| {
+                        SnapshotError::host(&host, "upload the snapshot", e.to_string())
+                    })?;
+                    let args: Vec<&str> = words.iter().map(String::as_str).collect();
+                    script(&s, &host, "snapshot restore", RESTORE, &args).await
+                },
+            )
+            .await,
+        )?;
     let old_dirs: BTreeMap<String, Option<String>> = restored
         .into_iter()
         .map(|(h, out)| {
@@ -364,13 +378,29 @@ pub async fn restore(
             jobs,
             settings.concurrency,
             cancel,
-            move |(s, host, path, content, aside): (Arc<Session>, String, String, String, String)| {
+            move |(s, host, path, content, aside): (
+                Arc<Session>,
+                String,
+                String,
+                String,
+                String,
+            )| {
                 let mode = mode_owned.clone();
                 async move {
-                    let file_mode = if path.ends_with(".yaml") { 0o600 } else { 0o644 };
-                    s.upload(content.as_bytes(), &path, &FileSpec::new(file_mode, Some("root:root")))
-                        .await
-                        .map_err(|e| SnapshotError::host(&host, "write etcd's config", e.to_string()))?;
+                    let file_mode = if path.ends_with(".yaml") {
+                        0o600
+                    } else {
+                        0o644
+                    };
+                    s.upload(
+                        content.as_bytes(),
+                        &path,
+                        &FileSpec::new(file_mode, Some("root:root")),
+                    )
+                    .await
+                    .map_err(|e| {
+                        SnapshotError::host(&host, "write etcd's config", e.to_string())
+                    })?;
                     script(&s, &host, "start etcd", START, &[&mode, &aside]).await
                 }
             },

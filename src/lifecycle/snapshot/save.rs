@@ -196,5 +196,7 @@ async fn fetch(
 
 /// `<dir>/backups/<cluster>-<stamp>.db`: the default place, next to cluster.yaml.
 pub fn default_path(config_dir: &Path, cluster: &str, stamp: &str) -> PathBuf {
-    config_dir.join("backups").join(format!("{cluster}-{stamp}.db"))
+    config_dir
+        .join("backups")
+        .join(format!("{cluster}-{stamp}.db"))
 }

@@ -1,0 +1,236 @@
+//! Lab scenarios' shared helpers: a lab that is removed when dropped, `kinit` against its
+//! cluster.yaml, commands on its nodes, etcdctl with its PKI, the apiserver stand-in, polling.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::hang_guard::{kinit, output_within};
+
+/// Hang guard for the commands (never a speed target).
+pub const COMMAND_LIMIT: Duration = Duration::from_secs(300);
+
+pub struct Lab {
+    pub name: &'static str,
+    pub config: PathBuf,
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = kinit(&["lab", "down", "--name", self.name]);
+    }
+}
+
+pub fn text(out: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+pub fn lab_up(name: &'static str, subnet: &str, nodes: &str) -> Lab {
+    let _ = kinit(&["lab", "down", "--name", name]);
+    let out = kinit(&[
+        "lab", "up", "--name", name, "--subnet", subnet, "--nodes", nodes,
+    ]);
+    assert!(out.status.success(), "lab up: {}", text(&out));
+    Lab {
+        name,
+        config: PathBuf::from(format!("/var/lib/kinit/labs/{name}/cluster.yaml")),
+    }
+}
+
+impl Lab {
+    pub fn dir(&self) -> &Path {
+        self.config.parent().unwrap()
+    }
+
+    pub fn kinit(&self, args: &[&str]) -> Output {
+        let config = self.config.to_str().unwrap();
+        let mut all = vec!["-c", config];
+        all.extend_from_slice(args);
+        kinit(&all)
+    }
+
+    /// `kinit -o json up`: (exit code, the summary or failure event, all output).
+    pub fn up(&self, extra: &[&str]) -> (i32, Value, String) {
+        let mut args = vec!["-o", "json", "up"];
+        args.extend_from_slice(extra);
+        let out = self.kinit(&args);
+        let last = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .rev()
+            .find_map(|l| serde_json::from_str::<Value>(l).ok())
+            .unwrap_or(Value::Null);
+        (out.status.code().unwrap_or(-1), last, text(&out))
+    }
+
+    /// `kinit -c CONFIG ARGS` on a pseudo-terminal of 120x40 (util-linux `script`), as an
+    /// operator at a terminal runs it.
+    pub fn in_a_terminal(&self, args: &[&str]) -> Output {
+        let mut line = vec![
+            env!("CARGO_BIN_EXE_kinit"),
+            "-c",
+            self.config.to_str().unwrap(),
+        ];
+        line.extend_from_slice(args);
+        let line = shlex::try_join(line).unwrap();
+        output_within(
+            Command::new("script")
+                .args([
+                    "-qec",
+                    &format!("stty cols 120 rows 40 && exec {line}"),
+                    "/dev/null",
+                ])
+                .env_remove("NO_COLOR")
+                .env_remove("KINIT_CONFIG"),
+            COMMAND_LIMIT,
+        )
+    }
+
+    pub fn ssh(&self, node: &str, script: &str) -> Output {
+        kinit(&["lab", "ssh", "--name", self.name, node, "--", script])
+    }
+
+    pub fn on(&self, node: &str, script: &str) -> String {
+        let out = self.ssh(node, script);
+        assert!(out.status.success(), "{node}: {script}: {}", text(&out));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    pub fn pki(&self, rel: &str) -> String {
+        self.dir().join("pki").join(rel).display().to_string()
+    }
+
+    /// etcdctl on this machine with the generated healthcheck-client certificate (mTLS).
+    pub fn etcdctl(&self, endpoints: &[String], args: &[&str]) -> Output {
+        let mut etcdctl = Command::new("etcdctl");
+        etcdctl
+            .env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints={}", endpoints.join(",")))
+            .arg(format!("--cacert={}", self.pki("etcd/ca.crt")))
+            .arg(format!(
+                "--cert={}",
+                self.pki("etcd/healthcheck-client.crt")
+            ))
+            .arg(format!("--key={}", self.pki("etcd/healthcheck-client.key")))
+            .args(["--dial-timeout=2s", "--command-timeout=5s"])
+            .args(args);
+        output_within(&mut etcdctl, COMMAND_LIMIT)
+    }
+
+    pub fn vip_holders(&self, nodes: &[&str], vip: &str) -> Vec<String> {
+        nodes
+            .iter()
+            .filter(|n| {
+                let out = self.ssh(n, "ip -o addr show");
+                out.status.success()
+                    && String::from_utf8_lossy(&out.stdout).contains(&format!("inet {vip}/"))
+            })
+            .map(|n| n.to_string())
+            .collect()
+    }
+
+    /// The apiserver stand-in: openssl s_server with the generated apiserver certificate.
+    pub fn start_standin(&self, node: &str) {
+        self.on(
+            node,
+            "systemctl stop apiserver-standin 2>/dev/null; systemd-run --unit apiserver-standin \
+             openssl s_server -quiet -accept 6443 -cert /etc/kubernetes/pki/apiserver.crt \
+             -key /etc/kubernetes/pki/apiserver.key -www",
+        );
+    }
+
+    /// A TLS handshake with VIP:port whose certificate verifies against the generated CA for
+    /// the VIP's address.
+    pub fn vip_verifies(&self, vip: &str, port: u16) -> Result<(), String> {
+        let out = output_within(
+            Command::new("openssl")
+                .args(["s_client", "-connect", &format!("{vip}:{port}")])
+                .args(["-CAfile", &self.pki("ca.crt"), "-verify_return_error"])
+                .args(["-verify_ip", vip]),
+            COMMAND_LIMIT,
+        );
+        let all = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        if out.status.success() && all.contains("Verify return code: 0 (ok)") {
+            Ok(())
+        } else {
+            Err(all)
+        }
+    }
+}
+
+impl Lab {
+    /// `kinit -o json status`: (exit code, report).
+    pub fn status(&self, config: &str) -> (i32, Value) {
+        let out = kinit(&["-c", config, "-o", "json", "status"]);
+        let report =
+            serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
+        (out.status.code().unwrap_or(-1), report)
+    }
+
+    /// Poll `kinit status` until it says healthy (exit 0); the last report.
+    pub fn wait_healthy(&self, config: &str) -> Value {
+        let mut last = Value::Null;
+        wait_for(
+            "kinit status to report healthy",
+            Duration::from_secs(60),
+            || {
+                let (code, report) = self.status(config);
+                last = report;
+                if code == 0 {
+                    Ok(())
+                } else {
+                    Err(format!("{:#}", last["problems"]))
+                }
+            },
+        );
+        last
+    }
+}
+
+pub fn host<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["name"] == name)
+        .unwrap_or_else(|| panic!("no host {name} in {report:#}"))
+}
+
+pub fn endpoints(addresses: &[&str]) -> Vec<String> {
+    addresses
+        .iter()
+        .map(|a| format!("https://{a}:2379"))
+        .collect()
+}
+
+pub fn wait_for(
+    what: &str,
+    limit: Duration,
+    mut ok: impl FnMut() -> Result<(), String>,
+) -> Duration {
+    let start = Instant::now();
+    loop {
+        match ok() {
+            Ok(()) => return start.elapsed(),
+            Err(e) if start.elapsed() > limit => panic!("{what}: not within {limit:?}: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+}
+
+pub fn etcd_all_healthy(lab: &Lab, eps: &[String]) -> Result<(), String> {
+    let out = lab.etcdctl(eps, &["endpoint", "health"]);
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(text(&out))
+    }
+}

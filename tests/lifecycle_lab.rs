@@ -1,0 +1,288 @@
+//! Day two on lab nodes (real systemd, sshd, etcd 3.4 from Debian): etcd snapshots saved,
+//! checked and restored (also after quorum is lost), a bad snapshot refused before anything
+//! stops, one member reset out of three, then every host reset and the cluster built again.
+//! Runs as root; the lab is removed when the test ends however it ends.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+
+use serde_json::Value;
+
+mod hang_guard;
+use hang_guard::kinit;
+mod lab_support;
+use lab_support::*;
+
+use kinit::components;
+use kinit::inventory::Inventory;
+
+const SUBNET: &str = "10.213.217.0/24";
+const ADDRS: [&str; 3] = ["10.213.217.11", "10.213.217.12", "10.213.217.13"];
+const NODES: [&str; 3] = ["cp1", "cp2", "cp3"];
+
+fn json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(out)))
+}
+
+fn inventory(lab: &Lab) -> Inventory {
+    let loaded = kinit::config::load(&lab.config).unwrap();
+    Inventory::from_config(&loaded.config, lab.dir(), None).unwrap()
+}
+
+/// `count` keys `k/NNNN` = `v1-NNNN`, written over mTLS with kinit's etcd client.
+fn write_keys(lab: &Lab, count: usize, value_prefix: &str) {
+    let tls = kinit::etcd::ClientTls::from_pki_dir(&lab.dir().join("pki")).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let ep = format!("https://{}:2379", ADDRS[0]);
+    rt.block_on(async {
+        for i in 0..count {
+            let key = format!("k/{i:04}");
+            let value = format!("{value_prefix}-{i:04}");
+            kinit::etcd::put(
+                &tls,
+                &ep,
+                key.as_bytes(),
+                value.as_bytes(),
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("put {key}: {e}"));
+        }
+    });
+}
+
+/// Every `k/` key and value as one member serves it.
+fn keys_on(lab: &Lab, addr: &str) -> BTreeMap<String, String> {
+    let out = lab.etcdctl(
+        &[format!("https://{addr}:2379")],
+        &["get", "--prefix", "k/"],
+    );
+    assert!(out.status.success(), "get on {addr}: {}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let lines: Vec<&str> = stdout.lines().collect();
+    lines
+        .chunks(2)
+        .map(|kv| (kv[0].to_string(), kv.get(1).unwrap_or(&"").to_string()))
+        .collect()
+}
+
+fn expected_keys(count: usize, value_prefix: &str) -> BTreeMap<String, String> {
+    (0..count)
+        .map(|i| (format!("k/{i:04}"), format!("{value_prefix}-{i:04}")))
+        .collect()
+}
+
+/// The cluster ID every member reports (they must agree).
+fn cluster_id(lab: &Lab) -> String {
+    let eps: Vec<String> = ADDRS.iter().map(|a| format!("https://{a}:2379")).collect();
+    let out = lab.etcdctl(&eps, &["endpoint", "status", "-w", "json"]);
+    assert!(out.status.success(), "endpoint status: {}", text(&out));
+    let v: Value = json(&out);
+    let ids: Vec<String> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["Status"]["header"]["cluster_id"].to_string())
+        .collect();
+    assert!(
+        ids.windows(2).all(|w| w[0] == w[1]),
+        "members disagree: {ids:?}"
+    );
+    ids[0].clone()
+}
+
+fn restore(lab: &Lab, file: &Path) -> (i32, Value, String) {
+    let out = lab.kinit(&[
+        "-o",
+        "json",
+        "etcd",
+        "snapshot",
+        "restore",
+        file.to_str().unwrap(),
+        "--yes",
+    ]);
+    let v = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (out.status.code().unwrap_or(-1), v, text(&out))
+}
+
+#[test]
+fn snapshots_restore_a_dead_cluster_and_reset_takes_everything_off() {
+    let lab = lab_up("klife", SUBNET, "3");
+    let eps: Vec<String> = ADDRS.iter().map(|a| format!("https://{a}:2379")).collect();
+    let (code, _, all) = lab.up(&[]);
+    assert_eq!(code, 0, "up: {all}");
+
+    // 1,000 keys, then a verified snapshot streamed here.
+    write_keys(&lab, 1000, "v1");
+    let saved = lab.kinit(&["-o", "json", "etcd", "snapshot", "save"]);
+    assert!(saved.status.success(), "save: {}", text(&saved));
+    let saved = json(&saved);
+    let file = PathBuf::from(saved["path"].as_str().unwrap());
+    assert!(file.starts_with(lab.dir().join("backups")), "{file:?}");
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&file), 0o600);
+    assert_eq!(mode(&lab.dir().join("backups")), 0o700);
+    assert_eq!(saved["status"]["integrity"], "verified");
+    assert!(saved["status"]["totalKeys"].as_u64().unwrap() >= 1000);
+    let status = lab.kinit(&[
+        "-o",
+        "json",
+        "etcd",
+        "snapshot",
+        "status",
+        file.to_str().unwrap(),
+    ]);
+    assert!(status.status.success(), "status: {}", text(&status));
+    assert_eq!(
+        json(&status),
+        saved["status"],
+        "status FILE says what save said"
+    );
+
+    // Changes after the snapshot: deleted, overwritten and new keys.
+    let out = lab.etcdctl(&eps, &["del", "--prefix", "k/00"]);
+    assert!(out.status.success(), "{}", text(&out));
+    write_keys(&lab, 300, "v2");
+    let out = lab.etcdctl(&eps, &["put", "k/new", "after"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let before = cluster_id(&lab);
+
+    // A damaged snapshot is refused before anything stops.
+    let bytes = std::fs::read(&file).unwrap();
+    let truncated = lab.dir().join("truncated.db");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let corrupt = lab.dir().join("corrupt.db");
+    let mut flipped = bytes.clone();
+    let mid = flipped.len() / 3;
+    flipped[mid] ^= 0xff;
+    std::fs::write(&corrupt, &flipped).unwrap();
+    for bad in [&truncated, &corrupt] {
+        let (code, _, all) = restore(&lab, bad);
+        assert_eq!(code, 1, "{bad:?}: {all}");
+    }
+    let (code, _, all) = restore(&lab, &lab.dir().join("missing.db"));
+    assert_eq!(code, 2, "missing file: {all}");
+    assert!(all.contains("no such snapshot file"), "{all}");
+    let no_yes = lab.kinit(&["etcd", "snapshot", "restore", file.to_str().unwrap()]);
+    assert_eq!(no_yes.status.code(), Some(2), "{}", text(&no_yes));
+    assert_eq!(
+        cluster_id(&lab),
+        before,
+        "a refused restore changed nothing"
+    );
+    assert_eq!(
+        keys_on(&lab, ADDRS[0]).get("k/new").map(String::as_str),
+        Some("after")
+    );
+
+    // Restore: exactly the saved keys, through every member, in a new cluster.
+    let (code, report, all) = restore(&lab, &file);
+    assert_eq!(code, 0, "restore: {all}");
+    let want = expected_keys(1000, "v1");
+    for addr in ADDRS {
+        assert_eq!(keys_on(&lab, addr), want, "keys on {addr}");
+    }
+    let first = cluster_id(&lab);
+    assert_ne!(first, before, "restored members must form a new cluster");
+    for node in NODES {
+        let aside = lab.on(node, "ls -d /var/lib/etcd.restore-* | wc -l");
+        assert_eq!(aside, "1", "{node}: the old data dir is kept");
+    }
+    assert_eq!(report["members"].as_array().unwrap().len(), 3, "{report:#}");
+
+    // Quorum lost: two members stopped and their data wiped; the restore still works.
+    for node in ["cp2", "cp3"] {
+        lab.on(node, "systemctl stop etcd && rm -rf /var/lib/etcd");
+    }
+    let (code, _, all) = restore(&lab, &file);
+    assert_eq!(code, 0, "restore without quorum: {all}");
+    for addr in ADDRS {
+        assert_eq!(
+            keys_on(&lab, addr),
+            want,
+            "keys on {addr} after the second restore"
+        );
+    }
+    let second = cluster_id(&lab);
+    assert_ne!(second, first, "a second restore is a new cluster again");
+    // kinit up afterwards renders what is there: the new token is kept in the PKI dir.
+    let (code, summary, all) = lab.up(&[]);
+    assert_eq!(code, 0, "up after restore: {all}");
+    assert_eq!(summary["servicesRestarted"], 0, "{summary:#}");
+
+    // One member of three reset: the other two keep the data in a 2-member cluster.
+    let out = lab.kinit(&["-o", "json", "reset", "--hosts", "cp3", "--yes"]);
+    assert!(out.status.success(), "reset cp3: {}", text(&out));
+    let r = json(&out);
+    assert_eq!(r["membership"]["kind"], "remove", "{r:#}");
+    let two = &eps[..2];
+    let list = lab.etcdctl(two, &["member", "list"]);
+    let list = String::from_utf8_lossy(&list.stdout).to_string();
+    assert_eq!(list.lines().count(), 2, "{list}");
+    assert!(!list.contains("cp3"), "{list}");
+    let health = lab.etcdctl(two, &["endpoint", "health"]);
+    assert!(health.status.success(), "{}", text(&health));
+    assert_eq!(keys_on(&lab, ADDRS[1]), want);
+
+    // Everything off every host: nothing kinit started runs, none of its files stay, nothing
+    // listens on etcd's or the frontend's ports, preflight passes, up builds it again.
+    let out = lab.kinit(&["-o", "json", "reset", "--yes"]);
+    assert!(out.status.success(), "reset: {}", text(&out));
+    let inv = inventory(&lab);
+    for host in &inv.hosts {
+        let mut paths: Vec<&str> = Vec::new();
+        let mut units: Vec<&str> = Vec::new();
+        for c in components::on_host(&inv, host) {
+            paths.extend(c.files.iter().map(|f| f.path));
+            paths.extend(c.binaries.iter().map(|b| b.path));
+            units.extend(c.units.iter().map(|u| u.name));
+        }
+        let left = lab.on(
+            &host.name,
+            &format!(
+                "for p in {} /etc/kubernetes /var/lib/kinit/pending; do [ -e \"$p\" ] && echo \"$p\"; done; true",
+                paths.join(" ")
+            ),
+        );
+        assert_eq!(left, "", "{}: files left", host.name);
+        for u in units.iter().filter(|u| !u.starts_with("systemd-")) {
+            let state = lab.ssh(&host.name, &format!("systemctl is-active {u}"));
+            let state = String::from_utf8_lossy(&state.stdout).trim().to_string();
+            assert_ne!(state, "active", "{}: {u} still active", host.name);
+        }
+        let listening = lab.on(
+            &host.name,
+            &format!(
+                "ss -Hltn 'sport = :2379 or sport = :2380 or sport = :{}'",
+                inv.endpoint.port
+            ),
+        );
+        assert_eq!(listening, "", "{}: ports still held", host.name);
+    }
+    let pre = lab.kinit(&["preflight"]);
+    assert_eq!(
+        pre.status.code(),
+        Some(0),
+        "preflight after reset: {}",
+        text(&pre)
+    );
+    let (code, _, all) = lab.up(&[]);
+    assert_eq!(code, 0, "up after reset: {all}");
+    let health = lab.etcdctl(&eps, &["endpoint", "health"]);
+    assert!(health.status.success(), "{}", text(&health));
+}
+
+/// Reset refuses without --yes off a terminal, before contacting any host.
+#[test]
+fn reset_without_a_terminal_needs_yes() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("cluster.yaml");
+    let init = kinit(&["-c", config.to_str().unwrap(), "init"]);
+    assert!(init.status.success(), "{}", text(&init));
+    let out = kinit(&["-c", config.to_str().unwrap(), "reset"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--yes"));
+}
