@@ -224,3 +224,28 @@ fn completion_and_man_page_come_from_the_cli_definition() {
         .success()
         .stdout(predicate::str::starts_with(".ie").or(predicate::str::contains(".TH kinit")));
 }
+
+#[test]
+fn snapshot_status_refuses_what_is_not_an_etcd_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    // No such file: a usage error.
+    kinit()
+        .args(["etcd", "snapshot", "status"])
+        .arg(dir.path().join("missing.db"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("no such snapshot file"));
+    // Garbage and an empty file: named, exit 1, no panic.
+    let garbage = dir.path().join("garbage.db");
+    std::fs::write(&garbage, vec![0x5a; 10_000]).unwrap();
+    let empty = dir.path().join("empty.db");
+    std::fs::write(&empty, b"").unwrap();
+    for f in [&garbage, &empty] {
+        kinit()
+            .args(["etcd", "snapshot", "status"])
+            .arg(f)
+            .assert()
+            .code(1)
+            .stderr(predicate::str::contains(f.to_str().unwrap()));
+    }
+}
