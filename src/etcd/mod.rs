@@ -10,6 +10,7 @@ pub mod endpoint;
 pub mod error;
 pub mod http;
 pub mod https;
+pub mod snapshot_file;
 pub mod tls;
 mod wire;
 
