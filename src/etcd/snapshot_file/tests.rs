@@ -1,0 +1,576 @@
+//! Hand-built bbolt databases (the layout bbolt writes) and garbage: exact results for the
+//! former, typed errors and no panics for damaged and random files.
+
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::time::{Duration, Instant};
+
+use super::bbolt::{self, Fault};
+use super::status::{self, Crc32c};
+use super::*;
+
+const PS: usize = 4096;
+const BUCKET: u32 = 0x01;
+
+fn header(buf: &mut [u8], id: u64, flags: u16, count: usize, overflow: usize) {
+    buf[..8].copy_from_slice(&id.to_le_bytes());
+    buf[8..10].copy_from_slice(&flags.to_le_bytes());
+    buf[10..12].copy_from_slice(&(count as u16).to_le_bytes());
+    buf[12..16].copy_from_slice(&(overflow as u32).to_le_bytes());
+}
+
+/// A leaf page as bbolt lays it out: header, elements, then each key followed by its value.
+fn inline_leaf(entries: &[(u32, &[u8], &[u8])]) -> Vec<u8> {
+    let data_start = 16 + entries.len() * 16;
+    let mut buf = vec![0u8; data_start];
+    header(&mut buf, 0, 0x02, entries.len(), 0);
+    for (i, (flags, k, v)) in entries.iter().enumerate() {
+        let elem = 16 + i * 16;
+        let pos = (buf.len() - elem) as u32;
+        for (at, field) in [*flags, pos, k.len() as u32, v.len() as u32]
+            .iter()
+            .enumerate()
+        {
+            buf[elem + at * 4..elem + at * 4 + 4].copy_from_slice(&field.to_le_bytes());
+        }
+        buf.extend_from_slice(k);
+        buf.extend_from_slice(v);
+    }
+    buf
+}
+
+/// `bytes` as page `id`, padded to whole pages, the overflow set to match.
+fn as_page(mut bytes: Vec<u8>, id: u64, ps: usize) -> Vec<u8> {
+    let pages = bytes.len().div_ceil(ps).max(1);
+    bytes.resize(pages * ps, 0);
+    bytes[..8].copy_from_slice(&id.to_le_bytes());
+    bytes[12..16].copy_from_slice(&((pages - 1) as u32).to_le_bytes());
+    bytes
+}
+
+fn leaf(id: u64, entries: &[(u32, &[u8], &[u8])]) -> Vec<u8> {
+    as_page(inline_leaf(entries), id, PS)
+}
+
+fn branch(id: u64, children: &[(&[u8], u64)], ps: usize) -> Vec<u8> {
+    let data_start = 16 + children.len() * 16;
+    let mut buf = vec![0u8; data_start];
+    header(&mut buf, id, 0x01, children.len(), 0);
+    for (i, (k, child)) in children.iter().enumerate() {
+        let elem = 16 + i * 16;
+        let pos = (buf.len() - elem) as u32;
+        buf[elem..elem + 4].copy_from_slice(&pos.to_le_bytes());
+        buf[elem + 4..elem + 8].copy_from_slice(&(k.len() as u32).to_le_bytes());
+        buf[elem + 8..elem + 16].copy_from_slice(&child.to_le_bytes());
+        buf.extend_from_slice(k);
+    }
+    as_page(buf, id, ps)
+}
+
+fn meta(id: u64, ps: usize, root: u64, freelist: u64, high_water: u64, txid: u64) -> Vec<u8> {
+    let mut buf = vec![0u8; ps];
+    header(&mut buf, id, 0x04, 0, 0);
+    let fields: [u64; 7] = [
+        0xED0C_DAED | (2 << 32),
+        ps as u64,
+        root,
+        0,
+        freelist,
+        high_water,
+        txid,
+    ];
+    for (i, f) in fields.iter().enumerate() {
+        buf[16 + i * 8..24 + i * 8].copy_from_slice(&f.to_le_bytes());
+    }
+    sign(&mut buf);
+    buf
+}
+
+/// Recompute a meta page's checksum.
+fn sign(page: &mut [u8]) {
+    let sum = bbolt::fnv1a(&page[16..72]);
+    page[72..80].copy_from_slice(&sum.to_le_bytes());
+}
+
+fn freelist(id: u64, ids: &[u64]) -> Vec<u8> {
+    let mut buf = vec![0u8; 16];
+    header(&mut buf, id, 0x10, ids.len(), 0);
+    ids.iter()
+        .for_each(|i| buf.extend_from_slice(&i.to_le_bytes()));
+    as_page(buf, id, PS)
+}
+
+fn bucket(root: u64, inline: Option<Vec<u8>>) -> Vec<u8> {
+    let mut v = root.to_le_bytes().to_vec();
+    v.extend_from_slice(&0u64.to_le_bytes());
+    v.extend(inline.unwrap_or_default());
+    v
+}
+
+fn rev(main: u64, sub: u64) -> Vec<u8> {
+    let mut k = main.to_be_bytes().to_vec();
+    k.push(b'_');
+    k.extend_from_slice(&sub.to_be_bytes());
+    k
+}
+
+const CONSISTENT_INDEX: &[u8] = &[0, 0, 0, 0, 0, 0, 0, 42];
+
+/// A small etcd-shaped database: bucket "key" with a branch page over two leaves (one with
+/// overflow), an inline bucket "meta" holding an inline nested bucket, a freelist with one page.
+fn sample() -> Vec<u8> {
+    let big = vec![b'x'; 6000];
+    let tombstone = [rev(4, 0), b"t".to_vec()].concat();
+    let nested = bucket(0, Some(inline_leaf(&[(0, b"a", b"b")])));
+    let meta_bucket = inline_leaf(&[
+        (0, b"consistent_index", CONSISTENT_INDEX),
+        (BUCKET, b"nested", &nested),
+    ]);
+    let pages = [
+        meta(0, PS, 2, 7, 9, 5),
+        meta(1, PS, 2, 7, 9, 4),
+        leaf(
+            2,
+            &[
+                (BUCKET, b"key", &bucket(3, None)),
+                (BUCKET, b"meta", &bucket(0, Some(meta_bucket))),
+            ],
+        ),
+        branch(3, &[(&rev(1, 0), 4), (&rev(3, 0), 5)], PS),
+        leaf(
+            4,
+            &[
+                (0, &rev(1, 0), b"v1"),
+                (0, &rev(2, 0), b"v2"),
+                (0, &rev(2, 1), b"v3"),
+            ],
+        ),
+        leaf(5, &[(0, &rev(3, 0), &big), (0, &tombstone, b"gone")]), // pages 5 and 6
+        freelist(7, &[8]),
+        leaf(8, &[]),
+    ];
+    pages.concat()
+}
+
+fn sample_expected() -> status::Contents {
+    let mut crc = Crc32c::default();
+    let parts: [&[u8]; 14] = [
+        b"key",
+        &rev(1, 0),
+        b"v1",
+        &rev(2, 0),
+        b"v2",
+        &rev(2, 1),
+        b"v3",
+        &rev(3, 0),
+        &[b'x'; 6000],
+        &[rev(4, 0), b"t".to_vec()].concat(),
+        b"gone",
+        b"meta",
+        b"consistent_index",
+        CONSISTENT_INDEX,
+    ];
+    parts.iter().for_each(|p| crc.update(p));
+    crc.update(b"nested");
+    status::Contents {
+        hash: crc.0,
+        revision: 4,
+        total_keys: 7,
+        total_size: 9 * PS as u64,
+    }
+}
+
+fn read_bytes(bytes: &[u8]) -> Result<status::Contents, Fault> {
+    let mut file = tempfile::tempfile().unwrap();
+    file.write_all(bytes).unwrap();
+    status::read(&file, bytes.len() as u64)
+}
+
+fn corruption(bytes: &[u8]) -> Corruption {
+    match read_bytes(bytes) {
+        Err(Fault::Corrupt(c)) => c,
+        other => panic!("expected a corruption, got {other:?}"),
+    }
+}
+
+fn put_u64(bytes: &mut [u8], at: usize, v: u64) {
+    bytes[at..at + 8].copy_from_slice(&v.to_le_bytes());
+}
+
+/// Offset of field `at` in page `page`.
+fn off(page: usize, at: usize) -> usize {
+    page * PS + at
+}
+
+#[test]
+fn crc32c_matches_the_castagnoli_check_value() {
+    let mut c = Crc32c::default();
+    c.update(b"1234");
+    c.update(b"56789");
+    assert_eq!(c.0, 0xE306_9283);
+}
+
+#[test]
+fn sample_database_gives_etcds_status() {
+    assert_eq!(read_bytes(&sample()).unwrap(), sample_expected());
+}
+
+#[test]
+fn inspect_checks_the_trailer_and_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sample();
+    let mut snapshot = db.clone();
+    snapshot.extend_from_slice(&Sha256::digest(&db));
+    let path = dir.path().join("snap.db");
+    std::fs::write(&path, &snapshot).unwrap();
+    let status = inspect(&path).unwrap();
+    assert_eq!(status.integrity, Integrity::Verified);
+    assert_eq!(
+        (status.hash, status.file_size),
+        (sample_expected().hash, snapshot.len() as u64)
+    );
+    assert_eq!(status.sha256, hex(&Sha256::digest(&snapshot)));
+    let json = serde_json::to_value(&status).unwrap();
+    assert_eq!(json["integrity"], "verified");
+    assert_eq!(json["totalKeys"], 7);
+    assert_eq!(json["totalSize"], 9 * PS);
+
+    std::fs::write(&path, &db).unwrap();
+    assert_eq!(inspect(&path).unwrap().integrity, Integrity::Absent);
+
+    let mut flipped = snapshot.clone();
+    flipped[5 * PS + 100] ^= 0x80;
+    std::fs::write(&path, &flipped).unwrap();
+    let err = inspect(&path).unwrap_err();
+    assert!(
+        matches!(err, SnapshotFileError::IntegrityMismatch { .. }),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains(&path.display().to_string()),
+        "{err}"
+    );
+
+    std::fs::write(&path, b"").unwrap();
+    assert!(matches!(
+        inspect(&path),
+        Err(SnapshotFileError::Empty { .. })
+    ));
+    assert!(matches!(
+        inspect(dir.path()),
+        Err(SnapshotFileError::NotAFile { .. })
+    ));
+}
+
+#[test]
+fn damaged_meta_pages() {
+    let zeros = vec![0u8; 4 * PS];
+    assert!(matches!(
+        corruption(&zeros),
+        Corruption::InvalidMeta {
+            page: 0,
+            fault: MetaFault::NotMeta { .. }
+        }
+    ));
+    // Meta 0 damaged: bbolt falls back to meta 1 (same tree, older txid).
+    let mut db = sample();
+    db[off(0, 40)] ^= 1;
+    assert_eq!(read_bytes(&db).unwrap(), sample_expected());
+    // Both damaged.
+    db[off(1, 40)] ^= 1;
+    assert!(matches!(
+        corruption(&db),
+        Corruption::InvalidMeta {
+            page: 0,
+            fault: MetaFault::BadChecksum
+        }
+    ));
+    let mut db = sample();
+    for page in [0, 1] {
+        db[off(page, 16)] ^= 0xFF;
+        sign(&mut db[page * PS..(page + 1) * PS]);
+    }
+    assert!(matches!(
+        corruption(&db),
+        Corruption::InvalidMeta {
+            fault: MetaFault::BadMagic(_),
+            ..
+        }
+    ));
+}
+
+#[test]
+fn damaged_trees_give_typed_errors() {
+    type Damage = fn(&mut Vec<u8>);
+    type Expected = fn(&Corruption) -> bool;
+    let cases: Vec<(&str, Damage, Expected)> = vec![
+        (
+            "branch child is itself",
+            |db| put_u64(db, off(3, 16 + 8), 3),
+            |c| matches!(c, Corruption::MultipleReferences { page: 3 }),
+        ),
+        (
+            "two branch children share a page",
+            |db| put_u64(db, off(3, 32 + 8), 4),
+            |c| matches!(c, Corruption::MultipleReferences { page: 4 }),
+        ),
+        (
+            "branch child is a meta page",
+            |db| put_u64(db, off(3, 16 + 8), 1),
+            |c| matches!(c, Corruption::MultipleReferences { page: 1 }),
+        ),
+        (
+            "branch child beyond the high-water mark",
+            |db| put_u64(db, off(3, 16 + 8), 9),
+            |c| {
+                matches!(
+                    c,
+                    Corruption::PageOutOfRange {
+                        page: 9,
+                        high_water: 9
+                    }
+                )
+            },
+        ),
+        (
+            "huge overflow",
+            |db| db[off(4, 12)..off(4, 16)].fill(0xFF),
+            |c| matches!(c, Corruption::PageOutOfRange { page: 4, .. }),
+        ),
+        (
+            "element outside the page",
+            |db| db[off(4, 16 + 4)..off(4, 16 + 8)].fill(0xFF),
+            |c| matches!(c, Corruption::ElementOutOfPage { page: 4, index: 0 }),
+        ),
+        (
+            "too many elements",
+            |db| db[off(4, 10)..off(4, 12)].fill(0xFF),
+            |c| matches!(c, Corruption::ElementOutOfPage { page: 4, .. }),
+        ),
+        (
+            "freelist flags on a tree page",
+            |db| db[off(4, 8)] = 0x10,
+            |c| {
+                matches!(
+                    c,
+                    Corruption::WrongPageType {
+                        page: 4,
+                        flags: 0x10,
+                        ..
+                    }
+                )
+            },
+        ),
+        (
+            "header of another page",
+            |db| put_u64(db, off(4, 0), 8),
+            |c| matches!(c, Corruption::PageIdMismatch { page: 4, found: 8 }),
+        ),
+        (
+            "page both used and free",
+            |db| put_u64(db, off(7, 16), 4),
+            |c| matches!(c, Corruption::ReachableFreed { page: 4 }),
+        ),
+        (
+            "page neither used nor free",
+            |db| db[off(7, 10)] = 0,
+            |c| matches!(c, Corruption::UnreachableUnfreed { page: 8 }),
+        ),
+        (
+            "top-level key that is no bucket",
+            |db| db[off(2, 16)] = 0,
+            |c| matches!(c, Corruption::NotABucket { name } if name == "key"),
+        ),
+        (
+            "inline bucket too short",
+            |db| db[off(2, 32 + 12)] = 8,
+            |c| matches!(c, Corruption::BadBucketValue { page: 2 }),
+        ),
+        (
+            "short revision key",
+            |db| db[off(4, 16 + 8)] = 3,
+            |c| matches!(c, Corruption::BadRevisionKey { len: 3 }),
+        ),
+        (
+            "last page missing",
+            |db| db.truncate(8 * PS),
+            |c| matches!(c, Corruption::Truncated { .. }),
+        ),
+        (
+            "partial page",
+            |db| db.truncate(9 * PS - 1),
+            |c| matches!(c, Corruption::PartialPage { .. }),
+        ),
+        (
+            "tiny file",
+            |db| db.truncate(40),
+            |c| matches!(c, Corruption::TooShort { len: 40 }),
+        ),
+    ];
+    for (what, damage, expected) in cases {
+        let mut db = sample();
+        damage(&mut db);
+        let c = corruption(&db);
+        assert!(expected(&c), "{what}: {c:?}");
+    }
+}
+
+#[test]
+fn deep_chain_of_branch_pages_is_refused() {
+    // 512-byte pages: each branch page's only child is the next page.
+    let ps = 512;
+    let n = bbolt::MAX_DEPTH as u64 + 10;
+    let mut db = [
+        meta(0, ps, 2, u64::MAX, n + 2, 1),
+        meta(1, ps, 2, u64::MAX, n + 2, 0),
+    ]
+    .concat();
+    for id in 2..n + 2 {
+        db.extend(branch(id, &[(b"k", id + 1)], ps));
+    }
+    let c = corruption(&db);
+    assert!(matches!(c, Corruption::TooDeep { .. }), "{c:?}");
+}
+
+#[test]
+fn inline_buckets_sharing_their_bytes_are_refused_quickly() {
+    // Each level is an inline bucket whose two entries both point at the same next level: 2^50
+    // visits if shared bytes were walked again and again.
+    let mut value = bucket(0, Some(inline_leaf(&[])));
+    for _ in 0..50 {
+        let mut page = inline_leaf(&[(BUCKET, b"", &value)]);
+        header(&mut page, 0, 0x02, 2, 0);
+        // A second element, placed after the first, pointing at the first one's value.
+        let first_pos = u32::from_le_bytes(page[20..24].try_into().unwrap());
+        let mut second = page[16..32].to_vec();
+        second[4..8].copy_from_slice(&(first_pos - 16).to_le_bytes());
+        let mut shared = page[..32].to_vec();
+        shared.extend(second);
+        // Shift the data by the new element: both positions grow by 16.
+        for elem in [16, 32] {
+            let pos = u32::from_le_bytes(shared[elem + 4..elem + 8].try_into().unwrap());
+            shared[elem + 4..elem + 8].copy_from_slice(&(pos + 16).to_le_bytes());
+        }
+        shared.extend_from_slice(&page[32..]);
+        value = bucket(0, Some(shared));
+    }
+    let db = [
+        meta(0, PS, 2, u64::MAX, 3, 1),
+        meta(1, PS, 2, u64::MAX, 3, 0),
+        leaf(2, &[(BUCKET, b"bomb", &value)]),
+    ]
+    .concat();
+    let started = Instant::now();
+    let c = corruption(&db);
+    assert!(matches!(c, Corruption::Overlapping { page: 2 }), "{c:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+/// xorshift64*: reproducible garbage.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+#[test]
+fn random_files_are_errors_not_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("garbage.db");
+    let mut rng = Rng(0x5eed_1234_abcd_0001);
+    let started = Instant::now();
+    let lengths = (0..200)
+        .map(|i| i * 97 + 1)
+        .chain([PS, 2 * PS, 3 * PS + 32, 16 * PS]);
+    for len in lengths {
+        let bytes: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+        std::fs::write(&path, &bytes).unwrap();
+        assert!(inspect(&path).is_err(), "{len} random bytes passed");
+    }
+    assert!(started.elapsed() < Duration::from_secs(30));
+}
+
+#[test]
+fn random_pages_behind_valid_metas_never_panic() {
+    let file = tempfile::tempfile().unwrap();
+    let mut rng = Rng(0x0dd_ba11_2024);
+    let started = Instant::now();
+    for _ in 0..300 {
+        let high_water = 2 + rng.below(10) as u64;
+        let root = rng.below(high_water as usize + 2) as u64;
+        let freelist = [u64::MAX, rng.below(high_water as usize + 1) as u64][rng.below(2)];
+        let mut db = [
+            meta(0, PS, root, freelist, high_water, 2),
+            meta(1, PS, root, freelist, high_water, 1),
+        ]
+        .concat();
+        for id in 2..high_water {
+            let mut page: Vec<u8> = (0..PS).map(|_| rng.next() as u8).collect();
+            // Plausible headers, small counts and page ids, so the walk gets going.
+            header(
+                &mut page,
+                id,
+                [0x01, 0x02, 0x10][rng.below(3)],
+                rng.below(8),
+                rng.below(2),
+            );
+            for slot in 0..8 {
+                let at = 16 + slot * 16 + 8;
+                page[at..at + 8]
+                    .copy_from_slice(&(rng.below(high_water as usize + 1) as u64).to_le_bytes());
+            }
+            db.extend(page);
+        }
+        file.set_len(0).unwrap();
+        file.write_all_at(&db, 0).unwrap();
+        let _ = status::read(&file, db.len() as u64);
+    }
+    assert!(started.elapsed() < Duration::from_secs(30));
+}
+
+#[test]
+fn mutated_sample_databases_never_panic() {
+    let file = tempfile::tempfile().unwrap();
+    let mut rng = Rng(0xfeed_f00d_0042);
+    let started = Instant::now();
+    let sample = sample();
+    let (mut ok, mut failed) = (0, 0);
+    for _ in 0..2000 {
+        let mut db = sample.clone();
+        for _ in 0..1 + rng.below(6) {
+            let at = 2 * PS + rng.below(db.len() - 2 * PS - 8);
+            match rng.below(3) {
+                0 => db[at] ^= 1 << rng.below(8),
+                1 => put_u64(&mut db, at & !7, rng.below(12) as u64),
+                _ => db[at] = rng.next() as u8,
+            }
+        }
+        if rng.below(4) == 0 {
+            let page = rng.below(2);
+            put_u64(
+                &mut db,
+                off(page, 16 + [16, 32, 40][rng.below(3)]),
+                rng.below(12) as u64,
+            );
+            sign(&mut db[page * PS..(page + 1) * PS]);
+        }
+        file.set_len(0).unwrap();
+        file.write_all_at(&db, 0).unwrap();
+        match status::read(&file, db.len() as u64) {
+            Ok(_) => ok += 1,
+            Err(Fault::Corrupt(_)) => failed += 1,
+            Err(Fault::Io(e)) => panic!("i/o error on a full file: {e}"),
+        }
+    }
+    // Both outcomes happen: the mutations reach past the checks and the checks catch some.
+    assert!(ok > 0 && failed > 0, "{ok} passed, {failed} failed");
+    assert!(started.elapsed() < Duration::from_secs(60));
+}
