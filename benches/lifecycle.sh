@@ -37,7 +37,7 @@ for size in 10 100; do
   fill $((size * 1)) "$size"     # 100 x 10 KB = ~1 MB per transaction
   file=$OUT/snap-$size.db
   s=$(date +%s.%N)
-  /usr/bin/time -f '%M' -o "$OUT/rss" $K -c $CONFIG -q etcd snapshot save --output "$file" >/dev/null
+  /usr/bin/time -f '%M' -o "$OUT/rss" $K -c $CONFIG -q etcd snapshot save "$file" >/dev/null
   e=$(date +%s.%N)
   bytes=$(stat -c %s "$file")
   echo "snapshot save, ~$size MB added ($((bytes / 1048576)) MiB file): $(secs "$s" "$e") s, kinit max RSS $(cat "$OUT/rss") KiB"

@@ -71,9 +71,10 @@ pub enum SnapshotCommand {
 
 #[derive(Debug, Args)]
 pub struct SaveArgs {
-    /// Where to write it [default: backups/<cluster>-<UTC time>.db next to cluster.yaml]
-    #[arg(long, value_name = "FILE")]
-    pub output: Option<PathBuf>,
+    /// Where to write it (as `etcdctl snapshot save FILE`; `-o` is the output format)
+    /// [default: backups/<cluster>-<UTC time>.db next to cluster.yaml]
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
 
     #[command(flatten)]
     pub remote: RemoteArgs,
@@ -82,7 +83,7 @@ pub struct SaveArgs {
 impl SaveArgs {
     pub fn options(&self) -> SaveOptions {
         SaveOptions {
-            output: self.output.clone(),
+            output: self.file.clone(),
             accept_new_host_keys: self.remote.accept_new_host_keys,
         }
     }

@@ -10,6 +10,9 @@ use crate::config::Role;
 use crate::etcd::{self, ClientTls, Member};
 use crate::inventory::{Host, Inventory};
 
+/// How long a removal etcd refuses as unsafe for now is retried.
+const RECONFIG_WAIT: Duration = Duration::from_secs(30);
+
 /// A member of the live cluster, with the inventory host it belongs to (by name or peer URL).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -222,14 +225,28 @@ pub async fn remove(
     timeout: Duration,
 ) -> Result<(), MembershipError> {
     for m in members {
-        etcd::member_remove(tls, via, m.raw_id, timeout)
-            .await
-            .map_err(|source| MembershipError::Remove {
-                name: m.name.clone(),
-                id: m.id.clone(),
-                endpoint: via.to_string(),
-                source: Box::new(source),
-            })?;
+        // etcd refuses a removal ("unhealthy cluster") until the members that stay have been
+        // connected to the leader for a few seconds, e.g. right after they started.
+        let deadline = std::time::Instant::now() + RECONFIG_WAIT;
+        loop {
+            match etcd::member_remove(tls, via, m.raw_id, timeout).await {
+                Ok(()) => break,
+                Err(etcd::EtcdError::Http { ref body, .. })
+                    if body.contains("unhealthy cluster")
+                        && std::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(source) => {
+                    return Err(MembershipError::Remove {
+                        name: m.name.clone(),
+                        id: m.id.clone(),
+                        endpoint: via.to_string(),
+                        source: Box::new(source),
+                    });
+                }
+            }
+        }
     }
     Ok(())
 }
