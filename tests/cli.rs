@@ -256,12 +256,14 @@ fn snapshot_status_refuses_what_is_not_an_etcd_snapshot() {
 fn day_two_commands_parse_alongside_the_global_output_format() {
     use clap::Parser;
     use kinit::cli::{Cli, Command, EtcdCommand, SnapshotCommand};
-    let cli = Cli::try_parse_from(["kinit", "-o", "json", "etcd", "snapshot", "save", "x.db"]).unwrap();
+    let cli =
+        Cli::try_parse_from(["kinit", "-o", "json", "etcd", "snapshot", "save", "x.db"]).unwrap();
     let Command::Etcd(EtcdCommand::Snapshot(SnapshotCommand::Save(args))) = &cli.command else {
         panic!("{:?}", cli.command)
     };
     assert_eq!(args.options().output, Some(PathBuf::from("x.db")));
-    let cli = Cli::try_parse_from(["kinit", "reset", "--hosts", "cp3", "-y", "-o", "json"]).unwrap();
+    let cli =
+        Cli::try_parse_from(["kinit", "reset", "--hosts", "cp3", "-y", "-o", "json"]).unwrap();
     let Command::Reset(args) = &cli.command else {
         panic!("{:?}", cli.command)
     };

@@ -54,6 +54,79 @@ fn write_keys(lab: &Lab, count: usize, value_prefix: &str) {
     });
 }
 
+/// A member's ID in hex (as etcdctl's member commands take it).
+fn member_id(lab: &Lab, addr: &str) -> String {
+    let out = lab.etcdctl(
+        &[format!("https://{addr}:2379")],
+        &["endpoint", "status", "-w", "json"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let v = json(&out);
+    format!(
+        "{:x}",
+        v[0]["Status"]["header"]["member_id"].as_u64().unwrap()
+    )
+}
+
+/// A client that keeps writing `w/N` (each write retried for up to 5 s through any of the
+/// endpoints, as etcd clients do) until stopped: (acknowledged writes, writes never accepted).
+struct Writer {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<(usize, usize)>,
+}
+
+impl Writer {
+    fn start(lab: &Lab, addrs: &[&str]) -> Writer {
+        use std::sync::atomic::Ordering;
+        let tls = kinit::etcd::ClientTls::from_pki_dir(&lab.dir().join("pki")).unwrap();
+        let eps: Vec<String> = addrs.iter().map(|a| format!("https://{a}:2379")).collect();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            rt.block_on(async {
+                let (mut acked, mut lost) = (0, 0);
+                let mut n = 0usize;
+                while !flag.load(Ordering::Relaxed) {
+                    let key = format!("w/{n:06}");
+                    let until = std::time::Instant::now() + Duration::from_secs(5);
+                    let mut ok = false;
+                    'retry: while std::time::Instant::now() < until {
+                        for ep in &eps {
+                            let put = kinit::etcd::put(
+                                &tls,
+                                ep,
+                                key.as_bytes(),
+                                b"x",
+                                Duration::from_secs(2),
+                            );
+                            if put.await.is_ok() {
+                                ok = true;
+                                break 'retry;
+                            }
+                        }
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    if ok {
+                        acked += 1
+                    } else {
+                        lost += 1
+                    }
+                    n += 1;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                (acked, lost)
+            })
+        });
+        Writer { stop, thread }
+    }
+
+    fn stop(self) -> (usize, usize) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().unwrap()
+    }
+}
+
 /// Every `k/` key and value as one member serves it.
 fn keys_on(lab: &Lab, addr: &str) -> BTreeMap<String, String> {
     let out = lab.etcdctl(
@@ -213,9 +286,26 @@ fn snapshots_restore_a_dead_cluster_and_reset_takes_everything_off() {
     assert_eq!(code, 0, "up after restore: {all}");
     assert_eq!(summary["servicesRestarted"], 0, "{summary:#}");
 
-    // One member of three reset: the other two keep the data in a 2-member cluster.
+    // One member of three reset, the leader at that: leadership moves first, a client keeps
+    // writing through cp1 and cp2 all along, and the other two keep the data.
+    let cp3_id = member_id(&lab, ADDRS[2]);
+    let moved = lab.etcdctl(&eps, &["move-leader", &cp3_id]);
+    assert!(moved.status.success(), "move-leader: {}", text(&moved));
+    let writer = Writer::start(&lab, &ADDRS[..2]);
     let out = lab.kinit(&["-o", "json", "reset", "--hosts", "cp3", "--yes"]);
+    let (acked, lost) = writer.stop();
     assert!(out.status.success(), "reset cp3: {}", text(&out));
+    assert_eq!(
+        lost, 0,
+        "writes lost while cp3 was reset ({acked} acknowledged)"
+    );
+    assert!(acked > 0);
+    let written = lab.etcdctl(&eps[..2], &["get", "--prefix", "w/", "--keys-only"]);
+    let written = String::from_utf8_lossy(&written.stdout)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .count();
+    assert_eq!(written, acked, "every acknowledged write is there");
     let r = json(&out);
     assert_eq!(r["membership"]["kind"], "remove", "{r:#}");
     let two = &eps[..2];

@@ -167,6 +167,25 @@ pub async fn member_remove(
     Ok(())
 }
 
+/// Hand leadership to member `target`; asked of the current leader.
+pub async fn move_leader(
+    tls: &ClientTls,
+    leader_endpoint: &str,
+    target: u64,
+    timeout: Duration,
+) -> Result<(), EtcdError> {
+    let body = serde_json::json!({"targetID": target.to_string()});
+    let _: serde_json::Value = post(
+        tls,
+        leader_endpoint,
+        "/v3/maintenance/transfer-leadership",
+        &body,
+        timeout,
+    )
+    .await?;
+    Ok(())
+}
+
 pub async fn put(
     tls: &ClientTls,
     endpoint: &str,

@@ -14,7 +14,9 @@ pub mod snapshot_file;
 pub mod tls;
 mod wire;
 
-pub use client::{Member, MemberStatus, get, health, member_list, member_remove, put, status};
+pub use client::{
+    Member, MemberStatus, get, health, member_list, member_remove, move_leader, put, status,
+};
 pub use endpoint::Endpoint;
 pub use error::EtcdError;
 pub use https::https_get;

@@ -21,6 +21,8 @@ pub struct LiveMember {
     pub id: String,
     #[serde(skip)]
     pub raw_id: u64,
+    #[serde(skip)]
+    pub client_urls: Vec<String>,
     pub name: String,
     pub host: Option<String>,
     pub healthy: bool,
@@ -50,6 +52,12 @@ pub enum MembershipError {
          in the PKI dir to ask etcd with; reset every etcd host together, or restore the PKI"
     )]
     NoClient { hosts: String },
+    #[error("moving etcd's leadership away from {name}: {source}")]
+    Leadership {
+        name: String,
+        #[source]
+        source: Box<etcd::EtcdError>,
+    },
     #[error("removing member {name} ({id}) through {endpoint}: {source}")]
     Remove {
         name: String,
@@ -156,6 +164,7 @@ pub async fn plan_reset(
         let live = LiveMember {
             id: format!("{:x}", m.id),
             raw_id: m.id,
+            client_urls: m.client_urls.clone(),
             name: m.name.clone(),
             healthy: member_healthy(tls, m, timeout).await,
             host: host.clone(),
@@ -217,6 +226,40 @@ pub fn without_client(
     }
 }
 
+/// When `m` leads, make the member behind `via` (one that stays) the leader first: clients
+/// then see a planned handover instead of an election after their leader vanished.
+async fn hand_over_leadership(
+    tls: &ClientTls,
+    m: &LiveMember,
+    via: &str,
+    timeout: Duration,
+) -> Result<(), MembershipError> {
+    let failed = |source| MembershipError::Leadership {
+        name: m.name.clone(),
+        source: Box::new(source),
+    };
+    let here = etcd::status(tls, via, timeout).await.map_err(failed)?;
+    if here.leader != m.raw_id {
+        return Ok(());
+    }
+    let Some(leader_url) = m.client_urls.first() else {
+        return Ok(());
+    };
+    etcd::move_leader(tls, leader_url, here.member_id, timeout)
+        .await
+        .map_err(failed)?;
+    let deadline = std::time::Instant::now() + RECONFIG_WAIT;
+    while std::time::Instant::now() < deadline {
+        if let Ok(s) = etcd::status(tls, via, timeout).await
+            && s.leader == here.member_id
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok(())
+}
+
 /// Remove the members one at a time through `via`.
 pub async fn remove(
     tls: &ClientTls,
@@ -225,6 +268,7 @@ pub async fn remove(
     timeout: Duration,
 ) -> Result<(), MembershipError> {
     for m in members {
+        hand_over_leadership(tls, m, via, timeout).await?;
         // etcd refuses a removal ("unhealthy cluster") until the members that stay have been
         // connected to the leader for a few seconds, e.g. right after they started.
         let deadline = std::time::Instant::now() + RECONFIG_WAIT;
