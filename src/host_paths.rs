@@ -64,6 +64,12 @@ host_paths! {
     ETCD_UNIT = "etcd_unit" => "/etc/systemd/system/etcd.service";
     ETCD_CONFIG = "etcd_config" => "/etc/etcd/etcd.conf.yml";
 
+    /// Scheduled etcd snapshots (spec.etcd.snapshots): the script, and the oneshot service
+    /// running it that the timer starts.
+    ETCD_SNAPSHOT_SCRIPT = "etcd_snapshot_script" => "/usr/local/lib/kinit/etcd-snapshot.sh";
+    ETCD_SNAPSHOT_SERVICE = "etcd_snapshot_service" => "/etc/systemd/system/kinit-etcd-snapshot.service";
+    ETCD_SNAPSHOT_TIMER = "etcd_snapshot_timer" => "/etc/systemd/system/kinit-etcd-snapshot.timer";
+
     KUBELET_CONFIG = "kubelet_config" => "/var/lib/kubelet/config.yaml";
     /// The kubelet from the artifacts bundle and its unit (only when the bundle holds one).
     KUBELET_BINARY = "kubelet_binary" => "/usr/local/bin/kubelet";

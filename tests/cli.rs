@@ -271,3 +271,43 @@ fn day_two_commands_parse_alongside_the_global_output_format() {
     assert!(opts.yes && !opts.dry_run && !opts.purge);
     assert_eq!(opts.selector.as_deref(), Some("cp3"));
 }
+
+#[test]
+fn the_summary_shows_etcd_snapshots_when_set() {
+    let ipv6 = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/render/ipv6.yaml");
+    kinit()
+        .arg("-c")
+        .arg(&ipv6)
+        .args(["config", "validate"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "etcd snapshots Mon..Fri *-*-* 02:30:00 on each etcd host, newest 7 kept in /srv/backup/etcd",
+        ));
+    let out = kinit()
+        .args(["-o", "json", "-c"])
+        .arg(&ipv6)
+        .args(["config", "validate"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let doc: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(
+        doc["summary"]["etcdSnapshots"],
+        serde_json::json!({"schedule": "Mon..Fri *-*-* 02:30:00", "keep": 7, "dir": "/srv/backup/etcd"})
+    );
+    // Off: no line, null in JSON.
+    let stacked = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/render/stacked.yaml");
+    let out = kinit()
+        .arg("-c")
+        .arg(&stacked)
+        .args(["config", "validate"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    assert!(!String::from_utf8_lossy(&out).contains("etcd snapshots"));
+}

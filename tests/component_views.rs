@@ -18,8 +18,8 @@ use kinit::render::Templates;
 
 const CLEAN: &str = include_str!("fixtures/probe/clean-node.txt");
 
-fn inventory(topology: Topology, etcd_mode: &str, bundle: &Path) -> Inventory {
-    let text = render(InitShape {
+fn inventory(topology: Topology, etcd_mode: &str, bundle: &Path, snapshots: bool) -> Inventory {
+    let mut text = render(InitShape {
         topology,
         control_planes: 2,
         workers: 1,
@@ -28,6 +28,11 @@ fn inventory(topology: Topology, etcd_mode: &str, bundle: &Path) -> Inventory {
     .unwrap()
     .replace("mode: systemd", &format!("mode: {etcd_mode}"))
     .replace("bundle: ./bundle", &format!("bundle: {}", bundle.display()));
+    if snapshots {
+        // The line `kinit init` writes commented out.
+        assert!(text.contains("    # snapshots: {"), "{text}");
+        text = text.replace("    # snapshots: {", "    snapshots: {");
+    }
     let (cfg, report) = config::check(Path::new("c.yaml"), text);
     assert!(!report.has_errors(), "{report:?}");
     Inventory::from_config(&cfg.unwrap(), Path::new("/tmp"), None).unwrap()
@@ -135,14 +140,16 @@ fn preflight_ports(inv: &Inventory) -> BTreeMap<String, BTreeSet<u16>> {
     out
 }
 
-fn check_views(topology: Topology, etcd_mode: &str, with_kubelet: bool) {
+fn check_views(topology: Topology, etcd_mode: &str, with_kubelet: bool, snapshots: bool) {
     let bundle = if with_kubelet {
         bundle_with(&["etcd", "etcdctl", "kubelet", "containerd"])
     } else {
         bundle_with(&["etcd", "etcdctl"])
     };
-    let inv = inventory(topology, etcd_mode, bundle.path());
-    let case = format!("{topology} / {etcd_mode} / kubelet in bundle: {with_kubelet}");
+    let inv = inventory(topology, etcd_mode, bundle.path(), snapshots);
+    let case = format!(
+        "{topology} / {etcd_mode} / kubelet in bundle: {with_kubelet} / snapshots: {snapshots}"
+    );
     let templates = Templates::embedded().unwrap();
     let planned = plan_all(&inv);
     let ports = preflight_ports(&inv);
@@ -191,6 +198,42 @@ fn check_views(topology: Topology, etcd_mode: &str, with_kubelet: bool) {
             host.name
         );
 
+        // Snapshots: on exactly the etcd hosts when set, the timer running (status expects it,
+        // up starts it in the etcd-snapshots phase), the service it starts never a unit of up.
+        let etcd_host = host.has(kinit::config::Role::Etcd);
+        let timer_files = [
+            "/usr/local/lib/kinit/etcd-snapshot.sh",
+            "/etc/systemd/system/kinit-etcd-snapshot.service",
+            "/etc/systemd/system/kinit-etcd-snapshot.timer",
+        ];
+        for f in timer_files {
+            assert_eq!(
+                rendered.contains(f),
+                snapshots && etcd_host,
+                "{case}: {}: {f}",
+                host.name
+            );
+        }
+        let host_units = planned.units.get(&host.name).cloned().unwrap_or_default();
+        let timer: Vec<&(String, String)> = host_units
+            .iter()
+            .filter(|(_, u)| u.starts_with("kinit-etcd-snapshot"))
+            .collect();
+        if snapshots && etcd_host {
+            assert_eq!(
+                timer,
+                [&(
+                    "etcd-snapshots".to_string(),
+                    "kinit-etcd-snapshot.timer".to_string()
+                )],
+                "{case}: {}",
+                host.name
+            );
+            assert!(status.contains("kinit-etcd-snapshot.timer"), "{case}");
+        } else {
+            assert!(timer.is_empty(), "{case}: {}: {timer:?}", host.name);
+        }
+
         // Anything the kubelet runs has a kubelet on the same host, started before any wait.
         let runs_static_pods = rendered
             .iter()
@@ -218,7 +261,9 @@ fn render_preflight_status_and_up_agree_for_every_shape() {
     for topology in [Topology::Stacked, Topology::External] {
         for mode in ["systemd", "static-pod"] {
             for with_kubelet in [false, true] {
-                check_views(topology, mode, with_kubelet);
+                for snapshots in [false, true] {
+                    check_views(topology, mode, with_kubelet, snapshots);
+                }
             }
         }
     }
@@ -227,7 +272,7 @@ fn render_preflight_status_and_up_agree_for_every_shape() {
 #[test]
 fn external_static_pod_etcd_hosts_get_a_kubelet_before_etcd_is_awaited() {
     let bundle = bundle_with(&["etcd", "etcdctl", "kubelet", "containerd"]);
-    let inv = inventory(Topology::External, "static-pod", bundle.path());
+    let inv = inventory(Topology::External, "static-pod", bundle.path(), false);
     let planned = plan_all(&inv);
     let etcd1 = &planned.units["etcd1"];
     assert_eq!(
@@ -244,6 +289,25 @@ fn external_static_pod_etcd_hosts_get_a_kubelet_before_etcd_is_awaited() {
     let at = |name: &str| book.phases.iter().position(|p| p.name == name).unwrap();
     assert!(at("node") < at("etcd-static-pod"));
     assert!(at("node") < at("control-plane"));
+    // The snapshot timer comes once etcd runs, in either mode.
+    assert!(at("etcd") < at("etcd-snapshots") && at("etcd-static-pod") < at("etcd-snapshots"));
     let status = kinit::status::gather::probe_request(&inv, inv.host("etcd1").unwrap());
     assert_eq!(status.units, ["kubelet"]);
+}
+
+#[test]
+fn the_snapshot_phase_runs_on_every_etcd_host_or_is_skipped_in_the_config_words() {
+    let bundle = bundle_with(&["etcd", "etcdctl"]);
+    let row = components::component(components::ComponentId::EtcdSnapshots);
+    for topology in [Topology::Stacked, Topology::External] {
+        let off = inventory(topology, "systemd", bundle.path(), false);
+        assert!(row.hosts(&off).is_empty());
+        assert_eq!(row.absent_because(&off), "spec.etcd.snapshots is not set");
+        for mode in ["systemd", "static-pod"] {
+            let on = inventory(topology, mode, bundle.path(), true);
+            let hosts: Vec<&str> = row.hosts(&on).iter().map(|h| h.name.as_str()).collect();
+            let etcd: Vec<String> = on.etcd_members().into_iter().map(|m| m.name).collect();
+            assert_eq!(hosts, etcd, "{topology} / {mode}");
+        }
+    }
 }

@@ -73,3 +73,30 @@ fn external_without_etcd_hosts_is_refused() {
     };
     assert!(render(s).is_err());
 }
+
+#[test]
+fn the_commented_snapshots_line_validates_once_uncommented_and_shows_the_defaults() {
+    for topology in [Topology::Stacked, Topology::External] {
+        let text = render(InitShape {
+            topology,
+            control_planes: 3,
+            workers: 0,
+            etcd_hosts: 3,
+        })
+        .unwrap();
+        let (cfg, _) = config::check(Path::new("c.yaml"), text.clone());
+        assert_eq!(cfg.unwrap().spec.etcd.snapshots, None, "off as written");
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with("# snapshots: {"))
+            .expect("init shows spec.etcd.snapshots, commented out");
+        let on = text.replace(line, &line.replacen("# snapshots", "snapshots", 1));
+        let (cfg, report) = config::check(Path::new("c.yaml"), on);
+        assert!(!report.has_errors(), "{:?}", report.problems);
+        assert_eq!(
+            cfg.unwrap().spec.etcd.snapshots,
+            Some(config::EtcdSnapshots::default()),
+            "the line shows the defaults"
+        );
+    }
+}

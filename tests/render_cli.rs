@@ -94,6 +94,30 @@ fn render_one_host_and_refuse_an_unknown_one() {
         .collect();
     assert_eq!(hosts, vec!["etcd2"]);
     assert!(out.join("etcd2/etc/systemd/system/etcd.service").is_file());
+    // Scheduled snapshots (the example sets `snapshots: {}`): the script is executable, a new
+    // timer restarts the timer, and nothing starts the service (its timer does).
+    assert_eq!(
+        mode(&out.join("etcd2/usr/local/lib/kinit/etcd-snapshot.sh")),
+        0o755
+    );
+    let manifest: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(out.join("etcd2/MANIFEST.yaml")).unwrap())
+            .unwrap();
+    let entry = |path: &str| {
+        manifest["files"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .find(|e| e["path"] == path)
+            .unwrap_or_else(|| panic!("{path} not in the manifest"))
+            .clone()
+    };
+    let timer = entry("/etc/systemd/system/kinit-etcd-snapshot.timer");
+    assert_eq!(timer["restart"], "kinit-etcd-snapshot.timer");
+    assert_eq!(timer["mode"], "0644");
+    let service = entry("/etc/systemd/system/kinit-etcd-snapshot.service");
+    assert!(service["restart"].is_null() && service["reload"].is_null());
+    assert!(entry("/usr/local/lib/kinit/etcd-snapshot.sh")["restart"].is_null());
 
     kinit()
         .arg("-c")

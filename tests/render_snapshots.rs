@@ -57,11 +57,38 @@ fn each_host_gets_the_files_of_its_roles() {
         assert!(cp.contains(&want), "stacked cp2 lacks {want}");
     }
     assert!(!cp.contains(&p::ETCD_UNIT));
+    // No snapshots block, no snapshot timer.
+    assert!(!cp.contains(&p::ETCD_SNAPSHOT_TIMER));
+    // Snapshots with a static-pod etcd: on every etcd host, next to the manifest.
+    for host in ["cp1", "cp2", "cp3"] {
+        let cp = paths("ipv6", host);
+        for want in [
+            p::ETCD_MANIFEST,
+            p::ETCD_SNAPSHOT_SCRIPT,
+            p::ETCD_SNAPSHOT_SERVICE,
+            p::ETCD_SNAPSHOT_TIMER,
+        ] {
+            assert!(cp.contains(&want), "ipv6 {host} lacks {want}");
+        }
+    }
     // External, systemd etcd: unit + config on etcd hosts only, nothing of the control plane.
     let etcd = paths("external", "etcd1");
-    assert_eq!(etcd, vec![p::ETCD_UNIT, p::ETCD_CONFIG]);
+    assert_eq!(
+        etcd,
+        vec![
+            p::ETCD_UNIT,
+            p::ETCD_CONFIG,
+            p::ETCD_SNAPSHOT_SCRIPT,
+            p::ETCD_SNAPSHOT_SERVICE,
+            p::ETCD_SNAPSHOT_TIMER
+        ]
+    );
     let cp = paths("external", "cp1");
     assert!(!cp.contains(&p::ETCD_UNIT) && !cp.contains(&p::ETCD_MANIFEST));
+    assert!(
+        !cp.contains(&p::ETCD_SNAPSHOT_TIMER),
+        "snapshots are an etcd host's"
+    );
     // Workers: the kubelet and kernel settings, no control plane, no load balancer.
     assert_eq!(
         paths("external", "worker1"),

@@ -31,6 +31,11 @@ pub fn run(global: &GlobalOptions) -> CommandResult {
                     "etcdMembers": inv.etcd_members(),
                     "podSubnet": inv.networking.pod_subnet,
                     "serviceSubnet": inv.networking.service_subnet,
+                    "etcdSnapshots": inv.etcd.snapshots.as_ref().map(|s| serde_json::json!({
+                        "schedule": s.schedule,
+                        "keep": s.keep,
+                        "dir": s.dir,
+                    })),
                 })
             });
             let doc = serde_json::json!({

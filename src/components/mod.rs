@@ -25,6 +25,8 @@ pub enum ComponentId {
     Etcd,
     /// etcd as a static pod the kubelet runs (etcd.mode: static-pod).
     EtcdStaticPod,
+    /// A systemd timer saving a snapshot of each etcd member (spec.etcd.snapshots).
+    EtcdSnapshots,
     Haproxy,
     Keepalived,
     /// The kubelet (and, through the bundle, its container runtime).
@@ -44,6 +46,8 @@ pub enum Condition {
     EtcdSystemd,
     /// etcd.mode is static-pod.
     EtcdStaticPod,
+    /// spec.etcd.snapshots is set.
+    EtcdSnapshots,
 }
 
 impl Condition {
@@ -55,6 +59,7 @@ impl Condition {
             }
             Condition::EtcdSystemd => inv.etcd.mode == EtcdMode::Systemd,
             Condition::EtcdStaticPod => inv.etcd.mode == EtcdMode::StaticPod,
+            Condition::EtcdSnapshots => inv.etcd.snapshots.is_some(),
         }
     }
 
@@ -67,6 +72,7 @@ impl Condition {
             }
             Condition::EtcdSystemd => "etcd.mode is not systemd",
             Condition::EtcdStaticPod => "etcd.mode is not static-pod",
+            Condition::EtcdSnapshots => "spec.etcd.snapshots is not set",
         }
     }
 }

@@ -45,6 +45,10 @@ const fn unit(name: &'static str) -> UnitRow {
     }
 }
 
+/// The timer of scheduled etcd snapshots: enabled and running (waiting for its next time); it
+/// starts `kinit-etcd-snapshot.service`, which `kinit up` never starts itself.
+pub const ETCD_SNAPSHOT_TIMER: &str = "kinit-etcd-snapshot.timer";
+
 const ETCD_PORTS: &[PortRow] = &[
     port(ports::ETCD_CLIENT, "etcd", "etcd"),
     port(ports::ETCD_PEER, "etcd", "etcd"),
@@ -116,6 +120,47 @@ pub const TABLE: &[Component] = &[
         units: &[],
         ports: ETCD_PORTS,
         bundle_gate: &[],
+        on_reset: Remove,
+    },
+    Component {
+        id: ComponentId::EtcdSnapshots,
+        name: "etcd-snapshots",
+        roles: &[Etcd],
+        with_static_pods: false,
+        static_pod: false,
+        when: Some(Condition::EtcdSnapshots),
+        // etcdctl: the bundle's in /usr/local/bin (etcd.mode: systemd), else the host's own.
+        packages: &[],
+        binaries: &[],
+        files: &[
+            // Run afresh each time the timer fires.
+            file(
+                "etcd-snapshot.sh.tera",
+                paths::ETCD_SNAPSHOT_SCRIPT,
+                0o755,
+                Nothing,
+            ),
+            // Not started by `kinit up` (the timer starts it); systemd reads the changed unit
+            // at the daemon-reload a unit file change always brings.
+            file(
+                "kinit-etcd-snapshot.service.tera",
+                paths::ETCD_SNAPSHOT_SERVICE,
+                0o644,
+                Nothing,
+            ),
+            file(
+                "kinit-etcd-snapshot.timer.tera",
+                paths::ETCD_SNAPSHOT_TIMER,
+                0o644,
+                Restart(ETCD_SNAPSHOT_TIMER),
+            ),
+        ],
+        // The script reads them anew on each run.
+        certificates: &[],
+        units: &[unit(ETCD_SNAPSHOT_TIMER)],
+        ports: &[],
+        bundle_gate: &[],
+        // The timer, service and script go; the snapshots taken stay (reset says where).
         on_reset: Remove,
     },
     Component {

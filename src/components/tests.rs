@@ -7,6 +7,7 @@ fn every_component_has_one_row_and_a_unique_name() {
         ComponentId::Chrony,
         ComponentId::Etcd,
         ComponentId::EtcdStaticPod,
+        ComponentId::EtcdSnapshots,
         ComponentId::Haproxy,
         ComponentId::Keepalived,
         ComponentId::Kubelet,

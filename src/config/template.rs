@@ -131,6 +131,7 @@ spec:
   etcd:
     mode: systemd                   # or: static-pod (the kubelet runs etcd)
     dataDir: /var/lib/etcd
+    # snapshots: {{schedule: hourly, keep: 24, dir: /var/lib/etcd-snapshots}}   # off unless set: a systemd timer on each etcd host saves a verified snapshot
 
   networking:
     podSubnet: 10.244.0.0/16

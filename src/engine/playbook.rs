@@ -190,6 +190,7 @@ mod tests {
                 "node",
                 "etcd",
                 "etcd-static-pod",
+                "etcd-snapshots",
                 "load-balancer",
                 "control-plane"
             ]

@@ -61,7 +61,7 @@ mod tests {
 
     #[test]
     fn phases_are_picked_by_skip_only_and_from() {
-        assert_eq!(names(PhaseSelection::default()).unwrap().len(), 9);
+        assert_eq!(names(PhaseSelection::default()).unwrap().len(), 10);
         assert_eq!(
             names(PhaseSelection {
                 from: Some("load-balancer".into()),
@@ -91,6 +91,7 @@ mod tests {
                 "node",
                 "etcd",
                 "etcd-static-pod",
+                "etcd-snapshots",
                 "load-balancer",
                 "control-plane"
             ]

@@ -94,6 +94,11 @@ pub fn for_host(inv: &Inventory, host: &Host, pki_dir: &Path) -> HostReset {
     units.reverse();
     files.extend(pki_files(host, pki_dir));
     let state_dirs = vec![PENDING_DIR, crate::lifecycle::snapshot::HOST_WORK_DIR];
+    if let Some(s) = &inv.etcd.snapshots
+        && host.has(Role::Etcd)
+    {
+        kept.push(format!("etcd-snapshots: the snapshots in {} stay", s.dir));
+    }
     packages.sort_unstable();
     packages.dedup();
     if !packages.is_empty() {

@@ -87,6 +87,15 @@ pub struct Etcd {
     pub cluster_token: String,
     pub client_urls: String,
     pub members: Vec<EtcdMember>,
+    /// spec.etcd.snapshots (validated: see config::validate), or None when off.
+    pub snapshots: Option<EtcdSnapshots>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EtcdSnapshots {
+    pub schedule: String,
+    pub keep: u32,
+    pub dir: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -220,6 +229,11 @@ pub fn cluster(inv: &Inventory) -> Result<Cluster, RenderError> {
                     client_url: m.client_url(),
                 })
                 .collect(),
+            snapshots: inv.etcd.snapshots.as_ref().map(|s| EtcdSnapshots {
+                schedule: s.schedule.clone(),
+                keep: s.keep,
+                dir: s.dir.clone(),
+            }),
         },
         time_servers: inv.time_servers.clone(),
         ports: Ports {

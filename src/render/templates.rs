@@ -17,6 +17,18 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../../templates/etcd.conf.yml.tera"),
     ),
     (
+        "etcd-snapshot.sh.tera",
+        include_str!("../../templates/etcd-snapshot.sh.tera"),
+    ),
+    (
+        "kinit-etcd-snapshot.service.tera",
+        include_str!("../../templates/kinit-etcd-snapshot.service.tera"),
+    ),
+    (
+        "kinit-etcd-snapshot.timer.tera",
+        include_str!("../../templates/kinit-etcd-snapshot.timer.tera"),
+    ),
+    (
         "kubelet.service.tera",
         include_str!("../../templates/kubelet.service.tera"),
     ),

@@ -130,5 +130,12 @@ pub fn summary(inv: &Inventory) -> String {
         inv.networking.service_subnet,
         inv.first_service_ip()
     );
+    if let Some(snap) = &inv.etcd.snapshots {
+        let _ = writeln!(
+            out,
+            "  etcd snapshots {} on each etcd host, newest {} kept in {}",
+            snap.schedule, snap.keep, snap.dir
+        );
+    }
     out
 }

@@ -78,6 +78,27 @@ fn cluster_spec(r: &mut FieldReader, spec: &mut Section) -> ClusterSpec {
     etcd.data_dir = r
         .optional(&mut s, "dataDir", "an absolute path")
         .unwrap_or(etcd.data_dir);
+    let mut b = r.section(&mut s, "snapshots", false);
+    let mut snapshots = EtcdSnapshots::default();
+    snapshots.schedule = r
+        .optional(
+            &mut b,
+            "schedule",
+            "a systemd calendar expression, e.g. hourly or *-*-* 00/6:00:00",
+        )
+        .unwrap_or(snapshots.schedule);
+    snapshots.keep = r
+        .optional(&mut b, "keep", "a whole number from 1 to 1000")
+        .unwrap_or(snapshots.keep);
+    snapshots.dir = r
+        .optional(
+            &mut b,
+            "dir",
+            "an absolute path, e.g. /var/lib/etcd-snapshots",
+        )
+        .unwrap_or(snapshots.dir);
+    etcd.snapshots = b.map.is_some().then_some(snapshots);
+    r.finish(b);
     r.finish(s);
 
     let mut s = r.section(spec, "networking", false);
