@@ -311,3 +311,25 @@ fn the_summary_shows_etcd_snapshots_when_set() {
         .clone();
     assert!(!String::from_utf8_lossy(&out).contains("etcd snapshots"));
 }
+
+#[test]
+fn restore_on_a_cluster_without_etcd_hosts_is_refused_before_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("cluster.yaml");
+    kinit().arg("-c").arg(&config).arg("init").assert().success();
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("roles: [control-plane, etcd]", "roles: [worker]");
+    std::fs::write(&config, text).unwrap();
+    let snapshot = dir.path().join("s.db");
+    std::fs::write(&snapshot, b"not even read").unwrap();
+    kinit()
+        .arg("-c")
+        .arg(&config)
+        .args(["etcd", "snapshot", "restore", "--yes"])
+        .arg(&snapshot)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("no host has the etcd role"));
+    assert!(snapshot.exists());
+}

@@ -319,6 +319,21 @@ fn snapshots_restore_a_dead_cluster_and_reset_takes_everything_off() {
 
     // Everything off every host: nothing kinit started runs, none of its files stay, nothing
     // listens on etcd's or the frontend's ports, preflight passes, up builds it again.
+    // A host that cannot be reached is reported and the others are still reset (exit 1); once
+    // it is back, a second reset finishes the job.
+    let stopped = kinit(&["lab", "stop", "--name", lab.name, "cp3"]);
+    assert!(stopped.status.success(), "{}", text(&stopped));
+    let out = lab.kinit(&["-o", "json", "reset", "--yes"]);
+    assert_eq!(out.status.code(), Some(1), "reset with cp3 down: {}", text(&out));
+    let r = json(&out);
+    let hosts = r["hosts"].as_array().unwrap();
+    let by_name = |n: &str| hosts.iter().find(|h| h["host"] == n).unwrap().clone();
+    assert!(by_name("cp3")["error"].is_string(), "{r:#}");
+    for n in ["cp1", "cp2"] {
+        assert!(by_name(n)["error"].is_null(), "{r:#}");
+    }
+    let started = kinit(&["lab", "start", "--name", lab.name, "cp3"]);
+    assert!(started.status.success(), "{}", text(&started));
     let out = lab.kinit(&["-o", "json", "reset", "--yes"]);
     assert!(out.status.success(), "reset: {}", text(&out));
     let inv = inventory(&lab);
