@@ -316,7 +316,12 @@ fn the_summary_shows_etcd_snapshots_when_set() {
 fn restore_on_a_cluster_without_etcd_hosts_is_refused_before_anything() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("cluster.yaml");
-    kinit().arg("-c").arg(&config).arg("init").assert().success();
+    kinit()
+        .arg("-c")
+        .arg(&config)
+        .arg("init")
+        .assert()
+        .success();
     let text = std::fs::read_to_string(&config)
         .unwrap()
         .replace("roles: [control-plane, etcd]", "roles: [worker]");

@@ -324,7 +324,12 @@ fn snapshots_restore_a_dead_cluster_and_reset_takes_everything_off() {
     let stopped = kinit(&["lab", "stop", "--name", lab.name, "cp3"]);
     assert!(stopped.status.success(), "{}", text(&stopped));
     let out = lab.kinit(&["-o", "json", "reset", "--yes"]);
-    assert_eq!(out.status.code(), Some(1), "reset with cp3 down: {}", text(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "reset with cp3 down: {}",
+        text(&out)
+    );
     let r = json(&out);
     let hosts = r["hosts"].as_array().unwrap();
     let by_name = |n: &str| hosts.iter().find(|h| h["host"] == n).unwrap().clone();

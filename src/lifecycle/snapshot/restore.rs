@@ -280,6 +280,7 @@ pub async fn restore(
         .map(|(h, _)| format!("{h}: {aside_manifests}"))
         .collect();
 
+    tracing::info!(elapsed = ?started.elapsed(), "restore: stopped");
     // 2. restore
     let sha = status.sha256.clone();
     let initial_cluster = inv.etcd_initial_cluster();
@@ -355,6 +356,7 @@ pub async fn restore(
         })
         .collect();
 
+    tracing::info!(elapsed = ?started.elapsed(), "restore: restored");
     // 3. start, all members together (the first one waits for a quorum).
     let jobs: Vec<_> = etcd_hosts
         .iter()
@@ -408,9 +410,11 @@ pub async fn restore(
         .await,
     )?;
 
+    tracing::info!(elapsed = ?started.elapsed(), "restore: started");
     // 4. wait for one healthy cluster.
     let (cluster_id, statuses) = wait_healthy(inv, tls, settings, cancel).await?;
 
+    tracing::info!(elapsed = ?started.elapsed(), "restore: healthy");
     // 5. the control plane back.
     let jobs: Vec<_> = involved
         .iter()
