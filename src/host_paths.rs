@@ -19,6 +19,8 @@ host_paths! {
     KUBERNETES_DIR = "kubernetes_dir" => "/etc/kubernetes";
     /// Static pod manifests the kubelet runs.
     MANIFESTS_DIR = "manifests_dir" => "/etc/kubernetes/manifests";
+    /// Where `kinit etcd snapshot restore` holds the control-plane manifests meanwhile.
+    MANIFESTS_ASIDE_DIR = "manifests_aside_dir" => "/etc/kubernetes/manifests.kinit-restore";
     PKI_DIR = "pki_dir" => "/etc/kubernetes/pki";
 
     CA_CRT = "ca_crt" => "/etc/kubernetes/pki/ca.crt";

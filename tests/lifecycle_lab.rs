@@ -270,8 +270,30 @@ fn snapshots_restore_a_dead_cluster_and_reset_takes_everything_off() {
     for node in ["cp2", "cp3"] {
         lab.on(node, "systemctl stop etcd && rm -rf /var/lib/etcd");
     }
+    // A restore that fails half way (cp3 cannot take the upload) leaves the control-plane
+    // manifests held aside; the next restore finishes and puts them back.
+    lab.on(
+        "cp3",
+        "mkdir -p /var/lib/kinit && rm -rf /var/lib/kinit/snapshot && touch /var/lib/kinit/snapshot",
+    );
+    let (code, _, all) = restore(&lab, &file);
+    assert_eq!(code, 1, "restore with cp3 broken: {all}");
+    assert!(all.contains("cp3"), "{all}");
+    lab.on(
+        "cp1",
+        "test -f /etc/kubernetes/manifests.kinit-restore/kube-apiserver.yaml && \
+         test ! -e /etc/kubernetes/manifests/kube-apiserver.yaml",
+    );
+    lab.on("cp3", "rm -f /var/lib/kinit/snapshot");
     let (code, _, all) = restore(&lab, &file);
     assert_eq!(code, 0, "restore without quorum: {all}");
+    for node in NODES {
+        lab.on(
+            node,
+            "test -f /etc/kubernetes/manifests/kube-apiserver.yaml && \
+             test ! -e /etc/kubernetes/manifests.kinit-restore",
+        );
+    }
     for addr in ADDRS {
         assert_eq!(
             keys_on(&lab, addr),

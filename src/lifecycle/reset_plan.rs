@@ -93,7 +93,11 @@ pub fn for_host(inv: &Inventory, host: &Host, pki_dir: &Path) -> HostReset {
     // haproxy goes, and etcd stops last.
     units.reverse();
     files.extend(pki_files(host, pki_dir));
-    let state_dirs = vec![PENDING_DIR, crate::lifecycle::snapshot::HOST_WORK_DIR];
+    let state_dirs = vec![
+        PENDING_DIR,
+        crate::lifecycle::snapshot::HOST_WORK_DIR,
+        host_paths::MANIFESTS_ASIDE_DIR,
+    ];
     if let Some(s) = &inv.etcd.snapshots
         && host.has(Role::Etcd)
     {

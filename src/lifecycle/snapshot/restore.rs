@@ -239,11 +239,9 @@ pub async fn restore(
         configs.insert(h.name.clone(), (f.path.to_string(), f.content));
     }
 
-    let aside_manifests = format!(
-        "{}.kinit-restore-{}",
-        host_paths::MANIFESTS_DIR,
-        settings.stamp
-    );
+    // One fixed place, not one per run: a restore cut short after the stop step leaves the
+    // manifests there, and the next restore (or reset) finds them.
+    let aside_manifests = host_paths::MANIFESTS_ASIDE_DIR.to_string();
     let mode = mode_word(inv);
 
     // 1. stop
