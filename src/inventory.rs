@@ -104,6 +104,8 @@ pub struct Inventory {
     pub name: String,
     pub topology: Topology,
     pub kubernetes_version: KubernetesVersion,
+    /// Where the control-plane and etcd images come from (`spec.imageRepository`).
+    pub image_repository: String,
     pub endpoint: Endpoint,
     pub hosts: Vec<Host>,
     pub etcd: EtcdSpec,
@@ -172,6 +174,7 @@ impl Inventory {
                 .kubernetes_version
                 .clone()
                 .ok_or(IncompleteConfig("no kubernetesVersion"))?,
+            image_repository: spec.image_repository.clone(),
             endpoint: Endpoint {
                 address: match address {
                     EndpointAddress::Ip(ip) => ip.to_string(),

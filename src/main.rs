@@ -35,6 +35,7 @@ fn run(cli: &Cli, global: &GlobalOptions) -> CommandResult {
         Command::Certs(CertsCommand::Renew { names }) => {
             commands::certs::renew(global, &CertsCommand::renew_options(names))
         }
+        Command::Kubeconfig(args) => commands::kubeconfig::run(global, &args.options()),
         Command::Reset(args) => commands::reset::run(global, &args.options()),
         Command::Etcd(EtcdCommand::Snapshot(SnapshotCommand::Save(args))) => {
             commands::etcd_snapshot::save(global, &args.options())

@@ -270,6 +270,29 @@ fn day_two_commands_parse_alongside_the_global_output_format() {
     let opts = args.options();
     assert!(opts.yes && !opts.dry_run && !opts.purge);
     assert_eq!(opts.selector.as_deref(), Some("cp3"));
+    // `kinit kubeconfig`: the file is a positional FILE, so `-o` stays the output format.
+    use kinit::commands::kubeconfig::KubeconfigTarget;
+    let cli =
+        Cli::try_parse_from(["kinit", "-o", "json", "kubeconfig", "a.conf", "--force"]).unwrap();
+    let Command::Kubeconfig(args) = &cli.command else {
+        panic!("{:?}", cli.command)
+    };
+    let KubeconfigTarget::File { path, force } = args.options().target else {
+        panic!("not a file target")
+    };
+    assert_eq!((path, force), (PathBuf::from("a.conf"), true));
+    let cli = Cli::try_parse_from(["kinit", "kubeconfig", "--merge", "-o", "json"]).unwrap();
+    let Command::Kubeconfig(args) = &cli.command else {
+        panic!("{:?}", cli.command)
+    };
+    assert!(matches!(args.options().target, KubeconfigTarget::Merge));
+    for bad in [
+        &["kinit", "kubeconfig"][..],
+        &["kinit", "kubeconfig", "a.conf", "--merge"],
+        &["kinit", "kubeconfig", "--merge", "--force"],
+    ] {
+        assert!(Cli::try_parse_from(bad).is_err(), "{bad:?} parsed");
+    }
 }
 
 #[test]

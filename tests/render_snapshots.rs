@@ -100,3 +100,41 @@ fn each_host_gets_the_files_of_its_roles() {
         ]
     );
 }
+
+/// spec.imageRepository feeds every static pod's `image:`: kubeadm's registry when unset
+/// (stacked), the mirror when set (ipv6).
+#[test]
+fn static_pod_images_come_from_the_image_repository() {
+    use kinit::host_paths as p;
+    for (example, repository) in [
+        ("stacked", "registry.k8s.io"),
+        ("ipv6", "registry.aliyuncs.com/google_containers"),
+    ] {
+        let (_, files) = rendered(example)
+            .into_iter()
+            .find(|(h, _)| h == "cp1")
+            .unwrap();
+        for (path, image) in [
+            (p::KUBE_APISERVER_MANIFEST, "kube-apiserver"),
+            (
+                p::KUBE_CONTROLLER_MANAGER_MANIFEST,
+                "kube-controller-manager",
+            ),
+            (p::KUBE_SCHEDULER_MANIFEST, "kube-scheduler"),
+            (p::ETCD_MANIFEST, "etcd"),
+        ] {
+            let f = files.iter().find(|f| f.path == path).unwrap();
+            let images: Vec<&str> = f
+                .content
+                .lines()
+                .filter_map(|l| l.trim().strip_prefix("image: "))
+                .collect();
+            assert_eq!(images.len(), 1, "{example} {path}: {images:?}");
+            assert!(
+                images[0].starts_with(&format!("{repository}/{image}:")),
+                "{example} {path}: {}",
+                images[0]
+            );
+        }
+    }
+}

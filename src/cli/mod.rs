@@ -11,6 +11,7 @@ use clap_complete::Shell;
 use crate::commands::certs::RenewOptions;
 use crate::commands::exec::ExecCommandOptions;
 use crate::commands::init::InitOptions;
+use crate::commands::kubeconfig::{KubeconfigOptions, KubeconfigTarget};
 use crate::commands::lab::LabAction;
 use crate::commands::preflight::PreflightOptions;
 use crate::commands::render::RenderOptions;
@@ -102,6 +103,8 @@ pub enum Command {
     /// Build and check the cluster PKI on this machine (CAs, certificates, kubeconfigs)
     #[command(subcommand)]
     Certs(CertsCommand),
+    /// Write the cluster's admin kubeconfig to FILE, or merge it into ~/.kube/config
+    Kubeconfig(KubeconfigArgs),
     /// Take kinit's cluster off hosts: services stopped, files removed, etcd data moved aside
     Reset(ResetArgs),
     /// Day-two etcd operations: snapshots
@@ -232,6 +235,46 @@ pub enum CertsCommand {
         #[arg(required = true, value_name = "NAME")]
         names: Vec<String>,
     },
+}
+
+#[derive(Debug, Args)]
+#[command(
+    group(clap::ArgGroup::new("target").required(true).args(["file", "merge"])),
+    after_help = "Examples:\n  kinit kubeconfig admin.kubeconfig\n  kinit kubeconfig --merge\n\n\
+The admin kubeconfig of `kinit certs generate` (or `kinit up`), checked first: its server is \
+the controlPlaneEndpoint (https://VIP:port), its CA the cluster CA. Names: cluster NAME, user and \
+context kubernetes-admin@NAME (NAME = metadata.name). --merge writes to $KUBECONFIG's first \
+file, else ~/.kube/config: entries of those names are replaced, all others kept; the \
+current-context is set only when the file has none; the old file is kept as \
+<file>.kinit-backup-<UTC time>. Files are written 0600. The kubeconfig holds the admin's private \
+key, so it is never printed."
+)]
+pub struct KubeconfigArgs {
+    /// Write it to this file (mode 0600; `-o` is the output format)
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
+
+    /// Merge it into $KUBECONFIG's first file, or ~/.kube/config, instead
+    #[arg(long)]
+    pub merge: bool,
+
+    /// Replace an existing FILE
+    #[arg(long, requires = "file", conflicts_with = "merge")]
+    pub force: bool,
+}
+
+impl KubeconfigArgs {
+    pub fn options(&self) -> KubeconfigOptions {
+        KubeconfigOptions {
+            target: match &self.file {
+                Some(path) => KubeconfigTarget::File {
+                    path: path.clone(),
+                    force: self.force,
+                },
+                None => KubeconfigTarget::Merge,
+            },
+        }
+    }
 }
 
 #[derive(Debug, Args)]

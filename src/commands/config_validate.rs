@@ -25,6 +25,7 @@ pub fn run(global: &GlobalOptions) -> CommandResult {
                 serde_json::json!({
                     "name": inv.name,
                     "kubernetesVersion": inv.kubernetes_version.to_string(),
+                    "imageRepository": inv.image_repository,
                     "topology": inv.topology,
                     "endpoint": inv.endpoint,
                     "hosts": inv.hosts,

@@ -69,6 +69,9 @@ pub enum CommandError {
     Render(#[from] RenderError),
 
     #[error(transparent)]
+    Kubeconfig(#[from] crate::kubeconfig::KubeconfigError),
+
+    #[error(transparent)]
     RenderWrite(#[from] WriteError),
 
     #[error(transparent)]

@@ -11,6 +11,7 @@ mod error;
 pub mod etcd_snapshot;
 pub mod exec;
 pub mod init;
+pub mod kubeconfig;
 pub mod lab;
 pub mod man;
 pub mod preflight;
@@ -60,6 +61,7 @@ pub type CommandResult = Result<Outcome, CommandError>;
 
 /// The process exit code for a command's result: the one place that decides them.
 pub fn exit_code(result: &CommandResult) -> u8 {
+    use crate::kubeconfig::KubeconfigError;
     use crate::lab::LabError;
     use crate::lifecycle::snapshot::SnapshotError;
     use crate::render::RenderError;
@@ -81,6 +83,11 @@ pub fn exit_code(result: &CommandResult) -> u8 {
             | CommandError::CannotCheck(_) => exit::USAGE,
             CommandError::Render(RenderError::UnknownHost(_)) => exit::USAGE,
             CommandError::NotConfirmed(_) => exit::USAGE,
+            // No PKI yet, or nowhere to merge into: the command cannot run as invoked.
+            CommandError::Kubeconfig(KubeconfigError::NoPki { .. } | KubeconfigError::NoTarget) => {
+                exit::USAGE
+            }
+            CommandError::Kubeconfig(_) => exit::FAILURE,
             CommandError::Snapshot(e) if matches!(**e, SnapshotError::NoEtcdHosts) => exit::USAGE,
             CommandError::Declined
             | CommandError::Snapshot(_)

@@ -75,6 +75,9 @@ pub struct Config {
 pub struct ClusterSpec {
     pub topology: Topology,
     pub kubernetes_version: Option<KubernetesVersion>,
+    /// `spec.imageRepository` (kubeadm's name and meaning): the registry, and path in it, that
+    /// the control-plane and etcd static pods' images come from.
+    pub image_repository: String,
     pub control_plane_endpoint: ControlPlaneEndpoint,
     pub etcd: EtcdSpec,
     pub networking: Networking,
@@ -294,6 +297,9 @@ impl<'de> serde::Deserialize<'de> for KubernetesVersion {
             .map_err(serde::de::Error::custom)
     }
 }
+
+/// Where kubeadm takes the control-plane images from unless told otherwise.
+pub const DEFAULT_IMAGE_REPOSITORY: &str = "registry.k8s.io";
 
 /// The apiservers' own port on every control-plane host.
 pub const APISERVER_PORT: u16 = 6443;

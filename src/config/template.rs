@@ -117,6 +117,7 @@ spec:
   {topology_comment}
   topology: {topology}
   kubernetesVersion: v1.31.4        # required
+  imageRepository: registry.k8s.io  # control-plane and etcd images; a mirror, e.g. registry.aliyuncs.com/google_containers
 
   # What clients (kubectl, kubelets) connect to. With haproxy-keepalived, the address is a virtual
   # IP that keepalived moves between control-plane hosts, and haproxy listens on the port there,

@@ -13,9 +13,6 @@ use crate::config::{EtcdMode, LoadBalancerKind, Role, Topology};
 use crate::host_paths;
 use crate::inventory::{Host, Inventory, first_address, ports};
 
-/// Images come from kubeadm's default registry.
-pub const IMAGE_REPOSITORY: &str = "registry.k8s.io";
-
 /// The etcd release kubeadm pairs with a Kubernetes minor (kubeadm's SupportedEtcdVersion), and
 /// whether it is etcd 3.6, whose flags differ (`experimental-*` flags became feature gates).
 pub fn etcd_version_for(kubernetes_minor: u32) -> (&'static str, bool) {
@@ -31,7 +28,8 @@ pub struct Cluster {
     pub name: String,
     pub topology: Topology,
     pub kubernetes_version: String,
-    pub image_repository: &'static str,
+    /// `spec.imageRepository` (validated: registry host, optional port and path, no trailing `/`).
+    pub image_repository: String,
     pub etcd_image: String,
     pub etcd_v36: bool,
     pub endpoint: Endpoint,
@@ -177,8 +175,8 @@ pub fn cluster(inv: &Inventory) -> Result<Cluster, RenderError> {
         name: inv.name.clone(),
         topology: inv.topology,
         kubernetes_version: inv.kubernetes_version.to_string(),
-        image_repository: IMAGE_REPOSITORY,
-        etcd_image: format!("{IMAGE_REPOSITORY}/etcd:{etcd_tag}"),
+        image_repository: inv.image_repository.clone(),
+        etcd_image: format!("{}/etcd:{etcd_tag}", inv.image_repository),
         etcd_v36,
         endpoint: Endpoint {
             address: inv.endpoint.address.clone(),

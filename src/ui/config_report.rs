@@ -98,6 +98,7 @@ pub fn summary(inv: &Inventory) -> String {
         "  cluster        {} (Kubernetes {})",
         inv.name, inv.kubernetes_version
     );
+    let _ = writeln!(out, "  images         {}", inv.image_repository);
     let _ = writeln!(
         out,
         "  topology       {} (etcd as {})",

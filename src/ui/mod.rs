@@ -5,6 +5,7 @@ pub mod certs;
 pub mod config_report;
 pub mod confirm;
 pub mod exec;
+pub mod kubeconfig;
 pub mod lab_progress;
 pub mod lab_report;
 pub mod lifecycle;

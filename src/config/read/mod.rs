@@ -46,6 +46,13 @@ fn cluster_spec(r: &mut FieldReader, spec: &mut Section) -> ClusterSpec {
         "kubernetesVersion",
         "a Kubernetes release such as v1.31.4",
     );
+    let image_repository = r
+        .optional(
+            spec,
+            "imageRepository",
+            "a registry and path, e.g. registry.k8s.io or registry.aliyuncs.com/google_containers",
+        )
+        .unwrap_or_else(|| DEFAULT_IMAGE_REPOSITORY.to_string());
 
     let mut s = r.section(spec, "controlPlaneEndpoint", true);
     let mut endpoint = ControlPlaneEndpoint::default();
@@ -184,6 +191,7 @@ fn cluster_spec(r: &mut FieldReader, spec: &mut Section) -> ClusterSpec {
     ClusterSpec {
         topology,
         kubernetes_version,
+        image_repository,
         control_plane_endpoint: endpoint,
         etcd,
         networking,
