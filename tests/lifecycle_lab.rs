@@ -417,4 +417,27 @@ fn reset_without_a_terminal_needs_yes() {
     let out = kinit(&["-c", config.to_str().unwrap(), "reset"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--yes"));
+    // On a terminal (util-linux `script`) it shows the plan and asks; no answer is a no.
+    let line = shlex::try_join([
+        env!("CARGO_BIN_EXE_kinit"),
+        "-c",
+        config.to_str().unwrap(),
+        "reset",
+    ])
+    .unwrap();
+    let out = hang_guard::output_within(
+        std::process::Command::new("script").args(["-qec", &line, "/dev/null"]),
+        COMMAND_LIMIT,
+    );
+    let all = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    for want in [
+        "cp1:",
+        "stop and disable: ",
+        "/var/lib/etcd aside",
+        "Reset these hosts? [y/N]",
+    ] {
+        assert!(all.contains(want), "{want}: {all}");
+    }
+    assert!(all.contains("nothing was changed"), "{all}");
 }
