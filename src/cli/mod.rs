@@ -157,7 +157,8 @@ pub struct LabUpArgs {
     /// Number of nodes: cp1..cp3 (control-plane + etcd), then workers w1.. [default: 3]
     #[arg(long, value_name = "N")]
     pub nodes: Option<u32>,
-    /// The lab's private IPv4 subnet; the bridge gets its first address [default: 10.213.0.0/24]
+    /// The lab's private IPv4 subnet; the bridge gets its first address [default: the first /24
+    /// from 10.213.0.0/24 on that no other lab and nothing on this machine uses]
     #[arg(long, value_name = "CIDR")]
     pub subnet: Option<ipnet::Ipv4Net>,
 }

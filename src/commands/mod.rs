@@ -98,6 +98,7 @@ pub fn exit_code(result: &CommandResult) -> u8 {
                 | LabError::MissingTools { .. }
                 | LabError::Invalid(_)
                 | LabError::SubnetInUse { .. }
+                | LabError::NoRoom { .. }
                 | LabError::NoSuchLab(_)
                 | LabError::NoSuchNode { .. }
                 | LabError::ShapeMismatch { .. },

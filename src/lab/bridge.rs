@@ -76,8 +76,23 @@ struct IpRoute {
     dev: Option<String>,
 }
 
-/// Addresses and routes on this machine that overlap `subnet`, except those on `own_bridge`.
-pub fn subnet_users(subnet: Ipv4Net, own_bridge: &str) -> Result<Vec<String>, LabError> {
+/// A network this machine uses: an interface address or a route, with how to name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsedNet {
+    pub net: Ipv4Net,
+    /// The interface it is on (for routes, the route's device), if any.
+    pub dev: Option<String>,
+    /// `address 10.0.0.5/16 on eth0` or `route 10.0.0.0/8 dev tun0`.
+    pub what: String,
+}
+
+/// Whether two networks share any address.
+pub fn nets_overlap(a: Ipv4Net, b: Ipv4Net) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
+}
+
+/// Every IPv4 address and route on this machine (except default routes), from `ip -j`.
+pub fn machine_networks() -> Result<Vec<UsedNet>, LabError> {
     let step = "checking the subnet is free";
     let addrs = run(Command::new("ip").args(["-j", "-4", "addr", "show"]), step)?;
     let links: Vec<IpAddrLink> = serde_json::from_slice(&addrs.stdout)
@@ -88,43 +103,58 @@ pub fn subnet_users(subnet: Ipv4Net, own_bridge: &str) -> Result<Vec<String>, La
     )?;
     let routes: Vec<IpRoute> = serde_json::from_slice(&routes.stdout)
         .map_err(|e| LabError::step(step, format!("cannot parse `ip -j route`: {e}")))?;
-    Ok(overlaps(subnet, own_bridge, &links, &routes))
+    Ok(used_nets(&links, &routes))
 }
 
-fn overlaps(
-    subnet: Ipv4Net,
-    own_bridge: &str,
-    links: &[IpAddrLink],
-    routes: &[IpRoute],
-) -> Vec<String> {
-    let clash = |net: Ipv4Net| subnet.contains(&net.network()) || net.contains(&subnet.network());
+/// Addresses and routes on this machine that overlap `subnet`, except those on `own_bridge`.
+pub fn subnet_users(subnet: Ipv4Net, own_bridge: &str) -> Result<Vec<String>, LabError> {
+    Ok(overlaps(subnet, own_bridge, &machine_networks()?))
+}
+
+fn used_nets(links: &[IpAddrLink], routes: &[IpRoute]) -> Vec<UsedNet> {
     let mut found = Vec::new();
-    for link in links.iter().filter(|l| l.ifname != own_bridge) {
+    for link in links {
         for info in &link.addr_info {
             if let (Some(ip), Some(len)) = (info.local, info.prefixlen)
                 && let Ok(net) = Ipv4Net::new(ip, len)
-                && clash(net.trunc())
             {
-                found.push(format!("address {ip}/{len} on {}", link.ifname));
+                found.push(UsedNet {
+                    net: net.trunc(),
+                    dev: Some(link.ifname.clone()),
+                    what: format!("address {ip}/{len} on {}", link.ifname),
+                });
             }
         }
     }
     for route in routes {
-        if route.dst == "default" || route.dev.as_deref() == Some(own_bridge) {
+        if route.dst == "default" {
             continue;
         }
         let net = route
             .dst
             .parse::<Ipv4Net>()
             .or_else(|_| route.dst.parse::<Ipv4Addr>().map(Ipv4Net::from));
-        if let Ok(net) = net
-            && clash(net)
-        {
+        if let Ok(net) = net {
             let dev = route.dev.as_deref().unwrap_or("?");
-            let text = format!("route {} dev {dev}", route.dst);
-            if !found.contains(&text) {
-                found.push(text);
-            }
+            found.push(UsedNet {
+                net,
+                dev: route.dev.clone(),
+                what: format!("route {} dev {dev}", route.dst),
+            });
+        }
+    }
+    found
+}
+
+/// What in `used` overlaps `subnet`, except what is on `own_bridge`, each named once.
+pub fn overlaps(subnet: Ipv4Net, own_bridge: &str, used: &[UsedNet]) -> Vec<String> {
+    let mut found: Vec<String> = Vec::new();
+    for u in used {
+        if u.dev.as_deref() == Some(own_bridge) || !nets_overlap(subnet, u.net) {
+            continue;
+        }
+        if !found.contains(&u.what) {
+            found.push(u.what.clone());
         }
     }
     found
@@ -150,22 +180,13 @@ mod tests {
             r#"[{"dst":"default","dev":"eth0"},{"dst":"10.0.0.0/8","dev":"tun0"},
                 {"dst":"10.213.0.0/24","dev":"kinit-default"},{"dst":"192.168.1.0/24","dev":"eth0"}]"#,
         );
-        let found = overlaps(
-            "10.213.0.0/24".parse().unwrap(),
-            "kinit-default",
-            &links,
-            &routes,
-        );
+        let used = used_nets(&links, &routes);
+        let found = overlaps("10.213.0.0/24".parse().unwrap(), "kinit-default", &used);
         assert_eq!(
             found,
             ["address 10.213.0.5/16 on eth0", "route 10.0.0.0/8 dev tun0"]
         );
-        let free = overlaps(
-            "172.31.9.0/24".parse().unwrap(),
-            "kinit-default",
-            &links,
-            &routes,
-        );
+        let free = overlaps("172.31.9.0/24".parse().unwrap(), "kinit-default", &used);
         assert!(free.is_empty(), "{free:?}");
     }
 

@@ -17,6 +17,12 @@ pub enum LabError {
         "subnet {subnet} is already in use on this machine ({used_by}); choose another with --subnet"
     )]
     SubnetInUse { subnet: String, used_by: String },
+    /// A new lab needs more memory, disk or CPU than this machine has free.
+    #[error("lab `{lab}`: {room}")]
+    NoRoom {
+        lab: String,
+        room: Box<super::capacity::NoRoom>,
+    },
     #[error("no lab named `{0}` (start one with `kinit lab up --name {0}`)")]
     NoSuchLab(String),
     #[error("lab `{lab}` has no node `{node}` (its nodes: {known})")]

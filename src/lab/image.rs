@@ -18,6 +18,11 @@ pub struct Image {
     pub rootfs: PathBuf,
 }
 
+/// Whether the image for `recipe` is already built (so a new lab does not need room to build it).
+pub fn is_built(images: &Path, recipe: &Recipe) -> bool {
+    images.join(recipe.hash()).join("rootfs").is_dir()
+}
+
 /// Return the image for `recipe`, building it first if it is not cached.
 pub fn ensure(images: &Path, recipe: &Recipe, reporter: &dyn Reporter) -> Result<Image, LabError> {
     let hash = recipe.hash();

@@ -10,12 +10,16 @@ use serde::Serialize;
 
 use super::host_tools::{LAB_TOOLS, require_root, require_tools};
 use super::lock::FileLock;
-use super::plan::{LabPlan, LabRequest, PlannedNode};
+use super::plan::{
+    DEFAULT_NAME, DEFAULT_NODES, DEFAULT_SUBNET, LabPlan, LabRequest, PlannedNode, SubnetPick,
+    pick_subnet, validate_name,
+};
 use super::process::RecordedProcess;
 use super::ssh_probe::sshd_answers;
 use super::state::{LabState, NodeRecord};
 use super::{
-    LabError, Reporter, bridge, cluster_file, image, keys, lab_dir, labs_dir, node, recipe,
+    LabError, Reporter, bridge, capacity, cluster_file, image, keys, lab_dir, labs_dir, node,
+    recipe,
 };
 use crate::fsutil::{Existing, write_atomic};
 
@@ -31,6 +35,9 @@ pub struct UpOutcome {
     pub identity_file: PathBuf,
     pub known_hosts: PathBuf,
     pub subnet: String,
+    /// Set when this run chose the subnet (a new lab given no `--subnet`): the subnets passed
+    /// over, and what uses them.
+    pub subnet_picked: Option<SubnetPick>,
     pub bridge: String,
     pub vip: Ipv4Addr,
     /// Nodes this run booted; empty when the lab was already up.
@@ -85,31 +92,40 @@ fn lock(dir: &Path) -> Result<FileLock, LabError> {
     FileLock::acquire(&dir.join(".lock"))
 }
 
+/// `KINIT_LAB_SKIP_CAPACITY=1`: create a new lab without checking that it fits this machine.
+pub const SKIP_CAPACITY_ENV: &str = "KINIT_LAB_SKIP_CAPACITY";
+/// Where the automatic subnet pick starts (default [`DEFAULT_SUBNET`]); it walks the /24s from
+/// there to the end of that /16.
+pub const FIRST_SUBNET_ENV: &str = "KINIT_LAB_FIRST_SUBNET";
+
 /// Bring the lab up, or finish bringing it up: converges, so a second run changes nothing and a
 /// run after a crash first removes what the crash left.
+///
+/// A new lab is first checked against this machine's free memory, disk and CPUs; one given no
+/// `--subnet` gets the first free /24 from [`DEFAULT_SUBNET`] on ([`UpOutcome::subnet_picked`]).
 pub fn up(req: &LabRequest, reporter: &dyn Reporter) -> Result<UpOutcome, LabError> {
     require_root()?;
     require_tools(LAB_TOOLS)?;
+    let name = req.name.clone().unwrap_or_else(|| DEFAULT_NAME.to_string());
+    validate_name(&name)?;
+    // Before the plan, so that a request for more nodes than a lab may have also hears what fits.
+    if !LabState::path(&lab_dir(&name)).exists() {
+        check_capacity(&name, req.nodes.unwrap_or(DEFAULT_NODES))?;
+    }
     let requested = LabPlan::new(req)?;
     let paths = LabPaths::new(&requested.name);
     // The cluster definition must validate (e.g. --subnet must not overlap the pod subnet)
     // before anything is created.
-    let text = cluster_file::render(&requested, &paths.key, &paths.known_hosts);
-    let (_, report) = crate::config::check(&paths.cluster, text);
-    if report.has_errors() {
-        let msgs: Vec<&str> = report.errors().map(|p| p.message.as_str()).collect();
-        return Err(LabError::Invalid(format!(
-            "lab {} on {}: its cluster.yaml would not validate: {}",
-            requested.name,
-            requested.subnet,
-            msgs.join("; ")
-        )));
-    }
+    validate_cluster_file(&requested, &paths)?;
     std::fs::create_dir_all(labs_dir()).map_err(|e| LabError::io(labs_dir(), "creating", e))?;
     let existed = paths.dir.exists();
     node_dir_create(&paths.dir)?;
     let _lock = lock(&paths.dir)?;
 
+    // Held from the subnet check (or pick) until this lab's state, with its subnet, is saved, so
+    // that a lab picking its subnet meanwhile sees this one.
+    let mut subnets_lock = None;
+    let mut subnet_picked = None;
     let mut state = match LabState::load(&paths.dir)? {
         Some(state) => {
             let differs = (req.nodes.is_some() && requested.nodes.len() != state.plan.nodes.len())
@@ -127,12 +143,31 @@ pub fn up(req: &LabRequest, reporter: &dyn Reporter) -> Result<UpOutcome, LabErr
             state
         }
         None => {
-            if let Err(e) = check_free(&requested) {
-                if !existed {
-                    let _ = std::fs::remove_dir_all(&paths.dir);
+            let prepared = (|| {
+                subnets_lock = Some(FileLock::acquire(&labs_dir().join(".subnets.lock"))?);
+                if req.subnet.is_some() {
+                    check_free(&requested)?;
+                    return Ok((requested, None));
                 }
-                return Err(e);
-            }
+                let pick = pick_free_subnet(&requested)?;
+                let plan = LabPlan::new(&LabRequest {
+                    subnet: Some(pick.subnet),
+                    ..req.clone()
+                })?;
+                validate_cluster_file(&plan, &paths)?;
+                check_free(&plan)?;
+                Ok((plan, Some(pick)))
+            })();
+            let (requested, pick) = match prepared {
+                Ok(p) => p,
+                Err(e) => {
+                    if !existed {
+                        let _ = std::fs::remove_dir_all(&paths.dir);
+                    }
+                    return Err(e);
+                }
+            };
+            subnet_picked = pick;
             let image = image::ensure(&super::images_dir(), &recipe::BOOKWORM, reporter)?;
             let nodes = requested
                 .nodes
@@ -158,6 +193,7 @@ pub fn up(req: &LabRequest, reporter: &dyn Reporter) -> Result<UpOutcome, LabErr
         ));
     }
     state.save(&paths.dir)?;
+    drop(subnets_lock);
     super::bundle::ensure(&paths.dir, &state.image)?;
 
     let lab_key = keys::ensure_key(&paths.key, &format!("kinit-lab-{}", plan.name))?;
@@ -195,6 +231,7 @@ pub fn up(req: &LabRequest, reporter: &dyn Reporter) -> Result<UpOutcome, LabErr
         identity_file: paths.key.clone(),
         known_hosts: paths.known_hosts.clone(),
         subnet: plan.subnet.to_string(),
+        subnet_picked,
         bridge: plan.bridge.clone(),
         vip: plan.vip,
         started,
@@ -209,6 +246,73 @@ fn node_dir_create(dir: &Path) -> Result<(), LabError> {
         .mode(0o700)
         .create(dir)
         .map_err(|e| LabError::io(dir, "creating", e))
+}
+
+fn validate_cluster_file(plan: &LabPlan, paths: &LabPaths) -> Result<(), LabError> {
+    let text = cluster_file::render(plan, &paths.key, &paths.known_hosts);
+    let (_, report) = crate::config::check(&paths.cluster, text);
+    if report.has_errors() {
+        let msgs: Vec<&str> = report.errors().map(|p| p.message.as_str()).collect();
+        return Err(LabError::Invalid(format!(
+            "lab {} on {}: its cluster.yaml would not validate: {}",
+            plan.name,
+            plan.subnet,
+            msgs.join("; ")
+        )));
+    }
+    Ok(())
+}
+
+/// A new lab of `nodes` nodes must fit this machine's free memory, the free disk where labs
+/// (and the image, under the same state directory) are kept, and its CPUs.
+fn check_capacity(name: &str, nodes: u32) -> Result<(), LabError> {
+    if std::env::var_os(SKIP_CAPACITY_ENV).is_some_and(|v| v == "1") {
+        return Ok(());
+    }
+    let dir = labs_dir();
+    let cap = capacity::measure(&dir)?;
+    let built = image::is_built(&super::images_dir(), &recipe::BOOKWORM);
+    capacity::check(&cap, nodes, built).map_err(|mut room| {
+        room.disk_dir = dir;
+        LabError::NoRoom {
+            lab: name.to_string(),
+            room: Box::new(room),
+        }
+    })
+}
+
+/// The first /24 from [`DEFAULT_SUBNET`] (or `KINIT_LAB_FIRST_SUBNET`) that no other lab
+/// records and nothing on this machine uses.
+fn pick_free_subnet(plan: &LabPlan) -> Result<SubnetPick, LabError> {
+    let first = match std::env::var(FIRST_SUBNET_ENV) {
+        Ok(text) => text
+            .parse::<ipnet::Ipv4Net>()
+            .ok()
+            .filter(|n| n.network().is_private())
+            .ok_or_else(|| {
+                LabError::Invalid(format!(
+                    "{FIRST_SUBNET_ENV}={text}: expected a private IPv4 subnet such as {DEFAULT_SUBNET}"
+                ))
+            })?,
+        Err(_) => DEFAULT_SUBNET.parse().expect("default subnet parses"),
+    };
+    let mut labs = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(labs_dir()) {
+        for entry in entries.flatten() {
+            let other = entry.file_name().to_string_lossy().into_owned();
+            if other == plan.name {
+                continue;
+            }
+            // A lab whose state cannot be read is not one to keep a subnet for; its bridge,
+            // if it has one, still shows among this machine's networks.
+            if let Ok(Some(state)) = LabState::load(&entry.path()) {
+                labs.push((other, state.plan.subnet));
+            }
+        }
+    }
+    labs.sort();
+    let machine = bridge::machine_networks()?;
+    pick_subnet(first, &labs, &machine, &plan.bridge)
 }
 
 /// A new lab may not share its subnet, bridge or interface names with anything on the machine.

@@ -8,6 +8,7 @@
 
 pub mod bridge;
 pub mod bundle;
+pub mod capacity;
 pub mod cgroup;
 pub mod cluster_file;
 pub mod error;
@@ -31,7 +32,7 @@ pub use error::LabError;
 pub use lifecycle::{
     LabStatus, NodeStatus, UpOutcome, down, ssh_command, start_node, status, stop_node, up,
 };
-pub use plan::{LabPlan, LabRequest};
+pub use plan::{LabPlan, LabRequest, SubnetPick};
 pub use reporter::{NullReporter, Reporter};
 
 /// Where kinit keeps images and labs. `KINIT_STATE_DIR` moves it (one variable, so a test or an

@@ -7,6 +7,7 @@ use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
 use super::LabError;
+use super::bridge::{UsedNet, nets_overlap, overlaps};
 
 pub const DEFAULT_NAME: &str = "default";
 pub const DEFAULT_NODES: u32 = 3;
@@ -134,6 +135,65 @@ impl LabPlan {
     }
 }
 
+/// The subnet chosen for a new lab that was given no `--subnet`, and the ones passed over.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubnetPick {
+    pub subnet: Ipv4Net,
+    pub skipped: Vec<SkippedSubnet>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SkippedSubnet {
+    pub subnet: Ipv4Net,
+    pub used_by: String,
+}
+
+/// The first /24 from `first` up to the end of its /16 (10.213.0.0/24, 10.213.1.0/24, ...,
+/// 10.213.255.0/24 by default) that overlaps neither another lab's subnet (`labs`: name and
+/// subnet, from their recorded state, so a lab whose bridge is gone still holds its subnet) nor
+/// any address or route of this machine (`machine`, except what is on `own_bridge`).
+pub fn pick_subnet(
+    first: Ipv4Net,
+    labs: &[(String, Ipv4Net)],
+    machine: &[UsedNet],
+    own_bridge: &str,
+) -> Result<SubnetPick, LabError> {
+    let start = u32::from(first.network()) & 0xffff_ff00;
+    let end = start | 0xffff;
+    let mut skipped = Vec::new();
+    for base in (start..=end).step_by(256) {
+        let subnet = Ipv4Net::new(Ipv4Addr::from(base), 24).expect("a /24");
+        let holders: Vec<&String> = labs
+            .iter()
+            .filter(|(_, net)| nets_overlap(subnet, *net))
+            .map(|(name, _)| name)
+            .collect();
+        let mut users: Vec<String> = holders.iter().map(|name| format!("lab {name}")).collect();
+        // A lab's own bridge (its address and routes) is already named by the lab.
+        let bridges: Vec<String> = holders.iter().map(|name| format!("kinit-{name}")).collect();
+        let others: Vec<UsedNet> = machine
+            .iter()
+            .filter(|u| !u.dev.as_ref().is_some_and(|d| bridges.contains(d)))
+            .cloned()
+            .collect();
+        users.extend(overlaps(subnet, own_bridge, &others));
+        if users.is_empty() {
+            return Ok(SubnetPick { subnet, skipped });
+        }
+        skipped.push(SkippedSubnet {
+            subnet,
+            used_by: users.join(", "),
+        });
+    }
+    Err(LabError::Invalid(format!(
+        "no free /24 from {} to {}: every one is used by a lab or this machine; choose a subnet with --subnet",
+        Ipv4Net::new(Ipv4Addr::from(start), 24).expect("a /24"),
+        Ipv4Net::new(Ipv4Addr::from(end & 0xffff_ff00), 24).expect("a /24"),
+    )))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,5 +268,102 @@ mod tests {
             },
             "private",
         );
+    }
+
+    fn used(net: &str, dev: &str) -> UsedNet {
+        UsedNet {
+            net: net.parse().unwrap(),
+            dev: Some(dev.to_string()),
+            what: format!("address {net} on {dev}"),
+        }
+    }
+
+    fn net(s: &str) -> Ipv4Net {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_default_subnet_is_picked_when_it_is_free() {
+        let pick = pick_subnet(
+            net(DEFAULT_SUBNET),
+            &[("other".into(), net("10.213.200.0/24"))],
+            &[used("192.168.1.0/24", "eth0")],
+            "kinit-b",
+        )
+        .unwrap();
+        assert_eq!(pick.subnet, net("10.213.0.0/24"));
+        assert!(pick.skipped.is_empty());
+    }
+
+    #[test]
+    fn subnets_held_by_labs_or_this_machine_are_skipped_and_named() {
+        let labs = [
+            ("default".to_string(), net("10.213.0.0/24")),
+            // A larger lab subnet covers several /24s.
+            ("big".to_string(), net("10.213.2.0/23")),
+        ];
+        let machine = [
+            used("10.213.1.7/24", "eth1"),
+            UsedNet {
+                net: net("10.213.4.0/24"),
+                dev: Some("tun0".into()),
+                what: "route 10.213.4.0/24 dev tun0".into(),
+            },
+            // On the new lab's own bridge (a leftover): not a user.
+            used("10.213.5.1/24", "kinit-b"),
+            // The default lab's bridge: named as the lab, not again as an address.
+            used("10.213.0.1/24", "kinit-default"),
+            // Something else on the same subnet as a lab is named too.
+            used("10.213.3.9/32", "wg1"),
+        ];
+        let pick = pick_subnet(net(DEFAULT_SUBNET), &labs, &machine, "kinit-b").unwrap();
+        assert_eq!(pick.subnet, net("10.213.5.0/24"));
+        let skipped: Vec<(String, &str)> = pick
+            .skipped
+            .iter()
+            .map(|s| (s.subnet.to_string(), s.used_by.as_str()))
+            .collect();
+        assert_eq!(
+            skipped,
+            [
+                ("10.213.0.0/24".to_string(), "lab default"),
+                ("10.213.1.0/24".to_string(), "address 10.213.1.7/24 on eth1"),
+                ("10.213.2.0/24".to_string(), "lab big"),
+                (
+                    "10.213.3.0/24".to_string(),
+                    "lab big, address 10.213.3.9/32 on wg1"
+                ),
+                ("10.213.4.0/24".to_string(), "route 10.213.4.0/24 dev tun0"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_wide_route_over_the_whole_range_leaves_nothing_to_pick() {
+        let machine = [UsedNet {
+            net: net("10.0.0.0/8"),
+            dev: Some("wg0".into()),
+            what: "route 10.0.0.0/8 dev wg0".into(),
+        }];
+        let err = pick_subnet(net(DEFAULT_SUBNET), &[], &machine, "kinit-b")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("no free /24 from 10.213.0.0/24 to 10.213.255.0/24")
+                && err.contains("--subnet"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_walk_starts_where_asked_and_ends_with_its_16() {
+        let labs = [("a".to_string(), net("10.213.254.0/24"))];
+        let pick = pick_subnet(net("10.213.254.0/24"), &labs, &[], "x").unwrap();
+        assert_eq!(pick.subnet, net("10.213.255.0/24"));
+        let labs = [
+            ("a".to_string(), net("10.213.254.0/24")),
+            ("b".to_string(), net("10.213.255.0/24")),
+        ];
+        assert!(pick_subnet(net("10.213.254.0/24"), &labs, &[], "x").is_err());
     }
 }
