@@ -8,18 +8,17 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use super::admission::{check_capacity, check_free, pick_free_subnet};
 use super::host_tools::{LAB_TOOLS, require_root, require_tools};
 use super::lock::FileLock;
 use super::plan::{
-    DEFAULT_NAME, DEFAULT_NODES, DEFAULT_SUBNET, LabPlan, LabRequest, PlannedNode, SubnetPick,
-    pick_subnet, validate_name,
+    DEFAULT_NAME, DEFAULT_NODES, LabPlan, LabRequest, PlannedNode, SubnetPick, validate_name,
 };
 use super::process::RecordedProcess;
 use super::ssh_probe::sshd_answers;
 use super::state::{LabState, NodeRecord};
 use super::{
-    LabError, Reporter, bridge, capacity, cluster_file, image, keys, lab_dir, labs_dir, node,
-    recipe,
+    LabError, Reporter, bridge, cluster_file, image, keys, lab_dir, labs_dir, node, recipe,
 };
 use crate::fsutil::{Existing, write_atomic};
 
@@ -91,12 +90,6 @@ impl LabPaths {
 fn lock(dir: &Path) -> Result<FileLock, LabError> {
     FileLock::acquire(&dir.join(".lock"))
 }
-
-/// `KINIT_LAB_SKIP_CAPACITY=1`: create a new lab without checking that it fits this machine.
-pub const SKIP_CAPACITY_ENV: &str = "KINIT_LAB_SKIP_CAPACITY";
-/// Where the automatic subnet pick starts (default [`DEFAULT_SUBNET`]); it walks the /24s from
-/// there to the end of that /16.
-pub const FIRST_SUBNET_ENV: &str = "KINIT_LAB_FIRST_SUBNET";
 
 /// Bring the lab up, or finish bringing it up: converges, so a second run changes nothing and a
 /// run after a crash first removes what the crash left.
@@ -259,85 +252,6 @@ fn validate_cluster_file(plan: &LabPlan, paths: &LabPaths) -> Result<(), LabErro
             plan.subnet,
             msgs.join("; ")
         )));
-    }
-    Ok(())
-}
-
-/// A new lab of `nodes` nodes must fit this machine's free memory, the free disk where labs
-/// (and the image, under the same state directory) are kept, and its CPUs.
-fn check_capacity(name: &str, nodes: u32) -> Result<(), LabError> {
-    if std::env::var_os(SKIP_CAPACITY_ENV).is_some_and(|v| v == "1") {
-        return Ok(());
-    }
-    let dir = labs_dir();
-    let cap = capacity::measure(&dir)?;
-    let built = image::is_built(&super::images_dir(), &recipe::BOOKWORM);
-    capacity::check(&cap, nodes, built).map_err(|mut room| {
-        room.disk_dir = dir;
-        LabError::NoRoom {
-            lab: name.to_string(),
-            room: Box::new(room),
-        }
-    })
-}
-
-/// The first /24 from [`DEFAULT_SUBNET`] (or `KINIT_LAB_FIRST_SUBNET`) that no other lab
-/// records and nothing on this machine uses.
-fn pick_free_subnet(plan: &LabPlan) -> Result<SubnetPick, LabError> {
-    let first = match std::env::var(FIRST_SUBNET_ENV) {
-        Ok(text) => text
-            .parse::<ipnet::Ipv4Net>()
-            .ok()
-            .filter(|n| n.network().is_private())
-            .ok_or_else(|| {
-                LabError::Invalid(format!(
-                    "{FIRST_SUBNET_ENV}={text}: expected a private IPv4 subnet such as {DEFAULT_SUBNET}"
-                ))
-            })?,
-        Err(_) => DEFAULT_SUBNET.parse().expect("default subnet parses"),
-    };
-    let mut labs = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(labs_dir()) {
-        for entry in entries.flatten() {
-            let other = entry.file_name().to_string_lossy().into_owned();
-            if other == plan.name {
-                continue;
-            }
-            // A lab whose state cannot be read is not one to keep a subnet for; its bridge,
-            // if it has one, still shows among this machine's networks.
-            if let Ok(Some(state)) = LabState::load(&entry.path()) {
-                labs.push((other, state.plan.subnet));
-            }
-        }
-    }
-    labs.sort();
-    let machine = bridge::machine_networks()?;
-    pick_subnet(first, &labs, &machine, &plan.bridge)
-}
-
-/// A new lab may not share its subnet, bridge or interface names with anything on the machine.
-fn check_free(plan: &LabPlan) -> Result<(), LabError> {
-    if bridge::link_exists(&plan.bridge) {
-        return Err(LabError::Invalid(format!(
-            "a network interface named {} already exists, but lab `{}` has no recorded state; \
-             if it is a leftover, remove it with `ip link del {}`",
-            plan.bridge, plan.name, plan.bridge
-        )));
-    }
-    for n in &plan.nodes {
-        if bridge::link_exists(&n.veth) {
-            return Err(LabError::Invalid(format!(
-                "a network interface named {} (node {}'s) already exists; remove it with `ip link del {}`",
-                n.veth, n.name, n.veth
-            )));
-        }
-    }
-    let users = bridge::subnet_users(plan.subnet, &plan.bridge)?;
-    if !users.is_empty() {
-        return Err(LabError::SubnetInUse {
-            subnet: plan.subnet.to_string(),
-            used_by: users.join(", "),
-        });
     }
     Ok(())
 }

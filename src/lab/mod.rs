@@ -6,6 +6,7 @@
 //! `down`, `stop` and the cleanup after a crash act on recorded ids (PID + start time, mount
 //! path, link name) and never guess. This module never prints: progress goes to a [`Reporter`].
 
+mod admission;
 pub mod bridge;
 pub mod bundle;
 pub mod capacity;
