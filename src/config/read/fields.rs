@@ -102,12 +102,8 @@ impl FieldReader {
         }
     }
 
-    pub fn required<T: DeserializeOwned>(
-        &mut self,
-        s: &mut Section,
-        key: &'static str,
-        expect: &str,
-    ) -> Option<T> {
+    /// Whether `key` holds a value; a missing one is reported (when its section exists).
+    fn present_or_reported(&mut self, s: &mut Section, key: &'static str, expect: &str) -> bool {
         let present = s
             .map
             .is_some_and(|m| m.get(key).is_some_and(|v| !v.is_null()));
@@ -116,6 +112,17 @@ impl FieldReader {
             if s.map.is_some() {
                 self.missing(s, key, expect);
             }
+        }
+        present
+    }
+
+    pub fn required<T: DeserializeOwned>(
+        &mut self,
+        s: &mut Section,
+        key: &'static str,
+        expect: &str,
+    ) -> Option<T> {
+        if !self.present_or_reported(s, key, expect) {
             return None;
         }
         self.optional(s, key, expect)
@@ -157,14 +164,7 @@ impl FieldReader {
     where
         T::Err: std::fmt::Display,
     {
-        let present = s
-            .map
-            .is_some_and(|m| m.get(key).is_some_and(|v| !v.is_null()));
-        if !present {
-            s.asked.push(key);
-            if s.map.is_some() {
-                self.missing(s, key, expect);
-            }
+        if !self.present_or_reported(s, key, expect) {
             return None;
         }
         self.parsed(s, key, expect)

@@ -1,0 +1,292 @@
+//! `spec.etcd.snapshots`: values that reach a systemd timer and a shell script.
+
+use super::super::model::*;
+use super::super::problem::ConfigProblem;
+use super::text::{describe_char, shown};
+
+/// `spec.etcd.snapshots`. Its values end up in a systemd timer (`OnCalendar=`) and a shell
+/// script, so each is held to a charset in which it can add neither a line to a file nor a word
+/// to a command.
+pub(super) fn etcd_snapshots(spec: &ClusterSpec, out: &mut Vec<ConfigProblem>) {
+    let Some(snap) = &spec.etcd.snapshots else {
+        return;
+    };
+    if let Err(why) = check_calendar(&snap.schedule) {
+        out.push(
+            ConfigProblem::error(
+                "config::etcd-snapshot-schedule",
+                "spec.etcd.snapshots.schedule",
+                format!("`{}` {why}", shown(&snap.schedule)),
+            )
+            .help(format!(
+                "a systemd calendar expression (`man systemd.time`) of at most {MAX_SCHEDULE} \
+                 characters: letters, digits, spaces and `{SCHEDULE_PUNCTUATION}`, e.g. hourly, \
+                 daily or \"*-*-* 00/6:00:00\" (quoted: YAML reads a leading * as an alias)"
+            )),
+        );
+    }
+    if !(1..=MAX_KEEP).contains(&snap.keep) {
+        out.push(
+            ConfigProblem::error(
+                "config::etcd-snapshot-keep",
+                "spec.etcd.snapshots.keep",
+                if snap.keep == 0 {
+                    "`keep: 0` would remove each snapshot as soon as it is taken".to_string()
+                } else {
+                    format!("`keep: {}` is more than {MAX_KEEP}", snap.keep)
+                },
+            )
+            .help(format!(
+                "how many snapshots each etcd host keeps: 1 to {MAX_KEEP} (24 keeps a day of hourly ones)"
+            )),
+        );
+    }
+    if let Err((why, help)) = check_snapshot_dir(&snap.dir) {
+        out.push(
+            ConfigProblem::error(
+                "config::etcd-snapshot-dir",
+                "spec.etcd.snapshots.dir",
+                format!("`{}` {why}", shown(&snap.dir)),
+            )
+            .help(help),
+        );
+    } else {
+        let data_dir = std::path::Path::new(&spec.etcd.data_dir);
+        if data_dir.is_absolute() && std::path::Path::new(&snap.dir).starts_with(data_dir) {
+            out.push(
+                ConfigProblem::error(
+                    "config::etcd-snapshot-dir",
+                    "spec.etcd.snapshots.dir",
+                    format!(
+                        "`{}` is inside etcd's data directory {}",
+                        snap.dir, spec.etcd.data_dir
+                    ),
+                )
+                .also("spec.etcd.dataDir", "etcd's data directory")
+                .help("keep snapshots outside the data directory: a restore replaces it, and etcd owns what is in it (e.g. /var/lib/etcd-snapshots)"),
+            );
+        }
+    }
+}
+
+const MAX_SCHEDULE: usize = 100;
+const MAX_KEEP: u32 = 1000;
+const SCHEDULE_PUNCTUATION: &str = "*:,/.~-";
+
+/// What `OnCalendar=` gets: a strict charset, so that it stays one value on one line.
+/// (systemd itself checks the expression; `systemd-analyze calendar` shows what it means.)
+fn check_calendar(s: &str) -> Result<(), String> {
+    if let Some(c) = s.chars().find(|c| c.is_control()) {
+        return Err(format!(
+            "contains {}; a schedule is one line",
+            describe_char(c)
+        ));
+    }
+    if s.trim().is_empty() {
+        return Err("is empty".into());
+    }
+    let n = s.chars().count();
+    if n > MAX_SCHEDULE {
+        return Err(format!(
+            "is {n} characters long; the limit is {MAX_SCHEDULE}"
+        ));
+    }
+    if let Some(c) = s
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == ' ' || SCHEDULE_PUNCTUATION.contains(*c)))
+    {
+        return Err(format!("contains `{c}`, which a schedule cannot"));
+    }
+    Ok(())
+}
+
+/// The snapshot directory as the script uses it: absolute, in its normal form, and quotable
+/// (no whitespace, control characters, quotes or backslashes).
+fn check_snapshot_dir(s: &str) -> Result<(), (String, String)> {
+    let example = "e.g. /var/lib/etcd-snapshots";
+    if let Some(c) = s
+        .chars()
+        .find(|c| c.is_whitespace() || c.is_control() || matches!(c, '\'' | '"' | '`' | '\\'))
+    {
+        return Err((
+            format!(
+                "contains {}, which the snapshot directory cannot",
+                describe_char(c)
+            ),
+            format!(
+                "a path without whitespace, control characters, quotes or backslashes, {example}"
+            ),
+        ));
+    }
+    if !s.starts_with('/') {
+        return Err((
+            "is not an absolute path".into(),
+            format!("the directory on each etcd host, {example}"),
+        ));
+    }
+    if s == "/" {
+        return Err((
+            "is the root directory".into(),
+            format!("give the snapshots a directory of their own, {example}"),
+        ));
+    }
+    let parts: Vec<&str> = s[1..].split('/').collect();
+    if parts.contains(&"..") {
+        return Err((
+            "contains `..`".into(),
+            format!("write the directory without `..`, {example}"),
+        ));
+    }
+    if parts.iter().any(|p| p.is_empty() || *p == ".") {
+        let normal: Vec<&str> = parts
+            .iter()
+            .copied()
+            .filter(|p| !p.is_empty() && *p != ".")
+            .collect();
+        return Err((
+            "is not in normal form (`//`, `/./` or a trailing `/`)".into(),
+            if normal.is_empty() {
+                format!("give the snapshots a directory of their own, {example}")
+            } else {
+                format!("write /{}", normal.join("/"))
+            },
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_schedules() {
+        for good in [
+            "hourly",
+            "daily",
+            "*-*-* 00/6:00:00",
+            "Mon..Fri *-*-* 02:30",
+            "Sat,Sun 03:00",
+            "*-*~01 04:00",
+            "*:0/15",
+            &"x".repeat(MAX_SCHEDULE),
+        ] {
+            assert_eq!(check_calendar(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "",
+            "   ",
+            "hourly\n[Service]",
+            "hourly\r",
+            "daily\t",
+            "hourly\u{85}",
+            "daily; reboot",
+            "$(reboot)",
+            "hourly%n",
+            "daily # comment",
+            "\"daily\"",
+            "daily\\",
+            "täglich",
+            &"x".repeat(MAX_SCHEDULE + 1),
+        ] {
+            assert!(check_calendar(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn snapshot_dirs() {
+        for good in [
+            "/var/lib/etcd-snapshots",
+            "/srv/backup/etcd",
+            "/x",
+            "/a.b/c_d-e",
+        ] {
+            assert_eq!(check_snapshot_dir(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "",
+            "/",
+            "var/lib/x",
+            "./x",
+            "/var/lib/../etc",
+            "/var/..",
+            "/var//lib",
+            "/var/lib/",
+            "/var/./lib",
+            "/var/lib/x y",
+            "/var/lib/x\ny",
+            "/var/lib/x\ty",
+            "/var/lib/'x'",
+            "/var/lib/\"x\"",
+            "/var/lib/`x`",
+            "/var/lib/x\\y",
+        ] {
+            assert!(check_snapshot_dir(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    fn snapshots_of(etcd: &str) -> (Option<EtcdSnapshots>, Vec<ConfigProblem>) {
+        let text = format!(
+            "apiVersion: kinit.io/v1alpha1\nkind: Cluster\nmetadata: {{name: demo}}\nspec:\n  \
+             kubernetesVersion: v1.31.4\n  controlPlaneEndpoint: {{address: 192.168.9.100}}\n  \
+             etcd: {etcd}\n  hosts:\n    - {{name: cp1, address: 192.168.9.11, roles: [control-plane, etcd]}}\n"
+        );
+        let (cfg, report) = crate::config::check(std::path::Path::new("c.yaml"), text);
+        let problems = report
+            .problems
+            .into_iter()
+            .filter(|p| p.code != "config::single-control-plane")
+            .collect();
+        (cfg.unwrap().spec.etcd.snapshots, problems)
+    }
+
+    #[test]
+    fn snapshots_are_off_unless_set_and_default_field_by_field() {
+        assert_eq!(snapshots_of("{mode: systemd}"), (None, vec![]));
+        assert_eq!(snapshots_of("{snapshots: null}"), (None, vec![]));
+        assert_eq!(
+            snapshots_of("{snapshots: {}}"),
+            (Some(EtcdSnapshots::default()), vec![])
+        );
+        assert_eq!(
+            snapshots_of("{snapshots: {keep: 7}}"),
+            (
+                Some(EtcdSnapshots {
+                    keep: 7,
+                    ..EtcdSnapshots::default()
+                }),
+                vec![]
+            )
+        );
+        let (s, problems) = snapshots_of(
+            "{dataDir: /data/etcd, snapshots: {schedule: \"*-*-* 00/6:00:00\", keep: 1000, dir: /data/etcd-snapshots}}",
+        );
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(
+            s,
+            Some(EtcdSnapshots {
+                schedule: "*-*-* 00/6:00:00".into(),
+                keep: 1000,
+                dir: "/data/etcd-snapshots".into(),
+            })
+        );
+        // A sibling of the data dir whose name merely starts with it is not inside it.
+        let (_, problems) =
+            snapshots_of("{dataDir: /var/lib/etcd, snapshots: {dir: /var/lib/etcd-snapshots}}");
+        assert!(problems.is_empty(), "{problems:?}");
+        // The data dir itself, and with the data dir written with a trailing slash.
+        for etcd in [
+            "{dataDir: /var/lib/etcd, snapshots: {dir: /var/lib/etcd}}",
+            "{dataDir: /var/lib/etcd/, snapshots: {dir: /var/lib/etcd/snap}}",
+        ] {
+            let (_, problems) = snapshots_of(etcd);
+            assert_eq!(problems.len(), 1, "{etcd}: {problems:?}");
+            assert_eq!(problems[0].code, "config::etcd-snapshot-dir");
+            assert_eq!(problems[0].path, "spec.etcd.snapshots.dir");
+        }
+        let (_, problems) = snapshots_of("{snapshots: {keep: -1}}");
+        assert_eq!(problems[0].path, "spec.etcd.snapshots.keep");
+        let (_, problems) = snapshots_of("{snapshots: yes}");
+        assert_eq!(problems[0].code, "config::wrong-type");
+    }
+}
