@@ -249,7 +249,10 @@ impl Sshd {
         // A process of the tree may end between the listing and the kill (a command that just
         // finished): that one is gone anyway. Any other failure, or none signalled, is a bug.
         let stderr = String::from_utf8_lossy(&out.stderr);
-        let gone = stderr.lines().filter(|l| l.contains("No such process")).count();
+        let gone = stderr
+            .lines()
+            .filter(|l| l.contains("No such process"))
+            .count();
         assert!(
             out.status.success() || (gone == stderr.lines().count() && gone < below.len()),
             "{out:?}"
