@@ -19,6 +19,7 @@ pub mod remote;
 pub mod render;
 pub mod reset;
 pub mod status;
+pub mod stop_signal;
 pub mod up;
 
 pub use error::CommandError;
@@ -31,7 +32,8 @@ pub mod exit {
     pub const FAILURE: u8 = 1;
     /// The command could not run as invoked (bad flags, unreadable files).
     pub const USAGE: u8 = 2;
-    /// Interrupted (Ctrl-C).
+    /// Interrupted by Ctrl-C; SIGTERM and SIGHUP stop a command the same way and exit 143 and
+    /// 129 (128 + the signal's number, see `stop_signal`).
     pub const INTERRUPTED: u8 = 130;
 }
 
@@ -42,7 +44,7 @@ pub enum Outcome {
     Success,
     /// A check failed, a host failed, a step failed: reported by the command itself.
     Failed,
-    /// Ctrl-C: the command stopped early.
+    /// Ctrl-C, SIGTERM or SIGHUP: the command stopped early.
     Interrupted,
 }
 
@@ -68,7 +70,7 @@ pub fn exit_code(result: &CommandResult) -> u8 {
     match result {
         Ok(Outcome::Success) => exit::OK,
         Ok(Outcome::Failed) => exit::FAILURE,
-        Ok(Outcome::Interrupted) => exit::INTERRUPTED,
+        Ok(Outcome::Interrupted) => stop_signal::exit_code(),
         Err(e) => match e {
             CommandError::Usage(_)
             | CommandError::ConfigUnreadable { .. }

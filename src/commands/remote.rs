@@ -1,6 +1,6 @@
 //! What every command that talks to hosts needs: the validated inventory, SSH options (known_hosts
 //! policy, keys, passphrase, sudo password, bastion) for the selected hosts, and an async runtime
-//! with a connection pool that Ctrl-C cancels.
+//! with a connection pool that Ctrl-C (or SIGTERM, SIGHUP) cancels.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -81,14 +81,14 @@ pub fn load_inventory(global: &GlobalOptions) -> Result<Inventory, CommandError>
     )?)
 }
 
-/// What `with_remote` hands back: the work's value, and whether Ctrl-C cut it short.
+/// What `with_remote` hands back: the work's value, and whether a signal cut it short.
 pub struct Finished<T> {
     pub value: T,
     pub interrupted: bool,
 }
 
 /// Runs `work` on a multi-thread runtime with a connection pool made from `ssh`, and a token
-/// that Ctrl-C cancels (the work is expected to stop at the next step and return what it has).
+/// that Ctrl-C, SIGTERM and SIGHUP cancel (the work is expected to stop at the next step and return what it has).
 /// The pool's connections are closed before this returns, whatever the work returned.
 pub fn with_remote<T, F, Fut>(ssh: SshOptions, work: F) -> Result<Finished<T>, CommandError>
 where
@@ -101,17 +101,12 @@ where
         .map_err(CommandError::Runtime)?;
     let cancel = CancellationToken::new();
     let value = runtime.block_on(async {
-        let on_ctrl_c = cancel.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                on_ctrl_c.cancel();
-            }
-        });
+        super::stop_signal::cancel_on_signal(cancel.clone()).map_err(CommandError::Runtime)?;
         let pool = Arc::new(Pool::new(ssh));
         let value = work(pool.clone(), cancel.clone()).await;
         pool.close_all().await;
-        value
-    });
+        Ok::<_, CommandError>(value)
+    })?;
     Ok(Finished {
         value,
         interrupted: cancel.is_cancelled(),
