@@ -153,10 +153,12 @@ fn new_tag() -> String {
 }
 
 /// `pkill` of the supervisor by its tag. The bracket keeps the pattern from matching the pkill
-/// command line (and the sudo or shell around it) itself.
+/// command line (and the sudo or shell around it) itself. The tag is the last word of the
+/// supervisor's command line, so the pattern is anchored on both sides: run 1's must not match
+/// run 10's (`kinit-run-<pid>-10`), nor another pid that ends in the same digits.
 fn stop_command(tag: &str, sudo: SudoMode, as_root: bool) -> Result<String, SshError> {
     let (head, tail) = tag.split_at(1);
-    let pattern = format!("[{head}]{tail}");
+    let pattern = format!(" [{head}]{tail}$");
     let prefix = if as_root { sudo.prefix() } else { "" };
     Ok(format!("{prefix}pkill -TERM -f {}", quote(&pattern)?))
 }
@@ -227,6 +229,42 @@ mod tests {
         assert_eq!(words[..5], ["sudo", "-n", "--", "pkill", "-TERM"]);
         let pattern = words.last().unwrap();
         assert!(!kill.contains(&tag), "{kill}");
-        assert!(pattern.starts_with("[k]init-run-"), "{pattern}");
+        assert!(pattern.starts_with(" [k]init-run-"), "{pattern}");
+    }
+
+    /// Real processes, wrapped as on a host: stopping run 1 stops run 1 only, not run 10.
+    #[test]
+    fn stopping_run_1_leaves_run_10_alone() {
+        use std::process::{Command, Stdio};
+        use std::time::{Duration, Instant};
+        // Above pid_max: no real kinit has this pid.
+        let pid = 10_000_000 + std::process::id();
+        let start = |tag: &str| {
+            let line = wrap("sleep 30", None, SudoMode::Root, false, tag).unwrap();
+            Command::new("sh")
+                .args(["-c", &line])
+                .stdin(Stdio::null())
+                .spawn()
+                .unwrap()
+        };
+        let mut one = start(&format!("kinit-run-{pid}-1"));
+        let mut ten = start(&format!("kinit-run-{pid}-10"));
+        // Both supervisors exist before the stop.
+        std::thread::sleep(Duration::from_millis(300));
+        let stop = stop_command(&format!("kinit-run-{pid}-1"), SudoMode::Root, false).unwrap();
+        let status = Command::new("sh").args(["-c", &stop]).status().unwrap();
+        assert!(status.success(), "pkill found run 1");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while one.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "run 1 was not stopped");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        let ten_running = ten.try_wait().unwrap().is_none();
+        // `timeout` leads its own process group (its sleep included): all of it goes.
+        // SAFETY: kill(2) on the process group our own child leads.
+        unsafe { libc::kill(-(ten.id() as libc::pid_t), libc::SIGKILL) };
+        let _ = ten.wait();
+        assert!(ten_running, "run 10 was stopped by run 1's pattern");
     }
 }
