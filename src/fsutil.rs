@@ -49,6 +49,24 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: u32, existing: Existing)
     result
 }
 
+/// A new directory in `parent` named `prefix` plus random characters, made by `mkdtemp(3)`:
+/// mode 0700, and never one that existed before (a predictable name in a shared /tmp could be
+/// made in advance by another user, with links in it).
+pub fn private_temp_dir(parent: &Path, prefix: &str) -> io::Result<std::path::PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    let template = parent.join(format!("{prefix}XXXXXX"));
+    let mut bytes = std::ffi::CString::new(template.as_os_str().as_bytes())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?
+        .into_bytes_with_nul();
+    // SAFETY: `bytes` is a writable NUL-terminated template that outlives the call.
+    let made = unsafe { libc::mkdtemp(bytes.as_mut_ptr().cast()) };
+    if made.is_null() {
+        return Err(io::Error::last_os_error());
+    }
+    bytes.pop();
+    Ok(std::path::PathBuf::from(std::ffi::OsStr::from_bytes(&bytes)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
