@@ -108,14 +108,26 @@ impl Batch {
                 dir = d.parent();
             }
         }
+        // Parents first (the set is sorted). Only a directory made here is set to 0700: an
+        // existing one keeps its mode, since it may be the operator's own (`pki.dir: .` is the
+        // config's directory).
         for d in &dirs {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(DIR_MODE)
-                .create(d)
-                .map_err(PkiError::io(d))?;
-            fs::set_permissions(d, fs::Permissions::from_mode(DIR_MODE))
-                .map_err(PkiError::io(d))?;
+            match fs::DirBuilder::new().mode(DIR_MODE).create(d) {
+                Ok(()) => fs::set_permissions(d, fs::Permissions::from_mode(DIR_MODE))
+                    .map_err(PkiError::io(d))?,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && d.is_dir() => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    // A parent outside the PKI dir is missing too: make it like `mkdir -p`.
+                    fs::DirBuilder::new()
+                        .recursive(true)
+                        .mode(DIR_MODE)
+                        .create(d)
+                        .map_err(PkiError::io(d))?;
+                    fs::set_permissions(d, fs::Permissions::from_mode(DIR_MODE))
+                        .map_err(PkiError::io(d))?;
+                }
+                Err(e) => return Err(PkiError::io(d)(e)),
+            }
         }
         let tmp_of = |path: &Path| {
             let name = path.file_name().unwrap_or_default().to_string_lossy();
@@ -210,5 +222,21 @@ mod tests {
             })
             .collect();
         assert!(leftovers.is_empty());
+    }
+
+    /// `pki.dir: .`: the PKI dir is the config's own directory. It keeps its mode; only the
+    /// directories made for the PKI are 0700.
+    #[test]
+    fn an_existing_directory_keeps_its_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("config-dir");
+        fs::create_dir(&root).unwrap();
+        fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).unwrap();
+        let mut b = Batch::default();
+        b.put(root.join("etcd/ca.key"), b"k".to_vec(), 0o600);
+        b.commit(&root).unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&root), 0o755);
+        assert_eq!(mode(&root.join("etcd")), 0o700);
     }
 }
