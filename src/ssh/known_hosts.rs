@@ -77,10 +77,28 @@ impl KnownHostsFile {
     }
 
     /// Append `name key` in OpenSSH's plain format (`[addr]:port ssh-ed25519 AAAA...`).
+    ///
+    /// Other kinit processes may learn into the same file at once: the read, the change and the
+    /// rename happen under `flock` on the file's directory, so no one's line is lost. A symbolic
+    /// link (a known_hosts kept elsewhere, in a dotfiles repository) stays a link: the file it
+    /// points to is the one rewritten.
     pub fn learn(&self, name: &str, key: &PublicKey) -> io::Result<()> {
         let _guard = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let mut text = self.read()?;
-        // Another connection may have learned it meanwhile.
+        let path = self.write_path()?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+            && !dir.exists()
+        {
+            std::fs::create_dir_all(dir)?;
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+        let _locked = DirLock::take(&path)?;
+        let mut text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(e),
+        };
+        // Another connection or process may have learned it meanwhile.
         if check_text(&text, name, key) == HostKeyStatus::Known {
             return Ok(());
         }
@@ -91,17 +109,64 @@ impl KnownHostsFile {
             text.push('\n');
         }
         text.push_str(&format!("{name} {}\n", encoded.trim_end()));
-        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty())
-            && !dir.exists()
-        {
-            std::fs::create_dir_all(dir)?;
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
-        }
-        let mode = std::fs::metadata(&self.path)
+        let mode = std::fs::metadata(&path)
             .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777)
             .unwrap_or(0o644);
-        write_atomic(&self.path, text.as_bytes(), mode, Existing::Replace)
+        write_atomic(&path, text.as_bytes(), mode, Existing::Replace)
+    }
+
+    /// The file to rewrite: the configured path, or the file its symbolic link(s) lead to.
+    fn write_path(&self) -> io::Result<PathBuf> {
+        match std::fs::symlink_metadata(&self.path) {
+            Ok(m) if m.file_type().is_symlink() => {
+                std::fs::canonicalize(&self.path).map_err(|e| {
+                    io::Error::new(
+                        e.kind(),
+                        format!(
+                            "{} is a symbolic link whose target cannot be used ({e}); \
+                             kinit does not replace a link with a file",
+                            self.path.display()
+                        ),
+                    )
+                })
+            }
+            _ => Ok(self.path.clone()),
+        }
+    }
+}
+
+/// `flock` on the directory holding a file, released when dropped. The directory rather than the
+/// file: the file is replaced by a rename, and a lock on the old inode would not exclude a writer
+/// that opened the new one; a lock file beside it would be litter in ~/.ssh.
+struct DirLock(std::fs::File);
+
+impl DirLock {
+    fn take(file: &Path) -> io::Result<DirLock> {
+        use std::os::fd::AsRawFd;
+        let dir = match file.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let handle = std::fs::File::open(dir)?;
+        loop {
+            // SAFETY: `handle` is an open descriptor for the duration of the call.
+            let rc = unsafe { libc::flock(handle.as_raw_fd(), libc::LOCK_EX) };
+            if rc == 0 {
+                return Ok(DirLock(handle));
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+}
+
+impl Drop for DirLock {
+    fn drop(&mut self) {
+        use std::os::fd::AsRawFd;
+        // SAFETY: the descriptor is still open; closing it would release the lock anyway.
+        unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
     }
 }
 
@@ -264,5 +329,71 @@ mod tests {
             check_text(&line, "host2", &key(ED_A)),
             HostKeyStatus::Unknown { .. }
         ));
+    }
+
+    /// Learners that do not share a `KnownHostsFile` (as two kinit processes do not): each
+    /// read-change-rename happens alone, so every line lands.
+    #[test]
+    fn parallel_learners_lose_no_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("known_hosts");
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let file = KnownHostsFile::new(&path);
+                std::thread::spawn(move || {
+                    for i in 0..25 {
+                        file.learn(&format!("[10.0.{t}.{i}]:22"), &key(ED_A)).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 200, "{text}");
+        let file = KnownHostsFile::new(&path);
+        assert_eq!(
+            file.check("[10.0.7.24]:22", &key(ED_A)).unwrap(),
+            HostKeyStatus::Known
+        );
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    /// A known_hosts that is a link stays one: the file it points to learns the key. A link to
+    /// nowhere is refused, naming the link, rather than replaced by a file.
+    #[test]
+    fn a_symlinked_file_is_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("dotfiles/known_hosts");
+        std::fs::create_dir_all(real.parent().unwrap()).unwrap();
+        std::fs::write(&real, format!("old {ED_B}\n")).unwrap();
+        let link = dir.path().join("known_hosts");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        KnownHostsFile::new(&link)
+            .learn("new", &key(ED_A))
+            .unwrap();
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        let text = std::fs::read_to_string(&real).unwrap();
+        assert!(text.starts_with("old ") && text.contains("\nnew ssh-ed25519 "), "{text}");
+
+        let dangling = dir.path().join("dangling");
+        std::os::unix::fs::symlink(dir.path().join("nowhere/known_hosts"), &dangling).unwrap();
+        let err = KnownHostsFile::new(&dangling)
+            .learn("new", &key(ED_A))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("dangling") && err.contains("symbolic link"), "{err}");
+        assert!(
+            std::fs::symlink_metadata(&dangling)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
     }
 }
