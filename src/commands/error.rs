@@ -13,7 +13,7 @@ use crate::pki::PkiError;
 use crate::render::RenderError;
 use crate::render::write::WriteError;
 use crate::selector::UnknownSelector;
-use crate::ssh::targets::MixedJumpHosts;
+use crate::ssh::targets::JumpHostError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
@@ -54,7 +54,7 @@ pub enum CommandError {
     SshConfig(#[source] io::Error),
 
     #[error(transparent)]
-    Bastion(#[from] MixedJumpHosts),
+    Bastion(#[from] JumpHostError),
 
     #[error("cannot read the passphrase: {0}")]
     Passphrase(#[source] io::Error),

@@ -94,6 +94,16 @@ pub enum SshError {
         reason: String,
     },
 
+    #[error(
+        "host {host}: upload to {dest} timed out after {}s (the host stopped taking data or did not finish writing); nothing was written",
+        after.as_secs()
+    )]
+    UploadTimedOut {
+        host: String,
+        dest: String,
+        after: std::time::Duration,
+    },
+
     /// Writing what a command printed to a local file (a download) failed.
     #[error("host {host}: cannot store what the host sent: {source}")]
     LocalWrite {

@@ -30,11 +30,20 @@ impl std::fmt::Display for ExitStatus {
     }
 }
 
+/// How much of a command's stdout, and of its stderr, is kept: the last 4 MiB. A chatty command
+/// (`yes`, a log dumped by mistake) cannot make kinit hold more per stream (8 MiB at the peak,
+/// while trimming); what it said last, where errors usually are, is what stays.
+pub const KEPT_OUTPUT: usize = 4 * 1024 * 1024;
+
 #[derive(Debug, Clone)]
 pub struct ExecOutput {
+    /// The last [`KEPT_OUTPUT`] bytes of stdout.
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
     pub status: ExitStatus,
+    /// Bytes of stdout that came before what `stdout` holds, and were dropped.
+    pub stdout_dropped: u64,
+    pub stderr_dropped: u64,
 }
 
 impl ExecOutput {
@@ -185,14 +194,15 @@ impl Conn<'_> {
             Outcome::TimedOut | Outcome::Cancelled => {
                 // Best effort, twice: sshd signals the login's process group (sudo relays it
                 // when it may), and a pkill by tag reaches the supervisor in any case.
-                let _ = writer.signal(Sig::TERM).await;
+                // Each bounded: a host that stopped reading must not hold us here either.
+                let _ = tokio::time::timeout(STOP_WAIT, writer.signal(Sig::TERM)).await;
                 if let Some(stop) = &raw.stop {
                     let mut kill = RawCommand::new(stop.command.clone());
                     kill.stdin_prefix = stop.stdin_prefix.clone();
                     let _ =
                         tokio::time::timeout(STOP_WAIT, Box::pin(self.run(kill, None, None))).await;
                 }
-                let _ = writer.close().await;
+                let _ = tokio::time::timeout(STOP_WAIT, writer.close()).await;
                 Err(match outcome {
                     Outcome::TimedOut => SshError::CommandTimedOut {
                         host: self.host.to_string(),
@@ -228,8 +238,8 @@ async fn collect(
     host: &str,
     mut sink: Option<&mut (dyn AsyncWrite + Unpin + Send + '_)>,
 ) -> Result<ExecOutput, SshError> {
-    let mut stdout = Vec::new();
-    let mut stderr = Vec::new();
+    let mut stdout = Tail::default();
+    let mut stderr = Tail::default();
     let mut status = None;
     while let Some(msg) = channel.wait().await {
         match msg {
@@ -242,9 +252,9 @@ async fn collect(
                             source,
                         })?
                 }
-                None => stdout.extend_from_slice(&data),
+                None => stdout.push(&data),
             },
-            ChannelMsg::ExtendedData { data, ext: 1 } => stderr.extend_from_slice(&data),
+            ChannelMsg::ExtendedData { data, ext: 1 } => stderr.push(&data),
             ChannelMsg::ExitStatus { exit_status } => status = Some(ExitStatus::Code(exit_status)),
             ChannelMsg::ExitSignal { signal_name, .. } => {
                 status = Some(ExitStatus::Signal(signal_label(&signal_name)))
@@ -259,11 +269,17 @@ async fn collect(
         }
     }
     match status {
-        Some(status) => Ok(ExecOutput {
-            stdout,
-            stderr,
-            status,
-        }),
+        Some(status) => {
+            let (stdout, stdout_dropped) = stdout.finish();
+            let (stderr, stderr_dropped) = stderr.finish();
+            Ok(ExecOutput {
+                stdout,
+                stderr,
+                status,
+                stdout_dropped,
+                stderr_dropped,
+            })
+        }
         // sshd always reports how a command ended; a channel closed without that was cut.
         None => Err(SshError::ConnectionLost {
             host: host.to_string(),
@@ -271,9 +287,59 @@ async fn collect(
     }
 }
 
+/// The last [`KEPT_OUTPUT`] bytes of a stream, and how many came before them.
+#[derive(Default)]
+struct Tail {
+    bytes: Vec<u8>,
+    dropped: u64,
+}
+
+impl Tail {
+    /// Trimmed once it holds twice the limit, so each byte is moved at most once on average.
+    fn push(&mut self, data: &[u8]) {
+        self.bytes.extend_from_slice(data);
+        if self.bytes.len() >= 2 * KEPT_OUTPUT {
+            self.trim();
+        }
+    }
+
+    fn trim(&mut self) {
+        let excess = self.bytes.len().saturating_sub(KEPT_OUTPUT);
+        if excess > 0 {
+            self.bytes.drain(..excess);
+            self.dropped += excess as u64;
+        }
+    }
+
+    fn finish(mut self) -> (Vec<u8>, u64) {
+        self.trim();
+        (self.bytes, self.dropped)
+    }
+}
+
 fn signal_label(sig: &Sig) -> String {
     match sig {
         Sig::Custom(name) => name.clone(),
         other => format!("{other:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tail_keeps_the_last_bytes_and_counts_the_rest() {
+        let mut t = Tail::default();
+        let chunk = vec![b'y'; 32 * 1024];
+        for _ in 0..(3 * KEPT_OUTPUT / chunk.len()) {
+            t.push(&chunk);
+            assert!(t.bytes.len() < 2 * KEPT_OUTPUT);
+        }
+        t.push(b"the end");
+        let (bytes, dropped) = t.finish();
+        assert_eq!(bytes.len(), KEPT_OUTPUT);
+        assert!(bytes.ends_with(b"the end"));
+        assert_eq!(dropped, (2 * KEPT_OUTPUT + 7) as u64);
     }
 }

@@ -64,6 +64,9 @@ pub struct SshOptions {
     pub sudo_password: Option<Secret>,
     /// Reach every host through this one (ProxyJump).
     pub bastion: Option<HostTarget>,
+    /// One file's upload, from the first byte sent to the rename on the host, takes at most
+    /// this long: a host that stops reading fails the upload instead of holding the run.
+    pub upload_timeout: Duration,
 }
 
 impl SshOptions {
@@ -79,6 +82,7 @@ impl SshOptions {
             keepalive_interval: Duration::from_secs(10),
             sudo_password: None,
             bastion: None,
+            upload_timeout: Duration::from_secs(600),
         }
     }
 }

@@ -16,7 +16,8 @@ type Slot = Arc<OnceCell<Arc<Session>>>;
 #[derive(Debug)]
 pub struct Pool {
     opts: SshOptions,
-    bastion: OnceCell<Arc<Session>>,
+    /// Like a host's slot: a bastion connection found dead is opened again by the next caller.
+    bastion: Mutex<Slot>,
     sessions: Mutex<HashMap<HostTarget, Slot>>,
 }
 
@@ -24,7 +25,7 @@ impl Pool {
     pub fn new(opts: SshOptions) -> Self {
         Pool {
             opts,
-            bastion: OnceCell::new(),
+            bastion: Mutex::default(),
             sessions: Mutex::default(),
         }
     }
@@ -53,8 +54,14 @@ impl Pool {
                 .await
                 .map(Arc::new);
         };
-        let bastion = self
-            .bastion
+        let slot: Slot = {
+            let mut slot = self.bastion.lock().unwrap_or_else(|p| p.into_inner());
+            if slot.get().is_some_and(|s| s.is_closed()) {
+                *slot = Slot::default();
+            }
+            slot.clone()
+        };
+        let bastion = slot
             .get_or_try_init(|| async {
                 Session::connect_direct(bastion_target, &self.opts)
                     .await
@@ -82,7 +89,11 @@ impl Pool {
             closing.spawn(async move { s.close().await });
         }
         while closing.join_next().await.is_some() {}
-        if let Some(b) = self.bastion.get() {
+        let bastion = {
+            let slot = self.bastion.lock().unwrap_or_else(|p| p.into_inner());
+            slot.get().cloned()
+        };
+        if let Some(b) = bastion {
             b.close().await;
         }
     }

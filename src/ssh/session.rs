@@ -29,6 +29,7 @@ pub struct Session {
     handle: Handle<HostKeyCheck>,
     sudo_password: Option<Secret>,
     sudo: OnceCell<SudoMode>,
+    upload_timeout: std::time::Duration,
     /// Keeps the jump host's connection open as long as this one uses it.
     _bastion: Option<Arc<Session>>,
 }
@@ -150,6 +151,7 @@ impl Session {
             handle,
             sudo_password: opts.sudo_password.clone(),
             sudo: OnceCell::new(),
+            upload_timeout: opts.upload_timeout,
             _bastion: bastion,
         })
     }
@@ -242,7 +244,16 @@ impl Session {
         spec: &FileSpec,
     ) -> Result<(), SshError> {
         let sudo = self.root_for(dest).await?;
-        upload::write_from(self.conn(), sudo, reader, sha256, dest, spec).await
+        upload::write_from(
+            self.conn(),
+            sudo,
+            reader,
+            sha256,
+            dest,
+            spec,
+            self.upload_timeout,
+        )
+        .await
     }
 
     fn conn(&self) -> Conn<'_> {

@@ -91,9 +91,10 @@ impl SshConfig {
                     "user" if out.user.is_none() => out.user = Some(value.clone()),
                     "port" if out.port.is_none() => out.port = value.parse().ok(),
                     "identityfile" => out.identity_files.push(expand(value, home)),
+                    // Whole, hops and all: cutting `a,b` to `a` would connect somewhere else
+                    // than `ssh` does (the caller refuses what it cannot follow).
                     "proxyjump" if out.proxy_jump.is_none() => {
-                        let first = value.split(',').next().unwrap_or("").trim();
-                        out.proxy_jump = Some(first.to_string());
+                        out.proxy_jump = Some(value.trim().to_string());
                     }
                     _ => {}
                 }
@@ -164,7 +165,7 @@ mod tests {
             cp1.identity_files,
             [PathBuf::from("/home/op/.ssh/k1"), PathBuf::from("/abs/k2")]
         );
-        assert_eq!(cp1.proxy_jump.as_deref(), Some("ops@jump:2200"));
+        assert_eq!(cp1.proxy_jump.as_deref(), Some("ops@jump:2200,other"));
         let cp9 = cfg.resolve("cp9", Some(home));
         assert_eq!(cp9.port, None);
         assert_eq!(cp9.proxy_jump, None);

@@ -47,16 +47,28 @@ fn add_default_keys(files: &mut Vec<PathBuf>, home: Option<&Path>) {
     }
 }
 
+/// A ProxyJump in ~/.ssh/config that kinit cannot follow as `ssh` would.
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "the hosts use different ProxyJump hosts in ~/.ssh/config ({first} for {first_host}, {second} for {second_host}); \
-     kinit uses one bastion per cluster: set spec.ssh.bastion"
-)]
-pub struct MixedJumpHosts {
-    first: String,
-    first_host: String,
-    second: String,
-    second_host: String,
+pub enum JumpHostError {
+    #[error(
+        "the hosts use different ProxyJump hosts in ~/.ssh/config ({first} for {first_host}, {second} for {second_host}); \
+         kinit uses one bastion per cluster: set spec.ssh.bastion"
+    )]
+    Mixed {
+        first: String,
+        first_host: String,
+        second: String,
+        second_host: String,
+    },
+    #[error(
+        "host {host}: ~/.ssh/config has ProxyJump {spec}, a chain of {hops} jump hosts; kinit goes through one \
+         bastion only: set spec.ssh.bastion to the last hop, reachable directly, or use a single-hop ProxyJump"
+    )]
+    MultiHop {
+        host: String,
+        spec: String,
+        hops: usize,
+    },
 }
 
 /// The bastion for these hosts: spec.ssh.bastion, else a ProxyJump every host shares.
@@ -65,7 +77,7 @@ pub fn bastion_target(
     hosts: &[&Host],
     user_config: &SshConfig,
     home: Option<&Path>,
-) -> Result<Option<HostTarget>, MixedJumpHosts> {
+) -> Result<Option<HostTarget>, JumpHostError> {
     if let Some(b) = &inventory.bastion {
         let mut identity_files: Vec<PathBuf> = b.identity_file.iter().cloned().collect();
         identity_files.extend(user_config.resolve(&b.address, home).identity_files);
@@ -88,11 +100,18 @@ pub fn bastion_target(
                     .resolve(&host.address.to_string(), home)
                     .proxy_jump
             });
+        if let Some(spec) = found.as_deref().filter(|s| s.contains(',')) {
+            return Err(JumpHostError::MultiHop {
+                host: host.name.clone(),
+                spec: spec.to_string(),
+                hops: spec.split(',').count(),
+            });
+        }
         match (&jump, found) {
             (_, None) => {}
             (None, Some(spec)) => jump = Some((spec, host.name.clone())),
             (Some((first, first_host)), Some(spec)) if *first != spec => {
-                return Err(MixedJumpHosts {
+                return Err(JumpHostError::Mixed {
                     first: first.clone(),
                     first_host: first_host.clone(),
                     second: spec,
@@ -185,6 +204,21 @@ mod tests {
         );
         let t = host_target(hosts[0], &user_config, None);
         assert_eq!(t.identity_files, [PathBuf::from("/keys/cp")]);
+    }
+
+    /// `ProxyJump a,b` is two hops: refused with the host and the whole chain, never cut to `a`.
+    #[test]
+    fn a_multi_hop_proxy_jump_is_refused_by_name() {
+        let inv = inventory(cluster("{user: ops}"));
+        let hosts: Vec<&Host> = inv.hosts.iter().collect();
+        let user_config = SshConfig::parse("Host cp1\n  ProxyJump ops@outer:2200,inner\n");
+        let err = bastion_target(&inv, &hosts, &user_config, None).unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, JumpHostError::MultiHop { hops: 2, .. }), "{text}");
+        assert!(
+            text.contains("host cp1") && text.contains("ProxyJump ops@outer:2200,inner"),
+            "{text}"
+        );
     }
 
     #[test]

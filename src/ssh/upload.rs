@@ -1,6 +1,8 @@
 //! Uploading a file over an exec channel (stdin of `cat`), as root, atomically: the bytes go to a
 //! temporary file in the destination's directory, their sha256 is checked there, then mode and
-//! owner are set and the file is renamed into place. A transfer cut short leaves nothing behind.
+//! owner are set, the file is synced to disk and renamed into place (`mv -T`: a directory at the
+//! destination is an error, not a place to move the file into). A transfer cut short, or one
+//! over its time limit, leaves nothing behind.
 //! Nothing is sent when the host already has the same content, mode and owner.
 
 use aws_lc_rs::digest;
@@ -55,8 +57,11 @@ if [ "$got" != "$sha" ]; then
 fi
 chmod -- "$mode" "$tmp"
 if [ -n "$owner" ]; then chown -- "$owner" "$tmp"; fi
-mv -f -- "$tmp" "$dest"
-trap - EXIT"#;
+# The content is on disk before the name points at it: a crash leaves the old file or the new one.
+sync -- "$tmp"
+mv -T -f -- "$tmp" "$dest"
+trap - EXIT
+sync -- "$dir" || true"#;
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex(digest::digest(&digest::SHA256, bytes).as_ref())
@@ -113,7 +118,7 @@ pub(crate) async fn is_current(
     Ok(matches_existing(&found.stdout_text(), sha256, spec))
 }
 
-/// Stream what `reader` yields into `dest` as root through [`WRITE`].
+/// Stream what `reader` yields into `dest` as root through [`WRITE`], within `timeout`.
 pub(crate) async fn write_from(
     conn: Conn<'_>,
     sudo: Sudo<'_>,
@@ -121,6 +126,7 @@ pub(crate) async fn write_from(
     sha256: &str,
     dest: &str,
     spec: &FileSpec,
+    timeout: std::time::Duration,
 ) -> Result<(), SshError> {
     let fail = |reason: String| upload_error(conn.host, dest, reason);
     let as_root = sudo.mode.prefix();
@@ -136,7 +142,12 @@ pub(crate) async fn write_from(
     let mut raw = RawCommand::new(write);
     raw.stdin_prefix = password;
     raw.body = Some(&mut body);
-    let done = conn.run(raw, None, None).await.map_err(|e| match e {
+    let done = conn.run(raw, Some(timeout), None).await.map_err(|e| match e {
+        SshError::CommandTimedOut { after, .. } => SshError::UploadTimedOut {
+            host: conn.host.to_string(),
+            dest: dest.to_string(),
+            after,
+        },
         SshError::ConnectionLost { .. } => fail(
             "transfer interrupted: the connection was lost (host down, rebooted or sshd stopped)"
                 .into(),

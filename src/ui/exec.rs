@@ -27,8 +27,8 @@ pub fn render_text(runs: &[HostRun]) -> String {
         let _ = writeln!(text, "=== {} ({}): {verdict}", run.name, run.address);
         match &run.result {
             Ok(out) => {
-                push_block(&mut text, &out.stdout, "");
-                push_block(&mut text, &out.stderr, "stderr: ");
+                push_block(&mut text, &out.stdout, out.stdout_dropped, "");
+                push_block(&mut text, &out.stderr, out.stderr_dropped, "stderr: ");
             }
             Err(message) => {
                 let _ = writeln!(text, "error: {message}");
@@ -38,7 +38,14 @@ pub fn render_text(runs: &[HostRun]) -> String {
     text
 }
 
-fn push_block(text: &mut String, bytes: &[u8], prefix: &str) {
+fn push_block(text: &mut String, bytes: &[u8], dropped: u64, prefix: &str) {
+    if dropped > 0 {
+        let _ = writeln!(
+            text,
+            "{prefix}[{dropped} earlier bytes dropped: only the last {} MiB are kept]",
+            crate::ssh::KEPT_OUTPUT / (1024 * 1024)
+        );
+    }
     if bytes.is_empty() {
         return;
     }
@@ -85,6 +92,8 @@ pub fn render_json(runs: &[HostRun], interrupted: bool) -> String {
                 "signal": match &out.status { ExitStatus::Signal(s) => Some(s.as_str()), _ => None },
                 "stdout": String::from_utf8_lossy(&out.stdout),
                 "stderr": String::from_utf8_lossy(&out.stderr),
+                "stdoutDroppedBytes": out.stdout_dropped,
+                "stderrDroppedBytes": out.stderr_dropped,
             }),
             Err(message) => serde_json::json!({
                 "host": r.name,
