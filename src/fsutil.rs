@@ -64,7 +64,9 @@ pub fn private_temp_dir(parent: &Path, prefix: &str) -> io::Result<std::path::Pa
         return Err(io::Error::last_os_error());
     }
     bytes.pop();
-    Ok(std::path::PathBuf::from(std::ffi::OsStr::from_bytes(&bytes)))
+    Ok(std::path::PathBuf::from(std::ffi::OsStr::from_bytes(
+        &bytes,
+    )))
 }
 
 #[cfg(test)]

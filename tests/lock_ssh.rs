@@ -111,7 +111,10 @@ async fn a_lock_of_another_machine_with_this_hostname_is_refused() {
     let lock_dir = s.dir.path().join("run/up.lock");
     let dir = lock_dir.to_str().unwrap().to_string();
     let me = LockOwner::current();
-    assert!(!me.machine_id.is_empty(), "this machine has /etc/machine-id");
+    assert!(
+        !me.machine_id.is_empty(),
+        "this machine has /etc/machine-id"
+    );
     let clone = LockOwner {
         pid: 9_999_999,
         machine_id: "0123456789abcdef0123456789abcdef".into(),
@@ -120,7 +123,10 @@ async fn a_lock_of_another_machine_with_this_hostname_is_refused() {
     plant(&lock_dir, &clone);
     let err = lock::take_at(&session, &dir, &me, false).await.unwrap_err();
     let text = err.to_string();
-    assert!(matches!(err, LockError::Held(ref h) if *h == clone), "{text}");
+    assert!(
+        matches!(err, LockError::Held(ref h) if *h == clone),
+        "{text}"
+    );
     assert!(
         text.contains(&me.operator) && text.contains("machine-id 0123456789abcdef"),
         "{text}"

@@ -32,7 +32,10 @@ spec:
 
 /// Processes on this machine (the test sshd's host) whose command line holds `pattern`.
 fn processes_matching(pattern: &str) -> Vec<String> {
-    let out = Command::new("pgrep").args(["-f", pattern]).output().unwrap();
+    let out = Command::new("pgrep")
+        .args(["-f", pattern])
+        .output()
+        .unwrap();
     String::from_utf8_lossy(&out.stdout)
         .split_whitespace()
         .map(str::to_string)
@@ -99,8 +102,25 @@ fn sigterm_and_sighup_stop_a_run_like_ctrl_c() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(code), "{stderr}");
         assert!(stderr.contains("interrupted"), "{stderr}");
-        wait_until("the remote command is stopped", Duration::from_secs(10), || {
-            processes_matching(marker).is_empty()
-        });
+        wait_until(
+            "the remote command is stopped",
+            Duration::from_secs(10),
+            || processes_matching(marker).is_empty(),
+        );
     }
+
+    // `kinit up`: SIGTERM while it holds the lock on the host (taken, then the preflight runs).
+    // The lock is this machine's /run/kinit/up.lock: the test sshd runs here.
+    let lock = Path::new("/run/kinit/up.lock");
+    assert!(!lock.exists(), "another kinit up holds {}", lock.display());
+    let child = kinit(&["up", "--only-phase", "preflight"]);
+    let pid = child.id();
+    wait_until("kinit up takes the lock", Duration::from_secs(30), || {
+        std::fs::read_to_string(lock.join("owner"))
+            .is_ok_and(|o| o.split_whitespace().nth(1) == Some(&pid.to_string()))
+    });
+    let out = stop(child, libc::SIGTERM);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(143), "{stderr}");
+    assert!(!lock.exists(), "the lock was released: {stderr}");
 }

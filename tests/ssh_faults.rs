@@ -73,7 +73,11 @@ async fn an_upload_onto_a_directory_fails_and_leaves_it_alone() {
     assert!(matches!(err, SshError::Upload { .. }), "{text}");
     assert!(text.contains("h1") && text.contains(dest_text), "{text}");
     assert!(dest.is_dir());
-    assert_eq!(std::fs::read_dir(&dest).unwrap().count(), 0, "nothing inside");
+    assert_eq!(
+        std::fs::read_dir(&dest).unwrap().count(),
+        0,
+        "nothing inside"
+    );
     let beside: Vec<_> = std::fs::read_dir(dest.parent().unwrap())
         .unwrap()
         .map(|e| e.unwrap().file_name())
@@ -96,7 +100,9 @@ async fn an_upload_to_a_host_that_stops_reading_times_out() {
         let dest = dest.clone();
         tokio::spawn(async move {
             let body = vec![7u8; 64 * 1024 * 1024];
-            session.upload(&body, &dest, &FileSpec::new(0o644, None)).await
+            session
+                .upload(&body, &dest, &FileSpec::new(0o644, None))
+                .await
         })
     };
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -165,18 +171,27 @@ async fn a_dead_bastion_connection_is_opened_again() {
     });
     let pool = Pool::new(opts);
     let first = pool.get(&s.target()).await.unwrap();
-    let out = first.exec("echo one", &ExecOptions::default()).await.unwrap();
+    let out = first
+        .exec("echo one", &ExecOptions::default())
+        .await
+        .unwrap();
     assert_eq!(out.stdout_text(), "one\n");
 
     jump.drop_connections();
     let deadline = Instant::now() + Duration::from_secs(30);
     while !first.is_closed() {
-        assert!(Instant::now() < deadline, "the tunnelled session never noticed");
+        assert!(
+            Instant::now() < deadline,
+            "the tunnelled session never noticed"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let second = pool.get(&s.target()).await.unwrap();
     assert!(!Arc::ptr_eq(&first, &second));
-    let out = second.exec("echo two", &ExecOptions::default()).await.unwrap();
+    let out = second
+        .exec("echo two", &ExecOptions::default())
+        .await
+        .unwrap();
     assert_eq!(out.stdout_text(), "two\n");
     pool.close_all().await;
 }

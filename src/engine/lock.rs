@@ -142,7 +142,8 @@ if mkdir -- "$d" 2>/dev/null; then printf '%s\n' "$owner" > "$d/owner"; exit 0; 
 cat -- "$d/owner" 2>/dev/null || echo unknown 0 0
 exit 3"#;
 
-const RELEASE: &str = r#"if [ "$(cat -- "$d/owner" 2>/dev/null)" = "$owner" ]; then rm -rf -- "$d"; fi"#;
+const RELEASE: &str =
+    r#"if [ "$(cat -- "$d/owner" 2>/dev/null)" = "$owner" ]; then rm -rf -- "$d"; fi"#;
 
 fn with_guard(body: &str) -> String {
     format!("d=$1; owner=$2; mode=$3; stale=$4\n{GUARD}{body}")

@@ -202,7 +202,10 @@ mod tests {
         assert_ne!(dir, planted);
         assert!(dir.starts_with(&parent), "{}", dir.display());
         assert_eq!(mode(&dir), 0o700);
-        assert!(planted.join("etcd").exists(), "another's directory left alone");
+        assert!(
+            planted.join("etcd").exists(),
+            "another's directory left alone"
+        );
         assert_eq!(std::fs::read_to_string(dir.join("ca.key")).unwrap(), "key");
         assert_eq!(mode(&dir.join("ca.key")), 0o600);
         assert_eq!(mode(&dir.join("etcd/ca.crt")), 0o644);

@@ -118,18 +118,16 @@ impl KnownHostsFile {
     /// The file to rewrite: the configured path, or the file its symbolic link(s) lead to.
     fn write_path(&self) -> io::Result<PathBuf> {
         match std::fs::symlink_metadata(&self.path) {
-            Ok(m) if m.file_type().is_symlink() => {
-                std::fs::canonicalize(&self.path).map_err(|e| {
-                    io::Error::new(
-                        e.kind(),
-                        format!(
-                            "{} is a symbolic link whose target cannot be used ({e}); \
+            Ok(m) if m.file_type().is_symlink() => std::fs::canonicalize(&self.path).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!(
+                        "{} is a symbolic link whose target cannot be used ({e}); \
                              kinit does not replace a link with a file",
-                            self.path.display()
-                        ),
-                    )
-                })
-            }
+                        self.path.display()
+                    ),
+                )
+            }),
             _ => Ok(self.path.clone()),
         }
     }
@@ -342,7 +340,8 @@ mod tests {
                 let file = KnownHostsFile::new(&path);
                 std::thread::spawn(move || {
                     for i in 0..25 {
-                        file.learn(&format!("[10.0.{t}.{i}]:22"), &key(ED_A)).unwrap();
+                        file.learn(&format!("[10.0.{t}.{i}]:22"), &key(ED_A))
+                            .unwrap();
                     }
                 })
             })
@@ -370,9 +369,7 @@ mod tests {
         std::fs::write(&real, format!("old {ED_B}\n")).unwrap();
         let link = dir.path().join("known_hosts");
         std::os::unix::fs::symlink(&real, &link).unwrap();
-        KnownHostsFile::new(&link)
-            .learn("new", &key(ED_A))
-            .unwrap();
+        KnownHostsFile::new(&link).learn("new", &key(ED_A)).unwrap();
         assert!(
             std::fs::symlink_metadata(&link)
                 .unwrap()
@@ -380,7 +377,10 @@ mod tests {
                 .is_symlink()
         );
         let text = std::fs::read_to_string(&real).unwrap();
-        assert!(text.starts_with("old ") && text.contains("\nnew ssh-ed25519 "), "{text}");
+        assert!(
+            text.starts_with("old ") && text.contains("\nnew ssh-ed25519 "),
+            "{text}"
+        );
 
         let dangling = dir.path().join("dangling");
         std::os::unix::fs::symlink(dir.path().join("nowhere/known_hosts"), &dangling).unwrap();
@@ -388,7 +388,10 @@ mod tests {
             .learn("new", &key(ED_A))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("dangling") && err.contains("symbolic link"), "{err}");
+        assert!(
+            err.contains("dangling") && err.contains("symbolic link"),
+            "{err}"
+        );
         assert!(
             std::fs::symlink_metadata(&dangling)
                 .unwrap()

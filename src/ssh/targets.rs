@@ -214,7 +214,10 @@ mod tests {
         let user_config = SshConfig::parse("Host cp1\n  ProxyJump ops@outer:2200,inner\n");
         let err = bastion_target(&inv, &hosts, &user_config, None).unwrap_err();
         let text = err.to_string();
-        assert!(matches!(err, JumpHostError::MultiHop { hops: 2, .. }), "{text}");
+        assert!(
+            matches!(err, JumpHostError::MultiHop { hops: 2, .. }),
+            "{text}"
+        );
         assert!(
             text.contains("host cp1") && text.contains("ProxyJump ops@outer:2200,inner"),
             "{text}"

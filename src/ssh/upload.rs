@@ -142,7 +142,9 @@ pub(crate) async fn write_from(
     let mut raw = RawCommand::new(write);
     raw.stdin_prefix = password;
     raw.body = Some(&mut body);
-    let done = conn.run(raw, Some(timeout), None).await.map_err(|e| match e {
+    let done =
+        conn.run(raw, Some(timeout), None).await.map_err(|e| {
+            match e {
         SshError::CommandTimedOut { after, .. } => SshError::UploadTimedOut {
             host: conn.host.to_string(),
             dest: dest.to_string(),
@@ -154,7 +156,8 @@ pub(crate) async fn write_from(
         ),
         SshError::Protocol { source, .. } => fail(format!("transfer interrupted: {source}")),
         other => other,
-    })?;
+    }
+        })?;
     match done.status {
         ExitStatus::Code(0) => Ok(()),
         ref status => Err(fail(format!("{status}: {}", done.stderr_text().trim()))),
