@@ -45,7 +45,9 @@ pub struct RemoveSettings {
 
 #[derive(Debug, thiserror::Error)]
 pub enum RemoveError {
-    #[error("{host} is not a host of the cluster's config; `kinit remove` takes hosts listed there")]
+    #[error(
+        "{host} is not a host of the cluster's config; `kinit remove` takes hosts listed there"
+    )]
     UnknownHost { host: String },
     #[error(
         "{host} runs nothing `kinit remove` takes out (it has neither the control-plane nor the \
@@ -145,9 +147,9 @@ impl RemoveReport {
 pub fn chosen<'a>(inv: &'a Inventory, names: &[String]) -> Result<Vec<&'a Host>, RemoveError> {
     let mut out: Vec<&Host> = Vec::new();
     for name in names {
-        let host = inv.host(name).ok_or_else(|| RemoveError::UnknownHost {
-            host: name.clone(),
-        })?;
+        let host = inv
+            .host(name)
+            .ok_or_else(|| RemoveError::UnknownHost { host: name.clone() })?;
         if !host.has(Role::ControlPlane) && !host.has(Role::Etcd) {
             return Err(RemoveError::NothingRemovable { host: name.clone() });
         }
@@ -255,10 +257,7 @@ pub async fn plan(
                 .and_then(|m| m.client_urls.first().cloned())
                 .unwrap_or_default();
         }
-        client_urls = members
-            .into_iter()
-            .map(|m| (m.id, m.client_urls))
-            .collect();
+        client_urls = members.into_iter().map(|m| (m.id, m.client_urls)).collect();
     }
     Ok(RemovePlan {
         hosts: going.iter().cloned().collect(),
@@ -375,7 +374,18 @@ pub async fn run(
         };
         // Against the inventory without the removed hosts: their members are gone already,
         // so the reset asks nothing more of etcd.
-        Some(reset::run(&rest, tls, plans, targets, pool.clone(), &reset_settings, cancel).await?)
+        Some(
+            reset::run(
+                &rest,
+                tls,
+                plans,
+                targets,
+                pool.clone(),
+                &reset_settings,
+                cancel,
+            )
+            .await?,
+        )
     };
     let mut updates = Vec::new();
     for name in &plan.update {
@@ -385,8 +395,16 @@ pub async fn run(
         let Some(host) = rest.host(name) else {
             continue;
         };
-        let update = update_host(&rest, host, &plan.files, targets, &pool, templates, settings)
-            .await?;
+        let update = update_host(
+            &rest,
+            host,
+            &plan.files,
+            targets,
+            &pool,
+            templates,
+            settings,
+        )
+        .await?;
         let failed = update.error.is_some();
         updates.push(update);
         // One host at a time: a host whose reload failed stops the rest.

@@ -172,11 +172,7 @@ pub fn plan(
     // Each removal commits in the configuration it leaves: a majority of that one must be
     // healthy, including the member that is going if it is healthy.
     for (i, m) in removed.iter().enumerate() {
-        let before: Vec<&MemberView> = staying
-            .iter()
-            .copied()
-            .chain(removed[i..].iter())
-            .collect();
+        let before: Vec<&MemberView> = staying.iter().copied().chain(removed[i..].iter()).collect();
         let step = figures(&before, before.len());
         if !step.keeps_majority() {
             let refusal = RemovalRefused::Step {
@@ -249,7 +245,10 @@ mod tests {
         ];
         let p = plan(&m, &going(&["cp3"]), false).unwrap().unwrap();
         assert_eq!(p.members, vec![m[2].clone()]);
-        assert_eq!(p.via.name, "cp1", "the leader that stays carries the removal");
+        assert_eq!(
+            p.via.name, "cp1",
+            "the leader that stays carries the removal"
+        );
         assert_eq!(p.hand_over, None);
         assert_eq!(p.quorum.remaining, 2);
         assert_eq!(p.quorum.needed, 2);
@@ -266,7 +265,9 @@ mod tests {
         let err = plan(&m, &going(&["cp3"]), false).unwrap_err();
         let text = err.to_string();
         assert!(
-            text.contains("3 - 1 = 2 member(s) stay, 1 of them healthy (cp2 is not); a majority of 2 is 2"),
+            text.contains(
+                "3 - 1 = 2 member(s) stay, 1 of them healthy (cp2 is not); a majority of 2 is 2"
+            ),
             "{text}"
         );
         assert!(text.contains("--force"), "{text}");
@@ -337,8 +338,9 @@ mod tests {
         let err = plan(&m, &going(&["cp2", "cp3"]), false).unwrap_err();
         assert!(matches!(err, RemovalRefused::Step { .. }), "{err}");
         assert!(
-            err.to_string()
-                .contains("a cluster of 3 member(s) with 1 healthy (cp2, cp3 not), and a majority of 3 is 2"),
+            err.to_string().contains(
+                "a cluster of 3 member(s) with 1 healthy (cp2, cp3 not), and a majority of 3 is 2"
+            ),
             "{err}"
         );
     }

@@ -65,7 +65,11 @@ pub fn report_text(r: &RemoveReport, config: &str) -> String {
         out.push_str(&plan_text(&r.plan));
     } else if let Some(e) = &r.plan.etcd {
         if let Some(leader) = &e.hand_over {
-            let _ = writeln!(out, "etcd: leadership moved from {leader} to {}", e.via.name);
+            let _ = writeln!(
+                out,
+                "etcd: leadership moved from {leader} to {}",
+                e.via.name
+            );
         }
         for m in &e.members {
             let _ = writeln!(out, "etcd: removed member {} ({})", m.name, m.id);
