@@ -538,3 +538,6 @@ async fn update_host(
     }
     Ok(update)
 }
+
+#[cfg(test)]
+mod tests;
