@@ -264,7 +264,29 @@ fn remove_moves_leadership_guards_quorum_and_takes_unreachable_hosts_out() {
         stderr.contains("--yes") && stderr.contains("--dry-run"),
         "{stderr}"
     );
+    // On a terminal it asks, showing the plan; no answer is a no.
+    let out = lab.in_a_terminal(&["remove", "w1"]);
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        shown.contains("kinit remove will take out w1")
+            && shown.contains("etcd: remove member w1")
+            && shown.contains("Remove these hosts? [y/N]")
+            && shown.contains("not confirmed"),
+        "{shown}"
+    );
     let cfg_before = lab.on("cp1", "sha256sum /etc/haproxy/haproxy.cfg");
+    let out = lab.kinit(&["remove", "w1", "--dry-run"]);
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        shown.contains(
+            "etcd quorum: 4 - 1 = 3 member(s) stay, 3 of them healthy; a majority of 3 is 2"
+        ) && shown.contains("cp1: would write /etc/haproxy/haproxy.cfg")
+            && shown.contains("reload haproxy")
+            && shown.contains("dry run: nothing was changed"),
+        "{shown}"
+    );
     let out = lab.kinit(&["-o", "json", "remove", "w1", "--dry-run"]);
     assert!(out.status.success(), "{}", text(&out));
     let dry = json(&out);

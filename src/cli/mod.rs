@@ -107,7 +107,7 @@ pub enum Command {
     Kubeconfig(KubeconfigArgs),
     /// Take kinit's cluster off hosts: services stopped, files removed, etcd data moved aside
     Reset(ResetArgs),
-    /// Take control-plane/etcd hosts out: etcd member removed (quorum kept), host reset, peers reloaded
+    /// Take control-plane/etcd hosts out of the running cluster, keeping etcd's quorum
     Remove(RemoveArgs),
     /// Day-two etcd operations: snapshots
     #[command(subcommand)]
