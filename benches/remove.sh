@@ -58,7 +58,7 @@ sed -i 's/{name: w1, \(.*\)roles: \[worker\]}/{name: w1, \1roles: [control-plane
 $K -c $CONFIG -q up >/dev/null
 for n in cp1 cp2 cp3 w1; do
   $K lab ssh --name $NAME $n -- "systemd-run --unit apiserver-standin openssl s_server -quiet \
-    -accept 6443 -cert /etc/kubernetes/pki/apiserver.crt -key /etc/kubernetes/pki/apiserver.key -www" >/dev/null
+    -accept 6443 -cert /etc/kubernetes/pki/apiserver.crt -key /etc/kubernetes/pki/apiserver.key -www" >/dev/null 2>&1
 done
 
 remove() {
