@@ -270,6 +270,28 @@ fn day_two_commands_parse_alongside_the_global_output_format() {
     let opts = args.options();
     assert!(opts.yes && !opts.dry_run && !opts.purge);
     assert_eq!(opts.selector.as_deref(), Some("cp3"));
+    let cli = Cli::try_parse_from([
+        "kinit",
+        "remove",
+        "cp2",
+        "cp3",
+        "--unreachable",
+        "--force",
+        "--dry-run",
+        "-o",
+        "json",
+    ])
+    .unwrap();
+    let Command::Remove(args) = &cli.command else {
+        panic!("{:?}", cli.command)
+    };
+    let opts = args.options();
+    assert_eq!(opts.hosts, ["cp2", "cp3"]);
+    assert!(opts.unreachable && opts.force && opts.dry_run && !opts.yes);
+    assert!(
+        Cli::try_parse_from(["kinit", "remove", "--yes"]).is_err(),
+        "remove needs at least one HOST"
+    );
     // `kinit kubeconfig`: the file is a positional FILE, so `-o` stays the output format.
     use kinit::commands::kubeconfig::KubeconfigTarget;
     let cli =

@@ -1,4 +1,4 @@
-//! clap definitions of the day-two commands: `reset` and `etcd snapshot`.
+//! clap definitions of the day-two commands: `reset`, `remove` and `etcd snapshot`.
 
 use std::path::PathBuf;
 
@@ -6,6 +6,7 @@ use clap::{Args, Subcommand};
 
 use super::RemoteArgs;
 use crate::commands::etcd_snapshot::{RestoreOptions, SaveOptions};
+use crate::commands::remove::RemoveOptions;
 use crate::commands::reset::ResetOptions;
 
 #[derive(Debug, Args)]
@@ -42,6 +43,56 @@ impl ResetArgs {
             selector: self.hosts.clone(),
             yes: self.yes,
             purge: self.purge,
+            dry_run: self.dry_run,
+            accept_new_host_keys: self.remote.accept_new_host_keys,
+            concurrency: self.remote.concurrency.get(),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  kinit remove cp3 --dry-run\n  kinit remove cp3 --yes\n  \
+kinit remove cp2 --unreachable --yes\n\n\
+For each host: its etcd member leaves first (a leader hands over to a healthy member that \
+stays), then the host is reset, then the control planes that stay get haproxy backends, \
+keepalived peers and (external etcd) --etcd-servers without it, reloaded one host at a time. \
+Refused when etcd could not keep a majority given the members unhealthy now, or when one \
+member would be left (--force goes anyway). Delete the hosts from cluster.yaml afterwards."
+)]
+pub struct RemoveArgs {
+    /// The hosts to take out, as named in cluster.yaml
+    #[arg(value_name = "HOST", required = true)]
+    pub hosts: Vec<String>,
+
+    /// Do not ask (needed when not on a terminal)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+
+    /// The hosts are gone for good: remove their etcd members by ID without contacting them
+    /// (no SSH, no reset), and update the others
+    #[arg(long)]
+    pub unreachable: bool,
+
+    /// Remove even when etcd would be left without a majority, or with a single member
+    #[arg(long)]
+    pub force: bool,
+
+    /// Show the plan and what would change on each host; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+}
+
+impl RemoveArgs {
+    pub fn options(&self) -> RemoveOptions {
+        RemoveOptions {
+            hosts: self.hosts.clone(),
+            yes: self.yes,
+            unreachable: self.unreachable,
+            force: self.force,
             dry_run: self.dry_run,
             accept_new_host_keys: self.remote.accept_new_host_keys,
             concurrency: self.remote.concurrency.get(),

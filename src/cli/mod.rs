@@ -21,7 +21,7 @@ use crate::config::Topology;
 use crate::config::template::InitShape;
 use crate::ui::{ColorChoice, GlobalOptions, OutputFormat};
 
-pub use lifecycle::{EtcdCommand, ResetArgs, SnapshotCommand};
+pub use lifecycle::{EtcdCommand, RemoveArgs, ResetArgs, SnapshotCommand};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -107,6 +107,8 @@ pub enum Command {
     Kubeconfig(KubeconfigArgs),
     /// Take kinit's cluster off hosts: services stopped, files removed, etcd data moved aside
     Reset(ResetArgs),
+    /// Take control-plane/etcd hosts out of the running cluster, keeping etcd's quorum
+    Remove(RemoveArgs),
     /// Day-two etcd operations: snapshots
     #[command(subcommand)]
     Etcd(EtcdCommand),

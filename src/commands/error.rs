@@ -112,6 +112,9 @@ pub enum CommandError {
     #[error(transparent)]
     Snapshot(Box<crate::lifecycle::snapshot::SnapshotError>),
 
+    #[error(transparent)]
+    Remove(Box<crate::lifecycle::remove::RemoveError>),
+
     /// kinit's own bug (its built-in config or example does not validate).
     #[error("internal error: {0}")]
     Internal(String),
@@ -135,5 +138,11 @@ impl From<crate::lifecycle::reset::ResetError> for CommandError {
 impl From<crate::lifecycle::snapshot::SnapshotError> for CommandError {
     fn from(e: crate::lifecycle::snapshot::SnapshotError) -> Self {
         CommandError::Snapshot(Box::new(e))
+    }
+}
+
+impl From<crate::lifecycle::remove::RemoveError> for CommandError {
+    fn from(e: crate::lifecycle::remove::RemoveError) -> Self {
+        CommandError::Remove(Box::new(e))
     }
 }

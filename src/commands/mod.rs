@@ -16,6 +16,7 @@ pub mod lab;
 pub mod man;
 pub mod preflight;
 pub mod remote;
+pub mod remove;
 pub mod render;
 pub mod reset;
 pub mod status;
@@ -65,6 +66,7 @@ pub type CommandResult = Result<Outcome, CommandError>;
 pub fn exit_code(result: &CommandResult) -> u8 {
     use crate::kubeconfig::KubeconfigError;
     use crate::lab::LabError;
+    use crate::lifecycle::remove::RemoveError;
     use crate::lifecycle::snapshot::SnapshotError;
     use crate::render::RenderError;
     match result {
@@ -91,9 +93,18 @@ pub fn exit_code(result: &CommandResult) -> u8 {
             }
             CommandError::Kubeconfig(_) => exit::FAILURE,
             CommandError::Snapshot(e) if matches!(**e, SnapshotError::NoEtcdHosts) => exit::USAGE,
+            CommandError::Remove(e)
+                if matches!(
+                    **e,
+                    RemoveError::UnknownHost { .. } | RemoveError::NothingRemovable { .. }
+                ) =>
+            {
+                exit::USAGE
+            }
             CommandError::Declined
             | CommandError::Snapshot(_)
-            | CommandError::Reset(_) => exit::FAILURE,
+            | CommandError::Reset(_)
+            | CommandError::Remove(_) => exit::FAILURE,
             // Problems with the invocation or this machine are usage errors; failed steps are not.
             CommandError::Lab(
                 LabError::NotRoot

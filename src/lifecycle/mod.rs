@@ -1,8 +1,11 @@
-//! Day two: taking kinit off hosts (`reset`), etcd membership changes that keep quorum, and
+//! Day two: taking kinit off hosts (`reset`), control-plane and etcd hosts out of a running
+//! cluster (`remove`), etcd membership changes that keep quorum, and
 //! etcd snapshots that bring a cluster back. Library code: nothing printed; typed errors that
 //! name the host and the step.
 
 pub mod membership;
+pub mod remove;
+pub mod remove_plan;
 pub mod reset;
 pub mod reset_plan;
 pub mod snapshot;

@@ -10,6 +10,7 @@ pub mod lab_progress;
 pub mod lab_report;
 pub mod lifecycle;
 pub mod preflight;
+pub mod remove;
 pub mod render;
 pub mod secret_prompt;
 pub mod status;

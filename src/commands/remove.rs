@@ -1,0 +1,121 @@
+//! `kinit remove HOST...`: take control-plane and etcd hosts out of the running cluster (see
+//! `lifecycle::remove`).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use super::{CommandError, CommandResult, Outcome, remote};
+use crate::etcd::ClientTls;
+use crate::inventory::Host;
+use crate::lifecycle::remove::{self, RemoveSettings};
+use crate::lifecycle::snapshot::utc_stamp;
+use crate::render::Templates;
+use crate::ui::confirm::{self, Answer};
+use crate::ui::remove as view;
+use crate::ui::{GlobalOptions, OutputFormat};
+
+#[derive(Debug, Clone)]
+pub struct RemoveOptions {
+    pub hosts: Vec<String>,
+    pub yes: bool,
+    pub unreachable: bool,
+    pub force: bool,
+    pub dry_run: bool,
+    pub accept_new_host_keys: bool,
+    pub concurrency: usize,
+}
+
+pub fn run(global: &GlobalOptions, opts: &RemoveOptions) -> CommandResult {
+    let inventory = remote::load_inventory(global)?;
+    let chosen = remove::chosen(&inventory, &opts.hosts)?;
+    // Hosts kinit talks to: the control planes that stay, and the removed ones unless they
+    // are gone for good.
+    let contacted: Vec<&Host> = inventory
+        .hosts
+        .iter()
+        .filter(|h| {
+            let removed = chosen.iter().any(|c| c.name == h.name);
+            if removed {
+                !opts.unreachable
+            } else {
+                h.has(crate::config::Role::ControlPlane)
+            }
+        })
+        .collect();
+    let (targets, ssh) =
+        remote::connect_options(&inventory, &contacted, opts.accept_new_host_keys, false)?;
+    let targets: BTreeMap<_, _> = contacted
+        .iter()
+        .map(|h| h.name.clone())
+        .zip(targets)
+        .collect();
+    let tls = ClientTls::from_pki_dir(&inventory.pki_dir).ok();
+    let templates = Templates::embedded().map_err(|e| CommandError::Internal(e.to_string()))?;
+    let settings = RemoveSettings {
+        dry_run: opts.dry_run,
+        force: opts.force,
+        unreachable: opts.unreachable,
+        concurrency: opts.concurrency,
+        stamp: utc_stamp(SystemTime::now()),
+        etcd_timeout: Duration::from_secs(5),
+    };
+
+    let planned = remote::with_remote(ssh.clone(), |pool, _| {
+        let (inventory, tls, targets, settings) = (&inventory, tls.as_ref(), &targets, &settings);
+        let chosen = chosen.clone();
+        async move { remove::plan(inventory, tls, &chosen, targets, &pool, settings).await }
+    })?;
+    if planned.interrupted {
+        return Ok(Outcome::Interrupted);
+    }
+    let plan = planned.value?;
+    if global.output == OutputFormat::Text {
+        for w in plan.etcd.iter().flat_map(|e| &e.forced) {
+            eprintln!("warning (--force): {w}");
+        }
+    }
+    if !opts.dry_run && !opts.yes {
+        let text = view::plan_text(&plan);
+        match confirm::ask(&text, "Remove these hosts?").map_err(CommandError::io("asking"))? {
+            Answer::Yes => {}
+            Answer::No => return Err(CommandError::Declined),
+            Answer::NoTerminal => {
+                return Err(CommandError::NotConfirmed(
+                    "kinit remove takes hosts out of the cluster: pass --yes to confirm \
+                     (no terminal to ask on), or --dry-run to see the plan"
+                        .into(),
+                ));
+            }
+        }
+    }
+    let remote::Finished { value, interrupted } =
+        remote::with_remote(ssh, |pool, cancel| async move {
+            remove::run(
+                &inventory,
+                tls.as_ref(),
+                plan,
+                &targets,
+                pool,
+                &templates,
+                &settings,
+                &cancel,
+            )
+            .await
+        })?;
+    let report = value?;
+    match global.output {
+        OutputFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("serializable")
+        ),
+        OutputFormat::Text => print!(
+            "{}",
+            view::report_text(&report, &global.config_path.display().to_string())
+        ),
+    }
+    Ok(if interrupted {
+        Outcome::Interrupted
+    } else {
+        Outcome::failed_if(!report.ok())
+    })
+}

@@ -1,0 +1,543 @@
+//! `kinit remove HOST...`: take control-plane and etcd hosts out of a running cluster. Their
+//! etcd members leave first (the leader hands over to a healthy member that stays; refused when
+//! the rest could not keep a majority), then the hosts are reset (unless gone for good:
+//! `--unreachable` never contacts them), then the control planes that stay get haproxy
+//! backends, keepalived peers and (external etcd) the apiserver's `--etcd-servers` rendered
+//! without the removed hosts, with the reloads the component table asks, one host at a time.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use super::membership::{self, LiveMember, MembershipError};
+use super::remove_plan::{self, MemberRemoval, MemberView, RemovalRefused};
+use super::reset::{self, ResetReport, ResetSettings};
+use super::reset_plan;
+use crate::components::{self, ComponentId, OnChange};
+use crate::config::{Role, Topology};
+use crate::engine::host_job::HostJob;
+use crate::engine::host_ops::{SshHost, run_script};
+use crate::engine::outcome::StepOutcome;
+use crate::engine::plan::{Content, PendingNote, PutFile, PutKind, Step};
+use crate::engine::{Event, Observer};
+use crate::etcd::{self, ClientTls};
+use crate::host_paths;
+use crate::inventory::{Host, Inventory};
+use crate::render::{self, RenderError, Templates};
+use crate::ssh::{HostTarget, Pool};
+
+/// How a removal runs.
+#[derive(Debug, Clone)]
+pub struct RemoveSettings {
+    pub dry_run: bool,
+    /// Go on when the quorum guard refuses (with a warning).
+    pub force: bool,
+    /// The hosts are gone for good: never contacted, not reset.
+    pub unreachable: bool,
+    pub concurrency: usize,
+    /// UTC `YYYYMMDDTHHMMSSZ`: names the removed hosts' moved-aside etcd data dir.
+    pub stamp: String,
+    pub etcd_timeout: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RemoveError {
+    #[error(
+        "{host} is not a host of the cluster's config; `kinit remove` takes hosts listed there"
+    )]
+    UnknownHost { host: String },
+    #[error(
+        "{host} runs nothing `kinit remove` takes out (it has neither the control-plane nor the \
+         etcd role); take kinit off it with `kinit reset --hosts {host}`"
+    )]
+    NothingRemovable { host: String },
+    #[error(
+        "removing {hosts} would leave no control-plane host; use `kinit reset` to take the whole \
+         cluster down"
+    )]
+    EveryControlPlane { hosts: String },
+    #[error(
+        "cannot reach {host} over SSH ({error}); if it is gone for good, remove it without \
+         contacting it: `kinit remove {host} --unreachable`"
+    )]
+    Unreachable { host: String, error: String },
+    #[error(
+        "the etcd members of {hosts} must leave etcd, but there is no etcd client certificate in \
+         the PKI dir to ask etcd with"
+    )]
+    NoClient { hosts: String },
+    #[error(
+        "etcd answers on none of its members ({endpoints}), so the members of {hosts} cannot be \
+         removed; bring etcd back first"
+    )]
+    NoMemberAnswers { endpoints: String, hosts: String },
+    #[error(transparent)]
+    Refused(#[from] RemovalRefused),
+    #[error(transparent)]
+    Membership(#[from] MembershipError),
+    #[error(transparent)]
+    Reset(#[from] reset::ResetError),
+    #[error("rendering the files of {host} without the removed hosts: {source}")]
+    Render {
+        host: String,
+        #[source]
+        source: RenderError,
+    },
+    #[error("interrupted before any host was changed")]
+    Interrupted,
+}
+
+/// What `kinit remove` will do (shown before the confirmation, and by `--dry-run`).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RemovePlan {
+    pub hosts: Vec<String>,
+    pub unreachable: bool,
+    /// The etcd members that leave (none: no removed host runs a live member).
+    pub etcd: Option<MemberRemoval>,
+    /// The healthy member's client URL the removals go through.
+    #[serde(skip)]
+    via_url: String,
+    #[serde(skip)]
+    client_urls: BTreeMap<u64, Vec<String>>,
+    /// Hosts reset afterwards (not those gone for good).
+    pub reset: Vec<String>,
+    /// Control planes that stay, updated one at a time in this order.
+    pub update: Vec<String>,
+    /// The files rendered anew there (only those that differ are written).
+    pub files: Vec<&'static str>,
+}
+
+/// One control plane that stays, after its update.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HostUpdate {
+    pub host: String,
+    pub written: Vec<String>,
+    /// `reload haproxy`, ...: what the changed files asked of the units.
+    pub units: Vec<String>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RemoveReport {
+    pub dry_run: bool,
+    pub plan: RemovePlan,
+    /// The member IDs removed (hex).
+    pub removed_members: Vec<String>,
+    pub reset: Option<ResetReport>,
+    pub updates: Vec<HostUpdate>,
+    /// What the operator deletes from cluster.yaml now.
+    pub delete_from_config: Vec<String>,
+}
+
+impl RemoveReport {
+    pub fn ok(&self) -> bool {
+        self.reset.as_ref().is_none_or(ResetReport::ok)
+            && self.updates.iter().all(|u| u.error.is_none())
+    }
+}
+
+/// The hosts named, checked against the inventory: each must be there and run something
+/// removal takes out, and a control plane must stay.
+pub fn chosen<'a>(inv: &'a Inventory, names: &[String]) -> Result<Vec<&'a Host>, RemoveError> {
+    let mut out: Vec<&Host> = Vec::new();
+    for name in names {
+        let host = inv
+            .host(name)
+            .ok_or_else(|| RemoveError::UnknownHost { host: name.clone() })?;
+        if !host.has(Role::ControlPlane) && !host.has(Role::Etcd) {
+            return Err(RemoveError::NothingRemovable { host: name.clone() });
+        }
+        if !out.iter().any(|h| h.name == host.name) {
+            out.push(host);
+        }
+    }
+    let names: BTreeSet<&str> = out.iter().map(|h| h.name.as_str()).collect();
+    if out.iter().any(|h| h.has(Role::ControlPlane))
+        && inv.control_plane().all(|h| names.contains(h.name.as_str()))
+    {
+        return Err(RemoveError::EveryControlPlane {
+            hosts: join(names.iter()),
+        });
+    }
+    Ok(out)
+}
+
+/// The inventory as it is once `names` are deleted from the config.
+pub fn without(inv: &Inventory, names: &BTreeSet<String>) -> Inventory {
+    let mut rest = inv.clone();
+    rest.hosts.retain(|h| !names.contains(&h.name));
+    rest
+}
+
+/// The files that name other control planes or etcd members, and so change on the control
+/// planes that stay: haproxy's backends, keepalived's peers, and with external etcd the
+/// apiserver's `--etcd-servers` (stacked, it talks to its local member only).
+pub fn files_to_update(inv: &Inventory) -> Vec<&'static str> {
+    let mut files: Vec<&'static str> = [ComponentId::Haproxy, ComponentId::Keepalived]
+        .into_iter()
+        .map(components::component)
+        .filter(|c| c.when.is_none_or(|w| w.holds(inv)))
+        .flat_map(|c| c.files.iter())
+        .filter(|f| matches!(f.on_change, OnChange::Reload(_)))
+        .map(|f| f.path)
+        .collect();
+    if inv.topology == Topology::External {
+        files.push(host_paths::KUBE_APISERVER_MANIFEST);
+    }
+    files
+}
+
+fn join<S: AsRef<str>>(items: impl Iterator<Item = S>) -> String {
+    items
+        .map(|s| s.as_ref().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Look at the cluster and decide: SSH to every host that will be reset (an unreachable one
+/// is an error naming `--unreachable`), the live members and their health, the quorum guard.
+pub async fn plan(
+    inv: &Inventory,
+    tls: Option<&ClientTls>,
+    hosts: &[&Host],
+    targets: &BTreeMap<String, HostTarget>,
+    pool: &Pool,
+    settings: &RemoveSettings,
+) -> Result<RemovePlan, RemoveError> {
+    let going: BTreeSet<String> = hosts.iter().map(|h| h.name.clone()).collect();
+    let rest = without(inv, &going);
+    if !settings.unreachable {
+        for h in hosts {
+            let Some(target) = targets.get(&h.name) else {
+                continue;
+            };
+            if let Err(e) = pool.get(target).await {
+                return Err(RemoveError::Unreachable {
+                    host: h.name.clone(),
+                    error: e.to_string(),
+                });
+            }
+        }
+    }
+    let etcd_going: Vec<&str> = hosts
+        .iter()
+        .filter(|h| h.has(Role::Etcd))
+        .map(|h| h.name.as_str())
+        .collect();
+    let mut removal = None;
+    let mut via_url = String::new();
+    let mut client_urls = BTreeMap::new();
+    if !etcd_going.is_empty() {
+        let tls = tls.ok_or_else(|| RemoveError::NoClient {
+            hosts: join(etcd_going.iter()),
+        })?;
+        // Asked of the members that stay first: a removed host is never needed for this.
+        let mut answer = membership::live_members(&rest, tls, settings.etcd_timeout).await;
+        if answer.is_none() && !settings.unreachable {
+            answer = membership::live_members(inv, tls, settings.etcd_timeout).await;
+        }
+        let Some((_, members)) = answer else {
+            return Err(RemoveError::NoMemberAnswers {
+                endpoints: join(membership::client_endpoints(inv).iter().map(|(_, e)| e)),
+                hosts: join(etcd_going.iter()),
+            });
+        };
+        let views = member_views(inv, tls, &members, &going, settings).await;
+        removal = remove_plan::plan(&views, &going, settings.force)?;
+        if let Some(r) = &removal {
+            via_url = members
+                .iter()
+                .find(|m| m.id == r.via.raw_id)
+                .and_then(|m| m.client_urls.first().cloned())
+                .unwrap_or_default();
+        }
+        client_urls = members.into_iter().map(|m| (m.id, m.client_urls)).collect();
+    }
+    Ok(RemovePlan {
+        hosts: going.iter().cloned().collect(),
+        unreachable: settings.unreachable,
+        etcd: removal,
+        via_url,
+        client_urls,
+        reset: if settings.unreachable {
+            Vec::new()
+        } else {
+            hosts.iter().map(|h| h.name.clone()).collect()
+        },
+        update: rest.control_plane().map(|h| h.name.clone()).collect(),
+        files: files_to_update(&rest),
+    })
+}
+
+/// The live members with their host, health and who leads. Members of hosts gone for good
+/// count as unhealthy without being asked.
+async fn member_views(
+    inv: &Inventory,
+    tls: &ClientTls,
+    members: &[etcd::Member],
+    going: &BTreeSet<String>,
+    settings: &RemoveSettings,
+) -> Vec<MemberView> {
+    let mut views = Vec::new();
+    let mut leader = 0;
+    for m in members {
+        let host = membership::host_of(inv, m).map(|h| h.name.clone());
+        let gone = settings.unreachable && host.as_ref().is_some_and(|h| going.contains(h));
+        let mut healthy = false;
+        if !gone {
+            for url in &m.client_urls {
+                if let Ok(true) = etcd::health(tls, url, settings.etcd_timeout).await {
+                    healthy = true;
+                    if leader == 0
+                        && let Ok(s) = etcd::status(tls, url, settings.etcd_timeout).await
+                    {
+                        leader = s.leader;
+                    }
+                    break;
+                }
+            }
+        }
+        views.push(MemberView {
+            raw_id: m.id,
+            id: format!("{:x}", m.id),
+            name: if m.name.is_empty() {
+                host.clone().unwrap_or_default()
+            } else {
+                m.name.clone()
+            },
+            host,
+            healthy,
+            leader: false,
+        });
+    }
+    for v in &mut views {
+        v.leader = v.raw_id == leader;
+    }
+    views
+}
+
+/// Carry out `plan`: members removed, hosts reset, the control planes that stay updated.
+#[allow(clippy::too_many_arguments)]
+pub async fn run(
+    inv: &Inventory,
+    tls: Option<&ClientTls>,
+    plan: RemovePlan,
+    targets: &BTreeMap<String, HostTarget>,
+    pool: Arc<Pool>,
+    templates: &Templates,
+    settings: &RemoveSettings,
+    cancel: &CancellationToken,
+) -> Result<RemoveReport, RemoveError> {
+    if cancel.is_cancelled() {
+        return Err(RemoveError::Interrupted);
+    }
+    let going: BTreeSet<String> = plan.hosts.iter().cloned().collect();
+    let rest = without(inv, &going);
+    let mut removed_members = Vec::new();
+    if let (Some(r), Some(tls), false) = (&plan.etcd, tls, settings.dry_run) {
+        let live: Vec<LiveMember> = r
+            .members
+            .iter()
+            .map(|m| LiveMember {
+                id: m.id.clone(),
+                raw_id: m.raw_id,
+                client_urls: plan.client_urls.get(&m.raw_id).cloned().unwrap_or_default(),
+                name: m.name.clone(),
+                host: m.host.clone(),
+                healthy: m.healthy,
+            })
+            .collect();
+        membership::remove(tls, &live, &plan.via_url, settings.etcd_timeout).await?;
+        removed_members = live.into_iter().map(|m| m.id).collect();
+    }
+    let reset = if plan.reset.is_empty() {
+        None
+    } else {
+        let plans = plan
+            .reset
+            .iter()
+            .filter_map(|h| inv.host(h))
+            .map(|h| reset_plan::for_host(inv, h, &inv.pki_dir))
+            .collect();
+        let reset_settings = ResetSettings {
+            dry_run: settings.dry_run,
+            purge: false,
+            concurrency: settings.concurrency,
+            stamp: settings.stamp.clone(),
+            etcd_timeout: settings.etcd_timeout,
+        };
+        // Against the inventory without the removed hosts: their members are gone already,
+        // so the reset asks nothing more of etcd.
+        Some(
+            reset::run(
+                &rest,
+                tls,
+                plans,
+                targets,
+                pool.clone(),
+                &reset_settings,
+                cancel,
+            )
+            .await?,
+        )
+    };
+    let mut updates = Vec::new();
+    for name in &plan.update {
+        if cancel.is_cancelled() {
+            break;
+        }
+        let Some(host) = rest.host(name) else {
+            continue;
+        };
+        let update = update_host(
+            &rest,
+            host,
+            &plan.files,
+            targets,
+            &pool,
+            templates,
+            settings,
+        )
+        .await?;
+        let failed = update.error.is_some();
+        updates.push(update);
+        // One host at a time: a host whose reload failed stops the rest.
+        if failed {
+            break;
+        }
+    }
+    Ok(RemoveReport {
+        dry_run: settings.dry_run,
+        delete_from_config: plan.hosts.clone(),
+        plan,
+        removed_members,
+        reset,
+        updates,
+    })
+}
+
+struct Quiet;
+
+impl Observer for Quiet {
+    fn event(&self, _: &Event) {}
+}
+
+/// haproxy and keepalived must be running again after a reload before the next host goes.
+const UNITS_ACTIVE: &str = r#"for i in $(seq 1 20); do
+  ok=yes
+  for u in "$@"; do systemctl is-active -q "$u" || ok=no; done
+  [ $ok = yes ] && exit 0
+  sleep 0.5
+done
+for u in "$@"; do echo "$u: $(systemctl is-active "$u")" >&2; done
+exit 1"#;
+
+async fn update_host(
+    rest: &Inventory,
+    host: &Host,
+    paths: &[&'static str],
+    targets: &BTreeMap<String, HostTarget>,
+    pool: &Pool,
+    templates: &Templates,
+    settings: &RemoveSettings,
+) -> Result<HostUpdate, RemoveError> {
+    let rendered =
+        render::render_host(rest, host, templates).map_err(|source| RemoveError::Render {
+            host: host.name.clone(),
+            source,
+        })?;
+    let files: Vec<PutFile> = rendered
+        .iter()
+        .filter(|r| paths.contains(&r.path))
+        .map(|r| PutFile {
+            path: r.path.to_string(),
+            sha256: crate::ssh::sha256_hex(r.content.as_bytes()),
+            content: Content::Bytes(Arc::new(r.content.clone().into_bytes())),
+            mode: r.mode,
+            owner: r.owner.to_string(),
+            notes: match r.on_change {
+                OnChange::Nothing => Vec::new(),
+                OnChange::Restart(u) => vec![PendingNote::Restart(u)],
+                OnChange::Reload(u) => vec![PendingNote::Reload(u)],
+            },
+        })
+        .collect();
+    let units: Vec<_> = [ComponentId::Haproxy, ComponentId::Keepalived]
+        .into_iter()
+        .map(components::component)
+        .filter(|c| c.runs_on(rest, host))
+        .flat_map(|c| c.units.iter().copied())
+        .collect();
+    let mut update = HostUpdate {
+        host: host.name.clone(),
+        written: Vec::new(),
+        units: Vec::new(),
+        error: None,
+    };
+    let Some(target) = targets.get(&host.name) else {
+        update.error = Some("no SSH target".into());
+        return Ok(update);
+    };
+    let session = match pool.get(target).await {
+        Ok(s) => s,
+        Err(e) => {
+            update.error = Some(e.to_string());
+            return Ok(update);
+        }
+    };
+    let mut steps = vec![Step::Put {
+        kind: PutKind::Files,
+        files,
+    }];
+    steps.extend(units.iter().copied().map(Step::Unit));
+    let job = HostJob {
+        phase: "remove".into(),
+        host: host.name.clone(),
+        steps,
+        dry_run: settings.dry_run,
+        observer: Arc::new(Quiet),
+    };
+    match job.run(&SshHost(session.clone())).await {
+        Ok(outcomes) => {
+            for o in outcomes {
+                match o {
+                    StepOutcome::Files { written, .. } => {
+                        update.written.extend(written.into_iter().map(|w| w.path))
+                    }
+                    StepOutcome::Unit { unit, action, .. } => {
+                        let verb = serde_json::to_value(action)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_string))
+                            .unwrap_or_default();
+                        if verb != "none" {
+                            update.units.push(format!("{verb} {unit}"));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Err(failure) => {
+            update.error = Some(failure.to_string());
+            return Ok(update);
+        }
+    }
+    if !settings.dry_run && !units.is_empty() {
+        let names: Vec<&str> = units.iter().map(|u| u.name).collect();
+        match run_script(&session, UNITS_ACTIVE, &names, Duration::from_secs(30)).await {
+            Ok(out) if out.success() => {}
+            Ok(out) => update.error = Some(format!("after the reload: {}", out.stderr_text())),
+            Err(e) => update.error = Some(e.to_string()),
+        }
+    }
+    Ok(update)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,501 @@
+//! `kinit remove` on lab nodes (real systemd, sshd, etcd from Debian, haproxy, keepalived with
+//! its VIP; `openssl s_server` as the apiserver stand-in behind haproxy). Four control-plane +
+//! etcd hosts (the lab's cp1..cp3 and w1 given both roles), then, while a writer on this machine
+//! puts a key every 100 ms and a connect loop goes through VIP:8443: the etcd leader (moved there
+//! with `etcdctl move-leader`) is removed; a removal that would cost the majority is refused;
+//! a powered-off host is removed with `--unreachable`. Runs as root; the lab is removed when the
+//! test ends however it ends.
+
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+mod hang_guard;
+use hang_guard::{kinit, output_within};
+mod lab_support;
+use lab_support::*;
+
+const NAME: &str = "kremove";
+const SUBNET: &str = "10.213.223.0/24";
+const VIP: &str = "10.213.223.100";
+const NODES: [&str; 4] = ["cp1", "cp2", "cp3", "w1"];
+const ADDRS: [&str; 4] = [
+    "10.213.223.11",
+    "10.213.223.12",
+    "10.213.223.13",
+    "10.213.223.14",
+];
+
+fn addr(node: &str) -> &'static str {
+    ADDRS[NODES.iter().position(|n| *n == node).unwrap()]
+}
+
+fn json(out: &std::process::Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(out)))
+}
+
+/// The cluster.yaml's host line of `node`, rewritten by `edit` (None: the line goes).
+fn edit_host(lab: &Lab, node: &str, edit: impl Fn(&str) -> Option<String>) {
+    let yaml = std::fs::read_to_string(&lab.config).unwrap();
+    let marker = format!("{{name: {node}, ");
+    let mut out = String::new();
+    for line in yaml.lines() {
+        if line.contains(&marker) {
+            if let Some(l) = edit(line) {
+                out.push_str(&l);
+                out.push('\n');
+            }
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    assert_ne!(out, yaml, "no host line for {node} in {yaml}");
+    std::fs::write(&lab.config, out).unwrap();
+}
+
+/// `(id hex, name)` of every member, as one member lists them.
+fn members(lab: &Lab, via: &[&str]) -> Vec<(String, String)> {
+    let eps = endpoints(via);
+    let out = lab.etcdctl(&eps, &["member", "list", "-w", "json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    json(&out)["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                format!("{:x}", m["ID"].as_u64().unwrap()),
+                m["name"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+fn member_names(lab: &Lab, via: &[&str]) -> Vec<String> {
+    let mut names: Vec<String> = members(lab, via).into_iter().map(|(_, n)| n).collect();
+    names.sort();
+    names
+}
+
+/// The name of the member that leads, as `via` sees it.
+fn leader(lab: &Lab, via: &[&str]) -> String {
+    let out = lab.etcdctl(&endpoints(via), &["endpoint", "status", "-w", "json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let status = json(&out);
+    let leader = status[0]["Status"]["leader"].as_u64().unwrap();
+    members(lab, via)
+        .into_iter()
+        .find(|(id, _)| *id == format!("{leader:x}"))
+        .map(|(_, n)| n)
+        .unwrap()
+}
+
+/// haproxy's master and keepalived's main process: a reload keeps both.
+fn pids(lab: &Lab, node: &str) -> String {
+    lab.on(
+        node,
+        "systemctl show -p MainPID --value haproxy; systemctl show -p MainPID --value keepalived",
+    )
+}
+
+fn backends(lab: &Lab, node: &str) -> Vec<String> {
+    lab.on(
+        node,
+        "awk '$1 == \"server\" {print $2}' /etc/haproxy/haproxy.cfg",
+    )
+    .lines()
+    .map(str::to_string)
+    .collect()
+}
+
+/// A client on this machine putting `w/N` every 100 ms through the endpoints in order (each put
+/// retried on the next endpoint for up to 5 s, as etcd clients do): acknowledged puts, puts
+/// never accepted, and the longest time between two acknowledged puts.
+struct Writer {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<(usize, usize, Duration)>,
+}
+
+impl Writer {
+    fn start(lab: &Lab, nodes: &[&str]) -> Writer {
+        let tls = kinit::etcd::ClientTls::from_pki_dir(&lab.dir().join("pki")).unwrap();
+        let eps = endpoints(&nodes.iter().map(|n| addr(n)).collect::<Vec<_>>());
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            rt.block_on(async {
+                let (mut acked, mut failed, mut gap) = (0, 0, Duration::ZERO);
+                let mut last = Instant::now();
+                let mut n = 0usize;
+                while !flag.load(Ordering::Relaxed) {
+                    let tick = Instant::now();
+                    let key = format!("w/{n:06}");
+                    let until = tick + Duration::from_secs(5);
+                    let mut ok = false;
+                    'retry: while Instant::now() < until {
+                        for ep in &eps {
+                            let put = kinit::etcd::put(
+                                &tls,
+                                ep,
+                                key.as_bytes(),
+                                b"x",
+                                Duration::from_secs(1),
+                            );
+                            if put.await.is_ok() {
+                                ok = true;
+                                break 'retry;
+                            }
+                        }
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    if ok {
+                        acked += 1;
+                        gap = gap.max(last.elapsed());
+                        last = Instant::now();
+                    } else {
+                        failed += 1;
+                    }
+                    n += 1;
+                    let next = tick + Duration::from_millis(100);
+                    tokio::time::sleep(next.saturating_duration_since(Instant::now())).await;
+                }
+                (acked, failed, gap)
+            })
+        });
+        Writer { stop, thread }
+    }
+
+    fn stop(self) -> (usize, usize, Duration) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap()
+    }
+}
+
+/// TLS handshakes with VIP:8443 (through haproxy to a stand-in) in a loop: (tries, failures).
+struct ConnectLoop {
+    stop: Arc<AtomicBool>,
+    failures: Arc<AtomicUsize>,
+    thread: std::thread::JoinHandle<usize>,
+    last_error: Arc<std::sync::Mutex<String>>,
+}
+
+impl ConnectLoop {
+    fn start(lab: &Lab) -> ConnectLoop {
+        let ca = lab.pki("ca.crt");
+        let stop = Arc::new(AtomicBool::new(false));
+        let failures = Arc::new(AtomicUsize::new(0));
+        let last_error = Arc::new(std::sync::Mutex::new(String::new()));
+        let (flag, failed, err) = (stop.clone(), failures.clone(), last_error.clone());
+        let thread = std::thread::spawn(move || {
+            let mut tries = 0;
+            while !flag.load(Ordering::Relaxed) {
+                let out = output_within(
+                    Command::new("openssl")
+                        .args(["s_client", "-connect", &format!("{VIP}:8443")])
+                        .args(["-CAfile", &ca, "-verify_return_error", "-verify_ip", VIP])
+                        .stdin(std::process::Stdio::null()),
+                    COMMAND_LIMIT,
+                );
+                let all = String::from_utf8_lossy(&out.stdout).to_string()
+                    + &String::from_utf8_lossy(&out.stderr);
+                if !(out.status.success() && all.contains("Verify return code: 0 (ok)")) {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                    *err.lock().unwrap() = all;
+                }
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            tries
+        });
+        ConnectLoop {
+            stop,
+            failures,
+            thread,
+            last_error,
+        }
+    }
+
+    fn stop(self) -> (usize, usize, String) {
+        self.stop.store(true, Ordering::Relaxed);
+        let tries = self.thread.join().unwrap();
+        let err = self.last_error.lock().unwrap().clone();
+        (tries, self.failures.load(Ordering::Relaxed), err)
+    }
+}
+
+#[test]
+fn remove_moves_leadership_guards_quorum_and_takes_unreachable_hosts_out() {
+    let lab = lab_up(NAME, SUBNET, "4");
+    let cfg = lab.config.to_str().unwrap().to_string();
+    // w1 becomes the fourth control-plane + etcd host.
+    edit_host(&lab, "w1", |l| {
+        Some(l.replace("roles: [worker]", "roles: [control-plane, etcd]"))
+    });
+    let (code, _, all) = lab.up(&["--topology", "stacked"]);
+    assert_eq!(code, 0, "up: {all}");
+    for n in NODES {
+        lab.start_standin(n);
+    }
+    wait_for("VIP:8443 through haproxy", Duration::from_secs(30), || {
+        lab.vip_verifies(VIP, 8443)
+    });
+    lab.wait_healthy(&cfg);
+    assert_eq!(member_names(&lab, &ADDRS), ["cp1", "cp2", "cp3", "w1"]);
+    let holder = lab.vip_holders(&NODES, VIP);
+    assert_eq!(holder.len(), 1, "{holder:?}");
+
+    // Not a host of the config; no terminal and no --yes; a dry run: nothing changes.
+    let out = lab.kinit(&["remove", "cp9", "--yes"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cp9 is not a host"),
+        "{}",
+        text(&out)
+    );
+    let out = lab.kinit(&["remove", "w1"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--yes") && stderr.contains("--dry-run"),
+        "{stderr}"
+    );
+    // On a terminal it asks, showing the plan; no answer is a no.
+    let out = lab.in_a_terminal(&["remove", "w1"]);
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        shown.contains("kinit remove will take out w1")
+            && shown.contains("etcd: remove member w1")
+            && shown.contains("Remove these hosts? [y/N]")
+            && shown.contains("not confirmed"),
+        "{shown}"
+    );
+    let cfg_before = lab.on("cp1", "sha256sum /etc/haproxy/haproxy.cfg");
+    let out = lab.kinit(&["remove", "w1", "--dry-run"]);
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        shown.contains(
+            "etcd quorum: 4 - 1 = 3 member(s) stay, 3 of them healthy; a majority of 3 is 2"
+        ) && shown.contains("cp1: would write /etc/haproxy/haproxy.cfg")
+            && shown.contains("reload haproxy")
+            && shown.contains("dry run: nothing was changed"),
+        "{shown}"
+    );
+    let out = lab.kinit(&["-o", "json", "remove", "w1", "--dry-run"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let dry = json(&out);
+    assert_eq!(dry["dryRun"], true, "{dry:#}");
+    assert_eq!(dry["plan"]["etcd"]["members"][0]["name"], "w1", "{dry:#}");
+    assert_eq!(dry["plan"]["etcd"]["quorum"]["remaining"], 3, "{dry:#}");
+    let would: Vec<&Value> = dry["updates"].as_array().unwrap().iter().collect();
+    assert_eq!(would.len(), 3, "{dry:#}");
+    for u in &would {
+        assert!(
+            u["written"]
+                .to_string()
+                .contains("/etc/haproxy/haproxy.cfg"),
+            "{dry:#}"
+        );
+        assert!(u["units"].to_string().contains("reload haproxy"), "{dry:#}");
+    }
+    assert_eq!(member_names(&lab, &ADDRS), ["cp1", "cp2", "cp3", "w1"]);
+    assert_eq!(
+        lab.on("cp1", "sha256sum /etc/haproxy/haproxy.cfg"),
+        cfg_before
+    );
+    assert_eq!(
+        lab.on("w1", "systemctl is-active etcd haproxy keepalived"),
+        "active\nactive\nactive"
+    );
+
+    // (a) The leader is removed while a writer and a connect loop run.
+    let pids_before: Vec<String> = ["cp1", "cp2", "cp3"]
+        .iter()
+        .map(|n| pids(&lab, n))
+        .collect();
+    let w1_id = members(&lab, &ADDRS)
+        .into_iter()
+        .find(|(_, n)| n == "w1")
+        .unwrap()
+        .0;
+    let out = lab.etcdctl(&endpoints(&ADDRS), &["move-leader", &w1_id]);
+    assert!(
+        out.status.success() || leader(&lab, &ADDRS) == "w1",
+        "{}",
+        text(&out)
+    );
+    wait_for("w1 to lead", Duration::from_secs(10), || {
+        match leader(&lab, &ADDRS[..1]).as_str() {
+            "w1" => Ok(()),
+            other => Err(other.to_string()),
+        }
+    });
+    let writer = Writer::start(&lab, &["cp1", "cp2", "cp3", "w1"]);
+    let connects = ConnectLoop::start(&lab);
+    std::thread::sleep(Duration::from_secs(2));
+    let started = Instant::now();
+    let out = lab.kinit(&["-o", "json", "remove", "w1", "--yes"]);
+    let took = started.elapsed();
+    std::thread::sleep(Duration::from_secs(3));
+    let (acked, failed, gap) = writer.stop();
+    let (tries, connect_failures, connect_error) = connects.stop();
+    assert!(out.status.success(), "remove w1: {}", text(&out));
+    let report = json(&out);
+    eprintln!(
+        "remove w1 (the leader): {took:.1?}; writer: {acked} puts acknowledged, {failed} failed, \
+         longest gap {gap:.0?}; connect loop: {tries} handshakes, {connect_failures} failed"
+    );
+    assert_eq!(failed, 0, "puts not accepted during the removal");
+    assert_eq!(
+        connect_failures, 0,
+        "handshakes through the VIP failed: {connect_error}"
+    );
+    assert_eq!(report["plan"]["etcd"]["handOver"], "w1", "{report:#}");
+    assert_eq!(
+        report["removedMembers"],
+        serde_json::json!([w1_id]),
+        "{report:#}"
+    );
+    assert_eq!(
+        report["deleteFromConfig"],
+        serde_json::json!(["w1"]),
+        "{report:#}"
+    );
+    let stay = ["cp1", "cp2", "cp3"];
+    assert_eq!(member_names(&lab, &ADDRS[..3]), stay);
+    etcd_all_healthy(&lab, &endpoints(&ADDRS[..3])).unwrap();
+    assert_ne!(leader(&lab, &ADDRS[..1]), "w1");
+    // w1 is reset: no etcd, haproxy or keepalived running, none of kinit's files left.
+    let units = lab.ssh("w1", "systemctl is-active etcd haproxy keepalived");
+    assert_eq!(
+        String::from_utf8_lossy(&units.stdout).trim(),
+        "inactive\ninactive\ninactive",
+        "{}",
+        text(&units)
+    );
+    let files = lab.ssh(
+        "w1",
+        "ls /etc/etcd/etcd.conf.yml /etc/haproxy/haproxy.cfg /etc/keepalived/keepalived.conf \
+         /etc/kubernetes/pki 2>/dev/null",
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&files.stdout).trim(),
+        "",
+        "{}",
+        text(&files)
+    );
+    // The others list only the backends that stay, reloaded (same processes), VIP unmoved.
+    for (n, before) in stay.iter().zip(&pids_before) {
+        assert_eq!(backends(&lab, n), stay, "{n}");
+        assert_eq!(
+            &pids(&lab, n),
+            before,
+            "{n}: haproxy or keepalived was restarted"
+        );
+        let u = report["updates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["host"] == *n)
+            .unwrap_or_else(|| panic!("no update of {n}: {report:#}"));
+        assert!(u["units"].to_string().contains("reload haproxy"), "{u}");
+        assert!(u["units"].to_string().contains("reload keepalived"), "{u}");
+    }
+    assert_eq!(lab.vip_holders(&NODES, VIP), holder);
+    // The operator deletes w1 from cluster.yaml, as told: the cluster is healthy.
+    edit_host(&lab, "w1", |_| None);
+    lab.wait_healthy(&cfg);
+
+    // (b) A healthy member of three while another is down: refused with the arithmetic.
+    lab.on("cp3", "systemctl stop etcd");
+    let out = lab.kinit(&["remove", "cp2", "--yes"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "3 - 1 = 2 member(s) stay, 1 of them healthy (cp3 is not); a majority of 2 is 2"
+        ) && stderr.contains("--force"),
+        "{stderr}"
+    );
+    assert_eq!(member_names(&lab, &ADDRS[..2]), stay);
+    assert_eq!(
+        lab.on("cp2", "systemctl is-active etcd haproxy"),
+        "active\nactive"
+    );
+    assert_eq!(backends(&lab, "cp1"), stay);
+    // --force would go (shown on a dry run: nothing changes).
+    let out = lab.kinit(&["-o", "json", "remove", "cp2", "--force", "--dry-run"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let forced = json(&out);
+    assert!(
+        forced["plan"]["etcd"]["forced"][0]
+            .as_str()
+            .unwrap_or("")
+            .contains("a majority of 2 is 2"),
+        "{forced:#}"
+    );
+    assert_eq!(member_names(&lab, &ADDRS[..2]), stay);
+    lab.on("cp3", "systemctl start etcd");
+    wait_for("cp3's etcd back", Duration::from_secs(30), || {
+        etcd_all_healthy(&lab, &endpoints(&ADDRS[..3]))
+    });
+    lab.wait_healthy(&cfg);
+
+    // (c) cp3 is gone for good (powered off): without --unreachable an error naming it; with
+    // it, its member is removed by ID and the others no longer list it.
+    let pids_before: Vec<String> = ["cp1", "cp2"].iter().map(|n| pids(&lab, n)).collect();
+    let writer = Writer::start(&lab, &["cp1", "cp2", "cp3"]);
+    let stop = kinit(&["lab", "stop", "--name", NAME, "cp3"]);
+    assert!(stop.status.success(), "{}", text(&stop));
+    let out = lab.kinit(&["remove", "cp3", "--yes"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--unreachable"),
+        "{}",
+        text(&out)
+    );
+    let cp3_id = members(&lab, &ADDRS[..2])
+        .into_iter()
+        .find(|(_, n)| n == "cp3")
+        .unwrap()
+        .0;
+    let out = lab.kinit(&["-o", "json", "remove", "cp3", "--unreachable", "--yes"]);
+    let (acked, failed, gap) = writer.stop();
+    assert!(
+        out.status.success(),
+        "remove cp3 --unreachable: {}",
+        text(&out)
+    );
+    eprintln!(
+        "cp3 powered off, then removed --unreachable; writer: {acked} puts acknowledged, \
+         {failed} failed, longest gap {gap:.0?}"
+    );
+    assert_eq!(failed, 0, "puts not accepted");
+    let report = json(&out);
+    assert_eq!(
+        report["removedMembers"],
+        serde_json::json!([cp3_id]),
+        "{report:#}"
+    );
+    assert_eq!(report["reset"], Value::Null, "{report:#}");
+    let two = ["cp1", "cp2"];
+    assert_eq!(member_names(&lab, &ADDRS[..2]), two);
+    etcd_all_healthy(&lab, &endpoints(&ADDRS[..2])).unwrap();
+    for (n, before) in two.iter().zip(&pids_before) {
+        assert_eq!(backends(&lab, n), two, "{n}");
+        assert_eq!(
+            &pids(&lab, n),
+            before,
+            "{n}: haproxy or keepalived was restarted"
+        );
+    }
+    lab.vip_verifies(VIP, 8443).unwrap();
+    edit_host(&lab, "cp3", |_| None);
+    lab.wait_healthy(&cfg);
+}
