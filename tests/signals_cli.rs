@@ -90,11 +90,16 @@ fn sigterm_and_sighup_stop_a_run_like_ctrl_c() {
     };
 
     // `kinit exec` of a long command: the remote command goes with it.
+    // Markers unique to this test process: a leftover of another run cannot be mistaken for ours.
     for (signal, code, marker) in [
-        (libc::SIGTERM, 143, "sleep 3171"),
-        (libc::SIGHUP, 129, "sleep 3172"),
+        (
+            libc::SIGTERM,
+            143,
+            format!("sleep 31{}", std::process::id()),
+        ),
+        (libc::SIGHUP, 129, format!("sleep 32{}", std::process::id())),
     ] {
-        let child = kinit(&["exec", "--", marker]);
+        let child = kinit(&["exec", "--", &marker]);
         wait_until("the remote command starts", Duration::from_secs(30), || {
             !processes_matching(&format!("^{marker}$")).is_empty()
         });
@@ -105,7 +110,7 @@ fn sigterm_and_sighup_stop_a_run_like_ctrl_c() {
         wait_until(
             "the remote command is stopped",
             Duration::from_secs(10),
-            || processes_matching(marker).is_empty(),
+            || processes_matching(&marker).is_empty(),
         );
     }
 
