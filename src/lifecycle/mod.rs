@@ -2,6 +2,7 @@
 //! etcd snapshots that bring a cluster back. Library code: nothing printed; typed errors that
 //! name the host and the step.
 
+pub mod join_plan;
 pub mod membership;
 pub mod reset;
 pub mod reset_plan;
