@@ -243,11 +243,7 @@ fn workers_become_etcd_members_as_learners_one_at_a_time() {
 
     // Refused before any host is touched: cp3's address under another name.
     let original = std::fs::read_to_string(&lab.config).unwrap();
-    std::fs::write(
-        &lab.config,
-        original.replace("{name: cp3,", "{name: cp9,"),
-    )
-    .unwrap();
+    std::fs::write(&lab.config, original.replace("{name: cp3,", "{name: cp9,")).unwrap();
     let (code, _, all) = lab.up(UP);
     assert_ne!(code, 0, "{all}");
     assert!(
@@ -262,9 +258,8 @@ fn workers_become_etcd_members_as_learners_one_at_a_time() {
     assert_eq!(members(&lab).len(), 3);
 
     // 3 -> 5 in one `up`, under a writer and a connect loop.
-    let pids = |unit: &str| -> Vec<String> {
-        ALL[..3].iter().map(|n| main_pid(&lab, n, unit)).collect()
-    };
+    let pids =
+        |unit: &str| -> Vec<String> { ALL[..3].iter().map(|n| main_pid(&lab, n, unit)).collect() };
     let before = (pids("etcd"), pids("haproxy"), pids("keepalived"));
     let holders = lab.vip_holders(&ALL, &vip);
     assert_eq!(holders.len(), 1, "{holders:?}");
@@ -296,8 +291,14 @@ fn workers_become_etcd_members_as_learners_one_at_a_time() {
         ],
         "one at a time: {all}"
     );
-    assert!(all.contains("w1 added as learner, promoted after "), "{all}");
-    assert!(all.contains(" 0 re-issued"), "no certificate issued again: {all}");
+    assert!(
+        all.contains("w1 added as learner, promoted after "),
+        "{all}"
+    );
+    assert!(
+        all.contains(" 0 re-issued"),
+        "no certificate issued again: {all}"
+    );
     for peer in ["10.213.221.14:2380", "10.213.221.15:2380"] {
         assert!(
             learners.iter().any(|l| l.contains(peer)),
@@ -355,6 +356,17 @@ fn workers_become_etcd_members_as_learners_one_at_a_time() {
     assert!(unstarted[0].name.is_empty(), "{list:?}");
     lab.on("w2", "systemctl stop etcd; rm -f /var/lib/etcd");
     let (code, _, all) = lab.up(UP);
+    if code != 0 {
+        for n in ALL {
+            eprintln!(
+                "{n}: {}",
+                text(&lab.ssh(
+                    n,
+                    "journalctl -u etcd --no-pager -n 15 -o cat | cut -c1-300"
+                ))
+            );
+        }
+    }
     assert_eq!(code, 0, "resumed: {all}");
     assert_eq!(
         member_events(&all),

@@ -65,6 +65,15 @@ pub enum JoinError {
         after: Duration,
     },
     #[error(
+        "etcd already runs on {running}, but no member answers ({why}), so {joining} cannot \
+         join it now: bring etcd back (`kinit status` shows it), then run `kinit up` again"
+    )]
+    NoMemberAnswers {
+        running: String,
+        joining: String,
+        why: String,
+    },
+    #[error(
         "{host}: its etcd config {path} says {key}: `{value}`, which kinit did not write; fix \
          or remove the line"
     )]
@@ -91,7 +100,10 @@ pub fn read_bootstrap(text: &str) -> Option<(String, String)> {
     let mut cluster = None;
     let mut state = None;
     for line in text.lines() {
-        let line = line.trim().trim_start_matches("- ").trim_start_matches("--");
+        let line = line
+            .trim()
+            .trim_start_matches("- ")
+            .trim_start_matches("--");
         let (key, value) = line
             .split_once(": ")
             .or_else(|| line.split_once('='))
@@ -108,7 +120,12 @@ pub fn read_bootstrap(text: &str) -> Option<(String, String)> {
 
 /// A value read back from a host goes into a rendered file only when it is what kinit writes:
 /// `name=https://addr:port,...` and `new` or `existing`.
-fn check_bootstrap(host: &str, path: &'static str, cluster: &str, state: &str) -> Result<EtcdBootstrap, JoinError> {
+fn check_bootstrap(
+    host: &str,
+    path: &'static str,
+    cluster: &str,
+    state: &str,
+) -> Result<EtcdBootstrap, JoinError> {
     let bad = |key, value: &str| JoinError::BadBootstrap {
         host: host.to_string(),
         path,
@@ -128,7 +145,11 @@ fn check_bootstrap(host: &str, path: &'static str, cluster: &str, state: &str) -
     })
 }
 
-fn etcd_step(host: &str, step: &'static str, endpoint: &str) -> impl FnOnce(EtcdError) -> JoinError {
+fn etcd_step(
+    host: &str,
+    step: &'static str,
+    endpoint: &str,
+) -> impl FnOnce(EtcdError) -> JoinError {
     let host = host.to_string();
     let endpoint = endpoint.to_string();
     move |e| JoinError::Etcd {
@@ -151,7 +172,14 @@ impl Engine {
         }
     }
 
-    fn member_event(&self, phase: &Phase, host: &str, action: &'static str, seconds: Option<f64>, message: String) {
+    fn member_event(
+        &self,
+        phase: &Phase,
+        host: &str,
+        action: &'static str,
+        seconds: Option<f64>,
+        message: String,
+    ) {
         self.emit(Event::EtcdMember {
             phase: phase.name.clone(),
             host: host.to_string(),
@@ -188,16 +216,23 @@ impl Engine {
         opts: &RunOptions,
         state: &mut RunState,
     ) -> Result<(), RunError> {
-        let Ok(tls) = ClientTls::from_pki_dir(state.pki.dir()) else {
+        let answer = match ClientTls::from_pki_dir(state.pki.dir()) {
+            Ok(tls) => match self.live_members(&tls).await {
+                Ok((via, live)) => Some((tls, via, live)),
+                Err(why) => {
+                    self.keep_running_bootstrap(phase, hosts, why).await?;
+                    None
+                }
+            },
+            Err(_) => None,
+        };
+        let Some((tls, via, live)) = answer else {
+            state.rendered = None;
             self.converge(phase, hosts, opts, state).await?;
             return self.wait_for(phase, hosts, opts, state).await;
         };
-        let Some((via, live)) = membership::live_members(&self.inventory, &tls, REQUEST).await
-        else {
-            self.converge(phase, hosts, opts, state).await?;
-            return self.wait_for(phase, hosts, opts, state).await;
-        };
-        let plan = join_plan::plan(&self.inventory, &live).map_err(|e| Self::join_failed(phase, e))?;
+        let plan =
+            join_plan::plan(&self.inventory, &live).map_err(|e| Self::join_failed(phase, e))?;
         for s in &plan.strangers {
             self.member_event(
                 phase,
@@ -213,7 +248,13 @@ impl Engine {
                 ),
             );
         }
-        self.keep_bootstrap(phase, &plan).await?;
+        let learners = plan
+            .joiners
+            .iter()
+            .filter(|j| j.learner.is_some())
+            .map(|j| &j.host);
+        let started: Vec<String> = plan.members.iter().chain(learners).cloned().collect();
+        self.keep_bootstrap(phase, &started).await?;
         let running: Vec<String> = hosts
             .iter()
             .filter(|h| !plan.joiners.iter().any(|j| &j.host == *h))
@@ -228,7 +269,10 @@ impl Engine {
                     &joiner.host,
                     "would-join",
                     None,
-                    format!("{} would be added as a learner and promoted once caught up", joiner.host),
+                    format!(
+                        "{} would be added as a learner and promoted once caught up",
+                        joiner.host
+                    ),
                 );
                 continue;
             }
@@ -237,32 +281,86 @@ impl Engine {
         self.wait_for(phase, hosts, opts, state).await
     }
 
-    /// Running members keep the `initial-*` settings their file has (etcd ignores them after
-    /// the first start, and a changed file would restart the member).
-    async fn keep_bootstrap(&mut self, phase: &Phase, plan: &JoinPlan) -> Result<(), RunError> {
+    /// The live member list from the first etcd host that gives one, or why none did.
+    async fn live_members(&self, tls: &ClientTls) -> Result<(String, Vec<Member>), String> {
+        let mut errors = Vec::new();
+        for (name, ep) in membership::client_endpoints(&self.inventory) {
+            match etcd::member_list(tls, &ep, REQUEST).await {
+                Ok(list) => return Ok((ep, list)),
+                Err(e) => errors.push(format!("{name}: {e}")),
+            }
+        }
+        Err(errors.join("; "))
+    }
+
+    /// No member answers: a new cluster, or one that is down. Hosts whose etcd already has a
+    /// config keep its `initial-*` settings (a restart would change nothing else); a host
+    /// without one cannot join a cluster that does not answer, so the run stops.
+    async fn keep_running_bootstrap(
+        &mut self,
+        phase: &Phase,
+        hosts: &[String],
+        why: String,
+    ) -> Result<(), RunError> {
+        let set_up = self.keep_bootstrap(phase, hosts).await?;
+        if !set_up.is_empty() {
+            self.emit(Event::Note {
+                phase: phase.name.clone(),
+                message: format!("no etcd member answers: {why}"),
+            });
+        }
+        let fresh: Vec<String> = hosts
+            .iter()
+            .filter(|h| !set_up.contains(h))
+            .cloned()
+            .collect();
+        if !set_up.is_empty() && !fresh.is_empty() {
+            return Err(Self::join_failed(
+                phase,
+                JoinError::NoMemberAnswers {
+                    running: set_up.join(", "),
+                    joining: fresh.join(", "),
+                    why,
+                },
+            ));
+        }
+        Ok(())
+    }
+
+    /// Members that run keep the `initial-*` settings their file has (etcd ignores them after
+    /// the first start, and a changed file would restart the member). The hosts that have one.
+    async fn keep_bootstrap(
+        &mut self,
+        phase: &Phase,
+        hosts: &[String],
+    ) -> Result<Vec<String>, RunError> {
         let path = match self.inventory.etcd.mode {
             crate::config::EtcdMode::Systemd => crate::host_paths::ETCD_CONFIG,
             crate::config::EtcdMode::StaticPod => crate::host_paths::ETCD_MANIFEST,
         };
-        let learners = plan.joiners.iter().filter(|j| j.learner.is_some()).map(|j| &j.host);
-        for host in plan.members.iter().chain(learners) {
-            let Ok(session) = self.pool.get(&self.targets[host]).await else {
-                continue;
+        let command = format!(
+            "cat {} 2>/dev/null || true",
+            crate::ssh::quote::quote(path).expect("a plain path")
+        );
+        let mut found = Vec::new();
+        for host in hosts {
+            let read = async {
+                let session = self.pool.get(&self.targets[host]).await.ok()?;
+                let opts = ExecOptions {
+                    timeout: Some(REQUEST),
+                    ..Default::default()
+                };
+                session.exec(&command, &opts).await.ok()
             };
-            let command = format!("cat {} 2>/dev/null || true", crate::ssh::quote::quote(path).expect("a plain path"));
-            let opts = ExecOptions {
-                timeout: Some(REQUEST),
-                ..Default::default()
-            };
-            let Ok(out) = session.exec(&command, &opts).await else {
-                continue;
-            };
+            let Some(out) = read.await else { continue };
             if let Some((cluster, st)) = read_bootstrap(&out.stdout_text()) {
-                let b = check_bootstrap(host, path, &cluster, &st).map_err(|e| Self::join_failed(phase, e))?;
+                let b = check_bootstrap(host, path, &cluster, &st)
+                    .map_err(|e| Self::join_failed(phase, e))?;
                 self.inventory.etcd_bootstrap.insert(host.clone(), b);
+                found.push(host.clone());
             }
         }
-        Ok(())
+        Ok(found)
     }
 
     /// Add `joiner` as a learner (after removing an unstarted member of its own), start its
@@ -324,8 +422,11 @@ impl Engine {
             },
         );
         state.rendered = None;
-        self.converge(phase, &[host.to_string()], opts, state).await?;
-        self.wait_started(host, id, tls, via).await.map_err(failed)?;
+        self.converge(phase, &[host.to_string()], opts, state)
+            .await?;
+        self.wait_started(host, id, tls, via)
+            .await
+            .map_err(failed)?;
         self.promote(host, id, tls, via).await.map_err(failed)?;
         let took = started.elapsed();
         self.member_event(
@@ -338,12 +439,20 @@ impl Engine {
         Ok(())
     }
 
-    async fn wait_started(&self, host: &str, id: u64, tls: &ClientTls, via: &str) -> Result<(), JoinError> {
+    async fn wait_started(
+        &self,
+        host: &str,
+        id: u64,
+        tls: &ClientTls,
+        via: &str,
+    ) -> Result<(), JoinError> {
         let start = Instant::now();
         loop {
             let list = etcd::member_list(tls, via, REQUEST).await;
             if let Ok(list) = &list
-                && list.iter().any(|m: &Member| m.id == id && !m.name.is_empty())
+                && list
+                    .iter()
+                    .any(|m: &Member| m.id == id && !m.name.is_empty())
             {
                 return Ok(());
             }
@@ -358,7 +467,13 @@ impl Engine {
         }
     }
 
-    async fn promote(&self, host: &str, id: u64, tls: &ClientTls, via: &str) -> Result<(), JoinError> {
+    async fn promote(
+        &self,
+        host: &str,
+        id: u64,
+        tls: &ClientTls,
+        via: &str,
+    ) -> Result<(), JoinError> {
         let start = Instant::now();
         loop {
             match etcd::member_promote(tls, via, id, REQUEST).await {

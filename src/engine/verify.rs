@@ -140,7 +140,10 @@ pub async fn etcd_healthy(
             let extra = if strangers.is_empty() {
                 String::new()
             } else {
-                format!("; also members, not in cluster.yaml: {}", strangers.join(", "))
+                format!(
+                    "; also members, not in cluster.yaml: {}",
+                    strangers.join(", ")
+                )
             };
             Ok(format!(
                 "{} member(s) healthy: {}{extra}",

@@ -116,7 +116,10 @@ pub async fn gather(
 }
 
 /// haproxy's servers, and how they differ from the control-plane hosts of cluster.yaml.
-fn backends_against_config(inv: &Inventory, servers: Vec<super::report::BackendServer>) -> HaproxyStatus {
+fn backends_against_config(
+    inv: &Inventory,
+    servers: Vec<super::report::BackendServer>,
+) -> HaproxyStatus {
     let cps: Vec<&str> = inv.control_plane().map(|h| h.name.as_str()).collect();
     let mut not_in_config: Vec<String> = servers
         .iter()

@@ -49,7 +49,11 @@ fn new_hosts_join_one_after_another_in_config_order() {
     let p = plan(&five(), &three()).unwrap();
     assert_eq!(p.members, ["cp1", "cp2", "cp3"]);
     assert_eq!(hosts(&p), ["cp4", "cp5"]);
-    assert!(p.joiners.iter().all(|j| j.stale.is_none() && j.learner.is_none()));
+    assert!(
+        p.joiners
+            .iter()
+            .all(|j| j.stale.is_none() && j.learner.is_none())
+    );
     assert_eq!(p.joiners[0].peer_url, "https://192.168.9.14:2380");
     assert!(p.strangers.is_empty());
     assert!(!p.is_settled());
