@@ -1,6 +1,7 @@
 //! The validated, typed cluster that every later step consumes: hosts by role, etcd members,
 //! the endpoint, and paths resolved against the config file's directory.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
@@ -120,6 +121,19 @@ pub struct Inventory {
     /// etcd's initial-cluster-token: random, made once per cluster and kept in the PKI dir
     /// (`etcd/cluster-token`). None until loaded; templates then fall back to the cluster name.
     pub etcd_cluster_token: Option<String>,
+    /// How each etcd host's member starts when it has no data yet, where that is not a member
+    /// of a new cluster made of every etcd host: a member joining a running cluster, or one
+    /// already running (kept as it started: etcd reads these settings only on its first start,
+    /// and a changed file would restart it). Filled by `kinit up` from the live cluster.
+    pub etcd_bootstrap: BTreeMap<String, EtcdBootstrap>,
+}
+
+/// etcd's `initial-cluster` and `initial-cluster-state` for one member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EtcdBootstrap {
+    pub initial_cluster: String,
+    /// `new` or `existing`.
+    pub state: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -210,6 +224,7 @@ impl Inventory {
             bundle: spec.artifacts.bundle.as_deref().map(resolve),
             time_servers: spec.time_sync.servers.clone(),
             etcd_cluster_token: None,
+            etcd_bootstrap: BTreeMap::new(),
         })
     }
 
@@ -245,6 +260,18 @@ impl Inventory {
             .map(|m| format!("{}={}", m.name, m.peer_url()))
             .collect::<Vec<_>>()
             .join(",")
+    }
+
+    /// How `host`'s etcd member starts: as [`Inventory::etcd_bootstrap`] says, else as one of
+    /// a new cluster of every etcd host.
+    pub fn etcd_bootstrap_of(&self, host: &str) -> EtcdBootstrap {
+        self.etcd_bootstrap
+            .get(host)
+            .cloned()
+            .unwrap_or_else(|| EtcdBootstrap {
+                initial_cluster: self.etcd_initial_cluster(),
+                state: "new".into(),
+            })
     }
 
     /// The `kubernetes` service address: the service subnet's first address.

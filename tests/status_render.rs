@@ -55,6 +55,8 @@ fn host(name: &str, n: u8, vip: bool) -> HostStatus {
                 })
                 .collect(),
             error: None,
+            not_in_config: vec![],
+            missing: vec![],
         }),
     }
 }

@@ -20,6 +20,17 @@ pub enum Event {
         phase: String,
         message: String,
     },
+    /// A change to etcd's membership, or a member found that cluster.yaml does not name.
+    EtcdMember {
+        phase: String,
+        host: String,
+        /// learner-added, unstarted-removed, promoted, not-in-config, would-join.
+        action: &'static str,
+        /// For `promoted`: seconds from the member's addition to its promotion.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        seconds: Option<f64>,
+        message: String,
+    },
     StepStarted {
         phase: String,
         host: String,

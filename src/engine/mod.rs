@@ -7,11 +7,13 @@
 //!   plan          a phase on one host as steps (pure)
 //!   host_job      one host's steps: what differs, what to restart (tested in memory)
 //!   host_ops      the HostOps trait and its SSH implementation
+//!   etcd_join     the etcd phase on a running cluster: new members join as learners
 //!   operator      the phases this machine runs (preflight, PKI)
 //!   waits/verify  the checks after a phase
 //!   cluster_lock/lock  one run per cluster at a time
 
 pub mod cluster_lock;
+pub mod etcd_join;
 pub mod event;
 pub mod host_job;
 pub mod host_ops;

@@ -38,6 +38,10 @@ pub struct Phase {
     /// Components brought to their state on every host the component table places them on.
     #[serde(default)]
     pub converge: Vec<ComponentId>,
+    /// Hosts one at a time (each finished, its reloads and restarts done, before the next
+    /// starts): for what holds the VIP and serves clients during a change.
+    #[serde(default)]
+    pub serial: bool,
     /// Checked from the operator after every host finished.
     #[serde(default, with = "serde_yaml::with::singleton_map_recursive")]
     pub wait: Vec<Wait>,

@@ -61,6 +61,8 @@ pub enum OperatorError {
     },
     #[error(transparent)]
     EtcdClient(#[from] crate::etcd::EtcdError),
+    #[error(transparent)]
+    Join(#[from] super::etcd_join::JoinError),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -123,16 +125,17 @@ pub struct Engine {
 }
 
 /// What the phases of one run share.
-struct RunState {
-    bundle: Bundle,
-    pki: PkiWorkspace,
-    /// Every host's files, rendered once and again after the PKI phase.
-    rendered: Option<BTreeMap<String, Vec<RenderedFile>>>,
-    tally: Tally,
+pub(super) struct RunState {
+    pub(super) bundle: Bundle,
+    pub(super) pki: PkiWorkspace,
+    /// Every host's files, rendered once and again after the PKI phase (and whenever the
+    /// inventory's etcd bootstrap settings change).
+    pub(super) rendered: Option<BTreeMap<String, Vec<RenderedFile>>>,
+    pub(super) tally: Tally,
 }
 
 impl Engine {
-    fn emit(&self, e: Event) {
+    pub(super) fn emit(&self, e: Event) {
         self.observer.event(&e);
     }
 
@@ -178,6 +181,10 @@ impl Engine {
                 },
             })?
         };
+        if let Err(e) = self.check_joins(&phases).await {
+            cluster_lock::release_all(&locked, &owner).await;
+            return Err(e);
+        }
         let mut state = RunState {
             bundle,
             pki: PkiWorkspace::real(&self.inventory.pki_dir),
@@ -224,6 +231,9 @@ impl Engine {
             let started = Instant::now();
             let outcome = match phase.run {
                 Some(step) => self.operator_phase(phase, step, opts, state).await,
+                None if super::etcd_join::joins_etcd(phase) => {
+                    self.etcd_phase(phase, &hosts, opts, state).await
+                }
                 None => self.host_phase(phase, &hosts, opts, state).await,
             };
             self.emit(Event::PhaseFinished {
@@ -307,6 +317,18 @@ impl Engine {
         opts: &RunOptions,
         state: &mut RunState,
     ) -> Result<(), RunError> {
+        self.converge(phase, hosts, opts, state).await?;
+        self.wait_for(phase, hosts, opts, state).await
+    }
+
+    /// Bring `hosts` to the phase's state (in parallel, or one at a time for a `serial` phase).
+    pub(super) async fn converge(
+        &self,
+        phase: &Phase,
+        hosts: &[String],
+        opts: &RunOptions,
+        state: &mut RunState,
+    ) -> Result<(), RunError> {
         if state.rendered.is_none() {
             let all = crate::render::render_all(&self.inventory, &self.templates)
                 .map_err(|e| RunError::operator(phase, e))?;
@@ -345,7 +367,7 @@ impl Engine {
         }
         let results = fanout::run(
             items,
-            opts.concurrency,
+            if phase.serial { 1 } else { opts.concurrency },
             &self.cancel,
             |(job, pool, target): (HostJob, Arc<Pool>, HostTarget)| async move {
                 let session = pool
@@ -382,6 +404,17 @@ impl Engine {
                 failures,
             });
         }
+        Ok(())
+    }
+
+    /// The phase's `wait` checks on `hosts`.
+    pub(super) async fn wait_for(
+        &self,
+        phase: &Phase,
+        hosts: &[String],
+        opts: &RunOptions,
+        state: &RunState,
+    ) -> Result<(), RunError> {
         for wait in &phase.wait {
             let ctx = waits::WaitContext {
                 inventory: &self.inventory,

@@ -87,8 +87,8 @@ async fn in_turn<F: std::future::Future>(futs: impl Iterator<Item = F>) -> Vec<F
     out
 }
 
-/// Every etcd member reports healthy over mTLS, and the member list (as each member sees it)
-/// names exactly the inventory's etcd hosts.
+/// Every etcd member reports healthy over mTLS, and the member list names every inventory etcd
+/// host as a voting member (any other member is named in the answer).
 pub async fn etcd_healthy(
     inv: &Inventory,
     tls: &ClientTls,
@@ -118,17 +118,35 @@ pub async fn etcd_healthy(
             let list = member_list(tls, &first, ATTEMPT)
                 .await
                 .map_err(|e| e.to_string())?;
-            let mut names: Vec<String> = list.iter().map(|m| m.name.clone()).collect();
+            let mut names: Vec<String> = list
+                .iter()
+                .filter(|m| !m.is_learner)
+                .map(|m| m.name.clone())
+                .collect();
             names.sort();
-            if names != want {
+            if !want.iter().all(|w| names.contains(w)) {
                 return Err(format!(
-                    "member list is [{}], the inventory says [{}]",
+                    "voting members are [{}], the inventory says [{}]",
                     names.join(", "),
                     want.join(", ")
                 ));
             }
+            // Members cluster.yaml does not name are reported, never removed by `up`.
+            let strangers: Vec<String> = list
+                .iter()
+                .filter(|m| !want.contains(&m.name))
+                .map(|m| format!("{} ({:x})", m.name, m.id))
+                .collect();
+            let extra = if strangers.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; also members, not in cluster.yaml: {}",
+                    strangers.join(", ")
+                )
+            };
             Ok(format!(
-                "{} member(s) healthy: {}",
+                "{} member(s) healthy: {}{extra}",
                 want.len(),
                 want.join(", ")
             ))

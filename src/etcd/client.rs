@@ -38,6 +38,21 @@ pub struct Member {
     pub name: String,
     pub peer_urls: Vec<String>,
     pub client_urls: Vec<String>,
+    /// A learner: it receives the log but does not vote until promoted.
+    #[serde(default)]
+    pub is_learner: bool,
+}
+
+impl From<wire::Member> for Member {
+    fn from(m: wire::Member) -> Member {
+        Member {
+            id: m.id,
+            name: m.name,
+            peer_urls: m.peer_urls,
+            client_urls: m.client_urls,
+            is_learner: m.is_learner,
+        }
+    }
 }
 
 /// The bytes of an error body worth showing: its start, as text.
@@ -142,15 +157,38 @@ pub async fn member_list(
         timeout,
     )
     .await?;
-    Ok(l.members
-        .into_iter()
-        .map(|m| Member {
-            id: m.id,
-            name: m.name,
-            peer_urls: m.peer_urls,
-            client_urls: m.client_urls,
-        })
-        .collect())
+    Ok(l.members.into_iter().map(Member::from).collect())
+}
+
+/// Add a member with these peer URLs (asked of any healthy member): the new member, and the
+/// member list that now holds it. A learner receives the log but does not vote until promoted.
+pub async fn member_add(
+    tls: &ClientTls,
+    endpoint: &str,
+    peer_urls: &[String],
+    is_learner: bool,
+    timeout: Duration,
+) -> Result<(Member, Vec<Member>), EtcdError> {
+    let body = serde_json::json!({"peerURLs": peer_urls, "isLearner": is_learner});
+    let a: wire::MemberAdd = post(tls, endpoint, "/v3/cluster/member/add", &body, timeout).await?;
+    Ok((
+        a.member.into(),
+        a.members.into_iter().map(Member::from).collect(),
+    ))
+}
+
+/// Make learner `id` a voting member. etcd refuses while the learner lags the leader
+/// ([`EtcdError::is_learner_not_in_sync`]).
+pub async fn member_promote(
+    tls: &ClientTls,
+    endpoint: &str,
+    id: u64,
+    timeout: Duration,
+) -> Result<(), EtcdError> {
+    let body = serde_json::json!({"ID": id.to_string()});
+    let _: serde_json::Value =
+        post(tls, endpoint, "/v3/cluster/member/promote", &body, timeout).await?;
+    Ok(())
 }
 
 /// Remove member `id` from the cluster (asked of any healthy member).

@@ -65,6 +65,17 @@ impl EtcdError {
         }
     }
 
+    /// etcd refused to promote a learner because it lags the leader (retry later).
+    pub fn is_learner_not_in_sync(&self) -> bool {
+        matches!(self, EtcdError::Http { body, .. } if body.contains("in sync with leader"))
+    }
+
+    /// etcd refused a membership change because the cluster looks unhealthy right now (members
+    /// that just started); it accepts it a few seconds later.
+    pub fn is_unhealthy_cluster(&self) -> bool {
+        matches!(self, EtcdError::Http { body, .. } if body.contains("unhealthy cluster"))
+    }
+
     /// An I/O error from a TLS stream, sorted into what the operator can act on.
     pub(crate) fn from_tls_io(endpoint: &str, e: std::io::Error) -> EtcdError {
         let endpoint = endpoint.to_string();

@@ -15,7 +15,8 @@ pub mod tls;
 mod wire;
 
 pub use client::{
-    Member, MemberStatus, get, health, member_list, member_remove, move_leader, put, status,
+    Member, MemberStatus, get, health, member_add, member_list, member_promote, member_remove,
+    move_leader, put, status,
 };
 pub use endpoint::Endpoint;
 pub use error::EtcdError;

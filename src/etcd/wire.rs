@@ -77,6 +77,16 @@ pub struct Member {
     pub peer_urls: Vec<String>,
     #[serde(rename = "clientURLs", alias = "client_urls", default)]
     pub client_urls: Vec<String>,
+    #[serde(rename = "isLearner", alias = "is_learner", default)]
+    pub is_learner: bool,
+}
+
+/// `/v3/cluster/member/add`'s answer: the new member and the list it now belongs to.
+#[derive(Debug, Deserialize)]
+pub struct MemberAdd {
+    pub member: Member,
+    #[serde(default)]
+    pub members: Vec<Member>,
 }
 
 #[derive(Debug, Deserialize)]

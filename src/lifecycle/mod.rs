@@ -3,6 +3,7 @@
 //! etcd snapshots that bring a cluster back. Library code: nothing printed; typed errors that
 //! name the host and the step.
 
+pub mod join_plan;
 pub mod membership;
 pub mod remove;
 pub mod remove_plan;

@@ -137,6 +137,11 @@ pub struct HostView {
     /// The apiserver's `--etcd-servers`: the local member when stacked (kubeadm's choice: an
     /// apiserver fails together with its own etcd member), every member when external.
     pub apiserver_etcd_servers: String,
+    /// etcd's `initial-cluster` and `initial-cluster-state` for this host's member: every
+    /// member and `new` when the cluster starts; the members so far plus this one and
+    /// `existing` when it joins a running cluster; what it started with once it runs.
+    pub etcd_initial_cluster: String,
+    pub etcd_initial_cluster_state: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -260,6 +265,7 @@ pub fn host(inv: &Inventory, host: &Host) -> HostView {
         IpAddr::V6(_) => "[::1]".to_string(),
     };
     let cps: Vec<&Host> = inv.control_plane().collect();
+    let bootstrap = inv.etcd_bootstrap_of(&host.name);
     let vrrp = cps
         .iter()
         .position(|h| h.name == host.name)
@@ -292,6 +298,8 @@ pub fn host(inv: &Inventory, host: &Host) -> HostView {
             }
             urls.join(",")
         },
+        etcd_initial_cluster: bootstrap.initial_cluster,
+        etcd_initial_cluster_state: bootstrap.state,
         apiserver_etcd_servers: match inv.topology {
             Topology::Stacked => format!("https://{url_loopback}:{}", ports::ETCD_CLIENT),
             Topology::External => inv

@@ -115,6 +115,31 @@ pub async fn gather(
     assemble(inv, etcd, probes, certificates::check(inv, now))
 }
 
+/// haproxy's servers, and how they differ from the control-plane hosts of cluster.yaml.
+fn backends_against_config(
+    inv: &Inventory,
+    servers: Vec<super::report::BackendServer>,
+) -> HaproxyStatus {
+    let cps: Vec<&str> = inv.control_plane().map(|h| h.name.as_str()).collect();
+    let mut not_in_config: Vec<String> = servers
+        .iter()
+        .filter(|s| !cps.contains(&s.server.as_str()))
+        .map(|s| s.server.clone())
+        .collect();
+    not_in_config.dedup();
+    let missing = cps
+        .iter()
+        .filter(|c| !servers.iter().any(|s| s.server == **c))
+        .map(|c| c.to_string())
+        .collect();
+    HaproxyStatus {
+        servers,
+        error: None,
+        not_in_config,
+        missing,
+    }
+}
+
 /// Put the answers together: `probes` by host name (a host without one counts as unreachable).
 pub fn assemble(
     inv: &Inventory,
@@ -163,13 +188,10 @@ pub fn assemble(
                 }
                 if req.haproxy_stats_port.is_some() {
                     status.haproxy = Some(match p.haproxy {
-                        Some(Ok(servers)) => HaproxyStatus {
-                            servers,
-                            error: None,
-                        },
+                        Some(Ok(servers)) => backends_against_config(inv, servers),
                         Some(Err(e)) => HaproxyStatus {
-                            servers: Vec::new(),
                             error: Some(e),
+                            ..HaproxyStatus::default()
                         },
                         None => HaproxyStatus::default(),
                     });

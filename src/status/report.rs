@@ -95,6 +95,12 @@ pub struct HaproxyStatus {
     pub servers: Vec<BackendServer>,
     /// Why the stats could not be read.
     pub error: Option<String>,
+    /// Servers whose name is no control-plane host of cluster.yaml (never removed silently).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_in_config: Vec<String>,
+    /// Control-plane hosts of cluster.yaml the backend lacks (`kinit up` adds them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -158,13 +164,15 @@ impl StatusReport {
         }
         if !etcd.missing_from_list.is_empty() {
             out.push(format!(
-                "etcd's member list lacks {} (named in the inventory)",
+                "etcd's member list lacks {} (in cluster.yaml): `kinit up` adds it (a learner, \
+                 promoted once caught up)",
                 etcd.missing_from_list.join(", ")
             ));
         }
         if !etcd.not_in_inventory.is_empty() {
             out.push(format!(
-                "etcd's member list has {} that the inventory does not name",
+                "etcd's member list has {} that cluster.yaml does not name: `kinit up` leaves it; \
+                 `kinit remove` takes it out",
                 etcd.not_in_inventory.join(", ")
             ));
         }
@@ -203,6 +211,20 @@ impl StatusReport {
             if let Some(hp) = &h.haproxy {
                 if let Some(e) = &hp.error {
                     out.push(format!("{}: cannot read haproxy's stats: {e}", h.name));
+                }
+                if !hp.not_in_config.is_empty() {
+                    out.push(format!(
+                        "{}: haproxy has backend server(s) {} that cluster.yaml does not name",
+                        h.name,
+                        hp.not_in_config.join(", ")
+                    ));
+                }
+                if !hp.missing.is_empty() {
+                    out.push(format!(
+                        "{}: haproxy lacks backend server(s) {} (in cluster.yaml): `kinit up` adds them",
+                        h.name,
+                        hp.missing.join(", ")
+                    ));
                 }
                 for s in hp.servers.iter().filter(|s| !s.is_up()) {
                     out.push(format!(

@@ -220,7 +220,9 @@ impl Observer for UpProgress {
             Event::PhaseSkipped { phase, reason } => {
                 self.line(format!("-- {phase}: skipped ({reason})"))
             }
-            Event::Note { phase, message } => self.line(format!("   {phase}: {message}")),
+            Event::Note { phase, message } | Event::EtcdMember { phase, message, .. } => {
+                self.line(format!("   {phase}: {message}"))
+            }
             Event::StepStarted { host, step, .. } => {
                 if let Mode::Bars(multi) = &self.mode {
                     self.bar_for(multi, host).set_message(step.clone());
