@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 mod hang_guard;
+use hang_guard::kinit;
 mod lab_support;
 use lab_support::*;
 
@@ -52,16 +53,9 @@ fn members(lab: &Lab) -> Vec<Member> {
 
 /// Give `nodes` the roles control-plane and etcd in the lab's cluster.yaml.
 fn promote_in_config(lab: &Lab, nodes: &[&str]) {
-    let mut text = std::fs::read_to_string(&lab.config).unwrap();
     for n in nodes {
-        let line = text
-            .lines()
-            .find(|l| l.contains(&format!("{{name: {n},")))
-            .unwrap()
-            .to_string();
-        text = text.replace(&line, &line.replace("[worker]", "[control-plane, etcd]"));
+        lab.edit_host(n, |l| Some(l.replace("[worker]", "[control-plane, etcd]")));
     }
-    std::fs::write(&lab.config, text).unwrap();
 }
 
 /// The main PID of `unit` on `node` (unchanged by a reload, new after a restart).
@@ -381,4 +375,57 @@ fn workers_become_etcd_members_as_learners_one_at_a_time() {
     assert_eq!(list.len(), 5, "no second member for w2: {list:?}");
     assert!(list.iter().all(|m| !m.name.is_empty() && !m.is_learner));
     lab.wait_healthy(lab.config.to_str().unwrap());
+
+    // 5 -> 3: `kinit remove` takes both back out under the writer, then they are workers again.
+    let marker = lab.etcdctl(&endpoints(&ORIGINAL), &["put", "replace/marker", "kept"]);
+    assert!(marker.status.success(), "{}", text(&marker));
+    let writer = Writer::start(&lab);
+    let out = lab.kinit(&["remove", "w1", "w2", "--yes"]);
+    let (acked, failed, gap) = writer.stop();
+    eprintln!("5 -> 3: {acked} puts acknowledged, {failed} failed, longest gap {gap:?}");
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(failed, 0, "failed puts (longest gap {gap:?})");
+    let names = |lab: &Lab| {
+        let mut n: Vec<String> = members(lab).into_iter().map(|m| m.name).collect();
+        n.sort();
+        n
+    };
+    assert_eq!(names(&lab), ["cp1", "cp2", "cp3"]);
+    for n in ["w1", "w2"] {
+        lab.edit_host(n, |l| Some(l.replace("[control-plane, etcd]", "[worker]")));
+    }
+    lab.wait_healthy(lab.config.to_str().unwrap());
+
+    // Replace: cp3 is gone for good (data deleted, node powered off), taken out with
+    // --unreachable, and w1 takes its place through cluster.yaml and `up`.
+    lab.on("cp3", "systemctl stop etcd && rm -rf /var/lib/etcd");
+    let stop = kinit(&["lab", "stop", "--name", "kjoin", "cp3"]);
+    assert!(stop.status.success(), "{}", text(&stop));
+    let out = lab.kinit(&["remove", "cp3", "--unreachable", "--yes"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(names(&lab), ["cp1", "cp2"]);
+    lab.edit_host("cp3", |_| None);
+    promote_in_config(&lab, &["w1"]);
+    let (code, _, all) = lab.up(UP);
+    assert_eq!(code, 0, "{all}");
+    assert_eq!(
+        member_events(&all),
+        [
+            ("learner-added".to_string(), "w1".to_string()),
+            ("promoted".into(), "w1".into()),
+        ],
+        "{all}"
+    );
+    assert_eq!(names(&lab), ["cp1", "cp2", "w1"]);
+    lab.start_standin("w1");
+    lab.wait_healthy(lab.config.to_str().unwrap());
+    let got = lab.etcdctl(
+        &endpoints(&["10.213.221.14"]),
+        &["get", "replace/marker", "--print-value-only"],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&got.stdout).trim(),
+        "kept",
+        "data intact on the new member"
+    );
 }

@@ -37,26 +37,6 @@ fn json(out: &std::process::Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(out)))
 }
 
-/// The cluster.yaml's host line of `node`, rewritten by `edit` (None: the line goes).
-fn edit_host(lab: &Lab, node: &str, edit: impl Fn(&str) -> Option<String>) {
-    let yaml = std::fs::read_to_string(&lab.config).unwrap();
-    let marker = format!("{{name: {node}, ");
-    let mut out = String::new();
-    for line in yaml.lines() {
-        if line.contains(&marker) {
-            if let Some(l) = edit(line) {
-                out.push_str(&l);
-                out.push('\n');
-            }
-        } else {
-            out.push_str(line);
-            out.push('\n');
-        }
-    }
-    assert_ne!(out, yaml, "no host line for {node} in {yaml}");
-    std::fs::write(&lab.config, out).unwrap();
-}
-
 /// `(id hex, name)` of every member, as one member lists them.
 fn members(lab: &Lab, via: &[&str]) -> Vec<(String, String)> {
     let eps = endpoints(via);
@@ -233,7 +213,7 @@ fn remove_moves_leadership_guards_quorum_and_takes_unreachable_hosts_out() {
     let lab = lab_up(NAME, SUBNET, "4");
     let cfg = lab.config.to_str().unwrap().to_string();
     // w1 becomes the fourth control-plane + etcd host.
-    edit_host(&lab, "w1", |l| {
+    lab.edit_host("w1", |l| {
         Some(l.replace("roles: [worker]", "roles: [control-plane, etcd]"))
     });
     let (code, _, all) = lab.up(&["--topology", "stacked"]);
@@ -409,7 +389,7 @@ fn remove_moves_leadership_guards_quorum_and_takes_unreachable_hosts_out() {
     }
     assert_eq!(lab.vip_holders(&NODES, VIP), holder);
     // The operator deletes w1 from cluster.yaml, as told: the cluster is healthy.
-    edit_host(&lab, "w1", |_| None);
+    lab.edit_host("w1", |_| None);
     lab.wait_healthy(&cfg);
 
     // (b) A healthy member of three while another is down: refused with the arithmetic.
@@ -496,6 +476,6 @@ fn remove_moves_leadership_guards_quorum_and_takes_unreachable_hosts_out() {
         );
     }
     lab.vip_verifies(VIP, 8443).unwrap();
-    edit_host(&lab, "cp3", |_| None);
+    lab.edit_host("cp3", |_| None);
     lab.wait_healthy(&cfg);
 }

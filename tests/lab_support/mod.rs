@@ -167,6 +167,24 @@ impl Lab {
 }
 
 impl Lab {
+    /// Rewrites the cluster.yaml's host line of `node` with `edit` (None: the line goes).
+    pub fn edit_host(&self, node: &str, edit: impl Fn(&str) -> Option<String>) {
+        let yaml = std::fs::read_to_string(&self.config).unwrap();
+        let marker = format!("{{name: {node}, ");
+        let mut out = String::new();
+        for line in yaml.lines() {
+            if !line.contains(&marker) {
+                out.push_str(line);
+                out.push('\n');
+            } else if let Some(l) = edit(line) {
+                out.push_str(&l);
+                out.push('\n');
+            }
+        }
+        assert_ne!(out, yaml, "no host line for {node} in {yaml}");
+        std::fs::write(&self.config, out).unwrap();
+    }
+
     /// `kinit -o json status`: (exit code, report).
     pub fn status(&self, config: &str) -> (i32, Value) {
         let out = kinit(&["-c", config, "-o", "json", "status"]);
