@@ -151,7 +151,7 @@ fn stray_listeners_and_firewalls_fail_by_name_and_kinits_own_etcd_passes() {
     lab.on("cp1", &format!("ip route add unreachable {CP2}/32"));
     let (code, failed, report) = preflight(&lab);
     let mut expected = BTreeSet::new();
-    for port in ["2379", "2380", "6443", "8443"] {
+    for port in ["2379", "2380", "6443", "8443", "10250"] {
         expected.insert(("cp1".to_string(), format!("PortReachable-{port}")));
         expected.insert(("cp2".to_string(), format!("PortReachable-{port}")));
     }

@@ -15,7 +15,7 @@ fn the_probe_runs_here_and_parses() {
     };
     let req = ProbeRequest {
         etcd_data_dir: dir.path().join("etcd data").display().to_string(),
-        connects: vec![("open".into(), open), ("closed".into(), closed)],
+        connects: vec![open, closed],
     };
     let out = std::process::Command::new("sh")
         .arg("-c")
@@ -45,14 +45,14 @@ fn the_probe_runs_here_and_parses() {
         f.etcd_dir.free_kib.unwrap() > 0,
         "free space measured on the nearest existing parent"
     );
-    let outcome = |peer: &str| {
+    let outcome = |a: std::net::SocketAddr| {
         f.reach
             .iter()
-            .find(|r| r.peer == peer)
+            .find(|r| r.address == a.ip().to_string() && r.port == a.port())
             .map(|r| r.outcome.clone())
     };
-    assert_eq!(outcome("open"), Some(ConnectOutcome::Open));
-    assert_eq!(outcome("closed"), Some(ConnectOutcome::Refused));
+    assert_eq!(outcome(open), Some(ConnectOutcome::Open));
+    assert_eq!(outcome(closed), Some(ConnectOutcome::Refused));
     let ours = f
         .listeners
         .iter()

@@ -35,8 +35,9 @@ fn node_output(inv: &Inventory, i: usize) -> String {
         .iter()
         .map(|(o, p)| {
             format!(
-                "{} {} timeout\n{} {} Connection refused\n",
-                o.name, p.port, o.name, p.port
+                "{a} {port} timeout\nbash: line 1: /dev/tcp/{a}/{port}: Connection refused\n",
+                a = o.address,
+                port = p.port
             )
         })
         .collect();
@@ -365,7 +366,13 @@ fn a_path_that_does_not_get_there_names_the_port_and_the_firewall_case() {
     ];
     for (word, said) in cases {
         let obs = with_fault(&inv, 0, |s| {
-            s.replace("cp3 6443 Connection refused", &format!("cp3 6443 {word}"))
+            // A timeout: bash never said anything (the first line stays).
+            let said = if word == "timeout" {
+                String::new()
+            } else {
+                format!("/dev/tcp/192.168.9.13/6443: {word}")
+            };
+            s.replace("/dev/tcp/192.168.9.13/6443: Connection refused", &said)
         });
         let r = run(&inv, &obs);
         let (host, check, msg) = only_failure(&r);
@@ -381,14 +388,17 @@ fn a_path_that_does_not_get_there_names_the_port_and_the_firewall_case() {
     }
     // Something already listening answers too: the path is open.
     let obs = with_fault(&inv, 0, |s| {
-        s.replace("cp3 6443 Connection refused", "cp3 6443 open")
+        s.replace(
+            "bash: line 1: /dev/tcp/192.168.9.13/6443: Connection refused",
+            "192.168.9.13 6443 open",
+        )
     });
     assert!(failures(&run(&inv, &obs)).is_empty());
 
     // Paths to a host that could not be probed are not judged (its Reachable failure is the
     // one to fix).
     let mut obs = with_fault(&inv, 0, |s| {
-        s.replace("cp3 6443 Connection refused", "cp3 6443 timeout")
+        s.replace("/dev/tcp/192.168.9.13/6443: Connection refused", "")
     });
     obs.insert(
         "cp3".into(),
@@ -537,7 +547,7 @@ fn resource_and_system_faults() {
         ),
         (
             "PortReachable-2380",
-            Box::new(|s| s.replace("cp3 2380 Connection refused", "cp3 2380 timeout")),
+            Box::new(|s| s.replace("/dev/tcp/192.168.9.13/2380: Connection refused", "")),
         ),
     ];
     for (check, edit) in cases {

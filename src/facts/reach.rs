@@ -50,30 +50,46 @@ impl ConnectOutcome {
 /// One connect the probe made.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PortReach {
-    /// The other host's name.
-    pub peer: String,
+    /// The other host's address, as Rust prints an `IpAddr` (the probe was given it so).
+    pub address: String,
     pub port: u16,
     pub outcome: ConnectOutcome,
 }
 
-/// The `reach` section: `<peer> <port> <outcome words>` lines; each connect is first written as
-/// `timeout` and again when it finishes, and the last line for a (peer, port) wins.
+/// The `reach` section: `ADDR PORT timeout` for every connect first, `ADDR PORT open` for one
+/// that connected, and bash's own words for one that failed
+/// (`bash: line 1: /dev/tcp/ADDR/PORT: Connection refused`). The last line about an address
+/// and port wins.
 pub(super) fn parse_reach(lines: &[&str]) -> Vec<PortReach> {
     let mut out: Vec<PortReach> = Vec::new();
     for line in lines {
-        let mut words = line.splitn(3, ' ');
-        let (Some(peer), Some(port), Some(outcome)) = (words.next(), words.next(), words.next())
-        else {
+        let parsed = match line.split_once("/dev/tcp/") {
+            Some((_, rest)) => rest.split_once(": ").and_then(|(target, text)| {
+                let (address, port) = target.rsplit_once('/')?;
+                Some((address, port, text))
+            }),
+            None => {
+                let mut words = line.splitn(3, ' ');
+                match (words.next(), words.next(), words.next()) {
+                    (Some(a), Some(p), Some(w)) if !line.starts_with("bash:") => Some((a, p, w)),
+                    _ => None,
+                }
+            }
+        };
+        let Some((address, port, text)) = parsed else {
             continue;
         };
         let Ok(port) = port.parse() else {
             continue;
         };
-        let outcome = ConnectOutcome::from_probe(outcome);
-        match out.iter_mut().find(|r| r.peer == peer && r.port == port) {
+        let outcome = ConnectOutcome::from_probe(text);
+        match out
+            .iter_mut()
+            .find(|r| r.address == address && r.port == port)
+        {
             Some(r) => r.outcome = outcome,
             None => out.push(PortReach {
-                peer: peer.to_string(),
+                address: address.to_string(),
                 port,
                 outcome,
             }),
@@ -89,30 +105,40 @@ mod tests {
     #[test]
     fn the_last_line_wins_and_each_errno_has_its_case() {
         let r = parse_reach(&[
-            "cp2 2379 timeout",
-            "cp2 2380 timeout",
-            "cp3 6443 timeout",
-            "cp4 6443 timeout",
-            "cp5 6443 timeout",
-            "cp2 2379 Connection refused",
-            "cp3 6443 No route to host",
-            "cp4 6443 Permission denied",
-            "cp5 6443 Invalid argument",
+            "10.0.0.12 2379 timeout",
+            "10.0.0.12 2380 timeout",
+            "10.0.0.13 6443 timeout",
+            "10.0.0.14 6443 timeout",
+            "10.0.0.15 6443 timeout",
+            "fd00::16 6443 timeout",
+            "10.0.0.17 6443 timeout",
+            "bash: connect: Connection refused",
+            "bash: line 1: /dev/tcp/10.0.0.12/2379: Connection refused",
+            "bash: /dev/tcp/10.0.0.13/6443: No route to host",
+            "bash: line 1: /dev/tcp/10.0.0.14/6443: Permission denied",
+            "bash: line 1: /dev/tcp/10.0.0.15/6443: Invalid argument",
+            "bash: line 1: /dev/tcp/fd00::16/6443: Connection refused",
+            "10.0.0.17 6443 open",
             "garbage",
         ]);
-        let outcome = |peer: &str, port: u16| {
+        let outcome = |address: &str, port: u16| {
             r.iter()
-                .find(|x| x.peer == peer && x.port == port)
+                .find(|x| x.address == address && x.port == port)
                 .map(|x| x.outcome.clone())
         };
-        assert_eq!(outcome("cp2", 2379), Some(ConnectOutcome::Refused));
-        assert_eq!(outcome("cp2", 2380), Some(ConnectOutcome::Timeout));
-        assert_eq!(outcome("cp3", 6443), Some(ConnectOutcome::HostUnreachable));
-        assert_eq!(outcome("cp4", 6443), Some(ConnectOutcome::Prohibited));
+        assert_eq!(outcome("10.0.0.12", 2379), Some(ConnectOutcome::Refused));
+        assert_eq!(outcome("10.0.0.12", 2380), Some(ConnectOutcome::Timeout));
         assert_eq!(
-            outcome("cp5", 6443),
+            outcome("10.0.0.13", 6443),
+            Some(ConnectOutcome::HostUnreachable)
+        );
+        assert_eq!(outcome("10.0.0.14", 6443), Some(ConnectOutcome::Prohibited));
+        assert_eq!(
+            outcome("10.0.0.15", 6443),
             Some(ConnectOutcome::Other("Invalid argument".into()))
         );
-        assert_eq!(r.len(), 5);
+        assert_eq!(outcome("fd00::16", 6443), Some(ConnectOutcome::Refused));
+        assert_eq!(outcome("10.0.0.17", 6443), Some(ConnectOutcome::Open));
+        assert_eq!(r.len(), 7);
     }
 }

@@ -46,7 +46,7 @@ pub async fn gather(
             etcd_data_dir: inv.etcd.data_dir.clone(),
             connects: crate::components::connects_from(inv, host)
                 .into_iter()
-                .map(|(o, p)| (o.name.clone(), SocketAddr::new(o.address, p.port)))
+                .map(|(o, p)| SocketAddr::new(o.address, p.port))
                 .collect(),
         };
         scripts.insert(t.name.clone(), script(&req));

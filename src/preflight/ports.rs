@@ -147,6 +147,9 @@ pub(super) fn own_etcd_running(inv: &Inventory, host: &Host, f: &HostFacts) -> b
         })
 }
 
+/// The hosts connected to on one port, and how each connect ended.
+type Outcomes<'a> = Vec<(&'a Host, &'a ConnectOutcome)>;
+
 fn outcome_text(o: &ConnectOutcome) -> String {
     match o {
         ConnectOutcome::Open | ConnectOutcome::Refused => "reached".into(),
@@ -196,13 +199,14 @@ pub(super) fn paths(
             ));
             continue;
         }
-        // Per port, in the order the table lists them: (component, [(peer, address, outcome)]).
-        let mut by_port: Vec<(u16, &str, Vec<(&Host, &ConnectOutcome)>)> = Vec::new();
+        // Per port, in the order the table lists them: its component and each target's outcome.
+        let mut by_port: Vec<(u16, &str, Outcomes)> = Vec::new();
         for (target, p) in &expected {
+            let address = target.address.to_string();
             let Some(r) = f
                 .reach
                 .iter()
-                .find(|r| r.peer == target.name && r.port == p.port)
+                .find(|r| r.address == address && r.port == p.port)
             else {
                 continue;
             };
