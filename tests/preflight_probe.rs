@@ -1,8 +1,8 @@
 //! The probe script runs on a real Linux machine (this one) and its output parses into facts that
 //! match what the machine reports through other means.
 
-use kinit::facts::HostFacts;
 use kinit::facts::probe::{ProbeRequest, script};
+use kinit::facts::{ConnectOutcome, HostFacts};
 
 #[test]
 fn the_probe_runs_here_and_parses() {
@@ -15,7 +15,7 @@ fn the_probe_runs_here_and_parses() {
     };
     let req = ProbeRequest {
         etcd_data_dir: dir.path().join("etcd data").display().to_string(),
-        peers: vec![("open".into(), open), ("closed".into(), closed)],
+        connects: vec![open, closed],
     };
     let out = std::process::Command::new("sh")
         .arg("-c")
@@ -45,13 +45,33 @@ fn the_probe_runs_here_and_parses() {
         f.etcd_dir.free_kib.unwrap() > 0,
         "free space measured on the nearest existing parent"
     );
-    assert_eq!(f.peers.get("open"), Some(&true));
-    assert_eq!(f.peers.get("closed"), Some(&false));
-    assert!(
-        f.listeners.iter().any(|l| l.port == open.port()),
-        "ss shows our listener: {:?}",
-        f.listeners
+    let outcome = |a: std::net::SocketAddr| {
+        f.reach
+            .iter()
+            .find(|r| r.address == a.ip().to_string() && r.port == a.port())
+            .map(|r| r.outcome.clone())
+    };
+    assert_eq!(outcome(open), Some(ConnectOutcome::Open));
+    assert_eq!(outcome(closed), Some(ConnectOutcome::Refused));
+    let ours = f
+        .listeners
+        .iter()
+        .find(|l| l.port == open.port())
+        .unwrap_or_else(|| panic!("ss shows our listener: {:?}", f.listeners));
+    // The probe runs as root here (as it does through sudo on hosts): it sees who listens.
+    let me = std::process::id();
+    assert_eq!(ours.pids, [me], "{ours:?}");
+    let p = &f.processes[&me];
+    assert_eq!(
+        p.exe.as_deref(),
+        Some(std::env::current_exe().unwrap().to_str().unwrap())
     );
+    let cgroup = std::fs::read_to_string(format!("/proc/{me}/cgroup")).unwrap();
+    assert!(
+        cgroup.contains(p.cgroup.as_deref().unwrap()),
+        "{p:?} vs {cgroup}"
+    );
+    assert!(p.command.contains("preflight_probe"), "{p:?}");
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

@@ -94,7 +94,7 @@ fn local(global: &GlobalOptions) -> Result<Gathered, CommandError> {
     inventory.hosts.truncate(1);
     let req = ProbeRequest {
         etcd_data_dir: inventory.etcd.data_dir.clone(),
-        peers: Vec::new(),
+        connects: Vec::new(),
     };
     let script = script(&req).map_err(|e| CommandError::Usage(e.to_string()))?;
     let out = std::process::Command::new("sh")

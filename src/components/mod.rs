@@ -150,6 +150,16 @@ pub enum PortNumber {
     Frontend,
 }
 
+/// Which other hosts connect to a port once the cluster runs: preflight checks the path from
+/// each of them before anything listens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReachedFrom {
+    /// Only the host itself (the port is bound to 127.0.0.1).
+    Local,
+    /// Hosts with any of these roles.
+    Roles(&'static [Role]),
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct PortRow {
     pub port: PortNumber,
@@ -157,6 +167,7 @@ pub struct PortRow {
     pub label: &'static str,
     /// The process name `ss` shows (the kernel's 15-character comm).
     pub process: &'static str,
+    pub reached_from: ReachedFrom,
 }
 
 /// Certificates under a prefix of the host's PKI tree (relative to /etc/kubernetes) that a
@@ -232,6 +243,7 @@ impl Component {
     /// Ports it holds in this cluster.
     pub fn ports(&self, inv: &Inventory) -> impl Iterator<Item = ComponentPort> + '_ {
         let frontend = inv.endpoint.port;
+        let holder = self.holder();
         self.ports.iter().map(move |p| ComponentPort {
             port: match p.port {
                 PortNumber::Fixed(n) => n,
@@ -239,7 +251,29 @@ impl Component {
             },
             component: p.label,
             process: p.process,
+            holder,
+            reached_from: p.reached_from,
         })
+    }
+
+    /// What its listening process looks like when kinit deployed it: in a pod the kubelet
+    /// runs, or in its systemd unit, running the binary kinit installs (when kinit installs
+    /// one; a distribution package's daemon is known by its unit alone).
+    pub fn holder(&self) -> Holder {
+        if self.static_pod {
+            return Holder::Pod;
+        }
+        match self.units.first() {
+            Some(unit) => Holder::Unit {
+                unit: unit.name,
+                exe: self
+                    .binaries
+                    .iter()
+                    .find(|b| matches!(b.on_change, OnChange::Restart(u) if u == unit.name))
+                    .map(|b| b.path),
+            },
+            None => Holder::Pod,
+        }
     }
 
     /// Why it runs on no host of this cluster (for a skipped phase).
@@ -254,12 +288,30 @@ impl Component {
     }
 }
 
-/// A port a component of kinit's listens on, and the process name `ss` shows for it.
+/// How to tell the process kinit deployed from another install of the same program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Holder {
+    /// Runs in this systemd unit (`etcd` for `etcd.service`), from this binary when kinit
+    /// installs it.
+    Unit {
+        unit: &'static str,
+        exe: Option<&'static str>,
+    },
+    /// A container of a pod the kubelet runs (its cgroup is under `kubepods`).
+    Pod,
+}
+
+/// A port a component of kinit's listens on, the process name `ss` shows for it, and what the
+/// component's own process looks like.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct ComponentPort {
     pub port: u16,
     pub component: &'static str,
     pub process: &'static str,
+    pub holder: Holder,
+    #[serde(skip)]
+    pub reached_from: ReachedFrom,
 }
 
 /// The components `host` runs, in table order.
@@ -276,6 +328,28 @@ pub fn ports_on(inv: &Inventory, host: &Host) -> Vec<ComponentPort> {
     for p in on_host(inv, host).flat_map(|c| c.ports(inv)) {
         if !out.iter().any(|o| o.port == p.port) {
             out.push(p);
+        }
+    }
+    out
+}
+
+/// The ports of other hosts `source` will connect to once the cluster runs, with the host that
+/// holds each (in config order, each (host, port) once).
+pub fn connects_from<'a>(inv: &'a Inventory, source: &Host) -> Vec<(&'a Host, ComponentPort)> {
+    let mut out: Vec<(&'a Host, ComponentPort)> = Vec::new();
+    for target in inv.hosts.iter().filter(|t| t.name != source.name) {
+        for p in on_host(inv, target).flat_map(|c| c.ports(inv)) {
+            let reaches = match p.reached_from {
+                ReachedFrom::Local => false,
+                ReachedFrom::Roles(roles) => roles.iter().any(|r| source.has(*r)),
+            };
+            if reaches
+                && !out
+                    .iter()
+                    .any(|(h, o)| h.name == target.name && o.port == p.port)
+            {
+                out.push((target, p));
+            }
         }
     }
     out

@@ -7,7 +7,7 @@ use super::OnReset::{Keep, Remove};
 use super::StartPolicy::{Always, OnChange};
 use super::{
     BinaryRow, CertificateInput, Component, ComponentId, Condition, FileRow, PortNumber, PortRow,
-    UnitRow,
+    ReachedFrom, UnitRow,
 };
 use crate::config::Role::{ControlPlane, Etcd, Worker};
 use crate::host_paths as paths;
@@ -28,13 +28,23 @@ const fn file(
     }
 }
 
-const fn port(number: u16, label: &'static str, process: &'static str) -> PortRow {
+const fn port(
+    number: u16,
+    label: &'static str,
+    process: &'static str,
+    reached_from: ReachedFrom,
+) -> PortRow {
     PortRow {
         port: PortNumber::Fixed(number),
         label,
         process,
+        reached_from,
     }
 }
+
+/// Every host of the cluster (kubelets and operators' tools reach the apiservers through the
+/// frontend or directly).
+const EVERY_HOST: ReachedFrom = ReachedFrom::Roles(&[ControlPlane, Etcd, Worker]);
 
 const fn unit(name: &'static str) -> UnitRow {
     UnitRow {
@@ -49,10 +59,22 @@ const fn unit(name: &'static str) -> UnitRow {
 /// starts `kinit-etcd-snapshot.service`, which `kinit up` never starts itself.
 pub const ETCD_SNAPSHOT_TIMER: &str = "kinit-etcd-snapshot.timer";
 
+/// Clients: the apiservers and the other members (health checks, `kinit status`); peers: the
+/// other members; metrics: 127.0.0.1 only.
 const ETCD_PORTS: &[PortRow] = &[
-    port(ports::ETCD_CLIENT, "etcd", "etcd"),
-    port(ports::ETCD_PEER, "etcd", "etcd"),
-    port(ports::ETCD_METRICS, "etcd", "etcd"),
+    port(
+        ports::ETCD_CLIENT,
+        "etcd",
+        "etcd",
+        ReachedFrom::Roles(&[Etcd, ControlPlane]),
+    ),
+    port(
+        ports::ETCD_PEER,
+        "etcd",
+        "etcd",
+        ReachedFrom::Roles(&[Etcd]),
+    ),
+    port(ports::ETCD_METRICS, "etcd", "etcd", ReachedFrom::Local),
 ];
 
 /// In the order render lists a host's files and status lists its units.
@@ -195,13 +217,25 @@ pub const TABLE: &[Component] = &[
         certificates: &[],
         units: &[],
         ports: &[
-            port(ports::APISERVER, "kube-apiserver", "kube-apiserver"),
+            port(
+                ports::APISERVER,
+                "kube-apiserver",
+                "kube-apiserver",
+                EVERY_HOST,
+            ),
+            // kubeadm binds both to 127.0.0.1.
             port(
                 ports::CONTROLLER_MANAGER,
                 "kube-controller-manager",
                 "kube-controller",
+                ReachedFrom::Local,
             ),
-            port(ports::SCHEDULER, "kube-scheduler", "kube-scheduler"),
+            port(
+                ports::SCHEDULER,
+                "kube-scheduler",
+                "kube-scheduler",
+                ReachedFrom::Local,
+            ),
         ],
         bundle_gate: &[],
         on_reset: Remove,
@@ -228,8 +262,14 @@ pub const TABLE: &[Component] = &[
                 port: PortNumber::Frontend,
                 label: "haproxy",
                 process: "haproxy",
+                reached_from: EVERY_HOST,
             },
-            port(ports::HAPROXY_STATS, "haproxy stats", "haproxy"),
+            port(
+                ports::HAPROXY_STATS,
+                "haproxy stats",
+                "haproxy",
+                ReachedFrom::Local,
+            ),
         ],
         bundle_gate: &[],
         on_reset: Remove,
@@ -302,7 +342,13 @@ pub const TABLE: &[Component] = &[
         ],
         certificates: &[],
         units: &[unit("kubelet")],
-        ports: &[port(ports::KUBELET, "kubelet", "kubelet")],
+        // The apiservers reach each kubelet (logs, exec, port-forward).
+        ports: &[port(
+            ports::KUBELET,
+            "kubelet",
+            "kubelet",
+            ReachedFrom::Roles(&[ControlPlane]),
+        )],
         // The kubelet needs a container runtime; kinit starts it only when the bundle carries both.
         bundle_gate: &["kubelet", "containerd"],
         on_reset: Remove,

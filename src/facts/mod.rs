@@ -1,19 +1,16 @@
 //! Host facts: what preflight needs to know about a machine, parsed by pure functions from the
 //! output of one probe script (see [`probe`]).
 
+mod listeners;
 pub mod probe;
+mod reach;
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-/// A TCP listener and, when `ss` could tell, the process holding it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Listener {
-    pub port: u16,
-    pub address: String,
-    pub process: Option<String>,
-}
+pub use listeners::{Listener, ListeningProcess};
+pub use reach::{ConnectOutcome, PortReach};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -62,6 +59,8 @@ pub struct HostFacts {
     pub container: Option<String>,
     pub privilege: Option<Privilege>,
     pub listeners: Vec<Listener>,
+    /// The processes holding those listeners, by pid.
+    pub processes: BTreeMap<u32, ListeningProcess>,
     /// Time services that are active (chrony, systemd-timesyncd, ...).
     pub time_services: Vec<String>,
     /// Time services installed on the host, running or not.
@@ -70,8 +69,8 @@ pub struct HostFacts {
     /// Interface → addresses in CIDR form.
     pub addresses: Vec<(String, String)>,
     pub etcd_dir: EtcdDir,
-    /// Peer name → whether its SSH port answered from this host.
-    pub peers: BTreeMap<String, bool>,
+    /// From this host, connects to the ports of other hosts the cluster will use.
+    pub reach: Vec<PortReach>,
     /// The host's clock when the probe started and finished, in seconds since the epoch (with
     /// the operator's send and receive times they give the offset as NTP computes it).
     pub clock_start: Option<f64>,
@@ -165,8 +164,9 @@ impl HostFacts {
         f.modules.dedup();
         f.listeners = lines("listeners")
             .into_iter()
-            .filter_map(parse_listener)
+            .filter_map(listeners::parse_listener)
             .collect();
+        f.processes = listeners::parse_processes(&lines("processes"));
         // `systemctl show` blocks (Id=, LoadState=, ActiveState=); older probes printed
         // `<unit> <state>` lines.
         let mut unit = String::new();
@@ -203,11 +203,7 @@ impl HostFacts {
         f.etcd_dir.entries = etcd.iter().skip(1).map(|l| l.to_string()).collect();
         f.etcd_dir.free_kib =
             first("etcd-df").and_then(|l| l.split_whitespace().nth(3)?.parse().ok());
-        for l in lines("peers") {
-            if let Some((name, state)) = l.rsplit_once(' ') {
-                f.peers.insert(name.to_string(), state == "ok");
-            }
-        }
+        f.reach = reach::parse_reach(&lines("reach"));
         Ok(f)
     }
 
@@ -222,43 +218,23 @@ impl HostFacts {
     pub fn listeners_on(&self, port: u16) -> impl Iterator<Item = &Listener> {
         self.listeners.iter().filter(move |l| l.port == port)
     }
-}
 
-/// One line of `ss -Hltnp`:
-/// `LISTEN 0 4096 127.0.0.1:2379 0.0.0.0:* users:(("etcd",pid=81,fd=7))`
-fn parse_listener(line: &str) -> Option<Listener> {
-    let cols: Vec<&str> = line.split_whitespace().collect();
-    let local = cols.get(3)?;
-    let (address, port) = local.rsplit_once(':')?;
-    let process = line
-        .split_once("users:((\"")
-        .and_then(|(_, rest)| rest.split_once('"'))
-        .map(|(name, _)| name.to_string());
-    Some(Listener {
-        port: port.parse().ok()?,
-        address: address.to_string(),
-        process,
-    })
+    /// The processes holding `listener` that the probe looked at (none when `ss` could not
+    /// tell, e.g. without root).
+    pub fn holders<'a>(
+        &'a self,
+        listener: &'a Listener,
+    ) -> impl Iterator<Item = &'a ListeningProcess> {
+        listener
+            .pids
+            .iter()
+            .filter_map(|pid| self.processes.get(pid))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn listeners_with_and_without_process() {
-        let l = parse_listener(
-            r#"LISTEN 0      4096   127.0.0.1:2379   0.0.0.0:*  users:(("etcd",pid=81,fd=7))"#,
-        )
-        .unwrap();
-        assert_eq!(
-            (l.port, l.address.as_str(), l.process.as_deref()),
-            (2379, "127.0.0.1", Some("etcd"))
-        );
-        let l = parse_listener("LISTEN 0 128 [::]:22 [::]:*").unwrap();
-        assert_eq!((l.port, l.address.as_str(), l.process), (22, "[::]", None));
-        assert!(parse_listener("garbage").is_none());
-    }
 
     #[test]
     fn clock_offset_cancels_the_scripts_own_run_time() {

@@ -19,7 +19,7 @@ const MIN_ETCD_FREE_KIB: u64 = 2 * 1024 * 1024;
 const SKEW_FAIL: f64 = 1.0;
 const SKEW_WARN: f64 = 0.25;
 
-fn finding(
+pub(super) fn finding(
     host: &str,
     check: impl Into<String>,
     status: Status,
@@ -36,11 +36,15 @@ fn finding(
     }
 }
 
-fn pass(host: &str, check: impl Into<String>, message: impl Into<String>) -> PreflightFinding {
+pub(super) fn pass(
+    host: &str,
+    check: impl Into<String>,
+    message: impl Into<String>,
+) -> PreflightFinding {
     finding(host, check, Status::Pass, message, None)
 }
 
-fn warn(
+pub(super) fn warn(
     host: &str,
     check: impl Into<String>,
     message: impl Into<String>,
@@ -49,7 +53,7 @@ fn warn(
     finding(host, check, Status::Warn, message, Some(fix))
 }
 
-fn fail(
+pub(super) fn fail(
     host: &str,
     check: impl Into<String>,
     message: impl Into<String>,
@@ -82,6 +86,7 @@ pub fn evaluate(
         }
     }
     across_hosts(inv, observations, &mut out);
+    super::ports::paths(inv, observations, &mut out);
     vip(inv, observations, operator, &mut out);
 
     for f in &mut out {
@@ -231,10 +236,10 @@ fn per_host(
     });
 
     out.push(os(h, f));
-    ports(inv, host, f, out);
+    super::ports::ports(inv, host, f, out);
     time(h, f, skew, out);
     if host.has(Role::Etcd) {
-        etcd_dir(inv, h, f, out);
+        etcd_dir(inv, host, f, out);
     }
 }
 
@@ -280,60 +285,6 @@ fn os(h: &str, f: &HostFacts) -> PreflightFinding {
             format!("{pretty} is not a distribution kinit is tested on"),
             "use Debian, Ubuntu or a RHEL derivative",
         )
-    }
-}
-
-fn ports(inv: &Inventory, host: &Host, f: &HostFacts, out: &mut Vec<PreflightFinding>) {
-    let h = host.name.as_str();
-    let mut seen = Vec::new();
-    for p in crate::components::ports_on(inv, host) {
-        if seen.contains(&p.port) {
-            continue;
-        }
-        seen.push(p.port);
-        let check = format!("Port-{}", p.port);
-        let holders: Vec<&crate::facts::Listener> = f.listeners_on(p.port).collect();
-        out.push(if holders.is_empty() {
-            pass(
-                h,
-                check,
-                format!("port {} is free for {}", p.port, p.component),
-            )
-        } else if holders
-            .iter()
-            .all(|l| l.process.as_deref() == Some(p.process))
-        {
-            // Already held by the component kinit runs there: a re-run on a converged cluster.
-            pass(
-                h,
-                check,
-                format!("port {} is held by {} itself", p.port, p.component),
-            )
-        } else {
-            let who = holders
-                .iter()
-                .map(|l| {
-                    format!(
-                        "{} on {}",
-                        l.process.as_deref().unwrap_or("an unknown process"),
-                        l.address
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(", ");
-            fail(
-                h,
-                check,
-                format!(
-                    "port {} is in use by {who}; {} needs it",
-                    p.port, p.component
-                ),
-                &format!(
-                    "stop what listens on {} (`ss -ltnp 'sport = :{}'` shows it)",
-                    p.port, p.port
-                ),
-            )
-        });
     }
 }
 
@@ -392,12 +343,11 @@ fn time(h: &str, f: &HostFacts, skew: Option<f64>, out: &mut Vec<PreflightFindin
     }
 }
 
-fn etcd_dir(inv: &Inventory, h: &str, f: &HostFacts, out: &mut Vec<PreflightFinding>) {
+fn etcd_dir(inv: &Inventory, host: &Host, f: &HostFacts, out: &mut Vec<PreflightFinding>) {
+    let h = host.name.as_str();
     let dir = &inv.etcd.data_dir;
     let check = format!("DirAvailable-{}", dir.replace('/', "-"));
-    let etcd_running = f
-        .listeners_on(crate::inventory::ports::ETCD_CLIENT)
-        .any(|l| l.process.as_deref() == Some("etcd"));
+    let etcd_running = super::ports::own_etcd_running(inv, host, f);
     let d = &f.etcd_dir;
     out.push(if !d.exists || d.entries.is_empty() {
         pass(h, check, format!("{dir} is empty or absent"))
@@ -426,7 +376,7 @@ fn etcd_dir(inv: &Inventory, h: &str, f: &HostFacts, out: &mut Vec<PreflightFind
     }
 }
 
-/// Identities that must differ between machines, and reachability between them.
+/// Identities that must differ between machines.
 fn across_hosts(
     inv: &Inventory,
     obs: &BTreeMap<String, HostObservation>,
@@ -496,28 +446,6 @@ fn across_hosts(
                 fail(&h.name, check.clone(), clashes.join("; "), fix)
             });
         }
-    }
-
-    for (h, f) in &facts {
-        let unreachable: Vec<&str> = f
-            .peers
-            .iter()
-            .filter(|(_, ok)| !**ok)
-            .map(|(p, _)| p.as_str())
-            .collect();
-        if f.peers.is_empty() {
-            continue;
-        }
-        out.push(if unreachable.is_empty() {
-            pass(&h.name, "PeerConnectivity", format!("reaches the SSH port of all {} other hosts", f.peers.len()))
-        } else {
-            fail(
-                &h.name,
-                "PeerConnectivity",
-                format!("cannot reach the SSH port of {}", unreachable.join(", ")),
-                "check routes and firewalls between the hosts; etcd and the apiservers need the same paths",
-            )
-        });
     }
 }
 

@@ -44,11 +44,9 @@ pub async fn gather(
         };
         let req = ProbeRequest {
             etcd_data_dir: inv.etcd.data_dir.clone(),
-            peers: inv
-                .hosts
-                .iter()
-                .filter(|o| o.name != host.name)
-                .map(|o| (o.name.clone(), SocketAddr::new(o.address, o.ssh.port)))
+            connects: crate::components::connects_from(inv, host)
+                .into_iter()
+                .map(|(o, p)| SocketAddr::new(o.address, p.port))
                 .collect(),
         };
         scripts.insert(t.name.clone(), script(&req));

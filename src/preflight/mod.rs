@@ -3,12 +3,13 @@
 //! Names follow kubeadm where kubeadm has the check (`NumCPU`, `Mem`, `Swap`, `Port-2379`,
 //! `FileContent--proc-sys-net-ipv4-ip_forward`, `DirAvailable--var-lib-etcd`), so
 //! `--ignore-preflight-errors` takes the names operators already know. Checks kubeadm leaves to a
-//! manual step (unique machine ids, MACs, clock skew, reachability) only make sense across hosts
-//! and are what kinit adds.
+//! manual step (unique machine ids, MACs, clock skew, the ports between hosts) only make sense
+//! across hosts and are what kinit adds.
 
 mod checks;
 pub mod gather;
 mod ignore;
+mod ports;
 
 use serde::Serialize;
 
