@@ -47,6 +47,12 @@ pub fn first_beyond(text: &str, max: usize) -> Option<usize> {
                     return Some(i);
                 }
             }
+            // Text of a plain scalar (`x[[`): a value does not start after it.
+            b'{' | b'[' => {
+                previous = b'x';
+                i += 1;
+                continue;
+            }
             b'}' | b']' if depth > 0 => depth -= 1,
             _ => {}
         }
