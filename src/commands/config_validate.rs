@@ -5,7 +5,7 @@ use crate::ui::{GlobalOptions, OutputFormat, config_report};
 
 pub fn run(global: &GlobalOptions) -> CommandResult {
     let path = &global.config_path;
-    let source = std::fs::read_to_string(path).map_err(|e| CommandError::ConfigUnreadable {
+    let source = config::read_source(path).map_err(|e| CommandError::ConfigUnreadable {
         path: path.clone(),
         hint: e.kind() == std::io::ErrorKind::NotFound,
         source: e,

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use miette::{Diagnostic, LabeledSpan, NamedSource, SourceSpan};
 use serde::Serialize;
 
+use super::line_index::LineIndex;
 use super::source_map::{ByteSpan, SourceMap};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -113,6 +114,7 @@ pub struct ConfigReport {
     pub file: PathBuf,
     source: Arc<String>,
     map: SourceMap,
+    lines: LineIndex,
     pub problems: Vec<ConfigProblem>,
 }
 
@@ -126,10 +128,34 @@ pub struct ProblemLocation {
 impl ConfigReport {
     pub fn new(file: &Path, source: String, problems: Vec<ConfigProblem>) -> Self {
         let map = SourceMap::build(&source);
+        Self::with_map(file, source, map, problems)
+    }
+
+    /// A report on `source` whose nodes were already indexed.
+    pub fn with_map(
+        file: &Path,
+        source: String,
+        map: SourceMap,
+        problems: Vec<ConfigProblem>,
+    ) -> Self {
+        let lines = LineIndex::new(&source);
         ConfigReport {
             file: file.to_path_buf(),
             source: Arc::new(source),
             map,
+            lines,
+            problems,
+        }
+    }
+
+    /// A report that does not look into `source` (a text too large to index): its problems are
+    /// about the file as a whole and point at its start.
+    pub fn unindexed(file: &Path, source: String, problems: Vec<ConfigProblem>) -> Self {
+        ConfigReport {
+            file: file.to_path_buf(),
+            source: Arc::new(source),
+            map: SourceMap::default(),
+            lines: LineIndex::default(),
             problems,
         }
     }
@@ -168,9 +194,7 @@ impl ConfigReport {
     /// Line and column (1-based) of a problem's primary label.
     pub fn location(&self, problem: &ConfigProblem) -> Option<ProblemLocation> {
         let span = problem.labels.first().and_then(|l| self.span_of(l))?;
-        let before = &self.source[..span.offset];
-        let line = before.matches('\n').count() + 1;
-        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        let (line, column) = self.lines.locate(span.offset);
         Some(ProblemLocation { line, column })
     }
 

@@ -31,10 +31,32 @@ pub struct NodeSpans {
     pub value: ByteSpan,
 }
 
+/// How deep collections may nest. cluster.yaml nests six levels (`spec.hosts[0].ssh.port`); the
+/// limit leaves room for any hand-written layout while refusing the pathological documents that
+/// make parsers slow or overflow their stack.
+pub const MAX_NESTING: usize = 64;
+
+/// The total length of all node paths an index may hold. Paths repeat their parents' keys, so a
+/// long key deep in a document with many nodes under it would otherwise cost memory and time with
+/// the square of the file's size. A real config stays below a few kilobytes of paths.
+pub const MAX_PATH_BYTES: usize = 16 * 1024 * 1024;
+
+/// Which bound of the index a document went beyond.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// More than [`MAX_NESTING`] nested collections.
+    Nesting,
+    /// More than [`MAX_PATH_BYTES`] of paths.
+    PathBytes,
+}
+
 /// Path → spans for one document. Paths look like `spec.hosts[1].address`; the root is `""`.
 #[derive(Debug, Default)]
 pub struct SourceMap {
     nodes: HashMap<String, NodeSpans>,
+    path_bytes: usize,
+    /// Where indexing stopped because the document went beyond a bound, and which.
+    limit: Option<(Limit, ByteSpan)>,
 }
 
 enum Frame {
@@ -51,7 +73,8 @@ enum Frame {
 
 impl SourceMap {
     /// Index `source`. A document saphyr cannot parse yields a partial map; the syntax error itself
-    /// is reported by the serde pass, so it is not repeated here.
+    /// is reported by the serde pass, so it is not repeated here. A document beyond
+    /// [`MAX_NESTING`] or [`MAX_PATH_BYTES`] is indexed up to that point ([`SourceMap::limit`]).
     pub fn build(source: &str) -> SourceMap {
         let offsets = CharOffsets::new(source);
         let mut map = SourceMap::default();
@@ -80,6 +103,12 @@ impl SourceMap {
                 Event::Alias(_) => {
                     map.enter_node(&mut stack, span);
                 }
+                Event::MappingStart(..) | Event::SequenceStart(..)
+                    if stack.len() >= MAX_NESTING =>
+                {
+                    map.limit = Some((Limit::Nesting, span));
+                    break;
+                }
                 Event::MappingStart(..) => {
                     let path = map.enter_node(&mut stack, span);
                     stack.push(Frame::Map {
@@ -107,8 +136,17 @@ impl SourceMap {
                 }
                 _ => {}
             }
+            if map.path_bytes > MAX_PATH_BYTES {
+                map.limit = Some((Limit::PathBytes, span));
+                break;
+            }
         }
         map
+    }
+
+    /// Where indexing stopped early, when the document went beyond one of the bounds.
+    pub fn limit(&self) -> Option<(Limit, ByteSpan)> {
+        self.limit
     }
 
     /// Record a node that starts at `span` under the innermost open collection; returns its path.
@@ -126,6 +164,7 @@ impl SourceMap {
                 (p, None)
             }
         };
+        self.path_bytes += path.len();
         self.nodes
             .insert(path.clone(), NodeSpans { key, value: span });
         path

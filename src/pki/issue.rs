@@ -30,8 +30,32 @@ pub struct Subject<'a> {
     pub sans: &'a [San],
 }
 
-fn to_time(t: std::time::SystemTime) -> OffsetDateTime {
-    OffsetDateTime::from(t)
+/// `t` as a certificate date, or an error when it is beyond what the time types hold
+/// (`OffsetDateTime::from` would panic).
+fn to_time(t: std::time::SystemTime) -> Result<OffsetDateTime, PkiError> {
+    let unix = match t.duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).ok(),
+        Err(before) => i64::try_from(before.duration().as_secs()).ok().map(|s| -s),
+    };
+    unix.and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
+        .ok_or_else(|| PkiError::Refused(format!("{t:?} is not a date a certificate can hold")))
+}
+
+/// `now + validity`, refused (not panicking) when it overflows or leaves X.509's range (year
+/// 9999). Validation bounds validities to 100 years; this holds for any caller.
+fn end_of(now: std::time::SystemTime, validity: Duration) -> Result<OffsetDateTime, PkiError> {
+    let too_long = || {
+        PkiError::Refused(format!(
+            "a validity of {}h from now ends past the year 9999, the last date a certificate can hold",
+            validity.as_secs() / 3600
+        ))
+    };
+    let end = now.checked_add(validity).ok_or_else(too_long)?;
+    let end = to_time(end).map_err(|_| too_long())?;
+    if end.year() > 9999 {
+        return Err(too_long());
+    }
+    Ok(end)
 }
 
 fn params(
@@ -59,7 +83,7 @@ fn params(
         .collect::<Result<_, _>>()?;
     p.key_usages = usages.key.clone();
     p.extended_key_usages = usages.extended.clone();
-    p.not_before = to_time(now - BACKDATE);
+    p.not_before = to_time(now.checked_sub(BACKDATE).unwrap_or(now))?;
     p.not_after = not_after;
     Ok(p)
 }
@@ -72,7 +96,8 @@ pub fn self_signed_ca(
     now: std::time::SystemTime,
     validity: Duration,
 ) -> Result<String, PkiError> {
-    let mut p = params(subject, usages, now, to_time(now - BACKDATE + validity))?;
+    let start = now.checked_sub(BACKDATE).unwrap_or(now);
+    let mut p = params(subject, usages, now, end_of(start, validity)?)?;
     p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     let cert: Certificate = p
         .self_signed(key)
@@ -90,7 +115,7 @@ pub fn signed_leaf(
     now: std::time::SystemTime,
     validity: Duration,
 ) -> Result<String, PkiError> {
-    let not_after = to_time(now + validity).min(ca_not_after);
+    let not_after = end_of(now, validity)?.min(ca_not_after);
     let mut p = params(subject, usages, now, not_after)?;
     p.is_ca = IsCa::ExplicitNoCa;
     p.use_authority_key_identifier_extension = true;
@@ -99,4 +124,24 @@ pub fn signed_leaf(
         subject.common_name
     )))?;
     Ok(cert.pem())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validity_ends_are_checked_not_panicking() {
+        let now = std::time::SystemTime::now();
+        let hundred_years = Duration::from_secs(100 * 365 * 24 * 3600);
+        assert!(end_of(now, hundred_years).is_ok());
+        for too_long in [
+            Duration::from_secs(87_600_000 * 3600),
+            Duration::from_secs(u64::MAX / 2),
+            Duration::MAX,
+        ] {
+            let err = end_of(now, too_long).unwrap_err().to_string();
+            assert!(err.contains("9999"), "{err}");
+        }
+    }
 }

@@ -4,6 +4,7 @@
 
 pub mod context;
 pub mod error;
+pub mod filters;
 pub mod manifest;
 pub mod templates;
 pub mod vrrp;

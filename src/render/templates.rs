@@ -149,6 +149,7 @@ impl Templates {
         let mut tera = tera::Tera::new();
         // Nothing kinit renders is HTML.
         tera.autoescape_on(Vec::<&str>::new());
+        super::filters::register(&mut tera);
         let mut sources = BTreeMap::new();
         // One at a time, so a syntax error names the template it is in.
         for (name, text, source) in entries {

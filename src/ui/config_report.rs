@@ -9,7 +9,13 @@ use crate::config::Role;
 use crate::config::{ConfigProblem, ConfigReport, Severity};
 use crate::inventory::Inventory;
 
-/// Every problem rendered with its source lines, errors first.
+/// How many problems are shown with their source lines; the rest are counted. Past this many, a
+/// config is better fixed from the top (one mistake, such as a wrong indent, often causes many),
+/// and each shown problem costs a read of its part of the file.
+pub const MAX_PROBLEMS_SHOWN: usize = 50;
+
+/// The first [`MAX_PROBLEMS_SHOWN`] problems rendered with their source lines, errors first, then
+/// how many more there are.
 pub fn render_problems(report: &ConfigReport, color: bool) -> String {
     let theme = if color {
         GraphicalTheme::unicode()
@@ -26,10 +32,23 @@ pub fn render_problems(report: &ConfigReport, color: bool) -> String {
         (d.problem.severity == Severity::Warning, pos)
     });
     let mut out = String::new();
-    for d in &diagnostics {
+    for d in diagnostics.iter().take(MAX_PROBLEMS_SHOWN) {
         // Rendering into a String cannot fail.
         let _ = handler.render_report(&mut out, d);
         out.push('\n');
+    }
+    let hidden = &diagnostics[diagnostics.len().min(MAX_PROBLEMS_SHOWN)..];
+    if !hidden.is_empty() {
+        let errors = hidden
+            .iter()
+            .filter(|d| d.problem.severity == Severity::Error)
+            .count();
+        let _ = writeln!(
+            out,
+            "... and {} more problem(s) not shown ({errors} error(s), {} warning(s)); `-o json` lists them all\n",
+            hidden.len(),
+            hidden.len() - errors
+        );
     }
     out
 }

@@ -11,6 +11,7 @@ use serde_yaml::{Mapping, Value};
 use super::super::choice::Choice;
 use super::super::problem::ConfigProblem;
 use super::super::source_map::join_key;
+use super::super::validate::shown;
 
 /// One mapping of the document being read, remembering which keys the schema asked for.
 pub(super) struct Section<'v> {
@@ -312,7 +313,7 @@ impl FieldReader {
                 ConfigProblem::error(
                     "config::unknown-field",
                     join_key(&u.section, &u.key),
-                    format!("unknown field `{}` in {here}", u.key),
+                    format!("unknown field `{}` in {here}", shown(&u.key)),
                 )
                 .on_key()
                 .label("not a field kinit knows")

@@ -14,10 +14,14 @@ use super::problem::ConfigProblem;
 mod etcd_snapshots;
 mod image_repository;
 mod text;
+mod tokens;
+
+pub(crate) use text::{describe_char, shown};
 
 use etcd_snapshots::etcd_snapshots;
 use image_repository::image_repository;
 use text::{check_dns_label, check_dns_subdomain};
+use tokens::tokens;
 
 pub fn validate(cfg: &Config) -> Vec<ConfigProblem> {
     let mut out = Vec::new();
@@ -28,7 +32,7 @@ pub fn validate(cfg: &Config) -> Vec<ConfigProblem> {
             ConfigProblem::error(
                 "config::cluster-name",
                 "metadata.name",
-                format!("`{name}` {why}"),
+                format!("`{}` {why}", shown(name)),
             )
             .help("use lowercase letters, digits and '-', at most 63 characters (e.g. demo)"),
         );
@@ -41,6 +45,7 @@ pub fn validate(cfg: &Config) -> Vec<ConfigProblem> {
     misc(spec, &mut out);
     etcd_snapshots(spec, &mut out);
     image_repository(spec, &mut out);
+    tokens(spec, &mut out);
     out
 }
 
@@ -56,7 +61,7 @@ fn hosts(spec: &ClusterSpec, out: &mut Vec<ConfigProblem>) {
         if let Some(name) = &h.name {
             if let Err(why) = check_dns_subdomain(name) {
                 out.push(
-                    ConfigProblem::error("config::hostname", format!("{p}.name"), format!("`{name}` {why}"))
+                    ConfigProblem::error("config::hostname", format!("{p}.name"), format!("`{}` {why}", shown(name)))
                         .help("host names become Kubernetes node names: RFC 1123, lowercase letters, digits, '-' and '.'"),
                 );
             }
@@ -457,17 +462,11 @@ fn subnets(spec: &ClusterSpec, out: &mut Vec<ConfigProblem>) {
     }
 }
 
+/// The longest validity kinit issues a certificate for: 100 years. Beyond it the dates approach
+/// what X.509 (year 9999) and the time arithmetic can hold, and no cluster needs it.
+pub const MAX_VALIDITY_HOURS: u64 = 100 * 365 * 24;
+
 fn misc(spec: &ClusterSpec, out: &mut Vec<ConfigProblem>) {
-    if !spec.etcd.data_dir.starts_with('/') {
-        out.push(
-            ConfigProblem::error(
-                "config::etcd-data-dir",
-                "spec.etcd.dataDir",
-                format!("`{}` is not an absolute path", spec.etcd.data_dir),
-            )
-            .help("etcd's data directory on the hosts, e.g. /var/lib/etcd"),
-        );
-    }
     let pki = &spec.pki;
     if pki.cert_validity.as_duration() > pki.ca_validity.as_duration() {
         out.push(
@@ -487,24 +486,20 @@ fn misc(spec: &ClusterSpec, out: &mut Vec<ConfigProblem>) {
         ("spec.pki.caValidity", &pki.ca_validity),
         ("spec.pki.certValidity", &pki.cert_validity),
     ] {
-        if d.as_duration().as_secs() < 3600 {
+        let secs = d.as_duration().as_secs();
+        if secs < 3600 {
             out.push(
                 ConfigProblem::error("config::cert-validity", field, format!("{d} is too short for a certificate"))
                     .help("certificates need at least 1h; kubeadm uses 87600h for CAs and 8760h for the rest"),
             );
-        }
-    }
-    for (i, san) in pki.extra_sans.iter().enumerate() {
-        if san.parse::<IpAddr>().is_err()
-            && check_dns_subdomain(san.strip_prefix("*.").unwrap_or(san)).is_err()
-        {
+        } else if secs > MAX_VALIDITY_HOURS * 3600 {
             out.push(
                 ConfigProblem::error(
-                    "config::san",
-                    format!("spec.pki.extraSANs[{i}]"),
-                    format!("`{san}` is neither an IP address nor a DNS name"),
+                    "config::cert-validity",
+                    field,
+                    format!("{d} is longer than 100 years ({MAX_VALIDITY_HOURS}h), the most kinit issues a certificate for"),
                 )
-                .help("e.g. api.example.com or 203.0.113.10"),
+                .help("kubeadm uses 87600h (10 years) for CAs and 8760h (1 year) for the rest"),
             );
         }
     }
