@@ -213,7 +213,8 @@ fn stacked_up_survives_a_stopped_node_converges_fails_over_and_reruns_as_a_no_op
     }
     let (code, _, all) = lab.up(&["--ignore-preflight-errors=Port-6443", "--break-lock"]);
     assert_eq!(code, 0, "{all}");
-    // A lock left by a run of this machine that no longer exists is taken over.
+    // A lock left by a run of this machine (hostname and machine-id) that no longer exists is
+    // taken over.
     let me = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
     let mut gone = Command::new("true").spawn().unwrap();
     let dead_pid = gone.id();
@@ -221,8 +222,9 @@ fn stacked_up_survives_a_stopped_node_converges_fails_over_and_reruns_as_a_no_op
     lab.on(
         "cp3",
         &format!(
-            "mkdir -p /run/kinit/up.lock && echo '{} {dead_pid} 1700000000' > /run/kinit/up.lock/owner",
-            me.trim()
+            "mkdir -p /run/kinit/up.lock && echo '{} {dead_pid} 1700000000 {}' > /run/kinit/up.lock/owner",
+            me.trim(),
+            std::fs::read_to_string("/etc/machine-id").unwrap().trim()
         ),
     );
     let (code, _, all) = lab.up(&["--ignore-preflight-errors=Port-6443"]);
