@@ -119,10 +119,12 @@ HostKey /etc/ssh/ssh_host_ed25519_key
 PasswordAuthentication no
 CONF
 cat > "$rootfs/etc/chrony/chrony.conf" <<'CONF'
-# kinit VM: no time sources until kinit configures them (spec.timeSync.servers): the VMs send
-# no traffic beyond their private network.
+# kinit VM, until kinit configures chrony (spec.timeSync.servers): the operator's time server on
+# the host's end of the cluster network (tests/vm/run.sh runs one), nothing beyond it. A VM reads
+# its RTC to whole seconds at boot (no kvm-clock under QEMU emulation): makestep corrects that.
+server 10.213.241.129 iburst
 driftfile /var/lib/chrony/chrony.drift
-makestep 1.0 3
+makestep 0.1 3
 rtcsync
 CONF
 rm -f "$rootfs/etc/default/chrony"
@@ -149,6 +151,10 @@ rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
 # The kernel and initrd the VMs boot directly, and the etcd bundle kinit uploads.
 cp "$(readlink -f "$rootfs/vmlinuz")" "$build/vmlinuz"
 cp "$(readlink -f "$rootfs/initrd.img")" "$build/initrd.img"
+# chronyd for the operator's side (tests/vm/run.sh serves this machine's clock to the VMs with
+# it, -x: never adjusting this machine's clock) without installing chrony here, whose package
+# would start a daemon syncing to Debian's public pool.
+cp "$rootfs/usr/sbin/chronyd" "$build/chronyd"
 mkdir -p "$build/bundle"
 : > "$build/bundle/SHA256SUMS"
 for b in etcd etcdctl; do
@@ -162,7 +168,7 @@ qemu-img convert -O qcow2 "$build/root.img" "$build/box.img"
 rm -f "$build/root.img"
 printf '{"provider":"libvirt","format":"qcow2","virtual_size":%s}\n' "$BOX_DISK_GB" > "$build/metadata.json"
 tar -C "$build" -cf "$build/$BOX_FILE" metadata.json box.img
-for f in vmlinuz initrd.img "$BOX_FILE"; do mv "$build/$f" "$BOX_SET/$f"; done
+for f in vmlinuz initrd.img chronyd "$BOX_FILE"; do mv "$build/$f" "$BOX_SET/$f"; done
 rm -rf "$BOX_SET/bundle" && mv "$build/bundle" "$BOX_SET/bundle"
 box_recipe_id > "$BOX_SET/recipe"
 echo "box set ready: $BOX_SET ($(du -h "$BOX_SET/$BOX_FILE" | cut -f1) box)"
