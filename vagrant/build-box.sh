@@ -134,6 +134,10 @@ cat > "$rootfs/etc/systemd/network/90-management.network" <<'CONF'
 Name=eth*
 [Network]
 DHCP=ipv4
+# By MAC: networkd's default client id comes from the machine-id, which a clone with a copied
+# SMBIOS uuid shares (systemd derives it from that uuid), and dnsmasq then leases both one address.
+[DHCPv4]
+ClientIdentifier=mac
 CONF
 install -d "$rootfs/etc/kinit-vm/host-keys"
 install -m 644 "$BOX_SET/identities" "$rootfs/etc/kinit-vm/identities"
