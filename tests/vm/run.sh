@@ -221,6 +221,11 @@ vip_verifies() {
     -verify_ip "$VIP" < /dev/null 2>&1 | grep -q 'Verify return code: 0 (ok)'
 }
 
+# Before kinit configures chrony, each VM's only source is this machine (start_time_server): wait
+# until it has one, as an operator's hosts have NTP before preflight measures their skew.
+host_synced() { ssh_vm "$1" chronyc -n tracking | grep -q "^Reference ID .*($HOST_CLUSTER_ADDRESS)"; }
+wait_host_synced() { local v; for v in "$@"; do wait_for "chrony on $v to sync to this machine" 300 host_synced "$v"; done; }
+
 all_healthy() { kinit_ status >/dev/null 2>&1; }
 members_healthy() { etcdctl_ "$(endpoints_of "${cps[@]}")" endpoint health >/dev/null 2>&1; }
 
@@ -252,6 +257,7 @@ bring_up() {
   env "KINIT_VM_SMBIOS_UUID_$last=$(uuid_of "$other")" vagrant up --provider=libvirt > "$WORK/up.log" 2>&1 ||
     { { tail -30 "$WORK/up.log" >&2 || true; }; die "vagrant up"; }
   for v in "${vms[@]}"; do wait_for "ssh to $v on the cluster network" 300 ssh_vm "$v" true; done
+  wait_host_synced "${vms[@]}"
 }
 timed vms_up bring_up
 
@@ -270,6 +276,7 @@ faults() {
   vagrant destroy -f "$last" >/dev/null 2>&1
   vagrant up "$last" > "$WORK/up-again.log" 2>&1 || { { tail -30 "$WORK/up-again.log" >&2 || true; }; die "vagrant up $last"; }
   wait_for "ssh to $last" 300 ssh_vm "$last" true
+  wait_host_synced "$last"
   # The fix preflight names, at runtime only: kinit up's kernel settings persist it (checked after
   # the power cycle below).
   for v in "${vms[@]}"; do ssh_vm "$v" sysctl -qw net.ipv4.ip_forward=1; done
