@@ -301,6 +301,7 @@ faults() {
   ssh_vm "$last" 'systemctl stop chrony && date -s "@$(( $(date +%s) + 120 ))" >/dev/null'
   expect_failed "$last ClockSkew;$last TimeSync;" "$last's clock 2 min ahead, chrony stopped"
   ssh_vm "$last" "date -s @$(now) >/dev/null && systemctl start chrony"
+  wait_host_synced "$last"
   expect_passes "faults removed"
 }
 timed preflight faults
