@@ -1,0 +1,382 @@
+#!/usr/bin/env bash
+# The VM end-to-end test: kinit's preflight, deploy and failover on real virtual machines
+# (Vagrant + libvirt; KVM where the host has it, QEMU emulation where not), from nothing to clean:
+#   box set built if missing -> VMs up -> preflight (passes; product_uuids distinct and from SMBIOS;
+#   held-in faults one at a time: duplicate SMBIOS uuid, swap, clock 2 min off) -> kinit up
+#   (etcd over mTLS, one VIP holder, VIP:frontend verifies the apiserver certificate, kernel modules
+#   and sysctls, chrony synced to vm1) -> failover (hard power-off of the VIP holder, power on) ->
+#   a second up changes nothing -> vagrant destroy and removal of every libvirt object it created.
+# Prints one summary line with timings; exits 0 only if every check held. Runs as root.
+#
+# Environment: KINIT (kinit binary; default: cargo build), KINIT_VMS (default 3),
+# KINIT_VM_KEEP=1 (leave the VMs up after a failure, for a look; clean up later with
+# `tests/vm/run.sh --clean`).
+set -euo pipefail
+
+repo="$(cd "$(dirname "$0")/../.." && pwd)"
+cd "$repo"
+here="$repo/vagrant"
+# shellcheck source=vagrant/box-set.sh
+. "$here/box-set.sh"
+
+export KINIT_VMS="${KINIT_VMS:-3}"
+export VAGRANT_DEFAULT_PROVIDER=libvirt
+# Vagrant's own state (the registered box) stays with the box set, not in ~/.vagrant.d.
+export VAGRANT_HOME="$BOX_SET/vagrant.d"
+export VAGRANT_CHECKPOINT_DISABLE=1
+export LIBVIRT_DEFAULT_URI=qemu:///system
+CONFIG="$here/cluster.yaml"
+POOL=kinit-vm
+POOL_DIR=/var/lib/kinit/vm/pool
+NETWORKS=(kinit-vm-management kinit-vm-cluster)
+STATE=/run/kinit-vm-e2e   # what this run started, for the cleanup (also of an interrupted run)
+WORK="$(mktemp -d)"
+FRONTEND_PORT=8443
+
+log() { printf '[vm-e2e %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+die() { log "FAILED: $*"; exit 1; }
+now() { date +%s; }
+declare -A took=()
+timed() { local name="$1" t0; shift; t0=$(now); "$@"; took[$name]=$(( $(now) - t0 )); }
+
+vms=()
+for i in $(seq 1 "$KINIT_VMS"); do vms+=("$(vm_name "$i")"); done
+cps=("${vms[@]:0:3}")
+addr_of() { vm_address "${1#vm}"; }
+
+# ---------------------------------------------------------------------------------------------
+# Host side: libvirt daemons, storage pool, cleanup.
+
+start_daemons() {
+  mkdir -p "$STATE"
+  # The package's "default" network NATs to the outside: never autostarted by this run.
+  local link=/etc/libvirt/qemu/networks/autostart/default.xml
+  if [ -L "$link" ] && ! pgrep -x libvirtd >/dev/null; then
+    mv "$link" "$STATE/default-network-autostart" && log "libvirt's NAT network 'default' not autostarted during the run"
+  fi
+  iptables-save 2>/dev/null | sed -n 's/^:\([A-Z_]*\) .*/\1/p' | sort -u > "$STATE/chains-before" || true
+  if ! pgrep -x virtlogd >/dev/null; then virtlogd -d; pgrep -x virtlogd > "$STATE/virtlogd.pid"; fi
+  if ! pgrep -x libvirtd >/dev/null; then
+    libvirtd -d
+    pgrep -x libvirtd > "$STATE/libvirtd.pid"
+    for _ in $(seq 50); do virsh -q list >/dev/null 2>&1 && break; sleep 0.2; done
+  fi
+  if ! virsh pool-info "$POOL" >/dev/null 2>&1; then
+    mkdir -p "$POOL_DIR"
+    virsh -q pool-define-as "$POOL" dir --target "$POOL_DIR" >/dev/null
+    virsh -q pool-start "$POOL" >/dev/null
+  fi
+}
+
+# The operator's time server for the VMs: the box set's chronyd on this machine, -x (it never
+# adjusts this machine's clock), serving it to the VM networks only. VMs read their RTC to whole
+# seconds at boot; without a source their clocks stay up to a second off, which preflight's
+# ClockSkew (1 s) would catch at random.
+start_time_server() {
+  cat > "$STATE/chrony.conf" <<CONF
+local stratum 7
+allow 10.213.241.0/24
+cmdport 0
+bindcmdaddress /
+pidfile $STATE/chronyd.pid
+CONF
+  "$BOX_SET/chronyd" -x -u root -f "$STATE/chrony.conf" 2> "$STATE/chronyd.log" ||
+    die "the box set's chronyd does not start here: $(cat "$STATE/chronyd.log")"
+  for _ in $(seq 50); do [ -s "$STATE/chronyd.pid" ] && break; sleep 0.1; done
+  [ -s "$STATE/chronyd.pid" ] || die "chronyd wrote no pid file"
+}
+
+clean() {
+  set +e
+  log "cleaning up"
+  if [ -d .vagrant ] || virsh list --all --name 2>/dev/null | grep -q '^kinit-vm-'; then
+    vagrant destroy -f >/dev/null 2>&1
+  fi
+  # Whatever vagrant left (an interrupted run): domains, networks, volumes, the pool, by name.
+  for d in $(virsh list --all --name 2>/dev/null | grep '^kinit-vm-'); do
+    virsh -q destroy "$d" >/dev/null 2>&1; virsh -q undefine "$d" --nvram >/dev/null 2>&1
+  done
+  for n in "${NETWORKS[@]}"; do
+    virsh -q net-destroy "$n" >/dev/null 2>&1; virsh -q net-undefine "$n" >/dev/null 2>&1
+  done
+  if virsh pool-info "$POOL" >/dev/null 2>&1; then
+    for v in $(virsh -q vol-list "$POOL" 2>/dev/null | awk '{print $1}'); do
+      virsh -q vol-delete "$v" --pool "$POOL" >/dev/null 2>&1
+    done
+    virsh -q pool-destroy "$POOL" >/dev/null 2>&1; virsh -q pool-undefine "$POOL" >/dev/null 2>&1
+  fi
+  rm -rf "$POOL_DIR" .vagrant "$here/pki"
+  [ -d "$VAGRANT_HOME" ] && vagrant box remove -f --all "$BOX_NAME" >/dev/null 2>&1
+  rm -rf "$VAGRANT_HOME"
+  # libvirt's firewall chains, if this run's networks brought them and no other network is left.
+  if [ -f "$STATE/chains-before" ] && [ -z "$(virsh net-list --name 2>/dev/null | grep .)" ]; then
+    for table in filter nat mangle; do
+      for c in $(iptables -t "$table" -S 2>/dev/null | sed -n 's/^-N \(LIBVIRT_[A-Z]*\)$/\1/p'); do
+        grep -qx "$c" "$STATE/chains-before" && continue
+        iptables -t "$table" -S | grep -- "-j $c\$" | sed 's/^-A/-D/' | while read -r rule; do
+          # shellcheck disable=SC2086
+          iptables -t "$table" $rule
+        done
+        iptables -t "$table" -F "$c"; iptables -t "$table" -X "$c"
+      done
+    done
+  fi
+  # The daemons this run started, by their pid.
+  [ -s "$STATE/chronyd.pid" ] && kill "$(cat "$STATE/chronyd.pid")" 2>/dev/null
+  for d in libvirtd virtlogd; do
+    if [ -f "$STATE/$d.pid" ]; then
+      kill "$(cat "$STATE/$d.pid")" 2>/dev/null
+      for _ in $(seq 50); do kill -0 "$(cat "$STATE/$d.pid")" 2>/dev/null || break; sleep 0.2; done
+    fi
+  done
+  [ -e "$STATE/default-network-autostart" ] &&
+    mv "$STATE/default-network-autostart" /etc/libvirt/qemu/networks/autostart/default.xml
+  rm -rf "$STATE"
+  set -e
+}
+
+if [ "${1:-}" = --clean ]; then clean; exit 0; fi
+[ "$(id -u)" = 0 ] || die "run as root (debootstrap, libvirt, iptables)"
+
+on_exit() {
+  local rc=$?
+  if [ "$rc" != 0 ] && [ "${KINIT_VM_KEEP:-}" = 1 ]; then
+    log "exit $rc; VMs kept (KINIT_VM_KEEP=1); remove them with: tests/vm/run.sh --clean"
+    return
+  fi
+  clean
+  rm -rf "$WORK"
+  if [ "$rc" != 0 ]; then log "exit $rc"; fi
+}
+trap on_exit EXIT
+trap 'exit 130' INT TERM
+
+# ---------------------------------------------------------------------------------------------
+# Guest side helpers.
+
+ssh_vm() {
+  local vm="$1"; shift
+  timeout 120 ssh -n -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile="$BOX_SET/known_hosts" \
+    -o ConnectTimeout=5 -i "$BOX_SET/id_ed25519" "root@$(addr_of "$vm")" "$@"
+}
+
+# wait_for WHAT SECONDS COMMAND...: poll until COMMAND succeeds.
+wait_for() {
+  local what="$1" limit="$2" t0; shift 2; t0=$(now)
+  until "$@" >/dev/null 2>&1; do
+    [ $(( $(now) - t0 )) -lt "$limit" ] || die "timed out after ${limit}s waiting for $what"
+    sleep 2
+  done
+}
+
+kinit_() { "$KINIT" -c "$CONFIG" "$@"; }
+
+# preflight: its exit code into $pf_code, the failed (host check) pairs, sorted, into $pf_failed.
+preflight() {
+  local out="$WORK/preflight.json"
+  pf_code=0
+  kinit_ -o json preflight > "$out" 2> "$WORK/preflight.err" || pf_code=$?
+  jq -e .findings "$out" >/dev/null 2>&1 || die "preflight printed no report: $(cat "$WORK/preflight.err")"
+  pf_failed="$(jq -r '.findings[] | select(.status == "fail") | "\(.host) \(.check)"' "$out" | sort -u | tr '\n' ';')"
+}
+
+expect_failed() {
+  local want="$1" why="$2"
+  preflight
+  [ "$pf_code" != 0 ] || die "$why: preflight passed"
+  [ "$pf_failed" = "$want" ] || die "$why: preflight failed [$pf_failed], expected [$want]"
+  log "ok: $why -> preflight fails exactly [$want]"
+}
+
+expect_passes() {
+  preflight
+  [ "$pf_code" = 0 ] || die "$1: preflight fails [$pf_failed]: $(jq -r '.findings[] | select(.status == "fail") | "\(.host) \(.check): \(.message[:300])"' "$WORK/preflight.json")"
+  log "ok: $1 -> preflight passes"
+}
+
+etcdctl_() {
+  local endpoints="$1"; shift
+  ETCDCTL_API=3 etcdctl --endpoints="$endpoints" --cacert="$here/pki/etcd/ca.crt" \
+    --cert="$here/pki/etcd/healthcheck-client.crt" --key="$here/pki/etcd/healthcheck-client.key" \
+    --dial-timeout=2s --command-timeout=5s "$@"
+}
+endpoints_of() { local e=() v; for v in "$@"; do e+=("https://$(addr_of "$v"):2379"); done; (IFS=,; echo "${e[*]}"); }
+
+vip_holders() {
+  local v
+  for v in "${cps[@]}"; do
+    if ssh_vm "$v" ip -o addr show 2>/dev/null | grep -q "inet $VIP/"; then echo "$v"; fi
+  done
+}
+one_vip_holder() { [ "$(vip_holders | wc -l)" = 1 ]; }
+
+start_standin() {  # the apiserver stand-in, as in the lab (tests/lab_support: start_standin)
+  ssh_vm "$1" "systemctl stop apiserver-standin 2>/dev/null; systemd-run --unit apiserver-standin \
+    openssl s_server -quiet -accept 6443 -cert /etc/kubernetes/pki/apiserver.crt \
+    -key /etc/kubernetes/pki/apiserver.key -www" >/dev/null 2>&1
+}
+
+vip_verifies() {
+  timeout 20 openssl s_client -connect "$VIP:$FRONTEND_PORT" -CAfile "$here/pki/ca.crt" -verify_return_error \
+    -verify_ip "$VIP" < /dev/null 2>&1 | grep -q 'Verify return code: 0 (ok)'
+}
+
+# Before kinit configures chrony, each VM's only source is this machine (start_time_server): wait
+# until it has one, as an operator's hosts have NTP before preflight measures their skew.
+host_synced() { ssh_vm "$1" chronyc -n tracking | grep -q "^Reference ID .*($HOST_CLUSTER_ADDRESS)"; }
+wait_host_synced() { local v; for v in "$@"; do wait_for "chrony on $v to sync to this machine" 300 host_synced "$v"; done; }
+
+all_healthy() { kinit_ status >/dev/null 2>&1; }
+members_healthy() { etcdctl_ "$(endpoints_of "${cps[@]}")" endpoint health >/dev/null 2>&1; }
+
+# ---------------------------------------------------------------------------------------------
+# The run.
+
+t_start=$(now)
+if [ -z "${KINIT:-}" ]; then
+  log "building kinit"
+  cargo build --quiet --bin kinit
+  KINIT="${CARGO_TARGET_DIR:-$repo/target}/debug/kinit"
+fi
+clean >/dev/null 2>&1  # what an earlier, interrupted run left
+start_daemons
+
+timed box vagrant/build-box.sh
+start_time_server
+vagrant box add --force --name "$BOX_NAME" "$BOX_SET/$BOX_FILE" >/dev/null
+vagrant validate >/dev/null || die "vagrant validate"
+rm -rf "$here/pki"
+
+uuid_of() { awk -v n="$1" '$1 == n {print $2}' "$BOX_SET/smbios-uuids"; }
+last="${vms[-1]}"
+other="${vms[-2]}"
+
+# The VMs, the last one a re-created copy of the one before it that kept its SMBIOS uuid.
+log "vagrant up (${#vms[@]} VMs; $last with $other's SMBIOS uuid)"
+bring_up() {
+  env "KINIT_VM_SMBIOS_UUID_$last=$(uuid_of "$other")" vagrant up --provider=libvirt > "$WORK/up.log" 2>&1 ||
+    { { tail -30 "$WORK/up.log" >&2 || true; }; die "vagrant up"; }
+  for v in "${vms[@]}"; do wait_for "ssh to $v on the cluster network" 300 ssh_vm "$v" true; done
+  wait_host_synced "${vms[@]}"
+}
+timed vms_up bring_up
+
+IP_FORWARD=FileContent--proc-sys-net-ipv4-ip_forward
+faults() {
+  # Fresh Debian: net.ipv4.ip_forward is 0 on every VM (a finding the lab's containers, which
+  # inherit this machine's value, never show). And a re-created VM that kept another's SMBIOS
+  # uuid: UniqueProductUUID names both, and so does UniqueMachineID (systemd derives a VM's first
+  # machine-id from its SMBIOS uuid).
+  local want="" v
+  for v in "${vms[@]}"; do want="$want$v $IP_FORWARD;"; done
+  want="$(printf '%s' "$want$last UniqueMachineID;$last UniqueProductUUID;$other UniqueMachineID;$other UniqueProductUUID;" | tr ';' '\n' | sort | tr '\n' ';')"
+  expect_failed "$want" "fresh VMs, $last with $other's SMBIOS uuid"
+  jq -r --arg h "$last" '.findings[] | select(.host == $h and .check == "UniqueProductUUID") | .message' "$WORK/preflight.json" |
+    grep -q "is also $other's" || die "UniqueProductUUID on $last does not name $other"
+  vagrant destroy -f "$last" >/dev/null 2>&1
+  vagrant up "$last" > "$WORK/up-again.log" 2>&1 || { { tail -30 "$WORK/up-again.log" >&2 || true; }; die "vagrant up $last"; }
+  wait_for "ssh to $last" 300 ssh_vm "$last" true
+  wait_host_synced "$last"
+  # The fix preflight names, at runtime only: kinit up's kernel settings persist it (checked after
+  # the power cycle below).
+  for v in "${vms[@]}"; do ssh_vm "$v" sysctl -qw net.ipv4.ip_forward=1; done
+
+  # Distinct product_uuids, read from the VMs' SMBIOS tables (the ones the Vagrantfile set).
+  local v seen=""
+  for v in "${vms[@]}"; do
+    local got; got="$(ssh_vm "$v" cat /sys/class/dmi/id/product_uuid | tr 'A-F' 'a-f')"
+    [ "$got" = "$(uuid_of "$v" | tr 'A-F' 'a-f')" ] || die "$v: product_uuid $got, SMBIOS uuid set: $(uuid_of "$v")"
+    case " $seen " in *" $got "*) die "$v: product_uuid $got not distinct" ;; esac
+    seen="$seen $got"
+  done
+  log "ok: product_uuids distinct and from SMBIOS:$seen"
+  expect_passes "clean VMs"
+
+  # Swap on one VM: exactly Swap fails there.
+  ssh_vm vm2 'fallocate -l 64M /swapfile && chmod 600 /swapfile && mkswap -q /swapfile && swapon /swapfile'
+  expect_failed "vm2 Swap;" "swap on vm2"
+  ssh_vm vm2 'swapoff /swapfile && rm /swapfile'
+
+  # A clock 2 minutes ahead with chrony stopped: ClockSkew and TimeSync fail there.
+  ssh_vm "$last" 'systemctl stop chrony && date -s "@$(( $(date +%s) + 120 ))" >/dev/null'
+  expect_failed "$last ClockSkew;$last TimeSync;" "$last's clock 2 min ahead, chrony stopped"
+  ssh_vm "$last" "date -s @$(now) >/dev/null && systemctl start chrony"
+  wait_host_synced "$last"
+  expect_passes "faults removed"
+}
+timed preflight faults
+
+deploy() {
+  kinit_ -o json up --topology stacked > "$WORK/up.json" 2> "$WORK/up.err" ||
+    { { tail -40 "$WORK/up.err" >&2 || true; }; die "kinit up"; }
+  local v
+  for v in "${cps[@]}"; do start_standin "$v"; done
+  wait_for "etcd healthy over mTLS on ${cps[*]}" 120 members_healthy
+  log "ok: etcd healthy over mTLS: $(etcdctl_ "$(endpoints_of "${cps[@]}")" endpoint health 2>&1 | tr '\n' ' ')"
+  wait_for "the VIP on exactly one VM" 60 one_vip_holder
+  log "ok: VIP $VIP on $(vip_holders)"
+  wait_for "VIP:$FRONTEND_PORT to verify the apiserver certificate" 60 vip_verifies
+  log "ok: $VIP:$FRONTEND_PORT verifies the apiserver certificate (stand-in)"
+  for v in "${vms[@]}"; do
+    local mods sysctls
+    mods="$(ssh_vm "$v" "lsmod | awk '{print \$1}' | grep -xE 'br_netfilter|overlay' | sort | tr '\n' ' '")"
+    [ "$mods" = "br_netfilter overlay " ] || die "$v: kernel modules loaded: [$mods], expected br_netfilter and overlay"
+    sysctls="$(ssh_vm "$v" sysctl -n net.bridge.bridge-nf-call-iptables net.bridge.bridge-nf-call-ip6tables net.ipv4.ip_forward | tr '\n' ' ')"
+    [ "$sysctls" = "1 1 1 " ] || die "$v: bridge-nf-call-iptables, -ip6tables, ip_forward = [$sysctls], expected 1 1 1"
+  done
+  log "ok: br_netfilter and overlay loaded, sysctls set on ${vms[*]}"
+  synced() { ssh_vm "$1" chronyc -n tracking | grep -q "^Reference ID .*($(addr_of vm1))"; }
+  for v in "${vms[@]}"; do wait_for "chrony on $v to sync to vm1" 120 synced "$v"; done
+  log "ok: chrony on ${vms[*]} synced to vm1's time server"
+  wait_for "kinit status healthy" 120 all_healthy
+}
+timed up deploy
+
+failover() {
+  local holder; holder="$(vip_holders)"
+  log "hard power-off of the VIP holder $holder"
+  vagrant halt --force "$holder" >/dev/null 2>&1 || die "vagrant halt --force $holder"
+  virsh domstate "kinit-vm-$holder" | grep -q 'shut off' || die "$holder still running"
+  local rest=() v
+  for v in "${cps[@]}"; do [ "$v" = "$holder" ] || rest+=("$v"); done
+  moved() { local h; h="$(vip_holders)"; [ -n "$h" ] && [ "$(echo "$h" | wc -l)" = 1 ] && [ "$h" != "$holder" ]; }
+  wait_for "the VIP to move off $holder" 60 moved
+  log "ok: VIP moved to $(vip_holders)"
+  wait_for "VIP:$FRONTEND_PORT to verify again" 60 vip_verifies
+  put() { etcdctl_ "$(endpoints_of "${rest[@]}")" put kinit-vm-e2e "written while $holder was off"; }
+  wait_for "etcd to take a write without $holder" 60 put
+  log "ok: etcd took a write with $holder off"
+  vagrant up "$holder" > "$WORK/up-holder.log" 2>&1 || { { tail -30 "$WORK/up-holder.log" >&2 || true; }; die "vagrant up $holder"; }
+  wait_for "ssh to $holder" 300 ssh_vm "$holder" true
+  start_standin "$holder"
+  # What kinit persisted survived the power cycle: modules and sysctls back without kinit.
+  [ "$(ssh_vm "$holder" "lsmod | awk '{print \$1}' | grep -xE 'br_netfilter|overlay' | sort | tr '\n' ' '")" = "br_netfilter overlay " ] ||
+    die "$holder: br_netfilter/overlay not loaded after the power cycle"
+  [ "$(ssh_vm "$holder" sysctl -n net.ipv4.ip_forward net.bridge.bridge-nf-call-iptables | tr '\n' ' ')" = "1 1 " ] ||
+    die "$holder: ip_forward / bridge-nf-call-iptables not 1 after the power cycle"
+  log "ok: $holder came back with kinit's kernel modules and sysctls"
+  wait_for "all etcd members healthy after $holder rejoined" 180 members_healthy
+  [ "$(etcdctl_ "$(endpoints_of "$holder")" get --print-value-only kinit-vm-e2e)" = "written while $holder was off" ] ||
+    die "$holder did not catch up with the write"
+  wait_for "the VIP on exactly one VM" 60 one_vip_holder
+  wait_for "kinit status healthy after $holder rejoined" 180 all_healthy
+  log "ok: $holder rejoined; all members healthy; VIP on $(vip_holders)"
+}
+timed failover failover
+
+again() {
+  kinit_ -o json up --topology stacked --ignore-preflight-errors=Port-6443 > "$WORK/up2.json" 2> "$WORK/up2.err" ||
+    { { tail -40 "$WORK/up2.err" >&2 || true; }; die "second kinit up"; }
+  local s; s="$(tail -1 "$WORK/up2.json" | jq -c '[.filesWritten, .servicesStarted, .servicesRestarted]')"
+  [ "$s" = "[0,0,0]" ] || die "second up changed something: files written, services started, restarted = $s"
+  log "ok: a second up changed nothing (files written, services started, restarted = $s)"
+}
+timed up_again again
+
+timed destroy clean
+rm -rf "$WORK"
+trap - EXIT
+printf 'vm e2e: ok, %s VMs (%s): box %ss, VMs up %ss, preflight %ss, up %ss, failover %ss, second up %ss, destroy %ss, total %ss\n' \
+  "${#vms[@]}" "$( [ -n "${KINIT_VM_DRIVER:-}" ] && echo "$KINIT_VM_DRIVER" || (grep -qwE 'vmx|svm' /proc/cpuinfo && echo kvm || echo qemu-tcg))" \
+  "${took[box]}" "${took[vms_up]}" "${took[preflight]}" "${took[up]}" "${took[failover]}" "${took[up_again]}" \
+  "${took[destroy]}" "$(( $(now) - t_start ))"
