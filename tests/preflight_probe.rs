@@ -4,6 +4,35 @@
 use kinit::facts::probe::{ProbeRequest, script};
 use kinit::facts::{ConnectOutcome, HostFacts};
 
+/// When none of the host's component ports is taken, listeners are listed without their
+/// holders (`ss -p` walks every process's descriptors: only worth it when a port is taken).
+#[test]
+fn holders_are_looked_up_only_when_a_component_port_is_taken() {
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let req = ProbeRequest {
+        etcd_data_dir: "/nonexistent/etcd".into(),
+        connects: Vec::new(),
+        ports: vec![free.port()],
+    };
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(script(&req).unwrap())
+        .output()
+        .unwrap();
+    let f = HostFacts::parse(&String::from_utf8(out.stdout).unwrap()).unwrap();
+    let listed = f
+        .listeners
+        .iter()
+        .find(|l| l.port == held.local_addr().unwrap().port())
+        .unwrap_or_else(|| panic!("ss lists every listener: {:?}", f.listeners));
+    assert!(listed.pids.is_empty(), "{listed:?}");
+    assert!(f.processes.is_empty(), "{:?}", f.processes);
+}
+
 #[test]
 fn the_probe_runs_here_and_parses() {
     let dir = tempfile::tempdir().unwrap();
@@ -16,6 +45,7 @@ fn the_probe_runs_here_and_parses() {
     let req = ProbeRequest {
         etcd_data_dir: dir.path().join("etcd data").display().to_string(),
         connects: vec![open, closed],
+        ports: vec![open.port()],
     };
     let out = std::process::Command::new("sh")
         .arg("-c")

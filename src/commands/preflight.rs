@@ -95,6 +95,10 @@ fn local(global: &GlobalOptions) -> Result<Gathered, CommandError> {
     let req = ProbeRequest {
         etcd_data_dir: inventory.etcd.data_dir.clone(),
         connects: Vec::new(),
+        ports: crate::components::ports_on(&inventory, &inventory.hosts[0])
+            .iter()
+            .map(|p| p.port)
+            .collect(),
     };
     let script = script(&req).map_err(|e| CommandError::Usage(e.to_string()))?;
     let out = std::process::Command::new("sh")

@@ -48,6 +48,10 @@ pub async fn gather(
                 .into_iter()
                 .map(|(o, p)| SocketAddr::new(o.address, p.port))
                 .collect(),
+            ports: crate::components::ports_on(inv, host)
+                .iter()
+                .map(|p| p.port)
+                .collect(),
         };
         scripts.insert(t.name.clone(), script(&req));
         items.push((t.name.clone(), t));
