@@ -4,6 +4,7 @@
 #   - time of the `kinit up` that grows etcd 3 -> 5 (w1 and w2 given control-plane + etcd in
 #     cluster.yaml: each joins as a learner, promoted once caught up, one at a time);
 #   - time of the `kinit up` that adds one member (w2, after its member was taken out by hand);
+#   - time of the `kinit remove w1 w2` that shrinks it back 5 -> 3;
 #   - during each, a writer on this machine putting a key every 100 ms through the original
 #     members: failed puts and the longest gap between two acknowledged puts.
 # Run as root from the repository:
@@ -55,16 +56,17 @@ writer() {
   done
 }
 
-# Time `kinit up` under the writer: "<label>: up X s; N puts, F failed, longest gap G ms".
+# Time a kinit command under the writer: "<label>: X s; N puts, F failed, longest gap G ms".
 measure() {
   local label=$1
+  shift
   rm -f "$WORK/stop"
   writer >"$WORK/writes" &
   local w=$!
   sleep 1
   local s e
   s=$(date +%s.%N)
-  $K "${UP[@]}"
+  "$@"
   e=$(date +%s.%N)
   sleep 1
   touch "$WORK/stop"
@@ -72,7 +74,7 @@ measure() {
   awk -v label="$label" -v s="$s" -v e="$e" '
     $2 == "ok" { if (last) { g = $1 - last; if (g > gap) gap = g } last = $1; ok++ }
     $2 == "failed" { failed++ }
-    END { printf "%s: up %.1f s; %d puts, %d failed, longest gap %d ms\n",
+    END { printf "%s: %.1f s; %d puts, %d failed, longest gap %d ms\n",
           label, e - s, ok + failed, failed, gap * 1000 }' "$WORK/writes"
 }
 
@@ -80,15 +82,16 @@ roles() { sed -i "s/{name: $1, \(.*\)roles: \[worker\]}/{name: $1, \1roles: [con
 
 roles w1
 roles w2
-measure "grow 3 -> 5 (~10 MB)"
+measure "grow 3 -> 5 (~10 MB), kinit up" $K "${UP[@]}"
 etcdctl_ "$ORIGINAL" member list -w table
 
 # One member added: w2's member taken out by hand and its data wiped first (not timed).
 id=$(etcdctl_ "$ORIGINAL" member list | awk -F', ' '$3 == "w2" { print $1 }')
 etcdctl_ "$ORIGINAL" member remove "$id" >/dev/null
 $K lab ssh --name $NAME w2 -- 'systemctl stop etcd && rm -rf /var/lib/etcd'
-measure "add one member, 4 -> 5 (~10 MB)"
+measure "add one member, 4 -> 5 (~10 MB), kinit up" $K "${UP[@]}"
 
-# Shrink 5 -> 3 back: needs `kinit remove` (issue 14's removing half), e.g.
-#   measure_remove "shrink 5 -> 3" w1 w2   with   $K -c "$CONFIG" remove --yes w1 w2
-# timed under the writer like `measure`; to be added once `kinit remove` is merged.
+# Shrink 5 -> 3 back: both taken out by `kinit remove` (leadership handed over if one leads,
+# members removed, hosts reset, the others' haproxy/keepalived reloaded one at a time).
+measure "shrink 5 -> 3, kinit remove w1 w2" $K -c "$CONFIG" remove --yes w1 w2
+etcdctl_ "$ORIGINAL" member list -w table

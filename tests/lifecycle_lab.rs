@@ -68,65 +68,6 @@ fn member_id(lab: &Lab, addr: &str) -> String {
     )
 }
 
-/// A client that keeps writing `w/N` (each write retried for up to 5 s through any of the
-/// endpoints, as etcd clients do) until stopped: (acknowledged writes, writes never accepted).
-struct Writer {
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: std::thread::JoinHandle<(usize, usize)>,
-}
-
-impl Writer {
-    fn start(lab: &Lab, addrs: &[&str]) -> Writer {
-        use std::sync::atomic::Ordering;
-        let tls = kinit::etcd::ClientTls::from_pki_dir(&lab.dir().join("pki")).unwrap();
-        let eps: Vec<String> = addrs.iter().map(|a| format!("https://{a}:2379")).collect();
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Runtime::new().unwrap();
-            rt.block_on(async {
-                let (mut acked, mut lost) = (0, 0);
-                let mut n = 0usize;
-                while !flag.load(Ordering::Relaxed) {
-                    let key = format!("w/{n:06}");
-                    let until = std::time::Instant::now() + Duration::from_secs(5);
-                    let mut ok = false;
-                    'retry: while std::time::Instant::now() < until {
-                        for ep in &eps {
-                            let put = kinit::etcd::put(
-                                &tls,
-                                ep,
-                                key.as_bytes(),
-                                b"x",
-                                Duration::from_secs(2),
-                            );
-                            if put.await.is_ok() {
-                                ok = true;
-                                break 'retry;
-                            }
-                        }
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                    if ok {
-                        acked += 1
-                    } else {
-                        lost += 1
-                    }
-                    n += 1;
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-                (acked, lost)
-            })
-        });
-        Writer { stop, thread }
-    }
-
-    fn stop(self) -> (usize, usize) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        self.thread.join().unwrap()
-    }
-}
-
 /// Every `k/` key and value as one member serves it.
 fn keys_on(lab: &Lab, addr: &str) -> BTreeMap<String, String> {
     let out = lab.etcdctl(
@@ -315,7 +256,11 @@ fn snapshots_restore_a_dead_cluster_and_reset_takes_everything_off() {
     assert!(moved.status.success(), "move-leader: {}", text(&moved));
     let writer = Writer::start(&lab, &ADDRS[..2]);
     let out = lab.kinit(&["-o", "json", "reset", "--hosts", "cp3", "--yes"]);
-    let (acked, lost) = writer.stop();
+    let WriterReport {
+        acked,
+        failed: lost,
+        ..
+    } = writer.stop();
     assert!(out.status.success(), "reset cp3: {}", text(&out));
     assert_eq!(
         lost, 0,

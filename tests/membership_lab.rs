@@ -63,68 +63,6 @@ fn main_pid(lab: &Lab, node: &str, unit: &str) -> String {
     lab.on(node, &format!("systemctl show -p MainPID --value {unit}"))
 }
 
-/// A client putting a key every 100 ms through the original members (each put tried on
-/// each of them in turn within 2 s): (acknowledged, failed, longest gap between acks).
-struct Writer {
-    stop: Arc<AtomicBool>,
-    thread: JoinHandle<(usize, usize, Duration)>,
-}
-
-impl Writer {
-    fn start(lab: &Lab) -> Writer {
-        let tls = tls(lab);
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Runtime::new().unwrap();
-            rt.block_on(async {
-                let (mut acked, mut failed) = (0, 0);
-                let mut last = Instant::now();
-                let mut gap = Duration::ZERO;
-                let mut n = 0usize;
-                while !flag.load(Ordering::Relaxed) {
-                    let tick = Instant::now();
-                    let key = format!("writer/{n:06}");
-                    let mut ok = false;
-                    for a in ORIGINAL {
-                        let ep = format!("https://{a}:2379");
-                        let put = kinit::etcd::put(
-                            &tls,
-                            &ep,
-                            key.as_bytes(),
-                            b"x",
-                            Duration::from_secs(2),
-                        );
-                        if put.await.is_ok() {
-                            ok = true;
-                            break;
-                        }
-                    }
-                    if ok {
-                        acked += 1;
-                        gap = gap.max(last.elapsed());
-                        last = Instant::now();
-                    } else {
-                        failed += 1;
-                    }
-                    n += 1;
-                    let spent = tick.elapsed();
-                    if spent < Duration::from_millis(100) {
-                        tokio::time::sleep(Duration::from_millis(100) - spent).await;
-                    }
-                }
-                (acked, failed, gap)
-            })
-        });
-        Writer { stop, thread }
-    }
-
-    fn stop(self) -> (usize, usize, Duration) {
-        self.stop.store(true, Ordering::Relaxed);
-        self.thread.join().unwrap()
-    }
-}
-
 /// A loop of TLS handshakes through VIP:8443 to the apiserver stand-ins, the certificate
 /// verified against the cluster CA: (handshakes, failures).
 struct Connector {
@@ -258,7 +196,7 @@ fn workers_become_etcd_members_as_learners_one_at_a_time() {
     let holders = lab.vip_holders(&ALL, &vip);
     assert_eq!(holders.len(), 1, "{holders:?}");
     promote_in_config(&lab, &["w1", "w2"]);
-    let writer = Writer::start(&lab);
+    let writer = Writer::start(&lab, &ORIGINAL);
     let connector = Connector::start(&lab, &vip);
     let watcher = Watcher::start(&lab);
     let started = Instant::now();
@@ -266,7 +204,11 @@ fn workers_become_etcd_members_as_learners_one_at_a_time() {
     let took = started.elapsed();
     let learners = watcher.stop();
     let (connects, connect_failures) = connector.stop();
-    let (acked, failed, gap) = writer.stop();
+    let WriterReport {
+        acked,
+        failed,
+        longest_gap: gap,
+    } = writer.stop();
     eprintln!(
         "3 -> 5: up {:.1} s; writer {acked} acked, {failed} failed, longest gap {} ms; \
          {connects} connects, {} failed; learners seen {learners:?}",
@@ -379,9 +321,13 @@ fn workers_become_etcd_members_as_learners_one_at_a_time() {
     // 5 -> 3: `kinit remove` takes both back out under the writer, then they are workers again.
     let marker = lab.etcdctl(&endpoints(&ORIGINAL), &["put", "replace/marker", "kept"]);
     assert!(marker.status.success(), "{}", text(&marker));
-    let writer = Writer::start(&lab);
+    let writer = Writer::start(&lab, &ORIGINAL);
     let out = lab.kinit(&["remove", "w1", "w2", "--yes"]);
-    let (acked, failed, gap) = writer.stop();
+    let WriterReport {
+        acked,
+        failed,
+        longest_gap: gap,
+    } = writer.stop();
     eprintln!("5 -> 3: {acked} puts acknowledged, {failed} failed, longest gap {gap:?}");
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(failed, 0, "failed puts (longest gap {gap:?})");

@@ -92,70 +92,6 @@ fn backends(lab: &Lab, node: &str) -> Vec<String> {
     .collect()
 }
 
-/// A client on this machine putting `w/N` every 100 ms through the endpoints in order (each put
-/// retried on the next endpoint for up to 5 s, as etcd clients do): acknowledged puts, puts
-/// never accepted, and the longest time between two acknowledged puts.
-struct Writer {
-    stop: Arc<AtomicBool>,
-    thread: std::thread::JoinHandle<(usize, usize, Duration)>,
-}
-
-impl Writer {
-    fn start(lab: &Lab, nodes: &[&str]) -> Writer {
-        let tls = kinit::etcd::ClientTls::from_pki_dir(&lab.dir().join("pki")).unwrap();
-        let eps = endpoints(&nodes.iter().map(|n| addr(n)).collect::<Vec<_>>());
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Runtime::new().unwrap();
-            rt.block_on(async {
-                let (mut acked, mut failed, mut gap) = (0, 0, Duration::ZERO);
-                let mut last = Instant::now();
-                let mut n = 0usize;
-                while !flag.load(Ordering::Relaxed) {
-                    let tick = Instant::now();
-                    let key = format!("w/{n:06}");
-                    let until = tick + Duration::from_secs(5);
-                    let mut ok = false;
-                    'retry: while Instant::now() < until {
-                        for ep in &eps {
-                            let put = kinit::etcd::put(
-                                &tls,
-                                ep,
-                                key.as_bytes(),
-                                b"x",
-                                Duration::from_secs(1),
-                            );
-                            if put.await.is_ok() {
-                                ok = true;
-                                break 'retry;
-                            }
-                        }
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                    if ok {
-                        acked += 1;
-                        gap = gap.max(last.elapsed());
-                        last = Instant::now();
-                    } else {
-                        failed += 1;
-                    }
-                    n += 1;
-                    let next = tick + Duration::from_millis(100);
-                    tokio::time::sleep(next.saturating_duration_since(Instant::now())).await;
-                }
-                (acked, failed, gap)
-            })
-        });
-        Writer { stop, thread }
-    }
-
-    fn stop(self) -> (usize, usize, Duration) {
-        self.stop.store(true, Ordering::Relaxed);
-        self.thread.join().unwrap()
-    }
-}
-
 /// TLS handshakes with VIP:8443 (through haproxy to a stand-in) in a loop: (tries, failures).
 struct ConnectLoop {
     stop: Arc<AtomicBool>,
@@ -316,14 +252,18 @@ fn remove_moves_leadership_guards_quorum_and_takes_unreachable_hosts_out() {
             other => Err(other.to_string()),
         }
     });
-    let writer = Writer::start(&lab, &["cp1", "cp2", "cp3", "w1"]);
+    let writer = Writer::start(&lab, &[addr("cp1"), addr("cp2"), addr("cp3"), addr("w1")]);
     let connects = ConnectLoop::start(&lab);
     std::thread::sleep(Duration::from_secs(2));
     let started = Instant::now();
     let out = lab.kinit(&["-o", "json", "remove", "w1", "--yes"]);
     let took = started.elapsed();
     std::thread::sleep(Duration::from_secs(3));
-    let (acked, failed, gap) = writer.stop();
+    let WriterReport {
+        acked,
+        failed,
+        longest_gap: gap,
+    } = writer.stop();
     let (tries, connect_failures, connect_error) = connects.stop();
     assert!(out.status.success(), "remove w1: {}", text(&out));
     let report = json(&out);
@@ -430,7 +370,7 @@ fn remove_moves_leadership_guards_quorum_and_takes_unreachable_hosts_out() {
     // (c) cp3 is gone for good (powered off): without --unreachable an error naming it; with
     // it, its member is removed by ID and the others no longer list it.
     let pids_before: Vec<String> = ["cp1", "cp2"].iter().map(|n| pids(&lab, n)).collect();
-    let writer = Writer::start(&lab, &["cp1", "cp2", "cp3"]);
+    let writer = Writer::start(&lab, &[addr("cp1"), addr("cp2"), addr("cp3")]);
     let stop = kinit(&["lab", "stop", "--name", NAME, "cp3"]);
     assert!(stop.status.success(), "{}", text(&stop));
     let out = lab.kinit(&["remove", "cp3", "--yes"]);
@@ -446,7 +386,11 @@ fn remove_moves_leadership_guards_quorum_and_takes_unreachable_hosts_out() {
         .unwrap()
         .0;
     let out = lab.kinit(&["-o", "json", "remove", "cp3", "--unreachable", "--yes"]);
-    let (acked, failed, gap) = writer.stop();
+    let WriterReport {
+        acked,
+        failed,
+        longest_gap: gap,
+    } = writer.stop();
     assert!(
         out.status.success(),
         "remove cp3 --unreachable: {}",

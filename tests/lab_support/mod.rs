@@ -10,6 +10,10 @@ use serde_json::Value;
 
 use crate::hang_guard::{kinit, output_within};
 
+mod writer;
+#[allow(unused_imports)] // not every lab scenario writes while it changes the cluster
+pub use writer::{Writer, WriterReport};
+
 /// Hang guard for the commands (never a speed target).
 pub const COMMAND_LIMIT: Duration = Duration::from_secs(300);
 
