@@ -318,6 +318,23 @@ fn workers_become_etcd_members_as_learners_one_at_a_time() {
     assert!(list.iter().all(|m| !m.name.is_empty() && !m.is_learner));
     lab.wait_healthy(lab.config.to_str().unwrap());
 
+    // A control plane dropped from cluster.yaml by hand: `up` names its etcd member and its
+    // haproxy backends as not in cluster.yaml (a dry run: nothing changes).
+    lab.edit_host("w1", |l| {
+        Some(l.replace("[control-plane, etcd]", "[worker]"))
+    });
+    let (code, _, all) = lab.up(&[UP[0], "--dry-run"]);
+    assert_eq!(code, 0, "{all}");
+    assert!(
+        all.contains("haproxy's backend server(s) w1 (10.213.221.14:6443) are not in cluster.yaml"),
+        "{all}"
+    );
+    assert!(
+        member_events(&all).contains(&("not-in-config".to_string(), "w1".to_string())),
+        "{all}"
+    );
+    promote_in_config(&lab, &["w1"]);
+
     // 5 -> 3: `kinit remove` takes both back out under the writer, then they are workers again.
     let marker = lab.etcdctl(&endpoints(&ORIGINAL), &["put", "replace/marker", "kept"]);
     assert!(marker.status.success(), "{}", text(&marker));

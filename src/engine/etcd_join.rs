@@ -240,11 +240,12 @@ impl Engine {
                 "not-in-config",
                 None,
                 format!(
-                    "member {} ({}, {}) is not in cluster.yaml: left as it is (`kinit remove` \
-                     takes it out)",
+                    "member {} ({}, {}) is not in cluster.yaml: left as it is (to take it \
+                     out, put its host back in cluster.yaml and run `kinit remove {}`)",
                     s.name,
                     s.id,
-                    s.peer_urls.join(", ")
+                    s.peer_urls.join(", "),
+                    s.name
                 ),
             );
         }

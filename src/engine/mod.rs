@@ -8,6 +8,7 @@
 //!   host_job      one host's steps: what differs, what to restart (tested in memory)
 //!   host_ops      the HostOps trait and its SSH implementation
 //!   etcd_join     the etcd phase on a running cluster: new members join as learners
+//!   stray_backends  haproxy backends cluster.yaml no longer names, said before they go
 //!   operator      the phases this machine runs (preflight, PKI)
 //!   waits/verify  the checks after a phase
 //!   cluster_lock/lock  one run per cluster at a time
@@ -24,6 +25,7 @@ pub mod plan;
 pub mod playbook;
 pub mod runner;
 pub mod select;
+pub mod stray_backends;
 pub mod verify;
 pub mod waits;
 

@@ -234,7 +234,12 @@ impl Engine {
                 None if super::etcd_join::joins_etcd(phase) => {
                     self.etcd_phase(phase, &hosts, opts, state).await
                 }
-                None => self.host_phase(phase, &hosts, opts, state).await,
+                None => {
+                    if super::stray_backends::writes_haproxy(phase) {
+                        self.report_stray_backends(phase, &hosts).await;
+                    }
+                    self.host_phase(phase, &hosts, opts, state).await
+                }
             };
             self.emit(Event::PhaseFinished {
                 phase: phase.name.clone(),

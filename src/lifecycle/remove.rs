@@ -46,7 +46,10 @@ pub struct RemoveSettings {
 #[derive(Debug, thiserror::Error)]
 pub enum RemoveError {
     #[error(
-        "{host} is not a host of the cluster's config; `kinit remove` takes hosts listed there"
+        "{host} is not a host of the cluster's config; `kinit remove` takes hosts listed there \
+         (a live etcd member or haproxy backend whose host was deleted from cluster.yaml: put \
+         the host back, run `kinit remove {host}` (with `--unreachable` if it is gone), then \
+         delete it)"
     )]
     UnknownHost { host: String },
     #[error(

@@ -172,7 +172,7 @@ impl StatusReport {
         if !etcd.not_in_inventory.is_empty() {
             out.push(format!(
                 "etcd's member list has {} that cluster.yaml does not name: `kinit up` leaves it; \
-                 `kinit remove` takes it out",
+                 to take it out, put its host back in cluster.yaml and run `kinit remove HOST`",
                 etcd.not_in_inventory.join(", ")
             ));
         }
