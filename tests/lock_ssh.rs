@@ -10,26 +10,8 @@ use kinit::engine::lock::{self, LockError, LockOwner};
 use kinit::ssh::{HostTarget, KeyRing, KnownHostsFile, Session, SshOptions};
 use support::*;
 
-struct Setup {
-    sshd: Sshd,
-    user: TestUser,
-    key: ClientKey,
-    dir: tempfile::TempDir,
-}
-
-fn setup() -> Setup {
-    let dir = temp_dir();
-    let user = TestUser::create(dir.path(), SudoRights::Passwordless);
-    let key = client_key(dir.path(), "id_ed25519", "ed25519", "");
-    let sshd = Sshd::start(dir.path(), &[(&user.name, &key.public)], &[]);
-    std::fs::write(dir.path().join("known_hosts"), sshd.known_hosts_line()).unwrap();
-    Setup {
-        sshd,
-        user,
-        key,
-        dir,
-    }
-}
+type Setup = SshSetup;
+use support::ssh_setup as setup;
 
 impl Setup {
     async fn connect(&self) -> Arc<Session> {

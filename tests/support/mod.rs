@@ -297,3 +297,26 @@ pub fn temp_dir() -> TempDir {
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     dir
 }
+
+/// A loopback sshd that accepts `user` (passwordless sudo) with `key`, and a known_hosts for it
+/// in `dir`. Field order is drop order: sshd first, then the user, then the directory.
+pub struct SshSetup {
+    pub sshd: Sshd,
+    pub user: TestUser,
+    pub key: ClientKey,
+    pub dir: TempDir,
+}
+
+pub fn ssh_setup() -> SshSetup {
+    let dir = temp_dir();
+    let user = TestUser::create(dir.path(), SudoRights::Passwordless);
+    let key = client_key(dir.path(), "id_ed25519", "ed25519", "");
+    let sshd = Sshd::start(dir.path(), &[(&user.name, &key.public)], &[]);
+    std::fs::write(dir.path().join("known_hosts"), sshd.known_hosts_line()).unwrap();
+    SshSetup {
+        sshd,
+        user,
+        key,
+        dir,
+    }
+}
