@@ -1,6 +1,7 @@
 //! Command-line definitions (clap) and their conversion into the option structs `commands/`
 //! defines. Nothing here does any work, and nothing below this module knows about clap.
 
+mod lab;
 mod lifecycle;
 
 use std::path::PathBuf;
@@ -12,7 +13,6 @@ use crate::commands::certs::RenewOptions;
 use crate::commands::exec::ExecCommandOptions;
 use crate::commands::init::InitOptions;
 use crate::commands::kubeconfig::{KubeconfigOptions, KubeconfigTarget};
-use crate::commands::lab::LabAction;
 use crate::commands::preflight::PreflightOptions;
 use crate::commands::render::RenderOptions;
 use crate::commands::status::StatusOptions;
@@ -21,6 +21,7 @@ use crate::config::Topology;
 use crate::config::template::InitShape;
 use crate::ui::{ColorChoice, GlobalOptions, OutputFormat};
 
+pub use lab::LabCommand;
 pub use lifecycle::{EtcdCommand, RemoveArgs, ResetArgs, SnapshotCommand};
 
 #[derive(Debug, Parser)]
@@ -127,99 +128,6 @@ pub enum Command {
 pub enum ConfigCommand {
     /// Check the cluster definition and summarize it
     Validate,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum LabCommand {
-    /// Boot the lab's nodes (building the node image on first use) and write its cluster.yaml
-    Up(LabUpArgs),
-    /// Remove the lab: its nodes, mounts, links, bridge and directory
-    Down(LabNameArg),
-    /// Show every lab (or one) and its nodes
-    Status(LabStatusArgs),
-    /// Power a node off (its address stops answering; its disk is kept)
-    Stop(LabNodeArgs),
-    /// Boot a stopped node again, with the same identity
-    Start(LabNodeArgs),
-    /// Log in to a node (or run CMD on it) with the lab key and strict host-key checking
-    Ssh(LabSshArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct LabNameArg {
-    /// The lab
-    #[arg(long, default_value = crate::lab::plan::DEFAULT_NAME)]
-    pub name: String,
-}
-
-#[derive(Debug, Args)]
-pub struct LabUpArgs {
-    #[command(flatten)]
-    pub lab: LabNameArg,
-    /// Number of nodes: cp1..cp3 (control-plane + etcd), then workers w1.. [default: 3]
-    #[arg(long, value_name = "N")]
-    pub nodes: Option<u32>,
-    /// The lab's private IPv4 subnet; the bridge gets its first address [default: the first /24
-    /// from 10.213.0.0/24 on that no other lab and nothing on this machine uses]
-    #[arg(long, value_name = "CIDR")]
-    pub subnet: Option<ipnet::Ipv4Net>,
-}
-
-#[derive(Debug, Args)]
-pub struct LabStatusArgs {
-    /// Only this lab
-    #[arg(long)]
-    pub name: Option<String>,
-}
-
-#[derive(Debug, Args)]
-pub struct LabNodeArgs {
-    /// The node (cp1, cp2, ...)
-    pub node: String,
-    #[command(flatten)]
-    pub lab: LabNameArg,
-}
-
-#[derive(Debug, Args)]
-pub struct LabSshArgs {
-    /// The node (cp1, cp2, ...)
-    pub node: String,
-    #[command(flatten)]
-    pub lab: LabNameArg,
-    /// Command to run on the node instead of a login shell
-    #[arg(last = true, value_name = "CMD")]
-    pub command: Vec<String>,
-}
-
-impl LabCommand {
-    pub fn action(&self) -> LabAction {
-        match self {
-            LabCommand::Up(a) => LabAction::Up(crate::lab::LabRequest {
-                name: Some(a.lab.name.clone()),
-                nodes: a.nodes,
-                subnet: a.subnet,
-            }),
-            LabCommand::Down(a) => LabAction::Down {
-                name: a.name.clone(),
-            },
-            LabCommand::Status(a) => LabAction::Status {
-                name: a.name.clone(),
-            },
-            LabCommand::Stop(a) => LabAction::Stop {
-                name: a.lab.name.clone(),
-                node: a.node.clone(),
-            },
-            LabCommand::Start(a) => LabAction::Start {
-                name: a.lab.name.clone(),
-                node: a.node.clone(),
-            },
-            LabCommand::Ssh(a) => LabAction::Ssh {
-                name: a.lab.name.clone(),
-                node: a.node.clone(),
-                command: a.command.clone(),
-            },
-        }
-    }
 }
 
 #[derive(Debug, Subcommand)]
