@@ -6,15 +6,12 @@
 //! a powered-off host is removed with `--unreachable`. Runs as root; the lab is removed when the
 //! test ends however it ends.
 
-use std::process::Command;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 mod hang_guard;
-use hang_guard::{kinit, output_within};
+use hang_guard::kinit;
 mod lab_support;
 use lab_support::*;
 
@@ -90,58 +87,6 @@ fn backends(lab: &Lab, node: &str) -> Vec<String> {
     .lines()
     .map(str::to_string)
     .collect()
-}
-
-/// TLS handshakes with VIP:8443 (through haproxy to a stand-in) in a loop: (tries, failures).
-struct ConnectLoop {
-    stop: Arc<AtomicBool>,
-    failures: Arc<AtomicUsize>,
-    thread: std::thread::JoinHandle<usize>,
-    last_error: Arc<std::sync::Mutex<String>>,
-}
-
-impl ConnectLoop {
-    fn start(lab: &Lab) -> ConnectLoop {
-        let ca = lab.pki("ca.crt");
-        let stop = Arc::new(AtomicBool::new(false));
-        let failures = Arc::new(AtomicUsize::new(0));
-        let last_error = Arc::new(std::sync::Mutex::new(String::new()));
-        let (flag, failed, err) = (stop.clone(), failures.clone(), last_error.clone());
-        let thread = std::thread::spawn(move || {
-            let mut tries = 0;
-            while !flag.load(Ordering::Relaxed) {
-                let out = output_within(
-                    Command::new("openssl")
-                        .args(["s_client", "-connect", &format!("{VIP}:8443")])
-                        .args(["-CAfile", &ca, "-verify_return_error", "-verify_ip", VIP])
-                        .stdin(std::process::Stdio::null()),
-                    COMMAND_LIMIT,
-                );
-                let all = String::from_utf8_lossy(&out.stdout).to_string()
-                    + &String::from_utf8_lossy(&out.stderr);
-                if !(out.status.success() && all.contains("Verify return code: 0 (ok)")) {
-                    failed.fetch_add(1, Ordering::Relaxed);
-                    *err.lock().unwrap() = all;
-                }
-                tries += 1;
-                std::thread::sleep(Duration::from_millis(200));
-            }
-            tries
-        });
-        ConnectLoop {
-            stop,
-            failures,
-            thread,
-            last_error,
-        }
-    }
-
-    fn stop(self) -> (usize, usize, String) {
-        self.stop.store(true, Ordering::Relaxed);
-        let tries = self.thread.join().unwrap();
-        let err = self.last_error.lock().unwrap().clone();
-        (tries, self.failures.load(Ordering::Relaxed), err)
-    }
 }
 
 #[test]
@@ -253,7 +198,7 @@ fn remove_moves_leadership_guards_quorum_and_takes_unreachable_hosts_out() {
         }
     });
     let writer = Writer::start(&lab, &[addr("cp1"), addr("cp2"), addr("cp3"), addr("w1")]);
-    let connects = ConnectLoop::start(&lab);
+    let connects = ConnectLoop::start(&lab, VIP, 8443);
     std::thread::sleep(Duration::from_secs(2));
     let started = Instant::now();
     let out = lab.kinit(&["-o", "json", "remove", "w1", "--yes"]);

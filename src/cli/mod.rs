@@ -314,6 +314,10 @@ pub struct UpArgs {
     #[arg(long)]
     pub break_lock: bool,
 
+    /// Restart etcd members even when the quorum guard refuses (another member is unhealthy)
+    #[arg(long)]
+    pub force: bool,
+
     /// Read the playbook from DIR/up.yaml instead of the built-in one
     #[arg(long, value_name = "DIR")]
     pub playbooks: Option<std::path::PathBuf>,
@@ -340,6 +344,7 @@ impl UpArgs {
                 concurrency: self.remote.concurrency.get(),
                 ignore_preflight: crate::preflight::IgnoreSet::parse(&self.ignore_preflight_errors),
                 break_lock: self.break_lock,
+                force: self.force,
             },
             accept_new_host_keys: self.remote.accept_new_host_keys,
             playbooks: self.playbooks.clone(),

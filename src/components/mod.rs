@@ -143,11 +143,22 @@ pub struct UnitRow {
 }
 
 /// Where a port number comes from.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum PortNumber {
     Fixed(u16),
     /// controlPlaneEndpoint.port (haproxy's frontend).
     Frontend,
+}
+
+impl PortNumber {
+    /// The number in this cluster.
+    pub fn number(self, inv: &Inventory) -> u16 {
+        match self {
+            PortNumber::Fixed(n) => n,
+            PortNumber::Frontend => inv.endpoint.port,
+        }
+    }
 }
 
 /// Which other hosts connect to a port once the cluster runs: preflight checks the path from
@@ -203,6 +214,46 @@ pub struct Component {
     /// gated files and units are left out and the run says so.
     pub bundle_gate: &'static [&'static str],
     pub on_reset: OnReset,
+    /// How its restarts and reloads go when it already serves the cluster (`None`: on every
+    /// host at once, which costs nothing).
+    pub rolling: Option<Rolling>,
+}
+
+/// A component other hosts depend on is restarted (or reloaded, or, for a static pod, given a
+/// new manifest) one host at a time, the next only once the last is healthy again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rolling {
+    /// What shows that a host serves again.
+    pub healthy: Healthy,
+    /// Which host goes last.
+    pub last: GoesLast,
+}
+
+/// How kinit tells that a restarted host serves again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Healthy {
+    /// Its etcd member answers healthy and has caught up with the leader's revision, and every
+    /// member is healthy.
+    EtcdMember,
+    /// It accepts TCP connections on the port (from this machine).
+    Port(PortNumber),
+    /// Exactly one host holds the VIP, and VIP:frontend answers.
+    Vip,
+    /// The phase's own `wait` checks, on that host (static pods: the kubelet re-creates them).
+    PhaseWaits,
+}
+
+/// The host whose restart would disturb clients most, restarted after all others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GoesLast {
+    /// No host is special: config order.
+    None,
+    /// The etcd leader (which hands leadership to a restarted member first).
+    EtcdLeader,
+    /// The host holding the VIP.
+    VipHolder,
 }
 
 /// The row of `id`.
@@ -242,7 +293,7 @@ impl Component {
 
     /// Ports it holds in this cluster.
     pub fn ports(&self, inv: &Inventory) -> impl Iterator<Item = ComponentPort> + '_ {
-        let frontend = inv.endpoint.port;
+        let frontend = PortNumber::Frontend.number(inv);
         let holder = self.holder();
         self.ports.iter().map(move |p| ComponentPort {
             port: match p.port {

@@ -6,8 +6,8 @@ use super::OnChange::{Nothing, Reload, Restart};
 use super::OnReset::{Keep, Remove};
 use super::StartPolicy::{Always, OnChange};
 use super::{
-    BinaryRow, CertificateInput, Component, ComponentId, Condition, FileRow, PortNumber, PortRow,
-    ReachedFrom, UnitRow,
+    BinaryRow, CertificateInput, Component, ComponentId, Condition, FileRow, GoesLast, Healthy,
+    PortNumber, PortRow, ReachedFrom, Rolling, UnitRow,
 };
 use crate::config::Role::{ControlPlane, Etcd, Worker};
 use crate::host_paths as paths;
@@ -126,6 +126,10 @@ pub const TABLE: &[Component] = &[
         ports: ETCD_PORTS,
         bundle_gate: &[],
         on_reset: Remove,
+        rolling: Some(Rolling {
+            healthy: Healthy::EtcdMember,
+            last: GoesLast::EtcdLeader,
+        }),
     },
     Component {
         id: ComponentId::EtcdStaticPod,
@@ -143,6 +147,10 @@ pub const TABLE: &[Component] = &[
         ports: ETCD_PORTS,
         bundle_gate: &[],
         on_reset: Remove,
+        rolling: Some(Rolling {
+            healthy: Healthy::PhaseWaits,
+            last: GoesLast::EtcdLeader,
+        }),
     },
     Component {
         id: ComponentId::EtcdSnapshots,
@@ -184,6 +192,7 @@ pub const TABLE: &[Component] = &[
         bundle_gate: &[],
         // The timer, service and script go; the snapshots taken stay (reset says where).
         on_reset: Remove,
+        rolling: None,
     },
     Component {
         id: ComponentId::ControlPlane,
@@ -239,6 +248,10 @@ pub const TABLE: &[Component] = &[
         ],
         bundle_gate: &[],
         on_reset: Remove,
+        rolling: Some(Rolling {
+            healthy: Healthy::PhaseWaits,
+            last: GoesLast::None,
+        }),
     },
     Component {
         id: ComponentId::Haproxy,
@@ -273,6 +286,10 @@ pub const TABLE: &[Component] = &[
         ],
         bundle_gate: &[],
         on_reset: Remove,
+        rolling: Some(Rolling {
+            healthy: Healthy::Port(PortNumber::Frontend),
+            last: GoesLast::None,
+        }),
     },
     Component {
         id: ComponentId::Keepalived,
@@ -306,6 +323,10 @@ pub const TABLE: &[Component] = &[
         ports: &[],
         bundle_gate: &[],
         on_reset: Remove,
+        rolling: Some(Rolling {
+            healthy: Healthy::Vip,
+            last: GoesLast::VipHolder,
+        }),
     },
     Component {
         id: ComponentId::Kubelet,
@@ -352,6 +373,7 @@ pub const TABLE: &[Component] = &[
         // The kubelet needs a container runtime; kinit starts it only when the bundle carries both.
         bundle_gate: &["kubelet", "containerd"],
         on_reset: Remove,
+        rolling: None,
     },
     Component {
         id: ComponentId::KernelSettings,
@@ -392,6 +414,7 @@ pub const TABLE: &[Component] = &[
         ports: &[],
         bundle_gate: &[],
         on_reset: Remove,
+        rolling: None,
     },
     Component {
         id: ComponentId::Chrony,
@@ -414,5 +437,6 @@ pub const TABLE: &[Component] = &[
         bundle_gate: &[],
         // The host keeps its time sync after leaving the cluster (a host without it drifts).
         on_reset: Keep("time sync stays: chrony keeps running with its configuration"),
+        rolling: None,
     },
 ];

@@ -40,8 +40,18 @@ pub struct HostJob {
     pub host: String,
     pub steps: Vec<Step>,
     pub dry_run: bool,
+    /// In a dry run, what earlier jobs' files would have noted on this host (a renewed
+    /// certificate of the certificates phase restarts etcd in the etcd phase); this job's own
+    /// are added.
+    pub dry_notes: DryNotes,
+    /// Leave the restarts and reloads of running units for later (they roll: see
+    /// [`StepOutcome::Held`]); starts and enables happen now.
+    pub hold_restarts: bool,
     pub observer: Arc<dyn Observer>,
 }
+
+/// The notes a dry run would have left on a host, carried from phase to phase.
+pub type DryNotes = Arc<std::sync::Mutex<BTreeSet<PendingNote>>>;
 
 /// What a unit step does given the host's state: restart or reload what a changed input asks,
 /// start what must run, enable what must be enabled.
@@ -75,7 +85,8 @@ impl HostJob {
     /// Run every step; the outcomes in step order, or the first failure.
     pub async fn run<H: HostOps>(self, host: &H) -> Result<Vec<StepOutcome>, HostFailure> {
         // A dry run writes no notes: what its files would ask is remembered here instead.
-        let mut would_note: BTreeSet<PendingNote> = BTreeSet::new();
+        let mut would_note: BTreeSet<PendingNote> =
+            self.dry_notes.lock().expect("not poisoned").clone();
         let mut outcomes = Vec::with_capacity(self.steps.len());
         for step in &self.steps {
             let label = step.label();
@@ -107,6 +118,9 @@ impl HostJob {
                 }
             }
         }
+        if self.dry_run {
+            *self.dry_notes.lock().expect("not poisoned") = would_note;
+        }
         Ok(outcomes)
     }
 
@@ -133,6 +147,14 @@ impl HostJob {
                     state.daemon_reload_noted |= would_note.contains(&PendingNote::DaemonReload);
                 }
                 let plan = decide(row, &state);
+                if self.hold_restarts
+                    && matches!(plan.action, UnitAction::Restart | UnitAction::Reload)
+                {
+                    return Ok(StepOutcome::Held {
+                        unit: row.name,
+                        action: plan.action,
+                    });
+                }
                 // Notes are cleared by applying, even when nothing else is left to do.
                 let notes_left = state.restart_noted || state.reload_noted;
                 if !self.dry_run && (!plan.is_noop() || notes_left) {

@@ -7,6 +7,8 @@
 //!   plan          a phase on one host as steps (pure)
 //!   host_job      one host's steps: what differs, what to restart (tested in memory)
 //!   host_ops      the HostOps trait and its SSH implementation
+//!   rolling       restarts of what serves the cluster, one host at a time, behind health
+//!                 checks and etcd's quorum guard
 //!   etcd_join     the etcd phase on a running cluster: new members join as learners
 //!   stray_backends  haproxy backends cluster.yaml no longer names, said before they go
 //!   operator      the phases this machine runs (preflight, PKI)
@@ -23,6 +25,7 @@ pub mod operator;
 pub mod outcome;
 pub mod plan;
 pub mod playbook;
+pub mod rolling;
 pub mod runner;
 pub mod select;
 pub mod stray_backends;

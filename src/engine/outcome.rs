@@ -36,6 +36,13 @@ pub enum StepOutcome {
         component: &'static str,
         reason: String,
     },
+    /// A restart or reload left for later: the phase's component rolls, one host at a time
+    /// once every host has its files (`src/engine/rolling.rs`); the note on the host stays
+    /// until then.
+    Held {
+        unit: &'static str,
+        action: UnitAction,
+    },
 }
 
 impl StepOutcome {
@@ -48,6 +55,7 @@ impl StepOutcome {
                 action, enabled, ..
             } => *action != UnitAction::None || *enabled,
             StepOutcome::NotStarted { .. } => false,
+            StepOutcome::Held { .. } => true,
         }
     }
 }
@@ -102,6 +110,8 @@ impl Tally {
                 }
                 s.services_enabled += usize::from(*enabled);
             }
+            // Counted when carried out.
+            StepOutcome::Held { .. } => {}
             StepOutcome::NotStarted { component, reason } => {
                 let hosts = self
                     .not_done

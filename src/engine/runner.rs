@@ -11,10 +11,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::cluster_lock::{self, LockFailure};
 use super::event::{Event, Observer};
-use super::host_job::{HostFailure, HostJob};
+use super::host_job::{DryNotes, HostFailure, HostJob};
 use super::host_ops::{HostOpError, SshHost};
 use super::lock::LockOwner;
 use super::operator::{self, PkiWorkspace};
+use super::outcome::StepOutcome;
 use super::outcome::{RunSummary, Tally};
 use super::plan::{self, PlanError, PlanInputs};
 use super::playbook::{OperatorStep, Phase, Playbook};
@@ -38,6 +39,8 @@ pub struct RunOptions {
     pub ignore_preflight: IgnoreSet,
     /// Remove any lock, not only stale ones of this machine.
     pub break_lock: bool,
+    /// Restart etcd members even when the quorum guard refuses (said as a warning).
+    pub force: bool,
 }
 
 /// What went wrong in a step the operator machine runs.
@@ -88,6 +91,30 @@ pub enum RunError {
     Preflight { report: Box<PreflightReport> },
     #[error("phase {phase}: {error}")]
     Operator { phase: String, error: OperatorError },
+    /// The quorum guard refused an etcd restart; nothing was restarted by this step.
+    #[error("phase {phase}: {refusal}")]
+    Quorum {
+        phase: String,
+        refusal: super::rolling::BoxedRefusal,
+    },
+    /// A host did not serve again after its restart; the hosts after it were left alone.
+    #[error(
+        "phase {phase}: {what} on {host} did not serve again after its {}: {error}{}",
+        action.verb(),
+        if left.is_empty() {
+            String::new()
+        } else {
+            format!("; not done yet, so nothing else is down: {} (the next `kinit up` does them)", left.join(", "))
+        }
+    )]
+    NotBack {
+        phase: String,
+        host: String,
+        what: &'static str,
+        action: super::event::RestartKind,
+        error: WaitError,
+        left: Vec<String>,
+    },
     #[error("interrupted")]
     Interrupted,
 }
@@ -98,6 +125,8 @@ impl RunError {
         match self {
             RunError::Hosts { phase, .. }
             | RunError::Wait { phase, .. }
+            | RunError::Quorum { phase, .. }
+            | RunError::NotBack { phase, .. }
             | RunError::Operator { phase, .. } => Some(phase),
             RunError::Preflight { .. } => Some("preflight"),
             _ => None,
@@ -132,6 +161,8 @@ pub(super) struct RunState {
     /// inventory's etcd bootstrap settings change).
     pub(super) rendered: Option<BTreeMap<String, Vec<RenderedFile>>>,
     pub(super) tally: Tally,
+    /// A dry run's notes per host, carried from phase to phase.
+    pub(super) dry_notes: BTreeMap<String, DryNotes>,
 }
 
 impl Engine {
@@ -190,6 +221,7 @@ impl Engine {
             pki: PkiWorkspace::real(&self.inventory.pki_dir),
             rendered: None,
             tally: Tally::default(),
+            dry_notes: BTreeMap::new(),
         };
         let result = self.run_phases(&phases, opts, &mut state).await;
         cluster_lock::release_all(&locked, &owner).await;
@@ -326,7 +358,9 @@ impl Engine {
         self.wait_for(phase, hosts, opts, state).await
     }
 
-    /// Bring `hosts` to the phase's state (in parallel, or one at a time for a `serial` phase).
+    /// Bring `hosts` to the phase's state: in parallel (one at a time for a `serial` phase),
+    /// except that the restarts of a component the table marks rolling go one host at a time
+    /// behind health checks ([`super::rolling`]).
     pub(super) async fn converge(
         &self,
         phase: &Phase,
@@ -334,6 +368,29 @@ impl Engine {
         opts: &RunOptions,
         state: &mut RunState,
     ) -> Result<(), RunError> {
+        let rolling = super::rolling::RollingPhase::of(phase);
+        match rolling {
+            super::rolling::RollingPhase::No => {
+                let jobs = JobOptions::visible(opts, false, phase.serial);
+                self.run_jobs(phase, hosts, &jobs, state).await?;
+                Ok(())
+            }
+            super::rolling::RollingPhase::Units => self.roll_units(phase, hosts, opts, state).await,
+            super::rolling::RollingPhase::StaticPods(rolling) => {
+                self.roll_static_pods(phase, hosts, rolling, opts, state)
+                    .await
+            }
+        }
+    }
+
+    /// Run the phase's job on each of `hosts`; each host's outcomes (tallied), or the failures.
+    pub(super) async fn run_jobs(
+        &self,
+        phase: &Phase,
+        hosts: &[String],
+        jobs: &JobOptions,
+        state: &mut RunState,
+    ) -> Result<Vec<(String, Vec<StepOutcome>)>, RunError> {
         if state.rendered.is_none() {
             let all = crate::render::render_all(&self.inventory, &self.templates)
                 .map_err(|e| RunError::operator(phase, e))?;
@@ -358,12 +415,27 @@ impl Engine {
                     },
                 )
             })?;
+            let carried = state.dry_notes.entry(name.clone()).or_default();
+            // A look ahead starts from what the run carries but keeps its own notes to itself.
+            let dry_notes = match (jobs.dry_run, jobs.quiet, jobs.run_dry) {
+                (false, _, _) | (true, true, false) => DryNotes::default(),
+                (true, true, true) => Arc::new(std::sync::Mutex::new(
+                    carried.lock().expect("not poisoned").clone(),
+                )),
+                (true, false, _) => carried.clone(),
+            };
             let job = HostJob {
                 phase: phase.name.clone(),
                 host: name.clone(),
                 steps,
-                dry_run: opts.dry_run,
-                observer: self.observer.clone(),
+                dry_run: jobs.dry_run,
+                hold_restarts: jobs.hold_restarts,
+                dry_notes,
+                observer: if jobs.quiet {
+                    Arc::new(super::event::Quiet)
+                } else {
+                    self.observer.clone()
+                },
             };
             items.push((
                 name.clone(),
@@ -372,7 +444,7 @@ impl Engine {
         }
         let results = fanout::run(
             items,
-            if phase.serial { 1 } else { opts.concurrency },
+            jobs.limit,
             &self.cancel,
             |(job, pool, target): (HostJob, Arc<Pool>, HostTarget)| async move {
                 let session = pool
@@ -387,12 +459,16 @@ impl Engine {
             return Err(RunError::Interrupted);
         }
         let mut failures = Vec::new();
+        let mut done = Vec::new();
         for (host, r) in results {
             match r {
                 Ok(outcomes) => {
-                    for o in &outcomes {
-                        state.tally.add(&phase.name, &host, o);
+                    if !jobs.quiet {
+                        for o in &outcomes {
+                            state.tally.add(&phase.name, &host, o);
+                        }
                     }
+                    done.push((host, outcomes));
                 }
                 Err(FanoutError::Failed(f)) => failures.push(f),
                 Err(other) => failures.push(HostFailure {
@@ -409,7 +485,9 @@ impl Engine {
                 failures,
             });
         }
-        Ok(())
+        // Config order, whatever order the hosts finished in.
+        done.sort_by_key(|(h, _)| self.inventory.hosts.iter().position(|x| &x.name == h));
+        Ok(done)
     }
 
     /// The phase's `wait` checks on `hosts`.
@@ -436,6 +514,41 @@ impl Engine {
             }
         }
         Ok(())
+    }
+}
+
+/// How [`Engine::run_jobs`] runs a phase's jobs.
+pub(super) struct JobOptions {
+    pub dry_run: bool,
+    pub hold_restarts: bool,
+    /// Hosts at once.
+    pub limit: usize,
+    /// A look ahead (what a run would restart): no events, nothing tallied.
+    pub quiet: bool,
+    /// The run itself is a dry run.
+    pub run_dry: bool,
+}
+
+impl JobOptions {
+    pub fn visible(opts: &RunOptions, hold_restarts: bool, serial: bool) -> JobOptions {
+        JobOptions {
+            dry_run: opts.dry_run,
+            hold_restarts,
+            limit: if serial { 1 } else { opts.concurrency },
+            quiet: false,
+            run_dry: opts.dry_run,
+        }
+    }
+
+    /// A quiet dry run of every host at once.
+    pub fn look_ahead(opts: &RunOptions) -> JobOptions {
+        JobOptions {
+            dry_run: true,
+            hold_restarts: true,
+            limit: opts.concurrency,
+            quiet: true,
+            run_dry: opts.dry_run,
+        }
     }
 }
 

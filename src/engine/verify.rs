@@ -155,6 +155,59 @@ pub async fn etcd_healthy(
     .await
 }
 
+/// The member behind `endpoint` is healthy again and has caught up with its leader: its
+/// revision reached the leader's, as read once the member answered.
+pub async fn etcd_member_caught_up(
+    tls: &ClientTls,
+    endpoint: &str,
+    timeout: Duration,
+) -> Result<String, WaitError> {
+    let target = std::sync::Mutex::new(None::<i64>);
+    let target = &target;
+    until(timeout, || async move {
+        if !health(tls, endpoint, ATTEMPT)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            return Err(format!("{endpoint}: unhealthy"));
+        }
+        let own = crate::etcd::status(tls, endpoint, ATTEMPT)
+            .await
+            .map_err(|e| e.to_string())?;
+        if own.leader == 0 {
+            return Err(format!("{endpoint}: no leader yet"));
+        }
+        let known = *target.lock().expect("not poisoned");
+        let wanted = match known {
+            Some(r) => r,
+            None => {
+                let members = member_list(tls, endpoint, ATTEMPT)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let leader = members
+                    .iter()
+                    .find(|m| m.id == own.leader)
+                    .and_then(|m| m.client_urls.first())
+                    .ok_or_else(|| format!("leader {:x} has no client URL", own.leader))?;
+                crate::etcd::status(tls, leader, ATTEMPT)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .revision
+            }
+        };
+        *target.lock().expect("not poisoned") = Some(wanted);
+        if own.revision >= wanted {
+            Ok(format!("healthy, at the leader's revision {wanted}"))
+        } else {
+            Err(format!(
+                "{endpoint}: at revision {}, the leader was at {wanted}",
+                own.revision
+            ))
+        }
+    })
+    .await
+}
+
 /// Exactly one control-plane host holds the VIP, and VIP:port accepts connections.
 pub async fn vip(
     inv: &Inventory,

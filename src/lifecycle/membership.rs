@@ -119,7 +119,7 @@ pub fn host_of<'a>(inv: &'a Inventory, m: &Member) -> Option<&'a Host> {
     })
 }
 
-async fn member_healthy(tls: &ClientTls, m: &Member, timeout: Duration) -> bool {
+pub async fn member_healthy(tls: &ClientTls, m: &Member, timeout: Duration) -> bool {
     for url in &m.client_urls {
         if let Ok(true) = etcd::health(tls, url, timeout).await {
             return true;

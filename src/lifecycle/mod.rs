@@ -1,6 +1,6 @@
 //! Day two: taking kinit off hosts (`reset`), control-plane and etcd hosts out of a running
-//! cluster (`remove`), etcd membership changes that keep quorum, and
-//! etcd snapshots that bring a cluster back. Library code: nothing printed; typed errors that
+//! cluster (`remove`), etcd membership changes that keep quorum, restarts one host at a time
+//! (`restart_order`), and etcd snapshots that bring a cluster back. Library code: nothing printed; typed errors that
 //! name the host and the step.
 
 pub mod join_plan;
@@ -9,4 +9,5 @@ pub mod remove;
 pub mod remove_plan;
 pub mod reset;
 pub mod reset_plan;
+pub mod restart_order;
 pub mod snapshot;

@@ -18,11 +18,11 @@ use super::reset::{self, ResetReport, ResetSettings};
 use super::reset_plan;
 use crate::components::{self, ComponentId, OnChange};
 use crate::config::{Role, Topology};
+use crate::engine::event::Quiet;
 use crate::engine::host_job::HostJob;
 use crate::engine::host_ops::{SshHost, run_script};
 use crate::engine::outcome::StepOutcome;
 use crate::engine::plan::{Content, PendingNote, PutFile, PutKind, Step};
-use crate::engine::{Event, Observer};
 use crate::etcd::{self, ClientTls};
 use crate::host_paths;
 use crate::inventory::{Host, Inventory};
@@ -425,12 +425,6 @@ pub async fn run(
     })
 }
 
-struct Quiet;
-
-impl Observer for Quiet {
-    fn event(&self, _: &Event) {}
-}
-
 /// haproxy and keepalived must be running again after a reload before the next host goes.
 const UNITS_ACTIVE: &str = r#"for i in $(seq 1 20); do
   ok=yes
@@ -504,6 +498,8 @@ async fn update_host(
         host: host.name.clone(),
         steps,
         dry_run: settings.dry_run,
+        hold_restarts: false,
+        dry_notes: Default::default(),
         observer: Arc::new(Quiet),
     };
     match job.run(&SshHost(session.clone())).await {

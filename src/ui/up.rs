@@ -249,6 +249,38 @@ impl Observer for UpProgress {
                 "   {} {host:<10} {step:<28} {error}",
                 paint(self.color, "31", "x")
             )),
+            Event::RestartOrder {
+                phase,
+                what,
+                action,
+                hosts,
+                last,
+            } => {
+                let why = last.as_ref().map(|l| format!(" ({l})")).unwrap_or_default();
+                let verb = if self.dry_run { "would go" } else { "goes" };
+                self.line(format!(
+                    "   {phase}: {} {what} {verb} one host at a time: {}{why}",
+                    action.verb(),
+                    hosts.join(", ")
+                ));
+            }
+            Event::RestartStarted {
+                host, what, action, ..
+            } => self.line(format!(
+                "   {} {host:<10} {} {what}",
+                paint(self.color, "33", ">"),
+                action.verb()
+            )),
+            Event::RestartFinished {
+                host,
+                what,
+                seconds,
+                healthy,
+                ..
+            } => self.line(format!(
+                "   {} {host:<10} {what} serves again after {seconds:.1} s: {healthy}",
+                paint(self.color, "32", "+")
+            )),
             Event::PhaseFinished { phase, seconds, ok } => {
                 self.finish();
                 self.line(format!(
@@ -264,6 +296,14 @@ impl Observer for UpProgress {
 fn describe(outcome: &StepOutcome, dry_run: bool) -> String {
     match outcome {
         StepOutcome::NotStarted { reason, .. } => format!("skipped: {reason}"),
+        StepOutcome::Held { action, .. } => {
+            let verb = if *action == UnitAction::Reload {
+                "reload"
+            } else {
+                "restart"
+            };
+            format!("{verb} rolls: one host at a time, below")
+        }
         StepOutcome::Packages { state } => match state {
             PackagesState::Present => "present".into(),
             PackagesState::Missing(p) => format!("would install {}", p.join(" ")),

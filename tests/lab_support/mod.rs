@@ -10,7 +10,10 @@ use serde_json::Value;
 
 use crate::hang_guard::{kinit, output_within};
 
+mod connect_loop;
 mod writer;
+#[allow(unused_imports)] // not every lab scenario goes through the VIP
+pub use connect_loop::ConnectLoop;
 #[allow(unused_imports)] // not every lab scenario writes while it changes the cluster
 pub use writer::{Writer, WriterReport};
 

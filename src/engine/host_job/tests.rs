@@ -171,11 +171,22 @@ fn haproxy_steps(config: &str, script: &str) -> Vec<Step> {
 }
 
 async fn run(host: &MemoryHost, steps: Vec<Step>, dry_run: bool) -> Vec<StepOutcome> {
+    run_holding(host, steps, dry_run, false).await
+}
+
+async fn run_holding(
+    host: &MemoryHost,
+    steps: Vec<Step>,
+    dry_run: bool,
+    hold_restarts: bool,
+) -> Vec<StepOutcome> {
     HostJob {
         phase: "load-balancer".into(),
         host: "cp1".into(),
         steps,
         dry_run,
+        hold_restarts,
+        dry_notes: DryNotes::default(),
         observer: Arc::new(Quiet),
     }
     .run(host)
@@ -258,6 +269,33 @@ async fn only_what_a_changed_input_feeds_is_restarted_or_reloaded() {
     let out = run(&host, haproxy_steps("b", "s2"), false).await;
     assert_eq!(written(&out[1]), ["/etc/haproxy/haproxy.cfg"]);
     assert_eq!(unit_action(&out[2]), UnitAction::Reload);
+}
+
+#[tokio::test]
+async fn a_rolling_phase_holds_reloads_of_running_units_and_keeps_their_notes() {
+    let host = MemoryHost::default();
+    // A unit that does not run yet is started even while restarts are held.
+    let out = run_holding(&host, haproxy_steps("a", "s"), false, true).await;
+    assert_eq!(unit_action(&out[2]), UnitAction::Start);
+    host.take_log();
+
+    let out = run_holding(&host, haproxy_steps("b", "s"), false, true).await;
+    assert_eq!(
+        out[2],
+        StepOutcome::Held {
+            unit: "haproxy",
+            action: UnitAction::Reload
+        }
+    );
+    assert!(out[2].changed());
+    // The file is written; the reload is not done, and its note stays for the rolling step.
+    assert_eq!(host.take_log(), ["write /etc/haproxy/haproxy.cfg"]);
+    assert!(host.notes.lock().unwrap().contains("haproxy.reload"));
+
+    // The rolling step (or the next run) finds the note and reloads.
+    let out = run(&host, vec![unit("haproxy")], false).await;
+    assert_eq!(unit_action(&out[0]), UnitAction::Reload);
+    assert_eq!(host.take_log(), ["reload haproxy"]);
 }
 
 #[tokio::test]
@@ -394,6 +432,8 @@ async fn a_host_that_answers_badly_fails_the_step_by_name() {
         host: "cp1".into(),
         steps: haproxy_steps("a", "s"),
         dry_run: false,
+        hold_restarts: false,
+        dry_notes: DryNotes::default(),
         observer: Arc::new(Quiet),
     }
     .run(&Broken)

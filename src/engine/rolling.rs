@@ -1,0 +1,559 @@
+//! Rolling restarts. Every host of a phase gets its files at once, but a component the table
+//! marks rolling (etcd, haproxy, keepalived, static pods) is restarted, reloaded or given its
+//! new manifest one host at a time: the next host only once the last serves again (etcd:
+//! member healthy and caught up with the leader; haproxy: frontend answering; keepalived: the
+//! VIP on exactly one host; static pods: the phase's own waits). The etcd leader and the VIP
+//! holder go last, and before each etcd restart the quorum guard asks whether etcd stays
+//! writable without that member. The order and the guard's arithmetic are pure
+//! ([`crate::lifecycle::restart_order`]); this file carries them out.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use super::event::{Event, RestartKind, wall_clock};
+use super::host_job::{HostFailure, decide};
+use super::host_ops::{HostOpError, HostOps, SshHost, UnitAction};
+use super::outcome::StepOutcome;
+use super::playbook::Phase;
+use super::runner::{Engine, JobOptions, RunError, RunOptions, RunState, phase_components};
+use super::verify::{self, WaitError};
+use crate::components::{self, ComponentId, GoesLast, Healthy, Rolling, UnitRow};
+use crate::etcd::{self, ClientTls, Member};
+use crate::lifecycle::membership;
+use crate::lifecycle::restart_order::{self, GuardVerdict, QuorumRefusal, Voter};
+
+/// One etcd request.
+const REQUEST: Duration = Duration::from_secs(2);
+/// How long a restarted etcd member may take to serve and catch up.
+const ETCD_BACK: Duration = Duration::from_secs(120);
+/// How long haproxy or keepalived may take to serve again.
+const LOAD_BALANCER_BACK: Duration = Duration::from_secs(30);
+/// How long a handed-over leadership may take to show.
+const HANDOVER: Duration = Duration::from_secs(10);
+
+/// What a phase rolls.
+pub enum RollingPhase {
+    /// Nothing: hosts converge at once.
+    No,
+    /// Units: their restarts and reloads are held, then done one host at a time.
+    Units,
+    /// Static pods: a changed manifest is the restart, so hosts whose manifests change go one
+    /// at a time (a first deploy, every manifest new, goes at once).
+    StaticPods(&'static components::Component),
+}
+
+impl RollingPhase {
+    pub fn of(phase: &Phase) -> RollingPhase {
+        let rolling: Vec<&'static components::Component> = phase_components(phase)
+            .filter(|c| c.rolling.is_some())
+            .collect();
+        if let Some(pods) = rolling.iter().find(|c| c.static_pod) {
+            RollingPhase::StaticPods(pods)
+        } else if rolling.is_empty() {
+            RollingPhase::No
+        } else {
+            RollingPhase::Units
+        }
+    }
+}
+
+/// A rolling step that failed on a host.
+fn unit_failed(phase: &Phase, host: &str, step: String, e: &HostOpError) -> RunError {
+    RunError::Hosts {
+        phase: phase.name.clone(),
+        failures: vec![HostFailure::new(host, &step, e)],
+    }
+}
+
+impl Engine {
+    /// A phase of units: files everywhere at once (restarts held), then each held unit rolled.
+    pub(super) async fn roll_units(
+        &self,
+        phase: &Phase,
+        hosts: &[String],
+        opts: &RunOptions,
+        state: &mut RunState,
+    ) -> Result<(), RunError> {
+        let guards_etcd = phase_components(phase)
+            .any(|c| c.rolling.is_some_and(|r| r.healthy == Healthy::EtcdMember));
+        if guards_etcd {
+            self.refuse_while_degraded(phase, hosts, opts, state)
+                .await?;
+        }
+        let jobs = JobOptions::visible(opts, true, phase.serial);
+        let outcomes = self.run_jobs(phase, hosts, &jobs, state).await?;
+        for c in phase_components(phase) {
+            for unit in c.units {
+                let held: Vec<(String, UnitAction)> = outcomes
+                    .iter()
+                    .filter_map(|(host, steps)| {
+                        steps.iter().find_map(|o| match o {
+                            StepOutcome::Held { unit: u, action } if *u == unit.name => {
+                                Some((host.clone(), *action))
+                            }
+                            _ => None,
+                        })
+                    })
+                    .collect();
+                if held.is_empty() {
+                    continue;
+                }
+                // A unit that need not roll in a rolling phase: done in config order, no waits.
+                let rolling = c.rolling.unwrap_or(Rolling {
+                    healthy: Healthy::PhaseWaits,
+                    last: GoesLast::None,
+                });
+                self.roll_unit(phase, rolling, unit, &held, opts, state)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn roll_unit(
+        &self,
+        phase: &Phase,
+        rolling: Rolling,
+        unit: &UnitRow,
+        held: &[(String, UnitAction)],
+        opts: &RunOptions,
+        state: &mut RunState,
+    ) -> Result<(), RunError> {
+        let kind = if held.iter().any(|(_, a)| *a == UnitAction::Restart) {
+            RestartKind::Restart
+        } else {
+            RestartKind::Reload
+        };
+        let hosts: Vec<String> = held.iter().map(|(h, _)| h.clone()).collect();
+        let special = self.goes_last(rolling.last).await;
+        let order = restart_order::restart_order(&hosts, rolling.last, special.as_deref());
+        self.emit(Event::RestartOrder {
+            phase: phase.name.clone(),
+            what: unit.name,
+            action: kind,
+            hosts: order.clone(),
+            last: restart_order::why_last(rolling.last, special.as_deref(), &order),
+        });
+        if opts.dry_run {
+            return Ok(());
+        }
+        let mut done: Vec<String> = Vec::new();
+        for host in &order {
+            if self.cancel.is_cancelled() {
+                return Err(RunError::Interrupted);
+            }
+            let action = held
+                .iter()
+                .find(|(h, _)| h == host)
+                .map(|(_, a)| *a)
+                .unwrap_or(UnitAction::Restart);
+            let kind = if action == UnitAction::Reload {
+                RestartKind::Reload
+            } else {
+                RestartKind::Restart
+            };
+            if rolling.healthy == Healthy::EtcdMember {
+                self.guard_restart(phase, host, opts.force).await?;
+                if special.as_deref() == Some(host.as_str()) {
+                    self.hand_over(phase, host, &done).await;
+                }
+            }
+            let started = Instant::now();
+            self.emit(Event::RestartStarted {
+                phase: phase.name.clone(),
+                host: host.clone(),
+                what: unit.name,
+                action: kind,
+                at: wall_clock(),
+            });
+            let outcome = self.apply_held(phase, host, unit).await?;
+            state.tally.add(&phase.name, host, &outcome);
+            let healthy = self
+                .serving_again(phase, host, rolling.healthy, opts, state)
+                .await
+                .map_err(|error| RunError::NotBack {
+                    phase: phase.name.clone(),
+                    host: host.clone(),
+                    what: unit.name,
+                    action: kind,
+                    error,
+                    left: order
+                        .iter()
+                        .skip_while(|h| *h != host)
+                        .skip(1)
+                        .cloned()
+                        .collect(),
+                })?;
+            self.emit(Event::RestartFinished {
+                phase: phase.name.clone(),
+                host: host.clone(),
+                what: unit.name,
+                action: kind,
+                at: wall_clock(),
+                seconds: started.elapsed().as_secs_f64(),
+                healthy,
+            });
+            done.push(host.clone());
+        }
+        Ok(())
+    }
+
+    /// Restart or reload what the host's notes ask of `unit`, now.
+    async fn apply_held(
+        &self,
+        phase: &Phase,
+        host: &str,
+        unit: &UnitRow,
+    ) -> Result<StepOutcome, RunError> {
+        let step = format!("restart {}", unit.name);
+        let session = self
+            .pool
+            .get(&self.targets[host])
+            .await
+            .map_err(|e| unit_failed(phase, host, step.clone(), &HostOpError::Ssh(e)))?;
+        let ssh = SshHost(session);
+        let state = ssh
+            .unit_state(unit.name)
+            .await
+            .map_err(|e| unit_failed(phase, host, step.clone(), &e))?;
+        let plan = decide(unit, &state);
+        ssh.apply_unit(unit.name, &plan)
+            .await
+            .map_err(|e| unit_failed(phase, host, step, &e))?;
+        Ok(StepOutcome::Unit {
+            unit: unit.name,
+            action: plan.action,
+            enabled: plan.enable,
+            start: unit.start,
+        })
+    }
+
+    /// Wait until `host` serves again as the component's row says.
+    async fn serving_again(
+        &self,
+        phase: &Phase,
+        host: &str,
+        healthy: Healthy,
+        opts: &RunOptions,
+        state: &RunState,
+    ) -> Result<String, WaitError> {
+        let inv = &self.inventory;
+        let address = inv.host(host).expect("an inventory host").address;
+        match healthy {
+            Healthy::EtcdMember => {
+                let tls = ClientTls::from_pki_dir(&inv.pki_dir)
+                    .map_err(|e| WaitError::Invalid(e.to_string()))?;
+                let member = inv
+                    .etcd_members()
+                    .into_iter()
+                    .find(|m| m.name == host)
+                    .ok_or_else(|| WaitError::Invalid(format!("{host} is no etcd member")))?;
+                verify::etcd_member_caught_up(&tls, &member.client_url(), ETCD_BACK).await
+            }
+            Healthy::Port(port) => {
+                let addr = SocketAddr::new(address, port.number(inv));
+                verify::tcp(vec![(host.to_string(), addr)], LOAD_BALANCER_BACK).await
+            }
+            Healthy::Vip => {
+                let targets = self.targets_of(ComponentId::Keepalived);
+                verify::vip(inv, &self.pool, &targets, LOAD_BALANCER_BACK).await
+            }
+            Healthy::PhaseWaits => self
+                .wait_for(phase, &[host.to_string()], opts, state)
+                .await
+                .map(|()| "the phase's checks pass".to_string())
+                .map_err(|e| WaitError::Invalid(e.to_string())),
+        }
+    }
+
+    /// The SSH targets of the hosts running a component.
+    fn targets_of(&self, id: ComponentId) -> Vec<(String, crate::ssh::HostTarget)> {
+        components::component(id)
+            .hosts(&self.inventory)
+            .into_iter()
+            .map(|h| (h.name.clone(), self.targets[&h.name].clone()))
+            .collect()
+    }
+
+    /// The host that goes last: the etcd leader's, or the VIP holder.
+    async fn goes_last(&self, last: GoesLast) -> Option<String> {
+        match last {
+            GoesLast::None => None,
+            GoesLast::EtcdLeader => {
+                let (tls, via, members) = self.etcd_members().await?;
+                let leader = etcd::status(&tls, &via, REQUEST).await.ok()?.leader;
+                let m = members.iter().find(|m| m.id == leader)?;
+                self.host_of(m)
+            }
+            GoesLast::VipHolder => {
+                let vip: IpAddr = self.inventory.endpoint.address.parse().ok()?;
+                let targets = self.targets_of(ComponentId::Keepalived);
+                let holders = verify::vip_holders(&self.pool, &targets, vip).await.ok()?;
+                match holders.as_slice() {
+                    [one] => Some(one.clone()),
+                    _ => None,
+                }
+            }
+        }
+    }
+
+    async fn etcd_members(&self) -> Option<(ClientTls, String, Vec<Member>)> {
+        let tls = ClientTls::from_pki_dir(&self.inventory.pki_dir).ok()?;
+        let (via, members) = membership::live_members(&self.inventory, &tls, REQUEST).await?;
+        Some((tls, via, members))
+    }
+
+    fn host_of(&self, m: &Member) -> Option<String> {
+        membership::host_of(&self.inventory, m).map(|h| h.name.clone())
+    }
+
+    /// Every voting member with its health, named by its host; `None` when no member answers.
+    async fn voters(&self) -> Option<Vec<Voter>> {
+        let (tls, _, members) = self.etcd_members().await?;
+        let mut voters = Vec::new();
+        for m in members.iter().filter(|m| !m.is_learner) {
+            voters.push(Voter {
+                name: self
+                    .host_of(m)
+                    .unwrap_or_else(|| format!("{} ({:x})", m.name, m.id)),
+                healthy: membership::member_healthy(&tls, m, REQUEST).await,
+            });
+        }
+        Some(voters)
+    }
+
+    /// Before `host`'s member restarts: refuse when etcd would not stay writable without it.
+    async fn guard_restart(&self, phase: &Phase, host: &str, force: bool) -> Result<(), RunError> {
+        let Some(voters) = self.voters().await else {
+            self.note(
+                phase,
+                format!("no etcd member answers: {host} restarts without the quorum guard"),
+            );
+            return Ok(());
+        };
+        self.judge(phase, host, &voters, force)
+            .map_err(|refusal| RunError::Quorum {
+                phase: phase.name.clone(),
+                refusal,
+            })
+    }
+
+    /// The guard's verdict on restarting `host`'s member: said, or the refusal.
+    fn judge(
+        &self,
+        phase: &Phase,
+        host: &str,
+        voters: &[Voter],
+        force: bool,
+    ) -> Result<(), BoxedRefusal> {
+        match restart_order::restart_guard(host, voters) {
+            Ok(GuardVerdict::Safe) => Ok(()),
+            Ok(GuardVerdict::SingleMember) => {
+                self.note(
+                    phase,
+                    format!(
+                        "etcd has one member ({host}): it cannot serve while it restarts (3 or 5 \
+                         members can)"
+                    ),
+                );
+                Ok(())
+            }
+            Err(refusal) if force => {
+                self.note(phase, format!("warning: --force: {refusal}"));
+                Ok(())
+            }
+            Err(refusal) => Err(Box::new(refusal)),
+        }
+    }
+
+    /// With a member unhealthy before anything is written, look ahead: a healthy member the
+    /// phase would restart is refused now, so a refused change leaves every host as it was.
+    async fn refuse_while_degraded(
+        &self,
+        phase: &Phase,
+        hosts: &[String],
+        opts: &RunOptions,
+        state: &mut RunState,
+    ) -> Result<(), RunError> {
+        let Some(voters) = self.voters().await else {
+            return Ok(());
+        };
+        if voters.iter().all(|v| v.healthy) {
+            return Ok(());
+        }
+        let ahead = self
+            .run_jobs(phase, hosts, &JobOptions::look_ahead(opts), state)
+            .await?;
+        for (host, steps) in &ahead {
+            if steps.iter().any(|o| matches!(o, StepOutcome::Held { .. })) {
+                self.judge(phase, host, &voters, opts.force)
+                    .map_err(|refusal| RunError::Quorum {
+                        phase: phase.name.clone(),
+                        refusal,
+                    })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Before the leader restarts: hand leadership to the member restarted last (it is caught
+    /// up), so clients see a planned handover instead of an election. Best effort: a failure
+    /// is said, and the restart goes on (etcd then elects a leader itself).
+    async fn hand_over(&self, phase: &Phase, host: &str, done: &[String]) {
+        let Some((tls, _, members)) = self.etcd_members().await else {
+            return;
+        };
+        let of = |name: &str| {
+            members
+                .iter()
+                .find(|m| self.host_of(m).as_deref() == Some(name))
+        };
+        let Some(leader) = of(host) else { return };
+        let Some(target) = done
+            .iter()
+            .rev()
+            .filter_map(|h| of(h))
+            .find(|m| !m.is_learner)
+        else {
+            return;
+        };
+        let Some(url) = leader.client_urls.first() else {
+            return;
+        };
+        let target_name = self.host_of(target).unwrap_or_default();
+        if let Err(e) = etcd::move_leader(&tls, url, target.id, REQUEST).await {
+            self.note(
+                phase,
+                format!(
+                    "could not hand etcd's leadership from {host} to {target_name} ({e}): {host} \
+                     restarts anyway and etcd elects a leader"
+                ),
+            );
+            return;
+        }
+        let deadline = Instant::now() + HANDOVER;
+        while Instant::now() < deadline {
+            if let Some(s) = target.client_urls.first()
+                && let Ok(s) = etcd::status(&tls, s, REQUEST).await
+                && s.leader == target.id
+            {
+                self.note(
+                    phase,
+                    format!(
+                        "etcd leadership handed from {host} to {target_name} before its restart"
+                    ),
+                );
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn note(&self, phase: &Phase, message: String) {
+        self.emit(Event::Note {
+            phase: phase.name.clone(),
+            message,
+        });
+    }
+
+    /// A static-pod phase: hosts whose manifests exist and change go one at a time (the
+    /// kubelet re-creates the pod), each after the last passes the phase's checks; hosts with
+    /// a first manifest, or nothing to change, go at once.
+    pub(super) async fn roll_static_pods(
+        &self,
+        phase: &Phase,
+        hosts: &[String],
+        pods: &'static components::Component,
+        opts: &RunOptions,
+        state: &mut RunState,
+    ) -> Result<(), RunError> {
+        let rolling = pods.rolling.expect("a rolling component");
+        let ahead = self
+            .run_jobs(phase, hosts, &JobOptions::look_ahead(opts), state)
+            .await?;
+        let replaces = |steps: &[StepOutcome]| {
+            steps.iter().any(|o| {
+                matches!(o, StepOutcome::Files { written, .. } if written.iter().any(|w| !w.new))
+            })
+        };
+        let changing: Vec<String> = ahead
+            .iter()
+            .filter(|(_, steps)| replaces(steps))
+            .map(|(h, _)| h.clone())
+            .collect();
+        let at_once: Vec<String> = hosts
+            .iter()
+            .filter(|h| !changing.contains(h))
+            .cloned()
+            .collect();
+        if !at_once.is_empty() {
+            let jobs = JobOptions::visible(opts, false, phase.serial);
+            self.run_jobs(phase, &at_once, &jobs, state).await?;
+        }
+        if changing.is_empty() {
+            return Ok(());
+        }
+        let special = self.goes_last(rolling.last).await;
+        let order = restart_order::restart_order(&changing, rolling.last, special.as_deref());
+        self.emit(Event::RestartOrder {
+            phase: phase.name.clone(),
+            what: pods.name,
+            action: RestartKind::NewManifest,
+            hosts: order.clone(),
+            last: restart_order::why_last(rolling.last, special.as_deref(), &order),
+        });
+        let one = JobOptions::visible(opts, false, true);
+        for host in &order {
+            if self.cancel.is_cancelled() {
+                return Err(RunError::Interrupted);
+            }
+            if opts.dry_run {
+                self.run_jobs(phase, std::slice::from_ref(host), &one, state)
+                    .await?;
+                continue;
+            }
+            if pods.id == ComponentId::EtcdStaticPod {
+                self.guard_restart(phase, host, opts.force).await?;
+            }
+            let started = Instant::now();
+            self.emit(Event::RestartStarted {
+                phase: phase.name.clone(),
+                host: host.clone(),
+                what: pods.name,
+                action: RestartKind::NewManifest,
+                at: wall_clock(),
+            });
+            self.run_jobs(phase, std::slice::from_ref(host), &one, state)
+                .await?;
+            let healthy = self
+                .serving_again(phase, host, rolling.healthy, opts, state)
+                .await
+                .map_err(|error| RunError::NotBack {
+                    phase: phase.name.clone(),
+                    host: host.clone(),
+                    what: pods.name,
+                    action: RestartKind::NewManifest,
+                    error,
+                    left: order
+                        .iter()
+                        .skip_while(|h| *h != host)
+                        .skip(1)
+                        .cloned()
+                        .collect(),
+                })?;
+            self.emit(Event::RestartFinished {
+                phase: phase.name.clone(),
+                host: host.clone(),
+                what: pods.name,
+                action: RestartKind::NewManifest,
+                at: wall_clock(),
+                seconds: started.elapsed().as_secs_f64(),
+                healthy,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A refusal of the guard, boxed for [`RunError`].
+pub type BoxedRefusal = Box<QuorumRefusal>;

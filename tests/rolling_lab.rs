@@ -1,0 +1,318 @@
+//! Rolling changes on lab nodes (real systemd, sshd, etcd from Debian, haproxy, keepalived with
+//! its VIP; `openssl s_server` as the apiserver stand-in behind haproxy). Three control-plane +
+//! etcd hosts; while a writer on this machine puts a key every 100 ms through every member and
+//! a connect loop goes through VIP:8443:
+//! - `certs renew all` + `up`: each member restarts alone, healthy before the next, the leader
+//!   last; every member then serves a certificate with a new serial; no put fails;
+//! - a change to haproxy.cfg and keepalived.conf: reloads one host at a time (the VIP holder's
+//!   keepalived last), the VIP never on two hosts, no failed connect;
+//! - a renewal while one member is stopped: the quorum guard refuses before any member
+//!   restarts; `--force --dry-run` says it would go anyway.
+//!
+//! Runs as root; the lab is removed when the test ends however it ends.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use serde_json::Value;
+
+mod hang_guard;
+mod lab_support;
+use lab_support::*;
+
+const NAME: &str = "kroll";
+const SUBNET: &str = "10.213.227.0/24";
+const VIP: &str = "10.213.227.100";
+const NODES: [&str; 3] = ["cp1", "cp2", "cp3"];
+const ADDRS: [&str; 3] = ["10.213.227.11", "10.213.227.12", "10.213.227.13"];
+
+/// Every JSON event `kinit -o json up` printed.
+fn events(all: &str) -> Vec<Value> {
+    all.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v.get("event").is_some())
+        .collect()
+}
+
+fn of_kind<'a>(events: &'a [Value], kind: &str, what: &str) -> Vec<&'a Value> {
+    events
+        .iter()
+        .filter(|e| e["event"] == kind && e["what"] == what)
+        .collect()
+}
+
+fn hosts_of(events: &[&Value]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| e["host"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The serial of the certificate etcd serves on `addr`:2379.
+fn served_serial(lab: &Lab, addr: &str) -> String {
+    let out = hang_guard::output_within(
+        std::process::Command::new("sh").arg("-c").arg(format!(
+            "openssl s_client -connect {addr}:2379 -CAfile {ca} -cert {cert} -key {key} \
+             </dev/null 2>/dev/null | openssl x509 -noout -serial",
+            ca = lab.pki("etcd/ca.crt"),
+            cert = lab.pki("etcd/healthcheck-client.crt"),
+            key = lab.pki("etcd/healthcheck-client.key"),
+        )),
+        COMMAND_LIMIT,
+    );
+    let serial = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(serial.starts_with("serial="), "{addr}: {}", text(&out));
+    serial
+}
+
+/// The name of the member that leads.
+fn leader(lab: &Lab) -> String {
+    let out = lab.etcdctl(&endpoints(&ADDRS), &["endpoint", "status", "-w", "json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = status[0]["Status"]["leader"].as_u64().unwrap();
+    let out = lab.etcdctl(&endpoints(&ADDRS), &["member", "list", "-w", "json"]);
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    list["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["ID"].as_u64() == Some(id))
+        .map(|m| m["name"].as_str().unwrap().to_string())
+        .unwrap()
+}
+
+/// When `unit` last started on `node`, seconds since the epoch (the nodes share this machine's
+/// clock).
+fn started_at(lab: &Lab, node: &str, unit: &str) -> f64 {
+    lab.on(
+        node,
+        &format!(
+            "date -d \"$(systemctl show {unit} -p ExecMainStartTimestamp --value \
+             --timestamp=us+utc)\" +%s.%N"
+        ),
+    )
+    .parse()
+    .unwrap()
+}
+
+fn main_pids(lab: &Lab, unit: &str) -> Vec<String> {
+    NODES
+        .iter()
+        .map(|n| lab.on(n, &format!("systemctl show -p MainPID --value {unit}")))
+        .collect()
+}
+
+/// Restarts of `what` did not overlap: each started after the previous one was healthy again.
+fn one_at_a_time(started: &[&Value], finished: &[&Value]) {
+    assert_eq!(hosts_of(started), hosts_of(finished));
+    for (s, f) in started.iter().zip(finished) {
+        assert!(f["at"].as_f64() >= s["at"].as_f64(), "{s} {f}");
+    }
+    for (f, next) in finished.iter().zip(started.iter().skip(1)) {
+        assert!(next["at"].as_f64() >= f["at"].as_f64(), "{f} then {next}");
+    }
+}
+
+/// Samples how many nodes hold the VIP until stopped: (samples, the most seen at once).
+struct VipSampler {
+    stop: Arc<AtomicBool>,
+    most: Arc<AtomicUsize>,
+    thread: std::thread::JoinHandle<usize>,
+}
+
+impl VipSampler {
+    fn start(lab: &Lab) -> VipSampler {
+        let stop = Arc::new(AtomicBool::new(false));
+        let most = Arc::new(AtomicUsize::new(0));
+        let (flag, seen) = (stop.clone(), most.clone());
+        let lab = Lab {
+            name: lab.name,
+            config: lab.config.clone(),
+        };
+        let thread = std::thread::spawn(move || {
+            let mut samples = 0;
+            while !flag.load(Ordering::Relaxed) {
+                let n = lab.vip_holders(&NODES, VIP).len();
+                seen.fetch_max(n, Ordering::Relaxed);
+                samples += 1;
+            }
+            // Not ours to take down: the test's own Lab does.
+            std::mem::forget(lab);
+            samples
+        });
+        VipSampler { stop, most, thread }
+    }
+
+    fn stop(self) -> (usize, usize) {
+        self.stop.store(true, Ordering::Relaxed);
+        let samples = self.thread.join().unwrap();
+        (samples, self.most.load(Ordering::Relaxed))
+    }
+}
+
+/// The built-in templates with a comment added to haproxy.cfg and keepalived.conf.
+fn changed_templates(lab: &Lab, mark: &str) -> String {
+    let dir = lab.dir().join("templates-rolling");
+    std::fs::create_dir_all(&dir).unwrap();
+    for t in ["haproxy.cfg.tera", "keepalived.conf.tera"] {
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("templates")
+            .join(t);
+        let text = std::fs::read_to_string(src).unwrap();
+        std::fs::write(dir.join(t), format!("# {mark}\n{text}")).unwrap();
+    }
+    dir.display().to_string()
+}
+
+#[test]
+fn renewals_and_load_balancer_changes_roll_one_host_at_a_time() {
+    let lab = lab_up(NAME, SUBNET, "3");
+    let cfg = lab.config.to_str().unwrap().to_string();
+    let (code, _, all) = lab.up(&["--topology", "stacked"]);
+    assert_eq!(code, 0, "up: {all}");
+    for n in NODES {
+        lab.start_standin(n);
+    }
+    wait_for("VIP:8443 through haproxy", Duration::from_secs(30), || {
+        lab.vip_verifies(VIP, 8443)
+    });
+    lab.wait_healthy(&cfg);
+
+    // (a) Renewed certificates roll out: a dry run first changes nothing and shows the order.
+    let serials: Vec<String> = ADDRS.iter().map(|a| served_serial(&lab, a)).collect();
+    let out = lab.kinit(&["certs", "renew", "all"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let etcd_pids = main_pids(&lab, "etcd");
+    let lead = leader(&lab);
+    let (code, _, all) = lab.up(&["--dry-run"]);
+    assert_eq!(code, 0, "dry run: {all}");
+    let dry = events(&all);
+    let order = of_kind(&dry, "restart-order", "etcd");
+    assert_eq!(order.len(), 1, "{all}");
+    let planned: Vec<String> = serde_json::from_value(order[0]["hosts"].clone()).unwrap();
+    assert_eq!(planned.len(), 3, "{all}");
+    assert_eq!(planned.last(), Some(&lead), "the leader goes last: {all}");
+    assert!(of_kind(&dry, "restart-started", "etcd").is_empty(), "{all}");
+    assert_eq!(
+        main_pids(&lab, "etcd"),
+        etcd_pids,
+        "a dry run restarted etcd"
+    );
+
+    let writer = Writer::start(&lab, &ADDRS);
+    let connects = ConnectLoop::start(&lab, VIP, 8443);
+    std::thread::sleep(Duration::from_secs(2));
+    let lead = leader(&lab);
+    let (code, _, all) = lab.up(&[]);
+    std::thread::sleep(Duration::from_secs(1));
+    let report = writer.stop();
+    let (tries, failed_connects, last_error) = connects.stop();
+    eprintln!(
+        "renew rollout: writer acked {} failed {} longest gap {:?}; connects {tries} failed \
+         {failed_connects}",
+        report.acked, report.failed, report.longest_gap
+    );
+    assert_eq!(code, 0, "up: {all}");
+    let ev = events(&all);
+    let started = of_kind(&ev, "restart-started", "etcd");
+    let finished = of_kind(&ev, "restart-finished", "etcd");
+    assert_eq!(started.len(), 3, "{all}");
+    one_at_a_time(&started, &finished);
+    assert_eq!(hosts_of(&started).last(), Some(&lead), "leader last: {all}");
+    assert!(
+        all.contains(&format!("etcd leadership handed from {lead}")),
+        "{all}"
+    );
+    // Each unit's own start time falls inside its restart's window.
+    for (s, f) in started.iter().zip(&finished) {
+        let host = s["host"].as_str().unwrap();
+        let at = started_at(&lab, host, "etcd");
+        assert!(
+            at >= s["at"].as_f64().unwrap() - 0.5 && at <= f["at"].as_f64().unwrap(),
+            "{host}: etcd started at {at}, restart window {s} .. {f}"
+        );
+    }
+    for (addr, before) in ADDRS.iter().zip(&serials) {
+        assert_ne!(
+            &served_serial(&lab, addr),
+            before,
+            "{addr} serves the old cert"
+        );
+    }
+    assert_eq!(report.failed, 0, "failed puts: {report:?}");
+    assert_eq!(failed_connects, 0, "{last_error}");
+    // Converged: a second run restarts nothing.
+    let (code, _, all) = lab.up(&[]);
+    assert_eq!(code, 0, "{all}");
+    assert!(
+        !events(&all).iter().any(|e| e["event"] == "restart-started"),
+        "{all}"
+    );
+
+    // (b) haproxy.cfg and keepalived.conf change: reloads roll, the VIP stays on one host.
+    let templates = changed_templates(&lab, "rolling test");
+    let holder = lab.vip_holders(&NODES, VIP);
+    assert_eq!(holder.len(), 1, "{holder:?}");
+    let lb_pids = (main_pids(&lab, "haproxy"), main_pids(&lab, "keepalived"));
+    let connects = ConnectLoop::start(&lab, VIP, 8443);
+    let sampler = VipSampler::start(&lab);
+    let (code, _, all) = lab.up(&["--templates", &templates]);
+    std::thread::sleep(Duration::from_secs(1));
+    let (samples, most) = sampler.stop();
+    let (tries, failed_connects, last_error) = connects.stop();
+    eprintln!("load balancer: VIP sampled {samples} times, at most on {most}; connects {tries}");
+    assert_eq!(code, 0, "up: {all}");
+    let ev = events(&all);
+    for unit in ["haproxy", "keepalived"] {
+        let started = of_kind(&ev, "restart-started", unit);
+        let finished = of_kind(&ev, "restart-finished", unit);
+        assert_eq!(started.len(), 3, "{unit}: {all}");
+        assert!(started.iter().all(|e| e["action"] == "reload"), "{all}");
+        one_at_a_time(&started, &finished);
+    }
+    let keepalived = hosts_of(&of_kind(&ev, "restart-started", "keepalived"));
+    assert_eq!(keepalived.last(), holder.first(), "VIP holder last: {all}");
+    assert!(most <= 1, "the VIP was on {most} hosts at once");
+    assert!(samples > 0);
+    assert_eq!(failed_connects, 0, "{last_error}");
+    assert_eq!(
+        (main_pids(&lab, "haproxy"), main_pids(&lab, "keepalived")),
+        lb_pids,
+        "a reload restarted a daemon"
+    );
+    assert_eq!(lab.vip_holders(&NODES, VIP), holder);
+
+    // (c) One member stopped: a renewal is refused before anything changes.
+    lab.on("cp3", "systemctl stop etcd");
+    let out = lab.kinit(&["certs", "renew", "all"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let etcd_pids = main_pids(&lab, "etcd");
+    let args = ["--templates", templates.as_str()];
+    let (code, _, all) = lab.up(&args);
+    assert_eq!(code, 1, "{all}");
+    assert!(
+        all.contains("would leave 1 of 3 voting member(s) healthy (cp3 is not)")
+            && all.contains("a majority of 3, which is 2")
+            && all.contains("--force"),
+        "{all}"
+    );
+    assert_eq!(main_pids(&lab, "etcd"), etcd_pids, "something restarted");
+    let (code, _, all) = lab.up(&["--templates", &templates, "--dry-run", "--force"]);
+    assert_eq!(code, 0, "{all}");
+    assert!(
+        all.contains("warning: --force: restarting etcd on"),
+        "{all}"
+    );
+    // Back to three: the renewal rolls out.
+    lab.on("cp3", "systemctl start etcd");
+    lab.wait_healthy(&cfg);
+    let (code, _, all) = lab.up(&args);
+    assert_eq!(code, 0, "{all}");
+    assert_eq!(
+        of_kind(&events(&all), "restart-finished", "etcd").len(),
+        3,
+        "{all}"
+    );
+}
