@@ -58,3 +58,23 @@ fn what_a_change_asks_names_a_unit_of_the_same_component() {
         }
     }
 }
+
+#[test]
+fn what_other_hosts_depend_on_rolls() {
+    // A component whose ports other hosts reach, or that holds the VIP, restarts one host at a
+    // time; one nothing else depends on may restart everywhere at once.
+    for c in TABLE {
+        let reached = c
+            .ports
+            .iter()
+            .any(|p| matches!(p.reached_from, ReachedFrom::Roles(_)))
+            && c.id != ComponentId::Kubelet;
+        if reached || c.id == ComponentId::Keepalived {
+            assert!(c.rolling.is_some(), "{} does not roll", c.name);
+        }
+    }
+    let last = |id| component(id).rolling.map(|r| r.last);
+    assert_eq!(last(ComponentId::Etcd), Some(GoesLast::EtcdLeader));
+    assert_eq!(last(ComponentId::EtcdStaticPod), Some(GoesLast::EtcdLeader));
+    assert_eq!(last(ComponentId::Keepalived), Some(GoesLast::VipHolder));
+}
