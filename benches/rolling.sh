@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Rolling-change figures (not a test), on a lab of 3 control-plane + etcd nodes:
+# Rolling-change figures (not a test), on a lab of 3 control-plane + etcd nodes whose etcd
+# holds ~10 MB:
 #   - `kinit certs renew all` then `kinit up`: every etcd member restarts with its new
 #     certificates;
 #   - with ETCD_UPGRADE_DIR set (a directory holding etcd and etcdctl of the next minor
@@ -41,6 +42,10 @@ etcdctl_() {
     --cert="$LAB/pki/etcd/healthcheck-client.crt" --key="$LAB/pki/etcd/healthcheck-client.key" \
     --dial-timeout=2s --command-timeout=2s "${@:2}"
 }
+
+# ~10 MB in the store (100 values of 100 KB): a restarted member has something to load.
+head -c 75000 /dev/urandom | base64 -w0 >"$WORK/value"
+for i in $(seq -w 1 100); do etcdctl_ "$ALL" put "bulk/$i" <"$WORK/value" >/dev/null; done
 
 # A put every 100 ms through all members; one line per put: time and ok|failed.
 writer() {
