@@ -5,7 +5,9 @@
 //! and an unchanged PKI leaves every manifest as it was (nothing restarts).
 //!
 //! The files hashed are the ones the certificates phase ships to the host: its tree of the PKI
-//! dir (`<pki dir>/hosts/<host>/etc/kubernetes/`, see [`crate::pki::table::host_root`]).
+//! dir (`<pki dir>/hosts/<host>/etc/kubernetes/`, see [`crate::pki::table::host_root`]). Private
+//! keys are among them, and the annotation shows on the mirror pod in the API: a sha256 over
+//! key material this long tells nothing about it.
 
 use std::path::{Path, PathBuf};
 
