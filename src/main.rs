@@ -32,8 +32,8 @@ fn run(cli: &Cli, global: &GlobalOptions) -> CommandResult {
         Command::Status(args) => commands::status::run(global, &args.options()),
         Command::Certs(CertsCommand::Generate) => commands::certs::generate(global),
         Command::Certs(CertsCommand::CheckExpiration) => commands::certs::check_expiration(global),
-        Command::Certs(CertsCommand::Renew { names }) => {
-            commands::certs::renew(global, &CertsCommand::renew_options(names))
+        Command::Certs(CertsCommand::Renew(args)) => {
+            commands::certs::renew(global, &args.options())
         }
         Command::Kubeconfig(args) => commands::kubeconfig::run(global, &args.options()),
         Command::Reset(args) => commands::reset::run(global, &args.options()),

@@ -30,6 +30,19 @@ fn help_lists_only_working_commands() {
     insta::assert_snapshot!("help", help);
 }
 
+/// `--rollout` and the flags of `kinit up` it takes.
+#[test]
+fn certs_renew_help_shows_the_rollout() {
+    let out = kinit()
+        .args(["certs", "renew", "--help"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    insta::assert_snapshot!("certs_renew_help", String::from_utf8(out).unwrap());
+}
+
 #[test]
 fn version_prints_the_crate_version() {
     kinit()

@@ -1,6 +1,7 @@
 //! Command-line definitions (clap) and their conversion into the option structs `commands/`
 //! defines. Nothing here does any work, and nothing below this module knows about clap.
 
+mod certs;
 mod lab;
 mod lifecycle;
 
@@ -9,7 +10,6 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use clap_complete::Shell;
 
-use crate::commands::certs::RenewOptions;
 use crate::commands::exec::ExecCommandOptions;
 use crate::commands::init::InitOptions;
 use crate::commands::kubeconfig::{KubeconfigOptions, KubeconfigTarget};
@@ -21,6 +21,7 @@ use crate::config::Topology;
 use crate::config::template::InitShape;
 use crate::ui::{ColorChoice, GlobalOptions, OutputFormat};
 
+pub use certs::{CertsCommand, RenewArgs};
 pub use lab::LabCommand;
 pub use lifecycle::{EtcdCommand, RemoveArgs, ResetArgs, SnapshotCommand};
 
@@ -128,24 +129,6 @@ pub enum Command {
 pub enum ConfigCommand {
     /// Check the cluster definition and summarize it
     Validate,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum CertsCommand {
-    /// Create or complete the PKI under spec.pki.dir, laid out per host as /etc/kubernetes
-    ///
-    /// Valid existing certificates are kept; certificates the config no longer matches (new
-    /// host, address, VIP or SAN) are re-issued; CAs are created when missing and never replaced.
-    /// An existing ca.crt/ca.key (from cfssl, kubeasz or kubeadm) is used to sign.
-    Generate,
-    /// Show when each certificate and CA expires (exit 1 if one is missing or expired)
-    CheckExpiration,
-    /// Re-issue certificates from the existing CAs, SANs recomputed from the config
-    Renew {
-        /// Certificates as kubeadm names them (apiserver, etcd-server, admin.conf, ...), or `all`
-        #[arg(required = true, value_name = "NAME")]
-        names: Vec<String>,
-    },
 }
 
 #[derive(Debug, Args)]
@@ -464,18 +447,6 @@ fn probed_at_once(arg: clap::Arg) -> clap::Arg {
 pub enum TopologyArg {
     Stacked,
     External,
-}
-
-impl CertsCommand {
-    pub fn renew_options(names: &[String]) -> RenewOptions {
-        RenewOptions {
-            names: if names.iter().any(|n| n == "all") {
-                Default::default()
-            } else {
-                names.iter().cloned().collect()
-            },
-        }
-    }
 }
 
 impl GlobalArgs {

@@ -3,6 +3,7 @@
 use std::collections::BTreeSet;
 use std::time::SystemTime;
 
+use super::up::UpOptions;
 use super::{CommandError, CommandResult, Outcome};
 use crate::config::{self, ConfigError};
 use crate::inventory::Inventory;
@@ -13,6 +14,8 @@ use crate::ui::{GlobalOptions, OutputFormat, certs as ui};
 #[derive(Debug, Clone)]
 pub struct RenewOptions {
     pub names: BTreeSet<String>,
+    /// `--rollout`: the `kinit up` run right after the renewal.
+    pub rollout: Option<UpOptions>,
 }
 
 /// The validated inventory of `-c FILE`, or an error that says how to find out what is wrong.
@@ -41,22 +44,39 @@ pub fn load_inventory(global: &GlobalOptions) -> Result<Inventory, CommandError>
 fn run(global: &GlobalOptions, mode: Mode) -> CommandResult {
     let inv = load_inventory(global)?;
     let report = pki::generate(&inv, &mode, SystemTime::now())?;
+    show(global, &report);
+    Ok(Outcome::Success)
+}
+
+fn show(global: &GlobalOptions, report: &pki::GenerateReport) {
     match global.output {
-        OutputFormat::Json => println!("{}", ui::generate_json(&report)),
+        OutputFormat::Json => println!("{}", ui::generate_json(report)),
         OutputFormat::Text if global.verbosity >= 0 => {
-            print!("{}", ui::generate_text(&report, global.verbosity > 0))
+            print!("{}", ui::generate_text(report, global.verbosity > 0))
         }
         OutputFormat::Text => {}
     }
-    Ok(Outcome::Success)
 }
 
 pub fn generate(global: &GlobalOptions) -> CommandResult {
     run(global, Mode::Generate)
 }
 
+/// Renew; with `--rollout`, then `kinit up` as it would run on its own: its output follows the
+/// renewal's (with `-o json`, the renewal is the first JSON line, `{"event":
+/// "certificates-renewed", ...}`, then up's events), and its outcome is the command's.
 pub fn renew(global: &GlobalOptions, opts: &RenewOptions) -> CommandResult {
-    run(global, Mode::Renew(opts.names.clone()))
+    let mode = Mode::Renew(opts.names.clone());
+    let Some(up) = &opts.rollout else {
+        return run(global, mode);
+    };
+    let inv = load_inventory(global)?;
+    let report = pki::generate(&inv, &mode, SystemTime::now())?;
+    match global.output {
+        OutputFormat::Json => println!("{}", ui::renewed_event_json(&report)),
+        OutputFormat::Text => show(global, &report),
+    }
+    super::up::run(global, up)
 }
 
 pub fn check_expiration(global: &GlobalOptions) -> CommandResult {

@@ -110,6 +110,12 @@ pub struct FileRow {
     /// Written only when the component's bundle items are there (a unit file for a binary the
     /// bundle lacks would only fail).
     pub gated: bool,
+    /// The certificates, keys and kubeconfigs (host paths under `/etc/kubernetes/`) the pod of
+    /// a static-pod manifest reads. The kubelet re-creates a static pod only when its manifest
+    /// changes, so the manifest carries a hash of these files' content on its host (render's
+    /// [`crate::render::certificates::ANNOTATION`]): a renewed certificate changes exactly the
+    /// manifests of the pods that read it. Empty for every other file.
+    pub certificates: &'static [&'static str],
 }
 
 /// A binary from the artifacts bundle.

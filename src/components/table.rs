@@ -25,8 +25,55 @@ const fn file(
         mode,
         on_change,
         gated: false,
+        certificates: &[],
     }
 }
+
+/// A static pod's manifest (0600 as kubeadm writes them, `WriteStaticPodToDisk`): the kubelet
+/// reads it anew, and its pod reads `certificates`.
+const fn pod_manifest(
+    template: &'static str,
+    path: &'static str,
+    certificates: &'static [&'static str],
+) -> FileRow {
+    FileRow {
+        certificates,
+        ..file(template, path, 0o600, Nothing)
+    }
+}
+
+/// What each static pod reads, as its flags name them (tests/render_certificates.rs checks
+/// these lists against the rendered manifests' flags both ways).
+const ETCD_POD_READS: &[&str] = &[
+    paths::ETCD_CA_CRT,
+    paths::ETCD_SERVER_CRT,
+    paths::ETCD_SERVER_KEY,
+    paths::ETCD_PEER_CRT,
+    paths::ETCD_PEER_KEY,
+];
+const APISERVER_READS: &[&str] = &[
+    paths::CA_CRT,
+    paths::APISERVER_CRT,
+    paths::APISERVER_KEY,
+    paths::APISERVER_KUBELET_CLIENT_CRT,
+    paths::APISERVER_KUBELET_CLIENT_KEY,
+    paths::FRONT_PROXY_CA_CRT,
+    paths::FRONT_PROXY_CLIENT_CRT,
+    paths::FRONT_PROXY_CLIENT_KEY,
+    paths::SA_KEY,
+    paths::SA_PUB,
+    paths::ETCD_CA_CRT,
+    paths::APISERVER_ETCD_CLIENT_CRT,
+    paths::APISERVER_ETCD_CLIENT_KEY,
+];
+const CONTROLLER_MANAGER_READS: &[&str] = &[
+    paths::CA_CRT,
+    paths::CA_KEY,
+    paths::FRONT_PROXY_CA_CRT,
+    paths::SA_KEY,
+    paths::CONTROLLER_MANAGER_CONF,
+];
+const SCHEDULER_READS: &[&str] = &[paths::SCHEDULER_CONF];
 
 const fn port(
     number: u16,
@@ -140,8 +187,11 @@ pub const TABLE: &[Component] = &[
         when: Some(Condition::EtcdStaticPod),
         packages: &[],
         binaries: &[],
-        // Manifests are 0600 as kubeadm writes them (`WriteStaticPodToDisk`).
-        files: &[file("etcd.yaml.tera", paths::ETCD_MANIFEST, 0o600, Nothing)],
+        files: &[pod_manifest(
+            "etcd.yaml.tera",
+            paths::ETCD_MANIFEST,
+            ETCD_POD_READS,
+        )],
         certificates: &[],
         units: &[],
         ports: ETCD_PORTS,
@@ -204,23 +254,20 @@ pub const TABLE: &[Component] = &[
         packages: &[],
         binaries: &[],
         files: &[
-            file(
+            pod_manifest(
                 "kube-apiserver.yaml.tera",
                 paths::KUBE_APISERVER_MANIFEST,
-                0o600,
-                Nothing,
+                APISERVER_READS,
             ),
-            file(
+            pod_manifest(
                 "kube-controller-manager.yaml.tera",
                 paths::KUBE_CONTROLLER_MANAGER_MANIFEST,
-                0o600,
-                Nothing,
+                CONTROLLER_MANAGER_READS,
             ),
-            file(
+            pod_manifest(
                 "kube-scheduler.yaml.tera",
                 paths::KUBE_SCHEDULER_MANIFEST,
-                0o600,
-                Nothing,
+                SCHEDULER_READS,
             ),
         ],
         certificates: &[],
@@ -361,7 +408,11 @@ pub const TABLE: &[Component] = &[
                 Restart("kubelet"),
             ),
         ],
-        certificates: &[],
+        // Its client certificate is embedded in kubelet.conf, read once at start.
+        certificates: &[CertificateInput {
+            under: "kubelet.conf",
+            on_change: Restart("kubelet"),
+        }],
         units: &[unit("kubelet")],
         // The apiservers reach each kubelet (logs, exec, port-forward).
         ports: &[port(

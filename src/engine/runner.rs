@@ -392,8 +392,9 @@ impl Engine {
         state: &mut RunState,
     ) -> Result<Vec<(String, Vec<StepOutcome>)>, RunError> {
         if state.rendered.is_none() {
-            let all = crate::render::render_all(&self.inventory, &self.templates)
-                .map_err(|e| RunError::operator(phase, e))?;
+            let all =
+                crate::render::render_all_from(&self.inventory, state.pki.dir(), &self.templates)
+                    .map_err(|e| RunError::operator(phase, e))?;
             state.rendered = Some(all.into_iter().collect());
         }
         let rendered = state.rendered.as_ref().expect("rendered above");

@@ -30,6 +30,12 @@ pub enum RenderError {
     },
     #[error("{0}")]
     Template(TemplateError),
+    #[error("cannot read {} (a static pod's manifest carries a hash of it): {source}", path.display())]
+    ReadPki {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("no host named `{0}` in the config")]
     UnknownHost(String),
     #[error("{0}")]

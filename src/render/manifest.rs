@@ -31,8 +31,12 @@ pub struct ManifestEntry {
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    let mut out = String::with_capacity(64);
+    hex(&Sha256::digest(bytes))
+}
+
+/// Lower-case hex of a digest.
+pub fn hex(digest: &[u8]) -> String {
+    let mut out = String::with_capacity(digest.len() * 2);
     for b in digest.iter() {
         out.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
         out.push(char::from(b"0123456789abcdef"[usize::from(b & 0xf)]));

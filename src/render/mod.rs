@@ -1,7 +1,10 @@
 //! Every file kinit puts on a host, rendered from templates (`templates/*.tera`) before anything
-//! is touched. Pure: inventory + templates in, files out. Writing them for review is
-//! [`write::write_host`]; deploying them is the engine's job.
+//! is touched. Inventory + templates in, files out; the one thing read from disk is the PKI dir,
+//! for the hash static-pod manifests carry of the certificates their pods read
+//! ([`certificates`]). Writing them for review is [`write::write_host`]; deploying them is the
+//! engine's job.
 
+pub mod certificates;
 pub mod context;
 pub mod error;
 pub mod filters;
@@ -9,6 +12,8 @@ pub mod manifest;
 pub mod templates;
 pub mod vrrp;
 pub mod write;
+
+use std::path::Path;
 
 use serde::Serialize;
 
@@ -32,41 +37,69 @@ pub struct RenderedFile {
     pub template: &'static str,
 }
 
-/// Every file `host` receives.
+/// Every file `host` receives, with the certificates of the inventory's PKI dir.
 pub fn render_host(
     inv: &Inventory,
     host: &Host,
     templates: &Templates,
 ) -> Result<Vec<RenderedFile>, RenderError> {
     let cluster = context::cluster(inv)?;
-    render_with(&cluster, inv, host, templates)
+    render_with(&cluster, inv, host, &inv.pki_dir, templates)
 }
 
-/// Every host's files, in config order.
+/// Every host's files, in config order, with the certificates of the inventory's PKI dir.
 pub fn render_all(
     inv: &Inventory,
+    templates: &Templates,
+) -> Result<Vec<(String, Vec<RenderedFile>)>, RenderError> {
+    render_all_from(inv, &inv.pki_dir, templates)
+}
+
+/// Every host's files, with the certificates of `pki_dir` (a dry run's scratch copy of the
+/// PKI, where renewals it would make already happened).
+pub fn render_all_from(
+    inv: &Inventory,
+    pki_dir: &Path,
     templates: &Templates,
 ) -> Result<Vec<(String, Vec<RenderedFile>)>, RenderError> {
     let cluster = context::cluster(inv)?;
     inv.hosts
         .iter()
-        .map(|h| Ok((h.name.clone(), render_with(&cluster, inv, h, templates)?)))
+        .map(|h| {
+            Ok((
+                h.name.clone(),
+                render_with(&cluster, inv, h, pki_dir, templates)?,
+            ))
+        })
         .collect()
 }
+
+/// The template variable holding a file's [`certificates::ANNOTATION`] value.
+const CERTIFICATES_SHA256: &str = "certificates_sha256";
 
 fn render_with(
     cluster: &context::Cluster,
     inv: &Inventory,
     host: &Host,
+    pki_dir: &Path,
     templates: &Templates,
 ) -> Result<Vec<RenderedFile>, RenderError> {
     let mut ctx = tera::Context::new();
     ctx.insert("cluster", cluster);
     ctx.insert("host", &context::host(inv, host));
     ctx.insert("paths", &cluster.paths);
+    let pki = certificates::HostPki::of(pki_dir, &host.name);
     components::files_on(inv, host)
         .into_iter()
         .map(|p| {
+            // Only the files whose pods read certificates see the variable: a template using
+            // it anywhere else fails to render instead of carrying an empty value.
+            match pki.for_file(p)? {
+                Some(sha) => ctx.insert(CERTIFICATES_SHA256, &sha),
+                None => {
+                    ctx.remove(CERTIFICATES_SHA256);
+                }
+            }
             let content = templates.tera.render(p.template, &ctx).map_err(|e| {
                 let source = templates
                     .source(p.template)
