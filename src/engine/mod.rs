@@ -8,6 +8,7 @@
 //!   host_job      one host's steps: what differs, what to restart (tested in memory)
 //!   host_ops      the HostOps trait and its SSH implementation
 //!   etcd_join     the etcd phase on a running cluster: new members join as learners
+//!   etcd_version_check  the bundle's etcd against the members' versions, before the run
 //!   stray_backends  haproxy backends cluster.yaml no longer names, said before they go
 //!   operator      the phases this machine runs (preflight, PKI)
 //!   waits/verify  the checks after a phase
@@ -15,6 +16,7 @@
 
 pub mod cluster_lock;
 pub mod etcd_join;
+pub mod etcd_version_check;
 pub mod event;
 pub mod host_job;
 pub mod host_ops;
