@@ -14,6 +14,7 @@ mod lab_support;
 use lab_support::*;
 
 use kinit::etcd::ClientTls;
+use kinit::lifecycle::bundle_etcd_version;
 
 const SUBNET: &str = "10.213.225.0/24";
 const MEMBERS: [&str; 3] = ["10.213.225.11", "10.213.225.12", "10.213.225.13"];
@@ -136,6 +137,26 @@ fn status_versions(lab: &Lab) -> Vec<String> {
         .collect()
 }
 
+/// The bundle's etcd version as read on `node` (the way taken when it cannot run here).
+fn version_read_on(lab: &Lab, node: &str, bundle: &Path) -> String {
+    let loaded = kinit::config::load(&lab.config).unwrap();
+    let inv = kinit::inventory::Inventory::from_config(&loaded.config, lab.dir(), None).unwrap();
+    let host = inv.hosts.iter().find(|h| h.name == node).unwrap();
+    let (targets, ssh) =
+        kinit::commands::remote::connect_options(&inv, &[host], false, false).unwrap();
+    let pool = kinit::ssh::Pool::new(ssh);
+    let etcd = kinit::bundle::Bundle::open(Some(bundle))
+        .unwrap()
+        .verify("etcd", "etcd")
+        .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let v = bundle_etcd_version::on_host(&etcd, &pool, &targets[0]).await;
+        pool.close_all().await;
+        v.unwrap().to_string()
+    })
+}
+
 fn files(lab: &Lab) -> Vec<String> {
     NODES.iter().map(|n| lab.on(n, KINIT_FILES)).collect()
 }
@@ -151,6 +172,14 @@ fn etcd_is_upgraded_through_the_bundle_and_a_downgrade_is_refused() {
 
     let newer = bundle_with(&lab, &next, "bundle-etcd-3.5.1");
     use_bundle(&lab, newer.to_str().unwrap());
+
+    // Read on a host (for a bundle that does not run here): from a temporary directory that
+    // is gone afterwards.
+    assert_eq!(version_read_on(&lab, "cp2", &newer), "3.5.1");
+    assert_eq!(
+        lab.on("cp2", "ls -d /tmp/kinit-etcd-version.* 2>/dev/null || true"),
+        ""
+    );
 
     // The dry run says the upgrade and changes nothing.
     let before = files(&lab);
@@ -177,6 +206,19 @@ fn etcd_is_upgraded_through_the_bundle_and_a_downgrade_is_refused() {
             v => Err(format!("{v:?}")),
         },
     );
+    // When each member's etcd started, on the kernel's clock the nodes share.
+    let starts: Vec<u64> = NODES
+        .iter()
+        .map(|n| {
+            lab.on(
+                n,
+                "systemctl show -p ExecMainStartTimestampMonotonic --value etcd",
+            )
+            .parse()
+            .unwrap()
+        })
+        .collect();
+    let first = *starts.iter().min().unwrap();
     let WriterReport {
         acked,
         failed,
@@ -184,10 +226,14 @@ fn etcd_is_upgraded_through_the_bundle_and_a_downgrade_is_refused() {
     } = writer.stop();
     eprintln!(
         "etcd 3.4.23 -> 3.5.1: up {:.1} s (+{:.1} s until all members answered 3.5.1); writer \
-         {acked} acked, {failed} failed, longest gap {} ms",
+         {acked} acked, {failed} failed, longest gap {} ms; etcd started on cp1..cp3 at +{:?} ms",
         took.as_secs_f64(),
         back.as_secs_f64(),
-        longest_gap.as_millis()
+        longest_gap.as_millis(),
+        starts
+            .iter()
+            .map(|s| (s - first) / 1000)
+            .collect::<Vec<_>>()
     );
     assert_eq!(code, 0, "upgrade: {all}");
     assert!(
@@ -200,10 +246,20 @@ fn etcd_is_upgraded_through_the_bundle_and_a_downgrade_is_refused() {
             "etcd Version: 3.5.1"
         );
         // etcd 3.5 takes the config kinit renders without a complaint about a key.
+        let since_351 = "journalctl -u etcd --no-pager -o cat \
+             | sed -n '/\"etcd-version\":\"3.5.1\"/,$p'";
+        let started = lab.on(n, &format!("{since_351} | grep -c . || true"));
+        assert_ne!(started, "0", "{n}: no start of etcd 3.5.1 in its journal");
+        eprintln!(
+            "{n}: etcd 3.5.1 warnings: {}",
+            lab.on(
+                n,
+                &format!("{since_351} | grep '\"level\":\"warn\"' | cut -c1-250 || true")
+            )
+        );
         let complaints = lab.on(
             n,
-            "journalctl -u etcd --no-pager -o cat | sed -n '/\"etcd-version\":\"3.5.1\"/,$p' \
-             | grep -iE 'deprecat|unknown|unrecogni' || true",
+            &format!("{since_351} | grep -iE 'deprecat|unknown|unrecogni' || true"),
         );
         assert!(
             complaints.is_empty(),

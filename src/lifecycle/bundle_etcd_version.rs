@@ -84,8 +84,13 @@ fn parse(success: bool, stdout: &[u8], stderr: &[u8]) -> Result<EtcdVersion, Str
     EtcdVersion::from_version_output(&stdout).map_err(|e| e.to_string())
 }
 
-/// Upload to a fresh `mktemp -d` directory, run, remove the directory (whatever happened).
-async fn on_host(etcd: &Artifact, pool: &Pool, target: &HostTarget) -> Result<EtcdVersion, String> {
+/// The version read on one host: the binary uploaded to a fresh `mktemp -d` directory, run,
+/// and the directory removed (whatever happened).
+pub async fn on_host(
+    etcd: &Artifact,
+    pool: &Pool,
+    target: &HostTarget,
+) -> Result<EtcdVersion, String> {
     let session = pool.get(target).await.map_err(|e| e.to_string())?;
     let opts = ExecOptions {
         timeout: Some(RUN_LIMIT),

@@ -79,14 +79,13 @@ pub enum UpgradeRefusal {
         "the bundle's etcd {bundle} is more than one minor version ahead of etcd {running} on \
          {hosts}: etcd upgrades one minor version at a time. Upgrade to the latest {next}.x \
          release first (a bundle with it, then `kinit up`), then to {bundle}",
-        hosts = hosts.join(", ")
+        hosts = hosts.join(", "),
+        next = format_args!("{}.{}", running.major, running.minor + 1)
     )]
     MinorJump {
         bundle: EtcdVersion,
         running: EtcdVersion,
         hosts: Vec<String>,
-        /// The minor line to go through (`3.5`).
-        next: String,
     },
     #[error(
         "the bundle's etcd {bundle} is another major version than etcd {running} on {hosts}: \
@@ -138,7 +137,6 @@ pub fn decide(bundle: &EtcdVersion, members: &[MemberVersion]) -> Result<Decisio
                 bundle: bundle.clone(),
                 running: running.clone(),
                 hosts: hosts.clone(),
-                next: format!("{}.{}", running.major, running.minor + 1),
             });
         }
     }
@@ -306,7 +304,6 @@ mod tests {
                 bundle: v("3.6.0"),
                 running: v("3.4.23"),
                 hosts: vec!["cp1".into(), "cp2".into(), "cp3".into()],
-                next: "3.5".into(),
             }
         );
         let text = e.to_string();
