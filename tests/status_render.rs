@@ -1,5 +1,5 @@
-//! `kinit status` output, text and JSON, from constructed reports: healthy, one etcd member
-//! down, and the VIP held by no host.
+//! `kinit status` output, text and JSON, from constructed reports: healthy, etcd members on two
+//! releases, one etcd member down, and the VIP held by no host.
 
 use kinit::status::{
     BackendServer, CertificateNote, CertificateSummary, EtcdMemberStatus, EtcdStatus,
@@ -105,6 +105,21 @@ fn healthy_cluster() {
     assert!(r.healthy(), "{:?}", r.problems());
     insta::assert_snapshot!("healthy_text", render_text(&r));
     insta::assert_snapshot!("healthy_json", render_json(&r));
+}
+
+#[test]
+fn members_on_two_etcd_releases_during_an_upgrade() {
+    let mut r = healthy();
+    r.etcd.members[0].version = Some("3.5.1".into());
+    let text = render_text(&r);
+    assert!(
+        text.contains(
+            "  members run different etcd releases (3.4.23 on cp2, cp3; 3.5.1 on cp1): an \
+             upgrade under way, or one that stopped; `kinit up` with the same bundle finishes it\n"
+        ),
+        "{text}"
+    );
+    assert!(!render_text(&healthy()).contains("different etcd releases"));
 }
 
 #[test]

@@ -10,6 +10,7 @@
 //!   rolling       restarts of what serves the cluster, one host at a time, behind health
 //!                 checks and etcd's quorum guard
 //!   etcd_join     the etcd phase on a running cluster: new members join as learners
+//!   etcd_version_check  the bundle's etcd against the members' versions, before the run
 //!   stray_backends  haproxy backends cluster.yaml no longer names, said before they go
 //!   operator      the phases this machine runs (preflight, PKI)
 //!   waits/verify  the checks after a phase
@@ -17,6 +18,7 @@
 
 pub mod cluster_lock;
 pub mod etcd_join;
+pub mod etcd_version_check;
 pub mod event;
 pub mod host_job;
 pub mod host_ops;

@@ -76,6 +76,10 @@ pub enum RunError {
     Bundle(#[from] BundleError),
     #[error("before any host was changed: {0}")]
     ClusterToken(PkiError),
+    #[error("before any host was changed: {0}")]
+    EtcdVersion(#[from] crate::lifecycle::etcd_upgrade::UpgradeRefusal),
+    #[error("before any host was changed: {0}")]
+    BundleEtcdVersion(crate::lifecycle::bundle_etcd_version::UnknownBundleVersion),
     #[error("phase {phase}: {} host(s) failed", failures.len())]
     Hosts {
         phase: String,
@@ -212,7 +216,11 @@ impl Engine {
                 },
             })?
         };
-        if let Err(e) = self.check_joins(&phases).await {
+        let checked = match self.check_joins(&phases).await {
+            Ok(()) => self.check_etcd_version(&phases, &mut bundle).await,
+            refused => refused,
+        };
+        if let Err(e) = checked {
             cluster_lock::release_all(&locked, &owner).await;
             return Err(e);
         }

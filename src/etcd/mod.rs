@@ -12,6 +12,7 @@ pub mod http;
 pub mod https;
 pub mod snapshot_file;
 pub mod tls;
+pub mod version;
 mod wire;
 
 pub use client::{

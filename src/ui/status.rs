@@ -108,8 +108,38 @@ fn etcd_section(out: &mut String, report: &StatusReport) {
         for e in errors {
             let _ = writeln!(out, "  {e}");
         }
+        if let Some(line) = mixed_versions(report) {
+            let _ = writeln!(out, "  {line}");
+        }
     }
     out.push('\n');
+}
+
+/// Members on more than one etcd release: an upgrade under way, or one that stopped half way.
+fn mixed_versions(report: &StatusReport) -> Option<String> {
+    let mut by_version: Vec<(&str, Vec<&str>)> = Vec::new();
+    for m in &report.etcd.members {
+        let Some(v) = m.version.as_deref() else {
+            continue;
+        };
+        match by_version.iter_mut().find(|(seen, _)| *seen == v) {
+            Some((_, names)) => names.push(&m.name),
+            None => by_version.push((v, vec![&m.name])),
+        }
+    }
+    if by_version.len() < 2 {
+        return None;
+    }
+    by_version.sort_by_key(|(v, _)| crate::etcd::version::EtcdVersion::parse(v).ok());
+    let groups: Vec<String> = by_version
+        .iter()
+        .map(|(v, names)| format!("{v} on {}", names.join(", ")))
+        .collect();
+    Some(format!(
+        "members run different etcd releases ({}): an upgrade under way, or one that stopped; \
+         `kinit up` with the same bundle finishes it",
+        groups.join("; ")
+    ))
 }
 
 fn services(h: &HostStatus) -> String {
