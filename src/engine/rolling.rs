@@ -18,9 +18,10 @@ use super::playbook::Phase;
 use super::runner::{Engine, JobOptions, RunError, RunOptions, RunState, phase_components};
 use super::verify::{self, WaitError};
 use crate::components::{self, ComponentId, GoesLast, Healthy, Rolling, UnitRow};
-use crate::etcd::{self, ClientTls, Member};
-use crate::lifecycle::membership;
-use crate::lifecycle::restart_order::{self, GuardVerdict, QuorumRefusal, Voter};
+use crate::etcd::{self, ClientTls};
+use crate::lifecycle::restart_order::{self, QuorumRefusal};
+
+mod etcd_guard;
 
 /// One etcd request.
 const REQUEST: Duration = Duration::from_secs(2);
@@ -28,8 +29,6 @@ const REQUEST: Duration = Duration::from_secs(2);
 const ETCD_BACK: Duration = Duration::from_secs(120);
 /// How long haproxy or keepalived may take to serve again.
 const LOAD_BALANCER_BACK: Duration = Duration::from_secs(30);
-/// How long a handed-over leadership may take to show.
-const HANDOVER: Duration = Duration::from_secs(10);
 
 /// What a phase rolls.
 pub enum RollingPhase {
@@ -158,41 +157,13 @@ impl Engine {
                     self.hand_over(phase, host, &done).await;
                 }
             }
-            let started = Instant::now();
-            self.emit(Event::RestartStarted {
-                phase: phase.name.clone(),
-                host: host.clone(),
-                what: unit.name,
-                action: kind,
-                at: wall_clock(),
-            });
+            let step = RestartStep::begin(self, phase, host, unit.name, kind);
             let outcome = self.apply_held(phase, host, unit).await?;
             state.tally.add(&phase.name, host, &outcome);
             let healthy = self
                 .serving_again(phase, host, rolling.healthy, opts, state)
-                .await
-                .map_err(|error| RunError::NotBack {
-                    phase: phase.name.clone(),
-                    host: host.clone(),
-                    what: unit.name,
-                    action: kind,
-                    error,
-                    left: order
-                        .iter()
-                        .skip_while(|h| *h != host)
-                        .skip(1)
-                        .cloned()
-                        .collect(),
-                })?;
-            self.emit(Event::RestartFinished {
-                phase: phase.name.clone(),
-                host: host.clone(),
-                what: unit.name,
-                action: kind,
-                at: wall_clock(),
-                seconds: started.elapsed().as_secs_f64(),
-                healthy,
-            });
+                .await;
+            step.end(self, healthy, &order)?;
             done.push(host.clone());
         }
         Ok(())
@@ -297,159 +268,7 @@ impl Engine {
         }
     }
 
-    async fn etcd_members(&self) -> Option<(ClientTls, String, Vec<Member>)> {
-        let tls = ClientTls::from_pki_dir(&self.inventory.pki_dir).ok()?;
-        let (via, members) = membership::live_members(&self.inventory, &tls, REQUEST).await?;
-        Some((tls, via, members))
-    }
-
-    fn host_of(&self, m: &Member) -> Option<String> {
-        membership::host_of(&self.inventory, m).map(|h| h.name.clone())
-    }
-
-    /// Every voting member with its health, named by its host; `None` when no member answers.
-    async fn voters(&self) -> Option<Vec<Voter>> {
-        let (tls, _, members) = self.etcd_members().await?;
-        let mut voters = Vec::new();
-        for m in members.iter().filter(|m| !m.is_learner) {
-            voters.push(Voter {
-                name: self
-                    .host_of(m)
-                    .unwrap_or_else(|| format!("{} ({:x})", m.name, m.id)),
-                healthy: membership::member_healthy(&tls, m, REQUEST).await,
-            });
-        }
-        Some(voters)
-    }
-
-    /// Before `host`'s member restarts: refuse when etcd would not stay writable without it.
-    async fn guard_restart(&self, phase: &Phase, host: &str, force: bool) -> Result<(), RunError> {
-        let Some(voters) = self.voters().await else {
-            self.note(
-                phase,
-                format!("no etcd member answers: {host} restarts without the quorum guard"),
-            );
-            return Ok(());
-        };
-        self.judge(phase, host, &voters, force)
-            .map_err(|refusal| RunError::Quorum {
-                phase: phase.name.clone(),
-                refusal,
-            })
-    }
-
-    /// The guard's verdict on restarting `host`'s member: said, or the refusal.
-    fn judge(
-        &self,
-        phase: &Phase,
-        host: &str,
-        voters: &[Voter],
-        force: bool,
-    ) -> Result<(), BoxedRefusal> {
-        match restart_order::restart_guard(host, voters) {
-            Ok(GuardVerdict::Safe) => Ok(()),
-            Ok(GuardVerdict::SingleMember) => {
-                self.note(
-                    phase,
-                    format!(
-                        "etcd has one member ({host}): it cannot serve while it restarts (3 or 5 \
-                         members can)"
-                    ),
-                );
-                Ok(())
-            }
-            Err(refusal) if force => {
-                self.note(phase, format!("warning: --force: {refusal}"));
-                Ok(())
-            }
-            Err(refusal) => Err(Box::new(refusal)),
-        }
-    }
-
-    /// With a member unhealthy before anything is written, look ahead: a healthy member the
-    /// phase would restart is refused now, so a refused change leaves every host as it was.
-    async fn refuse_while_degraded(
-        &self,
-        phase: &Phase,
-        hosts: &[String],
-        opts: &RunOptions,
-        state: &mut RunState,
-    ) -> Result<(), RunError> {
-        let Some(voters) = self.voters().await else {
-            return Ok(());
-        };
-        if voters.iter().all(|v| v.healthy) {
-            return Ok(());
-        }
-        let ahead = self
-            .run_jobs(phase, hosts, &JobOptions::look_ahead(opts), state)
-            .await?;
-        for (host, steps) in &ahead {
-            if steps.iter().any(|o| matches!(o, StepOutcome::Held { .. })) {
-                self.judge(phase, host, &voters, opts.force)
-                    .map_err(|refusal| RunError::Quorum {
-                        phase: phase.name.clone(),
-                        refusal,
-                    })?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Before the leader restarts: hand leadership to the member restarted last (it is caught
-    /// up), so clients see a planned handover instead of an election. Best effort: a failure
-    /// is said, and the restart goes on (etcd then elects a leader itself).
-    async fn hand_over(&self, phase: &Phase, host: &str, done: &[String]) {
-        let Some((tls, _, members)) = self.etcd_members().await else {
-            return;
-        };
-        let of = |name: &str| {
-            members
-                .iter()
-                .find(|m| self.host_of(m).as_deref() == Some(name))
-        };
-        let Some(leader) = of(host) else { return };
-        let Some(target) = done
-            .iter()
-            .rev()
-            .filter_map(|h| of(h))
-            .find(|m| !m.is_learner)
-        else {
-            return;
-        };
-        let Some(url) = leader.client_urls.first() else {
-            return;
-        };
-        let target_name = self.host_of(target).unwrap_or_default();
-        if let Err(e) = etcd::move_leader(&tls, url, target.id, REQUEST).await {
-            self.note(
-                phase,
-                format!(
-                    "could not hand etcd's leadership from {host} to {target_name} ({e}): {host} \
-                     restarts anyway and etcd elects a leader"
-                ),
-            );
-            return;
-        }
-        let deadline = Instant::now() + HANDOVER;
-        while Instant::now() < deadline {
-            if let Some(s) = target.client_urls.first()
-                && let Ok(s) = etcd::status(&tls, s, REQUEST).await
-                && s.leader == target.id
-            {
-                self.note(
-                    phase,
-                    format!(
-                        "etcd leadership handed from {host} to {target_name} before its restart"
-                    ),
-                );
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    fn note(&self, phase: &Phase, message: String) {
+    pub(super) fn note(&self, phase: &Phase, message: String) {
         self.emit(Event::Note {
             phase: phase.name.clone(),
             message,
@@ -515,42 +334,82 @@ impl Engine {
             if pods.id == ComponentId::EtcdStaticPod {
                 self.guard_restart(phase, host, opts.force).await?;
             }
-            let started = Instant::now();
-            self.emit(Event::RestartStarted {
-                phase: phase.name.clone(),
-                host: host.clone(),
-                what: pods.name,
-                action: RestartKind::NewManifest,
-                at: wall_clock(),
-            });
+            let step = RestartStep::begin(self, phase, host, pods.name, RestartKind::NewManifest);
             self.run_jobs(phase, std::slice::from_ref(host), &one, state)
                 .await?;
             let healthy = self
                 .serving_again(phase, host, rolling.healthy, opts, state)
-                .await
-                .map_err(|error| RunError::NotBack {
-                    phase: phase.name.clone(),
-                    host: host.clone(),
-                    what: pods.name,
-                    action: RestartKind::NewManifest,
-                    error,
-                    left: order
-                        .iter()
-                        .skip_while(|h| *h != host)
-                        .skip(1)
-                        .cloned()
-                        .collect(),
-                })?;
-            self.emit(Event::RestartFinished {
-                phase: phase.name.clone(),
-                host: host.clone(),
-                what: pods.name,
-                action: RestartKind::NewManifest,
-                at: wall_clock(),
-                seconds: started.elapsed().as_secs_f64(),
-                healthy,
-            });
+                .await;
+            step.end(self, healthy, &order)?;
         }
+        Ok(())
+    }
+}
+
+/// One host's restart in a rolling order, from its start to the host serving again: the two
+/// events, or the error naming the hosts not done yet.
+struct RestartStep<'a> {
+    phase: &'a Phase,
+    host: &'a str,
+    what: &'static str,
+    kind: RestartKind,
+    started: Instant,
+}
+
+impl<'a> RestartStep<'a> {
+    fn begin(
+        engine: &Engine,
+        phase: &'a Phase,
+        host: &'a str,
+        what: &'static str,
+        kind: RestartKind,
+    ) -> RestartStep<'a> {
+        engine.emit(Event::RestartStarted {
+            phase: phase.name.clone(),
+            host: host.to_string(),
+            what,
+            action: kind,
+            at: wall_clock(),
+        });
+        RestartStep {
+            phase,
+            host,
+            what,
+            kind,
+            started: Instant::now(),
+        }
+    }
+
+    // RunError is what every step of a run returns; the async ones are not linted for its size.
+    #[allow(clippy::result_large_err)]
+    fn end(
+        self,
+        engine: &Engine,
+        healthy: Result<String, WaitError>,
+        order: &[String],
+    ) -> Result<(), RunError> {
+        let healthy = healthy.map_err(|error| RunError::NotBack {
+            phase: self.phase.name.clone(),
+            host: self.host.to_string(),
+            what: self.what,
+            action: self.kind,
+            error,
+            left: order
+                .iter()
+                .skip_while(|h| *h != self.host)
+                .skip(1)
+                .cloned()
+                .collect(),
+        })?;
+        engine.emit(Event::RestartFinished {
+            phase: self.phase.name.clone(),
+            host: self.host.to_string(),
+            what: self.what,
+            action: self.kind,
+            at: wall_clock(),
+            seconds: self.started.elapsed().as_secs_f64(),
+            healthy,
+        });
         Ok(())
     }
 }
