@@ -97,15 +97,7 @@ fn remove_moves_leadership_guards_quorum_and_takes_unreachable_hosts_out() {
     lab.edit_host("w1", |l| {
         Some(l.replace("roles: [worker]", "roles: [control-plane, etcd]"))
     });
-    let (code, _, all) = lab.up(&["--topology", "stacked"]);
-    assert_eq!(code, 0, "up: {all}");
-    for n in NODES {
-        lab.start_standin(n);
-    }
-    wait_for("VIP:8443 through haproxy", Duration::from_secs(30), || {
-        lab.vip_verifies(VIP, 8443)
-    });
-    lab.wait_healthy(&cfg);
+    lab.up_serving(&NODES, VIP);
     assert_eq!(member_names(&lab, &ADDRS), ["cp1", "cp2", "cp3", "w1"]);
     let holder = lab.vip_holders(&NODES, VIP);
     assert_eq!(holder.len(), 1, "{holder:?}");

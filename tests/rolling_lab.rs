@@ -159,15 +159,7 @@ fn changed_templates(lab: &Lab, mark: &str) -> String {
 fn renewals_and_load_balancer_changes_roll_one_host_at_a_time() {
     let lab = lab_up(NAME, SUBNET, "3");
     let cfg = lab.config.to_str().unwrap().to_string();
-    let (code, _, all) = lab.up(&["--topology", "stacked"]);
-    assert_eq!(code, 0, "up: {all}");
-    for n in NODES {
-        lab.start_standin(n);
-    }
-    wait_for("VIP:8443 through haproxy", Duration::from_secs(30), || {
-        lab.vip_verifies(VIP, 8443)
-    });
-    lab.wait_healthy(&cfg);
+    lab.up_serving(&NODES, VIP);
 
     // (a) Renewed certificates roll out: a dry run first changes nothing and shows the order.
     let serials: Vec<String> = ADDRS.iter().map(|a| served_serial(&lab, a)).collect();

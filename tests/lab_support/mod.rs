@@ -143,6 +143,20 @@ impl Lab {
             .collect()
     }
 
+    /// `kinit up --topology stacked`, then the apiserver stand-in on `nodes`, until VIP:8443
+    /// answers through haproxy and `kinit status` says healthy.
+    pub fn up_serving(&self, nodes: &[&str], vip: &str) {
+        let (code, _, all) = self.up(&["--topology", "stacked"]);
+        assert_eq!(code, 0, "up: {all}");
+        for n in nodes {
+            self.start_standin(n);
+        }
+        wait_for("VIP:8443 through haproxy", Duration::from_secs(30), || {
+            self.vip_verifies(vip, 8443)
+        });
+        self.wait_healthy(self.config.to_str().unwrap());
+    }
+
     /// The apiserver stand-in: openssl s_server with the generated apiserver certificate.
     pub fn start_standin(&self, node: &str) {
         self.on(
