@@ -10,30 +10,48 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio_util::sync::CancellationToken;
 
 use super::{HostObservation, OperatorView};
-use crate::config::LoadBalancerKind;
-use crate::facts::HostFacts;
+use crate::config::{LoadBalancerKind, Role};
 use crate::facts::probe::{ProbeRequest, script};
+use crate::facts::{HostFacts, ProbeParseError, ReadingTimes};
 use crate::fanout::{self, FanoutError};
 use crate::inventory::Inventory;
-use crate::ssh::{ExecOptions, HostTarget, Pool};
+use crate::ssh::{ExecOptions, ExecOutput, HostTarget, Pool};
 
-/// The probe only reads; anything slower than this is a host in trouble.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
 /// A live address on the hosts' network answers a SYN in well under a millisecond.
 const VIP_CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 
-fn now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
+fn secs(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
 
-/// Probe `targets` (hosts of `inv`, in any order) over `pool`, at most `limit` at a time.
+/// When the probe's clock reading (the first thing it prints) was taken, as the operator saw it.
+/// If anything came before it (a login script that prints), only the command's whole span
+/// bounds the reading.
+fn reading_times(out: &ExecOutput, finished: SystemTime) -> ReadingTimes {
+    let t = &out.timing;
+    match t.first_stdout {
+        Some(first) if out.stdout.starts_with(b"==kinit:clock==\n") => ReadingTimes {
+            sent: secs(t.sent),
+            arrived: secs(first),
+            round_trip: Some(t.channel_open.as_secs_f64()),
+        },
+        _ => ReadingTimes {
+            sent: secs(t.sent),
+            arrived: secs(finished),
+            round_trip: None,
+        },
+    }
+}
+
+/// Probe `targets` (hosts of `inv`, in any order) over `pool`, at most `limit` at a time, each
+/// probe stopped after `probe_timeout` (the probe only reads: 30 s by default is a host in
+/// trouble, but hosts under emulation, QEMU without KVM, take 20-30 s).
 pub async fn gather(
     inv: &Inventory,
     pool: Arc<Pool>,
     targets: Vec<HostTarget>,
     limit: usize,
+    probe_timeout: Duration,
     cancel: &CancellationToken,
 ) -> (BTreeMap<String, HostObservation>, OperatorView) {
     let mut items = Vec::with_capacity(targets.len());
@@ -43,7 +61,7 @@ pub async fn gather(
             continue;
         };
         let req = ProbeRequest {
-            etcd_data_dir: inv.etcd.data_dir.clone(),
+            etcd_data_dir: host.has(Role::Etcd).then(|| inv.etcd.data_dir.clone()),
             connects: crate::components::connects_from(inv, host)
                 .into_iter()
                 .map(|(o, p)| SocketAddr::new(o.address, p.port))
@@ -58,7 +76,7 @@ pub async fn gather(
     }
     let scripts = Arc::new(scripts);
     let exec = ExecOptions {
-        timeout: Some(PROBE_TIMEOUT),
+        timeout: Some(probe_timeout),
         sudo: true,
         cancel: Some(cancel.clone()),
     };
@@ -70,12 +88,11 @@ pub async fn gather(
                 Err(e) => return Err(e.to_string()),
             };
             let session = pool.get(&target).await.map_err(|e| e.to_string())?;
-            let t0 = now();
             let out = session
                 .exec(&script, &exec)
                 .await
                 .map_err(|e| e.to_string())?;
-            let t1 = now();
+            let finished = SystemTime::now();
             if !out.success() {
                 return Err(format!(
                     "the probe exited with {:?}: {}",
@@ -83,9 +100,11 @@ pub async fn gather(
                     out.stderr_text().trim()
                 ));
             }
-            let facts = HostFacts::parse(&out.stdout_text()).map_err(|e| e.to_string())?;
-            let skew = facts.clock_offset(t0, t1);
-            Ok((facts, skew))
+            let facts = HostFacts::parse(&out.stdout_text());
+            Ok(facts.map(|f| {
+                let skew = f.clock_skew(&reading_times(&out, finished));
+                (f, skew)
+            }))
         }
     });
     let vip = vip_answers(inv);
@@ -95,9 +114,13 @@ pub async fn gather(
         .into_iter()
         .map(|(name, r)| {
             let obs = match r {
-                Ok((facts, clock_skew)) => HostObservation::Reached {
+                Ok(Ok((facts, clock_skew))) => HostObservation::Reached {
                     facts: Box::new(facts),
                     clock_skew,
+                },
+                Ok(Err(ProbeParseError::NoBash)) => HostObservation::NoBash,
+                Ok(Err(e)) => HostObservation::Unreachable {
+                    reason: e.to_string(),
                 },
                 Err(FanoutError::Failed(reason)) => HostObservation::Unreachable { reason },
                 Err(e) => HostObservation::Unreachable {

@@ -3,7 +3,7 @@
 //! stack: it knows nothing of sessions or sudo; the layers above hand it a handle, the host name
 //! for errors, and a prepared command line with whatever goes to its stdin.
 
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use russh::client::Handle;
 use russh::{ChannelMsg, Sig};
@@ -44,6 +44,20 @@ pub struct ExecOutput {
     /// Bytes of stdout that came before what `stdout` holds, and were dropped.
     pub stdout_dropped: u64,
     pub stderr_dropped: u64,
+    pub timing: ExecTiming,
+}
+
+/// When a command went out and its first output came back, by the operator's clock, and what a
+/// round trip on its connection costs: what bounds the time of a reading the command printed
+/// first (a host's clock).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ExecTiming {
+    /// Just before the exec request was sent.
+    pub sent: SystemTime,
+    /// How long opening the command's channel took: one round trip, with no fork on the host.
+    pub channel_open: Duration,
+    /// When the first bytes of stdout arrived.
+    pub first_stdout: Option<SystemTime>,
 }
 
 impl ExecOutput {
@@ -129,11 +143,14 @@ impl Conn<'_> {
         cancel: Option<&CancellationToken>,
     ) -> Result<ExecOutput, SshError> {
         tracing::debug!(host = %self.host, command = %raw.command, "exec");
+        let opening = Instant::now();
         let channel = self
             .handle
             .channel_open_session()
             .await
             .map_err(|e| self.protocol(e))?;
+        let channel_open = opening.elapsed();
+        let sent = SystemTime::now();
         channel
             .exec(true, raw.command.as_bytes())
             .await
@@ -160,7 +177,12 @@ impl Conn<'_> {
                 writer.eof().await.map_err(|e| self.protocol(e))
             };
             let work = async {
-                let output = collect(&mut reader, self.host, sink.as_deref_mut());
+                let timing = ExecTiming {
+                    sent,
+                    channel_open,
+                    first_stdout: None,
+                };
+                let output = collect(&mut reader, self.host, sink.as_deref_mut(), timing);
                 tokio::pin!(send_input, output);
                 tokio::select! {
                     // The command ended (or the connection did) before it took all its input:
@@ -237,11 +259,18 @@ async fn collect(
     channel: &mut russh::ChannelReadHalf,
     host: &str,
     mut sink: Option<&mut (dyn AsyncWrite + Unpin + Send + '_)>,
+    mut timing: ExecTiming,
 ) -> Result<ExecOutput, SshError> {
     let mut stdout = Tail::default();
     let mut stderr = Tail::default();
     let mut status = None;
     while let Some(msg) = channel.wait().await {
+        if let ChannelMsg::Data { data } = &msg
+            && !data.is_empty()
+            && timing.first_stdout.is_none()
+        {
+            timing.first_stdout = Some(SystemTime::now());
+        }
         match msg {
             ChannelMsg::Data { data } => match sink.as_mut() {
                 Some(sink) => {
@@ -278,6 +307,7 @@ async fn collect(
                 status,
                 stdout_dropped,
                 stderr_dropped,
+                timing,
             })
         }
         // sshd always reports how a command ended; a channel closed without that was cut.
