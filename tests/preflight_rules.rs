@@ -6,7 +6,7 @@ use std::path::Path;
 
 use kinit::config::template::{InitShape, render};
 use kinit::config::{self, Topology};
-use kinit::facts::{ClockSkew, HostFacts, ReadingTimes};
+use kinit::facts::{ClockSkew, HostFacts, ProbeTimes};
 use kinit::inventory::Inventory;
 use kinit::preflight::{
     HostObservation, IgnoreSet, OperatorView, PreflightReport, Status, evaluate,
@@ -612,27 +612,35 @@ fn clock_skew_is_judged_on_the_measured_offset() {
     assert!(msg.contains("2.500 s ± 0.004 s behind"), "{msg}");
 }
 
-/// The skew is measured around the clock reading the probe prints first, so a host that takes
-/// 25 s to start its probe (sudo and a shell on an emulated VM) with a synchronised clock passes,
-/// and the same host 5 s ahead fails. (Measured against the middle of the whole probe, as before,
-/// the slow start alone read as a 12 s skew.)
+/// The skew is measured within the round trip the probe makes with the operator before it reads
+/// the clock, so a host that takes 25 s to start its probe (sudo and a shell on an emulated VM)
+/// with a synchronised clock passes, and the same host 5 s ahead fails. (Measured NTP-style from
+/// the probe's start and end clocks, as before, this slow start read as a 12 s skew.)
 #[test]
 fn clock_skew_ignores_a_slow_probe_and_catches_a_skewed_clock() {
     let inv = inventory(Topology::Stacked, 0);
-    // Sent at 1000.000; the reading came back at 1025.020; a round trip takes 40 ms.
-    let times = ReadingTimes {
+    // Sent at 1000.000; the probe's marker came at 1025, the answer went out at 1025.000 and
+    // the reading was back at 1025.040; the whole output at 1027.
+    let times = ProbeTimes {
         sent: 1000.0,
-        arrived: 1025.020,
-        round_trip: Some(0.040),
+        finished: 1027.0,
+        exchange: Some((1025.000, 1025.040)),
     };
     for (host_clock, want, said) in [
-        (1025.000, Status::Pass, "0.000 s ± 0.020 s"),
-        (1030.000, Status::Fail, "5.000 s ± 0.020 s ahead"),
-        (1024.500, Status::Warn, "0.500 s ± 0.020 s behind"),
+        (1025.020, Status::Pass, "0.000 s ± 0.020 s"),
+        (1030.020, Status::Fail, "5.000 s ± 0.020 s ahead"),
+        (1024.520, Status::Warn, "0.500 s ± 0.020 s behind"),
     ] {
-        let mut obs = with_fault(&inv, 0, |s| s);
+        let mut obs = with_fault(&inv, 1, |s| {
+            s.replace(
+                "==kinit:clock-start==\n1795312345.023456789",
+                &format!("==kinit:clock==\n{host_clock}\nreplied"),
+            )
+            .replace("==kinit:clock==\n1795312345.123456789\n", "")
+        });
         if let Some(HostObservation::Reached { facts, clock_skew }) = obs.get_mut("cp2") {
-            facts.clock = Some(host_clock);
+            assert_eq!(facts.clock, Some(host_clock));
+            assert!(facts.clock_after_answer);
             *clock_skew = facts.clock_skew(&times);
         }
         let r = run(&inv, &obs);
@@ -644,14 +652,13 @@ fn clock_skew_ignores_a_slow_probe_and_catches_a_skewed_clock() {
         assert_eq!(f.status, want, "{}", f.message);
         assert!(f.message.contains(said), "{}", f.message);
     }
-    // A connection too slow to tell within the warning limit only warns, even at no skew.
+    // Without the exchange (a probe that got no answer) the whole run bounds the reading:
+    // too wide to tell, so a warning, even at no skew.
     let mut obs = with_fault(&inv, 0, |s| s);
     if let Some(HostObservation::Reached { facts, clock_skew }) = obs.get_mut("cp2") {
-        facts.clock = Some(1024.7);
-        *clock_skew = facts.clock_skew(&ReadingTimes {
-            round_trip: Some(0.6),
-            ..times
-        });
+        facts.clock = Some(1013.5);
+        facts.clock_after_answer = false;
+        *clock_skew = facts.clock_skew(&times);
     }
     let r = run(&inv, &obs);
     let f = r

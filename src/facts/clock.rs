@@ -1,12 +1,12 @@
-//! A host's clock against the operator's, from the one reading the probe prints first.
+//! A host's clock against the operator's, from the one reading the probe takes.
 //!
-//! The reading was taken at some operator time between the moment the command went out and the
-//! moment its first output (that reading) came back. Most of that span can be the host starting
-//! the probe (sshd's fork, sudo, the shell: seconds on an emulated VM), all of it before the
-//! reading; after the reading there is only the way back, which takes no longer than a round trip
-//! on the same connection. So the reading is placed in [arrival - round trip, arrival] (and never
-//! before the command went out), however long the host took to start: an estimate that does not
-//! depend on how slow the host is, with an error bound the finding states.
+//! The probe prints a marker and waits for a line on its stdin; the operator sends that line as
+//! soon as the marker arrives, and the probe reads its clock right after the line came. So the
+//! reading was taken between the moment the line went out and the moment the reading came back:
+//! one round trip inside the running probe, with none of its start (sshd's fork, sudo, the
+//! shell: seconds on an emulated VM) in it. No assumption about symmetric paths is needed: the
+//! finding states the error bound, half that round trip. Without the exchange (an answer that
+//! never came) the whole probe's span bounds the reading, and the bound says so.
 
 use serde::Serialize;
 
@@ -31,31 +31,47 @@ impl ClockSkew {
     }
 }
 
-/// The operator's times around a host's clock reading, in seconds since the epoch (durations in
-/// seconds).
+/// The operator times (seconds since the epoch) the host's reading was taken between.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ReadingTimes {
-    /// The operator's clock just before the command was sent.
-    pub sent: f64,
-    /// When the output carrying the reading arrived.
-    pub arrived: f64,
-    /// How long a round trip on the same connection takes with no work on the host (opening
-    /// the command's channel); `None` when the reading may not have been the first output, so
-    /// nothing bounds how long it waited before coming back.
-    pub round_trip: Option<f64>,
+    pub earliest: f64,
+    pub latest: f64,
 }
 
-/// The skew `host_clock` (the host's reading) shows, given when the operator sent and received it.
-pub fn estimate(host_clock: f64, t: &ReadingTimes) -> ClockSkew {
-    let latest = t.arrived;
-    let earliest = match t.round_trip {
-        Some(rtt) => (t.arrived - rtt.max(0.0)).max(t.sent),
-        None => t.sent,
+/// What the operator saw of one probe run, by its own clock (seconds since the epoch).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ProbeTimes {
+    /// Just before the command was sent.
+    pub sent: f64,
+    /// When the whole output had come back.
+    pub finished: f64,
+    /// When the answer to the probe's marker went out, and when the output after it (the
+    /// reading) came back; `None` when there was no such exchange.
+    pub exchange: Option<(f64, f64)>,
+}
+
+impl ReadingTimes {
+    /// The tightest window `times` give: the exchange when the probe says it read its clock
+    /// after the answer (`after_answer`), the whole run otherwise.
+    pub fn of(times: &ProbeTimes, after_answer: bool) -> ReadingTimes {
+        match times.exchange {
+            Some((answered, back)) if after_answer && answered <= back => ReadingTimes {
+                earliest: answered,
+                latest: back,
+            },
+            _ => ReadingTimes {
+                earliest: times.sent,
+                latest: times.finished.max(times.sent),
+            },
+        }
     }
-    .min(latest);
+}
+
+/// The skew `host_clock` (the host's reading) shows, taken within `t`.
+pub fn estimate(host_clock: f64, t: &ReadingTimes) -> ClockSkew {
     ClockSkew {
-        offset: host_clock - (earliest + latest) / 2.0,
-        uncertainty: (latest - earliest) / 2.0,
+        offset: host_clock - (t.earliest + t.latest) / 2.0,
+        uncertainty: (t.latest - t.earliest) / 2.0,
     }
 }
 
@@ -67,40 +83,48 @@ mod tests {
         (a - b).abs() < 1e-9
     }
 
+    /// Sent at 1000; the host took 25 s to start the probe (an emulated VM, sudo); its marker
+    /// came, the answer went out at 1025.000 and the reading was back at 1025.040.
+    const SLOW: ProbeTimes = ProbeTimes {
+        sent: 1000.0,
+        finished: 1027.0,
+        exchange: Some((1025.000, 1025.040)),
+    };
+
     #[test]
     fn a_slow_start_does_not_count_as_skew() {
-        // Sent at 1000; the host took 25 s to start the probe (an emulated VM, sudo), read its
-        // synchronised clock at 1025.000 and the line arrived 20 ms later; a round trip takes 40 ms.
-        let t = ReadingTimes {
-            sent: 1000.0,
-            arrived: 1025.020,
-            round_trip: Some(0.040),
-        };
-        let s = estimate(1025.000, &t);
+        let t = ReadingTimes::of(&SLOW, true);
+        let s = estimate(1025.020, &t);
         assert!(close(s.offset, 0.0), "{s:?}");
         assert!(close(s.uncertainty, 0.020), "{s:?}");
         // Five seconds ahead, same timings: 5 s ± 20 ms.
-        let s = estimate(1030.000, &t);
-        assert!(close(s.offset, 5.0) && s.at_least() > 4.9, "{s:?}");
+        let s = estimate(1030.020, &t);
+        assert!(close(s.offset, 5.0) && close(s.at_least(), 4.98), "{s:?}");
     }
 
     #[test]
-    fn the_range_never_starts_before_the_command_went_out() {
-        let t = ReadingTimes {
-            sent: 1000.0,
-            arrived: 1000.010,
-            round_trip: Some(0.5),
-        };
-        let s = estimate(1000.005, &t);
-        assert!(close(s.offset, 0.0) && close(s.uncertainty, 0.005), "{s:?}");
-        // Without a round trip to go by, the whole span counts.
-        let t = ReadingTimes {
-            round_trip: None,
-            arrived: 1004.0,
-            ..t
-        };
-        let s = estimate(1001.0, &t);
-        assert!(close(s.offset, -1.0) && close(s.uncertainty, 2.0), "{s:?}");
-        assert!(close(s.at_least(), 0.0) && close(s.at_most(), 3.0));
+    fn without_the_exchange_the_whole_run_bounds_the_reading() {
+        for (times, after_answer) in [
+            (SLOW, false),
+            (
+                ProbeTimes {
+                    exchange: None,
+                    ..SLOW
+                },
+                true,
+            ),
+        ] {
+            let t = ReadingTimes::of(&times, after_answer);
+            assert_eq!(
+                t,
+                ReadingTimes {
+                    earliest: 1000.0,
+                    latest: 1027.0
+                }
+            );
+            let s = estimate(1025.020, &t);
+            assert!(close(s.offset, 11.52) && close(s.uncertainty, 13.5), "{s:?}");
+            assert!(close(s.at_least(), 0.0), "{s:?}");
+        }
     }
 }

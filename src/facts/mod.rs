@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-pub use clock::{ClockSkew, ReadingTimes};
+pub use clock::{ClockSkew, ProbeTimes, ReadingTimes};
 pub use listeners::{Listener, ListeningProcess};
 pub use reach::{ConnectOutcome, PortReach};
 
@@ -76,6 +76,8 @@ pub struct HostFacts {
     /// The host's clock, in seconds since the epoch, read as the first thing the probe did (see
     /// [`HostFacts::clock_skew`]).
     pub clock: Option<f64>,
+    /// Whether that reading came right after the operator's answer to the probe's marker.
+    pub clock_after_answer: bool,
 }
 
 /// Why the probe's output gave no facts.
@@ -142,6 +144,7 @@ impl HostFacts {
             clock: first("clock-start")
                 .or_else(|| first("clock"))
                 .and_then(|c| c.replace(',', ".").parse().ok()),
+            clock_after_answer: lines("clock").iter().any(|l| l.trim() == "replied"),
             ..HostFacts::default()
         };
         for l in lines("macs") {
@@ -246,9 +249,10 @@ impl HostFacts {
     }
 
     /// Host clock minus operator clock, with its error bound, from the operator's times around
-    /// the probe's clock reading (see [`clock`](self::clock) for the reasoning).
-    pub fn clock_skew(&self, times: &ReadingTimes) -> Option<ClockSkew> {
-        Some(clock::estimate(self.clock?, times))
+    /// the probe (see [`clock`](self::clock) for the reasoning).
+    pub fn clock_skew(&self, times: &ProbeTimes) -> Option<ClockSkew> {
+        let window = ReadingTimes::of(times, self.clock_after_answer);
+        Some(clock::estimate(self.clock?, &window))
     }
 
     /// Listeners on `port` (any address).
@@ -315,7 +319,7 @@ mod tests {
 
     #[test]
     fn this_probes_sections_parse() {
-        let out = "==kinit:clock==\n1795801779,083952\n==kinit:hostname==\nh1\n\
+        let out = "==kinit:ready==\n==kinit:clock==\n1795801779,083952\nreplied\n==kinit:hostname==\nh1\n\
                    ==kinit:cpu-list==\n0-3\n==kinit:tcp-listen==\n0100007F:0016\n\
                    ==kinit:ip-addr==\n1: lo    inet 127.0.0.1/8 scope host lo\\       valid_lft forever\n\
                    2: eth0    inet6 fd00::2/64 scope global \\       valid_lft forever\n\
@@ -323,6 +327,7 @@ mod tests {
                    /dev/vda         264212084 49150420  46135468      52% /\n==kinit:end==\n";
         let f = HostFacts::parse(out).unwrap();
         assert_eq!(f.clock, Some(1795801779.083952));
+        assert!(f.clock_after_answer);
         assert_eq!(f.cpus, 4);
         assert_eq!(f.listeners.len(), 1);
         assert_eq!((f.listeners[0].address.as_str(), f.listeners[0].port), ("127.0.0.1", 22));

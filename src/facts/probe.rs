@@ -39,6 +39,10 @@ pub struct ProbeRequest {
 }
 
 const MARK: &str = "==kinit:";
+/// What the probe prints first, then waits (5 s at most) for a line on stdin before it reads the
+/// host's clock: the operator answers as soon as this arrives, so the reading is taken between
+/// the answer going out and the clock line coming back (see [`crate::facts::ReadingTimes`]).
+pub const READY: &str = "==kinit:ready==\n";
 /// How long a host waits for a connect to another host to end. On a working network a refusal
 /// comes back within milliseconds; a connect still pending then is being dropped.
 pub const CONNECT_TIMEOUT_SECS: u32 = 2;
@@ -72,12 +76,14 @@ pub fn bash_script(req: &ProbeRequest) -> Result<String, SshError> {
         .map(u16::to_string)
         .collect::<Vec<_>>()
         .join("|");
-    // The clock first, in one write: the operator bounds the skew by when that line arrives
-    // (see HostFacts::clock_skew). bash 4 has no EPOCHREALTIME: `date` then.
+    // The clock first, right after the operator's answer to READY, in one write (`replied`
+    // when the answer came; without it, e.g. stdin at its end, only the probe's whole span
+    // bounds the reading). bash 4 has no EPOCHREALTIME: `date` then.
     let mut s = String::from(
         r#"export LC_ALL=C
+printf '==kinit:ready==\n'; r=no-reply; read -r -t 5 _ && r=replied
 t=$EPOCHREALTIME; [ -n "$t" ] || t=$(date +%s.%N)
-printf '==kinit:clock==\n%s\n' "$t"
+printf '==kinit:clock==\n%s\n%s\n' "$t" "$r"
 sec() { printf '==kinit:%s==\n' "$1"; }
 "#,
     );
@@ -180,7 +186,7 @@ mod tests {
         assert!(s.ends_with("sec end\n"));
         // The launcher carries the bash part as one quoted word.
         let whole = script(&req).unwrap();
-        let words = shlex::split(whole.lines().last().unwrap()).unwrap();
+        let words = shlex::split(&whole[whole.find("exec bash").unwrap()..]).unwrap();
         assert_eq!(words[..4], ["exec", "bash", "--norc", "--noprofile"]);
         assert_eq!(words[5], s);
     }

@@ -12,10 +12,11 @@ use tokio_util::sync::CancellationToken;
 use super::{HostObservation, OperatorView};
 use crate::config::{LoadBalancerKind, Role};
 use crate::facts::probe::{ProbeRequest, script};
-use crate::facts::{HostFacts, ProbeParseError, ReadingTimes};
+use crate::facts::probe::READY;
+use crate::facts::{HostFacts, ProbeParseError, ProbeTimes};
 use crate::fanout::{self, FanoutError};
 use crate::inventory::Inventory;
-use crate::ssh::{ExecOptions, ExecOutput, HostTarget, Pool};
+use crate::ssh::{ExecOptions, ExecOutput, Handshake, HostTarget, Pool};
 
 /// A live address on the hosts' network answers a SYN in well under a millisecond.
 const VIP_CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
@@ -24,22 +25,13 @@ fn secs(t: SystemTime) -> f64 {
     t.duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
 
-/// When the probe's clock reading (the first thing it prints) was taken, as the operator saw it.
-/// If anything came before it (a login script that prints), only the command's whole span
-/// bounds the reading.
-fn reading_times(out: &ExecOutput, finished: SystemTime) -> ReadingTimes {
+/// The operator's times around one probe run.
+fn probe_times(out: &ExecOutput, finished: SystemTime) -> ProbeTimes {
     let t = &out.timing;
-    match t.first_stdout {
-        Some(first) if out.stdout.starts_with(b"==kinit:clock==\n") => ReadingTimes {
-            sent: secs(t.sent),
-            arrived: secs(first),
-            round_trip: Some(t.channel_open.as_secs_f64()),
-        },
-        _ => ReadingTimes {
-            sent: secs(t.sent),
-            arrived: secs(finished),
-            round_trip: None,
-        },
+    ProbeTimes {
+        sent: secs(t.sent),
+        finished: secs(finished),
+        exchange: t.replied.zip(t.answered).map(|(r, a)| (secs(r), secs(a))),
     }
 }
 
@@ -75,13 +67,22 @@ pub async fn gather(
         items.push((t.name.clone(), t));
     }
     let scripts = Arc::new(scripts);
+    let handshake = Arc::new(Handshake {
+        marker: READY.as_bytes().to_vec(),
+        reply: b"\n".to_vec(),
+    });
     let exec = ExecOptions {
         timeout: Some(probe_timeout),
         sudo: true,
         cancel: Some(cancel.clone()),
     };
     let probes = fanout::run(items, limit, cancel, move |target: HostTarget| {
-        let (pool, scripts, exec) = (pool.clone(), scripts.clone(), exec.clone());
+        let (pool, scripts, exec, handshake) = (
+            pool.clone(),
+            scripts.clone(),
+            exec.clone(),
+            handshake.clone(),
+        );
         async move {
             let script = match &scripts[&target.name] {
                 Ok(s) => s.clone(),
@@ -89,7 +90,7 @@ pub async fn gather(
             };
             let session = pool.get(&target).await.map_err(|e| e.to_string())?;
             let out = session
-                .exec(&script, &exec)
+                .exec_with_handshake(&script, &exec, &handshake)
                 .await
                 .map_err(|e| e.to_string())?;
             let finished = SystemTime::now();
@@ -102,7 +103,7 @@ pub async fn gather(
             }
             let facts = HostFacts::parse(&out.stdout_text());
             Ok(facts.map(|f| {
-                let skew = f.clock_skew(&reading_times(&out, finished));
+                let skew = f.clock_skew(&probe_times(&out, finished));
                 (f, skew)
             }))
         }
