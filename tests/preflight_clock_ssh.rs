@@ -10,7 +10,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use kinit::facts::probe::{ProbeRequest, READY, script};
 use kinit::facts::{HostFacts, ProbeTimes};
-use kinit::ssh::{ExecOptions, Handshake, HostTarget, KeyRing, KnownHostsFile, Session, SshOptions};
+use kinit::ssh::{
+    ExecOptions, Handshake, HostTarget, KeyRing, KnownHostsFile, Session, SshOptions,
+};
 use support::*;
 
 fn secs(t: SystemTime) -> f64 {
@@ -54,7 +56,10 @@ async fn a_late_probe_reads_its_clock_within_one_round_trip() {
     let t = out.timing;
     let (replied, answered) = (t.replied.unwrap(), t.answered.unwrap());
     assert!(t.sent <= replied && replied <= answered && answered <= finished);
-    assert!(secs(replied) - secs(t.sent) >= 2.0, "the answer waited for the marker");
+    assert!(
+        secs(replied) - secs(t.sent) >= 2.0,
+        "the answer waited for the marker"
+    );
 
     let skew = facts
         .clock_skew(&ProbeTimes {

@@ -123,5 +123,9 @@ fn a_host_without_bash_is_named_as_such() {
         .unwrap();
     assert!(out.status.success(), "{out:?}");
     let text = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(HostFacts::parse(&text), Err(ProbeParseError::NoBash), "{text}");
+    assert_eq!(
+        HostFacts::parse(&text),
+        Err(ProbeParseError::NoBash),
+        "{text}"
+    );
 }

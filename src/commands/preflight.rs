@@ -4,11 +4,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::{CommandError, CommandResult, Outcome, remote};
+use crate::config::Role;
 use crate::config::template::{InitShape, render};
 use crate::config::{self, Topology};
-use crate::config::Role;
-use crate::facts::{HostFacts, ProbeParseError};
 use crate::facts::probe::{ProbeRequest, script};
+use crate::facts::{HostFacts, ProbeParseError};
 use crate::inventory::Inventory;
 use crate::preflight::{HostObservation, IgnoreSet, OperatorView, evaluate, gather};
 use crate::ui::{GlobalOptions, OutputFormat};

@@ -123,7 +123,10 @@ mod tests {
                 }
             );
             let s = estimate(1025.020, &t);
-            assert!(close(s.offset, 11.52) && close(s.uncertainty, 13.5), "{s:?}");
+            assert!(
+                close(s.offset, 11.52) && close(s.uncertainty, 13.5),
+                "{s:?}"
+            );
             assert!(close(s.at_least(), 0.0), "{s:?}");
         }
     }

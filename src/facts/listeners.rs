@@ -189,7 +189,10 @@ mod tests {
     #[test]
     fn proc_net_tcp_addresses() {
         let l = parse_proc_net_tcp("0100007F:0016").unwrap();
-        assert_eq!((l.address.as_str(), l.port, l.pids.len()), ("127.0.0.1", 22, 0));
+        assert_eq!(
+            (l.address.as_str(), l.port, l.pids.len()),
+            ("127.0.0.1", 22, 0)
+        );
         let l = parse_proc_net_tcp("0B00D50A:0953").unwrap();
         assert_eq!((l.address.as_str(), l.port), ("10.213.0.11", 2387));
         let l = parse_proc_net_tcp("00000000000000000000000000000000:1A0B").unwrap();
@@ -198,7 +201,15 @@ mod tests {
         assert_eq!(l.address, "[fe80::fc:ff:fe00:1]");
         let l = parse_proc_net_tcp("00000000000000000000000001000000:01BB").unwrap();
         assert_eq!((l.address.as_str(), l.port), ("[::1]", 443));
-        for bad in ["", "0100007F", "0100007F:", "0100007:0016", "0100007F:10000", "XX00007F:0016", "é1000007F:0016"] {
+        for bad in [
+            "",
+            "0100007F",
+            "0100007F:",
+            "0100007:0016",
+            "0100007F:10000",
+            "XX00007F:0016",
+            "é1000007F:0016",
+        ] {
             assert_eq!(parse_proc_net_tcp(bad), None, "{bad}");
         }
     }

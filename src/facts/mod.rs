@@ -330,7 +330,10 @@ mod tests {
         assert!(f.clock_after_answer);
         assert_eq!(f.cpus, 4);
         assert_eq!(f.listeners.len(), 1);
-        assert_eq!((f.listeners[0].address.as_str(), f.listeners[0].port), ("127.0.0.1", 22));
+        assert_eq!(
+            (f.listeners[0].address.as_str(), f.listeners[0].port),
+            ("127.0.0.1", 22)
+        );
         assert_eq!(
             f.addresses,
             [

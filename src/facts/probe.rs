@@ -180,8 +180,14 @@ mod tests {
         };
         let s = bash_script(&req).unwrap();
         assert!(s.contains("d='/var/lib/my etcd'; if [ -d \"$d\" ]"), "{s}");
-        assert!(s.contains("printf '%s timeout\\n' '10.0.0.12 2380'\n"), "{s}");
-        assert!(s.contains("w=' 094B 094C '; wr=':(2379|2380)[[:space:]]'\n"), "{s}");
+        assert!(
+            s.contains("printf '%s timeout\\n' '10.0.0.12 2380'\n"),
+            "{s}"
+        );
+        assert!(
+            s.contains("w=' 094B 094C '; wr=':(2379|2380)[[:space:]]'\n"),
+            "{s}"
+        );
         assert!(s.starts_with("export LC_ALL=C\n"), "{s}");
         assert!(s.ends_with("sec end\n"));
         // The launcher carries the bash part as one quoted word.

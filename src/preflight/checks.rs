@@ -342,7 +342,11 @@ fn time(h: &str, f: &HostFacts, skew: Option<ClockSkew>, out: &mut Vec<Preflight
             "clock is {:.3} s ± {:.3} s {} the operator's",
             skew.offset.abs(),
             skew.uncertainty,
-            if skew.offset >= 0.0 { "ahead of" } else { "behind" }
+            if skew.offset >= 0.0 {
+                "ahead of"
+            } else {
+                "behind"
+            }
         );
         let fix = "synchronise the clocks (chrony on every host and on this machine)";
         out.push(if skew.at_least() >= SKEW_FAIL {

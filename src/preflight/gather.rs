@@ -11,8 +11,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::{HostObservation, OperatorView};
 use crate::config::{LoadBalancerKind, Role};
-use crate::facts::probe::{ProbeRequest, script};
 use crate::facts::probe::READY;
+use crate::facts::probe::{ProbeRequest, script};
 use crate::facts::{HostFacts, ProbeParseError, ProbeTimes};
 use crate::fanout::{self, FanoutError};
 use crate::inventory::Inventory;
@@ -22,7 +22,8 @@ use crate::ssh::{ExecOptions, ExecOutput, Handshake, HostTarget, Pool};
 const VIP_CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 
 fn secs(t: SystemTime) -> f64 {
-    t.duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// The operator's times around one probe run.
@@ -103,7 +104,9 @@ pub async fn gather(
             }
             let facts = HostFacts::parse(&out.stdout_text());
             Ok(facts.map(|f| {
-                let skew = f.clock_skew(&probe_times(&out, finished));
+                let times = probe_times(&out, finished);
+                tracing::debug!(host = %target.name, ?times, clock = ?f.clock, after_answer = f.clock_after_answer, "probe clock");
+                let skew = f.clock_skew(&times);
                 (f, skew)
             }))
         }

@@ -301,7 +301,8 @@ async fn collect(
         {
             if w.seen.is_some() && start.len() < MARKER_WINDOW {
                 start.extend_from_slice(data);
-                if !w.marker.is_empty() && start.windows(w.marker.len()).any(|x| x == w.marker)
+                if !w.marker.is_empty()
+                    && start.windows(w.marker.len()).any(|x| x == w.marker)
                     && let Some(seen) = w.seen.take()
                 {
                     let _ = seen.send(());

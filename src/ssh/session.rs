@@ -225,7 +225,15 @@ impl Session {
         } else {
             SudoMode::Root
         };
-        sudo::exec(self.conn(), self.sudo_as(mode), command, opts, Some(sink), None).await
+        sudo::exec(
+            self.conn(),
+            self.sudo_as(mode),
+            command,
+            opts,
+            Some(sink),
+            None,
+        )
+        .await
     }
 
     /// Upload `content` to `dest` (an absolute path) as root.
