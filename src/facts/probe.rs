@@ -61,7 +61,7 @@ fn launcher(bash_script: &str) -> Result<String, SshError> {
 /// The script for one host. Values interpolated into it are shell-quoted (a value no shell word
 /// can carry, such as one with a NUL byte, is an error).
 pub fn script(req: &ProbeRequest) -> Result<String, SshError> {
-    Ok(launcher(&bash_script(req)?)?)
+    launcher(&bash_script(req)?)
 }
 
 /// The bash part, on its own (what the host runs once bash is found).
