@@ -11,7 +11,7 @@ use kinit::config::template::{InitShape, render};
 use kinit::config::{self, Topology};
 use kinit::engine::plan::{self, PlanInputs, PutKind, Step};
 use kinit::engine::playbook;
-use kinit::facts::HostFacts;
+use kinit::facts::{ClockSkew, HostFacts};
 use kinit::inventory::Inventory;
 use kinit::preflight::{HostObservation, IgnoreSet, OperatorView, evaluate};
 use kinit::render::Templates;
@@ -125,7 +125,10 @@ fn preflight_ports(inv: &Inventory) -> BTreeMap<String, BTreeSet<u16>> {
                 h.name.clone(),
                 HostObservation::Reached {
                     facts: Box::new(facts),
-                    clock_skew: Some(0.01),
+                    clock_skew: Some(ClockSkew {
+                        offset: 0.01,
+                        uncertainty: 0.002,
+                    }),
                 },
             )
         })

@@ -2,7 +2,7 @@
 //! match what the machine reports through other means.
 
 use kinit::facts::probe::{ProbeRequest, script};
-use kinit::facts::{ConnectOutcome, HostFacts};
+use kinit::facts::{ConnectOutcome, HostFacts, ProbeParseError};
 
 /// When none of the host's component ports is taken, listeners are listed without their
 /// holders (`ss -p` walks every process's descriptors: only worth it when a port is taken).
@@ -14,7 +14,7 @@ fn holders_are_looked_up_only_when_a_component_port_is_taken() {
         .local_addr()
         .unwrap();
     let req = ProbeRequest {
-        etcd_data_dir: "/nonexistent/etcd".into(),
+        etcd_data_dir: Some("/nonexistent/etcd".into()),
         connects: Vec::new(),
         ports: vec![free.port()],
     };
@@ -43,7 +43,7 @@ fn the_probe_runs_here_and_parses() {
         l.local_addr().unwrap()
     };
     let req = ProbeRequest {
-        etcd_data_dir: dir.path().join("etcd data").display().to_string(),
+        etcd_data_dir: Some(dir.path().join("etcd data").display().to_string()),
         connects: vec![open, closed],
         ports: vec![open.port()],
     };
@@ -108,4 +108,24 @@ fn the_probe_runs_here_and_parses() {
         .as_secs_f64();
     assert!((f.clock.unwrap() - now).abs() < 5.0);
     drop(listener);
+}
+
+/// A host without bash gets a finding of its own, not a parse error: the launcher, run by a real
+/// sh that finds no bash on its PATH, says so.
+#[test]
+fn a_host_without_bash_is_named_as_such() {
+    let empty = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(script(&ProbeRequest::default()).unwrap())
+        .env("PATH", empty.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        HostFacts::parse(&text),
+        Err(ProbeParseError::NoBash),
+        "{text}"
+    );
 }

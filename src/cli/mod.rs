@@ -242,6 +242,9 @@ pub struct PreflightArgs {
     pub ignore_preflight_errors: Vec<String>,
 
     #[command(flatten)]
+    pub probe: ProbeTimeoutArg,
+
+    #[command(flatten)]
     pub remote: RemoteArgs,
 }
 
@@ -252,8 +255,35 @@ impl PreflightArgs {
             ignore: crate::preflight::IgnoreSet::parse(&self.ignore_preflight_errors),
             accept_new_host_keys: self.remote.accept_new_host_keys,
             concurrency: self.remote.concurrency.get(),
+            probe_timeout: self.probe.get(),
         }
     }
+}
+
+/// How long a host's preflight probe may take (`kinit preflight`, `kinit up`).
+#[derive(Debug, Args)]
+pub struct ProbeTimeoutArg {
+    /// Stop a host's preflight probe after this long (e.g. 2m for emulated VMs), 1s to 1h
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = probe_timeout)]
+    probe_timeout: std::time::Duration,
+}
+
+impl ProbeTimeoutArg {
+    pub fn get(&self) -> std::time::Duration {
+        self.probe_timeout
+    }
+}
+
+/// A probe timeout: a duration (`90s`, `2m`) from 1 s to 1 h. Zero would mean no limit to the
+/// remote `timeout`, and a probe that takes an hour is a host in trouble whatever it runs on.
+fn probe_timeout(text: &str) -> Result<std::time::Duration, String> {
+    let d = text
+        .parse::<crate::config::duration::ConfigDuration>()?
+        .as_duration();
+    if d < std::time::Duration::from_secs(1) || d > std::time::Duration::from_secs(3600) {
+        return Err(format!("`{text}` is out of range: give 1s to 1h"));
+    }
+    Ok(d)
 }
 
 #[derive(Debug, Args)]
@@ -291,6 +321,9 @@ pub struct UpArgs {
     pub ignore_preflight_errors: Vec<String>,
 
     #[command(flatten)]
+    pub probe: ProbeTimeoutArg,
+
+    #[command(flatten)]
     pub remote: RemoteArgs,
 
     /// Remove another run's lock on the hosts (only when no kinit up is running)
@@ -326,6 +359,7 @@ impl UpArgs {
                 dry_run: self.dry_run,
                 concurrency: self.remote.concurrency.get(),
                 ignore_preflight: crate::preflight::IgnoreSet::parse(&self.ignore_preflight_errors),
+                probe_timeout: self.probe.get(),
                 break_lock: self.break_lock,
                 force: self.force,
             },

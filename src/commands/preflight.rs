@@ -4,10 +4,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::{CommandError, CommandResult, Outcome, remote};
+use crate::config::Role;
 use crate::config::template::{InitShape, render};
 use crate::config::{self, Topology};
-use crate::facts::HostFacts;
 use crate::facts::probe::{ProbeRequest, script};
+use crate::facts::{HostFacts, ProbeParseError};
 use crate::inventory::Inventory;
 use crate::preflight::{HostObservation, IgnoreSet, OperatorView, evaluate, gather};
 use crate::ui::{GlobalOptions, OutputFormat};
@@ -19,6 +20,8 @@ pub struct PreflightOptions {
     pub ignore: IgnoreSet,
     pub accept_new_host_keys: bool,
     pub concurrency: usize,
+    /// How long each host's probe may take.
+    pub probe_timeout: std::time::Duration,
 }
 
 pub fn run(global: &GlobalOptions, opts: &PreflightOptions) -> CommandResult {
@@ -32,7 +35,17 @@ pub fn run(global: &GlobalOptions, opts: &PreflightOptions) -> CommandResult {
             remote::connect_options(&inventory, &hosts, opts.accept_new_host_keys, false)?;
         let finished = remote::with_remote(ssh, |pool, cancel| {
             let inventory = &inventory;
-            async move { gather::gather(inventory, pool, targets, opts.concurrency, &cancel).await }
+            async move {
+                gather::gather(
+                    inventory,
+                    pool,
+                    targets,
+                    opts.concurrency,
+                    opts.probe_timeout,
+                    &cancel,
+                )
+                .await
+            }
         })?;
         if finished.interrupted {
             return Ok(Outcome::Interrupted);
@@ -93,7 +106,9 @@ fn local(global: &GlobalOptions) -> Result<Gathered, CommandError> {
     };
     inventory.hosts.truncate(1);
     let req = ProbeRequest {
-        etcd_data_dir: inventory.etcd.data_dir.clone(),
+        etcd_data_dir: inventory.hosts[0]
+            .has(Role::Etcd)
+            .then(|| inventory.etcd.data_dir.clone()),
         connects: Vec::new(),
         ports: crate::components::ports_on(&inventory, &inventory.hosts[0])
             .iter()
@@ -111,6 +126,7 @@ fn local(global: &GlobalOptions) -> Result<Gathered, CommandError> {
             facts: Box::new(facts),
             clock_skew: None,
         },
+        Err(ProbeParseError::NoBash) => HostObservation::NoBash,
         Err(e) => HostObservation::Unreachable {
             reason: e.to_string(),
         },

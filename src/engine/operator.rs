@@ -107,8 +107,15 @@ pub async fn preflight(
     opts: &RunOptions,
     cancel: &CancellationToken,
 ) -> Result<Vec<String>, RunError> {
-    let (obs, op) =
-        preflight::gather::gather(inv, pool.clone(), targets, opts.concurrency, cancel).await;
+    let (obs, op) = preflight::gather::gather(
+        inv,
+        pool.clone(),
+        targets,
+        opts.concurrency,
+        opts.probe_timeout,
+        cancel,
+    )
+    .await;
     if cancel.is_cancelled() {
         return Err(RunError::Interrupted);
     }

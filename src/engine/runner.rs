@@ -37,6 +37,8 @@ pub struct RunOptions {
     pub dry_run: bool,
     pub concurrency: usize,
     pub ignore_preflight: IgnoreSet,
+    /// How long each host's preflight probe may take.
+    pub probe_timeout: std::time::Duration,
     /// Remove any lock, not only stale ones of this machine.
     pub break_lock: bool,
     /// Restart etcd members even when the quorum guard refuses (said as a warning).

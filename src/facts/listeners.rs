@@ -1,4 +1,4 @@
-//! Who listens on which TCP port: `ss -Hltnp` lines, and for each listening process its
+//! Who listens on which TCP port: /proc/net/tcp{,6} or `ss -Hltnp` lines, and for each listening process its
 //! executable, cgroup (hence systemd unit) and command line, so preflight can tell the component
 //! kinit deployed from a stray install of the same program.
 
@@ -89,6 +89,37 @@ pub(super) fn parse_listener(line: &str) -> Option<Listener> {
     })
 }
 
+/// One local address of a listening socket in /proc/net/tcp or /proc/net/tcp6: `0100007F:0016`,
+/// `00000000000000000000000000000000:0016`. The kernel prints each 32-bit word of the address
+/// in the host's byte order, read here as little-endian (x86_64, arm64, ppc64le, riscv64); on a
+/// big-endian host the address, which only findings show, comes out byte-swapped per word, while
+/// the port (printed in host order from the network-order value) is right everywhere.
+pub(super) fn parse_proc_net_tcp(line: &str) -> Option<Listener> {
+    let (hex, port) = line.trim().split_once(':')?;
+    let port = u16::from_str_radix(port, 16).ok()?;
+    let mut bytes = Vec::with_capacity(16);
+    if !matches!(hex.len(), 8 | 32) || !hex.is_ascii() {
+        return None;
+    }
+    for word in 0..hex.len() / 8 {
+        let w = u32::from_str_radix(&hex[word * 8..word * 8 + 8], 16).ok()?;
+        bytes.extend_from_slice(&w.to_le_bytes());
+    }
+    let address = match <[u8; 4]>::try_from(bytes.as_slice()) {
+        Ok(v4) => std::net::Ipv4Addr::from(v4).to_string(),
+        Err(_) => format!(
+            "[{}]",
+            std::net::Ipv6Addr::from(<[u8; 16]>::try_from(bytes.as_slice()).ok()?)
+        ),
+    };
+    Some(Listener {
+        port,
+        address,
+        process: None,
+        pids: Vec::new(),
+    })
+}
+
 /// The `processes` section: per process, `pid N` then `exe`, `cgroup` and `cmd` lines.
 pub(super) fn parse_processes(lines: &[&str]) -> BTreeMap<u32, ListeningProcess> {
     let mut out = BTreeMap::new();
@@ -153,6 +184,34 @@ mod tests {
         )
         .unwrap();
         assert_eq!(l.pids, [412, 410]);
+    }
+
+    #[test]
+    fn proc_net_tcp_addresses() {
+        let l = parse_proc_net_tcp("0100007F:0016").unwrap();
+        assert_eq!(
+            (l.address.as_str(), l.port, l.pids.len()),
+            ("127.0.0.1", 22, 0)
+        );
+        let l = parse_proc_net_tcp("0B00D50A:0953").unwrap();
+        assert_eq!((l.address.as_str(), l.port), ("10.213.0.11", 2387));
+        let l = parse_proc_net_tcp("00000000000000000000000000000000:1A0B").unwrap();
+        assert_eq!((l.address.as_str(), l.port), ("[::]", 6667));
+        let l = parse_proc_net_tcp("000080FE00000000FF00FC00010000FE:0016").unwrap();
+        assert_eq!(l.address, "[fe80::fc:ff:fe00:1]");
+        let l = parse_proc_net_tcp("00000000000000000000000001000000:01BB").unwrap();
+        assert_eq!((l.address.as_str(), l.port), ("[::1]", 443));
+        for bad in [
+            "",
+            "0100007F",
+            "0100007F:",
+            "0100007:0016",
+            "0100007F:10000",
+            "XX00007F:0016",
+            "é1000007F:0016",
+        ] {
+            assert_eq!(parse_proc_net_tcp(bad), None, "{bad}");
+        }
     }
 
     #[test]

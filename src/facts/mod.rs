@@ -1,6 +1,7 @@
 //! Host facts: what preflight needs to know about a machine, parsed by pure functions from the
 //! output of one probe script (see [`probe`]).
 
+mod clock;
 mod listeners;
 pub mod probe;
 mod reach;
@@ -9,6 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+pub use clock::{ClockSkew, ProbeTimes, ReadingTimes};
 pub use listeners::{Listener, ListeningProcess};
 pub use reach::{ConnectOutcome, PortReach};
 
@@ -71,23 +73,33 @@ pub struct HostFacts {
     pub etcd_dir: EtcdDir,
     /// From this host, connects to the ports of other hosts the cluster will use.
     pub reach: Vec<PortReach>,
-    /// The host's clock when the probe started and finished, in seconds since the epoch (with
-    /// the operator's send and receive times they give the offset as NTP computes it).
-    pub clock_start: Option<f64>,
+    /// The host's clock, in seconds since the epoch, read as the first thing the probe did (see
+    /// [`HostFacts::clock_skew`]).
     pub clock: Option<f64>,
+    /// Whether that reading came right after the operator's answer to the probe's marker.
+    pub clock_after_answer: bool,
 }
 
-/// The probe's output did not have the shape the parser expects.
+/// Why the probe's output gave no facts.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("unexpected probe output: {0}")]
-pub struct ProbeParseError(pub String);
+pub enum ProbeParseError {
+    /// The output did not have the shape the parser expects.
+    #[error("unexpected probe output: {0}")]
+    Malformed(String),
+    /// The host has no bash, which the probe runs in.
+    #[error("bash is not installed on the host")]
+    NoBash,
+}
 
 impl HostFacts {
     /// Parse the output of [`probe::script`].
     pub fn parse(output: &str) -> Result<HostFacts, ProbeParseError> {
         let s = probe::sections(output);
+        if s.contains_key("no-bash") {
+            return Err(ProbeParseError::NoBash);
+        }
         if !s.contains_key("end") {
-            return Err(ProbeParseError(
+            return Err(ProbeParseError::Malformed(
                 "the probe did not run to its end (output truncated?)".into(),
             ));
         }
@@ -99,13 +111,15 @@ impl HostFacts {
 
         let mut f = HostFacts {
             hostname: first("hostname")
-                .ok_or_else(|| ProbeParseError("no hostname".into()))?
+                .ok_or_else(|| ProbeParseError::Malformed("no hostname".into()))?
                 .to_string(),
             machine_id: first("machine-id").map(str::to_string),
             product_uuid: first("product-uuid").map(|u| u.to_ascii_lowercase()),
-            cpus: first("nproc")
-                .and_then(|n| n.parse().ok())
-                .ok_or_else(|| ProbeParseError("no CPU count".into()))?,
+            // The CPUs the probe may run on (what `nproc` counts); older probes ran `nproc`.
+            cpus: first("cpu-list")
+                .and_then(count_cpus)
+                .or_else(|| first("nproc").and_then(|n| n.parse().ok()))
+                .ok_or_else(|| ProbeParseError::Malformed("no CPU count".into()))?,
             kernel: first("kernel").unwrap_or_default().to_string(),
             ip_forward: first("ip-forward").map(|v| v == "1"),
             systemd: first("systemd") == Some("yes"),
@@ -126,8 +140,11 @@ impl HostFacts {
                 _ => None,
             },
             ntp_synchronized: first("ntp-synchronized").map(|v| v == "yes"),
-            clock_start: first("clock-start").and_then(|c| c.parse().ok()),
-            clock: first("clock").and_then(|c| c.parse().ok()),
+            // Older probes read the clock at the start (`clock-start`) and at the end (`clock`).
+            clock: first("clock-start")
+                .or_else(|| first("clock"))
+                .and_then(|c| c.replace(',', ".").parse().ok()),
+            clock_after_answer: lines("clock").iter().any(|l| l.trim() == "replied"),
             ..HostFacts::default()
         };
         for l in lines("macs") {
@@ -159,13 +176,25 @@ impl HostFacts {
                 f.os.insert(k.to_string(), v.trim_matches('"').to_string());
             }
         }
-        f.modules = lines("modules").into_iter().map(str::to_string).collect();
+        f.modules = lines("modules")
+            .into_iter()
+            .map(str::trim)
+            .filter(|m| !m.is_empty())
+            .map(str::to_string)
+            .collect();
         f.modules.sort();
         f.modules.dedup();
+        // `ss -Hltnp` lines when the probe looked for holders, /proc/net/tcp's otherwise.
         f.listeners = lines("listeners")
             .into_iter()
             .filter_map(listeners::parse_listener)
             .collect();
+        if f.listeners.is_empty() {
+            f.listeners = lines("tcp-listen")
+                .into_iter()
+                .filter_map(listeners::parse_proc_net_tcp)
+                .collect();
+        }
         f.processes = listeners::parse_processes(&lines("processes"));
         // `systemctl show` blocks (Id=, LoadState=, ActiveState=); older probes printed
         // `<unit> <state>` lines.
@@ -192,6 +221,14 @@ impl HostFacts {
                 add(&mut f.time_services_installed, name);
             }
         }
+        // `ip -o addr show` lines (`2: eth0    inet 10.0.0.5/24 brd ...`); older probes printed
+        // `IFACE ADDR` lines.
+        for l in lines("ip-addr") {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            if let [_, iface, "inet" | "inet6", addr, ..] = cols[..] {
+                f.addresses.push((iface.to_string(), addr.to_string()));
+            }
+        }
         for l in lines("addresses") {
             if let Some((iface, addr)) = l.split_once(' ') {
                 f.addresses
@@ -201,17 +238,21 @@ impl HostFacts {
         let etcd = lines("etcd-dir");
         f.etcd_dir.exists = etcd.first().is_some_and(|l| l.trim() == "exists");
         f.etcd_dir.entries = etcd.iter().skip(1).map(|l| l.to_string()).collect();
-        f.etcd_dir.free_kib =
-            first("etcd-df").and_then(|l| l.split_whitespace().nth(3)?.parse().ok());
+        // `df -Pk` output: the last line is the filesystem's (older probes printed only that).
+        f.etcd_dir.free_kib = lines("etcd-df")
+            .iter()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .and_then(|l| l.split_whitespace().nth(3)?.parse().ok());
         f.reach = reach::parse_reach(&lines("reach"));
         Ok(f)
     }
 
-    /// Host clock minus operator clock, from the operator's send (`t0`) and receive (`t1`) times
-    /// of the probe, NTP-style: ((start - t0) + (end - t1)) / 2. The time the script itself took
-    /// cancels out; what remains is half the asymmetry of the two network paths.
-    pub fn clock_offset(&self, t0: f64, t1: f64) -> Option<f64> {
-        Some(((self.clock_start? - t0) + (self.clock? - t1)) / 2.0)
+    /// Host clock minus operator clock, with its error bound, from the operator's times around
+    /// the probe (see [`clock`](self::clock) for the reasoning).
+    pub fn clock_skew(&self, times: &ProbeTimes) -> Option<ClockSkew> {
+        let window = ReadingTimes::of(times, self.clock_after_answer);
+        Some(clock::estimate(self.clock?, &window))
     }
 
     /// Listeners on `port` (any address).
@@ -232,25 +273,74 @@ impl HostFacts {
     }
 }
 
+/// The number of CPUs in a kernel CPU list (`0-3,8,10-11`, /proc/self/status's
+/// Cpus_allowed_list).
+fn count_cpus(list: &str) -> Option<u32> {
+    let mut n: u32 = 0;
+    for part in list.trim().split(',') {
+        let count = match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b): (u32, u32) = (a.parse().ok()?, b.parse().ok()?);
+                b.checked_sub(a)?.checked_add(1)?
+            }
+            None => part.parse::<u32>().map(|_| 1).ok()?,
+        };
+        n = n.checked_add(count)?;
+    }
+    Some(n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn clock_offset_cancels_the_scripts_own_run_time() {
-        // The host is 2 s ahead; the request takes 10 ms each way; the script runs 300 ms.
-        let f = HostFacts {
-            clock_start: Some(1002.010),
-            clock: Some(1002.310),
-            ..HostFacts::default()
-        };
-        let offset = f.clock_offset(1000.0, 1000.320).unwrap();
-        assert!((offset - 2.0).abs() < 1e-9, "{offset}");
+    fn truncated_output_is_an_error() {
+        let err = HostFacts::parse("==kinit:hostname==\ncp1\n").unwrap_err();
+        assert!(err.to_string().contains("truncated"), "{err}");
     }
 
     #[test]
-    fn truncated_output_is_an_error() {
-        let err = HostFacts::parse("==kinit:hostname==\ncp1\n").unwrap_err();
-        assert!(err.0.contains("truncated"));
+    fn a_host_without_bash_says_so() {
+        let err = HostFacts::parse("==kinit:no-bash==\n==kinit:end==\n").unwrap_err();
+        assert_eq!(err, ProbeParseError::NoBash);
+    }
+
+    #[test]
+    fn cpu_lists_count_ranges_and_single_cpus() {
+        assert_eq!(count_cpus("0-1"), Some(2));
+        assert_eq!(count_cpus("0,2-5,7"), Some(6));
+        assert_eq!(count_cpus("3"), Some(1));
+        assert_eq!(count_cpus(""), None);
+        assert_eq!(count_cpus("5-2"), None);
+        assert_eq!(count_cpus("x"), None);
+        assert_eq!(count_cpus("0-4294967295"), None);
+    }
+
+    #[test]
+    fn this_probes_sections_parse() {
+        let out = "==kinit:ready==\n==kinit:clock==\n1795801779,083952\nreplied\n==kinit:hostname==\nh1\n\
+                   ==kinit:cpu-list==\n0-3\n==kinit:tcp-listen==\n0100007F:0016\n\
+                   ==kinit:ip-addr==\n1: lo    inet 127.0.0.1/8 scope host lo\\       valid_lft forever\n\
+                   2: eth0    inet6 fd00::2/64 scope global \\       valid_lft forever\n\
+                   ==kinit:etcd-df==\nFilesystem     1024-blocks     Used Available Capacity Mounted on\n\
+                   /dev/vda         264212084 49150420  46135468      52% /\n==kinit:end==\n";
+        let f = HostFacts::parse(out).unwrap();
+        assert_eq!(f.clock, Some(1795801779.083952));
+        assert!(f.clock_after_answer);
+        assert_eq!(f.cpus, 4);
+        assert_eq!(f.listeners.len(), 1);
+        assert_eq!(
+            (f.listeners[0].address.as_str(), f.listeners[0].port),
+            ("127.0.0.1", 22)
+        );
+        assert_eq!(
+            f.addresses,
+            [
+                ("lo".to_string(), "127.0.0.1/8".to_string()),
+                ("eth0".to_string(), "fd00::2/64".to_string())
+            ]
+        );
+        assert_eq!(f.etcd_dir.free_kib, Some(46135468));
     }
 }

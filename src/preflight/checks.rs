@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use super::{HostObservation, IgnoreSet, OperatorView, PreflightFinding, PreflightReport, Status};
 use crate::config::Role;
-use crate::facts::{CgroupVersion, HostFacts, Privilege};
+use crate::facts::{CgroupVersion, ClockSkew, HostFacts, Privilege};
 use crate::inventory::{Host, Inventory};
 
 /// kubeadm's minimums for a control-plane host.
@@ -82,6 +82,15 @@ pub fn evaluate(
                 format!("cannot probe {} ({}:{}): {reason}", host.name, host.address, host.ssh.port),
                 "check that the host is up, sshd listens on that port, and the key and user are right",
             )),
+            Some(HostObservation::NoBash) => {
+                out.push(pass(&host.name, "Reachable", format!("probed over SSH as {}", host.ssh.user)));
+                out.push(fail(
+                    &host.name,
+                    "Bash",
+                    "bash is not installed: kinit's probe runs in bash, so nothing else could be checked",
+                    "install bash (`apt-get install bash`, `dnf install bash`, `apk add bash`), then re-run preflight",
+                ));
+            }
             None => out.push(fail(&host.name, "Reachable", "not probed", "re-run preflight")),
         }
     }
@@ -110,7 +119,7 @@ fn per_host(
     inv: &Inventory,
     host: &Host,
     f: &HostFacts,
-    skew: Option<f64>,
+    skew: Option<ClockSkew>,
     out: &mut Vec<PreflightFinding>,
 ) {
     let h = host.name.as_str();
@@ -288,7 +297,7 @@ fn os(h: &str, f: &HostFacts) -> PreflightFinding {
     }
 }
 
-fn time(h: &str, f: &HostFacts, skew: Option<f64>, out: &mut Vec<PreflightFinding>) {
+fn time(h: &str, f: &HostFacts, skew: Option<ClockSkew>, out: &mut Vec<PreflightFinding>) {
     out.push(match (f.time_services.first(), f.ntp_synchronized) {
         (None, _) if !f.time_services_installed.is_empty() => fail(
             h,
@@ -326,16 +335,23 @@ fn time(h: &str, f: &HostFacts, skew: Option<f64>, out: &mut Vec<PreflightFindin
         ),
         (Some(svc), _) => pass(h, "TimeSync", format!("{svc} is active")),
     });
+    // Judged on the range the measurement allows: a failure only when even its smallest skew is
+    // too much, a pass only when even its largest is small.
     if let Some(skew) = skew {
-        let abs = skew.abs();
         let msg = format!(
-            "clock is {abs:.3} s {} the operator's",
-            if skew >= 0.0 { "ahead of" } else { "behind" }
+            "clock is {:.3} s ± {:.3} s {} the operator's",
+            skew.offset.abs(),
+            skew.uncertainty,
+            if skew.offset >= 0.0 {
+                "ahead of"
+            } else {
+                "behind"
+            }
         );
         let fix = "synchronise the clocks (chrony on every host and on this machine)";
-        out.push(if abs >= SKEW_FAIL {
+        out.push(if skew.at_least() >= SKEW_FAIL {
             fail(h, "ClockSkew", msg, fix)
-        } else if abs >= SKEW_WARN {
+        } else if skew.at_most() >= SKEW_WARN {
             warn(h, "ClockSkew", msg, fix)
         } else {
             pass(h, "ClockSkew", msg)

@@ -16,7 +16,7 @@ use serde::Serialize;
 pub use checks::evaluate;
 pub use ignore::IgnoreSet;
 
-use crate::facts::HostFacts;
+use crate::facts::{ClockSkew, HostFacts};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -47,12 +47,13 @@ pub struct PreflightFinding {
 pub enum HostObservation {
     Reached {
         facts: Box<HostFacts>,
-        /// Host clock minus operator clock at the same instant, in seconds (the operator's
-        /// reading is taken at the midpoint of the round trip).
-        clock_skew: Option<f64>,
+        /// Host clock minus operator clock, with the error bound of the measurement.
+        clock_skew: Option<ClockSkew>,
     },
     /// The host could not be probed; the reason names the step (connect, auth, host key, ...).
     Unreachable { reason: String },
+    /// The host answered but has no bash, which the probe runs in.
+    NoBash,
 }
 
 /// Facts gathered on the operator side.

@@ -3,7 +3,8 @@
 //! stack: it knows nothing of sessions or sudo; the layers above hand it a handle, the host name
 //! for errors, and a prepared command line with whatever goes to its stdin.
 
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
 
 use russh::client::Handle;
 use russh::{ChannelMsg, Sig};
@@ -44,7 +45,35 @@ pub struct ExecOutput {
     /// Bytes of stdout that came before what `stdout` holds, and were dropped.
     pub stdout_dropped: u64,
     pub stderr_dropped: u64,
+    pub timing: ExecTiming,
 }
+
+/// When a command went out and, for a command run with a [`Handshake`], when the reply went out
+/// and the first output after it came back, by the operator's clock: what a reading the command
+/// takes right after the reply (a host's clock) lies between.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ExecTiming {
+    /// Just before the exec request was sent.
+    pub sent: SystemTime,
+    /// When the handshake's reply was handed to the connection.
+    pub replied: Option<SystemTime>,
+    /// When the first stdout after the reply arrived.
+    pub answered: Option<SystemTime>,
+}
+
+/// A command that prints `marker` and then waits for a line on its stdin gets `reply` as soon
+/// as the marker arrives: a round trip inside the running command, with none of its start-up
+/// (sshd, sudo, the shell) in it. Its stdin ends only after the reply (or once 64 KiB of stdout
+/// came without the marker), so such a command must not read stdin to its end before printing
+/// the marker.
+#[derive(Debug, Clone)]
+pub struct Handshake {
+    pub marker: Vec<u8>,
+    pub reply: Vec<u8>,
+}
+
+/// Where the marker is looked for: the start of stdout.
+const MARKER_WINDOW: usize = 64 * 1024;
 
 impl ExecOutput {
     pub fn success(&self) -> bool {
@@ -84,6 +113,7 @@ pub(crate) struct RawCommand<'a> {
     /// Where stdout goes as it arrives, instead of into [`ExecOutput::stdout`] (a download of
     /// any size in constant memory).
     pub sink: Option<&'a mut (dyn AsyncWrite + Unpin + Send)>,
+    pub handshake: Option<&'a Handshake>,
 }
 
 impl RawCommand<'_> {
@@ -94,6 +124,7 @@ impl RawCommand<'_> {
             body: None,
             stop: None,
             sink: None,
+            handshake: None,
         }
     }
 }
@@ -134,6 +165,7 @@ impl Conn<'_> {
             .channel_open_session()
             .await
             .map_err(|e| self.protocol(e))?;
+        let sent = SystemTime::now();
         channel
             .exec(true, raw.command.as_bytes())
             .await
@@ -146,6 +178,9 @@ impl Conn<'_> {
         // connection on a channel nobody drains.
         let (mut reader, writer) = channel.split();
         let mut sink = raw.sink;
+        let handshake = raw.handshake;
+        let (marker_seen, marker_arrived) = tokio::sync::oneshot::channel::<()>();
+        let replied: Mutex<Option<SystemTime>> = Mutex::new(None);
         let outcome = {
             let send_input = async {
                 if let Some(prefix) = &raw.stdin_prefix {
@@ -157,10 +192,25 @@ impl Conn<'_> {
                 if let Some(body) = raw.body {
                     writer.data(body).await.map_err(|e| self.protocol(e))?;
                 }
+                if let Some(h) = handshake
+                    && marker_arrived.await.is_ok()
+                {
+                    // Before the send: the reply cannot reach the host earlier.
+                    *replied.lock().unwrap_or_else(|e| e.into_inner()) = Some(SystemTime::now());
+                    writer
+                        .data(&h.reply[..])
+                        .await
+                        .map_err(|e| self.protocol(e))?;
+                }
                 writer.eof().await.map_err(|e| self.protocol(e))
             };
             let work = async {
-                let output = collect(&mut reader, self.host, sink.as_deref_mut());
+                let watch = handshake.map(|h| Watch {
+                    marker: &h.marker,
+                    seen: Some(marker_seen),
+                    replied: &replied,
+                });
+                let output = collect(&mut reader, self.host, sink.as_deref_mut(), sent, watch);
                 tokio::pin!(send_input, output);
                 tokio::select! {
                     // The command ended (or the connection did) before it took all its input:
@@ -237,11 +287,34 @@ async fn collect(
     channel: &mut russh::ChannelReadHalf,
     host: &str,
     mut sink: Option<&mut (dyn AsyncWrite + Unpin + Send + '_)>,
+    sent: SystemTime,
+    mut watch: Option<Watch<'_>>,
 ) -> Result<ExecOutput, SshError> {
     let mut stdout = Tail::default();
     let mut stderr = Tail::default();
     let mut status = None;
+    let mut start = Vec::new();
+    let mut answered = None;
     while let Some(msg) = channel.wait().await {
+        if let (ChannelMsg::Data { data }, Some(w)) = (&msg, watch.as_mut())
+            && !data.is_empty()
+        {
+            if w.seen.is_some() && start.len() < MARKER_WINDOW {
+                start.extend_from_slice(data);
+                if !w.marker.is_empty()
+                    && start.windows(w.marker.len()).any(|x| x == w.marker)
+                    && let Some(seen) = w.seen.take()
+                {
+                    let _ = seen.send(());
+                } else if start.len() >= MARKER_WINDOW {
+                    // No marker: stdin ends without a reply.
+                    w.seen = None;
+                }
+            } else if w.seen.is_none() && answered.is_none() {
+                // The command waits for the reply before it prints on: this is the answer.
+                answered = Some(SystemTime::now());
+            }
+        }
         match msg {
             ChannelMsg::Data { data } => match sink.as_mut() {
                 Some(sink) => {
@@ -278,12 +351,31 @@ async fn collect(
                 status,
                 stdout_dropped,
                 stderr_dropped,
+                timing: ExecTiming {
+                    sent,
+                    replied: watch.as_ref().and_then(Watch::replied),
+                    answered,
+                },
             })
         }
         // sshd always reports how a command ended; a channel closed without that was cut.
         None => Err(SshError::ConnectionLost {
             host: host.to_string(),
         }),
+    }
+}
+
+/// The reader's side of a [`Handshake`]: the marker to look for, whom to tell, and when the
+/// writer sent the reply.
+struct Watch<'a> {
+    marker: &'a [u8],
+    seen: Option<tokio::sync::oneshot::Sender<()>>,
+    replied: &'a Mutex<Option<SystemTime>>,
+}
+
+impl Watch<'_> {
+    fn replied(&self) -> Option<SystemTime> {
+        *self.replied.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 

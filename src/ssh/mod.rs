@@ -31,7 +31,7 @@ pub mod targets;
 pub mod upload;
 
 pub use error::SshError;
-pub use exec::{ExecOptions, ExecOutput, ExitStatus, KEPT_OUTPUT};
+pub use exec::{ExecOptions, ExecOutput, ExecTiming, ExitStatus, Handshake, KEPT_OUTPUT};
 pub use keyring::KeyRing;
 pub use known_hosts::KnownHostsFile;
 pub use options::{HostKeyPolicy, HostTarget, SshOptions};

@@ -16,7 +16,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::OnceCell;
 
 use super::error::SshError;
-use super::exec::{Conn, ExecOptions, ExecOutput};
+use super::exec::{Conn, ExecOptions, ExecOutput, Handshake};
 use super::host_key_check::{CheckError, HostKeyCheck};
 use super::options::{HostTarget, SshOptions};
 use super::secret::Secret;
@@ -185,7 +185,31 @@ impl Session {
         } else {
             SudoMode::Root
         };
-        sudo::exec(self.conn(), self.sudo_as(mode), command, opts, None).await
+        sudo::exec(self.conn(), self.sudo_as(mode), command, opts, None, None).await
+    }
+
+    /// Run `command` like [`Session::exec`], replying to it once it printed the handshake's
+    /// marker (the output's timing says when the reply went out and the answer came back).
+    pub async fn exec_with_handshake(
+        &self,
+        command: &str,
+        opts: &ExecOptions,
+        handshake: &Handshake,
+    ) -> Result<ExecOutput, SshError> {
+        let mode = if opts.sudo {
+            self.sudo_mode().await?
+        } else {
+            SudoMode::Root
+        };
+        sudo::exec(
+            self.conn(),
+            self.sudo_as(mode),
+            command,
+            opts,
+            None,
+            Some(handshake),
+        )
+        .await
     }
 
     /// Run `command` with its stdout streamed into `sink` as it arrives (a download of any size
@@ -201,7 +225,15 @@ impl Session {
         } else {
             SudoMode::Root
         };
-        sudo::exec(self.conn(), self.sudo_as(mode), command, opts, Some(sink)).await
+        sudo::exec(
+            self.conn(),
+            self.sudo_as(mode),
+            command,
+            opts,
+            Some(sink),
+            None,
+        )
+        .await
     }
 
     /// Upload `content` to `dest` (an absolute path) as root.

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncWrite;
 
 use super::error::SshError;
-use super::exec::{Conn, ExecOptions, ExecOutput, ExitStatus, RawCommand, Stop};
+use super::exec::{Conn, ExecOptions, ExecOutput, ExitStatus, Handshake, RawCommand, Stop};
 use super::quote::quote;
 use super::secret::Secret;
 
@@ -94,17 +94,20 @@ const CLIENT_GRACE: Duration = Duration::from_secs(KILL_AFTER_SECS + 10);
 
 /// Run `command` (a shell command line) wrapped by [`wrap`]. `sudo` is how this session reaches
 /// root; it is only used when `opts.sudo` asks for root, and must be [`SudoMode::Root`] otherwise.
-/// With `sink`, stdout goes there as it arrives instead of into the output.
-pub(crate) async fn exec(
+/// With `sink`, stdout goes there as it arrives instead of into the output; with `handshake`,
+/// the command gets its reply once it printed the marker.
+pub(crate) async fn exec<'a>(
     conn: Conn<'_>,
     sudo: Sudo<'_>,
     command: &str,
     opts: &ExecOptions,
-    sink: Option<&mut (dyn AsyncWrite + Unpin + Send)>,
+    sink: Option<&'a mut (dyn AsyncWrite + Unpin + Send)>,
+    handshake: Option<&'a Handshake>,
 ) -> Result<ExecOutput, SshError> {
     let tag = new_tag();
     let mut raw = RawCommand::new(wrap(command, opts.timeout, sudo.mode, opts.sudo, &tag)?);
     raw.sink = sink;
+    raw.handshake = handshake;
     // A stop command that cannot be built only loses the second way of stopping.
     raw.stop = stop_command(&tag, sudo.mode, opts.sudo)
         .ok()

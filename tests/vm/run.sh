@@ -9,6 +9,8 @@
 # Prints one summary line with timings; exits 0 only if every check held. Runs as root.
 #
 # Environment: KINIT (kinit binary; default: cargo build), KINIT_VMS (default 3),
+# KINIT_VM_PROBE_TIMEOUT (preflight's per-host probe limit, default 120s: under QEMU emulation
+# sshd, sudo and the probe's shell take 20-30 s, at the default 30 s limit),
 # KINIT_VM_KEEP=1 (leave the VMs up after a failure, for a look; clean up later with
 # `tests/vm/run.sh --clean`).
 set -euo pipefail
@@ -32,6 +34,7 @@ NETWORKS=(kinit-vm-management kinit-vm-cluster)
 STATE=/run/kinit-vm-e2e   # what this run started, for the cleanup (also of an interrupted run)
 WORK="$(mktemp -d)"
 FRONTEND_PORT=8443
+PROBE_TIMEOUT="${KINIT_VM_PROBE_TIMEOUT:-120s}"
 
 log() { printf '[vm-e2e %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 die() { log "FAILED: $*"; exit 1; }
@@ -175,7 +178,7 @@ kinit_() { "$KINIT" -c "$CONFIG" "$@"; }
 preflight() {
   local out="$WORK/preflight.json"
   pf_code=0
-  kinit_ -o json preflight > "$out" 2> "$WORK/preflight.err" || pf_code=$?
+  kinit_ -o json preflight --probe-timeout "$PROBE_TIMEOUT" > "$out" 2> "$WORK/preflight.err" || pf_code=$?
   jq -e .findings "$out" >/dev/null 2>&1 || die "preflight printed no report: $(cat "$WORK/preflight.err")"
   pf_failed="$(jq -r '.findings[] | select(.status == "fail") | "\(.host) \(.check)"' "$out" | sort -u | tr '\n' ';')"
 }
@@ -307,7 +310,7 @@ faults() {
 timed preflight faults
 
 deploy() {
-  kinit_ -o json up --topology stacked > "$WORK/up.json" 2> "$WORK/up.err" ||
+  kinit_ -o json up --topology stacked --probe-timeout "$PROBE_TIMEOUT" > "$WORK/up.json" 2> "$WORK/up.err" ||
     { { tail -40 "$WORK/up.err" >&2 || true; }; die "kinit up"; }
   local v
   for v in "${cps[@]}"; do start_standin "$v"; done
@@ -365,7 +368,7 @@ failover() {
 timed failover failover
 
 again() {
-  kinit_ -o json up --topology stacked --ignore-preflight-errors=Port-6443 > "$WORK/up2.json" 2> "$WORK/up2.err" ||
+  kinit_ -o json up --topology stacked --probe-timeout "$PROBE_TIMEOUT" --ignore-preflight-errors=Port-6443 > "$WORK/up2.json" 2> "$WORK/up2.err" ||
     { { tail -40 "$WORK/up2.err" >&2 || true; }; die "second kinit up"; }
   local s; s="$(tail -1 "$WORK/up2.json" | jq -c '[.filesWritten, .servicesStarted, .servicesRestarted]')"
   [ "$s" = "[0,0,0]" ] || die "second up changed something: files written, services started, restarted = $s"
