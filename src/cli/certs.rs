@@ -93,6 +93,8 @@ impl RenewArgs {
                     ),
                     break_lock: self.break_lock,
                     force: self.force,
+                    // up's default; a slow host's limit is set with `kinit up --probe-timeout`.
+                    probe_timeout: std::time::Duration::from_secs(30),
                 },
                 accept_new_host_keys: self.remote.accept_new_host_keys,
                 playbooks: self.playbooks.clone(),
