@@ -6,8 +6,8 @@
 //!   last; every member then serves a certificate with a new serial; no put fails;
 //! - a change to haproxy.cfg and keepalived.conf: reloads one host at a time (the VIP holder's
 //!   keepalived last), the VIP never on two hosts, no failed connect;
-//! - a renewal while one member is frozen: the quorum guard refuses before any member
-//!   restarts; `--force --dry-run` says it would go anyway;
+//! - a renewal while one member is stopped, or frozen: the quorum guard refuses before any
+//!   member restarts; `--force --dry-run` says it would go anyway;
 //! - a new kubernetesVersion: the control planes' manifests replaced one host at a time.
 //!
 //! Runs as root; the lab is removed when the test ends however it ends.
@@ -276,8 +276,49 @@ fn renewals_and_load_balancer_changes_roll_one_host_at_a_time() {
     );
     assert_eq!(lab.vip_holders(&NODES, VIP), holder);
 
-    // (c) One member frozen (running, not answering: a hung disk looks like this): a renewal
-    // is refused before any member restarts.
+    // (c) One member stopped: preflight knows its data for this host's member (not another
+    // install's), and the quorum guard refuses a renewal before any member restarts or starts.
+    lab.on("cp3", "systemctl stop etcd");
+    let out = lab.kinit(&[
+        "-o",
+        "json",
+        "preflight",
+        "--ignore-preflight-errors=Port-6443",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(
+            "/var/lib/etcd holds this host's etcd member (kinit's etcd config names it); etcd is \
+             not running"
+        ),
+        "{}",
+        text(&out)
+    );
+    let out = lab.kinit(&["certs", "renew", "all"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let etcd_pids = main_pids(&lab, "etcd");
+    let (code, _, all) = up(&lab, &["--templates", &templates]);
+    assert_eq!(code, 1, "{all}");
+    assert!(
+        all.contains("would leave 1 of 3 voting member(s) healthy (cp3 is not)"),
+        "{all}"
+    );
+    assert_eq!(
+        main_pids(&lab, "etcd"),
+        etcd_pids,
+        "a member restarted or started"
+    );
+    lab.on("cp3", "systemctl start etcd");
+    lab.wait_healthy(&cfg);
+    let (code, _, all) = up(&lab, &["--templates", &templates]);
+    assert_eq!(code, 0, "{all}");
+    assert_eq!(
+        of_kind(&events(&all), "restart-finished", "etcd").len(),
+        3,
+        "{all}"
+    );
+
+    // (c') One member frozen (running, not answering: a hung disk looks like this): refused
+    // the same way.
     lab.on(
         "cp3",
         "kill -STOP $(systemctl show -p MainPID --value etcd)",

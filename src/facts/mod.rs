@@ -37,6 +37,9 @@ pub struct EtcdDir {
     /// Up to 20 entries, enough to tell "empty", "kinit's own" (only `member`) or "something else".
     pub entries: Vec<String>,
     pub free_kib: Option<u64>,
+    /// The data dir named by the etcd config kinit writes (etcd.mode: systemd), when the host
+    /// has that file.
+    pub kinit_config_names: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -238,6 +241,9 @@ impl HostFacts {
         let etcd = lines("etcd-dir");
         f.etcd_dir.exists = etcd.first().is_some_and(|l| l.trim() == "exists");
         f.etcd_dir.entries = etcd.iter().skip(1).map(|l| l.to_string()).collect();
+        // The value as kinit wrote it: YAML (quoted when it had to be).
+        f.etcd_dir.kinit_config_names =
+            first("etcd-config").and_then(|v| serde_yaml::from_str::<String>(v.trim()).ok());
         // `df -Pk` output: the last line is the filesystem's (older probes printed only that).
         f.etcd_dir.free_kib = lines("etcd-df")
             .iter()
@@ -342,5 +348,17 @@ mod tests {
             ]
         );
         assert_eq!(f.etcd_dir.free_kib, Some(46135468));
+        assert_eq!(f.etcd_dir.kinit_config_names, None);
+        // The data-dir line of kinit's etcd config, plain or quoted as the yaml filter writes it.
+        for (line, dir) in [
+            (" /var/lib/etcd", "/var/lib/etcd"),
+            (" '/srv/etcd data'", "/srv/etcd data"),
+        ] {
+            let out = format!(
+                "==kinit:hostname==\nh1\n==kinit:cpu-list==\n0\n==kinit:etcd-config==\n{line}\n==kinit:end==\n"
+            );
+            let f = HostFacts::parse(&out).unwrap();
+            assert_eq!(f.etcd_dir.kinit_config_names.as_deref(), Some(dir));
+        }
     }
 }

@@ -119,6 +119,12 @@ sec ip-addr; ip -o addr show 2>/dev/null
         s.push_str(&format!(
             "sec etcd-dir; d={dir}; if [ -d \"$d\" ]; then echo exists; shopt -s nullglob dotglob; e=(\"$d\"/*); for x in \"${{e[@]:0:20}}\"; do echo \"${{x##*/}}\"; done; shopt -u nullglob dotglob; else echo absent; fi\n"
         ));
+        // The data-dir line of the etcd config kinit writes: a stopped member of ours is told
+        // apart from another install's data by it.
+        let config = q(crate::host_paths::ETCD_CONFIG)?;
+        s.push_str(&format!(
+            "sec etcd-config; c={config}; if [ -f \"$c\" ]; then mapfile -t cl < \"$c\"; for x in \"${{cl[@]}}\"; do [[ $x == data-dir:* ]] && echo \"${{x#data-dir:}}\"; done; fi\n"
+        ));
         // Free space where the data directory is, or would be created.
         s.push_str(
             "sec etcd-df; p=$d; while [ ! -e \"$p\" ]; do case $p in /*/*) p=${p%/*};; *) p=/;; esac; done; df -Pk -- \"$p\" 2>/dev/null\n",

@@ -369,6 +369,16 @@ fn etcd_dir(inv: &Inventory, host: &Host, f: &HostFacts, out: &mut Vec<Preflight
         pass(h, check, format!("{dir} is empty or absent"))
     } else if d.entries == ["member"] && etcd_running {
         pass(h, check, format!("{dir} holds the running etcd member"))
+    } else if d.entries == ["member"] && d.kinit_config_names.as_deref() == Some(dir.as_str()) {
+        // Moving it away would throw away a member the cluster still counts.
+        pass(
+            h,
+            check,
+            format!(
+                "{dir} holds this host's etcd member (kinit's etcd config names it); etcd is not \
+                 running: `kinit up` starts it"
+            ),
+        )
     } else {
         fail(
             h,
