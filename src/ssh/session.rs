@@ -178,13 +178,18 @@ impl Session {
         .await;
     }
 
+    /// How this command reaches root: sudo's mode when it asks for root, else none.
+    async fn mode_for(&self, opts: &ExecOptions) -> Result<SudoMode, SshError> {
+        if opts.sudo {
+            self.sudo_mode().await
+        } else {
+            Ok(SudoMode::Root)
+        }
+    }
+
     /// Run `command` (a shell command line) and collect its output.
     pub async fn exec(&self, command: &str, opts: &ExecOptions) -> Result<ExecOutput, SshError> {
-        let mode = if opts.sudo {
-            self.sudo_mode().await?
-        } else {
-            SudoMode::Root
-        };
+        let mode = self.mode_for(opts).await?;
         sudo::exec(self.conn(), self.sudo_as(mode), command, opts, None, None).await
     }
 
@@ -196,11 +201,7 @@ impl Session {
         opts: &ExecOptions,
         handshake: &Handshake,
     ) -> Result<ExecOutput, SshError> {
-        let mode = if opts.sudo {
-            self.sudo_mode().await?
-        } else {
-            SudoMode::Root
-        };
+        let mode = self.mode_for(opts).await?;
         sudo::exec(
             self.conn(),
             self.sudo_as(mode),
@@ -220,11 +221,7 @@ impl Session {
         opts: &ExecOptions,
         sink: &mut (dyn AsyncWrite + Unpin + Send),
     ) -> Result<ExecOutput, SshError> {
-        let mode = if opts.sudo {
-            self.sudo_mode().await?
-        } else {
-            SudoMode::Root
-        };
+        let mode = self.mode_for(opts).await?;
         sudo::exec(
             self.conn(),
             self.sudo_as(mode),
