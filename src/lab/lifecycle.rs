@@ -3,27 +3,24 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 use super::admission::{check_capacity, check_free, pick_free_subnet};
+use super::boot::{boot, wait_for_ssh};
 use super::host_tools::{LAB_TOOLS, require_root, require_tools};
 use super::lock::FileLock;
 use super::plan::{
     DEFAULT_NAME, DEFAULT_NODES, LabPlan, LabRequest, PlannedNode, SubnetPick, validate_name,
 };
-use super::process::RecordedProcess;
 use super::ssh_probe::sshd_answers;
-use super::state::{LabState, NodeRecord};
+use super::state::LabState;
 use super::{
     LabError, Reporter, bridge, cluster_file, image, keys, lab_dir, labs_dir, node, recipe,
 };
 use crate::fsutil::{Existing, write_atomic};
-
-/// How long a booting node gets until its sshd must answer.
-const BOOT_TIMEOUT: Duration = Duration::from_secs(120);
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -269,121 +266,6 @@ fn ensure_bridge(plan: &LabPlan) -> Result<(), LabError> {
         });
     }
     bridge::create(&plan.bridge, plan.bridge_address, plan.subnet)
-}
-
-/// A node being booted by this run.
-struct Booting {
-    name: String,
-    address: Ipv4Addr,
-    child: Child,
-    started: Instant,
-}
-
-/// Clean up after a previous run of this node, write its identity on its first boot, mount its
-/// overlay and start systemd-nspawn on it.
-fn boot(
-    rec: &mut NodeRecord,
-    plan: &LabPlan,
-    planned: &PlannedNode,
-    image: &Path,
-    lab_key: &str,
-    reporter: &dyn Reporter,
-) -> Result<Booting, LabError> {
-    reporter.step(&format!("{}: booting", planned.name));
-    // Whatever a previous run left (a crash, a killed nspawn) goes first.
-    node::stop(rec, planned)?;
-    if !node::identity_written(rec) {
-        node::write_identity(rec, plan, planned, lab_key)?;
-    }
-    node::mount_overlay(rec, image)?;
-    let started = Instant::now();
-    let child = match node::spawn(rec, plan, planned) {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = node::unmount_overlay(rec);
-            return Err(e);
-        }
-    };
-    rec.nspawn = RecordedProcess::capture(child.id() as i32);
-    Ok(Booting {
-        name: planned.name.clone(),
-        address: planned.address,
-        child,
-        started,
-    })
-}
-
-fn wait_for_ssh(
-    state: &mut LabState,
-    plan: &LabPlan,
-    booting: &mut [Booting],
-    reporter: &dyn Reporter,
-) -> Result<(), LabError> {
-    let mut pending: Vec<usize> = (0..booting.len()).collect();
-    let deadline = Instant::now() + BOOT_TIMEOUT;
-    if !pending.is_empty() {
-        reporter.step(&format!("waiting for sshd on {} node(s)", pending.len()));
-    }
-    while !pending.is_empty() {
-        let mut still = Vec::new();
-        for i in pending {
-            let b = &mut booting[i];
-            let rec = state.node(&b.name).expect("recorded");
-            if let Ok(Some(status)) = b.child.try_wait() {
-                return Err(LabError::node_step(
-                    &b.name,
-                    "booting",
-                    format!(
-                        "systemd-nspawn exited ({status}); its log {} ends with:\n{}",
-                        rec.log.display(),
-                        node::log_tail(rec, 15)
-                    ),
-                ));
-            }
-            if sshd_answers(
-                SocketAddr::from((b.address, 22)),
-                Duration::from_millis(500),
-            ) {
-                let rec = state.node_mut(&b.name).expect("recorded");
-                rec.leader = rec.nspawn.as_ref().and_then(node::find_leader);
-                if rec.leader.is_none() {
-                    return Err(LabError::node_step(
-                        &b.name,
-                        "booting",
-                        "sshd answers, but the node's systemd is not the only child of systemd-nspawn",
-                    ));
-                }
-                reporter.done(
-                    &format!("{}: sshd answers on {}", b.name, b.address),
-                    b.started.elapsed(),
-                );
-            } else {
-                still.push(i);
-            }
-        }
-        pending = still;
-        if pending.is_empty() {
-            break;
-        }
-        if Instant::now() >= deadline {
-            let b = &booting[pending[0]];
-            let rec = state.node(&b.name).expect("recorded");
-            return Err(LabError::node_step(
-                &b.name,
-                "waiting for sshd",
-                format!(
-                    "no SSH banner from {}:22 after {}s (lab {}); its log {} ends with:\n{}",
-                    b.address,
-                    BOOT_TIMEOUT.as_secs(),
-                    plan.name,
-                    rec.log.display(),
-                    node::log_tail(rec, 15)
-                ),
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Ok(())
 }
 
 fn write_known_hosts(state: &LabState, paths: &LabPaths) -> Result<(), LabError> {

@@ -7,6 +7,7 @@
 //! path, link name) and never guess. This module never prints: progress goes to a [`Reporter`].
 
 mod admission;
+mod boot;
 pub mod bridge;
 pub mod bundle;
 pub mod capacity;
