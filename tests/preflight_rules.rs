@@ -478,15 +478,37 @@ fn a_container_with_chrony_installed_but_stopped_fails_time_sync() {
 }
 
 #[test]
-fn ip_forward_off_fails_with_kubeadms_name() {
+fn ip_forward_off_warns_under_kubeadms_name_because_up_sets_it() {
+    // A fresh Debian host has ip_forward = 0; failing here would stop `up` before its
+    // kernel-settings phase sets it.
     let inv = inventory(Topology::Stacked, 0);
     let obs = with_fault(&inv, 1, |s| {
         s.replace("==kinit:ip-forward==\n1", "==kinit:ip-forward==\n0")
     });
+    let r = run(&inv, &obs);
+    assert!(failures(&r).is_empty(), "{:?}", failures(&r));
+    let f = r
+        .findings
+        .iter()
+        .find(|f| f.host == "cp2" && f.check == "FileContent--proc-sys-net-ipv4-ip_forward")
+        .unwrap();
+    assert_eq!(f.status, Status::Warn);
+    assert!(
+        f.fix.as_deref().unwrap().contains("kinit up sets it"),
+        "{f:?}"
+    );
+}
+
+#[test]
+fn unreadable_ip_forward_fails() {
+    let inv = inventory(Topology::Stacked, 0);
+    let obs = with_fault(&inv, 2, |s| {
+        s.replace("==kinit:ip-forward==\n1\n", "==kinit:ip-forward==\n")
+    });
     let (host, check, _) = only_failure(&run(&inv, &obs));
     assert_eq!(
         (host.as_str(), check.as_str()),
-        ("cp2", "FileContent--proc-sys-net-ipv4-ip_forward")
+        ("cp3", "FileContent--proc-sys-net-ipv4-ip_forward")
     );
 }
 

@@ -74,6 +74,28 @@ if $check_only; then
   if command -v kinit >/dev/null 2>&1 || [ -n "${KINIT:-}" ]; then
     "${KINIT:-kinit}" -c "$tmp/cluster.yaml" config validate >/dev/null || fail "kinit rejects cluster.yaml"
   fi
+  # The Vagrantfile against these identities, 5 VMs: Vagrant loads it, and each VM's config
+  # (networks, providers) validates. Skipped, and said, where Vagrant is not installed;
+  # KINIT_REQUIRE_VAGRANT=1 (CI) makes that an error.
+  if command -v vagrant >/dev/null 2>&1; then
+    # Vagrant keeps its state in VAGRANT_HOME and .vagrant/: both temporary here, so a check
+    # never touches the operator's machines or boxes.
+    out="$(cd "$here/.." && VAGRANT_HOME="$tmp/vagrant.d" VAGRANT_DOTFILE_PATH="$tmp/dot-vagrant" \
+      KINIT_VM_BOX_SET="$tmp/box-set" KINIT_VMS=5 vagrant validate 2>&1)" ||
+      fail "vagrant validate: $out"
+    case "$out" in *"Vagrantfile validated successfully"*) ;; *) fail "vagrant validate said: $out" ;; esac
+    # And it refuses a box set with fewer identities than KINIT_VMS, naming the box set.
+    if out="$(cd "$here/.." && VAGRANT_HOME="$tmp/vagrant.d" VAGRANT_DOTFILE_PATH="$tmp/dot-vagrant" \
+      KINIT_VM_BOX_SET="$tmp/box-set" KINIT_VMS=6 vagrant validate 2>&1)"; then
+      fail "vagrant validate accepted KINIT_VMS=6 with 5 identities"
+    fi
+    case "$out" in *"$tmp/box-set holds 5 VM identities, KINIT_VMS=6"*) ;; *) fail "KINIT_VMS=6 refused with: $out" ;; esac
+    echo "build-box.sh --check: vagrant validate: ok (5 VMs)"
+  elif [ "${KINIT_REQUIRE_VAGRANT:-0}" = 1 ]; then
+    fail "vagrant is not installed (KINIT_REQUIRE_VAGRANT=1)"
+  else
+    echo "build-box.sh --check: vagrant not installed, Vagrantfile not validated"
+  fi
   echo "build-box.sh --check: ok"
   exit 0
 fi

@@ -185,13 +185,22 @@ fn per_host(
         )
     });
 
+    // kubeadm fails this check because it never sets the value; `kinit up` does (its
+    // kernel-settings phase runs before anything that forwards), so a fresh host only warns:
+    // a failure here would stop `up` before the phase that fixes it.
     out.push(match f.ip_forward {
         Some(true) => pass(h, "FileContent--proc-sys-net-ipv4-ip_forward", "net.ipv4.ip_forward = 1"),
-        _ => fail(
+        Some(false) => warn(
             h,
             "FileContent--proc-sys-net-ipv4-ip_forward",
             "/proc/sys/net/ipv4/ip_forward contents are not set to 1",
-            "run `sysctl -w net.ipv4.ip_forward=1` and persist it in /etc/sysctl.d/ (kinit up writes this file)",
+            "kinit up sets it and persists it in /etc/sysctl.d/; to set it yourself: `sysctl -w net.ipv4.ip_forward=1`",
+        ),
+        None => fail(
+            h,
+            "FileContent--proc-sys-net-ipv4-ip_forward",
+            "could not read /proc/sys/net/ipv4/ip_forward",
+            "check that /proc is mounted and readable",
         ),
     });
 

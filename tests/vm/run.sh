@@ -266,23 +266,24 @@ timed vms_up bring_up
 
 IP_FORWARD=FileContent--proc-sys-net-ipv4-ip_forward
 faults() {
-  # Fresh Debian: net.ipv4.ip_forward is 0 on every VM (a finding the lab's containers, which
-  # inherit this machine's value, never show). And a re-created VM that kept another's SMBIOS
-  # uuid: UniqueProductUUID names both, and so does UniqueMachineID (systemd derives a VM's first
-  # machine-id from its SMBIOS uuid).
-  local want="" v
-  for v in "${vms[@]}"; do want="$want$v $IP_FORWARD;"; done
-  want="$(printf '%s' "$want$last UniqueMachineID;$last UniqueProductUUID;$other UniqueMachineID;$other UniqueProductUUID;" | tr ';' '\n' | sort | tr '\n' ';')"
+  # A re-created VM that kept another's SMBIOS uuid: UniqueProductUUID names both, and so does
+  # UniqueMachineID (systemd derives a VM's first machine-id from its SMBIOS uuid).
+  local want
+  want="$(printf '%s' "$last UniqueMachineID;$last UniqueProductUUID;$other UniqueMachineID;$other UniqueProductUUID;" | tr ';' '\n' | sort | tr '\n' ';')"
   expect_failed "$want" "fresh VMs, $last with $other's SMBIOS uuid"
   jq -r --arg h "$last" '.findings[] | select(.host == $h and .check == "UniqueProductUUID") | .message' "$WORK/preflight.json" |
     grep -q "is also $other's" || die "UniqueProductUUID on $last does not name $other"
+  # Fresh Debian: net.ipv4.ip_forward is 0 on every VM (a finding the lab's containers, which
+  # inherit this machine's value, never show). A warning, not a failure: kinit up sets it
+  # (read back after up and after the power cycle below).
+  local warned
+  warned="$(jq -r --arg c "$IP_FORWARD" '[.findings[] | select(.check == $c and .status == "warn") | .host] | sort | join(" ")' "$WORK/preflight.json")"
+  [ "$warned" = "$(printf '%s\n' "${vms[@]}" | sort | xargs)" ] || die "$IP_FORWARD warns on [$warned], expected every VM"
+  log "ok: $IP_FORWARD warns on every fresh VM: $warned"
   vagrant destroy -f "$last" >/dev/null 2>&1
   vagrant up "$last" > "$WORK/up-again.log" 2>&1 || { { tail -30 "$WORK/up-again.log" >&2 || true; }; die "vagrant up $last"; }
   wait_for "ssh to $last" 300 ssh_vm "$last" true
   wait_host_synced "$last"
-  # The fix preflight names, at runtime only: kinit up's kernel settings persist it (checked after
-  # the power cycle below).
-  for v in "${vms[@]}"; do ssh_vm "$v" sysctl -qw net.ipv4.ip_forward=1; done
 
   # Distinct product_uuids, read from the VMs' SMBIOS tables (the ones the Vagrantfile set).
   local v seen=""
