@@ -451,6 +451,43 @@ async fn sudo_with_a_password_runs_as_root_and_uploads() {
     assert_eq!(stat(&dest), "root:root 644");
 }
 
+/// A session's first root command goes with `sudo -n` before sudo's mode is known; a status of 1
+/// is then either the command's own or sudo's refusal, and the command must run exactly once
+/// either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_root_command_runs_once_whatever_sudo_wants() {
+    let s = setup(SudoRights::Passwordless);
+    let session = s.connect().await;
+    let ran = s.dir.path().join("ran-passwordless");
+    let line = format!("id -u >> '{}'; exit 1", ran.display());
+    let out = session.exec(&line, &sudo()).await.unwrap();
+    assert_eq!(out.status, ExitStatus::Code(1), "the command's own status");
+    assert_eq!(
+        std::fs::read_to_string(&ran).unwrap(),
+        "0\n",
+        "ran once, as root"
+    );
+
+    let s = setup(SudoRights::Password("pw-for-sudo-3".into()));
+    let mut opts = s.options();
+    opts.sudo_password = Some(Secret::new("pw-for-sudo-3"));
+    let session = Session::connect(&s.target("h1"), &opts).await.unwrap();
+    let ran = s.dir.path().join("ran-with-password");
+    let line = format!("id -u >> '{}'; cat", ran.display());
+    let out = session.exec(&line, &sudo()).await.unwrap();
+    assert!(out.success(), "{}", out.stderr_text());
+    assert_eq!(
+        out.stdout_text(),
+        "",
+        "the password went to sudo, not to the command"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&ran).unwrap(),
+        "0\n",
+        "ran once, as root"
+    );
+}
+
 /// Deterministic bytes that do not compress.
 fn noise(len: usize) -> Vec<u8> {
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;

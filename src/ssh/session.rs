@@ -16,7 +16,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::OnceCell;
 
 use super::error::SshError;
-use super::exec::{Conn, ExecOptions, ExecOutput, Handshake};
+use super::exec::{Conn, ExecOptions, ExecOutput, ExitStatus, Handshake};
 use super::host_key_check::{CheckError, HostKeyCheck};
 use super::options::{HostTarget, SshOptions};
 use super::secret::Secret;
@@ -178,19 +178,9 @@ impl Session {
         .await;
     }
 
-    /// How this command reaches root: sudo's mode when it asks for root, else none.
-    async fn mode_for(&self, opts: &ExecOptions) -> Result<SudoMode, SshError> {
-        if opts.sudo {
-            self.sudo_mode().await
-        } else {
-            Ok(SudoMode::Root)
-        }
-    }
-
     /// Run `command` (a shell command line) and collect its output.
     pub async fn exec(&self, command: &str, opts: &ExecOptions) -> Result<ExecOutput, SshError> {
-        let mode = self.mode_for(opts).await?;
-        sudo::exec(self.conn(), self.sudo_as(mode), command, opts, None, None).await
+        self.run_as(command, opts, None, None).await
     }
 
     /// Run `command` like [`Session::exec`], replying to it once it printed the handshake's
@@ -201,16 +191,7 @@ impl Session {
         opts: &ExecOptions,
         handshake: &Handshake,
     ) -> Result<ExecOutput, SshError> {
-        let mode = self.mode_for(opts).await?;
-        sudo::exec(
-            self.conn(),
-            self.sudo_as(mode),
-            command,
-            opts,
-            None,
-            Some(handshake),
-        )
-        .await
+        self.run_as(command, opts, None, Some(handshake)).await
     }
 
     /// Run `command` with its stdout streamed into `sink` as it arrives (a download of any size
@@ -221,16 +202,50 @@ impl Session {
         opts: &ExecOptions,
         sink: &mut (dyn AsyncWrite + Unpin + Send),
     ) -> Result<ExecOutput, SshError> {
-        let mode = self.mode_for(opts).await?;
-        sudo::exec(
-            self.conn(),
-            self.sudo_as(mode),
-            command,
-            opts,
-            Some(sink),
-            None,
-        )
-        .await
+        self.run_as(command, opts, Some(sink), None).await
+    }
+
+    /// `command` as root when `opts` asks for it. A session's first root command does not wait
+    /// for [`sudo::detect`]'s own round trip (a channel and a sudo per host, most of what a
+    /// preflight of many hosts costs beyond the probe): it goes with `sudo -n` straight away,
+    /// since passwordless sudo is the common case. Any status but 1 means sudo ran it. Status 1 is
+    /// the command's own or sudo's refusal, and only then does detect tell which: if sudo wants a
+    /// password, the command never ran and runs again with it.
+    async fn run_as<'a>(
+        &self,
+        command: &str,
+        opts: &ExecOptions,
+        mut sink: Option<&'a mut (dyn AsyncWrite + Unpin + Send)>,
+        handshake: Option<&'a Handshake>,
+    ) -> Result<ExecOutput, SshError> {
+        let known = if !opts.sudo || self.user == "root" {
+            Some(SudoMode::Root)
+        } else {
+            self.sudo.get().copied()
+        };
+        if let Some(mode) = known {
+            let sudo = self.sudo_as(mode);
+            return sudo::exec(self.conn(), sudo, command, opts, sink, handshake).await;
+        }
+        let optimistic = self.sudo_as(SudoMode::Passwordless);
+        // The sink again for a second run, should there be one.
+        let lent: Option<&mut (dyn AsyncWrite + Unpin + Send)> = match sink {
+            Some(ref mut s) => Some(&mut **s),
+            None => None,
+        };
+        let first = sudo::exec(self.conn(), optimistic, command, opts, lent, handshake).await?;
+        if first.status != ExitStatus::Code(1) {
+            // Another caller may have settled it meanwhile, to the same answer.
+            let _ = self.sudo.set(SudoMode::Passwordless);
+            return Ok(first);
+        }
+        match self.sudo_mode().await? {
+            SudoMode::Passwordless | SudoMode::Root => Ok(first),
+            mode => {
+                let sudo = self.sudo_as(mode);
+                sudo::exec(self.conn(), sudo, command, opts, sink, handshake).await
+            }
+        }
     }
 
     /// Upload `content` to `dest` (an absolute path) as root.
