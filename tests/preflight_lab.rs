@@ -56,6 +56,16 @@ fn preflight() -> (i32, BTreeSet<(String, String)>, Value) {
     (out.status.code().unwrap(), failed, report)
 }
 
+/// The one finding of `check` on `host` in a JSON report.
+fn finding<'a>(report: &'a Value, host: &str, check: &str) -> &'a Value {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["check"] == check && f["host"] == host)
+        .unwrap_or_else(|| panic!("no {check} finding on {host}: {report:#}"))
+}
+
 fn set(items: &[(&str, &str)]) -> BTreeSet<(String, String)> {
     items
         .iter()
@@ -114,13 +124,7 @@ fn preflight_on_lab_nodes_finds_each_injected_fault() {
         (1, &set(&[("cp2", "Port-2379")])),
         "{report:#}"
     );
-    let msg = report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["check"] == "Port-2379" && f["host"] == "cp2")
-        .unwrap()["message"]
-        .clone();
+    let msg = finding(&report, "cp2", "Port-2379")["message"].clone();
     assert!(msg.as_str().unwrap().contains("perl"), "{msg}");
     on_node("cp2", "pkill -x perl; true");
 
@@ -133,13 +137,7 @@ fn preflight_on_lab_nodes_finds_each_injected_fault() {
         (1, &set(&[("cp1", "TimeSync")])),
         "{report:#}"
     );
-    let msg = report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["check"] == "TimeSync" && f["host"] == "cp1")
-        .unwrap()["message"]
-        .clone();
+    let msg = finding(&report, "cp1", "TimeSync")["message"].clone();
     assert_eq!(msg, "chrony is installed but not running");
     let out = kinit(&[
         "-c",
@@ -161,13 +159,8 @@ fn preflight_on_lab_nodes_finds_each_injected_fault() {
     on_node("cp3", "sysctl -qw net.ipv4.ip_forward=0");
     let (code, failed, report) = preflight();
     assert_eq!((code, &failed), (0, &set(&[])), "{report:#}");
-    let status = report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["check"] == "FileContent--proc-sys-net-ipv4-ip_forward" && f["host"] == "cp3")
-        .unwrap()["status"]
-        .clone();
+    let status =
+        finding(&report, "cp3", "FileContent--proc-sys-net-ipv4-ip_forward")["status"].clone();
     assert_eq!(status, "warn");
     on_node("cp3", "sysctl -qw net.ipv4.ip_forward=1");
 
