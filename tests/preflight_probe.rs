@@ -33,6 +33,50 @@ fn holders_are_looked_up_only_when_a_component_port_is_taken() {
     assert!(f.processes.is_empty(), "{:?}", f.processes);
 }
 
+/// A busy host's other sockets (established, TIME-WAIT: listed after the listeners) are not
+/// listeners: they must not make the probe look up holders with `ss -p`. Before this was told
+/// apart, 1000 lines of /proc/net/tcp did, and every probe of a host with many connections (one
+/// a benchmark had just hit 500 times) cost twice the CPU.
+#[test]
+fn many_connections_are_not_many_listeners() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    // The client closes first, so each connection stays in /proc/net/tcp as TIME-WAIT (60 s)
+    // without holding a descriptor.
+    for _ in 0..1100 {
+        let client = std::net::TcpStream::connect(addr).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        drop(client);
+        drop(server);
+    }
+    let lines = std::fs::read_to_string("/proc/net/tcp")
+        .unwrap()
+        .lines()
+        .count();
+    assert!(lines > 1000, "only {lines} lines in /proc/net/tcp");
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let req = ProbeRequest {
+        etcd_data_dir: None,
+        connects: Vec::new(),
+        ports: vec![free.port()],
+    };
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(script(&req).unwrap())
+        .output()
+        .unwrap();
+    let f = HostFacts::parse(&String::from_utf8(out.stdout).unwrap()).unwrap();
+    let listed = f
+        .listeners
+        .iter()
+        .find(|l| l.port == addr.port())
+        .unwrap_or_else(|| panic!("the listener is listed: {:?}", f.listeners));
+    assert!(listed.pids.is_empty(), "ss -p ran: {listed:?}");
+}
+
 #[test]
 fn the_probe_runs_here_and_parses() {
     let dir = tempfile::tempdir().unwrap();
