@@ -4,11 +4,9 @@
 use kinit::facts::probe::{ProbeRequest, script};
 use kinit::facts::{ConnectOutcome, HostFacts, ProbeParseError};
 
-/// When none of the host's component ports is taken, listeners are listed without their
-/// holders (`ss -p` walks every process's descriptors: only worth it when a port is taken).
-#[test]
-fn holders_are_looked_up_only_when_a_component_port_is_taken() {
-    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+/// The probe's facts about this machine when none of its component ports (a port just freed)
+/// is taken.
+fn probe_with_no_port_taken() -> HostFacts {
     let free = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -23,13 +21,26 @@ fn holders_are_looked_up_only_when_a_component_port_is_taken() {
         .arg(script(&req).unwrap())
         .output()
         .unwrap();
-    let f = HostFacts::parse(&String::from_utf8(out.stdout).unwrap()).unwrap();
+    HostFacts::parse(&String::from_utf8(out.stdout).unwrap()).unwrap()
+}
+
+/// The listener on `port` among those the probe listed, without holders when no `ss -p` ran.
+fn listed_without_holders(f: &HostFacts, port: u16) {
     let listed = f
         .listeners
         .iter()
-        .find(|l| l.port == held.local_addr().unwrap().port())
-        .unwrap_or_else(|| panic!("ss lists every listener: {:?}", f.listeners));
-    assert!(listed.pids.is_empty(), "{listed:?}");
+        .find(|l| l.port == port)
+        .unwrap_or_else(|| panic!("the listener on {port} is listed: {:?}", f.listeners));
+    assert!(listed.pids.is_empty(), "ss -p ran: {listed:?}");
+}
+
+/// When none of the host's component ports is taken, listeners are listed without their
+/// holders (`ss -p` walks every process's descriptors: only worth it when a port is taken).
+#[test]
+fn holders_are_looked_up_only_when_a_component_port_is_taken() {
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let f = probe_with_no_port_taken();
+    listed_without_holders(&f, held.local_addr().unwrap().port());
     assert!(f.processes.is_empty(), "{:?}", f.processes);
 }
 
@@ -54,27 +65,7 @@ fn many_connections_are_not_many_listeners() {
         .lines()
         .count();
     assert!(lines > 1000, "only {lines} lines in /proc/net/tcp");
-    let free = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let req = ProbeRequest {
-        etcd_data_dir: None,
-        connects: Vec::new(),
-        ports: vec![free.port()],
-    };
-    let out = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(script(&req).unwrap())
-        .output()
-        .unwrap();
-    let f = HostFacts::parse(&String::from_utf8(out.stdout).unwrap()).unwrap();
-    let listed = f
-        .listeners
-        .iter()
-        .find(|l| l.port == addr.port())
-        .unwrap_or_else(|| panic!("the listener is listed: {:?}", f.listeners));
-    assert!(listed.pids.is_empty(), "ss -p ran: {listed:?}");
+    listed_without_holders(&probe_with_no_port_taken(), addr.port());
 }
 
 #[test]
