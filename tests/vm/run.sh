@@ -35,6 +35,10 @@ STATE=/run/kinit-vm-e2e   # what this run started, for the cleanup (also of an i
 WORK="$(mktemp -d)"
 FRONTEND_PORT=8443
 PROBE_TIMEOUT="${KINIT_VM_PROBE_TIMEOUT:-120s}"
+# kinit status's wait per etcd request and per host probe (default 5 s): emulated VMs on a busy
+# 2-core machine answer slower than that (one run here, beside a CI run: etcd commits of 0.8-1.3 s
+# and status unhealthy for 2 min).
+STATUS_TIMEOUT="${KINIT_VM_STATUS_TIMEOUT:-30}"
 
 log() { printf '[vm-e2e %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 die() { log "FAILED: $*"; exit 1; }
@@ -167,7 +171,7 @@ ssh_vm() {
 wait_for() {
   local what="$1" limit="$2" t0; shift 2; t0=$(now)
   until "$@" >/dev/null 2>&1; do
-    [ $(( $(now) - t0 )) -lt "$limit" ] || die "timed out after ${limit}s waiting for $what"
+    [ $(( $(now) - t0 )) -lt "$limit" ] || die "timed out after ${limit}s waiting for $what$(last_said)"
     sleep 2
   done
 }
@@ -229,7 +233,9 @@ vip_verifies() {
 host_synced() { ssh_vm "$1" chronyc -n tracking | grep -q "^Reference ID .*($HOST_CLUSTER_ADDRESS)"; }
 wait_host_synced() { local v; for v in "$@"; do wait_for "chrony on $v to sync to this machine" 300 host_synced "$v"; done; }
 
-all_healthy() { kinit_ status >/dev/null 2>&1; }
+# What the last check wrote, for a timeout's message (kinit status keeps its report there).
+last_said() { [ -s "$WORK/last-check.txt" ] && printf ':\n%s' "$(tail -25 "$WORK/last-check.txt")"; rm -f "$WORK/last-check.txt"; }
+all_healthy() { kinit_ status --timeout "$STATUS_TIMEOUT" > "$WORK/last-check.txt" 2>&1 && rm -f "$WORK/last-check.txt"; }
 members_healthy() { etcdctl_ "$(endpoints_of "${cps[@]}")" endpoint health >/dev/null 2>&1; }
 
 # ---------------------------------------------------------------------------------------------
