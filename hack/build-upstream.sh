@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# Builds the upstream programs kinit deploys from their Go modules, pinned by the wrapper modules
+# committed under hack/upstream/<set>/ (go.mod + go.sum: every module hash-checked by the go command).
+#
+#   hack/build-upstream.sh DIR [--set kubernetes|etcd|node|all]...
+#   hack/build-upstream.sh --regen kubernetes --kubernetes v1.37.2   # rewrite the wrapper for a release
+#
+# DIR receives the binaries; each set is cached under $KINIT_UPSTREAM_CACHE (default
+# /var/cache/kinit-test/upstream) by the hash of its wrapper module and this script, so a second call
+# copies in seconds. Go's module and build caches live under the same root unless GOMODCACHE/GOCACHE
+# are set. Nothing but the Go module proxy is contacted (GOPROXY as configured; GOFLAGS=-mod=mod is not
+# used: go.sum must already hold every hash).
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+wrappers="$here/upstream"
+cache_root="${KINIT_UPSTREAM_CACHE:-/var/cache/kinit-test/upstream}"
+export GOMODCACHE="${GOMODCACHE:-$cache_root/gomod}"
+export GOCACHE="${GOCACHE:-$cache_root/gobuild}"
+export GOFLAGS="-buildvcs=false -mod=readonly"
+export GOTOOLCHAIN=local
+jobs="${KINIT_BUILD_JOBS:-2}"
+
+die() { echo "build-upstream: $*" >&2; exit 1; }
+
+# Staging modules: read from the release's own go.mod (every `k8s.io/M => ./staging/src/k8s.io/M`).
+staging_modules() {
+  local gomod="$1"
+  sed -n 's#^[[:space:]]*\(k8s\.io/[a-z0-9-]*\) => \./staging/src/k8s\.io/[a-z0-9-]*$#\1#p' "$gomod"
+}
+
+K8S_CMDS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
+
+regen_kubernetes() {
+  local version="$1" dir="$wrappers/kubernetes"
+  [[ "$version" =~ ^v1\.([0-9]+)\.([0-9]+)$ ]] || die "--kubernetes wants vMAJOR.MINOR.PATCH, got '$version'"
+  local minor="${BASH_REMATCH[1]}" patch="${BASH_REMATCH[2]}"
+  local tmp; tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' RETURN
+  ( cd "$tmp"
+    GOFLAGS=-buildvcs=false go mod download -json "k8s.io/kubernetes@$version" > dl.json
+    local gomod; gomod="$(sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p' dl.json)"
+    [ -f "$gomod" ] || die "no go.mod for k8s.io/kubernetes@$version"
+    go mod init kinit.io/upstream/kubernetes >/dev/null 2>&1
+    local godebug; godebug="$(sed -n 's/^godebug \(.*\)$/\1/p' "$gomod")"
+    [ -n "$godebug" ] && go mod edit -godebug="$godebug"
+    local goline; goline="$(sed -n 's/^go \(.*\)$/\1/p' "$gomod")"
+    go mod edit -go="$goline"
+    local mods; mods="$(staging_modules "$gomod")"
+    [ -n "$mods" ] || die "k8s.io/kubernetes@$version lists no staging modules"
+    for m in $mods; do go mod edit -replace="$m=$m@v0.$minor.$patch"; done
+    go mod edit -require="k8s.io/kubernetes@$version"
+    for c in "${K8S_CMDS[@]}"; do go mod edit -tool="k8s.io/kubernetes/cmd/$c"; done
+    GOFLAGS=-buildvcs=false go mod tidy
+    printf '%s\n' "$version" > VERSION
+  )
+  mkdir -p "$dir"
+  cp "$tmp/go.mod" "$tmp/go.sum" "$tmp/VERSION" "$dir/"
+  echo "build-upstream: wrote $dir for $version ($(staging_modules "$(go env GOMODCACHE)/cache/download/k8s.io/kubernetes/@v/$version.mod" | wc -l) staging modules)"
+}
+
+# A set's cache key: its wrapper module, this script and the Go version.
+set_key() {
+  local set="$1"
+  { cat "$wrappers/$set"/go.mod "$wrappers/$set"/go.sum "$wrappers/$set"/VERSION* 2>/dev/null
+    cat "$0"; go version; } | sha256sum | cut -c1-16
+}
+
+build_kubernetes() {
+  local out="$1" version; version="$(cat "$wrappers/kubernetes/VERSION")"
+  [[ "$version" =~ ^v1\.([0-9]+)\.([0-9]+)$ ]] || die "bad VERSION $version"
+  local minor="${BASH_REMATCH[1]}"
+  local ld="-s -w"
+  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ld+=" -X $p.gitVersion=$version -X $p.gitMajor=1 -X $p.gitMinor=$minor"
+    ld+=" -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z"
+  done
+  ( cd "$wrappers/kubernetes"
+    local pkgs=(); for c in "${K8S_CMDS[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$c"); done
+    CGO_ENABLED=0 go build -p "$jobs" -trimpath -ldflags "$ld" -o "$out/" "${pkgs[@]}"
+    # pause: upstream's static C program, from the same module.
+    local src; src="$(go list -m -f '{{.Dir}}' k8s.io/kubernetes)/build/pause/linux/pause.c"
+    gcc -Os -Wall -Werror -static -DVERSION="$version" -o "$out/pause" "$src"
+  )
+}
+
+build_etcd() {
+  local out="$1"
+  # The three are module-root main packages (each would be named v3): build them one by one.
+  ( cd "$wrappers/etcd"
+    local ld="-s -w"
+    CGO_ENABLED=0 go build -p "$jobs" -trimpath -ldflags "$ld" -o "$out/etcd" go.etcd.io/etcd/server/v3
+    CGO_ENABLED=0 go build -p "$jobs" -trimpath -ldflags "$ld" -o "$out/etcdctl" go.etcd.io/etcd/etcdctl/v3
+    CGO_ENABLED=0 go build -p "$jobs" -trimpath -ldflags "$ld" -o "$out/etcdutl" go.etcd.io/etcd/etcdutl/v3
+  )
+}
+
+build_set() {
+  local set="$1" dest="$2"
+  [ -f "$wrappers/$set/go.mod" ] || die "no wrapper module for '$set' under $wrappers/$set (run --regen)"
+  local key; key="$(set_key "$set")"
+  local done_dir="$cache_root/bin/$set-$key"
+  if [ ! -f "$done_dir/.complete" ]; then
+    local start; start="$(date +%s)"
+    local work="$done_dir.partial"; rm -rf "$work"; mkdir -p "$work"
+    "build_$set" "$work"
+    ( cd "$work" && sha256sum -- * > SHA256SUMS.set )
+    touch "$work/.complete"
+    rm -rf "$done_dir"; mv "$work" "$done_dir"
+    echo "build-upstream: built $set in $(( $(date +%s) - start ))s -> $done_dir"
+  else
+    echo "build-upstream: $set cached ($done_dir)"
+  fi
+  mkdir -p "$dest"
+  for f in "$done_dir"/*; do
+    [ "$(basename "$f")" = SHA256SUMS.set ] && continue
+    install -m 0755 "$f" "$dest/$(basename "$f").tmp.$$"
+    mv -f "$dest/$(basename "$f").tmp.$$" "$dest/$(basename "$f")"
+  done
+}
+
+main() {
+  local dest="" sets=() regen="" k8s_version=""
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --set) sets+=("$2"); shift 2 ;;
+      --regen) regen="$2"; shift 2 ;;
+      --kubernetes) k8s_version="$2"; shift 2 ;;
+      -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+      -*) die "unknown flag $1" ;;
+      *) [ -z "$dest" ] || die "one DIR only"; dest="$1"; shift ;;
+    esac
+  done
+  mkdir -p "$GOMODCACHE" "$GOCACHE"
+  if [ -n "$regen" ]; then
+    case "$regen" in
+      kubernetes) regen_kubernetes "${k8s_version:?--regen kubernetes needs --kubernetes vX.Y.Z}" ;;
+      *) die "--regen knows kubernetes only (etcd and node wrappers are edited with go get)" ;;
+    esac
+    [ -z "$dest" ] && exit 0
+  fi
+  [ -n "$dest" ] || die "usage: build-upstream.sh DIR [--set kubernetes|etcd|node|all]..."
+  [ ${#sets[@]} -gt 0 ] || sets=(kubernetes etcd)
+  local expanded=()
+  for s in "${sets[@]}"; do
+    case "$s" in
+      all) expanded+=(kubernetes etcd node) ;;
+      kubernetes|etcd|node) expanded+=("$s") ;;
+      *) die "unknown set '$s' (kubernetes, etcd, node, all)" ;;
+    esac
+  done
+  dest="$(mkdir -p "$dest" && cd "$dest" && pwd)"
+  for s in "${expanded[@]}"; do build_set "$s" "$dest"; done
+}
+main "$@"
