@@ -2,14 +2,15 @@
 # Builds the upstream programs kinit deploys from their Go modules, pinned by the wrapper modules
 # committed under hack/upstream/<set>/ (go.mod + go.sum: every module hash-checked by the go command).
 #
-#   hack/build-upstream.sh DIR [--set kubernetes|etcd|node|all]...
+#   hack/build-upstream.sh DIR [--set kubernetes|etcd|node|containerd|runc|crictl|cni|all]...
 #   hack/build-upstream.sh --regen kubernetes --kubernetes v1.37.2   # rewrite the wrapper for a release
 #
 # DIR receives the binaries; each set is cached under $KINIT_UPSTREAM_CACHE (default
 # /var/cache/kinit-test/upstream) by the hash of its wrapper module and this script, so a second call
 # copies in seconds. Go's module and build caches live under the same root unless GOMODCACHE/GOCACHE
 # are set. Nothing but the Go module proxy is contacted (GOPROXY as configured; GOFLAGS=-mod=mod is not
-# used: go.sum must already hold every hash).
+# used: go.sum must already hold every hash). The node set needs gcc and libseccomp-dev (runc is
+# linked statically with libseccomp, as its `make static`); the others need only gcc (pause).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 wrappers="$here/upstream"
@@ -93,6 +94,51 @@ build_etcd() {
   )
 }
 
+# The node layer: each program through a wrapper module of its own (their dependency graphs do
+# not agree with one another).
+build_containerd() {
+  local out="$1" v; v="$(cat "$wrappers/containerd/VERSION")"
+  ( cd "$wrappers/containerd"
+    local ld="-s -w -X github.com/containerd/containerd/v2/version.Version=$v"
+    ld+=" -X github.com/containerd/containerd/v2/version.Revision=kinit"
+    # no_btrfs: the btrfs snapshotter needs cgo headers (containerd BUILDING.md).
+    CGO_ENABLED=0 go build -p "$jobs" -trimpath -tags no_btrfs -ldflags "$ld" -o "$out/" \
+      github.com/containerd/containerd/v2/cmd/containerd \
+      github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2 \
+      github.com/containerd/containerd/v2/cmd/ctr
+  )
+}
+
+build_runc() {
+  local out="$1" v; v="$(cat "$wrappers/runc/VERSION")"
+  ( cd "$wrappers/runc"
+    # cgo for libcontainer's nsenter and libseccomp, linked statically as runc's `make static`.
+    CGO_ENABLED=1 go build -p "$jobs" -trimpath -tags "seccomp netgo osusergo" \
+      -ldflags "-s -w -extldflags -static -X main.version=${v#v}" \
+      -o "$out/runc" github.com/opencontainers/runc
+  )
+}
+
+build_crictl() {
+  local out="$1" v; v="$(cat "$wrappers/crictl/VERSION")"
+  ( cd "$wrappers/crictl"
+    CGO_ENABLED=0 go build -p "$jobs" -trimpath \
+      -ldflags "-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=$v" \
+      -o "$out/crictl" sigs.k8s.io/cri-tools/cmd/crictl
+  )
+}
+
+build_cni() {
+  local out="$1" v; v="$(cat "$wrappers/cni/VERSION")"
+  ( cd "$wrappers/cni"
+    local p=github.com/containernetworking/plugins
+    CGO_ENABLED=0 go build -p "$jobs" -trimpath \
+      -ldflags "-s -w -X $p/pkg/utils/buildversion.BuildVersion=$v" -o "$out/" \
+      $p/plugins/main/bridge $p/plugins/ipam/host-local $p/plugins/main/loopback \
+      $p/plugins/meta/portmap
+  )
+}
+
 build_set() {
   local set="$1" dest="$2"
   [ -f "$wrappers/$set/go.mod" ] || die "no wrapper module for '$set' under $wrappers/$set (run --regen)"
@@ -142,9 +188,10 @@ main() {
   local expanded=()
   for s in "${sets[@]}"; do
     case "$s" in
-      all) expanded+=(kubernetes etcd node) ;;
-      kubernetes|etcd|node) expanded+=("$s") ;;
-      *) die "unknown set '$s' (kubernetes, etcd, node, all)" ;;
+      all) expanded+=(kubernetes etcd containerd runc crictl cni) ;;
+      node) expanded+=(containerd runc crictl cni) ;;
+      kubernetes|etcd|containerd|runc|crictl|cni) expanded+=("$s") ;;
+      *) die "unknown set '$s' (kubernetes, etcd, node = containerd runc crictl cni, all)" ;;
     esac
   done
   dest="$(mkdir -p "$dest" && cd "$dest" && pwd)"
