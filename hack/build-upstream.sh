@@ -58,11 +58,12 @@ regen_kubernetes() {
   echo "build-upstream: wrote $dir for $version ($(staging_modules "$(go env GOMODCACHE)/cache/download/k8s.io/kubernetes/@v/$version.mod" | wc -l) staging modules)"
 }
 
-# A set's cache key: its wrapper module, this script and the Go version.
+# A set's cache key: its wrapper module, its build function (not the rest of this script: a
+# changed comment rebuilds nothing) and the Go version.
 set_key() {
   local set="$1"
   { cat "$wrappers/$set"/go.mod "$wrappers/$set"/go.sum "$wrappers/$set"/VERSION* 2>/dev/null
-    cat "$0"; go version; } | sha256sum | cut -c1-16
+    declare -f "build_$set" set_key; go version; } | sha256sum | cut -c1-16
 }
 
 build_kubernetes() {
@@ -151,6 +152,10 @@ build_set() {
     ( cd "$work" && sha256sum -- * > SHA256SUMS.set )
     touch "$work/.complete"
     rm -rf "$done_dir"; mv "$work" "$done_dir"
+    # Builds of this set under other keys are stale: only one is kept.
+    for old in "$cache_root/bin/$set"-*; do
+      [ "$old" = "$done_dir" ] || rm -rf "$old"
+    done
     echo "build-upstream: built $set in $(( $(date +%s) - start ))s -> $done_dir"
   else
     echo "build-upstream: $set cached ($done_dir)"
