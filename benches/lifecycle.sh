@@ -17,7 +17,7 @@ trap '$K lab down --name $NAME -q || true; rm -rf "$OUT"' EXIT
 secs() { awk -v s="$1" -v e="$2" 'BEGIN { printf "%.2f", e - s }'; }
 
 $K lab down --name $NAME -q
-$K lab up --name $NAME --subnet $SUBNET -q
+$K lab up --name $NAME --subnet $SUBNET --bundle image -q
 $K -c $CONFIG -q up >/dev/null
 
 # Fill etcd on cp1 with 10 KB values, 100 puts per transaction (under etcd's 128-op and

@@ -26,7 +26,7 @@ WORK=$(mktemp -d /tmp/kinit-membership-bench.XXXXXX)
 
 trap '$K lab down --name $NAME -q || true; rm -rf "$WORK"' EXIT
 $K lab down --name $NAME -q
-$K lab up --name $NAME --subnet $SUBNET --nodes 5 -q
+$K lab up --name $NAME --subnet $SUBNET --nodes 5 --bundle image -q
 $K "${UP[@]}"
 
 WRITE_TO=$ORIGINAL

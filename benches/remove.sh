@@ -53,7 +53,7 @@ member_id() {
 }
 
 $K lab down --name $NAME -q
-$K lab up --name $NAME --subnet $NET.0/24 --nodes 4 -q
+$K lab up --name $NAME --subnet $NET.0/24 --nodes 4 --bundle image -q
 sed -i 's/{name: w1, \(.*\)roles: \[worker\]}/{name: w1, \1roles: [control-plane, etcd]}/' $CONFIG
 $K -c $CONFIG -q up >/dev/null
 for n in cp1 cp2 cp3 w1; do

@@ -34,7 +34,7 @@ WORK=$(mktemp -d /tmp/kinit-rolling-bench.XXXXXX)
 
 trap '$K lab down --name $NAME -q || true; rm -rf "$WORK"' EXIT
 $K lab down --name $NAME -q
-$K lab up --name $NAME --subnet $SUBNET --nodes 3 -q
+$K lab up --name $NAME --subnet $SUBNET --nodes 3 --bundle image -q
 $K "${UP[@]}"
 
 WRITE_TO=$ALL

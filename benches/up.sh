@@ -19,7 +19,7 @@ secs() { awk -v s="$1" -v e="$2" 'BEGIN { printf "%.2f", e - s }'; }
 
 for i in $(seq "$RUNS"); do
   $K lab down --name $NAME -q
-  $K lab up --name $NAME --subnet $SUBNET -q
+  $K lab up --name $NAME --subnet $SUBNET --bundle image -q
   s=$(date +%s.%N)
   /usr/bin/time -f '%M' -o /tmp/kinit-up-rss $K -c $CONFIG -q up >/dev/null
   e=$(date +%s.%N)

@@ -72,6 +72,17 @@ host_paths! {
     ETCD_SNAPSHOT_SERVICE = "etcd_snapshot_service" => "/etc/systemd/system/kinit-etcd-snapshot.service";
     ETCD_SNAPSHOT_TIMER = "etcd_snapshot_timer" => "/etc/systemd/system/kinit-etcd-snapshot.timer";
 
+    /// The control plane run by systemd (controlPlane.mode: systemd): the bundle's binaries and
+    /// their units.
+    KUBE_APISERVER_BINARY = "kube_apiserver_binary" => "/usr/local/bin/kube-apiserver";
+    KUBE_CONTROLLER_MANAGER_BINARY = "kube_controller_manager_binary" => "/usr/local/bin/kube-controller-manager";
+    KUBE_SCHEDULER_BINARY = "kube_scheduler_binary" => "/usr/local/bin/kube-scheduler";
+    KUBE_APISERVER_UNIT = "kube_apiserver_unit" => "/etc/systemd/system/kube-apiserver.service";
+    KUBE_CONTROLLER_MANAGER_UNIT = "kube_controller_manager_unit" => "/etc/systemd/system/kube-controller-manager.service";
+    KUBE_SCHEDULER_UNIT = "kube_scheduler_unit" => "/etc/systemd/system/kube-scheduler.service";
+    /// The bundle's kubectl, on control-plane hosts (operators' runbooks expect it there).
+    KUBECTL_BINARY = "kubectl_binary" => "/usr/local/bin/kubectl";
+
     KUBELET_CONFIG = "kubelet_config" => "/var/lib/kubelet/config.yaml";
     /// The kubelet from the artifacts bundle and its unit (only when the bundle holds one).
     KUBELET_BINARY = "kubelet_binary" => "/usr/local/bin/kubelet";

@@ -9,8 +9,8 @@ use ipnet::IpNet;
 use serde::Serialize;
 
 use crate::config::{
-    APISERVER_PORT, Config, EndpointAddress, EtcdSpec, KubernetesVersion, LoadBalancerKind,
-    Networking, PkiSpec, Role, Topology,
+    APISERVER_PORT, Config, ControlPlaneMode, EndpointAddress, EtcdSpec, KubernetesVersion,
+    LoadBalancerKind, Networking, PkiSpec, Role, Topology,
 };
 
 /// Ports kinit's components listen on. One table, read by preflight, render and status.
@@ -108,6 +108,8 @@ pub struct Inventory {
     /// Where the control-plane and etcd images come from (`spec.imageRepository`).
     pub image_repository: String,
     pub endpoint: Endpoint,
+    /// How the control-plane components run (`spec.controlPlane.mode`).
+    pub control_plane_mode: ControlPlaneMode,
     pub hosts: Vec<Host>,
     pub etcd: EtcdSpec,
     pub networking: Networking,
@@ -200,6 +202,7 @@ impl Inventory {
                 vrrp_unicast: spec.control_plane_endpoint.vrrp_unicast,
             },
             hosts,
+            control_plane_mode: spec.control_plane.mode,
             etcd: spec.etcd.clone(),
             networking: spec.networking.clone(),
             pki: spec.pki.clone(),

@@ -15,6 +15,7 @@ pub mod fanout;
 pub mod fsutil;
 pub mod host_paths;
 pub mod inventory;
+pub mod kube;
 pub mod kubeconfig;
 pub mod lab;
 pub mod lifecycle;

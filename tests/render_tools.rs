@@ -31,9 +31,42 @@ fn file<'a>(files: &'a [RenderedFile], path: &str) -> &'a RenderedFile {
     files.iter().find(|f| f.path == path).unwrap()
 }
 
+/// A throwaway CA certificate for haproxy's `ca-file` (haproxy -c loads it).
+fn throwaway_ca(dir: &Path) -> PathBuf {
+    let (crt, key) = (dir.join("ca.crt"), dir.join("ca.key"));
+    let out = run(Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=kinit-test-ca",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&crt));
+    assert!(out.status.success(), "{}", text(&out));
+    crt
+}
+
+/// The rendered haproxy.cfg with its cluster CA path pointed at `ca` (the host's
+/// /etc/kubernetes/pki/ca.crt does not exist here).
+fn with_ca(cfg: &str, ca: &Path) -> String {
+    assert!(cfg.contains(&format!("ca-file {}", paths::CA_CRT)), "{cfg}");
+    cfg.replace(paths::CA_CRT, &ca.display().to_string())
+}
+
 #[test]
 fn haproxy_accepts_every_rendered_config() {
     let dir = tempfile::tempdir().unwrap();
+    let ca = throwaway_ca(dir.path());
     let mut checked = 0;
     for example in EXAMPLES {
         for (host, files) in rendered(example) {
@@ -41,7 +74,7 @@ fn haproxy_accepts_every_rendered_config() {
                 continue;
             };
             let path = dir.path().join(format!("{example}-{host}.cfg"));
-            std::fs::write(&path, &cfg.content).unwrap();
+            std::fs::write(&path, with_ca(&cfg.content, &ca)).unwrap();
             let out = run(Command::new("haproxy").arg("-c").arg("-f").arg(&path));
             assert!(out.status.success(), "{example}/{host}: {}", text(&out));
             checked += 1;
@@ -50,8 +83,7 @@ fn haproxy_accepts_every_rendered_config() {
     assert_eq!(checked, 9);
     // The check can fail: an unknown balance algorithm is refused.
     let (_, files) = rendered("stacked").remove(0);
-    let bad = file(&files, paths::HAPROXY_CFG)
-        .content
+    let bad = with_ca(&file(&files, paths::HAPROXY_CFG).content, &ca)
         .replace("balance roundrobin", "balance roundrobinx");
     let path = dir.path().join("bad.cfg");
     std::fs::write(&path, bad).unwrap();
@@ -147,6 +179,42 @@ fn systemd_accepts_the_etcd_unit() {
         .replace("Type=notify", "Type=notifyy");
     let out = systemd_verify(dir.path(), &bad);
     assert!(!out.stderr.is_empty(), "{}", text(&out));
+}
+
+#[test]
+fn systemd_accepts_the_control_plane_units() {
+    let dir = tempfile::tempdir().unwrap();
+    let truth = which("true");
+    let mut checked = 0;
+    for (host, files) in rendered("external") {
+        for (binary, unit_path) in [
+            (paths::KUBE_APISERVER_BINARY, paths::KUBE_APISERVER_UNIT),
+            (
+                paths::KUBE_CONTROLLER_MANAGER_BINARY,
+                paths::KUBE_CONTROLLER_MANAGER_UNIT,
+            ),
+            (paths::KUBE_SCHEDULER_BINARY, paths::KUBE_SCHEDULER_UNIT),
+        ] {
+            let Some(unit) = files.iter().find(|f| f.path == unit_path) else {
+                continue;
+            };
+            // The bundle's binary is not here; any existing program lets systemd check the rest.
+            let content = unit.content.replace(binary, truth.to_str().unwrap());
+            let path = dir.path().join(Path::new(unit_path).file_name().unwrap());
+            std::fs::write(&path, &content).unwrap();
+            let out = run(Command::new("systemd-analyze").arg("verify").arg(&path));
+            assert!(
+                out.status.success() && out.stderr.is_empty() && out.stdout.is_empty(),
+                "{host} {unit_path}: {}\n{content}",
+                text(&out)
+            );
+            checked += 1;
+        }
+    }
+    assert_eq!(
+        checked, 9,
+        "three units on each of three control-plane hosts"
+    );
 }
 
 /// Kills the etcd it holds when dropped, so a failed assertion leaves no process behind.

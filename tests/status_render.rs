@@ -1,6 +1,7 @@
 //! `kinit status` output, text and JSON, from constructed reports: healthy, etcd members on two
 //! releases, one etcd member down, and the VIP held by no host.
 
+use kinit::status::control_plane::{ApiserverStatus, ControlPlaneStatus, LeaseStatus};
 use kinit::status::{
     BackendServer, CertificateNote, CertificateSummary, EtcdMemberStatus, EtcdStatus,
     HaproxyStatus, HostStatus, KeepalivedState, ServiceStatus, StatusReport, VipStatus,
@@ -96,7 +97,72 @@ fn healthy() -> StatusReport {
             }),
             ..CertificateSummary::default()
         },
+        control_plane: None,
     }
+}
+
+fn control_plane() -> ControlPlaneStatus {
+    let apiserver = |host: &str, n: u8| ApiserverStatus {
+        host: host.into(),
+        url: format!("https://192.168.9.1{n}:6443"),
+        ready: true,
+        failing: vec![],
+        error: None,
+    };
+    ControlPlaneStatus {
+        apiservers: vec![
+            apiserver("cp1", 1),
+            apiserver("cp2", 2),
+            apiserver("cp3", 3),
+        ],
+        leases: vec![
+            LeaseStatus {
+                name: "kube-controller-manager".into(),
+                holder: Some("cp2".into()),
+                error: None,
+            },
+            LeaseStatus {
+                name: "kube-scheduler".into(),
+                holder: Some("cp1".into()),
+                error: None,
+            },
+        ],
+    }
+}
+
+#[test]
+fn a_serving_control_plane_shows_each_apiserver_and_lease_holder() {
+    let mut r = healthy();
+    r.control_plane = Some(control_plane());
+    assert!(r.healthy(), "{:?}", r.problems());
+    let text = render_text(&r);
+    assert!(
+        text.contains("lease kube-controller-manager: held by cp2"),
+        "{text}"
+    );
+    assert!(text.contains("https://192.168.9.13:6443"), "{text}");
+    let json: serde_json::Value = serde_json::from_str(&render_json(&r)).unwrap();
+    assert_eq!(
+        json["controlPlane"]["apiservers"][1]["ready"], true,
+        "{json:#}"
+    );
+
+    let cp = r.control_plane.as_mut().unwrap();
+    cp.apiservers[2].ready = false;
+    cp.apiservers[2].failing = vec!["etcd".into(), "poststarthook/rbac/bootstrap-roles".into()];
+    cp.apiservers[0].error = Some("connection refused".into());
+    cp.leases[1].holder = None;
+    let problems = r.problems();
+    assert_eq!(
+        problems,
+        vec![
+            "cp1: kube-apiserver does not answer: connection refused".to_string(),
+            "cp3: kube-apiserver is not ready (failing: etcd, poststarthook/rbac/bootstrap-roles)"
+                .to_string(),
+            "no kube-scheduler holds its lease".to_string(),
+        ]
+    );
+    assert!(render_text(&r).contains("NOT READY: etcd, poststarthook/rbac/bootstrap-roles"));
 }
 
 #[test]

@@ -39,6 +39,13 @@ pub struct LabUpArgs {
     /// from 10.213.0.0/24 on that no other lab and nothing on this machine uses]
     #[arg(long, value_name = "CIDR")]
     pub subnet: Option<ipnet::Ipv4Net>,
+    /// The binaries a new lab deploys: a directory with etcd, etcdctl, kube-apiserver,
+    /// kube-controller-manager, kube-scheduler and kubectl (as `hack/build-upstream.sh DIR`
+    /// builds them; the lab then runs a real control plane as systemd units), or `image` for
+    /// etcd from the node image alone [default: /var/cache/kinit-test/bundle-bin when it holds
+    /// kube-apiserver, else image]
+    #[arg(long, value_name = "DIR|image")]
+    pub bundle: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -74,6 +81,13 @@ impl LabCommand {
                 name: Some(a.lab.name.clone()),
                 nodes: a.nodes,
                 subnet: a.subnet,
+                bundle: match a.bundle.as_deref() {
+                    None => crate::lab::plan::LabBundleChoice::Default,
+                    Some(p) if p == std::path::Path::new("image") => {
+                        crate::lab::plan::LabBundleChoice::Image
+                    }
+                    Some(p) => crate::lab::plan::LabBundleChoice::Dir(p.to_path_buf()),
+                },
             }),
             LabCommand::Down(a) => LabAction::Down {
                 name: a.name.clone(),

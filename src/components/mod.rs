@@ -9,7 +9,7 @@ pub mod table;
 use serde::{Deserialize, Serialize};
 
 use crate::bundle::Bundle;
-use crate::config::{EtcdMode, LoadBalancerKind, Role};
+use crate::config::{ControlPlaneMode, EtcdMode, LoadBalancerKind, Role};
 use crate::inventory::{Host, Inventory};
 
 pub use table::TABLE;
@@ -33,6 +33,12 @@ pub enum ComponentId {
     Kubelet,
     /// kube-apiserver, kube-controller-manager and kube-scheduler as static pods.
     ControlPlane,
+    /// kube-apiserver as a systemd unit (controlPlane.mode: systemd).
+    KubeApiserver,
+    /// kube-controller-manager as a systemd unit (controlPlane.mode: systemd).
+    KubeControllerManager,
+    /// kube-scheduler as a systemd unit (controlPlane.mode: systemd).
+    KubeScheduler,
 }
 
 /// A cluster-wide setting a component depends on.
@@ -48,6 +54,10 @@ pub enum Condition {
     EtcdStaticPod,
     /// spec.etcd.snapshots is set.
     EtcdSnapshots,
+    /// controlPlane.mode is static-pod.
+    ControlPlaneStaticPod,
+    /// controlPlane.mode is systemd.
+    ControlPlaneSystemd,
 }
 
 impl Condition {
@@ -60,6 +70,10 @@ impl Condition {
             Condition::EtcdSystemd => inv.etcd.mode == EtcdMode::Systemd,
             Condition::EtcdStaticPod => inv.etcd.mode == EtcdMode::StaticPod,
             Condition::EtcdSnapshots => inv.etcd.snapshots.is_some(),
+            Condition::ControlPlaneStaticPod => {
+                inv.control_plane_mode == ControlPlaneMode::StaticPod
+            }
+            Condition::ControlPlaneSystemd => inv.control_plane_mode == ControlPlaneMode::Systemd,
         }
     }
 
@@ -73,6 +87,8 @@ impl Condition {
             Condition::EtcdSystemd => "etcd.mode is not systemd",
             Condition::EtcdStaticPod => "etcd.mode is not static-pod",
             Condition::EtcdSnapshots => "spec.etcd.snapshots is not set",
+            Condition::ControlPlaneStaticPod => "controlPlane.mode is not static-pod",
+            Condition::ControlPlaneSystemd => "controlPlane.mode is not systemd",
         }
     }
 }
@@ -248,6 +264,9 @@ pub enum Healthy {
     Vip,
     /// The phase's own `wait` checks, on that host (static pods: the kubelet re-creates them).
     PhaseWaits,
+    /// Its apiserver answers `/readyz` (verified against the cluster CA), and every haproxy
+    /// sends it requests again.
+    ApiserverReady,
 }
 
 /// The host whose restart would disturb clients most, restarted after all others.

@@ -89,6 +89,51 @@ const fn port(
     }
 }
 
+/// The control plane's ports, whichever way it runs.
+const APISERVER_PORT: PortRow = port(
+    ports::APISERVER,
+    "kube-apiserver",
+    "kube-apiserver",
+    EVERY_HOST,
+);
+// kubeadm binds both to 127.0.0.1.
+const CONTROLLER_MANAGER_PORT: PortRow = port(
+    ports::CONTROLLER_MANAGER,
+    "kube-controller-manager",
+    "kube-controller",
+    ReachedFrom::Local,
+);
+const SCHEDULER_PORT: PortRow = port(
+    ports::SCHEDULER,
+    "kube-scheduler",
+    "kube-scheduler",
+    ReachedFrom::Local,
+);
+
+/// A control-plane component's systemd unit file: its flags are the static pod's
+/// (`<component>.flags.tera`), and it carries the hash of the certificates the component reads,
+/// so a renewed certificate changes the file and restarts exactly the units that read it.
+const fn control_plane_unit(
+    template: &'static str,
+    path: &'static str,
+    unit: &'static str,
+    certificates: &'static [&'static str],
+) -> FileRow {
+    FileRow {
+        certificates,
+        ..file(template, path, 0o644, Restart(unit))
+    }
+}
+
+const fn control_plane_binary(file: &'static str, path: &'static str) -> BinaryRow {
+    BinaryRow {
+        file,
+        path,
+        mode: 0o755,
+        on_change: Restart(file),
+    }
+}
+
 /// Every host of the cluster (kubelets and operators' tools reach the apiservers through the
 /// frontend or directly).
 const EVERY_HOST: ReachedFrom = ReachedFrom::Roles(&[ControlPlane, Etcd, Worker]);
@@ -250,7 +295,7 @@ pub const TABLE: &[Component] = &[
         roles: &[ControlPlane],
         with_static_pods: false,
         static_pod: true,
-        when: None,
+        when: Some(Condition::ControlPlaneStaticPod),
         packages: &[],
         binaries: &[],
         files: &[
@@ -272,27 +317,101 @@ pub const TABLE: &[Component] = &[
         ],
         certificates: &[],
         units: &[],
-        ports: &[
-            port(
-                ports::APISERVER,
-                "kube-apiserver",
-                "kube-apiserver",
-                EVERY_HOST,
-            ),
-            // kubeadm binds both to 127.0.0.1.
-            port(
-                ports::CONTROLLER_MANAGER,
-                "kube-controller-manager",
-                "kube-controller",
-                ReachedFrom::Local,
-            ),
-            port(
-                ports::SCHEDULER,
-                "kube-scheduler",
-                "kube-scheduler",
-                ReachedFrom::Local,
-            ),
+        ports: &[APISERVER_PORT, CONTROLLER_MANAGER_PORT, SCHEDULER_PORT],
+        bundle_gate: &[],
+        on_reset: Remove,
+        rolling: Some(Rolling {
+            healthy: Healthy::PhaseWaits,
+            last: GoesLast::None,
+        }),
+    },
+    // The same three programs as systemd units running the bundle's binaries.
+    Component {
+        id: ComponentId::KubeApiserver,
+        name: "kube-apiserver",
+        roles: &[ControlPlane],
+        with_static_pods: false,
+        static_pod: false,
+        when: Some(Condition::ControlPlaneSystemd),
+        packages: &[],
+        binaries: &[
+            control_plane_binary("kube-apiserver", paths::KUBE_APISERVER_BINARY),
+            // For operators on the host (and `kubectl --kubeconfig /etc/kubernetes/admin.conf`).
+            BinaryRow {
+                file: "kubectl",
+                path: paths::KUBECTL_BINARY,
+                mode: 0o755,
+                on_change: Nothing,
+            },
         ],
+        files: &[control_plane_unit(
+            "kube-apiserver.service.tera",
+            paths::KUBE_APISERVER_UNIT,
+            "kube-apiserver",
+            APISERVER_READS,
+        )],
+        certificates: &[],
+        units: &[unit("kube-apiserver")],
+        ports: &[APISERVER_PORT],
+        bundle_gate: &[],
+        on_reset: Remove,
+        // Drained by every haproxy before it stops (it fails /readyz for its shutdown delay
+        // while still serving), back in rotation only once /readyz passes; the VIP holder last.
+        rolling: Some(Rolling {
+            healthy: Healthy::ApiserverReady,
+            last: GoesLast::VipHolder,
+        }),
+    },
+    Component {
+        id: ComponentId::KubeControllerManager,
+        name: "kube-controller-manager",
+        roles: &[ControlPlane],
+        with_static_pods: false,
+        static_pod: false,
+        when: Some(Condition::ControlPlaneSystemd),
+        packages: &[],
+        binaries: &[control_plane_binary(
+            "kube-controller-manager",
+            paths::KUBE_CONTROLLER_MANAGER_BINARY,
+        )],
+        files: &[control_plane_unit(
+            "kube-controller-manager.service.tera",
+            paths::KUBE_CONTROLLER_MANAGER_UNIT,
+            "kube-controller-manager",
+            CONTROLLER_MANAGER_READS,
+        )],
+        certificates: &[],
+        units: &[unit("kube-controller-manager")],
+        ports: &[CONTROLLER_MANAGER_PORT],
+        bundle_gate: &[],
+        on_reset: Remove,
+        // Leader-elected: one host at a time keeps a standby ready to take the lease.
+        rolling: Some(Rolling {
+            healthy: Healthy::PhaseWaits,
+            last: GoesLast::None,
+        }),
+    },
+    Component {
+        id: ComponentId::KubeScheduler,
+        name: "kube-scheduler",
+        roles: &[ControlPlane],
+        with_static_pods: false,
+        static_pod: false,
+        when: Some(Condition::ControlPlaneSystemd),
+        packages: &[],
+        binaries: &[control_plane_binary(
+            "kube-scheduler",
+            paths::KUBE_SCHEDULER_BINARY,
+        )],
+        files: &[control_plane_unit(
+            "kube-scheduler.service.tera",
+            paths::KUBE_SCHEDULER_UNIT,
+            "kube-scheduler",
+            SCHEDULER_READS,
+        )],
+        certificates: &[],
+        units: &[unit("kube-scheduler")],
+        ports: &[SCHEDULER_PORT],
         bundle_gate: &[],
         on_reset: Remove,
         rolling: Some(Rolling {

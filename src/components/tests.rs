@@ -12,6 +12,9 @@ fn every_component_has_one_row_and_a_unique_name() {
         ComponentId::Keepalived,
         ComponentId::Kubelet,
         ComponentId::ControlPlane,
+        ComponentId::KubeApiserver,
+        ComponentId::KubeControllerManager,
+        ComponentId::KubeScheduler,
     ];
     assert_eq!(TABLE.len(), ids.len());
     for id in ids {

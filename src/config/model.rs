@@ -45,6 +45,16 @@ choice_enum!(
 );
 
 choice_enum!(
+    /// How kube-apiserver, kube-controller-manager and kube-scheduler run on control-plane hosts.
+    ControlPlaneMode, "control-plane mode" {
+        /// Static pods the kubelet runs (kubeadm's way).
+        StaticPod => "static-pod",
+        /// systemd units running the bundle's binaries (kubeasz's "binary" way).
+        Systemd => "systemd",
+    }
+);
+
+choice_enum!(
     KeyAlgorithm, "key algorithm" {
         EcdsaP256 => "ecdsa-p256",
         EcdsaP384 => "ecdsa-p384",
@@ -79,6 +89,8 @@ pub struct ClusterSpec {
     /// the control-plane and etcd static pods' images come from.
     pub image_repository: String,
     pub control_plane_endpoint: ControlPlaneEndpoint,
+    /// `spec.controlPlane`.
+    pub control_plane: ControlPlaneSpec,
     pub etcd: EtcdSpec,
     pub networking: Networking,
     pub pki: PkiSpec,
@@ -113,6 +125,18 @@ impl fmt::Display for EndpointAddress {
             EndpointAddress::Ip(ip) => ip.fmt(f),
             EndpointAddress::Dns(name) => f.write_str(name),
         }
+    }
+}
+
+/// `spec.controlPlane`: how the control-plane components run.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ControlPlaneSpec {
+    pub mode: ControlPlaneMode,
+}
+
+impl Default for ControlPlaneMode {
+    fn default() -> Self {
+        ControlPlaneMode::StaticPod
     }
 }
 

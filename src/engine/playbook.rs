@@ -54,6 +54,9 @@ pub enum OperatorStep {
     Preflight,
     /// `kinit certs generate` and the etcd cluster token.
     Pki,
+    /// The RBAC kinit's certificates rely on (admin.conf's group bound to cluster-admin),
+    /// created through the API with super-admin.conf once an apiserver serves.
+    ClusterAdmins,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -196,7 +199,9 @@ mod tests {
                 "etcd-static-pod",
                 "etcd-snapshots",
                 "load-balancer",
-                "control-plane"
+                "control-plane",
+                "control-plane-units",
+                "cluster-admins"
             ]
         );
     }

@@ -21,6 +21,7 @@ use crate::components::{self, ComponentId, GoesLast, Healthy, Rolling, UnitRow};
 use crate::etcd::{self, ClientTls};
 use crate::lifecycle::restart_order::{self, QuorumRefusal};
 
+mod apiserver;
 mod etcd_guard;
 
 /// One etcd request.
@@ -229,6 +230,7 @@ impl Engine {
                 let targets = self.targets_of(ComponentId::Keepalived);
                 verify::vip(inv, &self.pool, &targets, LOAD_BALANCER_BACK).await
             }
+            Healthy::ApiserverReady => self.apiserver_back(host, address).await,
             Healthy::PhaseWaits => self
                 .wait_for(phase, &[host.to_string()], opts, state)
                 .await

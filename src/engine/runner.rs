@@ -68,6 +68,8 @@ pub enum OperatorError {
     EtcdClient(#[from] crate::etcd::EtcdError),
     #[error(transparent)]
     Join(#[from] super::etcd_join::JoinError),
+    #[error(transparent)]
+    KubeApi(#[from] crate::kube::KubeApiError),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -348,6 +350,15 @@ impl Engine {
                 self.inventory.etcd_cluster_token = Some(token);
                 // The PKI and the etcd token may have changed: render again.
                 state.rendered = None;
+                self.emit(Event::Note {
+                    phase: phase.name.clone(),
+                    message,
+                });
+            }
+            OperatorStep::ClusterAdmins => {
+                let message = operator::cluster_admins(&self.inventory, &state.bundle, opts)
+                    .await
+                    .map_err(|e| RunError::operator(phase, e))?;
                 self.emit(Event::Note {
                     phase: phase.name.clone(),
                     message,

@@ -61,14 +61,19 @@ mod tests {
 
     #[test]
     fn phases_are_picked_by_skip_only_and_from() {
-        assert_eq!(names(PhaseSelection::default()).unwrap().len(), 10);
+        assert_eq!(names(PhaseSelection::default()).unwrap().len(), 12);
         assert_eq!(
             names(PhaseSelection {
                 from: Some("load-balancer".into()),
                 ..Default::default()
             })
             .unwrap(),
-            ["load-balancer", "control-plane"]
+            [
+                "load-balancer",
+                "control-plane",
+                "control-plane-units",
+                "cluster-admins"
+            ]
         );
         assert_eq!(
             names(PhaseSelection {
@@ -93,7 +98,9 @@ mod tests {
                 "etcd-static-pod",
                 "etcd-snapshots",
                 "load-balancer",
-                "control-plane"
+                "control-plane",
+                "control-plane-units",
+                "cluster-admins"
             ]
         );
         let err = names(PhaseSelection {

@@ -316,6 +316,68 @@ pub async fn https(
     .await
 }
 
+/// Every haproxy host (`hosts`) has the server `server` of its `apiserver` backend UP: it sends
+/// that apiserver requests again (read from the loopback stats socket over SSH).
+pub async fn haproxy_backend_up(
+    pool: &Arc<Pool>,
+    hosts: &[(String, HostTarget)],
+    stats_port: u16,
+    server: &str,
+    timeout: Duration,
+) -> Result<String, WaitError> {
+    let req = crate::status::probe::ProbeRequest {
+        units: Vec::new(),
+        haproxy_stats_port: Some(stats_port),
+    };
+    let script =
+        crate::status::probe::script(&req).map_err(|e| WaitError::Invalid(e.to_string()))?;
+    let n = hosts.len();
+    until(timeout, || {
+        let script = script.clone();
+        let req = req.clone();
+        async move {
+            let mut bad = Vec::new();
+            for (name, target) in hosts {
+                let session = pool.get(target).await.map_err(|e| format!("{name}: {e}"))?;
+                let out = session
+                    .exec(
+                        &script,
+                        &ExecOptions {
+                            timeout: Some(ATTEMPT * 3),
+                            ..Default::default()
+                        },
+                    )
+                    .await
+                    .map_err(|e| format!("{name}: {e}"))?;
+                let probe = crate::status::probe::parse(&req, &out.stdout_text());
+                match probe.haproxy {
+                    Some(Ok(servers)) => {
+                        let state = servers
+                            .iter()
+                            .find(|s| s.backend == "apiserver" && s.server == server)
+                            .map(|s| s.status.clone());
+                        match state.as_deref() {
+                            Some("UP") => {}
+                            Some(other) => {
+                                bad.push(format!("{name}'s haproxy has {server} {other}"))
+                            }
+                            None => bad.push(format!("{name}'s haproxy has no server {server}")),
+                        }
+                    }
+                    Some(Err(e)) => bad.push(format!("{name}: {e}")),
+                    None => bad.push(format!("{name}: no haproxy stats")),
+                }
+            }
+            if bad.is_empty() {
+                Ok(format!("{n} haproxy host(s) send {server} requests"))
+            } else {
+                Err(bad.join("; "))
+            }
+        }
+    })
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

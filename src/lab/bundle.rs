@@ -1,19 +1,123 @@
-//! The lab's artifacts bundle: etcd and etcdctl taken from the image's Debian packages
-//! (etcd-server, etcd-client) with a SHA256SUMS file, so `kinit up` on lab nodes uploads real
-//! binaries through the same checksum-verified path as on real hosts.
+//! The lab's artifacts bundle, `<lab>/bundle` with a SHA256SUMS file, so `kinit up` on lab
+//! nodes uploads real binaries through the same checksum-verified path as on real hosts. Either
+//! the Kubernetes bundle `hack/build-upstream.sh` builds (etcd 3.6 and the control plane's
+//! programs: the lab then runs a real control plane as systemd units), or etcd and etcdctl
+//! from the image's Debian packages (etcd-server, etcd-client).
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use super::LabError;
-use crate::ssh::sha256_hex;
+use super::plan::LabBundleChoice;
 
 /// (file in the bundle, where the Debian package installs it in the image).
-pub const BINARIES: &[(&str, &str)] = &[("etcd", "usr/bin/etcd"), ("etcdctl", "usr/bin/etcdctl")];
+pub const IMAGE_BINARIES: &[(&str, &str)] =
+    &[("etcd", "usr/bin/etcd"), ("etcdctl", "usr/bin/etcdctl")];
 
-/// `<lab>/bundle`, made once from the image. Built beside its final name and renamed, so a
-/// bundle is either whole or absent.
-pub fn ensure(lab_dir: &Path, image_rootfs: &Path) -> Result<PathBuf, LabError> {
+/// What a Kubernetes bundle must hold for the lab's systemd control plane.
+pub const KUBERNETES_BINARIES: &[&str] = &[
+    "etcd",
+    "etcdctl",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kubectl",
+];
+
+/// Where `hack/build-upstream.sh` puts its binaries by default (README, `.ci/run`).
+pub const DEFAULT_UPSTREAM_DIR: &str = "/var/cache/kinit-test/bundle-bin";
+
+/// Where a lab's binaries come from, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LabBundleSource {
+    Image,
+    Kubernetes { dir: PathBuf, version: String },
+}
+
+impl LabBundleSource {
+    /// The Kubernetes release, when the bundle carries one.
+    pub fn kubernetes(&self) -> Option<String> {
+        match self {
+            LabBundleSource::Image => None,
+            LabBundleSource::Kubernetes { version, .. } => Some(version.clone()),
+        }
+    }
+}
+
+/// The source a request asks for: the default Kubernetes bundle only when it is there.
+pub fn resolve(choice: &LabBundleChoice) -> Result<LabBundleSource, LabError> {
+    let dir = match choice {
+        LabBundleChoice::Image => return Ok(LabBundleSource::Image),
+        LabBundleChoice::Default => {
+            let dir = PathBuf::from(DEFAULT_UPSTREAM_DIR);
+            if !dir.join("kube-apiserver").is_file() {
+                return Ok(LabBundleSource::Image);
+            }
+            dir
+        }
+        LabBundleChoice::Dir(dir) => dir.clone(),
+    };
+    let missing: Vec<&str> = KUBERNETES_BINARIES
+        .iter()
+        .copied()
+        .filter(|f| !dir.join(f).is_file())
+        .collect();
+    if !missing.is_empty() {
+        return Err(LabError::step(
+            "reading the lab's bundle",
+            format!(
+                "{} lacks {}; build them with `hack/build-upstream.sh {}`",
+                dir.display(),
+                missing.join(", "),
+                dir.display()
+            ),
+        ));
+    }
+    let version = apiserver_version(&dir)?;
+    Ok(LabBundleSource::Kubernetes { dir, version })
+}
+
+/// `kube-apiserver --version` → `v1.37.2`.
+fn apiserver_version(dir: &Path) -> Result<String, LabError> {
+    let bin = dir.join("kube-apiserver");
+    let out = Command::new(&bin)
+        .arg("--version")
+        .output()
+        .map_err(|e| LabError::io(&bin, "running", e))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    parse_kubernetes_version(&text).ok_or_else(|| {
+        LabError::step(
+            "reading the lab's bundle",
+            format!(
+                "`{} --version` said {:?}, not `Kubernetes vX.Y.Z`",
+                bin.display(),
+                text.trim()
+            ),
+        )
+    })
+}
+
+/// `Kubernetes v1.37.2` → `v1.37.2`.
+pub fn parse_kubernetes_version(text: &str) -> Option<String> {
+    let v = text.trim().strip_prefix("Kubernetes ")?;
+    let digits = v.strip_prefix('v')?;
+    let parts: Vec<&str> = digits.split('.').collect();
+    (parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())))
+    .then(|| v.to_string())
+}
+
+/// `<lab>/bundle`, made once. Built beside its final name and renamed, so a bundle is either
+/// whole or absent. Kubernetes binaries are hard links to the source when it is on the same
+/// file system (SHA256SUMS, checked before each upload, catches a source changed later).
+pub fn ensure(
+    lab_dir: &Path,
+    image_rootfs: &Path,
+    source: &LabBundleSource,
+) -> Result<PathBuf, LabError> {
     let dir = lab_dir.join("bundle");
     if dir.join("SHA256SUMS").is_file() {
         return Ok(dir);
@@ -21,17 +125,62 @@ pub fn ensure(lab_dir: &Path, image_rootfs: &Path) -> Result<PathBuf, LabError> 
     let tmp = lab_dir.join(".bundle.tmp");
     let _ = fs::remove_dir_all(&tmp);
     fs::create_dir_all(&tmp).map_err(|e| LabError::io(&tmp, "creating", e))?;
+    let files: Vec<(String, PathBuf)> = match source {
+        LabBundleSource::Image => IMAGE_BINARIES
+            .iter()
+            .map(|(name, at)| (name.to_string(), image_rootfs.join(at)))
+            .collect(),
+        LabBundleSource::Kubernetes { dir, .. } => KUBERNETES_BINARIES
+            .iter()
+            .map(|name| (name.to_string(), dir.join(name)))
+            .collect(),
+    };
     let mut sums = String::new();
-    for (name, source) in BINARIES {
-        let from = image_rootfs.join(source);
-        let bytes = fs::read(&from).map_err(|e| LabError::io(&from, "reading", e))?;
-        let to = tmp.join(name);
-        fs::write(&to, &bytes).map_err(|e| LabError::io(&to, "writing", e))?;
-        sums.push_str(&format!("{}  {name}\n", sha256_hex(&bytes)));
+    for (name, from) in files {
+        let to = tmp.join(&name);
+        if fs::hard_link(&from, &to).is_err() {
+            fs::copy(&from, &to).map_err(|e| LabError::io(&from, "copying", e))?;
+        }
+        let sha = crate::fsutil::sha256_file(&to).map_err(|e| LabError::io(&to, "reading", e))?;
+        sums.push_str(&format!("{sha}  {name}\n"));
     }
     let sums_path = tmp.join("SHA256SUMS");
     fs::write(&sums_path, sums).map_err(|e| LabError::io(&sums_path, "writing", e))?;
     let _ = fs::remove_dir_all(&dir);
     fs::rename(&tmp, &dir).map_err(|e| LabError::io(&dir, "creating", e))?;
     Ok(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kubernetes_versions_are_read_from_the_apiserver() {
+        assert_eq!(
+            parse_kubernetes_version("Kubernetes v1.37.2\n").as_deref(),
+            Some("v1.37.2")
+        );
+        for bad in [
+            "Kubernetes v0.0.0-master+$Format:%H$",
+            "v1.37.2",
+            "Kubernetes 1.37.2",
+            "",
+        ] {
+            assert_eq!(parse_kubernetes_version(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn image_bundles_need_nothing_built() {
+        assert_eq!(
+            resolve(&LabBundleChoice::Image).unwrap(),
+            LabBundleSource::Image
+        );
+        let empty = tempfile::tempdir().unwrap();
+        let err = resolve(&LabBundleChoice::Dir(empty.path().into()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("lacks etcd, etcdctl, kube-apiserver"), "{err}");
+    }
 }

@@ -5,6 +5,8 @@ use std::path::Path;
 
 use super::plan::LabPlan;
 
+/// The release a lab without Kubernetes binaries names (its manifests are rendered, nothing
+/// runs them).
 pub const KUBERNETES_VERSION: &str = "v1.31.4";
 
 pub fn render(plan: &LabPlan, identity_file: &Path, known_hosts: &Path) -> String {
@@ -17,7 +19,8 @@ pub fn render(plan: &LabPlan, identity_file: &Path, known_hosts: &Path) -> Strin
          metadata:\n  name: {name}\n\
          spec:\n\
          \x20 topology: stacked\n\
-         \x20 kubernetesVersion: {KUBERNETES_VERSION}\n\
+         \x20 kubernetesVersion: {version}\n\
+         {control_plane}\
          \x20 controlPlaneEndpoint:\n\
          \x20   address: {vip}                # keepalived's VIP, inside the lab subnet\n\
          \x20   port: 8443\n\
@@ -33,7 +36,7 @@ pub fn render(plan: &LabPlan, identity_file: &Path, known_hosts: &Path) -> Strin
          \x20 pki:\n\
          \x20   dir: ./pki\n\
          \x20 artifacts:\n\
-         \x20   bundle: ./bundle               # etcd and etcdctl from the image's Debian packages\n\
+         \x20   bundle: ./bundle               # {bundle_says}\n\
          \x20 ssh:\n\
          \x20   user: root\n\
          \x20   port: 22\n\
@@ -41,6 +44,19 @@ pub fn render(plan: &LabPlan, identity_file: &Path, known_hosts: &Path) -> Strin
          \x20   knownHosts: {kh}\n\
          \x20 hosts:\n",
         name = plan.name,
+        version = plan.kubernetes.as_deref().unwrap_or(KUBERNETES_VERSION),
+        control_plane = if plan.kubernetes.is_some() {
+            // A kubelet cannot run containers inside these nodes: the control plane runs as
+            // systemd units.
+            "  controlPlane:\n    mode: systemd\n"
+        } else {
+            ""
+        },
+        bundle_says = if plan.kubernetes.is_some() {
+            "etcd and the control plane, built by hack/build-upstream.sh"
+        } else {
+            "etcd and etcdctl from the image's Debian packages"
+        },
         vip = plan.vip,
         subnet = plan.subnet,
         key = identity_file.display(),
@@ -65,8 +81,11 @@ mod tests {
     use super::*;
     use crate::lab::plan::LabRequest;
 
-    fn check(req: LabRequest) {
-        let plan = LabPlan::new(&req).unwrap();
+    fn check(req: LabRequest) -> crate::inventory::Inventory {
+        check_plan(LabPlan::new(&req).unwrap())
+    }
+
+    fn check_plan(plan: LabPlan) -> crate::inventory::Inventory {
         let text = render(
             &plan,
             Path::new("/var/lib/kinit/labs/x/id_ed25519"),
@@ -82,6 +101,25 @@ mod tests {
             inv.endpoint.interface, "host0",
             "keepalived binds the VIP to the node's veth end"
         );
+        inv
+    }
+
+    #[test]
+    fn a_lab_with_kubernetes_binaries_runs_the_control_plane_as_units_of_their_release() {
+        let mut plan = LabPlan::new(&LabRequest::default()).unwrap();
+        let inv = check_plan(plan.clone());
+        assert_eq!(
+            inv.control_plane_mode,
+            crate::config::ControlPlaneMode::StaticPod
+        );
+        assert_eq!(inv.kubernetes_version.to_string(), KUBERNETES_VERSION);
+        plan.kubernetes = Some("v1.37.2".into());
+        let inv = check_plan(plan);
+        assert_eq!(
+            inv.control_plane_mode,
+            crate::config::ControlPlaneMode::Systemd
+        );
+        assert_eq!(inv.kubernetes_version.to_string(), "v1.37.2");
     }
 
     #[test]
@@ -91,6 +129,7 @@ mod tests {
             name: Some("big".into()),
             nodes: Some(7),
             subnet: Some("192.168.77.0/24".parse().unwrap()),
+            ..Default::default()
         });
         check(LabRequest {
             nodes: Some(1),

@@ -102,7 +102,9 @@ pub fn up(req: &LabRequest, reporter: &dyn Reporter) -> Result<UpOutcome, LabErr
     if !LabState::path(&lab_dir(&name)).exists() {
         check_capacity(&name, req.nodes.unwrap_or(DEFAULT_NODES))?;
     }
-    let requested = LabPlan::new(req)?;
+    let source = super::bundle::resolve(&req.bundle)?;
+    let mut requested = LabPlan::new(req)?;
+    requested.kubernetes = source.kubernetes();
     let paths = LabPaths::new(&requested.name);
     // The cluster definition must validate (e.g. --subnet must not overlap the pod subnet)
     // before anything is created.
@@ -140,10 +142,11 @@ pub fn up(req: &LabRequest, reporter: &dyn Reporter) -> Result<UpOutcome, LabErr
                     return Ok((requested, None));
                 }
                 let pick = pick_free_subnet(&requested)?;
-                let plan = LabPlan::new(&LabRequest {
+                let mut plan = LabPlan::new(&LabRequest {
                     subnet: Some(pick.subnet),
                     ..req.clone()
                 })?;
+                plan.kubernetes = source.kubernetes();
                 validate_cluster_file(&plan, &paths)?;
                 check_free(&plan)?;
                 Ok((plan, Some(pick)))
@@ -184,7 +187,8 @@ pub fn up(req: &LabRequest, reporter: &dyn Reporter) -> Result<UpOutcome, LabErr
     }
     state.save(&paths.dir)?;
     drop(subnets_lock);
-    super::bundle::ensure(&paths.dir, &state.image)?;
+    // An existing lab keeps the bundle it was made with.
+    super::bundle::ensure(&paths.dir, &state.image, &source)?;
 
     let lab_key = keys::ensure_key(&paths.key, &format!("kinit-lab-{}", plan.name))?;
     ensure_bridge(&plan)?;

@@ -28,6 +28,23 @@ pub struct LabRequest {
     pub name: Option<String>,
     pub nodes: Option<u32>,
     pub subnet: Option<Ipv4Net>,
+    /// Where the lab's binaries come from (a new lab only).
+    pub bundle: LabBundleChoice,
+}
+
+/// The binaries a new lab's `kinit up` deploys.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum LabBundleChoice {
+    /// The Kubernetes bundle built by `hack/build-upstream.sh` into its default directory when
+    /// it is there, else the image's etcd.
+    #[default]
+    Default,
+    /// etcd and etcdctl from the image's Debian packages (no Kubernetes binaries: the control
+    /// plane's manifests are rendered but nothing runs them).
+    Image,
+    /// A directory of binaries holding at least etcd, etcdctl, kube-apiserver,
+    /// kube-controller-manager, kube-scheduler and kubectl.
+    Dir(std::path::PathBuf),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,6 +57,10 @@ pub struct LabPlan {
     /// The virtual IP the generated cluster.yaml gives keepalived.
     pub vip: Ipv4Addr,
     pub nodes: Vec<PlannedNode>,
+    /// The Kubernetes release of the lab's bundle (its control plane runs as systemd units);
+    /// None: the image's etcd only.
+    #[serde(default)]
+    pub kubernetes: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -127,6 +148,7 @@ impl LabPlan {
             name,
             subnet,
             nodes,
+            kubernetes: None,
         })
     }
 
@@ -216,6 +238,7 @@ mod tests {
             name: Some("abcdefgh".into()),
             nodes: Some(MAX_NODES),
             subnet: Some("192.168.50.0/24".parse().unwrap()),
+            ..Default::default()
         })
         .unwrap();
         assert!(plan.bridge.len() <= 15);

@@ -9,6 +9,9 @@
 //!   shell string; a value with white space, control characters, quotes, backslashes or the
 //!   comment and block characters of those files is refused (the render fails) rather than
 //!   emitted.
+//! - `unit_arg`: one argument of a systemd `ExecStart=` line: refused like `word` (white space,
+//!   quotes, backslashes, `$`, `;` would split or expand it), with `%` doubled (systemd's
+//!   specifier escape).
 //! - `line`: text within one line (a comment, a unit's description): control characters refused.
 
 use tera::{Kwargs, State, TeraResult};
@@ -17,6 +20,7 @@ pub(super) fn register(tera: &mut tera::Tera) {
     tera.register_filter("yaml", yaml);
     tera.register_filter("word", word);
     tera.register_filter("line", line);
+    tera.register_filter("unit_arg", unit_arg);
 }
 
 fn yaml(value: &str, kwargs: Kwargs, _: &State) -> TeraResult<String> {
@@ -28,6 +32,11 @@ fn yaml(value: &str, kwargs: Kwargs, _: &State) -> TeraResult<String> {
 fn word(value: &str, _: Kwargs, _: &State) -> TeraResult<String> {
     check_word(value).map_err(tera::Error::message)?;
     Ok(value.to_string())
+}
+
+fn unit_arg(value: &str, _: Kwargs, _: &State) -> TeraResult<String> {
+    check_word(value).map_err(tera::Error::message)?;
+    Ok(value.replace('%', "%%"))
 }
 
 fn line(value: &str, _: Kwargs, _: &State) -> TeraResult<String> {

@@ -8,6 +8,7 @@ pub mod certificates;
 pub mod context;
 pub mod error;
 pub mod filters;
+pub mod flags;
 pub mod manifest;
 pub mod templates;
 pub mod vrrp;
@@ -88,6 +89,9 @@ fn render_with(
     ctx.insert("cluster", cluster);
     ctx.insert("host", &context::host(inv, host));
     ctx.insert("paths", &cluster.paths);
+    if host.has(crate::config::Role::ControlPlane) {
+        ctx.insert("flags", &flags::render(templates, &ctx)?);
+    }
     let pki = certificates::HostPki::of(pki_dir, &host.name);
     components::files_on(inv, host)
         .into_iter()

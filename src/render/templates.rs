@@ -49,6 +49,30 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../../templates/kube-scheduler.yaml.tera"),
     ),
     (
+        "kube-apiserver.flags.tera",
+        include_str!("../../templates/kube-apiserver.flags.tera"),
+    ),
+    (
+        "kube-apiserver.service.tera",
+        include_str!("../../templates/kube-apiserver.service.tera"),
+    ),
+    (
+        "kube-controller-manager.flags.tera",
+        include_str!("../../templates/kube-controller-manager.flags.tera"),
+    ),
+    (
+        "kube-controller-manager.service.tera",
+        include_str!("../../templates/kube-controller-manager.service.tera"),
+    ),
+    (
+        "kube-scheduler.flags.tera",
+        include_str!("../../templates/kube-scheduler.flags.tera"),
+    ),
+    (
+        "kube-scheduler.service.tera",
+        include_str!("../../templates/kube-scheduler.service.tera"),
+    ),
+    (
         "haproxy.cfg.tera",
         include_str!("../../templates/haproxy.cfg.tera"),
     ),

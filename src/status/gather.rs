@@ -107,12 +107,15 @@ pub async fn gather(
             }
         },
     );
-    let (etcd, hosts) = tokio::join!(etcd, hosts);
+    let control_plane = super::control_plane::gather(inv, opts.timeout);
+    let (etcd, hosts, control_plane) = tokio::join!(etcd, hosts, control_plane);
     let probes = hosts
         .into_iter()
         .map(|(name, r)| (name, r.map_err(|e| e.to_string())))
         .collect();
-    assemble(inv, etcd, probes, certificates::check(inv, now))
+    let mut report = assemble(inv, etcd, probes, certificates::check(inv, now));
+    report.control_plane = control_plane;
+    report
 }
 
 /// haproxy's servers, and how they differ from the control-plane hosts of cluster.yaml.
@@ -214,5 +217,6 @@ pub fn assemble(
         }),
         hosts,
         certificates,
+        control_plane: None,
     }
 }

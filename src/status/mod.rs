@@ -5,6 +5,7 @@
 //! Library code: it returns a [`StatusReport`]; `ui::status` shows it.
 
 pub mod certificates;
+pub mod control_plane;
 pub mod etcd;
 pub mod gather;
 pub mod haproxy_stats;

@@ -12,6 +12,9 @@ pub struct StatusReport {
     pub vip: Option<VipStatus>,
     pub hosts: Vec<HostStatus>,
     pub certificates: CertificateSummary,
+    /// `None` where kinit runs no control plane that serves (static pods without a kubelet).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub control_plane: Option<super::control_plane::ControlPlaneStatus>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -240,6 +243,9 @@ impl StatusReport {
                     ));
                 }
             }
+        }
+        if let Some(cp) = &self.control_plane {
+            out.extend(super::control_plane::problems(cp));
         }
         let c = &self.certificates;
         if let Some(e) = &c.error {

@@ -221,6 +221,32 @@ fn hosts_section(out: &mut String, report: &StatusReport) {
     out.push('\n');
 }
 
+fn control_plane_section(out: &mut String, report: &StatusReport) {
+    let Some(cp) = &report.control_plane else {
+        return;
+    };
+    let _ = writeln!(out, "control plane");
+    let mut rows = vec![["APISERVER", "URL", "READYZ"].map(String::from).to_vec()];
+    for a in &cp.apiservers {
+        let readyz = match (&a.error, a.ready) {
+            (Some(e), _) => format!("no answer: {e}"),
+            (None, true) => "ok".to_string(),
+            (None, false) => format!("NOT READY: {}", a.failing.join(", ")),
+        };
+        rows.push(vec![a.host.clone(), a.url.clone(), readyz]);
+    }
+    table(out, &rows);
+    for l in &cp.leases {
+        let holder = match (&l.holder, &l.error) {
+            (Some(h), _) => format!("held by {h}"),
+            (None, Some(e)) => format!("unknown: {e}"),
+            (None, None) => "held by NO host".to_string(),
+        };
+        let _ = writeln!(out, "  lease {}: {holder}", l.name);
+    }
+    out.push('\n');
+}
+
 fn certificates_section(out: &mut String, report: &StatusReport) {
     let c = &report.certificates;
     if let Some(e) = &c.error {
@@ -252,6 +278,7 @@ pub fn render_text(report: &StatusReport) -> String {
     let mut out = String::new();
     etcd_section(&mut out, report);
     hosts_section(&mut out, report);
+    control_plane_section(&mut out, report);
     certificates_section(&mut out, report);
     let problems = report.problems();
     if problems.is_empty() {

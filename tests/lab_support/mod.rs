@@ -10,8 +10,11 @@ use serde_json::Value;
 
 use crate::hang_guard::{kinit, output_within};
 
+mod api_loop;
 mod connect_loop;
 mod writer;
+#[allow(unused_imports)] // only the control-plane scenarios talk to the real API
+pub use api_loop::{ApiLoop, ApiLoopReport};
 #[allow(unused_imports)] // not every lab scenario goes through the VIP
 pub use connect_loop::ConnectLoop;
 #[allow(unused_imports)] // not every lab scenario writes while it changes the cluster
@@ -40,10 +43,38 @@ pub fn text(out: &Output) -> String {
     )
 }
 
+/// A lab whose bundle is the image's etcd (3.4) alone: its apiserver is the stand-in.
 pub fn lab_up(name: &'static str, subnet: &str, nodes: &str) -> Lab {
+    lab_up_with(name, subnet, nodes, "image")
+}
+
+/// The binaries `hack/build-upstream.sh` built (`KINIT_TEST_UPSTREAM_BIN`, default
+/// /var/cache/kinit-test/bundle-bin, as `.ci/run` builds them).
+pub fn upstream_bin() -> PathBuf {
+    let dir = PathBuf::from(
+        std::env::var("KINIT_TEST_UPSTREAM_BIN")
+            .unwrap_or_else(|_| "/var/cache/kinit-test/bundle-bin".into()),
+    );
+    assert!(
+        dir.join("kube-apiserver").is_file(),
+        "{} has no kube-apiserver: run `hack/build-upstream.sh {}` (.ci/run does)",
+        dir.display(),
+        dir.display()
+    );
+    dir
+}
+
+/// A lab whose bundle is the real Kubernetes binaries built here: `kinit up` runs the real
+/// control plane as systemd units.
+pub fn lab_up_kubernetes(name: &'static str, subnet: &str, nodes: &str) -> Lab {
+    let dir = upstream_bin();
+    lab_up_with(name, subnet, nodes, dir.to_str().unwrap())
+}
+
+fn lab_up_with(name: &'static str, subnet: &str, nodes: &str, bundle: &str) -> Lab {
     let _ = kinit(&["lab", "down", "--name", name]);
     let out = kinit(&[
-        "lab", "up", "--name", name, "--subnet", subnet, "--nodes", nodes,
+        "lab", "up", "--name", name, "--subnet", subnet, "--nodes", nodes, "--bundle", bundle,
     ]);
     assert!(out.status.success(), "lab up: {}", text(&out));
     Lab {
@@ -98,6 +129,14 @@ impl Lab {
                 .env_remove("KINIT_CONFIG"),
             COMMAND_LIMIT,
         )
+    }
+
+    /// `kinit lab ARGS --name <this lab>` (stop, start, status).
+    pub fn kinit_lab(&self, args: &[&str]) -> Output {
+        let mut all = vec!["lab"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--name", self.name]);
+        kinit(&all)
     }
 
     pub fn ssh(&self, node: &str, script: &str) -> Output {

@@ -79,6 +79,12 @@ fn cluster_spec(r: &mut FieldReader, spec: &mut Section) -> ClusterSpec {
         .unwrap_or(endpoint.vrrp_unicast);
     r.finish(s);
 
+    let mut s = r.section(spec, "controlPlane", false);
+    let control_plane = ControlPlaneSpec {
+        mode: r.choice(&mut s, "mode").unwrap_or_default(),
+    };
+    r.finish(s);
+
     let mut s = r.section(spec, "etcd", false);
     let mut etcd = EtcdSpec::default();
     etcd.mode = r.choice(&mut s, "mode").unwrap_or(etcd.mode);
@@ -193,6 +199,7 @@ fn cluster_spec(r: &mut FieldReader, spec: &mut Section) -> ClusterSpec {
         kubernetes_version,
         image_repository,
         control_plane_endpoint: endpoint,
+        control_plane,
         etcd,
         networking,
         pki,

@@ -1,0 +1,266 @@
+//! The real control plane on lab nodes: kube-apiserver, kube-controller-manager and
+//! kube-scheduler v1.37 (built here by hack/build-upstream.sh) as systemd units behind
+//! haproxy and the keepalived VIP, on etcd 3.6 from the same build. A client on this machine
+//! reads `/readyz` and a ConfigMap through VIP:8443 every 100 ms during each change and counts
+//! failed requests and the longest gap. Runs as root.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+mod hang_guard;
+use hang_guard::output_within;
+mod lab_support;
+use lab_support::*;
+
+const CONFIGMAP: &str = "/api/v1/namespaces/kinit-probe/configmaps/probe";
+
+/// The bundle's kubectl with the admin kubeconfig `kinit kubeconfig` wrote.
+fn kubectl(kubeconfig: &std::path::Path, args: &[&str]) -> std::process::Output {
+    output_within(
+        Command::new(upstream_bin().join("kubectl"))
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .arg("--request-timeout=10s")
+            .args(args),
+        COMMAND_LIMIT,
+    )
+}
+
+fn ok(out: std::process::Output) -> String {
+    assert!(out.status.success(), "{}", text(&out));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The status report's control-plane section: (apiservers ready, lease holders).
+fn control_plane(report: &Value) -> (Vec<String>, Vec<(String, String)>) {
+    let cp = &report["controlPlane"];
+    let ready = cp["apiservers"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no control plane in {report:#}"))
+        .iter()
+        .filter(|a| a["ready"] == true)
+        .map(|a| a["host"].as_str().unwrap().to_string())
+        .collect();
+    let leases = cp["leases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["name"].as_str().unwrap().to_string(),
+                l["holder"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    (ready, leases)
+}
+
+#[test]
+fn a_real_control_plane_serves_through_the_vip_fails_over_and_rolls_without_a_failed_request() {
+    let lab = lab_up_kubernetes("kcp", "10.213.210.0/24", "3");
+    let vip = "10.213.210.100";
+    let config = lab.config.to_str().unwrap().to_string();
+    let yaml = std::fs::read_to_string(&lab.config).unwrap();
+    assert!(
+        yaml.contains("mode: systemd") && yaml.contains("v1.37"),
+        "{yaml}"
+    );
+
+    // up: etcd 3.6, haproxy + keepalived, the three units, the RBAC binding.
+    let started = Instant::now();
+    let (code, summary, all) = lab.up(&["--topology", "stacked"]);
+    assert_eq!(code, 0, "up: {all}");
+    assert_eq!(summary["event"], "summary", "{all}");
+    let up_took = started.elapsed();
+    assert!(
+        all.contains("bound the group kubeadm:cluster-admins"),
+        "the RBAC step: {all}"
+    );
+
+    // kubectl through the VIP with the admin kubeconfig (cluster-admin through its group).
+    let kubeconfig = lab.dir().join("admin.kubeconfig");
+    let _ = std::fs::remove_file(&kubeconfig);
+    let out = lab.kinit(&["kubeconfig", kubeconfig.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(ok(kubectl(&kubeconfig, &["get", "--raw", "/readyz"])), "ok");
+    ok(kubectl(
+        &kubeconfig,
+        &["create", "namespace", "kinit-probe"],
+    ));
+    ok(kubectl(
+        &kubeconfig,
+        &[
+            "-n",
+            "kinit-probe",
+            "create",
+            "configmap",
+            "probe",
+            "--from-literal=k=v1",
+        ],
+    ));
+    let got = ok(kubectl(
+        &kubeconfig,
+        &[
+            "-n",
+            "kinit-probe",
+            "get",
+            "configmap",
+            "probe",
+            "-o",
+            "jsonpath={.data.k}",
+        ],
+    ));
+    assert_eq!(got, "v1");
+    let server = ok(kubectl(
+        &kubeconfig,
+        &[
+            "config",
+            "view",
+            "-o",
+            "jsonpath={.clusters[0].cluster.server}",
+        ],
+    ));
+    assert_eq!(server, format!("https://{vip}:8443"));
+
+    // status: every apiserver ready on its own address, one holder per lease, healthy.
+    let report = lab.wait_healthy(&config);
+    let (ready, leases) = control_plane(&report);
+    assert_eq!(ready, ["cp1", "cp2", "cp3"], "{report:#}");
+    for (name, holder) in &leases {
+        assert!(
+            ["cp1", "cp2", "cp3"].contains(&holder.as_str()),
+            "{name} held by {holder:?}: {report:#}"
+        );
+    }
+    for node in ["cp1", "cp2", "cp3"] {
+        let listens = lab.on(node, "ss -Hltn 'sport = :6443'");
+        let addr = format!("10.213.210.{}:6443", 10 + node[2..].parse::<u32>().unwrap());
+        assert!(
+            listens.contains(&addr),
+            "{node} binds its own address: {listens}"
+        );
+    }
+
+    // A second up changes nothing (the apiserver holding 6443 is kinit's own: no preflight
+    // override needed).
+    let (code, summary, all) = lab.up(&[]);
+    assert_eq!(code, 0, "second up: {all}");
+    assert_eq!(
+        (
+            summary["filesWritten"].as_u64(),
+            summary["servicesStarted"].as_u64(),
+            summary["servicesRestarted"].as_u64(),
+        ),
+        (Some(0), Some(0), Some(0)),
+        "{all}"
+    );
+
+    // A rollout: a renewed apiserver certificate restarts the apiservers one host at a time,
+    // each drained by haproxy first; not one request through the VIP fails.
+    let client = ApiLoop::start(&lab.dir().join("pki"), CONFIGMAP);
+    std::thread::sleep(Duration::from_secs(2));
+    let started = Instant::now();
+    let out = lab.kinit(&["certs", "renew", "apiserver", "--rollout"]);
+    let rollout_took = started.elapsed();
+    std::thread::sleep(Duration::from_secs(2));
+    let seen = client.stop();
+    let shown = text(&out);
+    assert!(out.status.success(), "{shown}");
+    assert!(
+        shown.contains("restart kube-apiserver goes one host at a time"),
+        "{shown}"
+    );
+    assert_eq!(
+        seen.failed, 0,
+        "failed requests during the rollout: {seen:?}\n{shown}"
+    );
+    assert!(seen.requests > 20, "{seen:?}");
+    eprintln!(
+        "figures: up {:.1}s; apiserver rollout {:.1}s, {} requests, 0 failed, longest gap {} ms",
+        up_took.as_secs_f64(),
+        rollout_took.as_secs_f64(),
+        seen.requests,
+        seen.longest_gap.as_millis()
+    );
+
+    // Failover: the VIP holder powered off; the API answers through the VIP again, both leases
+    // end up on surviving hosts, the ConfigMap is still there.
+    let holders = lab.vip_holders(&["cp1", "cp2", "cp3"], vip);
+    assert_eq!(holders.len(), 1, "{holders:?}");
+    let holder = holders[0].clone();
+    let client = ApiLoop::start(&lab.dir().join("pki"), CONFIGMAP);
+    std::thread::sleep(Duration::from_secs(1));
+    let off = Instant::now();
+    let out = lab.kinit_lab(&["stop", &holder]);
+    assert!(out.status.success(), "{}", text(&out));
+    let answered = wait_for("the API through the VIP", Duration::from_secs(60), || {
+        let out = kubectl(&kubeconfig, &["get", "--raw", "/readyz"]);
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(text(&out))
+        }
+    });
+    let failover = off.elapsed();
+    let survivors: Vec<&str> = ["cp1", "cp2", "cp3"]
+        .into_iter()
+        .filter(|n| *n != holder)
+        .collect();
+    wait_for(
+        "both leases on surviving hosts",
+        Duration::from_secs(90),
+        || {
+            let (_, report) = lab.status(&config);
+            let (_, leases) = control_plane(&report);
+            match leases
+                .iter()
+                .find(|(_, h)| !survivors.contains(&h.as_str()))
+            {
+                None => Ok(()),
+                Some((name, h)) => Err(format!("{name} held by {h:?}")),
+            }
+        },
+    );
+    let got = ok(kubectl(
+        &kubeconfig,
+        &[
+            "-n",
+            "kinit-probe",
+            "get",
+            "configmap",
+            "probe",
+            "-o",
+            "jsonpath={.data.k}",
+        ],
+    ));
+    assert_eq!(got, "v1");
+    let seen = client.stop();
+    eprintln!(
+        "figures: failover: {holder} off -> API through the VIP after {:.1}s ({:.1}s of polling); \
+         client: {} requests, {} failed, longest gap {} ms",
+        failover.as_secs_f64(),
+        answered.as_secs_f64(),
+        seen.requests,
+        seen.failed,
+        seen.longest_gap.as_millis()
+    );
+
+    // The host back: it rejoins, every apiserver ready, healthy.
+    let out = lab.kinit_lab(&["start", &holder]);
+    assert!(out.status.success(), "{}", text(&out));
+    wait_for(
+        "every apiserver ready again",
+        Duration::from_secs(180),
+        || {
+            let (code, report) = lab.status(&config);
+            let (ready, _) = control_plane(&report);
+            if code == 0 && ready.len() == 3 {
+                Ok(())
+            } else {
+                Err(format!("{:#}", report["problems"]))
+            }
+        },
+    );
+}

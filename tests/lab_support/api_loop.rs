@@ -1,0 +1,84 @@
+//! A client of the Kubernetes API through the control-plane endpoint, for lab scenarios that
+//! change the control plane: `GET /readyz` and a read of one ConfigMap, with admin.conf's
+//! credentials and the cluster CA, every 100 ms until stopped. Each request is a new TLS
+//! connection (as a new `kubectl` would make), through VIP:port and haproxy.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use kinit::kube::ApiClient;
+
+/// What the client saw.
+#[derive(Debug, Clone, Default)]
+pub struct ApiLoopReport {
+    pub requests: usize,
+    pub failed: usize,
+    /// The longest time between two answered requests (or from the start to the first).
+    pub longest_gap: Duration,
+    /// The first few failures, for the assertion message.
+    pub failures: Vec<String>,
+}
+
+pub struct ApiLoop {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<ApiLoopReport>,
+}
+
+impl ApiLoop {
+    /// `pki_dir`: the lab's PKI dir (admin.conf names the endpoint); `configmap`: the API path of
+    /// a ConfigMap that exists for the whole run.
+    pub fn start(pki_dir: &std::path::Path, configmap: &str) -> ApiLoop {
+        let client = ApiClient::from_pki_kubeconfig(pki_dir, "admin.conf").unwrap();
+        let configmap = configmap.to_string();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let mut report = ApiLoopReport::default();
+            let mut last_ok = Instant::now();
+            while !flag.load(Ordering::Relaxed) {
+                let started = Instant::now();
+                for path in ["/readyz", configmap.as_str()] {
+                    report.requests += 1;
+                    let answer =
+                        rt.block_on(client.send("GET", path, None, Duration::from_secs(5)));
+                    match answer {
+                        Ok((200, _)) => {
+                            report.longest_gap = report.longest_gap.max(last_ok.elapsed());
+                            last_ok = Instant::now();
+                        }
+                        other => {
+                            report.failed += 1;
+                            if report.failures.len() < 5 {
+                                let what = match other {
+                                    Ok((code, body)) => format!(
+                                        "HTTP {code}: {}",
+                                        String::from_utf8_lossy(&body[..body.len().min(200)])
+                                    ),
+                                    Err(e) => e.to_string(),
+                                };
+                                report.failures.push(format!("GET {path}: {what}"));
+                            }
+                        }
+                    }
+                }
+                let spent = started.elapsed();
+                if spent < Duration::from_millis(100) {
+                    std::thread::sleep(Duration::from_millis(100) - spent);
+                }
+            }
+            report.longest_gap = report.longest_gap.max(last_ok.elapsed());
+            report
+        });
+        ApiLoop { stop, thread }
+    }
+
+    pub fn stop(self) -> ApiLoopReport {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap()
+    }
+}
