@@ -91,6 +91,9 @@ host_paths! {
     CONTAINERD_SOCKET = "containerd_socket" => "/run/containerd/containerd.sock";
 
     HAPROXY_CFG = "haproxy_cfg" => "/etc/haproxy/haproxy.cfg";
+    /// haproxy's runtime API (root and the haproxy group): kinit drains an apiserver here before
+    /// it restarts.
+    HAPROXY_ADMIN_SOCKET = "haproxy_admin_socket" => "/run/haproxy/admin.sock";
     KEEPALIVED_CONF = "keepalived_conf" => "/etc/keepalived/keepalived.conf";
     CHECK_APISERVER_SH = "check_apiserver_sh" => "/etc/keepalived/check_apiserver.sh";
 

@@ -317,3 +317,26 @@ fn a_recorded_lab_node_parses_and_passes() {
     let r = run(&one, &obs);
     assert!(!r.failed(), "{:#?}", failures(&r));
 }
+
+#[test]
+fn cgroup_v1_fails_only_on_hosts_that_run_a_kubelet() {
+    let mut inv = inventory(Topology::Stacked, 0);
+    inv.kubernetes_version = "v1.37.2".parse().unwrap();
+    let status = |inv: &kinit::inventory::Inventory| {
+        let obs = with_fault(inv, 0, |s| s.replace("cgroup2fs", "tmpfs"));
+        let r = run(inv, &obs);
+        r.findings
+            .iter()
+            .find(|f| f.check == "CgroupVersion" && f.host == inv.hosts[0].name)
+            .map(|f| (f.status, f.message.clone()))
+            .unwrap()
+    };
+    // Static pods: the kubelet runs the control plane and refuses cgroup v1 from 1.35.
+    assert_eq!(status(&inv).0, Status::Fail);
+    // The control plane and etcd as systemd units: no kubelet on the host.
+    inv.control_plane_mode = kinit::config::ControlPlaneMode::Systemd;
+    inv.etcd.mode = kinit::config::EtcdMode::Systemd;
+    let (s, message) = status(&inv);
+    assert_eq!(s, Status::Pass, "{message}");
+    assert!(message.contains("no kubelet"), "{message}");
+}

@@ -158,6 +158,9 @@ impl Engine {
                     self.hand_over(phase, host, &done).await;
                 }
             }
+            if rolling.healthy == Healthy::ApiserverReady && kind == RestartKind::Restart {
+                self.drain_apiserver(phase, host).await;
+            }
             let step = RestartStep::begin(self, phase, host, unit.name, kind);
             let outcome = self.apply_held(phase, host, unit).await?;
             state.tally.add(&phase.name, host, &outcome);

@@ -316,13 +316,15 @@ pub async fn https(
     .await
 }
 
-/// Every haproxy host (`hosts`) has the server `server` of its `apiserver` backend UP: it sends
-/// that apiserver requests again (read from the loopback stats socket over SSH).
-pub async fn haproxy_backend_up(
+/// Every haproxy host (`hosts`) shows the server `server` of its `apiserver` backend in `want`
+/// (`UP`: it sends that apiserver requests; `DRAIN`: no new ones), read from the loopback stats
+/// socket over SSH.
+pub async fn haproxy_backend_state(
     pool: &Arc<Pool>,
     hosts: &[(String, HostTarget)],
     stats_port: u16,
     server: &str,
+    want: &str,
     timeout: Duration,
 ) -> Result<String, WaitError> {
     let req = crate::status::probe::ProbeRequest {
@@ -357,7 +359,7 @@ pub async fn haproxy_backend_up(
                             .find(|s| s.backend == "apiserver" && s.server == server)
                             .map(|s| s.status.clone());
                         match state.as_deref() {
-                            Some("UP") => {}
+                            Some(s) if s == want => {}
                             Some(other) => {
                                 bad.push(format!("{name}'s haproxy has {server} {other}"))
                             }
@@ -369,7 +371,7 @@ pub async fn haproxy_backend_up(
                 }
             }
             if bad.is_empty() {
-                Ok(format!("{n} haproxy host(s) send {server} requests"))
+                Ok(format!("{n} haproxy host(s) have {server} {want}"))
             } else {
                 Err(bad.join("; "))
             }

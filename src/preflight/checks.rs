@@ -220,8 +220,17 @@ fn per_host(
 
     out.push(kernel(h, &f.kernel));
 
+    // The kubelet's rule: a host the component table gives no kubelet (a control plane run as
+    // systemd units, etcd under systemd) runs nothing that minds cgroup v1.
+    let kubelet =
+        crate::components::component(crate::components::ComponentId::Kubelet).runs_on(inv, host);
     out.push(match f.cgroup {
         Some(CgroupVersion::V2) => pass(h, "CgroupVersion", "cgroup v2"),
+        Some(CgroupVersion::V1) if !kubelet => pass(
+            h,
+            "CgroupVersion",
+            "cgroup v1, and no kubelet runs on this host",
+        ),
         Some(CgroupVersion::V1) if inv.kubernetes_version.minor >= 35 => fail(
             h,
             "CgroupVersion",

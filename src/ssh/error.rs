@@ -118,6 +118,13 @@ pub enum SshError {
     #[error("host {host}: cancelled")]
     Cancelled { host: String },
 
+    #[error("host {host}: the unix socket {socket}: {reason}")]
+    UnixSocket {
+        host: String,
+        socket: String,
+        reason: String,
+    },
+
     #[error("host {host}: through bastion {bastion}: {source}")]
     Bastion {
         host: String,

@@ -23,6 +23,8 @@ use super::secret::Secret;
 use super::sudo::{self, Sudo, SudoMode};
 use super::upload::{self, FileSpec, UploadOutcome, sha256_hex};
 
+mod unix_socket;
+
 pub struct Session {
     host: String,
     user: String,

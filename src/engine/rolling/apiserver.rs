@@ -1,21 +1,115 @@
-//! When a restarted apiserver serves again: its own `/readyz` passes (verified against the
-//! cluster CA, from this machine), and every haproxy has its backend server UP again, so the
-//! next apiserver may go. An apiserver leaves haproxy's rotation by itself before it stops:
-//! it fails `/readyz` for its `--shutdown-delay-duration` while still serving, and haproxy's
-//! `/readyz` check marks it down.
+//! An apiserver restart that no client sees. Before it restarts, every haproxy drains it
+//! through the runtime API (`set server apiserver/<host> state drain` on the admin socket,
+//! reached over the SSH connection): no new request goes to it, while the requests in flight
+//! finish (it keeps serving for its `--shutdown-delay-duration` after SIGTERM). It is back when
+//! its own `/readyz` passes (verified against the cluster CA, from this machine); then every
+//! haproxy is told it is ready again, and the next host goes only once every haproxy has it
+//! UP. Where the login cannot reach the admin socket (a non-root user outside the haproxy
+//! group), haproxy's `/readyz` check alone takes it out while it fails readiness during its
+//! shutdown delay, and the run says so.
 
 use std::net::IpAddr;
 use std::time::Duration;
 
+use super::super::playbook::Phase;
 use super::super::runner::Engine;
 use super::super::verify::{self, WaitError};
 use crate::components::ComponentId;
+use crate::host_paths;
 use crate::inventory::ports;
 
 /// How long a restarted apiserver may take to be ready and back in every haproxy.
 const APISERVER_BACK: Duration = Duration::from_secs(180);
+/// One runtime API command.
+const ADMIN_COMMAND: Duration = Duration::from_secs(5);
+/// How long every haproxy may take to show the server drained.
+const DRAINED: Duration = Duration::from_secs(10);
+
+/// A server state the runtime API sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerState {
+    Drain,
+    Ready,
+}
+
+/// The runtime API command putting `server` of the apiserver backend in `state`. Host names are
+/// validated names (letters, digits, `-`, `.`), never a second command.
+pub fn set_server_state(server: &str, state: ServerState) -> String {
+    let state = match state {
+        ServerState::Drain => "drain",
+        ServerState::Ready => "ready",
+    };
+    format!("set server apiserver/{server} state {state}\n")
+}
 
 impl Engine {
+    /// Tell every haproxy to put `host`'s apiserver in `state`. Errors are returned as text
+    /// (the caller decides whether the roll can go on without it).
+    async fn set_backend_state(&self, host: &str, state: ServerState) -> Result<(), String> {
+        let command = set_server_state(host, state);
+        let mut failed = Vec::new();
+        for (name, target) in self.targets_of(ComponentId::Haproxy) {
+            let answer = match self.pool.get(&target).await {
+                Ok(session) => session
+                    .unix_socket_exchange(
+                        host_paths::HAPROXY_ADMIN_SOCKET,
+                        command.as_bytes(),
+                        ADMIN_COMMAND,
+                    )
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            match answer {
+                // haproxy answers a command it carried out with nothing but a blank line.
+                Ok(text) if String::from_utf8_lossy(&text).trim().is_empty() => {}
+                Ok(text) => failed.push(format!(
+                    "{name}: haproxy said {:?}",
+                    String::from_utf8_lossy(&text).trim()
+                )),
+                Err(e) => failed.push(format!("{name}: {e}")),
+            }
+        }
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(failed.join("; "))
+        }
+    }
+
+    /// Before `host`'s apiserver restarts: every haproxy stops sending it new requests.
+    pub(super) async fn drain_apiserver(&self, phase: &Phase, host: &str) {
+        if self.targets_of(ComponentId::Haproxy).is_empty() {
+            return;
+        }
+        let drained = match self.set_backend_state(host, ServerState::Drain).await {
+            Ok(()) => verify::haproxy_backend_state(
+                &self.pool,
+                &self.targets_of(ComponentId::Haproxy),
+                ports::HAPROXY_STATS,
+                host,
+                "DRAIN",
+                DRAINED,
+            )
+            .await
+            .map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        };
+        match drained {
+            Ok(_) => self.note(
+                phase,
+                format!("{host}: drained from every haproxy before kube-apiserver restarts"),
+            ),
+            Err(e) => self.note(
+                phase,
+                format!(
+                    "{host}: could not drain it through haproxy's runtime API ({e}); haproxy's \
+                     /readyz check takes it out during its shutdown delay instead"
+                ),
+            ),
+        }
+    }
+
     pub(super) async fn apiserver_back(
         &self,
         host: &str,
@@ -38,14 +132,34 @@ impl Engine {
         if balancers.is_empty() {
             return Ok(ready);
         }
-        let back = verify::haproxy_backend_up(
+        // Undo the drain (a no-op where it did not take); a failure shows in the wait below.
+        let _ = self.set_backend_state(host, ServerState::Ready).await;
+        let back = verify::haproxy_backend_state(
             &self.pool,
             &balancers,
             ports::HAPROXY_STATS,
             host,
+            "UP",
             APISERVER_BACK,
         )
         .await?;
         Ok(format!("{ready}; {back}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runtime_api_commands_are_one_line() {
+        assert_eq!(
+            set_server_state("cp1", ServerState::Drain),
+            "set server apiserver/cp1 state drain\n"
+        );
+        assert_eq!(
+            set_server_state("cp-2.example", ServerState::Ready),
+            "set server apiserver/cp-2.example state ready\n"
+        );
     }
 }
