@@ -367,6 +367,11 @@ fn snapshots_restore_a_dead_cluster_and_reset_takes_everything_off() {
     // listens on etcd's or the frontend's ports, preflight passes, up builds it again.
     // A host that cannot be reached is reported and the others are still reset (exit 1); once
     // it is back, a second reset finishes the job.
+    // A file kinit did not put in its scratch dir stays, and the report says so.
+    lab.on(
+        "cp1",
+        "mkdir -p /var/lib/kinit/snapshot && echo mine > /var/lib/kinit/snapshot/mine.db",
+    );
     let stopped = kinit(&["lab", "stop", "--name", lab.name, "cp3"]);
     assert!(stopped.status.success(), "{}", text(&stopped));
     let out = lab.kinit(&["-o", "json", "reset", "--yes"]);
@@ -383,6 +388,21 @@ fn snapshots_restore_a_dead_cluster_and_reset_takes_everything_off() {
     for n in ["cp1", "cp2"] {
         assert!(by_name(n)["error"].is_null(), "{r:#}");
     }
+    let kept = serde_json::json!({
+        "action": "kept",
+        "target": {"path": "/var/lib/kinit/snapshot", "found": ["mine.db"]}
+    });
+    assert!(
+        by_name("cp1")["actions"]
+            .as_array()
+            .unwrap()
+            .contains(&kept),
+        "{r:#}"
+    );
+    lab.on(
+        "cp1",
+        "test -f /var/lib/kinit/snapshot/mine.db && rm /var/lib/kinit/snapshot/mine.db",
+    );
     let started = kinit(&["lab", "start", "--name", lab.name, "cp3"]);
     assert!(started.status.success(), "{}", text(&started));
     let out = lab.kinit(&["-o", "json", "reset", "--yes"]);
