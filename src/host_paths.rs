@@ -103,6 +103,113 @@ host_paths! {
     CHRONY_CONF = "chrony_conf" => "/etc/chrony/chrony.conf";
 }
 
+/// kinit's own state on a host: restart notes ([`PENDING_DIR`]) and the snapshot scratch dir
+/// ([`SNAPSHOT_WORK_DIR`]).
+pub const KINIT_STATE_DIR: &str = "/var/lib/kinit";
+/// Restart notes that survive a failed run (see `engine::host_ops`).
+pub const PENDING_DIR: &str = "/var/lib/kinit/pending";
+/// Where a snapshot lies on a member while it is taken or restored from: root's, 0700.
+pub const SNAPSHOT_WORK_DIR: &str = "/var/lib/kinit/snapshot";
+
+/// What etcd keeps in its data directory: one `member` directory (its WAL and snapshots). A data
+/// dir holding anything else is not one kinit may move or delete (preflight's `DirAvailable`
+/// rule and reset's and restore's scripts read this).
+pub const ETCD_DATA_ENTRY: &str = "member";
+
+/// Directories of the operating system and its packages. etcd's data dir may be none of these
+/// nor above one (reset moves it aside or deletes it); reset never removes one, even empty.
+pub const SYSTEM_DIRS: &[&str] = &[
+    "/",
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/etc/chrony",
+    "/etc/haproxy",
+    "/etc/keepalived",
+    "/etc/modules-load.d",
+    "/etc/sysctl.d",
+    "/etc/systemd",
+    "/etc/systemd/system",
+    "/home",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/lost+found",
+    "/media",
+    "/mnt",
+    "/opt",
+    "/proc",
+    "/root",
+    "/run",
+    "/sbin",
+    "/srv",
+    "/sys",
+    "/tmp",
+    "/usr",
+    "/usr/bin",
+    "/usr/include",
+    "/usr/lib",
+    "/usr/lib64",
+    "/usr/libexec",
+    "/usr/local",
+    "/usr/local/bin",
+    "/usr/local/lib",
+    "/usr/local/sbin",
+    "/usr/local/share",
+    "/usr/sbin",
+    "/usr/share",
+    "/usr/src",
+    "/var",
+    "/var/backups",
+    "/var/cache",
+    "/var/lib",
+    "/var/local",
+    "/var/lock",
+    "/var/log",
+    "/var/mail",
+    "/var/opt",
+    "/var/run",
+    "/var/spool",
+    "/var/tmp",
+];
+
+/// The directories kinit keeps its own files in on a host (every directory above a path of
+/// [`ALL`], kinit's state and its lock, short of the system's): `/etc/kubernetes`, `/etc/etcd`,
+/// `/var/lib/kinit`, ... Sorted, without duplicates.
+pub fn kinit_dirs() -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = Vec::new();
+    let paths = ALL.iter().map(|(_, p)| *p).chain([
+        PENDING_DIR,
+        SNAPSHOT_WORK_DIR,
+        crate::engine::lock::LOCK_DIR,
+    ]);
+    for p in paths {
+        let mut dir = std::path::Path::new(p).parent();
+        while let Some(d) = dir.and_then(std::path::Path::to_str) {
+            if SYSTEM_DIRS.contains(&d) {
+                break;
+            }
+            out.push(d);
+            dir = std::path::Path::new(d).parent();
+        }
+    }
+    // The directories themselves among the paths (kinit's state, the PKI dirs).
+    for d in [
+        PENDING_DIR,
+        SNAPSHOT_WORK_DIR,
+        MANIFESTS_ASIDE_DIR,
+        MANIFESTS_DIR,
+        KUBELET_PKI_DIR,
+    ] {
+        out.push(d);
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,5 +225,25 @@ mod tests {
         paths.dedup();
         assert_eq!((keys.len(), paths.len()), (nk, np), "duplicate key or path");
         assert!(paths.iter().all(|p| p.starts_with('/')));
+    }
+
+    #[test]
+    fn kinit_dirs_are_its_own_and_no_system_dir() {
+        let dirs = kinit_dirs();
+        for want in [
+            KUBERNETES_DIR,
+            MANIFESTS_ASIDE_DIR,
+            KINIT_STATE_DIR,
+            PENDING_DIR,
+            SNAPSHOT_WORK_DIR,
+            "/etc/etcd",
+            "/usr/local/lib/kinit",
+            "/run/kinit",
+        ] {
+            assert!(dirs.contains(&want), "{want}: {dirs:?}");
+        }
+        for d in &dirs {
+            assert!(!SYSTEM_DIRS.contains(d), "{d}");
+        }
     }
 }

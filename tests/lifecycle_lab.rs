@@ -191,6 +191,35 @@ fn snapshots_restore_a_dead_cluster_and_reset_takes_everything_off() {
         keys_on(&lab, ADDRS[0]).get("k/new").map(String::as_str),
         Some("after")
     );
+    // A data dir holding more than etcd's member (issue 26): refused before anything stops,
+    // naming what it found; no data dir or manifest moved, the cluster's token unchanged.
+    let token_file = lab.dir().join("pki/etcd/cluster-token");
+    let token_before = std::fs::read_to_string(&token_file).unwrap();
+    lab.on("cp2", "echo mine > /var/lib/etcd/not-etcds.txt");
+    let (code, _, all) = restore(&lab, &file);
+    assert_eq!(code, 1, "restore with a stray file: {all}");
+    assert!(
+        all.contains("host cp2") && all.contains("not-etcds.txt"),
+        "{all}"
+    );
+    for node in NODES {
+        let left = lab.on(
+            node,
+            "test -f /etc/kubernetes/manifests/kube-apiserver.yaml && systemctl is-active -q etcd && \
+             ls -d /var/lib/etcd.restore-* 2>/dev/null | wc -l",
+        );
+        assert_eq!(left, "0", "{node}: nothing moved");
+    }
+    lab.on(
+        "cp2",
+        "test -f /var/lib/etcd/not-etcds.txt && test -d /var/lib/etcd/member",
+    );
+    assert_eq!(
+        std::fs::read_to_string(&token_file).unwrap(),
+        token_before,
+        "a restore that changed no host keeps the cluster's token"
+    );
+    lab.on("cp2", "rm /var/lib/etcd/not-etcds.txt");
 
     // Restore: exactly the saved keys, through every member, in a new cluster.
     let (code, report, all) = restore(&lab, &file);
@@ -204,13 +233,28 @@ fn snapshots_restore_a_dead_cluster_and_reset_takes_everything_off() {
     for node in NODES {
         let aside = lab.on(node, "ls -d /var/lib/etcd.restore-* | wc -l");
         assert_eq!(aside, "1", "{node}: the old data dir is kept");
+        let scratch = lab.on(node, "stat -c %a /var/lib/kinit/snapshot");
+        assert_eq!(scratch, "700", "{node}: the scratch dir is root's alone");
     }
+    assert_ne!(
+        std::fs::read_to_string(&token_file).unwrap(),
+        token_before,
+        "a restore keeps its new token"
+    );
     assert_eq!(report["members"].as_array().unwrap().len(), 3, "{report:#}");
 
     // Quorum lost: two members stopped and their data wiped; the restore still works.
     for node in ["cp2", "cp3"] {
         lab.on(node, "systemctl stop etcd && rm -rf /var/lib/etcd");
     }
+    // cp2's data dir is a mount point from now on: restore and reset move what is in it, never
+    // the directory itself.
+    lab.on(
+        "cp2",
+        "mkdir -m 0700 /var/lib/etcd && mount -t tmpfs -o mode=0700 kinit-test /var/lib/etcd",
+    );
+    let cp2_mounted =
+        "awk '$5 == \"/var/lib/etcd\" { f = 1 } END { exit !f }' /proc/self/mountinfo";
     // A restore that fails half way (cp3 cannot take the upload) leaves the control-plane
     // manifests held aside; the next restore finishes and puts them back.
     lab.on(
@@ -220,6 +264,13 @@ fn snapshots_restore_a_dead_cluster_and_reset_takes_everything_off() {
     let (code, _, all) = restore(&lab, &file);
     assert_eq!(code, 1, "restore with cp3 broken: {all}");
     assert!(all.contains("cp3"), "{all}");
+    // It says where every host's old data went: cp1's moved aside, cp2 and cp3 had none.
+    assert!(all.contains("etcd's old data"), "{all}");
+    assert!(
+        all.contains("cp1: moved to /var/lib/etcd.restore-"),
+        "{all}"
+    );
+    assert!(all.contains("cp3: not moved"), "{all}");
     lab.on(
         "cp1",
         "test -f /etc/kubernetes/manifests.kinit-restore/kube-apiserver.yaml && \
@@ -228,6 +279,10 @@ fn snapshots_restore_a_dead_cluster_and_reset_takes_everything_off() {
     lab.on("cp3", "rm -f /var/lib/kinit/snapshot");
     let (code, _, all) = restore(&lab, &file);
     assert_eq!(code, 0, "restore without quorum: {all}");
+    lab.on(
+        "cp2",
+        &format!("{cp2_mounted} && test -d /var/lib/etcd/member"),
+    );
     for node in NODES {
         lab.on(
             node,
@@ -251,6 +306,30 @@ fn snapshots_restore_a_dead_cluster_and_reset_takes_everything_off() {
 
     // One member of three reset, the leader at that: leadership moves first, a client keeps
     // writing through cp1 and cp2 all along, and the other two keep the data.
+    // A stray file in the data dir of the member to go: the reset refuses, naming it, before
+    // the member is removed; nothing changes.
+    lab.on("cp3", "echo mine > /var/lib/etcd/stray.txt");
+    let out = lab.kinit(&["reset", "--hosts", "cp3", "--yes"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "reset cp3 with a stray file: {}",
+        text(&out)
+    );
+    let all = text(&out);
+    assert!(all.contains("cp3") && all.contains("stray.txt"), "{all}");
+    let list = lab.etcdctl(&eps, &["member", "list"]);
+    assert_eq!(
+        String::from_utf8_lossy(&list.stdout).lines().count(),
+        3,
+        "no member removed: {}",
+        text(&list)
+    );
+    lab.on(
+        "cp3",
+        "test -f /var/lib/etcd/stray.txt && test -d /var/lib/etcd/member && systemctl is-active -q etcd && \
+         test -f /etc/etcd/etcd.conf.yml && rm /var/lib/etcd/stray.txt",
+    );
     let cp3_id = member_id(&lab, ADDRS[2]);
     let moved = lab.etcdctl(&eps, &["move-leader", &cp3_id]);
     assert!(moved.status.success(), "move-leader: {}", text(&moved));
@@ -288,6 +367,11 @@ fn snapshots_restore_a_dead_cluster_and_reset_takes_everything_off() {
     // listens on etcd's or the frontend's ports, preflight passes, up builds it again.
     // A host that cannot be reached is reported and the others are still reset (exit 1); once
     // it is back, a second reset finishes the job.
+    // A file kinit did not put in its scratch dir stays, and the report says so.
+    lab.on(
+        "cp1",
+        "mkdir -p /var/lib/kinit/snapshot && echo mine > /var/lib/kinit/snapshot/mine.db",
+    );
     let stopped = kinit(&["lab", "stop", "--name", lab.name, "cp3"]);
     assert!(stopped.status.success(), "{}", text(&stopped));
     let out = lab.kinit(&["-o", "json", "reset", "--yes"]);
@@ -304,6 +388,21 @@ fn snapshots_restore_a_dead_cluster_and_reset_takes_everything_off() {
     for n in ["cp1", "cp2"] {
         assert!(by_name(n)["error"].is_null(), "{r:#}");
     }
+    let kept = serde_json::json!({
+        "action": "kept",
+        "target": {"path": "/var/lib/kinit/snapshot", "found": ["mine.db"]}
+    });
+    assert!(
+        by_name("cp1")["actions"]
+            .as_array()
+            .unwrap()
+            .contains(&kept),
+        "{r:#}"
+    );
+    lab.on(
+        "cp1",
+        "test -f /var/lib/kinit/snapshot/mine.db && rm /var/lib/kinit/snapshot/mine.db",
+    );
     let started = kinit(&["lab", "start", "--name", lab.name, "cp3"]);
     assert!(started.status.success(), "{}", text(&started));
     let out = lab.kinit(&["-o", "json", "reset", "--yes"]);
@@ -339,6 +438,13 @@ fn snapshots_restore_a_dead_cluster_and_reset_takes_everything_off() {
         );
         assert_eq!(listening, "", "{}: ports still held", host.name);
     }
+    // cp2's data dir, a mount point, stays mounted and empty; its member went aside.
+    lab.on(
+        "cp2",
+        &format!(
+            "{cp2_mounted} && test -z \"$(ls -A /var/lib/etcd)\" && test -d /var/lib/etcd.reset-*/member"
+        ),
+    );
     let pre = lab.kinit(&["preflight"]);
     assert_eq!(
         pre.status.code(),

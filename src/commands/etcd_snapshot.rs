@@ -154,9 +154,10 @@ pub fn restore(global: &GlobalOptions, opts: &RestoreOptions) -> CommandResult {
     let (targets, ssh) =
         remote::connect_options(&inventory, &hosts, opts.accept_new_host_keys, false)?;
     let targets: BTreeMap<_, _> = hosts.iter().map(|h| h.name.clone()).zip(targets).collect();
-    // A new cluster token: no restored member may ever meet a member of the old cluster. It is
-    // kept in the PKI dir so that `kinit up` renders the same config afterwards.
-    inventory.etcd_cluster_token = Some(crate::pki::cluster_token::renew(
+    // A new cluster token: no restored member may ever meet a member of the old cluster. The
+    // restore keeps it in the PKI dir (so that `kinit up` renders the same config afterwards)
+    // once every host answered and passed its checks, just before the first change.
+    inventory.etcd_cluster_token = Some(crate::pki::cluster_token::new_token(
         &inventory.pki_dir,
         &inventory.name,
     )?);

@@ -13,7 +13,7 @@ use crate::ssh::{ExecOptions, ExecOutput, FileSpec, Session, SshError};
 
 /// Restart notes survive a failed run: a file written by a run that stopped before the restart
 /// still restarts its unit on the next one.
-pub const PENDING_DIR: &str = "/var/lib/kinit/pending";
+pub const PENDING_DIR: &str = crate::host_paths::PENDING_DIR;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HostOpError {

@@ -17,7 +17,7 @@ use crate::engine::host_ops::run_script;
 use crate::engine::lock::{self, LockOwner};
 use crate::etcd::ClientTls;
 use crate::fanout::{self, FanoutError};
-use crate::ssh::{HostTarget, Pool};
+use crate::ssh::{ExitStatus, HostTarget, Pool};
 
 /// How a reset runs.
 #[derive(Debug, Clone)]
@@ -45,6 +45,12 @@ pub enum ResetAction {
     },
     Purge(String),
     Rmdir(String),
+    /// One of kinit's state dirs left in place: it holds `found`, which kinit did not put there
+    /// (kinit's own entries in it were removed).
+    Kept {
+        path: String,
+        found: Vec<String>,
+    },
     /// A step that failed (the script went on with the rest).
     Failed(String),
 }
@@ -82,19 +88,67 @@ impl ResetReport {
     }
 }
 
+/// etcd's data dir on a host holds what etcd does not put there: reset moves or deletes no such
+/// directory.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "etcd's data dir {dir} holds {} besides etcd's `{entry}`, and kinit moves or deletes only a \
+     data dir that holds nothing else",
+    .found.join(", "),
+    entry = crate::host_paths::ETCD_DATA_ENTRY
+)]
+pub struct ForeignData {
+    pub dir: String,
+    /// What the host found (at most 20 names, unprintable characters as `?`).
+    pub found: Vec<String>,
+}
+
+/// What to do about [`ForeignData`].
+const FOREIGN_HELP: &str = "move what is not etcd's out of it (or set spec.etcd.dataDir to etcd's \
+                            own directory) and run reset again";
+
 #[derive(Debug, thiserror::Error)]
 pub enum ResetError {
     #[error(transparent)]
     Membership(#[from] MembershipError),
+    #[error("host {host}: {data}: no member was removed and no host was changed; {FOREIGN_HELP}")]
+    ForeignData { host: String, data: ForeignData },
     #[error("interrupted before any host was changed")]
     Interrupted,
 }
 
-/// Runs as root with: dry purge data aside, then sections of words, each opened by its marker,
-/// in the order they are carried out. Prints one `<action> <target>` line per thing done (or,
-/// dry, to do); `failed <action> <target>` when a step failed (the rest still runs).
+/// Shell functions the reset and restore scripts share: `others DIR ENTRY` prints the names in
+/// DIR other than ENTRY (at most 20, one a line, unprintable characters as `?`); `mounted DIR`
+/// succeeds when DIR is a mount point.
+pub(crate) const DIR_FUNCTIONS: &str = r#"others() {
+  for x in "$1"/* "$1"/.[!.]* "$1"/..?*; do
+    { [ -e "$x" ] || [ -L "$x" ]; } || continue
+    n=${x##*/}
+    [ "$n" = "$2" ] && continue
+    printf '%s' "$n" | tr -c '[:print:]' '?'; echo
+  done | head -n 20
+}
+mounted() {
+  r=$(readlink -f -- "$1") || return 1
+  awk -v d="$r" '$5 == d { f = 1 } END { exit !f }' /proc/self/mountinfo 2>/dev/null && return 0
+  [ "$(stat -c %d -- "$r")" != "$(stat -c %d -- "$r/..")" ]
+}
+"#;
+
+/// Exit status of the reset script when etcd's data dir holds more than etcd's member: it
+/// printed `foreign NAME` lines and changed nothing.
+pub(crate) const FOREIGN_EXIT: u32 = 3;
+
+/// Runs as root with: dry purge data aside entry, then sections of words, each opened by its
+/// marker, in the order they are carried out. Prints one `<action> <target>` line per thing done
+/// (or, dry, to do); `failed <action> <target>` when a step failed (the rest still runs).
+/// Before anything: a data dir holding anything but etcd's `entry` stops the script (exit 3,
+/// one `foreign NAME` line per name found), nothing touched. A data dir that is a mount point
+/// stays: its `entry` is moved aside (or purged). In `--state`, words not starting with `/` are
+/// the names kinit puts in the state dir that follows them: a state dir holding only those goes
+/// whole; otherwise only those go and `kept DIR NAME...` names the rest.
 const SCRIPT: &str = r#"set -u
-dry=$1; purge=$2; data=$3; aside=$4; shift 4
+dry=$1; purge=$2; data=$3; aside=$4; entry=$5; shift 5
 fail=0
 act() {
   verb=$1; target=$2; shift 2
@@ -102,14 +156,45 @@ act() {
   if "$@" >&2; then echo "$verb $target"; else echo "failed $verb $target"; fail=1; fi
 }
 listening() { ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; }
+if [ "$data" != - ] && [ -d "$data" ]; then
+  found=$(others "$data" "$entry")
+  if [ -n "$found" ]; then
+    printf '%s\n' "$found" | while IFS= read -r n; do echo "foreign $n"; done
+    exit 3
+  fi
+fi
+member_aside() { mkdir -m 0700 -- "$aside" && mv -- "$data/$entry" "$aside/"; }
 data_dir() {
   [ "$data" = - ] && return 0
   [ -d "$data" ] || return 0
   [ -n "$(ls -A -- "$data" 2>/dev/null)" ] || return 0
-  if [ "$purge" = yes ]; then act purge "$data" rm -rf -- "$data"
+  if mounted "$data"; then
+    # A mount point stays where it is: what etcd keeps in it goes.
+    if [ "$purge" = yes ]; then act purge "$data/$entry" rm -rf -- "$data/$entry"
+    else act move "$data/$entry $aside/$entry" member_aside; fi
+  elif [ "$purge" = yes ]; then act purge "$data" rm -rf -- "$data"
   else act move "$data $aside" mv -- "$data" "$aside"; fi
 }
-sec=
+ours() {
+  set -f
+  for p in $pats; do case $1 in $p) set +f; return 0 ;; esac; done
+  set +f; return 1
+}
+state_dir() {
+  [ -d "$1" ] || return 0
+  kept=
+  for x in "$1"/* "$1"/.[!.]* "$1"/..?*; do
+    { [ -e "$x" ] || [ -L "$x" ]; } || continue
+    ours "${x##*/}" || kept="$kept $(printf '%s' "${x##*/}" | tr -c '[:print:]' '?')"
+  done
+  if [ -z "$kept" ]; then act remove "$1" rm -rf -- "$1"; return 0; fi
+  for x in "$1"/* "$1"/.[!.]* "$1"/..?*; do
+    { [ -e "$x" ] || [ -L "$x" ]; } || continue
+    if ours "${x##*/}"; then act remove "$x" rm -rf -- "$x"; fi
+  done
+  echo "kept $1$kept"
+}
+sec=; pats=
 for a in "$@"; do
   case $a in
     --manifests|--wait|--units|--files|--state|--dirs) sec=$a; continue ;;
@@ -131,7 +216,10 @@ for a in "$@"; do
       [ "$dry" = no ] && systemctl reset-failed "$a" >/dev/null 2>&1
       ;;
     --state)
-      if [ -d "$a" ]; then act remove "$a" rm -rf -- "$a"; fi ;;
+      case $a in
+        /*) state_dir "$a"; pats= ;;
+        *) pats="$pats $a" ;;
+      esac ;;
     --dirs)
       if [ "$dry" = no ] && [ -d "$a" ] && [ -z "$(ls -A -- "$a" 2>/dev/null)" ]; then
         act rmdir "$a" rmdir -- "$a"
@@ -141,6 +229,11 @@ done
 [ "$dry" = no ] && { systemctl daemon-reload || fail=1; }
 exit $fail"#;
 
+/// The script as it runs: the shared functions, then [`SCRIPT`].
+fn script_text() -> String {
+    format!("{DIR_FUNCTIONS}{SCRIPT}")
+}
+
 /// The script's words for `plan`.
 fn script_args(plan: &HostReset, settings: &ResetSettings) -> Vec<String> {
     let yn = |b: bool| if b { "yes" } else { "no" }.to_string();
@@ -148,7 +241,13 @@ fn script_args(plan: &HostReset, settings: &ResetSettings) -> Vec<String> {
         Some(d) => (d.clone(), aside_path(d, &settings.stamp, "reset")),
         None => ("-".into(), "-".into()),
     };
-    let mut args = vec![yn(settings.dry_run), yn(settings.purge), data, aside];
+    let mut args = vec![
+        yn(settings.dry_run),
+        yn(settings.purge),
+        data,
+        aside,
+        crate::host_paths::ETCD_DATA_ENTRY.to_string(),
+    ];
     args.push("--manifests".into());
     args.extend(plan.manifests.iter().cloned());
     args.push("--wait".into());
@@ -159,7 +258,11 @@ fn script_args(plan: &HostReset, settings: &ResetSettings) -> Vec<String> {
     args.push("--files".into());
     args.extend(plan.files.iter().cloned());
     args.push("--state".into());
-    args.extend(plan.state_dirs.iter().map(|d| d.to_string()));
+    for d in &plan.state_dirs {
+        // The names first, then the directory they are for (see SCRIPT).
+        args.extend(d.kinit_names.iter().cloned());
+        args.push(d.path.to_string());
+    }
     args.push("--dirs".into());
     args.extend(plan.dirs.iter().cloned());
     args
@@ -191,6 +294,13 @@ fn parse_actions(stdout: &str) -> Vec<ResetAction> {
                     }
                 }
                 "failed" => ResetAction::Failed(t),
+                "kept" => {
+                    let (path, found) = target.split_once(' ')?;
+                    ResetAction::Kept {
+                        path: path.into(),
+                        found: found.split(' ').map(str::to_string).collect(),
+                    }
+                }
                 _ => return None,
             })
         })
@@ -219,6 +329,11 @@ pub async fn run(
     if let (ResetMembership::Remove { members, via }, Some(tls), false) =
         (&membership, tls, settings.dry_run)
     {
+        // A host that would refuse must refuse before its member is gone.
+        check_data_dirs(&plans, targets, &pool, settings, cancel).await?;
+        if cancel.is_cancelled() {
+            return Err(ResetError::Interrupted);
+        }
         membership::remove(tls, members, via, settings.etcd_timeout).await?;
     }
     let owner = LockOwner::current();
@@ -260,8 +375,9 @@ pub async fn run(
                     actions: Vec::new(),
                     kept,
                     error: Some(match e {
-                        FanoutError::Failed(s) => s,
-                        other => other.to_string(),
+                        FanoutError::Failed(f) => f.message(),
+                        FanoutError::Cancelled => FanoutError::<String>::Cancelled.to_string(),
+                        FanoutError::Panicked(p) => FanoutError::<String>::Panicked(p).to_string(),
                     }),
                 },
             }
@@ -274,34 +390,126 @@ pub async fn run(
     })
 }
 
+/// Why one host's reset did not run.
+enum HostFailure {
+    Foreign(ForeignData),
+    Other(String),
+}
+
+impl HostFailure {
+    fn message(self) -> String {
+        match self {
+            HostFailure::Foreign(d) => {
+                format!("{d}: nothing was changed on this host; {FOREIGN_HELP}")
+            }
+            HostFailure::Other(s) => s,
+        }
+    }
+}
+
 async fn reset_host(
     pool: &Pool,
     target: &HostTarget,
     plan: &HostReset,
     owner: &LockOwner,
     settings: &ResetSettings,
-) -> Result<Vec<ResetAction>, String> {
-    let session = pool.get(target).await.map_err(|e| e.to_string())?;
+) -> Result<Vec<ResetAction>, HostFailure> {
+    let session = pool
+        .get(target)
+        .await
+        .map_err(|e| HostFailure::Other(e.to_string()))?;
     if !settings.dry_run {
         lock::take(&session, owner, false)
             .await
-            .map_err(|e| format!("lock: {e}"))?;
+            .map_err(|e| HostFailure::Other(format!("lock: {e}")))?;
     }
     let args = script_args(plan, settings);
     let words: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = run_script(&session, SCRIPT, &words, Duration::from_secs(300)).await;
+    let out = run_script(&session, &script_text(), &words, Duration::from_secs(300)).await;
     if !settings.dry_run {
         let _ = lock::release(&session, owner).await;
     }
-    let out = out.map_err(|e| e.to_string())?;
-    let actions = parse_actions(&out.stdout_text());
+    let out = out.map_err(|e| HostFailure::Other(e.to_string()))?;
+    let stdout = out.stdout_text();
+    if let Some(found) = foreign_names(&stdout, out.status == ExitStatus::Code(FOREIGN_EXIT))
+        && let Some(dir) = &plan.data_dir
+    {
+        return Err(HostFailure::Foreign(ForeignData {
+            dir: dir.clone(),
+            found,
+        }));
+    }
+    let actions = parse_actions(&stdout);
     if !out.success() && !actions.iter().any(|a| matches!(a, ResetAction::Failed(_))) {
         let stderr = out.stderr_text();
         let tail: Vec<&str> = stderr.trim_end().lines().rev().take(5).collect();
         let tail: Vec<&str> = tail.into_iter().rev().collect();
-        return Err(format!("reset: {}: {}", out.status, tail.join(" / ")));
+        return Err(HostFailure::Other(format!(
+            "reset: {}: {}",
+            out.status,
+            tail.join(" / ")
+        )));
     }
     Ok(actions)
+}
+
+/// The names the script found in etcd's data dir besides etcd's member, when it refused.
+pub(crate) fn foreign_names(stdout: &str, refused: bool) -> Option<Vec<String>> {
+    if !refused {
+        return None;
+    }
+    let found: Vec<String> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("foreign "))
+        .map(str::to_string)
+        .collect();
+    (!found.is_empty()).then_some(found)
+}
+
+/// Before members are removed: every selected host that answers is asked (a dry run) whether
+/// its data dir holds anything but etcd's member. The first that does stops the reset with
+/// nothing changed anywhere; a host that does not answer is left to the reset itself.
+async fn check_data_dirs(
+    plans: &[HostReset],
+    targets: &BTreeMap<String, HostTarget>,
+    pool: &Arc<Pool>,
+    settings: &ResetSettings,
+    cancel: &CancellationToken,
+) -> Result<(), ResetError> {
+    let dry = ResetSettings {
+        dry_run: true,
+        ..settings.clone()
+    };
+    let items: Vec<_> = plans
+        .iter()
+        .filter(|p| p.data_dir.is_some())
+        .filter_map(|p| Some((p.host.clone(), (p.clone(), targets.get(&p.host)?.clone()))))
+        .collect();
+    let owner = LockOwner::current();
+    let pool = pool.clone();
+    let results = fanout::run(
+        items,
+        settings.concurrency,
+        cancel,
+        move |(plan, target)| {
+            let (pool, owner, dry) = (pool.clone(), owner.clone(), dry.clone());
+            async move {
+                match reset_host(&pool, &target, &plan, &owner, &dry).await {
+                    Err(HostFailure::Foreign(d)) => Err(d),
+                    _ => Ok(()),
+                }
+            }
+        },
+    )
+    .await;
+    for (host, r) in results {
+        match r {
+            Err(FanoutError::Failed(data)) => return Err(ResetError::ForeignData { host, data }),
+            Err(FanoutError::Cancelled) => return Err(ResetError::Interrupted),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -327,6 +535,146 @@ mod tests {
                 ResetAction::Failed("stop etcd".into()),
                 ResetAction::Rmdir("/etc/etcd".into()),
             ]
+        );
+    }
+
+    /// The script run here, as root or not, with a `systemctl` that does nothing.
+    fn run_here(args: &[&str]) -> std::process::Output {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = dir.path().join("systemctl");
+        std::fs::write(&fake, "#!/bin/sh\nexit 0\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = format!(
+            "{}:{}",
+            dir.path().display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script_text())
+            .arg("kinit")
+            .args(args)
+            .env("PATH", path)
+            .output()
+            .unwrap()
+    }
+
+    fn tree(root: &std::path::Path) -> Vec<String> {
+        let mut out: Vec<String> = walkdir(root)
+            .into_iter()
+            .map(|p| p.strip_prefix(root).unwrap().display().to_string())
+            .collect();
+        out.sort();
+        out
+    }
+
+    fn walkdir(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            out.push(e.path());
+            if e.file_type().unwrap().is_dir() {
+                out.extend(walkdir(&e.path()));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_data_dir_holding_more_than_etcds_member_stops_the_script_before_anything() {
+        let root = tempfile::tempdir().unwrap();
+        let data = root.path().join("etcd");
+        std::fs::create_dir_all(data.join("member/wal")).unwrap();
+        std::fs::write(data.join("notes.txt"), "mine").unwrap();
+        std::fs::write(data.join(".hidden"), "mine").unwrap();
+        let file = root.path().join("etcd.conf");
+        std::fs::write(&file, "x").unwrap();
+        let before = tree(root.path());
+        let aside = root.path().join("etcd.reset-X");
+        for (dry, purge) in [("yes", "no"), ("no", "no"), ("no", "yes")] {
+            let out = run_here(&[
+                dry,
+                purge,
+                data.to_str().unwrap(),
+                aside.to_str().unwrap(),
+                "member",
+                "--manifests",
+                file.to_str().unwrap(),
+                "--data",
+            ]);
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let refused = out.status.code() == Some(FOREIGN_EXIT as i32);
+            assert!(refused, "{stdout}");
+            let mut found = foreign_names(&stdout, refused).unwrap();
+            found.sort();
+            assert_eq!(found, [".hidden", "notes.txt"], "{stdout}");
+            assert_eq!(tree(root.path()), before, "dry={dry} purge={purge}");
+        }
+    }
+
+    #[test]
+    fn a_data_dir_of_etcds_member_alone_moves_aside_or_goes() {
+        for purge in ["no", "yes"] {
+            let root = tempfile::tempdir().unwrap();
+            let data = root.path().join("etcd");
+            std::fs::create_dir_all(data.join("member/wal")).unwrap();
+            let aside = root.path().join("etcd.reset-X");
+            let (d, a) = (data.to_str().unwrap(), aside.to_str().unwrap());
+            let out = run_here(&["no", purge, d, a, "member", "--data"]);
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(out.status.success(), "{stdout}");
+            assert!(!data.exists());
+            if purge == "yes" {
+                assert_eq!(parse_actions(&stdout), vec![ResetAction::Purge(d.into())]);
+                assert!(!aside.exists());
+            } else {
+                assert!(aside.join("member/wal").is_dir());
+            }
+        }
+    }
+
+    #[test]
+    fn a_state_dir_holding_what_kinit_did_not_put_there_is_kept_and_said() {
+        let root = tempfile::tempdir().unwrap();
+        let work = root.path().join("snapshot");
+        std::fs::create_dir_all(work.join("save.abc123")).unwrap();
+        std::fs::write(work.join("restore-20261127T101500Z.db"), "x").unwrap();
+        std::fs::write(work.join("mine.db"), "y").unwrap();
+        let pending = root.path().join("pending");
+        std::fs::create_dir_all(&pending).unwrap();
+        std::fs::write(pending.join("etcd.service"), "").unwrap();
+        let (w, p) = (work.to_str().unwrap(), pending.to_str().unwrap());
+        let out = run_here(&[
+            "no",
+            "no",
+            "-",
+            "-",
+            "member",
+            "--state",
+            "restore-*.db",
+            "save.*",
+            w,
+            "*.service",
+            p,
+        ]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{stdout}");
+        assert_eq!(
+            tree(root.path()),
+            ["snapshot", "snapshot/mine.db"],
+            "{stdout}"
+        );
+        let actions = parse_actions(&stdout);
+        assert!(
+            actions.contains(&ResetAction::Kept {
+                path: w.into(),
+                found: vec!["mine.db".into()]
+            }),
+            "{actions:?}"
+        );
+        assert!(
+            actions.contains(&ResetAction::Remove(p.into())),
+            "{actions:?}"
         );
     }
 

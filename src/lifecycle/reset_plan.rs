@@ -26,8 +26,10 @@ pub struct HostReset {
     pub pod_ports: Vec<u16>,
     /// Every other file and binary, removed after the units stopped.
     pub files: Vec<String>,
-    /// kinit's state on the host (pending restart notes, snapshot scratch), removed whole.
-    pub state_dirs: Vec<&'static str>,
+    /// kinit's state on the host (pending restart notes, snapshot scratch, manifests held
+    /// aside by a restore): removed whole when they hold nothing but what kinit puts there;
+    /// otherwise only kinit's entries go and the rest is reported as kept.
+    pub state_dirs: Vec<StateDir>,
     /// Directories kinit made, removed when they are empty afterwards (deepest first).
     pub dirs: Vec<String>,
     /// etcd's data dir (etcd hosts): moved aside, or deleted with `--purge`.
@@ -36,25 +38,62 @@ pub struct HostReset {
     pub kept: Vec<String>,
 }
 
-/// Directories reset never removes, even when empty: they belong to the system.
-const SYSTEM_DIRS: &[&str] = &[
-    "/",
-    "/etc",
-    "/etc/systemd",
-    "/etc/systemd/system",
-    "/etc/sysctl.d",
-    "/etc/modules-load.d",
-    "/etc/haproxy",
-    "/etc/keepalived",
-    "/etc/chrony",
-    "/usr",
-    "/usr/local",
-    "/usr/local/bin",
-    "/usr/local/lib",
-    "/var",
-    "/var/lib",
-    "/run",
-];
+/// One of kinit's state directories on a host, with the names kinit gives what it puts there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StateDir {
+    pub path: &'static str,
+    /// Shell patterns (`case` patterns, no `/`) of the entries kinit puts in it.
+    pub kinit_names: Vec<String>,
+}
+
+/// What an interrupted upload leaves beside its destination (see `ssh::upload`).
+const UPLOAD_LEFTOVER: &str = ".*.kinit-upload.*";
+
+/// kinit's state directories on `host` and what kinit puts in each: the restart notes of the
+/// host's units, the snapshot scratch files, the manifests a restore holds aside.
+fn state_dirs(inv: &Inventory, host: &Host) -> Vec<StateDir> {
+    use crate::engine::plan::PendingNote;
+    let mut notes = vec![PendingNote::DaemonReload.file_name()];
+    for c in components::on_host(inv, host) {
+        for u in c.units {
+            notes.push(PendingNote::Restart(u.name).file_name());
+            notes.push(PendingNote::Reload(u.name).file_name());
+        }
+    }
+    notes.sort();
+    notes.dedup();
+    let with_leftovers = |names: Vec<String>| {
+        names
+            .into_iter()
+            .chain([UPLOAD_LEFTOVER.to_string()])
+            .collect::<Vec<_>>()
+    };
+    vec![
+        StateDir {
+            path: PENDING_DIR,
+            kinit_names: with_leftovers(notes),
+        },
+        StateDir {
+            path: crate::lifecycle::snapshot::HOST_WORK_DIR,
+            kinit_names: with_leftovers(
+                crate::lifecycle::snapshot::HOST_WORK_NAMES
+                    .iter()
+                    .map(|n| n.to_string())
+                    .collect(),
+            ),
+        },
+        StateDir {
+            path: host_paths::MANIFESTS_ASIDE_DIR,
+            kinit_names: with_leftovers(
+                crate::lifecycle::snapshot::restore::ASIDE_MANIFESTS
+                    .iter()
+                    .filter_map(|m| Path::new(m).file_name()?.to_str().map(str::to_string))
+                    .collect(),
+            ),
+        },
+    ]
+}
 
 /// What reset removes from `host`. `pki_dir` is the operator's PKI: the host's tree in it names
 /// the certificates and kubeconfigs kinit copied to the host.
@@ -93,11 +132,7 @@ pub fn for_host(inv: &Inventory, host: &Host, pki_dir: &Path) -> HostReset {
     // haproxy goes, and etcd stops last.
     units.reverse();
     files.extend(pki_files(host, pki_dir));
-    let state_dirs = vec![
-        PENDING_DIR,
-        crate::lifecycle::snapshot::HOST_WORK_DIR,
-        host_paths::MANIFESTS_ASIDE_DIR,
-    ];
+    let state_dirs = state_dirs(inv, host);
     if let Some(s) = &inv.etcd.snapshots
         && host.has(Role::Etcd)
     {
@@ -111,7 +146,7 @@ pub fn for_host(inv: &Inventory, host: &Host, pki_dir: &Path) -> HostReset {
             packages.join(" ")
         ));
     }
-    let state: Vec<String> = state_dirs.iter().map(|d| d.to_string()).collect();
+    let state: Vec<String> = state_dirs.iter().map(|d| d.path.to_string()).collect();
     let dirs = parent_dirs(manifests.iter().chain(&files).chain(&state));
     pod_ports.sort_unstable();
     pod_ports.dedup();
@@ -178,7 +213,7 @@ fn parent_dirs<'a>(files: impl Iterator<Item = &'a String>) -> Vec<String> {
         let mut p = Path::new(f.as_str()).parent();
         while let Some(dir) = p {
             let d = dir.display().to_string();
-            if SYSTEM_DIRS.contains(&d.as_str()) {
+            if host_paths::SYSTEM_DIRS.contains(&d.as_str()) {
                 break;
             }
             if !dirs.contains(&d) {

@@ -68,17 +68,29 @@ fn fresh(pki_dir: &Path, cluster: &str) -> Result<String, PkiError> {
     Ok(format!("{cluster}-{hex}"))
 }
 
-/// Replace the stored token with a new one (a restored cluster must never meet its old
-/// members: a new token gives it a new cluster ID).
-pub fn renew(pki_dir: &Path, cluster: &str) -> Result<String, PkiError> {
-    let token = fresh(pki_dir, cluster)?;
+/// A new token for a restored cluster (it must never meet its old members: a new token gives
+/// it a new cluster ID), not yet stored: [`store`] keeps it once the restore has started, so a
+/// restore that stops before touching a host leaves the cluster's token as it was.
+pub fn new_token(pki_dir: &Path, cluster: &str) -> Result<String, PkiError> {
+    fresh(pki_dir, cluster)
+}
+
+/// Replace the stored token with `token` (atomically, 0600).
+pub fn store(pki_dir: &Path, token: &str) -> Result<(), PkiError> {
     let path = pki_dir.join(FILE);
+    if let Some(dir) = path.parent() {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(super::table::DIR_MODE)
+            .create(dir)
+            .map_err(PkiError::io(dir))?;
+    }
     write_atomic(
         &path,
         format!("{token}\n").as_bytes(),
         0o600,
         Existing::Replace,
     )
-    .map_err(PkiError::io(&path))?;
-    Ok(token)
+    .map_err(PkiError::io(&path))
 }

@@ -385,9 +385,9 @@ fn etcd_dir(inv: &Inventory, host: &Host, f: &HostFacts, out: &mut Vec<Preflight
     let d = &f.etcd_dir;
     out.push(if !d.exists || d.entries.is_empty() {
         pass(h, check, format!("{dir} is empty or absent"))
-    } else if d.entries == ["member"] && etcd_running {
+    } else if d.entries == [crate::host_paths::ETCD_DATA_ENTRY] && etcd_running {
         pass(h, check, format!("{dir} holds the running etcd member"))
-    } else if d.entries == ["member"] && d.kinit_config_names.as_deref() == Some(dir.as_str()) {
+    } else if d.entries == [crate::host_paths::ETCD_DATA_ENTRY] && d.kinit_config_names.as_deref() == Some(dir.as_str()) {
         // Moving it away would throw away a member the cluster still counts.
         pass(
             h,

@@ -28,6 +28,11 @@ pub fn reset_plan_text(plans: &[HostReset], purge: bool) -> String {
             } else {
                 let _ = writeln!(out, "    move etcd's data dir {d} aside (kept)");
             }
+            let _ = writeln!(
+                out,
+                "      (only when it holds nothing but etcd's `{}`: otherwise nothing on the host is touched)",
+                crate::host_paths::ETCD_DATA_ENTRY
+            );
         }
     }
     out.push_str(
@@ -45,6 +50,10 @@ fn action_text(a: &ResetAction) -> String {
         ResetAction::Purge(p) => format!("deleted etcd's data dir {p}"),
         ResetAction::Rmdir(d) => format!("removed empty {d}"),
         ResetAction::Failed(what) => format!("FAILED: {what}"),
+        ResetAction::Kept { path, found } => format!(
+            "kept {path}: it holds {}, which kinit did not put there (kinit's own entries in it were removed)",
+            found.join(", ")
+        ),
     }
 }
 
@@ -174,6 +183,9 @@ pub fn restored_text(r: &RestoreReport) -> String {
             out,
             "  control-plane manifests were held in {m} and are back"
         );
+    }
+    for k in &r.kept_aside {
+        let _ = writeln!(out, "  kept: {k}");
     }
     out
 }

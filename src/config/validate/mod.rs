@@ -1,7 +1,7 @@
 //! The rules a well-formed cluster.yaml must also satisfy: names, addresses, topology, quorum,
-//! endpoint and subnets (here), scheduled etcd snapshots and the image repository (their own
-//! files), and the text rules they share (`text`). Each rule reports against the field paths it
-//! is about.
+//! endpoint and subnets (here), scheduled etcd snapshots, the image repository and the
+//! directories kinit moves or fills on the hosts (their own files), and the text rules they
+//! share (`text`). Each rule reports against the field paths it is about.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -12,6 +12,7 @@ use super::model::*;
 use super::problem::ConfigProblem;
 
 mod etcd_snapshots;
+mod host_dirs;
 mod image_repository;
 mod text;
 mod tokens;
@@ -19,6 +20,7 @@ mod tokens;
 pub(crate) use text::{describe_char, shown};
 
 use etcd_snapshots::etcd_snapshots;
+use host_dirs::host_dirs;
 use image_repository::image_repository;
 use text::{check_dns_label, check_dns_subdomain};
 use tokens::tokens;
@@ -46,6 +48,7 @@ pub fn validate(cfg: &Config) -> Vec<ConfigProblem> {
     etcd_snapshots(spec, &mut out);
     image_repository(spec, &mut out);
     tokens(spec, &mut out);
+    host_dirs(spec, &mut out);
     out
 }
 

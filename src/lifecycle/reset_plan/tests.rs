@@ -71,7 +71,7 @@ fn reset_takes_every_file_binary_and_running_unit_the_table_puts_on_a_host() {
                 } else {
                     assert_eq!(plan.data_dir, None, "{}", host.name);
                 }
-                assert!(plan.state_dirs.contains(&PENDING_DIR));
+                assert!(plan.state_dirs.iter().any(|d| d.path == PENDING_DIR));
             }
         }
     }
@@ -128,7 +128,7 @@ fn only_kinits_own_directories_are_removed_and_deepest_first() {
     let inv = inventory(Topology::Stacked, "systemd", false);
     let plan = for_host(&inv, &inv.hosts[0], Path::new("/nonexistent"));
     for d in &plan.dirs {
-        assert!(!SYSTEM_DIRS.contains(&d.as_str()), "{d}");
+        assert!(!host_paths::SYSTEM_DIRS.contains(&d.as_str()), "{d}");
     }
     let at = |d: &str| plan.dirs.iter().position(|x| x == d).unwrap();
     assert!(at("/etc/kubernetes/pki/etcd") < at("/etc/kubernetes/pki"));

@@ -12,7 +12,11 @@ use crate::pki::PkiError;
 use crate::ssh::SshError;
 
 /// Where the snapshot goes on a member while it is taken or restored from: root's, 0700.
-pub const HOST_WORK_DIR: &str = "/var/lib/kinit/snapshot";
+pub const HOST_WORK_DIR: &str = crate::host_paths::SNAPSHOT_WORK_DIR;
+
+/// What `save` and `restore` put in [`HOST_WORK_DIR`] (shell patterns): the uploaded snapshot a
+/// restore reads (`restore-<stamp>.db`) and the private directory a save takes one into.
+pub const HOST_WORK_NAMES: &[&str] = &["restore-*.db", "save.*"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
@@ -55,6 +59,23 @@ pub enum SnapshotError {
     Render(String),
     #[error("interrupted")]
     Interrupted,
+    /// etcd's data dir on a host holds what etcd does not put there (found before anything
+    /// changed).
+    #[error(
+        "host {host}: {data}: the restore stopped before changing anything on any host; move \
+         what is not etcd's out of it (or set spec.etcd.dataDir to etcd's own directory) and \
+         restore again"
+    )]
+    ForeignData {
+        host: String,
+        data: crate::lifecycle::reset::ForeignData,
+    },
+    /// A restore that failed after it began changing hosts: where every host's old data is.
+    #[error("{error}; etcd's old data: {}", .old_data.join("; "))]
+    HalfWay {
+        error: Box<SnapshotError>,
+        old_data: Vec<String>,
+    },
 }
 
 impl SnapshotError {

@@ -1,13 +1,19 @@
 //! `kinit etcd snapshot restore FILE`: the disaster path, which must work when the cluster is
 //! already dead (members down, data wiped, no quorum). On every host at once, step by step:
+//! 0. check, before anything changes: the restore tool is on every etcd host, each data dir
+//!    holds nothing but etcd's `member` (or is empty or absent), and whether it is a mount
+//!    point; then the new cluster token is kept in the PKI dir;
 //! 1. stop: control-plane static pod manifests moved aside (no apiserver writes to a
 //!    half-restored etcd), etcd stopped (its unit, or its manifest moved aside too);
-//! 2. restore: the snapshot uploaded (checksum-verified), the data dir moved aside (kept),
+//! 2. restore: the snapshot uploaded into the 0700 scratch dir (checksum-verified), the data dir
+//!    moved aside (kept; of a mount point, its `member` only),
 //!    `etcdutl`/`etcdctl snapshot restore` with the member's own name and peer URL, the full
 //!    member list and a NEW cluster token, so no restored member can rejoin the old cluster;
 //! 3. start: etcd's config rendered with the new token, all members started together;
 //! 4. wait until every member is healthy in one new cluster under one leader;
-//! 5. the control-plane manifests put back.
+//! 5. the control-plane manifests put back (those kinit moved: nothing else in the dir).
+//!
+//! A restore that fails after data dirs were moved says where each host's old data went.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -25,9 +31,11 @@ use crate::etcd::{self, ClientTls};
 use crate::fanout::{self, FanoutError};
 use crate::host_paths;
 use crate::inventory::{Host, Inventory};
-use crate::lifecycle::reset::aside_path;
+use crate::lifecycle::reset::{
+    DIR_FUNCTIONS, FOREIGN_EXIT, ForeignData, aside_path, foreign_names,
+};
 use crate::render::{self, Templates};
-use crate::ssh::{FileSpec, HostTarget, Pool, Session};
+use crate::ssh::{ExitStatus, FileSpec, HostTarget, Pool, Session};
 
 #[derive(Debug, Clone)]
 pub struct RestoreSettings {
@@ -59,6 +67,9 @@ pub struct RestoreReport {
     pub members: Vec<RestoredMember>,
     /// Where the control-plane manifests waited, per host (they are back now).
     pub manifests_moved: Vec<String>,
+    /// Hosts where the manifests' waiting dir held something kinit did not put there: left in
+    /// place.
+    pub kept_aside: Vec<String>,
     pub seconds: f64,
 }
 
@@ -80,18 +91,63 @@ if [ "$moved" = yes ] && systemctl is-active -q kubelet 2>/dev/null; then
   done
 fi"#;
 
+/// Step 0 on one etcd host, changing nothing. Args: data dir, etcd's entry. Prints `tool NAME`
+/// and `mount yes|no`; refuses (exit 3, one `foreign NAME` line per name) a data dir holding
+/// anything but etcd's entry.
+const CHECK: &str = r#"set -u
+data=$1; entry=$2
+if command -v etcdutl >/dev/null 2>&1; then echo "tool etcdutl"
+elif command -v etcdctl >/dev/null 2>&1; then echo "tool etcdctl"
+else echo "neither etcdutl nor etcdctl is on this host (PATH=$PATH)" >&2; exit 4; fi
+if [ -d "$data" ]; then
+  found=$(others "$data" "$entry")
+  if [ -n "$found" ]; then
+    printf '%s\n' "$found" | while IFS= read -r n; do echo "foreign $n"; done
+    exit 3
+  fi
+  if mounted "$data"; then echo "mount yes"; else echo "mount no"; fi
+elif [ -e "$data" ] || [ -L "$data" ]; then
+  echo "$data is not a directory" >&2; exit 5
+else echo "mount no"; fi"#;
+
+/// Before the upload: the scratch dir, root's alone. Args: the dir.
+const SCRATCH: &str = r#"set -eu
+mkdir -p -m 0700 -- "$1"
+chmod 0700 -- "$1""#;
+
 /// Step 2 on one etcd host. Args: snapshot path, data dir, aside path, name, peer URL, initial
-/// cluster, token. Prints `aside PATH` when a data dir was moved.
+/// cluster, token, mount point (yes|no), etcd's entry. Prints `aside PATH` when old data was
+/// moved: the data dir, or of a mount point (which stays) its entry, into PATH. Checks again,
+/// before moving anything, that the data dir holds nothing but etcd's entry.
 const RESTORE: &str = r#"set -eu
-snap=$1; data=$2; aside=$3; name=$4; peer=$5; cluster=$6; token=$7
+snap=$1; data=$2; aside=$3; name=$4; peer=$5; cluster=$6; token=$7; mount=$8; entry=$9
 trap 'rm -f -- "$snap"' EXIT
-if [ -e "$data" ]; then mv -- "$data" "$aside"; echo "aside $aside"; fi
+if [ -d "$data" ]; then
+  found=$(others "$data" "$entry")
+  if [ -n "$found" ]; then
+    printf '%s\n' "$found" | while IFS= read -r n; do echo "foreign $n"; done
+    exit 3
+  fi
+fi
 if command -v etcdutl >/dev/null 2>&1; then tool=etcdutl
 elif command -v etcdctl >/dev/null 2>&1; then tool=etcdctl
 else echo "neither etcdutl nor etcdctl is on this host (PATH=$PATH)" >&2; exit 4; fi
-ETCDCTL_API=3 "$tool" snapshot restore "$snap" --name "$name" --data-dir "$data" \
+if [ "$mount" = yes ]; then
+  # The mount point stays: its member goes aside, and the snapshot is restored next to it (etcd
+  # 3.4 restores only into a directory that does not exist yet), then moved in.
+  if [ -e "$data/$entry" ]; then
+    mkdir -m 0700 -- "$aside"; mv -- "$data/$entry" "$aside/"; echo "aside $aside"
+  fi
+  into=$data/.kinit-restore
+  trap 'rm -f -- "$snap"; rm -rf -- "$into"' EXIT
+else
+  if [ -e "$data" ]; then mv -- "$data" "$aside"; echo "aside $aside"; fi
+  into=$data
+fi
+ETCDCTL_API=3 "$tool" snapshot restore "$snap" --name "$name" --data-dir "$into" \
   --initial-cluster "$cluster" --initial-cluster-token "$token" \
   --initial-advertise-peer-urls "$peer" >&2
+if [ "$into" != "$data" ]; then mv -- "$into/$entry" "$data/"; rmdir -- "$into"; fi
 chmod 0700 -- "$data""#;
 
 /// Step 3 on one etcd host: start etcd (its config was written just before; as a static pod,
@@ -101,13 +157,73 @@ mode=$1; aside=$2
 rm -f -- "$aside/etcd.yaml"
 if [ "$mode" = systemd ]; then systemctl daemon-reload; systemctl enable -q etcd; systemctl start --no-block etcd; fi"#;
 
-/// Step 5: the manifests back where the kubelet reads them. Args: aside dir, manifests dir.
+/// Step 5: the manifests kinit moved back where the kubelet reads them, and nothing else. Args:
+/// aside dir, manifests dir, the manifests' file names. Prints `kept DIR` when the aside dir
+/// holds something else afterwards (it stays).
 const PUT_BACK: &str = r#"set -eu
-aside=$1; dir=$2
+aside=$1; dir=$2; shift 2
 if [ -d "$aside" ]; then
-  for f in "$aside"/*; do [ -e "$f" ] && mv -f -- "$f" "$dir/"; done
-  rmdir -- "$aside"
+  for n in "$@"; do
+    if [ -f "$aside/$n" ]; then mv -f -- "$aside/$n" "$dir/"; fi
+  done
+  rmdir -- "$aside" 2>/dev/null || echo "kept $aside"
 fi"#;
+
+/// Every manifest a restore may hold aside (a subset per host, see [`manifests_to_move`]).
+pub const ASIDE_MANIFESTS: &[&str] = &[
+    host_paths::KUBE_APISERVER_MANIFEST,
+    host_paths::KUBE_CONTROLLER_MANAGER_MANIFEST,
+    host_paths::KUBE_SCHEDULER_MANIFEST,
+    host_paths::ETCD_MANIFEST,
+];
+
+/// The file names of [`ASIDE_MANIFESTS`].
+fn aside_names() -> Vec<&'static str> {
+    ASIDE_MANIFESTS
+        .iter()
+        .filter_map(|m| m.rsplit_once('/').map(|(_, n)| n))
+        .collect()
+}
+
+/// What became of a host's old data dir.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum OldData {
+    /// Not moved: still at the data dir (or there was none).
+    Untouched,
+    Moved(String),
+    /// The step failed on this host; if the data was moved, it is here.
+    Unknown(String),
+}
+
+/// Where every etcd host's old data is, for an error after the restore began.
+fn old_data_text(data_dir: &str, old: &BTreeMap<String, OldData>) -> Vec<String> {
+    old.iter()
+        .map(|(host, o)| match o {
+            OldData::Untouched => {
+                format!("{host}: not moved (still at {data_dir}, if there was any)")
+            }
+            OldData::Moved(p) => format!("{host}: moved to {p}"),
+            OldData::Unknown(p) => format!(
+                "{host}: at {data_dir}, or moved to {p} (the step failed there; look at both)"
+            ),
+        })
+        .collect()
+}
+
+/// A failure after the stop step began, with where every host's old data went.
+fn half_way(
+    error: SnapshotError,
+    data_dir: &str,
+    old: &BTreeMap<String, OldData>,
+) -> SnapshotError {
+    if matches!(error, SnapshotError::Interrupted) {
+        return error;
+    }
+    SnapshotError::HalfWay {
+        error: Box::new(error),
+        old_data: old_data_text(data_dir, old),
+    }
+}
 
 /// The control-plane manifests (and etcd's, as a static pod) that must not run meanwhile.
 fn manifests_to_move(inv: &Inventory, host: &Host) -> Vec<&'static str> {
@@ -169,7 +285,8 @@ fn all_ok<R>(
 }
 
 /// Restore every etcd member of `inv` from `file` (already inspected: `status`). `inv` carries
-/// the new cluster token (see `pki::cluster_token::renew`).
+/// the new cluster token (`pki::cluster_token::new_token`), which is kept in the PKI dir once
+/// every host answered and passed the checks, just before the first change.
 #[allow(clippy::too_many_arguments)]
 pub async fn restore(
     inv: &Inventory,
@@ -243,6 +360,17 @@ pub async fn restore(
     // manifests there, and the next restore (or reset) finds them.
     let aside_manifests = host_paths::MANIFESTS_ASIDE_DIR.to_string();
     let mode = mode_word(inv);
+    let data_dir = inv.etcd.data_dir.clone();
+
+    // 0. check: nothing changes on any host unless every etcd host can be restored.
+    let mounts = check_hosts(&etcd_hosts, &sessions, &data_dir, settings, cancel).await?;
+    // The restore starts now: the new token is the cluster's from here on.
+    crate::pki::cluster_token::store(&inv.pki_dir, &token)?;
+
+    let mut old: BTreeMap<String, OldData> = etcd_hosts
+        .iter()
+        .map(|h| (h.name.clone(), OldData::Untouched))
+        .collect();
 
     // 1. stop
     let jobs: Vec<_> = involved
@@ -271,7 +399,8 @@ pub async fn restore(
             },
         )
         .await,
-    )?;
+    )
+    .map_err(|e| half_way(e, &data_dir, &old))?;
     let manifests_moved: Vec<String> = stopped
         .iter()
         .filter(|(_, out)| out.lines().any(|l| l.starts_with("moved ")))
@@ -282,6 +411,7 @@ pub async fn restore(
     // 2. restore
     let sha = status.sha256.clone();
     let initial_cluster = inv.etcd_initial_cluster();
+    let restore_text = format!("{DIR_FUNCTIONS}{RESTORE}");
     let jobs: Vec<_> = etcd_hosts
         .iter()
         .map(|h| {
@@ -291,12 +421,19 @@ pub async fn restore(
             };
             let words = vec![
                 format!("{HOST_WORK_DIR}/restore-{}.db", settings.stamp),
-                inv.etcd.data_dir.clone(),
-                aside_path(&inv.etcd.data_dir, &settings.stamp, "restore"),
+                data_dir.clone(),
+                aside_path(&data_dir, &settings.stamp, "restore"),
                 h.name.clone(),
                 member.peer_url(),
                 initial_cluster.clone(),
                 token.clone(),
+                if mounts.get(&h.name).copied().unwrap_or(false) {
+                    "yes"
+                } else {
+                    "no"
+                }
+                .to_string(),
+                host_paths::ETCD_DATA_ENTRY.to_string(),
             ];
             let job = (
                 sessions[&h.name].clone(),
@@ -304,55 +441,63 @@ pub async fn restore(
                 words,
                 file.to_path_buf(),
                 sha.clone(),
+                restore_text.clone(),
             );
             (h.name.clone(), job)
         })
         .collect();
-    let restored =
-        all_ok(
-            fanout::run(
-                jobs,
-                settings.concurrency,
-                cancel,
-                |(s, host, words, file, sha): (
-                    Arc<Session>,
-                    String,
-                    Vec<String>,
-                    PathBuf,
-                    String,
-                )| async move {
-                    let mut f = tokio::fs::File::open(&file).await.map_err(|source| {
-                        SnapshotError::Local {
-                            path: file.clone(),
-                            source,
-                        }
-                    })?;
-                    s.write_from(
-                        &mut f,
-                        &sha,
-                        &words[0],
-                        &FileSpec::new(0o600, Some("root:root")),
-                    )
-                    .await
-                    .map_err(|e| {
-                        SnapshotError::host(&host, "upload the snapshot", e.to_string())
-                    })?;
-                    let args: Vec<&str> = words.iter().map(String::as_str).collect();
-                    script(&s, &host, "snapshot restore", RESTORE, &args).await
-                },
-            )
-            .await,
-        )?;
-    let old_dirs: BTreeMap<String, Option<String>> = restored
-        .into_iter()
-        .map(|(h, out)| {
-            let aside = out
-                .lines()
-                .find_map(|l| l.strip_prefix("aside "))
-                .map(str::to_string);
-            (h, aside)
-        })
-        .collect();
+    let restored = fanout::run(
+        jobs,
+        settings.concurrency,
+        cancel,
+        |(s, host, words, file, sha, text): (
+            Arc<Session>,
+            String,
+            Vec<String>,
+            PathBuf,
+            String,
+            String,
+        )| async move {
+            let aside = words[2].clone();
+            let r = restore_member(&s, &host, &words, &file, &sha, &text).await;
+            Ok::<_, SnapshotError>(match r {
+                Ok(moved) => (moved.map_or(OldData::Untouched, OldData::Moved), None),
+                Err((moved, e)) => (
+                    match moved {
+                        Some(true) => OldData::Moved(aside),
+                        Some(false) => OldData::Untouched,
+                        None => OldData::Unknown(aside),
+                    },
+                    Some(e),
+                ),
+            })
+        },
+    )
+    .await;
+    let mut first_error = None;
+    for (host, r) in restored {
+        match r {
+            Ok((o, e)) => {
+                old.insert(host, o);
+                if first_error.is_none() {
+                    first_error = e;
+                }
+            }
+            Err(e) => {
+                let aside = aside_path(&data_dir, &settings.stamp, "restore");
+                old.insert(host.clone(), OldData::Unknown(aside));
+                if first_error.is_none() {
+                    first_error = Some(match e {
+                        FanoutError::Cancelled => SnapshotError::Interrupted,
+                        other => SnapshotError::host(&host, "restore", other.to_string()),
+                    });
+                }
+            }
+        }
+    }
+    if let Some(e) = first_error {
+        return Err(half_way(e, &data_dir, &old));
+    }
 
     tracing::info!(elapsed = ?started.elapsed(), "restore: restored");
     // 3. start, all members together (the first one waits for a quorum).
@@ -406,14 +551,18 @@ pub async fn restore(
             },
         )
         .await,
-    )?;
+    )
+    .map_err(|e| half_way(e, &data_dir, &old))?;
 
     tracing::info!(elapsed = ?started.elapsed(), "restore: started");
     // 4. wait for one healthy cluster.
-    let (cluster_id, statuses) = wait_healthy(inv, tls, settings, cancel).await?;
+    let (cluster_id, statuses) = wait_healthy(inv, tls, settings, cancel)
+        .await
+        .map_err(|e| half_way(e, &data_dir, &old))?;
 
     tracing::info!(elapsed = ?started.elapsed(), "restore: healthy");
-    // 5. the control plane back.
+    // 5. the control plane back: the manifests kinit moved, nothing else.
+    let names: Vec<String> = aside_names().into_iter().map(str::to_string).collect();
     let jobs: Vec<_> = involved
         .iter()
         .map(|h| {
@@ -423,28 +572,34 @@ pub async fn restore(
                     sessions[&h.name].clone(),
                     h.name.clone(),
                     aside_manifests.clone(),
+                    names.clone(),
                 ),
             )
         })
         .collect();
-    all_ok(
+    let put_back = all_ok(
         fanout::run(
             jobs,
             settings.concurrency,
             cancel,
-            |(s, host, aside): (Arc<Session>, String, String)| async move {
-                script(
-                    &s,
-                    &host,
-                    "put the manifests back",
-                    PUT_BACK,
-                    &[&aside, host_paths::MANIFESTS_DIR],
-                )
-                .await
+            |(s, host, aside, names): (Arc<Session>, String, String, Vec<String>)| async move {
+                let mut args = vec![aside.as_str(), host_paths::MANIFESTS_DIR];
+                args.extend(names.iter().map(String::as_str));
+                script(&s, &host, "put the manifests back", PUT_BACK, &args).await
             },
         )
         .await,
-    )?;
+    )
+    .map_err(|e| half_way(e, &data_dir, &old))?;
+    let kept_aside: Vec<String> = put_back
+        .iter()
+        .filter_map(|(h, out)| {
+            let dir = out.lines().find_map(|l| l.strip_prefix("kept "))?;
+            Some(format!(
+                "{h}: {dir} holds files kinit did not put there; it was left in place"
+            ))
+        })
+        .collect();
 
     let members = etcd_hosts
         .iter()
@@ -452,7 +607,10 @@ pub async fn restore(
             let s = statuses.get(&h.name);
             RestoredMember {
                 host: h.name.clone(),
-                old_data_dir: old_dirs.get(&h.name).cloned().flatten(),
+                old_data_dir: match old.get(&h.name) {
+                    Some(OldData::Moved(p)) => Some(p.clone()),
+                    _ => None,
+                },
                 revision: s.map(|s| s.revision).unwrap_or_default(),
                 leader: s.is_some_and(|s| s.leader == s.member_id),
             }
@@ -463,8 +621,154 @@ pub async fn restore(
         cluster_id: format!("{cluster_id:x}"),
         members,
         manifests_moved,
+        kept_aside,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Step 0: on every etcd host at once, the restore tool is there and the data dir holds
+/// nothing but etcd's member; whether each data dir is a mount point. Changes nothing.
+async fn check_hosts(
+    etcd_hosts: &[Host],
+    sessions: &BTreeMap<String, Arc<Session>>,
+    data_dir: &str,
+    settings: &RestoreSettings,
+    cancel: &CancellationToken,
+) -> Result<BTreeMap<String, bool>, SnapshotError> {
+    let text = format!("{DIR_FUNCTIONS}{CHECK}");
+    let jobs: Vec<_> = etcd_hosts
+        .iter()
+        .map(|h| {
+            let job = (
+                sessions[&h.name].clone(),
+                h.name.clone(),
+                data_dir.to_string(),
+                text.clone(),
+            );
+            (h.name.clone(), job)
+        })
+        .collect();
+    let checked = all_ok(
+        fanout::run(
+            jobs,
+            settings.concurrency,
+            cancel,
+            |(s, host, data, text): (Arc<Session>, String, String, String)| async move {
+                let out = run_script(
+                    &s,
+                    &text,
+                    &[&data, host_paths::ETCD_DATA_ENTRY],
+                    Duration::from_secs(120),
+                )
+                .await
+                .map_err(|e| SnapshotError::host(&host, "check", e.to_string()))?;
+                let stdout = out.stdout_text();
+                if let Some(found) =
+                    foreign_names(&stdout, out.status == ExitStatus::Code(FOREIGN_EXIT))
+                {
+                    return Err(SnapshotError::ForeignData {
+                        host,
+                        data: ForeignData { dir: data, found },
+                    });
+                }
+                if !out.success() {
+                    return Err(SnapshotError::host(
+                        &host,
+                        "check",
+                        format!(
+                            "{}: {}; nothing was changed on any host",
+                            out.status,
+                            stderr_tail(&out.stderr_text())
+                        ),
+                    ));
+                }
+                Ok(stdout.lines().any(|l| l == "mount yes"))
+            },
+        )
+        .await,
+    )?;
+    Ok(checked.into_iter().collect())
+}
+
+/// Step 2 on one member: the scratch dir (0700), the snapshot uploaded into it, the old data
+/// moved aside and the snapshot restored. Whether the old data was moved: on failure, `None`
+/// when that is not known.
+async fn restore_member(
+    s: &Session,
+    host: &str,
+    words: &[String],
+    file: &Path,
+    sha: &str,
+    text: &str,
+) -> Result<Option<String>, (Option<bool>, SnapshotError)> {
+    script(
+        s,
+        host,
+        "prepare the scratch dir",
+        SCRATCH,
+        &[HOST_WORK_DIR],
+    )
+    .await
+    .map_err(|e| (Some(false), e))?;
+    let mut f = tokio::fs::File::open(file).await.map_err(|source| {
+        (
+            Some(false),
+            SnapshotError::Local {
+                path: file.to_path_buf(),
+                source,
+            },
+        )
+    })?;
+    s.write_from(
+        &mut f,
+        sha,
+        &words[0],
+        &FileSpec::new(0o600, Some("root:root")),
+    )
+    .await
+    .map_err(|e| {
+        (
+            Some(false),
+            SnapshotError::host(host, "upload the snapshot", e.to_string()),
+        )
+    })?;
+    let args: Vec<&str> = words.iter().map(String::as_str).collect();
+    let out = run_script(s, text, &args, Duration::from_secs(1800))
+        .await
+        .map_err(|e| {
+            (
+                None,
+                SnapshotError::host(host, "snapshot restore", e.to_string()),
+            )
+        })?;
+    let stdout = out.stdout_text();
+    let moved = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("aside "))
+        .map(str::to_string);
+    if let Some(found) = foreign_names(&stdout, out.status == ExitStatus::Code(FOREIGN_EXIT)) {
+        return Err((
+            Some(false),
+            SnapshotError::ForeignData {
+                host: host.to_string(),
+                data: ForeignData {
+                    dir: words[1].clone(),
+                    found,
+                },
+            },
+        ));
+    }
+    if !out.success() {
+        return Err((
+            Some(moved.is_some()),
+            SnapshotError::host(
+                host,
+                "snapshot restore",
+                format!("{}: {}", out.status, stderr_tail(&out.stderr_text())),
+            ),
+        ));
+    }
+    Ok(moved)
 }
 
 /// Poll every member until all are healthy, in one cluster, following one leader.
@@ -517,6 +821,216 @@ async fn wait_healthy(
         tokio::select! {
             () = cancel.cancelled() => return Err(SnapshotError::Interrupted),
             () = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A PATH of the tools the scripts use, plus `etcdutl` when `tool` is given: a stand-in
+    /// that makes `--data-dir`'s `member/wal` (refusing, as etcd 3.4 does, a dir that exists).
+    fn bin(tool: bool) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for t in [
+            "tr", "head", "readlink", "awk", "stat", "mkdir", "mv", "chmod", "rmdir", "rm",
+        ] {
+            let found = ["/usr/bin", "/bin"]
+                .iter()
+                .map(|d| Path::new(d).join(t))
+                .find(|p| p.exists())
+                .unwrap_or_else(|| panic!("no {t}"));
+            std::os::unix::fs::symlink(found, dir.path().join(t)).unwrap();
+        }
+        if tool {
+            let fake = dir.path().join("etcdutl");
+            std::fs::write(
+                &fake,
+                "#!/bin/sh\nwhile [ $# -gt 0 ]; do [ \"$1\" = --data-dir ] && d=$2; shift; done\n\
+                 [ -e \"$d\" ] && { echo \"data-dir $d exists\" >&2; exit 1; }\n\
+                 mkdir -p \"$d/member/wal\"\n",
+            )
+            .unwrap();
+            std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        dir
+    }
+
+    fn run(text: &str, bin: &Path, args: &[&str]) -> std::process::Output {
+        std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(format!("{DIR_FUNCTIONS}{text}"))
+            .arg("kinit")
+            .args(args)
+            .env("PATH", bin)
+            .output()
+            .unwrap()
+    }
+
+    #[test]
+    fn the_check_names_what_is_not_etcds_and_finds_the_tool() {
+        let root = tempfile::tempdir().unwrap();
+        let data = root.path().join("etcd");
+        std::fs::create_dir_all(data.join("member/snap")).unwrap();
+        let d = data.to_str().unwrap();
+        let with_tool = bin(true);
+        let out = run(CHECK, with_tool.path(), &[d, "member"]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{stdout}");
+        assert!(stdout.contains("tool etcdutl") && stdout.contains("mount no"));
+        // An absent data dir is fine too.
+        let absent = root.path().join("none");
+        let out = run(
+            CHECK,
+            with_tool.path(),
+            &[absent.to_str().unwrap(), "member"],
+        );
+        assert!(out.status.success());
+        // Something else in it: refused, named.
+        std::fs::write(data.join("backup.tar"), "x").unwrap();
+        let out = run(CHECK, with_tool.path(), &[d, "member"]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let refused = out.status.code() == Some(FOREIGN_EXIT as i32);
+        assert_eq!(
+            foreign_names(&stdout, refused),
+            Some(vec!["backup.tar".to_string()]),
+            "{stdout}"
+        );
+        // No restore tool: refused before anything.
+        std::fs::remove_file(data.join("backup.tar")).unwrap();
+        let out = run(CHECK, bin(false).path(), &[d, "member"]);
+        assert_eq!(out.status.code(), Some(4));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("neither etcdutl nor etcdctl"));
+    }
+
+    fn restore_here(mount: &str, extra: Option<&str>) -> (tempfile::TempDir, std::process::Output) {
+        let root = tempfile::tempdir().unwrap();
+        let data = root.path().join("etcd");
+        std::fs::create_dir_all(data.join("member/wal")).unwrap();
+        std::fs::write(data.join("member/wal/old"), "old").unwrap();
+        if let Some(name) = extra {
+            std::fs::write(data.join(name), "x").unwrap();
+        }
+        let snap = root.path().join("restore-X.db");
+        std::fs::write(&snap, "db").unwrap();
+        let aside = root.path().join("etcd.restore-X");
+        let tools = bin(true);
+        let out = run(
+            RESTORE,
+            tools.path(),
+            &[
+                snap.to_str().unwrap(),
+                data.to_str().unwrap(),
+                aside.to_str().unwrap(),
+                "cp1",
+                "https://10.0.0.1:2380",
+                "cp1=https://10.0.0.1:2380",
+                "tok",
+                mount,
+                "member",
+            ],
+        );
+        (root, out)
+    }
+
+    #[test]
+    fn the_old_data_goes_aside_whole_or_of_a_mount_point_its_member() {
+        for mount in ["no", "yes"] {
+            let (root, out) = restore_here(mount, None);
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success(),
+                "{mount}: {stdout} {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let (data, aside) = (root.path().join("etcd"), root.path().join("etcd.restore-X"));
+            assert!(
+                stdout.contains(&format!("aside {}", aside.display())),
+                "{stdout}"
+            );
+            assert!(
+                aside.join("member/wal/old").is_file(),
+                "{mount}: old data kept"
+            );
+            assert!(data.join("member/wal").is_dir(), "{mount}: restored");
+            assert!(!data.join("member/wal/old").exists(), "{mount}");
+            assert!(!data.join(".kinit-restore").exists(), "{mount}");
+            let names: Vec<_> = std::fs::read_dir(&data).unwrap().flatten().collect();
+            assert_eq!(names.len(), 1, "{mount}: only the member");
+            assert_eq!(
+                std::fs::metadata(&data).unwrap().permissions().mode() & 0o777,
+                0o700
+            );
+            assert!(
+                !root.path().join("restore-X.db").exists(),
+                "the upload goes"
+            );
+        }
+    }
+
+    #[test]
+    fn the_restore_step_checks_again_and_moves_nothing_of_someone_elses() {
+        let (root, out) = restore_here("no", Some("keep-me"));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(FOREIGN_EXIT as i32), "{stdout}");
+        assert!(stdout.contains("foreign keep-me"), "{stdout}");
+        assert!(root.path().join("etcd/keep-me").is_file());
+        assert!(root.path().join("etcd/member/wal/old").is_file());
+        assert!(!root.path().join("etcd.restore-X").exists());
+    }
+
+    #[test]
+    fn put_back_moves_only_the_manifests() {
+        let root = tempfile::tempdir().unwrap();
+        let (aside, dir) = (root.path().join("aside"), root.path().join("manifests"));
+        std::fs::create_dir_all(&aside).unwrap();
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(aside.join("kube-apiserver.yaml"), "m").unwrap();
+        std::fs::write(aside.join("cluster-20261127.db"), "snapshot").unwrap();
+        let mut args = vec![aside.to_str().unwrap(), dir.to_str().unwrap()];
+        args.extend(aside_names());
+        let out = run(PUT_BACK, bin(false).path(), &args);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{stdout}");
+        assert!(dir.join("kube-apiserver.yaml").is_file());
+        assert!(!dir.join("cluster-20261127.db").exists());
+        assert!(aside.join("cluster-20261127.db").is_file());
+        assert!(
+            stdout.contains(&format!("kept {}", aside.display())),
+            "{stdout}"
+        );
+        // Without strangers the directory goes.
+        std::fs::remove_file(aside.join("cluster-20261127.db")).unwrap();
+        let out = run(PUT_BACK, bin(false).path(), &args);
+        assert!(out.status.success());
+        assert!(!aside.exists());
+    }
+
+    #[test]
+    fn a_half_way_failure_says_where_each_hosts_old_data_is() {
+        let old: BTreeMap<String, OldData> = [
+            ("cp1", OldData::Moved("/var/lib/etcd.restore-X".into())),
+            ("cp2", OldData::Untouched),
+            ("cp3", OldData::Unknown("/var/lib/etcd.restore-X".into())),
+        ]
+        .into_iter()
+        .map(|(h, o)| (h.to_string(), o))
+        .collect();
+        let e = half_way(
+            SnapshotError::host("cp3", "snapshot restore", "exit 1: boom"),
+            "/var/lib/etcd",
+            &old,
+        )
+        .to_string();
+        for want in [
+            "host cp3: snapshot restore: exit 1: boom",
+            "cp1: moved to /var/lib/etcd.restore-X",
+            "cp2: not moved",
+            "cp3: at /var/lib/etcd, or moved to /var/lib/etcd.restore-X",
+        ] {
+            assert!(e.contains(want), "{want}: {e}");
         }
     }
 }
