@@ -14,6 +14,7 @@ use super::problem::ConfigProblem;
 mod etcd_snapshots;
 mod host_dirs;
 mod image_repository;
+mod kubernetes_version;
 mod text;
 mod tokens;
 
@@ -22,6 +23,7 @@ pub(crate) use text::{describe_char, shown};
 use etcd_snapshots::etcd_snapshots;
 use host_dirs::host_dirs;
 use image_repository::image_repository;
+use kubernetes_version::kubernetes_version;
 use text::{check_dns_label, check_dns_subdomain};
 use tokens::tokens;
 
@@ -47,6 +49,7 @@ pub fn validate(cfg: &Config) -> Vec<ConfigProblem> {
     misc(spec, &mut out);
     etcd_snapshots(spec, &mut out);
     image_repository(spec, &mut out);
+    kubernetes_version(spec, &mut out);
     tokens(spec, &mut out);
     host_dirs(spec, &mut out);
     out
