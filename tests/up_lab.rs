@@ -164,7 +164,7 @@ fn stacked_up_survives_a_stopped_node_converges_fails_over_and_reruns_as_a_no_op
         shown.contains(&format!("VIP {vip} held by {}", holders[0])),
         "{shown}"
     );
-    assert!(shown.contains("cluster kup: healthy"), "{shown}");
+    assert!(shown.contains("cluster kup: HEALTHY"), "{shown}");
 
     // A second run writes nothing and restarts nothing. (The stand-in holds 6443 as the
     // apiserver would; preflight is told so.)

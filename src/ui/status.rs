@@ -282,7 +282,7 @@ pub fn render_text(report: &StatusReport) -> String {
     certificates_section(&mut out, report);
     let problems = report.problems();
     if problems.is_empty() {
-        let _ = writeln!(out, "cluster {}: healthy", report.cluster);
+        let _ = writeln!(out, "cluster {}: HEALTHY", report.cluster);
     } else {
         let _ = writeln!(
             out,
