@@ -318,3 +318,28 @@ fn a_cut_connection_fails_clearly_and_the_next_run_resumes() {
         .count();
     assert_eq!(k8s_again, 0);
 }
+
+#[test]
+fn a_binary_of_another_release_is_refused() {
+    let mut files = layout(false);
+    let path = format!("/k8s/{KUBERNETES}/bin/linux/amd64/kube-proxy");
+    // A STAND-IN kube-proxy of another release, with a checksum that matches it.
+    let other = stand_in("kube-proxy", "Kubernetes v1.36.0", false);
+    files.insert(format!("{path}.sha256"), sha256(&other).into_bytes());
+    files.insert(path, other);
+    let mirror = Mirror::start(files);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("bundle");
+    let out = fetch(&mirror, &dir, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(
+            "kube-proxy says it is v1.36.0, but it came from the kubernetes v1.37.2 release"
+        ),
+        "{err}"
+    );
+    assert!(!dir.join("kube-proxy").exists());
+    assert!(!dir.join(".partial/kube-proxy.staged").exists());
+    nothing_half_written(&dir);
+}

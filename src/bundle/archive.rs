@@ -114,7 +114,13 @@ pub fn extract(archive: &Path, unpack: &Unpack, staging: &Path) -> Result<Vec<St
             continue;
         };
         let dest = staging.join(format!("{name}.part"));
-        let sha256 = write_staged(&mut entry, &dest).map_err(|e| match e {
+        let written = write_staged(&mut entry, &dest);
+        if written.is_err() {
+            for s in out.iter().map(|s: &Staged| &s.path).chain([&dest]) {
+                let _ = std::fs::remove_file(s);
+            }
+        }
+        let sha256 = written.map_err(|e| match e {
             StageError::Read(e) => read_err(e),
             StageError::Write(e) => OpError::Io {
                 action: "writing",

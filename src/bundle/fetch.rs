@@ -187,10 +187,18 @@ pub async fn fetch(opts: &FetchOptions, reporter: &dyn Reporter) -> Result<Fetch
                 out?
             }
         };
-        let mut entries = Vec::new();
-        for s in &staged {
-            entries.push(describe(s, &d, opts.arch)?);
-        }
+        let entries: Result<Vec<_>, _> =
+            staged.iter().map(|s| describe(s, &d, opts.arch)).collect();
+        let entries = match entries {
+            Ok(e) => e,
+            Err(e) => {
+                // Refused binaries do not wait in .partial: the next run fetches them anew.
+                for s in &staged {
+                    let _ = std::fs::remove_file(&s.path);
+                }
+                return Err(e);
+            }
+        };
         for (s, e) in staged.iter().zip(entries) {
             store.land(&s.path, e)?;
             reporter.on(Event::Landed {

@@ -11,8 +11,11 @@ use super::sources::{CNI_DIR, CONTAINERD_FILES, Component, ETCD_FILES};
 use super::version::Version;
 
 const APISERVER: &str = "kube-apiserver";
+/// Whether a bundle file belongs to a group.
+type Pick = fn(&str) -> bool;
+
 /// Files that must come from one release: (what they are, how to pick them).
-const ONE_RELEASE: &[(&str, fn(&str) -> bool)] = &[
+const ONE_RELEASE: &[(&str, Pick)] = &[
     ("the Kubernetes control plane", |f| {
         matches!(
             f,
