@@ -343,3 +343,33 @@ fn a_binary_of_another_release_is_refused() {
     assert!(!dir.join(".partial/kube-proxy.staged").exists());
     nothing_half_written(&dir);
 }
+
+/// The figures of README: a whole bundle of the real programs fetched from the loopback mirror
+/// under `/usr/bin/time -v` (wall time, max RSS). Run with `--ignored --nocapture`.
+#[test]
+#[ignore]
+fn measure_a_whole_fetch() {
+    let mirror = Mirror::start(layout(true));
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("bundle");
+    let out = std::process::Command::new("/usr/bin/time")
+        .arg("-v")
+        .arg(env!("CARGO_BIN_EXE_kinit"))
+        .args(["bundle", "fetch"])
+        .arg(&dir)
+        .args(["--kubernetes", KUBERNETES])
+        .args(mirror.mirror_args())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    print!("{}", text(&out.stdout));
+    for line in text(&out.stderr).lines() {
+        if line.contains("Elapsed (wall clock)")
+            || line.contains("Maximum resident set size")
+            || line.contains("User time")
+            || line.contains("System time")
+        {
+            println!("{}", line.trim());
+        }
+    }
+}

@@ -207,3 +207,33 @@ pub fn verification(dir: &std::path::Path, v: &Verification) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bar_template_is_valid_and_events_go_through() {
+        let p = FetchProgress {
+            mode: Mode::Bars,
+            bar: Mutex::new(None),
+        };
+        let url = "http://127.0.0.1:1/k8s/v1.37.2/bin/linux/amd64/kubelet";
+        p.on(Event::Started {
+            url,
+            from: 10,
+            total: Some(100),
+        });
+        p.on(Event::Progress { url, done: 50 });
+        assert_eq!(
+            p.bar.lock().unwrap().as_ref().map(|b| b.position()),
+            Some(50)
+        );
+        p.on(Event::Downloaded {
+            url,
+            bytes: 100,
+            elapsed: Duration::from_millis(10),
+        });
+        assert!(p.bar.lock().unwrap().is_none());
+    }
+}
