@@ -47,6 +47,10 @@ fn run(cli: &Cli, global: &GlobalOptions) -> CommandResult {
         Command::Etcd(EtcdCommand::Snapshot(SnapshotCommand::Restore(args))) => {
             commands::etcd_snapshot::restore(global, &args.options())
         }
+        Command::Bundle(bundle) => {
+            let opts = bundle.options().map_err(commands::CommandError::Usage)?;
+            commands::bundle::run(global, &opts)
+        }
         Command::Completion { shell } => commands::completion::run(*shell, Cli::command()),
         Command::Man => commands::man::run(Cli::command()),
     }

@@ -1,6 +1,7 @@
 //! Command-line definitions (clap) and their conversion into the option structs `commands/`
 //! defines. Nothing here does any work, and nothing below this module knows about clap.
 
+mod bundle;
 mod certs;
 mod lab;
 mod lifecycle;
@@ -21,6 +22,7 @@ use crate::config::Topology;
 use crate::config::template::InitShape;
 use crate::ui::{ColorChoice, GlobalOptions, OutputFormat};
 
+pub use bundle::BundleCommand;
 pub use certs::{CertsCommand, RenewArgs};
 pub use lab::LabCommand;
 pub use lifecycle::{EtcdCommand, RemoveArgs, ResetArgs, SnapshotCommand};
@@ -114,6 +116,9 @@ pub enum Command {
     /// Day-two etcd operations: snapshots
     #[command(subcommand)]
     Etcd(EtcdCommand),
+    /// The artifacts bundle for air-gapped hosts: fetch, import, verify, list
+    #[command(subcommand)]
+    Bundle(BundleCommand),
 
     /// Print a shell completion script
     Completion {

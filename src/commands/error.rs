@@ -116,6 +116,13 @@ pub enum CommandError {
     Remove(Box<crate::lifecycle::remove::RemoveError>),
 
     /// kinit's own bug (its built-in config or example does not validate).
+    #[error(transparent)]
+    Bundle(Box<crate::bundle::OpError>),
+
+    /// The artifacts bundle cannot install the configured cluster (found before any host).
+    #[error(transparent)]
+    BundleRelease(#[from] crate::bundle::verify::NotInstallable),
+
     #[error("internal error: {0}")]
     Internal(String),
 }

@@ -4,6 +4,7 @@
 //! structs the commands take are defined here, next to the commands, so that nothing below `cli`
 //! knows about clap.
 
+pub mod bundle;
 pub mod certs;
 pub mod completion;
 pub mod config_validate;
@@ -64,6 +65,7 @@ pub type CommandResult = Result<Outcome, CommandError>;
 
 /// The process exit code for a command's result: the one place that decides them.
 pub fn exit_code(result: &CommandResult) -> u8 {
+    use crate::bundle::OpError;
     use crate::kubeconfig::KubeconfigError;
     use crate::lab::LabError;
     use crate::lifecycle::remove::RemoveError;
@@ -126,7 +128,14 @@ pub fn exit_code(result: &CommandResult) -> u8 {
             | CommandError::WriteFile { .. }
             | CommandError::Io { .. }
             | CommandError::Runtime(_)
+            | CommandError::BundleRelease(_)
             | CommandError::Internal(_) => exit::FAILURE,
+            // A bundle directory that is not one, or a file kinit cannot place, is the
+            // invocation's problem; a failed download or check is a failure.
+            CommandError::Bundle(e) => match **e {
+                OpError::UnknownFile { .. } | OpError::Inconsistent { .. } => exit::USAGE,
+                _ => exit::FAILURE,
+            },
         },
     }
 }

@@ -30,6 +30,7 @@ pub fn run(global: &GlobalOptions, opts: &PreflightOptions) -> CommandResult {
     } else {
         let inventory =
             remote::load_inventory(global).map_err(|e| CommandError::CannotCheck(Box::new(e)))?;
+        remote::check_bundle(&inventory)?;
         let hosts: Vec<_> = inventory.hosts.iter().collect();
         let (targets, ssh) =
             remote::connect_options(&inventory, &hosts, opts.accept_new_host_keys, false)?;

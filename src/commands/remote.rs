@@ -58,6 +58,15 @@ pub fn connect_options(
     Ok((targets, ssh))
 }
 
+/// Before any host is touched: a bundle whose bundle.yaml says it holds another Kubernetes
+/// release than `kubernetesVersion`, mixes releases or breaks upstream's skew rules is refused.
+pub fn check_bundle(inventory: &Inventory) -> Result<(), CommandError> {
+    if let Some(dir) = &inventory.bundle {
+        crate::bundle::verify::check_for_cluster(dir, &inventory.kubernetes_version.to_string())?;
+    }
+    Ok(())
+}
+
 pub fn load_inventory(global: &GlobalOptions) -> Result<Inventory, CommandError> {
     let path = &global.config_path;
     let loaded = config::load(path).map_err(|e| match e {

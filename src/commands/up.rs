@@ -22,6 +22,7 @@ pub struct UpOptions {
 
 pub fn run(global: &GlobalOptions, opts: &UpOptions) -> CommandResult {
     let inventory = remote::load_inventory(global)?;
+    remote::check_bundle(&inventory)?;
     if let Some(t) = opts.topology
         && t != inventory.topology
     {

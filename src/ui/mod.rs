@@ -1,6 +1,7 @@
 //! Everything kinit shows the operator goes through here: text for people, JSON for programs.
 //! Library modules return data; commands hand it to these functions.
 
+pub mod bundle;
 pub mod certs;
 pub mod config_report;
 pub mod confirm;

@@ -1,11 +1,63 @@
 //! The artifacts bundle on the operator machine: a directory of binaries and a SHA256SUMS file.
 //! Every binary a run needs is checked against SHA256SUMS here before any host is touched, and
 //! again on the host after the upload.
+//!
+//! `kinit bundle` makes and checks such directories: [`fetch`] from upstream's release layouts
+//! (or a mirror), [`store::import`] of binaries built elsewhere, [`verify`] and a manifest
+//! ([`manifest`], `bundle.yaml`) that says per file its component, version, arch and sha256.
+
+pub mod archive;
+pub mod error;
+pub mod fetch;
+pub mod manifest;
+pub mod release;
+pub mod sources;
+pub mod store;
+pub mod verify;
+pub mod version;
 
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use aws_lc_rs::digest;
+
+pub use error::OpError;
+
+/// Lowercase hex.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The sha256 of a file, streamed.
+pub fn sha256_file(path: &Path) -> Result<String, OpError> {
+    let read = OpError::io("reading", path);
+    let mut f = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) => return Err(read(e)),
+    };
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = match f.read(&mut buf) {
+            Ok(n) => n,
+            Err(e) => return Err(OpError::io("reading", path)(e)),
+        };
+        if n == 0 {
+            break;
+        }
+        ctx.update(&buf[..n]);
+    }
+    Ok(hex(ctx.finish().as_ref()))
+}
+
+/// The CPU of an ELF executable (`None`: not one kinit knows, such as a script).
+pub fn elf_arch(path: &Path) -> Result<Option<sources::Arch>, OpError> {
+    let mut head = [0u8; 20];
+    let mut f = std::fs::File::open(path).map_err(OpError::io("reading", path))?;
+    let n = f.read(&mut head).map_err(OpError::io("reading", path))?;
+    Ok(sources::Arch::of_elf(&head[..n]))
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
@@ -88,6 +140,11 @@ impl Bundle {
 
     pub fn dir(&self) -> Option<&Path> {
         self.dir.as_deref()
+    }
+
+    /// SHA256SUMS: file name -> sha256.
+    pub fn sums(&self) -> &BTreeMap<String, String> {
+        &self.sums
     }
 
     /// Whether the bundle lists `file`.

@@ -1,0 +1,156 @@
+//! Versions read from the real etcd and Kubernetes programs of `hack/build-upstream.sh` (the test
+//! fails, saying how to build them, when they are missing), and `up`/`preflight` refusing such a
+//! bundle for a cluster of another release before any host is contacted.
+
+mod bundle_support;
+
+use std::path::Path;
+use std::process::Output;
+
+use assert_cmd::Command;
+use bundle_support::*;
+
+fn kinit(args: &[&str]) -> Output {
+    Command::cargo_bin("kinit")
+        .unwrap()
+        .args(args)
+        .env_remove("KINIT_CONFIG")
+        .output()
+        .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn import(dir: &Path, names: &[&str]) -> serde_json::Value {
+    let mut args = vec![
+        "-o".to_string(),
+        "json".into(),
+        "bundle".into(),
+        "import".into(),
+        dir.display().to_string(),
+    ];
+    args.extend(names.iter().map(|n| built(n).display().to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = kinit(&args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn real_etcd_and_kubernetes_binaries_report_their_release() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("bundle");
+    let names = [
+        "etcd",
+        "etcdctl",
+        "etcdutl",
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-scheduler",
+        "kubelet",
+        "kube-proxy",
+        "kubectl",
+    ];
+    let entries = import(&dir, &names);
+    for e in entries.as_array().unwrap() {
+        let want = if e["component"] == "etcd" {
+            ETCD
+        } else {
+            KUBERNETES
+        };
+        assert_eq!(e["version"], want, "{e}");
+        assert_eq!(e["versionFrom"], "binary");
+        assert_eq!(e["arch"], "amd64");
+    }
+    let v = kinit(&["bundle", "verify", dir.to_str().unwrap()]);
+    assert!(v.status.success(), "{}", text(&v.stdout));
+    assert!(
+        text(&v.stdout).contains("9 files match SHA256SUMS and bundle.yaml"),
+        "{}",
+        text(&v.stdout)
+    );
+    // What `import` refuses: a name kinit cannot place.
+    let odd = tmp.path().join("kube-thing");
+    std::fs::copy(built("kubectl"), &odd).unwrap();
+    let out = kinit(&[
+        "bundle",
+        "import",
+        dir.to_str().unwrap(),
+        odd.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("kinit does not know which component this is"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// A cluster.yaml (from `kinit init`) using `bundle` at `version`; its hosts do not exist.
+fn cluster(dir: &Path, bundle: &Path, version: &str) -> std::path::PathBuf {
+    let config = dir.join("cluster.yaml");
+    let out = kinit(&["init", "--force", "-f", config.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace(
+            "kubernetesVersion: v1.31.4",
+            &format!("kubernetesVersion: {version}"),
+        )
+        .replace("bundle: ./bundle", &format!("bundle: {}", bundle.display()));
+    std::fs::write(&config, text).unwrap();
+    config
+}
+
+#[test]
+fn up_and_preflight_refuse_a_bundle_of_another_release_before_any_host() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bundle = tmp.path().join("bundle");
+    import(&bundle, &["etcd", "etcdctl", "kube-apiserver", "kubelet"]);
+
+    // The cluster's Kubernetes differs from the bundle's, and this etcd is too new for it.
+    let config = cluster(tmp.path(), &bundle, "v1.33.4");
+    for cmd in ["preflight", "up"] {
+        let started = std::time::Instant::now();
+        let out = kinit(&["-c", config.to_str().unwrap(), cmd]);
+        assert_eq!(out.status.code(), Some(1), "{cmd}: {}", text(&out.stderr));
+        let err = text(&out.stderr);
+        for want in [
+            "cannot install this cluster (nothing was done on any host)",
+            "kube-apiserver in the bundle is v1.37.2, but kubernetesVersion is v1.33.4",
+            "kubelet in the bundle is v1.37.2, but kubernetesVersion is v1.33.4",
+        ] {
+            assert!(err.contains(want), "{cmd}: {want}\n{err}");
+        }
+        assert!(
+            started.elapsed().as_secs() < 10,
+            "{cmd} tried the hosts first"
+        );
+    }
+
+    // Without an apiserver in the bundle, the cluster's release decides which etcd it takes.
+    let etcd_only = tmp.path().join("etcd-only");
+    import(&etcd_only, &["etcd", "etcdctl"]);
+    let config = cluster(tmp.path(), &etcd_only, "v1.33.4");
+    let out = kinit(&["-c", config.to_str().unwrap(), "up", "--dry-run"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains(
+            "etcd v3.6.16 is not an etcd Kubernetes v1.33 supports (it takes etcd 3.5.x)"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // The matching release passes this check (and the run goes on to the hosts, which do not
+    // exist: preflight reports them, it does not refuse the bundle).
+    let config = cluster(tmp.path(), &bundle, KUBERNETES);
+    let out = kinit(&["-c", config.to_str().unwrap(), "preflight"]);
+    assert!(
+        !text(&out.stderr).contains("cannot install this cluster"),
+        "{}",
+        text(&out.stderr)
+    );
+}
