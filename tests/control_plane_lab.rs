@@ -124,6 +124,25 @@ fn a_real_control_plane_serves_through_the_vip_fails_over_and_rolls_without_a_fa
     ));
     assert_eq!(server, format!("https://{vip}:8443"));
 
+    // `kinit kubeconfig --merge` into a fresh ~/.kube/config, then a plain `kubectl get ns`.
+    let home = tempfile::tempdir().unwrap();
+    let out = output_within(
+        Command::new(env!("CARGO_BIN_EXE_kinit"))
+            .args(["-c", &config, "kubeconfig", "--merge"])
+            .env("HOME", home.path())
+            .env_remove("KUBECONFIG"),
+        COMMAND_LIMIT,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let namespaces = ok(output_within(
+        Command::new(upstream_bin().join("kubectl"))
+            .args(["get", "ns", "-o", "name"])
+            .env("HOME", home.path())
+            .env_remove("KUBECONFIG"),
+        COMMAND_LIMIT,
+    ));
+    assert!(namespaces.contains("namespace/kinit-probe"), "{namespaces}");
+
     // status: every apiserver ready on its own address, one holder per lease, HEALTHY.
     let report = lab.wait_healthy(&config);
     let shown = text(&lab.kinit(&["status"]));
