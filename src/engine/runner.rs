@@ -103,6 +103,18 @@ pub enum RunError {
         phase: String,
         refusal: super::rolling::BoxedRefusal,
     },
+    /// The quorum guard could not read or place etcd's members, so it refused (fails closed);
+    /// nothing was restarted by this step.
+    #[error(
+        "phase {phase}: etcd on {host} is not restarted: the quorum guard cannot count etcd's \
+         voting members: {reason}. Bring etcd's members back (`kinit status`), or pass --force \
+         to restart without the guard"
+    )]
+    QuorumUnjudged {
+        phase: String,
+        host: String,
+        reason: crate::lifecycle::quorum::Unjudged,
+    },
     /// A host did not serve again after its restart; the hosts after it were left alone.
     #[error(
         "phase {phase}: {what} on {host} did not serve again after its {}: {error}{}",
@@ -132,6 +144,7 @@ impl RunError {
             RunError::Hosts { phase, .. }
             | RunError::Wait { phase, .. }
             | RunError::Quorum { phase, .. }
+            | RunError::QuorumUnjudged { phase, .. }
             | RunError::NotBack { phase, .. }
             | RunError::Operator { phase, .. } => Some(phase),
             RunError::Preflight { .. } => Some("preflight"),
