@@ -16,6 +16,18 @@ pub enum Existing {
 
 /// Write `contents` to `path` with `mode`, atomically.
 pub fn write_atomic(path: &Path, contents: &[u8], mode: u32, existing: Existing) -> io::Result<()> {
+    write_atomic_owned(path, contents, mode, existing, None)
+}
+
+/// [`write_atomic`], the file given `owner` (uid, gid) before it is moved into place, so it
+/// never shows with another owner (root keeping a user's file theirs).
+pub fn write_atomic_owned(
+    path: &Path,
+    contents: &[u8],
+    mode: u32,
+    existing: Existing,
+    owner: Option<(u32, u32)>,
+) -> io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -34,7 +46,11 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: u32, existing: Existing)
             .create_new(true)
             .mode(mode)
             .open(&tmp)?;
-        // The umask may have narrowed the mode; set it exactly.
+        if let Some((uid, gid)) = owner {
+            std::os::unix::fs::fchown(&f, Some(uid), Some(gid))?;
+        }
+        // The umask may have narrowed the mode; set it exactly (after the owner: a chown
+        // clears set-id bits).
         f.set_permissions(fs::Permissions::from_mode(mode))?;
         f.write_all(contents)?;
         f.sync_all()?;
