@@ -65,6 +65,40 @@ pub fn write_atomic_owned(
     result
 }
 
+/// Rename `from` to `to` unless `to` exists (`AlreadyExists` then, and `from` stays): one
+/// `renameat2(RENAME_NOREPLACE)`, or where the filesystem does not offer it a hard link and an
+/// unlink, so that two writers of one name never overwrite each other (a check before a plain
+/// rename leaves a window).
+pub fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| {
+        std::ffi::CString::new(p.as_os_str().as_bytes())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
+    };
+    let (src, dst) = (c(from)?, c(to)?);
+    // SAFETY: both are NUL-terminated paths that outlive the call.
+    let r = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            src.as_ptr(),
+            libc::AT_FDCWD,
+            dst.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if r == 0 {
+        return Ok(());
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EINVAL) | Some(libc::ENOSYS) | Some(libc::EOPNOTSUPP) => {
+            fs::hard_link(from, to)?;
+            fs::remove_file(from)
+        }
+        _ => Err(e),
+    }
+}
+
 /// A new directory in `parent` named `prefix` plus random characters, made by `mkdtemp(3)`:
 /// mode 0700, and never one that existed before (a predictable name in a shared /tmp could be
 /// made in advance by another user, with links in it).
@@ -88,6 +122,24 @@ pub fn private_temp_dir(parent: &Path, prefix: &str) -> io::Result<std::path::Pa
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rename_noreplace_never_overwrites() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b, to) = (
+            dir.path().join("a"),
+            dir.path().join("b"),
+            dir.path().join("to"),
+        );
+        fs::write(&a, "first").unwrap();
+        fs::write(&b, "second").unwrap();
+        rename_noreplace(&a, &to).unwrap();
+        let err = rename_noreplace(&b, &to).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(fs::read_to_string(&to).unwrap(), "first");
+        assert_eq!(fs::read_to_string(&b).unwrap(), "second");
+        assert!(!a.exists());
+    }
 
     #[test]
     fn keep_refuses_to_clobber_and_leaves_no_temp_file() {

@@ -53,6 +53,8 @@ pub enum SnapshotError {
     Ssh(#[from] SshError),
     #[error("{0}")]
     Render(String),
+    #[error("{} already exists; nothing was replaced (choose another name)", path.display())]
+    Exists { path: PathBuf },
     #[error("interrupted")]
     Interrupted,
 }
