@@ -160,6 +160,14 @@ impl RunError {
     }
 }
 
+/// Work on this machine that must wait for the run's lock on every host (a dry run takes none)
+/// and comes before the first phase: `kinit certs renew --rollout` renews here, so that it never
+/// renews while another run holds the cluster.
+pub type AfterLock = Box<dyn FnOnce(&crate::inventory::Inventory) -> Result<(), PkiError> + Send>;
+
+/// The phase a failure of [`AfterLock`] is reported under.
+pub const AFTER_LOCK_PHASE: &str = "after-lock";
+
 /// Everything a run works with.
 pub struct Engine {
     pub inventory: Inventory,
@@ -170,6 +178,8 @@ pub struct Engine {
     pub targets: BTreeMap<String, HostTarget>,
     pub observer: Arc<dyn Observer>,
     pub cancel: CancellationToken,
+    /// Run once the lock is held, before any phase (see [`AfterLock`]).
+    pub after_lock: Option<AfterLock>,
 }
 
 /// What the phases of one run share.
@@ -231,6 +241,15 @@ impl Engine {
                 },
             })?
         };
+        if let Some(after_lock) = self.after_lock.take()
+            && let Err(e) = after_lock(&self.inventory)
+        {
+            cluster_lock::release_all(&locked, &owner).await;
+            return Err(RunError::Operator {
+                phase: AFTER_LOCK_PHASE.into(),
+                error: OperatorError::Pki(e),
+            });
+        }
         let checked = match self.check_joins(&phases).await {
             Ok(()) => self.check_etcd_version(&phases, &mut bundle).await,
             refused => refused,
