@@ -119,7 +119,7 @@ pub enum RemovalRefused {
     )]
     Quorum {
         hosts: String,
-        figures: QuorumFigures,
+        figures: Box<QuorumFigures>,
     },
     #[error(
         "refusing to remove the etcd member(s) of {hosts}: removing {member} commits in a \
@@ -134,7 +134,7 @@ pub enum RemovalRefused {
     Step {
         hosts: String,
         member: String,
-        figures: QuorumFigures,
+        figures: Box<QuorumFigures>,
     },
     #[error(
         "removing the etcd member(s) of {hosts} would leave a single member: etcd then survives \
@@ -193,7 +193,7 @@ pub fn plan(
     if !quorum.keeps_majority() {
         let refusal = RemovalRefused::Quorum {
             hosts: hosts.clone(),
-            figures: quorum.clone(),
+            figures: Box::new(quorum.clone()),
         };
         if !force {
             return Err(refusal);
@@ -209,10 +209,10 @@ pub fn plan(
             let refusal = RemovalRefused::Step {
                 hosts: hosts.clone(),
                 member: m.name.clone(),
-                figures: QuorumFigures {
+                figures: Box::new(QuorumFigures {
                     members_now: quorum.members_now,
                     ..step
-                },
+                }),
             };
             if !force {
                 return Err(refusal);

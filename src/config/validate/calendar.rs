@@ -143,6 +143,11 @@ fn unexpected(b: &[u8], p: usize) -> String {
     if p >= b.len() {
         return "ends early: a calendar event is [weekdays] [year-]month-day [hour:minute[:second]], e.g. \"Mon..Fri *-*-* 02:30\"".into();
     }
+    if p == 0 {
+        return "is not a systemd calendar event: one is a shorthand (hourly, daily, ...) or \
+                [weekdays] [year-]month-day [hour:minute[:second]], e.g. \"Mon..Fri *-*-* 02:30\""
+            .into();
+    }
     let rest = String::from_utf8_lossy(&b[p..]);
     format!(
         "cannot be read from `{rest}` on: a calendar event is [weekdays] [year-]month-day \
@@ -405,19 +410,23 @@ fn time(b: &[u8], p: &mut usize, ev: &mut Event) -> Result<(), CalendarError> {
     Ok(())
 }
 
+/// Years 0-69 are 2000-2069, 70-99 are 1970-1999.
+fn full_year(v: i64) -> i64 {
+    match v {
+        0..=69 => v + 2000,
+        70..=99 => v + 1900,
+        _ => v,
+    }
+}
+
 fn normalize(ev: &mut Event) {
     if ev.day.is_none() {
         ev.end_of_month = false;
     }
     if let Some(years) = &mut ev.year {
         for part in years.iter_mut() {
-            let fix = |v: i64| match v {
-                0..=69 => v + 2000,
-                70..=99 => v + 1900,
-                _ => v,
-            };
-            part.start = fix(part.start);
-            part.stop = part.stop.map(fix);
+            part.start = full_year(part.start);
+            part.stop = part.stop.map(full_year);
         }
     }
     for parts in [
@@ -451,7 +460,8 @@ fn normalize(ev: &mut Event) {
 }
 
 fn valid(ev: &Event) -> Result<(), CalendarError> {
-    let fields: [(&str, &Option<Vec<Part>>, i64, i64, bool); 6] = [
+    type Field<'a> = (&'a str, &'a Option<Vec<Part>>, i64, i64, bool);
+    let fields: [Field; 6] = [
         ("year", &ev.year, 1970, 2199, false),
         ("month", &ev.month, 1, 12, false),
         ("day", &ev.day, 1, 31, ev.end_of_month),

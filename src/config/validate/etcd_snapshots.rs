@@ -20,8 +20,9 @@ pub(super) fn etcd_snapshots(spec: &ClusterSpec, out: &mut Vec<ConfigProblem>) {
             )
             .help(format!(
                 "a systemd calendar event (`man systemd.time`; `systemd-analyze calendar` shows \
-                 what one means) of at most {MAX_SCHEDULE} characters, e.g. hourly, daily or \
-                 \"*-*-* 00/6:00:00\" (quoted: YAML reads a leading * as an alias)"
+                 what one means) of at most {MAX_SCHEDULE} characters: letters, digits, spaces \
+                 and `{SCHEDULE_PUNCTUATION}`, e.g. hourly, daily or \"*-*-* 00/6:00:00\" \
+                 (quoted: YAML reads a leading * as an alias)"
             )),
         );
     }
@@ -71,6 +72,8 @@ pub(super) fn etcd_snapshots(spec: &ClusterSpec, out: &mut Vec<ConfigProblem>) {
 
 const MAX_SCHEDULE: usize = 100;
 const MAX_KEEP: u32 = 1000;
+/// Every character a calendar event kinit accepts can hold besides letters, digits and spaces.
+const SCHEDULE_PUNCTUATION: &str = "*:,/.~@-";
 /// What `OnCalendar=` gets: one line, then systemd's own calendar grammar and ranges
 /// ([`super::calendar`]), so that `*-*-* 99:99:99` is refused here rather than by every timer.
 fn check_calendar(s: &str) -> Result<(), String> {
@@ -89,7 +92,10 @@ fn check_calendar(s: &str) -> Result<(), String> {
             "is {n} characters long; the limit is {MAX_SCHEDULE}"
         ));
     }
-    if let Some(c) = s.chars().find(|c| !c.is_ascii()) {
+    if let Some(c) = s
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == ' ' || SCHEDULE_PUNCTUATION.contains(*c)))
+    {
         return Err(format!("contains `{c}`, which a schedule cannot"));
     }
     super::calendar::check(s).map_err(|e| e.0)
