@@ -138,8 +138,6 @@ impl Engine {
         let voters = match self.voters().await {
             Ok(voters) if voters.iter().all(|v| v.healthy) => return Ok(()),
             Ok(voters) => Ok(voters),
-            // Forced: each restart's guard says it goes unguarded.
-            Err(_) if opts.force => return Ok(()),
             Err(reason) => Err(reason),
         };
         let ahead = self
@@ -150,6 +148,16 @@ impl Engine {
                 // Members that cannot be counted: refused before anything is written.
                 let voters = match &voters {
                     Ok(voters) => voters,
+                    Err(reason) if opts.force => {
+                        self.note(
+                            phase,
+                            format!(
+                                "warning: --force: etcd restarts without the quorum guard, which \
+                                 cannot count etcd's members: {reason}"
+                            ),
+                        );
+                        return Ok(());
+                    }
                     Err(reason) => {
                         return Err(RunError::QuorumUnjudged {
                             phase: phase.name.clone(),
