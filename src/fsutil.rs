@@ -16,6 +16,18 @@ pub enum Existing {
 
 /// Write `contents` to `path` with `mode`, atomically.
 pub fn write_atomic(path: &Path, contents: &[u8], mode: u32, existing: Existing) -> io::Result<()> {
+    write_atomic_owned(path, contents, mode, existing, None)
+}
+
+/// [`write_atomic`], the file given `owner` (uid, gid) before it is moved into place, so it
+/// never shows with another owner (root keeping a user's file theirs).
+pub fn write_atomic_owned(
+    path: &Path,
+    contents: &[u8],
+    mode: u32,
+    existing: Existing,
+    owner: Option<(u32, u32)>,
+) -> io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -34,7 +46,11 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: u32, existing: Existing)
             .create_new(true)
             .mode(mode)
             .open(&tmp)?;
-        // The umask may have narrowed the mode; set it exactly.
+        if let Some((uid, gid)) = owner {
+            std::os::unix::fs::fchown(&f, Some(uid), Some(gid))?;
+        }
+        // The umask may have narrowed the mode; set it exactly (after the owner: a chown
+        // clears set-id bits).
         f.set_permissions(fs::Permissions::from_mode(mode))?;
         f.write_all(contents)?;
         f.sync_all()?;
@@ -47,6 +63,40 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: u32, existing: Existing)
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// Rename `from` to `to` unless `to` exists (`AlreadyExists` then, and `from` stays): one
+/// `renameat2(RENAME_NOREPLACE)`, or where the filesystem does not offer it a hard link and an
+/// unlink, so that two writers of one name never overwrite each other (a check before a plain
+/// rename leaves a window).
+pub fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| {
+        std::ffi::CString::new(p.as_os_str().as_bytes())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
+    };
+    let (src, dst) = (c(from)?, c(to)?);
+    // SAFETY: both are NUL-terminated paths that outlive the call.
+    let r = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            src.as_ptr(),
+            libc::AT_FDCWD,
+            dst.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if r == 0 {
+        return Ok(());
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EINVAL) | Some(libc::ENOSYS) | Some(libc::EOPNOTSUPP) => {
+            fs::hard_link(from, to)?;
+            fs::remove_file(from)
+        }
+        _ => Err(e),
+    }
 }
 
 /// A new directory in `parent` named `prefix` plus random characters, made by `mkdtemp(3)`:
@@ -72,6 +122,24 @@ pub fn private_temp_dir(parent: &Path, prefix: &str) -> io::Result<std::path::Pa
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rename_noreplace_never_overwrites() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b, to) = (
+            dir.path().join("a"),
+            dir.path().join("b"),
+            dir.path().join("to"),
+        );
+        fs::write(&a, "first").unwrap();
+        fs::write(&b, "second").unwrap();
+        rename_noreplace(&a, &to).unwrap();
+        let err = rename_noreplace(&b, &to).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(fs::read_to_string(&to).unwrap(), "first");
+        assert_eq!(fs::read_to_string(&b).unwrap(), "second");
+        assert!(!a.exists());
+    }
 
     #[test]
     fn keep_refuses_to_clobber_and_leaves_no_temp_file() {

@@ -369,3 +369,162 @@ fn a_pki_that_no_longer_matches_the_config_is_refused() {
         .success()
         .stdout(predicate::str::contains("https://192.168.9.200:8443"));
 }
+
+/// kubectl with a `KUBECONFIG` list (HOME pointed at `home`); its output and whether it worked.
+fn kubectl_list(home: &Path, list: &str, args: &[&str]) -> (bool, String) {
+    let out = StdCommand::new("kubectl")
+        .args(args)
+        .env("HOME", home)
+        .env("KUBECONFIG", list)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("kubectl is needed for this test (apt-get install kubernetes-client): {e}")
+        });
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// `--merge` as kubectl behaves with a KUBECONFIG list: new entries go to the first file that
+/// exists (where kubectl puts them too), the current-context another file sets is left alone,
+/// kubectl's lock (`<path>.lock`, the link's own name) keeps kinit off, root keeps the owner;
+/// devices and links to nothing are refused, never replaced.
+#[test]
+fn merge_follows_kubectls_list_and_refuses_what_is_not_a_file() {
+    let cluster = pki_support::cluster("stacked", "ecdsa-p256", pki_support::STACKED, &[]);
+    let dir = cluster.dir.path();
+    let config = &cluster.config;
+    kinit()
+        .arg("-c")
+        .arg(config)
+        .args(["-q", "certs", "generate"])
+        .assert()
+        .success();
+    let home = dir.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+
+    // missing : existing (a link to a file) : one that sets the current context.
+    let missing = dir.join("missing.yaml");
+    let real = dir.join("real.yaml");
+    let existing = dir.join("existing.yaml");
+    let third = dir.join("third.yaml");
+    std::fs::write(&real, "apiVersion: v1\nkind: Config\nclusters: []\n").unwrap();
+    std::os::unix::fs::symlink(&real, &existing).unwrap();
+    std::fs::write(&third, EXISTING).unwrap();
+    let list = format!(
+        "{}:{}:{}",
+        missing.display(),
+        existing.display(),
+        third.display()
+    );
+    let merge = |list: &str| {
+        kinit()
+            .arg("-c")
+            .arg(config)
+            .args(["-o", "json", "kubeconfig", "--merge"])
+            .env("KUBECONFIG", list)
+            .env("HOME", &home)
+            .assert()
+    };
+
+    // kubectl's lock on the link's own name holds kinit off, and kubectl too.
+    let lock = dir.join("existing.yaml.lock");
+    std::fs::write(&lock, "").unwrap();
+    merge(&list)
+        .failure()
+        .stderr(predicate::str::contains("existing.yaml.lock"));
+    let (ok, said) = kubectl_list(
+        &home,
+        &list,
+        &[
+            "config",
+            "set-cluster",
+            "probe",
+            "--server=https://10.0.0.1",
+        ],
+    );
+    assert!(!ok, "kubectl wrote despite its lock: {said}");
+    std::fs::remove_file(&lock).unwrap();
+
+    // Root merging into another user's file keeps it theirs.
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if root {
+        std::os::unix::fs::chown(&real, Some(4321), Some(8765)).unwrap();
+    }
+    merge(&list)
+        .success()
+        .stdout(predicate::str::contains(r#""currentContextSet":false"#))
+        .stdout(predicate::str::contains(r#""currentContext":"prod""#));
+    assert!(!missing.exists(), "the first file that exists is written");
+    assert!(
+        std::fs::symlink_metadata(&existing)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(std::fs::read_to_string(&third).unwrap(), EXISTING);
+    let written = view(&home, Some(&real));
+    assert_eq!(written["current-context"], "", "{written:#}");
+    assert_eq!(named(&written, "clusters", "demo").len(), 1);
+    if root {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(&real).unwrap();
+        assert_eq!((m.uid(), m.gid()), (4321, 8765));
+    }
+    assert_eq!(mode(&real), 0o600);
+    // kubectl, with the same list, puts a new entry in the same file and still uses prod.
+    let (ok, said) = kubectl_list(
+        &home,
+        &list,
+        &[
+            "config",
+            "set-cluster",
+            "probe",
+            "--server=https://10.0.0.1",
+        ],
+    );
+    assert!(ok, "{said}");
+    assert_eq!(
+        named(&view(&home, Some(&real)), "clusters", "probe").len(),
+        1,
+        "kubectl wrote elsewhere"
+    );
+    assert!(!missing.exists());
+    let (ok, said) = kubectl_list(&home, &list, &["config", "current-context"]);
+    assert!(ok && said.trim() == "prod", "{said}");
+    let (ok, said) = kubectl_list(&home, &list, &["config", "get-contexts", "-o", "name"]);
+    assert!(ok && said.contains("kubernetes-admin@demo"), "{said}");
+
+    // Not regular files: refused with or without --force, nothing replaced.
+    let dangling = dir.join("dangling.yaml");
+    std::os::unix::fs::symlink(dir.join("nowhere.yaml"), &dangling).unwrap();
+    for target in [Path::new("/dev/stdout"), Path::new("/dev/null"), &dangling] {
+        for force in [false, true] {
+            let mut cmd = kinit();
+            cmd.arg("-c").arg(config).arg("kubeconfig").arg(target);
+            if force {
+                cmd.arg("--force");
+            }
+            cmd.assert()
+                .failure()
+                .stdout("")
+                .stderr(predicate::str::contains("not a regular file"));
+        }
+    }
+    assert!(
+        std::fs::symlink_metadata(&dangling)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert!(!dir.join("nowhere.yaml").exists());
+    merge(dangling.to_str().unwrap())
+        .failure()
+        .stderr(predicate::str::contains("not a regular file"));
+}

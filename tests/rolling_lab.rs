@@ -356,6 +356,45 @@ fn renewals_and_load_balancer_changes_roll_one_host_at_a_time() {
         "{all}"
     );
 
+    // (c'') Every member frozen: the guard cannot read the member list, so it refuses (fails
+    // closed) instead of restarting etcd unguarded; --force goes on, said.
+    let freeze = |signal: &str| {
+        for n in NODES {
+            lab.on(
+                n,
+                &format!("kill -{signal} $(systemctl show -p MainPID --value etcd)"),
+            );
+        }
+    };
+    freeze("STOP");
+    let out = lab.kinit(&["certs", "renew", "all"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let etcd_pids = main_pids(&lab, "etcd");
+    let (code, _, all) = up(&lab, &args);
+    assert_eq!(code, 1, "{all}");
+    assert!(
+        all.contains("the quorum guard cannot count etcd's voting members")
+            && all.contains("no etcd member answered")
+            && all.contains("--force"),
+        "{all}"
+    );
+    assert_eq!(main_pids(&lab, "etcd"), etcd_pids, "something restarted");
+    let (code, _, all) = up(&lab, &["--templates", &templates, "--dry-run", "--force"]);
+    assert_eq!(code, 0, "{all}");
+    assert!(
+        all.contains("warning: --force: etcd restarts without the quorum guard"),
+        "{all}"
+    );
+    freeze("CONT");
+    lab.wait_healthy(&cfg);
+    let (code, _, all) = up(&lab, &args);
+    assert_eq!(code, 0, "{all}");
+    assert_eq!(
+        of_kind(&events(&all), "restart-finished", "etcd").len(),
+        3,
+        "{all}"
+    );
+
     // (d) A new kubernetesVersion: the control planes' manifests are replaced one host at a
     // time (the plan's order; no kubelet runs here to re-create the pods).
     let yaml = std::fs::read_to_string(&lab.config).unwrap();

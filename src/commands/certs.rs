@@ -62,21 +62,26 @@ pub fn generate(global: &GlobalOptions) -> CommandResult {
     run(global, Mode::Generate)
 }
 
-/// Renew; with `--rollout`, then `kinit up` as it would run on its own: its output follows the
-/// renewal's (with `-o json`, the renewal is the first JSON line, `{"event":
-/// "certificates-renewed", ...}`, then up's events), and its outcome is the command's.
+/// Renew; with `--rollout`, inside `kinit up` once its lock is held on every host (a renewal
+/// never happens while another run holds the cluster, nor when up stops before its lock), then
+/// the rest of up as it would run on its own: the renewal's output comes first (with `-o json`,
+/// `{"event": "certificates-renewed", ...}`, then up's events), and up's outcome is the
+/// command's.
 pub fn renew(global: &GlobalOptions, opts: &RenewOptions) -> CommandResult {
     let mode = Mode::Renew(opts.names.clone());
     let Some(up) = &opts.rollout else {
         return run(global, mode);
     };
-    let inv = load_inventory(global)?;
-    let report = pki::generate(&inv, &mode, SystemTime::now())?;
-    match global.output {
-        OutputFormat::Json => println!("{}", ui::renewed_event_json(&report)),
-        OutputFormat::Text => show(global, &report),
-    }
-    super::up::run(global, up)
+    let shown = global.clone();
+    let after_lock: crate::engine::runner::AfterLock = Box::new(move |inv: &Inventory| {
+        let report = pki::generate(inv, &mode, SystemTime::now())?;
+        match shown.output {
+            OutputFormat::Json => println!("{}", ui::renewed_event_json(&report)),
+            OutputFormat::Text => show(&shown, &report),
+        }
+        Ok(())
+    });
+    super::up::run_with(global, up, Some(after_lock))
 }
 
 pub fn check_expiration(global: &GlobalOptions) -> CommandResult {

@@ -58,7 +58,10 @@ pub fn save(global: &GlobalOptions, opts: &SaveOptions) -> CommandResult {
             saving::default_path(dir, &inventory.name, &utc_stamp(SystemTime::now()))
         }
     };
-    if output.exists() {
+    // A name the operator chose is refused early when taken; kinit's own gives way to the
+    // next free one. Either way the file lands with a no-replace rename.
+    let numbered = opts.output.is_none();
+    if !numbered && output.exists() {
         return Err(CommandError::Exists(output));
     }
     let tls = etcd_client(&inventory)?;
@@ -77,6 +80,7 @@ pub fn save(global: &GlobalOptions, opts: &SaveOptions) -> CommandResult {
                 pool,
                 &targets,
                 &output,
+                numbered,
                 Duration::from_secs(5),
             )
             .await

@@ -13,7 +13,8 @@ use crate::ui::{GlobalOptions, OutputFormat, kubeconfig as view};
 pub enum KubeconfigTarget {
     /// A file of its own; an existing one is replaced only with `force`.
     File { path: PathBuf, force: bool },
-    /// Merged into `$KUBECONFIG`'s first file, or `~/.kube/config`.
+    /// Merged as kubectl would with `$KUBECONFIG` (into its first file that exists), or into
+    /// `~/.kube/config`.
     Merge,
 }
 
@@ -40,9 +41,11 @@ pub fn run(global: &GlobalOptions, opts: &KubeconfigOptions) -> CommandResult {
         KubeconfigTarget::Merge => {
             let env = std::env::var_os("KUBECONFIG");
             let home = std::env::var_os("HOME").map(PathBuf::from);
-            let target = kubeconfig::merge_target(env.as_deref(), home.as_deref())
-                .ok_or(KubeconfigError::NoTarget)?;
-            let report = kubeconfig::merge_into(&target, &admin, now)?;
+            let files = kubeconfig::merge_files(env.as_deref(), home.as_deref());
+            if files.is_empty() {
+                return Err(KubeconfigError::NoTarget.into());
+            }
+            let report = kubeconfig::merge_into_list(&files, &admin, now)?;
             match global.output {
                 OutputFormat::Json => println!("{}", view::merged_json(&report, &admin)),
                 OutputFormat::Text if global.verbosity >= 0 => {

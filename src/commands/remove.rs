@@ -88,17 +88,24 @@ pub fn run(global: &GlobalOptions, opts: &RemoveOptions) -> CommandResult {
             }
         }
     }
+    let (inventory, tls, chosen, targets, templates, settings) = (
+        &inventory,
+        tls.as_ref(),
+        &chosen,
+        &targets,
+        &templates,
+        &settings,
+    );
     let remote::Finished { value, interrupted } =
         remote::with_remote(ssh, |pool, cancel| async move {
+            // The members read again: the confirmation may have come long after the plan.
+            let plan = if opts.dry_run {
+                plan
+            } else {
+                remove::recheck(inventory, tls, chosen, settings, plan).await?
+            };
             remove::run(
-                &inventory,
-                tls.as_ref(),
-                plan,
-                &targets,
-                pool,
-                &templates,
-                &settings,
-                &cancel,
+                inventory, tls, plan, targets, pool, templates, settings, &cancel,
             )
             .await
         })?;

@@ -21,6 +21,16 @@ pub struct UpOptions {
 }
 
 pub fn run(global: &GlobalOptions, opts: &UpOptions) -> CommandResult {
+    run_with(global, opts, None)
+}
+
+/// `kinit up`, with work done once its lock is held on every host (see
+/// [`engine::runner::AfterLock`]).
+pub fn run_with(
+    global: &GlobalOptions,
+    opts: &UpOptions,
+    after_lock: Option<engine::runner::AfterLock>,
+) -> CommandResult {
     let inventory = remote::load_inventory(global)?;
     remote::check_bundle(&inventory)?;
     if let Some(t) = opts.topology
@@ -59,6 +69,7 @@ pub fn run(global: &GlobalOptions, opts: &UpOptions) -> CommandResult {
             targets,
             observer,
             cancel,
+            after_lock,
         };
         engine.run(&opts.run).await
     })?
@@ -89,6 +100,8 @@ fn resume_command(global: &GlobalOptions, e: &RunError) -> Option<String> {
         .map(|c| c.into_owned())
         .unwrap_or(config);
     Some(match phase {
+        // Renewing failed: nothing ran; the command to repeat is the operator's own.
+        engine::runner::AFTER_LOCK_PHASE => return None,
         "lock" | "preflight" => format!("kinit -c {quoted} up"),
         p => format!("kinit -c {quoted} up --from-phase {p}"),
     })

@@ -105,6 +105,18 @@ pub enum RunError {
         phase: String,
         refusal: super::rolling::BoxedRefusal,
     },
+    /// The quorum guard could not read or place etcd's members, so it refused (fails closed);
+    /// nothing was restarted by this step.
+    #[error(
+        "phase {phase}: etcd on {host} is not restarted: the quorum guard cannot count etcd's \
+         voting members: {reason}. Bring etcd's members back (`kinit status`), or pass --force \
+         to restart without the guard"
+    )]
+    QuorumUnjudged {
+        phase: String,
+        host: String,
+        reason: crate::lifecycle::quorum::Unjudged,
+    },
     /// A host did not serve again after its restart; the hosts after it were left alone.
     #[error(
         "phase {phase}: {what} on {host} did not serve again after its {}: {error}{}",
@@ -134,6 +146,7 @@ impl RunError {
             RunError::Hosts { phase, .. }
             | RunError::Wait { phase, .. }
             | RunError::Quorum { phase, .. }
+            | RunError::QuorumUnjudged { phase, .. }
             | RunError::NotBack { phase, .. }
             | RunError::Operator { phase, .. } => Some(phase),
             RunError::Preflight { .. } => Some("preflight"),
@@ -149,6 +162,14 @@ impl RunError {
     }
 }
 
+/// Work on this machine that must wait for the run's lock on every host (a dry run takes none)
+/// and comes before the first phase: `kinit certs renew --rollout` renews here, so that it never
+/// renews while another run holds the cluster.
+pub type AfterLock = Box<dyn FnOnce(&crate::inventory::Inventory) -> Result<(), PkiError> + Send>;
+
+/// The phase a failure of [`AfterLock`] is reported under.
+pub const AFTER_LOCK_PHASE: &str = "after-lock";
+
 /// Everything a run works with.
 pub struct Engine {
     pub inventory: Inventory,
@@ -159,6 +180,8 @@ pub struct Engine {
     pub targets: BTreeMap<String, HostTarget>,
     pub observer: Arc<dyn Observer>,
     pub cancel: CancellationToken,
+    /// Run once the lock is held, before any phase (see [`AfterLock`]).
+    pub after_lock: Option<AfterLock>,
 }
 
 /// What the phases of one run share.
@@ -220,6 +243,15 @@ impl Engine {
                 },
             })?
         };
+        if let Some(after_lock) = self.after_lock.take()
+            && let Err(e) = after_lock(&self.inventory)
+        {
+            cluster_lock::release_all(&locked, &owner).await;
+            return Err(RunError::Operator {
+                phase: AFTER_LOCK_PHASE.into(),
+                error: OperatorError::Pki(e),
+            });
+        }
         let checked = match self.check_joins(&phases).await {
             Ok(()) => self.check_etcd_version(&phases, &mut bundle).await,
             refused => refused,

@@ -26,7 +26,7 @@ use base64::engine::general_purpose::STANDARD;
 use rcgen::PublicKeyData as _;
 use serde::Serialize;
 
-use crate::fsutil::{Existing, write_atomic};
+use crate::fsutil::{Existing, write_atomic_owned};
 use crate::inventory::Inventory;
 use crate::pki::{inspect, kubeconfig as pki_kubeconfig};
 use model::{Document, Entries, MergeOutcome, Named};
@@ -69,6 +69,14 @@ pub enum KubeconfigError {
 
     #[error("no kubeconfig to merge into: neither KUBECONFIG nor HOME is set")]
     NoTarget,
+
+    /// Not a regular file (a device, a directory, a dangling link): never replaced.
+    #[error(
+        "{} is {what}, not a regular file; kinit writes kubeconfigs only to regular files (or \
+         links to one), nothing was changed",
+        path.display()
+    )]
+    NotRegular { path: PathBuf, what: &'static str },
 
     #[error("{}: {source}", path.display())]
     Io {
@@ -226,34 +234,121 @@ pub fn load_admin(inv: &Inventory, now: SystemTime) -> Result<AdminKubeconfig, K
 }
 
 /// Write a kubeconfig holding only the admin entries to `path` (mode 0600, atomically); an
-/// existing file is replaced only when `force`.
+/// existing file is replaced only when `force`, and only a regular file (through a link to one,
+/// the link kept): a device such as `/dev/stdout`, a directory or a dangling link never is.
 pub fn write_file(
     path: &Path,
     admin: &AdminKubeconfig,
     force: bool,
 ) -> Result<(), KubeconfigError> {
     let text = model::standalone(&admin.entries()).to_yaml();
+    let (file, old) = regular_target(path)?;
     let existing = if force {
         Existing::Replace
     } else {
         Existing::Keep
     };
-    write_atomic(path, text.as_bytes(), MODE, existing).map_err(|e| match e.kind() {
+    write_atomic_owned(
+        &file,
+        text.as_bytes(),
+        MODE,
+        existing,
+        old.as_ref().and_then(keep_owner),
+    )
+    .map_err(|e| match e.kind() {
         io::ErrorKind::AlreadyExists => KubeconfigError::Exists(path.to_path_buf()),
         _ => io_error(path)(e),
     })
 }
 
-/// The kubeconfig `--merge` writes to: `$KUBECONFIG`'s first entry when set (as kubectl picks
-/// the file it writes new entries to), otherwise `~/.kube/config`.
-pub fn merge_target(kubeconfig_env: Option<&OsStr>, home: Option<&Path>) -> Option<PathBuf> {
-    if let Some(list) = kubeconfig_env
-        && let Some(first) = std::env::split_paths(list).find(|p| !p.as_os_str().is_empty())
-    {
-        return Some(first);
+/// Where a kubeconfig at `path` is written: the path itself, or through a symlink the file it
+/// points at (so the link stays a link), with that file's metadata when it exists. Refused:
+/// anything but a regular file, and a link that points nowhere.
+fn regular_target(path: &Path) -> Result<(PathBuf, Option<fs::Metadata>), KubeconfigError> {
+    let link = match fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((path.to_path_buf(), None)),
+        Err(e) => return Err(io_error(path)(e)),
+    };
+    let not_regular = |what| KubeconfigError::NotRegular {
+        path: path.to_path_buf(),
+        what,
+    };
+    let meta = if link.file_type().is_symlink() {
+        match fs::metadata(path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(not_regular("a symbolic link to nothing"));
+            }
+            Err(e) => return Err(io_error(path)(e)),
+        }
+    } else {
+        link.clone()
+    };
+    let t = meta.file_type();
+    if !t.is_file() {
+        use std::os::unix::fs::FileTypeExt;
+        return Err(not_regular(if t.is_dir() {
+            "a directory"
+        } else if t.is_char_device() {
+            "a character device"
+        } else if t.is_block_device() {
+            "a block device"
+        } else if t.is_fifo() {
+            "a named pipe"
+        } else if t.is_socket() {
+            "a socket"
+        } else {
+            "a special file"
+        }));
     }
-    home.filter(|h| !h.as_os_str().is_empty())
-        .map(|h| h.join(".kube").join("config"))
+    let file = if link.file_type().is_symlink() {
+        fs::canonicalize(path).map_err(io_error(path))?
+    } else {
+        path.to_path_buf()
+    };
+    Ok((file, Some(meta)))
+}
+
+/// Root replacing another user's file gives the new one the old one's owner and group (the
+/// user keeps a kubeconfig they can read); anyone else writes as themselves.
+fn keep_owner(old: &fs::Metadata) -> Option<(u32, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    root.then(|| (old.uid(), old.gid()))
+}
+
+/// The kubeconfig files kubectl reads, in its order: `$KUBECONFIG`'s entries when it is set
+/// (empty ones skipped, each once), otherwise `~/.kube/config`.
+pub fn merge_files(kubeconfig_env: Option<&OsStr>, home: Option<&Path>) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = Vec::new();
+    if let Some(list) = kubeconfig_env {
+        for p in std::env::split_paths(list) {
+            if !p.as_os_str().is_empty() && !files.contains(&p) {
+                files.push(p);
+            }
+        }
+    }
+    if files.is_empty()
+        && let Some(h) = home.filter(|h| !h.as_os_str().is_empty())
+    {
+        files.push(h.join(".kube").join("config"));
+    }
+    files
+}
+
+/// The kubeconfig `--merge` writes to, as kubectl picks the file it writes new entries to: the
+/// first file of the list ([`merge_files`]) that exists, else the first.
+pub fn merge_target(kubeconfig_env: Option<&OsStr>, home: Option<&Path>) -> Option<PathBuf> {
+    pick_target(&merge_files(kubeconfig_env, home)).cloned()
+}
+
+fn pick_target(files: &[PathBuf]) -> Option<&PathBuf> {
+    files
+        .iter()
+        .find(|p| fs::metadata(p).is_ok())
+        .or_else(|| files.first())
 }
 
 /// What `merge_into` did.
@@ -268,21 +363,31 @@ pub struct MergeReport {
     pub backup: Option<PathBuf>,
 }
 
-/// Merge the admin entries into the kubeconfig at `path`: entries of the same names replaced,
-/// every other entry left as it was, current-context set only when the file had none. A changed
-/// file is first copied to `<file>.kinit-backup-<UTC time>` (0600), then replaced atomically
-/// (0600). An unchanged one is not written at all. Holds kubectl's lock (`<file>.lock`) meanwhile.
+/// Merge the admin entries into the kubeconfig at `path` alone (see [`merge_into_list`]).
 pub fn merge_into(
     path: &Path,
     admin: &AdminKubeconfig,
     now: SystemTime,
 ) -> Result<MergeReport, KubeconfigError> {
+    merge_into_list(std::slice::from_ref(&path.to_path_buf()), admin, now)
+}
+
+/// Merge the admin entries as kubectl would with `files` as its `KUBECONFIG` list: into the
+/// first file that exists (else the first), entries of the same names replaced, every other
+/// entry left as it was, current-context set only when no file of the list sets one. A changed
+/// file is first copied to `<file>.kinit-backup-<UTC time>` (0600), then replaced atomically
+/// (0600; run as root on another user's file, with that user's owner and group). An unchanged
+/// one is not written at all. Only a regular file (or a link to one) is written. Holds
+/// kubectl's locks meanwhile: `<path>.lock` of every file of the list, under the names kubectl
+/// uses, and of a link's target too.
+pub fn merge_into_list(
+    files: &[PathBuf],
+    admin: &AdminKubeconfig,
+    now: SystemTime,
+) -> Result<MergeReport, KubeconfigError> {
+    let path = pick_target(files).ok_or(KubeconfigError::NoTarget)?;
     // Through a symlink to the file it points at, so the link stays a link.
-    let file = match fs::canonicalize(path) {
-        Ok(p) => p,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => path.to_path_buf(),
-        Err(e) => return Err(io_error(path)(e)),
-    };
+    let (file, meta) = regular_target(path)?;
     if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
         fs::DirBuilder::new()
             .recursive(true)
@@ -290,7 +395,19 @@ pub fn merge_into(
             .create(dir)
             .map_err(io_error(dir))?;
     }
-    let _lock = Lock::take(&file)?;
+    // kubectl locks every file of its list, in sorted order; the target under both names.
+    let mut lock_names: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+    if file != *path {
+        lock_names.push(&file);
+    }
+    lock_names.sort();
+    lock_names.dedup();
+    let mut _locks = Vec::new();
+    for name in lock_names {
+        if let Some(lock) = Lock::take(name, name == path.as_path() || name == file)? {
+            _locks.push(lock);
+        }
+    }
     let old = match fs::read(&file) {
         Ok(bytes) => Some(bytes),
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,
@@ -298,18 +415,25 @@ pub fn merge_into(
     };
     let mut doc = match &old {
         None => Document::default(),
-        Some(bytes) => {
-            let text = std::str::from_utf8(bytes).map_err(|_| KubeconfigError::Unreadable {
-                path: file.clone(),
-                message: "not UTF-8 text".into(),
-            })?;
-            Document::parse(text).map_err(|e| KubeconfigError::Unreadable {
-                path: file.clone(),
-                message: e.to_string(),
-            })?
-        }
+        Some(bytes) => parse(&file, bytes)?,
     };
-    let outcome = model::merge(&mut doc, &admin.entries());
+    // The current-context kubectl would use from the other files of the list.
+    let mut elsewhere = None;
+    for other in files.iter().filter(|f| *f != path) {
+        let bytes = match fs::read(other) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io_error(other)(e)),
+        };
+        if let Some(c) = parse(other, &bytes)?
+            .current_context
+            .filter(|c| !c.is_empty())
+        {
+            elsewhere = Some(c);
+            break;
+        }
+    }
+    let outcome = model::merge_beside(&mut doc, &admin.entries(), elsewhere.as_deref());
     let mut report = MergeReport {
         file: file.clone(),
         outcome,
@@ -319,16 +443,39 @@ pub fn merge_into(
     if !report.outcome.changed {
         return Ok(report);
     }
+    let owner = meta.as_ref().and_then(keep_owner);
     if let Some(old) = &old {
-        report.backup = Some(backup(&file, old, now)?);
+        report.backup = Some(backup(&file, old, now, owner)?);
     }
-    write_atomic(&file, doc.to_yaml().as_bytes(), MODE, Existing::Replace)
-        .map_err(io_error(&file))?;
+    write_atomic_owned(
+        &file,
+        doc.to_yaml().as_bytes(),
+        MODE,
+        Existing::Replace,
+        owner,
+    )
+    .map_err(io_error(&file))?;
     Ok(report)
 }
 
+fn parse(path: &Path, bytes: &[u8]) -> Result<Document, KubeconfigError> {
+    let text = std::str::from_utf8(bytes).map_err(|_| KubeconfigError::Unreadable {
+        path: path.to_path_buf(),
+        message: "not UTF-8 text".into(),
+    })?;
+    Document::parse(text).map_err(|e| KubeconfigError::Unreadable {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
 /// `<file>.kinit-backup-<UTC time>`, or with `-2`, `-3`, ... when that name is taken.
-fn backup(file: &Path, contents: &[u8], now: SystemTime) -> Result<PathBuf, KubeconfigError> {
+fn backup(
+    file: &Path,
+    contents: &[u8],
+    now: SystemTime,
+    owner: Option<(u32, u32)>,
+) -> Result<PathBuf, KubeconfigError> {
     let stamp = crate::lifecycle::snapshot::utc_stamp(now);
     let name = file
         .file_name()
@@ -341,7 +488,7 @@ fn backup(file: &Path, contents: &[u8], now: SystemTime) -> Result<PathBuf, Kube
             format!("-{n}")
         };
         let path = file.with_file_name(format!("{name}.kinit-backup-{stamp}{suffix}"));
-        match write_atomic(&path, contents, MODE, Existing::Keep) {
+        match write_atomic_owned(&path, contents, MODE, Existing::Keep, owner) {
             Ok(()) => return Ok(path),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(io_error(&path)(e)),
@@ -358,7 +505,9 @@ fn backup(file: &Path, contents: &[u8], now: SystemTime) -> Result<PathBuf, Kube
 struct Lock(PathBuf);
 
 impl Lock {
-    fn take(file: &Path) -> Result<Lock, KubeconfigError> {
+    /// `None` when the lock's directory does not exist and `needed` is false (a file of the
+    /// list that kinit does not write, in a directory nobody made: nothing to lock against).
+    fn take(file: &Path, needed: bool) -> Result<Option<Lock>, KubeconfigError> {
         let mut name = file.as_os_str().to_os_string();
         name.push(".lock");
         let lock = PathBuf::from(name);
@@ -368,11 +517,12 @@ impl Lock {
             .mode(MODE)
             .open(&lock)
         {
-            Ok(_) => Ok(Lock(lock)),
+            Ok(_) => Ok(Some(Lock(lock))),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(KubeconfigError::Locked {
                 path: file.to_path_buf(),
                 lock,
             }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !needed => Ok(None),
             Err(e) => Err(io_error(&lock)(e)),
         }
     }
@@ -472,5 +622,181 @@ mod tests {
             Some(PathBuf::from("/b/two"))
         );
         assert_eq!(merge_target(None, None), None);
+    }
+
+    fn at(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs)
+    }
+
+    /// kubectl's rule: new entries go to the first file of the list that exists; the
+    /// current-context is left alone when any file of the list sets one.
+    #[test]
+    fn merging_into_a_list_writes_the_first_file_that_exists() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing");
+        let second = dir.path().join("second");
+        let third = dir.path().join("third");
+        fs::write(&second, "clusters: []\n").unwrap();
+        fs::write(&third, "current-context: prod\n").unwrap();
+        let files = vec![missing.clone(), second.clone(), third.clone()];
+        assert_eq!(
+            merge_target(
+                Some(&std::env::join_paths(&files).unwrap()),
+                Some(Path::new("/h"))
+            ),
+            Some(second.clone())
+        );
+        // A lock on any file of the list (kubectl locks them all) holds kinit off.
+        for name in ["missing.lock", "third.lock"] {
+            fs::write(dir.path().join(name), "").unwrap();
+            let err = merge_into_list(&files, &admin(), at(1_700_000_000))
+                .err()
+                .unwrap();
+            assert!(matches!(err, KubeconfigError::Locked { .. }), "{err}");
+            fs::remove_file(dir.path().join(name)).unwrap();
+        }
+        let report = merge_into_list(&files, &admin(), at(1_700_000_000)).unwrap();
+        assert_eq!(report.file, second);
+        assert!(!missing.exists(), "the first file that exists is written");
+        assert!(!report.outcome.current_context_set);
+        assert_eq!(report.outcome.current_context, "prod");
+        let doc = Document::parse(&fs::read_to_string(&second).unwrap()).unwrap();
+        assert_eq!(doc.current_context, None, "third's current-context is used");
+        assert_eq!(doc.clusters.len(), 1);
+        assert_eq!(
+            fs::read_to_string(&third).unwrap(),
+            "current-context: prod\n"
+        );
+        let left: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.ends_with(".lock"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+        // No file of the list sets one: kinit's becomes current.
+        fs::write(&third, "clusters: []\n").unwrap();
+        let fresh = dir.path().join("fresh");
+        let report =
+            merge_into_list(&[fresh.clone(), third.clone()], &admin(), at(1_700_000_000)).unwrap();
+        assert_eq!(report.file, third);
+        assert!(report.outcome.current_context_set);
+    }
+
+    /// kubectl locks `<path>.lock` of the path in its list, not of a symlink's target.
+    #[test]
+    fn the_lock_is_kubectls_name_for_a_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real-config");
+        fs::write(&real, "current-context: other\n").unwrap();
+        let link = dir.path().join("config");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let lock = dir.path().join("config.lock");
+        fs::write(&lock, "").unwrap();
+        let err = merge_into(&link, &admin(), at(1_700_000_000))
+            .err()
+            .unwrap();
+        assert!(matches!(err, KubeconfigError::Locked { .. }), "{err}");
+        assert_eq!(
+            fs::read_to_string(&real).unwrap(),
+            "current-context: other\n"
+        );
+        fs::remove_file(&lock).unwrap();
+        merge_into(&link, &admin(), at(1_700_000_000)).unwrap();
+        assert!(!lock.exists());
+    }
+
+    /// Devices, directories and links to nothing are refused, never replaced.
+    #[test]
+    fn only_regular_files_are_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let dangling = dir.path().join("dangling");
+        std::os::unix::fs::symlink(dir.path().join("nowhere"), &dangling).unwrap();
+        let to_null = dir.path().join("to-null");
+        std::os::unix::fs::symlink("/dev/null", &to_null).unwrap();
+        let sub = dir.path().join("sub");
+        fs::create_dir(&sub).unwrap();
+        for (path, what) in [
+            (Path::new("/dev/null"), "a character device"),
+            (to_null.as_path(), "a character device"),
+            (dangling.as_path(), "a symbolic link to nothing"),
+            (sub.as_path(), "a directory"),
+        ] {
+            for force in [false, true] {
+                let err = write_file(path, &admin(), force).err().unwrap();
+                assert!(
+                    matches!(&err, KubeconfigError::NotRegular { what: w, .. } if *w == what),
+                    "{}: {err}",
+                    path.display()
+                );
+            }
+            let err = merge_into(path, &admin(), at(1)).err().unwrap();
+            assert!(matches!(err, KubeconfigError::NotRegular { .. }), "{err}");
+        }
+        assert!(
+            fs::symlink_metadata(&dangling)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert!(!dir.path().join("nowhere").exists());
+        assert!(
+            fs::symlink_metadata(&to_null)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        use std::os::unix::fs::FileTypeExt;
+        assert!(
+            fs::metadata("/dev/null")
+                .unwrap()
+                .file_type()
+                .is_char_device()
+        );
+        // A link to a regular file is written through, the link kept.
+        let real = dir.path().join("real");
+        fs::write(&real, "x").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        write_file(&link, &admin(), true).unwrap();
+        assert!(
+            fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert!(
+            fs::read_to_string(&real)
+                .unwrap()
+                .contains("kubernetes-admin@demo")
+        );
+    }
+
+    /// Root merging into another user's kubeconfig leaves it (and its backup) theirs.
+    #[test]
+    fn root_keeps_the_owner_and_group() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config");
+        fs::write(&file, "current-context: prod\n").unwrap();
+        // SAFETY: geteuid has no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        let (uid, gid) = if root {
+            std::os::unix::fs::chown(&file, Some(4321), Some(8765)).unwrap();
+            (4321, 8765)
+        } else {
+            let m = fs::metadata(&file).unwrap();
+            (m.uid(), m.gid())
+        };
+        let report = merge_into(&file, &admin(), at(1_700_000_000)).unwrap();
+        let m = fs::metadata(&file).unwrap();
+        assert_eq!((m.uid(), m.gid()), (uid, gid));
+        let b = fs::metadata(report.backup.unwrap()).unwrap();
+        assert_eq!((b.uid(), b.gid()), (uid, gid));
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(m.permissions().mode() & 0o7777, 0o600);
+        // write_file --force over it too.
+        write_file(&file, &admin(), true).unwrap();
+        let m = fs::metadata(&file).unwrap();
+        assert_eq!((m.uid(), m.gid()), (uid, gid));
     }
 }

@@ -172,6 +172,17 @@ pub struct MergeOutcome {
 /// Merge `entries` into `doc`: same-named entries replaced, all others left alone; the
 /// current-context set only when there was none.
 pub fn merge(doc: &mut Document, entries: &Entries) -> MergeOutcome {
+    merge_beside(doc, entries, None)
+}
+
+/// [`merge`] into one file of a `KUBECONFIG` list, where `elsewhere` is the current-context
+/// another file of the list sets (kubectl uses the first one set): then this file's is left
+/// alone even when it has none, and the outcome names the one kubectl uses.
+pub fn merge_beside(
+    doc: &mut Document,
+    entries: &Entries,
+    elsewhere: Option<&str>,
+) -> MergeOutcome {
     let before = doc.clone();
     if doc.api_version.is_none() {
         doc.api_version = Some(Value::String("v1".into()));
@@ -182,15 +193,21 @@ pub fn merge(doc: &mut Document, entries: &Entries) -> MergeOutcome {
     let cluster = upsert(&mut doc.clusters, entries.cluster.clone());
     let user = upsert(&mut doc.users, entries.user.clone());
     let context = upsert(&mut doc.contexts, entries.context.clone());
-    let current_context_set = doc.current_context.as_deref().is_none_or(str::is_empty);
+    let own = doc.current_context.as_deref().filter(|c| !c.is_empty());
+    let elsewhere = elsewhere.filter(|c| !c.is_empty());
+    let current_context_set = own.is_none() && elsewhere.is_none();
     if current_context_set {
         doc.current_context = Some(entries.context.name.clone());
     }
+    let current_context = match doc.current_context.as_deref().filter(|c| !c.is_empty()) {
+        Some(c) => c.to_string(),
+        None => elsewhere.unwrap_or_default().to_string(),
+    };
     MergeOutcome {
         cluster,
         user,
         context,
-        current_context: doc.current_context.clone().unwrap_or_default(),
+        current_context,
         current_context_set,
         changed: *doc != before,
     }

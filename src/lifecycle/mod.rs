@@ -8,6 +8,7 @@ pub mod bundle_etcd_version;
 pub mod etcd_upgrade;
 pub mod join_plan;
 pub mod membership;
+pub mod quorum;
 pub mod remove;
 pub mod remove_plan;
 pub mod reset;

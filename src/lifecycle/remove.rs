@@ -77,6 +77,11 @@ pub enum RemoveError {
          removed; bring etcd back first"
     )]
     NoMemberAnswers { endpoints: String, hosts: String },
+    #[error(
+        "the etcd members have changed since the plan was shown: it removed {shown}, now it \
+         would remove {now}; nothing was changed, run `kinit remove` again to see the new plan"
+    )]
+    Changed { shown: String, now: String },
     #[error(transparent)]
     Refused(#[from] RemovalRefused),
     #[error(transparent)]
@@ -228,46 +233,13 @@ pub async fn plan(
             }
         }
     }
-    let etcd_going: Vec<&str> = hosts
-        .iter()
-        .filter(|h| h.has(Role::Etcd))
-        .map(|h| h.name.as_str())
-        .collect();
-    let mut removal = None;
-    let mut via_url = String::new();
-    let mut client_urls = BTreeMap::new();
-    if !etcd_going.is_empty() {
-        let tls = tls.ok_or_else(|| RemoveError::NoClient {
-            hosts: join(etcd_going.iter()),
-        })?;
-        // Asked of the members that stay first: a removed host is never needed for this.
-        let mut answer = membership::live_members(&rest, tls, settings.etcd_timeout).await;
-        if answer.is_none() && !settings.unreachable {
-            answer = membership::live_members(inv, tls, settings.etcd_timeout).await;
-        }
-        let Some((_, members)) = answer else {
-            return Err(RemoveError::NoMemberAnswers {
-                endpoints: join(membership::client_endpoints(inv).iter().map(|(_, e)| e)),
-                hosts: join(etcd_going.iter()),
-            });
-        };
-        let views = member_views(inv, tls, &members, &going, settings).await;
-        removal = remove_plan::plan(&views, &going, settings.force)?;
-        if let Some(r) = &removal {
-            via_url = members
-                .iter()
-                .find(|m| m.id == r.via.raw_id)
-                .and_then(|m| m.client_urls.first().cloned())
-                .unwrap_or_default();
-        }
-        client_urls = members.into_iter().map(|m| (m.id, m.client_urls)).collect();
-    }
+    let etcd = etcd_part(inv, tls, hosts, settings).await?;
     Ok(RemovePlan {
         hosts: going.iter().cloned().collect(),
         unreachable: settings.unreachable,
-        etcd: removal,
-        via_url,
-        client_urls,
+        etcd: etcd.removal,
+        via_url: etcd.via_url,
+        client_urls: etcd.client_urls,
         reset: if settings.unreachable {
             Vec::new()
         } else {
@@ -275,6 +247,103 @@ pub async fn plan(
         },
         update: rest.control_plane().map(|h| h.name.clone()).collect(),
         files: files_to_update(&rest),
+    })
+}
+
+/// The etcd side of a removal plan.
+struct EtcdPart {
+    removal: Option<MemberRemoval>,
+    via_url: String,
+    client_urls: BTreeMap<u64, Vec<String>>,
+}
+
+/// The live members read and judged: which leave, in which order, through which member. Fails
+/// closed: without a client certificate or a member that answers, nothing is removed.
+async fn etcd_part(
+    inv: &Inventory,
+    tls: Option<&ClientTls>,
+    hosts: &[&Host],
+    settings: &RemoveSettings,
+) -> Result<EtcdPart, RemoveError> {
+    let going: BTreeSet<String> = hosts.iter().map(|h| h.name.clone()).collect();
+    let rest = without(inv, &going);
+    let etcd_going: Vec<&str> = hosts
+        .iter()
+        .filter(|h| h.has(Role::Etcd))
+        .map(|h| h.name.as_str())
+        .collect();
+    let mut part = EtcdPart {
+        removal: None,
+        via_url: String::new(),
+        client_urls: BTreeMap::new(),
+    };
+    if etcd_going.is_empty() {
+        return Ok(part);
+    }
+    let tls = tls.ok_or_else(|| RemoveError::NoClient {
+        hosts: join(etcd_going.iter()),
+    })?;
+    // Asked of the members that stay first: a removed host is never needed for this.
+    let mut answer = membership::live_members(&rest, tls, settings.etcd_timeout).await;
+    if answer.is_none() && !settings.unreachable {
+        answer = membership::live_members(inv, tls, settings.etcd_timeout).await;
+    }
+    let Some((_, members)) = answer else {
+        return Err(RemoveError::NoMemberAnswers {
+            endpoints: join(membership::client_endpoints(inv).iter().map(|(_, e)| e)),
+            hosts: join(etcd_going.iter()),
+        });
+    };
+    let views = member_views(inv, tls, &members, &going, settings).await?;
+    part.removal = remove_plan::plan(&views, &going, settings.force)?;
+    if let Some(r) = &part.removal {
+        part.via_url = members
+            .iter()
+            .find(|m| m.id == r.via.raw_id)
+            .and_then(|m| m.client_urls.first().cloned())
+            .unwrap_or_default();
+    }
+    part.client_urls = members.into_iter().map(|m| (m.id, m.client_urls)).collect();
+    Ok(part)
+}
+
+/// After the confirmation: the members read and judged again, since the answer may have come
+/// long after the plan was shown. Refused when the guard refuses now, or when other members
+/// would leave than the plan showed; otherwise the plan with today's carrier and health.
+pub async fn recheck(
+    inv: &Inventory,
+    tls: Option<&ClientTls>,
+    hosts: &[&Host],
+    settings: &RemoveSettings,
+    shown: RemovePlan,
+) -> Result<RemovePlan, RemoveError> {
+    let now = etcd_part(inv, tls, hosts, settings).await?;
+    let ids = |r: &Option<MemberRemoval>| -> Vec<String> {
+        let mut v: Vec<String> = r
+            .iter()
+            .flat_map(|r| r.members.iter().map(|m| m.id.clone()))
+            .collect();
+        v.sort();
+        v
+    };
+    if ids(&now.removal) != ids(&shown.etcd) {
+        let list = |v: Vec<String>| {
+            if v.is_empty() {
+                "none".to_string()
+            } else {
+                v.join(", ")
+            }
+        };
+        return Err(RemoveError::Changed {
+            shown: list(ids(&shown.etcd)),
+            now: list(ids(&now.removal)),
+        });
+    }
+    Ok(RemovePlan {
+        etcd: now.removal,
+        via_url: now.via_url,
+        client_urls: now.client_urls,
+        ..shown
     })
 }
 
@@ -286,11 +355,13 @@ async fn member_views(
     members: &[etcd::Member],
     going: &BTreeSet<String>,
     settings: &RemoveSettings,
-) -> Vec<MemberView> {
+) -> Result<Vec<MemberView>, RemoveError> {
     let mut views = Vec::new();
     let mut leader = 0;
     for m in members {
-        let host = membership::host_of(inv, m).map(|h| h.name.clone());
+        let host = membership::host_of(inv, m)
+            .map_err(MembershipError::from)?
+            .map(|h| h.name.clone());
         let gone = settings.unreachable && host.as_ref().is_some_and(|h| going.contains(h));
         let mut healthy = false;
         if !gone {
@@ -317,12 +388,13 @@ async fn member_views(
             host,
             healthy,
             leader: false,
+            learner: m.is_learner,
         });
     }
     for v in &mut views {
         v.leader = v.raw_id == leader;
     }
-    views
+    Ok(views)
 }
 
 /// Carry out `plan`: members removed, hosts reset, the control planes that stay updated.
@@ -354,6 +426,7 @@ pub async fn run(
                 name: m.name.clone(),
                 host: m.host.clone(),
                 healthy: m.healthy,
+                learner: m.learner,
             })
             .collect();
         membership::remove(tls, &live, &plan.via_url, settings.etcd_timeout).await?;

@@ -6,6 +6,8 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
+use crate::lifecycle::quorum::{self, Fate, Seat};
+
 /// A live member as the removal plan sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -19,12 +21,16 @@ pub struct MemberView {
     pub host: Option<String>,
     pub healthy: bool,
     pub leader: bool,
+    /// A learner: no voter, counted in no majority, never carries a removal.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub learner: bool,
 }
 
 /// The figures the quorum guard decided on (shown in the plan and in a refusal).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct QuorumFigures {
+    /// Voting members now (learners are no voters).
     pub members_now: usize,
     /// Members that stay but are unhealthy right now.
     pub unhealthy_staying: Vec<String>,
@@ -32,9 +38,23 @@ pub struct QuorumFigures {
     pub healthy_remaining: usize,
     /// A majority of `remaining`: `remaining / 2 + 1`.
     pub needed: usize,
+    /// Learners, counted nowhere.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub learners: Vec<String>,
 }
 
 impl QuorumFigures {
+    fn of(t: quorum::Tally) -> QuorumFigures {
+        QuorumFigures {
+            members_now: t.voters_now,
+            unhealthy_staying: t.down,
+            remaining: t.voters_after,
+            healthy_remaining: t.healthy_after,
+            needed: t.needed,
+            learners: t.learners,
+        }
+    }
+
     /// The arithmetic, in words: "3 - 1 = 2 members stay, 1 of them healthy (cp2 is not);
     /// a majority of 2 is 2".
     pub fn arithmetic(&self) -> String {
@@ -52,14 +72,23 @@ impl QuorumFigures {
                 }
             )
         };
+        let learners = if self.learners.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " (learner(s) {} not counted: they do not vote)",
+                self.learners.join(", ")
+            )
+        };
         format!(
-            "{} - {going} = {} member(s) stay, {} of them healthy{unhealthy}; a majority of {} is {}",
+            "{} - {going} = {} member(s) stay, {} of them healthy{unhealthy}; a majority of {} is \
+             {}{learners}",
             self.members_now, self.remaining, self.healthy_remaining, self.remaining, self.needed
         )
     }
 
     fn keeps_majority(&self) -> bool {
-        self.healthy_remaining >= self.needed
+        self.remaining > 0 && self.healthy_remaining >= self.needed
     }
 }
 
@@ -90,7 +119,7 @@ pub enum RemovalRefused {
     )]
     Quorum {
         hosts: String,
-        figures: QuorumFigures,
+        figures: Box<QuorumFigures>,
     },
     #[error(
         "refusing to remove the etcd member(s) of {hosts}: removing {member} commits in a \
@@ -105,7 +134,7 @@ pub enum RemovalRefused {
     Step {
         hosts: String,
         member: String,
-        figures: QuorumFigures,
+        figures: Box<QuorumFigures>,
     },
     #[error(
         "removing the etcd member(s) of {hosts} would leave a single member: etcd then survives \
@@ -118,8 +147,8 @@ pub enum RemovalRefused {
     )]
     EveryMember { hosts: String },
     #[error(
-        "no etcd member that stays is healthy, so nothing can carry the removal of {hosts}; \
-         bring one back first"
+        "no voting etcd member that stays is healthy, so nothing can carry the removal of \
+         {hosts}; bring one back first"
     )]
     NoHealthyMember { hosts: String },
 }
@@ -138,31 +167,33 @@ pub fn plan(
     }
     let hosts = going.iter().cloned().collect::<Vec<_>>().join(", ");
     let staying: Vec<&MemberView> = members.iter().filter(|m| !leaving(m)).collect();
-    if staying.is_empty() {
+    if staying.iter().all(|m| m.learner) {
+        // A learner cannot carry the cluster on its own.
         return Err(RemovalRefused::EveryMember { hosts });
     }
-    // Unhealthy first, then healthy followers, the leader last; config order otherwise.
-    removed.sort_by_key(|m| (m.healthy, m.leader));
-    let figures = |left: &[&MemberView], now: usize| {
-        let unhealthy: Vec<String> = left
+    // Learners first (they cost no vote), then unhealthy voters, then healthy followers, the
+    // leader last; config order otherwise.
+    removed.sort_by_key(|m| (!m.learner, m.healthy, m.leader));
+    // The one count ([`quorum::tally`]): `left` stay, the rest of `of` leave.
+    let figures = |of: &[&MemberView], left: &dyn Fn(&MemberView) -> bool| {
+        let seats: Vec<Seat> = of
             .iter()
-            .filter(|m| !m.healthy)
-            .map(|m| m.name.clone())
+            .map(|m| Seat {
+                name: m.name.clone(),
+                healthy: m.healthy,
+                learner: m.learner,
+                fate: if left(m) { Fate::Stays } else { Fate::Leaves },
+            })
             .collect();
-        QuorumFigures {
-            members_now: now,
-            remaining: left.len(),
-            healthy_remaining: left.len() - unhealthy.len(),
-            needed: left.len() / 2 + 1,
-            unhealthy_staying: unhealthy,
-        }
+        QuorumFigures::of(quorum::tally(&seats))
     };
-    let quorum = figures(&staying, members.len());
+    let everyone: Vec<&MemberView> = members.iter().collect();
+    let quorum = figures(&everyone, &|m| !leaving(m));
     let mut forced = Vec::new();
     if !quorum.keeps_majority() {
         let refusal = RemovalRefused::Quorum {
             hosts: hosts.clone(),
-            figures: quorum.clone(),
+            figures: Box::new(quorum.clone()),
         };
         if !force {
             return Err(refusal);
@@ -173,15 +204,15 @@ pub fn plan(
     // healthy, including the member that is going if it is healthy.
     for (i, m) in removed.iter().enumerate() {
         let before: Vec<&MemberView> = staying.iter().copied().chain(removed[i..].iter()).collect();
-        let step = figures(&before, before.len());
+        let step = figures(&before, &|_| true);
         if !step.keeps_majority() {
             let refusal = RemovalRefused::Step {
                 hosts: hosts.clone(),
                 member: m.name.clone(),
-                figures: QuorumFigures {
-                    members_now: members.len(),
+                figures: Box::new(QuorumFigures {
+                    members_now: quorum.members_now,
                     ..step
-                },
+                }),
             };
             if !force {
                 return Err(refusal);
@@ -190,7 +221,7 @@ pub fn plan(
             break;
         }
     }
-    if staying.len() == 1 {
+    if quorum.remaining == 1 {
         let refusal = RemovalRefused::DownToOne {
             hosts: hosts.clone(),
         };
@@ -202,8 +233,8 @@ pub fn plan(
     // Leadership goes to the current leader when it stays, else to the first healthy member.
     let via = staying
         .iter()
-        .find(|m| m.healthy && m.leader)
-        .or_else(|| staying.iter().find(|m| m.healthy))
+        .find(|m| m.healthy && !m.learner && m.leader)
+        .or_else(|| staying.iter().find(|m| m.healthy && !m.learner))
         .ok_or(RemovalRefused::NoHealthyMember {
             hosts: hosts.clone(),
         })?;
@@ -229,6 +260,7 @@ mod tests {
             host: Some(format!("cp{n}")),
             healthy,
             leader,
+            learner: false,
         }
     }
 
@@ -362,5 +394,87 @@ mod tests {
     fn hosts_without_a_member_ask_nothing_of_etcd() {
         let m = [member(1, true, true), member(2, true, false)];
         assert_eq!(plan(&m, &going(&["w1"]), false).unwrap(), None);
+    }
+
+    fn learner(n: u64, healthy: bool) -> MemberView {
+        MemberView {
+            learner: true,
+            ..member(n, healthy, false)
+        }
+    }
+
+    /// The issue's case: three voters with cp2 down, plus a healthy learner cp4. Removing the
+    /// healthy voter cp3 leaves 1 healthy of 2 voters: refused. Counting the learner said
+    /// "2 of 3 healthy" and let it go.
+    #[test]
+    fn a_learner_is_not_counted_as_a_voter() {
+        let m = [
+            member(1, true, true),
+            member(2, false, false),
+            member(3, true, false),
+            learner(4, true),
+        ];
+        let err = plan(&m, &going(&["cp3"]), false).unwrap_err();
+        let RemovalRefused::Quorum { figures, .. } = &err else {
+            panic!("{err}");
+        };
+        assert_eq!(
+            (
+                figures.members_now,
+                figures.remaining,
+                figures.healthy_remaining,
+                figures.needed
+            ),
+            (3, 2, 1, 2)
+        );
+        assert!(
+            err.to_string().contains(
+                "3 - 1 = 2 member(s) stay, 1 of them healthy (cp2 is not); a majority of 2 is 2 \
+                 (learner(s) cp4 not counted: they do not vote)"
+            ),
+            "{err}"
+        );
+        // With every voter healthy the same removal goes, and the learner never carries it.
+        let m = [
+            member(1, true, false),
+            member(2, true, false),
+            member(3, true, false),
+            MemberView {
+                leader: false,
+                ..learner(4, true)
+            },
+        ];
+        let p = plan(&m, &going(&["cp3"]), false).unwrap().unwrap();
+        assert_ne!(p.via.name, "cp4");
+        assert_eq!((p.quorum.remaining, p.quorum.healthy_remaining), (2, 2));
+    }
+
+    #[test]
+    fn removing_a_learner_costs_no_vote_and_a_learner_alone_is_no_cluster() {
+        let m = [
+            member(1, true, true),
+            member(2, false, false),
+            member(3, true, false),
+            learner(4, false),
+        ];
+        let p = plan(&m, &going(&["cp4"]), false).unwrap().unwrap();
+        assert_eq!(p.members[0].name, "cp4");
+        assert_eq!((p.quorum.remaining, p.quorum.healthy_remaining), (3, 2));
+        // Every voter going leaves only a learner: that is the end of the cluster.
+        let m = [member(1, true, true), learner(2, true)];
+        assert!(matches!(
+            plan(&m, &going(&["cp1"]), true),
+            Err(RemovalRefused::EveryMember { .. })
+        ));
+        // Two voters and a learner: removing a voter leaves one voter.
+        let m = [
+            member(1, true, true),
+            member(2, true, false),
+            learner(3, true),
+        ];
+        assert!(matches!(
+            plan(&m, &going(&["cp2"]), false),
+            Err(RemovalRefused::DownToOne { .. })
+        ));
     }
 }

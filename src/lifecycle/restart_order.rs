@@ -5,6 +5,7 @@
 use serde::Serialize;
 
 use crate::components::GoesLast;
+use crate::lifecycle::quorum::{self, Fate, Seat};
 
 /// The hosts in the order they restart: config order, with the one that would disturb clients
 /// most (the etcd leader, the VIP holder) moved to the end.
@@ -35,11 +36,13 @@ pub fn why_last(last: GoesLast, special: Option<&str>, order: &[String]) -> Opti
     }
 }
 
-/// A voting member of etcd as the guard sees it.
+/// A member of etcd as the guard sees it (a learner is listed, and counted nowhere).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Voter {
     pub name: String,
     pub healthy: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub learner: bool,
 }
 
 /// What the guard allows.
@@ -103,31 +106,35 @@ impl std::fmt::Display for QuorumRefusal {
     }
 }
 
-/// Whether `host`'s member may restart now, given every voting member's health.
+/// Whether `host`'s member may restart now, given every member's health: counted by
+/// [`quorum::tally`] (the one count of every guard), `host` paused, learners left out.
 pub fn restart_guard(host: &str, voters: &[Voter]) -> Result<GuardVerdict, QuorumRefusal> {
-    let members = voters.len();
-    if members <= 1 {
+    let seats: Vec<Seat> = voters
+        .iter()
+        .map(|v| Seat {
+            name: v.name.clone(),
+            healthy: v.healthy,
+            learner: v.learner,
+            fate: if v.name == host {
+                Fate::Pauses
+            } else {
+                Fate::Stays
+            },
+        })
+        .collect();
+    let tally = quorum::tally(&seats);
+    if tally.voters_now <= 1 {
         return Ok(GuardVerdict::SingleMember);
     }
-    let quorum = members / 2 + 1;
-    let healthy_after = voters
-        .iter()
-        .filter(|v| v.healthy && v.name != host)
-        .count();
-    if healthy_after >= quorum {
+    if tally.keeps_majority() {
         return Ok(GuardVerdict::Safe);
     }
-    let down = voters
-        .iter()
-        .filter(|v| !v.healthy && v.name != host)
-        .map(|v| v.name.clone())
-        .collect();
     Err(QuorumRefusal {
         host: host.to_string(),
-        members,
-        healthy_after,
-        quorum,
-        down,
+        members: tally.voters_after,
+        healthy_after: tally.healthy_after,
+        quorum: tally.needed,
+        down: tally.down,
     })
 }
 
@@ -144,6 +151,7 @@ mod tests {
             .map(|(n, h)| Voter {
                 name: n.to_string(),
                 healthy: *h,
+                learner: false,
             })
             .collect()
     }
@@ -247,6 +255,26 @@ mod tests {
              majority of 2, which is 2, to stay writable. A cluster of 2 members cannot lose \
              one (3 or 5 members can), or pass --force to restart anyway"
         );
+    }
+
+    /// Three voters, one down, a healthy learner: restarting a healthy voter leaves 1 of 3
+    /// voters serving; the learner makes no difference.
+    #[test]
+    fn a_learner_does_not_vote_in_the_guard() {
+        let mut v = voters(&[("cp1", true), ("cp2", true), ("cp3", false), ("cp4", true)]);
+        v[3].learner = true;
+        let refusal = restart_guard("cp1", &v).unwrap_err();
+        assert_eq!(
+            (refusal.members, refusal.healthy_after, refusal.quorum),
+            (3, 1, 2)
+        );
+        assert_eq!(refusal.down, ["cp3"]);
+        // The learner itself may always restart while the voters are healthy enough.
+        assert_eq!(restart_guard("cp4", &v), Ok(GuardVerdict::Safe));
+        // One voter and a learner: a single voting member.
+        let mut one = voters(&[("cp1", true), ("cp2", true)]);
+        one[1].learner = true;
+        assert_eq!(restart_guard("cp1", &one), Ok(GuardVerdict::SingleMember));
     }
 
     #[test]

@@ -5,8 +5,8 @@ use super::super::problem::ConfigProblem;
 use super::text::{check_host_path, describe_char, shown};
 
 /// `spec.etcd.snapshots`. Its values end up in a systemd timer (`OnCalendar=`) and a shell
-/// script, so each is held to a charset in which it can add neither a line to a file nor a word
-/// to a command.
+/// script: the schedule must be a calendar event systemd accepts (which also keeps it to one
+/// line of letters, digits, spaces and `*:,/.~@-`), the directory a plain absolute path.
 pub(super) fn etcd_snapshots(spec: &ClusterSpec, out: &mut Vec<ConfigProblem>) {
     let Some(snap) = &spec.etcd.snapshots else {
         return;
@@ -19,9 +19,10 @@ pub(super) fn etcd_snapshots(spec: &ClusterSpec, out: &mut Vec<ConfigProblem>) {
                 format!("`{}` {why}", shown(&snap.schedule)),
             )
             .help(format!(
-                "a systemd calendar expression (`man systemd.time`) of at most {MAX_SCHEDULE} \
-                 characters: letters, digits, spaces and `{SCHEDULE_PUNCTUATION}`, e.g. hourly, \
-                 daily or \"*-*-* 00/6:00:00\" (quoted: YAML reads a leading * as an alias)"
+                "a systemd calendar event (`man systemd.time`; `systemd-analyze calendar` shows \
+                 what one means) of at most {MAX_SCHEDULE} characters: letters, digits, spaces \
+                 and `{SCHEDULE_PUNCTUATION}`, e.g. hourly, daily or \"*-*-* 00/6:00:00\" \
+                 (quoted: YAML reads a leading * as an alias)"
             )),
         );
     }
@@ -71,10 +72,10 @@ pub(super) fn etcd_snapshots(spec: &ClusterSpec, out: &mut Vec<ConfigProblem>) {
 
 const MAX_SCHEDULE: usize = 100;
 const MAX_KEEP: u32 = 1000;
-const SCHEDULE_PUNCTUATION: &str = "*:,/.~-";
-
-/// What `OnCalendar=` gets: a strict charset, so that it stays one value on one line.
-/// (systemd itself checks the expression; `systemd-analyze calendar` shows what it means.)
+/// Every character a calendar event kinit accepts can hold besides letters, digits and spaces.
+const SCHEDULE_PUNCTUATION: &str = "*:,/.~@-";
+/// What `OnCalendar=` gets: one line, then systemd's own calendar grammar and ranges
+/// ([`super::calendar`]), so that `*-*-* 99:99:99` is refused here rather than by every timer.
 fn check_calendar(s: &str) -> Result<(), String> {
     if let Some(c) = s.chars().find(|c| c.is_control()) {
         return Err(format!(
@@ -97,7 +98,7 @@ fn check_calendar(s: &str) -> Result<(), String> {
     {
         return Err(format!("contains `{c}`, which a schedule cannot"));
     }
-    Ok(())
+    super::calendar::check(s).map_err(|e| e.0)
 }
 
 /// The snapshot directory as the script uses it (see [`check_host_path`]).
@@ -132,7 +133,9 @@ mod tests {
             "Sat,Sun 03:00",
             "*-*~01 04:00",
             "*:0/15",
-            &"x".repeat(MAX_SCHEDULE),
+            "daily UTC",
+            "@1700000000",
+            &format!("{}00:00", "0,".repeat((MAX_SCHEDULE - 5) / 2)),
         ] {
             assert_eq!(check_calendar(good), Ok(()), "{good}");
         }
@@ -150,7 +153,15 @@ mod tests {
             "\"daily\"",
             "daily\\",
             "täglich",
-            &"x".repeat(MAX_SCHEDULE + 1),
+            "*-*-* 99:99:99",
+            "*-*-* 24:00",
+            "*:60",
+            "*-13-1",
+            "Wed..Mon",
+            "*:30/30",
+            "daily Europe/Berlin",
+            &"x".repeat(MAX_SCHEDULE),
+            &format!("{}00:00", "0,".repeat(MAX_SCHEDULE / 2)),
         ] {
             assert!(check_calendar(bad).is_err(), "{bad:?} accepted");
         }

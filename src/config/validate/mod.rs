@@ -11,6 +11,7 @@ use ipnet::IpNet;
 use super::model::*;
 use super::problem::ConfigProblem;
 
+mod calendar;
 mod etcd_snapshots;
 mod host_dirs;
 mod image_repository;

@@ -10,6 +10,7 @@ use super::{BoxedRefusal, REQUEST};
 use crate::engine::outcome::StepOutcome;
 use crate::etcd::{self, ClientTls, Member};
 use crate::lifecycle::membership;
+use crate::lifecycle::quorum::Unjudged;
 use crate::lifecycle::restart_order::{self, GuardVerdict, Voter};
 
 /// How long a handed-over leadership may take to show.
@@ -22,38 +23,73 @@ impl Engine {
         Some((tls, via, members))
     }
 
+    /// The member's host; `None` also for a member two hosts claim (the guard refuses on
+    /// those through [`Self::voters`]).
     pub(super) fn host_of(&self, m: &Member) -> Option<String> {
-        membership::host_of(&self.inventory, m).map(|h| h.name.clone())
+        membership::host_of(&self.inventory, m)
+            .ok()
+            .flatten()
+            .map(|h| h.name.clone())
     }
 
-    /// Every voting member with its health, named by its host; `None` when no member answers.
-    pub(super) async fn voters(&self) -> Option<Vec<Voter>> {
-        let (tls, _, members) = self.etcd_members().await?;
+    /// Every member with its health (learners marked), named by its host; why not, when there
+    /// is no client certificate, no member answers, or a member cannot be placed.
+    pub(super) async fn voters(&self) -> Result<Vec<Voter>, Unjudged> {
+        let tls =
+            ClientTls::from_pki_dir(&self.inventory.pki_dir).map_err(|_| Unjudged::NoClient {
+                pki_dir: self.inventory.pki_dir.display().to_string(),
+            })?;
+        let Some((_, members)) = membership::live_members(&self.inventory, &tls, REQUEST).await
+        else {
+            return Err(Unjudged::NoAnswer {
+                endpoints: membership::client_endpoints(&self.inventory)
+                    .into_iter()
+                    .map(|(_, e)| e)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        };
         let mut voters = Vec::new();
-        for m in members.iter().filter(|m| !m.is_learner) {
+        for m in &members {
+            let host = membership::host_of(&self.inventory, m)?;
             voters.push(Voter {
-                name: self
-                    .host_of(m)
+                name: host
+                    .map(|h| h.name.clone())
                     .unwrap_or_else(|| format!("{} ({:x})", m.name, m.id)),
                 healthy: membership::member_healthy(&tls, m, REQUEST).await,
+                learner: m.is_learner,
             });
         }
-        Some(voters)
+        Ok(voters)
     }
 
-    /// Before `host`'s member restarts: refuse when etcd would not stay writable without it.
+    /// Before `host`'s member restarts: refuse when etcd would not stay writable without it,
+    /// and when the members cannot be counted (fails closed; `--force` goes on, said).
     pub(super) async fn guard_restart(
         &self,
         phase: &Phase,
         host: &str,
         force: bool,
     ) -> Result<(), RunError> {
-        let Some(voters) = self.voters().await else {
-            self.note(
-                phase,
-                format!("no etcd member answers: {host} restarts without the quorum guard"),
-            );
-            return Ok(());
+        let voters = match self.voters().await {
+            Ok(voters) => voters,
+            Err(reason) if force => {
+                self.note(
+                    phase,
+                    format!(
+                        "warning: --force: {host} restarts without the quorum guard, which \
+                         cannot count etcd's members: {reason}"
+                    ),
+                );
+                return Ok(());
+            }
+            Err(reason) => {
+                return Err(RunError::QuorumUnjudged {
+                    phase: phase.name.clone(),
+                    host: host.to_string(),
+                    reason,
+                });
+            }
         };
         self.judge(phase, host, &voters, force)
             .map_err(|refusal| RunError::Quorum {
@@ -99,18 +135,38 @@ impl Engine {
         opts: &RunOptions,
         state: &mut RunState,
     ) -> Result<(), RunError> {
-        let Some(voters) = self.voters().await else {
-            return Ok(());
+        let voters = match self.voters().await {
+            Ok(voters) if voters.iter().all(|v| v.healthy) => return Ok(()),
+            Ok(voters) => Ok(voters),
+            Err(reason) => Err(reason),
         };
-        if voters.iter().all(|v| v.healthy) {
-            return Ok(());
-        }
         let ahead = self
             .run_jobs(phase, hosts, &JobOptions::look_ahead(opts), state)
             .await?;
         for (host, steps) in &ahead {
             if steps.iter().any(|o| matches!(o, StepOutcome::Held { .. })) {
-                self.judge(phase, host, &voters, opts.force)
+                // Members that cannot be counted: refused before anything is written.
+                let voters = match &voters {
+                    Ok(voters) => voters,
+                    Err(reason) if opts.force => {
+                        self.note(
+                            phase,
+                            format!(
+                                "warning: --force: etcd restarts without the quorum guard, which \
+                                 cannot count etcd's members: {reason}"
+                            ),
+                        );
+                        return Ok(());
+                    }
+                    Err(reason) => {
+                        return Err(RunError::QuorumUnjudged {
+                            phase: phase.name.clone(),
+                            host: host.clone(),
+                            reason: reason.clone(),
+                        });
+                    }
+                };
+                self.judge(phase, host, voters, opts.force)
                     .map_err(|refusal| RunError::Quorum {
                         phase: phase.name.clone(),
                         refusal,

@@ -1,11 +1,15 @@
 //! A read-only walk of a bbolt database (go.etcd.io/bbolt 1.3, as etcd 3.4 and 3.5 write it)
 //! that checks what bbolt's `tx.Check()` checks: every page below the high-water mark is used
 //! once or is free (when a freelist is stored), page types and element bounds hold. Pages are
-//! read with positioned reads, one page span at a time.
+//! read with positioned reads; the spans held at once (a leaf's, while a bucket nested in it is
+//! walked) count against one budget, [`MAX_HELD`], so memory stays bounded however deep the
+//! nesting.
 
+use std::cell::Cell;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
+use std::rc::Rc;
 
 use super::{Corruption, MetaFault};
 
@@ -33,6 +37,8 @@ const PAGE_SIZES: [u64; 8] = [4096, 512, 1024, 2048, 8192, 16384, 32768, 65536];
 pub const MAX_DEPTH: u32 = 64;
 /// The largest page span (a page and its overflow) read into memory at once.
 pub const MAX_SPAN: u64 = 256 << 20;
+/// The most span bytes held at once, over every level of a nested walk.
+pub const MAX_HELD: u64 = MAX_SPAN;
 /// Per-page state bits.
 const REACHABLE: u8 = 1;
 const FREED: u8 = 2;
@@ -56,9 +62,9 @@ impl From<Corruption> for Fault {
     }
 }
 
-/// Check the database in the first `db_len` bytes of `file`, giving `root` each entry of the
-/// root bucket in key order; its size as bbolt's `tx.Size()` reports it.
-pub fn walk(file: &File, db_len: u64, root: &mut dyn Visit) -> Result<u64, Fault> {
+/// The page size and meta page bbolt would use, with the checks that need nothing else: a file
+/// that is no bbolt database is refused after reading its first pages only.
+pub fn header(file: &File, db_len: u64) -> Result<(u64, Meta), Fault> {
     let (page_size, meta) = pick_meta(file, db_len)?;
     // bbolt only ever writes whole pages; etcd's trailer was taken off by the caller.
     if !db_len.is_multiple_of(page_size) {
@@ -82,6 +88,20 @@ pub fn walk(file: &File, db_len: u64, root: &mut dyn Visit) -> Result<u64, Fault
             return Err(Corruption::PageOutOfRange { page, high_water }.into());
         }
     }
+    Ok((page_size, meta))
+}
+
+/// Check the database in the first `db_len` bytes of `file`, giving `root` each entry of the
+/// root bucket in key order; its size as bbolt's `tx.Size()` reports it.
+pub fn walk(file: &File, db_len: u64, root: &mut dyn Visit) -> Result<u64, Fault> {
+    walk_measured(file, db_len, root).map(|(size, _)| size)
+}
+
+/// [`walk`], and the most span bytes it held in memory at once.
+pub fn walk_measured(file: &File, db_len: u64, root: &mut dyn Visit) -> Result<(u64, u64), Fault> {
+    let (page_size, meta) = header(file, db_len)?;
+    let high_water = meta.high_water;
+    let needed = high_water * page_size;
     // At most one byte per page of the file: bounded by the file's size.
     let count = usize::try_from(high_water).map_err(|_| io::Error::other("database too large"))?;
     let mut pages = vec![0u8; count];
@@ -93,6 +113,8 @@ pub fn walk(file: &File, db_len: u64, root: &mut dyn Visit) -> Result<u64, Fault
         high_water,
         pages,
         budget: db_len,
+        held: Rc::new(Cell::new(0)),
+        most_held: 0,
     };
     if meta.freelist != NO_FREELIST {
         db.read_freelist(meta.freelist)?;
@@ -103,11 +125,11 @@ pub fn walk(file: &File, db_len: u64, root: &mut dyn Visit) -> Result<u64, Fault
     {
         return Err(Corruption::UnreachableUnfreed { page: page as u64 }.into());
     }
-    Ok(needed)
+    Ok((needed, db.most_held))
 }
 
 #[derive(Debug, Clone, Copy)]
-struct Meta {
+pub struct Meta {
     page_size: u64,
     root: u64,
     freelist: u64,
@@ -200,6 +222,29 @@ pub struct Db<'f> {
     /// that overlap (a hostile inline bucket listing itself many times over) run out instead of
     /// multiplying the work.
     budget: u64,
+    /// Span bytes in memory right now (every level of the walk).
+    held: Rc<Cell<u64>>,
+    /// The most ever held at once.
+    pub most_held: u64,
+}
+
+/// A page span in memory, counted in [`Db::held`] until it is dropped.
+struct Span {
+    bytes: Vec<u8>,
+    held: Rc<Cell<u64>>,
+}
+
+impl std::ops::Deref for Span {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl Drop for Span {
+    fn drop(&mut self) {
+        self.held.set(self.held.get() - self.bytes.len() as u64);
+    }
 }
 
 /// A bucket's entry as bbolt's `ForEach` sees it.
@@ -223,7 +268,7 @@ pub trait Visit {
 impl Db<'_> {
     /// The span of page `id` (the page and its overflow), checked to lie below the high-water
     /// mark, to carry its own id and not to be too large.
-    fn read_span(&self, id: u64) -> Result<Vec<u8>, Fault> {
+    fn read_span(&mut self, id: u64) -> Result<Span, Fault> {
         let out_of_range = Corruption::PageOutOfRange {
             page: id,
             high_water: self.high_water,
@@ -245,9 +290,23 @@ impl Db<'_> {
         if bytes > MAX_SPAN {
             return Err(Corruption::PageTooLarge { page: id, bytes }.into());
         }
+        let held = self.held.get();
+        if held + bytes > MAX_HELD {
+            return Err(Corruption::TooMuchHeld {
+                page: id,
+                bytes,
+                held,
+            }
+            .into());
+        }
         let mut buf = vec![0u8; bytes as usize];
         self.file.read_exact_at(&mut buf, id * self.page_size)?;
-        Ok(buf)
+        self.held.set(held + bytes);
+        self.most_held = self.most_held.max(held + bytes);
+        Ok(Span {
+            bytes: buf,
+            held: self.held.clone(),
+        })
     }
 
     /// Claim a tree page's span: bbolt's "multiple references" and "reachable freed".

@@ -5,8 +5,10 @@
 //! sha256 of everything before it; etcd tells the two apart by `length % 512 == 32`, as
 //! `etcdctl snapshot restore` does. A plain database file (`member/snap/db`) has no trailer.
 //!
-//! Memory stays bounded whatever the file: the sha256 is streamed in chunks and the B+tree is
-//! walked with positioned reads, one page (with its overflow) at a time. Damaged or hostile files
+//! Memory stays bounded whatever the file: the meta pages are checked first (a file that is no
+//! database is refused without reading the rest), the sha256 is streamed in chunks and the
+//! B+tree is walked with positioned reads, the page spans in memory at once (nested buckets
+//! included) held to [`bbolt::MAX_HELD`] bytes. Damaged or hostile files
 //! give a typed error naming the file, never a panic or an endless walk.
 
 mod bbolt;
@@ -122,6 +124,16 @@ pub fn inspect(path: &Path) -> Result<SnapshotStatus, SnapshotFileError> {
     } else {
         file_size
     };
+    let corrupt = |fault| match fault {
+        bbolt::Fault::Io(source) => read(source),
+        bbolt::Fault::Corrupt(source) => SnapshotFileError::Corrupt {
+            path: path.to_path_buf(),
+            source,
+        },
+    };
+    // The header first: a file that is no bbolt database (a file of zeros, say) is refused
+    // after its first pages, before the whole of it is hashed.
+    bbolt::header(&file, db_len).map_err(corrupt)?;
     let digests = stream(&mut file, db_len).map_err(read)?;
     if digests.total != file_size {
         return Err(SnapshotFileError::Changed {
@@ -141,13 +153,7 @@ pub fn inspect(path: &Path) -> Result<SnapshotStatus, SnapshotFileError> {
             });
         }
     };
-    let db = status::read(&file, db_len).map_err(|fault| match fault {
-        bbolt::Fault::Io(source) => read(source),
-        bbolt::Fault::Corrupt(source) => SnapshotFileError::Corrupt {
-            path: path.to_path_buf(),
-            source,
-        },
-    })?;
+    let db = status::read(&file, db_len).map_err(corrupt)?;
     Ok(SnapshotStatus {
         hash: db.hash,
         revision: db.revision,
@@ -237,6 +243,12 @@ pub enum Corruption {
     },
     #[error("page {page} spans {bytes} bytes with its overflow, more than kinit reads at once")]
     PageTooLarge { page: u64, bytes: u64 },
+    #[error(
+        "page {page} spans {bytes} bytes while the buckets it is nested in hold {held}: more \
+         than kinit reads at once ({} MiB)",
+        bbolt::MAX_HELD >> 20
+    )]
+    TooMuchHeld { page: u64, bytes: u64, held: u64 },
     #[error("page {page}: element {index} lies outside the page")]
     ElementOutOfPage { page: u64, index: u64 },
     #[error("page {page}: entries overlap (together they are larger than the file)")]

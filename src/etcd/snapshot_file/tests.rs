@@ -574,3 +574,88 @@ fn mutated_sample_databases_never_panic() {
     assert!(ok > 0 && failed > 0, "{ok} passed, {failed} failed");
     assert!(started.elapsed() < Duration::from_secs(60));
 }
+
+/// A database whose top-level bucket "nest" starts a chain of `levels` buckets, each a leaf page
+/// spanning `span_pages` pages (mostly one large value, left as a hole of zeros in a sparse
+/// file) with the next bucket nested in it. Returns the file and the database length.
+fn nested_spans(levels: u64, span_pages: u64) -> (std::fs::File, u64) {
+    let file = tempfile::tempfile().unwrap();
+    let first = 3;
+    let high_water = first + levels * span_pages;
+    let db_len = high_water * PS as u64;
+    file.set_len(db_len).unwrap();
+    let write = |id: u64, bytes: &[u8]| file.write_all_at(bytes, id * PS as u64).unwrap();
+    write(0, &meta(0, PS, 2, u64::MAX, high_water, 1));
+    write(1, &meta(1, PS, 2, u64::MAX, high_water, 0));
+    write(2, &leaf(2, &[(BUCKET, b"nest", &bucket(first, None))]));
+    for level in 0..levels {
+        let id = first + level * span_pages;
+        let next = id + span_pages;
+        let child: Vec<u8> = if level + 1 < levels {
+            bucket(next, None)
+        } else {
+            bucket(0, Some(inline_leaf(&[])))
+        };
+        // Element 0: the nested bucket; element 1: a value filling the rest of the span.
+        let mut page = inline_leaf(&[(BUCKET, b"b", &child), (0, b"v", b"")]);
+        let used = page.len() as u64;
+        let vsize = span_pages * PS as u64 - used;
+        page[16 + 16 + 12..16 + 16 + 16].copy_from_slice(&(vsize as u32).to_le_bytes());
+        page[..8].copy_from_slice(&id.to_le_bytes());
+        page[12..16].copy_from_slice(&((span_pages - 1) as u32).to_le_bytes());
+        write(id, &page);
+    }
+    (file, db_len)
+}
+
+/// Eight nested buckets of 64 MiB spans: before, every level's span stayed in memory while the
+/// next was walked (530 MB). Now what is held at once is capped, and the walk refuses instead.
+#[test]
+fn nested_spans_are_held_within_a_bound() {
+    let (file, db_len) = nested_spans(8, (64 << 20) / PS as u64);
+    let mut top = status_visitor();
+    match bbolt::walk_measured(&file, db_len, &mut top) {
+        Err(Fault::Corrupt(Corruption::TooMuchHeld { held, .. })) => {
+            assert!(held <= bbolt::MAX_HELD, "{held}")
+        }
+        other => panic!("expected TooMuchHeld, got {other:?}"),
+    }
+    // Eight levels of 4 MiB: read, and the most held at once is the chain's spans, no more.
+    let (file, db_len) = nested_spans(8, (4 << 20) / PS as u64);
+    let (size, most_held) = bbolt::walk_measured(&file, db_len, &mut status_visitor()).unwrap();
+    assert_eq!(size, db_len);
+    assert!(
+        most_held <= 8 * (4 << 20) + PS as u64,
+        "{most_held} bytes held at once"
+    );
+    assert!(most_held >= 8 * (4 << 20), "{most_held}");
+}
+
+fn status_visitor() -> bbolt::Nested {
+    bbolt::Nested
+}
+
+/// A sparse 4 GiB file of zeros is refused by its header, at once: before, the whole file was
+/// hashed first (22 s).
+#[test]
+fn a_file_of_zeros_is_refused_by_its_header_quickly() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("zeros.db");
+    let f = std::fs::File::create(&path).unwrap();
+    f.set_len(4 << 30).unwrap();
+    drop(f);
+    let started = Instant::now();
+    let err = inspect(&path).unwrap_err();
+    let took = started.elapsed();
+    assert!(
+        matches!(
+            err,
+            SnapshotFileError::Corrupt {
+                source: Corruption::InvalidMeta { page: 0, .. },
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(took < Duration::from_secs(2), "{took:?}");
+}

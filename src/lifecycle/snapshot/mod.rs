@@ -57,6 +57,8 @@ pub enum SnapshotError {
     Ssh(#[from] SshError),
     #[error("{0}")]
     Render(String),
+    #[error("{} already exists; nothing was replaced (choose another name)", path.display())]
+    Exists { path: PathBuf },
     #[error("interrupted")]
     Interrupted,
     /// etcd's data dir on a host holds what etcd does not put there (found before anything

@@ -65,14 +65,16 @@ async fn healthy_member(
     Err(SnapshotError::NoHealthyMember(why.join("; ")))
 }
 
-/// Take a snapshot and store it at `output` (0600, atomically). Its directory is made 0700
-/// when missing.
+/// Take a snapshot and store it at `output` (0600, atomically, never over another file: see
+/// [`place`]). Its directory is made 0700 when missing. `numbered`: `output` is a name kinit
+/// chose, and a taken one gives way to `-2`, `-3`, ...
 pub async fn save(
     inv: &Inventory,
     tls: &ClientTls,
     pool: Arc<Pool>,
     targets: &[(String, HostTarget)],
     output: &Path,
+    numbered: bool,
     timeout: Duration,
 ) -> Result<SavedSnapshot, SnapshotError> {
     let (member, endpoint) = healthy_member(inv, tls, timeout).await?;
@@ -116,15 +118,15 @@ pub async fn save(
                 remote: remote_sha,
             });
         }
-        std::fs::rename(&partial, output).map_err(local)?;
+        let path = place(&partial, output, numbered)?;
         if let Ok(d) = std::fs::File::open(&dir) {
             let _ = d.sync_all();
         }
-        Ok(status)
+        Ok((path, status))
     });
     match checked {
-        Ok(status) => Ok(SavedSnapshot {
-            path: output.to_path_buf(),
+        Ok((path, status)) => Ok(SavedSnapshot {
+            path,
             member,
             status,
         }),
@@ -136,6 +138,42 @@ pub async fn save(
 }
 
 use std::os::unix::fs::DirBuilderExt;
+
+/// Move the checked snapshot `partial` to `output` without ever replacing a file there (two
+/// saves within one second name the same file): a no-replace rename. A name that is taken is
+/// refused, or with `numbered` the next free one of `NAME-2.db`, `NAME-3.db`, ... is used. The
+/// path it landed at.
+pub fn place(partial: &Path, output: &Path, numbered: bool) -> Result<PathBuf, SnapshotError> {
+    let tries = if numbered { 100 } else { 1 };
+    for n in 1..=tries {
+        let path = if n == 1 {
+            output.to_path_buf()
+        } else {
+            numbered_name(output, n)
+        };
+        match crate::fsutil::rename_noreplace(partial, &path) {
+            Ok(()) => return Ok(path),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(source) => return Err(SnapshotError::Local { path, source }),
+        }
+    }
+    Err(SnapshotError::Exists {
+        path: output.to_path_buf(),
+    })
+}
+
+/// `x/demo-20261203T224000Z.db`, 2 -> `x/demo-20261203T224000Z-2.db`.
+fn numbered_name(output: &Path, n: u32) -> PathBuf {
+    let stem = output
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name = match output.extension() {
+        Some(ext) => format!("{stem}-{n}.{}", ext.to_string_lossy()),
+        None => format!("{stem}-{n}"),
+    };
+    output.with_file_name(name)
+}
 
 /// Stream the snapshot from `member` into `partial` (created 0600); the host's sha256 of it.
 async fn fetch(
@@ -199,4 +237,62 @@ pub fn default_path(config_dir: &Path, cluster: &str, stamp: &str) -> PathBuf {
     config_dir
         .join("backups")
         .join(format!("{cluster}-{stamp}.db"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two saves in the same second: the second never replaces the first.
+    #[test]
+    fn a_second_save_of_the_same_name_never_overwrites_the_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let output = dir.path().join("demo-20261203T224000Z.db");
+        let partial = |n: &str| {
+            let p = dir.path().join(format!(".partial-{n}"));
+            std::fs::write(&p, n).unwrap();
+            p
+        };
+        assert_eq!(place(&partial("one"), &output, false).unwrap(), output);
+        // A name the operator chose: refused, the first kept.
+        let two = partial("two");
+        let err = place(&two, &output, false).unwrap_err();
+        assert!(matches!(err, SnapshotError::Exists { .. }), "{err}");
+        assert!(err.to_string().contains("already exists"), "{err}");
+        assert_eq!(std::fs::read_to_string(&output).unwrap(), "one");
+        // kinit's own name: the next free one.
+        let second = place(&two, &output, true).unwrap();
+        assert_eq!(second, dir.path().join("demo-20261203T224000Z-2.db"));
+        let third = place(&partial("three"), &output, true).unwrap();
+        assert_eq!(third, dir.path().join("demo-20261203T224000Z-3.db"));
+        assert_eq!(std::fs::read_to_string(&output).unwrap(), "one");
+        assert_eq!(std::fs::read_to_string(&second).unwrap(), "two");
+    }
+
+    /// Many savers racing for one name: each lands somewhere of its own.
+    #[test]
+    fn racing_saves_each_keep_their_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let output = dir.path().join("race.db");
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                let (dir, output) = (dir.path().to_path_buf(), output.clone());
+                std::thread::spawn(move || {
+                    let p = dir.join(format!(".partial-{i}"));
+                    std::fs::write(&p, i.to_string()).unwrap();
+                    place(&p, &output, true).unwrap()
+                })
+            })
+            .collect();
+        let mut landed: Vec<PathBuf> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        landed.sort();
+        landed.dedup();
+        assert_eq!(landed.len(), 8);
+        let mut contents: Vec<String> = landed
+            .iter()
+            .map(|p| std::fs::read_to_string(p).unwrap())
+            .collect();
+        contents.sort();
+        assert_eq!(contents, ["0", "1", "2", "3", "4", "5", "6", "7"]);
+    }
 }
