@@ -23,6 +23,7 @@ use crate::engine::host_job::HostJob;
 use crate::engine::host_ops::{SshHost, run_script};
 use crate::engine::outcome::StepOutcome;
 use crate::engine::plan::{Content, PendingNote, PutFile, PutKind, Step};
+use crate::engine::rolling::apiserver;
 use crate::etcd::{self, ClientTls};
 use crate::host_paths;
 use crate::inventory::{Host, Inventory};
@@ -130,6 +131,10 @@ pub struct HostUpdate {
 pub struct RemoveReport {
     pub dry_run: bool,
     pub plan: RemovePlan,
+    /// Per removed control plane, how its apiserver left the load balancer before anything
+    /// stopped: drained from every haproxy, or why not (haproxy's health check then takes it
+    /// out once it stops answering).
+    pub drained: Vec<String>,
     /// The member IDs removed (hex).
     pub removed_members: Vec<String>,
     pub reset: Option<ResetReport>,
@@ -342,6 +347,11 @@ pub async fn run(
     }
     let going: BTreeSet<String> = plan.hosts.iter().cloned().collect();
     let rest = without(inv, &going);
+    let drained = if settings.dry_run {
+        Vec::new()
+    } else {
+        drain_apiservers(inv, &plan, targets, &pool, settings.unreachable).await
+    };
     let mut removed_members = Vec::new();
     if let (Some(r), Some(tls), false) = (&plan.etcd, tls, settings.dry_run) {
         let live: Vec<LiveMember> = r
@@ -419,10 +429,53 @@ pub async fn run(
         dry_run: settings.dry_run,
         delete_from_config: plan.hosts.clone(),
         plan,
+        drained,
         removed_members,
         reset,
         updates,
     })
+}
+
+/// How long the requests a drained apiserver still serves get to finish before its etcd
+/// member leaves and its host is reset.
+const DRAIN_GRACE: Duration = Duration::from_secs(2);
+
+/// Before a removed control plane's etcd member leaves (its apiserver reads that member) and
+/// its host is reset: every haproxy stops sending its apiserver new requests, and those in
+/// flight get [`DRAIN_GRACE`] to finish. A host gone for good is not asked.
+async fn drain_apiservers(
+    inv: &Inventory,
+    plan: &RemovePlan,
+    targets: &BTreeMap<String, HostTarget>,
+    pool: &Arc<Pool>,
+    unreachable: bool,
+) -> Vec<String> {
+    let balancers: Vec<(String, HostTarget)> = components::component(ComponentId::Haproxy)
+        .hosts(inv)
+        .into_iter()
+        .filter(|h| !(unreachable && plan.hosts.contains(&h.name)))
+        .filter_map(|h| Some((h.name.clone(), targets.get(&h.name)?.clone())))
+        .collect();
+    let apiservers: Vec<&String> = plan
+        .hosts
+        .iter()
+        .filter(|h| inv.host(h).is_some_and(|h| h.has(Role::ControlPlane)))
+        .collect();
+    if balancers.is_empty() || apiservers.is_empty() {
+        return Vec::new();
+    }
+    let mut notes = Vec::new();
+    for host in apiservers {
+        notes.push(match apiserver::drain(pool, &balancers, host).await {
+            Ok(()) => format!("{host}: its apiserver was drained from every haproxy"),
+            Err(e) => format!(
+                "{host}: its apiserver could not be drained through haproxy's runtime API ({e}); \
+                 haproxy's /readyz check takes it out once it stops answering"
+            ),
+        });
+    }
+    tokio::time::sleep(DRAIN_GRACE).await;
+    notes
 }
 
 /// haproxy and keepalived must be running again after a reload before the next host goes.
