@@ -17,7 +17,7 @@ use super::remove_plan::{self, MemberRemoval, MemberView, RemovalRefused};
 use super::reset::{self, ResetReport, ResetSettings};
 use super::reset_plan;
 use crate::components::{self, ComponentId, OnChange};
-use crate::config::{Role, Topology};
+use crate::config::{ControlPlaneMode, Role, Topology};
 use crate::engine::event::Quiet;
 use crate::engine::host_job::HostJob;
 use crate::engine::host_ops::{SshHost, run_script};
@@ -196,7 +196,11 @@ pub fn files_to_update(inv: &Inventory) -> Vec<&'static str> {
         .map(|f| f.path)
         .collect();
     if inv.topology == Topology::External {
-        files.push(host_paths::KUBE_APISERVER_MANIFEST);
+        // Where the apiserver's flags are: its static pod's manifest, or its unit file.
+        files.push(match inv.control_plane_mode {
+            ControlPlaneMode::StaticPod => host_paths::KUBE_APISERVER_MANIFEST,
+            ControlPlaneMode::Systemd => host_paths::KUBE_APISERVER_UNIT,
+        });
     }
     files
 }
@@ -493,7 +497,7 @@ async fn update_host(
     host: &Host,
     paths: &[&'static str],
     targets: &BTreeMap<String, HostTarget>,
-    pool: &Pool,
+    pool: &Arc<Pool>,
     templates: &Templates,
     settings: &RemoveSettings,
 ) -> Result<HostUpdate, RemoveError> {
@@ -518,11 +522,24 @@ async fn update_host(
             },
         })
         .collect();
-    let units: Vec<_> = [ComponentId::Haproxy, ComponentId::Keepalived]
+    let mut units: Vec<_> = [ComponentId::Haproxy, ComponentId::Keepalived]
         .into_iter()
         .map(components::component)
         .filter(|c| c.runs_on(rest, host))
         .flat_map(|c| c.units.iter().copied())
+        .collect();
+    // The apiserver as a unit whose flags name the etcd members (external etcd): restarted when
+    // they changed, drained from every haproxy before and back in rotation once ready.
+    let apiserver = components::component(ComponentId::KubeApiserver);
+    let restarts_apiserver =
+        apiserver.runs_on(rest, host) && apiserver.files.iter().any(|f| paths.contains(&f.path));
+    if restarts_apiserver {
+        units.extend(apiserver.units.iter().copied());
+    }
+    let balancers: Vec<(String, HostTarget)> = components::component(ComponentId::Haproxy)
+        .hosts(rest)
+        .into_iter()
+        .filter_map(|h| Some((h.name.clone(), targets.get(&h.name)?.clone())))
         .collect();
     let mut update = HostUpdate {
         host: host.name.clone(),
@@ -546,6 +563,10 @@ async fn update_host(
         files,
     }];
     steps.extend(units.iter().copied().map(Step::Unit));
+    if restarts_apiserver && !settings.dry_run {
+        // A failed drain leaves haproxy's /readyz check to take it out while it shuts down.
+        let _ = apiserver::drain(pool, &balancers, &host.name).await;
+    }
     let job = HostJob {
         phase: "remove".into(),
         host: host.name.clone(),
@@ -586,6 +607,18 @@ async fn update_host(
             Ok(out) if out.success() => {}
             Ok(out) => update.error = Some(format!("after the reload: {}", out.stderr_text())),
             Err(e) => update.error = Some(e.to_string()),
+        }
+    }
+    if restarts_apiserver && !settings.dry_run && update.error.is_none() {
+        let ca_path = rest.pki_dir.join("ca.crt");
+        let back = match std::fs::read(&ca_path) {
+            Ok(ca) => apiserver::back(pool, &balancers, &ca, &host.name, host.address)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(format!("reading the cluster CA {}: {e}", ca_path.display())),
+        };
+        if let Err(e) = back {
+            update.error = Some(format!("kube-apiserver not back: {e}"));
         }
     }
     Ok(update)

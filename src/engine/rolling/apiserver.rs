@@ -146,31 +146,50 @@ impl Engine {
         let ca = std::fs::read(&ca_path).map_err(|e| {
             WaitError::Invalid(format!("reading the cluster CA {}: {e}", ca_path.display()))
         })?;
-        let ready = verify::https(
-            vec![(host.to_string(), address)],
-            ports::APISERVER,
-            "/readyz",
-            &ca,
-            APISERVER_BACK,
-        )
-        .await?;
-        let balancers = self.targets_of(ComponentId::Haproxy);
-        if balancers.is_empty() {
-            return Ok(ready);
-        }
-        // Undo the drain (a no-op where it did not take); a failure shows in the wait below.
-        let _ = set_backend_state(&self.pool, &balancers, host, ServerState::Ready).await;
-        let back = verify::haproxy_backend_state(
+        back(
             &self.pool,
-            &balancers,
-            ports::HAPROXY_STATS,
+            &self.targets_of(ComponentId::Haproxy),
+            &ca,
             host,
-            "UP",
-            APISERVER_BACK,
+            address,
         )
-        .await?;
-        Ok(format!("{ready}; {back}"))
+        .await
     }
+}
+
+/// After `host`'s apiserver restarted (or was left as it was): its own `/readyz` passes
+/// (verified against `ca_pem`, from this machine), then every haproxy of `balancers` is told it
+/// is ready again and shows it UP.
+pub async fn back(
+    pool: &Arc<Pool>,
+    balancers: &[(String, HostTarget)],
+    ca_pem: &[u8],
+    host: &str,
+    address: IpAddr,
+) -> Result<String, WaitError> {
+    let ready = verify::https(
+        vec![(host.to_string(), address)],
+        ports::APISERVER,
+        "/readyz",
+        ca_pem,
+        APISERVER_BACK,
+    )
+    .await?;
+    if balancers.is_empty() {
+        return Ok(ready);
+    }
+    // Undo the drain (a no-op where it did not take); a failure shows in the wait below.
+    let _ = set_backend_state(pool, balancers, host, ServerState::Ready).await;
+    let back = verify::haproxy_backend_state(
+        pool,
+        balancers,
+        ports::HAPROXY_STATS,
+        host,
+        "UP",
+        APISERVER_BACK,
+    )
+    .await?;
+    Ok(format!("{ready}; {back}"))
 }
 
 #[cfg(test)]
