@@ -142,6 +142,9 @@ pub struct BinaryRow {
     pub path: &'static str,
     pub mode: u32,
     pub on_change: OnChange,
+    /// Uploaded when the bundle has it, left out otherwise (a tool that only some versions
+    /// ship).
+    pub optional: bool,
 }
 
 /// When a unit is (re)started.
@@ -236,6 +239,10 @@ pub struct Component {
     /// gated files and units are left out and the run says so.
     pub bundle_gate: &'static [&'static str],
     pub on_reset: OnReset,
+    /// It acts on the cluster's state in etcd (the apiserver serves it, the controllers and
+    /// the scheduler act on what it serves): a snapshot restore stops it on every host before
+    /// etcd's data is replaced and starts it again once the restored cluster is healthy.
+    pub stopped_for_restore: bool,
     /// How its restarts and reloads go when it already serves the cluster (`None`: on every
     /// host at once, which costs nothing).
     pub rolling: Option<Rolling>,
@@ -442,6 +449,21 @@ pub fn units_running_on(inv: &Inventory, host: &Host, bundle: &Bundle) -> Vec<&'
         }
     }
     out
+}
+
+/// What a snapshot restore stops on `host` before etcd's data is replaced (and starts after):
+/// the units, and the static pod manifests moved out of the kubelet's sight, in table order.
+pub fn stopped_for_restore(inv: &Inventory, host: &Host) -> (Vec<&'static str>, Vec<&'static str>) {
+    let mut units = Vec::new();
+    let mut manifests = Vec::new();
+    for c in on_host(inv, host).filter(|c| c.stopped_for_restore) {
+        if c.static_pod {
+            manifests.extend(c.files.iter().map(|f| f.path));
+        } else {
+            units.extend(c.units.iter().map(|u| u.name));
+        }
+    }
+    (units, manifests)
 }
 
 /// The files `host` receives (gated ones included: `kinit render` shows what a full bundle

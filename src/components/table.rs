@@ -131,6 +131,7 @@ const fn control_plane_binary(file: &'static str, path: &'static str) -> BinaryR
         path,
         mode: 0o755,
         on_change: Restart(file),
+        optional: false,
     }
 }
 
@@ -185,12 +186,23 @@ pub const TABLE: &[Component] = &[
                 path: paths::ETCD_BINARY,
                 mode: 0o755,
                 on_change: Restart("etcd"),
+                optional: false,
             },
             BinaryRow {
                 file: "etcdctl",
                 path: "/usr/local/bin/etcdctl",
                 mode: 0o755,
                 on_change: Nothing,
+                optional: false,
+            },
+            // etcd 3.6 restores snapshots with etcdutl only (etcdctl 3.4 still can; 3.4 has
+            // no etcdutl).
+            BinaryRow {
+                file: "etcdutl",
+                path: "/usr/local/bin/etcdutl",
+                mode: 0o755,
+                on_change: Nothing,
+                optional: true,
             },
         ],
         files: &[
@@ -218,6 +230,7 @@ pub const TABLE: &[Component] = &[
         ports: ETCD_PORTS,
         bundle_gate: &[],
         on_reset: Remove,
+        stopped_for_restore: false,
         rolling: Some(Rolling {
             healthy: Healthy::EtcdMember,
             last: GoesLast::EtcdLeader,
@@ -242,6 +255,7 @@ pub const TABLE: &[Component] = &[
         ports: ETCD_PORTS,
         bundle_gate: &[],
         on_reset: Remove,
+        stopped_for_restore: false,
         rolling: Some(Rolling {
             healthy: Healthy::PhaseWaits,
             last: GoesLast::EtcdLeader,
@@ -287,6 +301,7 @@ pub const TABLE: &[Component] = &[
         bundle_gate: &[],
         // The timer, service and script go; the snapshots taken stay (reset says where).
         on_reset: Remove,
+        stopped_for_restore: false,
         rolling: None,
     },
     Component {
@@ -320,6 +335,7 @@ pub const TABLE: &[Component] = &[
         ports: &[APISERVER_PORT, CONTROLLER_MANAGER_PORT, SCHEDULER_PORT],
         bundle_gate: &[],
         on_reset: Remove,
+        stopped_for_restore: true,
         rolling: Some(Rolling {
             healthy: Healthy::PhaseWaits,
             last: GoesLast::None,
@@ -342,6 +358,7 @@ pub const TABLE: &[Component] = &[
                 path: paths::KUBECTL_BINARY,
                 mode: 0o755,
                 on_change: Nothing,
+                optional: false,
             },
         ],
         files: &[control_plane_unit(
@@ -355,6 +372,7 @@ pub const TABLE: &[Component] = &[
         ports: &[APISERVER_PORT],
         bundle_gate: &[],
         on_reset: Remove,
+        stopped_for_restore: true,
         // Drained by every haproxy before it stops (it fails /readyz for its shutdown delay
         // while still serving), back in rotation only once /readyz passes; the VIP holder last.
         rolling: Some(Rolling {
@@ -385,6 +403,7 @@ pub const TABLE: &[Component] = &[
         ports: &[CONTROLLER_MANAGER_PORT],
         bundle_gate: &[],
         on_reset: Remove,
+        stopped_for_restore: true,
         // Leader-elected: one host at a time keeps a standby ready to take the lease.
         rolling: Some(Rolling {
             healthy: Healthy::PhaseWaits,
@@ -414,6 +433,7 @@ pub const TABLE: &[Component] = &[
         ports: &[SCHEDULER_PORT],
         bundle_gate: &[],
         on_reset: Remove,
+        stopped_for_restore: true,
         rolling: Some(Rolling {
             healthy: Healthy::PhaseWaits,
             last: GoesLast::None,
@@ -452,6 +472,7 @@ pub const TABLE: &[Component] = &[
         ],
         bundle_gate: &[],
         on_reset: Remove,
+        stopped_for_restore: false,
         rolling: Some(Rolling {
             healthy: Healthy::Port(PortNumber::Frontend),
             last: GoesLast::None,
@@ -489,6 +510,7 @@ pub const TABLE: &[Component] = &[
         ports: &[],
         bundle_gate: &[],
         on_reset: Remove,
+        stopped_for_restore: false,
         rolling: Some(Rolling {
             healthy: Healthy::Vip,
             last: GoesLast::VipHolder,
@@ -507,6 +529,7 @@ pub const TABLE: &[Component] = &[
             path: paths::KUBELET_BINARY,
             mode: 0o755,
             on_change: Restart("kubelet"),
+            optional: false,
         }],
         files: &[
             FileRow {
@@ -543,6 +566,7 @@ pub const TABLE: &[Component] = &[
         // The kubelet needs a container runtime; kinit starts it only when the bundle carries both.
         bundle_gate: &["kubelet", "containerd"],
         on_reset: Remove,
+        stopped_for_restore: false,
         rolling: None,
     },
     Component {
@@ -584,6 +608,7 @@ pub const TABLE: &[Component] = &[
         ports: &[],
         bundle_gate: &[],
         on_reset: Remove,
+        stopped_for_restore: false,
         rolling: None,
     },
     Component {
@@ -607,6 +632,7 @@ pub const TABLE: &[Component] = &[
         bundle_gate: &[],
         // The host keeps its time sync after leaving the cluster (a host without it drifts).
         on_reset: Keep("time sync stays: chrony keeps running with its configuration"),
+        stopped_for_restore: false,
         rolling: None,
     },
 ];

@@ -81,3 +81,52 @@ fn what_other_hosts_depend_on_rolls() {
     assert_eq!(last(ComponentId::EtcdStaticPod), Some(GoesLast::EtcdLeader));
     assert_eq!(last(ComponentId::Keepalived), Some(GoesLast::VipHolder));
 }
+
+#[test]
+fn a_restore_stops_the_control_plane_in_either_mode_and_nothing_else() {
+    use crate::config::template::{InitShape, render};
+    let text = render(InitShape {
+        topology: crate::config::Topology::Stacked,
+        control_planes: 3,
+        workers: 1,
+        etcd_hosts: 3,
+    })
+    .unwrap();
+    let (cfg, report) = crate::config::check(std::path::Path::new("c.yaml"), text);
+    assert!(!report.has_errors(), "{report:?}");
+    let mut inv =
+        Inventory::from_config(&cfg.unwrap(), std::path::Path::new("/tmp"), None).unwrap();
+    let cp = inv.control_plane().next().unwrap().clone();
+    let worker = inv
+        .hosts
+        .iter()
+        .find(|h| !h.has(Role::ControlPlane) && !h.has(Role::Etcd))
+        .unwrap()
+        .clone();
+
+    inv.control_plane_mode = ControlPlaneMode::Systemd;
+    assert_eq!(
+        stopped_for_restore(&inv, &cp),
+        (
+            vec![
+                "kube-apiserver",
+                "kube-controller-manager",
+                "kube-scheduler"
+            ],
+            vec![]
+        )
+    );
+    inv.control_plane_mode = ControlPlaneMode::StaticPod;
+    let (units, manifests) = stopped_for_restore(&inv, &cp);
+    assert!(units.is_empty(), "{units:?}");
+    assert_eq!(
+        manifests,
+        [
+            crate::host_paths::KUBE_APISERVER_MANIFEST,
+            crate::host_paths::KUBE_CONTROLLER_MANAGER_MANIFEST,
+            crate::host_paths::KUBE_SCHEDULER_MANIFEST,
+        ]
+    );
+    // A worker runs none of it (its kubelet, haproxy and keepalived elsewhere keep running).
+    assert_eq!(stopped_for_restore(&inv, &worker), (vec![], vec![]));
+}

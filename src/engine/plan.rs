@@ -198,7 +198,12 @@ pub fn for_host(
                 reason: not_in_bundle(inp.bundle, &lacking),
             });
         } else {
-            for b in c.binaries {
+            let present: Vec<_> = c
+                .binaries
+                .iter()
+                .filter(|b| !b.optional || inp.bundle.has(b.file))
+                .collect();
+            for b in present {
                 let art = inp.bundle.verify(&phase.name, b.file)?;
                 steps.push(Step::Put {
                     kind: PutKind::Binary(b.file),

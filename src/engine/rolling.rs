@@ -21,7 +21,7 @@ use crate::components::{self, ComponentId, GoesLast, Healthy, Rolling, UnitRow};
 use crate::etcd::{self, ClientTls};
 use crate::lifecycle::restart_order::{self, QuorumRefusal};
 
-mod apiserver;
+pub mod apiserver;
 mod etcd_guard;
 
 /// One etcd request.

@@ -211,7 +211,12 @@ impl Engine {
         for phase in &phases {
             for c in phase_components(phase) {
                 if !c.hosts(&self.inventory).is_empty() && c.lacking(&bundle).is_empty() {
-                    for b in c.binaries {
+                    let present: Vec<_> = c
+                        .binaries
+                        .iter()
+                        .filter(|b| !b.optional || bundle.has(b.file))
+                        .collect();
+                    for b in present {
                         bundle.verify(&phase.name, b.file)?;
                     }
                 }

@@ -23,6 +23,8 @@ pub const KUBERNETES_BINARIES: &[&str] = &[
     "kube-controller-manager",
     "kube-scheduler",
     "kubectl",
+    // etcd 3.6 restores snapshots with etcdutl alone.
+    "etcdutl",
 ];
 
 /// Where `hack/build-upstream.sh` puts its binaries by default (README, `.ci/run`).

@@ -17,12 +17,13 @@ use super::remove_plan::{self, MemberRemoval, MemberView, RemovalRefused};
 use super::reset::{self, ResetReport, ResetSettings};
 use super::reset_plan;
 use crate::components::{self, ComponentId, OnChange};
-use crate::config::{Role, Topology};
+use crate::config::{ControlPlaneMode, Role, Topology};
 use crate::engine::event::Quiet;
 use crate::engine::host_job::HostJob;
 use crate::engine::host_ops::{SshHost, run_script};
 use crate::engine::outcome::StepOutcome;
 use crate::engine::plan::{Content, PendingNote, PutFile, PutKind, Step};
+use crate::engine::rolling::apiserver;
 use crate::etcd::{self, ClientTls};
 use crate::host_paths;
 use crate::inventory::{Host, Inventory};
@@ -135,6 +136,10 @@ pub struct HostUpdate {
 pub struct RemoveReport {
     pub dry_run: bool,
     pub plan: RemovePlan,
+    /// Per removed control plane, how its apiserver left the load balancer before anything
+    /// stopped: drained from every haproxy, or why not (haproxy's health check then takes it
+    /// out once it stops answering).
+    pub drained: Vec<String>,
     /// The member IDs removed (hex).
     pub removed_members: Vec<String>,
     pub reset: Option<ResetReport>,
@@ -196,7 +201,11 @@ pub fn files_to_update(inv: &Inventory) -> Vec<&'static str> {
         .map(|f| f.path)
         .collect();
     if inv.topology == Topology::External {
-        files.push(host_paths::KUBE_APISERVER_MANIFEST);
+        // Where the apiserver's flags are: its static pod's manifest, or its unit file.
+        files.push(match inv.control_plane_mode {
+            ControlPlaneMode::StaticPod => host_paths::KUBE_APISERVER_MANIFEST,
+            ControlPlaneMode::Systemd => host_paths::KUBE_APISERVER_UNIT,
+        });
     }
     files
 }
@@ -414,6 +423,11 @@ pub async fn run(
     }
     let going: BTreeSet<String> = plan.hosts.iter().cloned().collect();
     let rest = without(inv, &going);
+    let drained = if settings.dry_run {
+        Vec::new()
+    } else {
+        drain_apiservers(inv, &plan, targets, &pool, settings.unreachable).await
+    };
     let mut removed_members = Vec::new();
     if let (Some(r), Some(tls), false) = (&plan.etcd, tls, settings.dry_run) {
         let live: Vec<LiveMember> = r
@@ -492,10 +506,53 @@ pub async fn run(
         dry_run: settings.dry_run,
         delete_from_config: plan.hosts.clone(),
         plan,
+        drained,
         removed_members,
         reset,
         updates,
     })
+}
+
+/// How long the requests a drained apiserver still serves get to finish before its etcd
+/// member leaves and its host is reset.
+const DRAIN_GRACE: Duration = Duration::from_secs(2);
+
+/// Before a removed control plane's etcd member leaves (its apiserver reads that member) and
+/// its host is reset: every haproxy stops sending its apiserver new requests, and those in
+/// flight get [`DRAIN_GRACE`] to finish. A host gone for good is not asked.
+async fn drain_apiservers(
+    inv: &Inventory,
+    plan: &RemovePlan,
+    targets: &BTreeMap<String, HostTarget>,
+    pool: &Arc<Pool>,
+    unreachable: bool,
+) -> Vec<String> {
+    let balancers: Vec<(String, HostTarget)> = components::component(ComponentId::Haproxy)
+        .hosts(inv)
+        .into_iter()
+        .filter(|h| !(unreachable && plan.hosts.contains(&h.name)))
+        .filter_map(|h| Some((h.name.clone(), targets.get(&h.name)?.clone())))
+        .collect();
+    let apiservers: Vec<&String> = plan
+        .hosts
+        .iter()
+        .filter(|h| inv.host(h).is_some_and(|h| h.has(Role::ControlPlane)))
+        .collect();
+    if balancers.is_empty() || apiservers.is_empty() {
+        return Vec::new();
+    }
+    let mut notes = Vec::new();
+    for host in apiservers {
+        notes.push(match apiserver::drain(pool, &balancers, host).await {
+            Ok(()) => format!("{host}: its apiserver was drained from every haproxy"),
+            Err(e) => format!(
+                "{host}: its apiserver could not be drained through haproxy's runtime API ({e}); \
+                 haproxy's /readyz check takes it out once it stops answering"
+            ),
+        });
+    }
+    tokio::time::sleep(DRAIN_GRACE).await;
+    notes
 }
 
 /// haproxy and keepalived must be running again after a reload before the next host goes.
@@ -513,7 +570,7 @@ async fn update_host(
     host: &Host,
     paths: &[&'static str],
     targets: &BTreeMap<String, HostTarget>,
-    pool: &Pool,
+    pool: &Arc<Pool>,
     templates: &Templates,
     settings: &RemoveSettings,
 ) -> Result<HostUpdate, RemoveError> {
@@ -538,11 +595,24 @@ async fn update_host(
             },
         })
         .collect();
-    let units: Vec<_> = [ComponentId::Haproxy, ComponentId::Keepalived]
+    let mut units: Vec<_> = [ComponentId::Haproxy, ComponentId::Keepalived]
         .into_iter()
         .map(components::component)
         .filter(|c| c.runs_on(rest, host))
         .flat_map(|c| c.units.iter().copied())
+        .collect();
+    // The apiserver as a unit whose flags name the etcd members (external etcd): restarted when
+    // they changed, drained from every haproxy before and back in rotation once ready.
+    let apiserver = components::component(ComponentId::KubeApiserver);
+    let restarts_apiserver =
+        apiserver.runs_on(rest, host) && apiserver.files.iter().any(|f| paths.contains(&f.path));
+    if restarts_apiserver {
+        units.extend(apiserver.units.iter().copied());
+    }
+    let balancers: Vec<(String, HostTarget)> = components::component(ComponentId::Haproxy)
+        .hosts(rest)
+        .into_iter()
+        .filter_map(|h| Some((h.name.clone(), targets.get(&h.name)?.clone())))
         .collect();
     let mut update = HostUpdate {
         host: host.name.clone(),
@@ -566,6 +636,10 @@ async fn update_host(
         files,
     }];
     steps.extend(units.iter().copied().map(Step::Unit));
+    if restarts_apiserver && !settings.dry_run {
+        // A failed drain leaves haproxy's /readyz check to take it out while it shuts down.
+        let _ = apiserver::drain(pool, &balancers, &host.name).await;
+    }
     let job = HostJob {
         phase: "remove".into(),
         host: host.name.clone(),
@@ -606,6 +680,18 @@ async fn update_host(
             Ok(out) if out.success() => {}
             Ok(out) => update.error = Some(format!("after the reload: {}", out.stderr_text())),
             Err(e) => update.error = Some(e.to_string()),
+        }
+    }
+    if restarts_apiserver && !settings.dry_run && update.error.is_none() {
+        let ca_path = rest.pki_dir.join("ca.crt");
+        let back = match std::fs::read(&ca_path) {
+            Ok(ca) => apiserver::back(pool, &balancers, &ca, &host.name, host.address)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(format!("reading the cluster CA {}: {e}", ca_path.display())),
+        };
+        if let Err(e) = back {
+            update.error = Some(format!("kube-apiserver not back: {e}"));
         }
     }
     Ok(update)

@@ -86,8 +86,8 @@ fn state_dirs(inv: &Inventory, host: &Host) -> Vec<StateDir> {
         StateDir {
             path: host_paths::MANIFESTS_ASIDE_DIR,
             kinit_names: with_leftovers(
-                crate::lifecycle::snapshot::restore::ASIDE_MANIFESTS
-                    .iter()
+                crate::lifecycle::snapshot::restore::aside_manifests()
+                    .into_iter()
                     .filter_map(|m| Path::new(m).file_name()?.to_str().map(str::to_string))
                     .collect(),
             ),

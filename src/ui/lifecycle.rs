@@ -184,6 +184,12 @@ pub fn restored_text(r: &RestoreReport) -> String {
             "  control-plane manifests were held in {m} and are back"
         );
     }
+    for u in &r.units_restarted {
+        let _ = writeln!(
+            out,
+            "  control-plane units stopped for the restore and started again: {u}"
+        );
+    }
     for k in &r.kept_aside {
         let _ = writeln!(out, "  kept: {k}");
     }

@@ -61,6 +61,9 @@ pub fn plan_text(p: &RemovePlan) -> String {
 
 pub fn report_text(r: &RemoveReport, config: &str) -> String {
     let mut out = String::new();
+    for d in &r.drained {
+        let _ = writeln!(out, "haproxy: {d}");
+    }
     if r.dry_run {
         out.push_str(&plan_text(&r.plan));
     } else if let Some(e) = &r.plan.etcd {

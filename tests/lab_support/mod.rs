@@ -312,3 +312,43 @@ pub fn etcd_all_healthy(lab: &Lab, eps: &[String]) -> Result<(), String> {
         Err(text(&out))
     }
 }
+
+impl Lab {
+    /// `kinit kubeconfig` into the lab's dir: the admin kubeconfig (through the VIP).
+    pub fn admin_kubeconfig(&self) -> PathBuf {
+        let path = self.dir().join("admin.kubeconfig");
+        let _ = std::fs::remove_file(&path);
+        let out = self.kinit(&["kubeconfig", path.to_str().unwrap()]);
+        assert!(out.status.success(), "kubeconfig: {}", text(&out));
+        path
+    }
+
+    /// The bundle's kubectl with `kubeconfig`: (success, stdout, all output).
+    pub fn kubectl(&self, kubeconfig: &Path, args: &[&str]) -> (bool, String, String) {
+        let out = output_within(
+            Command::new(upstream_bin().join("kubectl"))
+                .arg("--kubeconfig")
+                .arg(kubeconfig)
+                .arg("--request-timeout=10s")
+                .args(args),
+            COMMAND_LIMIT,
+        );
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+            text(&out),
+        )
+    }
+
+    /// `kubectl ARGS` that must succeed: its stdout.
+    pub fn kubectl_ok(&self, kubeconfig: &Path, args: &[&str]) -> String {
+        let (ok, stdout, all) = self.kubectl(kubeconfig, args);
+        assert!(ok, "kubectl {args:?}: {all}");
+        stdout
+    }
+
+    /// One property of a unit on a node (`systemctl show -P`).
+    pub fn unit_property(&self, node: &str, unit: &str, property: &str) -> String {
+        self.on(node, &format!("systemctl show -P {property} {unit}"))
+    }
+}

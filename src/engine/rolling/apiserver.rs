@@ -9,6 +9,7 @@
 //! shutdown delay, and the run says so.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::super::playbook::Phase;
@@ -17,6 +18,7 @@ use super::super::verify::{self, WaitError};
 use crate::components::ComponentId;
 use crate::host_paths;
 use crate::inventory::ports;
+use crate::ssh::{HostTarget, Pool};
 
 /// How long a restarted apiserver may take to be ready and back in every haproxy.
 const APISERVER_BACK: Duration = Duration::from_secs(180);
@@ -42,60 +44,84 @@ pub fn set_server_state(server: &str, state: ServerState) -> String {
     format!("set server apiserver/{server} state {state}\n")
 }
 
-impl Engine {
-    /// Tell every haproxy to put `host`'s apiserver in `state`. Errors are returned as text
-    /// (the caller decides whether the roll can go on without it).
-    async fn set_backend_state(&self, host: &str, state: ServerState) -> Result<(), String> {
-        let command = set_server_state(host, state);
-        let mut failed = Vec::new();
-        for (name, target) in self.targets_of(ComponentId::Haproxy) {
-            let answer = match self.pool.get(&target).await {
-                Ok(session) => session
-                    .unix_socket_exchange(
-                        host_paths::HAPROXY_ADMIN_SOCKET,
-                        command.as_bytes(),
-                        ADMIN_COMMAND,
-                    )
-                    .await
-                    .map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
-            match answer {
-                // haproxy answers a command it carried out with nothing but a blank line.
-                Ok(text) if String::from_utf8_lossy(&text).trim().is_empty() => {}
-                Ok(text) => failed.push(format!(
-                    "{name}: haproxy said {:?}",
-                    String::from_utf8_lossy(&text).trim()
-                )),
-                Err(e) => failed.push(format!("{name}: {e}")),
-            }
-        }
-        if failed.is_empty() {
-            Ok(())
-        } else {
-            Err(failed.join("; "))
+/// Some haproxy did not take a runtime API command, or did not show the state it asked for.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .failures.join("; "))]
+pub struct BackendStateError {
+    /// One entry per haproxy host: `cp1: haproxy said ...`.
+    pub failures: Vec<String>,
+}
+
+/// Tell every haproxy of `balancers` to put `host`'s apiserver in `state` (the caller decides
+/// whether to go on without it).
+pub async fn set_backend_state(
+    pool: &Pool,
+    balancers: &[(String, HostTarget)],
+    host: &str,
+    state: ServerState,
+) -> Result<(), BackendStateError> {
+    let command = set_server_state(host, state);
+    let mut failed = Vec::new();
+    for (name, target) in balancers {
+        let answer = match pool.get(target).await {
+            Ok(session) => session
+                .unix_socket_exchange(
+                    host_paths::HAPROXY_ADMIN_SOCKET,
+                    command.as_bytes(),
+                    ADMIN_COMMAND,
+                )
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match answer {
+            // haproxy answers a command it carried out with nothing but a blank line.
+            Ok(text) if String::from_utf8_lossy(&text).trim().is_empty() => {}
+            Ok(text) => failed.push(format!(
+                "{name}: haproxy said {:?}",
+                String::from_utf8_lossy(&text).trim()
+            )),
+            Err(e) => failed.push(format!("{name}: {e}")),
         }
     }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(BackendStateError { failures: failed })
+    }
+}
 
+/// Every haproxy of `balancers` stops sending new requests to `host`'s apiserver (those in
+/// flight finish), and shows it drained.
+pub async fn drain(
+    pool: &Arc<Pool>,
+    balancers: &[(String, HostTarget)],
+    host: &str,
+) -> Result<(), BackendStateError> {
+    set_backend_state(pool, balancers, host, ServerState::Drain).await?;
+    verify::haproxy_backend_state(
+        pool,
+        balancers,
+        ports::HAPROXY_STATS,
+        host,
+        "DRAIN",
+        DRAINED,
+    )
+    .await
+    .map(|_| ())
+    .map_err(|e| BackendStateError {
+        failures: vec![e.to_string()],
+    })
+}
+
+impl Engine {
     /// Before `host`'s apiserver restarts: every haproxy stops sending it new requests.
     pub(super) async fn drain_apiserver(&self, phase: &Phase, host: &str) {
-        if self.targets_of(ComponentId::Haproxy).is_empty() {
+        let balancers = self.targets_of(ComponentId::Haproxy);
+        if balancers.is_empty() {
             return;
         }
-        let drained = match self.set_backend_state(host, ServerState::Drain).await {
-            Ok(()) => verify::haproxy_backend_state(
-                &self.pool,
-                &self.targets_of(ComponentId::Haproxy),
-                ports::HAPROXY_STATS,
-                host,
-                "DRAIN",
-                DRAINED,
-            )
-            .await
-            .map_err(|e| e.to_string()),
-            Err(e) => Err(e),
-        };
-        match drained {
+        match drain(&self.pool, &balancers, host).await {
             Ok(_) => self.note(
                 phase,
                 format!("{host}: drained from every haproxy before kube-apiserver restarts"),
@@ -120,31 +146,50 @@ impl Engine {
         let ca = std::fs::read(&ca_path).map_err(|e| {
             WaitError::Invalid(format!("reading the cluster CA {}: {e}", ca_path.display()))
         })?;
-        let ready = verify::https(
-            vec![(host.to_string(), address)],
-            ports::APISERVER,
-            "/readyz",
-            &ca,
-            APISERVER_BACK,
-        )
-        .await?;
-        let balancers = self.targets_of(ComponentId::Haproxy);
-        if balancers.is_empty() {
-            return Ok(ready);
-        }
-        // Undo the drain (a no-op where it did not take); a failure shows in the wait below.
-        let _ = self.set_backend_state(host, ServerState::Ready).await;
-        let back = verify::haproxy_backend_state(
+        back(
             &self.pool,
-            &balancers,
-            ports::HAPROXY_STATS,
+            &self.targets_of(ComponentId::Haproxy),
+            &ca,
             host,
-            "UP",
-            APISERVER_BACK,
+            address,
         )
-        .await?;
-        Ok(format!("{ready}; {back}"))
+        .await
     }
+}
+
+/// After `host`'s apiserver restarted (or was left as it was): its own `/readyz` passes
+/// (verified against `ca_pem`, from this machine), then every haproxy of `balancers` is told it
+/// is ready again and shows it UP.
+pub async fn back(
+    pool: &Arc<Pool>,
+    balancers: &[(String, HostTarget)],
+    ca_pem: &[u8],
+    host: &str,
+    address: IpAddr,
+) -> Result<String, WaitError> {
+    let ready = verify::https(
+        vec![(host.to_string(), address)],
+        ports::APISERVER,
+        "/readyz",
+        ca_pem,
+        APISERVER_BACK,
+    )
+    .await?;
+    if balancers.is_empty() {
+        return Ok(ready);
+    }
+    // Undo the drain (a no-op where it did not take); a failure shows in the wait below.
+    let _ = set_backend_state(pool, balancers, host, ServerState::Ready).await;
+    let back = verify::haproxy_backend_state(
+        pool,
+        balancers,
+        ports::HAPROXY_STATS,
+        host,
+        "UP",
+        APISERVER_BACK,
+    )
+    .await?;
+    Ok(format!("{ready}; {back}"))
 }
 
 #[cfg(test)]

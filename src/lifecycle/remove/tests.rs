@@ -61,6 +61,17 @@ fn the_files_updated_are_those_naming_other_hosts() {
             host_paths::KUBE_APISERVER_MANIFEST
         ]
     );
+    // As a systemd unit, the apiserver's flags are in its unit file.
+    let mut ext = ext;
+    ext.control_plane_mode = ControlPlaneMode::Systemd;
+    assert_eq!(
+        files_to_update(&ext),
+        [
+            host_paths::HAPROXY_CFG,
+            host_paths::KEEPALIVED_CONF,
+            host_paths::KUBE_APISERVER_UNIT
+        ]
+    );
 }
 
 #[test]

@@ -73,7 +73,11 @@ pub enum SnapshotError {
         data: crate::lifecycle::reset::ForeignData,
     },
     /// A restore that failed after it began changing hosts: where every host's old data is.
-    #[error("{error}; etcd's old data: {}", .old_data.join("; "))]
+    #[error(
+        "{error}; etcd's old data: {}; the control plane stays stopped (its units, or its \
+         manifests in the restore's waiting dir) until a restore finishes",
+        .old_data.join("; ")
+    )]
     HalfWay {
         error: Box<SnapshotError>,
         old_data: Vec<String>,

@@ -3,15 +3,18 @@
 //! 0. check, before anything changes: the restore tool is on every etcd host, each data dir
 //!    holds nothing but etcd's `member` (or is empty or absent), and whether it is a mount
 //!    point; then the new cluster token is kept in the PKI dir;
-//! 1. stop: control-plane static pod manifests moved aside (no apiserver writes to a
-//!    half-restored etcd), etcd stopped (its unit, or its manifest moved aside too);
+//! 1. stop: what the component table marks `stopped_for_restore` (the control plane: its
+//!    systemd units stopped, or its static pod manifests moved aside), so no apiserver writes to
+//!    a half-restored etcd and no controller acts on it; then etcd stopped (its unit, or its
+//!    manifest moved aside too);
 //! 2. restore: the snapshot uploaded into the 0700 scratch dir (checksum-verified), the data dir
 //!    moved aside (kept; of a mount point, its `member` only),
 //!    `etcdutl`/`etcdctl snapshot restore` with the member's own name and peer URL, the full
 //!    member list and a NEW cluster token, so no restored member can rejoin the old cluster;
 //! 3. start: etcd's config rendered with the new token, all members started together;
 //! 4. wait until every member is healthy in one new cluster under one leader;
-//! 5. the control-plane manifests put back (those kinit moved: nothing else in the dir).
+//! 5. the control plane back: the manifests put back (those kinit moved: nothing else in the
+//!    dir), the units started (each waits for its program to say it serves).
 //!
 //! A restore that fails after data dirs were moved says where each host's old data went.
 
@@ -24,6 +27,7 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use super::{HOST_WORK_DIR, SnapshotError, stderr_tail};
+use crate::components;
 use crate::config::{EtcdMode, Role};
 use crate::engine::host_ops::run_script;
 use crate::etcd::snapshot_file::SnapshotStatus;
@@ -67,16 +71,23 @@ pub struct RestoreReport {
     pub members: Vec<RestoredMember>,
     /// Where the control-plane manifests waited, per host (they are back now).
     pub manifests_moved: Vec<String>,
+    /// The control-plane units stopped during the restore and started again, per host
+    /// (`cp1: kube-apiserver, kube-controller-manager, kube-scheduler`).
+    pub units_restarted: Vec<String>,
     /// Hosts where the manifests' waiting dir held something kinit did not put there: left in
     /// place.
     pub kept_aside: Vec<String>,
     pub seconds: f64,
 }
 
-/// Step 1 on one host. Args: mode (systemd|static-pod), is-etcd (yes|no), aside dir, then the
-/// manifests to move. Prints `moved PATH` per manifest moved.
+/// Step 1 on one host. Args: mode (systemd|static-pod), is-etcd (yes|no), aside dir, the units
+/// to stop (space-separated, may be empty), then the manifests to move. Prints `moved PATH` per
+/// manifest moved. A unit that is not installed is not there to stop.
 const STOP: &str = r#"set -eu
-mode=$1; etcd=$2; aside=$3; shift 3
+mode=$1; etcd=$2; aside=$3; units=$4; shift 4
+for u in $units; do
+  if [ -n "$(systemctl show -P FragmentPath "$u" 2>/dev/null)" ]; then systemctl stop "$u"; fi
+done
 moved=no
 for m in "$@"; do
   if [ -f "$m" ]; then mkdir -p -m 0700 -- "$aside"; mv -f -- "$m" "$aside/"; echo "moved $m"; moved=yes; fi
@@ -91,14 +102,24 @@ if [ "$moved" = yes ] && systemctl is-active -q kubelet 2>/dev/null; then
   done
 fi"#;
 
+/// Which program restores a snapshot on this host: etcdutl, or an etcdctl that still has
+/// `snapshot restore` (3.4; 3.6's etcdctl only saves). Prints its name, or nothing.
+const RESTORE_TOOL: &str = r#"restore_tool() {
+  if command -v etcdutl >/dev/null 2>&1; then echo etcdutl
+  elif command -v etcdctl >/dev/null 2>&1 && ETCDCTL_API=3 etcdctl snapshot restore --help 2>&1 \
+      | grep -q 'snapshot restore -'; then echo etcdctl
+  fi
+}
+"#;
+
 /// Step 0 on one etcd host, changing nothing. Args: data dir, etcd's entry. Prints `tool NAME`
 /// and `mount yes|no`; refuses (exit 3, one `foreign NAME` line per name) a data dir holding
 /// anything but etcd's entry.
 const CHECK: &str = r#"set -u
 data=$1; entry=$2
-if command -v etcdutl >/dev/null 2>&1; then echo "tool etcdutl"
-elif command -v etcdctl >/dev/null 2>&1; then echo "tool etcdctl"
-else echo "neither etcdutl nor etcdctl is on this host (PATH=$PATH)" >&2; exit 4; fi
+tool=$(restore_tool)
+if [ -n "$tool" ]; then echo "tool $tool"
+else echo "neither etcdutl nor an etcdctl with snapshot restore is on this host (PATH=$PATH)" >&2; exit 4; fi
 if [ -d "$data" ]; then
   found=$(others "$data" "$entry")
   if [ -n "$found" ]; then
@@ -129,9 +150,10 @@ if [ -d "$data" ]; then
     exit 3
   fi
 fi
-if command -v etcdutl >/dev/null 2>&1; then tool=etcdutl
-elif command -v etcdctl >/dev/null 2>&1; then tool=etcdctl
-else echo "neither etcdutl nor etcdctl is on this host (PATH=$PATH)" >&2; exit 4; fi
+tool=$(restore_tool)
+if [ -z "$tool" ]; then
+  echo "neither etcdutl nor an etcdctl with snapshot restore is on this host (PATH=$PATH)" >&2; exit 4
+fi
 if [ "$mount" = yes ]; then
   # The mount point stays: its member goes aside, and the snapshot is restored next to it (etcd
   # 3.4 restores only into a directory that does not exist yet), then moved in.
@@ -169,18 +191,33 @@ if [ -d "$aside" ]; then
   rmdir -- "$aside" 2>/dev/null || echo "kept $aside"
 fi"#;
 
-/// Every manifest a restore may hold aside (a subset per host, see [`manifests_to_move`]).
-pub const ASIDE_MANIFESTS: &[&str] = &[
-    host_paths::KUBE_APISERVER_MANIFEST,
-    host_paths::KUBE_CONTROLLER_MANAGER_MANIFEST,
-    host_paths::KUBE_SCHEDULER_MANIFEST,
-    host_paths::ETCD_MANIFEST,
-];
+/// Step 5 for the units: start those of step 1 that are installed, together (each start waits
+/// for its program to say it serves). Args: the units. Prints `started UNIT` per unit.
+const START_UNITS: &str = r#"set -eu
+there=
+for u in "$@"; do
+  if [ -n "$(systemctl show -P FragmentPath "$u" 2>/dev/null)" ]; then there="$there $u"; fi
+done
+if [ -n "$there" ]; then
+  systemctl start $there
+  for u in $there; do echo "started $u"; done
+fi"#;
 
-/// The file names of [`ASIDE_MANIFESTS`].
-fn aside_names() -> Vec<&'static str> {
-    ASIDE_MANIFESTS
+/// Every manifest a restore may hold aside (a subset per host, see [`manifests_to_move`]): the
+/// static pod files of the components the table stops for a restore, and etcd's.
+pub fn aside_manifests() -> Vec<&'static str> {
+    components::TABLE
         .iter()
+        .filter(|c| c.stopped_for_restore && c.static_pod)
+        .flat_map(|c| c.files.iter().map(|f| f.path))
+        .chain([host_paths::ETCD_MANIFEST])
+        .collect()
+}
+
+/// The file names of [`aside_manifests`].
+fn aside_names() -> Vec<&'static str> {
+    aside_manifests()
+        .into_iter()
         .filter_map(|m| m.rsplit_once('/').map(|(_, n)| n))
         .collect()
 }
@@ -227,14 +264,7 @@ fn half_way(
 
 /// The control-plane manifests (and etcd's, as a static pod) that must not run meanwhile.
 fn manifests_to_move(inv: &Inventory, host: &Host) -> Vec<&'static str> {
-    let mut out = Vec::new();
-    if host.has(Role::ControlPlane) {
-        out.extend([
-            host_paths::KUBE_APISERVER_MANIFEST,
-            host_paths::KUBE_CONTROLLER_MANAGER_MANIFEST,
-            host_paths::KUBE_SCHEDULER_MANIFEST,
-        ]);
-    }
+    let (_, mut out) = components::stopped_for_restore(inv, host);
     if host.has(Role::Etcd) && inv.etcd.mode == EtcdMode::StaticPod {
         out.push(host_paths::ETCD_MANIFEST);
     }
@@ -377,10 +407,12 @@ pub async fn restore(
         .iter()
         .map(|h| {
             let s = sessions[&h.name].clone();
+            let (units, _) = components::stopped_for_restore(inv, h);
             let words: Vec<String> = [
                 mode.to_string(),
                 if h.has(Role::Etcd) { "yes" } else { "no" }.to_string(),
                 aside_manifests.clone(),
+                units.join(" "),
             ]
             .into_iter()
             .chain(manifests_to_move(inv, h).into_iter().map(str::to_string))
@@ -411,7 +443,7 @@ pub async fn restore(
     // 2. restore
     let sha = status.sha256.clone();
     let initial_cluster = inv.etcd_initial_cluster();
-    let restore_text = format!("{DIR_FUNCTIONS}{RESTORE}");
+    let restore_text = format!("{DIR_FUNCTIONS}{RESTORE_TOOL}{RESTORE}");
     let jobs: Vec<_> = etcd_hosts
         .iter()
         .map(|h| {
@@ -600,6 +632,42 @@ pub async fn restore(
             ))
         })
         .collect();
+    let jobs: Vec<_> = involved
+        .iter()
+        .filter_map(|h| {
+            let (units, _) = components::stopped_for_restore(inv, h);
+            let units: Vec<String> = units.into_iter().map(str::to_string).collect();
+            (!units.is_empty()).then(|| {
+                (
+                    h.name.clone(),
+                    (sessions[&h.name].clone(), h.name.clone(), units),
+                )
+            })
+        })
+        .collect();
+    let started_units = all_ok(
+        fanout::run(
+            jobs,
+            settings.concurrency,
+            cancel,
+            |(s, host, units): (Arc<Session>, String, Vec<String>)| async move {
+                let args: Vec<&str> = units.iter().map(String::as_str).collect();
+                script(&s, &host, "start the control plane", START_UNITS, &args).await
+            },
+        )
+        .await,
+    )
+    .map_err(|e| half_way(e, &data_dir, &old))?;
+    let units_restarted: Vec<String> = started_units
+        .iter()
+        .filter_map(|(h, out)| {
+            let units: Vec<&str> = out
+                .lines()
+                .filter_map(|l| l.strip_prefix("started "))
+                .collect();
+            (!units.is_empty()).then(|| format!("{h}: {}", units.join(", ")))
+        })
+        .collect();
 
     let members = etcd_hosts
         .iter()
@@ -621,6 +689,7 @@ pub async fn restore(
         cluster_id: format!("{cluster_id:x}"),
         members,
         manifests_moved,
+        units_restarted,
         kept_aside,
         seconds: started.elapsed().as_secs_f64(),
     })
@@ -635,7 +704,7 @@ async fn check_hosts(
     settings: &RestoreSettings,
     cancel: &CancellationToken,
 ) -> Result<BTreeMap<String, bool>, SnapshotError> {
-    let text = format!("{DIR_FUNCTIONS}{CHECK}");
+    let text = format!("{DIR_FUNCTIONS}{RESTORE_TOOL}{CHECK}");
     let jobs: Vec<_> = etcd_hosts
         .iter()
         .map(|h| {
@@ -835,7 +904,7 @@ mod tests {
     fn bin(tool: bool) -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
         for t in [
-            "tr", "head", "readlink", "awk", "stat", "mkdir", "mv", "chmod", "rmdir", "rm",
+            "tr", "head", "readlink", "awk", "stat", "mkdir", "mv", "chmod", "rmdir", "rm", "grep",
         ] {
             let found = ["/usr/bin", "/bin"]
                 .iter()
@@ -861,7 +930,7 @@ mod tests {
     fn run(text: &str, bin: &Path, args: &[&str]) -> std::process::Output {
         std::process::Command::new("/bin/sh")
             .arg("-c")
-            .arg(format!("{DIR_FUNCTIONS}{text}"))
+            .arg(format!("{DIR_FUNCTIONS}{RESTORE_TOOL}{text}"))
             .arg("kinit")
             .args(args)
             .env("PATH", bin)
@@ -902,7 +971,30 @@ mod tests {
         std::fs::remove_file(data.join("backup.tar")).unwrap();
         let out = run(CHECK, bin(false).path(), &[d, "member"]);
         assert_eq!(out.status.code(), Some(4));
-        assert!(String::from_utf8_lossy(&out.stderr).contains("neither etcdutl nor etcdctl"));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("neither etcdutl nor an etcdctl"));
+    }
+
+    #[test]
+    fn an_etcdctl_that_cannot_restore_is_no_restore_tool() {
+        let root = tempfile::tempdir().unwrap();
+        let d = root.path().join("etcd");
+        let tools = bin(false);
+        for (usage, found) in [
+            // 3.6: `snapshot restore` is gone; the group's usage is all it prints.
+            ("NAME:\n  snapshot - Manages etcd node snapshots", false),
+            (
+                "NAME:\n\tsnapshot restore - Restores an etcd member snapshot",
+                true,
+            ),
+        ] {
+            let fake = tools.path().join("etcdctl");
+            std::fs::write(&fake, format!("#!/bin/sh\nprintf '{usage}\\n'\n")).unwrap();
+            std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+            let out = run(CHECK, tools.path(), &[d.to_str().unwrap(), "member"]);
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert_eq!(out.status.success(), found, "{usage}: {stdout}");
+            assert_eq!(stdout.contains("tool etcdctl"), found, "{usage}: {stdout}");
+        }
     }
 
     fn restore_here(mount: &str, extra: Option<&str>) -> (tempfile::TempDir, std::process::Output) {
