@@ -119,6 +119,28 @@ pub fn private_temp_dir(parent: &Path, prefix: &str) -> io::Result<std::path::Pa
     )))
 }
 
+/// The sha256 of a file's content in lowercase hex, read in 1 MiB pieces (binaries of 100 MB
+/// are never held in memory whole).
+pub fn sha256_file(path: &Path) -> io::Result<String> {
+    use std::io::Read;
+    let mut f = fs::File::open(path)?;
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        ctx.update(&buf[..n]);
+    }
+    Ok(ctx
+        .finish()
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,26 +179,4 @@ mod tests {
         );
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
-}
-
-/// The sha256 of a file's content in lowercase hex, read in 1 MiB pieces (binaries of 100 MB
-/// are never held in memory whole).
-pub fn sha256_file(path: &Path) -> io::Result<String> {
-    use std::io::Read;
-    let mut f = fs::File::open(path)?;
-    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        ctx.update(&buf[..n]);
-    }
-    Ok(ctx
-        .finish()
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
 }

@@ -147,7 +147,10 @@ fn a_real_control_plane_serves_through_the_vip_fails_over_and_rolls_without_a_fa
     let report = lab.wait_healthy(&config);
     let shown = text(&lab.kinit(&["status"]));
     assert!(shown.contains("cluster kcp: HEALTHY"), "{shown}");
-    assert!(shown.contains("lease kube-scheduler: held by cp"), "{shown}");
+    assert!(
+        shown.contains("lease kube-scheduler: held by cp"),
+        "{shown}"
+    );
     let (ready, leases) = control_plane(&report);
     assert_eq!(ready, ["cp1", "cp2", "cp3"], "{report:#}");
     for (name, holder) in &leases {

@@ -134,6 +134,8 @@ pub struct ControlPlaneSpec {
     pub mode: ControlPlaneMode,
 }
 
+// choice_enum! defines the enum, so `#[default]` cannot be put on its variant.
+#[allow(clippy::derivable_impls)]
 impl Default for ControlPlaneMode {
     fn default() -> Self {
         ControlPlaneMode::StaticPod

@@ -168,6 +168,60 @@ pub fn pki(
     Ok((token, message))
 }
 
+/// How long the API may take to answer the RBAC step's requests.
+const API_REQUEST: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Bind admin.conf's group (`kubeadm:cluster-admins`) to cluster-admin with super-admin.conf's
+/// credentials, through the endpoint, else any control-plane host's apiserver. Nothing to do
+/// where nothing can serve the API yet: static pods without a kubelet to run them.
+pub async fn cluster_admins(
+    inv: &Inventory,
+    bundle: &crate::bundle::Bundle,
+    opts: &RunOptions,
+) -> Result<String, OperatorError> {
+    use crate::components::{self, ComponentId};
+    use crate::kube::{ApiClient, CLUSTER_ADMINS_GROUP, rbac};
+    let group = CLUSTER_ADMINS_GROUP;
+    if inv.control_plane_mode == crate::config::ControlPlaneMode::StaticPod {
+        let lacking = components::component(ComponentId::Kubelet).lacking(bundle);
+        if !lacking.is_empty() {
+            return Ok(format!(
+                "skipped: no kubelet runs the control-plane static pods (the bundle lacks {}), so no \
+                 apiserver serves to bind {group} to cluster-admin",
+                lacking.join(", ")
+            ));
+        }
+    }
+    if opts.dry_run {
+        return Ok(format!(
+            "would bind the group {group} (admin.conf's) to cluster-admin with super-admin.conf, if missing"
+        ));
+    }
+    let client = ApiClient::from_pki_kubeconfig(&inv.pki_dir, "super-admin.conf")?;
+    let mut servers = vec![client.server().to_string()];
+    servers.extend(inv.control_plane().map(|h| {
+        format!(
+            "https://{}",
+            std::net::SocketAddr::new(h.address, crate::inventory::ports::APISERVER)
+        )
+    }));
+    let mut last = None;
+    for server in &servers {
+        match rbac::ensure_cluster_admins(&client.at(server), API_REQUEST).await {
+            Ok(rbac::Ensured::Created) => {
+                return Ok(format!(
+                    "bound the group {group} (admin.conf's) to cluster-admin, through {server}"
+                ));
+            }
+            Ok(rbac::Ensured::AlreadyThere) => {
+                return Ok(format!("{group} is bound to cluster-admin already"));
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.expect("at least the endpoint was tried").into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,58 +280,4 @@ mod tests {
         drop(ws);
         assert!(!dir.exists(), "removed when the run ends");
     }
-}
-
-/// How long the API may take to answer the RBAC step's requests.
-const API_REQUEST: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Bind admin.conf's group (`kubeadm:cluster-admins`) to cluster-admin with super-admin.conf's
-/// credentials, through the endpoint, else any control-plane host's apiserver. Nothing to do
-/// where nothing can serve the API yet: static pods without a kubelet to run them.
-pub async fn cluster_admins(
-    inv: &Inventory,
-    bundle: &crate::bundle::Bundle,
-    opts: &RunOptions,
-) -> Result<String, OperatorError> {
-    use crate::components::{self, ComponentId};
-    use crate::kube::{ApiClient, CLUSTER_ADMINS_GROUP, rbac};
-    let group = CLUSTER_ADMINS_GROUP;
-    if inv.control_plane_mode == crate::config::ControlPlaneMode::StaticPod {
-        let lacking = components::component(ComponentId::Kubelet).lacking(bundle);
-        if !lacking.is_empty() {
-            return Ok(format!(
-                "skipped: no kubelet runs the control-plane static pods (the bundle lacks {}), so no \
-                 apiserver serves to bind {group} to cluster-admin",
-                lacking.join(", ")
-            ));
-        }
-    }
-    if opts.dry_run {
-        return Ok(format!(
-            "would bind the group {group} (admin.conf's) to cluster-admin with super-admin.conf, if missing"
-        ));
-    }
-    let client = ApiClient::from_pki_kubeconfig(&inv.pki_dir, "super-admin.conf")?;
-    let mut servers = vec![client.server().to_string()];
-    servers.extend(inv.control_plane().map(|h| {
-        format!(
-            "https://{}",
-            std::net::SocketAddr::new(h.address, crate::inventory::ports::APISERVER)
-        )
-    }));
-    let mut last = None;
-    for server in &servers {
-        match rbac::ensure_cluster_admins(&client.at(server), API_REQUEST).await {
-            Ok(rbac::Ensured::Created) => {
-                return Ok(format!(
-                    "bound the group {group} (admin.conf's) to cluster-admin, through {server}"
-                ));
-            }
-            Ok(rbac::Ensured::AlreadyThere) => {
-                return Ok(format!("{group} is bound to cluster-admin already"));
-            }
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(last.expect("at least the endpoint was tried").into())
 }
