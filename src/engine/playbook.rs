@@ -71,6 +71,11 @@ pub enum Wait {
     Vip(Timeout),
     /// Each host of the phase answers HTTPS on the port and path (verified against the CA).
     Https(HttpsWait),
+    /// The control-plane endpoint (what kubeconfigs point at: the VIP through haproxy, or the
+    /// external load balancer) answers HTTPS on the path, verified against the CA. A host's
+    /// own apiserver being ready is not enough: haproxy takes it into rotation only after its
+    /// health checks pass, and a client of the endpoint gets a closed connection until then.
+    Endpoint(EndpointWait),
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -92,6 +97,14 @@ pub struct TcpWait {
 #[serde(deny_unknown_fields)]
 pub struct HttpsWait {
     pub port: u16,
+    pub path: String,
+    #[serde(deserialize_with = "duration")]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointWait {
     pub path: String,
     #[serde(deserialize_with = "duration")]
     pub timeout: Duration,

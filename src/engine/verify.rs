@@ -316,6 +316,27 @@ pub async fn https(
     .await
 }
 
+/// `base` (`https://host:port`) answers `path` with 200, verified against the CA.
+pub async fn https_url(
+    base: &str,
+    path: &str,
+    ca_pem: &[u8],
+    timeout: Duration,
+) -> Result<String, WaitError> {
+    let url = format!("{base}{path}");
+    until(timeout, || {
+        let url = url.clone();
+        async move {
+            match crate::etcd::https_get(&url, ca_pem, None, None, ATTEMPT).await {
+                Ok((200, _)) => Ok(format!("{url} answers")),
+                Ok((code, _)) => Err(format!("{url}: HTTP {code}")),
+                Err(e) => Err(format!("{url}: {e}")),
+            }
+        }
+    })
+    .await
+}
+
 /// Every haproxy host (`hosts`) shows the server `server` of its `apiserver` backend in `want`
 /// (`UP`: it sends that apiserver requests; `DRAIN`: no new ones), read from the loopback stats
 /// socket over SSH.

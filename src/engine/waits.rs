@@ -77,6 +77,14 @@ pub async fn wait(
             let targets = hosts.iter().map(|h| (h.clone(), address(h))).collect();
             verify::https(targets, w.port, &w.path, &ca, w.timeout).await
         }
+        Wait::Endpoint(w) => {
+            let path = inv.pki_dir.join("ca.crt");
+            let ca = std::fs::read(&path).map_err(|source| RunError::Operator {
+                phase: phase.name.clone(),
+                error: OperatorError::ReadCa { path, source },
+            })?;
+            verify::https_url(&inv.endpoint.url(), &w.path, &ca, w.timeout).await
+        }
     };
     result.map(Some).map_err(|error| RunError::Wait {
         phase: phase.name.clone(),
@@ -98,6 +106,11 @@ fn describe(wait: &Wait, inv: &Inventory, hosts: &[String]) -> String {
             w.port,
             w.path,
             hosts.join(", ")
+        ),
+        Wait::Endpoint(w) => format!(
+            "{}{} (the control-plane endpoint)",
+            inv.endpoint.url(),
+            w.path
         ),
     }
 }
