@@ -287,9 +287,12 @@ impl Drop for StateTmpfs {
 #[test]
 fn a_state_directory_with_too_little_room_is_refused_with_the_numbers_and_stays_empty() {
     require_root();
-    use kinit::lab::capacity::Need;
+    use kinit::lab::capacity::{LabWorkload, Need};
     // Between what 2 and 3 nodes need with the image still to build: the largest fit is 2.
-    let (two, three) = (Need::new(2, false).disk, Need::new(3, false).disk);
+    let (two, three) = (
+        Need::new(2, false, LabWorkload::Etcd).disk,
+        Need::new(3, false, LabWorkload::Etcd).disk,
+    );
     let state = StateTmpfs::mount((two + three) / 2, "kfit4");
     let state_dir = state.path().to_string();
     // An explicit subnet from this test's range, should the check fail to refuse.
@@ -301,6 +304,9 @@ fn a_state_directory_with_too_little_room_is_refused_with_the_numbers_and_stays_
             "kfit4",
             "--nodes",
             "3",
+            // etcd's needs (the figures above), not the Kubernetes control plane's.
+            "--bundle",
+            "image",
             "--subnet",
             "10.213.239.0/24",
         ],

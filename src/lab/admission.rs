@@ -13,14 +13,18 @@ pub const FIRST_SUBNET_ENV: &str = "KINIT_LAB_FIRST_SUBNET";
 
 /// A new lab of `nodes` nodes must fit this machine's free memory, the free disk where labs
 /// (and the image, under the same state directory) are kept, and its CPUs.
-pub(super) fn check_capacity(name: &str, nodes: u32) -> Result<(), LabError> {
+pub(super) fn check_capacity(
+    name: &str,
+    nodes: u32,
+    workload: capacity::LabWorkload,
+) -> Result<(), LabError> {
     if std::env::var_os(SKIP_CAPACITY_ENV).is_some_and(|v| v == "1") {
         return Ok(());
     }
     let dir = labs_dir();
     let cap = capacity::measure(&dir)?;
     let built = image::is_built(&super::images_dir(), &recipe::BOOKWORM);
-    capacity::check(&cap, nodes, built).map_err(|mut room| {
+    capacity::check(&cap, nodes, built, workload).map_err(|mut room| {
         room.disk_dir = dir;
         LabError::NoRoom {
             lab: name.to_string(),

@@ -24,6 +24,16 @@
 //!   21.8 to 24.8 millicores per control plane (etcd heartbeats, keepalived's check script),
 //!   0.2 per worker. Booting a node took 0.3 CPU-seconds.
 //!
+//! A lab whose bundle carries the Kubernetes control plane (`lab up --bundle DIR`: kube-apiserver,
+//! kube-controller-manager and kube-scheduler v1.37 and etcd 3.6 as systemd units) costs much
+//! more per control-plane node. Measured on the same machine with benches/control_plane.sh (PSS
+//! per process after `kinit up`): kube-apiserver about 288 MiB, kube-controller-manager 74 MiB
+//! (115 MiB on the lease holder), kube-scheduler 66 MiB, etcd 3.6 61 MiB, haproxy 4 MiB,
+//! keepalived 2 MiB, plus the node's own processes as above: about 570 MiB. Disk: the binaries
+//! uploaded to each node (kube-apiserver 114 MiB, kube-controller-manager 100, kube-scheduler 77,
+//! etcd, etcdctl and etcdutl 60) and etcd's data: about 480 MiB; the lab's own copy of the
+//! bundle (every binary built, kubectl and the node programs too) about 700 MiB.
+//!
 //! The constants below round those up: etcd's memory and WAL grow with its data and time, and
 //! journals grow on every node.
 
@@ -38,8 +48,47 @@ use super::plan::{CONTROL_PLANES, MAX_NODES};
 pub const MIB: u64 = 1 << 20;
 pub const GIB: u64 = 1 << 30;
 
+/// What the lab's nodes run, which decides what a control-plane node costs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LabWorkload {
+    /// etcd, haproxy and keepalived (the image's bundle: no Kubernetes binaries).
+    Etcd,
+    /// The real control plane too: kube-apiserver, kube-controller-manager, kube-scheduler.
+    Kubernetes,
+}
+
+impl LabWorkload {
+    pub fn control_plane_memory(self) -> u64 {
+        match self {
+            LabWorkload::Etcd => CONTROL_PLANE_MEMORY,
+            LabWorkload::Kubernetes => KUBERNETES_CONTROL_PLANE_MEMORY,
+        }
+    }
+    pub fn control_plane_disk(self) -> u64 {
+        match self {
+            LabWorkload::Etcd => CONTROL_PLANE_DISK,
+            LabWorkload::Kubernetes => KUBERNETES_CONTROL_PLANE_DISK,
+        }
+    }
+    pub fn control_plane_millicpus(self) -> u64 {
+        match self {
+            LabWorkload::Etcd => CONTROL_PLANE_MILLICPUS,
+            LabWorkload::Kubernetes => KUBERNETES_CONTROL_PLANE_MILLICPUS,
+        }
+    }
+    pub fn lab_disk(self) -> u64 {
+        match self {
+            LabWorkload::Etcd => LAB_DISK,
+            LabWorkload::Kubernetes => KUBERNETES_LAB_DISK,
+        }
+    }
+}
+
 /// Measured about 69 MiB (PSS 64 + nspawn 2.2 + kernel 3) after `kinit up`.
 pub const CONTROL_PLANE_MEMORY: u64 = 96 * MIB;
+/// Measured about 570 MiB with the Kubernetes control plane (see the module's notes).
+pub const KUBERNETES_CONTROL_PLANE_MEMORY: u64 = 768 * MIB;
 /// Measured about 21 MiB (PSS 16 + nspawn 2.2 + kernel 3).
 pub const WORKER_MEMORY: u64 = 32 * MIB;
 /// Left to the rest of this machine: kinit itself, ssh, debootstrap and dpkg during a build.
@@ -50,8 +99,12 @@ pub const MEMORY_KEPT_FREE: u64 = 512 * MIB;
 pub const IMAGE_DISK: u64 = 512 * MIB;
 /// The lab's bundle (etcd, etcdctl: 36.9 MiB), keys, known_hosts, cluster.yaml.
 pub const LAB_DISK: u64 = 48 * MIB;
+/// The lab's copy of a Kubernetes bundle (about 700 MiB), keys, known_hosts, cluster.yaml.
+pub const KUBERNETES_LAB_DISK: u64 = 768 * MIB;
 /// Measured 167.4 MiB of overlay after `kinit up` (etcd's data and binaries).
 pub const CONTROL_PLANE_DISK: u64 = 256 * MIB;
+/// About 480 MiB with the Kubernetes control plane's binaries and etcd's data.
+pub const KUBERNETES_CONTROL_PLANE_DISK: u64 = 640 * MIB;
 /// Measured 8.2 MiB of overlay.
 pub const WORKER_DISK: u64 = 32 * MIB;
 /// Never fill the filesystem: this much stays free.
@@ -59,6 +112,8 @@ pub const DISK_KEPT_FREE: u64 = GIB;
 
 /// Measured 21.8 to 24.8 millicores at rest after `kinit up`.
 pub const CONTROL_PLANE_MILLICPUS: u64 = 50;
+/// With the Kubernetes control plane (lease renewals, controllers' resyncs, etcd's writes).
+pub const KUBERNETES_CONTROL_PLANE_MILLICPUS: u64 = 200;
 /// Measured 0.2 millicores at rest; kinit's SSH sessions during `kinit up` add short bursts.
 pub const WORKER_MILLICPUS: u64 = 5;
 /// The share of this machine's CPUs that lab nodes may take at rest (the rest is the
@@ -90,6 +145,7 @@ pub struct Need {
     pub control_planes: u32,
     pub workers: u32,
     pub image_built: bool,
+    pub workload: LabWorkload,
     /// Bytes, including [`MEMORY_KEPT_FREE`].
     pub memory: u64,
     /// Bytes, including [`DISK_KEPT_FREE`].
@@ -98,7 +154,7 @@ pub struct Need {
 }
 
 impl Need {
-    pub fn new(nodes: u32, image_built: bool) -> Need {
+    pub fn new(nodes: u32, image_built: bool, workload: LabWorkload) -> Need {
         let control_planes = nodes.min(CONTROL_PLANES);
         let workers = nodes - control_planes;
         let (cp, w) = (u64::from(control_planes), u64::from(workers));
@@ -107,9 +163,14 @@ impl Need {
             control_planes,
             workers,
             image_built,
-            memory: cp * CONTROL_PLANE_MEMORY + w * WORKER_MEMORY + MEMORY_KEPT_FREE,
-            disk: image + LAB_DISK + cp * CONTROL_PLANE_DISK + w * WORKER_DISK + DISK_KEPT_FREE,
-            millicpus: cp * CONTROL_PLANE_MILLICPUS + w * WORKER_MILLICPUS,
+            workload,
+            memory: cp * workload.control_plane_memory() + w * WORKER_MEMORY + MEMORY_KEPT_FREE,
+            disk: image
+                + workload.lab_disk()
+                + cp * workload.control_plane_disk()
+                + w * WORKER_DISK
+                + DISK_KEPT_FREE,
+            millicpus: cp * workload.control_plane_millicpus() + w * WORKER_MILLICPUS,
         }
     }
 
@@ -121,18 +182,23 @@ impl Need {
 }
 
 /// The most nodes (up to a lab's limit) a new lab may have here; 0 when not even one fits.
-pub fn largest_fit(cap: &MachineCapacity, image_built: bool) -> u32 {
+pub fn largest_fit(cap: &MachineCapacity, image_built: bool, workload: LabWorkload) -> u32 {
     // Needs grow with N, so the first N that does not fit ends the search.
     (1..=MAX_NODES)
-        .take_while(|&n| Need::new(n, image_built).fits(cap))
+        .take_while(|&n| Need::new(n, image_built, workload).fits(cap))
         .last()
         .unwrap_or(0)
 }
 
 /// Whether a new lab of `nodes` nodes fits `cap`; when not, what it needs against what there is,
 /// and the largest lab that fits.
-pub fn check(cap: &MachineCapacity, nodes: u32, image_built: bool) -> Result<(), NoRoom> {
-    let need = Need::new(nodes, image_built);
+pub fn check(
+    cap: &MachineCapacity,
+    nodes: u32,
+    image_built: bool,
+    workload: LabWorkload,
+) -> Result<(), NoRoom> {
+    let need = Need::new(nodes, image_built, workload);
     if nodes <= MAX_NODES && need.fits(cap) {
         return Ok(());
     }
@@ -140,7 +206,7 @@ pub fn check(cap: &MachineCapacity, nodes: u32, image_built: bool) -> Result<(),
         nodes,
         need,
         capacity: *cap,
-        largest: largest_fit(cap, image_built),
+        largest: largest_fit(cap, image_built, workload),
         disk_dir: PathBuf::new(),
     })
 }
@@ -185,7 +251,7 @@ impl fmt::Display for NoRoom {
             f,
             "memory: {} needed ({nodes} at {} and {}, plus {} kept free), {} available{}; ",
             size(need.memory),
-            size(CONTROL_PLANE_MEMORY),
+            size(need.workload.control_plane_memory()),
             size(WORKER_MEMORY),
             size(MEMORY_KEPT_FREE),
             size(cap.available_memory),
@@ -205,8 +271,8 @@ impl fmt::Display for NoRoom {
             f,
             "disk{dir}: {} needed ({image}the lab {}, nodes at {} and {}, plus {} kept free), {} free{}; ",
             size(need.disk),
-            size(LAB_DISK),
-            size(CONTROL_PLANE_DISK),
+            size(need.workload.lab_disk()),
+            size(need.workload.control_plane_disk()),
             size(WORKER_DISK),
             size(DISK_KEPT_FREE),
             size(cap.free_disk),
@@ -216,7 +282,7 @@ impl fmt::Display for NoRoom {
             f,
             "CPU: {} needed at rest ({}m per control plane, {}m per worker), {} allowed ({CPU_SHARE_PERCENT}% of {} CPUs){}. ",
             cpus(need.millicpus),
-            CONTROL_PLANE_MILLICPUS,
+            need.workload.control_plane_millicpus(),
             WORKER_MILLICPUS,
             cpus(cap.lab_millicpus()),
             cap.cpus,
@@ -303,7 +369,7 @@ mod tests {
 
     #[test]
     fn the_default_lab_fits_a_small_machine_and_the_need_adds_up() {
-        let need = Need::new(3, false);
+        let need = Need::new(3, false, LabWorkload::Etcd);
         assert_eq!(need.control_planes, 3);
         assert_eq!(need.workers, 0);
         assert_eq!(need.memory, 3 * 96 * MIB + 512 * MIB);
@@ -314,22 +380,42 @@ mod tests {
             free_disk: 3 * GIB,
             cpus: 1,
         };
-        assert_eq!(check(&small, 3, false), Ok(()));
-        let five = Need::new(5, true);
+        assert_eq!(check(&small, 3, false, LabWorkload::Etcd), Ok(()));
+        let five = Need::new(5, true, LabWorkload::Etcd);
         assert_eq!((five.control_planes, five.workers), (3, 2));
         assert_eq!(five.memory, (3 * 96 + 2 * 32 + 512) * MIB);
         assert_eq!(five.disk, (48 + 3 * 256 + 2 * 32) * MIB + GIB);
+    }
+
+    /// The real control plane's apiserver, controller-manager and scheduler: a 3-node lab needs
+    /// 2 GiB more than etcd alone; a machine with 1.5 GiB available fits 1 such node.
+    #[test]
+    fn a_kubernetes_lab_counts_the_control_plane_it_runs() {
+        let need = Need::new(3, true, LabWorkload::Kubernetes);
+        assert_eq!(need.memory, (3 * 768 + 512) * MIB);
+        assert_eq!(need.disk, (768 + 3 * 640) * MIB + GIB);
+        assert_eq!(need.millicpus, 600);
+        let small = MachineCapacity {
+            available_memory: 3 * GIB / 2,
+            ..vm()
+        };
+        assert_eq!(check(&small, 3, true, LabWorkload::Etcd), Ok(()));
+        let err = check(&small, 3, true, LabWorkload::Kubernetes).unwrap_err();
+        assert_eq!(err.largest, 1);
+        let text = err.to_string();
+        assert!(text.contains("at 768 MiB"), "{text}");
+        assert!(text.contains("200m per control plane"), "{text}");
     }
 
     #[test]
     fn the_image_counts_only_when_it_is_not_built() {
         // Room for the lab and its 3 nodes, but not for building the image as well.
         let cap = MachineCapacity {
-            free_disk: Need::new(3, true).disk,
+            free_disk: Need::new(3, true, LabWorkload::Etcd).disk,
             ..vm()
         };
-        assert_eq!(check(&cap, 3, true), Ok(()));
-        let err = check(&cap, 3, false).unwrap_err();
+        assert_eq!(check(&cap, 3, true, LabWorkload::Etcd), Ok(()));
+        let err = check(&cap, 3, false, LabWorkload::Etcd).unwrap_err();
         // 512 MiB of image take the room of 2 control planes.
         assert_eq!(err.largest, 1);
         let text = err.to_string();
@@ -337,11 +423,11 @@ mod tests {
         assert!(text.contains("--nodes 1 "), "{text}");
 
         let cap = MachineCapacity {
-            free_disk: Need::new(1, true).disk,
+            free_disk: Need::new(1, true, LabWorkload::Etcd).disk,
             ..vm()
         };
-        assert_eq!(check(&cap, 1, true), Ok(()));
-        let err = check(&cap, 1, false).unwrap_err();
+        assert_eq!(check(&cap, 1, true, LabWorkload::Etcd), Ok(()));
+        let err = check(&cap, 1, false, LabWorkload::Etcd).unwrap_err();
         assert_eq!(err.largest, 0);
         assert!(err.to_string().contains("Not even 1 node fits"), "{err}");
     }
@@ -353,9 +439,9 @@ mod tests {
             available_memory: GIB,
             ..vm()
         };
-        assert_eq!(largest_fit(&cap, true), 10);
-        assert_eq!(check(&cap, 10, true), Ok(()));
-        let err = check(&cap, 11, true).unwrap_err();
+        assert_eq!(largest_fit(&cap, true, LabWorkload::Etcd), 10);
+        assert_eq!(check(&cap, 10, true, LabWorkload::Etcd), Ok(()));
+        let err = check(&cap, 11, true, LabWorkload::Etcd).unwrap_err();
         assert_eq!(err.largest, 10);
         let text = err.to_string();
         assert!(
@@ -376,27 +462,29 @@ mod tests {
     #[test]
     fn short_disk_and_cpu_are_named() {
         let cap = MachineCapacity {
-            free_disk: Need::new(4, true).disk,
+            free_disk: Need::new(4, true, LabWorkload::Etcd).disk,
             ..vm()
         };
-        assert_eq!(largest_fit(&cap, true), 4);
-        let text = check(&cap, 6, true).unwrap_err().to_string();
+        assert_eq!(largest_fit(&cap, true, LabWorkload::Etcd), 4);
+        let text = check(&cap, 6, true, LabWorkload::Etcd)
+            .unwrap_err()
+            .to_string();
         assert!(text.contains("free (short)"), "{text}");
         assert!(text.contains("--nodes 4"), "{text}");
 
         // 1 CPU: 500 millicores for labs; 3 control planes take 150, each worker 5.
         let one_cpu = MachineCapacity { cpus: 1, ..vm() };
         assert_eq!(one_cpu.lab_millicpus(), 500);
-        assert_eq!(largest_fit(&one_cpu, true), MAX_NODES);
+        assert_eq!(largest_fit(&one_cpu, true, LabWorkload::Etcd), MAX_NODES);
         let none = MachineCapacity { cpus: 0, ..vm() };
-        let err = check(&none, 1, true).unwrap_err();
+        let err = check(&none, 1, true, LabWorkload::Etcd).unwrap_err();
         assert_eq!(err.largest, 0);
         assert!(err.to_string().contains("(50% of 0 CPUs) (short)"), "{err}");
     }
 
     #[test]
     fn more_nodes_than_a_lab_may_have_are_refused_with_the_largest_that_fits() {
-        let err = check(&vm(), 500, true).unwrap_err();
+        let err = check(&vm(), 500, true, LabWorkload::Etcd).unwrap_err();
         assert_eq!(err.largest, MAX_NODES);
         let text = err.to_string();
         assert!(text.contains("500 node(s) do not fit"), "{text}");

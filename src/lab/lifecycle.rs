@@ -99,10 +99,14 @@ pub fn up(req: &LabRequest, reporter: &dyn Reporter) -> Result<UpOutcome, LabErr
     let name = req.name.clone().unwrap_or_else(|| DEFAULT_NAME.to_string());
     validate_name(&name)?;
     // Before the plan, so that a request for more nodes than a lab may have also hears what fits.
-    if !LabState::path(&lab_dir(&name)).exists() {
-        check_capacity(&name, req.nodes.unwrap_or(DEFAULT_NODES))?;
-    }
     let source = super::bundle::resolve(&req.bundle)?;
+    if !LabState::path(&lab_dir(&name)).exists() {
+        let workload = match source.kubernetes() {
+            Some(_) => super::capacity::LabWorkload::Kubernetes,
+            None => super::capacity::LabWorkload::Etcd,
+        };
+        check_capacity(&name, req.nodes.unwrap_or(DEFAULT_NODES), workload)?;
+    }
     let mut requested = LabPlan::new(req)?;
     requested.kubernetes = source.kubernetes();
     let paths = LabPaths::new(&requested.name);
