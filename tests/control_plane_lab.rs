@@ -256,6 +256,34 @@ fn a_real_control_plane_serves_through_the_vip_fails_over_and_rolls_without_a_fa
         seen.longest_gap.as_millis()
     );
 
+    // A rollout killed (SIGKILL: the operator's machine lost power) right after every haproxy
+    // drained an apiserver: status names the drained server; the next `up` puts it back in
+    // rotation and finishes what the rollout left; no request fails meanwhile.
+    let client = ApiLoop::start(&lab.dir().join("pki"), CONFIGMAP);
+    let drained = kill_a_rollout_after_its_first_drain(&lab);
+    let (code, report) = lab.status(&config);
+    assert_ne!(code, 0, "a drained apiserver is a problem: {report:#}");
+    let problems = report["problems"].to_string();
+    assert!(
+        problems.contains(&drained) && problems.contains("DRAIN"),
+        "{drained} drained: {problems}"
+    );
+    let (code, _, all) = lab.up(&[]);
+    assert_eq!(code, 0, "up after a killed rollout: {all}");
+    assert!(
+        all.contains(&format!(
+            "{drained}: left drained by an interrupted run; back in every haproxy"
+        )),
+        "{all}"
+    );
+    let (code, report) = lab.status(&config);
+    assert_eq!(code, 0, "{report:#}");
+    let seen = client.stop();
+    assert_eq!(
+        seen.failed, 0,
+        "failed requests around the killed rollout: {seen:?}\n{all}"
+    );
+
     // Failover: the VIP holder powered off; the API answers through the VIP again, both leases
     // end up on surviving hosts, the ConfigMap is still there.
     let holders = lab.vip_holders(&["cp1", "cp2", "cp3"], vip);
@@ -334,4 +362,32 @@ fn a_real_control_plane_serves_through_the_vip_fails_over_and_rolls_without_a_fa
             }
         },
     );
+}
+
+/// Start `certs renew apiserver --rollout` and SIGKILL it once it says it drained a host from
+/// every haproxy (before that host is back): the host it drained.
+fn kill_a_rollout_after_its_first_drain(lab: &Lab) -> String {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kinit"))
+        .args(["-c", lab.config.to_str().unwrap(), "-o", "json"])
+        .args(["certs", "renew", "apiserver", "--rollout"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut seen = Vec::new();
+    let mut drained = None;
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        if let Some(at) = line.find(": drained from every haproxy before kube-apiserver restarts") {
+            let start = line[..at].rfind('"').map_or(0, |q| q + 1);
+            drained = Some(line[start..at].to_string());
+            break;
+        }
+        seen.push(line);
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    drained.unwrap_or_else(|| panic!("the rollout never drained a host:\n{}", seen.join("\n")))
 }

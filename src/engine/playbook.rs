@@ -76,6 +76,9 @@ pub enum Wait {
     /// own apiserver being ready is not enough: haproxy takes it into rotation only after its
     /// health checks pass, and a client of the endpoint gets a closed connection until then.
     Endpoint(EndpointWait),
+    /// No apiserver of the phase's hosts is left drained in some haproxy by an interrupted run:
+    /// each one shown `DRAIN` is put back once its `/readyz` passes.
+    ApiserversInRotation(Timeout),
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]

@@ -337,6 +337,36 @@ pub async fn https_url(
     .await
 }
 
+/// The servers of `balancer`'s haproxy (every backend), read from its loopback stats socket
+/// over SSH.
+pub async fn haproxy_servers(
+    pool: &Arc<Pool>,
+    (name, target): &(String, HostTarget),
+    stats_port: u16,
+) -> Result<Vec<crate::status::report::BackendServer>, String> {
+    let req = crate::status::probe::ProbeRequest {
+        units: Vec::new(),
+        haproxy_stats_port: Some(stats_port),
+    };
+    let script = crate::status::probe::script(&req).map_err(|e| e.to_string())?;
+    let session = pool.get(target).await.map_err(|e| format!("{name}: {e}"))?;
+    let out = session
+        .exec(
+            &script,
+            &ExecOptions {
+                timeout: Some(ATTEMPT * 3),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| format!("{name}: {e}"))?;
+    match crate::status::probe::parse(&req, &out.stdout_text()).haproxy {
+        Some(Ok(servers)) => Ok(servers),
+        Some(Err(e)) => Err(format!("{name}: {e}")),
+        None => Err(format!("{name}: no haproxy stats")),
+    }
+}
+
 /// Every haproxy host (`hosts`) shows the server `server` of its `apiserver` backend in `want`
 /// (`UP`: it sends that apiserver requests; `DRAIN`: no new ones), read from the loopback stats
 /// socket over SSH.
@@ -348,54 +378,30 @@ pub async fn haproxy_backend_state(
     want: &str,
     timeout: Duration,
 ) -> Result<String, WaitError> {
-    let req = crate::status::probe::ProbeRequest {
-        units: Vec::new(),
-        haproxy_stats_port: Some(stats_port),
-    };
-    let script =
-        crate::status::probe::script(&req).map_err(|e| WaitError::Invalid(e.to_string()))?;
     let n = hosts.len();
-    until(timeout, || {
-        let script = script.clone();
-        let req = req.clone();
-        async move {
-            let mut bad = Vec::new();
-            for (name, target) in hosts {
-                let session = pool.get(target).await.map_err(|e| format!("{name}: {e}"))?;
-                let out = session
-                    .exec(
-                        &script,
-                        &ExecOptions {
-                            timeout: Some(ATTEMPT * 3),
-                            ..Default::default()
-                        },
-                    )
-                    .await
-                    .map_err(|e| format!("{name}: {e}"))?;
-                let probe = crate::status::probe::parse(&req, &out.stdout_text());
-                match probe.haproxy {
-                    Some(Ok(servers)) => {
-                        let state = servers
-                            .iter()
-                            .find(|s| s.backend == "apiserver" && s.server == server)
-                            .map(|s| s.status.clone());
-                        match state.as_deref() {
-                            Some(s) if s == want => {}
-                            Some(other) => {
-                                bad.push(format!("{name}'s haproxy has {server} {other}"))
-                            }
-                            None => bad.push(format!("{name}'s haproxy has no server {server}")),
-                        }
+    until(timeout, || async move {
+        let mut bad = Vec::new();
+        for balancer in hosts {
+            let name = &balancer.0;
+            match haproxy_servers(pool, balancer, stats_port).await {
+                Ok(servers) => {
+                    let state = servers
+                        .iter()
+                        .find(|s| s.backend == "apiserver" && s.server == server)
+                        .map(|s| s.status.clone());
+                    match state.as_deref() {
+                        Some(s) if s == want => {}
+                        Some(other) => bad.push(format!("{name}'s haproxy has {server} {other}")),
+                        None => bad.push(format!("{name}'s haproxy has no server {server}")),
                     }
-                    Some(Err(e)) => bad.push(format!("{name}: {e}")),
-                    None => bad.push(format!("{name}: no haproxy stats")),
                 }
+                Err(e) => bad.push(e),
             }
-            if bad.is_empty() {
-                Ok(format!("{n} haproxy host(s) have {server} {want}"))
-            } else {
-                Err(bad.join("; "))
-            }
+        }
+        if bad.is_empty() {
+            Ok(format!("{n} haproxy host(s) have {server} {want}"))
+        } else {
+            Err(bad.join("; "))
         }
     })
     .await

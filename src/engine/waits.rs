@@ -85,6 +85,38 @@ pub async fn wait(
             })?;
             verify::https_url(&inv.endpoint.url(), &w.path, &ca, w.timeout).await
         }
+        Wait::ApiserversInRotation(t) => {
+            let path = inv.pki_dir.join("ca.crt");
+            let ca = std::fs::read(&path).map_err(|source| RunError::Operator {
+                phase: phase.name.clone(),
+                error: OperatorError::ReadCa { path, source },
+            })?;
+            let balancers: Vec<(String, HostTarget)> = component(ComponentId::Haproxy)
+                .hosts(inv)
+                .into_iter()
+                .filter_map(|h| Some((h.name.clone(), ctx.targets.get(&h.name)?.clone())))
+                .collect();
+            let apiservers: Vec<(String, std::net::IpAddr)> =
+                hosts.iter().map(|h| (h.clone(), address(h))).collect();
+            let undrain = super::rolling::apiserver::undrain_left_over(
+                ctx.pool,
+                &balancers,
+                &ca,
+                &apiservers,
+            );
+            match tokio::time::timeout(t.timeout, undrain).await {
+                Ok(Ok(put_back)) if put_back.is_empty() => Ok(format!(
+                    "no apiserver is left drained in {} haproxy host(s)",
+                    balancers.len()
+                )),
+                Ok(Ok(put_back)) => Ok(put_back.join("; ")),
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err(verify::WaitError::TimedOut {
+                    waited: t.timeout,
+                    last: "putting drained apiservers back".to_string(),
+                }),
+            }
+        }
     };
     result.map(Some).map_err(|error| RunError::Wait {
         phase: phase.name.clone(),
@@ -112,5 +144,11 @@ fn describe(wait: &Wait, inv: &Inventory, hosts: &[String]) -> String {
             inv.endpoint.url(),
             w.path
         ),
+        Wait::ApiserversInRotation(_) => {
+            format!(
+                "no apiserver of {} left drained in haproxy",
+                hosts.join(", ")
+            )
+        }
     }
 }

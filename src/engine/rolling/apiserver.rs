@@ -192,6 +192,38 @@ pub async fn back(
     Ok(format!("{ready}; {back}"))
 }
 
+/// Apiservers a kinit run drained and did not put back (it was killed, or its machine lost
+/// power, between the drain and the restart's end): each shown `DRAIN` by some haproxy of
+/// `balancers` is put back once its own `/readyz` passes, as [`back`] does after a restart.
+/// A server in `MAINT` is an operator's choice and stays. What was put back, one line per host.
+pub async fn undrain_left_over(
+    pool: &Arc<Pool>,
+    balancers: &[(String, HostTarget)],
+    ca_pem: &[u8],
+    apiservers: &[(String, IpAddr)],
+) -> Result<Vec<String>, WaitError> {
+    let mut drained = std::collections::BTreeSet::new();
+    for balancer in balancers {
+        let servers = verify::haproxy_servers(pool, balancer, ports::HAPROXY_STATS)
+            .await
+            .map_err(WaitError::Invalid)?;
+        drained.extend(
+            servers
+                .into_iter()
+                .filter(|s| s.backend == "apiserver" && s.status == "DRAIN")
+                .map(|s| s.server),
+        );
+    }
+    let mut put_back = Vec::new();
+    for (host, address) in apiservers.iter().filter(|(h, _)| drained.contains(h)) {
+        back(pool, balancers, ca_pem, host, *address).await?;
+        put_back.push(format!(
+            "{host}: left drained by an interrupted run; back in every haproxy"
+        ));
+    }
+    Ok(put_back)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
