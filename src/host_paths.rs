@@ -110,6 +110,9 @@ pub const KINIT_STATE_DIR: &str = "/var/lib/kinit";
 pub const PENDING_DIR: &str = "/var/lib/kinit/pending";
 /// Where a snapshot lies on a member while it is taken or restored from: root's, 0700.
 pub const SNAPSHOT_WORK_DIR: &str = "/var/lib/kinit/snapshot";
+/// The cluster lock one run holds on every host (see `engine::lock`): under /run, so a rebooted
+/// host drops it.
+pub const LOCK_DIR: &str = "/run/kinit/up.lock";
 
 /// What etcd keeps in its data directory: one `member` directory (its WAL and snapshots). A data
 /// dir holding anything else is not one kinit may move or delete (preflight's `DirAvailable`
@@ -180,11 +183,10 @@ pub const SYSTEM_DIRS: &[&str] = &[
 /// `/var/lib/kinit`, ... Sorted, without duplicates.
 pub fn kinit_dirs() -> Vec<&'static str> {
     let mut out: Vec<&'static str> = Vec::new();
-    let paths = ALL.iter().map(|(_, p)| *p).chain([
-        PENDING_DIR,
-        SNAPSHOT_WORK_DIR,
-        crate::engine::lock::LOCK_DIR,
-    ]);
+    let paths = ALL
+        .iter()
+        .map(|(_, p)| *p)
+        .chain([PENDING_DIR, SNAPSHOT_WORK_DIR, LOCK_DIR]);
     for p in paths {
         let mut dir = std::path::Path::new(p).parent();
         while let Some(d) = dir.and_then(std::path::Path::to_str) {

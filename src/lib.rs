@@ -20,6 +20,7 @@ pub mod kubeconfig;
 pub mod lab;
 pub mod lifecycle;
 pub mod pki;
+pub mod planning;
 pub mod preflight;
 pub mod render;
 pub mod selector;

@@ -13,8 +13,8 @@ mod hang_guard;
 mod lab_support;
 use lab_support::*;
 
+use kinit::engine::bundle_etcd_version;
 use kinit::etcd::ClientTls;
-use kinit::lifecycle::bundle_etcd_version;
 
 const SUBNET: &str = "10.213.225.0/24";
 const MEMBERS: [&str; 3] = ["10.213.225.11", "10.213.225.12", "10.213.225.13"];

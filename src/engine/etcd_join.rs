@@ -3,18 +3,19 @@
 //! that is not a member yet joins as a learner, one at a time: added through a healthy member,
 //! started with `initial-cluster-state: existing` and the current member list, promoted once
 //! etcd says it caught up. A run cut short in the middle resumes without a second member for
-//! the same host ([`crate::lifecycle::join_plan`]).
+//! the same host ([`crate::planning::join_plan`]).
 
 use std::time::{Duration, Instant};
 
+use super::etcd_members;
 use super::event::Event;
 use super::playbook::Phase;
 use super::runner::{Engine, OperatorError, RunError, RunOptions, RunState};
 use crate::components::ComponentId;
 use crate::etcd::{self, ClientTls, EtcdError, Member};
 use crate::inventory::EtcdBootstrap;
-use crate::lifecycle::join_plan::{self, JoinPlan, JoinRefusal, Joiner};
-use crate::lifecycle::membership;
+use crate::planning::join_plan::{self, JoinPlan, JoinRefusal, Joiner};
+use crate::planning::membership;
 use crate::ssh::ExecOptions;
 
 /// One etcd request.
@@ -198,7 +199,7 @@ impl Engine {
         let Ok(tls) = ClientTls::from_pki_dir(&self.inventory.pki_dir) else {
             return Ok(());
         };
-        let Some((_, live)) = membership::live_members(&self.inventory, &tls, PRECHECK).await
+        let Some((_, live)) = etcd_members::live_members(&self.inventory, &tls, PRECHECK).await
         else {
             return Ok(());
         };

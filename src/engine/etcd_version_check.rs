@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tokio::task::JoinSet;
 
+use super::bundle_etcd_version::{self, ReadOn};
 use super::event::Event;
 use super::playbook::Phase;
 use super::runner::{Engine, RunError};
@@ -15,9 +16,8 @@ use crate::components::{self, ComponentId};
 use crate::etcd::version::EtcdVersion;
 use crate::etcd::{self, ClientTls};
 use crate::inventory::Inventory;
-use crate::lifecycle::bundle_etcd_version::{self, ReadOn};
-use crate::lifecycle::etcd_upgrade::{self, Decision, MemberVersion};
-use crate::lifecycle::membership;
+use crate::planning::etcd_upgrade::{self, Decision, MemberVersion};
+use crate::planning::membership;
 
 /// One status request (a new cluster: nothing answers).
 const PRECHECK: Duration = Duration::from_secs(2);

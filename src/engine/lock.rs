@@ -11,11 +11,10 @@
 
 use std::sync::Arc;
 
+use crate::host_paths::LOCK_DIR;
 use crate::ssh::Session;
 
 use super::host_ops::HostOpError;
-
-pub const LOCK_DIR: &str = "/run/kinit/up.lock";
 
 /// Who holds a lock: written into it, read back when another run finds it.
 #[derive(Debug, Clone, PartialEq, Eq)]

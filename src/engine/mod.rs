@@ -11,13 +11,18 @@
 //!                 checks and etcd's quorum guard
 //!   etcd_join     the etcd phase on a running cluster: new members join as learners
 //!   etcd_version_check  the bundle's etcd against the members' versions, before the run
+//!   bundle_etcd_version the bundle's etcd release, asked of the binary itself
+//!   etcd_members  etcd's live members, their health, and removals (judged by
+//!                 `crate::planning`)
 //!   stray_backends  haproxy backends cluster.yaml no longer names, said before they go
 //!   operator      the phases this machine runs (preflight, PKI)
 //!   waits/verify  the checks after a phase
 //!   cluster_lock/lock  one run per cluster at a time
 
+pub mod bundle_etcd_version;
 pub mod cluster_lock;
 pub mod etcd_join;
+pub mod etcd_members;
 pub mod etcd_version_check;
 pub mod event;
 pub mod host_job;

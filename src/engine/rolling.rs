@@ -5,7 +5,7 @@
 //! VIP on exactly one host; static pods: the phase's own waits). The etcd leader and the VIP
 //! holder go last, and before each etcd restart the quorum guard asks whether etcd stays
 //! writable without that member. The order and the guard's arithmetic are pure
-//! ([`crate::lifecycle::restart_order`]); this file carries them out.
+//! ([`crate::planning::restart_order`]); this file carries them out.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -19,7 +19,7 @@ use super::runner::{Engine, JobOptions, RunError, RunOptions, RunState, phase_co
 use super::verify::{self, WaitError};
 use crate::components::{self, ComponentId, GoesLast, Healthy, Rolling, UnitRow};
 use crate::etcd::{self, ClientTls};
-use crate::lifecycle::restart_order::{self, QuorumRefusal};
+use crate::planning::restart_order::{self, QuorumRefusal};
 
 pub mod apiserver;
 mod etcd_guard;

@@ -81,9 +81,9 @@ pub enum RunError {
     #[error("before any host was changed: {0}")]
     ClusterToken(PkiError),
     #[error("before any host was changed: {0}")]
-    EtcdVersion(#[from] crate::lifecycle::etcd_upgrade::UpgradeRefusal),
+    EtcdVersion(#[from] crate::planning::etcd_upgrade::UpgradeRefusal),
     #[error("before any host was changed: {0}")]
-    BundleEtcdVersion(crate::lifecycle::bundle_etcd_version::UnknownBundleVersion),
+    BundleEtcdVersion(super::bundle_etcd_version::UnknownBundleVersion),
     #[error("phase {phase}: {} host(s) failed", failures.len())]
     Hosts {
         phase: String,
@@ -115,7 +115,7 @@ pub enum RunError {
     QuorumUnjudged {
         phase: String,
         host: String,
-        reason: crate::lifecycle::quorum::Unjudged,
+        reason: crate::planning::quorum::Unjudged,
     },
     /// A host did not serve again after its restart; the hosts after it were left alone.
     #[error(

@@ -12,12 +12,12 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use super::membership::{self, LiveMember, MembershipError};
 use super::remove_plan::{self, MemberRemoval, MemberView, RemovalRefused};
 use super::reset::{self, ResetReport, ResetSettings};
 use super::reset_plan;
 use crate::components::{self, ComponentId, OnChange};
 use crate::config::{ControlPlaneMode, Role, Topology};
+use crate::engine::etcd_members::{self, MembershipError};
 use crate::engine::event::Quiet;
 use crate::engine::host_job::HostJob;
 use crate::engine::host_ops::{SshHost, run_script};
@@ -27,6 +27,7 @@ use crate::engine::rolling::apiserver;
 use crate::etcd::{self, ClientTls};
 use crate::host_paths;
 use crate::inventory::{Host, Inventory};
+use crate::planning::membership::{self, LiveMember};
 use crate::render::{self, RenderError, Templates};
 use crate::ssh::{HostTarget, Pool};
 
@@ -293,9 +294,9 @@ async fn etcd_part(
         hosts: join(etcd_going.iter()),
     })?;
     // Asked of the members that stay first: a removed host is never needed for this.
-    let mut answer = membership::live_members(&rest, tls, settings.etcd_timeout).await;
+    let mut answer = etcd_members::live_members(&rest, tls, settings.etcd_timeout).await;
     if answer.is_none() && !settings.unreachable {
-        answer = membership::live_members(inv, tls, settings.etcd_timeout).await;
+        answer = etcd_members::live_members(inv, tls, settings.etcd_timeout).await;
     }
     let Some((_, members)) = answer else {
         return Err(RemoveError::NoMemberAnswers {
@@ -443,7 +444,7 @@ pub async fn run(
                 learner: m.learner,
             })
             .collect();
-        membership::remove(tls, &live, &plan.via_url, settings.etcd_timeout).await?;
+        etcd_members::remove(tls, &live, &plan.via_url, settings.etcd_timeout).await?;
         removed_members = live.into_iter().map(|m| m.id).collect();
     }
     let reset = if plan.reset.is_empty() {

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-use crate::lifecycle::quorum::{self, Fate, Seat};
+use crate::planning::quorum::{self, Fate, Seat};
 
 /// A live member as the removal plan sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

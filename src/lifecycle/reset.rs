@@ -11,12 +11,13 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use super::membership::{self, MembershipError, ResetMembership};
 use super::reset_plan::HostReset;
+use crate::engine::etcd_members::{self, MembershipError};
 use crate::engine::host_ops::run_script;
 use crate::engine::lock::{self, LockOwner};
 use crate::etcd::ClientTls;
 use crate::fanout::{self, FanoutError};
+use crate::planning::membership::{self, ResetMembership};
 use crate::ssh::{ExitStatus, HostTarget, Pool};
 
 /// How a reset runs.
@@ -320,8 +321,8 @@ pub async fn run(
 ) -> Result<ResetReport, ResetError> {
     let selected: BTreeSet<String> = plans.iter().map(|p| p.host.clone()).collect();
     let membership = match tls {
-        Some(tls) => membership::plan_reset(inv, tls, &selected, settings.etcd_timeout).await?,
-        None => membership::without_client(inv, &selected)?,
+        Some(tls) => etcd_members::plan_reset(inv, tls, &selected, settings.etcd_timeout).await?,
+        None => membership::without_client(inv, &selected).map_err(MembershipError::from)?,
     };
     if cancel.is_cancelled() {
         return Err(ResetError::Interrupted);
@@ -334,7 +335,7 @@ pub async fn run(
         if cancel.is_cancelled() {
             return Err(ResetError::Interrupted);
         }
-        membership::remove(tls, members, via, settings.etcd_timeout).await?;
+        etcd_members::remove(tls, members, via, settings.etcd_timeout).await?;
     }
     let owner = LockOwner::current();
     let items: Vec<_> = plans

@@ -1,6 +1,7 @@
 //! The one certificate table: every certificate kinit issues for a cluster, with its subject,
 //! SANs, signing CA and profile, and where it lands on which host. Generation, renewal, expiry
-//! checks (and later render and status) all read this table.
+//! checks (and later render and status) all read this table. Which hosts run a kubelet, and so
+//! get its kubeconfig and the cluster CA, is the component table's to say.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -9,6 +10,7 @@ use serde::Serialize;
 
 use super::PkiError;
 use super::profiles::Profiles;
+use crate::components::{self, ComponentId};
 use crate::config::Role;
 use crate::inventory::{Host, Inventory, ports};
 
@@ -391,13 +393,9 @@ pub fn certificates(inv: &Inventory, profiles: &Profiles) -> Result<Vec<CertSpec
             vec![h.name.clone()],
         )?;
     }
-    // Every node runs a kubelet: control-plane hosts talk to their local apiserver (kubeadm's
-    // ControlPlaneKubeletLocalMode), workers to the endpoint.
-    for h in inv
-        .hosts
-        .iter()
-        .filter(|h| h.has(Role::ControlPlane) || h.has(Role::Worker))
-    {
+    // Every host the component table gives a kubelet: on a control-plane host it talks to the
+    // local apiserver (kubeadm's ControlPlaneKubeletLocalMode), elsewhere to the endpoint.
+    for h in components::component(ComponentId::Kubelet).hosts(inv) {
         let server = if h.has(Role::ControlPlane) {
             local_apiserver(h)
         } else {
@@ -421,10 +419,10 @@ pub fn certificates(inv: &Inventory, profiles: &Profiles) -> Result<Vec<CertSpec
 /// certificates it is a recipient of. The front-proxy and etcd CA keys never leave the PKI dir:
 /// kinit issues every certificate here, so no host needs them.
 pub fn placements(inv: &Inventory, specs: &[CertSpec]) -> Vec<Placement> {
+    let kubelet = components::component(ComponentId::Kubelet);
     let mut out = Vec::new();
     for h in &inv.hosts {
         let cp = h.has(Role::ControlPlane);
-        let node = cp || h.has(Role::Worker);
         let etcd = h.has(Role::Etcd);
         let mut put = |from: &str, mode| {
             out.push(Placement {
@@ -434,7 +432,8 @@ pub fn placements(inv: &Inventory, specs: &[CertSpec]) -> Vec<Placement> {
                 mode,
             })
         };
-        if node {
+        // The control plane verifies its clients with it, a kubelet its callers (clientCAFile).
+        if cp || kubelet.runs_on(inv, h) {
             put("ca.crt", CERT_MODE);
         }
         if cp {

@@ -3,11 +3,11 @@
 use std::fmt::Write;
 
 use crate::etcd::snapshot_file::{Integrity, SnapshotStatus};
-use crate::lifecycle::membership::ResetMembership;
 use crate::lifecycle::reset::{ResetAction, ResetReport};
 use crate::lifecycle::reset_plan::HostReset;
 use crate::lifecycle::snapshot::restore::RestoreReport;
 use crate::lifecycle::snapshot::save::SavedSnapshot;
+use crate::planning::membership::ResetMembership;
 
 /// What reset will take off each host, before the operator confirms.
 pub fn reset_plan_text(plans: &[HostReset], purge: bool) -> String {

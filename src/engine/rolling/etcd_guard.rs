@@ -4,14 +4,15 @@
 
 use std::time::{Duration, Instant};
 
+use super::super::etcd_members;
 use super::super::playbook::Phase;
 use super::super::runner::{Engine, JobOptions, RunError, RunOptions, RunState};
 use super::{BoxedRefusal, REQUEST};
 use crate::engine::outcome::StepOutcome;
 use crate::etcd::{self, ClientTls, Member};
-use crate::lifecycle::membership;
-use crate::lifecycle::quorum::Unjudged;
-use crate::lifecycle::restart_order::{self, GuardVerdict, Voter};
+use crate::planning::membership;
+use crate::planning::quorum::Unjudged;
+use crate::planning::restart_order::{self, GuardVerdict, Voter};
 
 /// How long a handed-over leadership may take to show.
 const HANDOVER: Duration = Duration::from_secs(10);
@@ -19,7 +20,7 @@ const HANDOVER: Duration = Duration::from_secs(10);
 impl Engine {
     pub(super) async fn etcd_members(&self) -> Option<(ClientTls, String, Vec<Member>)> {
         let tls = ClientTls::from_pki_dir(&self.inventory.pki_dir).ok()?;
-        let (via, members) = membership::live_members(&self.inventory, &tls, REQUEST).await?;
+        let (via, members) = etcd_members::live_members(&self.inventory, &tls, REQUEST).await?;
         Some((tls, via, members))
     }
 
@@ -39,7 +40,7 @@ impl Engine {
             ClientTls::from_pki_dir(&self.inventory.pki_dir).map_err(|_| Unjudged::NoClient {
                 pki_dir: self.inventory.pki_dir.display().to_string(),
             })?;
-        let Some((_, members)) = membership::live_members(&self.inventory, &tls, REQUEST).await
+        let Some((_, members)) = etcd_members::live_members(&self.inventory, &tls, REQUEST).await
         else {
             return Err(Unjudged::NoAnswer {
                 endpoints: membership::client_endpoints(&self.inventory)
@@ -56,7 +57,7 @@ impl Engine {
                 name: host
                     .map(|h| h.name.clone())
                     .unwrap_or_else(|| format!("{} ({:x})", m.name, m.id)),
-                healthy: membership::member_healthy(&tls, m, REQUEST).await,
+                healthy: etcd_members::member_healthy(&tls, m, REQUEST).await,
                 learner: m.is_learner,
             });
         }

@@ -1,18 +1,16 @@
-//! etcd membership seen from kinit's side: which member belongs to which host, which are healthy,
-//! and whether taking some away keeps a quorum. Talks to etcd over mutual TLS only (no SSH).
+//! etcd membership seen from kinit's side, as pure judgments: which member belongs to which
+//! host, and what taking some hosts away asks of the cluster without costing its quorum. The
+//! engine reads the live members over mutual TLS and acts on these judgments
+//! (`engine::etcd_members`).
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use serde::Serialize;
 
 use crate::config::Role;
-use crate::etcd::{self, ClientTls, Member};
+use crate::etcd::Member;
 use crate::inventory::{Host, Inventory};
-use crate::lifecycle::quorum::{self, AmbiguousMember, Fate, Seat};
-
-/// How long a removal etcd refuses as unsafe for now is retried.
-const RECONFIG_WAIT: Duration = Duration::from_secs(30);
+use crate::planning::quorum::{self, AmbiguousMember, Fate, Seat};
 
 /// A member of the live cluster, with the inventory host it belongs to (by name or peer URL).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -32,49 +30,14 @@ pub struct LiveMember {
     pub learner: bool,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum MembershipError {
-    #[error(
-        "etcd answers on none of its members ({endpoints}), so the members of {hosts} cannot be \
-         removed first; reset every etcd host together, or bring etcd back (`kinit etcd snapshot \
-         restore FILE`) and reset then"
-    )]
-    NoMemberAnswers { endpoints: String, hosts: String },
-    #[error(
-        "removing the members of {hosts} would leave {remaining} voting member(s) of which \
-         {healthy} healthy{learners}; etcd needs {needed} healthy of {remaining} to stay \
-         writable. Bring the unhealthy members back first (`kinit status` shows them), or reset \
-         every etcd host"
-    )]
-    Quorum {
-        hosts: String,
-        remaining: usize,
-        healthy: usize,
-        needed: usize,
-        /// ` (learners cp4 not counted)`, or empty.
-        learners: String,
-    },
-    #[error(transparent)]
-    Ambiguous(#[from] AmbiguousMember),
-    #[error(
-        "the members of {hosts} must leave etcd first, but there is no etcd client certificate \
-         in the PKI dir to ask etcd with; reset every etcd host together, or restore the PKI"
-    )]
-    NoClient { hosts: String },
-    #[error("moving etcd's leadership away from {name}: {source}")]
-    Leadership {
-        name: String,
-        #[source]
-        source: Box<etcd::EtcdError>,
-    },
-    #[error("removing member {name} ({id}) through {endpoint}: {source}")]
-    Remove {
-        name: String,
-        id: String,
-        endpoint: String,
-        #[source]
-        source: Box<etcd::EtcdError>,
-    },
+/// Resetting some etcd hosts but not all while etcd cannot be asked which members stay.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the members of {hosts} must leave etcd first, but there is no etcd client certificate \
+     in the PKI dir to ask etcd with; reset every etcd host together, or restore the PKI"
+)]
+pub struct NoClient {
+    pub hosts: String,
 }
 
 /// What resetting a set of hosts asks of the etcd cluster.
@@ -98,20 +61,6 @@ pub fn client_endpoints(inv: &Inventory) -> Vec<(String, String)> {
         .into_iter()
         .map(|m| (m.name.clone(), m.client_url()))
         .collect()
-}
-
-/// The live member list from the first etcd host that gives one.
-pub async fn live_members(
-    inv: &Inventory,
-    tls: &ClientTls,
-    timeout: Duration,
-) -> Option<(String, Vec<Member>)> {
-    for (_, ep) in client_endpoints(inv) {
-        if let Ok(list) = etcd::member_list(tls, &ep, timeout).await {
-            return Some((ep, list));
-        }
-    }
-    None
 }
 
 /// The inventory host a member belongs to: same name, or its peer URL is the host's. A member
@@ -145,71 +94,7 @@ pub fn host_of<'a>(inv: &'a Inventory, m: &Member) -> Result<Option<&'a Host>, A
     }
 }
 
-pub async fn member_healthy(tls: &ClientTls, m: &Member, timeout: Duration) -> bool {
-    for url in &m.client_urls {
-        if let Ok(true) = etcd::health(tls, url, timeout).await {
-            return true;
-        }
-    }
-    false
-}
-
-/// Decide what resetting `selected` asks of etcd; refuse when it would cost quorum.
-pub async fn plan_reset(
-    inv: &Inventory,
-    tls: &ClientTls,
-    selected: &BTreeSet<String>,
-    timeout: Duration,
-) -> Result<ResetMembership, MembershipError> {
-    let etcd_hosts: Vec<&Host> = inv.with_role(Role::Etcd).collect();
-    let chosen: Vec<&str> = etcd_hosts
-        .iter()
-        .filter(|h| selected.contains(&h.name))
-        .map(|h| h.name.as_str())
-        .collect();
-    if chosen.is_empty() {
-        return Ok(ResetMembership::Untouched);
-    }
-    let Some((_, members)) = live_members(inv, tls, timeout).await else {
-        if chosen.len() == etcd_hosts.len() {
-            return Ok(ResetMembership::WholeCluster);
-        }
-        return Err(MembershipError::NoMemberAnswers {
-            endpoints: client_endpoints(inv)
-                .into_iter()
-                .map(|(_, e)| e)
-                .collect::<Vec<_>>()
-                .join(", "),
-            hosts: chosen.join(", "),
-        });
-    };
-    let mut lives = Vec::new();
-    for m in &members {
-        let host = host_of(inv, m)?.map(|h| h.name.clone());
-        lives.push(LiveMember {
-            id: format!("{:x}", m.id),
-            raw_id: m.id,
-            client_urls: m.client_urls.clone(),
-            name: m.name.clone(),
-            healthy: member_healthy(tls, m, timeout).await,
-            host,
-            learner: m.is_learner,
-        });
-    }
-    judge_reset(lives, selected).map_err(|tally| MembershipError::Quorum {
-        hosts: chosen.join(", "),
-        remaining: tally.voters_after,
-        healthy: tally.healthy_after,
-        needed: tally.needed,
-        learners: if tally.learners.is_empty() {
-            String::new()
-        } else {
-            format!(" (learners {} not counted)", tally.learners.join(", "))
-        },
-    })
-}
-
-/// The pure part of [`plan_reset`]: the members of `selected` hosts go, the rest must keep a
+/// The judgment of `engine::etcd_members::plan_reset`: the members of `selected` hosts go, the rest must keep a
 /// healthy majority of voters ([`quorum::tally`]; learners count nowhere). When no voter would
 /// stay the whole cluster goes with the hosts (a learner cannot carry it).
 pub fn judge_reset(
@@ -254,7 +139,7 @@ pub fn judge_reset(
 pub fn without_client(
     inv: &Inventory,
     selected: &BTreeSet<String>,
-) -> Result<ResetMembership, MembershipError> {
+) -> Result<ResetMembership, NoClient> {
     let etcd: Vec<&str> = inv.with_role(Role::Etcd).map(|h| h.name.as_str()).collect();
     let chosen: Vec<&str> = etcd
         .iter()
@@ -266,79 +151,10 @@ pub fn without_client(
     } else if chosen.len() == etcd.len() {
         Ok(ResetMembership::WholeCluster)
     } else {
-        Err(MembershipError::NoClient {
+        Err(NoClient {
             hosts: chosen.join(", "),
         })
     }
-}
-
-/// When `m` leads, make the member behind `via` (one that stays) the leader first: clients
-/// then see a planned handover instead of an election after their leader vanished.
-async fn hand_over_leadership(
-    tls: &ClientTls,
-    m: &LiveMember,
-    via: &str,
-    timeout: Duration,
-) -> Result<(), MembershipError> {
-    let failed = |source| MembershipError::Leadership {
-        name: m.name.clone(),
-        source: Box::new(source),
-    };
-    let here = etcd::status(tls, via, timeout).await.map_err(failed)?;
-    if here.leader != m.raw_id {
-        return Ok(());
-    }
-    let Some(leader_url) = m.client_urls.first() else {
-        return Ok(());
-    };
-    etcd::move_leader(tls, leader_url, here.member_id, timeout)
-        .await
-        .map_err(failed)?;
-    let deadline = std::time::Instant::now() + RECONFIG_WAIT;
-    while std::time::Instant::now() < deadline {
-        if let Ok(s) = etcd::status(tls, via, timeout).await
-            && s.leader == here.member_id
-        {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    Ok(())
-}
-
-/// Remove the members one at a time through `via`.
-pub async fn remove(
-    tls: &ClientTls,
-    members: &[LiveMember],
-    via: &str,
-    timeout: Duration,
-) -> Result<(), MembershipError> {
-    for m in members {
-        hand_over_leadership(tls, m, via, timeout).await?;
-        // etcd refuses a removal ("unhealthy cluster") until the members that stay have been
-        // connected to the leader for a few seconds, e.g. right after they started.
-        let deadline = std::time::Instant::now() + RECONFIG_WAIT;
-        loop {
-            match etcd::member_remove(tls, via, m.raw_id, timeout).await {
-                Ok(()) => break,
-                Err(etcd::EtcdError::Http { ref body, .. })
-                    if body.contains("unhealthy cluster")
-                        && std::time::Instant::now() < deadline =>
-                {
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-                Err(source) => {
-                    return Err(MembershipError::Remove {
-                        name: m.name.clone(),
-                        id: m.id.clone(),
-                        endpoint: via.to_string(),
-                        source: Box::new(source),
-                    });
-                }
-            }
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

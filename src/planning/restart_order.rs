@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use crate::components::GoesLast;
-use crate::lifecycle::quorum::{self, Fate, Seat};
+use crate::planning::quorum::{self, Fate, Seat};
 
 /// The hosts in the order they restart: config order, with the one that would disturb clients
 /// most (the etcd leader, the VIP holder) moved to the end.
