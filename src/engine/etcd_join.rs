@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use super::event::Event;
 use super::playbook::Phase;
 use super::runner::{Engine, OperatorError, RunError, RunOptions, RunState};
+use super::verify;
 use crate::components::ComponentId;
 use crate::etcd::{self, ClientTls, EtcdError, Member};
 use crate::inventory::EtcdBootstrap;
@@ -83,6 +84,9 @@ pub enum JoinError {
         key: &'static str,
         value: String,
     },
+    /// The run was cancelled while it waited for the learner (the next `kinit up` picks it up).
+    #[error("interrupted")]
+    Interrupted,
 }
 
 /// Whether `phase` converges etcd (as a unit or a static pod).
@@ -166,9 +170,12 @@ fn seconds(d: Duration) -> String {
 
 impl Engine {
     fn join_failed(phase: &Phase, e: impl Into<JoinError>) -> RunError {
-        RunError::Operator {
-            phase: phase.name.clone(),
-            error: OperatorError::Join(e.into()),
+        match e.into() {
+            JoinError::Interrupted => RunError::Interrupted,
+            e => RunError::Operator {
+                phase: phase.name.clone(),
+                error: OperatorError::Join(e),
+            },
         }
     }
 
@@ -425,10 +432,18 @@ impl Engine {
         state.rendered = None;
         self.converge(phase, &[host.to_string()], opts, state)
             .await?;
-        self.wait_started(host, id, tls, via)
+        let interrupted = Err(JoinError::Interrupted);
+        verify::or_cancelled(
+            &self.cancel,
+            interrupted,
+            self.wait_started(host, id, tls, via),
+        )
+        .await
+        .map_err(failed)?;
+        let interrupted = Err(JoinError::Interrupted);
+        verify::or_cancelled(&self.cancel, interrupted, self.promote(host, id, tls, via))
             .await
             .map_err(failed)?;
-        self.promote(host, id, tls, via).await.map_err(failed)?;
         let took = started.elapsed();
         self.member_event(
             phase,
