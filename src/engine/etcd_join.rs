@@ -395,9 +395,13 @@ impl Engine {
             }
             None => {
                 if let Some(stale) = joiner.stale {
-                    retry_reconfig(|| etcd::member_remove(tls, via, stale, REQUEST))
+                    let removing = async {
+                        retry_reconfig(|| etcd::member_remove(tls, via, stale, REQUEST))
+                            .await
+                            .map_err(etcd_step(host, "removing its unstarted member", via))
+                    };
+                    verify::or_cancelled(&self.cancel, Err(JoinError::Interrupted), removing)
                         .await
-                        .map_err(etcd_step(host, "removing its unstarted member", via))
                         .map_err(failed)?;
                     self.member_event(
                         phase,
@@ -408,10 +412,15 @@ impl Engine {
                     );
                 }
                 let peer = [joiner.peer_url.clone()];
-                let (m, list) = retry_reconfig(|| etcd::member_add(tls, via, &peer, true, REQUEST))
-                    .await
-                    .map_err(etcd_step(host, "adding it as a learner", via))
-                    .map_err(failed)?;
+                let adding = async {
+                    retry_reconfig(|| etcd::member_add(tls, via, &peer, true, REQUEST))
+                        .await
+                        .map_err(etcd_step(host, "adding it as a learner", via))
+                };
+                let (m, list) =
+                    verify::or_cancelled(&self.cancel, Err(JoinError::Interrupted), adding)
+                        .await
+                        .map_err(failed)?;
                 self.member_event(
                     phase,
                     host,

@@ -155,8 +155,12 @@ impl Engine {
             if rolling.healthy == Healthy::EtcdMember {
                 self.guard_restart(phase, host, opts.force).await?;
                 if special.as_deref() == Some(host.as_str()) {
-                    self.hand_over(phase, host, &done).await;
+                    let handing_over = self.hand_over(phase, host, &done);
+                    verify::or_cancelled(&self.cancel, (), handing_over).await;
                 }
+            }
+            if self.cancel.is_cancelled() {
+                return Err(RunError::Interrupted);
             }
             if rolling.healthy == Healthy::ApiserverReady && kind == RestartKind::Restart {
                 self.drain_apiserver(phase, host).await;
