@@ -52,7 +52,7 @@ async fn of_two_racing_take_overs_exactly_one_wins() {
     let (a_session, b_session) = (s.connect().await, s.connect().await);
     let lock_dir = s.dir.path().join("run/up.lock");
     let dir = lock_dir.to_str().unwrap().to_string();
-    let me = LockOwner::current();
+    let me = LockOwner::current("up");
     // This machine, a process that does not exist (above pid_max).
     let dead = LockOwner {
         pid: 9_999_999,
@@ -92,7 +92,7 @@ async fn a_lock_of_another_machine_with_this_hostname_is_refused() {
     let session = s.connect().await;
     let lock_dir = s.dir.path().join("run/up.lock");
     let dir = lock_dir.to_str().unwrap().to_string();
-    let me = LockOwner::current();
+    let me = LockOwner::current("up");
     assert!(
         !me.machine_id.is_empty(),
         "this machine has /etc/machine-id"

@@ -58,7 +58,9 @@ For each host: its etcd member leaves first (a leader hands over to a healthy me
 stays), then the host is reset, then the control planes that stay get haproxy backends, \
 keepalived peers and (external etcd) --etcd-servers without it, reloaded one host at a time. \
 Refused when etcd could not keep a majority given the members unhealthy now, or when one \
-member would be left (--force goes anyway). Delete the hosts from cluster.yaml afterwards."
+member would be left (--force goes anyway). The cluster lock `kinit up` takes is held on every \
+host kinit contacts meanwhile: another operator's run is refused by name. Delete the hosts from \
+cluster.yaml afterwards."
 )]
 pub struct RemoveArgs {
     /// The hosts to take out, as named in cluster.yaml
@@ -82,6 +84,11 @@ pub struct RemoveArgs {
     #[arg(long)]
     pub dry_run: bool,
 
+    /// Remove another run's lock on the hosts (only when no kinit up, remove or restore is
+    /// running)
+    #[arg(long)]
+    pub break_lock: bool,
+
     #[command(flatten)]
     pub remote: RemoteArgs,
 }
@@ -94,6 +101,7 @@ impl RemoveArgs {
             unreachable: self.unreachable,
             force: self.force,
             dry_run: self.dry_run,
+            break_lock: self.break_lock,
             accept_new_host_keys: self.remote.accept_new_host_keys,
             concurrency: self.remote.concurrency.get(),
         }
@@ -144,7 +152,9 @@ impl SaveArgs {
 #[command(
     after_help = "On every etcd member: the control-plane manifests are moved aside, etcd \
 stopped, its data dir moved aside (kept), the snapshot restored with a new cluster token, all \
-members started together; once one healthy cluster answers, the manifests go back."
+members started together; once one healthy cluster answers, the manifests go back. The cluster \
+lock `kinit up` takes is held on every etcd and control-plane host meanwhile: another operator's \
+run is refused by name."
 )]
 pub struct RestoreArgs {
     /// The snapshot file (from `kinit etcd snapshot save` or `etcdctl snapshot save`)
@@ -158,6 +168,11 @@ pub struct RestoreArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 120)]
     pub wait: u64,
 
+    /// Remove another run's lock on the hosts (only when no kinit up, remove or restore is
+    /// running)
+    #[arg(long)]
+    pub break_lock: bool,
+
     #[command(flatten)]
     pub remote: RemoteArgs,
 }
@@ -168,6 +183,7 @@ impl RestoreArgs {
             file: self.file.clone(),
             yes: self.yes,
             wait: std::time::Duration::from_secs(self.wait.max(1)),
+            break_lock: self.break_lock,
             accept_new_host_keys: self.remote.accept_new_host_keys,
             concurrency: self.remote.concurrency.get(),
         }

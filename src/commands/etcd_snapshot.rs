@@ -6,6 +6,8 @@ use std::time::{Duration, SystemTime};
 
 use super::{CommandError, CommandResult, Outcome, remote};
 use crate::config::Role;
+use crate::engine::cluster_lock::LockRequest;
+use crate::engine::lock::LockOwner;
 use crate::etcd::ClientTls;
 use crate::etcd::snapshot_file::{self, Integrity};
 use crate::lifecycle::snapshot::restore::{self, RestoreSettings};
@@ -26,6 +28,8 @@ pub struct RestoreOptions {
     pub file: PathBuf,
     pub yes: bool,
     pub wait: Duration,
+    /// Remove any lock, not only stale ones of this machine.
+    pub break_lock: bool,
     pub accept_new_host_keys: bool,
     pub concurrency: usize,
 }
@@ -170,16 +174,26 @@ pub fn restore(global: &GlobalOptions, opts: &RestoreOptions) -> CommandResult {
         wait: opts.wait,
         etcd_timeout: Duration::from_secs(3),
         concurrency: opts.concurrency,
+        lock: LockRequest {
+            owner: LockOwner::current("restore"),
+            break_lock: opts.break_lock,
+            concurrency: opts.concurrency,
+        },
     };
     let file = opts.file.clone();
+    let notes = view::NoteLines {
+        quiet: global.verbosity < 0,
+    };
     let remote::Finished { value, interrupted } =
         remote::with_remote(ssh, |pool, cancel| async move {
             restore::restore(
                 &inventory, &tls, pool, &targets, &templates, &file, &status, &settings, &cancel,
+                &notes,
             )
             .await
         })?;
     if interrupted {
+        eprintln!("interrupted");
         return Ok(Outcome::Interrupted);
     }
     let report = value?;

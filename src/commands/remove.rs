@@ -5,9 +5,11 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use super::{CommandError, CommandResult, Outcome, remote};
+use crate::engine::cluster_lock::LockRequest;
+use crate::engine::lock::LockOwner;
 use crate::etcd::ClientTls;
 use crate::inventory::Host;
-use crate::lifecycle::remove::{self, RemoveSettings};
+use crate::lifecycle::remove::{self, RemoveError, RemoveSettings};
 use crate::lifecycle::snapshot::utc_stamp;
 use crate::render::Templates;
 use crate::ui::confirm::{self, Answer};
@@ -21,6 +23,8 @@ pub struct RemoveOptions {
     pub unreachable: bool,
     pub force: bool,
     pub dry_run: bool,
+    /// Remove any lock, not only stale ones of this machine.
+    pub break_lock: bool,
     pub accept_new_host_keys: bool,
     pub concurrency: usize,
 }
@@ -58,6 +62,11 @@ pub fn run(global: &GlobalOptions, opts: &RemoveOptions) -> CommandResult {
         concurrency: opts.concurrency,
         stamp: utc_stamp(SystemTime::now()),
         etcd_timeout: Duration::from_secs(5),
+        lock: LockRequest {
+            owner: LockOwner::current("remove"),
+            break_lock: opts.break_lock,
+            concurrency: opts.concurrency,
+        },
     };
 
     let planned = remote::with_remote(ssh.clone(), |pool, _| {
@@ -96,20 +105,28 @@ pub fn run(global: &GlobalOptions, opts: &RemoveOptions) -> CommandResult {
         &templates,
         &settings,
     );
+    let notes = crate::ui::lifecycle::NoteLines {
+        quiet: global.verbosity < 0,
+    };
+    let notes = &notes;
+    // The lock, the members read again (the confirmation may have come long after the plan),
+    // the removal, the lock released: all in `remove::run`.
     let remote::Finished { value, interrupted } =
         remote::with_remote(ssh, |pool, cancel| async move {
-            // The members read again: the confirmation may have come long after the plan.
-            let plan = if opts.dry_run {
-                plan
-            } else {
-                remove::recheck(inventory, tls, chosen, settings, plan).await?
-            };
             remove::run(
-                inventory, tls, plan, targets, pool, templates, settings, &cancel,
+                inventory, tls, chosen, plan, targets, pool, templates, settings, &cancel, notes,
             )
             .await
         })?;
-    let report = value?;
+    let report = match value {
+        Err(e @ (RemoveError::Interrupted | RemoveError::InterruptedDuring { .. }))
+            if interrupted =>
+        {
+            eprintln!("{e}");
+            return Ok(Outcome::Interrupted);
+        }
+        other => other?,
+    };
     match global.output {
         OutputFormat::Json => println!(
             "{}",

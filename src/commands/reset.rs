@@ -56,6 +56,7 @@ pub fn run(global: &GlobalOptions, opts: &ResetOptions) -> CommandResult {
         concurrency: opts.concurrency,
         stamp: utc_stamp(SystemTime::now()),
         etcd_timeout: Duration::from_secs(5),
+        locked_by_caller: false,
     };
     let remote::Finished { value, interrupted } =
         remote::with_remote(ssh, |pool, cancel| async move {

@@ -1,4 +1,7 @@
-//! The run's lock on every host at once: taken on all hosts or on none.
+//! The run's lock on every host at once: taken on all hosts or on none. Every command that
+//! changes hosts takes it through [`take_all`] (`up` and `certs renew --rollout` in the engine's
+//! runner, `remove`, `etcd snapshot restore`) and gives it back with [`release_all`] however it
+//! ends; `reset` holds it per host while each host is reset.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,9 +15,52 @@ use crate::fanout::{self, FanoutError};
 use crate::ssh::{HostTarget, Pool, Session};
 
 /// Why the lock could not be taken everywhere (whatever was taken is released again).
+#[derive(Debug, thiserror::Error)]
 pub enum LockFailure {
+    /// Another run holds it (each failure names the holder), or a host did not answer.
+    #[error(
+        "the cluster lock was not taken, so nothing was changed: {}",
+        .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    )]
     Hosts(Vec<HostFailure>),
+    #[error("interrupted before any host was changed")]
     Interrupted,
+}
+
+/// How a command takes the lock: who takes it, and whether another run's lock is removed.
+#[derive(Debug, Clone)]
+pub struct LockRequest {
+    pub owner: LockOwner,
+    /// Remove any lock, not only stale ones of this machine (`--break-lock`).
+    pub break_lock: bool,
+    pub concurrency: usize,
+}
+
+impl LockRequest {
+    /// Take the lock on every target (see [`take_all`]).
+    pub async fn take(
+        &self,
+        pool: &Arc<Pool>,
+        targets: &BTreeMap<String, HostTarget>,
+        cancel: &CancellationToken,
+        observer: &dyn Observer,
+    ) -> Result<Vec<Arc<Session>>, LockFailure> {
+        take_all(
+            pool,
+            targets,
+            &self.owner,
+            self.break_lock,
+            self.concurrency,
+            cancel,
+            observer,
+        )
+        .await
+    }
+
+    /// Give back what [`LockRequest::take`] took.
+    pub async fn release(&self, sessions: &[Arc<Session>]) {
+        release_all(sessions, &self.owner).await
+    }
 }
 
 /// What taking the lock on one host needs.

@@ -11,6 +11,7 @@ use super::etcd_members;
 use super::event::Event;
 use super::playbook::Phase;
 use super::runner::{Engine, OperatorError, RunError, RunOptions, RunState};
+use super::verify;
 use crate::components::ComponentId;
 use crate::etcd::{self, ClientTls, EtcdError, Member};
 use crate::inventory::EtcdBootstrap;
@@ -84,6 +85,9 @@ pub enum JoinError {
         key: &'static str,
         value: String,
     },
+    /// The run was cancelled while it waited for the learner (the next `kinit up` picks it up).
+    #[error("interrupted")]
+    Interrupted,
 }
 
 /// Whether `phase` converges etcd (as a unit or a static pod).
@@ -167,9 +171,12 @@ fn seconds(d: Duration) -> String {
 
 impl Engine {
     fn join_failed(phase: &Phase, e: impl Into<JoinError>) -> RunError {
-        RunError::Operator {
-            phase: phase.name.clone(),
-            error: OperatorError::Join(e.into()),
+        match e.into() {
+            JoinError::Interrupted => RunError::Interrupted,
+            e => RunError::Operator {
+                phase: phase.name.clone(),
+                error: OperatorError::Join(e),
+            },
         }
     }
 
@@ -389,9 +396,13 @@ impl Engine {
             }
             None => {
                 if let Some(stale) = joiner.stale {
-                    retry_reconfig(|| etcd::member_remove(tls, via, stale, REQUEST))
+                    let removing = async {
+                        retry_reconfig(|| etcd::member_remove(tls, via, stale, REQUEST))
+                            .await
+                            .map_err(etcd_step(host, "removing its unstarted member", via))
+                    };
+                    verify::or_cancelled(&self.cancel, Err(JoinError::Interrupted), removing)
                         .await
-                        .map_err(etcd_step(host, "removing its unstarted member", via))
                         .map_err(failed)?;
                     self.member_event(
                         phase,
@@ -402,10 +413,15 @@ impl Engine {
                     );
                 }
                 let peer = [joiner.peer_url.clone()];
-                let (m, list) = retry_reconfig(|| etcd::member_add(tls, via, &peer, true, REQUEST))
-                    .await
-                    .map_err(etcd_step(host, "adding it as a learner", via))
-                    .map_err(failed)?;
+                let adding = async {
+                    retry_reconfig(|| etcd::member_add(tls, via, &peer, true, REQUEST))
+                        .await
+                        .map_err(etcd_step(host, "adding it as a learner", via))
+                };
+                let (m, list) =
+                    verify::or_cancelled(&self.cancel, Err(JoinError::Interrupted), adding)
+                        .await
+                        .map_err(failed)?;
                 self.member_event(
                     phase,
                     host,
@@ -426,10 +442,18 @@ impl Engine {
         state.rendered = None;
         self.converge(phase, &[host.to_string()], opts, state)
             .await?;
-        self.wait_started(host, id, tls, via)
+        let interrupted = Err(JoinError::Interrupted);
+        verify::or_cancelled(
+            &self.cancel,
+            interrupted,
+            self.wait_started(host, id, tls, via),
+        )
+        .await
+        .map_err(failed)?;
+        let interrupted = Err(JoinError::Interrupted);
+        verify::or_cancelled(&self.cancel, interrupted, self.promote(host, id, tls, via))
             .await
             .map_err(failed)?;
-        self.promote(host, id, tls, via).await.map_err(failed)?;
         let took = started.elapsed();
         self.member_event(
             phase,

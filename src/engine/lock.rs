@@ -1,5 +1,5 @@
-//! One `kinit up` per cluster at a time: a lock directory on every host, taken on all hosts or on
-//! none. It lives under /run, so a rebooted host drops it. A lock left by a run of this operator
+//! One run that changes a cluster at a time (`kinit up`, `reset`, `remove`, `etcd snapshot
+//! restore`): a lock directory on every host it changes, taken on all of them or on none. It lives under /run, so a rebooted host drops it. A lock left by a run of this operator
 //! machine (same hostname and same /etc/machine-id) whose process is gone is stale and taken over;
 //! any other lock is refused with the command that removes it.
 //!
@@ -27,10 +27,14 @@ pub struct LockOwner {
     /// pid is only checked on the machine that wrote it. Empty when unknown (a lock written by an
     /// older kinit, or a machine without one): such an owner is never taken for dead.
     pub machine_id: String,
+    /// The kinit command holding it (`up`, `reset`, `remove`, `restore`); empty in a lock an
+    /// older kinit wrote (only `up` and `reset` took one then).
+    pub command: String,
 }
 
 impl LockOwner {
-    pub fn current() -> LockOwner {
+    /// This process, running `command` (one word: `up`, `reset`, `remove`, `restore`).
+    pub fn current(command: &str) -> LockOwner {
         LockOwner {
             operator: operator_name(),
             pid: std::process::id(),
@@ -39,18 +43,25 @@ impl LockOwner {
                 .map(|d| d.as_secs())
                 .unwrap_or_default(),
             machine_id: machine_id(),
+            command: command.to_string(),
         }
     }
 
-    /// `hostname pid since machine-id`: the machine-id last, so the first three words read as
-    /// older versions wrote them.
+    /// `hostname pid since machine-id command`: new words last, so the first ones read as
+    /// older versions wrote them (an older kinit ignores the command). An unknown machine-id is
+    /// `-` when a command follows it.
     pub fn line(&self) -> String {
+        let machine = match (self.machine_id.is_empty(), self.command.is_empty()) {
+            (true, false) => "-",
+            _ => self.machine_id.as_str(),
+        };
         format!(
-            "{} {} {} {}",
-            self.operator, self.pid, self.since, self.machine_id
+            "{} {} {} {} {}",
+            self.operator, self.pid, self.since, machine, self.command
         )
-        .trim_end()
-        .to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
     }
 
     pub fn parse(text: &str) -> Option<LockOwner> {
@@ -59,8 +70,23 @@ impl LockOwner {
             operator: w.next()?.to_string(),
             pid: w.next()?.parse().ok()?,
             since: w.next()?.parse().ok()?,
-            machine_id: w.next().unwrap_or_default().to_string(),
+            machine_id: w
+                .next()
+                .filter(|m| *m != "-")
+                .unwrap_or_default()
+                .to_string(),
+            command: w.next().unwrap_or_default().to_string(),
         })
+    }
+
+    /// The command as the refusal names it: a lock without one was written by an older
+    /// `kinit up`.
+    pub fn command_text(&self) -> &str {
+        if self.command.is_empty() {
+            "up"
+        } else {
+            &self.command
+        }
     }
 
     /// A run of this machine that no longer exists. Only this machine can tell: the pid is
@@ -98,8 +124,10 @@ fn process_alive(pid: u32) -> bool {
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
     #[error(
-        "locked by kinit up on {} ({}pid {}) since {}; if no kinit up is running there, remove the lock with `kinit up --break-lock`",
-        .0.operator, machine_text(&.0.machine_id), .0.pid, since_text(.0.since)
+        "locked by kinit {cmd} on {} ({}pid {}) since {}; if no kinit {cmd} is running there, \
+         remove the lock with --break-lock (of kinit up, remove or etcd snapshot restore)",
+        .0.operator, machine_text(&.0.machine_id), .0.pid, since_text(.0.since),
+        cmd = .0.command_text()
     )]
     Held(LockOwner),
     #[error(transparent)]
@@ -191,6 +219,7 @@ pub async fn take_at(
                 pid: 0,
                 since: 0,
                 machine_id: String::new(),
+                command: String::new(),
             });
             if !held.is_stale_here() {
                 return Err(LockError::Held(held));
@@ -237,8 +266,13 @@ mod tests {
 
     #[test]
     fn owner_round_trips_and_a_dead_local_run_is_stale() {
-        let me = LockOwner::current();
+        let me = LockOwner::current("remove");
         assert_eq!(LockOwner::parse(&me.line()), Some(me.clone()));
+        let no_machine_id = LockOwner {
+            machine_id: String::new(),
+            ..me.clone()
+        };
+        assert_eq!(LockOwner::parse(&no_machine_id.line()), Some(no_machine_id));
         assert!(!me.is_stale_here(), "this process is alive");
         let gone = LockOwner {
             // Above pid_max (4194304): no such process.
@@ -257,6 +291,12 @@ mod tests {
         let older_kinit = LockOwner::parse(&format!("{} {} 0", gone.operator, gone.pid)).unwrap();
         assert_eq!(older_kinit.machine_id, "");
         assert!(!older_kinit.is_stale_here(), "no machine-id: cannot tell");
+        assert!(
+            LockError::Held(older_kinit)
+                .to_string()
+                .starts_with(&format!("locked by kinit up on {} (pid", gone.operator)),
+            "a lock without a command was an older kinit up's"
+        );
         let elsewhere = LockOwner {
             operator: "other-machine".into(),
             ..gone
@@ -268,6 +308,11 @@ mod tests {
         let text = LockError::Held(cloned_machine).to_string();
         assert!(
             text.contains("machine-id 0123456789abcdef0123456789abcdef"),
+            "{text}"
+        );
+        assert!(
+            text.starts_with("locked by kinit remove on ")
+                && text.contains("if no kinit remove is running there"),
             "{text}"
         );
     }

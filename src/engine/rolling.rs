@@ -155,8 +155,12 @@ impl Engine {
             if rolling.healthy == Healthy::EtcdMember {
                 self.guard_restart(phase, host, opts.force).await?;
                 if special.as_deref() == Some(host.as_str()) {
-                    self.hand_over(phase, host, &done).await;
+                    let handing_over = self.hand_over(phase, host, &done);
+                    verify::or_cancelled(&self.cancel, (), handing_over).await;
                 }
+            }
+            if self.cancel.is_cancelled() {
+                return Err(RunError::Interrupted);
             }
             if rolling.healthy == Healthy::ApiserverReady && kind == RestartKind::Restart {
                 self.drain_apiserver(phase, host).await;
@@ -223,22 +227,31 @@ impl Engine {
                     .into_iter()
                     .find(|m| m.name == host)
                     .ok_or_else(|| WaitError::Invalid(format!("{host} is no etcd member")))?;
-                verify::etcd_member_caught_up(&tls, &member.client_url(), ETCD_BACK).await
+                verify::etcd_member_caught_up(&tls, &member.client_url(), ETCD_BACK, &self.cancel)
+                    .await
             }
             Healthy::Port(port) => {
                 let addr = SocketAddr::new(address, port.number(inv));
-                verify::tcp(vec![(host.to_string(), addr)], LOAD_BALANCER_BACK).await
+                verify::tcp(
+                    vec![(host.to_string(), addr)],
+                    LOAD_BALANCER_BACK,
+                    &self.cancel,
+                )
+                .await
             }
             Healthy::Vip => {
                 let targets = self.targets_of(ComponentId::Keepalived);
-                verify::vip(inv, &self.pool, &targets, LOAD_BALANCER_BACK).await
+                verify::vip(inv, &self.pool, &targets, LOAD_BALANCER_BACK, &self.cancel).await
             }
             Healthy::ApiserverReady => self.apiserver_back(host, address).await,
             Healthy::PhaseWaits => self
                 .wait_for(phase, &[host.to_string()], opts, state)
                 .await
                 .map(|()| "the phase's checks pass".to_string())
-                .map_err(|e| WaitError::Invalid(e.to_string())),
+                .map_err(|e| match e {
+                    RunError::Interrupted => WaitError::Cancelled,
+                    e => WaitError::Invalid(e.to_string()),
+                }),
         }
     }
 
@@ -393,6 +406,9 @@ impl<'a> RestartStep<'a> {
         healthy: Result<String, WaitError>,
         order: &[String],
     ) -> Result<(), RunError> {
+        if let Err(WaitError::Cancelled) = healthy {
+            return Err(RunError::Interrupted);
+        }
         let healthy = healthy.map_err(|error| RunError::NotBack {
             phase: self.phase.name.clone(),
             host: self.host.to_string(),

@@ -226,7 +226,7 @@ impl Engine {
             crate::pki::cluster_token::load(&self.inventory.pki_dir)
                 .map_err(RunError::ClusterToken)?;
 
-        let owner = LockOwner::current();
+        let owner = LockOwner::current("up");
         let locked = if opts.dry_run {
             Vec::new()
         } else {
@@ -564,6 +564,7 @@ impl Engine {
                 targets: &self.targets,
                 bundle: &state.bundle,
                 dry_run: opts.dry_run,
+                cancel: &self.cancel,
             };
             if let Some(message) = waits::wait(phase, hosts, wait, &ctx).await? {
                 self.emit(Event::Note {

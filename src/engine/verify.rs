@@ -1,11 +1,13 @@
 //! The `wait` checks of a phase, made from the operator machine after every host finished its
-//! actions: each polls until it holds or its timeout passes, and says what it saw last.
+//! actions: each polls until it holds or its timeout passes, and says what it saw last. Each
+//! also stops as soon as the run is cancelled (Ctrl-C, SIGTERM), in the middle of an attempt.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
 
 use crate::etcd::{ClientTls, health, member_list};
 use crate::inventory::Inventory;
@@ -21,17 +23,30 @@ pub enum WaitError {
     TimedOut { waited: Duration, last: String },
     #[error("{0}")]
     Invalid(String),
+    /// The run was cancelled while it waited.
+    #[error("interrupted")]
+    Cancelled,
 }
 
 /// Poll `probe` until it returns Ok or `timeout` passes; the error is the last one seen.
-async fn until<F, Fut>(timeout: Duration, mut probe: F) -> Result<String, WaitError>
+/// `cancel` stops it at once, during an attempt or between two.
+async fn until<F, Fut>(
+    timeout: Duration,
+    cancel: &CancellationToken,
+    mut probe: F,
+) -> Result<String, WaitError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<String, String>>,
 {
     let start = Instant::now();
     loop {
-        match probe().await {
+        let attempt = tokio::select! {
+            biased;
+            () = cancel.cancelled() => return Err(WaitError::Cancelled),
+            attempt = probe() => attempt,
+        };
+        match attempt {
             Ok(detail) => return Ok(detail),
             Err(last) if start.elapsed() >= timeout => {
                 return Err(WaitError::TimedOut {
@@ -39,8 +54,26 @@ where
                     last,
                 });
             }
-            Err(_) => tokio::time::sleep(POLL).await,
+            Err(_) => tokio::select! {
+                biased;
+                () = cancel.cancelled() => return Err(WaitError::Cancelled),
+                () = tokio::time::sleep(POLL) => {}
+            },
         }
+    }
+}
+
+/// `work`, or `cancelled` as soon as `cancel` fires (the work is dropped where it is): for a
+/// wait that is not one of this module's.
+pub async fn or_cancelled<T>(
+    cancel: &CancellationToken,
+    cancelled: T,
+    work: impl std::future::Future<Output = T>,
+) -> T {
+    tokio::select! {
+        biased;
+        () = cancel.cancelled() => cancelled,
+        done = work => done,
     }
 }
 
@@ -53,9 +86,13 @@ async fn tcp_open(addr: SocketAddr) -> Result<(), String> {
 }
 
 /// Every address accepts TCP connections.
-pub async fn tcp(addrs: Vec<(String, SocketAddr)>, timeout: Duration) -> Result<String, WaitError> {
+pub async fn tcp(
+    addrs: Vec<(String, SocketAddr)>,
+    timeout: Duration,
+    cancel: &CancellationToken,
+) -> Result<String, WaitError> {
     let n = addrs.len();
-    until(timeout, || {
+    until(timeout, cancel, || {
         let addrs = addrs.clone();
         async move {
             let results = in_turn(
@@ -93,11 +130,12 @@ pub async fn etcd_healthy(
     inv: &Inventory,
     tls: &ClientTls,
     timeout: Duration,
+    cancel: &CancellationToken,
 ) -> Result<String, WaitError> {
     let members = inv.etcd_members();
     let mut want: Vec<String> = members.iter().map(|m| m.name.clone()).collect();
     want.sort();
-    until(timeout, || {
+    until(timeout, cancel, || {
         let members = members.clone();
         let want = want.clone();
         async move {
@@ -161,10 +199,11 @@ pub async fn etcd_member_caught_up(
     tls: &ClientTls,
     endpoint: &str,
     timeout: Duration,
+    cancel: &CancellationToken,
 ) -> Result<String, WaitError> {
     let target = std::sync::Mutex::new(None::<i64>);
     let target = &target;
-    until(timeout, || async move {
+    until(timeout, cancel, || async move {
         if !health(tls, endpoint, ATTEMPT)
             .await
             .map_err(|e| e.to_string())?
@@ -214,6 +253,7 @@ pub async fn vip(
     pool: &Arc<Pool>,
     hosts: &[(String, HostTarget)],
     timeout: Duration,
+    cancel: &CancellationToken,
 ) -> Result<String, WaitError> {
     let vip: IpAddr = inv.endpoint.address.parse().map_err(|_| {
         WaitError::Invalid(format!(
@@ -222,7 +262,7 @@ pub async fn vip(
         ))
     })?;
     let port = inv.endpoint.port;
-    until(timeout, || async move {
+    until(timeout, cancel, || async move {
         let holders = vip_holders(pool, hosts, vip).await?;
         match holders.as_slice() {
             [one] => {
@@ -292,9 +332,10 @@ pub async fn https(
     path: &str,
     ca_pem: &[u8],
     timeout: Duration,
+    cancel: &CancellationToken,
 ) -> Result<String, WaitError> {
     let n = targets.len();
-    until(timeout, || {
+    until(timeout, cancel, || {
         let targets = targets.clone();
         async move {
             let mut bad = Vec::new();
@@ -322,9 +363,10 @@ pub async fn https_url(
     path: &str,
     ca_pem: &[u8],
     timeout: Duration,
+    cancel: &CancellationToken,
 ) -> Result<String, WaitError> {
     let url = format!("{base}{path}");
-    until(timeout, || {
+    until(timeout, cancel, || {
         let url = url.clone();
         async move {
             match crate::etcd::https_get(&url, ca_pem, None, None, ATTEMPT).await {
@@ -377,9 +419,10 @@ pub async fn haproxy_backend_state(
     server: &str,
     want: &str,
     timeout: Duration,
+    cancel: &CancellationToken,
 ) -> Result<String, WaitError> {
     let n = hosts.len();
-    until(timeout, || async move {
+    until(timeout, cancel, || async move {
         let mut bad = Vec::new();
         for balancer in hosts {
             let name = &balancer.0;
@@ -410,6 +453,44 @@ pub async fn haproxy_backend_state(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A wait that could go on for an hour stops when the run is cancelled, whether the token
+    /// fires during an attempt (a connection that is never answered) or between two (a port
+    /// that refuses at once).
+    #[tokio::test]
+    async fn a_cancelled_run_stops_its_wait() {
+        // Bound, not listening: connecting is refused at once.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let refused = closed.local_addr().unwrap();
+        drop(closed);
+        // A listener whose backlog is never accepted still completes the TCP handshake, so an
+        // address that is never answered needs a blackhole: TEST-NET-1 (RFC 5737) routes
+        // nowhere on a test machine, or is refused at once where there is no route.
+        let unanswered: SocketAddr = "192.0.2.1:9".parse().unwrap();
+        for addr in [refused, unanswered] {
+            let cancel = CancellationToken::new();
+            let stopper = cancel.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                stopper.cancel();
+            });
+            let waited = tokio::time::timeout(
+                // A hang guard, far beyond the cancel: not a speed target.
+                Duration::from_secs(120),
+                tcp(
+                    vec![("h1".into(), addr)],
+                    Duration::from_secs(3600),
+                    &cancel,
+                ),
+            )
+            .await
+            .expect("the wait ignored the cancel");
+            assert!(
+                matches!(waited, Err(WaitError::Cancelled)),
+                "{addr}: {waited:?}"
+            );
+        }
+    }
 
     #[test]
     fn the_vip_is_found_in_ip_output() {

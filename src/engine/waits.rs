@@ -1,10 +1,12 @@
 //! A phase's `wait` checks, made from this machine once every host finished. A wait for
 //! something that runs under the kubelet is skipped, and says so, when the kubelet is not
-//! started (the component table's bundle gate).
+//! started (the component table's bundle gate). A cancelled run stops waiting at once.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
 
 use super::playbook::{Phase, Wait};
 use super::runner::{OperatorError, RunError, phase_components};
@@ -20,6 +22,7 @@ pub struct WaitContext<'a> {
     pub targets: &'a BTreeMap<String, HostTarget>,
     pub bundle: &'a Bundle,
     pub dry_run: bool,
+    pub cancel: &'a CancellationToken,
 }
 
 /// Wait for `wait` on the phase's `hosts`: the line to show, or the failure.
@@ -50,7 +53,7 @@ pub async fn wait(
                 .iter()
                 .map(|h| (h.clone(), SocketAddr::new(address(h), t.port)))
                 .collect();
-            verify::tcp(addrs, t.timeout).await
+            verify::tcp(addrs, t.timeout, ctx.cancel).await
         }
         Wait::EtcdHealthy(t) => {
             let tls = crate::etcd::ClientTls::from_pki_dir(&inv.pki_dir).map_err(|e| {
@@ -59,14 +62,14 @@ pub async fn wait(
                     error: OperatorError::EtcdClient(e),
                 }
             })?;
-            verify::etcd_healthy(inv, &tls, t.timeout).await
+            verify::etcd_healthy(inv, &tls, t.timeout, ctx.cancel).await
         }
         Wait::Vip(t) => {
             let targets: Vec<(String, HostTarget)> = hosts
                 .iter()
                 .map(|h| (h.clone(), ctx.targets[h].clone()))
                 .collect();
-            verify::vip(inv, ctx.pool, &targets, t.timeout).await
+            verify::vip(inv, ctx.pool, &targets, t.timeout, ctx.cancel).await
         }
         Wait::Https(w) => {
             let path = inv.pki_dir.join("ca.crt");
@@ -75,7 +78,7 @@ pub async fn wait(
                 error: OperatorError::ReadCa { path, source },
             })?;
             let targets = hosts.iter().map(|h| (h.clone(), address(h))).collect();
-            verify::https(targets, w.port, &w.path, &ca, w.timeout).await
+            verify::https(targets, w.port, &w.path, &ca, w.timeout, ctx.cancel).await
         }
         Wait::Endpoint(w) => {
             let path = inv.pki_dir.join("ca.crt");
@@ -83,7 +86,7 @@ pub async fn wait(
                 phase: phase.name.clone(),
                 error: OperatorError::ReadCa { path, source },
             })?;
-            verify::https_url(&inv.endpoint.url(), &w.path, &ca, w.timeout).await
+            verify::https_url(&inv.endpoint.url(), &w.path, &ca, w.timeout, ctx.cancel).await
         }
         Wait::ApiserversInRotation(t) => {
             let path = inv.pki_dir.join("ca.crt");
@@ -103,6 +106,7 @@ pub async fn wait(
                 &balancers,
                 &ca,
                 &apiservers,
+                ctx.cancel,
             );
             match tokio::time::timeout(t.timeout, undrain).await {
                 Ok(Ok(put_back)) if put_back.is_empty() => Ok(format!(
@@ -118,10 +122,13 @@ pub async fn wait(
             }
         }
     };
-    result.map(Some).map_err(|error| RunError::Wait {
-        phase: phase.name.clone(),
-        what,
-        error,
+    result.map(Some).map_err(|error| match error {
+        verify::WaitError::Cancelled => RunError::Interrupted,
+        error => RunError::Wait {
+            phase: phase.name.clone(),
+            what,
+            error,
+        },
     })
 }
 

@@ -4,6 +4,8 @@
 //! `--unreachable` never contacts them), then the control planes that stay get haproxy
 //! backends, keepalived peers and (external etcd) the apiserver's `--etcd-servers` rendered
 //! without the removed hosts, with the reloads the component table asks, one host at a time.
+//! All of it under the cluster lock on every host it contacts, the lock `kinit up` takes: a
+//! removal never runs beside another operator's `up`, `remove` or restore.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -17,13 +19,15 @@ use super::reset::{self, ResetReport, ResetSettings};
 use super::reset_plan;
 use crate::components::{self, ComponentId, OnChange};
 use crate::config::{ControlPlaneMode, Role, Topology};
+use crate::engine::cluster_lock::{LockFailure, LockRequest};
 use crate::engine::etcd_members::{self, MembershipError};
-use crate::engine::event::Quiet;
+use crate::engine::event::{Observer, Quiet};
 use crate::engine::host_job::HostJob;
 use crate::engine::host_ops::{SshHost, run_script};
 use crate::engine::outcome::StepOutcome;
 use crate::engine::plan::{Content, PendingNote, PutFile, PutKind, Step};
 use crate::engine::rolling::apiserver;
+use crate::engine::verify;
 use crate::etcd::{self, ClientTls};
 use crate::host_paths;
 use crate::inventory::{Host, Inventory};
@@ -43,6 +47,8 @@ pub struct RemoveSettings {
     /// UTC `YYYYMMDDTHHMMSSZ`: names the removed hosts' moved-aside etcd data dir.
     pub stamp: String,
     pub etcd_timeout: Duration,
+    /// Who takes the cluster lock (not taken for a dry run).
+    pub lock: LockRequest,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -96,8 +102,25 @@ pub enum RemoveError {
         #[source]
         source: RenderError,
     },
+    /// Another run holds the cluster lock (named), or a host did not answer while it was taken.
+    #[error(transparent)]
+    Locked(LockFailure),
     #[error("interrupted before any host was changed")]
     Interrupted,
+    #[error(
+        "interrupted while {step}; run `kinit remove` again to finish (each step is re-run \
+         safely)"
+    )]
+    InterruptedDuring { step: &'static str },
+}
+
+impl From<LockFailure> for RemoveError {
+    fn from(e: LockFailure) -> Self {
+        match e {
+            LockFailure::Interrupted => RemoveError::Interrupted,
+            e => RemoveError::Locked(e),
+        }
+    }
 }
 
 /// What `kinit remove` will do (shown before the confirmation, and by `--dry-run`).
@@ -320,7 +343,7 @@ async fn etcd_part(
 /// After the confirmation: the members read and judged again, since the answer may have come
 /// long after the plan was shown. Refused when the guard refuses now, or when other members
 /// would leave than the plan showed; otherwise the plan with today's carrier and health.
-pub async fn recheck(
+async fn recheck(
     inv: &Inventory,
     tls: Option<&ClientTls>,
     hosts: &[&Host],
@@ -407,9 +430,44 @@ async fn member_views(
     Ok(views)
 }
 
-/// Carry out `plan`: members removed, hosts reset, the control planes that stay updated.
+/// Carry out `plan` (shown for `hosts`) under the cluster lock on every host of `targets`:
+/// the lock taken (not for a dry run; a holder is refused by name and nothing changes), the
+/// members read again (the confirmation may have come long after the plan), then members
+/// removed, hosts reset, the control planes that stay updated; the lock released however it
+/// ended.
 #[allow(clippy::too_many_arguments)]
 pub async fn run(
+    inv: &Inventory,
+    tls: Option<&ClientTls>,
+    hosts: &[&Host],
+    plan: RemovePlan,
+    targets: &BTreeMap<String, HostTarget>,
+    pool: Arc<Pool>,
+    templates: &Templates,
+    settings: &RemoveSettings,
+    cancel: &CancellationToken,
+    observer: &dyn Observer,
+) -> Result<RemoveReport, RemoveError> {
+    if cancel.is_cancelled() {
+        return Err(RemoveError::Interrupted);
+    }
+    if settings.dry_run {
+        return carry_out(inv, tls, plan, targets, pool, templates, settings, cancel).await;
+    }
+    let locked = settings.lock.take(&pool, targets, cancel, observer).await?;
+    let rechecked = recheck(inv, tls, hosts, settings, plan);
+    let interrupted = Err(RemoveError::Interrupted);
+    let result = match verify::or_cancelled(cancel, interrupted, rechecked).await {
+        Ok(plan) => carry_out(inv, tls, plan, targets, pool, templates, settings, cancel).await,
+        Err(e) => Err(e),
+    };
+    settings.lock.release(&locked).await;
+    result
+}
+
+/// Carry out `plan`: members removed, hosts reset, the control planes that stay updated.
+#[allow(clippy::too_many_arguments)]
+async fn carry_out(
     inv: &Inventory,
     tls: Option<&ClientTls>,
     plan: RemovePlan,
@@ -419,16 +477,16 @@ pub async fn run(
     settings: &RemoveSettings,
     cancel: &CancellationToken,
 ) -> Result<RemoveReport, RemoveError> {
-    if cancel.is_cancelled() {
-        return Err(RemoveError::Interrupted);
-    }
     let going: BTreeSet<String> = plan.hosts.iter().cloned().collect();
     let rest = without(inv, &going);
     let drained = if settings.dry_run {
         Vec::new()
     } else {
-        drain_apiservers(inv, &plan, targets, &pool, settings.unreachable).await
+        drain_apiservers(inv, &plan, targets, &pool, settings.unreachable, cancel).await
     };
+    if cancel.is_cancelled() {
+        return Err(RemoveError::Interrupted);
+    }
     let mut removed_members = Vec::new();
     if let (Some(r), Some(tls), false) = (&plan.etcd, tls, settings.dry_run) {
         let live: Vec<LiveMember> = r
@@ -444,7 +502,15 @@ pub async fn run(
                 learner: m.learner,
             })
             .collect();
-        etcd_members::remove(tls, &live, &plan.via_url, settings.etcd_timeout).await?;
+        let interrupted = Err(RemoveError::InterruptedDuring {
+            step: "removing etcd members",
+        });
+        let removing = async {
+            etcd_members::remove(tls, &live, &plan.via_url, settings.etcd_timeout)
+                .await
+                .map_err(RemoveError::from)
+        };
+        verify::or_cancelled(cancel, interrupted, removing).await?;
         removed_members = live.into_iter().map(|m| m.id).collect();
     }
     let reset = if plan.reset.is_empty() {
@@ -462,6 +528,7 @@ pub async fn run(
             concurrency: settings.concurrency,
             stamp: settings.stamp.clone(),
             etcd_timeout: settings.etcd_timeout,
+            locked_by_caller: true,
         };
         // Against the inventory without the removed hosts: their members are gone already,
         // so the reset asks nothing more of etcd.
@@ -494,6 +561,7 @@ pub async fn run(
             &pool,
             templates,
             settings,
+            cancel,
         )
         .await?;
         let failed = update.error.is_some();
@@ -520,13 +588,15 @@ const DRAIN_GRACE: Duration = Duration::from_secs(2);
 
 /// Before a removed control plane's etcd member leaves (its apiserver reads that member) and
 /// its host is reset: every haproxy stops sending its apiserver new requests, and those in
-/// flight get [`DRAIN_GRACE`] to finish. A host gone for good is not asked.
+/// flight get [`DRAIN_GRACE`] to finish. A host gone for good is not asked. A cancel stops the
+/// waits (the caller stops before the next step).
 async fn drain_apiservers(
     inv: &Inventory,
     plan: &RemovePlan,
     targets: &BTreeMap<String, HostTarget>,
     pool: &Arc<Pool>,
     unreachable: bool,
+    cancel: &CancellationToken,
 ) -> Vec<String> {
     let balancers: Vec<(String, HostTarget)> = components::component(ComponentId::Haproxy)
         .hosts(inv)
@@ -544,7 +614,7 @@ async fn drain_apiservers(
     }
     let mut notes = Vec::new();
     for host in apiservers {
-        notes.push(match apiserver::drain(pool, &balancers, host).await {
+        notes.push(match apiserver::drain(pool, &balancers, host, cancel).await {
             Ok(()) => format!("{host}: its apiserver was drained from every haproxy"),
             Err(e) => format!(
                 "{host}: its apiserver could not be drained through haproxy's runtime API ({e}); \
@@ -552,7 +622,7 @@ async fn drain_apiservers(
             ),
         });
     }
-    tokio::time::sleep(DRAIN_GRACE).await;
+    verify::or_cancelled(cancel, (), tokio::time::sleep(DRAIN_GRACE)).await;
     notes
 }
 
@@ -566,6 +636,7 @@ done
 for u in "$@"; do echo "$u: $(systemctl is-active "$u")" >&2; done
 exit 1"#;
 
+#[allow(clippy::too_many_arguments)]
 async fn update_host(
     rest: &Inventory,
     host: &Host,
@@ -574,6 +645,7 @@ async fn update_host(
     pool: &Arc<Pool>,
     templates: &Templates,
     settings: &RemoveSettings,
+    cancel: &CancellationToken,
 ) -> Result<HostUpdate, RemoveError> {
     let rendered =
         render::render_host(rest, host, templates).map_err(|source| RemoveError::Render {
@@ -639,7 +711,7 @@ async fn update_host(
     steps.extend(units.iter().copied().map(Step::Unit));
     if restarts_apiserver && !settings.dry_run {
         // A failed drain leaves haproxy's /readyz check to take it out while it shuts down.
-        let _ = apiserver::drain(pool, &balancers, &host.name).await;
+        let _ = apiserver::drain(pool, &balancers, &host.name, cancel).await;
     }
     let job = HostJob {
         phase: "remove".into(),
@@ -677,16 +749,20 @@ async fn update_host(
     }
     if !settings.dry_run && !units.is_empty() {
         let names: Vec<&str> = units.iter().map(|u| u.name).collect();
-        match run_script(&session, UNITS_ACTIVE, &names, Duration::from_secs(30)).await {
-            Ok(out) if out.success() => {}
-            Ok(out) => update.error = Some(format!("after the reload: {}", out.stderr_text())),
-            Err(e) => update.error = Some(e.to_string()),
+        let active = run_script(&session, UNITS_ACTIVE, &names, Duration::from_secs(30));
+        match verify::or_cancelled(cancel, None, async { Some(active.await) }).await {
+            Some(Ok(out)) if out.success() => {}
+            Some(Ok(out)) => {
+                update.error = Some(format!("after the reload: {}", out.stderr_text()))
+            }
+            Some(Err(e)) => update.error = Some(e.to_string()),
+            None => update.error = Some("interrupted while waiting for the units".into()),
         }
     }
     if restarts_apiserver && !settings.dry_run && update.error.is_none() {
         let ca_path = rest.pki_dir.join("ca.crt");
         let back = match std::fs::read(&ca_path) {
-            Ok(ca) => apiserver::back(pool, &balancers, &ca, &host.name, host.address)
+            Ok(ca) => apiserver::back(pool, &balancers, &ca, &host.name, host.address, cancel)
                 .await
                 .map_err(|e| e.to_string()),
             Err(e) => Err(format!("reading the cluster CA {}: {e}", ca_path.display())),

@@ -2,7 +2,8 @@
 //! on every selected host at once, in one round trip each: static pod manifests removed, units
 //! stopped and disabled, etcd's data dir moved aside (or purged), files, binaries and kinit's
 //! state removed, systemd reloaded, kinit's empty directories removed. A dry run asks the same
-//! script what it would do. The host's lock is held while it is reset.
+//! script what it would do. The host's lock is held while it is reset (by the reset itself, or
+//! by the command it is part of: `kinit remove` holds the cluster's).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -30,6 +31,9 @@ pub struct ResetSettings {
     /// UTC `YYYYMMDDTHHMMSSZ`: names the moved-aside data dir.
     pub stamp: String,
     pub etcd_timeout: Duration,
+    /// The caller holds the lock on these hosts already (`kinit remove`): the reset neither
+    /// takes nor releases it.
+    pub locked_by_caller: bool,
 }
 
 /// One thing done (or, in a dry run, to be done) on a host.
@@ -337,7 +341,7 @@ pub async fn run(
         }
         etcd_members::remove(tls, members, via, settings.etcd_timeout).await?;
     }
-    let owner = LockOwner::current();
+    let owner = LockOwner::current("reset");
     let items: Vec<_> = plans
         .into_iter()
         .filter_map(|p| {
@@ -419,7 +423,8 @@ async fn reset_host(
         .get(target)
         .await
         .map_err(|e| HostFailure::Other(e.to_string()))?;
-    if !settings.dry_run {
+    let own_lock = !settings.dry_run && !settings.locked_by_caller;
+    if own_lock {
         lock::take(&session, owner, false)
             .await
             .map_err(|e| HostFailure::Other(format!("lock: {e}")))?;
@@ -427,7 +432,7 @@ async fn reset_host(
     let args = script_args(plan, settings);
     let words: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = run_script(&session, &script_text(), &words, Duration::from_secs(300)).await;
-    if !settings.dry_run {
+    if own_lock {
         let _ = lock::release(&session, owner).await;
     }
     let out = out.map_err(|e| HostFailure::Other(e.to_string()))?;
@@ -486,7 +491,7 @@ async fn check_data_dirs(
         .filter(|p| p.data_dir.is_some())
         .filter_map(|p| Some((p.host.clone(), (p.clone(), targets.get(&p.host)?.clone()))))
         .collect();
-    let owner = LockOwner::current();
+    let owner = LockOwner::current("reset");
     let pool = pool.clone();
     let results = fanout::run(
         items,

@@ -132,6 +132,18 @@ impl Drop for TestUser {
     }
 }
 
+/// Runs in a new mount namespace: `$1` sshd's config, `$2` where the overlays' upper layers go
+/// (a tmpfs of the namespace), then the directories to overlay.
+const SANDBOX: &str = r#"set -e
+cfg=$1; layers=$2; shift 2
+mount -t tmpfs -o mode=0700 kinit-test "$layers"
+i=0
+for d; do
+  i=$((i+1)); mkdir "$layers/u$i" "$layers/w$i"
+  mount -t overlay kinit-test -o "lowerdir=$d,upperdir=$layers/u$i,workdir=$layers/w$i" "$d"
+done
+exec /usr/sbin/sshd -D -e -f "$cfg""#;
+
 /// One sshd process on loopback.
 pub struct Sshd {
     pub port: u16,
@@ -144,6 +156,34 @@ pub struct Sshd {
 impl Sshd {
     /// Listen on 127.0.0.1 and on each of `extra_addresses`, same port.
     pub fn start(dir: &Path, authorized: &[(&str, &Path)], extra_addresses: &[&str]) -> Sshd {
+        Sshd::start_in(dir, authorized, extra_addresses, &[])
+    }
+
+    /// [`Sshd::start`] in a mount namespace of its own where each of `private_dirs` (existing
+    /// directories) is an overlay on itself, its upper layer on a tmpfs of the namespace: what
+    /// runs over this sshd reads them as they are and its writes there stay in the namespace
+    /// and go with the sshd, while the rest of the machine (/run, /tmp, ...) is shared. The
+    /// test reads those files through `/proc/<pid>/root` ([`Sshd::in_namespace`]). systemd is
+    /// the machine's: a unit started over this sshd runs for real.
+    pub fn start_sandboxed(
+        dir: &Path,
+        authorized: &[(&str, &Path)],
+        private_dirs: &[&str],
+    ) -> Sshd {
+        Sshd::start_in(dir, authorized, &[], private_dirs)
+    }
+
+    /// `path` as processes of this sshd see it.
+    pub fn in_namespace(&self, path: &str) -> PathBuf {
+        PathBuf::from(format!("/proc/{}/root{path}", self.child.id()))
+    }
+
+    fn start_in(
+        dir: &Path,
+        authorized: &[(&str, &Path)],
+        extra_addresses: &[&str],
+        private_dirs: &[&str],
+    ) -> Sshd {
         let sshd_dir = dir.join(format!("sshd-{}", COUNTER.fetch_add(1, Ordering::SeqCst)));
         std::fs::create_dir_all(sshd_dir.join("authorized")).unwrap();
         std::fs::create_dir_all("/run/sshd").unwrap();
@@ -173,9 +213,24 @@ impl Sshd {
             let config_path = sshd_dir.join("sshd_config");
             std::fs::write(&config_path, config).unwrap();
             let log = std::fs::File::create(sshd_dir.join("sshd.log")).unwrap();
-            let mut child = Command::new("/usr/sbin/sshd")
-                .args(["-D", "-e", "-f"])
-                .arg(&config_path)
+            let mut cmd = if private_dirs.is_empty() {
+                let mut cmd = Command::new("/usr/sbin/sshd");
+                cmd.args(["-D", "-e", "-f"]).arg(&config_path);
+                cmd
+            } else {
+                // unshare and sh exec: the child's pid stays the sshd listener's.
+                let layers = sshd_dir.join("layers");
+                std::fs::create_dir_all(&layers).unwrap();
+                let mut cmd = Command::new("unshare");
+                cmd.args(["--mount", "--propagation", "private", "--", "/bin/sh", "-c"])
+                    .arg(SANDBOX)
+                    .arg("sh")
+                    .arg(&config_path)
+                    .arg(&layers)
+                    .args(private_dirs);
+                cmd
+            };
+            let mut child = cmd
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(log)

@@ -12,6 +12,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio_util::sync::CancellationToken;
+
 use super::super::playbook::Phase;
 use super::super::runner::Engine;
 use super::super::verify::{self, WaitError};
@@ -97,6 +99,7 @@ pub async fn drain(
     pool: &Arc<Pool>,
     balancers: &[(String, HostTarget)],
     host: &str,
+    cancel: &CancellationToken,
 ) -> Result<(), BackendStateError> {
     set_backend_state(pool, balancers, host, ServerState::Drain).await?;
     verify::haproxy_backend_state(
@@ -106,6 +109,7 @@ pub async fn drain(
         host,
         "DRAIN",
         DRAINED,
+        cancel,
     )
     .await
     .map(|_| ())
@@ -121,7 +125,7 @@ impl Engine {
         if balancers.is_empty() {
             return;
         }
-        match drain(&self.pool, &balancers, host).await {
+        match drain(&self.pool, &balancers, host, &self.cancel).await {
             Ok(_) => self.note(
                 phase,
                 format!("{host}: drained from every haproxy before kube-apiserver restarts"),
@@ -152,6 +156,7 @@ impl Engine {
             &ca,
             host,
             address,
+            &self.cancel,
         )
         .await
     }
@@ -166,6 +171,7 @@ pub async fn back(
     ca_pem: &[u8],
     host: &str,
     address: IpAddr,
+    cancel: &CancellationToken,
 ) -> Result<String, WaitError> {
     let ready = verify::https(
         vec![(host.to_string(), address)],
@@ -173,6 +179,7 @@ pub async fn back(
         "/readyz",
         ca_pem,
         APISERVER_BACK,
+        cancel,
     )
     .await?;
     if balancers.is_empty() {
@@ -187,6 +194,7 @@ pub async fn back(
         host,
         "UP",
         APISERVER_BACK,
+        cancel,
     )
     .await?;
     Ok(format!("{ready}; {back}"))
@@ -201,6 +209,7 @@ pub async fn undrain_left_over(
     balancers: &[(String, HostTarget)],
     ca_pem: &[u8],
     apiservers: &[(String, IpAddr)],
+    cancel: &CancellationToken,
 ) -> Result<Vec<String>, WaitError> {
     let mut drained = std::collections::BTreeSet::new();
     for balancer in balancers {
@@ -216,7 +225,7 @@ pub async fn undrain_left_over(
     }
     let mut put_back = Vec::new();
     for (host, address) in apiservers.iter().filter(|(h, _)| drained.contains(h)) {
-        back(pool, balancers, ca_pem, host, *address).await?;
+        back(pool, balancers, ca_pem, host, *address, cancel).await?;
         put_back.push(format!(
             "{host}: left drained by an interrupted run; back in every haproxy"
         ));

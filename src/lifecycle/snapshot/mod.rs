@@ -61,6 +61,9 @@ pub enum SnapshotError {
     Exists { path: PathBuf },
     #[error("interrupted")]
     Interrupted,
+    /// Another run holds the cluster lock (named), or a host did not answer while it was taken.
+    #[error(transparent)]
+    Locked(crate::engine::cluster_lock::LockFailure),
     /// etcd's data dir on a host holds what etcd does not put there (found before anything
     /// changed).
     #[error(
@@ -82,6 +85,15 @@ pub enum SnapshotError {
         error: Box<SnapshotError>,
         old_data: Vec<String>,
     },
+}
+
+impl From<crate::engine::cluster_lock::LockFailure> for SnapshotError {
+    fn from(e: crate::engine::cluster_lock::LockFailure) -> Self {
+        match e {
+            crate::engine::cluster_lock::LockFailure::Interrupted => SnapshotError::Interrupted,
+            e => SnapshotError::Locked(e),
+        }
+    }
 }
 
 impl SnapshotError {

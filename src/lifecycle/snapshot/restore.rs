@@ -1,5 +1,8 @@
 //! `kinit etcd snapshot restore FILE`: the disaster path, which must work when the cluster is
-//! already dead (members down, data wiped, no quorum). On every host at once, step by step:
+//! already dead (members down, data wiped, no quorum). Once every etcd and control-plane host
+//! answered, the cluster lock `kinit up` takes is taken on all of them (another operator's run
+//! is refused by name before anything changes) and held to the end. On every host at once, step
+//! by step:
 //! 0. check, before anything changes: the restore tool is on every etcd host, each data dir
 //!    holds nothing but etcd's `member` (or is empty or absent), and whether it is a mount
 //!    point; then the new cluster token is kept in the PKI dir;
@@ -29,6 +32,8 @@ use tokio_util::sync::CancellationToken;
 use super::{HOST_WORK_DIR, SnapshotError, stderr_tail};
 use crate::components;
 use crate::config::{EtcdMode, Role};
+use crate::engine::cluster_lock::LockRequest;
+use crate::engine::event::Observer;
 use crate::engine::host_ops::run_script;
 use crate::etcd::snapshot_file::SnapshotStatus;
 use crate::etcd::{self, ClientTls};
@@ -49,6 +54,8 @@ pub struct RestoreSettings {
     pub wait: Duration,
     pub etcd_timeout: Duration,
     pub concurrency: usize,
+    /// Who takes the cluster lock.
+    pub lock: LockRequest,
 }
 
 /// One restored member.
@@ -328,6 +335,7 @@ pub async fn restore(
     status: &SnapshotStatus,
     settings: &RestoreSettings,
     cancel: &CancellationToken,
+    observer: &dyn Observer,
 ) -> Result<RestoreReport, SnapshotError> {
     let started = Instant::now();
     let token = inv
@@ -369,330 +377,394 @@ pub async fn restore(
     for (host, s) in all_ok(connected)? {
         sessions.insert(host, s);
     }
-    // The rendered etcd config with the new token, per etcd host (before any change: a
-    // template error stops here).
-    let mut configs: BTreeMap<String, (String, String)> = BTreeMap::new();
-    for h in &etcd_hosts {
-        let files = render::render_host(inv, h, templates)
-            .map_err(|e| SnapshotError::Render(e.to_string()))?;
-        let wanted = match inv.etcd.mode {
-            EtcdMode::Systemd => host_paths::ETCD_CONFIG,
-            EtcdMode::StaticPod => host_paths::ETCD_MANIFEST,
-        };
-        let f = files
-            .into_iter()
-            .find(|f| f.path == wanted)
-            .ok_or_else(|| SnapshotError::Render(format!("{}: no {wanted}", h.name)))?;
-        configs.insert(h.name.clone(), (f.path.to_string(), f.content));
-    }
-
-    // One fixed place, not one per run: a restore cut short after the stop step leaves the
-    // manifests there, and the next restore (or reset) finds them.
-    let aside_manifests = host_paths::MANIFESTS_ASIDE_DIR.to_string();
-    let mode = mode_word(inv);
-    let data_dir = inv.etcd.data_dir.clone();
-
-    // 0. check: nothing changes on any host unless every etcd host can be restored.
-    let mounts = check_hosts(&etcd_hosts, &sessions, &data_dir, settings, cancel).await?;
-    // The restore starts now: the new token is the cluster's from here on.
-    crate::pki::cluster_token::store(&inv.pki_dir, &token)?;
-
-    let mut old: BTreeMap<String, OldData> = etcd_hosts
+    // The lock `kinit up` takes, on every host the restore changes, before the first check:
+    // another operator's run is refused by name and nothing changes.
+    let lock_targets: BTreeMap<String, HostTarget> = involved
         .iter()
-        .map(|h| (h.name.clone(), OldData::Untouched))
+        .filter_map(|h| Some((h.name.clone(), targets.get(&h.name)?.clone())))
         .collect();
+    let locked = settings
+        .lock
+        .take(&pool, &lock_targets, cancel, observer)
+        .await?;
+    let run = Restoring {
+        inv,
+        tls,
+        templates,
+        file,
+        status,
+        settings,
+        cancel,
+        sessions: &sessions,
+        etcd_hosts: &etcd_hosts,
+        involved: &involved,
+        token: &token,
+        started,
+    };
+    let result = run.locked().await;
+    settings.lock.release(&locked).await;
+    result
+}
 
-    // 1. stop
-    let jobs: Vec<_> = involved
-        .iter()
-        .map(|h| {
-            let s = sessions[&h.name].clone();
-            let (units, _) = components::stopped_for_restore(inv, h);
-            let words: Vec<String> = [
-                mode.to_string(),
-                if h.has(Role::Etcd) { "yes" } else { "no" }.to_string(),
-                aside_manifests.clone(),
-                units.join(" "),
-            ]
-            .into_iter()
-            .chain(manifests_to_move(inv, h).into_iter().map(str::to_string))
+/// A restore once every host answered and the lock is held.
+struct Restoring<'a> {
+    inv: &'a Inventory,
+    tls: &'a ClientTls,
+    templates: &'a Templates,
+    file: &'a Path,
+    status: &'a SnapshotStatus,
+    settings: &'a RestoreSettings,
+    cancel: &'a CancellationToken,
+    sessions: &'a BTreeMap<String, Arc<Session>>,
+    etcd_hosts: &'a [Host],
+    involved: &'a [Host],
+    token: &'a str,
+    started: Instant,
+}
+
+impl Restoring<'_> {
+    /// Steps 0 to 5 (see the module's doc).
+    async fn locked(&self) -> Result<RestoreReport, SnapshotError> {
+        let Restoring {
+            inv,
+            tls,
+            templates,
+            file,
+            status,
+            settings,
+            cancel,
+            sessions,
+            etcd_hosts,
+            involved,
+            token,
+            started,
+        } = *self;
+        let token = token.to_string();
+        // The rendered etcd config with the new token, per etcd host (before any change: a
+        // template error stops here).
+        let mut configs: BTreeMap<String, (String, String)> = BTreeMap::new();
+        for h in etcd_hosts {
+            let files = render::render_host(inv, h, templates)
+                .map_err(|e| SnapshotError::Render(e.to_string()))?;
+            let wanted = match inv.etcd.mode {
+                EtcdMode::Systemd => host_paths::ETCD_CONFIG,
+                EtcdMode::StaticPod => host_paths::ETCD_MANIFEST,
+            };
+            let f = files
+                .into_iter()
+                .find(|f| f.path == wanted)
+                .ok_or_else(|| SnapshotError::Render(format!("{}: no {wanted}", h.name)))?;
+            configs.insert(h.name.clone(), (f.path.to_string(), f.content));
+        }
+
+        // One fixed place, not one per run: a restore cut short after the stop step leaves the
+        // manifests there, and the next restore (or reset) finds them.
+        let aside_manifests = host_paths::MANIFESTS_ASIDE_DIR.to_string();
+        let mode = mode_word(inv);
+        let data_dir = inv.etcd.data_dir.clone();
+
+        // 0. check: nothing changes on any host unless every etcd host can be restored.
+        let mounts = check_hosts(etcd_hosts, sessions, &data_dir, settings, cancel).await?;
+        // The restore starts now: the new token is the cluster's from here on.
+        crate::pki::cluster_token::store(&inv.pki_dir, &token)?;
+
+        let mut old: BTreeMap<String, OldData> = etcd_hosts
+            .iter()
+            .map(|h| (h.name.clone(), OldData::Untouched))
             .collect();
-            (h.name.clone(), (s, h.name.clone(), words))
-        })
-        .collect();
-    let stopped = all_ok(
-        fanout::run(
+
+        // 1. stop
+        let jobs: Vec<_> = involved
+            .iter()
+            .map(|h| {
+                let s = sessions[&h.name].clone();
+                let (units, _) = components::stopped_for_restore(inv, h);
+                let words: Vec<String> = [
+                    mode.to_string(),
+                    if h.has(Role::Etcd) { "yes" } else { "no" }.to_string(),
+                    aside_manifests.clone(),
+                    units.join(" "),
+                ]
+                .into_iter()
+                .chain(manifests_to_move(inv, h).into_iter().map(str::to_string))
+                .collect();
+                (h.name.clone(), (s, h.name.clone(), words))
+            })
+            .collect();
+        let stopped = all_ok(
+            fanout::run(
+                jobs,
+                settings.concurrency,
+                cancel,
+                |(s, host, words): (Arc<Session>, String, Vec<String>)| async move {
+                    let args: Vec<&str> = words.iter().map(String::as_str).collect();
+                    script(&s, &host, "stop", STOP, &args).await
+                },
+            )
+            .await,
+        )
+        .map_err(|e| half_way(e, &data_dir, &old))?;
+        let manifests_moved: Vec<String> = stopped
+            .iter()
+            .filter(|(_, out)| out.lines().any(|l| l.starts_with("moved ")))
+            .map(|(h, _)| format!("{h}: {aside_manifests}"))
+            .collect();
+
+        tracing::info!(elapsed = ?started.elapsed(), "restore: stopped");
+        // 2. restore
+        let sha = status.sha256.clone();
+        let initial_cluster = inv.etcd_initial_cluster();
+        let restore_text = format!("{DIR_FUNCTIONS}{RESTORE_TOOL}{RESTORE}");
+        let jobs: Vec<_> = etcd_hosts
+            .iter()
+            .map(|h| {
+                let member = crate::inventory::EtcdMember {
+                    name: h.name.clone(),
+                    address: h.address,
+                };
+                let words = vec![
+                    format!("{HOST_WORK_DIR}/restore-{}.db", settings.stamp),
+                    data_dir.clone(),
+                    aside_path(&data_dir, &settings.stamp, "restore"),
+                    h.name.clone(),
+                    member.peer_url(),
+                    initial_cluster.clone(),
+                    token.clone(),
+                    if mounts.get(&h.name).copied().unwrap_or(false) {
+                        "yes"
+                    } else {
+                        "no"
+                    }
+                    .to_string(),
+                    host_paths::ETCD_DATA_ENTRY.to_string(),
+                ];
+                let job = (
+                    sessions[&h.name].clone(),
+                    h.name.clone(),
+                    words,
+                    file.to_path_buf(),
+                    sha.clone(),
+                    restore_text.clone(),
+                );
+                (h.name.clone(), job)
+            })
+            .collect();
+        let restored = fanout::run(
             jobs,
             settings.concurrency,
             cancel,
-            |(s, host, words): (Arc<Session>, String, Vec<String>)| async move {
-                let args: Vec<&str> = words.iter().map(String::as_str).collect();
-                script(&s, &host, "stop", STOP, &args).await
+            |(s, host, words, file, sha, text): (
+                Arc<Session>,
+                String,
+                Vec<String>,
+                PathBuf,
+                String,
+                String,
+            )| async move {
+                let aside = words[2].clone();
+                let r = restore_member(&s, &host, &words, &file, &sha, &text).await;
+                Ok::<_, SnapshotError>(match r {
+                    Ok(moved) => (moved.map_or(OldData::Untouched, OldData::Moved), None),
+                    Err((moved, e)) => (
+                        match moved {
+                            Some(true) => OldData::Moved(aside),
+                            Some(false) => OldData::Untouched,
+                            None => OldData::Unknown(aside),
+                        },
+                        Some(e),
+                    ),
+                })
             },
         )
-        .await,
-    )
-    .map_err(|e| half_way(e, &data_dir, &old))?;
-    let manifests_moved: Vec<String> = stopped
-        .iter()
-        .filter(|(_, out)| out.lines().any(|l| l.starts_with("moved ")))
-        .map(|(h, _)| format!("{h}: {aside_manifests}"))
-        .collect();
-
-    tracing::info!(elapsed = ?started.elapsed(), "restore: stopped");
-    // 2. restore
-    let sha = status.sha256.clone();
-    let initial_cluster = inv.etcd_initial_cluster();
-    let restore_text = format!("{DIR_FUNCTIONS}{RESTORE_TOOL}{RESTORE}");
-    let jobs: Vec<_> = etcd_hosts
-        .iter()
-        .map(|h| {
-            let member = crate::inventory::EtcdMember {
-                name: h.name.clone(),
-                address: h.address,
-            };
-            let words = vec![
-                format!("{HOST_WORK_DIR}/restore-{}.db", settings.stamp),
-                data_dir.clone(),
-                aside_path(&data_dir, &settings.stamp, "restore"),
-                h.name.clone(),
-                member.peer_url(),
-                initial_cluster.clone(),
-                token.clone(),
-                if mounts.get(&h.name).copied().unwrap_or(false) {
-                    "yes"
-                } else {
-                    "no"
+        .await;
+        let mut first_error = None;
+        for (host, r) in restored {
+            match r {
+                Ok((o, e)) => {
+                    old.insert(host, o);
+                    if first_error.is_none() {
+                        first_error = e;
+                    }
                 }
-                .to_string(),
-                host_paths::ETCD_DATA_ENTRY.to_string(),
-            ];
-            let job = (
-                sessions[&h.name].clone(),
-                h.name.clone(),
-                words,
-                file.to_path_buf(),
-                sha.clone(),
-                restore_text.clone(),
-            );
-            (h.name.clone(), job)
-        })
-        .collect();
-    let restored = fanout::run(
-        jobs,
-        settings.concurrency,
-        cancel,
-        |(s, host, words, file, sha, text): (
-            Arc<Session>,
-            String,
-            Vec<String>,
-            PathBuf,
-            String,
-            String,
-        )| async move {
-            let aside = words[2].clone();
-            let r = restore_member(&s, &host, &words, &file, &sha, &text).await;
-            Ok::<_, SnapshotError>(match r {
-                Ok(moved) => (moved.map_or(OldData::Untouched, OldData::Moved), None),
-                Err((moved, e)) => (
-                    match moved {
-                        Some(true) => OldData::Moved(aside),
-                        Some(false) => OldData::Untouched,
-                        None => OldData::Unknown(aside),
-                    },
-                    Some(e),
-                ),
-            })
-        },
-    )
-    .await;
-    let mut first_error = None;
-    for (host, r) in restored {
-        match r {
-            Ok((o, e)) => {
-                old.insert(host, o);
-                if first_error.is_none() {
-                    first_error = e;
-                }
-            }
-            Err(e) => {
-                let aside = aside_path(&data_dir, &settings.stamp, "restore");
-                old.insert(host.clone(), OldData::Unknown(aside));
-                if first_error.is_none() {
-                    first_error = Some(match e {
-                        FanoutError::Cancelled => SnapshotError::Interrupted,
-                        other => SnapshotError::host(&host, "restore", other.to_string()),
-                    });
+                Err(e) => {
+                    let aside = aside_path(&data_dir, &settings.stamp, "restore");
+                    old.insert(host.clone(), OldData::Unknown(aside));
+                    if first_error.is_none() {
+                        first_error = Some(match e {
+                            FanoutError::Cancelled => SnapshotError::Interrupted,
+                            other => SnapshotError::host(&host, "restore", other.to_string()),
+                        });
+                    }
                 }
             }
         }
-    }
-    if let Some(e) = first_error {
-        return Err(half_way(e, &data_dir, &old));
-    }
+        if let Some(e) = first_error {
+            return Err(half_way(e, &data_dir, &old));
+        }
 
-    tracing::info!(elapsed = ?started.elapsed(), "restore: restored");
-    // 3. start, all members together (the first one waits for a quorum).
-    let jobs: Vec<_> = etcd_hosts
-        .iter()
-        .map(|h| {
-            let (path, content) = configs[&h.name].clone();
-            (
-                h.name.clone(),
-                (
-                    sessions[&h.name].clone(),
-                    h.name.clone(),
-                    path,
-                    content,
-                    aside_manifests.clone(),
-                ),
-            )
-        })
-        .collect();
-    let mode_owned = mode.to_string();
-    all_ok(
-        fanout::run(
-            jobs,
-            settings.concurrency,
-            cancel,
-            move |(s, host, path, content, aside): (
-                Arc<Session>,
-                String,
-                String,
-                String,
-                String,
-            )| {
-                let mode = mode_owned.clone();
-                async move {
-                    let file_mode = if path.ends_with(".yaml") {
-                        0o600
-                    } else {
-                        0o644
-                    };
-                    s.upload(
-                        content.as_bytes(),
-                        &path,
-                        &FileSpec::new(file_mode, Some("root:root")),
-                    )
-                    .await
-                    .map_err(|e| {
-                        SnapshotError::host(&host, "write etcd's config", e.to_string())
-                    })?;
-                    script(&s, &host, "start etcd", START, &[&mode, &aside]).await
-                }
-            },
-        )
-        .await,
-    )
-    .map_err(|e| half_way(e, &data_dir, &old))?;
-
-    tracing::info!(elapsed = ?started.elapsed(), "restore: started");
-    // 4. wait for one healthy cluster.
-    let (cluster_id, statuses) = wait_healthy(inv, tls, settings, cancel)
-        .await
-        .map_err(|e| half_way(e, &data_dir, &old))?;
-
-    tracing::info!(elapsed = ?started.elapsed(), "restore: healthy");
-    // 5. the control plane back: the manifests kinit moved, nothing else.
-    let names: Vec<String> = aside_names().into_iter().map(str::to_string).collect();
-    let jobs: Vec<_> = involved
-        .iter()
-        .map(|h| {
-            (
-                h.name.clone(),
-                (
-                    sessions[&h.name].clone(),
-                    h.name.clone(),
-                    aside_manifests.clone(),
-                    names.clone(),
-                ),
-            )
-        })
-        .collect();
-    let put_back = all_ok(
-        fanout::run(
-            jobs,
-            settings.concurrency,
-            cancel,
-            |(s, host, aside, names): (Arc<Session>, String, String, Vec<String>)| async move {
-                let mut args = vec![aside.as_str(), host_paths::MANIFESTS_DIR];
-                args.extend(names.iter().map(String::as_str));
-                script(&s, &host, "put the manifests back", PUT_BACK, &args).await
-            },
-        )
-        .await,
-    )
-    .map_err(|e| half_way(e, &data_dir, &old))?;
-    let kept_aside: Vec<String> = put_back
-        .iter()
-        .filter_map(|(h, out)| {
-            let dir = out.lines().find_map(|l| l.strip_prefix("kept "))?;
-            Some(format!(
-                "{h}: {dir} holds files kinit did not put there; it was left in place"
-            ))
-        })
-        .collect();
-    let jobs: Vec<_> = involved
-        .iter()
-        .filter_map(|h| {
-            let (units, _) = components::stopped_for_restore(inv, h);
-            let units: Vec<String> = units.into_iter().map(str::to_string).collect();
-            (!units.is_empty()).then(|| {
+        tracing::info!(elapsed = ?started.elapsed(), "restore: restored");
+        // 3. start, all members together (the first one waits for a quorum).
+        let jobs: Vec<_> = etcd_hosts
+            .iter()
+            .map(|h| {
+                let (path, content) = configs[&h.name].clone();
                 (
                     h.name.clone(),
-                    (sessions[&h.name].clone(), h.name.clone(), units),
+                    (
+                        sessions[&h.name].clone(),
+                        h.name.clone(),
+                        path,
+                        content,
+                        aside_manifests.clone(),
+                    ),
                 )
             })
-        })
-        .collect();
-    let started_units = all_ok(
-        fanout::run(
-            jobs,
-            settings.concurrency,
-            cancel,
-            |(s, host, units): (Arc<Session>, String, Vec<String>)| async move {
-                let args: Vec<&str> = units.iter().map(String::as_str).collect();
-                script(&s, &host, "start the control plane", START_UNITS, &args).await
-            },
-        )
-        .await,
-    )
-    .map_err(|e| half_way(e, &data_dir, &old))?;
-    let units_restarted: Vec<String> = started_units
-        .iter()
-        .filter_map(|(h, out)| {
-            let units: Vec<&str> = out
-                .lines()
-                .filter_map(|l| l.strip_prefix("started "))
-                .collect();
-            (!units.is_empty()).then(|| format!("{h}: {}", units.join(", ")))
-        })
-        .collect();
-
-    let members = etcd_hosts
-        .iter()
-        .map(|h| {
-            let s = statuses.get(&h.name);
-            RestoredMember {
-                host: h.name.clone(),
-                old_data_dir: match old.get(&h.name) {
-                    Some(OldData::Moved(p)) => Some(p.clone()),
-                    _ => None,
+            .collect();
+        let mode_owned = mode.to_string();
+        all_ok(
+            fanout::run(
+                jobs,
+                settings.concurrency,
+                cancel,
+                move |(s, host, path, content, aside): (
+                    Arc<Session>,
+                    String,
+                    String,
+                    String,
+                    String,
+                )| {
+                    let mode = mode_owned.clone();
+                    async move {
+                        let file_mode = if path.ends_with(".yaml") {
+                            0o600
+                        } else {
+                            0o644
+                        };
+                        s.upload(
+                            content.as_bytes(),
+                            &path,
+                            &FileSpec::new(file_mode, Some("root:root")),
+                        )
+                        .await
+                        .map_err(|e| {
+                            SnapshotError::host(&host, "write etcd's config", e.to_string())
+                        })?;
+                        script(&s, &host, "start etcd", START, &[&mode, &aside]).await
+                    }
                 },
-                revision: s.map(|s| s.revision).unwrap_or_default(),
-                leader: s.is_some_and(|s| s.leader == s.member_id),
-            }
+            )
+            .await,
+        )
+        .map_err(|e| half_way(e, &data_dir, &old))?;
+
+        tracing::info!(elapsed = ?started.elapsed(), "restore: started");
+        // 4. wait for one healthy cluster.
+        let (cluster_id, statuses) = wait_healthy(inv, tls, settings, cancel)
+            .await
+            .map_err(|e| half_way(e, &data_dir, &old))?;
+
+        tracing::info!(elapsed = ?started.elapsed(), "restore: healthy");
+        // 5. the control plane back: the manifests kinit moved, nothing else.
+        let names: Vec<String> = aside_names().into_iter().map(str::to_string).collect();
+        let jobs: Vec<_> = involved
+            .iter()
+            .map(|h| {
+                (
+                    h.name.clone(),
+                    (
+                        sessions[&h.name].clone(),
+                        h.name.clone(),
+                        aside_manifests.clone(),
+                        names.clone(),
+                    ),
+                )
+            })
+            .collect();
+        let put_back = all_ok(
+            fanout::run(
+                jobs,
+                settings.concurrency,
+                cancel,
+                |(s, host, aside, names): (Arc<Session>, String, String, Vec<String>)| async move {
+                    let mut args = vec![aside.as_str(), host_paths::MANIFESTS_DIR];
+                    args.extend(names.iter().map(String::as_str));
+                    script(&s, &host, "put the manifests back", PUT_BACK, &args).await
+                },
+            )
+            .await,
+        )
+        .map_err(|e| half_way(e, &data_dir, &old))?;
+        let kept_aside: Vec<String> = put_back
+            .iter()
+            .filter_map(|(h, out)| {
+                let dir = out.lines().find_map(|l| l.strip_prefix("kept "))?;
+                Some(format!(
+                    "{h}: {dir} holds files kinit did not put there; it was left in place"
+                ))
+            })
+            .collect();
+        let jobs: Vec<_> = involved
+            .iter()
+            .filter_map(|h| {
+                let (units, _) = components::stopped_for_restore(inv, h);
+                let units: Vec<String> = units.into_iter().map(str::to_string).collect();
+                (!units.is_empty()).then(|| {
+                    (
+                        h.name.clone(),
+                        (sessions[&h.name].clone(), h.name.clone(), units),
+                    )
+                })
+            })
+            .collect();
+        let started_units = all_ok(
+            fanout::run(
+                jobs,
+                settings.concurrency,
+                cancel,
+                |(s, host, units): (Arc<Session>, String, Vec<String>)| async move {
+                    let args: Vec<&str> = units.iter().map(String::as_str).collect();
+                    script(&s, &host, "start the control plane", START_UNITS, &args).await
+                },
+            )
+            .await,
+        )
+        .map_err(|e| half_way(e, &data_dir, &old))?;
+        let units_restarted: Vec<String> = started_units
+            .iter()
+            .filter_map(|(h, out)| {
+                let units: Vec<&str> = out
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("started "))
+                    .collect();
+                (!units.is_empty()).then(|| format!("{h}: {}", units.join(", ")))
+            })
+            .collect();
+
+        let members = etcd_hosts
+            .iter()
+            .map(|h| {
+                let s = statuses.get(&h.name);
+                RestoredMember {
+                    host: h.name.clone(),
+                    old_data_dir: match old.get(&h.name) {
+                        Some(OldData::Moved(p)) => Some(p.clone()),
+                        _ => None,
+                    },
+                    revision: s.map(|s| s.revision).unwrap_or_default(),
+                    leader: s.is_some_and(|s| s.leader == s.member_id),
+                }
+            })
+            .collect();
+        Ok(RestoreReport {
+            snapshot: file.to_path_buf(),
+            cluster_id: format!("{cluster_id:x}"),
+            members,
+            manifests_moved,
+            units_restarted,
+            kept_aside,
+            seconds: started.elapsed().as_secs_f64(),
         })
-        .collect();
-    Ok(RestoreReport {
-        snapshot: file.to_path_buf(),
-        cluster_id: format!("{cluster_id:x}"),
-        members,
-        manifests_moved,
-        units_restarted,
-        kept_aside,
-        seconds: started.elapsed().as_secs_f64(),
-    })
+    }
 }
 
 /// Step 0: on every etcd host at once, the restore tool is there and the data dir holds
