@@ -298,7 +298,7 @@ fn a_real_control_plane_serves_through_the_vip_fails_over_and_rolls_without_a_fa
     let (code, _, all) = lab.up(&[]);
     assert_eq!(code, 0, "up after a killed rollout: {all}");
     let (code, report) = lab.status(&config);
-    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(code, 0, "problems: {}\n{report:#}", report["problems"]);
     let seen = client.stop();
     assert_eq!(
         seen.failed, 0,
@@ -318,7 +318,7 @@ fn a_real_control_plane_serves_through_the_vip_fails_over_and_rolls_without_a_fa
         "{all}"
     );
     let (code, report) = lab.status(&config);
-    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(code, 0, "problems: {}\n{report:#}", report["problems"]);
 
     // Failover: the VIP holder powered off; the API answers through the VIP again, both leases
     // end up on surviving hosts, the ConfigMap is still there.

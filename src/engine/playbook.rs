@@ -79,6 +79,10 @@ pub enum Wait {
     /// No apiserver of the phase's hosts is left drained in some haproxy by an interrupted run:
     /// each one shown `DRAIN` is put back once its `/readyz` passes.
     ApiserversInRotation(Timeout),
+    /// Every unit the table starts for the phase's components is `active` on each host of the
+    /// phase: one that exited since it started (a controller-manager that lost its lease while
+    /// its apiserver restarted) is waited for until systemd has it running again.
+    UnitsActive(Timeout),
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]

@@ -450,44 +450,120 @@ pub async fn haproxy_backend_state(
     .await
 }
 
+/// Each host (name, target, units) reports every one of its units `active` to
+/// `systemctl is-active`, all in one poll.
+pub async fn units_active(
+    pool: &Arc<Pool>,
+    hosts: Vec<(String, HostTarget, Vec<String>)>,
+    timeout: Duration,
+    cancel: &CancellationToken,
+) -> Result<String, WaitError> {
+    let count: usize = hosts.iter().map(|(_, _, u)| u.len()).sum();
+    let n = hosts.len();
+    until(timeout, cancel, || {
+        let hosts = hosts.clone();
+        async move {
+            let mut bad = Vec::new();
+            for (name, target, units) in &hosts {
+                let req = crate::status::probe::ProbeRequest {
+                    units: units.clone(),
+                    haproxy_stats_port: None,
+                };
+                let script = crate::status::probe::script(&req).map_err(|e| e.to_string())?;
+                let session = match pool.get(target).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        bad.push(format!("{name}: {e}"));
+                        continue;
+                    }
+                };
+                let options = ExecOptions {
+                    timeout: Some(ATTEMPT * 3),
+                    ..Default::default()
+                };
+                match session.exec(&script, &options).await {
+                    Ok(out) => {
+                        let probe = crate::status::probe::parse(&req, &out.stdout_text());
+                        bad.extend(
+                            probe
+                                .services
+                                .iter()
+                                .filter(|s| s.state != "active")
+                                .map(|s| format!("{name}: {} is {}", s.name, s.state)),
+                        );
+                    }
+                    Err(e) => bad.push(format!("{name}: {e}")),
+                }
+            }
+            if bad.is_empty() {
+                Ok(format!("{count} unit(s) active on {n} host(s)"))
+            } else {
+                Err(bad.join("; "))
+            }
+        }
+    })
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     /// A wait that could go on for an hour stops when the run is cancelled, whether the token
-    /// fires during an attempt (a connection that is never answered) or between two (a port
-    /// that refuses at once).
+    /// fires during an attempt (a TLS handshake a loopback listener never answers) or between
+    /// two (a loopback port that refuses at once). Loopback only: a test sends no traffic
+    /// anywhere else.
     #[tokio::test]
     async fn a_cancelled_run_stops_its_wait() {
         // Bound, not listening: connecting is refused at once.
         let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let refused = closed.local_addr().unwrap();
         drop(closed);
-        // A listener whose backlog is never accepted still completes the TCP handshake, so an
-        // address that is never answered needs a blackhole: TEST-NET-1 (RFC 5737) routes
-        // nowhere on a test machine, or is refused at once where there is no route.
-        let unanswered: SocketAddr = "192.0.2.1:9".parse().unwrap();
-        for addr in [refused, unanswered] {
+        // Accepts and holds every connection without a byte of answer.
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let silent_port = silent.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((conn, _)) = silent.accept().await {
+                held.push(conn);
+            }
+        });
+        // Any parsable CA: the handshake never gets far enough to check one.
+        let ca = rcgen::generate_simple_self_signed(vec!["kinit-test".to_string()])
+            .unwrap()
+            .cert
+            .pem();
+        let long = Duration::from_secs(3600);
+        for case in ["refused", "unanswered"] {
             let cancel = CancellationToken::new();
             let stopper = cancel.clone();
             tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_millis(300)).await;
                 stopper.cancel();
             });
-            let waited = tokio::time::timeout(
-                // A hang guard, far beyond the cancel: not a speed target.
-                Duration::from_secs(120),
-                tcp(
-                    vec![("h1".into(), addr)],
-                    Duration::from_secs(3600),
-                    &cancel,
-                ),
-            )
-            .await
-            .expect("the wait ignored the cancel");
+            let waiting = async {
+                if case == "refused" {
+                    tcp(vec![("h1".into(), refused)], long, &cancel).await
+                } else {
+                    let loopback = vec![("h1".into(), refused.ip())];
+                    https(
+                        loopback,
+                        silent_port,
+                        "/readyz",
+                        ca.as_bytes(),
+                        long,
+                        &cancel,
+                    )
+                    .await
+                }
+            };
+            // A hang guard, far beyond the cancel: not a speed target.
+            let waited = tokio::time::timeout(Duration::from_secs(120), waiting)
+                .await
+                .expect("the wait ignored the cancel");
             assert!(
                 matches!(waited, Err(WaitError::Cancelled)),
-                "{addr}: {waited:?}"
+                "{case}: {waited:?}"
             );
         }
     }

@@ -12,7 +12,7 @@ use super::playbook::{Phase, Wait};
 use super::runner::{OperatorError, RunError, phase_components};
 use super::verify;
 use crate::bundle::Bundle;
-use crate::components::{ComponentId, component};
+use crate::components::{ComponentId, StartPolicy, component};
 use crate::inventory::Inventory;
 use crate::ssh::{HostTarget, Pool};
 
@@ -121,6 +121,18 @@ pub async fn wait(
                 }),
             }
         }
+        Wait::UnitsActive(t) => {
+            let expected = hosts
+                .iter()
+                .map(|h| {
+                    let host = inv.host(h).expect("an inventory host");
+                    let units = phase_units_on(phase, inv, host, ctx.bundle);
+                    (h.clone(), ctx.targets[h].clone(), units)
+                })
+                .filter(|(_, _, units)| !units.is_empty())
+                .collect();
+            verify::units_active(ctx.pool, expected, t.timeout, ctx.cancel).await
+        }
     };
     result.map(Some).map_err(|error| match error {
         verify::WaitError::Cancelled => RunError::Interrupted,
@@ -130,6 +142,27 @@ pub async fn wait(
             error,
         },
     })
+}
+
+/// The units the table starts on `host` for the phase's components (none whose bundle gate
+/// holds them back).
+fn phase_units_on(
+    phase: &Phase,
+    inv: &Inventory,
+    host: &crate::inventory::Host,
+    bundle: &Bundle,
+) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for c in
+        phase_components(phase).filter(|c| c.lacking(bundle).is_empty() && c.runs_on(inv, host))
+    {
+        for u in c.units.iter().filter(|u| u.start == StartPolicy::Always) {
+            if !out.iter().any(|x| x == u.name) {
+                out.push(u.name.to_string());
+            }
+        }
+    }
+    out
 }
 
 fn describe(wait: &Wait, inv: &Inventory, hosts: &[String]) -> String {
@@ -151,6 +184,7 @@ fn describe(wait: &Wait, inv: &Inventory, hosts: &[String]) -> String {
             inv.endpoint.url(),
             w.path
         ),
+        Wait::UnitsActive(_) => format!("the phase's units active on {}", hosts.join(", ")),
         Wait::ApiserversInRotation(_) => {
             format!(
                 "no apiserver of {} left drained in haproxy",
