@@ -2,10 +2,11 @@
 # Builds the upstream programs kinit deploys from their Go modules, pinned by the wrapper modules
 # committed under hack/upstream/<set>/ (go.mod + go.sum: every module hash-checked by the go command).
 #
-#   hack/build-upstream.sh DIR [--set kubernetes|etcd|node|containerd|runc|crictl|cni|all]...
+#   hack/build-upstream.sh DIR [--set kubernetes|etcd|etcd-previous|node|containerd|runc|crictl|cni|all]...
 #   hack/build-upstream.sh --regen kubernetes --kubernetes v1.37.2   # rewrite the wrapper for a release
 #
-# DIR receives the binaries; each set is cached under $KINIT_UPSTREAM_CACHE (default
+# DIR receives the binaries (etcd-previous, the last etcd 3.5 release an etcd 3.5 -> 3.6 upgrade
+# starts from, has etcd's names: give it a DIR of its own); each set is cached under $KINIT_UPSTREAM_CACHE (default
 # /var/cache/kinit-test/upstream) by the hash of its wrapper module and this script, so a second call
 # copies in seconds. Go's module and build caches live under the same root unless GOMODCACHE/GOCACHE
 # are set. Nothing but the Go module proxy is contacted (GOPROXY as configured; GOFLAGS=-mod=mod is not
@@ -63,7 +64,7 @@ regen_kubernetes() {
 set_key() {
   local set="$1"
   { cat "$wrappers/$set"/go.mod "$wrappers/$set"/go.sum "$wrappers/$set"/VERSION* 2>/dev/null
-    declare -f "build_$set" set_key; go version; } | sha256sum | cut -c1-16
+    declare -f "build_${set//-/_}" set_key; go version; } | sha256sum | cut -c1-16
 }
 
 build_kubernetes() {
@@ -88,6 +89,18 @@ build_etcd() {
   local out="$1"
   # The three are module-root main packages (each would be named v3): build them one by one.
   ( cd "$wrappers/etcd"
+    local ld="-s -w"
+    CGO_ENABLED=0 go build -p "$jobs" -trimpath -ldflags "$ld" -o "$out/etcd" go.etcd.io/etcd/server/v3
+    CGO_ENABLED=0 go build -p "$jobs" -trimpath -ldflags "$ld" -o "$out/etcdctl" go.etcd.io/etcd/etcdctl/v3
+    CGO_ENABLED=0 go build -p "$jobs" -trimpath -ldflags "$ld" -o "$out/etcdutl" go.etcd.io/etcd/etcdutl/v3
+  )
+}
+
+# The release an etcd 3.5 -> 3.6 upgrade starts from (3.6 wants every member on 3.5.26 or later).
+# Its etcd main package is the server module's root, as in 3.6.
+build_etcd_previous() {
+  local out="$1"
+  ( cd "$wrappers/etcd-previous"
     local ld="-s -w"
     CGO_ENABLED=0 go build -p "$jobs" -trimpath -ldflags "$ld" -o "$out/etcd" go.etcd.io/etcd/server/v3
     CGO_ENABLED=0 go build -p "$jobs" -trimpath -ldflags "$ld" -o "$out/etcdctl" go.etcd.io/etcd/etcdctl/v3
@@ -148,7 +161,7 @@ build_set() {
   if [ ! -f "$done_dir/.complete" ]; then
     local start; start="$(date +%s)"
     local work="$done_dir.partial"; rm -rf "$work"; mkdir -p "$work"
-    "build_$set" "$work"
+    "build_${set//-/_}" "$work"
     ( cd "$work" && sha256sum -- * > SHA256SUMS.set )
     touch "$work/.complete"
     rm -rf "$done_dir"; mv "$work" "$done_dir"
@@ -193,10 +206,10 @@ main() {
   local expanded=()
   for s in "${sets[@]}"; do
     case "$s" in
-      all) expanded+=(kubernetes etcd containerd runc crictl cni) ;;
+      all) expanded+=(kubernetes etcd etcd-previous containerd runc crictl cni) ;;
       node) expanded+=(containerd runc crictl cni) ;;
-      kubernetes|etcd|containerd|runc|crictl|cni) expanded+=("$s") ;;
-      *) die "unknown set '$s' (kubernetes, etcd, node = containerd runc crictl cni, all)" ;;
+      kubernetes|etcd|etcd-previous|containerd|runc|crictl|cni) expanded+=("$s") ;;
+      *) die "unknown set '$s' (kubernetes, etcd, etcd-previous, node = containerd runc crictl cni, all)" ;;
     esac
   done
   dest="$(mkdir -p "$dest" && cd "$dest" && pwd)"

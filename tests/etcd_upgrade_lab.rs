@@ -35,50 +35,6 @@ fn next_etcd() -> PathBuf {
     dir
 }
 
-/// A copy of the lab's bundle with etcd and etcdctl from `from`, and SHA256SUMS made again.
-fn bundle_with(lab: &Lab, from: &Path, name: &str) -> PathBuf {
-    let dir = lab.dir().join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let lab_bundle = lab.dir().join("bundle");
-    for entry in std::fs::read_dir(&lab_bundle).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
-    }
-    for b in ["etcd", "etcdctl"] {
-        std::fs::copy(from.join(b), dir.join(b)).unwrap();
-    }
-    let out = Command::new("sh")
-        .current_dir(&dir)
-        .args([
-            "-c",
-            "find . -maxdepth 1 -type f ! -name SHA256SUMS -printf '%P\\n' | sort \
-             | xargs sha256sum > SHA256SUMS",
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
-    dir
-}
-
-/// Point cluster.yaml's spec.artifacts.bundle at `dir`.
-fn use_bundle(lab: &Lab, dir: &str) {
-    let yaml = std::fs::read_to_string(&lab.config).unwrap();
-    let out: Vec<String> = yaml
-        .lines()
-        .map(|l| match l.trim_start().strip_prefix("bundle: ") {
-            Some(_) => format!("    bundle: {dir}"),
-            None => l.to_string(),
-        })
-        .collect();
-    assert!(
-        yaml.lines().any(|l| l.trim_start().starts_with("bundle: ")),
-        "no bundle line in {yaml}"
-    );
-    let out = out.join("\n") + "\n";
-    std::fs::write(&lab.config, out).unwrap();
-}
-
 fn tls(lab: &Lab) -> ClientTls {
     ClientTls::from_pki_dir(&lab.dir().join("pki")).unwrap()
 }
@@ -173,7 +129,7 @@ fn etcd_is_upgraded_through_the_bundle_and_a_downgrade_is_refused() {
     assert_eq!(versions(&lab), ["3.4.23"; 3]);
     put(&lab, "upgrade/kept", "written by 3.4.23");
 
-    let newer = bundle_with(&lab, &next, "bundle-etcd-3.5.1");
+    let newer = bundle_with(&lab, &next, &["etcd", "etcdctl"], "bundle-etcd-3.5.1");
     use_bundle(&lab, newer.to_str().unwrap());
 
     // Read on a host (for a bundle that does not run here): from a temporary directory that

@@ -163,14 +163,37 @@ impl Engine {
                 return Err(RunError::Interrupted);
             }
             if rolling.healthy == Healthy::ApiserverReady && kind == RestartKind::Restart {
-                self.drain_apiserver(phase, host).await;
+                self.drain_apiserver(phase, host, "kube-apiserver restarts")
+                    .await;
+            }
+            let reads_this_member = rolling.healthy == Healthy::EtcdMember
+                && kind == RestartKind::Restart
+                && self.apiserver_reads_only_local_etcd(host, state).await;
+            if reads_this_member {
+                self.drain_apiserver(
+                    phase,
+                    host,
+                    "its etcd member restarts (its apiserver reads only that member)",
+                )
+                .await;
             }
             let step = RestartStep::begin(self, phase, host, unit.name, kind);
             let outcome = self.apply_held(phase, host, unit).await?;
             state.tally.add(&phase.name, host, &outcome);
-            let healthy = self
+            let mut healthy = self
                 .serving_again(phase, host, rolling.healthy, opts, state)
                 .await;
+            if reads_this_member && let Ok(member) = &healthy {
+                let address = self
+                    .inventory
+                    .host(host)
+                    .expect("an inventory host")
+                    .address;
+                healthy = self
+                    .apiserver_back_after_etcd(host, address)
+                    .await
+                    .map(|back| format!("{member}; {back}"));
+            }
             step.end(self, healthy, &order)?;
             done.push(host.clone());
         }
@@ -253,6 +276,37 @@ impl Engine {
                     e => WaitError::Invalid(e.to_string()),
                 }),
         }
+    }
+
+    /// In the stacked topology a host's apiserver reads only its own etcd member: while that
+    /// member restarts, the requests haproxy sends it hang until etcd answers again. True when
+    /// `host` runs such an apiserver now (a unit of the table whose bundle gate holds, active):
+    /// it is drained before the member restarts and back once it is ready again.
+    async fn apiserver_reads_only_local_etcd(&self, host: &str, state: &RunState) -> bool {
+        let inv = &self.inventory;
+        if inv.topology != crate::config::Topology::Stacked {
+            return false;
+        }
+        let Some(h) = inv.host(host) else {
+            return false;
+        };
+        let Some(unit) = components::on_host(inv, h)
+            .filter(|c| {
+                c.rolling
+                    .is_some_and(|r| r.healthy == Healthy::ApiserverReady)
+            })
+            .filter(|c| c.lacking(&state.bundle).is_empty())
+            .find_map(|c| c.units.first())
+        else {
+            return false;
+        };
+        let Ok(session) = self.pool.get(&self.targets[host]).await else {
+            return false;
+        };
+        SshHost(session)
+            .unit_state(unit.name)
+            .await
+            .is_ok_and(|u| u.running)
     }
 
     /// The SSH targets of the hosts running a component.

@@ -357,6 +357,62 @@ pub async fn https(
     .await
 }
 
+/// `name`'s `https://<addr>:<port><path>` answers 200 `passes` times in a row, `spacing` apart
+/// (a failure starts the count again): for a server whose own checks may still report the
+/// state from before a dependency restarted.
+#[allow(clippy::too_many_arguments)]
+pub async fn https_steady(
+    name: &str,
+    addr: IpAddr,
+    port: u16,
+    path: &str,
+    ca_pem: &[u8],
+    passes: u32,
+    spacing: Duration,
+    timeout: Duration,
+    cancel: &CancellationToken,
+) -> Result<String, WaitError> {
+    let url = format!("https://{}{path}", SocketAddr::new(addr, port));
+    let start = Instant::now();
+    let mut streak = 0;
+    let mut last = String::from("no answer yet");
+    loop {
+        let answer = tokio::select! {
+            biased;
+            () = cancel.cancelled() => return Err(WaitError::Cancelled),
+            answer = crate::etcd::https_get(&url, ca_pem, None, None, ATTEMPT) => answer,
+        };
+        match answer {
+            Ok((200, _)) => streak += 1,
+            Ok((code, _)) => {
+                streak = 0;
+                last = format!("{name}: HTTP {code}");
+            }
+            Err(e) => {
+                streak = 0;
+                last = format!("{name}: {e}");
+            }
+        }
+        if streak >= passes {
+            return Ok(format!(
+                "{name} answers {path} {passes} times in a row, {} ms apart",
+                spacing.as_millis()
+            ));
+        }
+        if start.elapsed() >= timeout {
+            return Err(WaitError::TimedOut {
+                waited: timeout,
+                last,
+            });
+        }
+        tokio::select! {
+            biased;
+            () = cancel.cancelled() => return Err(WaitError::Cancelled),
+            () = tokio::time::sleep(spacing) => {}
+        }
+    }
+}
+
 /// `base` (`https://host:port`) answers `path` with 200, verified against the CA.
 pub async fn https_url(
     base: &str,

@@ -97,6 +97,32 @@ pub enum UpgradeRefusal {
         running: EtcdVersion,
         hosts: Vec<String>,
     },
+    #[error(
+        "the bundle's etcd {bundle} is the next minor version after etcd {running} on {hosts}, \
+         but etcd upgrades to {bundle_minor} only from {floor} or later (its upgrade guide: the \
+         patch releases before it leave upgrade blockers). Upgrade to the latest {running_minor}.x \
+         release first (a bundle with it, then `kinit up`), then to {bundle}",
+        hosts = hosts.join(", "),
+        bundle_minor = format_args!("{}.{}", bundle.major, bundle.minor),
+        running_minor = format_args!("{}.{}", running.major, running.minor),
+    )]
+    PatchTooOld {
+        bundle: EtcdVersion,
+        running: EtcdVersion,
+        hosts: Vec<String>,
+        floor: String,
+    },
+}
+
+/// The oldest patch release of a minor line that etcd supports a minor upgrade from:
+/// ((major, minor), patch). 3.6's upgrade guide wants every 3.5 member on 3.5.26 or later.
+const MINOR_UPGRADE_FLOOR: &[((u32, u32), u32)] = &[((3, 5), 26)];
+
+fn minor_upgrade_floor(running: &EtcdVersion) -> Option<u32> {
+    MINOR_UPGRADE_FLOOR
+        .iter()
+        .find(|((major, minor), _)| *major == running.major && *minor == running.minor)
+        .map(|(_, patch)| *patch)
 }
 
 /// The decision for `bundle` over `members`; a refusal names the first version (oldest for a
@@ -137,6 +163,17 @@ pub fn decide(bundle: &EtcdVersion, members: &[MemberVersion]) -> Result<Decisio
                 bundle: bundle.clone(),
                 running: running.clone(),
                 hosts: hosts.clone(),
+            });
+        }
+        if bundle.minor == running.minor + 1
+            && let Some(floor) = minor_upgrade_floor(running)
+            && running.patch < floor
+        {
+            return Err(UpgradeRefusal::PatchTooOld {
+                bundle: bundle.clone(),
+                running: running.clone(),
+                hosts: hosts.clone(),
+                floor: format!("{}.{}.{floor}", running.major, running.minor),
             });
         }
     }
@@ -293,6 +330,42 @@ mod tests {
                 patch_only: false,
             }
         );
+    }
+
+    #[test]
+    fn etcd_3_6_is_reached_only_from_3_5_26_or_later() {
+        let e = decide(&v("3.6.16"), &three("3.5.21")).unwrap_err();
+        assert_eq!(
+            e,
+            UpgradeRefusal::PatchTooOld {
+                bundle: v("3.6.16"),
+                running: v("3.5.21"),
+                hosts: vec!["cp1".into(), "cp2".into(), "cp3".into()],
+                floor: "3.5.26".into(),
+            }
+        );
+        let text = e.to_string();
+        assert!(text.contains("only from 3.5.26 or later"), "{text}");
+        assert!(text.contains("latest 3.5.x release first"), "{text}");
+        // One member below the floor is enough to refuse, and is the one named.
+        let m = members(&[("cp1", Some("3.5.36")), ("cp2", Some("3.5.25"))]);
+        assert!(
+            matches!(decide(&v("3.6.0"), &m), Err(UpgradeRefusal::PatchTooOld { hosts, .. }) if hosts == ["cp2"])
+        );
+        // From the floor on, and for patch upgrades within 3.5, it goes.
+        assert!(matches!(
+            decide(&v("3.6.16"), &three("3.5.26")),
+            Ok(Decision::Upgrade(_))
+        ));
+        assert!(matches!(
+            decide(&v("3.5.36"), &three("3.5.1")),
+            Ok(Decision::Upgrade(_))
+        ));
+        // 3.4 -> 3.5 has no floor.
+        assert!(matches!(
+            decide(&v("3.5.1"), &three("3.4.1")),
+            Ok(Decision::Upgrade(_))
+        ));
     }
 
     #[test]

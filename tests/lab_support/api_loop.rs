@@ -1,6 +1,6 @@
 //! A client of the Kubernetes API through the control-plane endpoint, for lab scenarios that
-//! change the control plane: `GET /readyz` and a read of one ConfigMap, with admin.conf's
-//! credentials and the cluster CA, every 100 ms until stopped. Each request is a new TLS
+//! change the control plane: `GET /readyz` and a read of one ConfigMap (and, when asked, a write
+//! of it), with admin.conf's credentials and the cluster CA, every 100 ms until stopped. Each request is a new TLS
 //! connection (as a new `kubectl` would make), through VIP:port and haproxy.
 
 use std::sync::Arc;
@@ -18,6 +18,8 @@ pub struct ApiLoopReport {
     pub longest_gap: Duration,
     /// The first few failures, for the assertion message.
     pub failures: Vec<String>,
+    /// The value of the last write the API acknowledged (`ApiLoop::start_writing`).
+    pub last_written: Option<u64>,
 }
 
 pub struct ApiLoop {
@@ -29,6 +31,16 @@ impl ApiLoop {
     /// `pki_dir`: the lab's PKI dir (admin.conf names the endpoint); `configmap`: the API path of
     /// a ConfigMap that exists for the whole run.
     pub fn start(pki_dir: &std::path::Path, configmap: &str) -> ApiLoop {
+        Self::run(pki_dir, configmap, false)
+    }
+
+    /// As [`ApiLoop::start`], and each round also replaces the ConfigMap (`namespace`/`name`
+    /// from its path) with `data.n` = a counter: writes reach etcd through the apiserver.
+    pub fn start_writing(pki_dir: &std::path::Path, configmap: &str) -> ApiLoop {
+        Self::run(pki_dir, configmap, true)
+    }
+
+    fn run(pki_dir: &std::path::Path, configmap: &str, writes: bool) -> ApiLoop {
         let client = ApiClient::from_pki_kubeconfig(pki_dir, "admin.conf").unwrap();
         let configmap = configmap.to_string();
         let stop = Arc::new(AtomicBool::new(false));
@@ -42,14 +54,24 @@ impl ApiLoop {
             let mut last_ok = Instant::now();
             while !flag.load(Ordering::Relaxed) {
                 let started = Instant::now();
-                for path in ["/readyz", configmap.as_str()] {
+                let round = report.requests as u64;
+                let write = writes.then(|| configmap_body(&configmap, round));
+                let mut requests =
+                    vec![("GET", "/readyz", None), ("GET", configmap.as_str(), None)];
+                if let Some(body) = &write {
+                    requests.push(("PUT", configmap.as_str(), Some(body.as_bytes())));
+                }
+                for (method, path, body) in requests {
                     report.requests += 1;
                     let answer =
-                        rt.block_on(client.send("GET", path, None, Duration::from_secs(5)));
+                        rt.block_on(client.send(method, path, body, Duration::from_secs(5)));
                     match answer {
                         Ok((200, _)) => {
                             report.longest_gap = report.longest_gap.max(last_ok.elapsed());
                             last_ok = Instant::now();
+                            if method == "PUT" {
+                                report.last_written = Some(round);
+                            }
                         }
                         other => {
                             report.failed += 1;
@@ -61,7 +83,7 @@ impl ApiLoop {
                                     ),
                                     Err(e) => e.to_string(),
                                 };
-                                report.failures.push(format!("GET {path}: {what}"));
+                                report.failures.push(format!("{method} {path}: {what}"));
                             }
                         }
                     }
@@ -81,4 +103,17 @@ impl ApiLoop {
         self.stop.store(true, Ordering::Relaxed);
         self.thread.join().unwrap()
     }
+}
+
+/// A ConfigMap at `path` (`/api/v1/namespaces/NS/configmaps/NAME`) whose `data.n` is `n`.
+fn configmap_body(path: &str, n: u64) -> String {
+    let parts: Vec<&str> = path.split('/').collect();
+    let (namespace, name) = (parts[4], parts[6]);
+    serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": namespace},
+        "data": {"n": n.to_string()},
+    })
+    .to_string()
 }

@@ -11,10 +11,13 @@ use serde_json::Value;
 use crate::hang_guard::{kinit, output_within};
 
 mod api_loop;
+mod bundles;
 mod connect_loop;
 mod writer;
 #[allow(unused_imports)] // only the control-plane scenarios talk to the real API
 pub use api_loop::{ApiLoop, ApiLoopReport};
+#[allow(unused_imports)] // only the upgrade scenarios switch bundles
+pub use bundles::{bundle_with, use_bundle};
 #[allow(unused_imports)] // not every lab scenario goes through the VIP
 pub use connect_loop::ConnectLoop;
 #[allow(unused_imports)] // not every lab scenario writes while it changes the cluster

@@ -28,6 +28,8 @@ const APISERVER_BACK: Duration = Duration::from_secs(180);
 const ADMIN_COMMAND: Duration = Duration::from_secs(5);
 /// How long every haproxy may take to show the server drained.
 const DRAINED: Duration = Duration::from_secs(10);
+/// `/readyz` passes in a row before an apiserver whose etcd member restarted is put back.
+const STEADY_PASSES: u32 = 5;
 
 /// A server state the runtime API sets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,8 +121,9 @@ pub async fn drain(
 }
 
 impl Engine {
-    /// Before `host`'s apiserver restarts: every haproxy stops sending it new requests.
-    pub(super) async fn drain_apiserver(&self, phase: &Phase, host: &str) {
+    /// Before `host`'s apiserver restarts (or stops serving for a while: `before` says why):
+    /// every haproxy stops sending it new requests.
+    pub(super) async fn drain_apiserver(&self, phase: &Phase, host: &str, before: &str) {
         let balancers = self.targets_of(ComponentId::Haproxy);
         if balancers.is_empty() {
             return;
@@ -128,16 +131,49 @@ impl Engine {
         match drain(&self.pool, &balancers, host, &self.cancel).await {
             Ok(_) => self.note(
                 phase,
-                format!("{host}: drained from every haproxy before kube-apiserver restarts"),
+                format!("{host}: drained from every haproxy before {before}"),
             ),
             Err(e) => self.note(
                 phase,
                 format!(
-                    "{host}: could not drain it through haproxy's runtime API ({e}); haproxy's \
-                     /readyz check takes it out during its shutdown delay instead"
+                    "{host}: could not drain it through haproxy's runtime API ({e}) before \
+                     {before}; haproxy's /readyz check takes it out once it fails instead"
                 ),
             ),
         }
+    }
+
+    /// After `host`'s etcd member restarted under its drained apiserver: the apiserver's own
+    /// etcd check may still report the connection from before the restart (and fail a moment
+    /// later, while its client reconnects), so it is put back only once `/readyz` passed
+    /// [`STEADY_PASSES`] times in a row, a second apart.
+    pub(super) async fn apiserver_back_after_etcd(
+        &self,
+        host: &str,
+        address: IpAddr,
+    ) -> Result<String, WaitError> {
+        let ca = self.cluster_ca()?;
+        let steady = verify::https_steady(
+            host,
+            address,
+            ports::APISERVER,
+            "/readyz",
+            &ca,
+            STEADY_PASSES,
+            Duration::from_secs(1),
+            APISERVER_BACK,
+            &self.cancel,
+        )
+        .await?;
+        let back = self.apiserver_back(host, address).await?;
+        Ok(format!("{steady}; {back}"))
+    }
+
+    fn cluster_ca(&self) -> Result<Vec<u8>, WaitError> {
+        let ca_path = self.inventory.pki_dir.join("ca.crt");
+        std::fs::read(&ca_path).map_err(|e| {
+            WaitError::Invalid(format!("reading the cluster CA {}: {e}", ca_path.display()))
+        })
     }
 
     pub(super) async fn apiserver_back(
@@ -145,11 +181,7 @@ impl Engine {
         host: &str,
         address: IpAddr,
     ) -> Result<String, WaitError> {
-        let inv = &self.inventory;
-        let ca_path = inv.pki_dir.join("ca.crt");
-        let ca = std::fs::read(&ca_path).map_err(|e| {
-            WaitError::Invalid(format!("reading the cluster CA {}: {e}", ca_path.display()))
-        })?;
+        let ca = self.cluster_ca()?;
         back(
             &self.pool,
             &self.targets_of(ComponentId::Haproxy),

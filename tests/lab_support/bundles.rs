@@ -1,0 +1,58 @@
+//! Bundles a lab scenario switches between: a copy of the lab's own bundle with some programs
+//! from elsewhere (another etcd release), and cluster.yaml pointed at one of them.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::{Lab, text};
+
+/// `<lab>/<name>`: the lab's bundle with each of `programs` taken from `from`, SHA256SUMS made
+/// again. The other files are hard links (a Kubernetes bundle is 700 MiB; the lab dir is one
+/// filesystem).
+pub fn bundle_with(lab: &Lab, from: &Path, programs: &[&str], name: &str) -> PathBuf {
+    let dir = lab.dir().join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = Command::new("cp")
+        .arg("-al")
+        .arg(lab.dir().join("bundle"))
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    for p in programs.iter().chain(&["SHA256SUMS"]) {
+        // Unlinked first: a copy through the link would change the lab's own bundle.
+        std::fs::remove_file(dir.join(p)).unwrap();
+    }
+    for p in programs {
+        std::fs::copy(from.join(p), dir.join(p))
+            .unwrap_or_else(|e| panic!("{}: {e}", from.join(p).display()));
+    }
+    let out = Command::new("sh")
+        .current_dir(&dir)
+        .args([
+            "-c",
+            "find . -maxdepth 1 -type f ! -name SHA256SUMS -printf '%P\\n' | sort \
+             | xargs sha256sum > SHA256SUMS",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    dir
+}
+
+/// Point cluster.yaml's spec.artifacts.bundle at `dir`.
+pub fn use_bundle(lab: &Lab, dir: &str) {
+    let yaml = std::fs::read_to_string(&lab.config).unwrap();
+    assert!(
+        yaml.lines().any(|l| l.trim_start().starts_with("bundle: ")),
+        "no bundle line in {yaml}"
+    );
+    let out: Vec<String> = yaml
+        .lines()
+        .map(|l| match l.trim_start().strip_prefix("bundle: ") {
+            Some(_) => format!("    bundle: {dir}"),
+            None => l.to_string(),
+        })
+        .collect();
+    std::fs::write(&lab.config, out.join("\n") + "\n").unwrap();
+}
