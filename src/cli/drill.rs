@@ -9,11 +9,12 @@ use crate::drill::{DrillKind, Thresholds};
 #[command(
     after_help = "Examples:\n  kinit drill vip-holder\n  kinit drill etcd-leader --duration 20 --yes\n  \
 kinit drill apiserver cp2 --max-gap-ms 1000 -o json --yes\n\n\
-Meanwhile this machine sends GET /readyz through the VIP (verified with the cluster CA) and an \
-etcd write every 100 ms, and counts failed requests and the longest gap. The piece is started \
-again after --duration (also on Ctrl-C or SIGTERM) and the drill ends once `kinit status` is \
-healthy. Refused on a degraded cluster, and when etcd would lose its quorum. Exit status: 0 \
-pass, 1 fail or refused, 2 bad invocation."
+Meanwhile this machine reads the default namespace through the VIP with admin.conf (verified \
+with the cluster CA) and writes to etcd, each every 100 ms, and counts failed requests and the \
+longest gap. The piece is started again after --duration (also on Ctrl-C or SIGTERM) and the \
+drill ends once `kinit status` is healthy, and still is a few seconds later (the VIP returns to \
+its first host). Refused on a degraded cluster, and when etcd would lose its quorum. Exit \
+status: 0 pass, 1 fail or refused, 2 bad invocation."
 )]
 pub enum DrillCommand {
     /// Stop keepalived on the host holding the VIP, until --duration ends

@@ -2,6 +2,7 @@
 //! `crate::drill`).
 
 use std::collections::BTreeMap;
+use std::io::IsTerminal;
 use std::time::Duration;
 
 use super::{CommandError, CommandResult, Outcome, remote};
@@ -23,7 +24,14 @@ pub struct DrillOptions {
     pub break_lock: bool,
 }
 
+const NOT_CONFIRMED: &str = "kinit drill takes a piece of the cluster down for real: pass --yes \
+                             to confirm (no terminal to ask on)";
+
 pub fn run(global: &GlobalOptions, opts: &DrillOptions) -> CommandResult {
+    // Nobody to ask: refused before any host is contacted.
+    if !opts.yes && !std::io::stdin().is_terminal() {
+        return Err(CommandError::NotConfirmed(NOT_CONFIRMED.into()));
+    }
     let inventory = remote::load_inventory(global)?;
     let hosts: Vec<_> = inventory.hosts.iter().collect();
     // Unknown host keys are refused, as for `status`: a drill is no time to learn them.
@@ -55,11 +63,7 @@ pub fn run(global: &GlobalOptions, opts: &DrillOptions) -> CommandResult {
             Answer::Yes => {}
             Answer::No => return Err(CommandError::Declined),
             Answer::NoTerminal => {
-                return Err(CommandError::NotConfirmed(
-                    "kinit drill takes a piece of the cluster down for real: pass --yes to \
-                     confirm (no terminal to ask on)"
-                        .into(),
-                ));
+                return Err(CommandError::NotConfirmed(NOT_CONFIRMED.into()));
             }
         }
     }

@@ -1,5 +1,5 @@
-//! The clients a drill measures with, on this machine: GET /readyz through the VIP (verified
-//! against the cluster CA) and an etcd write, each every 100 ms, until told to stop.
+//! The clients a drill measures with, on this machine: a read through the VIP with admin.conf
+//! (verified against the cluster CA) and an etcd write, each every 100 ms, until told to stop.
 
 use std::time::{Duration, Instant};
 
@@ -8,12 +8,14 @@ use tokio_util::sync::CancellationToken;
 
 use super::series::Sample;
 use crate::etcd::{self, ClientTls};
-use crate::kube::{self, ApiClient};
+use crate::kube::ApiClient;
 
 /// How often each client sends a request.
 pub const EVERY: Duration = Duration::from_millis(100);
 /// How long one request may take before it counts as failed.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
+/// What the API client reads: one object, from etcd (a quorum read), as any client would.
+pub const API_READ: &str = "/api/v1/namespaces/default";
 /// The key the etcd client writes (outside Kubernetes' `/registry`).
 pub const ETCD_KEY: &[u8] = b"/kinit/drill/heartbeat";
 
@@ -45,7 +47,7 @@ fn ticker() -> tokio::time::Interval {
     t
 }
 
-/// GET /readyz through `client`'s server (the VIP) until `stop`.
+/// GET [`API_READ`] through `client`'s server (the VIP) until `stop`.
 pub async fn api_loop(client: ApiClient, clock: Instant, stop: CancellationToken) -> Recorded {
     let mut rec = Recorded::default();
     let mut tick = ticker();
@@ -54,14 +56,11 @@ pub async fn api_loop(client: ApiClient, clock: Instant, stop: CancellationToken
             _ = stop.cancelled() => return rec,
             _ = tick.tick() => {}
         }
-        let result = match kube::readyz(&client, REQUEST_TIMEOUT).await {
-            Ok(r) if r.ready => Ok(()),
-            Ok(r) => Err(format!(
-                "/readyz is not ready (failing: {})",
-                r.failing.join(", ")
-            )),
-            Err(e) => Err(e.to_string()),
-        };
+        let result = client
+            .get_json(API_READ, REQUEST_TIMEOUT)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string());
         rec.note(clock, result);
     }
 }

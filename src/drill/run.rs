@@ -32,6 +32,9 @@ const BASELINE: Duration = Duration::from_secs(1);
 const UNIT_TIMEOUT: Duration = Duration::from_secs(120);
 /// Between two looks at the status while waiting for health.
 const STATUS_EVERY: Duration = Duration::from_secs(1);
+/// Once healthy, the clients go on this long and the status must still be healthy: a piece
+/// that takes its place back (keepalived preempting the VIP) moves things once more.
+const SETTLE: Duration = Duration::from_secs(4 * crate::render::failover::VRRP_ADVERT_INT_SECS);
 
 #[derive(Debug, Clone)]
 pub struct DrillSettings {
@@ -108,10 +111,10 @@ struct Clients {
 }
 
 fn start_clients(inv: &Inventory) -> Result<Clients, DrillError> {
-    let ca = std::fs::read(inv.pki_dir.join("ca.crt"))
-        .map_err(|e| DrillError::Setup(format!("cannot read the cluster CA: {e}")))?;
-    let api = ApiClient::anonymous(&ca, &inv.endpoint.url())
-        .map_err(|e| DrillError::Setup(e.to_string()))?;
+    // admin.conf's credentials, sent to the endpoint (the VIP), verified with the cluster CA.
+    let api = ApiClient::from_pki_kubeconfig(&inv.pki_dir, "admin.conf")
+        .map_err(|e| DrillError::Setup(e.to_string()))?
+        .at(&inv.endpoint.url());
     let tls =
         ClientTls::from_pki_dir(&inv.pki_dir).map_err(|e| DrillError::Setup(e.to_string()))?;
     let endpoints = inv.etcd_members().iter().map(|m| m.client_url()).collect();
@@ -278,7 +281,10 @@ async fn locked(
         clock: clients.clock,
         events: Vec::new(),
     };
-    timeline.note("clients started: GET /readyz through the VIP and an etcd write every 100 ms");
+    timeline.note(format!(
+        "clients started: GET {} through the VIP and an etcd write every 100 ms",
+        probes::API_READ
+    ));
     let baseline_done = tokio::select! {
         _ = cancel.cancelled() => false,
         _ = tokio::time::sleep(BASELINE) => true,
@@ -310,9 +316,11 @@ async fn locked(
         });
     }
     let unit_state_during = unit_state(pool, &host_target, t.unit).await;
-    timeline.note(format!("{} on {} is {unit_state_during}", t.unit, t.host));
+    // The piece stays down for the duration from here: stopping it may take a while (an
+    // apiserver's shutdown delay, etcd handing over).
+    let down_at = timeline.note(format!("{} on {} is {unit_state_during}", t.unit, t.host));
 
-    let until = stopped_at + settings.duration;
+    let until = down_at + settings.duration;
     let mut interrupted = tokio::select! {
         _ = cancel.cancelled() => true,
         _ = tokio::time::sleep(until.saturating_sub(clients.clock.elapsed())) => false,
@@ -354,6 +362,7 @@ async fn locked(
         }
     } else {
         let limit = Duration::from_millis(settings.thresholds.healthy_within_ms);
+        let mut settled_at: Option<Duration> = None;
         loop {
             let status = read_status(inv, pool, targets, &settings.gather, cancel).await;
             if cancel.is_cancelled() {
@@ -361,10 +370,28 @@ async fn locked(
                 break;
             }
             if status.problems().is_empty() {
-                let at = timeline.note("status: healthy again");
-                healthy_after = Some(at.as_millis() as u64);
-                after = placement(&status);
-                break;
+                match healthy_after {
+                    None => {
+                        let at = timeline.note("status: healthy again");
+                        healthy_after = Some(at.as_millis() as u64);
+                        settled_at = Some(at + SETTLE);
+                    }
+                    // Still healthy once the piece could have taken its place back (the
+                    // VIP returns to the first host): the clients measured that too.
+                    Some(_) if settled_at.is_some_and(|s| clients.clock.elapsed() >= s) => {
+                        timeline.note("status: still healthy after settling");
+                        after = placement(&status);
+                        break;
+                    }
+                    Some(_) => {}
+                }
+            } else if healthy_after.is_some() {
+                timeline.note(format!(
+                    "status: degraded again while settling: {}",
+                    status.problems().join("; ")
+                ));
+                healthy_after = None;
+                settled_at = None;
             }
             if clients.clock.elapsed().saturating_sub(restarted_at) > limit {
                 timeline.note(format!(
