@@ -115,8 +115,7 @@ pub enum Command {
     Reset(ResetArgs),
     /// Take control-plane/etcd hosts out of the running cluster, keeping etcd's quorum
     Remove(RemoveArgs),
-    /// Practise a failure for real: take the VIP holder, the etcd leader or an apiserver down,
-    /// measure what clients see, bring it back, pass or fail
+    /// Practise a failover: take a piece down for real, measure, bring it back, pass or fail
     #[command(subcommand)]
     Drill(DrillCommand),
     /// Day-two etcd operations: snapshots

@@ -20,7 +20,7 @@ pub enum DrillError {
     WouldLoseQuorum {
         drill: String,
         target: String,
-        tally: Tally,
+        tally: Box<Tally>,
     },
 
     #[error("the {drill} drill needs {needs} (nothing was changed)")]

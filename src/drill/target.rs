@@ -156,7 +156,7 @@ pub fn keeps_quorum(kind: &DrillKind, host: &str, status: &StatusReport) -> Resu
         Err(DrillError::WouldLoseQuorum {
             drill: kind.name().to_string(),
             target: host.to_string(),
-            tally: t,
+            tally: Box::new(t),
         })
     }
 }
