@@ -87,3 +87,89 @@ pub fn render_text(r: &DrillReport) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::drill::report::{DrillEvent, Placement};
+    use crate::drill::series::LoopFigures;
+    use crate::drill::{Thresholds, Verdict};
+
+    fn report(pass: bool) -> DrillReport {
+        DrillReport {
+            cluster: "demo".into(),
+            drill: DrillKind::EtcdLeader,
+            target: Target {
+                host: "cp1".into(),
+                component: "etcd",
+                unit: "etcd",
+                no_block: true,
+            },
+            duration_ms: 4000,
+            before: Placement::default(),
+            during: Placement::default(),
+            after: Placement::default(),
+            unit_state_during: "inactive".into(),
+            unit_state_after: "active".into(),
+            recovered_after_ms: Some(812),
+            healthy_after_ms: None,
+            api: LoopFigures {
+                requests: 120,
+                failed: 2,
+                longest_gap_ms: 310,
+                first_error: None,
+            },
+            etcd_writes: LoopFigures::default(),
+            thresholds: Thresholds {
+                max_gap_ms: 6000,
+                max_failed: Some(0),
+                healthy_within_ms: 1000,
+            },
+            verdict: Verdict {
+                pass,
+                reasons: if pass {
+                    vec![]
+                } else {
+                    vec!["2 requests failed (allowed: 0)".into()]
+                },
+            },
+            interrupted: false,
+            events: vec![DrillEvent {
+                at_ms: 1001,
+                what: "stopping etcd on cp1".into(),
+            }],
+        }
+    }
+
+    #[test]
+    fn the_table_shows_the_figures_and_the_verdict_with_its_reasons() {
+        let text = render_text(&report(false));
+        assert!(text.contains("drill etcd-leader on cluster demo: stopped etcd on cp1 for 4 s"));
+        assert!(text.contains("1001 ms  stopping etcd on cp1"), "{text}");
+        let api = text
+            .lines()
+            .find(|l| l.contains("API through the VIP"))
+            .unwrap();
+        assert_eq!(
+            api.split_whitespace().collect::<Vec<_>>()[4..],
+            ["120", "2", "310", "ms"]
+        );
+        let line = |start: &str| {
+            text.lines()
+                .find(|l| l.trim_start().starts_with(start))
+                .unwrap()
+        };
+        assert!(line("new leader after").ends_with(" 812 ms"), "{text}");
+        assert!(line("healthy again at").ends_with(" -"), "{text}");
+        assert!(text.contains("6000 ms, at most 0 failed"), "{text}");
+        assert!(
+            text.ends_with("FAIL\n  - 2 requests failed (allowed: 0)\n"),
+            "{text}"
+        );
+        assert!(render_text(&report(true)).ends_with("PASS\n"));
+        let json: serde_json::Value = serde_json::from_str(&render_json(&report(true))).unwrap();
+        assert_eq!(json["verdict"]["pass"], true);
+        assert_eq!(json["api"]["longestGapMs"], 310);
+        assert_eq!(json["drill"]["kind"], "etcd-leader");
+    }
+}
