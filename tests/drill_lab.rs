@@ -147,6 +147,12 @@ fn drills_take_each_piece_down_measure_bring_it_back_and_are_refused_or_undone_w
             other => Err(other.to_string()),
         },
     );
+    // The cluster lock is held on every host meanwhile, by the drill.
+    let owner = format!("{}/owner", kinit::host_paths::LOCK_DIR);
+    for node in NODES {
+        let held = lab.on(node, &format!("cat {owner}"));
+        assert!(held.contains("drill"), "{node}: {held}");
+    }
     // SAFETY: kill(2) signals the one process we started.
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
     let out = child.wait_with_output().unwrap();
@@ -164,6 +170,13 @@ fn drills_take_each_piece_down_measure_bring_it_back_and_are_refused_or_undone_w
     );
     let r: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
     assert_eq!(r["interrupted"], true, "{}", text(&out));
+    for node in NODES {
+        let lock = kinit::host_paths::LOCK_DIR;
+        assert_eq!(
+            lab.on(node, &format!("test -e {lock} && echo held || echo free")),
+            "free"
+        );
+    }
     let during = r["unitStateDuring"].as_str().unwrap_or_default();
     assert!(["inactive", "failed"].contains(&during), "{}", text(&out));
     lab.wait_healthy(&config);
