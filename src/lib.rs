@@ -8,6 +8,7 @@ pub mod cli;
 pub mod commands;
 pub mod components;
 pub mod config;
+pub mod drill;
 pub mod engine;
 pub mod etcd;
 pub mod facts;

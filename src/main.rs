@@ -38,6 +38,7 @@ fn run(cli: &Cli, global: &GlobalOptions) -> CommandResult {
         Command::Kubeconfig(args) => commands::kubeconfig::run(global, &args.options()),
         Command::Reset(args) => commands::reset::run(global, &args.options()),
         Command::Remove(args) => commands::remove::run(global, &args.options()),
+        Command::Drill(drill) => commands::drill::run(global, &drill.options()),
         Command::Etcd(EtcdCommand::Snapshot(SnapshotCommand::Save(args))) => {
             commands::etcd_snapshot::save(global, &args.options())
         }

@@ -3,6 +3,7 @@
 
 mod bundle;
 mod certs;
+mod drill;
 mod lab;
 mod lifecycle;
 
@@ -24,6 +25,7 @@ use crate::ui::{ColorChoice, GlobalOptions, OutputFormat};
 
 pub use bundle::BundleCommand;
 pub use certs::{CertsCommand, RenewArgs};
+pub use drill::{DrillCommand, DrillFlags};
 pub use lab::LabCommand;
 pub use lifecycle::{EtcdCommand, RemoveArgs, ResetArgs, SnapshotCommand};
 
@@ -113,6 +115,9 @@ pub enum Command {
     Reset(ResetArgs),
     /// Take control-plane/etcd hosts out of the running cluster, keeping etcd's quorum
     Remove(RemoveArgs),
+    /// Practise a failover: take a piece down for real, measure, bring it back, pass or fail
+    #[command(subcommand)]
+    Drill(DrillCommand),
     /// Day-two etcd operations: snapshots
     #[command(subcommand)]
     Etcd(EtcdCommand),

@@ -115,6 +115,9 @@ pub enum CommandError {
     #[error(transparent)]
     Remove(Box<crate::lifecycle::remove::RemoveError>),
 
+    #[error(transparent)]
+    Drill(Box<crate::drill::DrillError>),
+
     /// kinit's own bug (its built-in config or example does not validate).
     #[error(transparent)]
     Bundle(Box<crate::bundle::OpError>),
@@ -151,5 +154,11 @@ impl From<crate::lifecycle::snapshot::SnapshotError> for CommandError {
 impl From<crate::lifecycle::remove::RemoveError> for CommandError {
     fn from(e: crate::lifecycle::remove::RemoveError) -> Self {
         CommandError::Remove(Box::new(e))
+    }
+}
+
+impl From<crate::drill::DrillError> for CommandError {
+    fn from(e: crate::drill::DrillError) -> Self {
+        CommandError::Drill(Box::new(e))
     }
 }

@@ -8,6 +8,7 @@ pub mod bundle;
 pub mod certs;
 pub mod completion;
 pub mod config_validate;
+pub mod drill;
 mod error;
 pub mod etcd_snapshot;
 pub mod exec;
@@ -66,6 +67,7 @@ pub type CommandResult = Result<Outcome, CommandError>;
 /// The process exit code for a command's result: the one place that decides them.
 pub fn exit_code(result: &CommandResult) -> u8 {
     use crate::bundle::OpError;
+    use crate::drill::DrillError;
     use crate::kubeconfig::KubeconfigError;
     use crate::lab::LabError;
     use crate::lifecycle::remove::RemoveError;
@@ -103,7 +105,16 @@ pub fn exit_code(result: &CommandResult) -> u8 {
             {
                 exit::USAGE
             }
+            CommandError::Drill(e)
+                if matches!(
+                    **e,
+                    DrillError::UnknownHost { .. } | DrillError::NotApplicable { .. }
+                ) =>
+            {
+                exit::USAGE
+            }
             CommandError::Declined
+            | CommandError::Drill(_)
             | CommandError::Snapshot(_)
             | CommandError::Reset(_)
             | CommandError::Remove(_) => exit::FAILURE,

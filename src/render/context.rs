@@ -54,6 +54,11 @@ pub struct Endpoint {
     pub vip_cidr: String,
     pub virtual_router_id: u8,
     pub check_weight: i32,
+    /// keepalived's advert interval and haproxy's check timing ([`super::failover`]).
+    pub advert_int: u64,
+    pub check_inter: u64,
+    pub check_fall: u64,
+    pub check_rise: u64,
     /// haproxy's frontend `bind`: `*:8443` (IPv4 only in haproxy), or `:::8443 v4v6` when the
     /// endpoint is IPv6.
     pub haproxy_bind: String,
@@ -193,6 +198,10 @@ pub fn cluster(inv: &Inventory) -> Result<Cluster, RenderError> {
             vip_cidr,
             virtual_router_id: vrrp::virtual_router_id(&inv.name, &inv.endpoint.address),
             check_weight: vrrp::check_weight(cps.len()),
+            advert_int: super::failover::VRRP_ADVERT_INT_SECS,
+            check_inter: super::failover::HAPROXY_CHECK_INTER_SECS,
+            check_fall: super::failover::HAPROXY_CHECK_FALL,
+            check_rise: super::failover::HAPROXY_CHECK_RISE,
             haproxy_bind: match inv.endpoint.address.parse::<IpAddr>() {
                 Ok(IpAddr::V6(_)) => format!(":::{} v4v6", inv.endpoint.port),
                 _ => format!("*:{}", inv.endpoint.port),

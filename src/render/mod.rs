@@ -7,6 +7,7 @@
 pub mod certificates;
 pub mod context;
 pub mod error;
+pub mod failover;
 pub mod filters;
 pub mod flags;
 pub mod manifest;

@@ -5,6 +5,7 @@ pub mod bundle;
 pub mod certs;
 pub mod config_report;
 pub mod confirm;
+pub mod drill;
 pub mod exec;
 pub mod kubeconfig;
 pub mod lab_progress;

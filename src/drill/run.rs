@@ -1,0 +1,458 @@
+//! Running a drill: the guards (again, under the cluster lock), the clients started, the unit
+//! stopped, the cluster watched while it is down, the unit started again (also on Ctrl-C or
+//! SIGTERM), `status` polled until healthy, the figures judged.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio_util::sync::CancellationToken;
+
+use super::error::DrillError;
+use super::kind::DrillKind;
+use super::probes::{self, Recorded};
+use super::report::{DrillEvent, DrillReport, Placement};
+use super::series::{answered_again, figures};
+use super::target::{self, Target};
+use super::thresholds::{Observed, Thresholds, verdict};
+use super::watch::{self, Moved};
+use crate::engine::cluster_lock::LockRequest;
+use crate::engine::event::Quiet;
+use crate::engine::host_ops::run_script;
+use crate::etcd::ClientTls;
+use crate::inventory::Inventory;
+use crate::kube::ApiClient;
+use crate::ssh::{HostTarget, Pool};
+use crate::status::{self, GatherOptions, StatusReport};
+
+/// Clients run this long before the piece goes down, for a baseline.
+const BASELINE: Duration = Duration::from_secs(1);
+/// A unit's stop or start may take this long (kube-apiserver's shutdown delay included).
+const UNIT_TIMEOUT: Duration = Duration::from_secs(120);
+/// Between two looks at the status while waiting for health.
+const STATUS_EVERY: Duration = Duration::from_secs(1);
+/// Once healthy, the clients go on this long and the status must still be healthy: a piece
+/// that takes its place back (keepalived preempting the VIP) moves things once more.
+const SETTLE: Duration = Duration::from_secs(4 * crate::render::failover::VRRP_ADVERT_INT_SECS);
+
+#[derive(Debug, Clone)]
+pub struct DrillSettings {
+    pub kind: DrillKind,
+    pub duration: Duration,
+    pub thresholds: Thresholds,
+    pub gather: GatherOptions,
+    pub lock: LockRequest,
+}
+
+/// What a drill would take down, and the status it was chosen from.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub target: Target,
+    pub status: StatusReport,
+}
+
+/// Read the status and choose the target; refused on a degraded cluster, when etcd would lose
+/// its quorum, or when nobody could take over. Changes nothing.
+pub async fn prepare(
+    inv: &Inventory,
+    pool: &Arc<Pool>,
+    targets: &BTreeMap<String, HostTarget>,
+    settings: &DrillSettings,
+    cancel: &CancellationToken,
+) -> Result<Prepared, DrillError> {
+    let status = read_status(inv, pool, targets, &settings.gather, cancel).await;
+    if cancel.is_cancelled() {
+        return Err(DrillError::Interrupted);
+    }
+    target::healthy_enough(&status)?;
+    let target = target::choose(inv, &settings.kind, &status)?;
+    Ok(Prepared { target, status })
+}
+
+async fn read_status(
+    inv: &Inventory,
+    pool: &Arc<Pool>,
+    targets: &BTreeMap<String, HostTarget>,
+    gather: &GatherOptions,
+    cancel: &CancellationToken,
+) -> StatusReport {
+    status::gather(
+        inv,
+        pool.clone(),
+        targets.values().cloned().collect(),
+        gather,
+        cancel,
+        SystemTime::now(),
+    )
+    .await
+}
+
+/// Take the cluster lock on every host in `targets`, run the drill, give the lock back.
+pub async fn execute(
+    inv: &Inventory,
+    pool: &Arc<Pool>,
+    targets: &BTreeMap<String, HostTarget>,
+    settings: &DrillSettings,
+    cancel: &CancellationToken,
+) -> Result<DrillReport, DrillError> {
+    let sessions = settings.lock.take(pool, targets, cancel, &Quiet).await?;
+    let result = locked(inv, pool, targets, settings, cancel).await;
+    settings.lock.release(&sessions).await;
+    result
+}
+
+/// The clients and the clock of one drill.
+struct Clients {
+    clock: Instant,
+    stop: CancellationToken,
+    api: tokio::task::JoinHandle<Recorded>,
+    etcd: tokio::task::JoinHandle<Recorded>,
+}
+
+fn start_clients(inv: &Inventory) -> Result<Clients, DrillError> {
+    // admin.conf's credentials, sent to the endpoint (the VIP), verified with the cluster CA.
+    let api = ApiClient::from_pki_kubeconfig(&inv.pki_dir, "admin.conf")
+        .map_err(|e| DrillError::Setup(e.to_string()))?
+        .at(&inv.endpoint.url());
+    let tls =
+        ClientTls::from_pki_dir(&inv.pki_dir).map_err(|e| DrillError::Setup(e.to_string()))?;
+    let endpoints = inv.etcd_members().iter().map(|m| m.client_url()).collect();
+    let clock = Instant::now();
+    let stop = CancellationToken::new();
+    Ok(Clients {
+        clock,
+        api: tokio::spawn(probes::api_loop(api, clock, stop.clone())),
+        etcd: tokio::spawn(probes::etcd_loop(tls, endpoints, clock, stop.clone())),
+        stop,
+    })
+}
+
+impl Clients {
+    async fn finish(self) -> (Recorded, Recorded, Duration) {
+        self.stop.cancel();
+        let end = self.clock.elapsed();
+        let api = self.api.await.unwrap_or_default();
+        let etcd = self.etcd.await.unwrap_or_default();
+        (api, etcd, end)
+    }
+}
+
+struct Timeline {
+    clock: Instant,
+    events: Vec<DrillEvent>,
+}
+
+impl Timeline {
+    fn note(&mut self, what: impl Into<String>) -> Duration {
+        let at = self.clock.elapsed();
+        self.events.push(DrillEvent {
+            at_ms: at.as_millis() as u64,
+            what: what.into(),
+        });
+        at
+    }
+}
+
+fn placement(status: &StatusReport) -> Placement {
+    Placement {
+        vip_holder: status.vip.as_ref().and_then(|v| v.holders.first().cloned()),
+        etcd_leader: status.etcd.leaders.first().cloned(),
+    }
+}
+
+/// Start the watcher that tells when the piece moved (none for the apiserver drill).
+fn start_watch(
+    inv: &Inventory,
+    pool: &Arc<Pool>,
+    targets: &BTreeMap<String, HostTarget>,
+    prepared: &Prepared,
+    kind: &DrillKind,
+    clock: Instant,
+    stop: &CancellationToken,
+) -> Option<tokio::task::JoinHandle<Option<Moved>>> {
+    let host = &prepared.target.host;
+    match kind {
+        DrillKind::VipHolder => {
+            let vip: IpAddr = inv.endpoint.address.parse().ok()?;
+            let others = inv
+                .control_plane()
+                .filter(|h| &h.name != host)
+                .filter_map(|h| targets.get(&h.name).map(|t| (h.name.clone(), t.clone())))
+                .collect();
+            Some(tokio::spawn(watch::vip_moved(
+                pool.clone(),
+                others,
+                vip,
+                clock,
+                stop.clone(),
+            )))
+        }
+        DrillKind::EtcdLeader => {
+            let tls = ClientTls::from_pki_dir(&inv.pki_dir).ok()?;
+            let ids: BTreeMap<u64, String> = prepared
+                .status
+                .etcd
+                .members
+                .iter()
+                .filter_map(|m| {
+                    let id = u64::from_str_radix(m.id.as_deref()?, 16).ok()?;
+                    Some((id, m.name.clone()))
+                })
+                .collect();
+            let old = ids.iter().find(|(_, n)| *n == host).map(|(id, _)| *id)?;
+            let members = inv
+                .etcd_members()
+                .into_iter()
+                .filter(|m| &m.name != host)
+                .map(|m| (m.name.clone(), m.client_url()))
+                .collect();
+            Some(tokio::spawn(watch::leader_moved(
+                tls,
+                members,
+                ids,
+                old,
+                clock,
+                stop.clone(),
+            )))
+        }
+        DrillKind::Apiserver(_) => None,
+    }
+}
+
+/// `systemctl ACTION UNIT` on the target's host (the unit as a positional parameter).
+async fn systemctl(
+    pool: &Arc<Pool>,
+    target: &HostTarget,
+    script: &str,
+    unit: &str,
+) -> Result<String, String> {
+    let session = pool.get(target).await.map_err(|e| e.to_string())?;
+    let out = run_script(&session, script, &[unit], UNIT_TIMEOUT)
+        .await
+        .map_err(|e| e.to_string())?;
+    if out.success() {
+        Ok(out.stdout_text().trim().to_string())
+    } else {
+        Err(format!("{}: {}", out.status, out.stderr_text().trim()))
+    }
+}
+
+async fn unit_state(pool: &Arc<Pool>, target: &HostTarget, unit: &str) -> String {
+    systemctl(pool, target, "systemctl is-active \"$1\" || true", unit)
+        .await
+        .unwrap_or_else(|e| format!("unknown ({e})"))
+}
+
+/// Start the unit again: tried a few times, since nothing must be left down. Never cancelled.
+async fn restore(pool: &Arc<Pool>, target: &HostTarget, t: &Target) -> Result<(), String> {
+    let script = if t.no_block {
+        "systemctl start --no-block \"$1\""
+    } else {
+        "systemctl start \"$1\""
+    };
+    let mut last = String::new();
+    for _ in 0..3 {
+        match systemctl(pool, target, script, t.unit).await {
+            Ok(_) => return Ok(()),
+            Err(e) => last = e,
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    Err(last)
+}
+
+async fn locked(
+    inv: &Inventory,
+    pool: &Arc<Pool>,
+    targets: &BTreeMap<String, HostTarget>,
+    settings: &DrillSettings,
+    cancel: &CancellationToken,
+) -> Result<DrillReport, DrillError> {
+    // The status again: the confirmation may have come long after the first look.
+    let prepared = prepare(inv, pool, targets, settings, cancel).await?;
+    let t = prepared.target.clone();
+    let host_target = targets
+        .get(&t.host)
+        .cloned()
+        .ok_or_else(|| DrillError::Setup(format!("no SSH target for {}", t.host)))?;
+    let clients = start_clients(inv)?;
+    let mut timeline = Timeline {
+        clock: clients.clock,
+        events: Vec::new(),
+    };
+    timeline.note(format!(
+        "clients started: GET {} through the VIP and an etcd write every 100 ms",
+        probes::API_READ
+    ));
+    let baseline_done = tokio::select! {
+        _ = cancel.cancelled() => false,
+        _ = tokio::time::sleep(BASELINE) => true,
+    };
+    if !baseline_done {
+        clients.finish().await;
+        return Err(DrillError::Interrupted);
+    }
+
+    let watch_stop = CancellationToken::new();
+    let watcher = start_watch(
+        inv,
+        pool,
+        targets,
+        &prepared,
+        &settings.kind,
+        clients.clock,
+        &watch_stop,
+    );
+    let stopped_at = timeline.note(format!("stopping {} on {}", t.unit, t.host));
+    if let Err(message) = systemctl(pool, &host_target, "systemctl stop \"$1\"", t.unit).await {
+        watch_stop.cancel();
+        let _ = restore(pool, &host_target, &t).await;
+        clients.finish().await;
+        return Err(DrillError::Stop {
+            host: t.host.clone(),
+            unit: t.unit.to_string(),
+            message,
+        });
+    }
+    let unit_state_during = unit_state(pool, &host_target, t.unit).await;
+    // The piece stays down for the duration from here: stopping it may take a while (an
+    // apiserver's shutdown delay, etcd handing over).
+    let down_at = timeline.note(format!("{} on {} is {unit_state_during}", t.unit, t.host));
+
+    let until = down_at + settings.duration;
+    let mut interrupted = tokio::select! {
+        _ = cancel.cancelled() => true,
+        _ = tokio::time::sleep(until.saturating_sub(clients.clock.elapsed())) => false,
+    };
+    watch_stop.cancel();
+    let moved = match watcher {
+        Some(w) => w.await.ok().flatten(),
+        None => None,
+    };
+    if let Some(m) = &moved {
+        let what = match settings.kind {
+            DrillKind::VipHolder => "the VIP moved to",
+            _ => "etcd elected a new leader:",
+        };
+        timeline.events.push(DrillEvent {
+            at_ms: m.at.as_millis() as u64,
+            what: format!("{what} {}", m.to),
+        });
+    }
+    if interrupted {
+        timeline.note("interrupted: starting what was stopped");
+    }
+
+    timeline.note(format!("starting {} on {}", t.unit, t.host));
+    match restore(pool, &host_target, &t).await {
+        Ok(()) => timeline.note(format!("started {} on {}", t.unit, t.host)),
+        Err(e) => timeline.note(format!("could not start {} on {}: {e}", t.unit, t.host)),
+    };
+    let restarted_at = clients.clock.elapsed();
+
+    let mut healthy_after = None;
+    let mut after = Placement::default();
+    if interrupted {
+        // Only until the unit runs again: the operator asked to stop.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while unit_state(pool, &host_target, t.unit).await != "active" && Instant::now() < deadline
+        {
+            tokio::time::sleep(STATUS_EVERY).await;
+        }
+    } else {
+        let limit = Duration::from_millis(settings.thresholds.healthy_within_ms);
+        let mut settled_at: Option<Duration> = None;
+        loop {
+            let status = read_status(inv, pool, targets, &settings.gather, cancel).await;
+            if cancel.is_cancelled() {
+                interrupted = true;
+                break;
+            }
+            if status.problems().is_empty() {
+                match healthy_after {
+                    None => {
+                        let at = timeline.note("status: healthy again");
+                        healthy_after = Some(at.as_millis() as u64);
+                        settled_at = Some(at + SETTLE);
+                    }
+                    // Still healthy once the piece could have taken its place back (the
+                    // VIP returns to the first host): the clients measured that too.
+                    Some(_) if settled_at.is_some_and(|s| clients.clock.elapsed() >= s) => {
+                        timeline.note("status: still healthy after settling");
+                        after = placement(&status);
+                        break;
+                    }
+                    Some(_) => {}
+                }
+            } else if healthy_after.is_some() {
+                timeline.note(format!(
+                    "status: degraded again while settling: {}",
+                    status.problems().join("; ")
+                ));
+                healthy_after = None;
+                settled_at = None;
+            }
+            if clients.clock.elapsed().saturating_sub(restarted_at) > limit {
+                timeline.note(format!(
+                    "status: still degraded: {}",
+                    status.problems().join("; ")
+                ));
+                break;
+            }
+            tokio::time::sleep(STATUS_EVERY).await;
+        }
+    }
+    let unit_state_after = unit_state(pool, &host_target, t.unit).await;
+    timeline.note(format!("{} on {} is {unit_state_after}", t.unit, t.host));
+
+    let (api_rec, etcd_rec, end) = clients.finish().await;
+    let mut api = figures(&api_rec.samples, Duration::ZERO, end);
+    api.first_error = api_rec.first_error;
+    let mut etcd = figures(&etcd_rec.samples, Duration::ZERO, end);
+    etcd.first_error = etcd_rec.first_error;
+    let recovered = match settings.kind {
+        DrillKind::Apiserver(_) => answered_again(&api_rec.samples, stopped_at),
+        _ => moved.as_ref().map(|m| m.at.saturating_sub(stopped_at)),
+    };
+    let went_down = matches!(unit_state_during.as_str(), "inactive" | "failed");
+    let observed = Observed {
+        went_down,
+        moved_after: moved.as_ref().map(|m| m.at),
+        api: api.clone(),
+        etcd: etcd.clone(),
+        healthy_again: healthy_after.is_some(),
+        interrupted,
+    };
+    let before = placement(&prepared.status);
+    let during = Placement {
+        vip_holder: match settings.kind {
+            DrillKind::VipHolder => moved.as_ref().map(|m| m.to.clone()),
+            _ => None,
+        },
+        etcd_leader: match settings.kind {
+            DrillKind::EtcdLeader => moved.as_ref().map(|m| m.to.clone()),
+            _ => None,
+        },
+    };
+    timeline.events.sort_by_key(|e| e.at_ms);
+    Ok(DrillReport {
+        cluster: inv.name.clone(),
+        verdict: verdict(&settings.kind, &observed, &settings.thresholds),
+        drill: settings.kind.clone(),
+        target: t,
+        duration_ms: settings.duration.as_millis() as u64,
+        before,
+        during,
+        after,
+        unit_state_during,
+        unit_state_after,
+        recovered_after_ms: recovered.map(|d| d.as_millis() as u64),
+        healthy_after_ms: healthy_after,
+        api,
+        etcd_writes: etcd,
+        thresholds: settings.thresholds.clone(),
+        interrupted,
+        events: timeline.events,
+    })
+}
