@@ -99,7 +99,7 @@ pub enum UpgradeRefusal {
     },
     #[error(
         "the bundle's etcd {bundle} is the next minor version after etcd {running} on {hosts}, \
-         but etcd upgrades to {bundle_minor} only from {floor} or later (its upgrade guide: the \
+         but etcd upgrades to {bundle_minor} only from {running_minor}.{floor} or later (its upgrade guide: the \
          patch releases before it leave upgrade blockers). Upgrade to the latest {running_minor}.x \
          release first (a bundle with it, then `kinit up`), then to {bundle}",
         hosts = hosts.join(", "),
@@ -110,7 +110,8 @@ pub enum UpgradeRefusal {
         bundle: EtcdVersion,
         running: EtcdVersion,
         hosts: Vec<String>,
-        floor: String,
+        /// The oldest patch release of `running`'s minor line it upgrades from.
+        floor: u32,
     },
 }
 
@@ -173,7 +174,7 @@ pub fn decide(bundle: &EtcdVersion, members: &[MemberVersion]) -> Result<Decisio
                 bundle: bundle.clone(),
                 running: running.clone(),
                 hosts: hosts.clone(),
-                floor: format!("{}.{}.{floor}", running.major, running.minor),
+                floor,
             });
         }
     }
@@ -341,7 +342,7 @@ mod tests {
                 bundle: v("3.6.16"),
                 running: v("3.5.21"),
                 hosts: vec!["cp1".into(), "cp2".into(), "cp3".into()],
-                floor: "3.5.26".into(),
+                floor: 26,
             }
         );
         let text = e.to_string();
