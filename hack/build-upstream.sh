@@ -2,11 +2,12 @@
 # Builds the upstream programs kinit deploys from their Go modules, pinned by the wrapper modules
 # committed under hack/upstream/<set>/ (go.mod + go.sum: every module hash-checked by the go command).
 #
-#   hack/build-upstream.sh DIR [--set kubernetes|etcd|etcd-previous|node|containerd|runc|crictl|cni|all]...
+#   hack/build-upstream.sh DIR [--set kubernetes|kubernetes-previous|etcd|etcd-previous|node|containerd|runc|crictl|cni|all]...
 #   hack/build-upstream.sh --regen kubernetes --kubernetes v1.37.2   # rewrite the wrapper for a release
+#   hack/build-upstream.sh --regen kubernetes-previous --kubernetes v1.36.3
 #
-# DIR receives the binaries (etcd-previous, the last etcd 3.5 release an etcd 3.5 -> 3.6 upgrade
-# starts from, has etcd's names: give it a DIR of its own); each set is cached under $KINIT_UPSTREAM_CACHE (default
+# DIR receives the binaries (the *-previous sets, the releases an upgrade starts from, have the
+# same program names as their newer sets: give each a DIR of its own); each set is cached under $KINIT_UPSTREAM_CACHE (default
 # /var/cache/kinit-test/upstream) by the hash of its wrapper module and this script, so a second call
 # copies in seconds. Go's module and build caches live under the same root unless GOMODCACHE/GOCACHE
 # are set. Nothing but the Go module proxy is contacted (GOPROXY as configured; GOFLAGS=-mod=mod is not
@@ -33,7 +34,7 @@ staging_modules() {
 K8S_CMDS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
 
 regen_kubernetes() {
-  local version="$1" dir="$wrappers/kubernetes"
+  local set="$1" version="$2" dir="$wrappers/$1"
   [[ "$version" =~ ^v1\.([0-9]+)\.([0-9]+)$ ]] || die "--kubernetes wants vMAJOR.MINOR.PATCH, got '$version'"
   local minor="${BASH_REMATCH[1]}" patch="${BASH_REMATCH[2]}"
   local tmp; tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' RETURN
@@ -41,7 +42,7 @@ regen_kubernetes() {
     GOFLAGS=-buildvcs=false go mod download -json "k8s.io/kubernetes@$version" > dl.json
     local gomod; gomod="$(sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p' dl.json)"
     [ -f "$gomod" ] || die "no go.mod for k8s.io/kubernetes@$version"
-    go mod init kinit.io/upstream/kubernetes >/dev/null 2>&1
+    go mod init "kinit.io/upstream/$set" >/dev/null 2>&1
     local godebug; godebug="$(sed -n 's/^godebug \(.*\)$/\1/p' "$gomod")"
     [ -n "$godebug" ] && go mod edit -godebug="$godebug"
     local goline; goline="$(sed -n 's/^go \(.*\)$/\1/p' "$gomod")"
@@ -64,11 +65,16 @@ regen_kubernetes() {
 set_key() {
   local set="$1"
   { cat "$wrappers/$set"/go.mod "$wrappers/$set"/go.sum "$wrappers/$set"/VERSION* 2>/dev/null
-    declare -f "build_${set//-/_}" set_key; go version; } | sha256sum | cut -c1-16
+    declare -f "build_${set//-/_}" set_key; [[ "$set" == kubernetes* ]] && declare -f build_kubernetes_release
+    go version; } | sha256sum | cut -c1-16
 }
 
-build_kubernetes() {
-  local out="$1" version; version="$(cat "$wrappers/kubernetes/VERSION")"
+build_kubernetes() { build_kubernetes_release kubernetes "$1"; }
+# The release a Kubernetes upgrade test starts from (one minor below the kubernetes set).
+build_kubernetes_previous() { build_kubernetes_release kubernetes-previous "$1"; }
+
+build_kubernetes_release() {
+  local set="$1" out="$2" version; version="$(cat "$wrappers/$set/VERSION")"
   [[ "$version" =~ ^v1\.([0-9]+)\.([0-9]+)$ ]] || die "bad VERSION $version"
   local minor="${BASH_REMATCH[1]}"
   local ld="-s -w"
@@ -76,7 +82,7 @@ build_kubernetes() {
     ld+=" -X $p.gitVersion=$version -X $p.gitMajor=1 -X $p.gitMinor=$minor"
     ld+=" -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z"
   done
-  ( cd "$wrappers/kubernetes"
+  ( cd "$wrappers/$set"
     local pkgs=(); for c in "${K8S_CMDS[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$c"); done
     CGO_ENABLED=0 go build -p "$jobs" -trimpath -ldflags "$ld" -o "$out/" "${pkgs[@]}"
     # pause: upstream's static C program, from the same module.
@@ -188,7 +194,7 @@ main() {
       --set) sets+=("$2"); shift 2 ;;
       --regen) regen="$2"; shift 2 ;;
       --kubernetes) k8s_version="$2"; shift 2 ;;
-      -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+      -h|--help) sed -n "2,14p" "$0"; exit 0 ;;
       -*) die "unknown flag $1" ;;
       *) [ -z "$dest" ] || die "one DIR only"; dest="$1"; shift ;;
     esac
@@ -196,8 +202,8 @@ main() {
   mkdir -p "$GOMODCACHE" "$GOCACHE"
   if [ -n "$regen" ]; then
     case "$regen" in
-      kubernetes) regen_kubernetes "${k8s_version:?--regen kubernetes needs --kubernetes vX.Y.Z}" ;;
-      *) die "--regen knows kubernetes only (etcd and node wrappers are edited with go get)" ;;
+      kubernetes|kubernetes-previous) regen_kubernetes "$regen" "${k8s_version:?--regen $regen needs --kubernetes vX.Y.Z}" ;;
+      *) die "--regen knows kubernetes and kubernetes-previous only (etcd and node wrappers are edited with go get)" ;;
     esac
     [ -z "$dest" ] && exit 0
   fi
@@ -206,10 +212,10 @@ main() {
   local expanded=()
   for s in "${sets[@]}"; do
     case "$s" in
-      all) expanded+=(kubernetes etcd etcd-previous containerd runc crictl cni) ;;
+      all) expanded+=(kubernetes kubernetes-previous etcd etcd-previous containerd runc crictl cni) ;;
       node) expanded+=(containerd runc crictl cni) ;;
-      kubernetes|etcd|etcd-previous|containerd|runc|crictl|cni) expanded+=("$s") ;;
-      *) die "unknown set '$s' (kubernetes, etcd, etcd-previous, node = containerd runc crictl cni, all)" ;;
+      kubernetes|kubernetes-previous|etcd|etcd-previous|containerd|runc|crictl|cni) expanded+=("$s") ;;
+      *) die "unknown set '$s' (kubernetes, kubernetes-previous, etcd, etcd-previous, node = containerd runc crictl cni, all)" ;;
     esac
   done
   dest="$(mkdir -p "$dest" && cd "$dest" && pwd)"

@@ -157,6 +157,7 @@ fn host_probe_reads_a_real_haproxy_and_this_machines_addresses() {
     let req = ProbeRequest {
         units: vec!["kinit-status-test-absent".into()],
         haproxy_stats_port: Some(stats),
+        versions: vec![],
     };
     let started = Instant::now();
     let probe = loop {
@@ -210,6 +211,7 @@ fn host_probe_reads_a_real_haproxy_and_this_machines_addresses() {
     let closed = ProbeRequest {
         units: vec![],
         haproxy_stats_port: Some(etcd_support::free_port()),
+        versions: vec![],
     };
     let e = run_probe(&closed).haproxy.unwrap().unwrap_err();
     assert!(

@@ -4,7 +4,8 @@
 use kinit::status::control_plane::{ApiserverStatus, ControlPlaneStatus, LeaseStatus};
 use kinit::status::{
     BackendServer, CertificateNote, CertificateSummary, EtcdMemberStatus, EtcdStatus,
-    HaproxyStatus, HostStatus, KeepalivedState, ServiceStatus, StatusReport, VipStatus,
+    HaproxyStatus, HostStatus, KeepalivedState, ServiceStatus, StatusReport, UnitVersion,
+    VipStatus,
 };
 use kinit::ui::status::{render_json, render_text};
 
@@ -59,6 +60,7 @@ fn host(name: &str, n: u8, vip: bool) -> HostStatus {
             not_in_config: vec![],
             missing: vec![],
         }),
+        versions: vec![],
     }
 }
 
@@ -108,6 +110,7 @@ fn control_plane() -> ControlPlaneStatus {
         ready: true,
         failing: vec![],
         error: None,
+        version: Some("v1.37.2".into()),
     };
     ControlPlaneStatus {
         apiservers: vec![
@@ -163,6 +166,44 @@ fn a_serving_control_plane_shows_each_apiserver_and_lease_holder() {
         ]
     );
     assert!(render_text(&r).contains("NOT READY: etcd, poststarthook/rbac/bootstrap-roles"));
+}
+
+#[test]
+fn each_hosts_releases_and_a_restart_still_to_come() {
+    let mut r = healthy();
+    let mut cp = control_plane();
+    cp.apiservers[2].version = Some("v1.36.3".into());
+    r.control_plane = Some(cp);
+    r.hosts[2].versions = vec![
+        UnitVersion {
+            unit: "kube-apiserver".into(),
+            version: Some("v1.37.2".into()),
+            restart_pending: true,
+        },
+        UnitVersion {
+            unit: "kube-scheduler".into(),
+            version: Some("v1.37.2".into()),
+            restart_pending: false,
+        },
+    ];
+    let text = render_text(&r);
+    assert!(
+        text.contains(
+            "cp3: releases: kube-apiserver v1.37.2 (installed; the unit still runs the one \
+             before), kube-scheduler v1.37.2"
+        ),
+        "{text}"
+    );
+    let row = text
+        .lines()
+        .find(|l| l.contains("https://192.168.9.13:6443"))
+        .unwrap();
+    assert!(row.contains("v1.36.3"), "{row}");
+    let json: serde_json::Value = serde_json::from_str(&render_json(&r)).unwrap();
+    assert_eq!(json["hosts"][2]["versions"][0]["restartPending"], true);
+    assert_eq!(json["controlPlane"]["apiservers"][2]["version"], "v1.36.3");
+    // Hosts whose units were not asked show no releases line.
+    assert!(!text.contains("cp1: releases"), "{text}");
 }
 
 #[test]

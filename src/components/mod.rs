@@ -451,6 +451,29 @@ pub fn units_running_on(inv: &Inventory, host: &Host, bundle: &Bundle) -> Vec<&'
     out
 }
 
+/// The units on `host` that run a binary kinit installs from the bundle, with that binary's
+/// path and bundle file name (`status` asks each for its release), in table order.
+pub fn binaries_running_on(
+    inv: &Inventory,
+    host: &Host,
+    bundle: &Bundle,
+) -> Vec<(&'static str, &'static str, &'static str)> {
+    let mut out = Vec::new();
+    for c in on_host(inv, host).filter(|c| c.lacking(bundle).is_empty()) {
+        for b in c.binaries {
+            if let OnChange::Restart(unit) = b.on_change
+                && c.units
+                    .iter()
+                    .any(|u| u.name == unit && u.start == StartPolicy::Always)
+                && bundle.has(b.file)
+            {
+                out.push((unit, b.path, b.file));
+            }
+        }
+    }
+    out
+}
+
 /// What a snapshot restore stops on `host` before etcd's data is replaced (and starts after):
 /// the units, and the static pod manifests moved out of the kubelet's sight, in table order.
 pub fn stopped_for_restore(inv: &Inventory, host: &Host) -> (Vec<&'static str>, Vec<&'static str>) {

@@ -20,6 +20,13 @@ pub enum Event {
         phase: String,
         message: String,
     },
+    /// The cluster moves to another Kubernetes release (found before any host changes): from
+    /// which release on which hosts, and each version-skew rule's verdict.
+    KubernetesUpgrade {
+        phase: String,
+        message: String,
+        upgrade: crate::planning::kubernetes_upgrade::KubernetesUpgrade,
+    },
     /// A change to etcd's membership, or a member found that cluster.yaml does not name.
     EtcdMember {
         phase: String,

@@ -27,6 +27,7 @@ pub mod etcd_version_check;
 pub mod event;
 pub mod host_job;
 pub mod host_ops;
+pub mod kubernetes_version_check;
 pub mod lock;
 pub mod operator;
 pub mod outcome;

@@ -83,6 +83,8 @@ pub enum RunError {
     #[error("before any host was changed: {0}")]
     EtcdVersion(#[from] crate::planning::etcd_upgrade::UpgradeRefusal),
     #[error("before any host was changed: {0}")]
+    KubernetesVersion(#[from] Box<crate::planning::kubernetes_upgrade::KubernetesRefusal>),
+    #[error("before any host was changed: {0}")]
     BundleEtcdVersion(super::bundle_etcd_version::UnknownBundleVersion),
     #[error("phase {phase}: {} host(s) failed", failures.len())]
     Hosts {
@@ -259,6 +261,10 @@ impl Engine {
         }
         let checked = match self.check_joins(&phases).await {
             Ok(()) => self.check_etcd_version(&phases, &mut bundle).await,
+            refused => refused,
+        };
+        let checked = match checked {
+            Ok(()) => self.check_kubernetes_version(&phases, &mut bundle).await,
             refused => refused,
         };
         if let Err(e) = checked {

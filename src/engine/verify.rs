@@ -443,8 +443,8 @@ pub async fn haproxy_servers(
     stats_port: u16,
 ) -> Result<Vec<crate::status::report::BackendServer>, String> {
     let req = crate::status::probe::ProbeRequest {
-        units: Vec::new(),
         haproxy_stats_port: Some(stats_port),
+        ..Default::default()
     };
     let script = crate::status::probe::script(&req).map_err(|e| e.to_string())?;
     let session = pool.get(target).await.map_err(|e| format!("{name}: {e}"))?;
@@ -523,7 +523,7 @@ pub async fn units_active(
             for (name, target, units) in &hosts {
                 let req = crate::status::probe::ProbeRequest {
                     units: units.clone(),
-                    haproxy_stats_port: None,
+                    ..Default::default()
                 };
                 let script = crate::status::probe::script(&req).map_err(|e| e.to_string())?;
                 let session = match pool.get(target).await {

@@ -188,6 +188,19 @@ pub fn failing_checks(verbose: &str) -> Vec<String> {
         .collect()
 }
 
+/// The release a server runs (`/version`'s gitVersion, readable without credentials).
+pub async fn server_version(
+    client: &ApiClient,
+    timeout: Duration,
+) -> Result<crate::bundle::version::Version, KubeApiError> {
+    let v = client.get_json("/version", timeout).await?;
+    let text = v.get("gitVersion").and_then(|g| g.as_str()).unwrap_or("");
+    crate::bundle::version::Version::parse(text).ok_or_else(|| KubeApiError::Decode {
+        url: client.url("/version"),
+        message: format!("gitVersion {text:?} is not a release"),
+    })
+}
+
 /// Who holds a kube-system lease (`None`: nobody, or the lease does not exist yet).
 pub async fn lease_holder(
     client: &ApiClient,

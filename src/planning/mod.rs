@@ -7,6 +7,7 @@
 
 pub mod etcd_upgrade;
 pub mod join_plan;
+pub mod kubernetes_upgrade;
 pub mod membership;
 pub mod quorum;
 pub mod restart_order;

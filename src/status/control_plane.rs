@@ -31,6 +31,8 @@ pub struct ApiserverStatus {
     pub failing: Vec<String>,
     /// Why it could not be asked.
     pub error: Option<String>,
+    /// The release it serves (`/version`).
+    pub version: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -68,10 +70,16 @@ pub async fn gather(inv: &Inventory, timeout: Duration) -> Option<ControlPlaneSt
             ready: false,
             failing: Vec::new(),
             error: None,
+            version: None,
         };
         let asked = match &ca {
             Ok(ca) => match ApiClient::anonymous(ca, &url) {
-                Ok(c) => kube::readyz(&c, timeout).await.map_err(|e| e.to_string()),
+                Ok(c) => {
+                    let (ready, version) =
+                        tokio::join!(kube::readyz(&c, timeout), kube::server_version(&c, timeout));
+                    s.version = version.ok().map(|v| v.to_string());
+                    ready.map_err(|e| e.to_string())
+                }
                 Err(e) => Err(e.to_string()),
             },
             Err(e) => Err(format!("cannot read the cluster CA: {e}")),

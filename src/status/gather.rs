@@ -10,12 +10,13 @@ use tokio_util::sync::CancellationToken;
 
 use super::certificates;
 use super::etcd::{self as etcd_status, ExpectedMember};
-use super::probe::{self, HostProbe, ProbeRequest};
+use super::probe::{self, HostProbe, ProbeRequest, VersionAsk};
 use super::report::{
     EtcdStatus, HaproxyStatus, HostStatus, KeepalivedState, StatusReport, VipStatus,
 };
 use crate::bundle::Bundle;
-use crate::components::{ComponentId, component, units_running_on};
+use crate::bundle::version::version_args;
+use crate::components::{ComponentId, binaries_running_on, component, units_running_on};
 use crate::etcd::ClientTls;
 use crate::fanout;
 use crate::inventory::{Host, Inventory, ports};
@@ -50,6 +51,14 @@ pub fn probe_request(inv: &Inventory, host: &Host) -> ProbeRequest {
             .map(str::to_string)
             .collect(),
         haproxy_stats_port: runs_haproxy.then_some(ports::HAPROXY_STATS),
+        versions: binaries_running_on(inv, host, &bundle)
+            .into_iter()
+            .map(|(unit, binary, file)| VersionAsk {
+                unit: unit.to_string(),
+                binary: binary.to_string(),
+                args: version_args(file).iter().map(|a| a.to_string()).collect(),
+            })
+            .collect(),
     }
 }
 
@@ -169,6 +178,7 @@ pub fn assemble(
             holds_vip: None,
             keepalived: None,
             haproxy: None,
+            versions: Vec::new(),
         };
         match probes.remove(&host.name) {
             None => status.error = Some("not probed".to_string()),
@@ -200,6 +210,7 @@ pub fn assemble(
                     });
                 }
                 status.services = p.services;
+                status.versions = p.versions;
             }
         }
         hosts.push(status);

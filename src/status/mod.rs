@@ -15,5 +15,6 @@ pub mod report;
 pub use gather::{GatherOptions, assemble, gather};
 pub use report::{
     BackendServer, CertificateNote, CertificateSummary, EtcdMemberStatus, EtcdStatus,
-    HaproxyStatus, HostStatus, KeepalivedState, ServiceStatus, StatusReport, VipStatus,
+    HaproxyStatus, HostStatus, KeepalivedState, ServiceStatus, StatusReport, UnitVersion,
+    VipStatus,
 };

@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 
 use super::haproxy_stats;
-use super::report::{BackendServer, ServiceStatus};
+use super::report::{BackendServer, ServiceStatus, UnitVersion};
 use crate::ssh::SshError;
 use crate::ssh::quote::quote as q;
 
@@ -16,6 +16,16 @@ pub struct ProbeRequest {
     pub units: Vec<String>,
     /// haproxy's loopback stats port, when the host runs kinit's haproxy.
     pub haproxy_stats_port: Option<u16>,
+    /// Units running a binary kinit installed: (unit, binary path, its version arguments).
+    pub versions: Vec<VersionAsk>,
+}
+
+/// Which release a unit's binary is, and whether the unit still runs an older one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VersionAsk {
+    pub unit: String,
+    pub binary: String,
+    pub args: Vec<String>,
 }
 
 /// What one host answered.
@@ -25,6 +35,7 @@ pub struct HostProbe {
     pub services: Vec<ServiceStatus>,
     /// `None` when not asked; `Err` when the stats could not be read.
     pub haproxy: Option<Result<Vec<BackendServer>, String>>,
+    pub versions: Vec<UnitVersion>,
 }
 
 const MARK: &str = "==kinit-status:";
@@ -44,6 +55,32 @@ pub fn script(req: &ProbeRequest) -> Result<String, SshError> {
         s.push_str(&format!(
             "echo '{MARK}services=='; systemctl is-active {units} 2>/dev/null\n"
         ));
+    }
+    if !req.versions.is_empty() {
+        s.push_str(&format!("echo '{MARK}versions=='\n"));
+        // All at once (a Go program takes a moment to start); one short line each, so the
+        // lines do not interleave. The installed binary is the one the unit runs unless the
+        // process started before the file was written (a restart still to come); `ps` counts
+        // whole seconds, hence the second of slack.
+        for ask in &req.versions {
+            let args = ask
+                .args
+                .iter()
+                .map(|a| q(a))
+                .collect::<Result<Vec<_>, _>>()?
+                .join(" ");
+            let (unit, binary) = (q(&ask.unit)?, q(&ask.binary)?);
+            s.push_str(&format!(
+                "( v=$({binary} {args} 2>/dev/null | head -n 1 | tr -d '\t'); p=running; \
+                 pid=$(systemctl show -p MainPID --value {unit} 2>/dev/null); \
+                 if [ \"${{pid:-0}}\" -gt 0 ] 2>/dev/null; then \
+                 up=$(ps -o etimes= -p \"$pid\" | tr -d ' '); m=$(stat -c %Y {binary}); \
+                 [ $(( $(date +%s) - ${{up:-0}} + 1 )) -lt \"${{m:-0}}\" ] && p=pending; \
+                 else p=stopped; fi; \
+                 printf '%s\\t%s\\t%s\\n' {unit} \"$p\" \"$v\" ) &\n"
+            ));
+        }
+        s.push_str("wait\n");
     }
     if let Some(port) = req.haproxy_stats_port {
         // haproxy answers one command and closes the connection; `timeout` bounds a stuck one.
@@ -81,6 +118,7 @@ pub fn parse(req: &ProbeRequest, output: &str) -> HostProbe {
             "addresses" => probe.addresses = addresses(&body),
             "services" => states = body.lines().map(|l| l.trim().to_string()).collect(),
             "haproxy" => haproxy_text = Some(body),
+            "versions" => probe.versions = unit_versions(req, &body),
             _ => {}
         }
     }
@@ -115,6 +153,30 @@ pub fn parse(req: &ProbeRequest, output: &str) -> HostProbe {
     probe
 }
 
+/// `unit<TAB>running|pending|stopped<TAB>first line of --version`, in the request's order.
+fn unit_versions(req: &ProbeRequest, text: &str) -> Vec<UnitVersion> {
+    req.versions
+        .iter()
+        .map(|ask| {
+            let line = text.lines().find_map(|l| {
+                let mut parts = l.splitn(3, '\t');
+                (parts.next()? == ask.unit).then(|| {
+                    (
+                        parts.next().unwrap_or_default().to_string(),
+                        parts.next().unwrap_or_default().to_string(),
+                    )
+                })
+            });
+            let (state, said) = line.unwrap_or_default();
+            UnitVersion {
+                unit: ask.unit.clone(),
+                version: crate::bundle::version::from_output(&said).map(|v| v.to_string()),
+                restart_pending: state == "pending",
+            }
+        })
+        .collect()
+}
+
 /// Addresses from `ip -o addr show`: `2: eth0    inet 10.0.0.11/24 brd ... scope global eth0`.
 fn addresses(text: &str) -> Vec<IpAddr> {
     text.lines()
@@ -135,6 +197,7 @@ mod tests {
         ProbeRequest {
             units: vec!["etcd".into(), "haproxy".into(), "keepalived".into()],
             haproxy_stats_port: Some(8404),
+            versions: Vec::new(),
         }
     }
 
@@ -161,6 +224,49 @@ mod tests {
         let out = "==kinit-status:haproxy==\nbash: connect: Connection refused\nbash: line 1: /dev/tcp/127.0.0.1/8404: Connection refused\n";
         let e = parse(&req(), out).haproxy.unwrap().unwrap_err();
         assert_eq!(e, "127.0.0.1:8404: bash: connect: Connection refused");
+    }
+
+    #[test]
+    fn each_units_binary_says_its_release_when_the_script_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("kube-apiserver");
+        std::fs::write(
+            &bin,
+            "#!/bin/sh\n[ \"$1\" = --version ] && echo 'Kubernetes v1.37.2'\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&bin, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let req = ProbeRequest {
+            versions: vec![
+                VersionAsk {
+                    unit: "kube-apiserver".into(),
+                    binary: bin.display().to_string(),
+                    args: vec!["--version".into()],
+                },
+                VersionAsk {
+                    unit: "kube-scheduler".into(),
+                    binary: dir.path().join("missing").display().to_string(),
+                    args: vec!["--version".into()],
+                },
+            ],
+            ..ProbeRequest::default()
+        };
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script(&req).unwrap())
+            .output()
+            .unwrap();
+        let probe = parse(&req, &String::from_utf8_lossy(&out.stdout));
+        assert_eq!(probe.versions.len(), 2);
+        assert_eq!(probe.versions[0].version.as_deref(), Some("v1.37.2"));
+        assert!(!probe.versions[0].restart_pending);
+        assert_eq!(probe.versions[1].version, None);
+        // The pending mark is read from the line.
+        let text = "==kinit-status:versions==\nkube-apiserver\tpending\tKubernetes v1.36.3\n";
+        let p = parse(&req, text);
+        assert!(p.versions[0].restart_pending);
+        assert_eq!(p.versions[0].version.as_deref(), Some("v1.36.3"));
     }
 
     #[test]

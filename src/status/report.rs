@@ -72,6 +72,21 @@ pub struct HostStatus {
     pub holds_vip: Option<bool>,
     pub keepalived: Option<KeepalivedState>,
     pub haproxy: Option<HaproxyStatus>,
+    /// The release of each unit's binary kinit installed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub versions: Vec<UnitVersion>,
+}
+
+/// The release a unit runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UnitVersion {
+    pub unit: String,
+    /// Of the installed binary (`None`: it printed no release).
+    pub version: Option<String>,
+    /// The unit's process started before that binary was written: it still runs the one
+    /// before (a restart `kinit up` has yet to do).
+    pub restart_pending: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

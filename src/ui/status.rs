@@ -150,6 +150,25 @@ fn services(h: &HostStatus) -> String {
         .join(", ")
 }
 
+/// `etcd v3.6.16, kube-apiserver v1.37.2 (installed; the unit still runs the one before)`
+fn releases(h: &HostStatus) -> String {
+    h.versions
+        .iter()
+        .map(|v| {
+            let release = v.version.as_deref().unwrap_or("unknown");
+            if v.restart_pending {
+                format!(
+                    "{} {release} (installed; the unit still runs the one before)",
+                    v.unit
+                )
+            } else {
+                format!("{} {release}", v.unit)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn hosts_section(out: &mut String, report: &StatusReport) {
     if let Some(vip) = &report.vip {
         let holders = match vip.holders.as_slice() {
@@ -194,6 +213,9 @@ fn hosts_section(out: &mut String, report: &StatusReport) {
             keepalived.into(),
             services(h),
         ]);
+        if !h.versions.is_empty() {
+            details.push(format!("{}: releases: {}", h.name, releases(h)));
+        }
         if let Some(hp) = &h.haproxy {
             if let Some(e) = &hp.error {
                 details.push(format!("{}: haproxy stats: {e}", h.name));
@@ -226,14 +248,23 @@ fn control_plane_section(out: &mut String, report: &StatusReport) {
         return;
     };
     let _ = writeln!(out, "control plane");
-    let mut rows = vec![["APISERVER", "URL", "READYZ"].map(String::from).to_vec()];
+    let mut rows = vec![
+        ["APISERVER", "URL", "VERSION", "READYZ"]
+            .map(String::from)
+            .to_vec(),
+    ];
     for a in &cp.apiservers {
         let readyz = match (&a.error, a.ready) {
             (Some(e), _) => format!("no answer: {e}"),
             (None, true) => "ok".to_string(),
             (None, false) => format!("NOT READY: {}", a.failing.join(", ")),
         };
-        rows.push(vec![a.host.clone(), a.url.clone(), readyz]);
+        rows.push(vec![
+            a.host.clone(),
+            a.url.clone(),
+            a.version.clone().unwrap_or_else(|| "-".into()),
+            readyz,
+        ]);
     }
     table(out, &rows);
     for l in &cp.leases {

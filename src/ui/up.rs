@@ -223,6 +223,20 @@ impl Observer for UpProgress {
             Event::Note { phase, message } | Event::EtcdMember { phase, message, .. } => {
                 self.line(format!("   {phase}: {message}"))
             }
+            Event::KubernetesUpgrade {
+                phase,
+                message,
+                upgrade,
+            } => {
+                self.line(format!("   {phase}: {message}"));
+                for s in &upgrade.skew {
+                    let verdict = if s.allowed { "ok" } else { "refused" };
+                    self.line(format!(
+                        "   {phase}:   skew {verdict}: {}: {}",
+                        s.rule, s.detail
+                    ));
+                }
+            }
             Event::StepStarted { host, step, .. } => {
                 if let Mode::Bars(multi) = &self.mode {
                     self.bar_for(multi, host).set_message(step.clone());

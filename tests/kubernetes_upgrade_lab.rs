@@ -1,0 +1,298 @@
+//! A Kubernetes minor upgrade on lab nodes with the real control plane (systemd mode): the
+//! cluster comes up on the previous release (`hack/build-upstream.sh DIR --set
+//! kubernetes-previous`), `kubernetesVersion` and the bundle move to the release the build
+//! script builds, and `up` rolls it in while a client reads and writes a ConfigMap through the
+//! VIP every 100 ms: not one request may fail. Before and after, the refusals the skew rules
+//! ask for stop the run with nothing changed. Runs as root; the lab is removed when the test
+//! ends however it ends.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+mod hang_guard;
+use hang_guard::output_within;
+mod lab_support;
+use lab_support::*;
+
+const CONFIGMAP: &str = "/api/v1/namespaces/kinit-probe/configmaps/probe";
+const CONTROL_PLANE_PROGRAMS: [&str; 4] = [
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kubectl",
+];
+const CONTROL_PLANE_UNITS: [&str; 3] = [
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+];
+const NODES: [&str; 3] = ["cp1", "cp2", "cp3"];
+
+/// Where .ci/run builds the release an upgrade starts from.
+fn kubernetes_previous() -> PathBuf {
+    let dir = PathBuf::from(
+        std::env::var("KINIT_TEST_KUBERNETES_PREVIOUS_BIN")
+            .unwrap_or_else(|_| "/var/cache/kinit-test/kubernetes-previous".into()),
+    );
+    assert!(
+        dir.join("kube-apiserver").is_file(),
+        "no previous Kubernetes release in {}: run hack/build-upstream.sh {} --set \
+         kubernetes-previous",
+        dir.display(),
+        dir.display()
+    );
+    dir
+}
+
+fn release_of(apiserver: &Path) -> String {
+    let out = output_within(Command::new(apiserver).arg("--version"), COMMAND_LIMIT);
+    let shown = String::from_utf8_lossy(&out.stdout).to_string();
+    shown
+        .trim()
+        .strip_prefix("Kubernetes ")
+        .unwrap_or_else(|| panic!("{}: {shown}", apiserver.display()))
+        .to_string()
+}
+
+/// Set cluster.yaml's kubernetesVersion.
+fn set_kubernetes_version(lab: &Lab, version: &str) {
+    let yaml = std::fs::read_to_string(&lab.config).unwrap();
+    assert!(yaml.contains("kubernetesVersion: "), "{yaml}");
+    let out: Vec<String> = yaml
+        .lines()
+        .map(|l| match l.split_once("kubernetesVersion: ") {
+            Some((indent, _)) => format!("{indent}kubernetesVersion: {version}"),
+            None => l.to_string(),
+        })
+        .collect();
+    std::fs::write(&lab.config, out.join("\n") + "\n").unwrap();
+}
+
+/// What `kinit status` says runs where: every apiserver's `/version` and every control-plane
+/// unit's release, as "cp1 kube-apiserver v1.37.2" (a restart still to come marked).
+fn releases(report: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    for a in report["controlPlane"]["apiservers"].as_array().unwrap() {
+        out.push(format!(
+            "{} serves {}",
+            a["host"].as_str().unwrap(),
+            a["version"].as_str().unwrap_or("?")
+        ));
+    }
+    for node in NODES {
+        for v in host(report, node)["versions"].as_array().unwrap() {
+            let unit = v["unit"].as_str().unwrap();
+            if CONTROL_PLANE_UNITS.contains(&unit) {
+                out.push(format!(
+                    "{node} {unit} {}{}",
+                    v["version"].as_str().unwrap_or("?"),
+                    if v["restartPending"] == true {
+                        " (pending)"
+                    } else {
+                        ""
+                    }
+                ));
+            }
+        }
+    }
+    out
+}
+
+fn everywhere(release: &str) -> Vec<String> {
+    let mut out: Vec<String> = NODES
+        .iter()
+        .map(|n| format!("{n} serves {release}"))
+        .collect();
+    for n in NODES {
+        for u in CONTROL_PLANE_UNITS {
+            out.push(format!("{n} {u} {release}"));
+        }
+    }
+    out
+}
+
+/// A refused run: non-zero, the message, and no host step or restart.
+fn assert_refused(lab: &Lab, says: &[&str]) {
+    let (code, _, all) = lab.up(&[]);
+    assert_ne!(code, 0, "refused: {all}");
+    assert!(all.contains("before any host was changed"), "{all}");
+    for s in says {
+        assert!(all.contains(s), "says {s:?}: {all}");
+    }
+    assert!(!all.contains("\"step-started\""), "a host step ran: {all}");
+    assert!(!all.contains("\"restart-started\""), "a restart ran: {all}");
+}
+
+/// The restart events of `unit` in the order they came: (host, started or finished).
+fn restarts<'a>(events: &'a [Value], unit: &str) -> Vec<(&'a str, &'a str)> {
+    events
+        .iter()
+        .filter(|e| {
+            e["what"] == unit
+                && (e["event"] == "restart-started" || e["event"] == "restart-finished")
+        })
+        .map(|e| (e["host"].as_str().unwrap(), e["event"].as_str().unwrap()))
+        .collect()
+}
+
+#[test]
+fn a_minor_upgrade_rolls_the_control_plane_without_a_failed_request() {
+    let previous = kubernetes_previous();
+    let (old, new) = (
+        release_of(&previous.join("kube-apiserver")),
+        release_of(&upstream_bin().join("kube-apiserver")),
+    );
+    let lab = lab_up_kubernetes("kk8sup", "10.213.233.0/24", "3");
+    let config = lab.config.to_str().unwrap().to_string();
+    let older = bundle_with(&lab, &previous, &CONTROL_PLANE_PROGRAMS, "bundle-previous");
+    use_bundle(&lab, older.to_str().unwrap());
+    set_kubernetes_version(&lab, &old);
+
+    let (code, _, all) = lab.up(&["--topology", "stacked"]);
+    assert_eq!(code, 0, "up on {old}: {all}");
+    let report = lab.wait_healthy(&config);
+    assert_eq!(releases(&report), everywhere(&old), "{report:#}");
+
+    let kubeconfig = lab.admin_kubeconfig();
+    lab.kubectl_ok(&kubeconfig, &["create", "namespace", "kinit-probe"]);
+    lab.kubectl_ok(
+        &kubeconfig,
+        &[
+            "-n",
+            "kinit-probe",
+            "create",
+            "configmap",
+            "probe",
+            "--from-literal=n=start",
+        ],
+    );
+
+    // The new release asked for, but the bundle still holds the old one.
+    set_kubernetes_version(&lab, &new);
+    assert_refused(
+        &lab,
+        &[&format!(
+            "kubernetesVersion is {new} but the bundle's kube-apiserver is {old}"
+        )],
+    );
+    assert_eq!(releases(&lab.wait_healthy(&config)), everywhere(&old));
+
+    // The bundle with the new release: the dry run says the upgrade, each rule and the order.
+    use_bundle(&lab, "./bundle");
+    let says = format!("Kubernetes {old} → {new} on cp1, cp2, cp3 (minor release)");
+    let (code, _, all) = lab.up(&["--dry-run"]);
+    assert_eq!(code, 0, "dry run: {all}");
+    let plan: Value = all
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|e| e["event"] == "kubernetes-upgrade")
+        .unwrap_or_else(|| panic!("no kubernetes-upgrade event: {all}"));
+    assert_eq!(plan["message"], says.as_str(), "{plan:#}");
+    let skew = plan["upgrade"]["skew"].as_array().unwrap();
+    assert!(skew.len() >= 4, "{plan:#}");
+    assert!(skew.iter().all(|s| s["allowed"] == true), "{plan:#}");
+    let order: Vec<Value> = all
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["event"] == "restart-order")
+        .collect();
+    let units_in_order: Vec<&str> = order.iter().map(|e| e["what"].as_str().unwrap()).collect();
+    assert_eq!(units_in_order, CONTROL_PLANE_UNITS, "{all}");
+    assert_eq!(order[0]["hosts"].as_array().unwrap().len(), 3, "{all}");
+
+    let client = ApiLoop::start_writing(&lab.dir().join("pki"), CONFIGMAP);
+    std::thread::sleep(Duration::from_secs(2));
+    let started = Instant::now();
+    let (code, _, all) = lab.up(&[]);
+    let took = started.elapsed();
+    std::thread::sleep(Duration::from_secs(2));
+    let seen = client.stop();
+    assert_eq!(code, 0, "the upgrade: {all}");
+    assert!(all.contains(&says), "the run says {says}: {all}");
+    let events: Vec<Value> = all
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    // One host at a time for each unit, every apiserver before any controller-manager, every
+    // controller-manager before any scheduler.
+    let mut last_finished = 0;
+    for unit in CONTROL_PLANE_UNITS {
+        let seq = restarts(&events, unit);
+        let kinds: Vec<&str> = seq.iter().map(|(_, k)| *k).collect();
+        assert_eq!(
+            kinds,
+            [
+                "restart-started",
+                "restart-finished",
+                "restart-started",
+                "restart-finished",
+                "restart-started",
+                "restart-finished"
+            ],
+            "{unit}: {all}"
+        );
+        let first_started = events
+            .iter()
+            .position(|e| e["what"] == unit && e["event"] == "restart-started")
+            .unwrap();
+        assert!(first_started > last_finished, "{unit} began early: {all}");
+        last_finished = events
+            .iter()
+            .rposition(|e| e["what"] == unit && e["event"] == "restart-finished")
+            .unwrap();
+    }
+    let report = lab.wait_healthy(&config);
+    assert_eq!(releases(&report), everywhere(&new), "{report:#}");
+    let last = seen
+        .last_written
+        .unwrap_or_else(|| panic!("no write acknowledged: {seen:?}"));
+    let held = lab.kubectl_ok(
+        &kubeconfig,
+        &[
+            "-n",
+            "kinit-probe",
+            "get",
+            "configmap",
+            "probe",
+            "-o",
+            "jsonpath={.data.n}",
+        ],
+    );
+    assert_eq!(held, last.to_string());
+    eprintln!(
+        "figures: Kubernetes {old} -> {new} (systemd control plane, 3 hosts): up {:.1}s, {} \
+         requests (reads and writes), {} failed, longest gap {} ms",
+        took.as_secs_f64(),
+        seen.requests,
+        seen.failed,
+        seen.longest_gap.as_millis()
+    );
+    assert_eq!(
+        seen.failed, 0,
+        "failed requests during the upgrade: {seen:?}\n{all}"
+    );
+    assert!(seen.requests > 20, "{seen:?}");
+
+    // Back to the old release: a downgrade, refused with nothing changed.
+    use_bundle(&lab, older.to_str().unwrap());
+    set_kubernetes_version(&lab, &old);
+    assert_refused(
+        &lab,
+        &[
+            "that is a downgrade",
+            &format!("kubernetesVersion {old} is older than Kubernetes {new} on cp1, cp2, cp3"),
+        ],
+    );
+    assert_eq!(releases(&lab.wait_healthy(&config)), everywhere(&new));
+
+    // A second up on the new release changes nothing.
+    use_bundle(&lab, "./bundle");
+    set_kubernetes_version(&lab, &new);
+    let (code, summary, all) = lab.up(&[]);
+    assert_eq!(code, 0, "{all}");
+    assert_eq!(summary["servicesRestarted"].as_u64(), Some(0), "{all}");
+    assert!(!all.contains("kubernetes-upgrade"), "{all}");
+}
