@@ -2,9 +2,10 @@
 # Builds the upstream programs kinit deploys from their Go modules, pinned by the wrapper modules
 # committed under hack/upstream/<set>/ (go.mod + go.sum: every module hash-checked by the go command).
 #
-#   hack/build-upstream.sh DIR [--set kubernetes|kubernetes-previous|etcd|etcd-previous|node|containerd|runc|crictl|cni|all]...
+#   hack/build-upstream.sh DIR [--set kubernetes|kubernetes-previous|kubernetes-previous-patch|etcd|etcd-previous|node|containerd|runc|crictl|cni|all]...
 #   hack/build-upstream.sh --regen kubernetes --kubernetes v1.37.2   # rewrite the wrapper for a release
 #   hack/build-upstream.sh --regen kubernetes-previous --kubernetes v1.36.3
+#   hack/build-upstream.sh --regen kubernetes-previous-patch --kubernetes v1.36.1
 #
 # DIR receives the binaries (the *-previous sets, the releases an upgrade starts from, have the
 # same program names as their newer sets: give each a DIR of its own); each set is cached under $KINIT_UPSTREAM_CACHE (default
@@ -72,6 +73,8 @@ set_key() {
 build_kubernetes() { build_kubernetes_release kubernetes "$1"; }
 # The release a Kubernetes upgrade test starts from (one minor below the kubernetes set).
 build_kubernetes_previous() { build_kubernetes_release kubernetes-previous "$1"; }
+# An older patch release of that minor (where a patch upgrade starts from).
+build_kubernetes_previous_patch() { build_kubernetes_release kubernetes-previous-patch "$1"; }
 
 build_kubernetes_release() {
   local set="$1" out="$2" version; version="$(cat "$wrappers/$set/VERSION")"
@@ -171,8 +174,10 @@ build_set() {
     ( cd "$work" && sha256sum -- * > SHA256SUMS.set )
     touch "$work/.complete"
     rm -rf "$done_dir"; mv "$work" "$done_dir"
-    # Builds of this set under other keys are stale: only one is kept.
+    # Builds of this set under other keys are stale: only one is kept (the key is 16 hex
+    # digits: `kubernetes-*` must not match `kubernetes-previous-*`).
     for old in "$cache_root/bin/$set"-*; do
+      [[ "${old#"$cache_root/bin/$set-"}" =~ ^[0-9a-f]{16}(\.partial)?$ ]] || continue
       [ "$old" = "$done_dir" ] || rm -rf "$old"
     done
     echo "build-upstream: built $set in $(( $(date +%s) - start ))s -> $done_dir"
@@ -194,7 +199,7 @@ main() {
       --set) sets+=("$2"); shift 2 ;;
       --regen) regen="$2"; shift 2 ;;
       --kubernetes) k8s_version="$2"; shift 2 ;;
-      -h|--help) sed -n "2,14p" "$0"; exit 0 ;;
+      -h|--help) sed -n "2,15p" "$0"; exit 0 ;;
       -*) die "unknown flag $1" ;;
       *) [ -z "$dest" ] || die "one DIR only"; dest="$1"; shift ;;
     esac
@@ -202,8 +207,8 @@ main() {
   mkdir -p "$GOMODCACHE" "$GOCACHE"
   if [ -n "$regen" ]; then
     case "$regen" in
-      kubernetes|kubernetes-previous) regen_kubernetes "$regen" "${k8s_version:?--regen $regen needs --kubernetes vX.Y.Z}" ;;
-      *) die "--regen knows kubernetes and kubernetes-previous only (etcd and node wrappers are edited with go get)" ;;
+      kubernetes|kubernetes-previous|kubernetes-previous-patch) regen_kubernetes "$regen" "${k8s_version:?--regen $regen needs --kubernetes vX.Y.Z}" ;;
+      *) die "--regen knows the kubernetes sets only (etcd and node wrappers are edited with go get)" ;;
     esac
     [ -z "$dest" ] && exit 0
   fi
@@ -212,10 +217,10 @@ main() {
   local expanded=()
   for s in "${sets[@]}"; do
     case "$s" in
-      all) expanded+=(kubernetes kubernetes-previous etcd etcd-previous containerd runc crictl cni) ;;
+      all) expanded+=(kubernetes kubernetes-previous kubernetes-previous-patch etcd etcd-previous containerd runc crictl cni) ;;
       node) expanded+=(containerd runc crictl cni) ;;
-      kubernetes|kubernetes-previous|etcd|etcd-previous|containerd|runc|crictl|cni) expanded+=("$s") ;;
-      *) die "unknown set '$s' (kubernetes, kubernetes-previous, etcd, etcd-previous, node = containerd runc crictl cni, all)" ;;
+      kubernetes|kubernetes-previous|kubernetes-previous-patch|etcd|etcd-previous|containerd|runc|crictl|cni) expanded+=("$s") ;;
+      *) die "unknown set '$s' (kubernetes, kubernetes-previous, kubernetes-previous-patch, etcd, etcd-previous, node = containerd runc crictl cni, all)" ;;
     esac
   done
   dest="$(mkdir -p "$dest" && cd "$dest" && pwd)"

@@ -1,9 +1,10 @@
-//! A Kubernetes minor upgrade on lab nodes with the real control plane (systemd mode): the
-//! cluster comes up on the previous release (`hack/build-upstream.sh DIR --set
-//! kubernetes-previous`), `kubernetesVersion` and the bundle move to the release the build
-//! script builds, and `up` rolls it in while a client reads and writes a ConfigMap through the
-//! VIP every 100 ms: not one request may fail. Before and after, the refusals the skew rules
-//! ask for stop the run with nothing changed. Runs as root; the lab is removed when the test
+//! Kubernetes upgrades on lab nodes with the real control plane (systemd mode): the cluster
+//! comes up on an older patch release of the previous minor (`hack/build-upstream.sh DIR --set
+//! kubernetes-previous-patch`), moves to that minor's newer patch release (`--set
+//! kubernetes-previous`), then to the release the build script builds by default; each time
+//! `kubernetesVersion` and the bundle change and `up` rolls the release in while a client reads
+//! and writes a ConfigMap through the VIP every 100 ms: not one request may fail. Between them,
+//! the refusals the skew rules ask for stop the run with nothing changed. Runs as root; the lab is removed when the test
 //! ends however it ends.
 
 use std::path::{Path, PathBuf};
@@ -31,16 +32,14 @@ const CONTROL_PLANE_UNITS: [&str; 3] = [
 ];
 const NODES: [&str; 3] = ["cp1", "cp2", "cp3"];
 
-/// Where .ci/run builds the release an upgrade starts from.
-fn kubernetes_previous() -> PathBuf {
+/// Where .ci/run builds a release an upgrade starts from (`set` of hack/build-upstream.sh).
+fn built(set: &str, env: &str) -> PathBuf {
     let dir = PathBuf::from(
-        std::env::var("KINIT_TEST_KUBERNETES_PREVIOUS_BIN")
-            .unwrap_or_else(|_| "/var/cache/kinit-test/kubernetes-previous".into()),
+        std::env::var(env).unwrap_or_else(|_| format!("/var/cache/kinit-test/{set}")),
     );
     assert!(
         dir.join("kube-apiserver").is_file(),
-        "no previous Kubernetes release in {}: run hack/build-upstream.sh {} --set \
-         kubernetes-previous",
+        "no Kubernetes release in {}: run hack/build-upstream.sh {} --set {set}",
         dir.display(),
         dir.display()
     );
@@ -138,51 +137,17 @@ fn restarts<'a>(events: &'a [Value], unit: &str) -> Vec<(&'a str, &'a str)> {
         .collect()
 }
 
-#[test]
-fn a_minor_upgrade_rolls_the_control_plane_without_a_failed_request() {
-    let previous = kubernetes_previous();
-    let (old, new) = (
-        release_of(&previous.join("kube-apiserver")),
-        release_of(&upstream_bin().join("kube-apiserver")),
-    );
-    let lab = lab_up_kubernetes("kk8sup", "10.213.233.0/24", "3");
-    let config = lab.config.to_str().unwrap().to_string();
-    let older = bundle_with(&lab, &previous, &CONTROL_PLANE_PROGRAMS, "bundle-previous");
-    use_bundle(&lab, older.to_str().unwrap());
-    set_kubernetes_version(&lab, &old);
+/// What one upgrade under load measured.
+struct Rolled {
+    took: Duration,
+    seen: ApiLoopReport,
+}
 
-    let (code, _, all) = lab.up(&["--topology", "stacked"]);
-    assert_eq!(code, 0, "up on {old}: {all}");
-    let report = lab.wait_healthy(&config);
-    assert_eq!(releases(&report), everywhere(&old), "{report:#}");
-
-    let kubeconfig = lab.admin_kubeconfig();
-    lab.kubectl_ok(&kubeconfig, &["create", "namespace", "kinit-probe"]);
-    lab.kubectl_ok(
-        &kubeconfig,
-        &[
-            "-n",
-            "kinit-probe",
-            "create",
-            "configmap",
-            "probe",
-            "--from-literal=n=start",
-        ],
-    );
-
-    // The new release asked for, but the bundle still holds the old one.
-    set_kubernetes_version(&lab, &new);
-    assert_refused(
-        &lab,
-        &[&format!(
-            "kubernetesVersion is {new} but the bundle's kube-apiserver is {old}"
-        )],
-    );
-    assert_eq!(releases(&lab.wait_healthy(&config)), everywhere(&old));
-
-    // The bundle with the new release: the dry run says the upgrade, each rule and the order.
-    use_bundle(&lab, "./bundle");
-    let says = format!("Kubernetes {old} → {new} on cp1, cp2, cp3 (minor release)");
+/// `up` moving the cluster from `old` to `new` (cluster.yaml already says so) while a client
+/// reads and writes through the VIP; checks the order of the restarts and every release after.
+fn upgrade_under_load(lab: &Lab, old: &str, new: &str, kind: &str) -> Rolled {
+    let config = lab.config.to_str().unwrap();
+    let says = format!("Kubernetes {old} → {new} on cp1, cp2, cp3 ({kind} release)");
     let (code, _, all) = lab.up(&["--dry-run"]);
     assert_eq!(code, 0, "dry run: {all}");
     let plan: Value = all
@@ -244,13 +209,32 @@ fn a_minor_upgrade_rolls_the_control_plane_without_a_failed_request() {
             .rposition(|e| e["what"] == unit && e["event"] == "restart-finished")
             .unwrap();
     }
-    let report = lab.wait_healthy(&config);
-    assert_eq!(releases(&report), everywhere(&new), "{report:#}");
-    let last = seen
+    let report = lab.wait_healthy(config);
+    assert_eq!(releases(&report), everywhere(new), "{report:#}");
+    eprintln!(
+        "figures: Kubernetes {old} -> {new} ({kind}; systemd control plane, 3 hosts): up \
+         {:.1}s, {} requests (reads and writes), {} failed, longest gap {} ms",
+        took.as_secs_f64(),
+        seen.requests,
+        seen.failed,
+        seen.longest_gap.as_millis()
+    );
+    assert_eq!(
+        seen.failed, 0,
+        "failed requests during the upgrade: {seen:?}\n{all}"
+    );
+    assert!(seen.requests > 20, "{seen:?}");
+    Rolled { took, seen }
+}
+
+/// The ConfigMap holds what the client last wrote.
+fn holds_last_write(lab: &Lab, kubeconfig: &Path, rolled: &Rolled) {
+    let last = rolled
+        .seen
         .last_written
-        .unwrap_or_else(|| panic!("no write acknowledged: {seen:?}"));
+        .unwrap_or_else(|| panic!("no write acknowledged ({:?})", rolled.took));
     let held = lab.kubectl_ok(
-        &kubeconfig,
+        kubeconfig,
         &[
             "-n",
             "kinit-probe",
@@ -262,19 +246,66 @@ fn a_minor_upgrade_rolls_the_control_plane_without_a_failed_request() {
         ],
     );
     assert_eq!(held, last.to_string());
-    eprintln!(
-        "figures: Kubernetes {old} -> {new} (systemd control plane, 3 hosts): up {:.1}s, {} \
-         requests (reads and writes), {} failed, longest gap {} ms",
-        took.as_secs_f64(),
-        seen.requests,
-        seen.failed,
-        seen.longest_gap.as_millis()
+}
+
+#[test]
+fn patch_then_minor_upgrades_roll_the_control_plane_without_a_failed_request() {
+    let oldest = built(
+        "kubernetes-previous-patch",
+        "KINIT_TEST_KUBERNETES_PREVIOUS_PATCH_BIN",
     );
-    assert_eq!(
-        seen.failed, 0,
-        "failed requests during the upgrade: {seen:?}\n{all}"
+    let previous = built("kubernetes-previous", "KINIT_TEST_KUBERNETES_PREVIOUS_BIN");
+    let (first, old, new) = (
+        release_of(&oldest.join("kube-apiserver")),
+        release_of(&previous.join("kube-apiserver")),
+        release_of(&upstream_bin().join("kube-apiserver")),
     );
-    assert!(seen.requests > 20, "{seen:?}");
+    let lab = lab_up_kubernetes("kk8sup", "10.213.233.0/24", "3");
+    let config = lab.config.to_str().unwrap().to_string();
+    let oldest_bundle = bundle_with(&lab, &oldest, &CONTROL_PLANE_PROGRAMS, "bundle-oldest");
+    let older = bundle_with(&lab, &previous, &CONTROL_PLANE_PROGRAMS, "bundle-previous");
+    use_bundle(&lab, oldest_bundle.to_str().unwrap());
+    set_kubernetes_version(&lab, &first);
+
+    let (code, _, all) = lab.up(&["--topology", "stacked"]);
+    assert_eq!(code, 0, "up on {first}: {all}");
+    let report = lab.wait_healthy(&config);
+    assert_eq!(releases(&report), everywhere(&first), "{report:#}");
+
+    let kubeconfig = lab.admin_kubeconfig();
+    lab.kubectl_ok(&kubeconfig, &["create", "namespace", "kinit-probe"]);
+    lab.kubectl_ok(
+        &kubeconfig,
+        &[
+            "-n",
+            "kinit-probe",
+            "create",
+            "configmap",
+            "probe",
+            "--from-literal=n=start",
+        ],
+    );
+
+    // The patch release.
+    use_bundle(&lab, older.to_str().unwrap());
+    set_kubernetes_version(&lab, &old);
+    let patch = upgrade_under_load(&lab, &first, &old, "patch");
+    holds_last_write(&lab, &kubeconfig, &patch);
+
+    // The next minor asked for, but the bundle still holds the old one.
+    set_kubernetes_version(&lab, &new);
+    assert_refused(
+        &lab,
+        &[&format!(
+            "kubernetesVersion is {new} but the bundle's kube-apiserver is {old}"
+        )],
+    );
+    assert_eq!(releases(&lab.wait_healthy(&config)), everywhere(&old));
+
+    // The bundle with the new release.
+    use_bundle(&lab, "./bundle");
+    let minor = upgrade_under_load(&lab, &old, &new, "minor");
+    holds_last_write(&lab, &kubeconfig, &minor);
 
     // Back to the old release: a downgrade, refused with nothing changed.
     use_bundle(&lab, older.to_str().unwrap());
