@@ -108,6 +108,10 @@ host_paths! {
 pub const KINIT_STATE_DIR: &str = "/var/lib/kinit";
 /// Restart notes that survive a failed run (see `engine::host_ops`).
 pub const PENDING_DIR: &str = "/var/lib/kinit/pending";
+/// What kinit knows of the large files it wrote (each a `<hash of the path>.stamp`: the
+/// file's identity and sha256), so a run compares them without reading them (see
+/// `engine::host_ops`). root's, 0700.
+pub const UPLOAD_STAMP_DIR: &str = "/var/lib/kinit/stamps";
 /// Where a snapshot lies on a member while it is taken or restored from: root's, 0700.
 pub const SNAPSHOT_WORK_DIR: &str = "/var/lib/kinit/snapshot";
 /// The cluster lock one run holds on every host (see `engine::lock`): under /run, so a rebooted

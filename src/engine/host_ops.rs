@@ -171,9 +171,52 @@ pub trait HostOps: Send + Sync {
 /// A host over SSH.
 pub struct SshHost(pub Arc<Session>);
 
-const STAT: &str = r#"for p in "$@"; do
-  if [ -f "$p" ]; then printf '%s %s\n' "$(sha256sum < "$p" | cut -d ' ' -f 1)" "$(stat -c '%a %U:%G' -- "$p")"; else echo -; fi
+/// Files at least this large (binaries) are hashed once and then known by a stamp: hashing the
+/// control plane's 300 MiB of binaries on every host took most of a no-op `up`.
+const STAMP_MIN_BYTES: u64 = 1 << 20;
+
+/// A file's identity for its stamp: device, inode, size, change and modification times (with
+/// nanoseconds). Writing the file or renaming another onto it changes it; ctime cannot be set
+/// back by any tool, so content that changed is never taken for the stamped one.
+const STAMP_FNS: &str = r#"ident() { stat -c '%d:%i:%s:%z:%y' -- "$1" | tr ' ' '_'; }
+stamp() {
+  mkdir -p -m 0700 -- "$sd" || return 0
+  t="$sd/.$2.kinit-upload.$$"
+  printf '%s %s\n' "$(ident "$1")" "$3" > "$t" && mv -f -- "$t" "$sd/$2" || rm -f -- "$t"
+}"#;
+
+/// `sd` (the stamp dir), then pairs of (path, stamp name): for each, `<sha256> <mode> <owner>`
+/// or `-`. A large file whose stamp still names it is not read again.
+const STAT: &str = r#"sd=$1; shift
+while [ $# -ge 2 ]; do
+  p=$1; n=$2; shift 2
+  if [ -f "$p" ]; then
+    h=
+    if [ -f "$sd/$n" ] && read -r i x < "$sd/$n" && [ "$i" = "$(ident "$p")" ]; then h=$x; fi
+    if [ -z "$h" ]; then
+      h=$(sha256sum < "$p" | cut -d ' ' -f 1)
+      [ "$(stat -c %s -- "$p")" -ge MIN ] && stamp "$p" "$n" "$h"
+    fi
+    printf '%s %s\n' "$h" "$(stat -c '%a %U:%G' -- "$p")"
+  else echo -; fi
 done"#;
+
+/// After a write: the stamp of a large file just written with `sha256` (the write checked it).
+const STAMP: &str = r#"sd=$1; p=$2; n=$3; h=$4
+[ "$(stat -c %s -- "$p")" -ge MIN ] && stamp "$p" "$n" "$h"
+exit 0"#;
+
+fn with_stamp_fns(script: &str) -> String {
+    format!(
+        "{STAMP_FNS}\n{}",
+        script.replace("MIN", &STAMP_MIN_BYTES.to_string())
+    )
+}
+
+/// The stamp file name of `path`: its sha256, shortened (the stamp dir is kinit's alone).
+pub fn stamp_name(path: &str) -> String {
+    format!("{}.stamp", &crate::ssh::sha256_hex(path.as_bytes())[..32])
+}
 
 /// One round trip for any number of files: `None` where a file does not exist.
 async fn stat_files(
@@ -183,7 +226,14 @@ async fn stat_files(
     if paths.is_empty() {
         return Ok(Vec::new());
     }
-    let out = run(session, STAT, paths, "looking at the files on the host").await?;
+    let names: Vec<String> = paths.iter().map(|p| stamp_name(p)).collect();
+    let mut args = vec![crate::host_paths::UPLOAD_STAMP_DIR];
+    for (p, n) in paths.iter().zip(&names) {
+        args.push(p);
+        args.push(n);
+    }
+    let script = with_stamp_fns(STAT);
+    let out = run(session, &script, &args, "looking at the files on the host").await?;
     let text = out.stdout_text();
     let states: Vec<Option<FileState>> = text.lines().map(parse_stat_line).collect();
     HostOpError::check_answers(states.len(), paths.len(), out.stderr_text())?;
@@ -320,6 +370,15 @@ impl HostOps for SshHost {
                 self.0
                     .write_from(&mut file, &f.sha256, &f.path, &spec)
                     .await?;
+                // A bundle binary: stamped now, so the next run need not read it back.
+                let name = stamp_name(&f.path);
+                let args = [
+                    crate::host_paths::UPLOAD_STAMP_DIR,
+                    f.path.as_str(),
+                    name.as_str(),
+                    f.sha256.as_str(),
+                ];
+                run(&self.0, &with_stamp_fns(STAMP), &args, "stamping the file").await?;
             }
         }
         Ok(())
@@ -366,6 +425,91 @@ impl HostOps for SshHost {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Run one of the scripts here with `sh`, as the host does over SSH.
+    fn sh(script: &str, args: &[&str]) -> String {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(with_stamp_fns(script))
+            .arg("kinit")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn sha_of(path: &std::path::Path) -> String {
+        crate::ssh::sha256_hex(&std::fs::read(path).unwrap())
+    }
+
+    #[test]
+    fn a_large_file_is_hashed_once_then_known_by_its_stamp_until_it_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let sd = dir.path().join("stamps");
+        let (sd, big, small) = (
+            sd.to_str().unwrap(),
+            dir.path().join("kube-apiserver"),
+            dir.path().join("small.conf"),
+        );
+        std::fs::write(&big, vec![7u8; 2 << 20]).unwrap();
+        std::fs::write(&small, b"small\n").unwrap();
+        let (bp, spath) = (big.to_str().unwrap(), small.to_str().unwrap());
+        let (bn, sn) = (stamp_name(bp), stamp_name(spath));
+        let args = [sd, bp, &bn, spath, &sn, "/nonexistent/file", "x.stamp"];
+        let first = sh(STAT, &args);
+        let lines: Vec<&str> = first.lines().collect();
+        assert_eq!(lines.len(), 3, "{first}");
+        assert!(lines[0].starts_with(&sha_of(&big)), "{first}");
+        assert!(lines[1].starts_with(&sha_of(&small)), "{first}");
+        assert_eq!(lines[2], "-");
+        let stamp = std::path::Path::new(sd).join(&bn);
+        assert!(stamp.is_file(), "the large file is stamped");
+        assert!(
+            !std::path::Path::new(sd).join(&sn).exists(),
+            "a small one is not"
+        );
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(sd).unwrap().permissions())
+                & 0o777,
+            0o700
+        );
+
+        // The stamp is what is read: a forged hash under the same identity comes back.
+        let text = std::fs::read_to_string(&stamp).unwrap();
+        let (ident, _) = text.trim().split_once(' ').unwrap();
+        let forged = "f".repeat(64);
+        std::fs::write(&stamp, format!("{ident} {forged}\n")).unwrap();
+        assert!(sh(STAT, &args).starts_with(&forged));
+
+        // Rewritten in place, same size: the identity moved on, so the file is read again and
+        // stamped anew.
+        let mut bytes = std::fs::read(&big).unwrap();
+        bytes[1000] = 8;
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(&big, &bytes).unwrap();
+        let again = sh(STAT, &args);
+        assert!(again.starts_with(&sha_of(&big)), "{again}");
+        assert!(!std::fs::read_to_string(&stamp).unwrap().contains(&forged));
+
+        // After a write the stamp is made from the hash the write checked.
+        std::fs::remove_file(&stamp).unwrap();
+        let sha = sha_of(&big);
+        sh(STAMP, &[sd, bp, &bn, &sha]);
+        assert!(
+            std::fs::read_to_string(&stamp)
+                .unwrap()
+                .ends_with(&format!(" {sha}\n"))
+        );
+        sh(STAMP, &[sd, spath, &sn, &sha_of(&small)]);
+        assert!(!std::path::Path::new(sd).join(&sn).exists());
+        // Nothing but stamps in the stamp dir (no temporary file left).
+        let names: Vec<String> = std::fs::read_dir(sd)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, vec![bn.clone()]);
+    }
 
     #[test]
     fn unit_states_and_package_answers_parse() {

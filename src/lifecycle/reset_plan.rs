@@ -75,6 +75,10 @@ fn state_dirs(inv: &Inventory, host: &Host) -> Vec<StateDir> {
             kinit_names: with_leftovers(notes),
         },
         StateDir {
+            path: host_paths::UPLOAD_STAMP_DIR,
+            kinit_names: with_leftovers(vec!["*.stamp".to_string()]),
+        },
+        StateDir {
             path: crate::lifecycle::snapshot::HOST_WORK_DIR,
             kinit_names: with_leftovers(
                 crate::lifecycle::snapshot::HOST_WORK_NAMES
