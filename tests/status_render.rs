@@ -19,6 +19,7 @@ fn member(name: &str, n: u8, leader: bool) -> EtcdMemberStatus {
         db_size: Some(20480),
         version: Some("3.4.23".into()),
         raft_term: Some(2),
+        learner: false,
         in_inventory: true,
         error: None,
     }

@@ -138,7 +138,7 @@ pub fn keeps_quorum(kind: &DrillKind, host: &str, status: &StatusReport) -> Resu
         .map(|m| Seat {
             name: m.name.clone(),
             healthy: m.healthy,
-            learner: false,
+            learner: m.learner,
             fate: if stops_etcd && m.name == host {
                 Fate::Pauses
             } else {

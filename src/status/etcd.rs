@@ -36,6 +36,7 @@ async fn probe(
         db_size: None,
         version: None,
         raft_term: None,
+        learner: false,
         in_inventory,
         error: None,
     };
@@ -127,12 +128,21 @@ pub async fn gather(
             .filter(|m| !expected.iter().any(|e| e.name == m.name))
             .collect();
         report.not_in_inventory = extra.iter().map(|m| listed_name(m)).collect();
+        for (m, _) in results.iter_mut() {
+            m.learner = list.iter().any(|l| l.is_learner && l.name == m.name);
+        }
         // Members the inventory does not know are still members: ask them too.
         let extra_wanted = extra
             .iter()
             .filter_map(|m| Some((listed_name(m), m.client_urls.first()?.clone(), false)))
             .collect();
-        results.extend(probe_all(tls, extra_wanted, timeout).await);
+        let mut extra_results = probe_all(tls, extra_wanted, timeout).await;
+        for (m, _) in extra_results.iter_mut() {
+            m.learner = extra
+                .iter()
+                .any(|l| l.is_learner && listed_name(l) == m.name);
+        }
+        results.extend(extra_results);
     } else {
         report.error = Some(match list_errors.first() {
             Some(e) => format!("no member gave its member list; first error: {e}"),

@@ -46,6 +46,10 @@ pub struct EtcdMemberStatus {
     pub db_size: Option<u64>,
     pub version: Option<String>,
     pub raft_term: Option<u64>,
+    /// In the member list as a learner: it receives the log but does not vote (shown only when
+    /// it is one).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub learner: bool,
     pub in_inventory: bool,
     pub error: Option<String>,
 }

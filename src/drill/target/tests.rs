@@ -29,6 +29,7 @@ fn member(name: &str, healthy: bool, leader: bool) -> EtcdMemberStatus {
         db_size: None,
         version: None,
         raft_term: None,
+        learner: false,
         in_inventory: true,
         error: None,
     }
@@ -156,6 +157,21 @@ fn stopping_the_leader_of_two_or_of_three_with_one_down_would_cost_the_quorum() 
         )
         .is_ok()
     );
+}
+
+#[test]
+fn a_learner_is_no_voter_the_drill_may_count_on() {
+    // cp3 has joined as a learner and is not promoted yet: two voters, so stopping the leader
+    // leaves one of two.
+    let mut s = status(3, "cp1", &[]);
+    s.etcd.members[2].learner = true;
+    let e = choose(&inventory(3, "systemd"), &DrillKind::EtcdLeader, &s).unwrap_err();
+    match &e {
+        DrillError::WouldLoseQuorum { tally, .. } => {
+            assert_eq!((tally.voters_after, tally.healthy_after), (2, 1));
+        }
+        other => panic!("{other}"),
+    }
 }
 
 #[test]
