@@ -1,5 +1,5 @@
 //! The cluster lock across the commands that change hosts, against the binary and a real OpenSSH
-//! sshd on loopback (see tests/support): `remove` and `etcd snapshot restore` are refused while a
+//! sshd on loopback (see tests/support): `remove`, `etcd snapshot restore` and `reset` are refused while a
 //! running `kinit up` holds the lock, naming it, and change nothing; SIGTERM during that up's
 //! phase wait stops it with 143 and the lock released; `up`, `remove` and `restore` are refused
 //! while another operator's `remove` holds the lock, and `--break-lock` takes it.
@@ -354,7 +354,7 @@ fn is_event(e: &serde_json::Value, event: &str, phase: &str) -> bool {
 }
 
 #[test]
-fn remove_and_restore_are_refused_while_up_holds_the_lock_and_sigterm_stops_its_wait() {
+fn remove_restore_and_reset_are_refused_while_up_holds_the_lock_and_sigterm_stops_its_wait() {
     let _turn = TURNS.lock().unwrap_or_else(|p| p.into_inner());
     no_lock_here();
     let s = setup();
@@ -397,7 +397,19 @@ fn remove_and_restore_are_refused_while_up_holds_the_lock_and_sigterm_stops_its_
         "restore names the holder: {out}"
     );
     assert_eq!(lock_owner(), Some(holder.clone()), "restore left up's lock");
-    assert_eq!(s.state(), during_up, "neither changed anything");
+
+    // reset takes the lock on its hosts before it asks etcd anything.
+    let reset = s.kinit(&s.one_host, &["reset", "--yes"]);
+    let out = text(&reset);
+    assert_eq!(reset.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("the cluster lock was not taken, so nothing was changed")
+            && out.contains(&names)
+            && out.contains(&names_pid),
+        "reset names the holder: {out}"
+    );
+    assert_eq!(lock_owner(), Some(holder.clone()), "reset left up's lock");
+    assert_eq!(s.state(), during_up, "none of them changed anything");
 
     // SIGTERM while up waits: it stops at once, with the lock released.
     let (code, took) = up.stop(libc::SIGTERM);

@@ -14,7 +14,9 @@ use crate::commands::reset::ResetOptions;
     after_help = "Examples:\n  kinit reset --dry-run\n  kinit reset --hosts cp3 --yes\n\n\
 Resetting some etcd hosts of a running cluster removes their members first (refused when the \
 rest could not keep a quorum). etcd's data dir is moved aside to DATADIR.reset-<UTC time>, \
-never deleted unless --purge. Packages stay installed; the PKI on this machine is not touched."
+never deleted unless --purge. Packages stay installed; the PKI on this machine is not touched. \
+The cluster lock `kinit up` takes is held on every selected host from before any member is \
+removed to the end: another operator's run is refused by name, nothing changed."
 )]
 pub struct ResetArgs {
     /// Host names and/or roles, comma separated (e.g. cp3,worker) [default: all hosts]
@@ -33,6 +35,11 @@ pub struct ResetArgs {
     #[arg(long)]
     pub dry_run: bool,
 
+    /// Remove another run's lock on the hosts (only when no kinit up, remove, restore or reset
+    /// is running)
+    #[arg(long)]
+    pub break_lock: bool,
+
     #[command(flatten)]
     pub remote: RemoteArgs,
 }
@@ -44,6 +51,7 @@ impl ResetArgs {
             yes: self.yes,
             purge: self.purge,
             dry_run: self.dry_run,
+            break_lock: self.break_lock,
             accept_new_host_keys: self.remote.accept_new_host_keys,
             concurrency: self.remote.concurrency.get(),
         }

@@ -19,6 +19,7 @@ pub struct ResetOptions {
     pub yes: bool,
     pub purge: bool,
     pub dry_run: bool,
+    pub break_lock: bool,
     pub accept_new_host_keys: bool,
     pub concurrency: usize,
 }
@@ -57,6 +58,7 @@ pub fn run(global: &GlobalOptions, opts: &ResetOptions) -> CommandResult {
         stamp: utc_stamp(SystemTime::now()),
         etcd_timeout: Duration::from_secs(5),
         locked_by_caller: false,
+        break_lock: opts.break_lock,
     };
     let remote::Finished { value, interrupted } =
         remote::with_remote(ssh, |pool, cancel| async move {

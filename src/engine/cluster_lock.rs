@@ -1,7 +1,7 @@
 //! The run's lock on every host at once: taken on all hosts or on none. Every command that
 //! changes hosts takes it through [`take_all`] (`up` and `certs renew --rollout` in the engine's
-//! runner, `remove`, `etcd snapshot restore`) and gives it back with [`release_all`] however it
-//! ends; `reset` holds it per host while each host is reset.
+//! runner, `remove`, `etcd snapshot restore`, `reset` on the hosts it resets) and gives it
+//! back with [`release_all`] however it ends.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -529,6 +529,7 @@ async fn carry_out(
             stamp: settings.stamp.clone(),
             etcd_timeout: settings.etcd_timeout,
             locked_by_caller: true,
+            break_lock: false,
         };
         // Against the inventory without the removed hosts: their members are gone already,
         // so the reset asks nothing more of etcd.

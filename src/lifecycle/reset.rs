@@ -13,9 +13,11 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use super::reset_plan::HostReset;
+use crate::engine::cluster_lock::{LockFailure, LockRequest};
 use crate::engine::etcd_members::{self, MembershipError};
+use crate::engine::event::Quiet;
 use crate::engine::host_ops::run_script;
-use crate::engine::lock::{self, LockOwner};
+use crate::engine::lock::LockOwner;
 use crate::etcd::ClientTls;
 use crate::fanout::{self, FanoutError};
 use crate::planning::membership::{self, ResetMembership};
@@ -34,6 +36,8 @@ pub struct ResetSettings {
     /// The caller holds the lock on these hosts already (`kinit remove`): the reset neither
     /// takes nor releases it.
     pub locked_by_caller: bool,
+    /// Remove another run's lock when taking it (`--break-lock`).
+    pub break_lock: bool,
 }
 
 /// One thing done (or, in a dry run, to be done) on a host.
@@ -118,6 +122,9 @@ pub enum ResetError {
     Membership(#[from] MembershipError),
     #[error("host {host}: {data}: no member was removed and no host was changed; {FOREIGN_HELP}")]
     ForeignData { host: String, data: ForeignData },
+    /// Another run holds the cluster lock (named), or a host did not answer while it was taken.
+    #[error(transparent)]
+    Locked(#[from] LockFailure),
     #[error("interrupted before any host was changed")]
     Interrupted,
 }
@@ -323,6 +330,93 @@ pub async fn run(
     settings: &ResetSettings,
     cancel: &CancellationToken,
 ) -> Result<ResetReport, ResetError> {
+    // The lock on every selected host, all or none, before etcd is even asked: `up`, `remove`
+    // and `restore` take it on a superset of these hosts, so none of them runs meanwhile.
+    let lock = LockRequest {
+        owner: LockOwner::current("reset"),
+        break_lock: settings.break_lock,
+        concurrency: settings.concurrency,
+    };
+    let (locked, unreachable) = if settings.dry_run || settings.locked_by_caller {
+        (Vec::new(), BTreeMap::new())
+    } else {
+        let mine: BTreeMap<String, HostTarget> = plans
+            .iter()
+            .filter_map(|p| Some((p.host.clone(), targets.get(&p.host)?.clone())))
+            .collect();
+        // A host that cannot be reached cannot be changed by anyone: it is reported, not reset
+        // (a second reset does it once it is back), and the others go ahead.
+        let (reachable, unreachable) = connect_all(&pool, mine, settings.concurrency, cancel).await;
+        (
+            lock.take(&pool, &reachable, cancel, &Quiet).await?,
+            unreachable,
+        )
+    };
+    let result = run_locked(
+        inv,
+        tls,
+        plans,
+        targets,
+        pool,
+        settings,
+        cancel,
+        &unreachable,
+    )
+    .await;
+    lock.release(&locked).await;
+    result
+}
+
+/// The targets that answer, and why each other one did not.
+async fn connect_all(
+    pool: &Arc<Pool>,
+    targets: BTreeMap<String, HostTarget>,
+    concurrency: usize,
+    cancel: &CancellationToken,
+) -> (BTreeMap<String, HostTarget>, BTreeMap<String, String>) {
+    let items: Vec<_> = targets.clone().into_iter().collect();
+    let pool = pool.clone();
+    let results = fanout::run(items, concurrency, cancel, move |target: HostTarget| {
+        let pool = pool.clone();
+        async move {
+            pool.get(&target)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
+    })
+    .await;
+    let mut reachable = BTreeMap::new();
+    let mut unreachable = BTreeMap::new();
+    for (host, r) in results {
+        match r {
+            Ok(()) => {
+                if let Some(t) = targets.get(&host) {
+                    reachable.insert(host, t.clone());
+                }
+            }
+            Err(FanoutError::Failed(e)) => {
+                unreachable.insert(host, e);
+            }
+            Err(other) => {
+                unreachable.insert(host, other.to_string());
+            }
+        }
+    }
+    (reachable, unreachable)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_locked(
+    inv: &crate::inventory::Inventory,
+    tls: Option<&ClientTls>,
+    plans: Vec<HostReset>,
+    targets: &BTreeMap<String, HostTarget>,
+    pool: Arc<Pool>,
+    settings: &ResetSettings,
+    cancel: &CancellationToken,
+    unreachable: &BTreeMap<String, String>,
+) -> Result<ResetReport, ResetError> {
     let selected: BTreeSet<String> = plans.iter().map(|p| p.host.clone()).collect();
     let membership = match tls {
         Some(tls) => etcd_members::plan_reset(inv, tls, &selected, settings.etcd_timeout).await?,
@@ -341,17 +435,17 @@ pub async fn run(
         }
         etcd_members::remove(tls, members, via, settings.etcd_timeout).await?;
     }
-    let owner = LockOwner::current("reset");
+    let kept: BTreeMap<String, Vec<String>> = plans
+        .iter()
+        .map(|p| (p.host.clone(), p.kept.clone()))
+        .collect();
     let items: Vec<_> = plans
         .into_iter()
+        .filter(|p| !unreachable.contains_key(&p.host))
         .filter_map(|p| {
             let target = targets.get(&p.host)?.clone();
             Some((p.host.clone(), (p, target)))
         })
-        .collect();
-    let kept: BTreeMap<String, Vec<String>> = items
-        .iter()
-        .map(|(h, (p, _))| (h.clone(), p.kept.clone()))
         .collect();
     let shared = settings.clone();
     let results = fanout::run(
@@ -359,12 +453,12 @@ pub async fn run(
         settings.concurrency,
         cancel,
         move |(plan, target)| {
-            let (pool, owner, settings) = (pool.clone(), owner.clone(), shared.clone());
-            async move { reset_host(&pool, &target, &plan, &owner, &settings).await }
+            let (pool, settings) = (pool.clone(), shared.clone());
+            async move { reset_host(&pool, &target, &plan, &settings).await }
         },
     )
     .await;
-    let hosts = results
+    let mut hosts: Vec<HostResetOutcome> = results
         .into_iter()
         .map(|(host, r)| {
             let kept = kept.get(&host).cloned().unwrap_or_default();
@@ -388,6 +482,12 @@ pub async fn run(
             }
         })
         .collect();
+    hosts.extend(unreachable.iter().map(|(host, e)| HostResetOutcome {
+        host: host.clone(),
+        actions: Vec::new(),
+        kept: kept.get(host).cloned().unwrap_or_default(),
+        error: Some(format!("{e}; nothing was changed on this host")),
+    }));
     Ok(ResetReport {
         dry_run: settings.dry_run,
         membership,
@@ -416,25 +516,15 @@ async fn reset_host(
     pool: &Pool,
     target: &HostTarget,
     plan: &HostReset,
-    owner: &LockOwner,
     settings: &ResetSettings,
 ) -> Result<Vec<ResetAction>, HostFailure> {
     let session = pool
         .get(target)
         .await
         .map_err(|e| HostFailure::Other(e.to_string()))?;
-    let own_lock = !settings.dry_run && !settings.locked_by_caller;
-    if own_lock {
-        lock::take(&session, owner, false)
-            .await
-            .map_err(|e| HostFailure::Other(format!("lock: {e}")))?;
-    }
     let args = script_args(plan, settings);
     let words: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = run_script(&session, &script_text(), &words, Duration::from_secs(300)).await;
-    if own_lock {
-        let _ = lock::release(&session, owner).await;
-    }
     let out = out.map_err(|e| HostFailure::Other(e.to_string()))?;
     let stdout = out.stdout_text();
     if let Some(found) = foreign_names(&stdout, out.status == ExitStatus::Code(FOREIGN_EXIT))
@@ -491,16 +581,15 @@ async fn check_data_dirs(
         .filter(|p| p.data_dir.is_some())
         .filter_map(|p| Some((p.host.clone(), (p.clone(), targets.get(&p.host)?.clone()))))
         .collect();
-    let owner = LockOwner::current("reset");
     let pool = pool.clone();
     let results = fanout::run(
         items,
         settings.concurrency,
         cancel,
         move |(plan, target)| {
-            let (pool, owner, dry) = (pool.clone(), owner.clone(), dry.clone());
+            let (pool, dry) = (pool.clone(), dry.clone());
             async move {
-                match reset_host(&pool, &target, &plan, &owner, &dry).await {
+                match reset_host(&pool, &target, &plan, &dry).await {
                     Err(HostFailure::Foreign(d)) => Err(d),
                     _ => Ok(()),
                 }
