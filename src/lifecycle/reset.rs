@@ -2,8 +2,9 @@
 //! on every selected host at once, in one round trip each: static pod manifests removed, units
 //! stopped and disabled, etcd's data dir moved aside (or purged), files, binaries and kinit's
 //! state removed, systemd reloaded, kinit's empty directories removed. A dry run asks the same
-//! script what it would do. The host's lock is held while it is reset (by the reset itself, or
-//! by the command it is part of: `kinit remove` holds the cluster's).
+//! script what it would do. The cluster lock is held on every selected host that answers from
+//! before etcd is asked anything to the end (by the reset itself, or by the command it is part
+//! of: `kinit remove` holds it on every host it contacts).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
