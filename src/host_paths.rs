@@ -89,6 +89,28 @@ host_paths! {
     KUBELET_UNIT = "kubelet_unit" => "/etc/systemd/system/kubelet.service";
     KUBELET_PKI_DIR = "kubelet_pki_dir" => "/var/lib/kubelet/pki";
     CONTAINERD_SOCKET = "containerd_socket" => "/run/containerd/containerd.sock";
+    /// The container runtime from the artifacts bundle: containerd, its runc shim, ctr, runc
+    /// and crictl, containerd's unit and configuration, crictl's configuration.
+    CONTAINERD_BINARY = "containerd_binary" => "/usr/local/bin/containerd";
+    CONTAINERD_SHIM_BINARY = "containerd_shim_binary" => "/usr/local/bin/containerd-shim-runc-v2";
+    CTR_BINARY = "ctr_binary" => "/usr/local/bin/ctr";
+    RUNC_BINARY = "runc_binary" => "/usr/local/sbin/runc";
+    CRICTL_BINARY = "crictl_binary" => "/usr/local/bin/crictl";
+    CONTAINERD_UNIT = "containerd_unit" => "/etc/systemd/system/containerd.service";
+    CONTAINERD_CONFIG = "containerd_config" => "/etc/containerd/config.toml";
+    CONTAINERD_ROOT = "containerd_root" => "/var/lib/containerd";
+    CRICTL_CONFIG = "crictl_config" => "/etc/crictl.yaml";
+    /// The CNI plugins from the bundle (`cni/<plugin>`), and the pod network kinit writes.
+    CNI_BIN_DIR = "cni_bin_dir" => "/opt/cni/bin";
+    CNI_BRIDGE_PLUGIN = "cni_bridge_plugin" => "/opt/cni/bin/bridge";
+    CNI_HOST_LOCAL_PLUGIN = "cni_host_local_plugin" => "/opt/cni/bin/host-local";
+    CNI_LOOPBACK_PLUGIN = "cni_loopback_plugin" => "/opt/cni/bin/loopback";
+    CNI_PORTMAP_PLUGIN = "cni_portmap_plugin" => "/opt/cni/bin/portmap";
+    CNI_CONF_DIR = "cni_conf_dir" => "/etc/cni/net.d";
+    CNI_CONFLIST = "cni_conflist" => "/etc/cni/net.d/10-kinit-bridge.conflist";
+    /// Images built from the bundle's binaries, imported into containerd before the kubelet
+    /// starts (no registry needed).
+    PAUSE_IMAGE_ARCHIVE = "pause_image_archive" => "/var/lib/kinit/images/pause.tar";
 
     HAPROXY_CFG = "haproxy_cfg" => "/etc/haproxy/haproxy.cfg";
     /// haproxy's runtime API (root and the haproxy group): kinit drains an apiserver here before

@@ -9,6 +9,7 @@
 pub mod archive;
 pub mod error;
 pub mod fetch;
+pub mod image;
 pub mod manifest;
 pub mod release;
 pub mod sources;

@@ -80,6 +80,9 @@ impl Component {
             Some(Component::Crictl)
         } else if name.starts_with(CNI_DIR) {
             Some(Component::Cni)
+        } else if name == super::image::PAUSE_ARCHIVE {
+            // Built from the Kubernetes release's own static pause.
+            Some(Component::Kubernetes)
         } else {
             None
         }

@@ -46,6 +46,13 @@ pub struct LabUpArgs {
     /// kube-apiserver, else image]
     #[arg(long, value_name = "DIR|image")]
     pub bundle: Option<std::path::PathBuf>,
+    /// Nodes that run containers: the bundle DIR must also hold kubelet, containerd,
+    /// containerd-shim-runc-v2, ctr, runc, pause and the CNI plugins bridge, host-local,
+    /// loopback and portmap (`hack/build-upstream.sh DIR --set node`); each node gets writable
+    /// cgroup v1 controllers of its own (cgroup v1 machines only), and `kinit up` runs
+    /// containerd and a kubelet on every node (about 60 MiB more per node)
+    #[arg(long)]
+    pub runtime: bool,
 }
 
 #[derive(Debug, Args)]
@@ -88,6 +95,7 @@ impl LabCommand {
                     }
                     Some(p) => crate::lab::plan::LabBundleChoice::Dir(p.to_path_buf()),
                 },
+                runtime: a.runtime,
             }),
             LabCommand::Down(a) => LabAction::Down {
                 name: a.name.clone(),

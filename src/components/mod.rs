@@ -29,7 +29,9 @@ pub enum ComponentId {
     EtcdSnapshots,
     Haproxy,
     Keepalived,
-    /// The kubelet (and, through the bundle, its container runtime).
+    /// containerd, runc, the CNI plugins and the pod network, and the sandbox image.
+    Containerd,
+    /// The kubelet.
     Kubelet,
     /// kube-apiserver, kube-controller-manager and kube-scheduler as static pods.
     ControlPlane,

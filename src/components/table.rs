@@ -75,6 +75,17 @@ const CONTROLLER_MANAGER_READS: &[&str] = &[
 ];
 const SCHEDULER_READS: &[&str] = &[paths::SCHEDULER_CONF];
 
+/// A binary from the bundle, 0755, whose change restarts `unit`.
+const fn bin(file: &'static str, path: &'static str, unit: &'static str) -> BinaryRow {
+    BinaryRow {
+        file,
+        path,
+        mode: 0o755,
+        on_change: super::OnChange::Restart(unit),
+        optional: false,
+    }
+}
+
 const fn port(
     number: u16,
     label: &'static str,
@@ -517,20 +528,115 @@ pub const TABLE: &[Component] = &[
         }),
     },
     Component {
-        id: ComponentId::Kubelet,
-        name: "kubelet",
-        roles: &[Worker],
+        id: ComponentId::Containerd,
+        name: "containerd",
+        // Wherever a kubelet runs (its roles and static-pod rule are the kubelet's).
+        roles: &[ControlPlane, Worker],
         with_static_pods: true,
         static_pod: false,
         when: None,
         packages: &[],
-        binaries: &[BinaryRow {
-            file: "kubelet",
-            path: paths::KUBELET_BINARY,
-            mode: 0o755,
-            on_change: Restart("kubelet"),
-            optional: false,
-        }],
+        binaries: &[
+            bin("containerd", paths::CONTAINERD_BINARY, "containerd"),
+            bin(
+                "containerd-shim-runc-v2",
+                paths::CONTAINERD_SHIM_BINARY,
+                "containerd",
+            ),
+            bin("ctr", paths::CTR_BINARY, "containerd"),
+            // Each container's runc is started afresh by its shim: a new runc needs no restart.
+            BinaryRow {
+                on_change: Nothing,
+                ..bin("runc", paths::RUNC_BINARY, "containerd")
+            },
+            BinaryRow {
+                on_change: Nothing,
+                optional: true,
+                ..bin("crictl", paths::CRICTL_BINARY, "containerd")
+            },
+            // CNI plugins run once per pod sandbox, likewise.
+            BinaryRow {
+                on_change: Nothing,
+                ..bin("cni/bridge", paths::CNI_BRIDGE_PLUGIN, "containerd")
+            },
+            BinaryRow {
+                on_change: Nothing,
+                ..bin("cni/host-local", paths::CNI_HOST_LOCAL_PLUGIN, "containerd")
+            },
+            BinaryRow {
+                on_change: Nothing,
+                ..bin("cni/loopback", paths::CNI_LOOPBACK_PLUGIN, "containerd")
+            },
+            BinaryRow {
+                on_change: Nothing,
+                ..bin("cni/portmap", paths::CNI_PORTMAP_PLUGIN, "containerd")
+            },
+        ],
+        files: &[
+            FileRow {
+                gated: true,
+                ..file(
+                    "containerd.service.tera",
+                    paths::CONTAINERD_UNIT,
+                    0o644,
+                    Restart("containerd"),
+                )
+            },
+            // Only with kinit's own containerd: a runtime installed another way keeps its
+            // configuration.
+            FileRow {
+                gated: true,
+                ..file(
+                    "containerd-config.toml.tera",
+                    paths::CONTAINERD_CONFIG,
+                    0o644,
+                    Restart("containerd"),
+                )
+            },
+            file("crictl.yaml.tera", paths::CRICTL_CONFIG, 0o644, Nothing),
+            // containerd reads the CNI configuration for each new pod sandbox.
+            file(
+                "cni-bridge.conflist.tera",
+                paths::CNI_CONFLIST,
+                0o644,
+                Nothing,
+            ),
+        ],
+        certificates: &[],
+        units: &[unit("containerd")],
+        ports: &[],
+        bundle_gate: &["containerd", "runc"],
+        on_reset: Remove,
+        stopped_for_restore: false,
+        rolling: None,
+    },
+    Component {
+        id: ComponentId::Kubelet,
+        name: "kubelet",
+        // Every node: control planes (systemd-run ones too: a node for DaemonSets), workers,
+        // and hosts whose static pods need a kubelet.
+        roles: &[ControlPlane, Worker],
+        with_static_pods: true,
+        static_pod: false,
+        when: None,
+        packages: &[],
+        binaries: &[
+            BinaryRow {
+                file: "kubelet",
+                path: paths::KUBELET_BINARY,
+                mode: 0o755,
+                on_change: Restart("kubelet"),
+                optional: false,
+            },
+            // The sandbox image, imported into containerd by the kubelet's unit before it starts.
+            BinaryRow {
+                file: crate::bundle::image::PAUSE_ARCHIVE,
+                path: paths::PAUSE_IMAGE_ARCHIVE,
+                mode: 0o644,
+                on_change: Restart("kubelet"),
+                optional: false,
+            },
+        ],
         files: &[
             FileRow {
                 gated: true,
@@ -564,7 +670,12 @@ pub const TABLE: &[Component] = &[
             ReachedFrom::Roles(&[ControlPlane]),
         )],
         // The kubelet needs a container runtime; kinit starts it only when the bundle carries both.
-        bundle_gate: &["kubelet", "containerd"],
+        bundle_gate: &[
+            "kubelet",
+            "containerd",
+            "runc",
+            crate::bundle::image::PAUSE_ARCHIVE,
+        ],
         on_reset: Remove,
         stopped_for_restore: false,
         rolling: None,

@@ -10,6 +10,7 @@ fn every_component_has_one_row_and_a_unique_name() {
         ComponentId::EtcdSnapshots,
         ComponentId::Haproxy,
         ComponentId::Keepalived,
+        ComponentId::Containerd,
         ComponentId::Kubelet,
         ComponentId::ControlPlane,
         ComponentId::KubeApiserver,

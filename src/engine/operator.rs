@@ -222,6 +222,76 @@ pub async fn cluster_admins(
     Err(last.expect("at least the endpoint was tried").into())
 }
 
+/// How long the kubelets get, from the end of the control plane's phase, to register and
+/// report Ready.
+const NODES_READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Wait until every host the table gives a kubelet is a `Ready` Node. Nothing to wait for when
+/// the bundle holds no kubelet (nothing registers).
+pub async fn nodes_ready(
+    inv: &Inventory,
+    bundle: &crate::bundle::Bundle,
+    opts: &RunOptions,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> Result<String, OperatorError> {
+    use crate::components::{self, ComponentId};
+    use crate::kube::{ApiClient, nodes};
+    let kubelet = components::component(ComponentId::Kubelet);
+    let lacking = kubelet.lacking(bundle);
+    let hosts: Vec<String> = kubelet.hosts(inv).iter().map(|h| h.name.clone()).collect();
+    if !lacking.is_empty() {
+        return Ok(format!(
+            "skipped: no kubelet runs (the bundle lacks {})",
+            lacking.join(", ")
+        ));
+    }
+    if opts.dry_run {
+        return Ok(format!(
+            "would wait for the Nodes {} to be Ready",
+            hosts.join(", ")
+        ));
+    }
+    let client = ApiClient::from_pki_kubeconfig(&inv.pki_dir, "admin.conf")?;
+    let started = std::time::Instant::now();
+    loop {
+        let last = match nodes::list(&client, API_REQUEST).await {
+            Ok(list) => {
+                let waiting: Vec<String> = hosts
+                    .iter()
+                    .filter_map(|h| match list.get(h) {
+                        Some(n) if n.ready => None,
+                        Some(n) => Some(format!("{h} not Ready ({})", n.why)),
+                        None => Some(format!("{h} not registered")),
+                    })
+                    .collect();
+                if waiting.is_empty() {
+                    return Ok(format!(
+                        "{} node(s) Ready: {} ({:.1}s)",
+                        hosts.len(),
+                        hosts.join(", "),
+                        started.elapsed().as_secs_f64()
+                    ));
+                }
+                waiting.join("; ")
+            }
+            Err(e) => e.to_string(),
+        };
+        if started.elapsed() >= NODES_READY_TIMEOUT {
+            return Err(OperatorError::NodesNotReady {
+                waited: NODES_READY_TIMEOUT,
+                last,
+            });
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return Err(OperatorError::NodesNotReady {
+                waited: started.elapsed(),
+                last: format!("interrupted; {last}"),
+            }),
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

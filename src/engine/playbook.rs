@@ -57,6 +57,9 @@ pub enum OperatorStep {
     /// The RBAC kinit's certificates rely on (admin.conf's group bound to cluster-admin),
     /// created through the API with super-admin.conf once an apiserver serves.
     ClusterAdmins,
+    /// Every host that runs a kubelet registered as a Node and `Ready` (its runtime and pod
+    /// network up), through the endpoint with admin.conf.
+    NodesReady,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -221,7 +224,8 @@ mod tests {
                 "load-balancer",
                 "control-plane",
                 "control-plane-units",
-                "cluster-admins"
+                "cluster-admins",
+                "nodes-ready"
             ]
         );
     }

@@ -70,6 +70,11 @@ pub enum OperatorError {
     Join(#[from] super::etcd_join::JoinError),
     #[error(transparent)]
     KubeApi(#[from] crate::kube::KubeApiError),
+    #[error("the nodes were not all Ready after {}s: {last}", waited.as_secs())]
+    NodesNotReady {
+        waited: std::time::Duration,
+        last: String,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -393,6 +398,16 @@ impl Engine {
                 self.inventory.etcd_cluster_token = Some(token);
                 // The PKI and the etcd token may have changed: render again.
                 state.rendered = None;
+                self.emit(Event::Note {
+                    phase: phase.name.clone(),
+                    message,
+                });
+            }
+            OperatorStep::NodesReady => {
+                let message =
+                    operator::nodes_ready(&self.inventory, &state.bundle, opts, &self.cancel)
+                        .await
+                        .map_err(|e| RunError::operator(phase, e))?;
                 self.emit(Event::Note {
                     phase: phase.name.clone(),
                     message,

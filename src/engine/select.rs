@@ -61,7 +61,7 @@ mod tests {
 
     #[test]
     fn phases_are_picked_by_skip_only_and_from() {
-        assert_eq!(names(PhaseSelection::default()).unwrap().len(), 12);
+        assert_eq!(names(PhaseSelection::default()).unwrap().len(), 13);
         assert_eq!(
             names(PhaseSelection {
                 from: Some("load-balancer".into()),
@@ -72,7 +72,8 @@ mod tests {
                 "load-balancer",
                 "control-plane",
                 "control-plane-units",
-                "cluster-admins"
+                "cluster-admins",
+                "nodes-ready"
             ]
         );
         assert_eq!(

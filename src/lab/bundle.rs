@@ -27,6 +27,23 @@ pub const KUBERNETES_BINARIES: &[&str] = &[
     "etcdutl",
 ];
 
+/// What a runtime lab's bundle adds (`--runtime`): (file in the bundle, file in the source
+/// directory, as `hack/build-upstream.sh DIR --set node` and the kubernetes set lay them out).
+pub const RUNTIME_BINARIES: &[(&str, &str)] = &[
+    ("kubelet", "kubelet"),
+    ("containerd", "containerd"),
+    ("containerd-shim-runc-v2", "containerd-shim-runc-v2"),
+    ("ctr", "ctr"),
+    ("runc", "runc"),
+    ("crictl", "crictl"),
+    ("cni/bridge", "bridge"),
+    ("cni/host-local", "host-local"),
+    ("cni/loopback", "loopback"),
+    ("cni/portmap", "portmap"),
+];
+/// The static pause the sandbox image is built from.
+const PAUSE_BINARY: &str = "pause";
+
 /// Where `hack/build-upstream.sh` puts its binaries by default (README, `.ci/run`).
 pub const DEFAULT_UPSTREAM_DIR: &str = "/var/cache/kinit-test/bundle-bin";
 
@@ -48,31 +65,51 @@ impl LabBundleSource {
 }
 
 /// The source a request asks for: the default Kubernetes bundle only when it is there.
-pub fn resolve(choice: &LabBundleChoice) -> Result<LabBundleSource, LabError> {
+pub fn resolve(choice: &LabBundleChoice, runtime: bool) -> Result<LabBundleSource, LabError> {
     let dir = match choice {
+        LabBundleChoice::Image if runtime => {
+            return Err(LabError::Invalid(
+                "--runtime needs a Kubernetes bundle directory (kubelet, containerd, runc, ...), not `image`".into(),
+            ));
+        }
         LabBundleChoice::Image => return Ok(LabBundleSource::Image),
         LabBundleChoice::Default => {
             let dir = PathBuf::from(DEFAULT_UPSTREAM_DIR);
-            if !dir.join("kube-apiserver").is_file() {
+            if !dir.join("kube-apiserver").is_file() && !runtime {
                 return Ok(LabBundleSource::Image);
             }
             dir
         }
         LabBundleChoice::Dir(dir) => dir.clone(),
     };
+    let runtime_files = runtime
+        .then(|| {
+            RUNTIME_BINARIES
+                .iter()
+                .map(|(_, from)| *from)
+                .chain([PAUSE_BINARY])
+        })
+        .into_iter()
+        .flatten();
     let missing: Vec<&str> = KUBERNETES_BINARIES
         .iter()
         .copied()
+        .chain(runtime_files)
         .filter(|f| !dir.join(f).is_file())
         .collect();
     if !missing.is_empty() {
         return Err(LabError::step(
             "reading the lab's bundle",
             format!(
-                "{} lacks {}; build them with `hack/build-upstream.sh {}`",
+                "{} lacks {}; build them with `hack/build-upstream.sh {}{}`",
                 dir.display(),
                 missing.join(", "),
-                dir.display()
+                dir.display(),
+                if runtime {
+                    " --set kubernetes --set etcd --set node"
+                } else {
+                    ""
+                }
             ),
         ));
     }
@@ -119,6 +156,7 @@ pub fn ensure(
     lab_dir: &Path,
     image_rootfs: &Path,
     source: &LabBundleSource,
+    runtime: bool,
 ) -> Result<PathBuf, LabError> {
     let dir = lab_dir.join("bundle");
     if dir.join("SHA256SUMS").is_file() {
@@ -127,7 +165,7 @@ pub fn ensure(
     let tmp = lab_dir.join(".bundle.tmp");
     let _ = fs::remove_dir_all(&tmp);
     fs::create_dir_all(&tmp).map_err(|e| LabError::io(&tmp, "creating", e))?;
-    let files: Vec<(String, PathBuf)> = match source {
+    let mut files: Vec<(String, PathBuf)> = match source {
         LabBundleSource::Image => IMAGE_BINARIES
             .iter()
             .map(|(name, at)| (name.to_string(), image_rootfs.join(at)))
@@ -137,13 +175,41 @@ pub fn ensure(
             .map(|name| (name.to_string(), dir.join(name)))
             .collect(),
     };
+    if let (true, LabBundleSource::Kubernetes { dir, .. }) = (runtime, source) {
+        files.extend(
+            RUNTIME_BINARIES
+                .iter()
+                .map(|(name, from)| (name.to_string(), dir.join(from))),
+        );
+        // The sandbox image, built here from the static pause as `kinit bundle images` does.
+        let images = tmp.join("images");
+        fs::create_dir_all(&images).map_err(|e| LabError::io(&images, "creating", e))?;
+        let from = dir.join(PAUSE_BINARY);
+        let archive = crate::bundle::image::pause_archive(
+            &from,
+            crate::config::model::DEFAULT_IMAGE_REPOSITORY,
+            "amd64",
+        )
+        .map_err(|e| LabError::io(&from, "building the pause image from", e))?;
+        let at = tmp.join(crate::bundle::image::PAUSE_ARCHIVE);
+        fs::write(&at, archive).map_err(|e| LabError::io(&at, "writing", e))?;
+    }
     let mut sums = String::new();
     for (name, from) in files {
         let to = tmp.join(&name);
+        if let Some(parent) = to.parent() {
+            fs::create_dir_all(parent).map_err(|e| LabError::io(parent, "creating", e))?;
+        }
         if fs::hard_link(&from, &to).is_err() {
             fs::copy(&from, &to).map_err(|e| LabError::io(&from, "copying", e))?;
         }
         let sha = crate::fsutil::sha256_file(&to).map_err(|e| LabError::io(&to, "reading", e))?;
+        sums.push_str(&format!("{sha}  {name}\n"));
+    }
+    if runtime {
+        let name = crate::bundle::image::PAUSE_ARCHIVE;
+        let at = tmp.join(name);
+        let sha = crate::fsutil::sha256_file(&at).map_err(|e| LabError::io(&at, "reading", e))?;
         sums.push_str(&format!("{sha}  {name}\n"));
     }
     let sums_path = tmp.join("SHA256SUMS");
@@ -176,11 +242,11 @@ mod tests {
     #[test]
     fn image_bundles_need_nothing_built() {
         assert_eq!(
-            resolve(&LabBundleChoice::Image).unwrap(),
+            resolve(&LabBundleChoice::Image, false).unwrap(),
             LabBundleSource::Image
         );
         let empty = tempfile::tempdir().unwrap();
-        let err = resolve(&LabBundleChoice::Dir(empty.path().into()))
+        let err = resolve(&LabBundleChoice::Dir(empty.path().into()), false)
             .unwrap_err()
             .to_string();
         assert!(err.contains("lacks etcd, etcdctl, kube-apiserver"), "{err}");

@@ -4,6 +4,12 @@
 //! with status 219/CGROUP). So each nspawn first moves into `<kinit's cgroup>/kinit-<machine>`,
 //! in every hierarchy systemd tracks processes in (the unified one, plus name=systemd on hybrid
 //! machines). The directories are recorded and removed when the node stops.
+//!
+//! A node that runs containers (`kinit lab up --runtime`) also gets a cgroup of its own in
+//! every cgroup v1 controller hierarchy: nspawn mounts the node's view of them read-only, the
+//! node's init remounts them writable, and the kubelet and runc then create the pods' cgroups
+//! below the node's (this machine's hierarchies are root's to write). The kernel enforces the
+//! pods' limits there like on any host.
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
@@ -14,8 +20,9 @@ use super::LabError;
 
 const ROOT: &str = "/sys/fs/cgroup";
 
-/// The cgroup directories a node `machine` gets on this machine.
-pub fn node_cgroups(machine: &str) -> Vec<PathBuf> {
+/// The cgroup directories a node `machine` gets on this machine (`runtime`: in every v1
+/// controller hierarchy too).
+pub fn node_cgroups(machine: &str, runtime: bool) -> Vec<PathBuf> {
     let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
     let path_of = |hierarchy: &str| {
         own.lines().find_map(|l| {
@@ -43,6 +50,22 @@ pub fn node_cgroups(machine: &str) -> Vec<PathBuf> {
         {
             dirs.push(root.join("unified").join(p).join(&leaf));
         }
+        if runtime {
+            for line in own.lines() {
+                let mut parts = line.splitn(3, ':');
+                let (_, controllers, path) = (parts.next(), parts.next(), parts.next());
+                let (Some(controllers), Some(path)) = (controllers, path) else {
+                    continue;
+                };
+                if controllers.is_empty() || controllers.starts_with("name=") {
+                    continue;
+                }
+                let mount = root.join(controllers);
+                if mount.join("cgroup.procs").exists() {
+                    dirs.push(mount.join(path.trim_start_matches('/')).join(&leaf));
+                }
+            }
+        }
     }
     dirs
 }
@@ -50,6 +73,18 @@ pub fn node_cgroups(machine: &str) -> Vec<PathBuf> {
 pub fn create(dirs: &[PathBuf]) -> Result<(), LabError> {
     for d in dirs {
         std::fs::create_dir_all(d).map_err(|e| LabError::io(d, "creating cgroup", e))?;
+        // A new cpuset cgroup has no CPUs and no memory nodes: nothing could join it.
+        for f in ["cpuset.cpus", "cpuset.mems"] {
+            let here = d.join(f);
+            let empty = std::fs::read_to_string(&here).is_ok_and(|v| v.trim().is_empty());
+            if empty && let Some(parent) = d.parent() {
+                let from = parent.join(f);
+                let value = std::fs::read_to_string(&from)
+                    .map_err(|e| LabError::io(&from, "reading", e))?;
+                std::fs::write(&here, value.trim())
+                    .map_err(|e| LabError::io(&here, "writing", e))?;
+            }
+        }
     }
     Ok(())
 }
@@ -123,7 +158,7 @@ mod tests {
 
     #[test]
     fn node_cgroups_are_named_after_the_machine_below_our_own() {
-        let dirs = node_cgroups("default-cp1");
+        let dirs = node_cgroups("default-cp1", false);
         assert!(
             !dirs.is_empty(),
             "no systemd cgroup hierarchy found under {ROOT}"

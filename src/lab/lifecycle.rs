@@ -99,7 +99,7 @@ pub fn up(req: &LabRequest, reporter: &dyn Reporter) -> Result<UpOutcome, LabErr
     let name = req.name.clone().unwrap_or_else(|| DEFAULT_NAME.to_string());
     validate_name(&name)?;
     // Before the plan, so that a request for more nodes than a lab may have also hears what fits.
-    let source = super::bundle::resolve(&req.bundle)?;
+    let source = super::bundle::resolve(&req.bundle, req.runtime)?;
     if !LabState::path(&lab_dir(&name)).exists() {
         let workload = match source.kubernetes() {
             Some(_) => super::capacity::LabWorkload::Kubernetes,
@@ -125,7 +125,8 @@ pub fn up(req: &LabRequest, reporter: &dyn Reporter) -> Result<UpOutcome, LabErr
     let mut state = match LabState::load(&paths.dir)? {
         Some(state) => {
             let differs = (req.nodes.is_some() && requested.nodes.len() != state.plan.nodes.len())
-                || (req.subnet.is_some() && requested.subnet != state.plan.subnet);
+                || (req.subnet.is_some() && requested.subnet != state.plan.subnet)
+                || (req.runtime && !state.plan.runtime);
             if differs {
                 return Err(LabError::ShapeMismatch {
                     lab: state.plan.name.clone(),
@@ -169,7 +170,7 @@ pub fn up(req: &LabRequest, reporter: &dyn Reporter) -> Result<UpOutcome, LabErr
             let nodes = requested
                 .nodes
                 .iter()
-                .map(|n| node::record(&paths.dir, n))
+                .map(|n| node::record(&paths.dir, n, requested.runtime))
                 .collect::<Result<_, _>>()?;
             LabState {
                 plan: requested,
@@ -192,7 +193,7 @@ pub fn up(req: &LabRequest, reporter: &dyn Reporter) -> Result<UpOutcome, LabErr
     state.save(&paths.dir)?;
     drop(subnets_lock);
     // An existing lab keeps the bundle it was made with.
-    super::bundle::ensure(&paths.dir, &state.image, &source)?;
+    super::bundle::ensure(&paths.dir, &state.image, &source, plan.runtime)?;
 
     let lab_key = keys::ensure_key(&paths.key, &format!("kinit-lab-{}", plan.name))?;
     ensure_bridge(&plan)?;

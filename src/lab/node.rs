@@ -19,7 +19,7 @@ use super::{bridge, cgroup, mounts};
 const STOP_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A fresh record for a node of a lab whose directory is `lab_dir`.
-pub fn record(lab_dir: &Path, node: &PlannedNode) -> Result<NodeRecord, LabError> {
+pub fn record(lab_dir: &Path, node: &PlannedNode, runtime: bool) -> Result<NodeRecord, LabError> {
     let dir = lab_dir.join("nodes").join(&node.name);
     Ok(NodeRecord {
         name: node.name.clone(),
@@ -30,7 +30,7 @@ pub fn record(lab_dir: &Path, node: &PlannedNode) -> Result<NodeRecord, LabError
         log: dir.join("console.log"),
         nspawn: None,
         leader: None,
-        cgroups: cgroup::node_cgroups(&node.machine),
+        cgroups: cgroup::node_cgroups(&node.machine, runtime),
     })
 }
 
@@ -146,7 +146,57 @@ pub fn write_identity(
     )?;
     keys::generate(&host_key_path(rec), &format!("root@{}", node.name))
         .map_err(|e| e.for_node(&node.name))?;
+    if plan.runtime {
+        write_runtime_init(rec)?;
+    }
     Ok(())
+}
+
+/// A runtime node's init (`--runtime`), run by nspawn instead of systemd: it gives the node
+/// what a real host has and a container does not, then becomes systemd.
+const RUNTIME_INIT: &str = "usr/local/sbin/kinit-lab-init";
+/// Where containerd keeps its images and snapshots on a runtime node: a directory on this
+/// machine's file system bound into the node (overlayfs refuses an upper dir on an overlay).
+const CONTAINERD_STORE: &str = "containerd";
+
+fn write_runtime_init(rec: &NodeRecord) -> Result<(), LabError> {
+    let up = &rec.upper;
+    for dir in ["usr", "usr/local", "usr/local/sbin", "usr/local/share"] {
+        mkdir(&up.join(dir), 0o755)?;
+    }
+    mkdir(&up.join("usr/local/share/kinit-lab"), 0o755)?;
+    // The kubelet insists on these kernel settings and would write them; they are this
+    // machine's, read-only in the node. It is shown the values it wants, in the node's own
+    // mount namespace (this machine keeps its own).
+    let sysctls = [
+        ("vm/overcommit_memory", "1"),
+        ("kernel/panic", "10"),
+        ("kernel/panic_on_oops", "1"),
+    ];
+    let mut script = String::from(
+        "#!/bin/sh\n\
+         # kinit lab (--runtime): what a real host gives the kubelet and runc, then systemd.\n\
+         # The node's cgroup v1 controllers (its own cgroups, see kinit's lab/cgroup.rs), writable.\n\
+         for c in /sys/fs/cgroup/*; do\n\
+         \x20 case \"$c\" in */unified|*/systemd) ;; *) [ -d \"$c\" ] && [ ! -L \"$c\" ] && mount -o remount,bind,rw \"$c\" ;; esac\n\
+         done\n\
+         # The kubelet reads the kernel log; the node has none of its own.\n\
+         [ -e /dev/kmsg ] || ln -s /dev/console /dev/kmsg\n",
+    );
+    for (key, value) in sysctls {
+        let file = format!("usr/local/share/kinit-lab/sysctl-{}", key.replace('/', "-"));
+        write(&up.join(&file), &format!("{value}\n"), 0o644)?;
+        script.push_str(&format!("mount --bind /{file} /proc/sys/{key}\n"));
+    }
+    script.push_str("exec /lib/systemd/systemd \"$@\"\n");
+    write(&up.join(RUNTIME_INIT), &script, 0o755)?;
+    mkdir(
+        &rec.upper
+            .parent()
+            .expect("a node dir")
+            .join(CONTAINERD_STORE),
+        0o700,
+    )
 }
 
 pub fn identity_written(rec: &NodeRecord) -> bool {
@@ -223,12 +273,30 @@ pub fn spawn(rec: &NodeRecord, plan: &LabPlan, node: &PlannedNode) -> Result<Chi
         .arg(format!("--machine={}", node.machine))
         .arg(format!("--hostname={}", node.name))
         .arg(format!("--uuid={}", uuid(&rec.machine_id)))
-        .arg("--boot")
         // No machined or system D-Bus here: do not register, stay in kinit's own cgroup.
         .arg("--register=no")
         .arg("--keep-unit")
         .arg("--link-journal=no")
         .arg(format!("--network-bridge={}", plan.bridge));
+    if plan.runtime {
+        let store = rec
+            .upper
+            .parent()
+            .expect("a node dir")
+            .join(CONTAINERD_STORE);
+        // runc joins a session keyring for each container; nspawn's filter refuses the calls.
+        cmd.arg("--system-call-filter=add_key keyctl")
+            .arg(format!(
+                "--bind={}:{}",
+                store.display(),
+                crate::host_paths::CONTAINERD_ROOT
+            ))
+            // What --boot would set: systemd halts on SIGRTMIN+3 (it re-executes on SIGTERM).
+            .arg("--kill-signal=SIGRTMIN+3")
+            .arg(format!("/{RUNTIME_INIT}"));
+    } else {
+        cmd.arg("--boot");
+    }
     cgroup::create(&rec.cgroups).map_err(|e| e.for_node(&node.name))?;
     spawn_detached(&mut cmd, &rec.log, cgroup::procs_files(&rec.cgroups))
         .map_err(|e| LabError::node_step(&node.name, "starting systemd-nspawn", e.to_string()))

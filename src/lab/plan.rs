@@ -30,6 +30,8 @@ pub struct LabRequest {
     pub subnet: Option<Ipv4Net>,
     /// Where the lab's binaries come from (a new lab only).
     pub bundle: LabBundleChoice,
+    /// Nodes that run containers (a new lab only): see [`LabPlan::runtime`].
+    pub runtime: bool,
 }
 
 /// The binaries a new lab's `kinit up` deploys.
@@ -61,6 +63,11 @@ pub struct LabPlan {
     /// None: the image's etcd only.
     #[serde(default)]
     pub kubernetes: Option<String>,
+    /// Nodes that can run containers: writable cgroup v1 controllers of their own, runc's
+    /// keyring calls allowed, containerd's store outside the node's overlay, and the bundle's
+    /// containerd, runc, CNI plugins, kubelet and pause image for `kinit up` (see `runtime`).
+    #[serde(default)]
+    pub runtime: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -149,6 +156,7 @@ impl LabPlan {
             subnet,
             nodes,
             kubernetes: None,
+            runtime: req.runtime,
         })
     }
 

@@ -40,6 +40,8 @@ pub const BOOKWORM: Recipe = Recipe {
         // apiserver stand-in on 6443.
         "curl",
         "openssl",
+        // The CNI bridge plugin masquerades pod traffic leaving the pod subnet with iptables.
+        "iptables",
     ],
     enable: &["systemd-networkd.service", "ssh.service"],
     disable: &["etcd.service", "haproxy.service", "keepalived.service"],

@@ -231,16 +231,13 @@ fn per_host(
             "CgroupVersion",
             "cgroup v1, and no kubelet runs on this host",
         ),
-        Some(CgroupVersion::V1) if inv.kubernetes_version.minor >= 35 => fail(
-            h,
-            "CgroupVersion",
-            "cgroup v1: the kubelet refuses it from Kubernetes 1.35",
-            "boot with cgroup v2 (systemd.unified_cgroup_hierarchy=1)",
-        ),
+        // kubeadm's rule: v1.35's kubelet refuses cgroup v1 unless its configuration says
+        // failCgroupV1: false, which kinit's does; then it is a warning.
         Some(CgroupVersion::V1) => warn(
             h,
             "CgroupVersion",
-            "cgroup v1 support is deprecated in Kubernetes",
+            "cgroup v1: in maintenance in Kubernetes (the kubelet runs on it only because kinit \
+             sets failCgroupV1: false; support will go)",
             "boot with cgroup v2 (systemd.unified_cgroup_hierarchy=1)",
         ),
         None => warn(

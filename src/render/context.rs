@@ -5,6 +5,8 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 
+use ipnet::IpNet;
+
 use serde::Serialize;
 
 use super::error::RenderError;
@@ -32,6 +34,12 @@ pub struct Cluster {
     pub image_repository: String,
     pub etcd_image: String,
     pub etcd_v36: bool,
+    /// The sandbox image containerd runs every pod with: under `image_repository`, the tag of
+    /// the bundle's pause archive.
+    pub pause_image: String,
+    /// The name the bundle's pause archive carries (kubeadm's default repository); retagged as
+    /// `pause_image` on import when the repository differs.
+    pub pause_image_archived: String,
     pub endpoint: Endpoint,
     pub networking: Networking,
     pub control_plane: Vec<ControlPlaneHost>,
@@ -71,6 +79,8 @@ pub struct Networking {
     pub dns_domain: String,
     /// The cluster DNS service: the 10th address of the service subnet (kubeadm).
     pub cluster_dns: String,
+    /// The pods' default route: `0.0.0.0/0`, or `::/0` for an IPv6 pod subnet.
+    pub pod_default_route: &'static str,
 }
 
 #[derive(Debug, Serialize)]
@@ -147,6 +157,8 @@ pub struct HostView {
     /// `existing` when it joins a running cluster; what it started with once it runs.
     pub etcd_initial_cluster: String,
     pub etcd_initial_cluster_state: String,
+    /// This host's slice of the pod subnet (its CNI bridge's addresses), when it runs a kubelet.
+    pub pod_cidr: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -160,6 +172,7 @@ pub struct Vrrp {
 
 /// The cluster-wide part, computed once for all hosts.
 pub fn cluster(inv: &Inventory) -> Result<Cluster, RenderError> {
+    pod_cidrs(inv)?;
     let (etcd_tag, etcd_v36) = etcd_version_for(inv.kubernetes_version.minor);
     let cps: Vec<&Host> = inv.control_plane().collect();
     let lb = inv.endpoint.load_balancer == LoadBalancerKind::HaproxyKeepalived;
@@ -188,6 +201,10 @@ pub fn cluster(inv: &Inventory) -> Result<Cluster, RenderError> {
         image_repository: inv.image_repository.clone(),
         etcd_image: format!("{}/etcd:{etcd_tag}", inv.image_repository),
         etcd_v36,
+        pause_image: crate::bundle::image::pause_reference(&inv.image_repository),
+        pause_image_archived: crate::bundle::image::pause_reference(
+            crate::config::model::DEFAULT_IMAGE_REPOSITORY,
+        ),
         endpoint: Endpoint {
             address: inv.endpoint.address.clone(),
             port: inv.endpoint.port,
@@ -212,6 +229,10 @@ pub fn cluster(inv: &Inventory) -> Result<Cluster, RenderError> {
             service_subnet: inv.networking.service_subnet.to_string(),
             dns_domain: inv.networking.dns_domain.clone(),
             cluster_dns: nth_address(inv, 10).to_string(),
+            pod_default_route: match inv.networking.pod_subnet {
+                ipnet::IpNet::V4(_) => "0.0.0.0/0",
+                ipnet::IpNet::V6(_) => "::/0",
+            },
         },
         control_plane: cps
             .iter()
@@ -309,6 +330,11 @@ pub fn host(inv: &Inventory, host: &Host) -> HostView {
         },
         etcd_initial_cluster: bootstrap.initial_cluster,
         etcd_initial_cluster_state: bootstrap.state,
+        pod_cidr: crate::components::component(crate::components::ComponentId::Kubelet)
+            .runs_on(inv, host)
+            .then(|| pod_cidr(inv, host).ok())
+            .flatten()
+            .map(|c| c.to_string()),
         apiserver_etcd_servers: match inv.topology {
             Topology::Stacked => format!("https://{url_loopback}:{}", ports::ETCD_CLIENT),
             Topology::External => inv
@@ -319,6 +345,56 @@ pub fn host(inv: &Inventory, host: &Host) -> HostView {
                 .join(","),
         },
     }
+}
+
+/// Each node's pod addresses: a /24 (IPv4) or /64 (IPv6) of the pod subnet, the same as the
+/// controller-manager's default node mask.
+const NODE_POD_PREFIX_V4: u8 = 24;
+const NODE_POD_PREFIX_V6: u8 = 64;
+
+/// `host`'s slice of the pod subnet: the slice numbered by the low bits of its address (with
+/// a /16 pod subnet, `10.0.0.11` gets `10.244.11.0/24`). It depends on the host alone, so
+/// adding or removing another host never moves a running node's pods.
+pub fn pod_cidr(inv: &Inventory, host: &Host) -> Result<IpNet, String> {
+    let pods = inv.networking.pod_subnet;
+    let node_prefix = match pods {
+        IpNet::V4(_) => NODE_POD_PREFIX_V4,
+        IpNet::V6(_) => NODE_POD_PREFIX_V6,
+    };
+    if pods.prefix_len() > node_prefix {
+        return Err(format!(
+            "networking.podSubnet {pods} is smaller than one node's /{node_prefix}"
+        ));
+    }
+    let bits = u32::from(node_prefix - pods.prefix_len()).min(32);
+    let slices: u128 = 1u128 << bits;
+    let index = match host.address {
+        IpAddr::V4(a) => u128::from(u32::from(a)),
+        IpAddr::V6(a) => u128::from(a),
+    } % slices;
+    let mut it = pods
+        .subnets(node_prefix)
+        .map_err(|e| format!("networking.podSubnet {pods}: {e}"))?;
+    it.nth(index as usize)
+        .ok_or_else(|| format!("networking.podSubnet {pods} has no slice {index}"))
+}
+
+/// Every kubelet host's pod slice, refusing two hosts that would share one.
+fn pod_cidrs(inv: &Inventory) -> Result<BTreeMap<String, IpNet>, RenderError> {
+    let mut out: BTreeMap<String, IpNet> = BTreeMap::new();
+    for h in crate::components::component(crate::components::ComponentId::Kubelet).hosts(inv) {
+        let cidr = pod_cidr(inv, h).map_err(RenderError::Unsupported)?;
+        if let Some((other, _)) = out.iter().find(|(_, c)| **c == cidr) {
+            return Err(RenderError::Unsupported(format!(
+                "hosts {other} and {} would share the pod addresses {cidr}: each node's slice of \
+                 networking.podSubnet is numbered by the low bits of its address; give the \
+                 hosts addresses that differ there, or a larger podSubnet",
+                h.name
+            )));
+        }
+        out.insert(h.name.clone(), cidr);
+    }
+    Ok(out)
 }
 
 /// The n-th address of the service subnet (1 = the kubernetes service, 10 = cluster DNS).

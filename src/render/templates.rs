@@ -9,6 +9,22 @@ use super::error::{RenderError, template_error};
 /// Every template kinit knows, by file name, with its built-in text.
 pub const EMBEDDED: &[(&str, &str)] = &[
     (
+        "containerd.service.tera",
+        include_str!("../../templates/containerd.service.tera"),
+    ),
+    (
+        "containerd-config.toml.tera",
+        include_str!("../../templates/containerd-config.toml.tera"),
+    ),
+    (
+        "crictl.yaml.tera",
+        include_str!("../../templates/crictl.yaml.tera"),
+    ),
+    (
+        "cni-bridge.conflist.tera",
+        include_str!("../../templates/cni-bridge.conflist.tera"),
+    ),
+    (
         "etcd.service.tera",
         include_str!("../../templates/etcd.service.tera"),
     ),

@@ -74,11 +74,30 @@ pub fn lab_up_kubernetes(name: &'static str, subnet: &str, nodes: &str) -> Lab {
     lab_up_with(name, subnet, nodes, dir.to_str().unwrap())
 }
 
+/// A lab whose nodes run containers (`--runtime`): `kinit up` runs containerd and a kubelet
+/// on every node beside the real control plane.
+pub fn lab_up_runtime(name: &'static str, subnet: &str, nodes: &str) -> Lab {
+    let dir = upstream_bin();
+    lab_up_with_args(name, subnet, nodes, dir.to_str().unwrap(), &["--runtime"])
+}
+
 fn lab_up_with(name: &'static str, subnet: &str, nodes: &str, bundle: &str) -> Lab {
+    lab_up_with_args(name, subnet, nodes, bundle, &[])
+}
+
+fn lab_up_with_args(
+    name: &'static str,
+    subnet: &str,
+    nodes: &str,
+    bundle: &str,
+    extra: &[&str],
+) -> Lab {
     let _ = kinit(&["lab", "down", "--name", name]);
-    let out = kinit(&[
+    let mut args = vec![
         "lab", "up", "--name", name, "--subnet", subnet, "--nodes", nodes, "--bundle", bundle,
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let out = kinit(&args);
     assert!(out.status.success(), "lab up: {}", text(&out));
     Lab {
         name,

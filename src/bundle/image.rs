@@ -1,0 +1,219 @@
+//! Container images without a registry: an OCI image archive (`oci-layout`, `index.json`,
+//! `blobs/sha256/…`, the format `ctr images import` reads) built from the bundle's own static
+//! binaries. One layer holding the binary at `/`, a config naming it as the entrypoint. The
+//! archive is byte-for-byte the same for the same binary (mtimes 0, fixed order), so its
+//! digest in SHA256SUMS only changes with the binary.
+
+use std::io;
+use std::path::Path;
+
+use serde_json::json;
+
+/// The sandbox ("pause") image's tag: kubeadm's `PauseVersion` for Kubernetes v1.34 and later.
+pub const PAUSE_TAG: &str = "3.10.1";
+/// Where the pause archive lies in a bundle (and SHA256SUMS names it).
+pub const PAUSE_ARCHIVE: &str = "images/pause.tar";
+
+/// One image to build: a static binary at `/<binary name>`, run as `user`.
+#[derive(Debug, Clone)]
+pub struct StaticImage<'a> {
+    /// The full reference, `registry.k8s.io/pause:3.10.1`.
+    pub reference: &'a str,
+    /// Name of the binary inside the image (`pause` → `/pause`).
+    pub binary_name: &'a str,
+    pub binary: &'a [u8],
+    /// `uid:gid`.
+    pub user: &'a str,
+    pub arch: &'a str,
+}
+
+/// The pause image's reference under an image repository (`registry.k8s.io` → `registry.k8s.io/pause:3.10.1`).
+pub fn pause_reference(image_repository: &str) -> String {
+    format!("{image_repository}/pause:{PAUSE_TAG}")
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data);
+    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn tar_entry(t: &mut tar::Builder<Vec<u8>>, path: &str, data: &[u8], mode: u32) -> io::Result<()> {
+    let mut h = tar::Header::new_ustar();
+    h.set_size(data.len() as u64);
+    h.set_mode(mode);
+    h.set_mtime(0);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_entry_type(tar::EntryType::Regular);
+    t.append_data(&mut h, path, data)
+}
+
+/// The OCI archive of `image`, with the digest of its manifest.
+pub fn oci_archive(image: &StaticImage) -> io::Result<(Vec<u8>, String)> {
+    let mut layer = tar::Builder::new(Vec::new());
+    tar_entry(&mut layer, image.binary_name, image.binary, 0o755)?;
+    let layer = layer.into_inner()?;
+    let layer_digest = format!("sha256:{}", sha256_hex(&layer));
+    let config = serde_json::to_vec(&json!({
+        "architecture": image.arch,
+        "os": "linux",
+        "config": {
+            "Entrypoint": [format!("/{}", image.binary_name)],
+            "User": image.user,
+        },
+        // Uncompressed: the layer's digest is its diff id.
+        "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
+        "history": [{"created_by": format!("kinit: the bundle's static {}", image.binary_name)}],
+    }))?;
+    let config_digest = format!("sha256:{}", sha256_hex(&config));
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": config_digest,
+            "size": config.len(),
+        },
+        "layers": [{
+            "mediaType": "application/vnd.oci.image.layer.v1.tar",
+            "digest": layer_digest,
+            "size": layer.len(),
+        }],
+    }))?;
+    let manifest_digest = format!("sha256:{}", sha256_hex(&manifest));
+    let tag = image
+        .reference
+        .rsplit_once(':')
+        .map(|(_, t)| t)
+        .unwrap_or("latest");
+    let index = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": manifest_digest,
+            "size": manifest.len(),
+            // containerd names the imported image after this annotation.
+            "annotations": {
+                "io.containerd.image.name": image.reference,
+                "org.opencontainers.image.ref.name": tag,
+            },
+            "platform": {"architecture": image.arch, "os": "linux"},
+        }],
+    }))?;
+    let mut out = tar::Builder::new(Vec::new());
+    tar_entry(
+        &mut out,
+        "oci-layout",
+        br#"{"imageLayoutVersion":"1.0.0"}"#,
+        0o644,
+    )?;
+    tar_entry(&mut out, "index.json", &index, 0o644)?;
+    for blob in [&layer, &config, &manifest] {
+        tar_entry(
+            &mut out,
+            &format!("blobs/sha256/{}", sha256_hex(blob)),
+            blob,
+            0o644,
+        )?;
+    }
+    Ok((out.into_inner()?, manifest_digest))
+}
+
+/// The pause archive for `image_repository` from the static `pause` binary at `binary`.
+pub fn pause_archive(binary: &Path, image_repository: &str, arch: &str) -> io::Result<Vec<u8>> {
+    let bytes = std::fs::read(binary)?;
+    let reference = pause_reference(image_repository);
+    let (archive, _) = oci_archive(&StaticImage {
+        reference: &reference,
+        binary_name: "pause",
+        binary: &bytes,
+        // kubeadm's pause image runs as nobody.
+        user: "65535:65535",
+        arch,
+    })?;
+    Ok(archive)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries(archive: &[u8]) -> Vec<(String, Vec<u8>)> {
+        let mut a = tar::Archive::new(archive);
+        a.entries()
+            .unwrap()
+            .map(|e| {
+                let mut e = e.unwrap();
+                let name = e.path().unwrap().to_string_lossy().into_owned();
+                let mut data = Vec::new();
+                io::Read::read_to_end(&mut e, &mut data).unwrap();
+                (name, data)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_blob_is_named_by_its_digest_and_the_index_names_the_image() {
+        let image = StaticImage {
+            reference: "registry.example:5000/k8s/pause:3.10.1",
+            binary_name: "pause",
+            binary: b"\x7fELF not really",
+            user: "65535:65535",
+            arch: "amd64",
+        };
+        let (archive, manifest_digest) = oci_archive(&image).unwrap();
+        let files = entries(&archive);
+        let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(&names[..2], &["oci-layout", "index.json"]);
+        for (name, data) in &files[2..] {
+            assert_eq!(name, &format!("blobs/sha256/{}", sha256_hex(data)));
+        }
+        let index: serde_json::Value = serde_json::from_slice(&files[1].1).unwrap();
+        let m = &index["manifests"][0];
+        assert_eq!(m["digest"], manifest_digest.as_str());
+        assert_eq!(
+            m["annotations"]["io.containerd.image.name"],
+            "registry.example:5000/k8s/pause:3.10.1"
+        );
+        assert_eq!(
+            m["annotations"]["org.opencontainers.image.ref.name"],
+            "3.10.1"
+        );
+        // The layer holds the binary, executable, at the root.
+        let manifest = files
+            .iter()
+            .find(|(n, _)| n.ends_with(manifest_digest.trim_start_matches("sha256:")))
+            .unwrap();
+        let manifest: serde_json::Value = serde_json::from_slice(&manifest.1).unwrap();
+        let layer_digest = manifest["layers"][0]["digest"].as_str().unwrap();
+        let layer = files
+            .iter()
+            .find(|(n, _)| n.ends_with(layer_digest.trim_start_matches("sha256:")))
+            .unwrap();
+        let mut l = tar::Archive::new(&layer.1[..]);
+        let e = l.entries().unwrap().next().unwrap().unwrap();
+        assert_eq!(e.path().unwrap().to_str(), Some("pause"));
+        assert_eq!(e.header().mode().unwrap(), 0o755);
+    }
+
+    #[test]
+    fn the_same_binary_gives_the_same_archive() {
+        let image = StaticImage {
+            reference: "registry.k8s.io/pause:3.10.1",
+            binary_name: "pause",
+            binary: b"x",
+            user: "65535:65535",
+            arch: "amd64",
+        };
+        assert_eq!(oci_archive(&image).unwrap(), oci_archive(&image).unwrap());
+        let other = StaticImage {
+            binary: b"y",
+            ..image.clone()
+        };
+        assert_ne!(
+            oci_archive(&image).unwrap().1,
+            oci_archive(&other).unwrap().1
+        );
+    }
+}

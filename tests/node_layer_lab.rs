@@ -1,0 +1,149 @@
+//! The node layer on lab nodes that run containers (`kinit lab up --runtime`): `kinit up`
+//! installs the bundle's containerd, runc and CNI plugins beside the real control plane
+//! (systemd mode), imports the pause image kinit built from the bundle's static pause, and
+//! starts a kubelet on every node with a client certificate kinit issued. Every node must
+//! register and turn Ready, a pod must run on the worker with an address from the worker's
+//! own slice of the pod subnet, and a second `up` must change nothing. Runs as root; the lab
+//! is removed when the test ends however it ends.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+mod hang_guard;
+mod lab_support;
+use lab_support::*;
+
+const NODES: [&str; 4] = ["cp1", "cp2", "cp3", "w1"];
+
+/// A pod of the bundle's pause image pinned to `node`, never pulled.
+fn pause_pod(name: &str, node: &str) -> String {
+    serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {
+            "nodeName": node,
+            "containers": [{
+                "name": "pause",
+                "image": "registry.k8s.io/pause:3.10.1",
+                "imagePullPolicy": "Never",
+                "resources": {"limits": {"cpu": "50m", "memory": "32Mi"}},
+            }],
+        },
+    })
+    .to_string()
+}
+
+#[test]
+fn nodes_register_ready_and_run_pods_from_the_bundle_alone() {
+    let lab = lab_up_runtime("knode", "10.213.234.0/24", "4");
+
+    let (code, summary, all) = lab.up(&[]);
+    assert_eq!(code, 0, "up: {all}");
+    // The playbook's last step waited for every kubelet host to be a Ready node.
+    assert!(
+        all.contains("4 node(s) Ready: cp1, cp2, cp3, w1"),
+        "no nodes-ready note: {all}"
+    );
+    assert_eq!(summary["event"], "summary", "{all}");
+
+    let kubeconfig = lab.admin_kubeconfig();
+    let nodes: Value =
+        serde_json::from_str(&lab.kubectl_ok(&kubeconfig, &["get", "nodes", "-o", "json"]))
+            .unwrap();
+    let items = nodes["items"].as_array().unwrap();
+    let mut names: Vec<&str> = items
+        .iter()
+        .map(|n| n["metadata"]["name"].as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, NODES, "{nodes}");
+    for n in items {
+        let ready = n["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == "Ready")
+            .unwrap();
+        assert_eq!(ready["status"], "True", "{}", n["metadata"]["name"]);
+        // The kubelet runs the bundle's release, with kinit's containerd.
+        assert!(
+            n["status"]["nodeInfo"]["containerRuntimeVersion"]
+                .as_str()
+                .unwrap()
+                .starts_with("containerd://2."),
+            "{}",
+            n["status"]["nodeInfo"]
+        );
+    }
+    // The node's credentials are the certificate kinit issued for it.
+    let subject = lab.on(
+        "w1",
+        "grep client-certificate-data /etc/kubernetes/kubelet.conf | awk '{print $2}' \
+         | base64 -d | openssl x509 -noout -subject -nameopt compat",
+    );
+    assert_eq!(subject, "subject=O=system:nodes, CN=system:node:w1");
+    // containerd holds the pause image kinit built, under the name the config pins.
+    let images = lab.on(
+        "w1",
+        "ctr --namespace k8s.io images ls -q | grep pause; crictl images | grep -c pause",
+    );
+    assert!(
+        images.contains("registry.k8s.io/pause:3.10.1"),
+        "images on w1: {images}"
+    );
+
+    // A pod on the worker: created through the API, run by its kubelet, addressed from w1's
+    // slice of the pod subnet (its address 10.213.234.14: slice 14).
+    let manifest = lab.dir().join("probe-pod.json");
+    std::fs::write(&manifest, pause_pod("probe", "w1")).unwrap();
+    lab.kubectl_ok(&kubeconfig, &["apply", "-f", manifest.to_str().unwrap()]);
+    let w1_address = lab.on("w1", "ip -4 -o addr show host0 | awk '{print $4}'");
+    let last_octet = w1_address
+        .split('/')
+        .next()
+        .unwrap()
+        .rsplit('.')
+        .next()
+        .unwrap()
+        .to_string();
+    let mut pod = Value::Null;
+    wait_for("the probe pod Running", Duration::from_secs(120), || {
+        let (ok, out, all) = lab.kubectl(&kubeconfig, &["get", "pod", "probe", "-o", "json"]);
+        if !ok {
+            return Err(all);
+        }
+        pod = serde_json::from_str(&out).map_err(|e| e.to_string())?;
+        if pod["status"]["phase"] == "Running" {
+            Ok(())
+        } else {
+            Err(pod["status"].to_string())
+        }
+    });
+    let ip = pod["status"]["podIP"].as_str().unwrap();
+    assert!(
+        ip.starts_with(&format!("10.244.{last_octet}.")),
+        "pod IP {ip} is not in w1's slice 10.244.{last_octet}.0/24"
+    );
+    // The pod's limits are the kernel's: its memory cgroup says 32 MiB.
+    let limit = lab.on(
+        "w1",
+        "cat $(find /sys/fs/cgroup/memory/ -path '*pod*' -name memory.limit_in_bytes \
+         | xargs grep -l '^33554432$' | head -1)",
+    );
+    assert_eq!(limit, "33554432");
+
+    // A second run finds everything as it should be.
+    let (code, summary, all) = lab.up(&[]);
+    assert_eq!(code, 0, "second up: {all}");
+    assert_eq!(
+        (
+            summary["filesWritten"].as_u64(),
+            summary["servicesStarted"].as_u64(),
+            summary["servicesRestarted"].as_u64(),
+        ),
+        (Some(0), Some(0), Some(0)),
+        "second up changed something: {all}"
+    );
+}
