@@ -52,8 +52,31 @@ fn real_etcd_and_kubernetes_binaries_report_their_release() {
         "kubelet",
         "kube-proxy",
         "kubectl",
+        // Importing the static pause also lands the sandbox image kinit builds from it.
+        "pause",
     ];
     let entries = import(&dir, &names);
+    let image = entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "images/pause.tar")
+        .unwrap_or_else(|| panic!("no pause image among {entries}"));
+    assert_eq!(image["component"], "kubernetes", "{image}");
+    // An OCI archive naming the image as kubeadm does, whose layer is the imported pause.
+    let archive = std::fs::read(dir.join("images/pause.tar")).unwrap();
+    let mut tar = tar::Archive::new(&archive[..]);
+    let mut index = String::new();
+    for e in tar.entries().unwrap() {
+        let mut e = e.unwrap();
+        if e.path().unwrap().to_str() == Some("index.json") {
+            std::io::Read::read_to_string(&mut e, &mut index).unwrap();
+        }
+    }
+    assert!(
+        index.contains(r#""io.containerd.image.name":"registry.k8s.io/pause:3.10.1""#),
+        "{index}"
+    );
     for e in entries.as_array().unwrap() {
         let want = if e["component"] == "etcd" {
             ETCD
@@ -67,7 +90,7 @@ fn real_etcd_and_kubernetes_binaries_report_their_release() {
     let v = kinit(&["bundle", "verify", dir.to_str().unwrap()]);
     assert!(v.status.success(), "{}", text(&v.stdout));
     assert!(
-        text(&v.stdout).contains("9 files match SHA256SUMS and bundle.yaml"),
+        text(&v.stdout).contains("11 files match SHA256SUMS and bundle.yaml"),
         "{}",
         text(&v.stdout)
     );

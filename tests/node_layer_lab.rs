@@ -81,9 +81,9 @@ fn nodes_register_ready_and_run_pods_from_the_bundle_alone() {
     let subject = lab.on(
         "w1",
         "grep client-certificate-data /etc/kubernetes/kubelet.conf | awk '{print $2}' \
-         | base64 -d | openssl x509 -noout -subject -nameopt compat",
+         | base64 -d | openssl x509 -noout -subject -nameopt RFC2253",
     );
-    assert_eq!(subject, "subject=O=system:nodes, CN=system:node:w1");
+    assert_eq!(subject, "subject=CN=system:node:w1,O=system:nodes");
     // containerd holds the pause image kinit built, under the name the config pins.
     let images = lab.on(
         "w1",

@@ -13,6 +13,8 @@ use serde_json::json;
 pub const PAUSE_TAG: &str = "3.10.1";
 /// Where the pause archive lies in a bundle (and SHA256SUMS names it).
 pub const PAUSE_ARCHIVE: &str = "images/pause.tar";
+/// The static pause binary in a bundle, which the archive is built from.
+pub const PAUSE_BINARY: &str = "pause";
 
 /// One image to build: a static binary at `/<binary name>`, run as `user`.
 #[derive(Debug, Clone)]

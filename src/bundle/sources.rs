@@ -80,8 +80,9 @@ impl Component {
             Some(Component::Crictl)
         } else if name.starts_with(CNI_DIR) {
             Some(Component::Cni)
-        } else if name == super::image::PAUSE_ARCHIVE {
-            // Built from the Kubernetes release's own static pause.
+        } else if name == super::image::PAUSE_BINARY || name == super::image::PAUSE_ARCHIVE {
+            // The Kubernetes release's own static pause (not on dl.k8s.io: built from the
+            // release's module, see hack/build-upstream.sh), and the image kinit makes of it.
             Some(Component::Kubernetes)
         } else {
             None

@@ -187,11 +187,47 @@ pub fn import(dir: &Path, files: &[PathBuf]) -> Result<Vec<FileEntry>, OpError> 
             source: Some(format!("import:{}", path.display())),
         };
         store.land(&staged, entry.clone())?;
-        out.push(entry);
+        out.push(entry.clone());
+        if entry.name == super::image::PAUSE_BINARY {
+            out.push(pause_image(&mut store, &entry)?);
+        }
     }
     store.save()?;
     store.finish()?;
     Ok(out)
+}
+
+/// The sandbox image, built from the pause just landed: what every pod's sandbox runs,
+/// imported into containerd on each node, so nodes need no registry.
+fn pause_image(store: &mut Store, pause: &FileEntry) -> Result<FileEntry, OpError> {
+    use super::image;
+    let binary = store.dir.join(&pause.name);
+    let archive = image::pause_archive(
+        &binary,
+        crate::config::model::DEFAULT_IMAGE_REPOSITORY,
+        pause.arch.as_str(),
+    )
+    .map_err(OpError::io("building the pause image from", &binary))?;
+    let staged = store.staging().join("pause.tar.staged");
+    let sha256 = super::archive::write_staged(&mut &archive[..], &staged).map_err(|e| match e {
+        super::archive::StageError::Read(e) => OpError::io("reading", &binary)(e),
+        super::archive::StageError::Write(e) => OpError::io("writing", &staged)(e),
+    })?;
+    let entry = FileEntry {
+        name: image::PAUSE_ARCHIVE.to_string(),
+        component: pause.component,
+        version: pause.version.clone(),
+        arch: pause.arch,
+        sha256,
+        version_from: VersionFrom::Binary,
+        source: Some(format!(
+            "built by kinit: {} as an OCI image ({})",
+            pause.name,
+            image::pause_reference(crate::config::model::DEFAULT_IMAGE_REPOSITORY)
+        )),
+    };
+    store.land(&staged, entry.clone())?;
+    Ok(entry)
 }
 
 fn known_files() -> String {
@@ -202,6 +238,6 @@ fn known_files() -> String {
         .chain(CONTAINERD_FILES)
         .copied()
         .collect();
-    all.extend(["runc", "crictl"]);
+    all.extend(["runc", "crictl", super::image::PAUSE_BINARY]);
     all.join(", ")
 }

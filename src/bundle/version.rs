@@ -89,7 +89,8 @@ pub fn version_args(file: &str) -> &'static [&'static str] {
     match file {
         "etcdctl" | "etcdutl" => &["version"],
         "kubectl" => &["version", "--client"],
-        "containerd-shim-runc-v2" => &["-v"],
+        // `pause.c v1.37.2`: the Kubernetes release it was built from.
+        "containerd-shim-runc-v2" | "pause" => &["-v"],
         // A CNI plugin run without CNI_COMMAND prints "CNI <name> plugin vX.Y.Z" and exits.
         f if f.starts_with(super::sources::CNI_DIR) => &[],
         _ => &["--version"],

@@ -245,6 +245,10 @@ pub struct Component {
     /// the scheduler act on what it serves): a snapshot restore stops it on every host before
     /// etcd's data is replaced and starts it again once the restored cluster is healthy.
     pub stopped_for_restore: bool,
+    /// What the running program makes on the host and `reset` takes off after its units
+    /// stopped: directories (`/var/lib/containerd`; a mount point keeps itself, its contents
+    /// go, mounts below it are unmounted) and network links (`link:cni0`).
+    pub runtime_state: &'static [&'static str],
     /// How its restarts and reloads go when it already serves the cluster (`None`: on every
     /// host at once, which costs nothing).
     pub rolling: Option<Rolling>,

@@ -242,6 +242,7 @@ pub const TABLE: &[Component] = &[
         bundle_gate: &[],
         on_reset: Remove,
         stopped_for_restore: false,
+        runtime_state: &[],
         rolling: Some(Rolling {
             healthy: Healthy::EtcdMember,
             last: GoesLast::EtcdLeader,
@@ -267,6 +268,7 @@ pub const TABLE: &[Component] = &[
         bundle_gate: &[],
         on_reset: Remove,
         stopped_for_restore: false,
+        runtime_state: &[],
         rolling: Some(Rolling {
             healthy: Healthy::PhaseWaits,
             last: GoesLast::EtcdLeader,
@@ -313,6 +315,7 @@ pub const TABLE: &[Component] = &[
         // The timer, service and script go; the snapshots taken stay (reset says where).
         on_reset: Remove,
         stopped_for_restore: false,
+        runtime_state: &[],
         rolling: None,
     },
     Component {
@@ -347,6 +350,7 @@ pub const TABLE: &[Component] = &[
         bundle_gate: &[],
         on_reset: Remove,
         stopped_for_restore: true,
+        runtime_state: &[],
         rolling: Some(Rolling {
             healthy: Healthy::PhaseWaits,
             last: GoesLast::None,
@@ -384,6 +388,7 @@ pub const TABLE: &[Component] = &[
         bundle_gate: &[],
         on_reset: Remove,
         stopped_for_restore: true,
+        runtime_state: &[],
         // Drained by every haproxy before it stops (it fails /readyz for its shutdown delay
         // while still serving), back in rotation only once /readyz passes; the VIP holder last.
         rolling: Some(Rolling {
@@ -415,6 +420,7 @@ pub const TABLE: &[Component] = &[
         bundle_gate: &[],
         on_reset: Remove,
         stopped_for_restore: true,
+        runtime_state: &[],
         // Leader-elected: one host at a time keeps a standby ready to take the lease.
         rolling: Some(Rolling {
             healthy: Healthy::PhaseWaits,
@@ -445,6 +451,7 @@ pub const TABLE: &[Component] = &[
         bundle_gate: &[],
         on_reset: Remove,
         stopped_for_restore: true,
+        runtime_state: &[],
         rolling: Some(Rolling {
             healthy: Healthy::PhaseWaits,
             last: GoesLast::None,
@@ -484,6 +491,7 @@ pub const TABLE: &[Component] = &[
         bundle_gate: &[],
         on_reset: Remove,
         stopped_for_restore: false,
+        runtime_state: &[],
         rolling: Some(Rolling {
             healthy: Healthy::Port(PortNumber::Frontend),
             last: GoesLast::None,
@@ -522,6 +530,7 @@ pub const TABLE: &[Component] = &[
         bundle_gate: &[],
         on_reset: Remove,
         stopped_for_restore: false,
+        runtime_state: &[],
         rolling: Some(Rolling {
             healthy: Healthy::Vip,
             last: GoesLast::VipHolder,
@@ -608,6 +617,13 @@ pub const TABLE: &[Component] = &[
         bundle_gate: &["containerd", "runc"],
         on_reset: Remove,
         stopped_for_restore: false,
+        // The images and snapshots, the shims' state, the pods' addresses and their bridge.
+        runtime_state: &[
+            paths::CONTAINERD_ROOT,
+            "/run/containerd",
+            "/var/lib/cni",
+            "link:cni0",
+        ],
         rolling: None,
     },
     Component {
@@ -669,7 +685,8 @@ pub const TABLE: &[Component] = &[
             "kubelet",
             ReachedFrom::Roles(&[ControlPlane]),
         )],
-        // The kubelet needs a container runtime; kinit starts it only when the bundle carries both.
+        // The kubelet needs a container runtime and the sandbox image; kinit starts it only
+        // when the bundle carries them.
         bundle_gate: &[
             "kubelet",
             "containerd",
@@ -678,6 +695,9 @@ pub const TABLE: &[Component] = &[
         ],
         on_reset: Remove,
         stopped_for_restore: false,
+        // Its pods' volumes and its own certificates (rotated client certificate, serving
+        // certificate); its configuration file inside is a file row.
+        runtime_state: &["/var/lib/kubelet"],
         rolling: None,
     },
     Component {
@@ -720,6 +740,7 @@ pub const TABLE: &[Component] = &[
         bundle_gate: &[],
         on_reset: Remove,
         stopped_for_restore: false,
+        runtime_state: &[],
         rolling: None,
     },
     Component {
@@ -744,6 +765,7 @@ pub const TABLE: &[Component] = &[
         // The host keeps its time sync after leaving the cluster (a host without it drifts).
         on_reset: Keep("time sync stays: chrony keeps running with its configuration"),
         stopped_for_restore: false,
+        runtime_state: &[],
         rolling: None,
     },
 ];

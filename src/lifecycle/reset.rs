@@ -207,10 +207,38 @@ state_dir() {
   done
   echo "kept $1$kept"
 }
+# The pods of a stopped kubelet and containerd run on (containerd's shims outlive it): their
+# scopes (the systemd cgroup driver's kubepods.slice) and the shims go.
+pods_stopped() {
+  if systemctl list-units --all -q --plain kubepods.slice 2>/dev/null | grep -q .; then
+    act stop kubepods.slice systemctl stop kubepods.slice
+  fi
+  if pgrep -f '^[^ ]*/containerd-shim-runc-v2 ' >/dev/null 2>&1; then
+    act kill containerd-shim-runc-v2 pkill -KILL -f '^[^ ]*/containerd-shim-runc-v2 '
+  fi
+}
+# Mounts below a runtime directory (pod volumes, snapshots, sandboxes' network namespaces) go
+# first, deepest first; a directory that is itself a mount point keeps itself.
+unmount_below() {
+  awk -v d="$1/" 'index($5, d) == 1 { print $5 }' /proc/self/mountinfo | sort -r | while IFS= read -r m; do
+    umount -l -- "$m" >&2 || true
+  done
+}
+runtime_dir() {
+  [ -d "$1" ] || return 0
+  if [ "$dry" = no ]; then unmount_below "$1"; fi
+  if mounted "$1"; then
+    [ -n "$(ls -A -- "$1" 2>/dev/null)" ] && act empty "$1" find "$1" -mindepth 1 -delete
+  else
+    act remove "$1" rm -rf -- "$1"
+  fi
+  return 0
+}
 sec=; pats=
 for a in "$@"; do
   case $a in
     --manifests|--wait|--units|--files|--state|--dirs) sec=$a; continue ;;
+    --runtime) sec=$a; pods_stopped; continue ;;
     --data) data_dir; continue ;;
   esac
   case $sec in
@@ -228,6 +256,11 @@ for a in "$@"; do
       case $e in enabled|enabled-runtime) act disable "$a" systemctl disable -q "$a" ;; esac
       [ "$dry" = no ] && systemctl reset-failed "$a" >/dev/null 2>&1
       ;;
+    --runtime)
+      case $a in
+        link:*) ip link show "${a#link:}" >/dev/null 2>&1 && act delete "$a" ip link delete "${a#link:}" ;;
+        *) runtime_dir "$a" ;;
+      esac ;;
     --state)
       case $a in
         /*) state_dir "$a"; pats= ;;
@@ -267,6 +300,8 @@ fn script_args(plan: &HostReset, settings: &ResetSettings) -> Vec<String> {
     args.extend(plan.pod_ports.iter().map(u16::to_string));
     args.push("--units".into());
     args.extend(plan.units.iter().map(|u| u.to_string()));
+    args.push("--runtime".into());
+    args.extend(plan.runtime_state.iter().cloned());
     args.push("--data".into());
     args.push("--files".into());
     args.extend(plan.files.iter().cloned());
@@ -294,9 +329,13 @@ fn parse_actions(stdout: &str) -> Vec<ResetAction> {
             let (verb, target) = line.split_once(' ')?;
             let t = target.to_string();
             Some(match verb {
-                "stop" => ResetAction::Stop(t),
+                // Pods' processes (`kill containerd-shim-runc-v2`) stop like units.
+                "stop" | "kill" => ResetAction::Stop(t),
                 "disable" => ResetAction::Disable(t),
-                "remove" => ResetAction::Remove(t),
+                // A link (`delete link:cni0`) goes like a file.
+                "remove" | "delete" => ResetAction::Remove(t),
+                // A mount point's contents.
+                "empty" => ResetAction::Remove(format!("{t}/*")),
                 "purge" => ResetAction::Purge(t),
                 "rmdir" => ResetAction::Rmdir(t),
                 "move" => {

@@ -24,6 +24,9 @@ pub struct HostReset {
     /// Ports the static pods hold: after their manifests go, reset waits (while a kubelet
     /// runs) until these are free, so etcd no longer writes to the data dir it moves.
     pub pod_ports: Vec<u16>,
+    /// What the stopped programs made (the table's `runtime_state`): the pods stopped first,
+    /// then directories emptied and links deleted.
+    pub runtime_state: Vec<String>,
     /// Every other file and binary, removed after the units stopped.
     pub files: Vec<String>,
     /// kinit's state on the host (pending restart notes, snapshot scratch, manifests held
@@ -108,6 +111,7 @@ pub fn for_host(inv: &Inventory, host: &Host, pki_dir: &Path) -> HostReset {
     let mut kept = Vec::new();
     let mut packages = Vec::new();
     let mut pod_ports = Vec::new();
+    let mut runtime_state = Vec::new();
     for c in components::on_host(inv, host) {
         if c.static_pod && c.on_reset == OnReset::Remove {
             pod_ports.extend(c.ports(inv).map(|p| p.port));
@@ -131,6 +135,7 @@ pub fn for_host(inv: &Inventory, host: &Host, pki_dir: &Path) -> HostReset {
             }
         }
         files.extend(c.binaries.iter().map(|b| b.path.to_string()));
+        runtime_state.extend(c.runtime_state.iter().map(|s| s.to_string()));
     }
     // Stopped in the reverse of the order `up` starts them: keepalived gives up the VIP before
     // haproxy goes, and etcd stops last.
@@ -159,6 +164,7 @@ pub fn for_host(inv: &Inventory, host: &Host, pki_dir: &Path) -> HostReset {
         units,
         manifests,
         pod_ports,
+        runtime_state,
         files,
         state_dirs,
         dirs,
