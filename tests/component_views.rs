@@ -41,12 +41,17 @@ fn inventory(topology: Topology, etcd_mode: &str, bundle: &Path, snapshots: bool
 }
 
 /// A bundle directory holding `files` (made-up contents) and their SHA256SUMS.
+/// What the kubelet's and containerd's bundle gates ask for.
+const NODE_FILES: &[&str] = &["kubelet", "containerd", "runc", "images/pause.tar"];
+
 fn bundle_with(files: &[&str]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let mut sums = String::new();
     for f in files {
         let content = format!("#!/bin/sh\n# {f}\n");
-        std::fs::write(dir.path().join(f), &content).unwrap();
+        let path = dir.path().join(f);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, &content).unwrap();
         sums.push_str(&format!(
             "{}  {f}\n",
             kinit::ssh::sha256_hex(content.as_bytes())
@@ -165,7 +170,7 @@ fn check_views(shape: Shape) {
     } = shape;
     let mut files = vec!["etcd", "etcdctl"];
     if with_kubelet {
-        files.extend(["kubelet", "containerd"]);
+        files.extend(NODE_FILES);
     }
     if cp_mode == ControlPlaneMode::Systemd {
         files.extend([
@@ -193,13 +198,17 @@ fn check_views(shape: Shape) {
             .collect();
         let mut deployed = planned.files.get(&host.name).cloned().unwrap_or_default();
         if !with_kubelet {
-            // The one file render shows that a bundle without a kubelet does not bring.
-            assert!(
-                !deployed.contains("/etc/systemd/system/kubelet.service"),
-                "{case}"
-            );
-            if rendered.contains("/etc/systemd/system/kubelet.service") {
-                deployed.insert("/etc/systemd/system/kubelet.service".into());
+            // The files render shows that a bundle without the node layer does not bring: the
+            // units and containerd's own configuration.
+            for gated in [
+                "/etc/systemd/system/kubelet.service",
+                "/etc/systemd/system/containerd.service",
+                "/etc/containerd/config.toml",
+            ] {
+                assert!(!deployed.contains(gated), "{case}: {gated}");
+                if rendered.contains(gated) {
+                    deployed.insert(gated.into());
+                }
             }
         }
         assert_eq!(rendered, deployed, "{case}: {}: render vs up", host.name);
@@ -311,7 +320,7 @@ fn render_preflight_status_and_up_agree_for_every_shape() {
 
 #[test]
 fn external_static_pod_etcd_hosts_get_a_kubelet_before_etcd_is_awaited() {
-    let bundle = bundle_with(&["etcd", "etcdctl", "kubelet", "containerd"]);
+    let bundle = bundle_with(&["etcd", "etcdctl", NODE_FILES].concat());
     let inv = inventory(Topology::External, "static-pod", bundle.path(), false);
     let planned = plan_all(&inv);
     let etcd1 = &planned.units["etcd1"];
@@ -411,7 +420,7 @@ fn operators_files(inv: &Inventory, host: &kinit::inventory::Host) -> BTreeSet<S
 fn check_pki_view(topology: Topology, etcd_mode: &str, cp_mode: ControlPlaneMode, snapshots: bool) {
     let case =
         format!("{topology} / etcd {etcd_mode} / control plane {cp_mode} / snapshots: {snapshots}");
-    let bundle = bundle_with(&["etcd", "etcdctl", "kubelet", "containerd"]);
+    let bundle = bundle_with(&["etcd", "etcdctl", NODE_FILES].concat());
     let pki = tempfile::tempdir().unwrap();
     let mut inv = inventory(topology, etcd_mode, bundle.path(), snapshots);
     inv.control_plane_mode = cp_mode;
@@ -521,7 +530,7 @@ fn the_pki_ships_each_host_what_the_table_runs_there_reads() {
 /// cluster CA; control-plane hosts running the control plane as systemd units run no kubelet.
 #[test]
 fn every_host_the_table_gives_a_kubelet_gets_its_kubeconfig_and_no_other() {
-    let bundle = bundle_with(&["etcd", "etcdctl", "kubelet", "containerd"]);
+    let bundle = bundle_with(&["etcd", "etcdctl", NODE_FILES].concat());
     let profiles = kinit::pki::profiles::Profiles::embedded().unwrap();
     let kubelet_confs = |inv: &Inventory| -> Vec<(String, String)> {
         kinit::pki::certificates(inv, &profiles)
@@ -549,7 +558,8 @@ fn every_host_the_table_gives_a_kubelet_gets_its_kubeconfig_and_no_other() {
     );
     inv.control_plane_mode = ControlPlaneMode::Systemd;
     let hosts: Vec<String> = kubelet_confs(&inv).into_iter().map(|(h, _)| h).collect();
-    assert_eq!(hosts, ["etcd1", "etcd2", "etcd3", "worker1"]);
+    // A control plane run as units is a node too (kubeadm's control planes all run kubelets).
+    assert_eq!(hosts, ["cp1", "cp2", "etcd1", "etcd2", "etcd3", "worker1"]);
     let table: Vec<String> = components::component(components::ComponentId::Kubelet)
         .hosts(&inv)
         .iter()

@@ -121,6 +121,12 @@ fn nodes_register_ready_and_run_pods_from_the_bundle_alone() {
             Err(pod["status"].to_string())
         }
     });
+    // The Node records the same slice (kinit's, not the controller-manager's).
+    let cidr = lab.kubectl_ok(
+        &kubeconfig,
+        &["get", "node", "w1", "-o", "jsonpath={.spec.podCIDR}"],
+    );
+    assert_eq!(cidr, format!("10.244.{last_octet}.0/24"));
     let ip = pod["status"]["podIP"].as_str().unwrap();
     assert!(
         ip.starts_with(&format!("10.244.{last_octet}.")),
@@ -146,4 +152,34 @@ fn nodes_register_ready_and_run_pods_from_the_bundle_alone() {
         (Some(0), Some(0), Some(0)),
         "second up changed something: {all}"
     );
+
+    // reset takes the node layer off again: the pod's processes (containerd's shims outlive
+    // containerd) stop, containerd's store is emptied (a mount point here: it stays), the
+    // kubelet's directory, the CNI bridge and the binaries go.
+    assert_ne!(
+        lab.on("w1", "pgrep -c -f '[c]ontainerd-shim-runc-v2' || true"),
+        "0",
+        "no shim ran before the reset"
+    );
+    let out = lab.kinit(&["-o", "json", "reset", "--hosts", "w1", "--yes"]);
+    assert!(out.status.success(), "reset w1: {}", text(&out));
+    assert_eq!(
+        // (Bracketed: the patterns must not match the shell running them.)
+        lab.on(
+            "w1",
+            "pgrep -c -f '[c]ontainerd|[k]ubelet|/[p]ause' || true"
+        ),
+        "0",
+        "processes left on w1: {}",
+        lab.on("w1", "ps -eo pid,cmd")
+    );
+    let left = lab.on(
+        "w1",
+        "ls -A /var/lib/containerd; for p in /var/lib/kubelet /run/containerd /var/lib/cni \
+         /usr/local/bin/containerd /usr/local/bin/kubelet /usr/local/sbin/runc /opt/cni/bin/bridge \
+         /etc/containerd/config.toml /etc/cni/net.d/10-kinit-bridge.conflist \
+         /var/lib/kinit/images/pause.tar /sys/class/net/cni0; do [ -e \"$p\" ] && echo \"$p\"; done; \
+         grep -c ' /var/lib/kubelet/\\| /run/containerd/' /proc/self/mountinfo || true",
+    );
+    assert_eq!(left, "0", "left behind on w1");
 }

@@ -171,9 +171,10 @@ fn the_systemd_control_plane_runs_from_the_bundle_with_units_in_the_table() {
     ] {
         assert!(units.contains(&u), "{units:?}");
     }
-    // No kubelet: nothing on these hosts runs as a static pod any more.
+    // Nothing on these hosts runs as a static pod any more, but each is a node still: a kubelet
+    // runs there (for what runs on every node), as on kubeadm's control planes.
     use kinit::components::{ComponentId, component};
-    assert!(!component(ComponentId::Kubelet).runs_on(&inv, cp1));
+    assert!(component(ComponentId::Kubelet).runs_on(&inv, cp1));
     inv.control_plane_mode = ControlPlaneMode::StaticPod;
     assert!(component(ComponentId::Kubelet).runs_on(&inv, cp1));
 }

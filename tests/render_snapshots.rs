@@ -95,10 +95,15 @@ fn each_host_gets_the_files_of_its_roles() {
         !cp.contains(&p::ETCD_SNAPSHOT_TIMER),
         "snapshots are an etcd host's"
     );
-    // Workers: the kubelet and kernel settings, no control plane, no load balancer.
+    // Workers: containerd and its pod network, the kubelet and kernel settings, no control
+    // plane, no load balancer.
     assert_eq!(
         paths("external", "worker1"),
         vec![
+            p::CONTAINERD_UNIT,
+            p::CONTAINERD_CONFIG,
+            p::CRICTL_CONFIG,
+            p::CNI_CONFLIST,
             p::KUBELET_UNIT,
             p::KUBELET_CONFIG,
             p::SYSCTL_CONF,

@@ -233,24 +233,30 @@ fn assembled_report_for_the_test_inventory() {
     std::fs::create_dir_all(&bundle).unwrap();
     std::fs::write(
         bundle.join("SHA256SUMS"),
-        format!("{0}  kubelet\n{0}  containerd\n", "0".repeat(64)),
+        format!(
+            "{0}  kubelet\n{0}  containerd\n{0}  runc\n{0}  images/pause.tar\n",
+            "0".repeat(64)
+        ),
     )
     .unwrap();
     inv.bundle = Some(bundle);
     let ip_output = |extra: &str| {
         format!(
             "==kinit-status:addresses==\n1: lo    inet 127.0.0.1/8 scope host lo\n{extra}\
-             ==kinit-status:services==\nactive\nactive\nactive\ninactive\n\
+             ==kinit-status:services==\nactive\nactive\nactive\nactive\ninactive\n\
              ==kinit-status:haproxy==\n# pxname,svname,status,check_status,\napiserver,cp1,UP,L7OK,\n"
         )
     };
     let cp1 = inv.host("cp1").unwrap();
     let req = kinit::status::gather::probe_request(&inv, cp1);
-    assert_eq!(req.units, ["etcd", "haproxy", "keepalived", "kubelet"]);
+    assert_eq!(
+        req.units,
+        ["etcd", "haproxy", "keepalived", "containerd", "kubelet"]
+    );
     let w1_req = kinit::status::gather::probe_request(&inv, inv.host("w1").unwrap());
     assert_eq!(
         (w1_req.units.as_slice(), w1_req.haproxy_stats_port),
-        (&["kubelet".to_string()][..], None)
+        (&["containerd".to_string(), "kubelet".to_string()][..], None)
     );
     let probes = vec![
         (

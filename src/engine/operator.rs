@@ -226,8 +226,9 @@ pub async fn cluster_admins(
 /// report Ready.
 const NODES_READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
-/// Wait until every host the table gives a kubelet is a `Ready` Node. Nothing to wait for when
-/// the bundle holds no kubelet (nothing registers).
+/// Wait until every host the table gives a kubelet is a `Ready` Node, recording each Node's pod
+/// slice as it registers. Nothing to wait for when the bundle holds no kubelet (nothing
+/// registers).
 pub async fn nodes_ready(
     inv: &Inventory,
     bundle: &crate::bundle::Bundle,
@@ -256,6 +257,16 @@ pub async fn nodes_ready(
     loop {
         let last = match nodes::list(&client, API_REQUEST).await {
             Ok(list) => {
+                // A registered Node is given its pod slice (the one its CNI bridge uses).
+                for h in &hosts {
+                    if let Some(n) = list.get(h)
+                        && n.pod_cidr.is_empty()
+                        && let Some(host) = inv.host(h)
+                        && let Ok(cidr) = crate::render::context::pod_cidr(inv, host)
+                    {
+                        nodes::set_pod_cidr(&client, h, &cidr.to_string(), API_REQUEST).await?;
+                    }
+                }
                 let waiting: Vec<String> = hosts
                     .iter()
                     .filter_map(|h| match list.get(h) {

@@ -101,7 +101,8 @@ mod tests {
                 "load-balancer",
                 "control-plane",
                 "control-plane-units",
-                "cluster-admins"
+                "cluster-admins",
+                "nodes-ready"
             ]
         );
         let err = names(PhaseSelection {

@@ -141,7 +141,7 @@ impl ApiClient {
 }
 
 /// The API's own `message` (a Status object), else the start of the body.
-fn status_error(url: String, status: u16, body: &[u8]) -> KubeApiError {
+pub(crate) fn status_error(url: String, status: u16, body: &[u8]) -> KubeApiError {
     let message = serde_json::from_slice::<serde_json::Value>(body)
         .ok()
         .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(String::from))

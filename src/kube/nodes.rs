@@ -18,6 +18,8 @@ pub struct NodeState {
     pub unschedulable: bool,
     /// The kubelet's release (`status.nodeInfo.kubeletVersion`).
     pub kubelet_version: String,
+    /// `spec.podCIDR` (empty until set).
+    pub pod_cidr: String,
 }
 
 /// Every Node, by name.
@@ -61,10 +63,48 @@ fn parse(list: &serde_json::Value) -> BTreeMap<String, NodeState> {
                     .as_str()
                     .unwrap_or("")
                     .to_string(),
+                pod_cidr: item["spec"]["podCIDR"].as_str().unwrap_or("").to_string(),
             },
         );
     }
     out
+}
+
+/// Record `cidr` as the Node's pod slice (`spec.podCIDR`, `spec.podCIDRs`): read, changed,
+/// written back with its resourceVersion, so a concurrent change is refused, not overwritten.
+/// The API lets these fields be set once; a Node that has another slice is an error naming both.
+pub async fn set_pod_cidr(
+    client: &ApiClient,
+    node: &str,
+    cidr: &str,
+    timeout: Duration,
+) -> Result<(), KubeApiError> {
+    let path = format!("/api/v1/nodes/{node}");
+    let mut object = client.get_json(&path, timeout).await?;
+    match object["spec"]["podCIDR"].as_str() {
+        Some(have) if have == cidr => return Ok(()),
+        Some(have) if !have.is_empty() => {
+            return Err(KubeApiError::Decode {
+                url: format!("{}{path}", client.server()),
+                message: format!(
+                    "the Node has the pod addresses {have}, but its CNI bridge uses {cidr}"
+                ),
+            });
+        }
+        _ => {}
+    }
+    object["spec"]["podCIDR"] = serde_json::json!(cidr);
+    object["spec"]["podCIDRs"] = serde_json::json!([cidr]);
+    let body = serde_json::to_vec(&object).expect("serializable");
+    let (status, answer) = client.send("PUT", &path, Some(&body), timeout).await?;
+    if status != 200 {
+        return Err(super::status_error(
+            format!("{}{path}", client.server()),
+            status,
+            &answer,
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -94,5 +134,6 @@ mod tests {
         );
         assert!(!nodes["w2"].ready);
         assert_eq!(nodes["w2"].why, "no Ready condition yet");
+        assert_eq!(nodes["w2"].pod_cidr, "");
     }
 }

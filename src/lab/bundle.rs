@@ -82,6 +82,14 @@ pub fn resolve(choice: &LabBundleChoice, runtime: bool) -> Result<LabBundleSourc
         }
         LabBundleChoice::Dir(dir) => dir.clone(),
     };
+    if runtime && Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        return Err(LabError::Invalid(
+            "--runtime gives each node writable cgroup v1 controllers of its own, and this machine \
+             has cgroup v2 only (a unified hierarchy); nodes that run containers under cgroup v2 \
+             are not implemented"
+                .into(),
+        ));
+    }
     let runtime_files = runtime
         .then(|| {
             RUNTIME_BINARIES

@@ -34,12 +34,10 @@ pub struct Cluster {
     pub image_repository: String,
     pub etcd_image: String,
     pub etcd_v36: bool,
-    /// The sandbox image containerd runs every pod with: under `image_repository`, the tag of
-    /// the bundle's pause archive.
+    /// The sandbox image containerd runs every pod with: the bundle's pause archive, imported
+    /// under kubeadm's name whatever `image_repository` says (it is never pulled, so its name
+    /// need not point at a registry).
     pub pause_image: String,
-    /// The name the bundle's pause archive carries (kubeadm's default repository); retagged as
-    /// `pause_image` on import when the repository differs.
-    pub pause_image_archived: String,
     pub endpoint: Endpoint,
     pub networking: Networking,
     pub control_plane: Vec<ControlPlaneHost>,
@@ -201,8 +199,7 @@ pub fn cluster(inv: &Inventory) -> Result<Cluster, RenderError> {
         image_repository: inv.image_repository.clone(),
         etcd_image: format!("{}/etcd:{etcd_tag}", inv.image_repository),
         etcd_v36,
-        pause_image: crate::bundle::image::pause_reference(&inv.image_repository),
-        pause_image_archived: crate::bundle::image::pause_reference(
+        pause_image: crate::bundle::image::pause_reference(
             crate::config::model::DEFAULT_IMAGE_REPOSITORY,
         ),
         endpoint: Endpoint {
