@@ -41,8 +41,20 @@ fn inventory(topology: Topology, etcd_mode: &str, bundle: &Path, snapshots: bool
 }
 
 /// A bundle directory holding `files` (made-up contents) and their SHA256SUMS.
-/// What the kubelet's and containerd's bundle gates ask for.
-const NODE_FILES: &[&str] = &["kubelet", "containerd", "runc", "images/pause.tar"];
+/// The node layer: what the kubelet's and containerd's bundle gates ask for, and the rest of
+/// their binaries.
+const NODE_FILES: &[&str] = &[
+    "kubelet",
+    "containerd",
+    "runc",
+    "images/pause.tar",
+    "containerd-shim-runc-v2",
+    "ctr",
+    "cni/bridge",
+    "cni/host-local",
+    "cni/loopback",
+    "cni/portmap",
+];
 
 fn bundle_with(files: &[&str]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -320,7 +332,7 @@ fn render_preflight_status_and_up_agree_for_every_shape() {
 
 #[test]
 fn external_static_pod_etcd_hosts_get_a_kubelet_before_etcd_is_awaited() {
-    let bundle = bundle_with(&["etcd", "etcdctl", NODE_FILES].concat());
+    let bundle = bundle_with(&[&["etcd", "etcdctl"][..], NODE_FILES].concat());
     let inv = inventory(Topology::External, "static-pod", bundle.path(), false);
     let planned = plan_all(&inv);
     let etcd1 = &planned.units["etcd1"];
@@ -329,6 +341,8 @@ fn external_static_pod_etcd_hosts_get_a_kubelet_before_etcd_is_awaited() {
         &[
             ("node".to_string(), "systemd-sysctl".to_string()),
             ("node".to_string(), "systemd-modules-load".to_string()),
+            // Its container runtime first.
+            ("node".to_string(), "containerd".to_string()),
             ("node".to_string(), "kubelet".to_string())
         ],
     );
@@ -341,7 +355,7 @@ fn external_static_pod_etcd_hosts_get_a_kubelet_before_etcd_is_awaited() {
     // The snapshot timer comes once etcd runs, in either mode.
     assert!(at("etcd") < at("etcd-snapshots") && at("etcd-static-pod") < at("etcd-snapshots"));
     let status = kinit::status::gather::probe_request(&inv, inv.host("etcd1").unwrap());
-    assert_eq!(status.units, ["kubelet"]);
+    assert_eq!(status.units, ["containerd", "kubelet"]);
 }
 
 #[test]
@@ -420,7 +434,7 @@ fn operators_files(inv: &Inventory, host: &kinit::inventory::Host) -> BTreeSet<S
 fn check_pki_view(topology: Topology, etcd_mode: &str, cp_mode: ControlPlaneMode, snapshots: bool) {
     let case =
         format!("{topology} / etcd {etcd_mode} / control plane {cp_mode} / snapshots: {snapshots}");
-    let bundle = bundle_with(&["etcd", "etcdctl", NODE_FILES].concat());
+    let bundle = bundle_with(&[&["etcd", "etcdctl"][..], NODE_FILES].concat());
     let pki = tempfile::tempdir().unwrap();
     let mut inv = inventory(topology, etcd_mode, bundle.path(), snapshots);
     inv.control_plane_mode = cp_mode;
@@ -530,7 +544,7 @@ fn the_pki_ships_each_host_what_the_table_runs_there_reads() {
 /// cluster CA; control-plane hosts running the control plane as systemd units run no kubelet.
 #[test]
 fn every_host_the_table_gives_a_kubelet_gets_its_kubeconfig_and_no_other() {
-    let bundle = bundle_with(&["etcd", "etcdctl", NODE_FILES].concat());
+    let bundle = bundle_with(&[&["etcd", "etcdctl"][..], NODE_FILES].concat());
     let profiles = kinit::pki::profiles::Profiles::embedded().unwrap();
     let kubelet_confs = |inv: &Inventory| -> Vec<(String, String)> {
         kinit::pki::certificates(inv, &profiles)
