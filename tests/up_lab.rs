@@ -415,9 +415,22 @@ fn external_static_pod_dry_run_plans_a_kubelet_on_the_etcd_hosts(lab: &Lab, exte
     for f in ["etcd", "etcdctl"] {
         std::fs::copy(lab.dir().join("bundle").join(f), bundle.join(f)).unwrap();
     }
-    for f in ["kubelet", "containerd"] {
+    // The node layer: the kubelet, containerd and everything their rows install.
+    for f in [
+        "kubelet",
+        "containerd",
+        "containerd-shim-runc-v2",
+        "ctr",
+        "runc",
+        "cni/bridge",
+        "cni/host-local",
+        "cni/loopback",
+        "cni/portmap",
+        "images/pause.tar",
+    ] {
         // Stand-ins: a dry run checks them against SHA256SUMS and uploads nothing.
         let content = format!("#!/bin/sh\n# {f} stand-in\n");
+        std::fs::create_dir_all(bundle.join(f).parent().unwrap()).unwrap();
         std::fs::write(bundle.join(f), &content).unwrap();
         let sum = Command::new("sha256sum")
             .arg(bundle.join(f))

@@ -257,23 +257,34 @@ pub async fn nodes_ready(
     loop {
         let last = match nodes::list(&client, API_REQUEST).await {
             Ok(list) => {
-                // A registered Node is given its pod slice (the one its CNI bridge uses).
+                // A registered Node is given its pod slice (the one its CNI bridge uses). A
+                // refusal is tried again: right after the cluster-admins binding, an apiserver
+                // whose RBAC cache has not seen it yet answers 403.
+                let mut refused = Vec::new();
                 for h in &hosts {
                     if let Some(n) = list.get(h)
                         && n.pod_cidr.is_empty()
                         && let Some(host) = inv.host(h)
                         && let Ok(cidr) = crate::render::context::pod_cidr(inv, host)
                     {
-                        nodes::set_pod_cidr(&client, h, &cidr.to_string(), API_REQUEST).await?;
+                        match nodes::set_pod_cidr(&client, h, &cidr.to_string(), API_REQUEST).await
+                        {
+                            Ok(()) => {}
+                            // The Node has another slice: waiting will not change that.
+                            Err(e @ crate::kube::KubeApiError::Decode { .. }) => {
+                                return Err(e.into());
+                            }
+                            Err(e) => refused.push(format!("{h}: recording its pod slice: {e}")),
+                        }
                     }
                 }
-                let waiting: Vec<String> = hosts
-                    .iter()
-                    .filter_map(|h| match list.get(h) {
+                let waiting: Vec<String> = refused
+                    .into_iter()
+                    .chain(hosts.iter().filter_map(|h| match list.get(h) {
                         Some(n) if n.ready => None,
                         Some(n) => Some(format!("{h} not Ready ({})", n.why)),
                         None => Some(format!("{h} not registered")),
-                    })
+                    }))
                     .collect();
                 if waiting.is_empty() {
                     return Ok(format!(
