@@ -55,6 +55,7 @@ host_paths! {
     CONTROLLER_MANAGER_CONF = "controller_manager_conf" => "/etc/kubernetes/controller-manager.conf";
     SCHEDULER_CONF = "scheduler_conf" => "/etc/kubernetes/scheduler.conf";
     KUBELET_CONF = "kubelet_conf" => "/etc/kubernetes/kubelet.conf";
+    KUBE_PROXY_CONF = "kube_proxy_conf" => "/etc/kubernetes/kube-proxy.conf";
 
     KUBE_APISERVER_MANIFEST = "kube_apiserver_manifest" => "/etc/kubernetes/manifests/kube-apiserver.yaml";
     KUBE_CONTROLLER_MANAGER_MANIFEST = "kube_controller_manager_manifest" => "/etc/kubernetes/manifests/kube-controller-manager.yaml";
@@ -87,6 +88,10 @@ host_paths! {
     /// The kubelet from the artifacts bundle and its unit (only when the bundle holds one).
     KUBELET_BINARY = "kubelet_binary" => "/usr/local/bin/kubelet";
     KUBELET_UNIT = "kubelet_unit" => "/etc/systemd/system/kubelet.service";
+    KUBE_PROXY_BINARY = "kube_proxy_binary" => "/usr/local/bin/kube-proxy";
+    KUBE_PROXY_UNIT = "kube_proxy_unit" => "/etc/systemd/system/kube-proxy.service";
+    /// kubeadm's place for it (its DaemonSet mounts a ConfigMap there).
+    KUBE_PROXY_CONFIG = "kube_proxy_config" => "/var/lib/kube-proxy/config.conf";
     KUBELET_PKI_DIR = "kubelet_pki_dir" => "/var/lib/kubelet/pki";
     CONTAINERD_SOCKET = "containerd_socket" => "/run/containerd/containerd.sock";
     /// The container runtime from the artifacts bundle: containerd, its runc shim, ctr, runc
@@ -108,6 +113,10 @@ host_paths! {
     CNI_PORTMAP_PLUGIN = "cni_portmap_plugin" => "/opt/cni/bin/portmap";
     CNI_CONF_DIR = "cni_conf_dir" => "/etc/cni/net.d";
     CNI_CONFLIST = "cni_conflist" => "/etc/cni/net.d/10-kinit-bridge.conflist";
+    /// The routes to the other nodes' pod slices and the masquerade of what leaves the pod
+    /// network, set by a script its oneshot unit runs (and takes off when stopped).
+    POD_NETWORK_SCRIPT = "pod_network_script" => "/usr/local/lib/kinit/pod-network.sh";
+    POD_NETWORK_UNIT = "pod_network_unit" => "/etc/systemd/system/kinit-pod-network.service";
     /// Images built from the bundle's binaries, imported into containerd before the kubelet
     /// starts (no registry needed).
     PAUSE_IMAGE_ARCHIVE = "pause_image_archive" => "/var/lib/kinit/images/pause.tar";

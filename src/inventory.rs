@@ -21,6 +21,8 @@ pub mod ports {
     pub const ETCD_METRICS: u16 = 2381;
     pub const KUBELET: u16 = 10250;
     pub const KUBELET_HEALTHZ: u16 = 10248;
+    pub const KUBE_PROXY_HEALTHZ: u16 = 10256;
+    pub const KUBE_PROXY_METRICS: u16 = 10249;
     pub const CONTROLLER_MANAGER: u16 = 10257;
     pub const SCHEDULER: u16 = 10259;
     /// haproxy's stats socket, on 127.0.0.1 only: `kinit status` reads `show stat` from it

@@ -54,6 +54,7 @@ const NODE_FILES: &[&str] = &[
     "cni/host-local",
     "cni/loopback",
     "cni/portmap",
+    "kube-proxy",
 ];
 
 fn bundle_with(files: &[&str]) -> tempfile::TempDir {
@@ -214,6 +215,7 @@ fn check_views(shape: Shape) {
             // units and containerd's own configuration.
             for gated in [
                 "/etc/systemd/system/kubelet.service",
+                "/etc/systemd/system/kube-proxy.service",
                 "/etc/systemd/system/containerd.service",
                 "/etc/containerd/config.toml",
             ] {
@@ -343,7 +345,9 @@ fn external_static_pod_etcd_hosts_get_a_kubelet_before_etcd_is_awaited() {
             ("node".to_string(), "systemd-modules-load".to_string()),
             // Its container runtime first.
             ("node".to_string(), "containerd".to_string()),
-            ("node".to_string(), "kubelet".to_string())
+            ("node".to_string(), "kinit-pod-network".to_string()),
+            ("node".to_string(), "kubelet".to_string()),
+            ("node".to_string(), "kube-proxy".to_string())
         ],
     );
     assert!(planned.files["etcd1"].contains("/etc/kubernetes/manifests/etcd.yaml"));
@@ -355,7 +359,10 @@ fn external_static_pod_etcd_hosts_get_a_kubelet_before_etcd_is_awaited() {
     // The snapshot timer comes once etcd runs, in either mode.
     assert!(at("etcd") < at("etcd-snapshots") && at("etcd-static-pod") < at("etcd-snapshots"));
     let status = kinit::status::gather::probe_request(&inv, inv.host("etcd1").unwrap());
-    assert_eq!(status.units, ["containerd", "kubelet"]);
+    assert_eq!(
+        status.units,
+        ["containerd", "kinit-pod-network", "kubelet", "kube-proxy"]
+    );
 }
 
 #[test]

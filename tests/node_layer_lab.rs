@@ -3,8 +3,10 @@
 //! (systemd mode), imports the pause image kinit built from the bundle's static pause, and
 //! starts a kubelet on every node with a client certificate kinit issued. Every node must
 //! register and turn Ready, a pod must run on the worker with an address from the worker's
-//! own slice of the pod subnet, and a second `up` must change nothing. Runs as root; the lab
-//! is removed when the test ends however it ends.
+//! own slice of the pod subnet, pods on different nodes must reach each other without NAT
+//! (kinit's routes between the nodes' slices), control planes carry kubeadm's labels and
+//! taint, and a second `up` must change nothing. Runs as root; the lab is removed when the
+//! test ends however it ends.
 
 use std::time::Duration;
 
@@ -33,6 +35,85 @@ fn pause_pod(name: &str, node: &str) -> String {
         },
     })
     .to_string()
+}
+
+/// The test image: Debian's static busybox (an HTTP server and client in one binary), packed
+/// by the bundle's image code and imported on `nodes` the way kinit imports the pause image.
+const WEB_IMAGE: &str = "kinit.test/busybox:1";
+
+fn import_web_image(lab: &Lab, nodes: &[&str]) {
+    let binary = std::fs::read("/bin/busybox").expect("/bin/busybox (Debian's busybox-static)");
+    let (archive, _) = kinit::bundle::image::oci_archive(&kinit::bundle::image::StaticImage {
+        reference: WEB_IMAGE,
+        binary_name: "busybox",
+        binary: &binary,
+        user: "65534:65534",
+        arch: "amd64",
+    })
+    .unwrap();
+    for node in nodes {
+        let inside = "/var/tmp/kinit-test-busybox.tar";
+        let path = lab
+            .dir()
+            .join("nodes")
+            .join(node)
+            .join("root")
+            .join(&inside[1..]);
+        std::fs::write(&path, &archive).unwrap();
+        lab.on(
+            node,
+            &format!("ctr --namespace k8s.io images import {inside} >/dev/null"),
+        );
+    }
+}
+
+/// A pod of the test image on `node` running `command`; control planes are tolerated.
+fn busybox_pod(name: &str, node: &str, command: &[&str], restart: &str) -> String {
+    serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default", "labels": {"app": name}},
+        "spec": {
+            "nodeName": node,
+            "restartPolicy": restart,
+            "tolerations": [{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}],
+            "containers": [{
+                "name": name,
+                "image": WEB_IMAGE,
+                "imagePullPolicy": "Never",
+                "command": command,
+            }],
+        },
+    })
+    .to_string()
+}
+
+/// Wait until pod `name` is in `phase`; its object.
+fn pod_in_phase(lab: &Lab, kubeconfig: &std::path::Path, name: &str, phase: &str) -> Value {
+    let mut pod = Value::Null;
+    wait_for(
+        &format!("pod {name} {phase}"),
+        Duration::from_secs(120),
+        || {
+            let (ok, out, all) = lab.kubectl(kubeconfig, &["get", "pod", name, "-o", "json"]);
+            if !ok {
+                return Err(all);
+            }
+            pod = serde_json::from_str(&out).map_err(|e| e.to_string())?;
+            if pod["status"]["phase"] == phase {
+                Ok(())
+            } else {
+                Err(pod["status"].to_string())
+            }
+        },
+    );
+    pod
+}
+
+fn apply(lab: &Lab, kubeconfig: &std::path::Path, name: &str, manifest: String) {
+    let path = lab.dir().join(format!("{name}.json"));
+    std::fs::write(&path, manifest).unwrap();
+    lab.kubectl_ok(kubeconfig, &["apply", "-f", path.to_str().unwrap()]);
 }
 
 #[test]
@@ -140,6 +221,145 @@ fn nodes_register_ready_and_run_pods_from_the_bundle_alone() {
     );
     assert_eq!(limit, "33554432");
 
+    // kubeadm's labels and taint on the control planes, none on the worker.
+    let taints = |node: &str| {
+        lab.kubectl_ok(
+            &kubeconfig,
+            &["get", "node", node, "-o", "jsonpath={.spec.taints[*].key}"],
+        )
+    };
+    assert_eq!(taints("cp1"), "node-role.kubernetes.io/control-plane");
+    assert_eq!(taints("w1"), "");
+    let roles = lab.kubectl_ok(
+        &kubeconfig,
+        &[
+            "get",
+            "nodes",
+            "-l",
+            "node-role.kubernetes.io/control-plane",
+            "-o",
+            "name",
+        ],
+    );
+    assert_eq!(roles, "node/cp1\nnode/cp2\nnode/cp3");
+
+    // The pod network between nodes: every node routes each other node's slice through its
+    // address (kinit-pod-network.service).
+    let routes = lab.on("w1", "ip -4 route show proto 77 | sort");
+    assert_eq!(routes.lines().count(), 3, "routes on w1: {routes}");
+    for cp in ["cp1", "cp2", "cp3"] {
+        // (Its first address: the VIP holder has the VIP beside it.)
+        let address = lab.on(
+            cp,
+            "ip -4 -o addr show host0 | awk '{print $4}' | cut -d/ -f1 | head -1",
+        );
+        let slice = lab.kubectl_ok(
+            &kubeconfig,
+            &["get", "node", cp, "-o", "jsonpath={.spec.podCIDR}"],
+        );
+        assert!(
+            routes.contains(&format!("{slice} via {address} dev ")),
+            "w1 has no route to {cp}'s pods {slice} via {address}: {routes}"
+        );
+    }
+    // A web server on the worker, a client on a control plane: the request crosses nodes,
+    // and the server sees the client pod's own address (no NAT between pods).
+    import_web_image(&lab, &["w1", "cp1"]);
+    apply(
+        &lab,
+        &kubeconfig,
+        "web",
+        busybox_pod(
+            "web",
+            "w1",
+            &["/busybox", "httpd", "-f", "-v", "-p", "8080", "-h", "/etc"],
+            "Always",
+        ),
+    );
+    let web = pod_in_phase(&lab, &kubeconfig, "web", "Running");
+    let web_ip = web["status"]["podIP"].as_str().unwrap().to_string();
+    let url = format!("http://{web_ip}:8080/hostname");
+    apply(
+        &lab,
+        &kubeconfig,
+        "client",
+        busybox_pod(
+            "client",
+            "cp1",
+            &["/busybox", "wget", "-O", "-", &url],
+            "Never",
+        ),
+    );
+    let client = pod_in_phase(&lab, &kubeconfig, "client", "Succeeded");
+    let client_ip = client["status"]["podIP"].as_str().unwrap().to_string();
+    // (Read through the apiserver from each kubelet: the apiserver reaches them too.)
+    let answer = lab.kubectl_ok(&kubeconfig, &["logs", "client"]);
+    assert!(
+        answer.lines().any(|l| l == "web"),
+        "client pod got: {answer}"
+    );
+    let served = lab.kubectl_ok(&kubeconfig, &["logs", "web"]);
+    assert!(
+        // (busybox writes `[::ffff:10.244.11.2]:49108: response:200`.)
+        served.contains(&format!(":{client_ip}]:")) || served.starts_with(&format!("{client_ip}:")),
+        "the web pod did not see the client pod's address {client_ip}: {served}"
+    );
+    // A node reaches another node's pods too (cp2's host to the pod on w1).
+    let from_node = lab.on(
+        "cp2",
+        &format!(
+            "exec 3<>/dev/tcp/{web_ip}/8080 && printf 'GET /hostname HTTP/1.0\\r\\n\\r\\n' >&3 \
+             && tail -n 1 <&3"
+        ),
+    );
+    assert_eq!(from_node, "web");
+
+    // A ClusterIP Service in front of the web pod: kube-proxy on every node (a unit kinit
+    // runs) sends the Service's address to the pod, here from cp3's host.
+    for node in NODES {
+        assert_eq!(
+            lab.unit_property(node, "kube-proxy", "ActiveState"),
+            "active",
+            "{node}"
+        );
+    }
+    apply(
+        &lab,
+        &kubeconfig,
+        "web-service",
+        serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "web", "namespace": "default"},
+            "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]},
+        })
+        .to_string(),
+    );
+    let cluster_ip = lab.kubectl_ok(
+        &kubeconfig,
+        &["get", "service", "web", "-o", "jsonpath={.spec.clusterIP}"],
+    );
+    let mut via_service = String::new();
+    wait_for(
+        "the web Service answering on cp3",
+        Duration::from_secs(60),
+        || {
+            let out = lab.ssh(
+            "cp3",
+            &format!(
+                "exec 3<>/dev/tcp/{cluster_ip}/80 && printf 'GET /hostname HTTP/1.0\\r\\n\\r\\n' >&3 \
+                 && tail -n 1 <&3"
+            ),
+        );
+            via_service = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            if via_service == "web" {
+                Ok(())
+            } else {
+                Err(text(&out))
+            }
+        },
+    );
+
     // A second run finds everything as it should be.
     let (code, summary, all) = lab.up(&[]);
     assert_eq!(code, 0, "second up: {all}");
@@ -178,7 +398,9 @@ fn nodes_register_ready_and_run_pods_from_the_bundle_alone() {
         "ls -A /var/lib/containerd; for p in /var/lib/kubelet /run/containerd /var/lib/cni \
          /usr/local/bin/containerd /usr/local/bin/kubelet /usr/local/sbin/runc /opt/cni/bin/bridge \
          /etc/containerd/config.toml /etc/cni/net.d/10-kinit-bridge.conflist \
-         /var/lib/kinit/images/pause.tar /sys/class/net/cni0; do [ -e \"$p\" ] && echo \"$p\"; done; \
+         /var/lib/kinit/images/pause.tar /sys/class/net/cni0 /usr/local/lib/kinit/pod-network.sh \
+         /usr/local/bin/kube-proxy /etc/kubernetes/kube-proxy.conf; do [ -e \"$p\" ] && echo \"$p\"; done; ip route show proto 77; \
+         iptables -w -t nat -S | grep 'kinit-pod-network\\|KUBE-SERVICES'; \
          grep -c ' /var/lib/kubelet/\\| /run/containerd/' /proc/self/mountinfo || true",
     );
     assert_eq!(left, "0", "left behind on w1");

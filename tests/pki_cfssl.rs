@@ -153,7 +153,7 @@ fn byo_ca_and_compare(algorithm: &str, key: KeyAlgorithm) {
             days(&b)
         );
     }
-    assert_eq!(compared.len(), 12, "every kind of certificate was compared");
+    assert_eq!(compared.len(), 13, "every kind of certificate was compared");
 }
 
 #[test]

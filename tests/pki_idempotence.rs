@@ -48,6 +48,7 @@ fn rerun_changes_nothing_and_new_hosts_touch_only_their_own_files() {
     assert_eq!(
         diff,
         vec![
+            "hosts/w2/etc/kubernetes/kube-proxy.conf",
             "hosts/w2/etc/kubernetes/kubelet.conf",
             "hosts/w2/etc/kubernetes/pki/ca.crt"
         ]
@@ -75,7 +76,8 @@ fn rerun_changes_nothing_and_new_hosts_touch_only_their_own_files() {
             "etcd-peer (cp4)",
             "controller-manager.conf (cp4)",
             "scheduler.conf (cp4)",
-            "kubelet.conf (cp4)"
+            "kubelet.conf (cp4)",
+            "kube-proxy.conf (cp4)"
         ]
     );
 
@@ -250,7 +252,7 @@ fn cli_generate_check_expiration_and_renew() {
     assert!(out.status.success(), "{out:?}");
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let certs = doc["certificates"].as_array().unwrap();
-    assert_eq!(certs.len(), 25, "one row per table entry");
+    assert_eq!(certs.len(), 29, "one row per table entry");
     assert!(certs.iter().all(|r| r["state"] == "valid"));
     let apiserver = certs
         .iter()

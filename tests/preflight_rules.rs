@@ -351,3 +351,37 @@ fn cgroup_v1_is_a_warning_where_a_kubelet_runs_and_nothing_elsewhere() {
     assert_eq!(s, Status::Pass, "{message}");
     assert!(message.contains("no kubelet"), "{message}");
 }
+
+#[test]
+fn a_node_without_iptables_fails_under_kubeadms_name() {
+    let inv = inventory(Topology::Stacked, 0);
+    let obs = with_fault(&inv, 1, |s| {
+        s.replace(
+            "==kinit:modules==",
+            "==kinit:commands==\nip\nmount\nnsenter\n==kinit:modules==",
+        )
+    });
+    let r = run(&inv, &obs);
+    let (host, check, message) = only_failure(&r);
+    assert_eq!(
+        (host.as_str(), check.as_str()),
+        ("cp2", "FileExisting-iptables")
+    );
+    assert!(message.contains("not found in PATH"), "{message}");
+    // The others are there; ip6tables is asked for only with an IPv6 pod subnet.
+    let passed: Vec<&str> = r
+        .findings
+        .iter()
+        .filter(|f| f.host == "cp2" && f.status == Status::Pass)
+        .map(|f| f.check.as_str())
+        .filter(|c| c.starts_with("FileExisting-"))
+        .collect();
+    assert_eq!(
+        passed,
+        [
+            "FileExisting-ip",
+            "FileExisting-mount",
+            "FileExisting-nsenter"
+        ]
+    );
+}

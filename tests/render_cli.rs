@@ -35,7 +35,7 @@ fn render_writes_every_host_next_to_the_config_with_a_manifest() {
         .arg("render")
         .assert()
         .success()
-        .stdout(predicates::str::contains("cp1 (16 files)"))
+        .stdout(predicates::str::contains("cp1 (18 files)"))
         .stdout(predicates::str::contains("nothing was sent to any host"));
     let out = dir.path().join("rendered");
     for host in ["cp1", "cp2", "cp3", "worker1"] {

@@ -104,6 +104,8 @@ fn each_host_gets_the_files_of_its_roles() {
             p::CONTAINERD_CONFIG,
             p::CRICTL_CONFIG,
             p::CNI_CONFLIST,
+            p::POD_NETWORK_SCRIPT,
+            p::POD_NETWORK_UNIT,
             p::KUBELET_UNIT,
             p::KUBELET_CONFIG,
             p::SYSCTL_CONF,

@@ -243,7 +243,7 @@ fn assembled_report_for_the_test_inventory() {
     let ip_output = |extra: &str| {
         format!(
             "==kinit-status:addresses==\n1: lo    inet 127.0.0.1/8 scope host lo\n{extra}\
-             ==kinit-status:services==\nactive\nactive\nactive\nactive\ninactive\n\
+             ==kinit-status:services==\nactive\nactive\nactive\nactive\nactive\ninactive\n\
              ==kinit-status:haproxy==\n# pxname,svname,status,check_status,\napiserver,cp1,UP,L7OK,\n"
         )
     };
@@ -251,12 +251,26 @@ fn assembled_report_for_the_test_inventory() {
     let req = kinit::status::gather::probe_request(&inv, cp1);
     assert_eq!(
         req.units,
-        ["etcd", "haproxy", "keepalived", "containerd", "kubelet"]
+        [
+            "etcd",
+            "haproxy",
+            "keepalived",
+            "containerd",
+            "kinit-pod-network",
+            "kubelet"
+        ]
     );
     let w1_req = kinit::status::gather::probe_request(&inv, inv.host("w1").unwrap());
     assert_eq!(
         (w1_req.units.as_slice(), w1_req.haproxy_stats_port),
-        (&["containerd".to_string(), "kubelet".to_string()][..], None)
+        (
+            &[
+                "containerd".to_string(),
+                "kinit-pod-network".to_string(),
+                "kubelet".to_string()
+            ][..],
+            None
+        )
     );
     let probes = vec![
         (

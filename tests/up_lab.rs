@@ -427,6 +427,7 @@ fn external_static_pod_dry_run_plans_a_kubelet_on_the_etcd_hosts(lab: &Lab, exte
         "cni/loopback",
         "cni/portmap",
         "images/pause.tar",
+        "kube-proxy",
     ] {
         // Stand-ins: a dry run checks them against SHA256SUMS and uploads nothing.
         let content = format!("#!/bin/sh\n# {f} stand-in\n");

@@ -33,6 +33,8 @@ pub enum ComponentId {
     Containerd,
     /// The kubelet.
     Kubelet,
+    /// kube-proxy as a systemd unit on every node.
+    KubeProxy,
     /// kube-apiserver, kube-controller-manager and kube-scheduler as static pods.
     ControlPlane,
     /// kube-apiserver as a systemd unit (controlPlane.mode: systemd).

@@ -163,6 +163,13 @@ const fn unit(name: &'static str) -> UnitRow {
 /// starts `kinit-etcd-snapshot.service`, which `kinit up` never starts itself.
 pub const ETCD_SNAPSHOT_TIMER: &str = "kinit-etcd-snapshot.timer";
 
+/// reset's entry for kube-proxy's Service rules: `kube-proxy --cleanup` takes them off (run
+/// before its binary goes).
+pub const KUBE_PROXY_CLEANUP: &str = "cleanup:/usr/local/bin/kube-proxy";
+
+/// The oneshot unit that sets the routes between the nodes' pod slices.
+pub const POD_NETWORK_UNIT: &str = "kinit-pod-network";
+
 /// Clients: the apiservers and the other members (health checks, `kinit status`); peers: the
 /// other members; metrics: 127.0.0.1 only.
 const ETCD_PORTS: &[PortRow] = &[
@@ -610,9 +617,22 @@ pub const TABLE: &[Component] = &[
                 0o644,
                 Nothing,
             ),
+            // Routes to the other nodes' pods: set again as a whole when a node comes or goes.
+            file(
+                "pod-network.sh.tera",
+                paths::POD_NETWORK_SCRIPT,
+                0o755,
+                Restart(POD_NETWORK_UNIT),
+            ),
+            file(
+                "kinit-pod-network.service.tera",
+                paths::POD_NETWORK_UNIT,
+                0o644,
+                Restart(POD_NETWORK_UNIT),
+            ),
         ],
         certificates: &[],
-        units: &[unit("containerd")],
+        units: &[unit("containerd"), unit(POD_NETWORK_UNIT)],
         ports: &[],
         bundle_gate: &["containerd", "runc"],
         on_reset: Remove,
@@ -701,9 +721,65 @@ pub const TABLE: &[Component] = &[
         rolling: None,
     },
     Component {
+        id: ComponentId::KubeProxy,
+        name: "kube-proxy",
+        // Beside every kubelet: Services answer on every node.
+        roles: &[ControlPlane, Worker],
+        with_static_pods: true,
+        static_pod: false,
+        when: None,
+        packages: &[],
+        binaries: &[bin("kube-proxy", paths::KUBE_PROXY_BINARY, "kube-proxy")],
+        files: &[
+            FileRow {
+                gated: true,
+                ..file(
+                    "kube-proxy.service.tera",
+                    paths::KUBE_PROXY_UNIT,
+                    0o644,
+                    Restart("kube-proxy"),
+                )
+            },
+            file(
+                "kube-proxy-config.yaml.tera",
+                paths::KUBE_PROXY_CONFIG,
+                0o644,
+                Restart("kube-proxy"),
+            ),
+        ],
+        // Its client certificate is embedded in kube-proxy.conf, read once at start.
+        certificates: &[CertificateInput {
+            under: "kube-proxy.conf",
+            on_change: Restart("kube-proxy"),
+        }],
+        units: &[unit("kube-proxy")],
+        // Load balancers' health checks of externalTrafficPolicy: Local Services.
+        ports: &[
+            port(
+                ports::KUBE_PROXY_HEALTHZ,
+                "kube-proxy healthz",
+                "kube-proxy",
+                EVERY_HOST,
+            ),
+            port(
+                ports::KUBE_PROXY_METRICS,
+                "kube-proxy metrics",
+                "kube-proxy",
+                ReachedFrom::Local,
+            ),
+        ],
+        bundle_gate: &["kube-proxy"],
+        on_reset: Remove,
+        stopped_for_restore: false,
+        // Its Service rules (KUBE-* chains): kube-proxy --cleanup takes them off.
+        runtime_state: &[KUBE_PROXY_CLEANUP],
+        rolling: None,
+    },
+    Component {
         id: ComponentId::KernelSettings,
         name: "kernel-settings",
-        roles: &[Worker],
+        // Every node: pods on control planes need forwarding and bridge netfilter too.
+        roles: &[ControlPlane, Worker],
         with_static_pods: true,
         static_pod: false,
         when: None,

@@ -12,6 +12,7 @@ fn every_component_has_one_row_and_a_unique_name() {
         ComponentId::Keepalived,
         ComponentId::Containerd,
         ComponentId::Kubelet,
+        ComponentId::KubeProxy,
         ComponentId::ControlPlane,
         ComponentId::KubeApiserver,
         ComponentId::KubeControllerManager,
@@ -72,7 +73,9 @@ fn what_other_hosts_depend_on_rolls() {
             .ports
             .iter()
             .any(|p| matches!(p.reached_from, ReachedFrom::Roles(_)))
-            && c.id != ComponentId::Kubelet;
+            && c.id != ComponentId::Kubelet
+            // Its rules stay in the kernel while it restarts: Services keep answering.
+            && c.id != ComponentId::KubeProxy;
         if reached || c.id == ComponentId::Keepalived {
             assert!(c.rolling.is_some(), "{} does not roll", c.name);
         }
@@ -130,4 +133,12 @@ fn a_restore_stops_the_control_plane_in_either_mode_and_nothing_else() {
     );
     // A worker runs none of it (its kubelet, haproxy and keepalived elsewhere keep running).
     assert_eq!(stopped_for_restore(&inv, &worker), (vec![], vec![]));
+}
+
+#[test]
+fn kube_proxy_cleanup_runs_the_binary_the_table_installs() {
+    assert_eq!(
+        super::table::KUBE_PROXY_CLEANUP,
+        format!("cleanup:{}", crate::host_paths::KUBE_PROXY_BINARY)
+    );
 }

@@ -254,27 +254,37 @@ pub async fn nodes_ready(
     }
     let client = ApiClient::from_pki_kubeconfig(&inv.pki_dir, "admin.conf")?;
     let started = std::time::Instant::now();
+    let mut settled = std::collections::BTreeSet::new();
     loop {
         let last = match nodes::list(&client, API_REQUEST).await {
             Ok(list) => {
-                // A registered Node is given its pod slice (the one its CNI bridge uses). A
-                // refusal is tried again: right after the cluster-admins binding, an apiserver
-                // whose RBAC cache has not seen it yet answers 403.
+                // A registered Node is given its pod slice (the one its CNI bridge uses) and
+                // kubeadm's control-plane labels and taint. A refusal is tried again: right
+                // after the cluster-admins binding, an apiserver whose RBAC cache has not seen
+                // it yet answers 403.
                 let mut refused = Vec::new();
                 for h in &hosts {
-                    if let Some(n) = list.get(h)
-                        && n.pod_cidr.is_empty()
+                    if list.contains_key(h)
+                        && !settled.contains(h)
                         && let Some(host) = inv.host(h)
                         && let Ok(cidr) = crate::render::context::pod_cidr(inv, host)
                     {
-                        match nodes::set_pod_cidr(&client, h, &cidr.to_string(), API_REQUEST).await
-                        {
-                            Ok(()) => {}
+                        let control_plane = host.has(crate::config::Role::ControlPlane);
+                        let settings = nodes::NodeSettings {
+                            pod_cidr: cidr.to_string(),
+                            control_plane,
+                            tainted: control_plane && !host.has(crate::config::Role::Worker),
+                        };
+                        match nodes::apply_settings(&client, h, &settings, API_REQUEST).await {
+                            Ok(()) => {
+                                settled.insert(h.clone());
+                            }
                             // The Node has another slice: waiting will not change that.
                             Err(e @ crate::kube::KubeApiError::Decode { .. }) => {
                                 return Err(e.into());
                             }
-                            Err(e) => refused.push(format!("{h}: recording its pod slice: {e}")),
+                            Err(e) => refused
+                                .push(format!("{h}: setting its pod slice, labels and taint: {e}")),
                         }
                     }
                 }

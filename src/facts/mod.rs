@@ -42,6 +42,11 @@ pub struct EtcdDir {
     pub kinit_config_names: Option<String>,
 }
 
+/// Commands a node needs on the host (kubeadm's FileExisting checks, as far as kinit's node
+/// layer calls them): `ip` and `iptables`/`ip6tables` for kinit's pod network and kube-proxy,
+/// `mount` and `nsenter` for the kubelet's volumes and port-forward.
+pub const NODE_COMMANDS: &[&str] = &["ip", "iptables", "ip6tables", "mount", "nsenter"];
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct HostFacts {
     pub hostname: String,
@@ -57,6 +62,9 @@ pub struct HostFacts {
     /// /etc/os-release fields (ID, VERSION_ID, PRETTY_NAME, ...).
     pub os: BTreeMap<String, String>,
     pub ip_forward: Option<bool>,
+    /// Which of the node layer's commands ([`NODE_COMMANDS`]) the host has in its PATH (with
+    /// the sbin directories); None when the probe did not look.
+    pub commands: Option<Vec<String>>,
     pub modules: Vec<String>,
     pub cgroup: Option<CgroupVersion>,
     pub systemd: bool,
@@ -179,6 +187,13 @@ impl HostFacts {
                 f.os.insert(k.to_string(), v.trim_matches('"').to_string());
             }
         }
+        f.commands = s.contains_key("commands").then(|| {
+            lines("commands")
+                .into_iter()
+                .map(|c| c.trim().to_string())
+                .filter(|c| !c.is_empty())
+                .collect()
+        });
         f.modules = lines("modules")
             .into_iter()
             .map(str::trim)

@@ -103,6 +103,7 @@ sec swaps; mapfile -t a < /proc/swaps; printf '%s\n' "${a[@]}"
 sec kernel; read -r x < /proc/sys/kernel/osrelease && echo "$x"
 sec os-release; [ -r /etc/os-release ] && mapfile -t a < /etc/os-release && printf '%s\n' "${a[@]}"
 sec ip-forward; read -r x < /proc/sys/net/ipv4/ip_forward && echo "$x"
+sec commands; (PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin; for c in ip iptables ip6tables mount nsenter; do command -v "$c" >/dev/null 2>&1 && echo "$c"; done)
 sec modules; [ -r /proc/modules ] && mapfile -t a < /proc/modules && printf '%s\n' "${a[@]%% *}"; for m in br_netfilter overlay; do [ -d /sys/module/$m ] && echo $m; done
 sec cgroup; if [ -e /sys/fs/cgroup/cgroup.controllers ]; then echo cgroup2fs; elif [ -d /sys/fs/cgroup/systemd ] || [ -d /sys/fs/cgroup/cpu ]; then echo tmpfs; fi
 sec systemd; [ -d /run/systemd/system ] && echo yes || echo no
@@ -198,6 +199,11 @@ mod tests {
             "{s}"
         );
         assert!(s.starts_with("export LC_ALL=C\n"), "{s}");
+        // The probe looks for exactly the commands preflight asks about.
+        assert!(s.contains(&format!(
+            "for c in {}; do",
+            super::super::NODE_COMMANDS.join(" ")
+        )));
         assert!(s.ends_with("sec end\n"));
         // The launcher carries the bash part as one quoted word.
         let whole = script(&req).unwrap();

@@ -70,31 +70,41 @@ fn parse(list: &serde_json::Value) -> BTreeMap<String, NodeState> {
     out
 }
 
-/// Record `cidr` as the Node's pod slice (`spec.podCIDR`, `spec.podCIDRs`): read, changed,
-/// written back with its resourceVersion, so a concurrent change is refused, not overwritten.
-/// The API lets these fields be set once; a Node that has another slice is an error naming both.
-pub async fn set_pod_cidr(
+/// kubeadm's label on control-plane nodes, and its taint on those that are not also workers.
+pub const CONTROL_PLANE_LABEL: &str = "node-role.kubernetes.io/control-plane";
+/// kubeadm's label keeping control planes out of external load balancers' backends.
+pub const EXCLUDE_FROM_LB_LABEL: &str = "node.kubernetes.io/exclude-from-external-load-balancers";
+
+/// What kinit sets on a Node object once it registers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeSettings {
+    /// `spec.podCIDR`: the slice its CNI bridge uses.
+    pub pod_cidr: String,
+    /// A control-plane host: kubeadm's labels.
+    pub control_plane: bool,
+    /// The control-plane taint (`NoSchedule`): a control plane that is not also a worker.
+    pub tainted: bool,
+}
+
+/// Give the Node `settings`: read, changed, written back with its resourceVersion (a
+/// concurrent change is refused, not overwritten), and not written at all when it has them.
+/// Labels are added, never removed; the taint follows `tainted` both ways. The API lets the pod
+/// slice be set once: a Node that has another one is an error naming both.
+pub async fn apply_settings(
     client: &ApiClient,
     node: &str,
-    cidr: &str,
+    settings: &NodeSettings,
     timeout: Duration,
 ) -> Result<(), KubeApiError> {
     let path = format!("/api/v1/nodes/{node}");
     let mut object = client.get_json(&path, timeout).await?;
-    match object["spec"]["podCIDR"].as_str() {
-        Some(have) if have == cidr => return Ok(()),
-        Some(have) if !have.is_empty() => {
-            return Err(KubeApiError::Decode {
-                url: format!("{}{path}", client.server()),
-                message: format!(
-                    "the Node has the pod addresses {have}, but its CNI bridge uses {cidr}"
-                ),
-            });
-        }
-        _ => {}
+    let changed = settle(&mut object, settings).map_err(|message| KubeApiError::Decode {
+        url: format!("{}{path}", client.server()),
+        message,
+    })?;
+    if !changed {
+        return Ok(());
     }
-    object["spec"]["podCIDR"] = serde_json::json!(cidr);
-    object["spec"]["podCIDRs"] = serde_json::json!([cidr]);
     let body = serde_json::to_vec(&object).expect("serializable");
     let (status, answer) = client.send("PUT", &path, Some(&body), timeout).await?;
     if status != 200 {
@@ -105,6 +115,54 @@ pub async fn set_pod_cidr(
         ));
     }
     Ok(())
+}
+
+/// Change the Node `object` to have `settings`; whether anything changed.
+fn settle(object: &mut serde_json::Value, settings: &NodeSettings) -> Result<bool, String> {
+    use serde_json::json;
+    let mut changed = false;
+    match object["spec"]["podCIDR"].as_str() {
+        Some(have) if have == settings.pod_cidr => {}
+        Some(have) if !have.is_empty() => {
+            return Err(format!(
+                "the Node has the pod addresses {have}, but its CNI bridge uses {}",
+                settings.pod_cidr
+            ));
+        }
+        _ => {
+            object["spec"]["podCIDR"] = json!(settings.pod_cidr);
+            object["spec"]["podCIDRs"] = json!([settings.pod_cidr]);
+            changed = true;
+        }
+    }
+    if settings.control_plane {
+        for label in [CONTROL_PLANE_LABEL, EXCLUDE_FROM_LB_LABEL] {
+            if object["metadata"]["labels"].get(label).is_none() {
+                if !object["metadata"]["labels"].is_object() {
+                    object["metadata"]["labels"] = json!({});
+                }
+                object["metadata"]["labels"][label] = json!("");
+                changed = true;
+            }
+        }
+    }
+    let is_ours =
+        |t: &serde_json::Value| t["key"] == CONTROL_PLANE_LABEL && t["effect"] == "NoSchedule";
+    let mut taints: Vec<serde_json::Value> = object["spec"]["taints"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let has = taints.iter().any(is_ours);
+    if settings.tainted != has {
+        if settings.tainted {
+            taints.push(json!({"key": CONTROL_PLANE_LABEL, "effect": "NoSchedule"}));
+        } else {
+            taints.retain(|t| !is_ours(t));
+        }
+        object["spec"]["taints"] = json!(taints);
+        changed = true;
+    }
+    Ok(changed)
 }
 
 #[cfg(test)]
@@ -135,5 +193,63 @@ mod tests {
         assert!(!nodes["w2"].ready);
         assert_eq!(nodes["w2"].why, "no Ready condition yet");
         assert_eq!(nodes["w2"].pod_cidr, "");
+    }
+
+    fn settings(control_plane: bool, tainted: bool) -> NodeSettings {
+        NodeSettings {
+            pod_cidr: "10.244.11.0/24".into(),
+            control_plane,
+            tainted,
+        }
+    }
+
+    #[test]
+    fn a_new_control_plane_node_gets_its_slice_kubeadms_labels_and_taint_once() {
+        let mut node = serde_json::json!({"metadata": {"name": "cp1", "labels": {"kubernetes.io/hostname": "cp1"}},
+                                          "spec": {}});
+        assert_eq!(settle(&mut node, &settings(true, true)), Ok(true));
+        assert_eq!(node["spec"]["podCIDR"], "10.244.11.0/24");
+        assert_eq!(
+            node["spec"]["podCIDRs"],
+            serde_json::json!(["10.244.11.0/24"])
+        );
+        assert_eq!(node["metadata"]["labels"][CONTROL_PLANE_LABEL], "");
+        assert_eq!(node["metadata"]["labels"][EXCLUDE_FROM_LB_LABEL], "");
+        assert_eq!(node["metadata"]["labels"]["kubernetes.io/hostname"], "cp1");
+        assert_eq!(
+            node["spec"]["taints"],
+            serde_json::json!([{"key": CONTROL_PLANE_LABEL, "effect": "NoSchedule"}])
+        );
+        // Settled: nothing to write the second time.
+        assert_eq!(settle(&mut node, &settings(true, true)), Ok(false));
+    }
+
+    #[test]
+    fn a_control_plane_that_is_also_a_worker_loses_the_taint_and_keeps_other_taints() {
+        let mut node = serde_json::json!({"metadata": {"name": "cp1"},
+            "spec": {"podCIDR": "10.244.11.0/24", "taints": [
+                {"key": CONTROL_PLANE_LABEL, "effect": "NoSchedule"},
+                {"key": "example.com/gpu", "effect": "NoSchedule"}]}});
+        assert_eq!(settle(&mut node, &settings(true, false)), Ok(true));
+        assert_eq!(
+            node["spec"]["taints"],
+            serde_json::json!([{"key": "example.com/gpu", "effect": "NoSchedule"}])
+        );
+        // A worker gets neither labels nor taint.
+        let mut worker = serde_json::json!({"metadata": {"name": "w1"}, "spec": {}});
+        assert_eq!(settle(&mut worker, &settings(false, false)), Ok(true));
+        assert!(worker["metadata"].get("labels").is_none());
+        assert!(worker["spec"].get("taints").is_none());
+    }
+
+    #[test]
+    fn a_node_with_another_slice_is_an_error_naming_both() {
+        let mut node =
+            serde_json::json!({"metadata": {"name": "w1"}, "spec": {"podCIDR": "10.244.99.0/24"}});
+        let e = settle(&mut node, &settings(false, false)).unwrap_err();
+        assert!(
+            e.contains("10.244.99.0/24") && e.contains("10.244.11.0/24"),
+            "{e}"
+        );
     }
 }

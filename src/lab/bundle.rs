@@ -31,6 +31,7 @@ pub const KUBERNETES_BINARIES: &[&str] = &[
 /// directory, as `hack/build-upstream.sh DIR --set node` and the kubernetes set lay them out).
 pub const RUNTIME_BINARIES: &[(&str, &str)] = &[
     ("kubelet", "kubelet"),
+    ("kube-proxy", "kube-proxy"),
     ("containerd", "containerd"),
     ("containerd-shim-runc-v2", "containerd-shim-runc-v2"),
     ("ctr", "ctr"),

@@ -8,6 +8,8 @@ use super::plan::LabPlan;
 /// The release a lab without Kubernetes binaries names (its manifests are rendered, nothing
 /// runs them).
 pub const KUBERNETES_VERSION: &str = "v1.31.4";
+/// The lab cluster's Service addresses (runtime nodes route them onto their link).
+pub const SERVICE_SUBNET: &str = "10.96.0.0/12";
 
 pub fn render(plan: &LabPlan, identity_file: &Path, known_hosts: &Path) -> String {
     let mut y = String::new();
@@ -30,7 +32,7 @@ pub fn render(plan: &LabPlan, identity_file: &Path, known_hosts: &Path) -> Strin
          \x20   mode: systemd\n\
          \x20 networking:\n\
          \x20   podSubnet: 10.244.0.0/16\n\
-         \x20   serviceSubnet: 10.96.0.0/12\n\
+         \x20   serviceSubnet: {service_subnet}\n\
          \x20   dnsDomain: cluster.local\n\
          \x20   nodeSubnet: {subnet}\n\
          \x20 pki:\n\
@@ -58,6 +60,7 @@ pub fn render(plan: &LabPlan, identity_file: &Path, known_hosts: &Path) -> Strin
             "etcd and etcdctl from the image's Debian packages"
         },
         vip = plan.vip,
+        service_subnet = SERVICE_SUBNET,
         subnet = plan.subnet,
         key = identity_file.display(),
         kh = known_hosts.display(),

@@ -121,12 +121,21 @@ pub fn write_identity(
     }
     write(&up.join("etc/hosts"), &hosts, 0o644)?;
     // No Gateway: the node reaches the lab subnet and nothing else.
-    let network = format!(
+    let mut network = format!(
         "# kinit lab: this node's static address on bridge {}\n[Match]\nName=host0\n\n[Network]\nAddress={}/{}\nLinkLocalAddressing=no\nIPv6AcceptRA=no\n",
         plan.bridge,
         node.address,
         plan.subnet.prefix_len()
     );
+    if plan.runtime {
+        // A host's own connections to a ClusterIP need a route before kube-proxy's DNAT picks
+        // the pod (a real host's default route is one). On-link: without kube-proxy they go
+        // nowhere but unanswered ARP on the lab bridge.
+        network.push_str(&format!(
+            "\n[Route]\nDestination={}\nScope=link\n",
+            super::cluster_file::SERVICE_SUBNET
+        ));
+    }
     write(
         &up.join("etc/systemd/network/10-host0.network"),
         &network,

@@ -259,6 +259,8 @@ for a in "$@"; do
     --runtime)
       case $a in
         link:*) ip link show "${a#link:}" >/dev/null 2>&1 && act delete "$a" ip link delete "${a#link:}" ;;
+        # A program that takes its own rules off (kube-proxy --cleanup: its KUBE-* chains).
+        cleanup:*) b=${a#cleanup:}; [ -x "$b" ] && act delete "rules:${b##*/}" "$b" --cleanup ;;
         *) runtime_dir "$a" ;;
       esac ;;
     --state)
@@ -332,7 +334,8 @@ fn parse_actions(stdout: &str) -> Vec<ResetAction> {
                 // Pods' processes (`kill containerd-shim-runc-v2`) stop like units.
                 "stop" | "kill" => ResetAction::Stop(t),
                 "disable" => ResetAction::Disable(t),
-                // A link (`delete link:cni0`) goes like a file.
+                // A link (`delete link:cni0`) and a program's rules (`delete rules:kube-proxy`)
+                // go like a file.
                 "remove" | "delete" => ResetAction::Remove(t),
                 // A mount point's contents.
                 "empty" => ResetAction::Remove(format!("{t}/*")),

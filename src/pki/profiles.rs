@@ -66,6 +66,10 @@ pub const FILES: &[(&str, &str)] = &[
         "kubelet-csr.json",
         include_str!("../../certs/kubelet-csr.json"),
     ),
+    (
+        "kube-proxy-csr.json",
+        include_str!("../../certs/kube-proxy-csr.json"),
+    ),
 ];
 
 /// `ca-config.json`.

@@ -410,6 +410,17 @@ pub fn certificates(inv: &Inventory, profiles: &Profiles) -> Result<Vec<CertSpec
             kubeconfig("kubelet.conf", &server),
             vec![h.name.clone()],
         )?;
+        // kube-proxy beside it, as the user `system:kube-proxy` the built-in binding
+        // `system:node-proxier` authorizes (kubeadm gives its DaemonSet a service account).
+        b.add(
+            "kube-proxy.conf",
+            "kube-proxy",
+            "client",
+            CaId::Kubernetes,
+            Some(h),
+            kubeconfig("kube-proxy.conf", &server),
+            vec![h.name.clone()],
+        )?;
     }
     Ok(b.specs)
 }

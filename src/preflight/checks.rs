@@ -248,6 +248,27 @@ fn per_host(
         ),
     });
 
+    // kubeadm's FileExisting checks, for the commands kinit's node layer calls.
+    if kubelet && let Some(have) = &f.commands {
+        let ipv6 = matches!(inv.networking.pod_subnet, ipnet::IpNet::V6(_));
+        for command in crate::facts::NODE_COMMANDS {
+            if *command == if ipv6 { "iptables" } else { "ip6tables" } {
+                continue;
+            }
+            let check = format!("FileExisting-{command}");
+            out.push(if have.iter().any(|c| c == command) {
+                pass(h, check, format!("{command} is in PATH"))
+            } else {
+                fail(
+                    h,
+                    check,
+                    format!("{command} not found in PATH (a node needs it)"),
+                    "install the package that has it (iptables, iproute2 or util-linux)",
+                )
+            });
+        }
+    }
+
     out.push(if f.systemd {
         pass(h, "Systemd", "systemd is the init system")
     } else {

@@ -79,6 +79,9 @@ pub struct Networking {
     pub cluster_dns: String,
     /// The pods' default route: `0.0.0.0/0`, or `::/0` for an IPv6 pod subnet.
     pub pod_default_route: &'static str,
+    /// `ip`'s family flag for the pod subnet (`-4` or `-6`) and the matching iptables.
+    pub pod_ip_family: &'static str,
+    pub pod_iptables: &'static str,
 }
 
 #[derive(Debug, Serialize)]
@@ -125,6 +128,8 @@ pub struct Ports {
     pub etcd_metrics: u16,
     pub kubelet: u16,
     pub kubelet_healthz: u16,
+    pub kube_proxy_healthz: u16,
+    pub kube_proxy_metrics: u16,
     pub controller_manager: u16,
     pub scheduler: u16,
     pub haproxy_stats: u16,
@@ -157,6 +162,15 @@ pub struct HostView {
     pub etcd_initial_cluster_state: String,
     /// This host's slice of the pod subnet (its CNI bridge's addresses), when it runs a kubelet.
     pub pod_cidr: Option<String>,
+    /// The other kubelet hosts' slices, each through that host's address.
+    pub pod_routes: Vec<PodRoute>,
+}
+
+/// A route to another node's pods.
+#[derive(Debug, Serialize)]
+pub struct PodRoute {
+    pub dst: String,
+    pub via: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -230,6 +244,14 @@ pub fn cluster(inv: &Inventory) -> Result<Cluster, RenderError> {
                 ipnet::IpNet::V4(_) => "0.0.0.0/0",
                 ipnet::IpNet::V6(_) => "::/0",
             },
+            pod_ip_family: match inv.networking.pod_subnet {
+                ipnet::IpNet::V4(_) => "-4",
+                ipnet::IpNet::V6(_) => "-6",
+            },
+            pod_iptables: match inv.networking.pod_subnet {
+                ipnet::IpNet::V4(_) => "iptables",
+                ipnet::IpNet::V6(_) => "ip6tables",
+            },
         },
         control_plane: cps
             .iter()
@@ -273,6 +295,8 @@ pub fn cluster(inv: &Inventory) -> Result<Cluster, RenderError> {
             etcd_metrics: ports::ETCD_METRICS,
             kubelet: ports::KUBELET,
             kubelet_healthz: ports::KUBELET_HEALTHZ,
+            kube_proxy_healthz: ports::KUBE_PROXY_HEALTHZ,
+            kube_proxy_metrics: ports::KUBE_PROXY_METRICS,
             controller_manager: ports::CONTROLLER_MANAGER,
             scheduler: ports::SCHEDULER,
             haproxy_stats: ports::HAPROXY_STATS,
@@ -305,6 +329,7 @@ pub fn host(inv: &Inventory, host: &Host) -> HostView {
                 .map(|h| h.address.to_string())
                 .collect(),
         });
+    let kubelet = crate::components::component(crate::components::ComponentId::Kubelet);
     HostView {
         name: host.name.clone(),
         address: host.address.to_string(),
@@ -327,11 +352,26 @@ pub fn host(inv: &Inventory, host: &Host) -> HostView {
         },
         etcd_initial_cluster: bootstrap.initial_cluster,
         etcd_initial_cluster_state: bootstrap.state,
-        pod_cidr: crate::components::component(crate::components::ComponentId::Kubelet)
+        pod_cidr: kubelet
             .runs_on(inv, host)
             .then(|| pod_cidr(inv, host).ok())
             .flatten()
             .map(|c| c.to_string()),
+        pod_routes: if kubelet.runs_on(inv, host) {
+            kubelet
+                .hosts(inv)
+                .into_iter()
+                .filter(|h| h.name != host.name)
+                .filter_map(|h| {
+                    Some(PodRoute {
+                        dst: pod_cidr(inv, h).ok()?.to_string(),
+                        via: h.address.to_string(),
+                    })
+                })
+                .collect()
+        } else {
+            Vec::new()
+        },
         apiserver_etcd_servers: match inv.topology {
             Topology::Stacked => format!("https://{url_loopback}:{}", ports::ETCD_CLIENT),
             Topology::External => inv
@@ -381,6 +421,14 @@ fn pod_cidrs(inv: &Inventory) -> Result<BTreeMap<String, IpNet>, RenderError> {
     let mut out: BTreeMap<String, IpNet> = BTreeMap::new();
     for h in crate::components::component(crate::components::ComponentId::Kubelet).hosts(inv) {
         let cidr = pod_cidr(inv, h).map_err(RenderError::Unsupported)?;
+        // The routes between nodes' pods go through the nodes' own addresses.
+        if cidr.addr().is_ipv4() != h.address.is_ipv4() {
+            return Err(RenderError::Unsupported(format!(
+                "host {} has address {} but networking.podSubnet is {}: the routes to each \
+                 node's pods go through its address, so both must be the same IP family",
+                h.name, h.address, inv.networking.pod_subnet
+            )));
+        }
         if let Some((other, _)) = out.iter().find(|(_, c)| **c == cidr) {
             return Err(RenderError::Unsupported(format!(
                 "hosts {other} and {} would share the pod addresses {cidr}: each node's slice of \

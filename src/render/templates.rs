@@ -9,6 +9,22 @@ use super::error::{RenderError, template_error};
 /// Every template kinit knows, by file name, with its built-in text.
 pub const EMBEDDED: &[(&str, &str)] = &[
     (
+        "kube-proxy.service.tera",
+        include_str!("../../templates/kube-proxy.service.tera"),
+    ),
+    (
+        "kube-proxy-config.yaml.tera",
+        include_str!("../../templates/kube-proxy-config.yaml.tera"),
+    ),
+    (
+        "pod-network.sh.tera",
+        include_str!("../../templates/pod-network.sh.tera"),
+    ),
+    (
+        "kinit-pod-network.service.tera",
+        include_str!("../../templates/kinit-pod-network.service.tera"),
+    ),
+    (
         "containerd.service.tera",
         include_str!("../../templates/containerd.service.tera"),
     ),
