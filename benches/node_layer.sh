@@ -5,12 +5,17 @@
 # figure too), the sandbox image's import on one node, the no-op re-run, the memory of
 # containerd + kubelet + the pods on each node (PSS, smaps_rollup, after a minute), and the
 # time from a pod's creation to Running on the worker. Run as root from the repository:
-#   benches/node_layer.sh          (UPSTREAM=/var/cache/kinit-test/bundle-bin by default)
+#   benches/node_layer.sh          (UPSTREAM=/var/cache/kinit-test/bundle-bin by default;
+#                                   KINIT=target/debug/kinit skips the release build)
 # Traffic goes only to the nodes of the bench's own lab, on the bridge it creates.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release -q
-K=$PWD/target/release/kinit
+if [ -n "${KINIT:-}" ]; then
+  K=$(realpath "$KINIT")
+else
+  cargo build --release -q
+  K=$PWD/target/release/kinit
+fi
 UPSTREAM=${UPSTREAM:-/var/cache/kinit-test/bundle-bin}
 NAME=knodebench
 SUBNET=10.213.209.0/24

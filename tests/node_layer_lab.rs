@@ -158,6 +158,19 @@ fn nodes_register_ready_and_run_pods_from_the_bundle_alone() {
             n["status"]["nodeInfo"]
         );
     }
+    // `kinit status` shows every node Ready with its slice, and nothing wrong.
+    let report = lab.wait_healthy(lab.config.to_str().unwrap());
+    let status_nodes = report["controlPlane"]["nodes"].as_array().unwrap();
+    assert_eq!(status_nodes.len(), 4, "{report:#}");
+    assert!(
+        status_nodes.iter().all(|n| n["node"]["ready"] == true
+            && n["node"]["podCidr"]
+                .as_str()
+                .unwrap()
+                .starts_with("10.244.")),
+        "{report:#}"
+    );
+
     // The node's credentials are the certificate kinit issued for it.
     let subject = lab.on(
         "w1",
@@ -383,6 +396,23 @@ fn nodes_register_ready_and_run_pods_from_the_bundle_alone() {
     );
     let out = lab.kinit(&["-o", "json", "reset", "--hosts", "w1", "--yes"]);
     assert!(out.status.success(), "reset w1: {}", text(&out));
+    // The API answered: the Node was drained first (its pods evicted) and deleted after.
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let node = &report["nodes"][0];
+    assert_eq!(node["host"], "w1", "{report}");
+    assert_eq!(node["deleted"], true, "{report}");
+    let mut evicted: Vec<&str> = node["drained"]["evicted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    evicted.sort();
+    assert_eq!(evicted, ["default/probe", "default/web"], "{report}");
+    let (found, _, all) = lab.kubectl(&kubeconfig, &["get", "node", "w1"]);
+    assert!(!found && all.contains("NotFound"), "{all}");
+    let (found, _, all) = lab.kubectl(&kubeconfig, &["get", "pod", "web"]);
+    assert!(!found && all.contains("NotFound"), "{all}");
     assert_eq!(
         // (Bracketed: the patterns must not match the shell running them.)
         lab.on(
@@ -395,7 +425,7 @@ fn nodes_register_ready_and_run_pods_from_the_bundle_alone() {
     );
     let left = lab.on(
         "w1",
-        "ls -A /var/lib/containerd; for p in /var/lib/kubelet /run/containerd /var/lib/cni \
+        "ls -A /var/lib/containerd; ls -A /var/lib/kubelet; for p in /run/containerd /var/lib/cni \
          /usr/local/bin/containerd /usr/local/bin/kubelet /usr/local/sbin/runc /opt/cni/bin/bridge \
          /etc/containerd/config.toml /etc/cni/net.d/10-kinit-bridge.conflist \
          /var/lib/kinit/images/pause.tar /sys/class/net/cni0 /usr/local/lib/kinit/pod-network.sh \

@@ -133,6 +133,12 @@ fn expected_for(host: &str, address: &str, roles: &str) -> Vec<Expected> {
             &format!("system:node:{host}"),
             vec!["system:nodes"],
         ));
+        out.push(client(
+            "kube-proxy.conf",
+            "ca.crt",
+            "system:kube-proxy",
+            vec![],
+        ));
     }
     out
 }
@@ -257,10 +263,11 @@ fn check_algorithm(algorithm: &str) {
             checked += 1;
         }
     }
-    // Three control-plane+etcd hosts with 11 each, super-admin.conf on cp1, the worker's kubelet.conf.
+    // Three control-plane+etcd hosts with 12 each, super-admin.conf on cp1, the worker's
+    // kubelet.conf and kube-proxy.conf.
     assert_eq!(
         checked,
-        3 * 11 + 1 + 1,
+        3 * 12 + 1 + 2,
         "every expected certificate was checked"
     );
     // The CAs: self-signed, CA:TRUE, cert sign, ten years.
@@ -314,12 +321,16 @@ fn host_trees_hold_exactly_what_each_role_needs() {
             .collect()
     };
     let worker = files("w1");
-    assert_eq!(worker, set(&["kubelet.conf", "pki/ca.crt"]));
+    assert_eq!(
+        worker,
+        set(&["kubelet.conf", "kube-proxy.conf", "pki/ca.crt"])
+    );
     let cp2 = files("cp2");
     let want = set(&[
         "admin.conf",
         "controller-manager.conf",
         "kubelet.conf",
+        "kube-proxy.conf",
         "scheduler.conf",
         "pki/ca.crt",
         "pki/ca.key",

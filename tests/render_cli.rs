@@ -35,7 +35,7 @@ fn render_writes_every_host_next_to_the_config_with_a_manifest() {
         .arg("render")
         .assert()
         .success()
-        .stdout(predicates::str::contains("cp1 (18 files)"))
+        .stdout(predicates::str::contains("cp1 (20 files)"))
         .stdout(predicates::str::contains("nothing was sent to any host"));
     let out = dir.path().join("rendered");
     for host in ["cp1", "cp2", "cp3", "worker1"] {
@@ -54,7 +54,7 @@ fn render_writes_every_host_next_to_the_config_with_a_manifest() {
         serde_yaml::from_str(&std::fs::read_to_string(out.join("cp2/MANIFEST.yaml")).unwrap())
             .unwrap();
     let entries = manifest["files"].as_sequence().unwrap();
-    assert_eq!(entries.len(), 16);
+    assert_eq!(entries.len(), 20);
     let entry = entries
         .iter()
         .find(|e| e["path"] == "/etc/kubernetes/manifests/kube-apiserver.yaml")

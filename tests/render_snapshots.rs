@@ -108,6 +108,8 @@ fn each_host_gets_the_files_of_its_roles() {
             p::POD_NETWORK_UNIT,
             p::KUBELET_UNIT,
             p::KUBELET_CONFIG,
+            p::KUBE_PROXY_UNIT,
+            p::KUBE_PROXY_CONFIG,
             p::SYSCTL_CONF,
             p::MODULES_LOAD_CONF
         ]

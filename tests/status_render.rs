@@ -1,7 +1,8 @@
 //! `kinit status` output, text and JSON, from constructed reports: healthy, etcd members on two
 //! releases, one etcd member down, and the VIP held by no host.
 
-use kinit::status::control_plane::{ApiserverStatus, ControlPlaneStatus, LeaseStatus};
+use kinit::kube::nodes::NodeState;
+use kinit::status::control_plane::{ApiserverStatus, ControlPlaneStatus, LeaseStatus, NodeStatus};
 use kinit::status::{
     BackendServer, CertificateNote, CertificateSummary, EtcdMemberStatus, EtcdStatus,
     HaproxyStatus, HostStatus, KeepalivedState, ServiceStatus, StatusReport, UnitVersion,
@@ -131,7 +132,72 @@ fn control_plane() -> ControlPlaneStatus {
                 error: None,
             },
         ],
+        nodes: Vec::new(),
     }
+}
+
+fn node(host: &str, ready: bool, why: &str) -> NodeStatus {
+    NodeStatus {
+        host: host.into(),
+        node: Some(NodeState {
+            ready,
+            why: why.into(),
+            unschedulable: false,
+            kubelet_version: "v1.37.2".into(),
+            pod_cidr: "10.244.21.0/24".into(),
+        }),
+        error: None,
+    }
+}
+
+#[test]
+fn each_kubelet_hosts_node_shows_its_readiness_and_a_missing_or_unready_one_is_a_problem() {
+    let mut r = healthy();
+    let mut cp = control_plane();
+    cp.nodes = vec![
+        node("cp1", true, ""),
+        node(
+            "w1",
+            false,
+            "KubeletNotReady: container runtime network not ready",
+        ),
+        NodeStatus {
+            host: "w2".into(),
+            node: None,
+            error: None,
+        },
+    ];
+    r.control_plane = Some(cp);
+    assert_eq!(
+        r.problems(),
+        vec![
+            "w1: Node is not Ready (KubeletNotReady: container runtime network not ready)"
+                .to_string(),
+            "w2: not registered as a Node".to_string(),
+        ]
+    );
+    let text = render_text(&r);
+    let row = |host: &str| {
+        text.lines()
+            // (Not its apiserver's row: a Node's has its pod slice, or says it has none.)
+            .find(|l| {
+                l.trim_start().starts_with(host)
+                    && (l.contains("10.244.") || l.contains("NOT REGISTERED"))
+            })
+            .unwrap_or_else(|| panic!("no node row for {host}: {text}"))
+            .to_string()
+    };
+    assert!(
+        row("cp1").contains("Ready") && row("cp1").contains("10.244.21.0/24"),
+        "{text}"
+    );
+    assert!(row("w1").contains("NOT READY: KubeletNotReady"), "{text}");
+    assert!(row("w2").contains("NOT REGISTERED"), "{text}");
+    let json: serde_json::Value = serde_json::from_str(&render_json(&r)).unwrap();
+    assert_eq!(
+        json["controlPlane"]["nodes"][1]["node"]["ready"], false,
+        "{json:#}"
+    );
 }
 
 #[test]

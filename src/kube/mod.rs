@@ -14,6 +14,7 @@ use crate::etcd::https::{Request, call};
 use crate::etcd::tls::client_config;
 use crate::etcd::{Endpoint, EtcdError};
 
+pub mod drain;
 pub mod nodes;
 pub mod rbac;
 

@@ -9,6 +9,7 @@ use super::{ApiClient, KubeApiError};
 
 /// One Node object's state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct NodeState {
     /// `Ready` is `True`.
     pub ready: bool,

@@ -377,6 +377,12 @@ pub fn down(name: &str, reporter: &dyn Reporter) -> Result<bool, LabError> {
             bridge::delete_link(&plan.bridge)?;
         }
     }
+    // The nodes' runtime stores (tmpfs) go with them.
+    if let Ok(dirs) = std::fs::read_dir(paths.dir.join("nodes")) {
+        for d in dirs.flatten() {
+            node::unmount_stores(&d.path())?;
+        }
+    }
     // Nothing may still be mounted below the lab directory before it is removed.
     if let Some(m) = super::mounts::below(&paths.dir).first() {
         return Err(LabError::step(

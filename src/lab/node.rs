@@ -164,9 +164,68 @@ pub fn write_identity(
 /// A runtime node's init (`--runtime`), run by nspawn instead of systemd: it gives the node
 /// what a real host has and a container does not, then becomes systemd.
 const RUNTIME_INIT: &str = "usr/local/sbin/kinit-lab-init";
-/// Where containerd keeps its images and snapshots on a runtime node: a directory on this
-/// machine's file system bound into the node (overlayfs refuses an upper dir on an overlay).
-const CONTAINERD_STORE: &str = "containerd";
+/// Where containerd keeps its images and snapshots, and the kubelet its pods' volumes, on a
+/// runtime node: a tmpfs of this machine bound into the node (overlayfs refuses an upper dir
+/// on the node's overlay). Not this machine's disk: every node would see the one disk all
+/// nodes, builds and tests share, and its kubelet would evict pods for DiskPressure whenever
+/// that disk runs low (kind turns disk eviction off for the same reason). Mounted while the
+/// lab exists (across `lab stop`/`start`), unmounted by `lab down`.
+const RUNTIME_STORES: &[(&str, &str)] = &[
+    ("containerd", crate::host_paths::CONTAINERD_ROOT),
+    ("kubelet", "/var/lib/kubelet"),
+];
+/// Each store's tmpfs limit (pages are used only as written).
+const STORE_SIZE: &str = "size=8g,mode=0700";
+
+/// Mount each runtime store's tmpfs under `node_dir` (if not mounted yet).
+fn mount_stores(name: &str, node_dir: &Path) -> Result<(), LabError> {
+    for (dir, _) in RUNTIME_STORES {
+        let at = node_dir.join(dir);
+        mkdir(&at, 0o700)?;
+        if mounts::is_mounted(&at) {
+            continue;
+        }
+        let target = cstr(&at);
+        let data = CString::new(STORE_SIZE).expect("no NUL");
+        // SAFETY: all pointers are valid NUL-terminated strings for the duration of the call.
+        let rc = unsafe {
+            libc::mount(
+                c"kinit-lab".as_ptr(),
+                target.as_ptr(),
+                c"tmpfs".as_ptr(),
+                libc::MS_NODEV,
+                data.as_ptr().cast(),
+            )
+        };
+        if rc != 0 {
+            return Err(LabError::node_step(
+                name,
+                "mounting its runtime store",
+                format!("{}: {}", at.display(), std::io::Error::last_os_error()),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Unmount the runtime stores under `node_dir` (lab down; a stopped node's are idle).
+pub fn unmount_stores(node_dir: &Path) -> Result<(), LabError> {
+    for (dir, _) in RUNTIME_STORES {
+        let at = node_dir.join(dir);
+        if !mounts::is_mounted(&at) {
+            continue;
+        }
+        // SAFETY: a valid NUL-terminated path.
+        if unsafe { libc::umount2(cstr(&at).as_ptr(), libc::MNT_DETACH) } != 0 {
+            return Err(LabError::io(
+                &at,
+                "unmounting",
+                std::io::Error::last_os_error(),
+            ));
+        }
+    }
+    Ok(())
+}
 
 fn write_runtime_init(rec: &NodeRecord) -> Result<(), LabError> {
     let up = &rec.upper;
@@ -198,14 +257,7 @@ fn write_runtime_init(rec: &NodeRecord) -> Result<(), LabError> {
         script.push_str(&format!("mount --bind /{file} /proc/sys/{key}\n"));
     }
     script.push_str("exec /lib/systemd/systemd \"$@\"\n");
-    write(&up.join(RUNTIME_INIT), &script, 0o755)?;
-    mkdir(
-        &rec.upper
-            .parent()
-            .expect("a node dir")
-            .join(CONTAINERD_STORE),
-        0o700,
-    )
+    write(&up.join(RUNTIME_INIT), &script, 0o755)
 }
 
 pub fn identity_written(rec: &NodeRecord) -> bool {
@@ -288,18 +340,13 @@ pub fn spawn(rec: &NodeRecord, plan: &LabPlan, node: &PlannedNode) -> Result<Chi
         .arg("--link-journal=no")
         .arg(format!("--network-bridge={}", plan.bridge));
     if plan.runtime {
-        let store = rec
-            .upper
-            .parent()
-            .expect("a node dir")
-            .join(CONTAINERD_STORE);
+        let node_dir = rec.upper.parent().expect("a node dir");
+        mount_stores(&node.name, node_dir)?;
+        for (dir, inside) in RUNTIME_STORES {
+            cmd.arg(format!("--bind={}:{inside}", node_dir.join(dir).display()));
+        }
         // runc joins a session keyring for each container; nspawn's filter refuses the calls.
         cmd.arg("--system-call-filter=add_key keyctl")
-            .arg(format!(
-                "--bind={}:{}",
-                store.display(),
-                crate::host_paths::CONTAINERD_ROOT
-            ))
             // What --boot would set: systemd halts on SIGRTMIN+3 (it re-executes on SIGTERM).
             .arg("--kill-signal=SIGRTMIN+3")
             .arg(format!("/{RUNTIME_INIT}"));

@@ -90,6 +90,82 @@ pub struct ResetReport {
     pub dry_run: bool,
     pub membership: ResetMembership,
     pub hosts: Vec<HostResetOutcome>,
+    /// The Node objects of the reset hosts that ran a kubelet.
+    pub nodes: Vec<NodeLeaving>,
+}
+
+/// A reset host's Node object: drained before the host is reset, deleted after.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeLeaving {
+    pub host: String,
+    pub drained: Option<crate::kube::drain::Drained>,
+    pub deleted: bool,
+    /// Why it was not drained or deleted (or, in a dry run, what would happen).
+    pub note: Option<String>,
+}
+
+/// How long one API request of a drain may take, and the whole drain of one node.
+const NODE_REQUEST: std::time::Duration = std::time::Duration::from_secs(5);
+const DRAIN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(90);
+
+/// Drain the Nodes of the selected kubelet hosts while the API answers; the client to delete
+/// them with once their hosts are reset. A reset of every control plane takes the API and its
+/// Node objects with it: nothing to do then.
+async fn drain_nodes(
+    inv: &crate::inventory::Inventory,
+    selected: &BTreeSet<String>,
+    dry_run: bool,
+) -> (Option<crate::kube::ApiClient>, Vec<NodeLeaving>) {
+    use crate::components::{ComponentId, component};
+    let kubelet = component(ComponentId::Kubelet);
+    let hosts: Vec<String> = kubelet
+        .hosts(inv)
+        .into_iter()
+        .filter(|h| selected.contains(&h.name))
+        .map(|h| h.name.clone())
+        .collect();
+    let leaving = |note: &str| -> Vec<NodeLeaving> {
+        hosts
+            .iter()
+            .map(|h| NodeLeaving {
+                host: h.clone(),
+                note: Some(note.to_string()),
+                ..Default::default()
+            })
+            .collect()
+    };
+    // No kubelet ran without one in the bundle (nor a Node), and a reset of every control
+    // plane takes the API with it.
+    let no_kubelet = crate::bundle::Bundle::open(inv.bundle.as_deref())
+        .map(|b| !kubelet.lacking(&b).is_empty())
+        .unwrap_or(true);
+    if hosts.is_empty() || no_kubelet || inv.control_plane().all(|h| selected.contains(&h.name)) {
+        return (None, Vec::new());
+    }
+    if dry_run {
+        return (
+            None,
+            leaving("would drain the Node, and delete it once the host is reset"),
+        );
+    }
+    let client = match crate::kube::ApiClient::from_pki_kubeconfig(&inv.pki_dir, "admin.conf") {
+        Ok(c) => c,
+        Err(e) => return (None, leaving(&format!("Node left in the API: {e}"))),
+    };
+    let mut out = Vec::new();
+    for host in hosts {
+        let mut n = NodeLeaving {
+            host: host.clone(),
+            ..Default::default()
+        };
+        match crate::kube::drain::drain(&client, &host, NODE_REQUEST, DRAIN_DEADLINE).await {
+            Ok(d) => n.drained = Some(d),
+            Err(e) => n.note = Some(format!("not drained: {e}")),
+        }
+        out.push(n);
+    }
+    (Some(client), out)
 }
 
 impl ResetReport {
@@ -269,7 +345,8 @@ for a in "$@"; do
         *) pats="$pats $a" ;;
       esac ;;
     --dirs)
-      if [ "$dry" = no ] && [ -d "$a" ] && [ -z "$(ls -A -- "$a" 2>/dev/null)" ]; then
+      # A mount point (its own filesystem) stays, emptied, as in --runtime.
+      if [ "$dry" = no ] && [ -d "$a" ] && [ -z "$(ls -A -- "$a" 2>/dev/null)" ] && ! mounted "$a"; then
         act rmdir "$a" rmdir -- "$a"
       fi ;;
   esac
@@ -478,6 +555,15 @@ async fn run_locked(
         }
         etcd_members::remove(tls, members, via, settings.etcd_timeout).await?;
     }
+    let reachable: BTreeSet<String> = selected
+        .iter()
+        .filter(|h| !unreachable.contains_key(*h))
+        .cloned()
+        .collect();
+    let (api, mut nodes) = drain_nodes(inv, &reachable, settings.dry_run).await;
+    if cancel.is_cancelled() {
+        return Err(ResetError::Interrupted);
+    }
     let kept: BTreeMap<String, Vec<String>> = plans
         .iter()
         .map(|p| (p.host.clone(), p.kept.clone()))
@@ -531,10 +617,24 @@ async fn run_locked(
         kept: kept.get(host).cloned().unwrap_or_default(),
         error: Some(format!("{e}; nothing was changed on this host")),
     }));
+    if let Some(api) = api {
+        for n in &mut nodes {
+            if !hosts.iter().any(|h| h.host == n.host && h.ok()) {
+                n.note
+                    .get_or_insert_with(|| "Node left in the API: the host's reset failed".into());
+                continue;
+            }
+            match crate::kube::drain::delete_node(&api, &n.host, NODE_REQUEST).await {
+                Ok(()) => n.deleted = true,
+                Err(e) => n.note = Some(format!("Node left in the API: {e}")),
+            }
+        }
+    }
     Ok(ResetReport {
         dry_run: settings.dry_run,
         membership,
         hosts,
+        nodes,
     })
 }
 

@@ -19,6 +19,19 @@ use crate::kube::{self, ApiClient, LEADER_LEASES};
 pub struct ControlPlaneStatus {
     pub apiservers: Vec<ApiserverStatus>,
     pub leases: Vec<LeaseStatus>,
+    /// Every kubelet host's Node, when the bundle runs kubelets; empty otherwise.
+    pub nodes: Vec<NodeStatus>,
+}
+
+/// A kubelet host as the API sees it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeStatus {
+    pub host: String,
+    /// The Node as the API has it; None when it is not registered.
+    pub node: Option<kube::nodes::NodeState>,
+    /// Why the Nodes could not be read.
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -94,7 +107,59 @@ pub async fn gather(inv: &Inventory, timeout: Duration) -> Option<ControlPlaneSt
         apiservers.push(s);
     }
     let leases = leases(inv, &apiservers, timeout).await;
-    Some(ControlPlaneStatus { apiservers, leases })
+    let nodes = nodes(inv, &apiservers, timeout).await;
+    Some(ControlPlaneStatus {
+        apiservers,
+        leases,
+        nodes,
+    })
+}
+
+/// Each kubelet host's Node, read with admin.conf through the endpoint, else any ready
+/// apiserver.
+async fn nodes(
+    inv: &Inventory,
+    apiservers: &[ApiserverStatus],
+    timeout: Duration,
+) -> Vec<NodeStatus> {
+    let kubelet = component(ComponentId::Kubelet);
+    let bundle = Bundle::open(inv.bundle.as_deref()).unwrap_or_default();
+    if !kubelet.lacking(&bundle).is_empty() {
+        return Vec::new();
+    }
+    let hosts: Vec<String> = kubelet.hosts(inv).iter().map(|h| h.name.clone()).collect();
+    let listed = match ApiClient::from_pki_kubeconfig(&inv.pki_dir, "admin.conf") {
+        Ok(client) => {
+            let mut servers = vec![client.server().to_string()];
+            servers.extend(apiservers.iter().filter(|a| a.ready).map(|a| a.url.clone()));
+            let mut last = Err("no apiserver to ask".to_string());
+            for server in &servers {
+                last = kube::nodes::list(&client.at(server), timeout)
+                    .await
+                    .map_err(|e| e.to_string());
+                if last.is_ok() {
+                    break;
+                }
+            }
+            last
+        }
+        Err(e) => Err(e.to_string()),
+    };
+    hosts
+        .into_iter()
+        .map(|host| match &listed {
+            Ok(list) => NodeStatus {
+                node: list.get(&host).cloned(),
+                host,
+                error: None,
+            },
+            Err(e) => NodeStatus {
+                host,
+                node: None,
+                error: Some(e.clone()),
+            },
+        })
+        .collect()
 }
 
 async fn leases(
@@ -155,6 +220,16 @@ pub fn problems(cp: &ControlPlaneStatus) -> Vec<String> {
                 }
             )),
             (None, true) => {}
+        }
+    }
+    for n in &cp.nodes {
+        match (&n.node, &n.error) {
+            (_, Some(e)) => out.push(format!("{}: cannot read its Node: {e}", n.host)),
+            (None, None) => out.push(format!("{}: not registered as a Node", n.host)),
+            (Some(s), None) if !s.ready => {
+                out.push(format!("{}: Node is not Ready ({})", n.host, s.why))
+            }
+            (Some(_), None) => {}
         }
     }
     for l in &cp.leases {

@@ -85,6 +85,31 @@ fn dry_text(a: &ResetAction) -> String {
     }
 }
 
+/// One line on a reset host's Node object.
+fn node_text(n: &crate::lifecycle::reset::NodeLeaving) -> String {
+    let mut parts = Vec::new();
+    if let Some(d) = &n.drained {
+        parts.push(if d.evicted.is_empty() {
+            "Node cordoned (no pods to evict)".to_string()
+        } else {
+            format!("Node drained: evicted {}", d.evicted.join(", "))
+        });
+        if !d.left.is_empty() {
+            parts.push(format!(
+                "still there at the deadline: {}",
+                d.left.join(", ")
+            ));
+        }
+    }
+    if n.deleted {
+        parts.push("Node deleted".into());
+    }
+    if let Some(note) = &n.note {
+        parts.push(note.clone());
+    }
+    parts.join("; ")
+}
+
 pub fn reset_report_text(r: &ResetReport) -> String {
     let mut out = String::new();
     match &r.membership {
@@ -124,6 +149,9 @@ pub fn reset_report_text(r: &ResetReport) -> String {
         }
         if h.error.is_none() && h.actions.is_empty() {
             out.push_str("  nothing of kinit's was there\n");
+        }
+        if let Some(n) = r.nodes.iter().find(|n| n.host == h.host) {
+            let _ = writeln!(out, "  {}", node_text(n));
         }
         for k in &h.kept {
             let _ = writeln!(out, "  kept: {k}");

@@ -275,6 +275,35 @@ fn control_plane_section(out: &mut String, report: &StatusReport) {
         };
         let _ = writeln!(out, "  lease {}: {holder}", l.name);
     }
+    if !cp.nodes.is_empty() {
+        let mut rows = vec![
+            ["NODE", "STATUS", "KUBELET", "POD CIDR"]
+                .map(String::from)
+                .to_vec(),
+        ];
+        for n in &cp.nodes {
+            let (state, version, cidr) = match (&n.node, &n.error) {
+                (_, Some(e)) => (format!("unknown: {e}"), "-".into(), "-".into()),
+                (None, None) => ("NOT REGISTERED".to_string(), "-".into(), "-".into()),
+                (Some(s), None) => (
+                    match (s.ready, s.unschedulable) {
+                        (true, false) => "Ready".to_string(),
+                        (true, true) => "Ready, cordoned".to_string(),
+                        (false, _) => format!("NOT READY: {}", s.why),
+                    },
+                    s.kubelet_version.clone(),
+                    if s.pod_cidr.is_empty() {
+                        "-".to_string()
+                    } else {
+                        s.pod_cidr.clone()
+                    },
+                ),
+            };
+            rows.push(vec![n.host.clone(), state, version, cidr]);
+        }
+        out.push('\n');
+        table(out, &rows);
+    }
     out.push('\n');
 }
 

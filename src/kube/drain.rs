@@ -1,0 +1,181 @@
+//! A node leaving the cluster: cordoned, its pods evicted (the Eviction API, so
+//! PodDisruptionBudgets are honoured), and its Node object deleted once the host is reset.
+//! Mirror pods (the kubelet's static pods) and DaemonSet pods stay, as `kubectl drain` leaves
+//! them: they go with the kubelet.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::{ApiClient, KubeApiError, status_error};
+
+/// What draining one node did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Drained {
+    /// Pods evicted (and gone before the deadline).
+    pub evicted: Vec<String>,
+    /// Pods still there at the deadline (a PodDisruptionBudget refusing, a slow shutdown).
+    pub left: Vec<String>,
+}
+
+/// The pods on `node` a drain evicts, as `namespace/name`.
+fn evictable(list: &Value) -> Vec<(String, String)> {
+    list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| {
+            let mirror = p["metadata"]["annotations"]
+                .get("kubernetes.io/config.mirror")
+                .is_some();
+            let daemon = p["metadata"]["ownerReferences"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|o| o["kind"] == "DaemonSet" && o["controller"] == true);
+            let done = matches!(p["status"]["phase"].as_str(), Some("Succeeded" | "Failed"));
+            !mirror && !daemon && !done
+        })
+        .filter_map(|p| {
+            Some((
+                p["metadata"]["namespace"].as_str()?.to_string(),
+                p["metadata"]["name"].as_str()?.to_string(),
+            ))
+        })
+        .collect()
+}
+
+async fn pods_on(client: &ApiClient, node: &str, timeout: Duration) -> Result<Value, KubeApiError> {
+    client
+        .get_json(
+            &format!("/api/v1/pods?fieldSelector=spec.nodeName%3D{node}"),
+            timeout,
+        )
+        .await
+}
+
+/// Mark `node` unschedulable (`kubectl cordon`); a Node that is not there is fine.
+pub async fn cordon(client: &ApiClient, node: &str, timeout: Duration) -> Result<(), KubeApiError> {
+    let path = format!("/api/v1/nodes/{node}");
+    let (status, body) = client.send("GET", &path, None, timeout).await?;
+    if status == 404 {
+        return Ok(());
+    }
+    if status != 200 {
+        return Err(status_error(
+            format!("{}{path}", client.server()),
+            status,
+            &body,
+        ));
+    }
+    let mut object: Value = serde_json::from_slice(&body).map_err(|e| KubeApiError::Decode {
+        url: format!("{}{path}", client.server()),
+        message: e.to_string(),
+    })?;
+    if object["spec"]["unschedulable"] == true {
+        return Ok(());
+    }
+    object["spec"]["unschedulable"] = json!(true);
+    let body = serde_json::to_vec(&object).expect("serializable");
+    let (status, answer) = client.send("PUT", &path, Some(&body), timeout).await?;
+    if status != 200 {
+        return Err(status_error(
+            format!("{}{path}", client.server()),
+            status,
+            &answer,
+        ));
+    }
+    Ok(())
+}
+
+/// Cordon `node` and evict its pods, asking again while a disruption budget refuses (429),
+/// until they are gone or `deadline` has passed.
+pub async fn drain(
+    client: &ApiClient,
+    node: &str,
+    request: Duration,
+    deadline: Duration,
+) -> Result<Drained, KubeApiError> {
+    let started = Instant::now();
+    cordon(client, node, request).await?;
+    let first = evictable(&pods_on(client, node, request).await?);
+    loop {
+        let now = evictable(&pods_on(client, node, request).await?);
+        let gone = |p: &(String, String)| !now.contains(p);
+        if now.is_empty() || started.elapsed() >= deadline {
+            let name = |(ns, n): &(String, String)| format!("{ns}/{n}");
+            return Ok(Drained {
+                evicted: first.iter().filter(|p| gone(p)).map(name).collect(),
+                left: now.iter().map(name).collect(),
+            });
+        }
+        for (ns, name) in &now {
+            let path = format!("/api/v1/namespaces/{ns}/pods/{name}/eviction");
+            let body = serde_json::to_vec(&json!({
+                "apiVersion": "policy/v1",
+                "kind": "Eviction",
+                "metadata": {"name": name, "namespace": ns},
+            }))
+            .expect("serializable");
+            let (status, answer) = client.send("POST", &path, Some(&body), request).await?;
+            // 429: a budget says not now; 404: already gone.
+            if !matches!(status, 200 | 201 | 404 | 429) {
+                return Err(status_error(
+                    format!("{}{path}", client.server()),
+                    status,
+                    &answer,
+                ));
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Delete the Node object; one that is not there is fine.
+pub async fn delete_node(
+    client: &ApiClient,
+    node: &str,
+    timeout: Duration,
+) -> Result<(), KubeApiError> {
+    let path = format!("/api/v1/nodes/{node}");
+    let (status, answer) = client.send("DELETE", &path, None, timeout).await?;
+    if !matches!(status, 200 | 202 | 404) {
+        return Err(status_error(
+            format!("{}{path}", client.server()),
+            status,
+            &answer,
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_drain_evicts_workloads_and_leaves_mirror_daemonset_and_finished_pods() {
+        let list = json!({"items": [
+            {"metadata": {"namespace": "default", "name": "web"}, "status": {"phase": "Running"}},
+            {"metadata": {"namespace": "kube-system", "name": "etcd-w1",
+                          "annotations": {"kubernetes.io/config.mirror": "abc"}},
+             "status": {"phase": "Running"}},
+            {"metadata": {"namespace": "kube-system", "name": "proxy-x",
+                          "ownerReferences": [{"kind": "DaemonSet", "controller": true}]},
+             "status": {"phase": "Running"}},
+            {"metadata": {"namespace": "default", "name": "job-1"}, "status": {"phase": "Succeeded"}},
+            {"metadata": {"namespace": "default", "name": "rs-1",
+                          "ownerReferences": [{"kind": "ReplicaSet", "controller": true}]},
+             "status": {"phase": "Pending"}}
+        ]});
+        assert_eq!(
+            evictable(&list),
+            [
+                ("default".to_string(), "web".to_string()),
+                ("default".to_string(), "rs-1".to_string())
+            ]
+        );
+    }
+}
