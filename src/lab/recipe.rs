@@ -40,7 +40,8 @@ pub const BOOKWORM: Recipe = Recipe {
         // apiserver stand-in on 6443.
         "curl",
         "openssl",
-        // The CNI bridge plugin masquerades pod traffic leaving the pod subnet with iptables.
+        // kinit-pod-network masquerades what leaves the pod network, and kube-proxy writes its
+        // Service rules, with iptables.
         "iptables",
     ],
     enable: &["systemd-networkd.service", "ssh.service"],
