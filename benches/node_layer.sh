@@ -3,7 +3,7 @@
 # worker running the binaries hack/build-upstream.sh built (the kubernetes, etcd and node sets in
 # one directory): `lab up`, `kinit up` until every node is Ready (the nodes-ready phase's own
 # figure too), the sandbox image's import on one node, the no-op re-run, the memory of
-# containerd + kubelet + the pods on each node (PSS, smaps_rollup, after a minute), and the
+# containerd + kubelet + kube-proxy + the pods on each node (PSS, smaps_rollup, after a minute), and the
 # time from a pod's creation to Running on the worker. Run as root from the repository:
 #   benches/node_layer.sh          (UPSTREAM=/var/cache/kinit-test/bundle-bin by default;
 #                                   KINIT=target/debug/kinit skips the release build)
@@ -17,7 +17,7 @@ else
   K=$PWD/target/release/kinit
 fi
 UPSTREAM=${UPSTREAM:-/var/cache/kinit-test/bundle-bin}
-NAME=knodebench
+NAME=knbench
 SUBNET=10.213.209.0/24
 DIR=/var/lib/kinit/labs/$NAME
 CONFIG=$DIR/cluster.yaml
@@ -56,6 +56,6 @@ echo "pod created -> Running on w1: $(secs "$s" "$e") s"
 
 sleep 60
 for n in cp1 w1; do
-  line=$($K lab ssh --name $NAME $n -- 'tot=0; for p in containerd kubelet containerd-shim pause; do s=0; for pid in $(pgrep -x $p); do s=$((s + $(awk "/^Pss:/ {print \$2}" /proc/$pid/smaps_rollup))); done; tot=$((tot + s)); printf "%s %d MiB, " $p $((s / 1024)); done; printf "together %d MiB" $((tot / 1024))')
+  line=$($K lab ssh --name $NAME $n -- 'tot=0; for p in containerd kubelet kube-proxy containerd-shim pause; do s=0; for pid in $(pgrep -x $p); do s=$((s + $(awk "/^Pss:/ {print \$2}" /proc/$pid/smaps_rollup))); done; tot=$((tot + s)); printf "%s %d MiB, " $p $((s / 1024)); done; printf "together %d MiB" $((tot / 1024))')
   echo "$n: $line"
 done
