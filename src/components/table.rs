@@ -753,13 +753,14 @@ pub const TABLE: &[Component] = &[
             on_change: Restart("kube-proxy"),
         }],
         units: &[unit("kube-proxy")],
-        // Load balancers' health checks of externalTrafficPolicy: Local Services.
+        // Its healthz answers external load balancers (externalTrafficPolicy: Local Services),
+        // not the cluster's hosts: preflight checks it is free, not that other hosts reach it.
         ports: &[
             port(
                 ports::KUBE_PROXY_HEALTHZ,
                 "kube-proxy healthz",
                 "kube-proxy",
-                EVERY_HOST,
+                ReachedFrom::Local,
             ),
             port(
                 ports::KUBE_PROXY_METRICS,

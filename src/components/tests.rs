@@ -73,9 +73,7 @@ fn what_other_hosts_depend_on_rolls() {
             .ports
             .iter()
             .any(|p| matches!(p.reached_from, ReachedFrom::Roles(_)))
-            && c.id != ComponentId::Kubelet
-            // Its rules stay in the kernel while it restarts: Services keep answering.
-            && c.id != ComponentId::KubeProxy;
+            && c.id != ComponentId::Kubelet;
         if reached || c.id == ComponentId::Keepalived {
             assert!(c.rolling.is_some(), "{} does not roll", c.name);
         }
