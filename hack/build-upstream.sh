@@ -2,7 +2,7 @@
 # Builds the upstream programs kinit deploys from their Go modules, pinned by the wrapper modules
 # committed under hack/upstream/<set>/ (go.mod + go.sum: every module hash-checked by the go command).
 #
-#   hack/build-upstream.sh DIR [--set kubernetes|kubernetes-previous|kubernetes-previous-patch|etcd|etcd-previous|node|containerd|runc|crictl|cni|all]...
+#   hack/build-upstream.sh DIR [--set kubernetes|kubernetes-previous|kubernetes-previous-patch|etcd|etcd-previous|node|containerd|runc|crictl|cni|coredns|all]...
 #   hack/build-upstream.sh --regen kubernetes --kubernetes v1.37.2   # rewrite the wrapper for a release
 #   hack/build-upstream.sh --regen kubernetes-previous --kubernetes v1.36.3
 #   hack/build-upstream.sh --regen kubernetes-previous-patch --kubernetes v1.36.1
@@ -162,6 +162,16 @@ build_cni() {
   )
 }
 
+# The cluster's DNS add-on: the module root is CoreDNS's main package.
+build_coredns() {
+  local out="$1"
+  ( cd "$wrappers/coredns"
+    CGO_ENABLED=0 go build -p "$jobs" -trimpath \
+      -ldflags "-s -w -X github.com/coredns/coredns/coremain.GitCommit=kinit" \
+      -o "$out/coredns" github.com/coredns/coredns
+  )
+}
+
 build_set() {
   local set="$1" dest="$2"
   [ -f "$wrappers/$set/go.mod" ] || die "no wrapper module for '$set' under $wrappers/$set (run --regen)"
@@ -217,10 +227,10 @@ main() {
   local expanded=()
   for s in "${sets[@]}"; do
     case "$s" in
-      all) expanded+=(kubernetes kubernetes-previous kubernetes-previous-patch etcd etcd-previous containerd runc crictl cni) ;;
-      node) expanded+=(containerd runc crictl cni) ;;
-      kubernetes|kubernetes-previous|kubernetes-previous-patch|etcd|etcd-previous|containerd|runc|crictl|cni) expanded+=("$s") ;;
-      *) die "unknown set '$s' (kubernetes, kubernetes-previous, kubernetes-previous-patch, etcd, etcd-previous, node = containerd runc crictl cni, all)" ;;
+      all) expanded+=(kubernetes kubernetes-previous kubernetes-previous-patch etcd etcd-previous containerd runc crictl cni coredns) ;;
+      node) expanded+=(containerd runc crictl cni coredns) ;;
+      kubernetes|kubernetes-previous|kubernetes-previous-patch|etcd|etcd-previous|containerd|runc|crictl|cni|coredns) expanded+=("$s") ;;
+      *) die "unknown set '$s' (kubernetes, kubernetes-previous, kubernetes-previous-patch, etcd, etcd-previous, node = containerd runc crictl cni coredns, all)" ;;
     esac
   done
   dest="$(mkdir -p "$dest" && cd "$dest" && pwd)"

@@ -117,9 +117,11 @@ host_paths! {
     /// network, set by a script its oneshot unit runs (and takes off when stopped).
     POD_NETWORK_SCRIPT = "pod_network_script" => "/usr/local/lib/kinit/pod-network.sh";
     POD_NETWORK_UNIT = "pod_network_unit" => "/etc/systemd/system/kinit-pod-network.service";
-    /// Images built from the bundle's binaries, imported into containerd before the kubelet
-    /// starts (no registry needed).
+    /// Images built from the bundle's binaries, every archive of the directory imported into
+    /// containerd before the kubelet starts (no registry needed).
+    IMAGE_ARCHIVES_DIR = "image_archives_dir" => "/var/lib/kinit/images";
     PAUSE_IMAGE_ARCHIVE = "pause_image_archive" => "/var/lib/kinit/images/pause.tar";
+    COREDNS_IMAGE_ARCHIVE = "coredns_image_archive" => "/var/lib/kinit/images/coredns.tar";
 
     HAPROXY_CFG = "haproxy_cfg" => "/etc/haproxy/haproxy.cfg";
     /// haproxy's runtime API (root and the haproxy group): kinit drains an apiserver here before

@@ -200,12 +200,15 @@ pub async fn fetch(opts: &FetchOptions, reporter: &dyn Reporter) -> Result<Fetch
             }
         };
         for (s, e) in staged.iter().zip(entries) {
-            store.land(&s.path, e)?;
+            store.land(&s.path, e.clone())?;
             reporter.on(Event::Landed {
                 name: &s.name,
                 version: &d.version,
             });
             summary.landed.push(s.name.clone());
+            if let Some(image) = super::store::image_of(&mut store, &e)? {
+                summary.landed.push(image.name);
+            }
         }
         store.save()?;
     }

@@ -16,6 +16,14 @@ pub const PAUSE_ARCHIVE: &str = "images/pause.tar";
 /// The static pause binary in a bundle, which the archive is built from.
 pub const PAUSE_BINARY: &str = "pause";
 
+/// The CoreDNS release `hack/build-upstream.sh --set coredns` builds (its wrapper module's
+/// VERSION), which is the DNS image's tag.
+pub const COREDNS_TAG: &str = include_str!("../../hack/upstream/coredns/VERSION").trim_ascii();
+/// Where the CoreDNS archive lies in a bundle (and SHA256SUMS names it).
+pub const COREDNS_ARCHIVE: &str = "images/coredns.tar";
+/// The static CoreDNS binary the archive is built from.
+pub const COREDNS_BINARY: &str = "coredns";
+
 /// One image to build: a static binary at `/<binary name>`, run as `user`.
 #[derive(Debug, Clone)]
 pub struct StaticImage<'a> {
@@ -32,6 +40,16 @@ pub struct StaticImage<'a> {
 /// The pause image's reference under an image repository (`registry.k8s.io` → `registry.k8s.io/pause:3.10.1`).
 pub fn pause_reference(image_repository: &str) -> String {
     format!("{image_repository}/pause:{PAUSE_TAG}")
+}
+
+/// CoreDNS's reference as kubeadm names it: `registry.k8s.io/coredns/coredns:v1.15.0` under
+/// the default repository, `<repository>/coredns:v1.15.0` under any other.
+pub fn coredns_reference(image_repository: &str) -> String {
+    if image_repository == crate::config::model::DEFAULT_IMAGE_REPOSITORY {
+        format!("{image_repository}/coredns/coredns:{COREDNS_TAG}")
+    } else {
+        format!("{image_repository}/coredns:{COREDNS_TAG}")
+    }
 }
 
 fn sha256_hex(data: &[u8]) -> String {
@@ -137,6 +155,23 @@ pub fn pause_archive(binary: &Path, image_repository: &str, arch: &str) -> io::R
     Ok(archive)
 }
 
+/// The CoreDNS archive for `image_repository` from the static `coredns` binary at `binary`.
+/// It runs as root: binding port 53 needs CAP_NET_BIND_SERVICE, which the Deployment keeps as
+/// its only capability (upstream's image runs as nonroot with a file capability instead, which
+/// this one-layer tar does not carry).
+pub fn coredns_archive(binary: &Path, image_repository: &str, arch: &str) -> io::Result<Vec<u8>> {
+    let bytes = std::fs::read(binary)?;
+    let reference = coredns_reference(image_repository);
+    let (archive, _) = oci_archive(&StaticImage {
+        reference: &reference,
+        binary_name: "coredns",
+        binary: &bytes,
+        user: "0:0",
+        arch,
+    })?;
+    Ok(archive)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,6 +232,19 @@ mod tests {
         let e = l.entries().unwrap().next().unwrap().unwrap();
         assert_eq!(e.path().unwrap().to_str(), Some("pause"));
         assert_eq!(e.header().mode().unwrap(), 0o755);
+    }
+
+    #[test]
+    fn coredns_is_named_as_kubeadm_names_it() {
+        assert!(COREDNS_TAG.starts_with('v') && !COREDNS_TAG.contains(char::is_whitespace));
+        assert_eq!(
+            coredns_reference("registry.k8s.io"),
+            format!("registry.k8s.io/coredns/coredns:{COREDNS_TAG}")
+        );
+        assert_eq!(
+            coredns_reference("10.0.0.5:5000/k8s"),
+            format!("10.0.0.5:5000/k8s/coredns:{COREDNS_TAG}")
+        );
     }
 
     #[test]

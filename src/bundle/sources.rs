@@ -19,16 +19,18 @@ pub enum Component {
     Runc,
     Cni,
     Crictl,
+    Coredns,
 }
 
 impl Component {
-    pub const ALL: [Component; 6] = [
+    pub const ALL: [Component; 7] = [
         Component::Kubernetes,
         Component::Etcd,
         Component::Containerd,
         Component::Runc,
         Component::Cni,
         Component::Crictl,
+        Component::Coredns,
     ];
 
     pub fn name(self) -> &'static str {
@@ -39,6 +41,7 @@ impl Component {
             Component::Runc => "runc",
             Component::Cni => "cni",
             Component::Crictl => "crictl",
+            Component::Coredns => "coredns",
         }
     }
 
@@ -51,6 +54,7 @@ impl Component {
             Component::Runc => "v1.5.3",
             Component::Cni => "v1.10.0",
             Component::Crictl => "v1.37.0",
+            Component::Coredns => super::image::COREDNS_TAG,
         }
     }
 
@@ -63,6 +67,7 @@ impl Component {
             Component::Runc => "https://github.com/opencontainers/runc/releases/download",
             Component::Cni => "https://github.com/containernetworking/plugins/releases/download",
             Component::Crictl => "https://github.com/kubernetes-sigs/cri-tools/releases/download",
+            Component::Coredns => "https://github.com/coredns/coredns/releases/download",
         }
     }
 
@@ -80,6 +85,9 @@ impl Component {
             Some(Component::Crictl)
         } else if name.starts_with(CNI_DIR) {
             Some(Component::Cni)
+        } else if name == super::image::COREDNS_BINARY || name == super::image::COREDNS_ARCHIVE {
+            // The DNS add-on's static binary and the image kinit makes of it.
+            Some(Component::Coredns)
         } else if name == super::image::PAUSE_BINARY || name == super::image::PAUSE_ARCHIVE {
             // The Kubernetes release's own static pause (not on dl.k8s.io: built from the
             // release's module, see hack/build-upstream.sh), and the image kinit makes of it.
@@ -305,6 +313,16 @@ pub fn downloads(component: Component, version: &str, arch: Arch, base: &str) ->
                 format!("{base}/{tag}/{asset}.sha256"),
                 Unpack::Members {
                     members: vec![("crictl".into(), "crictl".into())],
+                },
+            )]
+        }
+        Component::Coredns => {
+            let asset = format!("coredns_{bare}_linux_{a}.tgz");
+            vec![one(
+                asset.clone(),
+                format!("{base}/{tag}/{asset}.sha256"),
+                Unpack::Members {
+                    members: vec![("coredns".into(), super::image::COREDNS_BINARY.into())],
                 },
             )]
         }

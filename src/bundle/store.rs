@@ -188,8 +188,8 @@ pub fn import(dir: &Path, files: &[PathBuf]) -> Result<Vec<FileEntry>, OpError> 
         };
         store.land(&staged, entry.clone())?;
         out.push(entry.clone());
-        if entry.name == super::image::PAUSE_BINARY {
-            out.push(pause_image(&mut store, &entry)?);
+        if let Some(image) = image_of(&mut store, &entry)? {
+            out.push(image);
         }
     }
     store.save()?;
@@ -197,37 +197,56 @@ pub fn import(dir: &Path, files: &[PathBuf]) -> Result<Vec<FileEntry>, OpError> 
     Ok(out)
 }
 
-/// The sandbox image, built from the pause just landed: what every pod's sandbox runs,
-/// imported into containerd on each node, so nodes need no registry.
-fn pause_image(store: &mut Store, pause: &FileEntry) -> Result<FileEntry, OpError> {
+/// The image built from a binary just landed, if it is one an image is made of: the sandbox
+/// every pod runs (pause) and the DNS add-on (CoreDNS), imported into containerd on each node,
+/// so nodes need no registry.
+pub(crate) fn image_of(
+    store: &mut Store,
+    binary: &FileEntry,
+) -> Result<Option<FileEntry>, OpError> {
     use super::image;
-    let binary = store.dir.join(&pause.name);
-    let archive = image::pause_archive(
-        &binary,
-        crate::config::model::DEFAULT_IMAGE_REPOSITORY,
-        pause.arch.as_str(),
-    )
-    .map_err(OpError::io("building the pause image from", &binary))?;
-    let staged = store.staging().join("pause.tar.staged");
+    let repository = crate::config::model::DEFAULT_IMAGE_REPOSITORY;
+    let (archive_name, build, reference): (
+        &str,
+        fn(&Path, &str, &str) -> std::io::Result<Vec<u8>>,
+        String,
+    ) = match binary.name.as_str() {
+        image::PAUSE_BINARY => (
+            image::PAUSE_ARCHIVE,
+            image::pause_archive,
+            image::pause_reference(repository),
+        ),
+        image::COREDNS_BINARY => (
+            image::COREDNS_ARCHIVE,
+            image::coredns_archive,
+            image::coredns_reference(repository),
+        ),
+        _ => return Ok(None),
+    };
+    let path = store.dir.join(&binary.name);
+    let archive = build(&path, repository, binary.arch.as_str())
+        .map_err(OpError::io("building an image from", &path))?;
+    let staged = store
+        .staging()
+        .join(format!("{}.image.staged", binary.name));
     let sha256 = super::archive::write_staged(&mut &archive[..], &staged).map_err(|e| match e {
-        super::archive::StageError::Read(e) => OpError::io("reading", &binary)(e),
+        super::archive::StageError::Read(e) => OpError::io("reading", &path)(e),
         super::archive::StageError::Write(e) => OpError::io("writing", &staged)(e),
     })?;
     let entry = FileEntry {
-        name: image::PAUSE_ARCHIVE.to_string(),
-        component: pause.component,
-        version: pause.version.clone(),
-        arch: pause.arch,
+        name: archive_name.to_string(),
+        component: binary.component,
+        version: binary.version.clone(),
+        arch: binary.arch,
         sha256,
         version_from: VersionFrom::Binary,
         source: Some(format!(
-            "built by kinit: {} as an OCI image ({})",
-            pause.name,
-            image::pause_reference(crate::config::model::DEFAULT_IMAGE_REPOSITORY)
+            "built by kinit: {} as an OCI image ({reference})",
+            binary.name
         )),
     };
     store.land(&staged, entry.clone())?;
-    Ok(entry)
+    Ok(Some(entry))
 }
 
 fn known_files() -> String {
@@ -238,6 +257,11 @@ fn known_files() -> String {
         .chain(CONTAINERD_FILES)
         .copied()
         .collect();
-    all.extend(["runc", "crictl", super::image::PAUSE_BINARY]);
+    all.extend([
+        "runc",
+        "crictl",
+        super::image::PAUSE_BINARY,
+        super::image::COREDNS_BINARY,
+    ]);
     all.join(", ")
 }

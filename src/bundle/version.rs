@@ -91,6 +91,8 @@ pub fn version_args(file: &str) -> &'static [&'static str] {
         "kubectl" => &["version", "--client"],
         // `pause.c v1.37.2`: the Kubernetes release it was built from.
         "containerd-shim-runc-v2" | "pause" => &["-v"],
+        // `CoreDNS-1.15.0`.
+        "coredns" => &["-version"],
         // A CNI plugin run without CNI_COMMAND prints "CNI <name> plugin vX.Y.Z" and exits.
         f if f.starts_with(super::sources::CNI_DIR) => &[],
         _ => &["--version"],
@@ -99,12 +101,14 @@ pub fn version_args(file: &str) -> &'static [&'static str] {
 
 /// The first version-looking word of a binary's output: `Kubernetes v1.37.2`,
 /// `etcd Version: 3.6.16`, `containerd github.com/containerd/containerd/v2 v2.4.2 <sha>`,
-/// `runc version 1.5.3`, `crictl version v1.37.0`, `CNI bridge plugin v1.10.0`.
+/// `runc version 1.5.3`, `crictl version v1.37.0`, `CNI bridge plugin v1.10.0`,
+/// `CoreDNS-1.15.0`.
 pub fn from_output(output: &str) -> Option<Version> {
     output
         .split(|c: char| c.is_whitespace() || c == ',' || c == '"')
         .filter(|w| !w.contains('/'))
         .map(|w| w.trim_end_matches([':', ';', ')', '.']))
+        .map(|w| w.strip_prefix("CoreDNS-").unwrap_or(w))
         .find_map(|w| {
             let starts = w
                 .strip_prefix('v')
@@ -177,6 +181,10 @@ mod tests {
     fn versions_in_what_upstream_binaries_print() {
         let v = |s: &str| from_output(s).map(|v| v.to_string());
         assert_eq!(v("Kubernetes v1.37.2\n").as_deref(), Some("v1.37.2"));
+        assert_eq!(
+            v("CoreDNS-1.15.0\nlinux/amd64, go1.26.8, kinit\n").as_deref(),
+            Some("v1.15.0")
+        );
         assert_eq!(
             v("etcd Version: 3.6.16\nGit SHA: x\nGo Version: go1.26.8\n").as_deref(),
             Some("v3.6.16")

@@ -49,7 +49,8 @@ etcd        BASE/vV/etcd-vV-linux-ARCH.tar.gz + BASE/vV/SHA256SUMS\n  \
 containerd  BASE/vV/containerd-V-linux-ARCH.tar.gz + .sha256sum\n  \
 runc        BASE/vV/runc.ARCH + BASE/vV/runc.sha256sum\n  \
 cni         BASE/vV/cni-plugins-linux-ARCH-vV.tgz + .sha256          (lands under cni/)\n  \
-crictl      BASE/vV/crictl-vV-linux-ARCH.tar.gz + .sha256\n\
+crictl      BASE/vV/crictl-vV-linux-ARCH.tar.gz + .sha256\n  \
+coredns     BASE/vV/coredns_V_linux_ARCH.tgz + .sha256               (kinit builds its image)\n\
 Downloads wait in DIR/.partial/ until their checksum matches; an interrupted one is resumed \
 (HTTP Range) by the next try or the next run. Files already in the bundle unchanged are not \
 fetched again.\n\n\
@@ -77,11 +78,14 @@ pub struct FetchArgs {
     /// crictl release
     #[arg(long, value_name = "V", default_value = Component::Crictl.default_version())]
     pub crictl: String,
+    /// CoreDNS release (the cluster DNS add-on; kinit builds its image from the binary)
+    #[arg(long, value_name = "V", default_value = Component::Coredns.default_version())]
+    pub coredns: String,
     /// CPU architecture [default: this machine's]
     #[arg(long, value_enum)]
     pub arch: Option<ArchArg>,
     /// Another base URL with upstream's layout for a component (kubernetes, etcd, containerd,
-    /// runc, cni, crictl); repeat for several
+    /// runc, cni, crictl, coredns); repeat for several
     #[arg(long, value_name = "NAME=URL", value_parser = parse_mirror)]
     pub mirror: Vec<(Component, String)>,
     /// Retries of a failed or cut request (each resumes where the last stopped)
@@ -130,6 +134,7 @@ impl BundleCommand {
                     (Component::Runc, &a.runc),
                     (Component::Cni, &a.cni),
                     (Component::Crictl, &a.crictl),
+                    (Component::Coredns, &a.coredns),
                 ] {
                     let v = version(v);
                     if crate::bundle::version::Version::parse(&v).is_none() {

@@ -672,6 +672,15 @@ pub const TABLE: &[Component] = &[
                 on_change: Restart("kubelet"),
                 optional: false,
             },
+            // The cluster DNS add-on's image, where the bundle has it (the kubelet's restart
+            // imports it; CoreDNS pods may land on any node).
+            BinaryRow {
+                file: crate::bundle::image::COREDNS_ARCHIVE,
+                path: paths::COREDNS_IMAGE_ARCHIVE,
+                mode: 0o644,
+                on_change: Restart("kubelet"),
+                optional: true,
+            },
         ],
         files: &[
             FileRow {

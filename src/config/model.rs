@@ -184,6 +184,10 @@ pub struct Networking {
     pub dns_domain: String,
     /// The subnet the hosts share, when known: the VIP and every host address must be inside it.
     pub node_subnet: Option<IpNet>,
+    /// Where CoreDNS forwards names outside the cluster: `None` is the nodes' /etc/resolv.conf
+    /// (kubeadm's Corefile), an empty list forwards nothing (an air-gapped cluster answers its
+    /// own names only).
+    pub dns_upstreams: Option<Vec<std::net::IpAddr>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -359,6 +363,7 @@ impl Default for Networking {
             service_subnet: "10.96.0.0/12".parse().expect("valid default"),
             dns_domain: "cluster.local".into(),
             node_subnet: None,
+            dns_upstreams: None,
         }
     }
 }

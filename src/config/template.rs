@@ -139,6 +139,7 @@ spec:
     serviceSubnet: 10.96.0.0/12     # the first address (10.96.0.1) becomes the kubernetes service
     dnsDomain: cluster.local
     nodeSubnet: 192.168.9.0/24      # optional: the hosts' subnet; the VIP and host addresses must lie in it
+    # dnsUpstreams: [192.168.9.1]   # optional: where CoreDNS forwards other names (default: the nodes' /etc/resolv.conf; [] forwards nothing)
 
   pki:
     dir: ./pki                      # on this machine, relative to this file

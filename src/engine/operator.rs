@@ -324,6 +324,92 @@ pub async fn nodes_ready(
     }
 }
 
+/// How long CoreDNS's pods get to become ready once its objects are applied.
+const CLUSTER_DNS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(180);
+
+/// Apply CoreDNS's objects through the endpoint with admin.conf and wait for its Deployment to
+/// roll out. Skipped when no kubelet runs or the bundle has no CoreDNS image to import.
+pub async fn cluster_dns(
+    inv: &Inventory,
+    bundle: &crate::bundle::Bundle,
+    opts: &RunOptions,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> Result<String, OperatorError> {
+    use crate::components::{self, ComponentId};
+    use crate::kube::{ApiClient, coredns};
+    let lacking = components::component(ComponentId::Kubelet).lacking(bundle);
+    if !lacking.is_empty() {
+        return Ok(format!(
+            "skipped: no kubelet runs pods (the bundle lacks {})",
+            lacking.join(", ")
+        ));
+    }
+    let archive = crate::bundle::image::COREDNS_ARCHIVE;
+    if !bundle.has(archive) {
+        return Ok(format!(
+            "skipped: the bundle has no CoreDNS image ({archive})"
+        ));
+    }
+    let settings = coredns::CoreDnsSettings {
+        image: crate::bundle::image::coredns_reference(
+            crate::config::model::DEFAULT_IMAGE_REPOSITORY,
+        ),
+        cluster_ip: crate::render::context::cluster_dns(inv),
+        domain: inv.networking.dns_domain.clone(),
+        upstreams: inv.networking.dns_upstreams.clone(),
+    };
+    let objects = coredns::objects(&settings);
+    if opts.dry_run {
+        let names: Vec<&str> = objects.iter().map(|o| o.name.as_str()).collect();
+        return Ok(format!(
+            "would apply {} ({}) and wait for its {} replicas",
+            names.join(", "),
+            settings.image,
+            coredns::REPLICAS
+        ));
+    }
+    let client = ApiClient::from_pki_kubeconfig(&inv.pki_dir, "admin.conf")?;
+    let mut changed = Vec::new();
+    for o in &objects {
+        match coredns::apply(&client, o, API_REQUEST).await? {
+            coredns::Applied::Unchanged => {}
+            coredns::Applied::Created => changed.push(format!("created {}", o.name)),
+            coredns::Applied::Changed => changed.push(format!("changed {}", o.name)),
+        }
+    }
+    let started = std::time::Instant::now();
+    loop {
+        let last = match coredns::pending(&client, API_REQUEST).await {
+            Ok(None) => {
+                let what = if changed.is_empty() {
+                    "unchanged".to_string()
+                } else {
+                    changed.join(", ")
+                };
+                return Ok(format!(
+                    "CoreDNS answers at {} ({}): {what}",
+                    settings.cluster_ip, settings.image
+                ));
+            }
+            Ok(Some(why)) => why,
+            Err(e) => e.to_string(),
+        };
+        if started.elapsed() >= CLUSTER_DNS_TIMEOUT {
+            return Err(OperatorError::DnsNotReady {
+                waited: CLUSTER_DNS_TIMEOUT,
+                last,
+            });
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return Err(OperatorError::DnsNotReady {
+                waited: started.elapsed(),
+                last: format!("interrupted; {last}"),
+            }),
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -60,6 +60,9 @@ pub enum OperatorStep {
     /// Every host that runs a kubelet registered as a Node and `Ready` (its runtime and pod
     /// network up), through the endpoint with admin.conf.
     NodesReady,
+    /// CoreDNS (kubeadm's objects, applied server-side) serving at the kubelets' clusterDNS,
+    /// its Deployment rolled out, when the bundle carries its image.
+    ClusterDns,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -225,7 +228,8 @@ mod tests {
                 "control-plane",
                 "control-plane-units",
                 "cluster-admins",
-                "nodes-ready"
+                "nodes-ready",
+                "cluster-dns"
             ]
         );
     }

@@ -75,6 +75,11 @@ pub enum OperatorError {
         waited: std::time::Duration,
         last: String,
     },
+    #[error("CoreDNS was not rolled out after {}s: {last}", waited.as_secs())]
+    DnsNotReady {
+        waited: std::time::Duration,
+        last: String,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -406,6 +411,16 @@ impl Engine {
             OperatorStep::NodesReady => {
                 let message =
                     operator::nodes_ready(&self.inventory, &state.bundle, opts, &self.cancel)
+                        .await
+                        .map_err(|e| RunError::operator(phase, e))?;
+                self.emit(Event::Note {
+                    phase: phase.name.clone(),
+                    message,
+                });
+            }
+            OperatorStep::ClusterDns => {
+                let message =
+                    operator::cluster_dns(&self.inventory, &state.bundle, opts, &self.cancel)
                         .await
                         .map_err(|e| RunError::operator(phase, e))?;
                 self.emit(Event::Note {

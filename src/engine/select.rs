@@ -61,7 +61,7 @@ mod tests {
 
     #[test]
     fn phases_are_picked_by_skip_only_and_from() {
-        assert_eq!(names(PhaseSelection::default()).unwrap().len(), 13);
+        assert_eq!(names(PhaseSelection::default()).unwrap().len(), 14);
         assert_eq!(
             names(PhaseSelection {
                 from: Some("load-balancer".into()),
@@ -73,7 +73,8 @@ mod tests {
                 "control-plane",
                 "control-plane-units",
                 "cluster-admins",
-                "nodes-ready"
+                "nodes-ready",
+                "cluster-dns"
             ]
         );
         assert_eq!(
@@ -102,7 +103,8 @@ mod tests {
                 "control-plane",
                 "control-plane-units",
                 "cluster-admins",
-                "nodes-ready"
+                "nodes-ready",
+                "cluster-dns"
             ]
         );
         let err = names(PhaseSelection {

@@ -80,6 +80,7 @@ async fn post<T: DeserializeOwned>(
         method: "POST",
         path,
         body: Some(body.as_bytes()),
+        content_type: crate::etcd::http::JSON,
     };
     let r = call(tls.config.clone(), &ep, None, request, timeout).await?;
     if r.status != 200 {
@@ -107,6 +108,7 @@ pub async fn health(tls: &ClientTls, endpoint: &str, timeout: Duration) -> Resul
         method: "GET",
         path: "/health",
         body: None,
+        content_type: crate::etcd::http::JSON,
     };
     let r = call(tls.config.clone(), &ep, None, request, timeout).await?;
     if r.status != 200 && r.status != 503 {

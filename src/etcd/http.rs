@@ -21,7 +21,16 @@ pub enum ReadError {
 }
 
 /// The bytes of one request. `body` is sent as JSON.
-pub fn request(method: &str, authority: &str, path: &str, body: Option<&[u8]>) -> Vec<u8> {
+/// The content type of every body kinit sends, but a server-side apply's.
+pub const JSON: &str = "application/json";
+
+pub fn request(
+    method: &str,
+    authority: &str,
+    path: &str,
+    body: Option<&[u8]>,
+    content_type: &str,
+) -> Vec<u8> {
     let mut out = format!(
         "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: kinit\r\nAccept: */*\r\nConnection: close\r\n"
     )
@@ -29,7 +38,7 @@ pub fn request(method: &str, authority: &str, path: &str, body: Option<&[u8]>) -
     if let Some(body) = body {
         out.extend_from_slice(
             format!(
-                "Content-Type: application/json\r\nContent-Length: {}\r\n",
+                "Content-Type: {content_type}\r\nContent-Length: {}\r\n",
                 body.len()
             )
             .as_bytes(),
@@ -211,10 +220,12 @@ mod tests {
             "10.0.0.1:2379",
             "/v3/kv/range",
             Some(b"{}"),
+            JSON,
         ))
         .unwrap();
         assert!(r.starts_with("POST /v3/kv/range HTTP/1.1\r\nHost: 10.0.0.1:2379\r\n"));
         assert!(r.contains("Connection: close\r\n"));
+        assert!(r.contains("Content-Type: application/json\r\n"));
         assert!(r.ends_with("Content-Length: 2\r\n\r\n{}"));
     }
 }

@@ -14,11 +14,13 @@ use super::error::EtcdError;
 use super::http::{self, ReadError, Response};
 use super::tls::client_config;
 
-/// What to send: the method, the path (overriding the URL's) and an optional JSON body.
+/// What to send: the method, the path (overriding the URL's) and an optional body (JSON but
+/// for a server-side apply).
 pub(crate) struct Request<'a> {
     pub method: &'a str,
     pub path: &'a str,
     pub body: Option<&'a [u8]>,
+    pub content_type: &'a str,
 }
 
 /// Make one request to `endpoint`, all of it (connect included) within `timeout`.
@@ -48,6 +50,7 @@ pub(crate) async fn call(
             &endpoint.authority(),
             request.path,
             request.body,
+            request.content_type,
         );
         http::exchange(&mut tls, &bytes).await.map_err(|e| match e {
             ReadError::Io(e) => EtcdError::from_tls_io(url, e),
@@ -81,6 +84,7 @@ pub async fn https_get(
         method: "GET",
         path: &endpoint.path,
         body: None,
+        content_type: http::JSON,
     };
     let r = call(config, &endpoint, server_name, request, timeout).await?;
     Ok((r.status, r.body))

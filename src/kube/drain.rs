@@ -47,6 +47,21 @@ fn evictable(list: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Every pod in a list, as (namespace, name).
+fn all_pods(list: &Value) -> Vec<(String, String)> {
+    list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| {
+            Some((
+                p["metadata"]["namespace"].as_str()?.to_string(),
+                p["metadata"]["name"].as_str()?.to_string(),
+            ))
+        })
+        .collect()
+}
+
 async fn pods_on(client: &ApiClient, node: &str, timeout: Duration) -> Result<Value, KubeApiError> {
     client
         .get_json(
@@ -102,13 +117,22 @@ pub async fn drain(
     cordon(client, node, request).await?;
     let first = evictable(&pods_on(client, node, request).await?);
     loop {
-        let now = evictable(&pods_on(client, node, request).await?);
-        let gone = |p: &(String, String)| !now.contains(p);
-        if now.is_empty() || started.elapsed() >= deadline {
+        let list = pods_on(client, node, request).await?;
+        // An evicted pod is gone once its object is: a pod whose containers stopped is still
+        // being finalized by its kubelet (volumes, status), and a kubelet stopped now would
+        // leave the object behind until the pod garbage collector finds it.
+        let present = all_pods(&list);
+        let now = evictable(&list);
+        let waiting: Vec<&(String, String)> =
+            first.iter().filter(|p| present.contains(p)).collect();
+        let gone = |p: &(String, String)| !present.contains(p);
+        if (now.is_empty() && waiting.is_empty()) || started.elapsed() >= deadline {
             let name = |(ns, n): &(String, String)| format!("{ns}/{n}");
+            let mut left: Vec<String> = now.iter().map(name).collect();
+            left.extend(waiting.into_iter().filter(|p| !now.contains(p)).map(name));
             return Ok(Drained {
                 evicted: first.iter().filter(|p| gone(p)).map(name).collect(),
-                left: now.iter().map(name).collect(),
+                left,
             });
         }
         for (ns, name) in &now {
@@ -177,5 +201,8 @@ mod tests {
                 ("default".to_string(), "rs-1".to_string())
             ]
         );
+        // An evicted pod counts as gone only once its object is (a Failed pod whose kubelet
+        // has not finalized it yet is still listed).
+        assert_eq!(all_pods(&list).len(), 5);
     }
 }

@@ -14,6 +14,7 @@ use crate::etcd::https::{Request, call};
 use crate::etcd::tls::client_config;
 use crate::etcd::{Endpoint, EtcdError};
 
+pub mod coredns;
 pub mod drain;
 pub mod nodes;
 pub mod rbac;
@@ -100,7 +101,7 @@ impl ApiClient {
         &self.server
     }
 
-    /// One request; the status and body whatever the status.
+    /// One request (a JSON body, if any); the status and body whatever the status.
     pub async fn send(
         &self,
         method: &str,
@@ -108,15 +109,27 @@ impl ApiClient {
         body: Option<&[u8]>,
         timeout: Duration,
     ) -> Result<(u16, Vec<u8>), KubeApiError> {
+        self.send_typed(method, path, body, crate::etcd::http::JSON, timeout)
+            .await
+    }
+
+    /// One request whose body has `content_type`.
+    pub async fn send_typed(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&[u8]>,
+        content_type: &str,
+        timeout: Duration,
+    ) -> Result<(u16, Vec<u8>), KubeApiError> {
         let endpoint = Endpoint::parse(&self.server)?;
-        let r = call(
-            self.config.clone(),
-            &endpoint,
-            None,
-            Request { method, path, body },
-            timeout,
-        )
-        .await?;
+        let request = Request {
+            method,
+            path,
+            body,
+            content_type,
+        };
+        let r = call(self.config.clone(), &endpoint, None, request, timeout).await?;
         Ok((r.status, r.body))
     }
 

@@ -42,8 +42,23 @@ pub const RUNTIME_BINARIES: &[(&str, &str)] = &[
     ("cni/loopback", "loopback"),
     ("cni/portmap", "portmap"),
 ];
-/// The static pause the sandbox image is built from.
-const PAUSE_BINARY: &str = "pause";
+/// The images a runtime lab's bundle carries, built from static binaries of the source
+/// directory as `kinit bundle images` does: (binary, archive in the bundle, builder).
+type ImageBuilder = fn(&Path, &str, &str) -> std::io::Result<Vec<u8>>;
+const RUNTIME_IMAGES: &[(&str, &str, ImageBuilder)] = &[
+    // The sandbox every pod runs in.
+    (
+        crate::bundle::image::PAUSE_BINARY,
+        crate::bundle::image::PAUSE_ARCHIVE,
+        crate::bundle::image::pause_archive,
+    ),
+    // The cluster's DNS add-on.
+    (
+        crate::bundle::image::COREDNS_BINARY,
+        crate::bundle::image::COREDNS_ARCHIVE,
+        crate::bundle::image::coredns_archive,
+    ),
+];
 
 /// Where `hack/build-upstream.sh` puts its binaries by default (README, `.ci/run`).
 pub const DEFAULT_UPSTREAM_DIR: &str = "/var/cache/kinit-test/bundle-bin";
@@ -96,7 +111,7 @@ pub fn resolve(choice: &LabBundleChoice, runtime: bool) -> Result<LabBundleSourc
             RUNTIME_BINARIES
                 .iter()
                 .map(|(_, from)| *from)
-                .chain([PAUSE_BINARY])
+                .chain(RUNTIME_IMAGES.iter().map(|(binary, _, _)| *binary))
         })
         .into_iter()
         .flatten();
@@ -190,18 +205,19 @@ pub fn ensure(
                 .iter()
                 .map(|(name, from)| (name.to_string(), dir.join(from))),
         );
-        // The sandbox image, built here from the static pause as `kinit bundle images` does.
         let images = tmp.join("images");
         fs::create_dir_all(&images).map_err(|e| LabError::io(&images, "creating", e))?;
-        let from = dir.join(PAUSE_BINARY);
-        let archive = crate::bundle::image::pause_archive(
-            &from,
-            crate::config::model::DEFAULT_IMAGE_REPOSITORY,
-            "amd64",
-        )
-        .map_err(|e| LabError::io(&from, "building the pause image from", e))?;
-        let at = tmp.join(crate::bundle::image::PAUSE_ARCHIVE);
-        fs::write(&at, archive).map_err(|e| LabError::io(&at, "writing", e))?;
+        for (binary, archive_name, build) in RUNTIME_IMAGES {
+            let from = dir.join(binary);
+            let archive = build(
+                &from,
+                crate::config::model::DEFAULT_IMAGE_REPOSITORY,
+                "amd64",
+            )
+            .map_err(|e| LabError::io(&from, "building an image from", e))?;
+            let at = tmp.join(archive_name);
+            fs::write(&at, archive).map_err(|e| LabError::io(&at, "writing", e))?;
+        }
     }
     let mut sums = String::new();
     for (name, from) in files {
@@ -215,8 +231,7 @@ pub fn ensure(
         let sha = crate::fsutil::sha256_file(&to).map_err(|e| LabError::io(&to, "reading", e))?;
         sums.push_str(&format!("{sha}  {name}\n"));
     }
-    if runtime {
-        let name = crate::bundle::image::PAUSE_ARCHIVE;
+    for (_, name, _) in RUNTIME_IMAGES.iter().filter(|_| runtime) {
         let at = tmp.join(name);
         let sha = crate::fsutil::sha256_file(&at).map_err(|e| LabError::io(&at, "reading", e))?;
         sums.push_str(&format!("{sha}  {name}\n"));

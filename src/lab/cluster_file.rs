@@ -35,6 +35,7 @@ pub fn render(plan: &LabPlan, identity_file: &Path, known_hosts: &Path) -> Strin
          \x20   serviceSubnet: {service_subnet}\n\
          \x20   dnsDomain: cluster.local\n\
          \x20   nodeSubnet: {subnet}\n\
+         \x20   dnsUpstreams: []              # the lab answers its own names only: nothing leaves it\n\
          \x20 pki:\n\
          \x20   dir: ./pki\n\
          \x20 artifacts:\n\

@@ -239,7 +239,7 @@ pub fn cluster(inv: &Inventory) -> Result<Cluster, RenderError> {
             pod_subnet: inv.networking.pod_subnet.to_string(),
             service_subnet: inv.networking.service_subnet.to_string(),
             dns_domain: inv.networking.dns_domain.clone(),
-            cluster_dns: nth_address(inv, 10).to_string(),
+            cluster_dns: cluster_dns(inv).to_string(),
             pod_default_route: match inv.networking.pod_subnet {
                 ipnet::IpNet::V4(_) => "0.0.0.0/0",
                 ipnet::IpNet::V6(_) => "::/0",
@@ -443,6 +443,11 @@ fn pod_cidrs(inv: &Inventory) -> Result<BTreeMap<String, IpNet>, RenderError> {
 }
 
 /// The n-th address of the service subnet (1 = the kubernetes service, 10 = cluster DNS).
+/// The cluster DNS Service's address (the kubelets' clusterDNS): the service subnet's 10th.
+pub fn cluster_dns(inv: &Inventory) -> IpAddr {
+    nth_address(inv, 10)
+}
+
 fn nth_address(inv: &Inventory, n: u32) -> IpAddr {
     match first_address(inv.networking.service_subnet) {
         IpAddr::V4(a) => IpAddr::V4((u32::from(a) + n - 1).into()),

@@ -131,6 +131,11 @@ fn cluster_spec(r: &mut FieldReader, spec: &mut Section) -> ClusterSpec {
         "nodeSubnet",
         "the hosts' subnet, e.g. 192.168.9.0/24",
     );
+    networking.dns_upstreams = r.optional(
+        &mut s,
+        "dnsUpstreams",
+        "a list of IP addresses, e.g. [192.168.9.1]; [] forwards nothing",
+    );
     r.finish(s);
 
     let mut s = r.section(spec, "pki", false);
