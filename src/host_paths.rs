@@ -122,6 +122,9 @@ host_paths! {
     IMAGE_ARCHIVES_DIR = "image_archives_dir" => "/var/lib/kinit/images";
     PAUSE_IMAGE_ARCHIVE = "pause_image_archive" => "/var/lib/kinit/images/pause.tar";
     COREDNS_IMAGE_ARCHIVE = "coredns_image_archive" => "/var/lib/kinit/images/coredns.tar";
+    KUBE_APISERVER_IMAGE_ARCHIVE = "kube_apiserver_image_archive" => "/var/lib/kinit/images/kube-apiserver.tar";
+    KUBE_CONTROLLER_MANAGER_IMAGE_ARCHIVE = "kube_controller_manager_image_archive" => "/var/lib/kinit/images/kube-controller-manager.tar";
+    KUBE_SCHEDULER_IMAGE_ARCHIVE = "kube_scheduler_image_archive" => "/var/lib/kinit/images/kube-scheduler.tar";
 
     HAPROXY_CFG = "haproxy_cfg" => "/etc/haproxy/haproxy.cfg";
     /// haproxy's runtime API (root and the haproxy group): kinit drains an apiserver here before

@@ -80,7 +80,7 @@ fn a_whole_bundle_lands_verifies_and_lists() {
     let out = fetch(&mirror, &dir, &[]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let said = text(&out.stdout);
-    assert!(said.contains("18 files added"), "{said}");
+    assert!(said.contains("23 files added"), "{said}");
     assert!(
         !dir.join(".partial").exists(),
         "the staging directory is removed"
@@ -108,7 +108,7 @@ fn a_whole_bundle_lands_verifies_and_lists() {
     let verify = kinit(&["bundle", "verify"], &dir);
     assert!(verify.status.success(), "{}", text(&verify.stdout));
     assert!(
-        text(&verify.stdout).contains("18 files match SHA256SUMS and bundle.yaml"),
+        text(&verify.stdout).contains("23 files match SHA256SUMS and bundle.yaml"),
         "{}",
         text(&verify.stdout)
     );
@@ -127,6 +127,16 @@ fn a_whole_bundle_lands_verifies_and_lists() {
     assert_eq!(get("kubelet")["version"], KUBERNETES);
     assert_eq!(get("cni/bridge")["component"], "cni");
     assert_eq!(get("containerd")["version"], CONTAINERD);
+    // The images kinit builds from the binaries that just landed, of their binaries' releases:
+    // CoreDNS and the control plane's static pods.
+    assert_eq!(get("coredns")["version"], COREDNS);
+    let dns = get("images/coredns.tar");
+    assert_eq!(
+        (dns["component"].as_str(), dns["version"].as_str()),
+        (Some("coredns"), Some(COREDNS))
+    );
+    assert_eq!(get("images/kube-apiserver.tar")["version"], KUBERNETES);
+    assert_eq!(get("images/kube-scheduler.tar")["component"], "kubernetes");
 
     // Again: nothing is downloaded; every file is checked in place.
     let before = mirror.requests().len();

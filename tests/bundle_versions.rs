@@ -77,6 +77,15 @@ fn real_etcd_and_kubernetes_binaries_report_their_release() {
         index.contains(r#""io.containerd.image.name":"registry.k8s.io/pause:3.10.1""#),
         "{index}"
     );
+    // The control plane's static pods' images, of the release of their binaries.
+    assert!(
+        entries
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["name"] == "images/kube-apiserver.tar" && e["version"] == KUBERNETES),
+        "no kube-apiserver image among {entries}"
+    );
     for e in entries.as_array().unwrap() {
         let want = if e["component"] == "etcd" {
             ETCD
@@ -90,7 +99,7 @@ fn real_etcd_and_kubernetes_binaries_report_their_release() {
     let v = kinit(&["bundle", "verify", dir.to_str().unwrap()]);
     assert!(v.status.success(), "{}", text(&v.stdout));
     assert!(
-        text(&v.stdout).contains("11 files match SHA256SUMS and bundle.yaml"),
+        text(&v.stdout).contains("14 files match SHA256SUMS and bundle.yaml"),
         "{}",
         text(&v.stdout)
     );

@@ -29,7 +29,7 @@ pub const COREDNS_BINARY: &str = "coredns";
 pub struct StaticImage<'a> {
     /// The full reference, `registry.k8s.io/pause:3.10.1`.
     pub reference: &'a str,
-    /// Name of the binary inside the image (`pause` → `/pause`).
+    /// Path of the binary inside the image, relative to `/` (`pause` → `/pause`).
     pub binary_name: &'a str,
     pub binary: &'a [u8],
     /// `uid:gid`.
@@ -71,6 +71,29 @@ fn tar_entry(t: &mut tar::Builder<Vec<u8>>, path: &str, data: &[u8], mode: u32) 
 /// The OCI archive of `image`, with the digest of its manifest.
 pub fn oci_archive(image: &StaticImage) -> io::Result<(Vec<u8>, String)> {
     let mut layer = tar::Builder::new(Vec::new());
+    // Its directories first (`usr/`, `usr/local/`, `usr/local/bin/`), as a runtime unpacking
+    // the layer expects them.
+    let mut dir = String::new();
+    for part in image
+        .binary_name
+        .split('/')
+        .rev()
+        .skip(1)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+    {
+        dir.push_str(part);
+        dir.push('/');
+        let mut h = tar::Header::new_ustar();
+        h.set_size(0);
+        h.set_mode(0o755);
+        h.set_mtime(0);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_entry_type(tar::EntryType::Directory);
+        layer.append_data(&mut h, &dir, io::empty())?;
+    }
     tar_entry(&mut layer, image.binary_name, image.binary, 0o755)?;
     let layer = layer.into_inner()?;
     let layer_digest = format!("sha256:{}", sha256_hex(&layer));
@@ -140,36 +163,110 @@ pub fn oci_archive(image: &StaticImage) -> io::Result<(Vec<u8>, String)> {
     Ok((out.into_inner()?, manifest_digest))
 }
 
-/// The pause archive for `image_repository` from the static `pause` binary at `binary`.
-pub fn pause_archive(binary: &Path, image_repository: &str, arch: &str) -> io::Result<Vec<u8>> {
-    let bytes = std::fs::read(binary)?;
-    let reference = pause_reference(image_repository);
-    let (archive, _) = oci_archive(&StaticImage {
-        reference: &reference,
-        binary_name: "pause",
-        binary: &bytes,
-        // kubeadm's pause image runs as nobody.
-        user: "65535:65535",
-        arch,
-    })?;
-    Ok(archive)
+/// Where a bundle image's tag comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ImageTag {
+    /// [`PAUSE_TAG`].
+    Pause,
+    /// [`COREDNS_TAG`].
+    Coredns,
+    /// The Kubernetes release of the binary itself (`v1.37.2`).
+    Release,
 }
 
-/// The CoreDNS archive for `image_repository` from the static `coredns` binary at `binary`.
-/// It runs as root: binding port 53 needs CAP_NET_BIND_SERVICE, which the Deployment keeps as
-/// its only capability (upstream's image runs as nonroot with a file capability instead, which
-/// this one-layer tar does not carry).
-pub fn coredns_archive(binary: &Path, image_repository: &str, arch: &str) -> io::Result<Vec<u8>> {
-    let bytes = std::fs::read(binary)?;
-    let reference = coredns_reference(image_repository);
-    let (archive, _) = oci_archive(&StaticImage {
-        reference: &reference,
-        binary_name: "coredns",
-        binary: &bytes,
+/// An image a bundle carries, built from one of its static binaries.
+#[derive(Debug)]
+pub struct BundleImage {
+    /// The binary it is built from (a bundle file name).
+    pub binary: &'static str,
+    /// The archive's bundle file name.
+    pub archive: &'static str,
+    /// Where the binary lies inside the image: the control plane's manifests run their program
+    /// by name, so those images put it on the default PATH as upstream's do.
+    path_in_image: &'static str,
+    /// `uid:gid`.
+    user: &'static str,
+    tag: ImageTag,
+}
+
+/// Every image kinit builds, by the binary it is built from.
+pub const BUNDLE_IMAGES: &[BundleImage] = &[
+    BundleImage {
+        binary: PAUSE_BINARY,
+        archive: PAUSE_ARCHIVE,
+        path_in_image: "pause",
+        // kubeadm's pause image runs as nobody.
+        user: "65535:65535",
+        tag: ImageTag::Pause,
+    },
+    // Runs as root: binding port 53 needs CAP_NET_BIND_SERVICE, which the Deployment keeps as
+    // its only capability (upstream's image runs as nonroot with a file capability instead,
+    // which this one-layer tar does not carry).
+    BundleImage {
+        binary: COREDNS_BINARY,
+        archive: COREDNS_ARCHIVE,
+        path_in_image: "coredns",
         user: "0:0",
-        arch,
-    })?;
-    Ok(archive)
+        tag: ImageTag::Coredns,
+    },
+    // The control plane's static pods (controlPlane.mode: static-pod), as root like upstream's.
+    BundleImage {
+        binary: "kube-apiserver",
+        archive: "images/kube-apiserver.tar",
+        path_in_image: "usr/local/bin/kube-apiserver",
+        user: "0:0",
+        tag: ImageTag::Release,
+    },
+    BundleImage {
+        binary: "kube-controller-manager",
+        archive: "images/kube-controller-manager.tar",
+        path_in_image: "usr/local/bin/kube-controller-manager",
+        user: "0:0",
+        tag: ImageTag::Release,
+    },
+    BundleImage {
+        binary: "kube-scheduler",
+        archive: "images/kube-scheduler.tar",
+        path_in_image: "usr/local/bin/kube-scheduler",
+        user: "0:0",
+        tag: ImageTag::Release,
+    },
+];
+
+/// The image built from the bundle file `binary`, if one is.
+pub fn bundle_image(binary: &str) -> Option<&'static BundleImage> {
+    BUNDLE_IMAGES.iter().find(|i| i.binary == binary)
+}
+
+impl BundleImage {
+    /// Its reference under `image_repository`, for a binary of `release`.
+    pub fn reference(&self, image_repository: &str, release: &str) -> String {
+        match self.tag {
+            ImageTag::Pause => pause_reference(image_repository),
+            ImageTag::Coredns => coredns_reference(image_repository),
+            ImageTag::Release => format!("{image_repository}/{}:{release}", self.binary),
+        }
+    }
+
+    /// The archive built from the binary at `binary` (of `release`).
+    pub fn build(
+        &self,
+        binary: &Path,
+        image_repository: &str,
+        arch: &str,
+        release: &str,
+    ) -> io::Result<Vec<u8>> {
+        let bytes = std::fs::read(binary)?;
+        let reference = self.reference(image_repository, release);
+        let (archive, _) = oci_archive(&StaticImage {
+            reference: &reference,
+            binary_name: self.path_in_image,
+            binary: &bytes,
+            user: self.user,
+            arch,
+        })?;
+        Ok(archive)
+    }
 }
 
 #[cfg(test)]

@@ -73,6 +73,13 @@ impl Component {
 
     /// The component a bundle file belongs to, by its name (for `bundle import`).
     pub fn of_file(name: &str) -> Option<Component> {
+        if let Some(image) = super::image::BUNDLE_IMAGES
+            .iter()
+            .find(|i| i.archive == name)
+        {
+            // An image kinit builds belongs to the release of its binary.
+            return Component::of_file(image.binary);
+        }
         if KUBERNETES_FILES.contains(&name) {
             Some(Component::Kubernetes)
         } else if ETCD_FILES.contains(&name) {
@@ -85,12 +92,12 @@ impl Component {
             Some(Component::Crictl)
         } else if name.starts_with(CNI_DIR) {
             Some(Component::Cni)
-        } else if name == super::image::COREDNS_BINARY || name == super::image::COREDNS_ARCHIVE {
-            // The DNS add-on's static binary and the image kinit makes of it.
+        } else if name == super::image::COREDNS_BINARY {
+            // The DNS add-on's static binary.
             Some(Component::Coredns)
-        } else if name == super::image::PAUSE_BINARY || name == super::image::PAUSE_ARCHIVE {
+        } else if name == super::image::PAUSE_BINARY {
             // The Kubernetes release's own static pause (not on dl.k8s.io: built from the
-            // release's module, see hack/build-upstream.sh), and the image kinit makes of it.
+            // release's module, see hack/build-upstream.sh).
             Some(Component::Kubernetes)
         } else {
             None

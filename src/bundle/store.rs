@@ -204,27 +204,14 @@ pub(crate) fn image_of(
     store: &mut Store,
     binary: &FileEntry,
 ) -> Result<Option<FileEntry>, OpError> {
-    use super::image;
-    let repository = crate::config::model::DEFAULT_IMAGE_REPOSITORY;
-    let (archive_name, build, reference): (
-        &str,
-        fn(&Path, &str, &str) -> std::io::Result<Vec<u8>>,
-        String,
-    ) = match binary.name.as_str() {
-        image::PAUSE_BINARY => (
-            image::PAUSE_ARCHIVE,
-            image::pause_archive,
-            image::pause_reference(repository),
-        ),
-        image::COREDNS_BINARY => (
-            image::COREDNS_ARCHIVE,
-            image::coredns_archive,
-            image::coredns_reference(repository),
-        ),
-        _ => return Ok(None),
+    let Some(image) = super::image::bundle_image(&binary.name) else {
+        return Ok(None);
     };
+    let repository = crate::config::model::DEFAULT_IMAGE_REPOSITORY;
+    let reference = image.reference(repository, &binary.version);
     let path = store.dir.join(&binary.name);
-    let archive = build(&path, repository, binary.arch.as_str())
+    let archive = image
+        .build(&path, repository, binary.arch.as_str(), &binary.version)
         .map_err(OpError::io("building an image from", &path))?;
     let staged = store
         .staging()
@@ -234,7 +221,7 @@ pub(crate) fn image_of(
         super::archive::StageError::Write(e) => OpError::io("writing", &staged)(e),
     })?;
     let entry = FileEntry {
-        name: archive_name.to_string(),
+        name: image.archive.to_string(),
         component: binary.component,
         version: binary.version.clone(),
         arch: binary.arch,

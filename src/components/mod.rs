@@ -37,6 +37,8 @@ pub enum ComponentId {
     KubeProxy,
     /// kube-apiserver, kube-controller-manager and kube-scheduler as static pods.
     ControlPlane,
+    /// The static pods' images, imported by the kubelet (controlPlane.mode: static-pod).
+    ControlPlaneImages,
     /// kube-apiserver as a systemd unit (controlPlane.mode: systemd).
     KubeApiserver,
     /// kube-controller-manager as a systemd unit (controlPlane.mode: systemd).

@@ -76,6 +76,17 @@ const CONTROLLER_MANAGER_READS: &[&str] = &[
 const SCHEDULER_READS: &[&str] = &[paths::SCHEDULER_CONF];
 
 /// A binary from the bundle, 0755, whose change restarts `unit`.
+/// An image archive the kubelet's unit imports before it starts, where the bundle has it.
+const fn image_row(file: &'static str, path: &'static str) -> BinaryRow {
+    BinaryRow {
+        file,
+        path,
+        mode: 0o644,
+        on_change: Restart("kubelet"),
+        optional: true,
+    }
+}
+
 const fn bin(file: &'static str, path: &'static str, unit: &'static str) -> BinaryRow {
     BinaryRow {
         file,
@@ -783,6 +794,41 @@ pub const TABLE: &[Component] = &[
         stopped_for_restore: false,
         // Its Service rules (KUBE-* chains): kube-proxy --cleanup takes them off.
         runtime_state: &[KUBE_PROXY_CLEANUP],
+        rolling: None,
+    },
+    Component {
+        id: ComponentId::ControlPlaneImages,
+        name: "control-plane-images",
+        // The static pods' images, from the bundle: on the hosts that run them, before their
+        // kubelet (re)starts and imports every archive, so no static pod waits for a pull.
+        roles: &[ControlPlane],
+        with_static_pods: false,
+        static_pod: false,
+        when: Some(Condition::ControlPlaneStaticPod),
+        packages: &[],
+        binaries: &[
+            image_row(
+                "images/kube-apiserver.tar",
+                paths::KUBE_APISERVER_IMAGE_ARCHIVE,
+            ),
+            image_row(
+                "images/kube-controller-manager.tar",
+                paths::KUBE_CONTROLLER_MANAGER_IMAGE_ARCHIVE,
+            ),
+            image_row(
+                "images/kube-scheduler.tar",
+                paths::KUBE_SCHEDULER_IMAGE_ARCHIVE,
+            ),
+        ],
+        files: &[],
+        certificates: &[],
+        units: &[],
+        ports: &[],
+        // Only where a kubelet runs them.
+        bundle_gate: &["kubelet"],
+        on_reset: Remove,
+        stopped_for_restore: false,
+        runtime_state: &[],
         rolling: None,
     },
     Component {

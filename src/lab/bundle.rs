@@ -43,22 +43,11 @@ pub const RUNTIME_BINARIES: &[(&str, &str)] = &[
     ("cni/portmap", "portmap"),
 ];
 /// The images a runtime lab's bundle carries, built from static binaries of the source
-/// directory as `kinit bundle images` does: (binary, archive in the bundle, builder).
-type ImageBuilder = fn(&Path, &str, &str) -> std::io::Result<Vec<u8>>;
-const RUNTIME_IMAGES: &[(&str, &str, ImageBuilder)] = &[
-    // The sandbox every pod runs in.
-    (
-        crate::bundle::image::PAUSE_BINARY,
-        crate::bundle::image::PAUSE_ARCHIVE,
-        crate::bundle::image::pause_archive,
-    ),
-    // The cluster's DNS add-on.
-    (
-        crate::bundle::image::COREDNS_BINARY,
-        crate::bundle::image::COREDNS_ARCHIVE,
-        crate::bundle::image::coredns_archive,
-    ),
-];
+/// directory as `kinit bundle import` does (the sandbox, CoreDNS, the control plane's static
+/// pods): every one of [`crate::bundle::image::BUNDLE_IMAGES`].
+fn runtime_images() -> impl Iterator<Item = &'static crate::bundle::image::BundleImage> {
+    crate::bundle::image::BUNDLE_IMAGES.iter()
+}
 
 /// Where `hack/build-upstream.sh` puts its binaries by default (README, `.ci/run`).
 pub const DEFAULT_UPSTREAM_DIR: &str = "/var/cache/kinit-test/bundle-bin";
@@ -111,7 +100,7 @@ pub fn resolve(choice: &LabBundleChoice, runtime: bool) -> Result<LabBundleSourc
             RUNTIME_BINARIES
                 .iter()
                 .map(|(_, from)| *from)
-                .chain(RUNTIME_IMAGES.iter().map(|(binary, _, _)| *binary))
+                .chain(runtime_images().map(|i| i.binary))
         })
         .into_iter()
         .flatten();
@@ -207,15 +196,18 @@ pub fn ensure(
         );
         let images = tmp.join("images");
         fs::create_dir_all(&images).map_err(|e| LabError::io(&images, "creating", e))?;
-        for (binary, archive_name, build) in RUNTIME_IMAGES {
-            let from = dir.join(binary);
-            let archive = build(
-                &from,
-                crate::config::model::DEFAULT_IMAGE_REPOSITORY,
-                "amd64",
-            )
-            .map_err(|e| LabError::io(&from, "building an image from", e))?;
-            let at = tmp.join(archive_name);
+        let release = source.kubernetes().unwrap_or_default();
+        for image in runtime_images() {
+            let from = dir.join(image.binary);
+            let archive = image
+                .build(
+                    &from,
+                    crate::config::model::DEFAULT_IMAGE_REPOSITORY,
+                    "amd64",
+                    &release,
+                )
+                .map_err(|e| LabError::io(&from, "building an image from", e))?;
+            let at = tmp.join(image.archive);
             fs::write(&at, archive).map_err(|e| LabError::io(&at, "writing", e))?;
         }
     }
@@ -231,7 +223,7 @@ pub fn ensure(
         let sha = crate::fsutil::sha256_file(&to).map_err(|e| LabError::io(&to, "reading", e))?;
         sums.push_str(&format!("{sha}  {name}\n"));
     }
-    for (_, name, _) in RUNTIME_IMAGES.iter().filter(|_| runtime) {
+    for name in runtime_images().filter(|_| runtime).map(|i| i.archive) {
         let at = tmp.join(name);
         let sha = crate::fsutil::sha256_file(&at).map_err(|e| LabError::io(&at, "reading", e))?;
         sums.push_str(&format!("{sha}  {name}\n"));

@@ -17,6 +17,7 @@ pub const CONTAINERD: &str = "v2.4.2";
 pub const RUNC: &str = "v1.5.3";
 pub const CNI: &str = "v1.10.0";
 pub const CRICTL: &str = "v1.37.0";
+pub const COREDNS: &str = "v1.15.0";
 pub const KUBE_FILES: &[&str] = &[
     "kube-apiserver",
     "kube-controller-manager",
@@ -227,6 +228,20 @@ pub fn layout(real: bool) -> HashMap<String, Vec<u8>> {
         format!("{}\n", sha256(&crictl)).into_bytes(),
     );
     files.insert(format!("/crictl/{CRICTL}/{asset}"), crictl);
+
+    let bare = COREDNS.trim_start_matches('v');
+    let asset = format!("coredns_{bare}_linux_amd64.tgz");
+    let coredns = tar_gz(&[(
+        "coredns".into(),
+        program(real, "coredns", || {
+            stand_in("coredns", &format!("CoreDNS-{bare}"), false)
+        }),
+    )]);
+    files.insert(
+        format!("/coredns/{COREDNS}/{asset}.sha256"),
+        format!("{}  {asset}\n", sha256(&coredns)).into_bytes(),
+    );
+    files.insert(format!("/coredns/{COREDNS}/{asset}"), coredns);
     files
 }
 
@@ -306,6 +321,7 @@ impl Mirror {
             ("runc", "runc"),
             ("cni", "cni"),
             ("crictl", "crictl"),
+            ("coredns", "coredns"),
         ]
         .iter()
         .flat_map(|(c, p)| ["--mirror".to_string(), format!("{c}={}", self.url(p))])
