@@ -444,19 +444,31 @@ fn nodes_register_ready_and_run_pods_from_the_bundle_alone() {
         "second up changed something: {all}"
     );
 
-    // reset takes the node layer off again: the pod's processes (containerd's shims outlive
-    // containerd) stop, containerd's store is emptied (a mount point here: it stays), the
-    // kubelet's directory, the CNI bridge and the binaries go.
+    // `remove w1` takes the worker out: its Node drained and deleted, the host reset (the
+    // pod's processes stop, containerd's shims outliving containerd; containerd's store is
+    // emptied, a mount point here that stays; the kubelet's directory, the CNI bridge and the
+    // binaries go), and the nodes that stay no longer route w1's pod slice.
+    let w1_slice = lab
+        .kubectl_ok(
+            &kubeconfig,
+            &["get", "node", "w1", "-o", "jsonpath={.spec.podCIDR}"],
+        )
+        .trim()
+        .to_string();
+    assert!(
+        lab.on("cp1", "ip route show proto 77").contains(&w1_slice),
+        "cp1 had no route to w1's slice {w1_slice}"
+    );
     assert_ne!(
         lab.on("w1", "pgrep -c -f '[c]ontainerd-shim-runc-v2' || true"),
         "0",
         "no shim ran before the reset"
     );
-    let out = lab.kinit(&["-o", "json", "reset", "--hosts", "w1", "--yes"]);
-    assert!(out.status.success(), "reset w1: {}", text(&out));
+    let out = lab.kinit(&["-o", "json", "remove", "w1", "--yes"]);
+    assert!(out.status.success(), "remove w1: {}", text(&out));
     // The API answered: the Node was drained first (its pods evicted) and deleted after.
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let node = &report["nodes"][0];
+    let node = &report["reset"]["nodes"][0];
     assert_eq!(node["host"], "w1", "{report}");
     assert_eq!(node["deleted"], true, "{report}");
     // (A CoreDNS replica may have been on w1 too: kube-system's pods are not this test's.)
@@ -469,6 +481,22 @@ fn nodes_register_ready_and_run_pods_from_the_bundle_alone() {
         .collect();
     evicted.sort();
     assert_eq!(evicted, ["default/probe", "default/web"], "{report}");
+    // Every node that stays was updated one at a time: the pod network's routes set again
+    // without w1's slice.
+    for node in ["cp1", "cp2", "cp3"] {
+        let routes = lab.on(node, "ip route show proto 77");
+        assert!(
+            !routes.contains(&w1_slice) && !routes.is_empty(),
+            "{node} still routes w1's slice (or nothing): {routes}"
+        );
+    }
+    let updated: Vec<&str> = report["updates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["host"].as_str().unwrap())
+        .collect();
+    assert_eq!(updated, ["cp1", "cp2", "cp3"], "{report}");
     let (found, _, all) = lab.kubectl(&kubeconfig, &["get", "node", "w1"]);
     assert!(!found && all.contains("NotFound"), "{all}");
     let (found, _, all) = lab.kubectl(&kubeconfig, &["get", "pod", "web"]);

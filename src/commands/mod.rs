@@ -100,7 +100,7 @@ pub fn exit_code(result: &CommandResult) -> u8 {
             CommandError::Remove(e)
                 if matches!(
                     **e,
-                    RemoveError::UnknownHost { .. } | RemoveError::NothingRemovable { .. }
+                    RemoveError::UnknownHost { .. }
                 ) =>
             {
                 exit::USAGE

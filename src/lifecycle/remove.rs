@@ -61,11 +61,6 @@ pub enum RemoveError {
     )]
     UnknownHost { host: String },
     #[error(
-        "{host} runs nothing `kinit remove` takes out (it has neither the control-plane nor the \
-         etcd role); take kinit off it with `kinit reset --hosts {host}`"
-    )]
-    NothingRemovable { host: String },
-    #[error(
         "removing {hosts} would leave no control-plane host; use `kinit reset` to take the whole \
          cluster down"
     )]
@@ -138,7 +133,8 @@ pub struct RemovePlan {
     client_urls: BTreeMap<u64, Vec<String>>,
     /// Hosts reset afterwards (not those gone for good).
     pub reset: Vec<String>,
-    /// Control planes that stay, updated one at a time in this order.
+    /// Hosts that stay whose files name the removed ones (control planes, then the other
+    /// nodes), updated one at a time in this order.
     pub update: Vec<String>,
     /// The files rendered anew there (only those that differ are written).
     pub files: Vec<&'static str>,
@@ -179,17 +175,15 @@ impl RemoveReport {
     }
 }
 
-/// The hosts named, checked against the inventory: each must be there and run something
-/// removal takes out, and a control plane must stay.
+/// The hosts named, checked against the inventory: each must be there (a control plane, an
+/// etcd member or a worker: every role is something removal takes out), and a control plane
+/// must stay.
 pub fn chosen<'a>(inv: &'a Inventory, names: &[String]) -> Result<Vec<&'a Host>, RemoveError> {
     let mut out: Vec<&Host> = Vec::new();
     for name in names {
         let host = inv
             .host(name)
             .ok_or_else(|| RemoveError::UnknownHost { host: name.clone() })?;
-        if !host.has(Role::ControlPlane) && !host.has(Role::Etcd) {
-            return Err(RemoveError::NothingRemovable { host: name.clone() });
-        }
         if !out.iter().any(|h| h.name == host.name) {
             out.push(host);
         }
@@ -212,9 +206,10 @@ pub fn without(inv: &Inventory, names: &BTreeSet<String>) -> Inventory {
     rest
 }
 
-/// The files that name other control planes or etcd members, and so change on the control
-/// planes that stay: haproxy's backends, keepalived's peers, and with external etcd the
-/// apiserver's `--etcd-servers` (stacked, it talks to its local member only).
+/// The files that name other control planes, etcd members or nodes, and so change on the hosts
+/// that stay: haproxy's backends, keepalived's peers, with external etcd the apiserver's
+/// `--etcd-servers` (stacked, it talks to its local member only), and the pod network's routes
+/// to the other nodes' pod slices.
 pub fn files_to_update(inv: &Inventory) -> Vec<&'static str> {
     let mut files: Vec<&'static str> = [ComponentId::Haproxy, ComponentId::Keepalived]
         .into_iter()
@@ -231,7 +226,25 @@ pub fn files_to_update(inv: &Inventory) -> Vec<&'static str> {
             ControlPlaneMode::Systemd => host_paths::KUBE_APISERVER_UNIT,
         });
     }
+    if !components::component(ComponentId::Containerd)
+        .hosts(inv)
+        .is_empty()
+    {
+        files.push(host_paths::POD_NETWORK_SCRIPT);
+    }
     files
+}
+
+/// The hosts that stay and hold a file of [`files_to_update`]: the control planes, then the
+/// other nodes (the pod network's routes).
+pub fn hosts_to_update(rest: &Inventory) -> Vec<String> {
+    let mut hosts: Vec<String> = rest.control_plane().map(|h| h.name.clone()).collect();
+    for h in components::component(ComponentId::Containerd).hosts(rest) {
+        if !hosts.contains(&h.name) {
+            hosts.push(h.name.clone());
+        }
+    }
+    hosts
 }
 
 fn join<S: AsRef<str>>(items: impl Iterator<Item = S>) -> String {
@@ -278,7 +291,7 @@ pub async fn plan(
         } else {
             hosts.iter().map(|h| h.name.clone()).collect()
         },
-        update: rest.control_plane().map(|h| h.name.clone()).collect(),
+        update: hosts_to_update(&rest),
         files: files_to_update(&rest),
     })
 }
@@ -479,6 +492,13 @@ async fn carry_out(
 ) -> Result<RemoveReport, RemoveError> {
     let going: BTreeSet<String> = plan.hosts.iter().cloned().collect();
     let rest = without(inv, &going);
+    // Their Nodes first, while every apiserver serves: drained (pods evicted), and deleted once
+    // their hosts are reset. Hosts gone for good are not reset, and keep theirs.
+    let resetting: BTreeSet<String> = plan.reset.iter().cloned().collect();
+    let (node_api, nodes) = reset::drain_nodes(inv, &resetting, settings.dry_run).await;
+    if cancel.is_cancelled() {
+        return Err(RemoveError::Interrupted);
+    }
     let drained = if settings.dry_run {
         Vec::new()
     } else {
@@ -546,6 +566,14 @@ async fn carry_out(
             .await?,
         )
     };
+    // (The reset ran against the inventory without these hosts: their Nodes are this step's.)
+    let mut reset = reset;
+    if let Some(r) = reset.as_mut() {
+        r.nodes = nodes;
+        if let Some(api) = &node_api {
+            reset::delete_nodes(api, &mut r.nodes, &r.hosts).await;
+        }
+    }
     let mut updates = Vec::new();
     for name in &plan.update {
         if cancel.is_cancelled() {
@@ -675,6 +703,44 @@ async fn update_host(
         .filter(|c| c.runs_on(rest, host))
         .flat_map(|c| c.units.iter().copied())
         .collect();
+    let Some(target) = targets.get(&host.name) else {
+        return Ok(HostUpdate {
+            host: host.name.clone(),
+            written: Vec::new(),
+            units: Vec::new(),
+            error: Some("no SSH target".into()),
+        });
+    };
+    // The pod network's routes are set again only where they run (a bundle without containerd
+    // started no pod network: a new script must not start one).
+    let mut files = files;
+    if files
+        .iter()
+        .any(|f| f.path == host_paths::POD_NETWORK_SCRIPT)
+    {
+        let active = match pool.get(target).await {
+            Ok(session) => run_script(
+                &session,
+                "systemctl is-active -q \"$1\"",
+                &[components::table::POD_NETWORK_UNIT],
+                Duration::from_secs(10),
+            )
+            .await
+            .is_ok_and(|out| out.success()),
+            Err(_) => false,
+        };
+        if active {
+            units.extend(
+                components::component(ComponentId::Containerd)
+                    .units
+                    .iter()
+                    .copied()
+                    .filter(|u| u.name == components::table::POD_NETWORK_UNIT),
+            );
+        } else {
+            files.retain(|f| f.path != host_paths::POD_NETWORK_SCRIPT);
+        }
+    }
     // The apiserver as a unit whose flags name the etcd members (external etcd): restarted when
     // they changed, drained from every haproxy before and back in rotation once ready.
     let apiserver = components::component(ComponentId::KubeApiserver);
@@ -693,10 +759,6 @@ async fn update_host(
         written: Vec::new(),
         units: Vec::new(),
         error: None,
-    };
-    let Some(target) = targets.get(&host.name) else {
-        update.error = Some("no SSH target".into());
-        return Ok(update);
     };
     let session = match pool.get(target).await {
         Ok(s) => s,

@@ -112,7 +112,7 @@ const DRAIN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(90);
 /// Drain the Nodes of the selected kubelet hosts while the API answers; the client to delete
 /// them with once their hosts are reset. A reset of every control plane takes the API and its
 /// Node objects with it: nothing to do then.
-async fn drain_nodes(
+pub(crate) async fn drain_nodes(
     inv: &crate::inventory::Inventory,
     selected: &BTreeSet<String>,
     dry_run: bool,
@@ -166,6 +166,25 @@ async fn drain_nodes(
         out.push(n);
     }
     (Some(client), out)
+}
+
+/// Delete the Node of every drained host whose reset succeeded.
+pub(crate) async fn delete_nodes(
+    api: &crate::kube::ApiClient,
+    nodes: &mut [NodeLeaving],
+    hosts: &[HostResetOutcome],
+) {
+    for n in nodes {
+        if !hosts.iter().any(|h| h.host == n.host && h.ok()) {
+            n.note
+                .get_or_insert_with(|| "Node left in the API: the host's reset failed".into());
+            continue;
+        }
+        match crate::kube::drain::delete_node(api, &n.host, NODE_REQUEST).await {
+            Ok(()) => n.deleted = true,
+            Err(e) => n.note = Some(format!("Node left in the API: {e}")),
+        }
+    }
 }
 
 impl ResetReport {
@@ -618,17 +637,7 @@ async fn run_locked(
         error: Some(format!("{e}; nothing was changed on this host")),
     }));
     if let Some(api) = api {
-        for n in &mut nodes {
-            if !hosts.iter().any(|h| h.host == n.host && h.ok()) {
-                n.note
-                    .get_or_insert_with(|| "Node left in the API: the host's reset failed".into());
-                continue;
-            }
-            match crate::kube::drain::delete_node(&api, &n.host, NODE_REQUEST).await {
-                Ok(()) => n.deleted = true,
-                Err(e) => n.note = Some(format!("Node left in the API: {e}")),
-            }
-        }
+        delete_nodes(&api, &mut nodes, &hosts).await;
     }
     Ok(ResetReport {
         dry_run: settings.dry_run,

@@ -51,7 +51,8 @@ pub fn plan_text(p: &RemovePlan) -> String {
     if !p.update.is_empty() {
         let _ = writeln!(
             out,
-            "  then, one host at a time, {}: {} rendered without them, reloaded",
+            "  then, one host at a time, {}: {} rendered without them (what changed reloads or \
+             restarts what it feeds)",
             p.update.join(", "),
             p.files.join(", ")
         );

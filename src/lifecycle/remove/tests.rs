@@ -21,7 +21,7 @@ fn names(list: &[&str]) -> Vec<String> {
 }
 
 #[test]
-fn only_control_plane_and_etcd_hosts_of_the_config_are_removable_and_one_control_plane_stays() {
+fn hosts_of_the_config_are_removable_and_one_control_plane_stays() {
     let inv = inventory(Topology::Stacked);
     let chosen_names = |list: &[&str]| -> Result<Vec<String>, String> {
         chosen(&inv, &names(list))
@@ -31,12 +31,8 @@ fn only_control_plane_and_etcd_hosts_of_the_config_are_removable_and_one_control
     assert_eq!(chosen_names(&["cp3", "cp3"]).unwrap(), ["cp3"]);
     let err = chosen_names(&["cp9"]).unwrap_err();
     assert!(err.contains("cp9 is not a host"), "{err}");
-    let err = chosen_names(&["worker1"]).unwrap_err();
-    assert!(
-        err.contains("neither the control-plane nor the etcd role")
-            && err.contains("kinit reset --hosts worker1"),
-        "{err}"
-    );
+    // A worker too: its Node is drained and deleted, the other nodes' routes to its pods go.
+    assert_eq!(chosen_names(&["worker1"]).unwrap(), ["worker1"]);
     let err = chosen_names(&["cp1", "cp2", "cp3"]).unwrap_err();
     assert!(err.contains("no control-plane host"), "{err}");
     // External etcd: an etcd host alone may go.
@@ -50,15 +46,22 @@ fn the_files_updated_are_those_naming_other_hosts() {
     let stacked = inventory(Topology::Stacked);
     assert_eq!(
         files_to_update(&stacked),
-        [host_paths::HAPROXY_CFG, host_paths::KEEPALIVED_CONF]
+        [
+            host_paths::HAPROXY_CFG,
+            host_paths::KEEPALIVED_CONF,
+            host_paths::POD_NETWORK_SCRIPT
+        ]
     );
+    // Every host that stays and holds one: control planes first, then the worker.
+    assert_eq!(hosts_to_update(&stacked), ["cp1", "cp2", "cp3", "worker1"]);
     let ext = inventory(Topology::External);
     assert_eq!(
         files_to_update(&ext),
         [
             host_paths::HAPROXY_CFG,
             host_paths::KEEPALIVED_CONF,
-            host_paths::KUBE_APISERVER_MANIFEST
+            host_paths::KUBE_APISERVER_MANIFEST,
+            host_paths::POD_NETWORK_SCRIPT
         ]
     );
     // As a systemd unit, the apiserver's flags are in its unit file.
@@ -69,7 +72,8 @@ fn the_files_updated_are_those_naming_other_hosts() {
         [
             host_paths::HAPROXY_CFG,
             host_paths::KEEPALIVED_CONF,
-            host_paths::KUBE_APISERVER_UNIT
+            host_paths::KUBE_APISERVER_UNIT,
+            host_paths::POD_NETWORK_SCRIPT
         ]
     );
 }
