@@ -32,17 +32,19 @@ pub struct RemoveOptions {
 pub fn run(global: &GlobalOptions, opts: &RemoveOptions) -> CommandResult {
     let inventory = remote::load_inventory(global)?;
     let chosen = remove::chosen(&inventory, &opts.hosts)?;
-    // Hosts kinit talks to: the control planes that stay, and the removed ones unless they
-    // are gone for good.
+    // Hosts kinit talks to: those that stay and hold a file naming the removed ones (the
+    // control planes, the other nodes' pod routes), and the removed ones unless they are gone
+    // for good.
+    let going: std::collections::BTreeSet<String> = chosen.iter().map(|h| h.name.clone()).collect();
+    let updated = remove::hosts_to_update(&remove::without(&inventory, &going));
     let contacted: Vec<&Host> = inventory
         .hosts
         .iter()
         .filter(|h| {
-            let removed = chosen.iter().any(|c| c.name == h.name);
-            if removed {
+            if going.contains(&h.name) {
                 !opts.unreachable
             } else {
-                h.has(crate::config::Role::ControlPlane)
+                updated.contains(&h.name)
             }
         })
         .collect();
