@@ -104,6 +104,11 @@ host_paths! {
     CONTAINERD_UNIT = "containerd_unit" => "/etc/systemd/system/containerd.service";
     CONTAINERD_CONFIG = "containerd_config" => "/etc/containerd/config.toml";
     CONTAINERD_ROOT = "containerd_root" => "/var/lib/containerd";
+    /// containerd's registry hosts (`config_path`): `<registry>/hosts.toml` and its `ca.crt`
+    /// for each of `spec.registries`.
+    CONTAINERD_CERTS_DIR = "containerd_certs_dir" => "/etc/containerd/certs.d";
+    CONTAINERD_REGISTRY_HOSTS = "containerd_registry_hosts" => "/etc/containerd/certs.d/{registry}/hosts.toml";
+    CONTAINERD_REGISTRY_CA = "containerd_registry_ca" => "/etc/containerd/certs.d/{registry}/ca.crt";
     CRICTL_CONFIG = "crictl_config" => "/etc/crictl.yaml";
     /// The CNI plugins from the bundle (`cni/<plugin>`), and the pod network kinit writes.
     CNI_BIN_DIR = "cni_bin_dir" => "/opt/cni/bin";

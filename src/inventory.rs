@@ -122,6 +122,8 @@ pub struct Inventory {
     pub bastion: Option<SshBastion>,
     pub bundle: Option<PathBuf>,
     pub time_servers: Vec<String>,
+    /// `spec.registries`, each CA file resolved on the operator machine.
+    pub registries: Vec<Registry>,
     /// etcd's initial-cluster-token: random, made once per cluster and kept in the PKI dir
     /// (`etcd/cluster-token`). None until loaded; templates then fall back to the cluster name.
     pub etcd_cluster_token: Option<String>,
@@ -130,6 +132,16 @@ pub struct Inventory {
     /// already running (kept as it started: etcd reads these settings only on its first start,
     /// and a changed file would restart it). Filled by `kinit up` from the live cluster.
     pub etcd_bootstrap: BTreeMap<String, EtcdBootstrap>,
+}
+
+/// A registry containerd reaches through mirrors, or with a CA of its own, or without TLS
+/// (`spec.registries[]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registry {
+    pub name: String,
+    pub mirrors: Vec<String>,
+    pub ca_file: Option<PathBuf>,
+    pub insecure: bool,
 }
 
 /// etcd's `initial-cluster` and `initial-cluster-state` for one member.
@@ -228,6 +240,21 @@ impl Inventory {
             },
             bundle: spec.artifacts.bundle.as_deref().map(resolve),
             time_servers: spec.time_sync.servers.clone(),
+            registries: spec
+                .registries
+                .iter()
+                .map(|r| {
+                    Ok(Registry {
+                        name: r
+                            .name
+                            .clone()
+                            .ok_or(IncompleteConfig("a registry without a name"))?,
+                        mirrors: r.mirrors.clone(),
+                        ca_file: r.ca_file.as_deref().map(resolve),
+                        insecure: r.insecure,
+                    })
+                })
+                .collect::<Result<_, IncompleteConfig>>()?,
             etcd_cluster_token: None,
             etcd_bootstrap: BTreeMap::new(),
         })

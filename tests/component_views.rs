@@ -485,7 +485,7 @@ fn check_pki_view(topology: Topology, etcd_mode: &str, cp_mode: ControlPlaneMode
         // What the files rendered for this host name (the kubelet unit's --kubeconfig, its
         // config's clientCAFile, flags, etcd's config): shipped, rendered, or a directory.
         let rendered = kinit::render::render_host(&inv, host, &templates).unwrap();
-        let rendered_paths: BTreeSet<&str> = rendered.iter().map(|f| f.path).collect();
+        let rendered_paths: BTreeSet<&str> = rendered.iter().map(|f| f.path.as_str()).collect();
         let mut named = BTreeSet::new();
         for f in &rendered {
             named.extend(kubernetes_paths(&f.content));

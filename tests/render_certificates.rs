@@ -29,7 +29,7 @@ fn stacked_with_pki() -> (tempfile::TempDir, Inventory) {
 }
 
 /// Every static-pod manifest, by (host, path).
-fn manifests(inv: &Inventory) -> BTreeMap<(String, &'static str), String> {
+fn manifests(inv: &Inventory) -> BTreeMap<(String, String), String> {
     render::render_all(inv, &Templates::embedded().unwrap())
         .unwrap()
         .into_iter()
@@ -51,9 +51,9 @@ fn annotation(manifest: &str) -> String {
 }
 
 fn changed(
-    before: &BTreeMap<(String, &'static str), String>,
-    after: &BTreeMap<(String, &'static str), String>,
-) -> Vec<(String, &'static str)> {
+    before: &BTreeMap<(String, String), String>,
+    after: &BTreeMap<(String, String), String>,
+) -> Vec<(String, String)> {
     assert_eq!(
         before.keys().collect::<Vec<_>>(),
         after.keys().collect::<Vec<_>>()
@@ -117,9 +117,9 @@ fn a_renewed_certificate_changes_exactly_the_manifests_of_the_pods_that_read_it(
     for (name, pods) in cases {
         renew(&inv, name);
         let after = manifests(&inv);
-        let want: Vec<(String, &str)> = ["cp1", "cp2", "cp3"]
+        let want: Vec<(String, String)> = ["cp1", "cp2", "cp3"]
             .iter()
-            .flat_map(|h| pods.iter().map(move |pod| (h.to_string(), *pod)))
+            .flat_map(|h| pods.iter().map(move |pod| (h.to_string(), pod.to_string())))
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
@@ -139,7 +139,7 @@ fn a_renewed_certificate_changes_exactly_the_manifests_of_the_pods_that_read_it(
     let after = manifests(&inv);
     assert_eq!(
         changed(&before, &after),
-        vec![("cp2".to_string(), APISERVER)]
+        vec![("cp2".to_string(), APISERVER.to_string())]
     );
 }
 

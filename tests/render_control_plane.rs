@@ -43,7 +43,7 @@ fn content<'a>(files: &'a [RenderedFile], path: &str) -> &'a str {
         .unwrap_or_else(|| {
             panic!(
                 "no {path} among {:?}",
-                files.iter().map(|f| f.path).collect::<Vec<_>>()
+                files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>()
             )
         })
         .content

@@ -23,7 +23,7 @@ fn render(inv: &Inventory) -> Result<Vec<(String, Vec<RenderedFile>)>, RenderErr
     render::render_all(inv, &Templates::embedded().unwrap())
 }
 
-fn by_path(files: Vec<(String, Vec<RenderedFile>)>) -> HashMap<(String, &'static str), String> {
+fn by_path(files: Vec<(String, Vec<RenderedFile>)>) -> HashMap<(String, String), String> {
     files
         .into_iter()
         .flat_map(|(host, files)| {
@@ -42,7 +42,7 @@ fn assert_contained(
     what: &str,
     mode: EtcdMode,
     hostile: &Inventory,
-) -> HashMap<(String, &'static str), String> {
+) -> HashMap<(String, String), String> {
     let plain = by_path(render(&base(mode)).unwrap());
     let evil = by_path(render(hostile).unwrap_or_else(|e| panic!("{what}: {e}")));
     assert_eq!(plain.len(), evil.len(), "{what}");
@@ -79,7 +79,12 @@ fn yaml_values_are_quoted_and_read_back_exactly() {
     let mut inv = base(EtcdMode::StaticPod);
     inv.etcd.data_dir = data_dir.clone();
     let files = assert_contained("dataDir (static pod)", EtcdMode::StaticPod, &inv);
-    let pod = yaml(&files[&("cp1".to_string(), "/etc/kubernetes/manifests/etcd.yaml")]);
+    let pod = yaml(
+        &files[&(
+            "cp1".to_string(),
+            "/etc/kubernetes/manifests/etcd.yaml".to_string(),
+        )],
+    );
     let command = &pod["spec"]["containers"][0]["command"];
     assert!(
         command
@@ -104,7 +109,7 @@ fn yaml_values_are_quoted_and_read_back_exactly() {
     inv.etcd.data_dir = data_dir.clone();
     inv.etcd_cluster_token = Some(format!("tok\n{MARK}: 1"));
     let files = assert_contained("dataDir (systemd)", EtcdMode::Systemd, &inv);
-    let conf = yaml(&files[&("cp1".to_string(), "/etc/etcd/etcd.conf.yml")]);
+    let conf = yaml(&files[&("cp1".to_string(), "/etc/etcd/etcd.conf.yml".to_string())]);
     assert_eq!(conf["data-dir"].as_str(), Some(data_dir.as_str()));
     assert_eq!(
         conf["initial-cluster-token"].as_str(),
@@ -116,7 +121,12 @@ fn yaml_values_are_quoted_and_read_back_exactly() {
     inv.networking.dns_domain = format!("cluster.local\n{MARK}: x");
     inv.image_repository = format!("registry.k8s.io\n    {MARK}: {{privileged: true}}");
     let files = assert_contained("dnsDomain, imageRepository", EtcdMode::StaticPod, &inv);
-    let kubelet = yaml(&files[&("cp1".to_string(), "/var/lib/kubelet/config.yaml")]);
+    let kubelet = yaml(
+        &files[&(
+            "cp1".to_string(),
+            "/var/lib/kubelet/config.yaml".to_string(),
+        )],
+    );
     assert_eq!(
         kubelet["clusterDomain"].as_str(),
         Some(&*format!("cluster.local\n{MARK}: x"))
@@ -124,7 +134,7 @@ fn yaml_values_are_quoted_and_read_back_exactly() {
     let apiserver = yaml(
         &files[&(
             "cp1".to_string(),
-            "/etc/kubernetes/manifests/kube-apiserver.yaml",
+            "/etc/kubernetes/manifests/kube-apiserver.yaml".to_string(),
         )],
     );
     assert_eq!(
@@ -190,4 +200,41 @@ fn tokens_that_would_break_a_line_or_a_word_are_refused() {
         assert!(message.contains("refusing"), "{what}: {message}");
         assert!(message.contains(template), "{what}: {message}");
     }
+}
+
+/// A registry's mirror is a TOML string in hosts.toml: quoted and escaped, it stays one key of
+/// one table, whatever it holds.
+#[test]
+fn registry_mirrors_stay_one_toml_string() {
+    let registry = |mirror: String| kinit::inventory::Registry {
+        name: "registry.k8s.io".into(),
+        mirrors: vec![mirror],
+        ca_file: None,
+        insecure: true,
+    };
+    let mut plain = base(EtcdMode::Systemd);
+    plain.registries = vec![registry("https://mirror.internal".into())];
+    let mut hostile = base(EtcdMode::Systemd);
+    let evil = format!("https://m\"]\n{MARK} = true\n[host.\"x\\");
+    hostile.registries = vec![registry(evil.clone())];
+    let hosts_toml = |inv: &Inventory| {
+        render(inv).unwrap()[0]
+            .1
+            .iter()
+            .find(|f| f.path == "/etc/containerd/certs.d/registry.k8s.io/hosts.toml")
+            .expect("cp1 renders the registry's hosts.toml")
+            .content
+            .clone()
+    };
+    let (before, after) = (hosts_toml(&plain), hosts_toml(&hostile));
+    assert_eq!(before.lines().count(), after.lines().count(), "{after}");
+    let doc: toml_edit::DocumentMut = after.parse().unwrap_or_else(|e| panic!("{e}\n{after}"));
+    let hosts: Vec<&str> = doc["host"]
+        .as_table()
+        .unwrap()
+        .iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(hosts, [evil.as_str()], "{after}");
+    assert!(doc.get(MARK).is_none(), "{after}");
 }

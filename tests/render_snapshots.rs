@@ -13,7 +13,7 @@ fn every_rendered_file_matches_its_snapshot() {
         for (host, files) in rendered(example) {
             assert!(!files.is_empty(), "{example}/{host} received no files");
             for f in files {
-                insta::assert_snapshot!(snapshot_name(example, &host, f.path), f.content);
+                insta::assert_snapshot!(snapshot_name(example, &host, &f.path), f.content);
             }
         }
     }
@@ -48,7 +48,8 @@ fn each_host_gets_the_files_of_its_roles() {
             .unwrap()
             .1
             .iter()
-            .map(|f| f.path)
+            // Leaked: a test's few paths, compared with the &'static path constants.
+            .map(|f| &*Box::leak(f.path.clone().into_boxed_str()))
             .collect()
     };
     use kinit::host_paths as p;
@@ -96,12 +97,16 @@ fn each_host_gets_the_files_of_its_roles() {
         "snapshots are an etcd host's"
     );
     // Workers: containerd and its pod network, the kubelet and kernel settings, no control
-    // plane, no load balancer.
+    // plane, no load balancer. Each registry of spec.registries gets its hosts.toml, and the
+    // one with a CA file its ca.crt.
     assert_eq!(
         paths("external", "worker1"),
         vec![
             p::CONTAINERD_UNIT,
             p::CONTAINERD_CONFIG,
+            "/etc/containerd/certs.d/registry.k8s.io/hosts.toml",
+            "/etc/containerd/certs.d/docker.io/hosts.toml",
+            "/etc/containerd/certs.d/registry.k8s.io/ca.crt",
             p::CRICTL_CONFIG,
             p::CNI_CONFLIST,
             p::POD_NETWORK_SCRIPT,

@@ -138,6 +138,19 @@ pub struct FileRow {
     /// [`crate::render::certificates::ANNOTATION`]): a renewed certificate changes exactly the
     /// manifests of the pods that read it. Empty for every other file.
     pub certificates: &'static [&'static str],
+    /// One file on the host, or one per registry (`{registry}` in `path` is its name).
+    pub per: FilesPer,
+}
+
+/// How many files a [`FileRow`] gives a host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FilesPer {
+    /// One, at `path`.
+    Host,
+    /// One for each of `spec.registries` (the template sees it as `registry`).
+    Registry,
+    /// One for each registry with a `caFile` (the template sees the CA's PEM as `registry.ca`).
+    RegistryWithCa,
 }
 
 /// A binary from the artifacts bundle.

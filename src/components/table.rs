@@ -6,8 +6,8 @@ use super::OnChange::{Nothing, Reload, Restart};
 use super::OnReset::{Keep, Remove};
 use super::StartPolicy::{Always, OnChange};
 use super::{
-    BinaryRow, CertificateInput, Component, ComponentId, Condition, FileRow, GoesLast, Healthy,
-    PortNumber, PortRow, ReachedFrom, Rolling, UnitRow,
+    BinaryRow, CertificateInput, Component, ComponentId, Condition, FileRow, FilesPer, GoesLast,
+    Healthy, PortNumber, PortRow, ReachedFrom, Rolling, UnitRow,
 };
 use crate::config::Role::{ControlPlane, Etcd, Worker};
 use crate::host_paths as paths;
@@ -26,6 +26,7 @@ const fn file(
         on_change,
         gated: false,
         certificates: &[],
+        per: FilesPer::Host,
     }
 }
 
@@ -620,6 +621,27 @@ pub const TABLE: &[Component] = &[
                     Restart("containerd"),
                 )
             },
+            // Registry mirrors and CAs: containerd reads certs.d anew for every pull.
+            FileRow {
+                gated: true,
+                per: FilesPer::Registry,
+                ..file(
+                    "containerd-hosts.toml.tera",
+                    paths::CONTAINERD_REGISTRY_HOSTS,
+                    0o644,
+                    Nothing,
+                )
+            },
+            FileRow {
+                gated: true,
+                per: FilesPer::RegistryWithCa,
+                ..file(
+                    "containerd-registry-ca.crt.tera",
+                    paths::CONTAINERD_REGISTRY_CA,
+                    0o644,
+                    Nothing,
+                )
+            },
             file("crictl.yaml.tera", paths::CRICTL_CONFIG, 0o644, Nothing),
             // containerd reads the CNI configuration for each new pod sandbox.
             file(
@@ -651,6 +673,8 @@ pub const TABLE: &[Component] = &[
         // The images and snapshots, the shims' state, the pods' addresses and their bridge.
         runtime_state: &[
             paths::CONTAINERD_ROOT,
+            // Every registry's hosts.toml, also of registries no longer in cluster.yaml.
+            paths::CONTAINERD_CERTS_DIR,
             "/run/containerd",
             "/var/lib/cni",
             "link:cni0",

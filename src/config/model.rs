@@ -97,7 +97,24 @@ pub struct ClusterSpec {
     pub ssh: SshSpec,
     pub artifacts: Artifacts,
     pub time_sync: TimeSync,
+    /// `spec.registries`: how containerd reaches registries (mirrors, CA, insecure opt-in).
+    pub registries: Vec<RegistrySpec>,
     pub hosts: Vec<HostSpec>,
+}
+
+/// One registry as containerd's `certs.d/<name>/hosts.toml` describes it: mirrors tried in
+/// order before the registry itself, the CA that signs their certificates, and whether plain
+/// HTTP or an unverified certificate is allowed.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RegistrySpec {
+    /// The registry as image references name it: `host[:port]` (`registry.k8s.io`).
+    pub name: Option<String>,
+    /// `http(s)://host[:port][/path]` endpoints that serve the registry's images.
+    pub mirrors: Vec<String>,
+    /// A PEM CA bundle on the operator machine (relative to the config file).
+    pub ca_file: Option<String>,
+    /// Allows `http://` mirrors and skips TLS verification of `https://` ones.
+    pub insecure: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]

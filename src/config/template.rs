@@ -161,6 +161,11 @@ spec:
   timeSync:
     servers: []                     # NTP servers for chrony, e.g. [0.pool.ntp.org]; empty leaves time alone
 
+  # How containerd reaches registries (none by default): mirrors tried in order before the
+  # registry itself, a CA for their certificates, and plain HTTP only with insecure: true.
+  # registries:
+  #   - {{name: registry.k8s.io, mirrors: [https://mirror.internal:5000], caFile: ./registry-ca.pem}}
+
   # Each host: a name (becomes the node name), the address kinit reaches it on over SSH, and its
   # roles (control-plane, etcd, worker). A host may override ssh.user, ssh.port and ssh.identityFile.
   hosts:

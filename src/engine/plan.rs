@@ -220,14 +220,19 @@ pub fn for_host(
             units.extend(c.units.iter().copied().map(Step::Unit));
         }
         for row in c.files.iter().filter(|f| started || !f.gated) {
-            if let Some(r) = rendered.iter().find(|r| r.path == row.path) {
+            // A per-registry row gives one file for each registry, all from its template.
+            let of_row = |r: &&RenderedFile| match row.per {
+                components::FilesPer::Host => r.path == row.path,
+                _ => r.template == row.template,
+            };
+            for r in rendered.iter().filter(of_row) {
                 files.push(PutFile {
                     path: r.path.to_string(),
                     sha256: crate::ssh::sha256_hex(r.content.as_bytes()),
                     content: Content::Bytes(Arc::new(r.content.clone().into_bytes())),
                     mode: r.mode,
                     owner: r.owner.to_string(),
-                    notes: notes_for(r.path, &[r.on_change]),
+                    notes: notes_for(&r.path, &[r.on_change]),
                 });
             }
         }

@@ -683,7 +683,7 @@ async fn update_host(
         })?;
     let files: Vec<PutFile> = rendered
         .iter()
-        .filter(|r| paths.contains(&r.path))
+        .filter(|r| paths.contains(&r.path.as_str()))
         .map(|r| PutFile {
             path: r.path.to_string(),
             sha256: crate::ssh::sha256_hex(r.content.as_bytes()),

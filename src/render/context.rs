@@ -43,6 +43,8 @@ pub struct Cluster {
     pub control_plane: Vec<ControlPlaneHost>,
     pub etcd: Etcd,
     pub time_servers: Vec<String>,
+    /// spec.registries, each with its CA's text.
+    pub registries: Vec<Registry>,
     pub ports: Ports,
     #[serde(skip)]
     pub paths: BTreeMap<&'static str, &'static str>,
@@ -164,6 +166,61 @@ pub struct HostView {
     pub pod_cidr: Option<String>,
     /// The other kubelet hosts' slices, each through that host's address.
     pub pod_routes: Vec<PodRoute>,
+}
+
+/// One of `spec.registries`, as its `hosts.toml` and `ca.crt` are written.
+#[derive(Debug, Clone, Serialize)]
+pub struct Registry {
+    pub name: String,
+    /// containerd's `server`: the registry itself, over HTTPS.
+    pub server: String,
+    pub mirrors: Vec<String>,
+    /// The CA bundle's PEM text, read from the operator machine.
+    pub ca: Option<String>,
+    /// Where `ca` lands on the host (its row's path with the registry's name).
+    pub ca_path: String,
+    /// TLS certificates go unverified (`insecure: true`).
+    pub skip_verify: bool,
+}
+
+/// The registry's own endpoint: `https://<name>`, but Docker Hub's images are served by
+/// `registry-1.docker.io` (containerd's default for `docker.io`).
+fn registry_server(name: &str) -> String {
+    match name {
+        "docker.io" => "https://registry-1.docker.io".into(),
+        _ => format!("https://{name}"),
+    }
+}
+
+fn registries(inv: &Inventory) -> Result<Vec<Registry>, RenderError> {
+    inv.registries
+        .iter()
+        .map(|r| {
+            let ca = match &r.ca_file {
+                None => None,
+                Some(path) => {
+                    let bad = |reason: String| RenderError::RegistryCa {
+                        registry: r.name.clone(),
+                        path: path.clone(),
+                        reason,
+                    };
+                    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+                    if !text.contains("-----BEGIN CERTIFICATE-----") {
+                        return Err(bad("it holds no PEM certificate".into()));
+                    }
+                    Some(text)
+                }
+            };
+            Ok(Registry {
+                name: r.name.clone(),
+                server: registry_server(&r.name),
+                mirrors: r.mirrors.clone(),
+                ca,
+                ca_path: host_paths::CONTAINERD_REGISTRY_CA.replace("{registry}", &r.name),
+                skip_verify: r.insecure,
+            })
+        })
+        .collect()
 }
 
 /// A route to another node's pods.
@@ -288,6 +345,7 @@ pub fn cluster(inv: &Inventory) -> Result<Cluster, RenderError> {
             }),
         },
         time_servers: inv.time_servers.clone(),
+        registries: registries(inv)?,
         ports: Ports {
             apiserver: ports::APISERVER,
             etcd_client: ports::ETCD_CLIENT,

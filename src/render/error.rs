@@ -36,6 +36,12 @@ pub enum RenderError {
         #[source]
         source: std::io::Error,
     },
+    #[error("spec.registries: the CA file {} of registry `{registry}` cannot be used: {reason}", path.display())]
+    RegistryCa {
+        registry: String,
+        path: PathBuf,
+        reason: String,
+    },
     #[error("no host named `{0}` in the config")]
     UnknownHost(String),
     #[error("{0}")]

@@ -13,6 +13,8 @@
 //!   quotes, backslashes, `$`, `;` would split or expand it), with `%` doubled (systemd's
 //!   specifier escape).
 //! - `line`: text within one line (a comment, a unit's description): control characters refused.
+//! - `toml`: a TOML basic string, quoted, every quote, backslash and control character escaped
+//!   (JSON's escapes, which TOML shares).
 
 use tera::{Kwargs, State, TeraResult};
 
@@ -21,6 +23,11 @@ pub(super) fn register(tera: &mut tera::Tera) {
     tera.register_filter("word", word);
     tera.register_filter("line", line);
     tera.register_filter("unit_arg", unit_arg);
+    tera.register_filter("toml", toml);
+}
+
+fn toml(value: &str, _: Kwargs, _: &State) -> TeraResult<String> {
+    serde_json::to_string(value).map_err(|e| tera::Error::message(e.to_string()))
 }
 
 fn yaml(value: &str, kwargs: Kwargs, _: &State) -> TeraResult<String> {

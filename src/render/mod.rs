@@ -22,14 +22,14 @@ use serde::Serialize;
 pub use error::{RenderError, TemplateError};
 pub use templates::{TemplateSource, Templates};
 
-use crate::components::{self, OnChange};
+use crate::components::{self, FilesPer, OnChange};
 use crate::inventory::{Host, Inventory};
 
 /// One file as it must be on the host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RenderedFile {
     /// Absolute path on the host.
-    pub path: &'static str,
+    pub path: String,
     pub content: String,
     pub mode: u32,
     pub owner: &'static str,
@@ -94,15 +94,32 @@ fn render_with(
         ctx.insert("flags", &flags::render(templates, &ctx)?);
     }
     let pki = certificates::HostPki::of(pki_dir, &host.name);
-    components::files_on(inv, host)
-        .into_iter()
-        .map(|p| {
-            // Only the files whose pods read certificates see the variable: a template using
-            // it anywhere else fails to render instead of carrying an empty value.
-            match pki.for_file(p)? {
-                Some(sha) => ctx.insert(CERTIFICATES_SHA256, &sha),
+    let mut out = Vec::new();
+    for p in components::files_on(inv, host) {
+        // Only the files whose pods read certificates see the variable: a template using
+        // it anywhere else fails to render instead of carrying an empty value.
+        match pki.for_file(p)? {
+            Some(sha) => ctx.insert(CERTIFICATES_SHA256, &sha),
+            None => {
+                ctx.remove(CERTIFICATES_SHA256);
+            }
+        }
+        let registries = cluster.registries.iter();
+        let copies: Vec<(String, Option<&context::Registry>)> = match p.per {
+            FilesPer::Host => vec![(p.path.to_string(), None)],
+            FilesPer::Registry => registries
+                .map(|r| (per_registry(p.path, r), Some(r)))
+                .collect(),
+            FilesPer::RegistryWithCa => registries
+                .filter(|r| r.ca.is_some())
+                .map(|r| (per_registry(p.path, r), Some(r)))
+                .collect(),
+        };
+        for (path, registry) in copies {
+            match registry {
+                Some(r) => ctx.insert("registry", r),
                 None => {
-                    ctx.remove(CERTIFICATES_SHA256);
+                    ctx.remove("registry");
                 }
             }
             let content = templates.tera.render(p.template, &ctx).map_err(|e| {
@@ -112,14 +129,20 @@ fn render_with(
                     .unwrap_or(TemplateSource::Embedded);
                 error::template_error(p.template, &source, e)
             })?;
-            Ok(RenderedFile {
-                path: p.path,
+            out.push(RenderedFile {
+                path,
                 content,
                 mode: p.mode,
                 owner: "root:root",
                 on_change: p.on_change,
                 template: p.template,
-            })
-        })
-        .collect()
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// A per-registry row's path for `registry` (its name is the `certs.d` directory's).
+fn per_registry(pattern: &str, registry: &context::Registry) -> String {
+    pattern.replace("{registry}", &registry.name)
 }

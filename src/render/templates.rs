@@ -33,6 +33,14 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../../templates/containerd-config.toml.tera"),
     ),
     (
+        "containerd-hosts.toml.tera",
+        include_str!("../../templates/containerd-hosts.toml.tera"),
+    ),
+    (
+        "containerd-registry-ca.crt.tera",
+        include_str!("../../templates/containerd-registry-ca.crt.tera"),
+    ),
+    (
         "crictl.yaml.tera",
         include_str!("../../templates/crictl.yaml.tera"),
     ),

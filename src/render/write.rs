@@ -35,7 +35,7 @@ pub fn write_host(out: &Path, host: &str, files: &[RenderedFile]) -> Result<Mani
         .ok()
         .and_then(|text| serde_yaml::from_str(&text).ok());
     for f in files {
-        let path = local_path(out, host, f.path);
+        let path = local_path(out, host, &f.path);
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(err(dir))?;
         }

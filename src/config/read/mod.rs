@@ -197,6 +197,7 @@ fn cluster_spec(r: &mut FieldReader, spec: &mut Section) -> ClusterSpec {
     };
     r.finish(s);
 
+    let registries = registries(r, spec);
     let hosts = hosts(r, spec);
 
     ClusterSpec {
@@ -211,8 +212,46 @@ fn cluster_spec(r: &mut FieldReader, spec: &mut Section) -> ClusterSpec {
         ssh,
         artifacts,
         time_sync,
+        registries,
         hosts,
     }
+}
+
+fn registries(r: &mut FieldReader, spec: &mut Section) -> Vec<RegistrySpec> {
+    let path = spec.field("registries");
+    let items = match spec.take("registries") {
+        None => return Vec::new(),
+        Some(Value::Sequence(items)) => items,
+        Some(other) => {
+            r.wrong_type(&path, other, "a list of registries, each with a name");
+            return Vec::new();
+        }
+    };
+    let mut registries = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let mut m = r.mapping(Some(item), format!("{path}[{i}]"));
+        let registry = RegistrySpec {
+            name: r.required(
+                &mut m,
+                "name",
+                "the registry as image references name it, e.g. registry.k8s.io",
+            ),
+            mirrors: r
+                .optional(
+                    &mut m,
+                    "mirrors",
+                    "a list of endpoints, e.g. [https://mirror.internal:5000]",
+                )
+                .unwrap_or_default(),
+            ca_file: r.optional(&mut m, "caFile", "a PEM CA bundle path"),
+            insecure: r
+                .optional(&mut m, "insecure", "true or false")
+                .unwrap_or(false),
+        };
+        r.finish(m);
+        registries.push(registry);
+    }
+    registries
 }
 
 fn hosts(r: &mut FieldReader, spec: &mut Section) -> Vec<HostSpec> {

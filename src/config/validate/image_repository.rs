@@ -28,7 +28,7 @@ const MAX_IMAGE_REPOSITORY: usize = 255;
 /// grammar, lowercase): `host[:port]` then `/`-separated path components. Host labels are
 /// letters, digits and inner `-`; path components are letters and digits joined by `.`, `_`,
 /// `__` or runs of `-`.
-fn check_image_repository(s: &str) -> Result<(), String> {
+pub(super) fn check_image_repository(s: &str) -> Result<(), String> {
     if s.is_empty() {
         return Err("is empty".into());
     }

@@ -16,6 +16,7 @@ mod etcd_snapshots;
 mod host_dirs;
 mod image_repository;
 mod kubernetes_version;
+mod registries;
 mod text;
 mod tokens;
 
@@ -25,6 +26,7 @@ use etcd_snapshots::etcd_snapshots;
 use host_dirs::host_dirs;
 use image_repository::image_repository;
 use kubernetes_version::kubernetes_version;
+use registries::registries;
 use text::{check_dns_label, check_dns_subdomain};
 use tokens::tokens;
 
@@ -50,6 +52,7 @@ pub fn validate(cfg: &Config) -> Vec<ConfigProblem> {
     misc(spec, &mut out);
     etcd_snapshots(spec, &mut out);
     image_repository(spec, &mut out);
+    registries(spec, &mut out);
     kubernetes_version(spec, &mut out);
     tokens(spec, &mut out);
     host_dirs(spec, &mut out);

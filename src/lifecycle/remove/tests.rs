@@ -92,7 +92,7 @@ fn rendered_without_the_removed_hosts_the_others_no_longer_name_them() {
         for f in render::render_host(&rest, h, &templates)
             .unwrap()
             .iter()
-            .filter(|f| files.contains(&f.path))
+            .filter(|f| files.contains(&f.path.as_str()))
         {
             assert!(!f.content.contains(&cp3), "{}: {}", f.path, f.content);
             assert!(!f.content.contains(&etcd3), "{}: {}", f.path, f.content);
@@ -103,7 +103,7 @@ fn rendered_without_the_removed_hosts_the_others_no_longer_name_them() {
     let before: String = render::render_host(&ext, cp1, &templates)
         .unwrap()
         .iter()
-        .filter(|f| files.contains(&f.path))
+        .filter(|f| files.contains(&f.path.as_str()))
         .map(|f| f.content.clone())
         .collect();
     assert!(before.contains(&cp3) && before.contains(&etcd3));
