@@ -8,6 +8,8 @@
 //! taint, and a second `up` must change nothing. Runs as root; the lab is removed when the
 //! test ends however it ends.
 
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -17,6 +19,11 @@ mod lab_support;
 use lab_support::*;
 
 const NODES: [&str; 4] = ["cp1", "cp2", "cp3", "w1"];
+const SUBNET: &str = "10.213.234.0/24";
+/// The test registry: the lab bridge's address (the subnet's first), a port of its own.
+const REGISTRY: &str = "10.213.234.1:5234";
+/// The test image as only the registry serves it.
+const PULLED_IMAGE: &str = "10.213.234.1:5234/kinit-test/busybox:1";
 
 /// A pod of the bundle's pause image pinned to `node`, never pulled.
 fn pause_pod(name: &str, node: &str) -> String {
@@ -42,15 +49,7 @@ fn pause_pod(name: &str, node: &str) -> String {
 const WEB_IMAGE: &str = "kinit.test/busybox:1";
 
 fn import_web_image(lab: &Lab, nodes: &[&str]) {
-    let binary = std::fs::read("/bin/busybox").expect("/bin/busybox (Debian's busybox-static)");
-    let (archive, _) = kinit::bundle::image::oci_archive(&kinit::bundle::image::StaticImage {
-        reference: WEB_IMAGE,
-        binary_name: "busybox",
-        binary: &binary,
-        user: "65534:65534",
-        arch: "amd64",
-    })
-    .unwrap();
+    let archive = web_image_archive(WEB_IMAGE);
     for node in nodes {
         let inside = "/var/tmp/kinit-test-busybox.tar";
         let path = lab
@@ -65,6 +64,157 @@ fn import_web_image(lab: &Lab, nodes: &[&str]) {
             &format!("ctr --namespace k8s.io images import {inside} >/dev/null"),
         );
     }
+}
+
+/// The test image built as `import_web_image` builds it, under `reference`.
+fn web_image_archive(reference: &str) -> Vec<u8> {
+    let binary = std::fs::read("/bin/busybox").expect("/bin/busybox (Debian's busybox-static)");
+    kinit::bundle::image::oci_archive(&kinit::bundle::image::StaticImage {
+        reference,
+        binary_name: "busybox",
+        binary: &binary,
+        user: "65534:65534",
+        arch: "amd64",
+    })
+    .unwrap()
+    .0
+}
+
+/// Debian's docker-registry, serving plain HTTP on the lab bridge's own address (the subnet's
+/// first, which the lab gave the bridge). The nodes reach it only through `spec.registries`:
+/// without its hosts.toml, containerd would speak HTTPS to it and fail. Stopped, its storage
+/// removed, when dropped.
+struct LocalRegistry {
+    child: Child,
+    /// `10.213.234.1:5234`.
+    address: String,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl LocalRegistry {
+    fn start(address: &str) -> LocalRegistry {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}\n\
+                 http:\n  addr: {address}\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let log = dir.path().join("registry.log");
+        let child = Command::new("docker-registry")
+            .args(["serve", config.to_str().unwrap()])
+            .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
+            .stderr(Stdio::from(
+                std::fs::OpenOptions::new().append(true).open(&log).unwrap(),
+            ))
+            .spawn()
+            .expect("docker-registry (Debian's docker-registry package)");
+        let registry = LocalRegistry {
+            child,
+            address: address.to_string(),
+            log,
+            _dir: dir,
+        };
+        wait_for("the registry answers", Duration::from_secs(20), || {
+            let out = curl(&["-o", "/dev/null", &format!("http://{address}/v2/")]);
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(format!("{}\n{}", text(&out), registry.log_text()))
+            }
+        });
+        registry
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Push an OCI image archive (as kinit builds them) as `repository:tag`, the registry API
+    /// way: each blob uploaded under its digest, then the manifest.
+    fn push(&self, archive: &[u8], repository: &str, tag: &str) {
+        let mut blobs = std::collections::BTreeMap::new();
+        let mut index = Value::Null;
+        let mut tar = tar::Archive::new(archive);
+        for entry in tar.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let path = entry.path().unwrap().to_string_lossy().to_string();
+            let mut data = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut data).unwrap();
+            if path == "index.json" {
+                index = serde_json::from_slice(&data).unwrap();
+            } else if let Some(hex) = path.strip_prefix("blobs/sha256/") {
+                blobs.insert(format!("sha256:{hex}"), data);
+            }
+        }
+        let manifest = &index["manifests"][0];
+        let manifest_digest = manifest["digest"].as_str().unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let base = format!("http://{}/v2/{repository}", self.address);
+        for (digest, data) in blobs.iter().filter(|(d, _)| *d != manifest_digest) {
+            let upload = curl(&[
+                "-X",
+                "POST",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%header{location}",
+                &format!("{base}/blobs/uploads/"),
+            ]);
+            assert!(
+                upload.status.success(),
+                "upload of {digest}: {}",
+                text(&upload)
+            );
+            let location = String::from_utf8(upload.stdout).unwrap();
+            let sep = if location.contains('?') { '&' } else { '?' };
+            let file = scratch.path().join("blob");
+            std::fs::write(&file, data).unwrap();
+            let put = curl(&[
+                "-X",
+                "PUT",
+                "-H",
+                "Content-Type: application/octet-stream",
+                "--data-binary",
+                &format!("@{}", file.display()),
+                &format!("{location}{sep}digest={digest}"),
+            ]);
+            assert!(put.status.success(), "blob {digest}: {}", text(&put));
+        }
+        let file = scratch.path().join("manifest");
+        std::fs::write(&file, &blobs[manifest_digest]).unwrap();
+        let put = curl(&[
+            "-X",
+            "PUT",
+            "-H",
+            &format!("Content-Type: {}", manifest["mediaType"].as_str().unwrap()),
+            "--data-binary",
+            &format!("@{}", file.display()),
+            &format!("{base}/manifests/{tag}"),
+        ]);
+        assert!(put.status.success(), "manifest: {}", text(&put));
+    }
+}
+
+impl Drop for LocalRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// curl, failing on an HTTP error, never through a proxy (the registry is on the lab bridge).
+fn curl(args: &[&str]) -> std::process::Output {
+    Command::new("curl")
+        .args(["-fsS", "--noproxy", "*", "--max-time", "30"])
+        .args(args)
+        .output()
+        .expect("curl")
 }
 
 /// A pod of the test image on `node` running `command`; control planes are tolerated.
@@ -118,7 +268,27 @@ fn apply(lab: &Lab, kubeconfig: &std::path::Path, name: &str, manifest: String) 
 
 #[test]
 fn nodes_register_ready_and_run_pods_from_the_bundle_alone() {
-    let lab = lab_up_runtime("knode", "10.213.234.0/24", "4");
+    let lab = lab_up_runtime("knode", SUBNET, "4");
+
+    // A private plain-HTTP registry on the lab network, named in spec.registries: the nodes
+    // pull the test image from it later (the dns pod on cp2).
+    let registry = LocalRegistry::start(REGISTRY);
+    registry.push(&web_image_archive(PULLED_IMAGE), "kinit-test/busybox", "1");
+    let config = std::fs::read_to_string(&lab.config).unwrap();
+    let with_registry = config.replacen(
+        "\n  hosts:\n",
+        &format!(
+            "\n  registries:\n    - {{name: \"{REGISTRY}\", mirrors: [\"http://{REGISTRY}\"], insecure: true}}\n  hosts:\n"
+        ),
+        1,
+    );
+    assert_ne!(
+        with_registry,
+        config,
+        "no hosts list in {}",
+        lab.config.display()
+    );
+    std::fs::write(&lab.config, with_registry).unwrap();
 
     let (code, summary, all) = lab.up(&[]);
     assert_eq!(code, 0, "up: {all}");
@@ -382,25 +552,50 @@ fn nodes_register_ready_and_run_pods_from_the_bundle_alone() {
     // pod on cp2: the web Service's address and the API's (`kubernetes.default`). busybox's
     // nslookup speaks DNS itself (its static libc could not load a resolver module). The
     // answers are checked, not its exit status.
-    import_web_image(&lab, &["cp2"]);
-    apply(
-        &lab,
-        &kubeconfig,
+    // Its image is not on cp2: containerd pulls it from the lab's registry, over plain HTTP
+    // as spec.registries allows (kinit's certs.d/<registry>/hosts.toml).
+    let mut dns_pod: Value = serde_json::from_str(&busybox_pod(
         "dns",
-        busybox_pod(
-            "dns",
-            "cp2",
-            &[
-                "/busybox",
-                "sh",
-                "-c",
-                "/busybox nslookup -type=a web.default.svc.cluster.local; \
-                 /busybox nslookup -type=a kubernetes.default.svc.cluster.local; exit 0",
-            ],
-            "Never",
-        ),
+        "cp2",
+        &[
+            "/busybox",
+            "sh",
+            "-c",
+            "/busybox nslookup -type=a web.default.svc.cluster.local; \
+             /busybox nslookup -type=a kubernetes.default.svc.cluster.local; exit 0",
+        ],
+        "Never",
+    ))
+    .unwrap();
+    dns_pod["spec"]["containers"][0]["image"] = PULLED_IMAGE.into();
+    dns_pod["spec"]["containers"][0]["imagePullPolicy"] = "IfNotPresent".into();
+    let hosts_toml = lab.on(
+        "cp2",
+        &format!("cat /etc/containerd/certs.d/{REGISTRY}/hosts.toml"),
     );
+    assert!(
+        hosts_toml.contains(&format!("[host.\"http://{REGISTRY}\"]")),
+        "cp2's hosts.toml for {REGISTRY}: {hosts_toml}"
+    );
+    apply(&lab, &kubeconfig, "dns", dns_pod.to_string());
     pod_in_phase(&lab, &kubeconfig, "dns", "Succeeded");
+    // The registry's request log: cp2's containerd resolved the tag and fetched the layer.
+    let pulls = registry.log_text();
+    let by_cp2 = |uri: &str| {
+        pulls.lines().any(|l| {
+            l.contains("http.request.remoteaddr=\"10.213.234.12:")
+                && l.contains("useragent=containerd/")
+                && l.contains(uri)
+                && l.contains("http.response.status=200")
+        })
+    };
+    assert!(
+        by_cp2("/v2/kinit-test/busybox/manifests/1 ")
+            && by_cp2("/v2/kinit-test/busybox/blobs/sha256:"),
+        "cp2 did not pull the image from the registry: {pulls}"
+    );
+    let images = lab.on("cp2", "ctr --namespace k8s.io images ls -q");
+    assert!(images.contains(PULLED_IMAGE), "images on cp2: {images}");
     let answers = lab.kubectl_ok(&kubeconfig, &["logs", "dns"]);
     assert!(
         answers.contains("Server:\t\t10.96.0.10")
@@ -432,17 +627,7 @@ fn nodes_register_ready_and_run_pods_from_the_bundle_alone() {
     assert_eq!(dns_pods, "Running Running", "CoreDNS pods");
 
     // A second run finds everything as it should be.
-    let (code, summary, all) = lab.up(&[]);
-    assert_eq!(code, 0, "second up: {all}");
-    assert_eq!(
-        (
-            summary["filesWritten"].as_u64(),
-            summary["servicesStarted"].as_u64(),
-            summary["servicesRestarted"].as_u64(),
-        ),
-        (Some(0), Some(0), Some(0)),
-        "second up changed something: {all}"
-    );
+    lab.assert_up_is_a_no_op();
 
     // `remove w1` takes the worker out: its Node drained and deleted, the host reset (the
     // pod's processes stop, containerd's shims outliving containerd; containerd's store is

@@ -44,6 +44,7 @@ fn a_clean_cluster_passes_every_check() {
         "DirAvailable--var-lib-etcd",
         "EtcdDiskSpace",
         "FileContent--proc-sys-net-ipv4-ip_forward",
+        "PodNetworkL2",
     ] {
         assert!(cp1.contains(&check), "cp1 lacks {check}: {cp1:?}");
     }
@@ -384,4 +385,34 @@ fn a_node_without_iptables_fails_under_kubeadms_name() {
             "FileExisting-nsenter"
         ]
     );
+}
+
+#[test]
+fn a_node_beyond_a_router_fails_the_pod_network_check_naming_the_others() {
+    let inv = inventory(Topology::Stacked, 1);
+    let worker = inv.hosts.iter().position(|h| h.name == "worker1").unwrap();
+    // worker1's only subnet is its own address: every other node is beyond it.
+    let address = inv.hosts[worker].address;
+    let r = run(
+        &inv,
+        &with_fault(&inv, worker, |s| {
+            s.replace(&format!("{address}/24"), &format!("{address}/32"))
+        }),
+    );
+    let (host, check, message) = only_failure(&r);
+    assert_eq!((host.as_str(), check.as_str()), ("worker1", "PodNetworkL2"));
+    for other in ["cp1", "cp2", "cp3"] {
+        assert!(message.contains(other), "{message}");
+    }
+    assert!(message.contains("without a router"), "{message}");
+    // Skipped like any other check.
+    let ignored = kinit::preflight::evaluate(
+        &inv,
+        &with_fault(&inv, worker, |s| {
+            s.replace(&format!("{address}/24"), &format!("{address}/32"))
+        }),
+        &OperatorView::default(),
+        &IgnoreSet::parse(&["PodNetworkL2".to_string()]),
+    );
+    assert!(failures(&ignored).is_empty(), "{:#?}", failures(&ignored));
 }

@@ -255,8 +255,8 @@ pub async fn nodes_ready(
     let client = ApiClient::from_pki_kubeconfig(&inv.pki_dir, "admin.conf")?;
     let started = std::time::Instant::now();
     let mut settled = std::collections::BTreeSet::new();
-    loop {
-        let last = match nodes::list(&client, API_REQUEST).await {
+    let look = async || {
+        Ok(match nodes::list(&client, API_REQUEST).await {
             Ok(list) => {
                 // A registered Node is given its pod slice (the one its CNI bridge uses) and
                 // kubeadm's control-plane labels and taint. A refusal is tried again: right
@@ -297,25 +297,59 @@ pub async fn nodes_ready(
                     }))
                     .collect();
                 if waiting.is_empty() {
-                    return Ok(format!(
+                    Poll::Done(format!(
                         "{} node(s) Ready: {} ({:.1}s)",
                         hosts.len(),
                         hosts.join(", "),
                         started.elapsed().as_secs_f64()
-                    ));
+                    ))
+                } else {
+                    Poll::Waiting(waiting.join("; "))
                 }
-                waiting.join("; ")
             }
-            Err(e) => e.to_string(),
+            Err(e) => Poll::Waiting(e.to_string()),
+        })
+    };
+    poll_until(
+        "the nodes were not all Ready",
+        NODES_READY_TIMEOUT,
+        cancel,
+        look,
+    )
+    .await
+}
+
+/// What one look at a condition an operator step waits for found.
+enum Poll<T> {
+    Done(T),
+    /// Not yet, for this reason.
+    Waiting(String),
+}
+
+/// Look at a condition once a second until it holds; give up after `timeout` or when `cancel`
+/// fires, with `what` did not happen and the last reason. A look's own error ends the wait.
+async fn poll_until<T>(
+    what: &'static str,
+    timeout: std::time::Duration,
+    cancel: &tokio_util::sync::CancellationToken,
+    mut look: impl AsyncFnMut() -> Result<Poll<T>, OperatorError>,
+) -> Result<T, OperatorError> {
+    let started = std::time::Instant::now();
+    loop {
+        let last = match look().await? {
+            Poll::Done(value) => return Ok(value),
+            Poll::Waiting(why) => why,
         };
-        if started.elapsed() >= NODES_READY_TIMEOUT {
-            return Err(OperatorError::NodesNotReady {
-                waited: NODES_READY_TIMEOUT,
+        if started.elapsed() >= timeout {
+            return Err(OperatorError::NotReady {
+                what,
+                waited: timeout,
                 last,
             });
         }
         tokio::select! {
-            _ = cancel.cancelled() => return Err(OperatorError::NodesNotReady {
+            _ = cancel.cancelled() => return Err(OperatorError::NotReady {
+                what,
                 waited: started.elapsed(),
                 last: format!("interrupted; {last}"),
             }),
@@ -377,37 +411,30 @@ pub async fn cluster_dns(
             coredns::Applied::Changed => changed.push(format!("changed {}", o.name)),
         }
     }
-    let started = std::time::Instant::now();
-    loop {
-        let last = match coredns::pending(&client, API_REQUEST).await {
+    let look = async || {
+        Ok(match coredns::pending(&client, API_REQUEST).await {
             Ok(None) => {
                 let what = if changed.is_empty() {
                     "unchanged".to_string()
                 } else {
                     changed.join(", ")
                 };
-                return Ok(format!(
+                Poll::Done(format!(
                     "CoreDNS answers at {} ({}): {what}",
                     settings.cluster_ip, settings.image
-                ));
+                ))
             }
-            Ok(Some(why)) => why,
-            Err(e) => e.to_string(),
-        };
-        if started.elapsed() >= CLUSTER_DNS_TIMEOUT {
-            return Err(OperatorError::DnsNotReady {
-                waited: CLUSTER_DNS_TIMEOUT,
-                last,
-            });
-        }
-        tokio::select! {
-            _ = cancel.cancelled() => return Err(OperatorError::DnsNotReady {
-                waited: started.elapsed(),
-                last: format!("interrupted; {last}"),
-            }),
-            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
-        }
-    }
+            Ok(Some(why)) => Poll::Waiting(why),
+            Err(e) => Poll::Waiting(e.to_string()),
+        })
+    };
+    poll_until(
+        "CoreDNS was not rolled out",
+        CLUSTER_DNS_TIMEOUT,
+        cancel,
+        look,
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -70,14 +70,13 @@ pub enum OperatorError {
     Join(#[from] super::etcd_join::JoinError),
     #[error(transparent)]
     KubeApi(#[from] crate::kube::KubeApiError),
-    #[error("the nodes were not all Ready after {}s: {last}", waited.as_secs())]
-    NodesNotReady {
+    /// A wait of an operator step ran out (or was interrupted) before `what` held.
+    #[error("{what} after {}s: {last}", waited.as_secs())]
+    NotReady {
+        /// What did not happen, e.g. "the nodes were not all Ready".
+        what: &'static str,
         waited: std::time::Duration,
-        last: String,
-    },
-    #[error("CoreDNS was not rolled out after {}s: {last}", waited.as_secs())]
-    DnsNotReady {
-        waited: std::time::Duration,
+        /// The last reason the condition did not hold.
         last: String,
     },
 }
@@ -408,30 +407,22 @@ impl Engine {
                     message,
                 });
             }
-            OperatorStep::NodesReady => {
-                let message =
-                    operator::nodes_ready(&self.inventory, &state.bundle, opts, &self.cancel)
-                        .await
-                        .map_err(|e| RunError::operator(phase, e))?;
-                self.emit(Event::Note {
-                    phase: phase.name.clone(),
-                    message,
-                });
-            }
-            OperatorStep::ClusterDns => {
-                let message =
-                    operator::cluster_dns(&self.inventory, &state.bundle, opts, &self.cancel)
-                        .await
-                        .map_err(|e| RunError::operator(phase, e))?;
-                self.emit(Event::Note {
-                    phase: phase.name.clone(),
-                    message,
-                });
-            }
-            OperatorStep::ClusterAdmins => {
-                let message = operator::cluster_admins(&self.inventory, &state.bundle, opts)
-                    .await
-                    .map_err(|e| RunError::operator(phase, e))?;
+            // The cluster steps: each makes one note of what it did or found.
+            OperatorStep::NodesReady | OperatorStep::ClusterDns | OperatorStep::ClusterAdmins => {
+                let (inv, bundle) = (&self.inventory, &state.bundle);
+                let message = match step {
+                    OperatorStep::NodesReady => {
+                        operator::nodes_ready(inv, bundle, opts, &self.cancel).await
+                    }
+                    OperatorStep::ClusterDns => {
+                        operator::cluster_dns(inv, bundle, opts, &self.cancel).await
+                    }
+                    OperatorStep::ClusterAdmins => {
+                        operator::cluster_admins(inv, bundle, opts).await
+                    }
+                    OperatorStep::Preflight | OperatorStep::Pki => unreachable!("matched above"),
+                }
+                .map_err(|e| RunError::operator(phase, e))?;
                 self.emit(Event::Note {
                     phase: phase.name.clone(),
                     message,

@@ -95,6 +95,7 @@ pub fn evaluate(
         }
     }
     across_hosts(inv, observations, &mut out);
+    pod_network_l2(inv, observations, &mut out);
     super::ports::paths(inv, observations, &mut out);
     vip(inv, observations, operator, &mut out);
 
@@ -508,6 +509,59 @@ fn across_hosts(
                 fail(&h.name, check.clone(), clashes.join("; "), fix)
             });
         }
+    }
+}
+
+/// kinit's pod network routes each node's pod slice through that node's own address (no
+/// tunnel, like flannel's host-gw): every node that runs pods must reach every other one
+/// directly, on a subnet of one of its own interfaces. A node beyond a router would make the
+/// pod network's unit fail to add its route.
+fn pod_network_l2(
+    inv: &Inventory,
+    obs: &BTreeMap<String, HostObservation>,
+    out: &mut Vec<PreflightFinding>,
+) {
+    use crate::components::{ComponentId, component};
+    let nodes = component(ComponentId::Kubelet).hosts(inv);
+    if nodes.len() < 2 {
+        return;
+    }
+    for h in &nodes {
+        let Some(HostObservation::Reached { facts, .. }) = obs.get(&h.name) else {
+            continue;
+        };
+        let subnets: Vec<ipnet::IpNet> = facts
+            .addresses
+            .iter()
+            .filter_map(|(_, a)| a.parse().ok())
+            .collect();
+        if subnets.is_empty() {
+            continue;
+        }
+        let far: Vec<String> = nodes
+            .iter()
+            .filter(|o| o.name != h.name && !subnets.iter().any(|n| n.contains(&o.address)))
+            .map(|o| format!("{} ({})", o.name, o.address))
+            .collect();
+        out.push(if far.is_empty() {
+            pass(
+                &h.name,
+                "PodNetworkL2",
+                "every other node is on one of its subnets (pod routes go straight to them)",
+            )
+        } else {
+            fail(
+                &h.name,
+                "PodNetworkL2",
+                format!(
+                    "not on any subnet of its own: {}; kinit routes a node's pods through the \
+                     node's own address, which must be reachable without a router",
+                    far.join(", ")
+                ),
+                "put every node that runs pods on one L2 network (one subnet), or skip this \
+                 check with --ignore-preflight-errors=PodNetworkL2 if those routes are on-link",
+            )
+        });
     }
 }
 

@@ -130,6 +130,23 @@ impl Lab {
         (out.status.code().unwrap_or(-1), last, text(&out))
     }
 
+    /// A second `up` finds everything as it should be: it succeeds, writes no file, and starts
+    /// and restarts no service. Its output, for what else a test reads in it.
+    pub fn assert_up_is_a_no_op(&self) -> String {
+        let (code, summary, all) = self.up(&[]);
+        assert_eq!(code, 0, "second up: {all}");
+        assert_eq!(
+            (
+                summary["filesWritten"].as_u64(),
+                summary["servicesStarted"].as_u64(),
+                summary["servicesRestarted"].as_u64(),
+            ),
+            (Some(0), Some(0), Some(0)),
+            "second up changed something: {all}"
+        );
+        all
+    }
+
     /// `kinit -c CONFIG ARGS` on a pseudo-terminal of 120x40 (util-linux `script`), as an
     /// operator at a terminal runs it.
     pub fn in_a_terminal(&self, args: &[&str]) -> Output {
