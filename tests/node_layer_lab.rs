@@ -702,9 +702,44 @@ fn nodes_register_ready_and_run_pods_from_the_bundle_alone() {
          /usr/local/bin/containerd /usr/local/bin/kubelet /usr/local/sbin/runc /opt/cni/bin/bridge \
          /etc/containerd/config.toml /etc/cni/net.d/10-kinit-bridge.conflist \
          /var/lib/kinit/images/pause.tar /var/lib/kinit/images/coredns.tar /sys/class/net/cni0 /usr/local/lib/kinit/pod-network.sh \
-         /usr/local/bin/kube-proxy /etc/kubernetes/kube-proxy.conf; do [ -e \"$p\" ] && echo \"$p\"; done; ip route show proto 77; \
+         /usr/local/bin/kube-proxy /etc/kubernetes/kube-proxy.conf /etc/containerd/certs.d; do [ -e \"$p\" ] && echo \"$p\"; done; ip route show proto 77; \
          iptables -w -t nat -S | grep 'kinit-pod-network\\|KUBE-SERVICES'; \
          grep -c ' /var/lib/kubelet/\\| /run/containerd/' /proc/self/mountinfo || true",
     );
     assert_eq!(left, "0", "left behind on w1");
+
+    // As the report says, w1 leaves cluster.yaml.
+    let config = std::fs::read_to_string(&lab.config).unwrap();
+    let without_w1: String = config
+        .lines()
+        .filter(|l| !l.contains("{name: w1,"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_ne!(without_w1, config, "no w1 in {}", lab.config.display());
+    std::fs::write(&lab.config, without_w1).unwrap();
+
+    // cp3 gone for good (powered off): `remove cp3 --unreachable` never contacts it, and
+    // deletes its Node (no drain: nothing there answers), so no pod stays bound to a node
+    // that will not come back.
+    let stop = lab.kinit_lab(&["stop", "cp3"]);
+    assert!(stop.status.success(), "{}", text(&stop));
+    let out = lab.kinit(&["-o", "json", "remove", "cp3", "--unreachable", "--yes"]);
+    assert!(
+        out.status.success(),
+        "remove cp3 --unreachable: {}",
+        text(&out)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        report["reset"].is_null(),
+        "cp3 was not to be reset: {report}"
+    );
+    let gone = &report["goneNodes"][0];
+    assert_eq!(
+        (&gone["host"], &gone["deleted"], &gone["drained"]),
+        (&Value::from("cp3"), &Value::from(true), &Value::Null),
+        "{report}"
+    );
+    let (found, _, all) = lab.kubectl(&kubeconfig, &["get", "node", "cp3"]);
+    assert!(!found && all.contains("NotFound"), "{all}");
 }

@@ -15,9 +15,13 @@ fn kinit() -> Kinit {
     c
 }
 
+/// The example's config in `dir`, with the registry CA file it names (relative to it).
 fn config_copy(dir: &Path, example: &str) -> std::path::PathBuf {
     let path = dir.join("cluster.yaml");
-    std::fs::copy(render_support::fixture(example), &path).unwrap();
+    let fixture = render_support::fixture(example);
+    std::fs::copy(&fixture, &path).unwrap();
+    let ca = fixture.with_file_name("registry-ca.pem");
+    std::fs::copy(&ca, dir.join("registry-ca.pem")).unwrap();
     path
 }
 
@@ -172,4 +176,38 @@ fn an_invalid_config_renders_nothing() {
         .stderr(predicates::str::contains("kubernetesVersion"))
         .stderr(predicates::str::contains("nothing rendered"));
     assert!(!dir.path().join("rendered").exists());
+}
+
+#[test]
+fn a_registry_ca_that_is_missing_or_no_certificate_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_copy(dir.path(), "external");
+    let ca = dir.path().join("registry-ca.pem");
+    for (content, why) in [
+        (None, "No such file"),
+        (Some("not a certificate\n"), "holds no PEM certificate"),
+    ] {
+        match content {
+            None => std::fs::remove_file(&ca).unwrap(),
+            Some(text) => std::fs::write(&ca, text).unwrap(),
+        }
+        let out = kinit()
+            .arg("-c")
+            .arg(&config)
+            .args(["render", "--out"])
+            .arg(dir.path().join("out"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        for part in [
+            "spec.registries",
+            "registry.k8s.io",
+            &ca.display().to_string(),
+            why,
+        ] {
+            assert!(stderr.contains(part), "{part} not in: {stderr}");
+        }
+        assert!(!dir.path().join("out").exists(), "nothing is written");
+    }
 }

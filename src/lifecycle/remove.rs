@@ -163,6 +163,8 @@ pub struct RemoveReport {
     /// The member IDs removed (hex).
     pub removed_members: Vec<String>,
     pub reset: Option<ResetReport>,
+    /// The Nodes of hosts gone for good (`--unreachable`), deleted without a drain.
+    pub gone_nodes: Vec<reset::NodeLeaving>,
     pub updates: Vec<HostUpdate>,
     /// What the operator deletes from cluster.yaml now.
     pub delete_from_config: Vec<String>,
@@ -574,6 +576,12 @@ async fn carry_out(
             reset::delete_nodes(api, &mut r.nodes, &r.hosts).await;
         }
     }
+    let gone: BTreeSet<String> = going.difference(&resetting).cloned().collect();
+    let gone_nodes = if settings.unreachable && !cancel.is_cancelled() {
+        reset::delete_gone_nodes(inv, &gone, settings.dry_run).await
+    } else {
+        Vec::new()
+    };
     let mut updates = Vec::new();
     for name in &plan.update {
         if cancel.is_cancelled() {
@@ -607,6 +615,7 @@ async fn carry_out(
         drained,
         removed_members,
         reset,
+        gone_nodes,
         updates,
     })
 }

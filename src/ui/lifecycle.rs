@@ -86,7 +86,7 @@ fn dry_text(a: &ResetAction) -> String {
 }
 
 /// One line on a reset host's Node object.
-fn node_text(n: &crate::lifecycle::reset::NodeLeaving) -> String {
+pub(crate) fn node_text(n: &crate::lifecycle::reset::NodeLeaving) -> String {
     let mut parts = Vec::new();
     if let Some(d) = &n.drained {
         parts.push(if d.evicted.is_empty() {

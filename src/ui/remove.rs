@@ -82,6 +82,9 @@ pub fn report_text(r: &RemoveReport, config: &str) -> String {
     if let Some(reset) = &r.reset {
         out.push_str(&reset_report_text(reset));
     }
+    for n in &r.gone_nodes {
+        let _ = writeln!(out, "{}: {}", n.host, super::lifecycle::node_text(n));
+    }
     for u in &r.updates {
         let verb = if r.dry_run { "would write" } else { "wrote" };
         let files = if u.written.is_empty() {
