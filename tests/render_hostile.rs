@@ -238,3 +238,20 @@ fn registry_mirrors_stay_one_toml_string() {
     assert_eq!(hosts, [evil.as_str()], "{after}");
     assert!(doc.get(MARK).is_none(), "{after}");
 }
+
+/// A registry's name is a directory under certs.d: one that would leave it is refused, whatever
+/// validation let through.
+#[test]
+fn a_registry_name_cannot_leave_the_certs_directory() {
+    for name in ["../../etc/cron.d", "..", "a/b", "x\ny", ""] {
+        let mut inv = base(EtcdMode::Systemd);
+        inv.registries = vec![kinit::inventory::Registry {
+            name: name.into(),
+            mirrors: vec![],
+            ca_file: None,
+            insecure: false,
+        }];
+        let err = render(&inv).expect_err(name).to_string();
+        assert!(err.contains("cannot name a directory"), "{name:?}: {err}");
+    }
+}

@@ -196,6 +196,20 @@ fn registries(inv: &Inventory) -> Result<Vec<Registry>, RenderError> {
     inv.registries
         .iter()
         .map(|r| {
+            // The name becomes a directory under certs.d: validation holds it to a registry
+            // host; this holds for an inventory built some other way.
+            let n = &r.name;
+            if n.is_empty()
+                || n.starts_with('.')
+                || n.chars()
+                    .any(|c| c == '/' || c == '\\' || c.is_whitespace() || c.is_control())
+            {
+                return Err(RenderError::Unsupported(format!(
+                    "spec.registries: `{}` cannot name a directory of {}",
+                    n.escape_debug(),
+                    host_paths::CONTAINERD_CERTS_DIR
+                )));
+            }
             let ca = match &r.ca_file {
                 None => None,
                 Some(path) => {
