@@ -1,5 +1,5 @@
 //! `kinit drill` as invoked: its subcommands and flags parse into the options the command
-//! takes, `node` is not offered yet, and without a terminal it needs --yes before any host is
+//! takes (a node drill's duration defaults past the controller-manager's grace), and without a terminal it needs --yes before any host is
 //! contacted (exit 2).
 
 use assert_cmd::Command;
@@ -7,11 +7,20 @@ use clap::Parser;
 use kinit::cli::{Cli, Command as Sub};
 use kinit::drill::{DrillKind, Thresholds};
 use predicates::prelude::*;
+use std::time::Duration;
 
 fn kinit() -> Command {
     let mut c = Command::cargo_bin("kinit").unwrap();
     c.env_remove("KINIT_CONFIG").env("NO_COLOR", "1");
     c
+}
+
+fn parse(args: &[&str]) -> kinit::commands::drill::DrillOptions {
+    let cli = Cli::try_parse_from(args).unwrap();
+    let Sub::Drill(d) = &cli.command else {
+        panic!("{:?}", cli.command)
+    };
+    d.options()
 }
 
 #[test]
@@ -56,7 +65,7 @@ fn the_flags_become_options_and_the_gap_defaults_to_the_failover_budget() {
 }
 
 #[test]
-fn node_drills_are_not_offered_until_workers_exist() {
+fn every_drill_is_offered_and_a_node_drill_lasts_past_the_grace_period_unless_told() {
     kinit()
         .args(["drill", "--help"])
         .assert()
@@ -64,8 +73,16 @@ fn node_drills_are_not_offered_until_workers_exist() {
         .stdout(predicate::str::contains("vip-holder"))
         .stdout(predicate::str::contains("etcd-leader"))
         .stdout(predicate::str::contains("apiserver"))
-        .stdout(predicate::str::contains("  node ").not());
-    kinit().args(["drill", "node", "w1"]).assert().code(2);
+        .stdout(predicate::str::contains("  node "));
+    // A node needs its host.
+    kinit().args(["drill", "node"]).assert().code(2);
+    let o = parse(&["kinit", "drill", "node", "w1"]);
+    assert_eq!(o.kind, DrillKind::Node("w1".into()));
+    assert_eq!(o.duration, Duration::from_secs(70));
+    let o = parse(&["kinit", "drill", "node", "w1", "--duration", "5"]);
+    assert_eq!(o.duration, Duration::from_secs(5));
+    let o = parse(&["kinit", "drill", "vip-holder"]);
+    assert_eq!(o.duration, Duration::from_secs(10));
 }
 
 #[test]

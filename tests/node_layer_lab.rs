@@ -5,8 +5,10 @@
 //! register and turn Ready, a pod must run on the worker with an address from the worker's
 //! own slice of the pod subnet, pods on different nodes must reach each other without NAT
 //! (kinit's routes between the nodes' slices), control planes carry kubeadm's labels and
-//! taint, and a second `up` must change nothing. Runs as root; the lab is removed when the
-//! test ends however it ends.
+//! taint, and a second `up` must change nothing. `drill node w1` stops the worker's kubelet:
+//! the Node goes NotReady and Ready again, the control plane's clients see no failure and the
+//! worker's pod keeps its container. Runs as root; the lab is removed when the test ends
+//! however it ends.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -628,6 +630,56 @@ fn nodes_register_ready_and_run_pods_from_the_bundle_alone() {
 
     // A second run finds everything as it should be.
     lab.assert_up_is_a_no_op();
+
+    // `drill node w1`: w1's kubelet stops for the default 70 s; the control plane marks the
+    // Node NotReady after its grace period, and Ready again once the kubelet is back, while
+    // the API through the VIP and etcd writes go on unharmed and w1's pod keeps its container.
+    let web_container = || {
+        lab.kubectl_ok(
+            &kubeconfig,
+            &[
+                "get",
+                "pod",
+                "web",
+                "-o",
+                "jsonpath={.spec.nodeName} {.status.containerStatuses[0].containerID} \
+                 {.status.containerStatuses[0].restartCount}",
+            ],
+        )
+    };
+    let before = web_container();
+    assert!(before.starts_with("w1 containerd://"), "web: {before}");
+    let out = lab.kinit(&["-o", "json", "drill", "node", "w1", "--yes"]);
+    let drill: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    println!(
+        "figures: drill node w1: NotReady after {} ms, Ready again {} ms after the kubelet's \
+         start, healthy at {} ms; API {} requests {} failed, longest gap {} ms; etcd {} writes \
+         {} failed, longest gap {} ms",
+        drill["nodeNotReadyAfterMs"],
+        drill["recoveredAfterMs"],
+        drill["healthyAfterMs"],
+        drill["api"]["requests"],
+        drill["api"]["failed"],
+        drill["api"]["longestGapMs"],
+        drill["etcdWrites"]["requests"],
+        drill["etcdWrites"]["failed"],
+        drill["etcdWrites"]["longestGapMs"],
+    );
+    assert!(out.status.success(), "drill node w1: {}", text(&out));
+    assert_eq!(drill["verdict"]["pass"], true, "{drill}");
+    assert_eq!(drill["target"]["unit"], "kubelet", "{drill}");
+    assert_eq!(drill["unitStateDuring"], "inactive", "{drill}");
+    assert_eq!(drill["unitStateAfter"], "active", "{drill}");
+    let not_ready = drill["nodeNotReadyAfterMs"].as_u64().expect("NotReady seen");
+    assert!(
+        (30_000..=70_000).contains(&not_ready),
+        "NotReady {not_ready} ms after the stop: not the grace period's doing? {drill}"
+    );
+    assert!(drill["recoveredAfterMs"].as_u64().is_some(), "{drill}");
+    // Losing a kubelet costs the control plane nothing.
+    assert_eq!(drill["api"]["failed"], 0, "{drill}");
+    assert_eq!(drill["etcdWrites"]["failed"], 0, "{drill}");
+    assert_eq!(web_container(), before, "w1's pod lost its container");
 
     // `remove w1` takes the worker out: its Node drained and deleted, the host reset (the
     // pod's processes stop, containerd's shims outliving containerd; containerd's store is

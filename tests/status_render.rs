@@ -145,6 +145,8 @@ fn node(host: &str, ready: bool, why: &str) -> NodeStatus {
             unschedulable: false,
             kubelet_version: "v1.37.2".into(),
             pod_cidr: "10.244.21.0/24".into(),
+            heartbeat: "2026-12-05T07:00:00Z".into(),
+            cordoned_by_kinit: false,
         }),
         error: None,
     }

@@ -8,7 +8,7 @@ use crate::drill::{DrillKind, Thresholds};
 #[derive(Debug, Subcommand)]
 #[command(
     after_help = "Examples:\n  kinit drill vip-holder\n  kinit drill etcd-leader --duration 20 --yes\n  \
-kinit drill apiserver cp2 --max-gap-ms 1000 -o json --yes\n\n\
+kinit drill apiserver cp2 --max-gap-ms 1000 -o json --yes\n  kinit drill node w1 --yes\n\n\
 Meanwhile this machine reads the default namespace through the VIP with admin.conf (verified \
 with the cluster CA) and writes to etcd, each every 100 ms, and counts failed requests and the \
 longest gap. The piece is started again after --duration (also on Ctrl-C or SIGTERM) and the \
@@ -29,14 +29,24 @@ pub enum DrillCommand {
         #[command(flatten)]
         flags: DrillFlags,
     },
+    /// Stop the kubelet on HOST until --duration ends (its pods go on running); measures when
+    /// the Node goes NotReady and when it is Ready again
+    Node {
+        /// The node (any host that runs a kubelet) that is lost
+        #[arg(value_name = "HOST")]
+        host: String,
+        #[command(flatten)]
+        flags: DrillFlags,
+    },
 }
 
 #[derive(Debug, Args)]
 pub struct DrillFlags {
-    /// How long the piece stays down, in seconds (1 to 600)
-    #[arg(long, value_name = "SECONDS", default_value_t = 10,
+    /// How long the piece stays down, in seconds (1 to 600) [default: 10; node: 70, past the
+    /// controller-manager's 50 s grace before it marks a silent Node NotReady]
+    #[arg(long, value_name = "SECONDS",
           value_parser = clap::value_parser!(u64).range(1..=600))]
-    pub duration: u64,
+    pub duration: Option<u64>,
 
     /// Do not ask (needed when not on a terminal)
     #[arg(long, short = 'y')]
@@ -67,10 +77,13 @@ impl DrillCommand {
             DrillCommand::VipHolder(f) => (DrillKind::VipHolder, f),
             DrillCommand::EtcdLeader(f) => (DrillKind::EtcdLeader, f),
             DrillCommand::Apiserver { host, flags } => (DrillKind::Apiserver(host.clone()), flags),
+            DrillCommand::Node { host, flags } => (DrillKind::Node(host.clone()), flags),
         };
         DrillOptions {
+            duration: f
+                .duration
+                .map_or_else(|| kind.default_duration(), std::time::Duration::from_secs),
             kind,
-            duration: std::time::Duration::from_secs(f.duration),
             yes: f.yes,
             thresholds: Thresholds {
                 max_gap_ms: f.max_gap_ms,

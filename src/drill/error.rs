@@ -26,8 +26,12 @@ pub enum DrillError {
     #[error("the {drill} drill needs {needs} (nothing was changed)")]
     NotApplicable { drill: String, needs: String },
 
-    #[error("{host} runs no kube-apiserver of this cluster (control-plane hosts: {known})")]
-    UnknownHost { host: String, known: String },
+    #[error("{host} runs no {runs} of this cluster (the hosts that do: {known})")]
+    UnknownHost {
+        host: String,
+        runs: &'static str,
+        known: String,
+    },
 
     #[error("the {drill} drill found no single {what} to take down: {found} (nothing was changed)")]
     NoTarget {

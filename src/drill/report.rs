@@ -22,9 +22,13 @@ pub struct DrillReport {
     /// `systemctl is-active` on the target right after the stop, and at the end.
     pub unit_state_during: String,
     pub unit_state_after: String,
-    /// From the stop until the VIP moved / a new leader was elected / the API answered again
-    /// (`None`: not seen).
+    /// From the stop until the VIP moved / a new leader was elected / the API answered again;
+    /// for a node, from the kubelet's start until its Node was Ready again (`None`: not seen).
     pub recovered_after_ms: Option<u64>,
+    /// Node drill: from the stop until the control plane marked the Node NotReady (`None`: not
+    /// seen, or another drill).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_not_ready_after_ms: Option<u64>,
     /// From the start until `status` was healthy again (`None`: not within the limit).
     pub healthy_after_ms: Option<u64>,
     pub api: LoopFigures,

@@ -110,11 +110,15 @@ struct Clients {
     etcd: tokio::task::JoinHandle<Recorded>,
 }
 
-fn start_clients(inv: &Inventory) -> Result<Clients, DrillError> {
-    // admin.conf's credentials, sent to the endpoint (the VIP), verified with the cluster CA.
-    let api = ApiClient::from_pki_kubeconfig(&inv.pki_dir, "admin.conf")
+/// admin.conf's credentials, sent to the endpoint (the VIP), verified with the cluster CA.
+fn admin_client(inv: &Inventory) -> Result<ApiClient, DrillError> {
+    Ok(ApiClient::from_pki_kubeconfig(&inv.pki_dir, "admin.conf")
         .map_err(|e| DrillError::Setup(e.to_string()))?
-        .at(&inv.endpoint.url());
+        .at(&inv.endpoint.url()))
+}
+
+fn start_clients(inv: &Inventory) -> Result<Clients, DrillError> {
+    let api = admin_client(inv)?;
     let tls =
         ClientTls::from_pki_dir(&inv.pki_dir).map_err(|e| DrillError::Setup(e.to_string()))?;
     let endpoints = inv.etcd_members().iter().map(|m| m.client_url()).collect();
@@ -161,7 +165,8 @@ fn placement(status: &StatusReport) -> Placement {
     }
 }
 
-/// Start the watcher that tells when the piece moved (none for the apiserver drill).
+/// Start the watcher that tells when the piece moved, or (node drill) when the control plane
+/// marked the Node NotReady; none for the apiserver drill.
 fn start_watch(
     inv: &Inventory,
     pool: &Arc<Pool>,
@@ -216,6 +221,13 @@ fn start_watch(
                 stop.clone(),
             )))
         }
+        DrillKind::Node(name) => Some(tokio::spawn(watch::node_ready_is(
+            admin_client(inv).ok()?,
+            name.clone(),
+            false,
+            clock,
+            stop.clone(),
+        ))),
         DrillKind::Apiserver(_) => None,
     }
 }
@@ -331,9 +343,10 @@ async fn locked(
         None => None,
     };
     if let Some(m) = &moved {
-        let what = match settings.kind {
-            DrillKind::VipHolder => "the VIP moved to",
-            _ => "etcd elected a new leader:",
+        let what = match &settings.kind {
+            DrillKind::VipHolder => "the VIP moved to".to_string(),
+            DrillKind::Node(name) => format!("the control plane marked Node {name} NotReady:"),
+            _ => "etcd elected a new leader:".to_string(),
         };
         timeline.events.push(DrillEvent {
             at_ms: m.at.as_millis() as u64,
@@ -350,6 +363,18 @@ async fn locked(
         Err(e) => timeline.note(format!("could not start {} on {}: {e}", t.unit, t.host)),
     };
     let restarted_at = clients.clock.elapsed();
+    // The node drill's recovery: the Node Ready again once its kubelet runs.
+    let ready_stop = CancellationToken::new();
+    let ready_again = match &settings.kind {
+        DrillKind::Node(name) => Some(tokio::spawn(watch::node_ready_is(
+            admin_client(inv)?,
+            name.clone(),
+            true,
+            clients.clock,
+            ready_stop.clone(),
+        ))),
+        _ => None,
+    };
 
     let mut healthy_after = None;
     let mut after = Placement::default();
@@ -403,6 +428,17 @@ async fn locked(
             tokio::time::sleep(STATUS_EVERY).await;
         }
     }
+    ready_stop.cancel();
+    let ready_again = match ready_again {
+        Some(w) => w.await.ok().flatten(),
+        None => None,
+    };
+    if let (Some(r), DrillKind::Node(name)) = (&ready_again, &settings.kind) {
+        timeline.events.push(DrillEvent {
+            at_ms: r.at.as_millis() as u64,
+            what: format!("Node {name} is Ready again"),
+        });
+    }
     let unit_state_after = unit_state(pool, &host_target, t.unit).await;
     timeline.note(format!("{} on {} is {unit_state_after}", t.unit, t.host));
 
@@ -413,7 +449,14 @@ async fn locked(
     etcd.first_error = etcd_rec.first_error;
     let recovered = match settings.kind {
         DrillKind::Apiserver(_) => answered_again(&api_rec.samples, stopped_at),
+        DrillKind::Node(_) => ready_again
+            .as_ref()
+            .map(|r| r.at.saturating_sub(restarted_at)),
         _ => moved.as_ref().map(|m| m.at.saturating_sub(stopped_at)),
+    };
+    let node_not_ready_after = match settings.kind {
+        DrillKind::Node(_) => moved.as_ref().map(|m| m.at.saturating_sub(stopped_at)),
+        _ => None,
     };
     let went_down = matches!(unit_state_during.as_str(), "inactive" | "failed");
     let observed = Observed {
@@ -448,6 +491,7 @@ async fn locked(
         unit_state_during,
         unit_state_after,
         recovered_after_ms: recovered.map(|d| d.as_millis() as u64),
+        node_not_ready_after_ms: node_not_ready_after.map(|d| d.as_millis() as u64),
         healthy_after_ms: healthy_after,
         api,
         etcd_writes: etcd,

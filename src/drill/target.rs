@@ -1,5 +1,6 @@
 //! What a drill takes down, chosen from the live status, and the guards that refuse a drill
-//! before anything changes: a degraded cluster, etcd's quorum, nobody left to take over.
+//! before anything changes: a degraded cluster, etcd's quorum, nobody left to take over (for a
+//! node: no other node for its pods).
 //! Pure: the inventory and a status report in, a target or a refusal out.
 
 use serde::Serialize;
@@ -29,6 +30,7 @@ fn component_id(kind: &DrillKind) -> ComponentId {
         DrillKind::VipHolder => ComponentId::Keepalived,
         DrillKind::EtcdLeader => ComponentId::Etcd,
         DrillKind::Apiserver(_) => ComponentId::KubeApiserver,
+        DrillKind::Node(_) => ComponentId::Kubelet,
     }
 }
 
@@ -75,10 +77,11 @@ pub fn choose(
             single(&drill, "VIP holder", holders)?
         }
         DrillKind::EtcdLeader => single(&drill, "etcd leader", status.etcd.leaders.clone())?,
-        DrillKind::Apiserver(h) => {
+        DrillKind::Apiserver(h) | DrillKind::Node(h) => {
             if !hosts.iter().any(|x| &x.name == h) {
                 return Err(DrillError::UnknownHost {
                     host: h.clone(),
+                    runs: row.name,
                     known: hosts
                         .iter()
                         .map(|x| x.name.as_str())

@@ -33,7 +33,8 @@ impl Thresholds {
 pub struct Observed {
     /// The unit was seen inactive after the stop.
     pub went_down: bool,
-    /// When the VIP moved / a new leader was elected (not asked for the apiserver drill).
+    /// When the VIP moved / a new leader was elected / the Node was marked NotReady (not asked
+    /// for the apiserver drill).
     pub moved_after: Option<Duration>,
     pub api: LoopFigures,
     pub etcd: LoopFigures,
@@ -64,6 +65,12 @@ pub fn verdict(kind: &DrillKind, seen: &Observed, limits: &Thresholds) -> Verdic
         DrillKind::EtcdLeader if seen.moved_after.is_none() => {
             reasons.push("no other member became etcd's leader".to_string())
         }
+        DrillKind::Node(name) if seen.moved_after.is_none() => reasons.push(format!(
+            "the control plane never marked Node {name} NotReady (it waits for the \
+             controller-manager's node-monitor-grace-period, {} s by default: a shorter \
+             --duration cannot show it)",
+            super::kind::NODE_MONITOR_GRACE.as_secs()
+        )),
         _ => {}
     }
     for (what, f) in [
@@ -165,6 +172,12 @@ mod tests {
         assert!(verdict(&DrillKind::Apiserver("cp2".into()), &s, &limits()).pass);
         assert!(!verdict(&DrillKind::VipHolder, &s, &limits()).pass);
         assert!(!verdict(&DrillKind::EtcdLeader, &s, &limits()).pass);
+        let v = verdict(&DrillKind::Node("w1".into()), &s, &limits());
+        assert!(
+            v.reasons[0].contains("never marked Node w1 NotReady")
+                && v.reasons[0].contains("50 s"),
+            "{v:?}"
+        );
         let mut s = seen();
         s.went_down = false;
         s.healthy_again = false;

@@ -1,5 +1,6 @@
 //! Watching the cluster route around the piece a drill took down: the VIP on another host, a
-//! new etcd leader. Each watcher returns the first change it sees, or `None` when told to stop.
+//! new etcd leader, a Node marked NotReady (and Ready again). Each watcher returns the first
+//! change it sees, or `None` when told to stop.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -11,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::engine::verify;
 use crate::etcd::{self, ClientTls};
+use crate::kube::{ApiClient, nodes};
 use crate::ssh::{HostTarget, Pool};
 
 /// How often the watchers look.
@@ -85,6 +87,33 @@ pub async fn leader_moved(
                     at: clock.elapsed(),
                 });
             }
+        }
+        if !pause(&stop).await {
+            return None;
+        }
+    }
+}
+
+/// The first time the API shows Node `name` with its `Ready` condition `ready`; `to` is the
+/// condition's reason and message (`NodeStatusUnknown: Kubelet stopped posting node status.`).
+pub async fn node_ready_is(
+    api: ApiClient,
+    name: String,
+    ready: bool,
+    clock: Instant,
+    stop: CancellationToken,
+) -> Option<Moved> {
+    loop {
+        if stop.is_cancelled() {
+            return None;
+        }
+        if let Ok(node) = nodes::get(&api, &name, ASK_TIMEOUT * 2).await
+            && node.ready == ready
+        {
+            return Some(Moved {
+                to: if ready { "Ready".to_string() } else { node.why },
+                at: clock.elapsed(),
+            });
         }
         if !pause(&stop).await {
             return None;

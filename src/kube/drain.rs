@@ -1,7 +1,7 @@
-//! A node leaving the cluster: cordoned, its pods evicted (the Eviction API, so
-//! PodDisruptionBudgets are honoured), and its Node object deleted once the host is reset.
-//! Mirror pods (the kubelet's static pods) and DaemonSet pods stay, as `kubectl drain` leaves
-//! them: they go with the kubelet.
+//! A node leaving the cluster, for good or for its kubelet's upgrade: cordoned, its pods
+//! evicted (the Eviction API, so PodDisruptionBudgets are honoured), and for good its Node
+//! object deleted once the host is reset. Mirror pods (the kubelet's static pods) and DaemonSet
+//! pods stay, as `kubectl drain` leaves them: they go with the kubelet.
 
 use std::time::{Duration, Instant};
 
@@ -20,8 +20,19 @@ pub struct Drained {
     pub left: Vec<String>,
 }
 
+/// Why a node is drained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leaving {
+    /// It leaves the cluster: every pod goes.
+    ForGood,
+    /// Its kubelet restarts onto a new release: only pods a controller re-creates elsewhere
+    /// go. A bare pod would be gone for good, and it survives the kubelet's restart (its
+    /// containers outlive the kubelet).
+    ForRestart,
+}
+
 /// The pods on `node` a drain evicts, as `namespace/name`.
-fn evictable(list: &Value) -> Vec<(String, String)> {
+fn evictable(list: &Value, why: Leaving) -> Vec<(String, String)> {
     list["items"]
         .as_array()
         .into_iter()
@@ -36,7 +47,12 @@ fn evictable(list: &Value) -> Vec<(String, String)> {
                 .flatten()
                 .any(|o| o["kind"] == "DaemonSet" && o["controller"] == true);
             let done = matches!(p["status"]["phase"].as_str(), Some("Succeeded" | "Failed"));
-            !mirror && !daemon && !done
+            let managed = p["metadata"]["ownerReferences"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|o| o["controller"] == true);
+            !mirror && !daemon && !done && (managed || why == Leaving::ForGood)
         })
         .filter_map(|p| {
             Some((
@@ -71,8 +87,31 @@ async fn pods_on(client: &ApiClient, node: &str, timeout: Duration) -> Result<Va
         .await
 }
 
+/// The annotation on a Node kinit cordoned for a while (its kubelet's upgrade): a later run
+/// that finds it still there (an interrupted run) knows the cordon is kinit's to lift.
+pub const CORDONED_BY_KINIT: &str = "kinit.io/cordoned-for";
+
 /// Mark `node` unschedulable (`kubectl cordon`); a Node that is not there is fine.
 pub async fn cordon(client: &ApiClient, node: &str, timeout: Duration) -> Result<(), KubeApiError> {
+    set_unschedulable(client, node, Cordon::On(None), timeout).await
+}
+
+/// What to do to a Node's `spec.unschedulable`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cordon<'a> {
+    /// Cordon it; with a reason, marked [`CORDONED_BY_KINIT`].
+    On(Option<&'a str>),
+    /// Uncordon it, and drop kinit's mark.
+    Off,
+}
+
+/// Cordon or uncordon `node` (`kubectl cordon` / `uncordon`); a Node that is not there is fine.
+pub async fn set_unschedulable(
+    client: &ApiClient,
+    node: &str,
+    cordon: Cordon<'_>,
+    timeout: Duration,
+) -> Result<(), KubeApiError> {
     let path = format!("/api/v1/nodes/{node}");
     let (status, body) = client.send("GET", &path, None, timeout).await?;
     if status == 404 {
@@ -89,10 +128,34 @@ pub async fn cordon(client: &ApiClient, node: &str, timeout: Duration) -> Result
         url: format!("{}{path}", client.server()),
         message: e.to_string(),
     })?;
-    if object["spec"]["unschedulable"] == true {
+    let unschedulable = matches!(cordon, Cordon::On(_));
+    let marked = object["metadata"]["annotations"]
+        .get(CORDONED_BY_KINIT)
+        .is_some();
+    let mark = match cordon {
+        Cordon::On(reason) => reason,
+        Cordon::Off => None,
+    };
+    if object["spec"]["unschedulable"].as_bool().unwrap_or(false) == unschedulable
+        && (marked == mark.is_some() || (unschedulable && mark.is_none()))
+    {
         return Ok(());
     }
-    object["spec"]["unschedulable"] = json!(true);
+    object["spec"]["unschedulable"] = json!(unschedulable);
+    match mark {
+        Some(reason) => {
+            if !object["metadata"]["annotations"].is_object() {
+                object["metadata"]["annotations"] = json!({});
+            }
+            object["metadata"]["annotations"][CORDONED_BY_KINIT] = json!(reason);
+        }
+        None if !unschedulable => {
+            if let Some(a) = object["metadata"]["annotations"].as_object_mut() {
+                a.remove(CORDONED_BY_KINIT);
+            }
+        }
+        None => {}
+    }
     let body = serde_json::to_vec(&object).expect("serializable");
     let (status, answer) = client.send("PUT", &path, Some(&body), timeout).await?;
     if status != 200 {
@@ -110,19 +173,20 @@ pub async fn cordon(client: &ApiClient, node: &str, timeout: Duration) -> Result
 pub async fn drain(
     client: &ApiClient,
     node: &str,
+    why: Leaving,
     request: Duration,
     deadline: Duration,
 ) -> Result<Drained, KubeApiError> {
     let started = Instant::now();
     cordon(client, node, request).await?;
-    let first = evictable(&pods_on(client, node, request).await?);
+    let first = evictable(&pods_on(client, node, request).await?, why);
     loop {
         let list = pods_on(client, node, request).await?;
         // An evicted pod is gone once its object is: a pod whose containers stopped is still
         // being finalized by its kubelet (volumes, status), and a kubelet stopped now would
         // leave the object behind until the pod garbage collector finds it.
         let present = all_pods(&list);
-        let now = evictable(&list);
+        let now = evictable(&list, why);
         let waiting: Vec<&(String, String)> =
             first.iter().filter(|p| present.contains(p)).collect();
         let gone = |p: &(String, String)| !present.contains(p);
@@ -195,11 +259,16 @@ mod tests {
              "status": {"phase": "Pending"}}
         ]});
         assert_eq!(
-            evictable(&list),
+            evictable(&list, Leaving::ForGood),
             [
                 ("default".to_string(), "web".to_string()),
                 ("default".to_string(), "rs-1".to_string())
             ]
+        );
+        // For a kubelet's restart the bare pod stays: nothing would re-create it.
+        assert_eq!(
+            evictable(&list, Leaving::ForRestart),
+            [("default".to_string(), "rs-1".to_string())]
         );
         // An evicted pod counts as gone only once its object is (a Failed pod whose kubelet
         // has not finalized it yet is still listed).

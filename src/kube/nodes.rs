@@ -21,6 +21,13 @@ pub struct NodeState {
     pub kubelet_version: String,
     /// `spec.podCIDR` (empty until set).
     pub pod_cidr: String,
+    /// The `Ready` condition's `lastHeartbeatTime`: it changes when the kubelet posts its
+    /// status (on its start, then when something changed or every few minutes).
+    #[serde(skip)]
+    pub heartbeat: String,
+    /// Cordoned by kinit for a while ([`super::drain::CORDONED_BY_KINIT`]): kinit's to lift.
+    #[serde(skip)]
+    pub cordoned_by_kinit: bool,
 }
 
 /// Every Node, by name.
@@ -32,43 +39,57 @@ pub async fn list(
     Ok(parse(&list))
 }
 
+/// One Node, by name.
+pub async fn get(client: &ApiClient, name: &str, timeout: Duration) -> Result<NodeState, KubeApiError> {
+    let node = client
+        .get_json(&format!("/api/v1/nodes/{name}"), timeout)
+        .await?;
+    Ok(state(&node))
+}
+
 fn parse(list: &serde_json::Value) -> BTreeMap<String, NodeState> {
-    let mut out = BTreeMap::new();
-    for item in list["items"].as_array().into_iter().flatten() {
-        let Some(name) = item["metadata"]["name"].as_str() else {
-            continue;
-        };
-        let ready = item["status"]["conditions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|c| c["type"] == "Ready");
-        let (is_ready, why) = match ready {
-            Some(c) => (
-                c["status"] == "True",
-                format!(
-                    "{}: {}",
-                    c["reason"].as_str().unwrap_or("?"),
-                    c["message"].as_str().unwrap_or("")
-                ),
+    list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|item| Some((item["metadata"]["name"].as_str()?.to_string(), state(item))))
+        .collect()
+}
+
+fn state(item: &serde_json::Value) -> NodeState {
+    let ready = item["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == "Ready");
+    let (is_ready, why) = match ready {
+        Some(c) => (
+            c["status"] == "True",
+            format!(
+                "{}: {}",
+                c["reason"].as_str().unwrap_or("?"),
+                c["message"].as_str().unwrap_or("")
             ),
-            None => (false, "no Ready condition yet".to_string()),
-        };
-        out.insert(
-            name.to_string(),
-            NodeState {
-                ready: is_ready,
-                why,
-                unschedulable: item["spec"]["unschedulable"].as_bool().unwrap_or(false),
-                kubelet_version: item["status"]["nodeInfo"]["kubeletVersion"]
-                    .as_str()
-                    .unwrap_or("")
-                    .to_string(),
-                pod_cidr: item["spec"]["podCIDR"].as_str().unwrap_or("").to_string(),
-            },
-        );
+        ),
+        None => (false, "no Ready condition yet".to_string()),
+    };
+    NodeState {
+        ready: is_ready,
+        why,
+        unschedulable: item["spec"]["unschedulable"].as_bool().unwrap_or(false),
+        kubelet_version: item["status"]["nodeInfo"]["kubeletVersion"]
+            .as_str()
+            .unwrap_or("")
+            .to_string(),
+        pod_cidr: item["spec"]["podCIDR"].as_str().unwrap_or("").to_string(),
+        cordoned_by_kinit: item["metadata"]["annotations"]
+            .get(super::drain::CORDONED_BY_KINIT)
+            .is_some(),
+        heartbeat: ready
+            .and_then(|c| c["lastHeartbeatTime"].as_str())
+            .unwrap_or("")
+            .to_string(),
     }
-    out
 }
 
 /// kubeadm's label on control-plane nodes, and its taint on those that are not also workers.

@@ -172,7 +172,13 @@ pub(crate) async fn drain_nodes(
             host: host.clone(),
             ..Default::default()
         };
-        match crate::kube::drain::drain(&client, &host, NODE_REQUEST, DRAIN_DEADLINE).await {
+        match crate::kube::drain::drain(
+            &client,
+            &host,
+            crate::kube::drain::Leaving::ForGood,
+            NODE_REQUEST,
+            DRAIN_DEADLINE,
+        ).await {
             Ok(d) => n.drained = Some(d),
             Err(e) => n.note = Some(format!("not drained: {e}")),
         }

@@ -6,9 +6,15 @@ use std::time::Duration;
 use crate::drill::{DrillKind, DrillReport, Target};
 
 pub fn plan_text(kind: &DrillKind, target: &Target, duration: Duration) -> String {
+    let noticed = match kind {
+        DrillKind::Node(name) => {
+            format!(" and the time until the control plane marks Node {name} NotReady")
+        }
+        _ => String::new(),
+    };
     format!(
         "Drill {kind}: stop {} on {} for {} s, measuring requests through the VIP and etcd \
-         writes meanwhile; then start it again and wait until the cluster is healthy.\n",
+         writes meanwhile{noticed}; then start it again and wait until the cluster is healthy.\n",
         target.unit,
         target.host,
         duration.as_secs()
@@ -57,8 +63,17 @@ pub fn render_text(r: &DrillReport) -> String {
         DrillKind::VipHolder => "VIP moved after",
         DrillKind::EtcdLeader => "new leader after",
         DrillKind::Apiserver(_) => "API answered again after",
+        DrillKind::Node(_) => "Node Ready again after start",
     };
     let _ = writeln!(out);
+    if let DrillKind::Node(_) = r.drill {
+        let _ = writeln!(
+            out,
+            "  {:<28} {}",
+            "Node NotReady after",
+            ms(r.node_not_ready_after_ms)
+        );
+    }
     let _ = writeln!(out, "  {recovered:<28} {}", ms(r.recovered_after_ms));
     let _ = writeln!(
         out,
@@ -112,6 +127,7 @@ mod tests {
             unit_state_during: "inactive".into(),
             unit_state_after: "active".into(),
             recovered_after_ms: Some(812),
+            node_not_ready_after_ms: None,
             healthy_after_ms: None,
             api: LoopFigures {
                 requests: 120,

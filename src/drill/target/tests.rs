@@ -4,6 +4,11 @@ use super::*;
 use crate::status::{CertificateSummary, EtcdMemberStatus, EtcdStatus, StatusReport, VipStatus};
 
 fn inventory(cps: usize, control_plane_mode: &str) -> Inventory {
+    inventory_with(cps, control_plane_mode, &[])
+}
+
+/// `cps` control planes with stacked etcd, plus these hosts (`name: role`).
+fn inventory_with(cps: usize, control_plane_mode: &str, more: &[(&str, &str)]) -> Inventory {
     let mut text = format!(
         "apiVersion: kinit.io/v1alpha1\nkind: Cluster\nmetadata: {{name: demo}}\nspec:\n  \
          kubernetesVersion: v1.31.4\n  controlPlane: {{mode: {control_plane_mode}}}\n  \
@@ -12,6 +17,11 @@ fn inventory(cps: usize, control_plane_mode: &str) -> Inventory {
     for i in 1..=cps {
         text.push_str(&format!(
             "    - {{name: cp{i}, address: 192.168.9.1{i}, roles: [control-plane, etcd]}}\n"
+        ));
+    }
+    for (i, (name, role)) in more.iter().enumerate() {
+        text.push_str(&format!(
+            "    - {{name: {name}, address: 192.168.9.5{i}, roles: [{role}]}}\n"
         ));
     }
     let (cfg, report) = crate::config::check(Path::new("c.yaml"), text);
@@ -194,4 +204,37 @@ fn a_degraded_cluster_is_refused_with_its_problems_named() {
         "{e}"
     );
     assert!(healthy_enough(&status(3, "cp1", &[])).is_ok());
+}
+
+#[test]
+fn a_node_drill_stops_the_kubelet_of_any_node_and_needs_another_node() {
+    let inv = inventory_with(3, "systemd", &[("w1", "worker")]);
+    let s = status(3, "cp2", &[]);
+    let t = choose(&inv, &DrillKind::Node("w1".into()), &s).unwrap();
+    assert_eq!((t.host.as_str(), t.component, t.unit), ("w1", "kubelet", "kubelet"));
+    // A control plane is a node too; stopping its kubelet leaves etcd alone, so even a
+    // leader of two passes the quorum guard.
+    let t = choose(&inv, &DrillKind::Node("cp2".into()), &s).unwrap();
+    assert_eq!(t.unit, "kubelet");
+    let two = inventory_with(2, "systemd", &[]);
+    assert!(choose(&two, &DrillKind::Node("cp1".into()), &status(2, "cp1", &[])).is_ok());
+    // An etcd-only host runs no kubelet here (systemd-run etcd).
+    let ext = inventory_with(2, "systemd", &[("e1", "etcd")]);
+    let e = choose(&ext, &DrillKind::Node("e1".into()), &s).unwrap_err();
+    assert!(
+        matches!(&e, DrillError::UnknownHost { runs: "kubelet", known, .. } if known == "cp1, cp2"),
+        "{e}"
+    );
+    assert!(e.to_string().contains("e1 runs no kubelet"), "{e}");
+    // One node: nowhere for its pods to go.
+    let e = choose(
+        &inventory(1, "systemd"),
+        &DrillKind::Node("cp1".into()),
+        &status(1, "cp1", &[]),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&e, DrillError::NoStandby { what, .. } if what == "kubelet host"),
+        "{e}"
+    );
 }
