@@ -19,7 +19,6 @@ const CONTROL_PLANE_UNITS: [&str; 3] = [
     "kube-controller-manager",
     "kube-scheduler",
 ];
-const CONFIGMAP: &str = "/api/v1/namespaces/kinit-probe/configmaps/probe";
 
 fn json(out: &std::process::Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(out)))
@@ -40,18 +39,7 @@ fn up_with_probe(lab: &Lab) -> std::path::PathBuf {
             (false, _, all) => Err(all),
         },
     );
-    lab.kubectl_ok(&kubeconfig, &["create", "namespace", "kinit-probe"]);
-    lab.kubectl_ok(
-        &kubeconfig,
-        &[
-            "-n",
-            "kinit-probe",
-            "create",
-            "configmap",
-            "probe",
-            "--from-literal=k=v1",
-        ],
-    );
+    lab.create_probe_configmap(&kubeconfig, "k=v1");
     kubeconfig
 }
 
@@ -191,7 +179,7 @@ fn removing_a_control_plane_and_adding_it_back_through_the_config_fails_no_reque
     );
     let with_cp3 = std::fs::read_to_string(&lab.config).unwrap();
 
-    let client = ApiLoop::start(&lab.dir().join("pki"), CONFIGMAP);
+    let client = ApiLoop::start(&lab.dir().join("pki"), PROBE_CONFIGMAP);
     std::thread::sleep(Duration::from_secs(2));
 
     // cp3 removed: its apiserver drained from every haproxy before its etcd member leaves,
@@ -219,7 +207,7 @@ fn removing_a_control_plane_and_adding_it_back_through_the_config_fails_no_reque
 
     // cp3 back through cluster.yaml and `up`: etcd learner first, its apiserver in haproxy
     // only once /readyz passes.
-    let client = ApiLoop::start(&lab.dir().join("pki"), CONFIGMAP);
+    let client = ApiLoop::start(&lab.dir().join("pki"), PROBE_CONFIGMAP);
     std::fs::write(&lab.config, &with_cp3).unwrap();
     let started = Instant::now();
     let (code, _, all) = lab.up(&[]);
@@ -350,18 +338,7 @@ fn the_external_topology_runs_the_real_control_plane_on_dedicated_etcd_hosts() {
 
     // kubectl through the VIP: an object written, read back.
     let kubeconfig = lab.admin_kubeconfig();
-    lab.kubectl_ok(&kubeconfig, &["create", "namespace", "kinit-probe"]);
-    lab.kubectl_ok(
-        &kubeconfig,
-        &[
-            "-n",
-            "kinit-probe",
-            "create",
-            "configmap",
-            "probe",
-            "--from-literal=k=v1",
-        ],
-    );
+    lab.create_probe_configmap(&kubeconfig, "k=v1");
     assert_eq!(probe_value(&lab, &kubeconfig).as_deref(), Some("v1"));
 
     // A second up changes nothing.
@@ -378,7 +355,7 @@ fn the_external_topology_runs_the_real_control_plane_on_dedicated_etcd_hosts() {
 
     // An etcd host removed: each apiserver's unit names the members that stay and restarts
     // drained from haproxy; not one request through the VIP fails.
-    let client = ApiLoop::start(&lab.dir().join("pki"), CONFIGMAP);
+    let client = ApiLoop::start(&lab.dir().join("pki"), PROBE_CONFIGMAP);
     std::thread::sleep(Duration::from_secs(2));
     let started = Instant::now();
     let out = lab.kinit(&["-o", "json", "remove", "cp3", "--yes"]);
@@ -428,7 +405,7 @@ fn renewed_control_plane_certificates_and_kubeconfigs_roll_out_without_a_failed_
     // The apiserver's certificates and the controller-manager's and scheduler's kubeconfigs
     // renewed and rolled out: each unit restarts (the apiservers drained from haproxy first),
     // one host at a time; not one request through the VIP fails.
-    let client = ApiLoop::start(&lab.dir().join("pki"), CONFIGMAP);
+    let client = ApiLoop::start(&lab.dir().join("pki"), PROBE_CONFIGMAP);
     std::thread::sleep(Duration::from_secs(2));
     let started = Instant::now();
     let out = lab.kinit(&[

@@ -170,7 +170,7 @@ fn a_real_control_plane_serves_through_the_vip_fails_over_and_rolls_without_a_fa
 
     // A second up changes nothing (the apiserver holding 6443 is kinit's own: no preflight
     // override needed).
-    lab.assert_up_is_a_no_op();
+    lab.assert_up_is_a_no_op(&[]);
 
     // A rollout: a renewed apiserver certificate restarts the apiservers one host at a time,
     // each drained by haproxy first; not one request through the VIP fails.

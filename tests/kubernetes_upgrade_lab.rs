@@ -8,18 +8,16 @@
 //! ends however it ends.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
 mod hang_guard;
-use hang_guard::output_within;
 mod lab_support;
 use lab_support::*;
 
-const CONFIGMAP: &str = "/api/v1/namespaces/kinit-probe/configmaps/probe";
 const CONTROL_PLANE_PROGRAMS: [&str; 4] = [
     "kube-apiserver",
     "kube-controller-manager",
@@ -32,44 +30,6 @@ const CONTROL_PLANE_UNITS: [&str; 3] = [
     "kube-scheduler",
 ];
 const NODES: [&str; 3] = ["cp1", "cp2", "cp3"];
-
-/// Where .ci/run builds a release an upgrade starts from (`set` of hack/build-upstream.sh).
-fn built(set: &str, env: &str) -> PathBuf {
-    let dir = PathBuf::from(
-        std::env::var(env).unwrap_or_else(|_| format!("/var/cache/kinit-test/{set}")),
-    );
-    assert!(
-        dir.join("kube-apiserver").is_file(),
-        "no Kubernetes release in {}: run hack/build-upstream.sh {} --set {set}",
-        dir.display(),
-        dir.display()
-    );
-    dir
-}
-
-fn release_of(apiserver: &Path) -> String {
-    let out = output_within(Command::new(apiserver).arg("--version"), COMMAND_LIMIT);
-    let shown = String::from_utf8_lossy(&out.stdout).to_string();
-    shown
-        .trim()
-        .strip_prefix("Kubernetes ")
-        .unwrap_or_else(|| panic!("{}: {shown}", apiserver.display()))
-        .to_string()
-}
-
-/// Set cluster.yaml's kubernetesVersion.
-fn set_kubernetes_version(lab: &Lab, version: &str) {
-    let yaml = std::fs::read_to_string(&lab.config).unwrap();
-    assert!(yaml.contains("kubernetesVersion: "), "{yaml}");
-    let out: Vec<String> = yaml
-        .lines()
-        .map(|l| match l.split_once("kubernetesVersion: ") {
-            Some((indent, _)) => format!("{indent}kubernetesVersion: {version}"),
-            None => l.to_string(),
-        })
-        .collect();
-    std::fs::write(&lab.config, out.join("\n") + "\n").unwrap();
-}
 
 /// What `kinit status` says runs where: every apiserver's `/version` and every control-plane
 /// unit's release, as "cp1 kube-apiserver v1.37.2" (a restart still to come marked).
@@ -213,13 +173,8 @@ fn finish_under_load(
         assert_eq!(event["hosts"].as_array().unwrap().len(), n, "{all}");
     }
 
-    let client = ApiLoop::start_writing(&lab.dir().join("pki"), CONFIGMAP);
-    std::thread::sleep(Duration::from_secs(2));
-    let started = Instant::now();
-    let (code, _, all) = lab.up(&[]);
-    let took = started.elapsed();
-    std::thread::sleep(Duration::from_secs(2));
-    let seen = client.stop();
+    let ((code, _, all), took, seen) =
+        ApiLoop::around(&lab.dir().join("pki"), PROBE_CONFIGMAP, || lab.up(&[]));
     assert_eq!(code, 0, "the upgrade: {all}");
     assert!(all.contains(says), "the run says {says}: {all}");
     let events: Vec<Value> = all
@@ -310,23 +265,12 @@ fn patch_then_minor_upgrades_roll_the_control_plane_without_a_failed_request() {
     assert_eq!(releases(&report), everywhere(&first), "{report:#}");
 
     let kubeconfig = lab.admin_kubeconfig();
-    lab.kubectl_ok(&kubeconfig, &["create", "namespace", "kinit-probe"]);
-    lab.kubectl_ok(
-        &kubeconfig,
-        &[
-            "-n",
-            "kinit-probe",
-            "create",
-            "configmap",
-            "probe",
-            "--from-literal=n=start",
-        ],
-    );
+    lab.create_probe_configmap(&kubeconfig, "n=start");
 
     // The patch release, the first run killed once one apiserver runs it.
     use_bundle(&lab, older.to_str().unwrap());
     set_kubernetes_version(&lab, &old);
-    let client = ApiLoop::start_writing(&lab.dir().join("pki"), CONFIGMAP);
+    let client = ApiLoop::start_writing(&lab.dir().join("pki"), PROBE_CONFIGMAP);
     std::thread::sleep(Duration::from_secs(2));
     let (done, all) = up_killed_after_first(&lab, "kube-apiserver");
     let seen = client.stop();

@@ -139,6 +139,6 @@ fn the_control_plane_runs_as_static_pods_from_the_bundles_images() {
     );
 
     // A second run finds everything as it should be.
-    let all = lab.assert_up_is_a_no_op();
+    let (_, all) = lab.assert_up_is_a_no_op(&[]);
     assert!(all.contains("unchanged"), "CoreDNS applied again: {all}");
 }

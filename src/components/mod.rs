@@ -297,6 +297,10 @@ pub enum Healthy {
     /// Its apiserver answers `/readyz` (verified against the cluster CA), and every haproxy
     /// sends it requests again.
     ApiserverReady,
+    /// Its Node is Ready with a status the restarted kubelet posted (the API through the VIP);
+    /// a kubelet moving to another release has its node cordoned and drained first, and
+    /// uncordoned once back (`engine::rolling::node`).
+    NodeReady,
 }
 
 /// The host whose restart would disturb clients most, restarted after all others.

@@ -762,7 +762,12 @@ pub const TABLE: &[Component] = &[
         // Its pods' volumes and its own certificates (rotated client certificate, serving
         // certificate); its configuration file inside is a file row.
         runtime_state: &["/var/lib/kubelet"],
-        rolling: None,
+        // One node at a time: a kubelet moving to another release goes only once its node is
+        // drained, and the next only once it is Ready again.
+        rolling: Some(Rolling {
+            healthy: Healthy::NodeReady,
+            last: GoesLast::None,
+        }),
     },
     Component {
         id: ComponentId::KubeProxy,

@@ -174,8 +174,7 @@ mod tests {
         assert!(!verdict(&DrillKind::EtcdLeader, &s, &limits()).pass);
         let v = verdict(&DrillKind::Node("w1".into()), &s, &limits());
         assert!(
-            v.reasons[0].contains("never marked Node w1 NotReady")
-                && v.reasons[0].contains("50 s"),
+            v.reasons[0].contains("never marked Node w1 NotReady") && v.reasons[0].contains("50 s"),
             "{v:?}"
         );
         let mut s = seen();

@@ -23,6 +23,7 @@ use crate::planning::restart_order::{self, QuorumRefusal};
 
 pub mod apiserver;
 mod etcd_guard;
+mod node;
 
 /// One etcd request.
 const REQUEST: Duration = Duration::from_secs(2);
@@ -178,11 +179,23 @@ impl Engine {
                 .await;
             }
             let step = RestartStep::begin(self, phase, host, unit.name, kind);
+            let visit = if rolling.healthy == Healthy::NodeReady {
+                match self.node_leaves(phase, host).await {
+                    Ok(v) => Some(v),
+                    Err(e) => return step.end(self, Err(e), &order),
+                }
+            } else {
+                None
+            };
             let outcome = self.apply_held(phase, host, unit).await?;
             state.tally.add(&phase.name, host, &outcome);
-            let mut healthy = self
-                .serving_again(phase, host, rolling.healthy, opts, state)
-                .await;
+            let mut healthy = match &visit {
+                Some(v) => self.node_back(v).await,
+                None => {
+                    self.serving_again(phase, host, rolling.healthy, opts, state)
+                        .await
+                }
+            };
             if reads_this_member && let Ok(member) = &healthy {
                 let address = self
                     .inventory
@@ -267,6 +280,10 @@ impl Engine {
                 verify::vip(inv, &self.pool, &targets, LOAD_BALANCER_BACK, &self.cancel).await
             }
             Healthy::ApiserverReady => self.apiserver_back(host, address).await,
+            Healthy::NodeReady => {
+                self.node_back(&node::NodeVisit::look(&self.inventory, host))
+                    .await
+            }
             Healthy::PhaseWaits => self
                 .wait_for(phase, &[host.to_string()], opts, state)
                 .await
@@ -519,7 +536,11 @@ mod tests {
             RollingPhase::of(&phase("etcd-static-pod")),
             RollingPhase::StaticPods(c) if c.id == ComponentId::EtcdStaticPod
         ));
-        for other in ["time-sync", "certificates", "node", "etcd-snapshots", "pki"] {
+        assert!(matches!(
+            RollingPhase::of(&phase("node")),
+            RollingPhase::Units
+        ));
+        for other in ["time-sync", "certificates", "etcd-snapshots", "pki"] {
             assert!(
                 matches!(RollingPhase::of(&phase(other)), RollingPhase::No),
                 "{other}"

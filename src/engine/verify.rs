@@ -30,7 +30,7 @@ pub enum WaitError {
 
 /// Poll `probe` until it returns Ok or `timeout` passes; the error is the last one seen.
 /// `cancel` stops it at once, during an attempt or between two.
-async fn until<F, Fut>(
+pub(crate) async fn until<F, Fut>(
     timeout: Duration,
     cancel: &CancellationToken,
     mut probe: F,

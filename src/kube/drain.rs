@@ -105,6 +105,36 @@ pub enum Cordon<'a> {
     Off,
 }
 
+/// Change the Node `object` as `cordon` asks; false when nothing changes. A Node cordoned
+/// already stays as it is (an operator's cordon never becomes kinit's).
+fn cordoned(object: &mut Value, cordon: Cordon<'_>) -> bool {
+    let was = object["spec"]["unschedulable"].as_bool().unwrap_or(false);
+    let marked = object["metadata"]["annotations"]
+        .get(CORDONED_BY_KINIT)
+        .is_some();
+    match cordon {
+        Cordon::On(_) if was => false,
+        Cordon::On(reason) => {
+            object["spec"]["unschedulable"] = json!(true);
+            if let Some(reason) = reason {
+                if !object["metadata"]["annotations"].is_object() {
+                    object["metadata"]["annotations"] = json!({});
+                }
+                object["metadata"]["annotations"][CORDONED_BY_KINIT] = json!(reason);
+            }
+            true
+        }
+        Cordon::Off if !was && !marked => false,
+        Cordon::Off => {
+            object["spec"]["unschedulable"] = json!(false);
+            if let Some(a) = object["metadata"]["annotations"].as_object_mut() {
+                a.remove(CORDONED_BY_KINIT);
+            }
+            true
+        }
+    }
+}
+
 /// Cordon or uncordon `node` (`kubectl cordon` / `uncordon`); a Node that is not there is fine.
 pub async fn set_unschedulable(
     client: &ApiClient,
@@ -128,33 +158,8 @@ pub async fn set_unschedulable(
         url: format!("{}{path}", client.server()),
         message: e.to_string(),
     })?;
-    let unschedulable = matches!(cordon, Cordon::On(_));
-    let marked = object["metadata"]["annotations"]
-        .get(CORDONED_BY_KINIT)
-        .is_some();
-    let mark = match cordon {
-        Cordon::On(reason) => reason,
-        Cordon::Off => None,
-    };
-    if object["spec"]["unschedulable"].as_bool().unwrap_or(false) == unschedulable
-        && (marked == mark.is_some() || (unschedulable && mark.is_none()))
-    {
+    if !cordoned(&mut object, cordon) {
         return Ok(());
-    }
-    object["spec"]["unschedulable"] = json!(unschedulable);
-    match mark {
-        Some(reason) => {
-            if !object["metadata"]["annotations"].is_object() {
-                object["metadata"]["annotations"] = json!({});
-            }
-            object["metadata"]["annotations"][CORDONED_BY_KINIT] = json!(reason);
-        }
-        None if !unschedulable => {
-            if let Some(a) = object["metadata"]["annotations"].as_object_mut() {
-                a.remove(CORDONED_BY_KINIT);
-            }
-        }
-        None => {}
     }
     let body = serde_json::to_vec(&object).expect("serializable");
     let (status, answer) = client.send("PUT", &path, Some(&body), timeout).await?;
@@ -273,5 +278,34 @@ mod tests {
         // An evicted pod counts as gone only once its object is (a Failed pod whose kubelet
         // has not finalized it yet is still listed).
         assert_eq!(all_pods(&list).len(), 5);
+    }
+
+    #[test]
+    fn kinits_cordon_is_marked_and_lifted_and_an_operators_cordon_is_left_alone() {
+        let mut node = json!({"metadata": {"name": "w1"}, "spec": {}});
+        assert!(cordoned(
+            &mut node,
+            Cordon::On(Some("kubelet v1.36.3 -> v1.37.2"))
+        ));
+        assert_eq!(node["spec"]["unschedulable"], true);
+        assert_eq!(
+            node["metadata"]["annotations"][CORDONED_BY_KINIT],
+            "kubelet v1.36.3 -> v1.37.2"
+        );
+        // Cordoned already (a run interrupted here): nothing to do, the mark stays.
+        assert!(!cordoned(&mut node, Cordon::On(None)));
+        assert!(!cordoned(&mut node, Cordon::On(Some("again"))));
+        assert!(cordoned(&mut node, Cordon::Off));
+        assert_eq!(node["spec"]["unschedulable"], false);
+        assert!(
+            node["metadata"]["annotations"]
+                .get(CORDONED_BY_KINIT)
+                .is_none()
+        );
+        assert!(!cordoned(&mut node, Cordon::Off));
+        // An operator's cordon never becomes kinit's.
+        let mut theirs = json!({"metadata": {"name": "w2"}, "spec": {"unschedulable": true}});
+        assert!(!cordoned(&mut theirs, Cordon::On(Some("kubelet upgrade"))));
+        assert!(theirs["metadata"].get("annotations").is_none());
     }
 }

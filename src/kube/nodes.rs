@@ -40,7 +40,11 @@ pub async fn list(
 }
 
 /// One Node, by name.
-pub async fn get(client: &ApiClient, name: &str, timeout: Duration) -> Result<NodeState, KubeApiError> {
+pub async fn get(
+    client: &ApiClient,
+    name: &str,
+    timeout: Duration,
+) -> Result<NodeState, KubeApiError> {
     let node = client
         .get_json(&format!("/api/v1/nodes/{name}"), timeout)
         .await?;

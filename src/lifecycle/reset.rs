@@ -178,7 +178,9 @@ pub(crate) async fn drain_nodes(
             crate::kube::drain::Leaving::ForGood,
             NODE_REQUEST,
             DRAIN_DEADLINE,
-        ).await {
+        )
+        .await
+        {
             Ok(d) => n.drained = Some(d),
             Err(e) => n.note = Some(format!("not drained: {e}")),
         }

@@ -103,6 +103,44 @@ impl ApiLoop {
         self.stop.store(true, Ordering::Relaxed);
         self.thread.join().unwrap()
     }
+
+    /// Run `change` while a writing client ([`ApiLoop::start_writing`]) runs, from 2 s before
+    /// it to 2 s after: what `change` returned, how long it took, what the client saw.
+    pub fn around<T>(
+        pki_dir: &std::path::Path,
+        configmap: &str,
+        change: impl FnOnce() -> T,
+    ) -> (T, Duration, ApiLoopReport) {
+        let client = Self::start_writing(pki_dir, configmap);
+        std::thread::sleep(Duration::from_secs(2));
+        let started = Instant::now();
+        let out = change();
+        let took = started.elapsed();
+        std::thread::sleep(Duration::from_secs(2));
+        (out, took, client.stop())
+    }
+}
+
+/// The ConfigMap the API clients of lab scenarios read (and write).
+pub const PROBE_CONFIGMAP: &str = "/api/v1/namespaces/kinit-probe/configmaps/probe";
+
+impl super::Lab {
+    /// Create [`PROBE_CONFIGMAP`] (and its namespace) holding `literal` (`key=value`).
+    pub fn create_probe_configmap(&self, kubeconfig: &std::path::Path, literal: &str) {
+        self.kubectl_ok(kubeconfig, &["create", "namespace", "kinit-probe"]);
+        let literal = format!("--from-literal={literal}");
+        self.kubectl_ok(
+            kubeconfig,
+            &[
+                "-n",
+                "kinit-probe",
+                "create",
+                "configmap",
+                "probe",
+                &literal,
+            ],
+        );
+    }
 }
 
 /// A ConfigMap at `path` (`/api/v1/namespaces/NS/configmaps/NAME`) whose `data.n` is `n`.

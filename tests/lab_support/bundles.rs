@@ -1,14 +1,16 @@
 //! Bundles a lab scenario switches between: a copy of the lab's own bundle with some programs
-//! from elsewhere (another etcd release), and cluster.yaml pointed at one of them.
+//! from elsewhere (another etcd or Kubernetes release), and cluster.yaml pointed at one of them
+//! with the `kubernetesVersion` it holds.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::{Lab, text};
+use super::{COMMAND_LIMIT, Lab, text};
+use crate::hang_guard::output_within;
 
 /// `<lab>/<name>`: the lab's bundle with each of `programs` taken from `from`, SHA256SUMS made
-/// again. The other files are hard links (a Kubernetes bundle is 700 MiB; the lab dir is one
-/// filesystem).
+/// again (files in subdirectories, `cni/bridge`, too). The other files are hard links (a
+/// Kubernetes bundle is 700 MiB; the lab dir is one filesystem).
 pub fn bundle_with(lab: &Lab, from: &Path, programs: &[&str], name: &str) -> PathBuf {
     let dir = lab.dir().join(name);
     let _ = std::fs::remove_dir_all(&dir);
@@ -31,7 +33,7 @@ pub fn bundle_with(lab: &Lab, from: &Path, programs: &[&str], name: &str) -> Pat
         .current_dir(&dir)
         .args([
             "-c",
-            "find . -maxdepth 1 -type f ! -name SHA256SUMS -printf '%P\\n' | sort \
+            "find . -type f ! -name SHA256SUMS -printf '%P\\n' | sort \
              | xargs sha256sum > SHA256SUMS",
         ])
         .output()
@@ -51,6 +53,44 @@ pub fn use_bundle(lab: &Lab, dir: &str) {
         .lines()
         .map(|l| match l.trim_start().strip_prefix("bundle: ") {
             Some(_) => format!("    bundle: {dir}"),
+            None => l.to_string(),
+        })
+        .collect();
+    std::fs::write(&lab.config, out.join("\n") + "\n").unwrap();
+}
+
+/// Where .ci/run builds a release an upgrade starts from (`set` of hack/build-upstream.sh).
+pub fn built(set: &str, env: &str) -> PathBuf {
+    let dir = PathBuf::from(
+        std::env::var(env).unwrap_or_else(|_| format!("/var/cache/kinit-test/{set}")),
+    );
+    assert!(
+        dir.join("kube-apiserver").is_file(),
+        "no Kubernetes release in {}: run hack/build-upstream.sh {} --set {set}",
+        dir.display(),
+        dir.display()
+    );
+    dir
+}
+
+pub fn release_of(apiserver: &Path) -> String {
+    let out = output_within(Command::new(apiserver).arg("--version"), COMMAND_LIMIT);
+    let shown = String::from_utf8_lossy(&out.stdout).to_string();
+    shown
+        .trim()
+        .strip_prefix("Kubernetes ")
+        .unwrap_or_else(|| panic!("{}: {shown}", apiserver.display()))
+        .to_string()
+}
+
+/// Set cluster.yaml's kubernetesVersion.
+pub fn set_kubernetes_version(lab: &Lab, version: &str) {
+    let yaml = std::fs::read_to_string(&lab.config).unwrap();
+    assert!(yaml.contains("kubernetesVersion: "), "{yaml}");
+    let out: Vec<String> = yaml
+        .lines()
+        .map(|l| match l.split_once("kubernetesVersion: ") {
+            Some((indent, _)) => format!("{indent}kubernetesVersion: {version}"),
             None => l.to_string(),
         })
         .collect();

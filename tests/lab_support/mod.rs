@@ -15,9 +15,9 @@ mod bundles;
 mod connect_loop;
 mod writer;
 #[allow(unused_imports)] // only the control-plane scenarios talk to the real API
-pub use api_loop::{ApiLoop, ApiLoopReport};
+pub use api_loop::{ApiLoop, ApiLoopReport, PROBE_CONFIGMAP};
 #[allow(unused_imports)] // only the upgrade scenarios switch bundles
-pub use bundles::{bundle_with, use_bundle};
+pub use bundles::{built, bundle_with, release_of, set_kubernetes_version, use_bundle};
 #[allow(unused_imports)] // not every lab scenario goes through the VIP
 pub use connect_loop::ConnectLoop;
 #[allow(unused_imports)] // not every lab scenario writes while it changes the cluster
@@ -130,10 +130,11 @@ impl Lab {
         (out.status.code().unwrap_or(-1), last, text(&out))
     }
 
-    /// A second `up` finds everything as it should be: it succeeds, writes no file, and starts
-    /// and restarts no service. Its output, for what else a test reads in it.
-    pub fn assert_up_is_a_no_op(&self) -> String {
-        let (code, summary, all) = self.up(&[]);
+    /// A second `up` (with `extra` arguments) finds everything as it should be: it succeeds,
+    /// writes no file, and starts and restarts no service. Its summary and output, for what else
+    /// a test reads in them.
+    pub fn assert_up_is_a_no_op(&self, extra: &[&str]) -> (Value, String) {
+        let (code, summary, all) = self.up(extra);
         assert_eq!(code, 0, "second up: {all}");
         assert_eq!(
             (
@@ -144,7 +145,7 @@ impl Lab {
             (Some(0), Some(0), Some(0)),
             "second up changed something: {all}"
         );
-        all
+        (summary, all)
     }
 
     /// `kinit -c CONFIG ARGS` on a pseudo-terminal of 120x40 (util-linux `script`), as an

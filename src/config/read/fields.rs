@@ -40,6 +40,17 @@ struct UnknownKey {
     asked: Vec<&'static str>,
 }
 
+/// A list field's rules: what it holds, and whether it may be absent or empty.
+pub(super) struct ListField<'a> {
+    pub key: &'static str,
+    /// What a value of another type should have been.
+    pub expect: &'a str,
+    /// Absent from a section that is there: `config::missing-field`, with what to add.
+    pub required: Option<&'a str>,
+    /// An empty list: this error (code, message, help).
+    pub empty: Option<(&'static str, &'a str, &'a str)>,
+}
+
 #[derive(Default)]
 pub(super) struct FieldReader {
     pub problems: Vec<ConfigProblem>,
@@ -225,6 +236,33 @@ impl FieldReader {
                 )
                 .help(format!("write `{key}: {expected}`")),
             );
+        }
+    }
+
+    /// The items of list field `f` of `s`, and the field's path; `None` when it is absent,
+    /// empty or not a list (any problem that is, recorded as `f` says).
+    pub fn list<'v>(&mut self, s: &mut Section<'v>, f: ListField) -> Option<(String, &'v [Value])> {
+        let path = s.field(f.key);
+        match s.take(f.key) {
+            None => {
+                if let Some(expect) = f.required
+                    && s.map.is_some()
+                {
+                    self.missing(s, f.key, expect);
+                }
+                None
+            }
+            Some(Value::Sequence(items)) if items.is_empty() && f.empty.is_some() => {
+                let (code, message, help) = f.empty.expect("checked");
+                self.problems
+                    .push(ConfigProblem::error(code, path, message).help(help));
+                None
+            }
+            Some(Value::Sequence(items)) => Some((path, items.as_slice())),
+            Some(other) => {
+                self.wrong_type(&path, other, f.expect);
+                None
+            }
         }
     }
 

@@ -14,7 +14,7 @@ use super::problem::ConfigProblem;
 
 mod fields;
 
-use fields::{FieldReader, Section};
+use fields::{FieldReader, ListField, Section};
 
 /// The document as a [`Config`], with every problem found on the way.
 pub(crate) fn read(doc: &Value) -> (Config, Vec<ConfigProblem>) {
@@ -218,14 +218,14 @@ fn cluster_spec(r: &mut FieldReader, spec: &mut Section) -> ClusterSpec {
 }
 
 fn registries(r: &mut FieldReader, spec: &mut Section) -> Vec<RegistrySpec> {
-    let path = spec.field("registries");
-    let items = match spec.take("registries") {
-        None => return Vec::new(),
-        Some(Value::Sequence(items)) => items,
-        Some(other) => {
-            r.wrong_type(&path, other, "a list of registries, each with a name");
-            return Vec::new();
-        }
+    let field = ListField {
+        key: "registries",
+        expect: "a list of registries, each with a name",
+        required: None,
+        empty: None,
+    };
+    let Some((path, items)) = r.list(spec, field) else {
+        return Vec::new();
     };
     let mut registries = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
@@ -255,30 +255,18 @@ fn registries(r: &mut FieldReader, spec: &mut Section) -> Vec<RegistrySpec> {
 }
 
 fn hosts(r: &mut FieldReader, spec: &mut Section) -> Vec<HostSpec> {
-    let path = spec.field("hosts");
-    let items = match spec.take("hosts") {
-        None => {
-            if spec.map.is_some() {
-                r.missing(
-                    spec,
-                    "hosts",
-                    "a list of hosts, each with name, address and roles",
-                );
-            }
-            return Vec::new();
-        }
-        Some(Value::Sequence(items)) if items.is_empty() => {
-            r.problems.push(
-                ConfigProblem::error("config::no-hosts", path, "the cluster has no hosts")
-                    .help("list the machines under spec.hosts, each with name, address and roles"),
-            );
-            return Vec::new();
-        }
-        Some(Value::Sequence(items)) => items,
-        Some(other) => {
-            r.wrong_type(&path, other, "a list of hosts");
-            return Vec::new();
-        }
+    let field = ListField {
+        key: "hosts",
+        expect: "a list of hosts",
+        required: Some("a list of hosts, each with name, address and roles"),
+        empty: Some((
+            "config::no-hosts",
+            "the cluster has no hosts",
+            "list the machines under spec.hosts, each with name, address and roles",
+        )),
+    };
+    let Some((path, items)) = r.list(spec, field) else {
+        return Vec::new();
     };
     let mut hosts = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
@@ -305,30 +293,20 @@ fn hosts(r: &mut FieldReader, spec: &mut Section) -> Vec<HostSpec> {
 }
 
 fn roles(r: &mut FieldReader, h: &mut Section) -> Vec<Role> {
-    let path = h.field("roles");
     let expect = format!("a list of roles, {}", Role::listing());
-    match h.take("roles") {
-        None => {
-            if h.map.is_some() {
-                r.missing(h, "roles", &expect);
-            }
-            Vec::new()
-        }
-        Some(Value::Sequence(items)) if items.is_empty() => {
-            r.problems.push(
-                ConfigProblem::error("config::no-roles", path, "a host needs at least one role")
-                    .help(format!("give it roles, {}", Role::listing())),
-            );
-            Vec::new()
-        }
-        Some(Value::Sequence(items)) => items
-            .iter()
-            .enumerate()
-            .filter_map(|(i, v)| r.choice_value::<Role>(&format!("{path}[{i}]"), v))
-            .collect(),
-        Some(other) => {
-            r.wrong_type(&path, other, &expect);
-            Vec::new()
-        }
-    }
+    let help = format!("give it roles, {}", Role::listing());
+    let field = ListField {
+        key: "roles",
+        expect: &expect,
+        required: Some(&expect),
+        empty: Some(("config::no-roles", "a host needs at least one role", &help)),
+    };
+    let Some((path, items)) = r.list(h, field) else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, v)| r.choice_value::<Role>(&format!("{path}[{i}]"), v))
+        .collect()
 }

@@ -211,7 +211,10 @@ fn a_node_drill_stops_the_kubelet_of_any_node_and_needs_another_node() {
     let inv = inventory_with(3, "systemd", &[("w1", "worker")]);
     let s = status(3, "cp2", &[]);
     let t = choose(&inv, &DrillKind::Node("w1".into()), &s).unwrap();
-    assert_eq!((t.host.as_str(), t.component, t.unit), ("w1", "kubelet", "kubelet"));
+    assert_eq!(
+        (t.host.as_str(), t.component, t.unit),
+        ("w1", "kubelet", "kubelet")
+    );
     // A control plane is a node too; stopping its kubelet leaves etcd alone, so even a
     // leader of two passes the quorum guard.
     let t = choose(&inv, &DrillKind::Node("cp2".into()), &s).unwrap();
