@@ -340,6 +340,14 @@ fn upgrade_nodes_under_load(lab: &Lab, kubeconfig: &std::path::Path, old: &str, 
 
     use_bundle(lab, lab.dir().join("bundle").to_str().unwrap());
     set_kubernetes_version(lab, new);
+    // The plan says which nodes will be drained, in their order.
+    let (code, _, plan) = lab.up(&["--dry-run"]);
+    assert_eq!(code, 0, "dry run: {plan}");
+    let expected: Vec<String> = NODES.iter().map(|n| format!("{n} ({old})")).collect();
+    assert!(
+        plan.contains(&format!("uncordoned once Ready: {}", expected.join(", "))),
+        "no drain plan naming {expected:?}: {plan}"
+    );
     let ((code, _, all), took, seen) =
         ApiLoop::around(&lab.dir().join("pki"), PROBE_CONFIGMAP, || lab.up(&[]));
     let events: Vec<Value> = all

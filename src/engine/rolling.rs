@@ -135,6 +135,9 @@ impl Engine {
             hosts: order.clone(),
             last: restart_order::why_last(rolling.last, special.as_deref(), &order),
         });
+        if rolling.healthy == Healthy::NodeReady {
+            self.announce_drains(phase, &order).await;
+        }
         if opts.dry_run {
             return Ok(());
         }

@@ -63,6 +63,38 @@ impl NodeVisit {
 }
 
 impl Engine {
+    /// Say, before the kubelets roll (in a dry run too), which nodes will be drained: those
+    /// whose kubelet runs another release than `kubernetesVersion`, in `order`. Nothing when
+    /// none does or the API does not answer (each restart says so again then).
+    pub(super) async fn announce_drains(&self, phase: &Phase, order: &[String]) {
+        let target = &self.inventory.kubernetes_version;
+        let Ok(client) = ApiClient::from_pki_kubeconfig(&self.inventory.pki_dir, "admin.conf")
+        else {
+            return;
+        };
+        let Ok(nodes) = nodes::list(&client, REQUEST).await else {
+            return;
+        };
+        let moving: Vec<String> = order
+            .iter()
+            .filter_map(|h| {
+                let n = nodes.get(h)?;
+                moves_release(&n.kubelet_version, target)
+                    .then(|| format!("{h} ({})", n.kubelet_version))
+            })
+            .collect();
+        if !moving.is_empty() {
+            self.note(
+                phase,
+                format!(
+                    "kubelets moving to {target}, one node at a time, each cordoned and drained \
+                     first (PodDisruptionBudgets honoured) and uncordoned once Ready: {}",
+                    moving.join(", ")
+                ),
+            );
+        }
+    }
+
     /// Before `host`'s kubelet restarts: its heartbeat noted, and when its kubelet moves to
     /// another release, the node cordoned and drained. Err: a budget kept pods there (the node
     /// is uncordoned again).
