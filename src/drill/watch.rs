@@ -28,10 +28,26 @@ pub struct Moved {
     pub at: Duration,
 }
 
-async fn pause(stop: &CancellationToken) -> bool {
-    tokio::select! {
-        _ = stop.cancelled() => false,
-        _ = tokio::time::sleep(EVERY) => true,
+/// Look every [`EVERY`] until `look` names where the piece went; `None` when told to stop first.
+async fn first<F, Fut>(clock: Instant, stop: &CancellationToken, look: F) -> Option<Moved>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Option<String>>,
+{
+    loop {
+        if stop.is_cancelled() {
+            return None;
+        }
+        if let Some(to) = look().await {
+            return Some(Moved {
+                to,
+                at: clock.elapsed(),
+            });
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return None,
+            _ = tokio::time::sleep(EVERY) => {}
+        }
     }
 }
 
@@ -43,22 +59,12 @@ pub async fn vip_moved(
     clock: Instant,
     stop: CancellationToken,
 ) -> Option<Moved> {
-    loop {
-        if stop.is_cancelled() {
-            return None;
-        }
-        if let Ok(holders) = verify::vip_holders(&pool, &others, vip).await
-            && let Some(to) = holders.into_iter().next()
-        {
-            return Some(Moved {
-                to,
-                at: clock.elapsed(),
-            });
-        }
-        if !pause(&stop).await {
-            return None;
-        }
-    }
+    let (pool, others) = (&pool, &others);
+    first(clock, &stop, move || async move {
+        let holders = verify::vip_holders(pool, others, vip).await.ok()?;
+        holders.into_iter().next()
+    })
+    .await
 }
 
 /// The first leader other than `old` that a member of `members` (name -> client URL) follows.
@@ -70,28 +76,20 @@ pub async fn leader_moved(
     clock: Instant,
     stop: CancellationToken,
 ) -> Option<Moved> {
-    loop {
-        if stop.is_cancelled() {
-            return None;
-        }
+    let (tls, members, ids) = (&tls, &members, &ids);
+    first(clock, &stop, move || async move {
         for endpoint in members.values() {
-            if let Ok(s) = etcd::status(&tls, endpoint, ASK_TIMEOUT).await
+            if let Ok(s) = etcd::status(tls, endpoint, ASK_TIMEOUT).await
                 && s.leader != 0
                 && s.leader != old
             {
-                return Some(Moved {
-                    to: ids
-                        .get(&s.leader)
-                        .cloned()
-                        .unwrap_or_else(|| format!("{:x}", s.leader)),
-                    at: clock.elapsed(),
-                });
+                let name = ids.get(&s.leader).cloned();
+                return Some(name.unwrap_or_else(|| format!("{:x}", s.leader)));
             }
         }
-        if !pause(&stop).await {
-            return None;
-        }
-    }
+        None
+    })
+    .await
 }
 
 /// The first time the API shows Node `name` with its `Ready` condition `ready`; `to` is the
@@ -103,20 +101,10 @@ pub async fn node_ready_is(
     clock: Instant,
     stop: CancellationToken,
 ) -> Option<Moved> {
-    loop {
-        if stop.is_cancelled() {
-            return None;
-        }
-        if let Ok(node) = nodes::get(&api, &name, ASK_TIMEOUT * 2).await
-            && node.ready == ready
-        {
-            return Some(Moved {
-                to: if ready { "Ready".to_string() } else { node.why },
-                at: clock.elapsed(),
-            });
-        }
-        if !pause(&stop).await {
-            return None;
-        }
-    }
+    let (api, name) = (&api, &name);
+    first(clock, &stop, move || async move {
+        let node = nodes::get(api, name, ASK_TIMEOUT * 2).await.ok()?;
+        (node.ready == ready).then(|| if ready { "Ready".to_string() } else { node.why })
+    })
+    .await
 }

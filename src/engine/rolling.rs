@@ -135,8 +135,10 @@ impl Engine {
             hosts: order.clone(),
             last: restart_order::why_last(rolling.last, special.as_deref(), &order),
         });
-        if rolling.healthy == Healthy::NodeReady {
-            self.announce_drains(phase, &order).await;
+        let node_roll =
+            (rolling.healthy == Healthy::NodeReady).then(|| node::NodeRoll::new(&self.inventory));
+        if let Some(roll) = &node_roll {
+            self.announce_drains(roll, phase, &order).await;
         }
         if opts.dry_run {
             return Ok(());
@@ -182,13 +184,12 @@ impl Engine {
                 .await;
             }
             let step = RestartStep::begin(self, phase, host, unit.name, kind);
-            let visit = if rolling.healthy == Healthy::NodeReady {
-                match self.node_leaves(phase, host).await {
+            let visit = match &node_roll {
+                Some(roll) => match self.node_leaves(roll, phase, host).await {
                     Ok(v) => Some(v),
                     Err(e) => return step.end(self, Err(e), &order),
-                }
-            } else {
-                None
+                },
+                None => None,
             };
             let outcome = self.apply_held(phase, host, unit).await?;
             state.tally.add(&phase.name, host, &outcome);

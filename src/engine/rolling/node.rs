@@ -51,6 +51,21 @@ fn moves_release(kubelet_version: &str, target: &KubernetesVersion) -> bool {
     })
 }
 
+/// The API client one roll of the kubelets uses for every node (admin.conf, through the VIP);
+/// why there is none when it could not be built.
+pub(super) struct NodeRoll {
+    client: Result<ApiClient, String>,
+}
+
+impl NodeRoll {
+    pub(super) fn new(inv: &crate::inventory::Inventory) -> NodeRoll {
+        NodeRoll {
+            client: ApiClient::from_pki_kubeconfig(&inv.pki_dir, "admin.conf")
+                .map_err(|e| e.to_string()),
+        }
+    }
+}
+
 impl NodeVisit {
     /// No visit: only whether the Node is Ready.
     pub(super) fn look(inv: &crate::inventory::Inventory, host: &str) -> NodeVisit {
@@ -66,13 +81,12 @@ impl Engine {
     /// Say, before the kubelets roll (in a dry run too), which nodes will be drained: those
     /// whose kubelet runs another release than `kubernetesVersion`, in `order`. Nothing when
     /// none does or the API does not answer (each restart says so again then).
-    pub(super) async fn announce_drains(&self, phase: &Phase, order: &[String]) {
+    pub(super) async fn announce_drains(&self, roll: &NodeRoll, phase: &Phase, order: &[String]) {
         let target = &self.inventory.kubernetes_version;
-        let Ok(client) = ApiClient::from_pki_kubeconfig(&self.inventory.pki_dir, "admin.conf")
-        else {
+        let Ok(client) = &roll.client else {
             return;
         };
-        let Ok(nodes) = nodes::list(&client, REQUEST).await else {
+        let Ok(nodes) = nodes::list(client, REQUEST).await else {
             return;
         };
         let moving: Vec<String> = order
@@ -100,6 +114,7 @@ impl Engine {
     /// is uncordoned again).
     pub(super) async fn node_leaves(
         &self,
+        roll: &NodeRoll,
         phase: &Phase,
         host: &str,
     ) -> Result<NodeVisit, WaitError> {
@@ -107,8 +122,8 @@ impl Engine {
             host: host.to_string(),
             ..NodeVisit::default()
         };
-        let client = match ApiClient::from_pki_kubeconfig(&self.inventory.pki_dir, "admin.conf") {
-            Ok(c) => c,
+        let client = match &roll.client {
+            Ok(c) => c.clone(),
             Err(e) => {
                 self.note(
                     phase,

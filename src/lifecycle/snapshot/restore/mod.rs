@@ -1,0 +1,249 @@
+//! `kinit etcd snapshot restore FILE`: the disaster path, which must work when the cluster is
+//! already dead (members down, data wiped, no quorum). Once every etcd and control-plane host
+//! answered, the cluster lock `kinit up` takes is taken on all of them (another operator's run
+//! is refused by name before anything changes) and held to the end. On every host at once, step
+//! by step:
+//! 0. check, before anything changes: the restore tool is on every etcd host, each data dir
+//!    holds nothing but etcd's `member` (or is empty or absent), and whether it is a mount
+//!    point; then the new cluster token is kept in the PKI dir;
+//! 1. stop: what the component table marks `stopped_for_restore` (the control plane: its
+//!    systemd units stopped, or its static pod manifests moved aside), so no apiserver writes to
+//!    a half-restored etcd and no controller acts on it; then etcd stopped (its unit, or its
+//!    manifest moved aside too);
+//! 2. restore: the snapshot uploaded into the 0700 scratch dir (checksum-verified), the data dir
+//!    moved aside (kept; of a mount point, its `member` only),
+//!    `etcdutl`/`etcdctl snapshot restore` with the member's own name and peer URL, the full
+//!    member list and a NEW cluster token, so no restored member can rejoin the old cluster;
+//! 3. start: etcd's config rendered with the new token, all members started together;
+//! 4. wait until every member is healthy in one new cluster under one leader;
+//! 5. the control plane back: the manifests put back (those kinit moved: nothing else in the
+//!    dir), the units started (each waits for its program to say it serves).
+//!
+//! A restore that fails after data dirs were moved says where each host's old data went.
+
+mod members;
+mod old_data;
+mod scripts;
+mod steps;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use super::{SnapshotError, stderr_tail};
+use crate::components;
+use crate::config::{EtcdMode, Role};
+use crate::engine::cluster_lock::LockRequest;
+use crate::engine::event::Observer;
+use crate::engine::host_ops::run_script;
+use crate::etcd::ClientTls;
+use crate::etcd::snapshot_file::SnapshotStatus;
+use crate::fanout::{self, FanoutError};
+use crate::host_paths;
+use crate::inventory::{Host, Inventory};
+use crate::render::Templates;
+use crate::ssh::{HostTarget, Pool, Session};
+use steps::Restoring;
+
+#[derive(Debug, Clone)]
+pub struct RestoreSettings {
+    /// UTC `YYYYMMDDTHHMMSSZ`: names what is moved aside.
+    pub stamp: String,
+    /// How long the restored cluster may take to become healthy.
+    pub wait: Duration,
+    pub etcd_timeout: Duration,
+    pub concurrency: usize,
+    /// Who takes the cluster lock.
+    pub lock: LockRequest,
+}
+
+/// One restored member.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoredMember {
+    pub host: String,
+    /// Where the data dir that was there went (None: there was none).
+    pub old_data_dir: Option<String>,
+    pub revision: i64,
+    pub leader: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreReport {
+    pub snapshot: PathBuf,
+    /// Hex, as etcdctl prints it.
+    pub cluster_id: String,
+    pub members: Vec<RestoredMember>,
+    /// Where the control-plane manifests waited, per host (they are back now).
+    pub manifests_moved: Vec<String>,
+    /// The control-plane units stopped during the restore and started again, per host
+    /// (`cp1: kube-apiserver, kube-controller-manager, kube-scheduler`).
+    pub units_restarted: Vec<String>,
+    /// Hosts where the manifests' waiting dir held something kinit did not put there: left in
+    /// place.
+    pub kept_aside: Vec<String>,
+    pub seconds: f64,
+}
+
+/// Every manifest a restore may hold aside (a subset per host, see [`manifests_to_move`]): the
+/// static pod files of the components the table stops for a restore, and etcd's.
+pub fn aside_manifests() -> Vec<&'static str> {
+    components::TABLE
+        .iter()
+        .filter(|c| c.stopped_for_restore && c.static_pod)
+        .flat_map(|c| c.files.iter().map(|f| f.path))
+        .chain([host_paths::ETCD_MANIFEST])
+        .collect()
+}
+
+/// The file names of [`aside_manifests`].
+fn aside_names() -> Vec<&'static str> {
+    aside_manifests()
+        .into_iter()
+        .filter_map(|m| m.rsplit_once('/').map(|(_, n)| n))
+        .collect()
+}
+
+/// The control-plane manifests (and etcd's, as a static pod) that must not run meanwhile.
+fn manifests_to_move(inv: &Inventory, host: &Host) -> Vec<&'static str> {
+    let (_, mut out) = components::stopped_for_restore(inv, host);
+    if host.has(Role::Etcd) && inv.etcd.mode == EtcdMode::StaticPod {
+        out.push(host_paths::ETCD_MANIFEST);
+    }
+    out
+}
+
+fn mode_word(inv: &Inventory) -> &'static str {
+    match inv.etcd.mode {
+        EtcdMode::Systemd => "systemd",
+        EtcdMode::StaticPod => "static-pod",
+    }
+}
+
+async fn script(
+    session: &Session,
+    host: &str,
+    step: &str,
+    text: &str,
+    args: &[&str],
+) -> Result<String, SnapshotError> {
+    let out = run_script(session, text, args, Duration::from_secs(1800))
+        .await
+        .map_err(|e| SnapshotError::host(host, step, e.to_string()))?;
+    if !out.success() {
+        return Err(SnapshotError::host(
+            host,
+            step,
+            format!("{}: {}", out.status, stderr_tail(&out.stderr_text())),
+        ));
+    }
+    Ok(out.stdout_text())
+}
+
+/// Collect a step's per-host results; the first failure (in host order) is the error.
+fn all_ok<R>(
+    results: Vec<(String, Result<R, FanoutError<SnapshotError>>)>,
+) -> Result<Vec<(String, R)>, SnapshotError> {
+    let mut out = Vec::new();
+    for (host, r) in results {
+        match r {
+            Ok(v) => out.push((host, v)),
+            Err(FanoutError::Failed(e)) => return Err(e),
+            Err(FanoutError::Cancelled) => return Err(SnapshotError::Interrupted),
+            Err(e) => return Err(SnapshotError::host(&host, "restore", e.to_string())),
+        }
+    }
+    Ok(out)
+}
+
+/// Restore every etcd member of `inv` from `file` (already inspected: `status`). `inv` carries
+/// the new cluster token (`pki::cluster_token::new_token`), which is kept in the PKI dir once
+/// every host answered and passed the checks, just before the first change.
+#[allow(clippy::too_many_arguments)]
+pub async fn restore(
+    inv: &Inventory,
+    tls: &ClientTls,
+    pool: Arc<Pool>,
+    targets: &BTreeMap<String, HostTarget>,
+    templates: &Templates,
+    file: &Path,
+    status: &SnapshotStatus,
+    settings: &RestoreSettings,
+    cancel: &CancellationToken,
+    observer: &dyn Observer,
+) -> Result<RestoreReport, SnapshotError> {
+    let started = Instant::now();
+    let token = inv
+        .etcd_cluster_token
+        .clone()
+        .ok_or_else(|| SnapshotError::Render("no new cluster token".into()))?;
+    let etcd_hosts: Vec<Host> = inv.with_role(Role::Etcd).cloned().collect();
+    if etcd_hosts.is_empty() {
+        return Err(SnapshotError::NoEtcdHosts);
+    }
+    let involved: Vec<Host> = inv
+        .hosts
+        .iter()
+        .filter(|h| h.has(Role::Etcd) || h.has(Role::ControlPlane))
+        .cloned()
+        .collect();
+    // Every host must answer before anything is touched: the member list is the inventory's.
+    let mut sessions: BTreeMap<String, Arc<Session>> = BTreeMap::new();
+    let connected = fanout::run(
+        involved
+            .iter()
+            .filter_map(|h| Some((h.name.clone(), targets.get(&h.name)?.clone())))
+            .collect(),
+        settings.concurrency,
+        cancel,
+        {
+            let pool = pool.clone();
+            move |t: HostTarget| {
+                let pool = pool.clone();
+                async move {
+                    pool.get(&t)
+                        .await
+                        .map_err(|e| SnapshotError::host(&t.name, "connect", e.to_string()))
+                }
+            }
+        },
+    )
+    .await;
+    for (host, s) in all_ok(connected)? {
+        sessions.insert(host, s);
+    }
+    // The lock `kinit up` takes, on every host the restore changes, before the first check:
+    // another operator's run is refused by name and nothing changes.
+    let lock_targets: BTreeMap<String, HostTarget> = involved
+        .iter()
+        .filter_map(|h| Some((h.name.clone(), targets.get(&h.name)?.clone())))
+        .collect();
+    let locked = settings
+        .lock
+        .take(&pool, &lock_targets, cancel, observer)
+        .await?;
+    let run = Restoring {
+        inv,
+        tls,
+        templates,
+        file,
+        status,
+        settings,
+        cancel,
+        sessions: &sessions,
+        etcd_hosts: &etcd_hosts,
+        involved: &involved,
+        token: &token,
+        started,
+    };
+    let result = run.locked().await;
+    settings.lock.release(&locked).await;
+    result
+}

@@ -1,0 +1,364 @@
+//! Steps 0 to 5 of a restore (see the module's doc), each over every host it concerns at once,
+//! once every host answered and the cluster lock is held.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio_util::sync::CancellationToken;
+
+use super::members::{check_hosts, restore_member, wait_healthy};
+use super::old_data::{OldData, half_way};
+use super::scripts::{PUT_BACK, RESTORE, RESTORE_TOOL, START, START_UNITS, STOP};
+use super::{
+    RestoreReport, RestoreSettings, RestoredMember, all_ok, aside_names, manifests_to_move,
+    mode_word, script,
+};
+use crate::components;
+use crate::config::{EtcdMode, Role};
+use crate::etcd::snapshot_file::SnapshotStatus;
+use crate::etcd::{self, ClientTls};
+use crate::fanout::{self, FanoutError};
+use crate::host_paths;
+use crate::inventory::{EtcdMember, Host, Inventory};
+use crate::lifecycle::reset::{DIR_FUNCTIONS, aside_path};
+use crate::lifecycle::snapshot::{HOST_WORK_DIR, SnapshotError};
+use crate::render::{self, Templates};
+use crate::ssh::{FileSpec, Session};
+
+/// A restore once every host answered and the lock is held.
+pub(super) struct Restoring<'a> {
+    pub inv: &'a Inventory,
+    pub tls: &'a ClientTls,
+    pub templates: &'a Templates,
+    pub file: &'a std::path::Path,
+    pub status: &'a SnapshotStatus,
+    pub settings: &'a RestoreSettings,
+    pub cancel: &'a CancellationToken,
+    pub sessions: &'a BTreeMap<String, Arc<Session>>,
+    pub etcd_hosts: &'a [Host],
+    pub involved: &'a [Host],
+    pub token: &'a str,
+    pub started: Instant,
+}
+
+/// One fixed place, not one per run: a restore cut short after the stop step leaves the
+/// manifests there, and the next restore (or reset) finds them.
+const ASIDE: &str = host_paths::MANIFESTS_ASIDE_DIR;
+
+/// What etcd runs from on one host: its config file's path and content.
+type EtcdConfig = (String, String);
+
+impl Restoring<'_> {
+    /// Steps 0 to 5, in order; a failure once step 1 began says where each host's old data is.
+    pub(super) async fn locked(&self) -> Result<RestoreReport, SnapshotError> {
+        let data_dir = self.inv.etcd.data_dir.as_str();
+        // Before any change: a template error stops here.
+        let configs = self.etcd_configs()?;
+        // 0. check: nothing changes on any host unless every etcd host can be restored.
+        let mounts = check_hosts(
+            self.etcd_hosts,
+            self.sessions,
+            data_dir,
+            self.settings,
+            self.cancel,
+        )
+        .await?;
+        // The restore starts now: the new token is the cluster's from here on.
+        crate::pki::cluster_token::store(&self.inv.pki_dir, self.token)?;
+        let mut old: BTreeMap<String, OldData> = self
+            .etcd_hosts
+            .iter()
+            .map(|h| (h.name.clone(), OldData::Untouched))
+            .collect();
+
+        let manifests_moved = self.stop().await.map_err(|e| half_way(e, data_dir, &old))?;
+        self.progress("stopped");
+        self.restore_members(&mounts, &mut old)
+            .await
+            .map_err(|e| half_way(e, data_dir, &old))?;
+        self.progress("restored");
+        self.start_etcd(&configs)
+            .await
+            .map_err(|e| half_way(e, data_dir, &old))?;
+        self.progress("started");
+        let (cluster_id, statuses) = wait_healthy(self.inv, self.tls, self.settings, self.cancel)
+            .await
+            .map_err(|e| half_way(e, data_dir, &old))?;
+        self.progress("healthy");
+        let kept_aside = self
+            .put_back()
+            .await
+            .map_err(|e| half_way(e, data_dir, &old))?;
+        let units_restarted = self
+            .start_units()
+            .await
+            .map_err(|e| half_way(e, data_dir, &old))?;
+        Ok(RestoreReport {
+            snapshot: self.file.to_path_buf(),
+            cluster_id: format!("{cluster_id:x}"),
+            members: self.members(&statuses, &old),
+            manifests_moved,
+            units_restarted,
+            kept_aside,
+            seconds: self.started.elapsed().as_secs_f64(),
+        })
+    }
+
+    fn progress(&self, what: &str) {
+        tracing::info!(elapsed = ?self.started.elapsed(), "restore: {what}");
+    }
+
+    /// The rendered etcd config with the new token, per etcd host.
+    fn etcd_configs(&self) -> Result<BTreeMap<String, EtcdConfig>, SnapshotError> {
+        let wanted = match self.inv.etcd.mode {
+            EtcdMode::Systemd => host_paths::ETCD_CONFIG,
+            EtcdMode::StaticPod => host_paths::ETCD_MANIFEST,
+        };
+        let mut configs = BTreeMap::new();
+        for h in self.etcd_hosts {
+            let files = render::render_host(self.inv, h, self.templates)
+                .map_err(|e| SnapshotError::Render(e.to_string()))?;
+            let f = files
+                .into_iter()
+                .find(|f| f.path == wanted)
+                .ok_or_else(|| SnapshotError::Render(format!("{}: no {wanted}", h.name)))?;
+            configs.insert(h.name.clone(), (f.path.to_string(), f.content));
+        }
+        Ok(configs)
+    }
+
+    /// One script on the hosts `words` gives arguments for, all at once; each host's stdout.
+    async fn each(
+        &self,
+        hosts: &[Host],
+        step: &'static str,
+        text: &'static str,
+        words: impl Fn(&Host) -> Option<Vec<String>>,
+    ) -> Result<Vec<(String, String)>, SnapshotError> {
+        let jobs: Vec<_> = hosts
+            .iter()
+            .filter_map(|h| {
+                let w = words(h)?;
+                Some((
+                    h.name.clone(),
+                    (self.sessions[&h.name].clone(), h.name.clone(), w),
+                ))
+            })
+            .collect();
+        all_ok(
+            fanout::run(
+                jobs,
+                self.settings.concurrency,
+                self.cancel,
+                move |(s, host, words): (Arc<Session>, String, Vec<String>)| async move {
+                    let args: Vec<&str> = words.iter().map(String::as_str).collect();
+                    script(&s, &host, step, text, &args).await
+                },
+            )
+            .await,
+        )
+    }
+
+    /// Step 1: stop what must not run meanwhile; the hosts whose manifests went aside.
+    async fn stop(&self) -> Result<Vec<String>, SnapshotError> {
+        let mode = mode_word(self.inv);
+        let stopped = self
+            .each(self.involved, "stop", STOP, |h| {
+                let (units, _) = components::stopped_for_restore(self.inv, h);
+                let head = [
+                    mode,
+                    if h.has(Role::Etcd) { "yes" } else { "no" },
+                    ASIDE,
+                    &units.join(" "),
+                ]
+                .map(str::to_string);
+                let moved = manifests_to_move(self.inv, h)
+                    .into_iter()
+                    .map(str::to_string);
+                Some(head.into_iter().chain(moved).collect())
+            })
+            .await?;
+        Ok(stopped
+            .iter()
+            .filter(|(_, out)| out.lines().any(|l| l.starts_with("moved ")))
+            .map(|(h, _)| format!("{h}: {ASIDE}"))
+            .collect())
+    }
+
+    /// Step 2: every member restored from the snapshot; `old` says where each host's data went,
+    /// also when this fails.
+    async fn restore_members(
+        &self,
+        mounts: &BTreeMap<String, bool>,
+        old: &mut BTreeMap<String, OldData>,
+    ) -> Result<(), SnapshotError> {
+        let data_dir = &self.inv.etcd.data_dir;
+        let aside = aside_path(data_dir, &self.settings.stamp, "restore");
+        let initial_cluster = self.inv.etcd_initial_cluster();
+        let text = format!("{DIR_FUNCTIONS}{RESTORE_TOOL}{RESTORE}");
+        let jobs: Vec<_> = self
+            .etcd_hosts
+            .iter()
+            .map(|h| {
+                let member = EtcdMember {
+                    name: h.name.clone(),
+                    address: h.address,
+                };
+                let mount = mounts.get(&h.name).copied().unwrap_or(false);
+                let words = vec![
+                    format!("{HOST_WORK_DIR}/restore-{}.db", self.settings.stamp),
+                    data_dir.clone(),
+                    aside.clone(),
+                    h.name.clone(),
+                    member.peer_url(),
+                    initial_cluster.clone(),
+                    self.token.to_string(),
+                    if mount { "yes" } else { "no" }.to_string(),
+                    host_paths::ETCD_DATA_ENTRY.to_string(),
+                ];
+                let session = self.sessions[&h.name].clone();
+                (h.name.clone(), (session, h.name.clone(), words))
+            })
+            .collect();
+        let (file, sha) = (self.file.to_path_buf(), self.status.sha256.clone());
+        let restored = fanout::run(
+            jobs,
+            self.settings.concurrency,
+            self.cancel,
+            move |(s, host, words): (Arc<Session>, String, Vec<String>)| {
+                let (file, sha, text): (PathBuf, String, String) =
+                    (file.clone(), sha.clone(), text.clone());
+                async move {
+                    let r = restore_member(&s, &host, &words, &file, &sha, &text).await;
+                    Ok::<_, SnapshotError>(match r {
+                        Ok(moved) => (moved.map_or(OldData::Untouched, OldData::Moved), None),
+                        Err((moved, e)) => (OldData::after_failure(moved, &words[2]), Some(e)),
+                    })
+                }
+            },
+        )
+        .await;
+        let mut first_error = None;
+        for (host, r) in restored {
+            let (o, e) = match r {
+                Ok(done) => done,
+                Err(e) => (
+                    OldData::Unknown(aside.clone()),
+                    Some(match e {
+                        FanoutError::Cancelled => SnapshotError::Interrupted,
+                        other => SnapshotError::host(&host, "restore", other.to_string()),
+                    }),
+                ),
+            };
+            old.insert(host, o);
+            first_error = first_error.or(e);
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Step 3: etcd's config written with the new token, every member started together (the
+    /// first one waits for a quorum).
+    async fn start_etcd(
+        &self,
+        configs: &BTreeMap<String, EtcdConfig>,
+    ) -> Result<(), SnapshotError> {
+        let mode = mode_word(self.inv);
+        let jobs: Vec<_> = self
+            .etcd_hosts
+            .iter()
+            .map(|h| {
+                let (path, content) = configs[&h.name].clone();
+                let session = self.sessions[&h.name].clone();
+                (h.name.clone(), (session, h.name.clone(), path, content))
+            })
+            .collect();
+        let written = fanout::run(
+            jobs,
+            self.settings.concurrency,
+            self.cancel,
+            move |(s, host, path, content): (Arc<Session>, String, String, String)| async move {
+                // The manifest holds etcd's flags only, but a static pod manifest is 0600
+                // everywhere kinit writes one; the systemd config is etcd's readable conf.
+                let file_mode = if path.ends_with(".yaml") {
+                    0o600
+                } else {
+                    0o644
+                };
+                s.upload(
+                    content.as_bytes(),
+                    &path,
+                    &FileSpec::new(file_mode, Some("root:root")),
+                )
+                .await
+                .map_err(|e| SnapshotError::host(&host, "write etcd's config", e.to_string()))?;
+                script(&s, &host, "start etcd", START, &[mode, ASIDE]).await
+            },
+        )
+        .await;
+        all_ok(written).map(drop)
+    }
+
+    /// Step 5: the manifests kinit moved put back (nothing else); hosts whose waiting dir kept
+    /// something kinit did not put there.
+    async fn put_back(&self) -> Result<Vec<String>, SnapshotError> {
+        let put_back = self
+            .each(self.involved, "put the manifests back", PUT_BACK, |_| {
+                let head = [ASIDE, host_paths::MANIFESTS_DIR].into_iter();
+                Some(head.chain(aside_names()).map(str::to_string).collect())
+            })
+            .await?;
+        Ok(put_back
+            .iter()
+            .filter_map(|(h, out)| {
+                let dir = out.lines().find_map(|l| l.strip_prefix("kept "))?;
+                Some(format!(
+                    "{h}: {dir} holds files kinit did not put there; it was left in place"
+                ))
+            })
+            .collect())
+    }
+
+    /// Step 5: the control-plane units of step 1 started again; per host, those started.
+    async fn start_units(&self) -> Result<Vec<String>, SnapshotError> {
+        let started = self
+            .each(self.involved, "start the control plane", START_UNITS, |h| {
+                let (units, _) = components::stopped_for_restore(self.inv, h);
+                (!units.is_empty()).then(|| units.into_iter().map(str::to_string).collect())
+            })
+            .await?;
+        Ok(started
+            .iter()
+            .filter_map(|(h, out)| {
+                let units: Vec<&str> = out
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("started "))
+                    .collect();
+                (!units.is_empty()).then(|| format!("{h}: {}", units.join(", ")))
+            })
+            .collect())
+    }
+
+    fn members(
+        &self,
+        statuses: &BTreeMap<String, etcd::MemberStatus>,
+        old: &BTreeMap<String, OldData>,
+    ) -> Vec<RestoredMember> {
+        self.etcd_hosts
+            .iter()
+            .map(|h| {
+                let s = statuses.get(&h.name);
+                RestoredMember {
+                    host: h.name.clone(),
+                    old_data_dir: match old.get(&h.name) {
+                        Some(OldData::Moved(p)) => Some(p.clone()),
+                        _ => None,
+                    },
+                    revision: s.map(|s| s.revision).unwrap_or_default(),
+                    leader: s.is_some_and(|s| s.leader == s.member_id),
+                }
+            })
+            .collect()
+    }
+}
