@@ -25,11 +25,6 @@ fn drill(lab: &Lab, args: &[&str]) -> (i32, Value, String) {
     (out.status.code().unwrap_or(-1), report, text(&out))
 }
 
-fn unit_state(lab: &Lab, node: &str, unit: &str) -> String {
-    let out = lab.ssh(node, &format!("systemctl is-active {unit}"));
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 fn figures(r: &Value) {
     println!(
         "figures: drill={} target={} recovered_after_ms={} healthy_after_ms={} \
@@ -69,7 +64,7 @@ fn passed(lab: &Lab, config: &str, code: i32, r: &Value, all: &str, unit: &str) 
     assert!(r["api"]["requests"].as_u64().unwrap() > 10, "{all}");
     assert!(r["etcdWrites"]["requests"].as_u64().unwrap() > 10, "{all}");
     let host = r["target"]["host"].as_str().unwrap();
-    assert_eq!(unit_state(lab, host, unit), "active", "{all}");
+    assert_eq!(lab.unit_state(host, unit), "active", "{all}");
     let (code, report) = lab.status(config);
     assert_eq!(code, 0, "status after the drill: {report:#}");
     figures(r);
@@ -122,10 +117,10 @@ fn drills_take_each_piece_down_measure_bring_it_back_and_are_refused_or_undone_w
     assert!(all.contains("nothing was changed"), "{all}");
     assert_eq!(lab.vip_holders(&NODES, vip), holders);
     for node in NODES {
-        assert_eq!(unit_state(&lab, node, "keepalived"), "active", "{node}");
-        assert_eq!(unit_state(&lab, node, "kube-apiserver"), "active", "{node}");
+        assert_eq!(lab.unit_state(node, "keepalived"), "active", "{node}");
+        assert_eq!(lab.unit_state(node, "kube-apiserver"), "active", "{node}");
     }
-    assert_eq!(unit_state(&lab, "cp3", "etcd"), "inactive");
+    assert_eq!(lab.unit_state("cp3", "etcd"), "inactive");
     lab.on("cp3", "systemctl start etcd");
     lab.wait_healthy(&config);
 
@@ -142,7 +137,7 @@ fn drills_take_each_piece_down_measure_bring_it_back_and_are_refused_or_undone_w
     wait_for(
         "cp3's apiserver stopped by the drill",
         Duration::from_secs(60),
-        || match unit_state(&lab, "cp3", "kube-apiserver").as_str() {
+        || match lab.unit_state("cp3", "kube-apiserver").as_str() {
             "inactive" | "failed" => Ok(()),
             other => Err(other.to_string()),
         },
@@ -163,7 +158,7 @@ fn drills_take_each_piece_down_measure_bring_it_back_and_are_refused_or_undone_w
     );
     assert_eq!(out.status.code(), Some(143), "{}", text(&out));
     assert_eq!(
-        unit_state(&lab, "cp3", "kube-apiserver"),
+        lab.unit_state("cp3", "kube-apiserver"),
         "active",
         "{}",
         text(&out)

@@ -19,6 +19,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 mod hang_guard;
+use hang_guard::{Watchdog, spawn_guarded};
 mod lab_support;
 use lab_support::*;
 
@@ -896,6 +897,64 @@ fn nodes_register_ready_and_run_pods_from_the_bundle_alone() {
     assert_eq!(drill["api"]["failed"], 0, "{drill}");
     assert_eq!(drill["etcdWrites"]["failed"], 0, "{drill}");
     assert_eq!(web_container(), before, "w1's pod lost its container");
+
+    // SIGTERM while w1's kubelet is stopped by a drill: kinit starts it again before it exits
+    // (143), says it was interrupted and frees the lock; the Node is Ready again after.
+    let config = lab.config.to_str().unwrap().to_string();
+    let child = spawn_guarded(
+        Command::new(env!("CARGO_BIN_EXE_kinit"))
+            .args(["-c", &config, "-o", "json", "drill", "node", "w1"])
+            .args(["--duration", "120", "--yes"])
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    let watchdog = Watchdog::arm(&child, Duration::from_secs(300));
+    wait_for(
+        "w1's kubelet stopped by the drill",
+        Duration::from_secs(60),
+        || match lab.unit_state("w1", "kubelet").as_str() {
+            "inactive" | "failed" => Ok(()),
+            other => Err(other.to_string()),
+        },
+    );
+    // SAFETY: kill(2) signals the one process we started.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        !watchdog.disarm(),
+        "the interrupted drill hung: {}",
+        text(&out)
+    );
+    assert_eq!(out.status.code(), Some(143), "{}", text(&out));
+    assert_eq!(lab.unit_state("w1", "kubelet"), "active", "{}", text(&out));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    assert_eq!(r["interrupted"], true, "{}", text(&out));
+    for node in ["cp1", "cp2", "cp3", "w1"] {
+        let lock = kinit::host_paths::LOCK_DIR;
+        assert_eq!(
+            lab.on(node, &format!("test -e {lock} && echo held || echo free")),
+            "free",
+            "{node}"
+        );
+    }
+    wait_for(
+        "w1 Ready after the interrupted drill",
+        Duration::from_secs(60),
+        || {
+            let ready = lab.kubectl_ok(
+                &kubeconfig,
+                &[
+                    "get",
+                    "node",
+                    "w1",
+                    "-o",
+                    "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+                ],
+            );
+            (ready.trim() == "True").then_some(()).ok_or(ready)
+        },
+    );
 
     // `remove w1` takes the worker out: its Node drained and deleted, the host reset (the
     // pod's processes stop, containerd's shims outliving containerd; containerd's store is

@@ -110,6 +110,12 @@ impl Lab {
         self.config.parent().unwrap()
     }
 
+    /// `systemctl is-active UNIT` on `node`: `active`, `inactive`, `failed`, ...
+    pub fn unit_state(&self, node: &str, unit: &str) -> String {
+        let out = self.ssh(node, &format!("systemctl is-active {unit}"));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
     pub fn kinit(&self, args: &[&str]) -> Output {
         let config = self.config.to_str().unwrap();
         let mut all = vec!["-c", config];
