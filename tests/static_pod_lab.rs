@@ -5,8 +5,11 @@
 //! runs the manifests kinit rendered with the real runc, and the API answers through the VIP.
 //! The apiserver, controller-manager and scheduler must be Running as the kubelet's mirror pods,
 //! from the bundle's images (no registry: nothing may be pulled), the node Ready, CoreDNS rolled
-//! out, and a second `up` must change nothing. One node keeps it cheap: HA of the control plane
-//! is the systemd-mode lab tests' business; what this shows is that the static-pod path runs.
+//! out, and a second `up` must change nothing. Three control planes, because a changed manifest
+//! must roll as kubeadm's upgrade does, one host at a time: an operator's flag (through `up
+//! --templates`) makes the kubelet replace each apiserver in turn, each drained from every
+//! haproxy before its manifest changes and back once the new one is ready, while a client
+//! reading and writing through the VIP every 100 ms sees no failure.
 //! Runs as root; the lab is removed when the test ends however it ends.
 
 use std::time::Duration;
@@ -19,7 +22,7 @@ use lab_support::*;
 
 #[test]
 fn the_control_plane_runs_as_static_pods_from_the_bundles_images() {
-    let lab = lab_up_runtime("kspod", "10.213.235.0/24", "1");
+    let lab = lab_up_runtime("kspod", "10.213.235.0/24", "3");
     // The lab writes a systemd-mode control plane; this cluster is kubeadm's layout.
     let text_before = std::fs::read_to_string(&lab.config).unwrap();
     let static_pods = text_before.replace("  controlPlane:\n    mode: systemd\n", "");
@@ -33,7 +36,7 @@ fn the_control_plane_runs_as_static_pods_from_the_bundles_images() {
     assert_eq!(code, 0, "up: {all}");
     assert_eq!(summary["event"], "summary", "{all}");
     assert!(
-        all.contains("1 node(s) Ready: cp1"),
+        all.contains("3 node(s) Ready: cp1, cp2, cp3"),
         "no nodes-ready note: {all}"
     );
     assert!(
@@ -42,16 +45,18 @@ fn the_control_plane_runs_as_static_pods_from_the_bundles_images() {
     );
 
     // The images containerd runs them from are the ones kinit built, under kubeadm's names.
-    let images = lab.on("cp1", "ctr --namespace k8s.io images ls -q");
-    for name in [
-        "registry.k8s.io/kube-apiserver:v1.37.2",
-        "registry.k8s.io/kube-controller-manager:v1.37.2",
-        "registry.k8s.io/kube-scheduler:v1.37.2",
-    ] {
-        assert!(
-            images.lines().any(|l| l == name),
-            "{name} not in cp1's images:\n{images}"
-        );
+    for node in CONTROL_PLANES {
+        let images = lab.on(node, "ctr --namespace k8s.io images ls -q");
+        for name in [
+            "registry.k8s.io/kube-apiserver:v1.37.2",
+            "registry.k8s.io/kube-controller-manager:v1.37.2",
+            "registry.k8s.io/kube-scheduler:v1.37.2",
+        ] {
+            assert!(
+                images.lines().any(|l| l == name),
+                "{name} not in {node}'s images:\n{images}"
+            );
+        }
     }
     // No unit runs them: the kubelet does, in containers.
     for unit in [
@@ -106,14 +111,18 @@ fn the_control_plane_runs_as_static_pods_from_the_bundles_images() {
                             .any(|c| c["type"] == "Ready" && c["status"] == "True")
                 })
             };
-            let missing: Vec<&str> = [
-                "kube-apiserver-cp1",
-                "kube-controller-manager-cp1",
-                "kube-scheduler-cp1",
-            ]
-            .into_iter()
-            .filter(|n| !ready(n))
-            .collect();
+            let missing: Vec<String> = CONTROL_PLANES
+                .iter()
+                .flat_map(|node| {
+                    [
+                        "kube-apiserver",
+                        "kube-controller-manager",
+                        "kube-scheduler",
+                    ]
+                    .map(|c| format!("{c}-{node}"))
+                })
+                .filter(|n| !ready(n))
+                .collect();
             if missing.is_empty() {
                 Ok(())
             } else {
@@ -141,4 +150,79 @@ fn the_control_plane_runs_as_static_pods_from_the_bundles_images() {
     // A second run finds everything as it should be.
     let (_, all) = lab.assert_up_is_a_no_op(&[]);
     assert!(all.contains("unchanged"), "CoreDNS applied again: {all}");
+
+    // A flag change: every apiserver's manifest changes; the kubelet replaces them one host at
+    // a time, each drained from every haproxy first and back once the new one is ready, and
+    // not one request through the VIP fails.
+    lab.create_probe_configmap(&kubeconfig, "n=start");
+    let templates = lab.dir().join("templates");
+    std::fs::create_dir_all(&templates).unwrap();
+    let flags = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("templates/kube-apiserver.flags.tera"),
+    )
+    .unwrap();
+    std::fs::write(
+        templates.join("kube-apiserver.flags.tera"),
+        format!("{flags}\n- --profiling=false\n"),
+    )
+    .unwrap();
+    let before: Vec<String> = CONTROL_PLANES
+        .iter()
+        .map(|node| lab.on(node, "pgrep -x kube-apiserver"))
+        .collect();
+    let with_flag = ["--templates", templates.to_str().unwrap()];
+    let ((code, _, all), took, seen) =
+        ApiLoop::around(&lab.dir().join("pki"), PROBE_CONFIGMAP, || {
+            lab.up(&with_flag)
+        });
+    println!(
+        "figures: static-pod apiserver flag change on 3 hosts: up {:.1} s, {} requests (reads \
+         and writes through the VIP), {} failed, longest gap {} ms",
+        took.as_secs_f64(),
+        seen.requests,
+        seen.failed,
+        seen.longest_gap.as_millis()
+    );
+    assert_eq!(code, 0, "up with a changed flag: {all}");
+    assert_eq!(
+        seen.failed, 0,
+        "failed requests during the flag change: {seen:?}\n{all}"
+    );
+    // One host at a time: each host's new manifest is done before the next one's starts.
+    let restarts: Vec<(String, String)> = all
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["event"] == "restart-started" || e["event"] == "restart-finished")
+        .map(|e| {
+            let field = |k: &str| e[k].as_str().unwrap_or_default().to_string();
+            (field("event"), field("host"))
+        })
+        .collect();
+    assert_eq!(restarts.len(), 6, "{restarts:?}\n{all}");
+    let mut hosts: Vec<&str> = Vec::new();
+    for pair in restarts.chunks(2) {
+        assert_eq!(pair[0].0, "restart-started", "{restarts:?}");
+        assert_eq!(pair[1].0, "restart-finished", "{restarts:?}");
+        assert_eq!(pair[0].1, pair[1].1, "{restarts:?}");
+        hosts.push(&pair[0].1);
+    }
+    hosts.sort();
+    assert_eq!(hosts, CONTROL_PLANES, "{restarts:?}");
+    let drained = all
+        .matches("drained from every haproxy before the kubelet replaces its kube-apiserver")
+        .count();
+    assert_eq!(drained, 3, "{all}");
+    // Each runs the flag now, in a process the kubelet started after the change.
+    for (node, old) in CONTROL_PLANES.iter().zip(&before) {
+        let now = lab.on(node, "pgrep -x kube-apiserver");
+        assert_ne!(&now, old, "{node}: the same apiserver");
+        let running = lab.on(node, &format!("tr '\\0' ' ' < /proc/{now}/cmdline"));
+        assert!(running.contains("--profiling=false"), "{node}: {running}");
+    }
+    let (code, report) = lab.status(lab.config.to_str().unwrap());
+    assert_eq!(code, 0, "status after the flag change: {report:#}");
+    lab.assert_up_is_a_no_op(&with_flag);
 }
+
+const CONTROL_PLANES: [&str; 3] = ["cp1", "cp2", "cp3"];

@@ -19,6 +19,7 @@ use super::runner::{Engine, JobOptions, RunError, RunOptions, RunState, phase_co
 use super::verify::{self, WaitError};
 use crate::components::{self, ComponentId, GoesLast, Healthy, Rolling, UnitRow};
 use crate::etcd::{self, ClientTls};
+use crate::host_paths;
 use crate::planning::restart_order::{self, QuorumRefusal};
 
 pub mod apiserver;
@@ -56,6 +57,14 @@ impl RollingPhase {
             RollingPhase::Units
         }
     }
+}
+
+/// A host's look-ahead replaces its kube-apiserver manifest (not a first one).
+fn replaces_apiserver(steps: &[StepOutcome]) -> bool {
+    steps.iter().any(|o| {
+        matches!(o, StepOutcome::Files { written, .. }
+            if written.iter().any(|w| !w.new && w.path == host_paths::KUBE_APISERVER_MANIFEST))
+    })
 }
 
 /// A rolling step that failed on a host.
@@ -414,6 +423,13 @@ impl Engine {
             hosts: order.clone(),
             last: restart_order::why_last(rolling.last, special.as_deref(), &order),
         });
+        // Hosts whose apiserver the kubelet replaces: drained from every haproxy first, put
+        // back once the new one is ready, as a unit's restart is.
+        let apiserver_moves: Vec<&String> = ahead
+            .iter()
+            .filter(|(_, steps)| replaces_apiserver(steps))
+            .map(|(h, _)| h)
+            .collect();
         let one = JobOptions::visible(opts, false, true);
         for host in &order {
             if self.cancel.is_cancelled() {
@@ -427,12 +443,33 @@ impl Engine {
             if pods.id == ComponentId::EtcdStaticPod {
                 self.guard_restart(phase, host, opts.force).await?;
             }
+            let apiserver = apiserver_moves.contains(&host);
+            let before = if apiserver {
+                let before = self.apiserver_processes(host).await;
+                self.drain_apiserver(phase, host, "the kubelet replaces its kube-apiserver")
+                    .await;
+                before
+            } else {
+                None
+            };
             let step = RestartStep::begin(self, phase, host, pods.name, RestartKind::NewManifest);
             self.run_jobs(phase, std::slice::from_ref(host), &one, state)
                 .await?;
-            let healthy = self
-                .serving_again(phase, host, rolling.healthy, opts, state)
-                .await;
+            let back = if apiserver {
+                self.static_apiserver_back(host, before).await.map(Some)
+            } else {
+                Ok(None)
+            };
+            let healthy = match back {
+                Ok(back) => self
+                    .serving_again(phase, host, rolling.healthy, opts, state)
+                    .await
+                    .map(|checks| match back {
+                        Some(back) => format!("{back}; {checks}"),
+                        None => checks,
+                    }),
+                Err(e) => Err(e),
+            };
             step.end(self, healthy, &order)?;
         }
         Ok(())

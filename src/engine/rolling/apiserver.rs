@@ -18,9 +18,20 @@ use super::super::playbook::Phase;
 use super::super::runner::Engine;
 use super::super::verify::{self, WaitError};
 use crate::components::ComponentId;
+use crate::engine::host_ops::run_script;
 use crate::host_paths;
 use crate::inventory::ports;
 use crate::ssh::{HostTarget, Pool};
+
+/// The PIDs of the kube-apiserver processes on a host, one per line, in order.
+const PROCESSES: &str = "pgrep -x kube-apiserver | sort -n || true";
+
+/// Another apiserver runs than `old` (both [`PROCESSES`]'s output): none of the old PIDs is
+/// left, and some process is.
+fn replaced(old: &str, now: &str) -> bool {
+    let old: Vec<&str> = old.lines().collect();
+    now.lines().next().is_some() && now.lines().all(|pid| !old.contains(&pid))
+}
 
 /// How long a restarted apiserver may take to be ready and back in every haproxy.
 const APISERVER_BACK: Duration = Duration::from_secs(180);
@@ -169,6 +180,49 @@ impl Engine {
         Ok(format!("{steady}; {back}"))
     }
 
+    /// The kube-apiserver processes running on `host` (their PIDs): a static pod's apiserver is
+    /// replaced by the kubelet some time after its manifest changed, and this tells the new one
+    /// from the old. None when none runs or the host does not answer.
+    pub(super) async fn apiserver_processes(&self, host: &str) -> Option<String> {
+        let session = self.pool.get(&self.targets[host]).await.ok()?;
+        let out = run_script(&session, PROCESSES, &[], ADMIN_COMMAND)
+            .await
+            .ok()?;
+        Some(out.stdout_text().trim().to_string()).filter(|p| !p.is_empty())
+    }
+
+    /// After `host`'s kube-apiserver manifest changed under its drained apiserver: the kubelet
+    /// replaced the apiserver that ran (`before`: its processes), then the new one is ready and
+    /// back in every haproxy, as after a unit's restart.
+    pub(super) async fn static_apiserver_back(
+        &self,
+        host: &str,
+        before: Option<String>,
+    ) -> Result<String, WaitError> {
+        let address = self
+            .inventory
+            .host(host)
+            .expect("an inventory host")
+            .address;
+        let replaced =
+            match before {
+                Some(old) => verify::until(APISERVER_BACK, &self.cancel, || async {
+                    match self.apiserver_processes(host).await {
+                        Some(now) if replaced(&old, &now) => {
+                            Ok(format!("the kubelet replaced {host}'s kube-apiserver"))
+                        }
+                        _ => Err(format!(
+                            "the kubelet has not replaced {host}'s kube-apiserver (pid {old}) yet"
+                        )),
+                    }
+                })
+                .await?,
+                None => format!("no kube-apiserver ran on {host} before"),
+            };
+        let back = self.apiserver_back(host, address).await?;
+        Ok(format!("{replaced}; {back}"))
+    }
+
     fn cluster_ca(&self) -> Result<Vec<u8>, WaitError> {
         let ca_path = self.inventory.pki_dir.join("ca.crt");
         std::fs::read(&ca_path).map_err(|e| {
@@ -279,5 +333,20 @@ mod tests {
             set_server_state("cp-2.example", ServerState::Ready),
             "set server apiserver/cp-2.example state ready\n"
         );
+    }
+
+    #[test]
+    fn a_static_pods_apiserver_is_replaced_once_none_of_its_processes_is_left() {
+        assert!(replaced("101", "202"));
+        assert!(!replaced("101", "101"), "the same process");
+        assert!(
+            !replaced("101", "101\n202"),
+            "the old one still shutting down"
+        );
+        assert!(
+            !replaced("101", ""),
+            "none yet: the new one has not started"
+        );
+        assert!(replaced("101\n102", "203"));
     }
 }
