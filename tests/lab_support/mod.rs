@@ -33,7 +33,11 @@ pub struct Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        let _ = kinit(&["lab", "down", "--name", self.name]);
+        // A lab that does not come down is a leak on the machine: say so, with kinit's words.
+        let out = kinit(&["lab", "down", "--name", self.name]);
+        if !out.status.success() {
+            eprintln!("lab down --name {}: {}", self.name, text(&out));
+        }
     }
 }
 
