@@ -203,18 +203,7 @@ fn a_real_control_plane_serves_through_the_vip_fails_over_and_rolls_without_a_fa
     // A flag change: an operator's kube-apiserver.flags.tera (through `up --templates`) adds a
     // flag; `up` restarts the three apiservers one host at a time, drained first, and nothing
     // else; not one request fails; every unit then runs with the flag.
-    let templates = lab.dir().join("templates");
-    std::fs::create_dir_all(&templates).unwrap();
-    let flags = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("templates/kube-apiserver.flags.tera"),
-    )
-    .unwrap();
-    std::fs::write(
-        templates.join("kube-apiserver.flags.tera"),
-        format!("{flags}\n- --profiling=false\n"),
-    )
-    .unwrap();
+    let templates = lab.templates_with_apiserver_flag("--profiling=false");
     let client = ApiLoop::start(&lab.dir().join("pki"), CONFIGMAP);
     std::thread::sleep(Duration::from_secs(2));
     let started = Instant::now();

@@ -3,13 +3,9 @@
 //! down for real, measures, brings it back and passes; a drill on a degraded cluster is
 //! refused with nothing changed; SIGTERM mid-drill starts the stopped unit again. Runs as root.
 
-use std::process::{Command, Stdio};
-use std::time::Duration;
-
 use serde_json::Value;
 
 mod hang_guard;
-use hang_guard::{Watchdog, spawn_guarded};
 mod lab_support;
 use lab_support::*;
 
@@ -125,22 +121,10 @@ fn drills_take_each_piece_down_measure_bring_it_back_and_are_refused_or_undone_w
     lab.wait_healthy(&config);
 
     // SIGTERM while cp3's apiserver is down: kinit starts it again before it exits (143).
-    let child = spawn_guarded(
-        Command::new(env!("CARGO_BIN_EXE_kinit"))
-            .args(["-c", &config, "-o", "json", "drill", "apiserver", "cp3"])
-            .args(["--duration", "120", "--yes"])
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped()),
-    );
-    let watchdog = Watchdog::arm(&child, Duration::from_secs(300));
-    wait_for(
-        "cp3's apiserver stopped by the drill",
-        Duration::from_secs(60),
-        || match lab.unit_state("cp3", "kube-apiserver").as_str() {
-            "inactive" | "failed" => Ok(()),
-            other => Err(other.to_string()),
-        },
+    let drill = lab.drill_stopping(
+        &["apiserver", "cp3", "--duration", "120"],
+        "cp3",
+        "kube-apiserver",
     );
     // The cluster lock is held on every host meanwhile, by the drill.
     let owner = format!("{}/owner", kinit::host_paths::LOCK_DIR);
@@ -148,15 +132,7 @@ fn drills_take_each_piece_down_measure_bring_it_back_and_are_refused_or_undone_w
         let held = lab.on(node, &format!("cat {owner}"));
         assert!(held.contains("drill"), "{node}: {held}");
     }
-    // SAFETY: kill(2) signals the one process we started.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        !watchdog.disarm(),
-        "the interrupted drill hung: {}",
-        text(&out)
-    );
-    assert_eq!(out.status.code(), Some(143), "{}", text(&out));
+    let out = drill.terminate();
     assert_eq!(
         lab.unit_state("cp3", "kube-apiserver"),
         "active",

@@ -19,7 +19,6 @@ use std::time::Duration;
 use serde_json::Value;
 
 mod hang_guard;
-use hang_guard::{Watchdog, spawn_guarded};
 mod lab_support;
 use lab_support::*;
 
@@ -900,33 +899,9 @@ fn nodes_register_ready_and_run_pods_from_the_bundle_alone() {
 
     // SIGTERM while w1's kubelet is stopped by a drill: kinit starts it again before it exits
     // (143), says it was interrupted and frees the lock; the Node is Ready again after.
-    let config = lab.config.to_str().unwrap().to_string();
-    let child = spawn_guarded(
-        Command::new(env!("CARGO_BIN_EXE_kinit"))
-            .args(["-c", &config, "-o", "json", "drill", "node", "w1"])
-            .args(["--duration", "120", "--yes"])
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped()),
-    );
-    let watchdog = Watchdog::arm(&child, Duration::from_secs(300));
-    wait_for(
-        "w1's kubelet stopped by the drill",
-        Duration::from_secs(60),
-        || match lab.unit_state("w1", "kubelet").as_str() {
-            "inactive" | "failed" => Ok(()),
-            other => Err(other.to_string()),
-        },
-    );
-    // SAFETY: kill(2) signals the one process we started.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        !watchdog.disarm(),
-        "the interrupted drill hung: {}",
-        text(&out)
-    );
-    assert_eq!(out.status.code(), Some(143), "{}", text(&out));
+    let out = lab
+        .drill_stopping(&["node", "w1", "--duration", "120"], "w1", "kubelet")
+        .terminate();
     assert_eq!(lab.unit_state("w1", "kubelet"), "active", "{}", text(&out));
     let r: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
     assert_eq!(r["interrupted"], true, "{}", text(&out));

@@ -155,18 +155,7 @@ fn the_control_plane_runs_as_static_pods_from_the_bundles_images() {
     // a time, each drained from every haproxy first and back once the new one is ready, and
     // not one request through the VIP fails.
     lab.create_probe_configmap(&kubeconfig, "n=start");
-    let templates = lab.dir().join("templates");
-    std::fs::create_dir_all(&templates).unwrap();
-    let flags = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("templates/kube-apiserver.flags.tera"),
-    )
-    .unwrap();
-    std::fs::write(
-        templates.join("kube-apiserver.flags.tera"),
-        format!("{flags}\n- --profiling=false\n"),
-    )
-    .unwrap();
+    let templates = lab.templates_with_apiserver_flag("--profiling=false");
     let before: Vec<String> = CONTROL_PLANES
         .iter()
         .map(|node| lab.on(node, "pgrep -x kube-apiserver"))

@@ -13,6 +13,7 @@ use crate::hang_guard::{kinit, output_within};
 mod api_loop;
 mod bundles;
 mod connect_loop;
+mod interrupted;
 mod writer;
 #[allow(unused_imports)] // only the control-plane scenarios talk to the real API
 pub use api_loop::{ApiLoop, ApiLoopReport, PROBE_CONFIGMAP};
@@ -20,6 +21,8 @@ pub use api_loop::{ApiLoop, ApiLoopReport, PROBE_CONFIGMAP};
 pub use bundles::{built, bundle_with, release_of, set_kubernetes_version, use_bundle};
 #[allow(unused_imports)] // not every lab scenario goes through the VIP
 pub use connect_loop::ConnectLoop;
+#[allow(unused_imports)]
+pub use interrupted::RunningDrill;
 #[allow(unused_imports)] // not every lab scenario writes while it changes the cluster
 pub use writer::{Writer, WriterReport};
 

@@ -1,0 +1,77 @@
+//! Operator's moves the lab scenarios share: a drill cut short by SIGTERM, an operator's flag
+//! through `up --templates`.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use super::{Lab, text, wait_for};
+use crate::hang_guard::{Watchdog, spawn_guarded};
+
+/// A `kinit -o json drill ...` running in the background, past the point where it stopped its
+/// unit.
+pub struct RunningDrill {
+    child: Child,
+    watchdog: Watchdog,
+}
+
+impl Lab {
+    /// Start `kinit -o json drill ARGS --yes` and wait until `unit` on `host` is stopped by it.
+    pub fn drill_stopping(&self, args: &[&str], host: &str, unit: &str) -> RunningDrill {
+        let config = self.config.to_str().unwrap();
+        let child = spawn_guarded(
+            Command::new(env!("CARGO_BIN_EXE_kinit"))
+                .args(["-c", config, "-o", "json", "drill"])
+                .args(args)
+                .arg("--yes")
+                .env("NO_COLOR", "1")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped()),
+        );
+        let watchdog = Watchdog::arm(&child, Duration::from_secs(300));
+        wait_for(
+            &format!("{host}'s {unit} stopped by the drill"),
+            Duration::from_secs(60),
+            || match self.unit_state(host, unit).as_str() {
+                "inactive" | "failed" => Ok(()),
+                other => Err(other.to_string()),
+            },
+        );
+        RunningDrill { child, watchdog }
+    }
+
+    /// A copy of the built-in kube-apiserver flags with `flag` added, in a templates dir for
+    /// `up --templates`.
+    pub fn templates_with_apiserver_flag(&self, flag: &str) -> PathBuf {
+        let templates = self.dir().join("templates");
+        std::fs::create_dir_all(&templates).unwrap();
+        let flags = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("templates/kube-apiserver.flags.tera"),
+        )
+        .unwrap();
+        std::fs::write(
+            templates.join("kube-apiserver.flags.tera"),
+            format!("{flags}\n- {flag}\n"),
+        )
+        .unwrap();
+        templates
+    }
+}
+
+impl RunningDrill {
+    /// SIGTERM, as an operator's Ctrl-C or a stopping service manager: the drill must put back
+    /// what it stopped and exit 143, without hanging.
+    pub fn terminate(self) -> Output {
+        // SAFETY: kill(2) signals the one process this drill started.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let out = self.child.wait_with_output().unwrap();
+        assert!(
+            !self.watchdog.disarm(),
+            "the interrupted drill hung: {}",
+            text(&out)
+        );
+        assert_eq!(out.status.code(), Some(143), "{}", text(&out));
+        out
+    }
+}
