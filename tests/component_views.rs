@@ -94,7 +94,12 @@ fn plan_all(inv: &Inventory) -> Planned {
         units: BTreeMap::new(),
         running_units: BTreeMap::new(),
     };
-    for phase in book.phases.iter().filter(|p| !p.converge.is_empty()) {
+    // An upgrade-only phase converges again what an earlier phase does.
+    for phase in book
+        .phases
+        .iter()
+        .filter(|p| !p.converge.is_empty() && !p.upgrade_only)
+    {
         for host in &inv.hosts {
             let mut inputs = PlanInputs {
                 inventory: inv,

@@ -26,15 +26,6 @@ const NODES: [&str; 4] = ["cp1", "cp2", "cp3", "w1"];
 const SUBNET: &str = "10.213.234.0/24";
 /// The test registry: the lab bridge's address (the subnet's first), a port of its own.
 const REGISTRY: &str = "10.213.234.1:5234";
-/// What the cluster starts on before its upgrade: the previous minor release's programs.
-const KUBERNETES_PROGRAMS: [&str; 6] = [
-    "kube-apiserver",
-    "kube-controller-manager",
-    "kube-scheduler",
-    "kubectl",
-    "kubelet",
-    "kube-proxy",
-];
 /// The test image as only the registry serves it.
 const PULLED_IMAGE: &str = "10.213.234.1:5234/kinit-test/busybox:1";
 
@@ -338,8 +329,7 @@ fn upgrade_nodes_under_load(lab: &Lab, kubeconfig: &std::path::Path, old: &str, 
     pod_in_phase(lab, kubeconfig, "bare", "Running");
     let bare_before = container_of(lab, kubeconfig, "bare");
 
-    use_bundle(lab, lab.dir().join("bundle").to_str().unwrap());
-    set_kubernetes_version(lab, new);
+    upgrade_to_own_bundle(lab, new);
     // The plan says which nodes will be drained, in their order.
     let (code, _, plan) = lab.up(&["--dry-run"]);
     assert_eq!(code, 0, "dry run: {plan}");
@@ -389,6 +379,36 @@ fn upgrade_nodes_under_load(lab: &Lab, kubeconfig: &std::path::Path, old: &str, 
     assert_eq!(
         kubelet_steps,
         ["restart-started", "restart-finished"].repeat(4),
+        "{all}"
+    );
+    // No kubelet (nor kube-proxy) is ever newer than an apiserver: they move only once every
+    // apiserver runs the new release, in the kubelets phase, not the node phase.
+    let at = |what: &str, event: &str| event_positions(&events, what, event);
+    let apiservers_done = at("kube-apiserver", "restart-finished");
+    assert_eq!(apiservers_done.len(), 3, "{all}");
+    let node_side_started: Vec<usize> = ["kubelet", "kube-proxy"]
+        .iter()
+        .flat_map(|w| at(w, "restart-started"))
+        .collect();
+    assert!(node_side_started.len() >= 4, "{all}");
+    assert!(
+        node_side_started
+            .iter()
+            .all(|i| apiservers_done.iter().all(|a| a < i)),
+        "a kubelet or kube-proxy restarted before every apiserver ran {new}: {all}"
+    );
+    assert!(
+        events.iter().any(|e| e["phase"] == "node"
+            && e["message"].as_str().is_some_and(|m| m.starts_with(
+                "kubelet, kube-proxy move to the new Kubernetes release in phase kubelets"
+            ))),
+        "{all}"
+    );
+    assert!(
+        events
+            .iter()
+            .filter(|e| e["event"] == "restart-started" && e["what"] == "kubelet")
+            .all(|e| e["phase"] == "kubelets"),
         "{all}"
     );
     assert_eq!(drains.len(), 4, "a drain note per node: {all}");
@@ -499,12 +519,7 @@ fn nodes_register_ready_and_run_pods_from_the_bundle_alone() {
     );
     std::fs::write(&lab.config, with_registry).unwrap();
     // The cluster starts on the previous minor release, upgraded to the bundle's below.
-    let previous = built("kubernetes-previous", "KINIT_TEST_KUBERNETES_PREVIOUS_BIN");
-    let old = release_of(&previous.join("kube-apiserver"));
-    let new = release_of(&upstream_bin().join("kube-apiserver"));
-    let older = bundle_with(&lab, &previous, &KUBERNETES_PROGRAMS, "bundle-previous");
-    use_bundle(&lab, older.to_str().unwrap());
-    set_kubernetes_version(&lab, &old);
+    let (old, new) = start_on_previous_release(&lab);
 
     let (code, summary, all) = lab.up(&[]);
     assert_eq!(code, 0, "up: {all}");

@@ -31,6 +31,9 @@ fn the_control_plane_runs_as_static_pods_from_the_bundles_images() {
         "no controlPlane block to take out"
     );
     std::fs::write(&lab.config, static_pods).unwrap();
+    // The cluster starts on the previous minor release (its images built into a copy of the
+    // bundle), upgraded to the bundle's at the end.
+    let (old, new) = start_on_previous_release(&lab);
 
     let (code, summary, all) = lab.up(&[]);
     assert_eq!(code, 0, "up: {all}");
@@ -47,11 +50,12 @@ fn the_control_plane_runs_as_static_pods_from_the_bundles_images() {
     // The images containerd runs them from are the ones kinit built, under kubeadm's names.
     for node in CONTROL_PLANES {
         let images = lab.on(node, "ctr --namespace k8s.io images ls -q");
-        for name in [
-            "registry.k8s.io/kube-apiserver:v1.37.2",
-            "registry.k8s.io/kube-controller-manager:v1.37.2",
-            "registry.k8s.io/kube-scheduler:v1.37.2",
+        for program in [
+            "kube-apiserver",
+            "kube-controller-manager",
+            "kube-scheduler",
         ] {
+            let name = format!("registry.k8s.io/{program}:{old}");
             assert!(
                 images.lines().any(|l| l == name),
                 "{name} not in {node}'s images:\n{images}"
@@ -143,7 +147,8 @@ fn the_control_plane_runs_as_static_pods_from_the_bundles_images() {
         "not a mirror pod: {apiserver}"
     );
     assert_eq!(
-        apiserver["spec"]["containers"][0]["image"], "registry.k8s.io/kube-apiserver:v1.37.2",
+        apiserver["spec"]["containers"][0]["image"],
+        format!("registry.k8s.io/kube-apiserver:{old}"),
         "{apiserver}"
     );
 
@@ -212,6 +217,96 @@ fn the_control_plane_runs_as_static_pods_from_the_bundles_images() {
     let (code, report) = lab.status(lab.config.to_str().unwrap());
     assert_eq!(code, 0, "status after the flag change: {report:#}");
     lab.assert_up_is_a_no_op(&with_flag);
+
+    upgrade_under_load(&lab, &kubeconfig, &with_flag, &old, &new);
+}
+
+/// kubeadm's order, under a client reading and writing through the VIP: each host's static
+/// pods move to `new` (their images imported first, the apiserver drained) while the kubelets
+/// still run `old`, and only then the kubelets, one node at a time.
+fn upgrade_under_load(
+    lab: &Lab,
+    kubeconfig: &std::path::Path,
+    templates: &[&str],
+    old: &str,
+    new: &str,
+) {
+    upgrade_to_own_bundle(lab, new);
+    let ((code, _, all), took, seen) =
+        ApiLoop::around(&lab.dir().join("pki"), PROBE_CONFIGMAP, || {
+            lab.up(templates)
+        });
+    println!(
+        "figures: static-pod upgrade {old} -> {new} on 3 control planes: up {:.1} s, {} \
+         requests (reads and writes through the VIP), {} failed, longest gap {} ms",
+        took.as_secs_f64(),
+        seen.requests,
+        seen.failed,
+        seen.longest_gap.as_millis()
+    );
+    assert_eq!(code, 0, "the upgrade: {all}\n{seen:?}");
+    assert_eq!(
+        seen.failed, 0,
+        "failed requests during the upgrade: {seen:?}\n{all}"
+    );
+    let events: Vec<Value> = all
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let at = |what: &str, event: &str| event_positions(&events, what, event);
+    let manifests_done = at("control-plane", "restart-finished");
+    let kubelets_started = at("kubelet", "restart-started");
+    assert_eq!(manifests_done.len(), 3, "{all}");
+    assert_eq!(kubelets_started.len(), 3, "{all}");
+    assert!(
+        kubelets_started
+            .iter()
+            .all(|k| manifests_done.iter().all(|m| m < k)),
+        "a kubelet moved before every apiserver ran {new}: {all}"
+    );
+    // Every mirror pod runs the new image; every node's kubelet is the new release.
+    for node in CONTROL_PLANES {
+        for program in [
+            "kube-apiserver",
+            "kube-controller-manager",
+            "kube-scheduler",
+        ] {
+            let image = lab.kubectl_ok(
+                kubeconfig,
+                &[
+                    "-n",
+                    "kube-system",
+                    "get",
+                    "pod",
+                    &format!("{program}-{node}"),
+                    "-o",
+                    "jsonpath={.spec.containers[0].image}",
+                ],
+            );
+            assert_eq!(image, format!("registry.k8s.io/{program}:{new}"), "{node}");
+        }
+    }
+    let versions = lab.kubectl_ok(
+        kubeconfig,
+        &[
+            "get",
+            "nodes",
+            "-o",
+            "jsonpath={range .items[*]}{.status.nodeInfo.kubeletVersion} {end}",
+        ],
+    );
+    assert_eq!(
+        versions.split_whitespace().collect::<Vec<_>>(),
+        [new; 3],
+        "{versions}"
+    );
+    let report = lab.wait_healthy(lab.config.to_str().unwrap());
+    assert_eq!(
+        report["controlPlane"]["nodes"].as_array().map(Vec::len),
+        Some(3),
+        "{report:#}"
+    );
+    lab.assert_up_is_a_no_op(templates);
 }
 
 const CONTROL_PLANES: [&str; 3] = ["cp1", "cp2", "cp3"];

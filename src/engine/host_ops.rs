@@ -68,7 +68,7 @@ pub async fn run_script(
 }
 
 /// Like [`run_script`], but a non-zero exit is an error carrying the host's stderr.
-async fn run(
+pub(crate) async fn run(
     session: &Session,
     script: &str,
     args: &[&str],

@@ -89,25 +89,26 @@ fn bundle_release(bundle: &mut Bundle, phase: &str, file: &str) -> Result<Versio
 
 impl Engine {
     /// Refuse a `kubernetesVersion` the running control plane cannot move to; say an upgrade.
+    /// True: the run upgrades (an apiserver answers with another release than the target).
     pub(super) async fn check_kubernetes_version(
         &self,
         phases: &[Phase],
         bundle: &mut Bundle,
-    ) -> Result<(), RunError> {
+    ) -> Result<bool, RunError> {
         let systemd = ComponentId::KubeApiserver;
         let Some(phase) = phases.iter().find(|p| {
             p.converge
                 .iter()
                 .any(|c| *c == systemd || *c == ComponentId::ControlPlane)
         }) else {
-            return Ok(());
+            return Ok(false);
         };
         let inv = &self.inventory;
         if inv.control_plane().next().is_none() {
-            return Ok(());
+            return Ok(false);
         }
         let Some(target) = Version::parse(&inv.kubernetes_version.to_string()) else {
-            return Ok(());
+            return Ok(false);
         };
         let apiservers = apiserver_versions(inv, PRECHECK).await;
         let moves = apiservers.iter().any(|a| {
@@ -117,7 +118,7 @@ impl Engine {
         });
         if !moves {
             // New, down, or current: nothing whose release could be at odds with the target.
-            return Ok(());
+            return Ok(false);
         }
         let by_units = !crate::components::component(systemd).hosts(inv).is_empty();
         // Static pods run the images kubernetesVersion names; units run the bundle's binaries.
@@ -150,14 +151,15 @@ impl Engine {
             }
             refusal
         })?;
-        if let KubernetesDecision::Upgrade(upgrade) = decision {
-            self.emit(Event::KubernetesUpgrade {
-                phase: phase.name.clone(),
-                message: upgrade.describe(),
-                upgrade,
-            });
-        }
-        Ok(())
+        let KubernetesDecision::Upgrade(upgrade) = decision else {
+            return Ok(false);
+        };
+        self.emit(Event::KubernetesUpgrade {
+            phase: phase.name.clone(),
+            message: upgrade.describe(),
+            upgrade,
+        });
+        Ok(true)
     }
 }
 

@@ -45,6 +45,12 @@ pub struct Phase {
     /// Checked from the operator after every host finished.
     #[serde(default, with = "serde_yaml::with::singleton_map_recursive")]
     pub wait: Vec<Wait>,
+    /// Runs only when the run moves the control plane to another Kubernetes release; its
+    /// components then leave the phases before it, so they move after what comes between
+    /// (the kubelets after every apiserver: a kubelet is never newer than its apiserver). In
+    /// any other run it is skipped, and they converge where they first appear.
+    #[serde(default, rename = "upgrade-only")]
+    pub upgrade_only: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -200,8 +206,62 @@ pub fn parse(text: &str, source: &PlaybookSource) -> Result<Playbook, PlaybookEr
                 "{at}: a phase does exactly one of `run`, `certificates: true` or `converge: [components]`"
             )));
         }
+        if phase.upgrade_only {
+            // Else a run that upgrades nothing would converge them nowhere.
+            let earlier = &book.phases[..i];
+            if let Some(c) = phase.converge.iter().find(|c| {
+                !earlier
+                    .iter()
+                    .any(|p| !p.upgrade_only && p.converge.contains(c))
+            }) {
+                return Err(invalid(format!(
+                    "{at}: `upgrade-only: true` moves components out of the phases before it, \
+                     but no phase before it converges {}",
+                    crate::components::component(*c).name
+                )));
+            }
+        }
     }
     Ok(book)
+}
+
+/// The phases of one run: whether it upgrades Kubernetes decides where the components of an
+/// `upgrade-only` phase converge. Upgrading: they leave every phase before it (which says so in
+/// the returned notes: phase, message). Not upgrading: the phase stays, to be skipped.
+pub fn for_run(mut phases: Vec<Phase>, upgrading: bool) -> (Vec<Phase>, Vec<(String, String)>) {
+    let mut notes = Vec::new();
+    if !upgrading {
+        return (phases, notes);
+    }
+    for i in 0..phases.len() {
+        if !phases[i].upgrade_only {
+            continue;
+        }
+        let (before, rest) = phases.split_at_mut(i);
+        let later = &rest[0];
+        for p in before.iter_mut() {
+            let moved: Vec<&str> = p
+                .converge
+                .iter()
+                .filter(|c| later.converge.contains(c))
+                .map(|c| crate::components::component(*c).name)
+                .collect();
+            if moved.is_empty() {
+                continue;
+            }
+            notes.push((
+                p.name.clone(),
+                format!(
+                    "{} move to the new Kubernetes release in phase {}, once every apiserver \
+                     runs it (a kubelet is never newer than its apiserver)",
+                    moved.join(", "),
+                    later.name
+                ),
+            ));
+            p.converge.retain(|c| !later.converge.contains(c));
+        }
+    }
+    (phases, notes)
 }
 
 #[cfg(test)]
@@ -227,10 +287,65 @@ mod tests {
                 "load-balancer",
                 "control-plane",
                 "control-plane-units",
+                "kubelets",
                 "cluster-admins",
                 "nodes-ready",
                 "cluster-dns"
             ]
+        );
+    }
+
+    fn converged(phases: &[Phase], name: &str) -> Vec<ComponentId> {
+        phases
+            .iter()
+            .find(|p| p.name == name)
+            .map(|p| p.converge.clone())
+            .unwrap()
+    }
+
+    #[test]
+    fn in_an_upgrade_the_kubelets_move_after_every_apiserver() {
+        let book = load(None).unwrap();
+        let kubelet_side = [ComponentId::Kubelet, ComponentId::KubeProxy];
+        // No upgrade: the node phase converges them, the upgrade-only phase is left to skip.
+        let (same, notes) = for_run(book.phases.clone(), false);
+        assert!(notes.is_empty(), "{notes:?}");
+        assert!(
+            kubelet_side
+                .iter()
+                .all(|c| converged(&same, "node").contains(c))
+        );
+        // An upgrade: they leave the node phase, which still lands the runtime and the
+        // control plane's images, and come after both control-plane phases.
+        let (upgrade, notes) = for_run(book.phases.clone(), true);
+        let node = converged(&upgrade, "node");
+        assert!(kubelet_side.iter().all(|c| !node.contains(c)), "{node:?}");
+        assert!(node.contains(&ComponentId::Containerd), "{node:?}");
+        assert!(node.contains(&ComponentId::ControlPlaneImages), "{node:?}");
+        assert_eq!(converged(&upgrade, "kubelets"), kubelet_side);
+        let at = |n: &str| upgrade.iter().position(|p| p.name == n).unwrap();
+        assert!(at("kubelets") > at("control-plane"));
+        assert!(at("kubelets") > at("control-plane-units"));
+        assert!(at("kubelets") < at("nodes-ready"));
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert_eq!(notes[0].0, "node");
+        assert!(
+            notes[0].1.starts_with(
+                "kubelet, kube-proxy move to the new Kubernetes release in phase kubelets"
+            ),
+            "{notes:?}"
+        );
+    }
+
+    #[test]
+    fn an_upgrade_only_phase_moves_only_what_an_earlier_phase_converges() {
+        let text = "name: x\nphases:\n  - name: a\n    title: A\n    converge: [etcd]\n  - name: b\n    title: B\n    converge: [etcd, haproxy]\n    upgrade-only: true\n";
+        let err = parse(text, &PlaybookSource::Embedded("x.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("phases[1] (b): `upgrade-only: true` moves components out of the phases before it, but no phase before it converges haproxy"),
+            "{err}"
         );
     }
 

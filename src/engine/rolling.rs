@@ -24,6 +24,7 @@ use crate::planning::restart_order::{self, QuorumRefusal};
 
 pub mod apiserver;
 mod etcd_guard;
+mod images;
 mod node;
 
 /// One etcd request.
@@ -192,6 +193,26 @@ impl Engine {
                 )
                 .await;
             }
+            // A kubelet that runs the static-pod control plane may re-create its apiserver's
+            // container when it restarts: that apiserver is drained first, and back only once
+            // its process settled and it is ready.
+            let static_apiserver = node_roll.is_some()
+                && kind == RestartKind::Restart
+                && self.inventory.host(host).is_some_and(|h| {
+                    components::component(ComponentId::ControlPlane).runs_on(&self.inventory, h)
+                });
+            let apiserver_before = if static_apiserver {
+                let before = self.apiserver_processes(host).await;
+                self.drain_apiserver(
+                    phase,
+                    host,
+                    "its kubelet restarts (a kubelet may re-create its static pods)",
+                )
+                .await;
+                before
+            } else {
+                None
+            };
             let step = RestartStep::begin(self, phase, host, unit.name, kind);
             let visit = match &node_roll {
                 Some(roll) => match self.node_leaves(roll, phase, host).await {
@@ -209,6 +230,12 @@ impl Engine {
                         .await
                 }
             };
+            if static_apiserver && let Ok(node) = &healthy {
+                healthy = self
+                    .apiserver_settled_after_kubelet(host, apiserver_before)
+                    .await
+                    .map(|back| format!("{node}; {back}"));
+            }
             if reads_this_member && let Ok(member) = &healthy {
                 let address = self
                     .inventory
@@ -442,6 +469,12 @@ impl Engine {
             }
             if pods.id == ComponentId::EtcdStaticPod {
                 self.guard_restart(phase, host, opts.force).await?;
+            }
+            if pods.id == ComponentId::ControlPlane {
+                // Before anything is drained: a failed import leaves the host as it was.
+                self.import_control_plane_images(host).await.map_err(|e| {
+                    unit_failed(phase, host, "import the control plane's images".into(), &e)
+                })?;
             }
             let apiserver = apiserver_moves.contains(&host);
             let before = if apiserver {

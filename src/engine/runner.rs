@@ -205,6 +205,8 @@ pub(super) struct RunState {
     pub(super) tally: Tally,
     /// A dry run's notes per host, carried from phase to phase.
     pub(super) dry_notes: BTreeMap<String, DryNotes>,
+    /// The run moves the control plane to another Kubernetes release (`upgrade-only` phases run).
+    pub(super) upgrading: bool,
 }
 
 impl Engine {
@@ -274,13 +276,21 @@ impl Engine {
         };
         let checked = match checked {
             Ok(()) => self.check_kubernetes_version(&phases, &mut bundle).await,
-            refused => refused,
+            Err(refused) => Err(refused),
         };
-        if let Err(e) = checked {
-            cluster_lock::release_all(&locked, &owner).await;
-            return Err(e);
+        let upgrading = match checked {
+            Ok(upgrading) => upgrading,
+            Err(e) => {
+                cluster_lock::release_all(&locked, &owner).await;
+                return Err(e);
+            }
+        };
+        let (phases, moved) = super::playbook::for_run(phases, upgrading);
+        for (phase, message) in moved {
+            self.emit(Event::Note { phase, message });
         }
         let mut state = RunState {
+            upgrading,
             bundle,
             pki: PkiWorkspace::real(&self.inventory.pki_dir),
             rendered: None,
@@ -306,6 +316,17 @@ impl Engine {
         for phase in phases {
             if self.cancel.is_cancelled() {
                 return Err(RunError::Interrupted);
+            }
+            if phase.upgrade_only && !state.upgrading {
+                let names: Vec<&str> = phase_components(phase).map(|c| c.name).collect();
+                self.emit(Event::PhaseSkipped {
+                    phase: phase.name.clone(),
+                    reason: format!(
+                        "no Kubernetes upgrade in this run: {} converged in an earlier phase",
+                        names.join(", ")
+                    ),
+                });
+                continue;
             }
             let hosts = self.hosts_of(phase);
             if phase.run.is_none() && hosts.is_empty() {

@@ -61,7 +61,7 @@ mod tests {
 
     #[test]
     fn phases_are_picked_by_skip_only_and_from() {
-        assert_eq!(names(PhaseSelection::default()).unwrap().len(), 14);
+        assert_eq!(names(PhaseSelection::default()).unwrap().len(), 15);
         assert_eq!(
             names(PhaseSelection {
                 from: Some("load-balancer".into()),
@@ -72,6 +72,7 @@ mod tests {
                 "load-balancer",
                 "control-plane",
                 "control-plane-units",
+                "kubelets",
                 "cluster-admins",
                 "nodes-ready",
                 "cluster-dns"
@@ -102,6 +103,7 @@ mod tests {
                 "load-balancer",
                 "control-plane",
                 "control-plane-units",
+                "kubelets",
                 "cluster-admins",
                 "nodes-ready",
                 "cluster-dns"

@@ -690,66 +690,24 @@ async fn update_host(
             host: host.name.clone(),
             source,
         })?;
-    let files: Vec<PutFile> = rendered
-        .iter()
-        .filter(|r| paths.contains(&r.path.as_str()))
-        .map(|r| PutFile {
-            path: r.path.to_string(),
-            sha256: crate::ssh::sha256_hex(r.content.as_bytes()),
-            content: Content::Bytes(Arc::new(r.content.clone().into_bytes())),
-            mode: r.mode,
-            owner: r.owner.to_string(),
-            notes: match r.on_change {
-                OnChange::Nothing => Vec::new(),
-                OnChange::Restart(u) => vec![PendingNote::Restart(u)],
-                OnChange::Reload(u) => vec![PendingNote::Reload(u)],
-            },
-        })
-        .collect();
+    let mut files = put_files(&rendered, paths);
     let mut units: Vec<_> = [ComponentId::Haproxy, ComponentId::Keepalived]
         .into_iter()
         .map(components::component)
         .filter(|c| c.runs_on(rest, host))
         .flat_map(|c| c.units.iter().copied())
         .collect();
-    let Some(target) = targets.get(&host.name) else {
-        return Ok(HostUpdate {
-            host: host.name.clone(),
-            written: Vec::new(),
-            units: Vec::new(),
-            error: Some("no SSH target".into()),
-        });
+    let mut update = HostUpdate {
+        host: host.name.clone(),
+        written: Vec::new(),
+        units: Vec::new(),
+        error: None,
     };
-    // The pod network's routes are set again only where they run (a bundle without containerd
-    // started no pod network: a new script must not start one).
-    let mut files = files;
-    if files
-        .iter()
-        .any(|f| f.path == host_paths::POD_NETWORK_SCRIPT)
-    {
-        let active = match pool.get(target).await {
-            Ok(session) => run_script(
-                &session,
-                "systemctl is-active -q \"$1\"",
-                &[components::table::POD_NETWORK_UNIT],
-                Duration::from_secs(10),
-            )
-            .await
-            .is_ok_and(|out| out.success()),
-            Err(_) => false,
-        };
-        if active {
-            units.extend(
-                components::component(ComponentId::Containerd)
-                    .units
-                    .iter()
-                    .copied()
-                    .filter(|u| u.name == components::table::POD_NETWORK_UNIT),
-            );
-        } else {
-            files.retain(|f| f.path != host_paths::POD_NETWORK_SCRIPT);
-        }
-    }
+    let Some(target) = targets.get(&host.name) else {
+        update.error = Some("no SSH target".into());
+        return Ok(update);
+    };
+    pod_network_where_it_runs(pool, target, &mut files, &mut units).await;
     // The apiserver as a unit whose flags name the etcd members (external etcd): restarted when
     // they changed, drained from every haproxy before and back in rotation once ready.
     let apiserver = components::component(ComponentId::KubeApiserver);
@@ -763,12 +721,6 @@ async fn update_host(
         .into_iter()
         .filter_map(|h| Some((h.name.clone(), targets.get(&h.name)?.clone())))
         .collect();
-    let mut update = HostUpdate {
-        host: host.name.clone(),
-        written: Vec::new(),
-        units: Vec::new(),
-        error: None,
-    };
     let session = match pool.get(target).await {
         Ok(s) => s,
         Err(e) => {
@@ -795,25 +747,7 @@ async fn update_host(
         observer: Arc::new(Quiet),
     };
     match job.run(&SshHost(session.clone())).await {
-        Ok(outcomes) => {
-            for o in outcomes {
-                match o {
-                    StepOutcome::Files { written, .. } => {
-                        update.written.extend(written.into_iter().map(|w| w.path))
-                    }
-                    StepOutcome::Unit { unit, action, .. } => {
-                        let verb = serde_json::to_value(action)
-                            .ok()
-                            .and_then(|v| v.as_str().map(str::to_string))
-                            .unwrap_or_default();
-                        if verb != "none" {
-                            update.units.push(format!("{verb} {unit}"));
-                        }
-                    }
-                    _ => {}
-                }
-            }
-        }
+        Ok(outcomes) => update.record(outcomes),
         Err(failure) => {
             update.error = Some(failure.to_string());
             return Ok(update);
@@ -821,15 +755,7 @@ async fn update_host(
     }
     if !settings.dry_run && !units.is_empty() {
         let names: Vec<&str> = units.iter().map(|u| u.name).collect();
-        let active = run_script(&session, UNITS_ACTIVE, &names, Duration::from_secs(30));
-        match verify::or_cancelled(cancel, None, async { Some(active.await) }).await {
-            Some(Ok(out)) if out.success() => {}
-            Some(Ok(out)) => {
-                update.error = Some(format!("after the reload: {}", out.stderr_text()))
-            }
-            Some(Err(e)) => update.error = Some(e.to_string()),
-            None => update.error = Some("interrupted while waiting for the units".into()),
-        }
+        update.error = units_active(&session, &names, cancel).await.err();
     }
     if restarts_apiserver && !settings.dry_run && update.error.is_none() {
         let ca_path = rest.pki_dir.join("ca.crt");
@@ -844,6 +770,102 @@ async fn update_host(
         }
     }
     Ok(update)
+}
+
+/// The rendered files among `paths`, as the host job writes them.
+fn put_files(rendered: &[render::RenderedFile], paths: &[&str]) -> Vec<PutFile> {
+    rendered
+        .iter()
+        .filter(|r| paths.contains(&r.path.as_str()))
+        .map(|r| PutFile {
+            path: r.path.to_string(),
+            sha256: crate::ssh::sha256_hex(r.content.as_bytes()),
+            content: Content::Bytes(Arc::new(r.content.clone().into_bytes())),
+            mode: r.mode,
+            owner: r.owner.to_string(),
+            notes: match r.on_change {
+                OnChange::Nothing => Vec::new(),
+                OnChange::Restart(u) => vec![PendingNote::Restart(u)],
+                OnChange::Reload(u) => vec![PendingNote::Reload(u)],
+            },
+        })
+        .collect()
+}
+
+/// The pod network's routes are set again only where they run (a bundle without containerd
+/// started no pod network: a new script must not start one).
+async fn pod_network_where_it_runs(
+    pool: &Arc<Pool>,
+    target: &HostTarget,
+    files: &mut Vec<PutFile>,
+    units: &mut Vec<components::UnitRow>,
+) {
+    if !files
+        .iter()
+        .any(|f| f.path == host_paths::POD_NETWORK_SCRIPT)
+    {
+        return;
+    }
+    let active = match pool.get(target).await {
+        Ok(session) => run_script(
+            &session,
+            "systemctl is-active -q \"$1\"",
+            &[components::table::POD_NETWORK_UNIT],
+            Duration::from_secs(10),
+        )
+        .await
+        .is_ok_and(|out| out.success()),
+        Err(_) => false,
+    };
+    if active {
+        units.extend(
+            components::component(ComponentId::Containerd)
+                .units
+                .iter()
+                .copied()
+                .filter(|u| u.name == components::table::POD_NETWORK_UNIT),
+        );
+    } else {
+        files.retain(|f| f.path != host_paths::POD_NETWORK_SCRIPT);
+    }
+}
+
+/// Every one of `units` active on the host (within [`UNITS_ACTIVE`]'s wait); else why not.
+async fn units_active(
+    session: &crate::ssh::Session,
+    units: &[&str],
+    cancel: &CancellationToken,
+) -> Result<(), String> {
+    let active = run_script(session, UNITS_ACTIVE, units, Duration::from_secs(30));
+    match verify::or_cancelled(cancel, None, async { Some(active.await) }).await {
+        Some(Ok(out)) if out.success() => Ok(()),
+        Some(Ok(out)) => Err(format!("after the reload: {}", out.stderr_text())),
+        Some(Err(e)) => Err(e.to_string()),
+        None => Err("interrupted while waiting for the units".into()),
+    }
+}
+
+impl HostUpdate {
+    /// What the host job wrote and which units it restarted or reloaded.
+    fn record(&mut self, outcomes: Vec<StepOutcome>) {
+        for o in outcomes {
+            match o {
+                StepOutcome::Files { written, .. } => {
+                    self.written.extend(written.into_iter().map(|w| w.path))
+                }
+                StepOutcome::Unit { unit, action, .. } => {
+                    let verb = serde_json::to_value(action)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default();
+                    if verb != "none" {
+                        self.units.push(format!("{verb} {unit}"));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
 }
 
 #[cfg(test)]

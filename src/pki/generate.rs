@@ -198,24 +198,40 @@ fn ca_subject_of(
     ))
 }
 
+/// Refuse a renewal that names a certificate this cluster does not have.
+fn check_renewable(specs: &[CertSpec], mode: &Mode) -> Result<(), PkiError> {
+    let Mode::Renew(names) = mode else {
+        return Ok(());
+    };
+    let mut known: Vec<&str> = Vec::new();
+    for spec in specs {
+        if !known.contains(&spec.name) {
+            known.push(spec.name);
+        }
+    }
+    match names.iter().find(|n| !known.contains(&n.as_str())) {
+        Some(unknown) => Err(PkiError::Refused(format!(
+            "`{unknown}` is not a certificate of this cluster; renewable: all, {}",
+            known.join(", ")
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// What [`Planner::decide`] found: the CAs that exist, the keys to make, the leaves to issue.
+struct Decided<'s> {
+    cas: BTreeMap<CaId, Authority>,
+    jobs: Vec<Job>,
+    to_issue: Vec<(&'s CertSpec, Action)>,
+    /// The service-account key, when there is one.
+    sa_key: Option<String>,
+}
+
 /// Bring the PKI dir of `inv` in line with the table (see [`Mode`]).
 pub fn generate(inv: &Inventory, mode: &Mode, now: SystemTime) -> Result<GenerateReport, PkiError> {
     let profiles = Profiles::embedded()?;
     let specs = table::certificates(inv, &profiles)?;
-    if let Mode::Renew(names) = mode {
-        let mut known: Vec<&str> = Vec::new();
-        for spec in &specs {
-            if !known.contains(&spec.name) {
-                known.push(spec.name);
-            }
-        }
-        if let Some(unknown) = names.iter().find(|n| !known.contains(&n.as_str())) {
-            return Err(PkiError::Refused(format!(
-                "`{unknown}` is not a certificate of this cluster; renewable: all, {}",
-                known.join(", ")
-            )));
-        }
-    }
+    check_renewable(&specs, mode)?;
     let store = Store::new(&inv.pki_dir);
     let mut p = Planner {
         inv,
@@ -231,168 +247,27 @@ pub fn generate(inv: &Inventory, mode: &Mode, now: SystemTime) -> Result<Generat
 
     // Decide first, then generate every key in one pool (key generation is the slow part, and
     // one pool keeps both cores busy to the end), then sign.
-    let mut cas: BTreeMap<CaId, Authority> = BTreeMap::new();
-    let mut jobs = Vec::new();
-    for id in CaId::ALL {
-        match authority::load(&store, id, now)? {
-            Some(ca) => {
-                cas.insert(id, ca);
-                p.event(id.name().into(), Action::Kept);
-            }
-            None if matches!(mode, Mode::Renew(_)) => {
-                return Err(PkiError::Refused(format!(
-                    "CA {id} does not exist in {}: run `kinit certs generate` first",
-                    store.root().display()
-                )));
-            }
-            None => jobs.push(Job::Ca(id)),
-        }
-    }
-    let sa_key = store.read_text("sa.key")?;
-    if sa_key.is_none() && matches!(mode, Mode::Generate) {
-        jobs.push(Job::ServiceAccount);
-    }
-    let mut to_issue: Vec<(&CertSpec, Action)> = Vec::new();
-    for spec in &specs {
-        match (mode, cas.get(&spec.ca)) {
-            (Mode::Renew(names), _) => {
-                if names.is_empty() || names.contains(spec.name) {
-                    to_issue.push((spec, Action::Reissued("renewal requested".into())));
-                }
-            }
-            (Mode::Generate, None) => {
-                let existing = match spec.output {
-                    Output::Pair { .. } => spec.stored("crt"),
-                    Output::Kubeconfig { .. } => spec.stored(""),
-                };
-                let action = if store.path(&existing).exists() {
-                    Action::Reissued(format!("its CA {} is new", spec.ca))
-                } else {
-                    Action::Created
-                };
-                to_issue.push((spec, action));
-            }
-            (Mode::Generate, Some(ca)) => match p.judge(spec, ca) {
-                Ok(None) => p.event(spec.label(), Action::Kept),
-                Ok(Some(why)) => {
-                    let embedded =
-                        kubeconfig::parse(&store.read_text(&spec.stored(""))?.unwrap_or_default())
-                            .map_err(|e| PkiError::invalid(store.path(&spec.stored("")), e))?;
-                    p.write_leaf(spec, ca, &embedded.cert_pem, &embedded.key_pem);
-                    p.event(spec.label(), Action::Rewritten(why));
-                }
-                Err(why) if why.is_empty() => to_issue.push((spec, Action::Created)),
-                Err(why) => to_issue.push((spec, Action::Reissued(why))),
-            },
-        }
-    }
+    let Decided {
+        mut cas,
+        jobs,
+        to_issue,
+        sa_key,
+    } = p.decide(&specs, mode)?;
     let key_count = jobs.len() + to_issue.len();
     let mut keys = parallel::map(&vec![(); key_count], |()| {
         algorithm::generate(p.algorithm).map_err(PkiError::crypto("key generation"))
     })
     .into_iter();
-
-    let ca_validity = inv.pki.ca_validity.as_duration();
-    let ca_usages = profiles.usages("ca")?;
     for job in &jobs {
         let key = keys.next().expect("one key per job")?;
-        let key_pem = key.serialize_pem();
-        match job {
-            Job::Ca(id) => {
-                let (cn, orgs, sans) = ca_subject_of(&profiles, *id)?;
-                let subject = Subject {
-                    common_name: &cn,
-                    organizations: &orgs,
-                    sans: &sans,
-                };
-                let cert = issue::self_signed_ca(&subject, &ca_usages, &key, now, ca_validity)?;
-                let (crt, keyfile) = authority::files(*id);
-                p.batch.put_new(
-                    store.path(&keyfile),
-                    key_pem.clone().into_bytes(),
-                    table::KEY_MODE,
-                );
-                p.batch.put_new(
-                    store.path(&crt),
-                    cert.clone().into_bytes(),
-                    table::CERT_MODE,
-                );
-                p.overlay.insert(keyfile, key_pem.clone().into_bytes());
-                p.overlay.insert(crt, cert.clone().into_bytes());
-                cas.insert(*id, authority::from_pem_parts(&store, *id, cert, &key_pem)?);
-                p.event(id.name().into(), Action::Created);
-            }
-            Job::ServiceAccount => {
-                p.put("sa.key".into(), key_pem.into_bytes(), table::KEY_MODE);
-                p.put(
-                    "sa.pub".into(),
-                    key.public_key_pem().into_bytes(),
-                    table::CERT_MODE,
-                );
-                p.event("sa".into(), Action::Created);
-            }
-        }
+        p.create(job, &key, &mut cas)?;
     }
     if let Some(sa) = &sa_key {
-        // sa.pub is derived from sa.key: restore it if it is missing or does not match.
-        let key = KeyPair::from_pem(sa).map_err(|_| {
-            PkiError::invalid(store.path("sa.key"), "not a private key kinit can read")
-        })?;
-        let public = key.public_key_pem();
-        if store.read_text("sa.pub")?.as_deref() != Some(public.as_str()) {
-            p.put("sa.pub".into(), public.into_bytes(), table::CERT_MODE);
-            p.event(
-                "sa".into(),
-                Action::Rewritten("sa.pub restored from sa.key".into()),
-            );
-        } else {
-            p.event("sa".into(), Action::Kept);
-        }
+        p.service_account_public(sa)?;
     }
-
     let leaf_keys: Vec<KeyPair> = keys.collect::<Result<_, _>>()?;
-    let signing: Vec<(&CertSpec, &KeyPair)> = to_issue
-        .iter()
-        .map(|(spec, _)| *spec)
-        .zip(&leaf_keys)
-        .collect();
-    let signed = parallel::map(&signing, |(spec, key)| -> Result<String, PkiError> {
-        let ca = &cas[&spec.ca];
-        let usages = profiles.usages(spec.profile)?;
-        issue::signed_leaf(
-            &Planner::subject(spec),
-            &usages,
-            key,
-            &ca.issuer,
-            ca.not_after,
-            now,
-            p.cert_validity,
-        )
-    });
-    for (((spec, action), key), cert) in to_issue.iter().zip(&leaf_keys).zip(signed) {
-        let cert = cert?;
-        p.write_leaf(spec, &cas[&spec.ca], &cert, &key.serialize_pem());
-        p.event(spec.label(), action.clone());
-    }
-
-    // Host trees: copies of the shared files, written only where they differ.
-    for placement in table::placements(inv, &specs) {
-        let source = match p.overlay.get(&placement.from) {
-            Some(bytes) => bytes.clone(),
-            None => store.read(&placement.from)?.ok_or_else(|| {
-                PkiError::invalid(
-                    store.path(&placement.from),
-                    "missing (run `kinit certs generate`)",
-                )
-            })?,
-        };
-        let dest = format!("{}/{}", table::host_root(&placement.host), placement.to);
-        if store.read(&dest)?.as_deref() != Some(source.as_slice())
-            || !mode_is(&store, &dest, placement.mode)
-        {
-            p.put(dest, source, placement.mode);
-        }
-    }
+    p.sign(&to_issue, &leaf_keys, &cas)?;
+    p.host_copies(&specs)?;
 
     let files_written = p.overlay.len();
     let stale_hosts = stale_hosts(&store, inv);
@@ -404,6 +279,199 @@ pub fn generate(inv: &Inventory, mode: &Mode, now: SystemTime) -> Result<Generat
         files_written,
         stale_hosts,
     })
+}
+
+impl Planner<'_> {
+    /// Which CAs exist, which keys are missing, and which leaves to issue (and why); a leaf
+    /// that is kept but whose kubeconfig no longer fits is rewritten here.
+    fn decide<'s>(&mut self, specs: &'s [CertSpec], mode: &Mode) -> Result<Decided<'s>, PkiError> {
+        let store = self.store;
+        let mut cas: BTreeMap<CaId, Authority> = BTreeMap::new();
+        let mut jobs = Vec::new();
+        for id in CaId::ALL {
+            match authority::load(store, id, self.now)? {
+                Some(ca) => {
+                    cas.insert(id, ca);
+                    self.event(id.name().into(), Action::Kept);
+                }
+                None if matches!(mode, Mode::Renew(_)) => {
+                    return Err(PkiError::Refused(format!(
+                        "CA {id} does not exist in {}: run `kinit certs generate` first",
+                        store.root().display()
+                    )));
+                }
+                None => jobs.push(Job::Ca(id)),
+            }
+        }
+        let sa_key = store.read_text("sa.key")?;
+        if sa_key.is_none() && matches!(mode, Mode::Generate) {
+            jobs.push(Job::ServiceAccount);
+        }
+        let mut to_issue: Vec<(&CertSpec, Action)> = Vec::new();
+        for spec in specs {
+            match (mode, cas.get(&spec.ca)) {
+                (Mode::Renew(names), _) => {
+                    if names.is_empty() || names.contains(spec.name) {
+                        to_issue.push((spec, Action::Reissued("renewal requested".into())));
+                    }
+                }
+                (Mode::Generate, None) => {
+                    let existing = match spec.output {
+                        Output::Pair { .. } => spec.stored("crt"),
+                        Output::Kubeconfig { .. } => spec.stored(""),
+                    };
+                    let action = if store.path(&existing).exists() {
+                        Action::Reissued(format!("its CA {} is new", spec.ca))
+                    } else {
+                        Action::Created
+                    };
+                    to_issue.push((spec, action));
+                }
+                (Mode::Generate, Some(ca)) => match self.judge(spec, ca) {
+                    Ok(None) => self.event(spec.label(), Action::Kept),
+                    Ok(Some(why)) => {
+                        let text = store.read_text(&spec.stored(""))?.unwrap_or_default();
+                        let embedded = kubeconfig::parse(&text)
+                            .map_err(|e| PkiError::invalid(store.path(&spec.stored("")), e))?;
+                        self.write_leaf(spec, ca, &embedded.cert_pem, &embedded.key_pem);
+                        self.event(spec.label(), Action::Rewritten(why));
+                    }
+                    Err(why) if why.is_empty() => to_issue.push((spec, Action::Created)),
+                    Err(why) => to_issue.push((spec, Action::Reissued(why))),
+                },
+            }
+        }
+        Ok(Decided {
+            cas,
+            jobs,
+            to_issue,
+            sa_key,
+        })
+    }
+
+    /// A new CA (self-signed, files never replaced) or the service-account key pair.
+    fn create(
+        &mut self,
+        job: &Job,
+        key: &KeyPair,
+        cas: &mut BTreeMap<CaId, Authority>,
+    ) -> Result<(), PkiError> {
+        let store = self.store;
+        let key_pem = key.serialize_pem();
+        match job {
+            Job::Ca(id) => {
+                let (cn, orgs, sans) = ca_subject_of(self.profiles, *id)?;
+                let subject = Subject {
+                    common_name: &cn,
+                    organizations: &orgs,
+                    sans: &sans,
+                };
+                let ca_validity = self.inv.pki.ca_validity.as_duration();
+                let ca_usages = self.profiles.usages("ca")?;
+                let cert = issue::self_signed_ca(&subject, &ca_usages, key, self.now, ca_validity)?;
+                let (crt, keyfile) = authority::files(*id);
+                self.batch.put_new(
+                    store.path(&keyfile),
+                    key_pem.clone().into_bytes(),
+                    table::KEY_MODE,
+                );
+                self.batch.put_new(
+                    store.path(&crt),
+                    cert.clone().into_bytes(),
+                    table::CERT_MODE,
+                );
+                self.overlay.insert(keyfile, key_pem.clone().into_bytes());
+                self.overlay.insert(crt, cert.clone().into_bytes());
+                cas.insert(*id, authority::from_pem_parts(store, *id, cert, &key_pem)?);
+                self.event(id.name().into(), Action::Created);
+            }
+            Job::ServiceAccount => {
+                self.put("sa.key".into(), key_pem.into_bytes(), table::KEY_MODE);
+                self.put(
+                    "sa.pub".into(),
+                    key.public_key_pem().into_bytes(),
+                    table::CERT_MODE,
+                );
+                self.event("sa".into(), Action::Created);
+            }
+        }
+        Ok(())
+    }
+
+    /// sa.pub is derived from sa.key: restored when it is missing or does not match.
+    fn service_account_public(&mut self, sa_key: &str) -> Result<(), PkiError> {
+        let key = KeyPair::from_pem(sa_key).map_err(|_| {
+            PkiError::invalid(
+                self.store.path("sa.key"),
+                "not a private key kinit can read",
+            )
+        })?;
+        let public = key.public_key_pem();
+        if self.store.read_text("sa.pub")?.as_deref() != Some(public.as_str()) {
+            self.put("sa.pub".into(), public.into_bytes(), table::CERT_MODE);
+            self.event(
+                "sa".into(),
+                Action::Rewritten("sa.pub restored from sa.key".into()),
+            );
+        } else {
+            self.event("sa".into(), Action::Kept);
+        }
+        Ok(())
+    }
+
+    /// Sign every leaf to issue (in parallel) and write it with its key.
+    fn sign(
+        &mut self,
+        to_issue: &[(&CertSpec, Action)],
+        keys: &[KeyPair],
+        cas: &BTreeMap<CaId, Authority>,
+    ) -> Result<(), PkiError> {
+        let signing: Vec<(&CertSpec, &KeyPair)> =
+            to_issue.iter().map(|(spec, _)| *spec).zip(keys).collect();
+        let (profiles, now, validity) = (self.profiles, self.now, self.cert_validity);
+        let signed = parallel::map(&signing, |(spec, key)| -> Result<String, PkiError> {
+            let ca = &cas[&spec.ca];
+            let usages = profiles.usages(spec.profile)?;
+            issue::signed_leaf(
+                &Planner::subject(spec),
+                &usages,
+                key,
+                &ca.issuer,
+                ca.not_after,
+                now,
+                validity,
+            )
+        });
+        for (((spec, action), key), cert) in to_issue.iter().zip(keys).zip(signed) {
+            let cert = cert?;
+            self.write_leaf(spec, &cas[&spec.ca], &cert, &key.serialize_pem());
+            self.event(spec.label(), action.clone());
+        }
+        Ok(())
+    }
+
+    /// Host trees: copies of the shared files, written only where they differ.
+    fn host_copies(&mut self, specs: &[CertSpec]) -> Result<(), PkiError> {
+        let store = self.store;
+        for placement in table::placements(self.inv, specs) {
+            let source = match self.overlay.get(&placement.from) {
+                Some(bytes) => bytes.clone(),
+                None => store.read(&placement.from)?.ok_or_else(|| {
+                    PkiError::invalid(
+                        store.path(&placement.from),
+                        "missing (run `kinit certs generate`)",
+                    )
+                })?,
+            };
+            let dest = format!("{}/{}", table::host_root(&placement.host), placement.to);
+            if store.read(&dest)?.as_deref() != Some(source.as_slice())
+                || !mode_is(store, &dest, placement.mode)
+            {
+                self.put(dest, source, placement.mode);
+            }
+        }
+        Ok(())
+    }
 }
 
 fn mode_is(store: &Store, rel: &str, mode: u32) -> bool {

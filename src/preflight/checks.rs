@@ -124,9 +124,33 @@ fn per_host(
     out: &mut Vec<PreflightFinding>,
 ) {
     let h = host.name.as_str();
-    let control_plane = host.has(Role::ControlPlane);
+    out.push(privilege(h, host, f));
+    if host.has(Role::ControlPlane) {
+        resources(h, f, out);
+    }
+    out.push(swap(h, f));
+    out.push(ip_forward(h, f));
+    kernel_modules(h, f, out);
+    out.push(kernel(h, &f.kernel));
+    // The kubelet's rule: a host the component table gives no kubelet (a control plane run as
+    // systemd units, etcd under systemd) runs nothing that minds cgroup v1.
+    let kubelet =
+        crate::components::component(crate::components::ComponentId::Kubelet).runs_on(inv, host);
+    out.push(cgroup(h, f, kubelet));
+    if kubelet {
+        node_commands(inv, h, f, out);
+    }
+    out.push(systemd(h, f));
+    out.push(os(h, f));
+    super::ports::ports(inv, host, f, out);
+    time(h, f, skew, out);
+    if host.has(Role::Etcd) {
+        etcd_dir(inv, host, f, out);
+    }
+}
 
-    out.push(match f.privilege {
+fn privilege(h: &str, host: &Host, f: &HostFacts) -> PreflightFinding {
+    match f.privilege {
         Some(Privilege::Root) => pass(h, "IsPrivilegedUser", "logged in as root"),
         Some(Privilege::SudoNoPassword) => {
             pass(h, "IsPrivilegedUser", "sudo works without a password")
@@ -143,36 +167,39 @@ fn per_host(
             "could not tell whether the login is privileged",
             "log in as root",
         ),
-    });
-
-    if control_plane {
-        out.push(if f.cpus >= MIN_CPUS {
-            pass(h, "NumCPU", format!("{} CPUs", f.cpus))
-        } else {
-            fail(
-                h,
-                "NumCPU",
-                format!(
-                    "the number of available CPUs {} is less than the required {MIN_CPUS}",
-                    f.cpus
-                ),
-                "give the machine at least 2 CPUs",
-            )
-        });
-        let mb = f.mem_total_kib / 1024;
-        out.push(if mb >= MIN_MEM_MB {
-            pass(h, "Mem", format!("{mb} MB of memory"))
-        } else {
-            fail(
-                h,
-                "Mem",
-                format!("the system RAM ({mb} MB) is less than the minimum {MIN_MEM_MB} MB"),
-                "give the machine at least 2 GB of memory",
-            )
-        });
     }
+}
 
-    out.push(if f.swap_areas.is_empty() {
+/// kubeadm's minimums for a control plane.
+fn resources(h: &str, f: &HostFacts, out: &mut Vec<PreflightFinding>) {
+    out.push(if f.cpus >= MIN_CPUS {
+        pass(h, "NumCPU", format!("{} CPUs", f.cpus))
+    } else {
+        fail(
+            h,
+            "NumCPU",
+            format!(
+                "the number of available CPUs {} is less than the required {MIN_CPUS}",
+                f.cpus
+            ),
+            "give the machine at least 2 CPUs",
+        )
+    });
+    let mb = f.mem_total_kib / 1024;
+    out.push(if mb >= MIN_MEM_MB {
+        pass(h, "Mem", format!("{mb} MB of memory"))
+    } else {
+        fail(
+            h,
+            "Mem",
+            format!("the system RAM ({mb} MB) is less than the minimum {MIN_MEM_MB} MB"),
+            "give the machine at least 2 GB of memory",
+        )
+    });
+}
+
+fn swap(h: &str, f: &HostFacts) -> PreflightFinding {
+    if f.swap_areas.is_empty() {
         pass(h, "Swap", "swap is off")
     } else {
         fail(
@@ -184,13 +211,19 @@ fn per_host(
             ),
             "run `swapoff -a` and remove swap entries from /etc/fstab",
         )
-    });
+    }
+}
 
-    // kubeadm fails this check because it never sets the value; `kinit up` does (its
-    // kernel-settings phase runs before anything that forwards), so a fresh host only warns:
-    // a failure here would stop `up` before the phase that fixes it.
-    out.push(match f.ip_forward {
-        Some(true) => pass(h, "FileContent--proc-sys-net-ipv4-ip_forward", "net.ipv4.ip_forward = 1"),
+// kubeadm fails this check because it never sets the value; `kinit up` does (its
+// kernel-settings phase runs before anything that forwards), so a fresh host only warns:
+// a failure here would stop `up` before the phase that fixes it.
+fn ip_forward(h: &str, f: &HostFacts) -> PreflightFinding {
+    match f.ip_forward {
+        Some(true) => pass(
+            h,
+            "FileContent--proc-sys-net-ipv4-ip_forward",
+            "net.ipv4.ip_forward = 1",
+        ),
         Some(false) => warn(
             h,
             "FileContent--proc-sys-net-ipv4-ip_forward",
@@ -203,8 +236,10 @@ fn per_host(
             "could not read /proc/sys/net/ipv4/ip_forward",
             "check that /proc is mounted and readable",
         ),
-    });
+    }
+}
 
+fn kernel_modules(h: &str, f: &HostFacts, out: &mut Vec<PreflightFinding>) {
     for module in ["br_netfilter", "overlay"] {
         let check = format!("KernelModule-{module}");
         out.push(if f.modules.iter().any(|m| m == module) {
@@ -218,14 +253,10 @@ fn per_host(
             )
         });
     }
+}
 
-    out.push(kernel(h, &f.kernel));
-
-    // The kubelet's rule: a host the component table gives no kubelet (a control plane run as
-    // systemd units, etcd under systemd) runs nothing that minds cgroup v1.
-    let kubelet =
-        crate::components::component(crate::components::ComponentId::Kubelet).runs_on(inv, host);
-    out.push(match f.cgroup {
+fn cgroup(h: &str, f: &HostFacts, kubelet: bool) -> PreflightFinding {
+    match f.cgroup {
         Some(CgroupVersion::V2) => pass(h, "CgroupVersion", "cgroup v2"),
         Some(CgroupVersion::V1) if !kubelet => pass(
             h,
@@ -247,30 +278,35 @@ fn per_host(
             "could not tell the cgroup version",
             "check that /sys/fs/cgroup is mounted",
         ),
-    });
-
-    // kubeadm's FileExisting checks, for the commands kinit's node layer calls.
-    if kubelet && let Some(have) = &f.commands {
-        let ipv6 = matches!(inv.networking.pod_subnet, ipnet::IpNet::V6(_));
-        for command in crate::facts::NODE_COMMANDS {
-            if *command == if ipv6 { "iptables" } else { "ip6tables" } {
-                continue;
-            }
-            let check = format!("FileExisting-{command}");
-            out.push(if have.iter().any(|c| c == command) {
-                pass(h, check, format!("{command} is in PATH"))
-            } else {
-                fail(
-                    h,
-                    check,
-                    format!("{command} not found in PATH (a node needs it)"),
-                    "install the package that has it (iptables, iproute2 or util-linux)",
-                )
-            });
-        }
     }
+}
 
-    out.push(if f.systemd {
+/// kubeadm's FileExisting checks, for the commands kinit's node layer calls.
+fn node_commands(inv: &Inventory, h: &str, f: &HostFacts, out: &mut Vec<PreflightFinding>) {
+    let Some(have) = &f.commands else {
+        return;
+    };
+    let ipv6 = matches!(inv.networking.pod_subnet, ipnet::IpNet::V6(_));
+    for command in crate::facts::NODE_COMMANDS {
+        if *command == if ipv6 { "iptables" } else { "ip6tables" } {
+            continue;
+        }
+        let check = format!("FileExisting-{command}");
+        out.push(if have.iter().any(|c| c == command) {
+            pass(h, check, format!("{command} is in PATH"))
+        } else {
+            fail(
+                h,
+                check,
+                format!("{command} not found in PATH (a node needs it)"),
+                "install the package that has it (iptables, iproute2 or util-linux)",
+            )
+        });
+    }
+}
+
+fn systemd(h: &str, f: &HostFacts) -> PreflightFinding {
+    if f.systemd {
         pass(h, "Systemd", "systemd is the init system")
     } else {
         fail(
@@ -279,13 +315,6 @@ fn per_host(
             "systemd is not running as the init system",
             "kinit manages services with systemd; use a systemd distribution",
         )
-    });
-
-    out.push(os(h, f));
-    super::ports::ports(inv, host, f, out);
-    time(h, f, skew, out);
-    if host.has(Role::Etcd) {
-        etcd_dir(inv, host, f, out);
     }
 }
 

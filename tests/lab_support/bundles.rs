@@ -8,8 +8,19 @@ use std::process::Command;
 use super::{COMMAND_LIMIT, Lab, text};
 use crate::hang_guard::output_within;
 
-/// `<lab>/<name>`: the lab's bundle with each of `programs` taken from `from`, SHA256SUMS made
-/// again (files in subdirectories, `cni/bridge`, too). The other files are hard links (a
+/// What a runtime lab's cluster starts on before a Kubernetes upgrade: the previous release's
+/// programs (and the images built from them).
+pub const KUBERNETES_PROGRAMS: [&str; 6] = [
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kubectl",
+    "kubelet",
+    "kube-proxy",
+];
+
+/// `<lab>/<name>`: the lab's bundle with each of `programs` taken from `from` (and the images
+/// built from them), SHA256SUMS made again (files in subdirectories, `cni/bridge`, too). The other files are hard links (a
 /// Kubernetes bundle is 700 MiB; the lab dir is one filesystem).
 pub fn bundle_with(lab: &Lab, from: &Path, programs: &[&str], name: &str) -> PathBuf {
     let dir = lab.dir().join(name);
@@ -28,6 +39,29 @@ pub fn bundle_with(lab: &Lab, from: &Path, programs: &[&str], name: &str) -> Pat
     for p in programs {
         std::fs::copy(from.join(p), dir.join(p))
             .unwrap_or_else(|e| panic!("{}: {e}", from.join(p).display()));
+    }
+    // A runtime lab's bundle holds images built from some of them (the control plane's static
+    // pods): built again from these, tagged with their release, as `kinit bundle import` does.
+    let images: Vec<_> = programs
+        .iter()
+        .filter_map(|p| kinit::bundle::image::bundle_image(p))
+        .filter(|i| dir.join(i.archive).is_file())
+        .collect();
+    if !images.is_empty() {
+        let release = release_of(&from.join("kube-apiserver"));
+        for image in images {
+            let at = dir.join(image.archive);
+            std::fs::remove_file(&at).unwrap();
+            let archive = image
+                .build(
+                    &dir.join(image.binary),
+                    kinit::config::model::DEFAULT_IMAGE_REPOSITORY,
+                    "amd64",
+                    &release,
+                )
+                .unwrap();
+            std::fs::write(&at, archive).unwrap();
+        }
     }
     let out = Command::new("sh")
         .current_dir(&dir)
@@ -95,4 +129,33 @@ pub fn set_kubernetes_version(lab: &Lab, version: &str) {
         })
         .collect();
     std::fs::write(&lab.config, out.join("\n") + "\n").unwrap();
+}
+
+/// Point the lab at a copy of its bundle holding the previous minor release (`--set
+/// kubernetes-previous`) and set kubernetesVersion to it: the cluster starts there and is
+/// upgraded to the bundle's own release later. (previous release, the bundle's release)
+pub fn start_on_previous_release(lab: &Lab) -> (String, String) {
+    let previous = built("kubernetes-previous", "KINIT_TEST_KUBERNETES_PREVIOUS_BIN");
+    let old = release_of(&previous.join("kube-apiserver"));
+    let new = release_of(&super::upstream_bin().join("kube-apiserver"));
+    let older = bundle_with(lab, &previous, &KUBERNETES_PROGRAMS, "bundle-previous");
+    use_bundle(lab, older.to_str().unwrap());
+    set_kubernetes_version(lab, &old);
+    (old, new)
+}
+
+/// Back to the lab's own bundle, at `release` (the upgrade after [`start_on_previous_release`]).
+pub fn upgrade_to_own_bundle(lab: &Lab, release: &str) {
+    use_bundle(lab, lab.dir().join("bundle").to_str().unwrap());
+    set_kubernetes_version(lab, release);
+}
+
+/// Where in a run's JSON events `what` (a `what` field) had `event`, in order.
+pub fn event_positions(events: &[serde_json::Value], what: &str, event: &str) -> Vec<usize> {
+    events
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e["what"] == what && e["event"] == event)
+        .map(|(i, _)| i)
+        .collect()
 }

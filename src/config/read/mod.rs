@@ -53,7 +53,54 @@ fn cluster_spec(r: &mut FieldReader, spec: &mut Section) -> ClusterSpec {
             "a registry and path, e.g. registry.k8s.io or registry.aliyuncs.com/google_containers",
         )
         .unwrap_or_else(|| DEFAULT_IMAGE_REPOSITORY.to_string());
+    let control_plane_endpoint = control_plane_endpoint(r, spec);
 
+    let mut s = r.section(spec, "controlPlane", false);
+    let control_plane = ControlPlaneSpec {
+        mode: r.choice(&mut s, "mode").unwrap_or_default(),
+    };
+    r.finish(s);
+
+    let etcd = etcd(r, spec);
+    let networking = networking(r, spec);
+    let pki = pki(r, spec);
+    let ssh = ssh(r, spec);
+
+    let mut s = r.section(spec, "artifacts", false);
+    let artifacts = Artifacts {
+        bundle: r.optional(&mut s, "bundle", "a directory of binaries with SHA256SUMS"),
+    };
+    r.finish(s);
+
+    let mut s = r.section(spec, "timeSync", false);
+    let time_sync = TimeSync {
+        servers: r
+            .optional(&mut s, "servers", "a list of NTP server names or addresses")
+            .unwrap_or_default(),
+    };
+    r.finish(s);
+
+    let registries = registries(r, spec);
+    let hosts = hosts(r, spec);
+
+    ClusterSpec {
+        topology,
+        kubernetes_version,
+        image_repository,
+        control_plane_endpoint,
+        control_plane,
+        etcd,
+        networking,
+        pki,
+        ssh,
+        artifacts,
+        time_sync,
+        registries,
+        hosts,
+    }
+}
+
+fn control_plane_endpoint(r: &mut FieldReader, spec: &mut Section) -> ControlPlaneEndpoint {
     let mut s = r.section(spec, "controlPlaneEndpoint", true);
     let mut endpoint = ControlPlaneEndpoint::default();
     let address: Option<String> = r.required(
@@ -78,13 +125,10 @@ fn cluster_spec(r: &mut FieldReader, spec: &mut Section) -> ClusterSpec {
         .optional(&mut s, "vrrpUnicast", "true or false")
         .unwrap_or(endpoint.vrrp_unicast);
     r.finish(s);
+    endpoint
+}
 
-    let mut s = r.section(spec, "controlPlane", false);
-    let control_plane = ControlPlaneSpec {
-        mode: r.choice(&mut s, "mode").unwrap_or_default(),
-    };
-    r.finish(s);
-
+fn etcd(r: &mut FieldReader, spec: &mut Section) -> EtcdSpec {
     let mut s = r.section(spec, "etcd", false);
     let mut etcd = EtcdSpec::default();
     etcd.mode = r.choice(&mut s, "mode").unwrap_or(etcd.mode);
@@ -113,7 +157,10 @@ fn cluster_spec(r: &mut FieldReader, spec: &mut Section) -> ClusterSpec {
     etcd.snapshots = b.map.is_some().then_some(snapshots);
     r.finish(b);
     r.finish(s);
+    etcd
+}
 
+fn networking(r: &mut FieldReader, spec: &mut Section) -> Networking {
     let mut s = r.section(spec, "networking", false);
     let mut networking = Networking::default();
     let cidr = "a CIDR such as 10.244.0.0/16";
@@ -137,7 +184,10 @@ fn cluster_spec(r: &mut FieldReader, spec: &mut Section) -> ClusterSpec {
         "a list of IP addresses, e.g. [192.168.9.1]; [] forwards nothing",
     );
     r.finish(s);
+    networking
+}
 
+fn pki(r: &mut FieldReader, spec: &mut Section) -> PkiSpec {
     let mut s = r.section(spec, "pki", false);
     let mut pki = PkiSpec::default();
     pki.dir = r
@@ -157,7 +207,10 @@ fn cluster_spec(r: &mut FieldReader, spec: &mut Section) -> ClusterSpec {
         .optional(&mut s, "extraSANs", "a list of DNS names and IP addresses")
         .unwrap_or_default();
     r.finish(s);
+    pki
+}
 
+fn ssh(r: &mut FieldReader, spec: &mut Section) -> SshSpec {
     let mut s = r.section(spec, "ssh", false);
     let mut ssh = SshSpec::default();
     ssh.user = r
@@ -182,39 +235,7 @@ fn cluster_spec(r: &mut FieldReader, spec: &mut Section) -> ClusterSpec {
     ssh.bastion = b.map.is_some().then_some(bastion);
     r.finish(b);
     r.finish(s);
-
-    let mut s = r.section(spec, "artifacts", false);
-    let artifacts = Artifacts {
-        bundle: r.optional(&mut s, "bundle", "a directory of binaries with SHA256SUMS"),
-    };
-    r.finish(s);
-
-    let mut s = r.section(spec, "timeSync", false);
-    let time_sync = TimeSync {
-        servers: r
-            .optional(&mut s, "servers", "a list of NTP server names or addresses")
-            .unwrap_or_default(),
-    };
-    r.finish(s);
-
-    let registries = registries(r, spec);
-    let hosts = hosts(r, spec);
-
-    ClusterSpec {
-        topology,
-        kubernetes_version,
-        image_repository,
-        control_plane_endpoint: endpoint,
-        control_plane,
-        etcd,
-        networking,
-        pki,
-        ssh,
-        artifacts,
-        time_sync,
-        registries,
-        hosts,
-    }
+    ssh
 }
 
 fn registries(r: &mut FieldReader, spec: &mut Section) -> Vec<RegistrySpec> {

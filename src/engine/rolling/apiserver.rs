@@ -33,6 +33,10 @@ fn replaced(old: &str, now: &str) -> bool {
     now.lines().next().is_some() && now.lines().all(|pid| !old.contains(&pid))
 }
 
+/// How long a static-pod apiserver's process must stay the same after its kubelet restarted
+/// before it counts as kept (a kubelet of another release re-creates containers within seconds
+/// of its start).
+const KUBELET_SETTLE: Duration = Duration::from_secs(15);
 /// How long a restarted apiserver may take to be ready and back in every haproxy.
 const APISERVER_BACK: Duration = Duration::from_secs(180);
 /// One runtime API command.
@@ -199,11 +203,6 @@ impl Engine {
         host: &str,
         before: Option<String>,
     ) -> Result<String, WaitError> {
-        let address = self
-            .inventory
-            .host(host)
-            .expect("an inventory host")
-            .address;
         let replaced =
             match before {
                 Some(old) => verify::until(APISERVER_BACK, &self.cancel, || async {
@@ -219,8 +218,61 @@ impl Engine {
                 .await?,
                 None => format!("no kube-apiserver ran on {host} before"),
             };
-        let back = self.apiserver_back(host, address).await?;
+        let back = self.apiserver_back_named(host).await?;
         Ok(format!("{replaced}; {back}"))
+    }
+
+    /// After `host`'s kubelet restarted under its drained static-pod apiserver: a kubelet of
+    /// another release may re-create the static pods' containers (their hashes differ) shortly
+    /// after it starts, or leave them. Wait until the apiserver's process has stayed the same for
+    /// [`KUBELET_SETTLE`], then until it is ready and back in every haproxy.
+    pub(super) async fn apiserver_settled_after_kubelet(
+        &self,
+        host: &str,
+        before: Option<String>,
+    ) -> Result<String, WaitError> {
+        let started = std::time::Instant::now();
+        let mut seen = self.apiserver_processes(host).await;
+        let mut since = std::time::Instant::now();
+        while since.elapsed() < KUBELET_SETTLE || seen.is_none() {
+            if started.elapsed() > APISERVER_BACK {
+                return Err(WaitError::TimedOut {
+                    waited: started.elapsed(),
+                    last: format!(
+                        "no kube-apiserver kept running on {host} for {} s after its kubelet \
+                         restarted",
+                        KUBELET_SETTLE.as_secs()
+                    ),
+                });
+            }
+            if self.cancel.is_cancelled() {
+                return Err(WaitError::Cancelled);
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let now = self.apiserver_processes(host).await;
+            if now != seen {
+                seen = now;
+                since = std::time::Instant::now();
+            }
+        }
+        let kept = match (&before, &seen) {
+            (Some(old), Some(now)) if replaced(old, now) => {
+                format!("the kubelet re-created {host}'s kube-apiserver")
+            }
+            _ => format!("the kubelet kept {host}'s kube-apiserver"),
+        };
+        let back = self.apiserver_back_named(host).await?;
+        Ok(format!("{kept}; {back}"))
+    }
+
+    /// [`Self::apiserver_back`] for an inventory host, by name.
+    async fn apiserver_back_named(&self, host: &str) -> Result<String, WaitError> {
+        let address = self
+            .inventory
+            .host(host)
+            .expect("an inventory host")
+            .address;
+        self.apiserver_back(host, address).await
     }
 
     fn cluster_ca(&self) -> Result<Vec<u8>, WaitError> {

@@ -1,0 +1,433 @@
+//! `kinit reset` on hosts: etcd members of a partial reset removed first (keeping quorum), then
+//! on every selected host at once, in one round trip each: static pod manifests removed, units
+//! stopped and disabled, etcd's data dir moved aside (or purged), files, binaries and kinit's
+//! state removed, systemd reloaded, kinit's empty directories removed. A dry run asks the same
+//! script what it would do. The cluster lock is held on every selected host that answers from
+//! before etcd is asked anything to the end (by the reset itself, or by the command it is part
+//! of: `kinit remove` holds it on every host it contacts).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use super::reset_plan::HostReset;
+use crate::engine::cluster_lock::{LockFailure, LockRequest};
+use crate::engine::etcd_members::{self, MembershipError};
+use crate::engine::event::Quiet;
+use crate::engine::host_ops::run_script;
+use crate::engine::lock::LockOwner;
+use crate::etcd::ClientTls;
+use crate::fanout::{self, FanoutError};
+use crate::planning::membership::{self, ResetMembership};
+use crate::ssh::{ExitStatus, HostTarget, Pool};
+
+mod nodes;
+mod script;
+
+pub use nodes::NodeLeaving;
+pub(crate) use nodes::{delete_gone_nodes, delete_nodes, drain_nodes};
+pub use script::aside_path;
+pub(crate) use script::{DIR_FUNCTIONS, FOREIGN_EXIT, foreign_names};
+use script::{parse_actions, script_args, script_text};
+
+/// How a reset runs.
+#[derive(Debug, Clone)]
+pub struct ResetSettings {
+    pub dry_run: bool,
+    /// Delete etcd's data dir instead of moving it aside.
+    pub purge: bool,
+    pub concurrency: usize,
+    /// UTC `YYYYMMDDTHHMMSSZ`: names the moved-aside data dir.
+    pub stamp: String,
+    pub etcd_timeout: Duration,
+    /// The caller holds the lock on these hosts already (`kinit remove`): the reset neither
+    /// takes nor releases it.
+    pub locked_by_caller: bool,
+    /// Remove another run's lock when taking it (`--break-lock`).
+    pub break_lock: bool,
+}
+
+/// One thing done (or, in a dry run, to be done) on a host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "action", content = "target")]
+pub enum ResetAction {
+    Stop(String),
+    Disable(String),
+    Remove(String),
+    /// etcd's data dir, and where it went.
+    Move {
+        from: String,
+        to: String,
+    },
+    Purge(String),
+    Rmdir(String),
+    /// One of kinit's state dirs left in place: it holds `found`, which kinit did not put there
+    /// (kinit's own entries in it were removed).
+    Kept {
+        path: String,
+        found: Vec<String>,
+    },
+    /// A step that failed (the script went on with the rest).
+    Failed(String),
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HostResetOutcome {
+    pub host: String,
+    pub actions: Vec<ResetAction>,
+    pub kept: Vec<String>,
+    pub error: Option<String>,
+}
+
+impl HostResetOutcome {
+    pub fn ok(&self) -> bool {
+        self.error.is_none()
+            && !self
+                .actions
+                .iter()
+                .any(|a| matches!(a, ResetAction::Failed(_)))
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResetReport {
+    pub dry_run: bool,
+    pub membership: ResetMembership,
+    pub hosts: Vec<HostResetOutcome>,
+    /// The Node objects of the reset hosts that ran a kubelet.
+    pub nodes: Vec<NodeLeaving>,
+}
+
+impl ResetReport {
+    pub fn ok(&self) -> bool {
+        self.hosts.iter().all(HostResetOutcome::ok)
+    }
+}
+
+/// etcd's data dir on a host holds what etcd does not put there: reset moves or deletes no such
+/// directory.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "etcd's data dir {dir} holds {} besides etcd's `{entry}`, and kinit moves or deletes only a \
+     data dir that holds nothing else",
+    .found.join(", "),
+    entry = crate::host_paths::ETCD_DATA_ENTRY
+)]
+pub struct ForeignData {
+    pub dir: String,
+    /// What the host found (at most 20 names, unprintable characters as `?`).
+    pub found: Vec<String>,
+}
+
+/// What to do about [`ForeignData`].
+const FOREIGN_HELP: &str = "move what is not etcd's out of it (or set spec.etcd.dataDir to etcd's \
+                            own directory) and run reset again";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ResetError {
+    #[error(transparent)]
+    Membership(#[from] MembershipError),
+    #[error("host {host}: {data}: no member was removed and no host was changed; {FOREIGN_HELP}")]
+    ForeignData { host: String, data: ForeignData },
+    /// Another run holds the cluster lock (named), or a host did not answer while it was taken.
+    #[error(transparent)]
+    Locked(#[from] LockFailure),
+    #[error("interrupted before any host was changed")]
+    Interrupted,
+}
+
+/// Reset the hosts of `plans` (their targets in `targets`). Members of a partial reset are
+/// removed first; a refusal there changes nothing anywhere.
+pub async fn run(
+    inv: &crate::inventory::Inventory,
+    tls: Option<&ClientTls>,
+    plans: Vec<HostReset>,
+    targets: &BTreeMap<String, HostTarget>,
+    pool: Arc<Pool>,
+    settings: &ResetSettings,
+    cancel: &CancellationToken,
+) -> Result<ResetReport, ResetError> {
+    // The lock on every selected host, all or none, before etcd is even asked: `up`, `remove`
+    // and `restore` take it on a superset of these hosts, so none of them runs meanwhile.
+    let lock = LockRequest {
+        owner: LockOwner::current("reset"),
+        break_lock: settings.break_lock,
+        concurrency: settings.concurrency,
+    };
+    let (locked, unreachable) = if settings.dry_run || settings.locked_by_caller {
+        (Vec::new(), BTreeMap::new())
+    } else {
+        let mine: BTreeMap<String, HostTarget> = plans
+            .iter()
+            .filter_map(|p| Some((p.host.clone(), targets.get(&p.host)?.clone())))
+            .collect();
+        // A host that cannot be reached cannot be changed by anyone: it is reported, not reset
+        // (a second reset does it once it is back), and the others go ahead.
+        let (reachable, unreachable) = connect_all(&pool, mine, settings.concurrency, cancel).await;
+        (
+            lock.take(&pool, &reachable, cancel, &Quiet).await?,
+            unreachable,
+        )
+    };
+    let result = run_locked(
+        inv,
+        tls,
+        plans,
+        targets,
+        pool,
+        settings,
+        cancel,
+        &unreachable,
+    )
+    .await;
+    lock.release(&locked).await;
+    result
+}
+
+/// The targets that answer, and why each other one did not.
+async fn connect_all(
+    pool: &Arc<Pool>,
+    targets: BTreeMap<String, HostTarget>,
+    concurrency: usize,
+    cancel: &CancellationToken,
+) -> (BTreeMap<String, HostTarget>, BTreeMap<String, String>) {
+    let items: Vec<_> = targets.clone().into_iter().collect();
+    let pool = pool.clone();
+    let results = fanout::run(items, concurrency, cancel, move |target: HostTarget| {
+        let pool = pool.clone();
+        async move {
+            pool.get(&target)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
+    })
+    .await;
+    let mut reachable = BTreeMap::new();
+    let mut unreachable = BTreeMap::new();
+    for (host, r) in results {
+        match r {
+            Ok(()) => {
+                if let Some(t) = targets.get(&host) {
+                    reachable.insert(host, t.clone());
+                }
+            }
+            Err(FanoutError::Failed(e)) => {
+                unreachable.insert(host, e);
+            }
+            Err(other) => {
+                unreachable.insert(host, other.to_string());
+            }
+        }
+    }
+    (reachable, unreachable)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_locked(
+    inv: &crate::inventory::Inventory,
+    tls: Option<&ClientTls>,
+    plans: Vec<HostReset>,
+    targets: &BTreeMap<String, HostTarget>,
+    pool: Arc<Pool>,
+    settings: &ResetSettings,
+    cancel: &CancellationToken,
+    unreachable: &BTreeMap<String, String>,
+) -> Result<ResetReport, ResetError> {
+    let selected: BTreeSet<String> = plans.iter().map(|p| p.host.clone()).collect();
+    let membership = match tls {
+        Some(tls) => etcd_members::plan_reset(inv, tls, &selected, settings.etcd_timeout).await?,
+        None => membership::without_client(inv, &selected).map_err(MembershipError::from)?,
+    };
+    if cancel.is_cancelled() {
+        return Err(ResetError::Interrupted);
+    }
+    if let (ResetMembership::Remove { members, via }, Some(tls), false) =
+        (&membership, tls, settings.dry_run)
+    {
+        // A host that would refuse must refuse before its member is gone.
+        check_data_dirs(&plans, targets, &pool, settings, cancel).await?;
+        if cancel.is_cancelled() {
+            return Err(ResetError::Interrupted);
+        }
+        etcd_members::remove(tls, members, via, settings.etcd_timeout).await?;
+    }
+    let reachable: BTreeSet<String> = selected
+        .iter()
+        .filter(|h| !unreachable.contains_key(*h))
+        .cloned()
+        .collect();
+    let (api, mut nodes) = drain_nodes(inv, &reachable, settings.dry_run).await;
+    if cancel.is_cancelled() {
+        return Err(ResetError::Interrupted);
+    }
+    let kept: BTreeMap<String, Vec<String>> = plans
+        .iter()
+        .map(|p| (p.host.clone(), p.kept.clone()))
+        .collect();
+    let items: Vec<_> = plans
+        .into_iter()
+        .filter(|p| !unreachable.contains_key(&p.host))
+        .filter_map(|p| {
+            let target = targets.get(&p.host)?.clone();
+            Some((p.host.clone(), (p, target)))
+        })
+        .collect();
+    let shared = settings.clone();
+    let results = fanout::run(
+        items,
+        settings.concurrency,
+        cancel,
+        move |(plan, target)| {
+            let (pool, settings) = (pool.clone(), shared.clone());
+            async move { reset_host(&pool, &target, &plan, &settings).await }
+        },
+    )
+    .await;
+    let mut hosts: Vec<HostResetOutcome> = results
+        .into_iter()
+        .map(|(host, r)| {
+            let kept = kept.get(&host).cloned().unwrap_or_default();
+            match r {
+                Ok(actions) => HostResetOutcome {
+                    host,
+                    actions,
+                    kept,
+                    error: None,
+                },
+                Err(e) => HostResetOutcome {
+                    host,
+                    actions: Vec::new(),
+                    kept,
+                    error: Some(match e {
+                        FanoutError::Failed(f) => f.message(),
+                        FanoutError::Cancelled => FanoutError::<String>::Cancelled.to_string(),
+                        FanoutError::Panicked(p) => FanoutError::<String>::Panicked(p).to_string(),
+                    }),
+                },
+            }
+        })
+        .collect();
+    hosts.extend(unreachable.iter().map(|(host, e)| HostResetOutcome {
+        host: host.clone(),
+        actions: Vec::new(),
+        kept: kept.get(host).cloned().unwrap_or_default(),
+        error: Some(format!("{e}; nothing was changed on this host")),
+    }));
+    if let Some(api) = api {
+        delete_nodes(&api, &mut nodes, &hosts).await;
+    }
+    Ok(ResetReport {
+        dry_run: settings.dry_run,
+        membership,
+        hosts,
+        nodes,
+    })
+}
+
+/// Why one host's reset did not run.
+enum HostFailure {
+    Foreign(ForeignData),
+    Other(String),
+}
+
+impl HostFailure {
+    fn message(self) -> String {
+        match self {
+            HostFailure::Foreign(d) => {
+                format!("{d}: nothing was changed on this host; {FOREIGN_HELP}")
+            }
+            HostFailure::Other(s) => s,
+        }
+    }
+}
+
+async fn reset_host(
+    pool: &Pool,
+    target: &HostTarget,
+    plan: &HostReset,
+    settings: &ResetSettings,
+) -> Result<Vec<ResetAction>, HostFailure> {
+    let session = pool
+        .get(target)
+        .await
+        .map_err(|e| HostFailure::Other(e.to_string()))?;
+    let args = script_args(plan, settings);
+    let words: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run_script(&session, &script_text(), &words, Duration::from_secs(300)).await;
+    let out = out.map_err(|e| HostFailure::Other(e.to_string()))?;
+    let stdout = out.stdout_text();
+    if let Some(found) = foreign_names(&stdout, out.status == ExitStatus::Code(FOREIGN_EXIT))
+        && let Some(dir) = &plan.data_dir
+    {
+        return Err(HostFailure::Foreign(ForeignData {
+            dir: dir.clone(),
+            found,
+        }));
+    }
+    let actions = parse_actions(&stdout);
+    if !out.success() && !actions.iter().any(|a| matches!(a, ResetAction::Failed(_))) {
+        let stderr = out.stderr_text();
+        let tail: Vec<&str> = stderr.trim_end().lines().rev().take(5).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        return Err(HostFailure::Other(format!(
+            "reset: {}: {}",
+            out.status,
+            tail.join(" / ")
+        )));
+    }
+    Ok(actions)
+}
+
+/// Before members are removed: every selected host that answers is asked (a dry run) whether
+/// its data dir holds anything but etcd's member. The first that does stops the reset with
+/// nothing changed anywhere; a host that does not answer is left to the reset itself.
+async fn check_data_dirs(
+    plans: &[HostReset],
+    targets: &BTreeMap<String, HostTarget>,
+    pool: &Arc<Pool>,
+    settings: &ResetSettings,
+    cancel: &CancellationToken,
+) -> Result<(), ResetError> {
+    let dry = ResetSettings {
+        dry_run: true,
+        ..settings.clone()
+    };
+    let items: Vec<_> = plans
+        .iter()
+        .filter(|p| p.data_dir.is_some())
+        .filter_map(|p| Some((p.host.clone(), (p.clone(), targets.get(&p.host)?.clone()))))
+        .collect();
+    let pool = pool.clone();
+    let results = fanout::run(
+        items,
+        settings.concurrency,
+        cancel,
+        move |(plan, target)| {
+            let (pool, dry) = (pool.clone(), dry.clone());
+            async move {
+                match reset_host(&pool, &target, &plan, &dry).await {
+                    Err(HostFailure::Foreign(d)) => Err(d),
+                    _ => Ok(()),
+                }
+            }
+        },
+    )
+    .await;
+    for (host, r) in results {
+        match r {
+            Err(FanoutError::Failed(data)) => return Err(ResetError::ForeignData { host, data }),
+            Err(FanoutError::Cancelled) => return Err(ResetError::Interrupted),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
