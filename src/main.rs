@@ -1,12 +1,11 @@
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser};
 use kinit::cli::{CertsCommand, Cli, Command, ConfigCommand, EtcdCommand, SnapshotCommand};
 use kinit::commands::{self, CommandResult};
 use kinit::ui::GlobalOptions;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = kinit::cli::parse();
     let global = cli.global.options();
     init_tracing(&global);
     let result = run(&cli, &global);
@@ -52,8 +51,8 @@ fn run(cli: &Cli, global: &GlobalOptions) -> CommandResult {
             let opts = bundle.options().map_err(commands::CommandError::Usage)?;
             commands::bundle::run(global, &opts)
         }
-        Command::Completion { shell } => commands::completion::run(*shell, Cli::command()),
-        Command::Man => commands::man::run(Cli::command()),
+        Command::Completion { shell } => commands::completion::run(*shell, kinit::cli::command()),
+        Command::Man => commands::man::run(kinit::cli::command()),
     }
 }
 

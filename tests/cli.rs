@@ -17,30 +17,44 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-#[test]
-fn help_lists_only_working_commands() {
+/// What `kinit ARGS` prints when it succeeds.
+fn stdout_of(args: &[&str]) -> String {
     let out = kinit()
-        .arg("--help")
+        .args(args)
         .assert()
         .success()
         .get_output()
         .stdout
         .clone();
-    let help = String::from_utf8(out).unwrap();
-    insta::assert_snapshot!("help", help);
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn help_lists_only_working_commands() {
+    insta::assert_snapshot!("help", stdout_of(&["--help"]));
+}
+
+/// `up --help` names every phase `--skip-phases`, `--only-phase` and `--from-phase` take, in the
+/// built-in playbook's order.
+#[test]
+fn up_help_lists_the_playbooks_phases() {
+    let help = stdout_of(&["up", "--help"]);
+    let book = kinit::engine::playbook::load(None).unwrap();
+    let names: Vec<&str> = book.phases.iter().map(|p| p.name.as_str()).collect();
+    let listed = help
+        .split_once("in order;")
+        .and_then(|(_, rest)| rest.split_once("): "))
+        .and_then(|(_, rest)| rest.split_once('.'))
+        .map(|(list, _)| list.split_whitespace().collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| panic!("no phase list in {help}"));
+    assert_eq!(listed, names.join(", "), "{help}");
+    assert!(names.contains(&"kubelets") && names.contains(&"etcd-snapshots"));
 }
 
 /// `--rollout` and the flags of `kinit up` it takes.
 #[test]
 fn certs_renew_help_shows_the_rollout() {
-    let out = kinit()
-        .args(["certs", "renew", "--help"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    insta::assert_snapshot!("certs_renew_help", String::from_utf8(out).unwrap());
+    insta::assert_snapshot!("certs_renew_help", stdout_of(&["certs", "renew", "--help"]));
 }
 
 #[test]

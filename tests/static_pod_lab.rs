@@ -254,6 +254,12 @@ fn upgrade_under_load(
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect();
     let at = |what: &str, event: &str| event_positions(&events, what, event);
+    // Whether each kubelet of the new release re-created its static pods or kept them.
+    let kubelets_back: Vec<&str> = at("kubelet", "restart-finished")
+        .into_iter()
+        .filter_map(|i| events[i]["healthy"].as_str())
+        .collect();
+    println!("figures: static-pod upgrade, kubelets back: {kubelets_back:?}");
     let manifests_done = at("control-plane", "restart-finished");
     let kubelets_started = at("kubelet", "restart-started");
     assert_eq!(manifests_done.len(), 3, "{all}");

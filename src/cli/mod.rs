@@ -298,9 +298,7 @@ fn probe_timeout(text: &str) -> Result<std::time::Duration, String> {
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Phases (playbooks/up.yaml, for both topologies): preflight, pki, time-sync, \
-certificates, node, etcd (or etcd-static-pod), load-balancer, control-plane.\n\n\
-Examples:\n  kinit up --dry-run\n  kinit up --topology stacked\n  kinit up --from-phase etcd\n  \
+    after_help = "Examples:\n  kinit up --dry-run\n  kinit up --topology stacked\n  kinit up --from-phase etcd\n  \
 kinit up --only-phase load-balancer\n\n\
 Re-running is safe: files are compared by sha256 on each host and only changed ones are written; a \
 service restarts only when one of its inputs changed."
@@ -542,4 +540,36 @@ impl InitArgs {
             force: self.force,
         })
     }
+}
+
+/// The command line as clap knows it, with `up --help` naming the built-in playbook's phases
+/// (read from playbooks/up.yaml, so the list cannot drift from it).
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    let phases = crate::engine::playbook::load(None)
+        .map(|book| {
+            book.phases
+                .iter()
+                .map(|p| p.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default();
+    Cli::command().mut_subcommand("up", |up| {
+        let examples = up
+            .get_after_help()
+            .map(|h| h.to_string())
+            .unwrap_or_default();
+        up.after_help(format!(
+            "Phases (playbooks/up.yaml, in order; a phase whose components run nowhere in the \
+             cluster is skipped, `kubelets` runs only in a Kubernetes upgrade): {phases}.\n\n\
+             {examples}"
+        ))
+    })
+}
+
+/// Parse the process's arguments against [`command`]; exits with clap's message on an error.
+pub fn parse() -> Cli {
+    use clap::FromArgMatches;
+    Cli::from_arg_matches(&command().get_matches()).unwrap_or_else(|e| e.exit())
 }
