@@ -11,7 +11,7 @@ MIRROR="${KINIT_VM_MIRROR:-http://deb.debian.org/debian}"
 # The lab recipe's packages (src/lab/recipe.rs) plus what a real machine boots with.
 BOX_PACKAGES=(
   systemd systemd-sysv dbus openssh-server iproute2 procps chrony haproxy keepalived
-  etcd-server etcd-client curl openssl
+  etcd-server etcd-client curl openssl iptables
   linux-image-amd64 initramfs-tools udev kmod util-linux
 )
 # 10.213.241.0/24, split in two: the Vagrant management network (DHCP, what `vagrant ssh` uses)
@@ -21,6 +21,19 @@ CLUSTER_NET="10.213.241.128/25"
 CLUSTER_PREFIX=25
 HOST_CLUSTER_ADDRESS="10.213.241.129"   # the host's end of the cluster bridge
 VIP="10.213.241.140"
+
+# The VMs' bundle: etcd and the control plane's programs as hack/build-upstream.sh builds them
+# (README "Building the Kubernetes binaries"), imported by tests/vm/run.sh with `kinit bundle
+# import`. No kubelet, containerd or runc: without them kinit runs no kubelet, and the control
+# plane runs as systemd units (controlPlane.mode: systemd). The same list as a lab's bundle
+# (src/lab/bundle.rs KUBERNETES_BINARIES; a test compares them).
+UPSTREAM_DIR="${KINIT_VM_UPSTREAM:-/var/cache/kinit-test/bundle-bin}"
+VM_BUNDLE_FILES=(etcd etcdctl kube-apiserver kube-controller-manager kube-scheduler kubectl etcdutl)
+# The Kubernetes release hack/build-upstream.sh builds: its wrapper module's pin.
+KUBERNETES_GO_MOD="$here/../hack/upstream/kubernetes/go.mod"
+kubernetes_release() {
+  sed -n 's#^[[:space:]]*k8s.io/kubernetes \(v[0-9.]*\).*#\1#p' "$KUBERNETES_GO_MOD" | head -1
+}
 
 vm_name() { echo "vm$1"; }
 vm_address() { echo "10.213.241.$((130 + $1))"; }
@@ -50,7 +63,9 @@ metadata:
   name: kinit-vm
 spec:
   topology: stacked
-  kubernetesVersion: v1.31.4
+  kubernetesVersion: $(kubernetes_release)             # what hack/build-upstream.sh builds
+  controlPlane:
+    mode: systemd                     # kube-apiserver, -controller-manager, -scheduler as units
   controlPlaneEndpoint:
     address: $VIP              # keepalived's VIP, on the cluster network
     port: 8443
@@ -66,7 +81,7 @@ spec:
   pki:
     dir: ./pki
   artifacts:
-    bundle: $dir/bundle   # etcd and etcdctl from the box's Debian packages
+    bundle: $dir/bundle   # etcd and the control plane (tests/vm/run.sh imports them)
   timeSync:
     servers: [$(vm_address 1)]        # the box's time server on vm1 (kinit-vm-timeserver.service)
   ssh:

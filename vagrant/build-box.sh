@@ -7,7 +7,8 @@
 #   - an SSH key pair for this box set (root's only authorized key; Vagrant's insecure key is never
 #     authorized), one ed25519 host key per VM and a known_hosts file listing them, all written
 #     before any VM first boots, so kinit's strict host-key checking holds from the first connection;
-#   - a cluster.yaml for the VMs (vagrant/cluster.yaml) and the etcd bundle kinit uploads.
+#   - a cluster.yaml for the VMs (vagrant/cluster.yaml); its bundle (etcd and the control plane,
+#     from hack/build-upstream.sh's output) is imported by tests/vm/run.sh.
 #
 # Usage: vagrant/build-box.sh [--check]       (root; KINIT_VMS=N for N VMs, default 3, at most 9)
 #   --check  only checks the box set's pure parts (identities, cluster.yaml, known_hosts) in a
@@ -176,19 +177,13 @@ systemctl --root="$rootfs" enable systemd-networkd.service ssh.service chrony.se
   kinit-vm-identity.service kinit-vm-timeserver.service >/dev/null 2>&1
 rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
 
-# The kernel and initrd the VMs boot directly, and the etcd bundle kinit uploads.
+# The kernel and initrd the VMs boot directly (the bundle kinit uploads is tests/vm/run.sh's).
 cp "$(readlink -f "$rootfs/vmlinuz")" "$build/vmlinuz"
 cp "$(readlink -f "$rootfs/initrd.img")" "$build/initrd.img"
 # chronyd for the operator's side (tests/vm/run.sh serves this machine's clock to the VMs with
 # it, -x: never adjusting this machine's clock) without installing chrony here, whose package
 # would start a daemon syncing to Debian's public pool.
 cp "$rootfs/usr/sbin/chronyd" "$build/chronyd"
-mkdir -p "$build/bundle"
-: > "$build/bundle/SHA256SUMS"
-for b in etcd etcdctl; do
-  cp "$rootfs/usr/bin/$b" "$build/bundle/$b"
-  (cd "$build/bundle" && sha256sum "$b" >> SHA256SUMS)
-done
 
 echo "packing the root filesystem"
 mke2fs -q -t ext4 -L kinit-root -d "$rootfs" "$build/root.img" "${BOX_DISK_GB}G"
@@ -197,6 +192,5 @@ rm -f "$build/root.img"
 printf '{"provider":"libvirt","format":"qcow2","virtual_size":%s}\n' "$BOX_DISK_GB" > "$build/metadata.json"
 tar -C "$build" -cf "$build/$BOX_FILE" metadata.json box.img
 for f in vmlinuz initrd.img chronyd "$BOX_FILE"; do mv "$build/$f" "$BOX_SET/$f"; done
-rm -rf "$BOX_SET/bundle" && mv "$build/bundle" "$BOX_SET/bundle"
 box_recipe_id > "$BOX_SET/recipe"
 echo "box set ready: $BOX_SET ($(du -h "$BOX_SET/$BOX_FILE" | cut -f1) box)"

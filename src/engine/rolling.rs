@@ -213,15 +213,32 @@ impl Engine {
             } else {
                 None
             };
+            // Whatever fails from here leaves no apiserver drained behind the run.
+            let drained = static_apiserver
+                || reads_this_member
+                || (rolling.healthy == Healthy::ApiserverReady && kind == RestartKind::Restart);
             let step = RestartStep::begin(self, phase, host, unit.name, kind);
             let visit = match &node_roll {
                 Some(roll) => match self.node_leaves(roll, phase, host).await {
                     Ok(v) => Some(v),
-                    Err(e) => return step.end(self, Err(e), &order),
+                    Err(e) => {
+                        if drained {
+                            self.undrain_after_failure(phase, host).await;
+                        }
+                        return step.end(self, Err(e), &order);
+                    }
                 },
                 None => None,
             };
-            let outcome = self.apply_held(phase, host, unit).await?;
+            let outcome = match self.apply_held(phase, host, unit).await {
+                Ok(outcome) => outcome,
+                Err(e) => {
+                    if drained {
+                        self.undrain_after_failure(phase, host).await;
+                    }
+                    return Err(e);
+                }
+            };
             state.tally.add(&phase.name, host, &outcome);
             let mut healthy = match &visit {
                 Some(v) => self.node_back(v).await,
@@ -246,6 +263,9 @@ impl Engine {
                     .apiserver_back_after_etcd(host, address)
                     .await
                     .map(|back| format!("{member}; {back}"));
+            }
+            if drained && healthy.is_err() {
+                self.undrain_after_failure(phase, host).await;
             }
             step.end(self, healthy, &order)?;
             done.push(host.clone());
@@ -486,8 +506,15 @@ impl Engine {
                 None
             };
             let step = RestartStep::begin(self, phase, host, pods.name, RestartKind::NewManifest);
-            self.run_jobs(phase, std::slice::from_ref(host), &one, state)
-                .await?;
+            if let Err(e) = self
+                .run_jobs(phase, std::slice::from_ref(host), &one, state)
+                .await
+            {
+                if apiserver {
+                    self.undrain_after_failure(phase, host).await;
+                }
+                return Err(e);
+            }
             let back = if apiserver {
                 self.static_apiserver_back(host, before).await.map(Some)
             } else {
@@ -503,6 +530,9 @@ impl Engine {
                     }),
                 Err(e) => Err(e),
             };
+            if apiserver && healthy.is_err() {
+                self.undrain_after_failure(phase, host).await;
+            }
             step.end(self, healthy, &order)?;
         }
         Ok(())

@@ -105,168 +105,75 @@ pub enum ProbeParseError {
 impl HostFacts {
     /// Parse the output of [`probe::script`].
     pub fn parse(output: &str) -> Result<HostFacts, ProbeParseError> {
-        let s = probe::sections(output);
-        if s.contains_key("no-bash") {
+        let s = Sections(probe::sections(output));
+        if s.has("no-bash") {
             return Err(ProbeParseError::NoBash);
         }
-        if !s.contains_key("end") {
+        if !s.has("end") {
             return Err(ProbeParseError::Malformed(
                 "the probe did not run to its end (output truncated?)".into(),
             ));
         }
-        let first = |name: &str| -> Option<&str> {
-            s.get(name)
-                .and_then(|l| l.iter().map(|x| x.trim()).find(|x| !x.is_empty()))
-        };
-        let lines = |name: &str| -> Vec<&str> { s.get(name).cloned().unwrap_or_default() };
-
-        let mut f = HostFacts {
-            hostname: first("hostname")
+        let (time_services, time_services_installed) = time_services(&s.lines("time-services"));
+        Ok(HostFacts {
+            hostname: s
+                .first("hostname")
                 .ok_or_else(|| ProbeParseError::Malformed("no hostname".into()))?
                 .to_string(),
-            machine_id: first("machine-id").map(str::to_string),
-            product_uuid: first("product-uuid").map(|u| u.to_ascii_lowercase()),
+            machine_id: s.first("machine-id").map(str::to_string),
+            product_uuid: s.first("product-uuid").map(|u| u.to_ascii_lowercase()),
+            macs: macs(&s.lines("macs")),
             // The CPUs the probe may run on (what `nproc` counts); older probes ran `nproc`.
-            cpus: first("cpu-list")
+            cpus: s
+                .first("cpu-list")
                 .and_then(count_cpus)
-                .or_else(|| first("nproc").and_then(|n| n.parse().ok()))
+                .or_else(|| s.first("nproc").and_then(|n| n.parse().ok()))
                 .ok_or_else(|| ProbeParseError::Malformed("no CPU count".into()))?,
-            kernel: first("kernel").unwrap_or_default().to_string(),
-            ip_forward: first("ip-forward").map(|v| v == "1"),
-            systemd: first("systemd") == Some("yes"),
-            container: first("container")
-                .filter(|c| *c != "none")
-                .map(str::to_string),
-            cgroup: first("cgroup").map(|t| {
+            mem_total_kib: mem_total_kib(&s.lines("meminfo")),
+            swap_areas: swap_areas(&s.lines("swaps")),
+            kernel: s.first("kernel").unwrap_or_default().to_string(),
+            os: os_release(&s.lines("os-release")),
+            ip_forward: s.first("ip-forward").map(|v| v == "1"),
+            commands: s.has("commands").then(|| trimmed(&s.lines("commands"))),
+            modules: {
+                let mut modules = trimmed(&s.lines("modules"));
+                modules.sort();
+                modules.dedup();
+                modules
+            },
+            cgroup: s.first("cgroup").map(|t| {
                 if t == "cgroup2fs" {
                     CgroupVersion::V2
                 } else {
                     CgroupVersion::V1
                 }
             }),
-            privilege: match first("sudo") {
+            systemd: s.first("systemd") == Some("yes"),
+            container: s
+                .first("container")
+                .filter(|c| *c != "none")
+                .map(str::to_string),
+            privilege: match s.first("sudo") {
                 Some("root") => Some(Privilege::Root),
                 Some("nopasswd") => Some(Privilege::SudoNoPassword),
                 Some("password") => Some(Privilege::SudoPassword),
                 _ => None,
             },
-            ntp_synchronized: first("ntp-synchronized").map(|v| v == "yes"),
+            listeners: listening(&s),
+            processes: listeners::parse_processes(&s.lines("processes")),
+            time_services,
+            time_services_installed,
+            ntp_synchronized: s.first("ntp-synchronized").map(|v| v == "yes"),
+            addresses: addresses(&s.lines("ip-addr"), &s.lines("addresses")),
+            etcd_dir: etcd_dir(&s),
+            reach: reach::parse_reach(&s.lines("reach")),
             // Older probes read the clock at the start (`clock-start`) and at the end (`clock`).
-            clock: first("clock-start")
-                .or_else(|| first("clock"))
+            clock: s
+                .first("clock-start")
+                .or_else(|| s.first("clock"))
                 .and_then(|c| c.replace(',', ".").parse().ok()),
-            clock_after_answer: lines("clock").iter().any(|l| l.trim() == "replied"),
-            ..HostFacts::default()
-        };
-        for l in lines("macs") {
-            if let Some((iface, mac)) = l.split_once(' ') {
-                let mac = mac.trim().to_ascii_lowercase();
-                if !mac.is_empty() && mac != "00:00:00:00:00:00" {
-                    f.macs.insert(iface.to_string(), mac);
-                }
-            }
-        }
-        for l in lines("meminfo") {
-            if let Some(rest) = l.strip_prefix("MemTotal:") {
-                f.mem_total_kib = rest
-                    .trim()
-                    .trim_end_matches("kB")
-                    .trim()
-                    .parse()
-                    .unwrap_or(0);
-            }
-        }
-        f.swap_areas = lines("swaps")
-            .into_iter()
-            .skip(1)
-            .filter(|l| !l.trim().is_empty())
-            .map(|l| l.split_whitespace().next().unwrap_or_default().to_string())
-            .collect();
-        for l in lines("os-release") {
-            if let Some((k, v)) = l.split_once('=') {
-                f.os.insert(k.to_string(), v.trim_matches('"').to_string());
-            }
-        }
-        f.commands = s.contains_key("commands").then(|| {
-            lines("commands")
-                .into_iter()
-                .map(|c| c.trim().to_string())
-                .filter(|c| !c.is_empty())
-                .collect()
-        });
-        f.modules = lines("modules")
-            .into_iter()
-            .map(str::trim)
-            .filter(|m| !m.is_empty())
-            .map(str::to_string)
-            .collect();
-        f.modules.sort();
-        f.modules.dedup();
-        // `ss -Hltnp` lines when the probe looked for holders, /proc/net/tcp's otherwise.
-        f.listeners = lines("listeners")
-            .into_iter()
-            .filter_map(listeners::parse_listener)
-            .collect();
-        if f.listeners.is_empty() {
-            f.listeners = lines("tcp-listen")
-                .into_iter()
-                .filter_map(listeners::parse_proc_net_tcp)
-                .collect();
-        }
-        f.processes = listeners::parse_processes(&lines("processes"));
-        // `systemctl show` blocks (Id=, LoadState=, ActiveState=); older probes printed
-        // `<unit> <state>` lines.
-        let mut unit = String::new();
-        for l in lines("time-services") {
-            let add = |list: &mut Vec<String>, name: &str| {
-                if !list.iter().any(|u| u == name) {
-                    list.push(name.to_string());
-                }
-            };
-            if let Some((key, value)) = l.split_once('=') {
-                match key {
-                    "Id" => unit = value.trim().trim_end_matches(".service").to_string(),
-                    "LoadState" if value.trim() == "loaded" => {
-                        add(&mut f.time_services_installed, &unit)
-                    }
-                    "ActiveState" if value.trim() == "active" => add(&mut f.time_services, &unit),
-                    _ => {}
-                }
-            } else if let Some((name, state)) = l.split_once(' ')
-                && state.trim() == "active"
-            {
-                add(&mut f.time_services, name);
-                add(&mut f.time_services_installed, name);
-            }
-        }
-        // `ip -o addr show` lines (`2: eth0    inet 10.0.0.5/24 brd ...`); older probes printed
-        // `IFACE ADDR` lines.
-        for l in lines("ip-addr") {
-            let cols: Vec<&str> = l.split_whitespace().collect();
-            if let [_, iface, "inet" | "inet6", addr, ..] = cols[..] {
-                f.addresses.push((iface.to_string(), addr.to_string()));
-            }
-        }
-        for l in lines("addresses") {
-            if let Some((iface, addr)) = l.split_once(' ') {
-                f.addresses
-                    .push((iface.to_string(), addr.trim().to_string()));
-            }
-        }
-        let etcd = lines("etcd-dir");
-        f.etcd_dir.exists = etcd.first().is_some_and(|l| l.trim() == "exists");
-        f.etcd_dir.entries = etcd.iter().skip(1).map(|l| l.to_string()).collect();
-        // The value as kinit wrote it: YAML (quoted when it had to be).
-        f.etcd_dir.kinit_config_names =
-            first("etcd-config").and_then(|v| serde_yaml::from_str::<String>(v.trim()).ok());
-        // `df -Pk` output: the last line is the filesystem's (older probes printed only that).
-        f.etcd_dir.free_kib = lines("etcd-df")
-            .iter()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .and_then(|l| l.split_whitespace().nth(3)?.parse().ok());
-        f.reach = reach::parse_reach(&lines("reach"));
-        Ok(f)
+            clock_after_answer: s.lines("clock").iter().any(|l| l.trim() == "replied"),
+        })
     }
 
     /// Host clock minus operator clock, with its error bound, from the operator's times around
@@ -309,6 +216,162 @@ fn count_cpus(list: &str) -> Option<u32> {
         n = n.checked_add(count)?;
     }
     Some(n)
+}
+
+/// The probe's output by section.
+struct Sections<'a>(std::collections::HashMap<&'a str, Vec<&'a str>>);
+
+impl<'a> Sections<'a> {
+    fn has(&self, name: &str) -> bool {
+        self.0.contains_key(name)
+    }
+
+    /// The section's first non-empty line, trimmed.
+    fn first(&self, name: &str) -> Option<&'a str> {
+        self.0
+            .get(name)
+            .and_then(|l| l.iter().map(|x| x.trim()).find(|x| !x.is_empty()))
+    }
+
+    fn lines(&self, name: &str) -> Vec<&'a str> {
+        self.0.get(name).cloned().unwrap_or_default()
+    }
+}
+
+/// The non-empty lines, trimmed.
+fn trimmed(lines: &[&str]) -> Vec<String> {
+    lines
+        .iter()
+        .map(|l| l.trim())
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// `IFACE MAC` lines; interfaces without a MAC (all zeros) left out.
+fn macs(lines: &[&str]) -> BTreeMap<String, String> {
+    lines
+        .iter()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(iface, mac)| (iface.to_string(), mac.trim().to_ascii_lowercase()))
+        .filter(|(_, mac)| !mac.is_empty() && mac != "00:00:00:00:00:00")
+        .collect()
+}
+
+/// /proc/meminfo's `MemTotal:` in KiB (0 when missing).
+fn mem_total_kib(lines: &[&str]) -> u64 {
+    lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("MemTotal:"))
+        .map(|rest| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse()
+                .unwrap_or(0)
+        })
+        .next_back()
+        .unwrap_or(0)
+}
+
+/// /proc/swaps after its header: each area's path.
+fn swap_areas(lines: &[&str]) -> Vec<String> {
+    lines
+        .iter()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.split_whitespace().next().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// /etc/os-release's `KEY=value` lines, quotes taken off.
+fn os_release(lines: &[&str]) -> BTreeMap<String, String> {
+    lines
+        .iter()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
+        .collect()
+}
+
+/// `ss -Hltnp` lines when the probe looked for holders, /proc/net/tcp's otherwise.
+fn listening(s: &Sections) -> Vec<Listener> {
+    let listeners: Vec<Listener> = s
+        .lines("listeners")
+        .into_iter()
+        .filter_map(listeners::parse_listener)
+        .collect();
+    if !listeners.is_empty() {
+        return listeners;
+    }
+    s.lines("tcp-listen")
+        .into_iter()
+        .filter_map(listeners::parse_proc_net_tcp)
+        .collect()
+}
+
+/// (active, installed) time services, from `systemctl show` blocks (Id=, LoadState=,
+/// ActiveState=); older probes printed `<unit> <state>` lines.
+fn time_services(lines: &[&str]) -> (Vec<String>, Vec<String>) {
+    let (mut active, mut installed) = (Vec::new(), Vec::new());
+    let add = |list: &mut Vec<String>, name: &str| {
+        if !list.iter().any(|u| u == name) {
+            list.push(name.to_string());
+        }
+    };
+    let mut unit = String::new();
+    for l in lines {
+        if let Some((key, value)) = l.split_once('=') {
+            match key {
+                "Id" => unit = value.trim().trim_end_matches(".service").to_string(),
+                "LoadState" if value.trim() == "loaded" => add(&mut installed, &unit),
+                "ActiveState" if value.trim() == "active" => add(&mut active, &unit),
+                _ => {}
+            }
+        } else if let Some((name, state)) = l.split_once(' ')
+            && state.trim() == "active"
+        {
+            add(&mut active, name);
+            add(&mut installed, name);
+        }
+    }
+    (active, installed)
+}
+
+/// `ip -o addr show` lines (`2: eth0    inet 10.0.0.5/24 brd ...`), then older probes'
+/// `IFACE ADDR` lines.
+fn addresses(ip_addr: &[&str], older: &[&str]) -> Vec<(String, String)> {
+    let mut addresses = Vec::new();
+    for l in ip_addr {
+        let cols: Vec<&str> = l.split_whitespace().collect();
+        if let [_, iface, "inet" | "inet6", addr, ..] = cols[..] {
+            addresses.push((iface.to_string(), addr.to_string()));
+        }
+    }
+    for l in older {
+        if let Some((iface, addr)) = l.split_once(' ') {
+            addresses.push((iface.to_string(), addr.trim().to_string()));
+        }
+    }
+    addresses
+}
+
+fn etcd_dir(s: &Sections) -> EtcdDir {
+    let listing = s.lines("etcd-dir");
+    EtcdDir {
+        exists: listing.first().is_some_and(|l| l.trim() == "exists"),
+        entries: listing.iter().skip(1).map(|l| l.to_string()).collect(),
+        // `df -Pk` output: the last line is the filesystem's (older probes printed only that).
+        free_kib: s
+            .lines("etcd-df")
+            .iter()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .and_then(|l| l.split_whitespace().nth(3)?.parse().ok()),
+        // The value as kinit wrote it: YAML (quoted when it had to be).
+        kinit_config_names: s
+            .first("etcd-config")
+            .and_then(|v| serde_yaml::from_str::<String>(v.trim()).ok()),
+    }
 }
 
 #[cfg(test)]

@@ -267,4 +267,23 @@ mod tests {
             .to_string();
         assert!(err.contains("lacks etcd, etcdctl, kube-apiserver"), "{err}");
     }
+
+    /// The VM e2e's bundle (vagrant/box-set.sh `VM_BUNDLE_FILES`) is a lab's: the same programs,
+    /// so the VMs run the control plane the labs test.
+    #[test]
+    fn the_vm_bundle_holds_what_a_lab_bundle_holds() {
+        let script = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("vagrant/box-set.sh"),
+        )
+        .unwrap();
+        let line = script
+            .lines()
+            .find_map(|l| l.strip_prefix("VM_BUNDLE_FILES=("))
+            .expect("VM_BUNDLE_FILES=(...) in vagrant/box-set.sh");
+        let mut vm: Vec<&str> = line.trim_end_matches(')').split_whitespace().collect();
+        let mut lab = KUBERNETES_BINARIES.to_vec();
+        vm.sort_unstable();
+        lab.sort_unstable();
+        assert_eq!(vm, lab);
+    }
 }

@@ -2,13 +2,18 @@
 # The VM end-to-end test: kinit's preflight, deploy and failover on real virtual machines
 # (Vagrant + libvirt; KVM where the host has it, QEMU emulation where not), from nothing to clean:
 #   box set built if missing -> VMs up -> preflight (passes; product_uuids distinct and from SMBIOS;
-#   held-in faults one at a time: duplicate SMBIOS uuid, swap, clock 2 min off) -> kinit up
-#   (etcd over mTLS, one VIP holder, VIP:frontend verifies the apiserver certificate, kernel modules
-#   and sysctls, chrony synced to vm1) -> failover (hard power-off of the VIP holder, power on) ->
-#   a second up changes nothing -> vagrant destroy and removal of every libvirt object it created.
+#   held-in faults one at a time: duplicate SMBIOS uuid, swap, clock 2 min off) -> kinit up with
+#   the real control plane as systemd units from hack/build-upstream.sh's binaries (etcd over mTLS,
+#   one VIP holder, VIP:frontend verifies the apiserver certificate, kubectl through the VIP:
+#   /readyz, a namespace and a ConfigMap round trip; every apiserver's own /readyz; one holder per
+#   controller-manager/scheduler lease; kernel modules and sysctls, chrony synced to vm1) ->
+#   failover (hard power-off of the VIP holder: the API answers through the VIP again, both leases
+#   on survivors, the ConfigMap readable; power on: its apiserver ready again) -> a second up
+#   changes nothing -> vagrant destroy and removal of every libvirt object it created.
 # Prints one summary line with timings; exits 0 only if every check held. Runs as root.
 #
 # Environment: KINIT (kinit binary; default: cargo build), KINIT_VMS (default 3),
+# KINIT_VM_UPSTREAM (hack/build-upstream.sh's output; default /var/cache/kinit-test/bundle-bin),
 # KINIT_VM_PROBE_TIMEOUT (preflight's per-host probe limit, default 120s: under QEMU emulation
 # sshd, sudo and the probe's shell take 20-30 s, at the default 30 s limit),
 # KINIT_VM_KEEP=1 (leave the VMs up after a failure, for a look; clean up later with
@@ -217,10 +222,46 @@ vip_holders() {
 }
 one_vip_holder() { [ "$(vip_holders | wc -l)" = 1 ]; }
 
-start_standin() {  # the apiserver stand-in, as in the lab (tests/lab_support: start_standin)
-  ssh_vm "$1" "systemctl stop apiserver-standin 2>/dev/null; systemd-run --unit apiserver-standin \
-    openssl s_server -quiet -accept 6443 -cert /etc/kubernetes/pki/apiserver.crt \
-    -key /etc/kubernetes/pki/apiserver.key -www" >/dev/null 2>&1
+# kubectl (the bundle's) with kinit's admin kubeconfig: through the VIP, or at one VM's
+# apiserver (kubectl_at VM ...). A request's limit: emulated VMs answer slowly.
+kubectl_() { timeout 60 "$BOX_SET/bundle/kubectl" --kubeconfig "$WORK/admin.kubeconfig" --request-timeout=20s "$@"; }
+kubectl_at() { local vm="$1"; shift; kubectl_ --server "https://$(addr_of "$vm"):6443" "$@"; }
+vip_ready() { [ "$(kubectl_ get --raw /readyz 2>/dev/null)" = ok ]; }
+ready_at() { [ "$(kubectl_at "$1" get --raw /readyz 2>/dev/null)" = ok ]; }
+configmap_value() { kubectl_ -n kinit-vm-e2e get configmap probe -o jsonpath='{.data.written}'; }
+# kinit status's view of the control plane (-o json): "NAME HOLDER" per lease, sorted.
+# (status exits non-zero while a host is off: its report is still whole.)
+lease_holders() {
+  local report
+  report="$(kinit_ -o json status --timeout "$STATUS_TIMEOUT" 2>/dev/null)" || true
+  jq -r '.controlPlane.leases[] | "\(.name) \(.holder // "")"' <<< "$report" | sort
+}
+# Both leases (kube-controller-manager, kube-scheduler) held, each by one of the VMs named.
+leases_held_by() {
+  local got n=0 name holder
+  got="$(lease_holders)" || return 1
+  while read -r name holder; do
+    case " $* " in *" $holder "*) n=$((n + 1)) ;; *) return 1 ;; esac
+  done <<< "$got"
+  [ "$n" = 2 ]
+}
+
+# The VMs' bundle: hack/build-upstream.sh's programs (box-set.sh VM_BUNDLE_FILES), imported the
+# way an operator brings binaries built elsewhere, of the release cluster.yaml names.
+make_bundle() {
+  local files=() b
+  for b in "${VM_BUNDLE_FILES[@]}"; do
+    [ -x "$UPSTREAM_DIR/$b" ] || die "no $UPSTREAM_DIR/$b: build it with hack/build-upstream.sh $UPSTREAM_DIR (README)"
+    files+=("$UPSTREAM_DIR/$b")
+  done
+  rm -rf "$BOX_SET/bundle"
+  "$KINIT" bundle import "$BOX_SET/bundle" "${files[@]}" > "$WORK/bundle.log" 2>&1 ||
+    die "kinit bundle import: $(tail -5 "$WORK/bundle.log")"
+  local release
+  release="$("$KINIT" -o json bundle list "$BOX_SET/bundle" | jq -r '.files[] | select(.name == "kube-apiserver") | .version')"
+  [ "$release" = "$(kubernetes_release)" ] ||
+    die "$UPSTREAM_DIR/kube-apiserver is $release, cluster.yaml names $(kubernetes_release): rebuild with hack/build-upstream.sh"
+  log "ok: bundle of ${#files[@]} programs, Kubernetes $release"
 }
 
 vip_verifies() {
@@ -251,6 +292,7 @@ clean >/dev/null 2>&1  # what an earlier, interrupted run left
 start_daemons
 
 timed box vagrant/build-box.sh
+make_bundle
 start_time_server
 vagrant box add --force --name "$BOX_NAME" "$BOX_SET/$BOX_FILE" >/dev/null
 vagrant validate >/dev/null || die "vagrant validate"
@@ -320,13 +362,23 @@ deploy() {
   kinit_ -o json up --topology stacked --probe-timeout "$PROBE_TIMEOUT" > "$WORK/up.json" 2> "$WORK/up.err" ||
     { { tail -40 "$WORK/up.err" >&2 || true; }; die "kinit up"; }
   local v
-  for v in "${cps[@]}"; do start_standin "$v"; done
   wait_for "etcd healthy over mTLS on ${cps[*]}" 120 members_healthy
   log "ok: etcd healthy over mTLS: $(etcdctl_ "$(endpoints_of "${cps[@]}")" endpoint health 2>&1 | tr '\n' ' ')"
   wait_for "the VIP on exactly one VM" 60 one_vip_holder
   log "ok: VIP $VIP on $(vip_holders)"
   wait_for "VIP:$FRONTEND_PORT to verify the apiserver certificate" 60 vip_verifies
-  log "ok: $VIP:$FRONTEND_PORT verifies the apiserver certificate (stand-in)"
+  log "ok: $VIP:$FRONTEND_PORT verifies the apiserver certificate"
+  kinit_ kubeconfig --force "$WORK/admin.kubeconfig" >/dev/null || die "kinit kubeconfig"
+  wait_for "/readyz through the VIP" 180 vip_ready
+  kubectl_ create namespace kinit-vm-e2e >/dev/null || die "kubectl create namespace"
+  kubectl_ -n kinit-vm-e2e create configmap probe --from-literal=written="by the vm e2e" >/dev/null ||
+    die "kubectl create configmap"
+  [ "$(configmap_value)" = "by the vm e2e" ] || die "the ConfigMap read back: [$(configmap_value 2>&1)]"
+  log "ok: through the VIP: /readyz ok, a namespace and a ConfigMap round trip"
+  for v in "${cps[@]}"; do wait_for "$v's apiserver /readyz on its own address" 180 ready_at "$v"; done
+  log "ok: every apiserver ready on its own address: ${cps[*]}"
+  wait_for "one holder of each lease" 180 leases_held_by "${cps[@]}"
+  log "ok: leases: $(lease_holders | tr '\n' ';')"
   for v in "${vms[@]}"; do
     local mods sysctls
     mods="$(ssh_vm "$v" "lsmod | awk '{print \$1}' | grep -xE 'br_netfilter|overlay' | sort | tr '\n' ' '")"
@@ -345,6 +397,7 @@ timed up deploy
 failover() {
   local holder; holder="$(vip_holders)"
   log "hard power-off of the VIP holder $holder"
+  off=$(now)
   vagrant halt --force "$holder" >/dev/null 2>&1 || die "vagrant halt --force $holder"
   virsh domstate "kinit-vm-$holder" | grep -q 'shut off' || die "$holder still running"
   local rest=() v
@@ -353,12 +406,18 @@ failover() {
   wait_for "the VIP to move off $holder" 60 moved
   log "ok: VIP moved to $(vip_holders)"
   wait_for "VIP:$FRONTEND_PORT to verify again" 60 vip_verifies
+  wait_for "the API through the VIP without $holder" 120 vip_ready
+  api_failover=$(( $(now) - off ))
+  log "ok: the API answers through the VIP ${api_failover}s after $holder's power-off"
+  wait_for "both leases on ${rest[*]}" 180 leases_held_by "${rest[@]}"
+  log "ok: leases on survivors: $(lease_holders | tr '\n' ';')"
+  [ "$(configmap_value)" = "by the vm e2e" ] || die "the ConfigMap without $holder: [$(configmap_value 2>&1)]"
+  log "ok: the ConfigMap readable without $holder"
   put() { etcdctl_ "$(endpoints_of "${rest[@]}")" put kinit-vm-e2e "written while $holder was off"; }
   wait_for "etcd to take a write without $holder" 60 put
   log "ok: etcd took a write with $holder off"
   vagrant up "$holder" > "$WORK/up-holder.log" 2>&1 || { { tail -30 "$WORK/up-holder.log" >&2 || true; }; die "vagrant up $holder"; }
   wait_for "ssh to $holder" 300 ssh_vm "$holder" true
-  start_standin "$holder"
   # What kinit persisted survived the power cycle: modules and sysctls back without kinit.
   [ "$(ssh_vm "$holder" "lsmod | awk '{print \$1}' | grep -xE 'br_netfilter|overlay' | sort | tr '\n' ' '")" = "br_netfilter overlay " ] ||
     die "$holder: br_netfilter/overlay not loaded after the power cycle"
@@ -369,13 +428,14 @@ failover() {
   [ "$(etcdctl_ "$(endpoints_of "$holder")" get --print-value-only kinit-vm-e2e)" = "written while $holder was off" ] ||
     die "$holder did not catch up with the write"
   wait_for "the VIP on exactly one VM" 60 one_vip_holder
+  wait_for "$holder's apiserver ready again" 300 ready_at "$holder"
   wait_for "kinit status healthy after $holder rejoined" 180 all_healthy
-  log "ok: $holder rejoined; all members healthy; VIP on $(vip_holders)"
+  log "ok: $holder rejoined; all members healthy, its apiserver ready; VIP on $(vip_holders)"
 }
 timed failover failover
 
 again() {
-  kinit_ -o json up --topology stacked --probe-timeout "$PROBE_TIMEOUT" --ignore-preflight-errors=Port-6443 > "$WORK/up2.json" 2> "$WORK/up2.err" ||
+  kinit_ -o json up --topology stacked --probe-timeout "$PROBE_TIMEOUT" > "$WORK/up2.json" 2> "$WORK/up2.err" ||
     { { tail -40 "$WORK/up2.err" >&2 || true; }; die "second kinit up"; }
   local s; s="$(tail -1 "$WORK/up2.json" | jq -c '[.filesWritten, .servicesStarted, .servicesRestarted]')"
   [ "$s" = "[0,0,0]" ] || die "second up changed something: files written, services started, restarted = $s"
@@ -386,7 +446,7 @@ timed up_again again
 timed destroy clean
 rm -rf "$WORK"
 trap - EXIT
-printf 'vm e2e: ok, %s VMs (%s): box %ss, VMs up %ss, preflight %ss, up %ss, failover %ss, second up %ss, destroy %ss, total %ss\n' \
+printf 'vm e2e: ok, %s VMs (%s): box %ss, VMs up %ss, preflight %ss, up %ss, failover %ss (API back through the VIP after %ss), second up %ss, destroy %ss, total %ss\n' \
   "${#vms[@]}" "$( [ -n "${KINIT_VM_DRIVER:-}" ] && echo "$KINIT_VM_DRIVER" || (grep -qwE 'vmx|svm' /proc/cpuinfo && echo kvm || echo qemu-tcg))" \
-  "${took[box]}" "${took[vms_up]}" "${took[preflight]}" "${took[up]}" "${took[failover]}" "${took[up_again]}" \
+  "${took[box]}" "${took[vms_up]}" "${took[preflight]}" "${took[up]}" "${took[failover]}" "$api_failover" "${took[up_again]}" \
   "${took[destroy]}" "$(( $(now) - t_start ))"

@@ -158,6 +158,29 @@ impl Engine {
         }
     }
 
+    /// After a failed step under `host`'s drained apiserver (the node would not drain, the
+    /// restart failed, or the host did not come back healthy): every haproxy is told at once
+    /// that the apiserver is ready again, without waiting on its `/readyz`, since the run stops
+    /// here. haproxy's own `/readyz` check still keeps it out until it answers; left drained, it
+    /// would take no requests until the next `up`.
+    pub(super) async fn undrain_after_failure(&self, phase: &Phase, host: &str) {
+        let balancers = self.targets_of(ComponentId::Haproxy);
+        if balancers.is_empty() {
+            return;
+        }
+        let said = match set_backend_state(&self.pool, &balancers, host, ServerState::Ready).await {
+            Ok(()) => format!(
+                "{host}: the step failed; its apiserver is no longer drained (haproxy's /readyz \
+                 check decides when it takes requests)"
+            ),
+            Err(e) => format!(
+                "{host}: the step failed and its apiserver could not be put back ({e}); the \
+                 next `up` puts it back"
+            ),
+        };
+        self.note(phase, said);
+    }
+
     /// After `host`'s etcd member restarted under its drained apiserver: the apiserver's own
     /// etcd check may still report the connection from before the restart (and fail a moment
     /// later, while its client reconnects), so it is put back only once `/readyz` passed

@@ -270,25 +270,10 @@ async fn run_locked(
         .iter()
         .map(|p| (p.host.clone(), p.kept.clone()))
         .collect();
-    let items: Vec<_> = plans
+    let reached = plans
         .into_iter()
-        .filter(|p| !unreachable.contains_key(&p.host))
-        .filter_map(|p| {
-            let target = targets.get(&p.host)?.clone();
-            Some((p.host.clone(), (p, target)))
-        })
-        .collect();
-    let shared = settings.clone();
-    let results = fanout::run(
-        items,
-        settings.concurrency,
-        cancel,
-        move |(plan, target)| {
-            let (pool, settings) = (pool.clone(), shared.clone());
-            async move { reset_host(&pool, &target, &plan, &settings).await }
-        },
-    )
-    .await;
+        .filter(|p| !unreachable.contains_key(&p.host));
+    let results = reset_hosts(reached, targets, &pool, settings, cancel).await;
     let mut hosts: Vec<HostResetOutcome> = results
         .into_iter()
         .map(|(host, r)| {
@@ -347,6 +332,34 @@ impl HostFailure {
     }
 }
 
+/// [`reset_host`] on every plan whose host has a target, `settings.concurrency` at a time.
+async fn reset_hosts(
+    plans: impl IntoIterator<Item = HostReset>,
+    targets: &BTreeMap<String, HostTarget>,
+    pool: &Arc<Pool>,
+    settings: &ResetSettings,
+    cancel: &CancellationToken,
+) -> Vec<(String, Result<Vec<ResetAction>, FanoutError<HostFailure>>)> {
+    let items: Vec<_> = plans
+        .into_iter()
+        .filter_map(|p| {
+            let target = targets.get(&p.host)?.clone();
+            Some((p.host.clone(), (p, target)))
+        })
+        .collect();
+    let (pool, shared) = (pool.clone(), settings.clone());
+    fanout::run(
+        items,
+        settings.concurrency,
+        cancel,
+        move |(plan, target)| {
+            let (pool, settings) = (pool.clone(), shared.clone());
+            async move { reset_host(&pool, &target, &plan, &settings).await }
+        },
+    )
+    .await
+}
+
 async fn reset_host(
     pool: &Pool,
     target: &HostTarget,
@@ -398,30 +411,12 @@ async fn check_data_dirs(
         dry_run: true,
         ..settings.clone()
     };
-    let items: Vec<_> = plans
-        .iter()
-        .filter(|p| p.data_dir.is_some())
-        .filter_map(|p| Some((p.host.clone(), (p.clone(), targets.get(&p.host)?.clone()))))
-        .collect();
-    let pool = pool.clone();
-    let results = fanout::run(
-        items,
-        settings.concurrency,
-        cancel,
-        move |(plan, target)| {
-            let (pool, dry) = (pool.clone(), dry.clone());
-            async move {
-                match reset_host(&pool, &target, &plan, &dry).await {
-                    Err(HostFailure::Foreign(d)) => Err(d),
-                    _ => Ok(()),
-                }
-            }
-        },
-    )
-    .await;
-    for (host, r) in results {
+    let with_data = plans.iter().filter(|p| p.data_dir.is_some()).cloned();
+    for (host, r) in reset_hosts(with_data, targets, pool, &dry, cancel).await {
         match r {
-            Err(FanoutError::Failed(data)) => return Err(ResetError::ForeignData { host, data }),
+            Err(FanoutError::Failed(HostFailure::Foreign(data))) => {
+                return Err(ResetError::ForeignData { host, data });
+            }
             Err(FanoutError::Cancelled) => return Err(ResetError::Interrupted),
             _ => {}
         }
