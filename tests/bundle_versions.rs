@@ -121,6 +121,53 @@ fn real_etcd_and_kubernetes_binaries_report_their_release() {
 }
 
 /// A cluster.yaml (from `kinit init`) using `bundle` at `version`; its hosts do not exist.
+/// The CNI plugins the node layer installs, imported by their upstream names as an operator
+/// lists them in the directory they were built in (`kinit bundle import DIR bridge ...`): each
+/// lands under `cni/` with the CNI release it reports. `bridge` is also iproute2's program on
+/// PATH: the version must come from the file named, not from that.
+#[test]
+fn cni_plugins_are_imported_under_cni_by_their_bare_names() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("bundle");
+    let plugins = ["bridge", "host-local", "loopback", "portmap"];
+    let built_in = built("bridge").parent().unwrap().to_path_buf();
+    let mut args = vec!["-o", "json", "bundle", "import", dir.to_str().unwrap()];
+    args.extend(plugins);
+    let out = Command::cargo_bin("kinit")
+        .unwrap()
+        .args(&args)
+        .current_dir(&built_in)
+        .env_remove("KINIT_CONFIG")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let entries: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let got: Vec<(String, String, String)> = entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["name"].as_str().unwrap().to_string(),
+                e["component"].as_str().unwrap().to_string(),
+                e["version"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let version = &got[0].2;
+    assert!(version.starts_with("v1."), "{got:?}");
+    let want: Vec<(String, String, String)> = plugins
+        .iter()
+        .map(|p| (format!("cni/{p}"), "cni".to_string(), version.clone()))
+        .collect();
+    assert_eq!(got, want);
+    for p in plugins {
+        assert!(dir.join("cni").join(p).is_file(), "{p}");
+    }
+    let verify = kinit(&["bundle", "verify", dir.to_str().unwrap()]);
+    assert!(verify.status.success(), "{}", text(&verify.stdout));
+}
+
 fn cluster(dir: &Path, bundle: &Path, version: &str) -> std::path::PathBuf {
     let config = dir.join("cluster.yaml");
     let out = kinit(&["init", "--force", "-f", config.to_str().unwrap()]);

@@ -143,11 +143,11 @@ pub fn import(dir: &Path, files: &[PathBuf]) -> Result<Vec<FileEntry>, OpError> 
     let mut store = Store::open(dir, true)?;
     let mut out = Vec::new();
     for path in files {
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default()
-            .to_string();
+        let name = bundle_name(
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default(),
+        );
         let Some(component) = Component::of_file(&name) else {
             return Err(OpError::UnknownFile {
                 file: path.display().to_string(),
@@ -171,7 +171,9 @@ pub fn import(dir: &Path, files: &[PathBuf]) -> Result<Vec<FileEntry>, OpError> 
             file: path.display().to_string(),
             reason,
         })?;
-        let staged = store.staging().join(format!("{name}.staged"));
+        let staged = store
+            .staging()
+            .join(format!("{}.staged", name.replace('/', "-")));
         let mut from = std::fs::File::open(path).map_err(OpError::io("reading", path))?;
         let sha256 = super::archive::write_staged(&mut from, &staged).map_err(|e| match e {
             super::archive::StageError::Read(e) => OpError::io("reading", path)(e),
@@ -236,6 +238,22 @@ pub(crate) fn image_of(
     Ok(Some(entry))
 }
 
+/// A file's name in the bundle: a CNI plugin the component table installs keeps its upstream
+/// name under `cni/` (`bridge` → `cni/bridge`, as the CNI release tarball unpacks); any other
+/// file keeps its own.
+fn bundle_name(file_name: &str) -> String {
+    let cni = format!("{}{file_name}", super::sources::CNI_DIR);
+    let installed = crate::components::TABLE
+        .iter()
+        .flat_map(|c| c.binaries)
+        .any(|b| b.file == cni);
+    if installed {
+        cni
+    } else {
+        file_name.to_string()
+    }
+}
+
 fn known_files() -> String {
     use super::sources::*;
     let mut all: Vec<&str> = KUBERNETES_FILES
@@ -244,6 +262,11 @@ fn known_files() -> String {
         .chain(CONTAINERD_FILES)
         .copied()
         .collect();
+    let cni_plugins = crate::components::TABLE
+        .iter()
+        .flat_map(|c| c.binaries)
+        .filter_map(|b| b.file.strip_prefix(super::sources::CNI_DIR));
+    all.extend(cni_plugins);
     all.extend([
         "runc",
         "crictl",

@@ -120,6 +120,15 @@ pub fn from_output(output: &str) -> Option<Version> {
 
 /// Run `path` with its version arguments (on this machine) and read the version it prints.
 pub fn read(path: &Path, file: &str) -> Result<Version, String> {
+    // A bare name (`bridge`, as `kinit bundle import *` passes it) is this file, not a program
+    // of the same name on PATH.
+    let here;
+    let path = if path.components().count() == 1 && path.is_relative() {
+        here = Path::new(".").join(path);
+        here.as_path()
+    } else {
+        path
+    };
     let mut child = Command::new(path)
         .args(version_args(file))
         .env_remove("CNI_COMMAND")

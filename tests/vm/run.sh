@@ -172,14 +172,17 @@ ssh_vm() {
     -o ConnectTimeout=5 -i "$BOX_SET/id_ed25519" "root@$(addr_of "$vm")" "$@"
 }
 
-# wait_for WHAT SECONDS COMMAND...: poll until COMMAND succeeds.
+# wait_for WHAT SECONDS COMMAND...: poll until COMMAND succeeds (every POLL seconds, default 2).
 wait_for() {
   local what="$1" limit="$2" t0; shift 2; t0=$(now)
   until "$@" >/dev/null 2>&1; do
     [ $(( $(now) - t0 )) -lt "$limit" ] || die "timed out after ${limit}s waiting for $what$(last_said)"
-    sleep 2
+    sleep "${POLL:-2}"
   done
 }
+# kinit status probes every VM over SSH (a shell under emulation: seconds of CPU each): asked
+# every 20 s, so the waiting itself does not keep the VMs busy.
+wait_for_status() { POLL=20 wait_for "$@"; }
 
 kinit_() { "$KINIT" -c "$CONFIG" "$@"; }
 
@@ -377,7 +380,7 @@ deploy() {
   log "ok: through the VIP: /readyz ok, a namespace and a ConfigMap round trip"
   for v in "${cps[@]}"; do wait_for "$v's apiserver /readyz on its own address" 180 ready_at "$v"; done
   log "ok: every apiserver ready on its own address: ${cps[*]}"
-  wait_for "one holder of each lease" 180 leases_held_by "${cps[@]}"
+  wait_for_status "one holder of each lease" 300 leases_held_by "${cps[@]}"
   log "ok: leases: $(lease_holders | tr '\n' ';')"
   for v in "${vms[@]}"; do
     local mods sysctls
@@ -390,7 +393,7 @@ deploy() {
   synced() { ssh_vm "$1" chronyc -n tracking | grep -q "^Reference ID .*($(addr_of vm1))"; }
   for v in "${vms[@]}"; do wait_for "chrony on $v to sync to vm1" 120 synced "$v"; done
   log "ok: chrony on ${vms[*]} synced to vm1's time server"
-  wait_for "kinit status healthy" 120 all_healthy
+  wait_for_status "kinit status healthy" 600 all_healthy
 }
 timed up deploy
 
@@ -409,7 +412,7 @@ failover() {
   wait_for "the API through the VIP without $holder" 120 vip_ready
   api_failover=$(( $(now) - off ))
   log "ok: the API answers through the VIP ${api_failover}s after $holder's power-off"
-  wait_for "both leases on ${rest[*]}" 180 leases_held_by "${rest[@]}"
+  wait_for_status "both leases on ${rest[*]}" 300 leases_held_by "${rest[@]}"
   log "ok: leases on survivors: $(lease_holders | tr '\n' ';')"
   [ "$(configmap_value)" = "by the vm e2e" ] || die "the ConfigMap without $holder: [$(configmap_value 2>&1)]"
   log "ok: the ConfigMap readable without $holder"
@@ -429,7 +432,7 @@ failover() {
     die "$holder did not catch up with the write"
   wait_for "the VIP on exactly one VM" 60 one_vip_holder
   wait_for "$holder's apiserver ready again" 300 ready_at "$holder"
-  wait_for "kinit status healthy after $holder rejoined" 180 all_healthy
+  wait_for_status "kinit status healthy after $holder rejoined" 600 all_healthy
   log "ok: $holder rejoined; all members healthy, its apiserver ready; VIP on $(vip_holders)"
 }
 timed failover failover
