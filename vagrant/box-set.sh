@@ -22,11 +22,26 @@ CLUSTER_PREFIX=25
 HOST_CLUSTER_ADDRESS="10.213.241.129"   # the host's end of the cluster bridge
 VIP="10.213.241.140"
 
-# The VMs' bundle: etcd and the control plane's programs as hack/build-upstream.sh builds them
+# What the VMs run (KINIT_VM_LAYOUT; tests/vm/run.sh, README "Vagrant"):
+#   control-plane  3 VMs by default, the first three control plane + etcd, the control plane as
+#                  systemd units, no kubelet: HA (failover of the VIP holder) on real machines;
+#   nodes          2 VMs by default, vm1 control plane + etcd, the rest workers, with the node
+#                  layer: containerd and kubelets, the control plane as static pods, kube-proxy,
+#                  CoreDNS. One control plane: under emulation three with kubelets do not fit a
+#                  2-core machine; HA is what the other layout and the lab prove.
+VM_LAYOUT="${KINIT_VM_LAYOUT:-control-plane}"
+case "$VM_LAYOUT" in
+  control-plane) VM_CONTROL_PLANES=3; VM_DEFAULT_COUNT=3 ;;
+  nodes) VM_CONTROL_PLANES=1; VM_DEFAULT_COUNT=2 ;;
+  *) echo "KINIT_VM_LAYOUT must be control-plane or nodes, got '$VM_LAYOUT'" >&2; exit 2 ;;
+esac
+
+# The VMs' bundle (control-plane layout): etcd and the control plane's programs as hack/build-upstream.sh builds them
 # (README "Building the Kubernetes binaries"), imported by tests/vm/run.sh with `kinit bundle
 # import`. No kubelet, containerd or runc: without them kinit runs no kubelet, and the control
 # plane runs as systemd units (controlPlane.mode: systemd). The same list as a lab's bundle
-# (src/lab/bundle.rs KUBERNETES_BINARIES; a test compares them).
+# (src/lab/bundle.rs KUBERNETES_BINARIES; a test compares them). The nodes layout imports every
+# program hack/build-upstream.sh built.
 UPSTREAM_DIR="${KINIT_VM_UPSTREAM:-/var/cache/kinit-test/bundle-bin}"
 VM_BUNDLE_FILES=(etcd etcdctl kube-apiserver kube-controller-manager kube-scheduler kubectl etcdutl)
 # The Kubernetes release hack/build-upstream.sh builds: its wrapper module's pin.
@@ -50,10 +65,15 @@ box_recipe_id() {
   } | sha256sum | cut -d' ' -f1
 }
 
-# cluster.yaml for the VMs: the first three (or all, if fewer) are control-plane + etcd, the rest
-# workers; chrony everywhere syncs to the time server on vm1.
+# cluster.yaml for the VMs: the first VM_CONTROL_PLANES (or all, if fewer) are control-plane +
+# etcd, the rest workers; chrony everywhere syncs to the time server on vm1.
 write_cluster_yaml() {
-  local dir="$1" n="$2" i roles
+  local dir="$1" n="$2" i roles mode=""
+  # Without a kubelet (control-plane layout) the control plane runs as units; with one, as
+  # static pods (the default mode, kubeadm's layout).
+  if [ "$VM_LAYOUT" = control-plane ]; then
+    mode=$'  controlPlane:\n    mode: systemd                     # kube-apiserver, -controller-manager, -scheduler as units\n'
+  fi
   cat <<YAML
 # Written by vagrant/build-box.sh for the Vagrant VMs (see README "Vagrant"). Check it with
 #   kinit -c vagrant/cluster.yaml config validate
@@ -64,9 +84,7 @@ metadata:
 spec:
   topology: stacked
   kubernetesVersion: $(kubernetes_release)             # what hack/build-upstream.sh builds
-  controlPlane:
-    mode: systemd                     # kube-apiserver, -controller-manager, -scheduler as units
-  controlPlaneEndpoint:
+${mode}  controlPlaneEndpoint:
     address: $VIP              # keepalived's VIP, on the cluster network
     port: 8443
     loadBalancer: haproxy-keepalived
@@ -92,7 +110,7 @@ spec:
   hosts:
 YAML
   for i in $(seq 1 "$n"); do
-    if [ "$i" -le 3 ]; then roles="[control-plane, etcd]"; else roles="[worker]"; fi
+    if [ "$i" -le "$VM_CONTROL_PLANES" ]; then roles="[control-plane, etcd]"; else roles="[worker]"; fi
     echo "    - {name: $(vm_name "$i"), address: $(vm_address "$i"), roles: $roles}"
   done
 }

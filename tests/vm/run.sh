@@ -363,7 +363,7 @@ timed preflight faults
 
 deploy() {
   kinit_ -o json up --topology stacked --probe-timeout "$PROBE_TIMEOUT" > "$WORK/up.json" 2> "$WORK/up.err" ||
-    { { tail -40 "$WORK/up.err" >&2 || true; }; die "kinit up"; }
+    { { tail -40 "$WORK/up.err" >&2 || true; }; die "kinit up: $(jq -c 'select(.error != null or .problems != null)' "$WORK/up.json" 2>/dev/null | tail -5)"; }
   local v
   wait_for "etcd healthy over mTLS on ${cps[*]}" 120 members_healthy
   log "ok: etcd healthy over mTLS: $(etcdctl_ "$(endpoints_of "${cps[@]}")" endpoint health 2>&1 | tr '\n' ' ')"
