@@ -138,6 +138,11 @@ pub const CONTAINERD_FILES: &[&str] = &["containerd", "containerd-shim-runc-v2",
 /// CNI plugins go under `cni/` in the bundle (`cni/bridge`, `cni/host-local`, ...).
 pub const CNI_DIR: &str = "cni/";
 
+/// The CNI plugins the node layer installs, as upstream names them: `bundle import` files a
+/// binary of one of these names under [`CNI_DIR`]. The component table's `cni/` binary rows
+/// are these (components/tests.rs compares them).
+pub const CNI_PLUGINS: &[&str] = &["bridge", "host-local", "loopback", "portmap"];
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Arch {

@@ -238,17 +238,12 @@ pub(crate) fn image_of(
     Ok(Some(entry))
 }
 
-/// A file's name in the bundle: a CNI plugin the component table installs keeps its upstream
-/// name under `cni/` (`bridge` → `cni/bridge`, as the CNI release tarball unpacks); any other
-/// file keeps its own.
+/// A file's name in the bundle: a CNI plugin the node layer installs keeps its upstream name
+/// under `cni/` (`bridge` → `cni/bridge`, as the CNI release tarball unpacks); any other file
+/// keeps its own.
 fn bundle_name(file_name: &str) -> String {
-    let cni = format!("{}{file_name}", super::sources::CNI_DIR);
-    let installed = crate::components::TABLE
-        .iter()
-        .flat_map(|c| c.binaries)
-        .any(|b| b.file == cni);
-    if installed {
-        cni
+    if super::sources::CNI_PLUGINS.contains(&file_name) {
+        format!("{}{file_name}", super::sources::CNI_DIR)
     } else {
         file_name.to_string()
     }
@@ -262,11 +257,7 @@ fn known_files() -> String {
         .chain(CONTAINERD_FILES)
         .copied()
         .collect();
-    let cni_plugins = crate::components::TABLE
-        .iter()
-        .flat_map(|c| c.binaries)
-        .filter_map(|b| b.file.strip_prefix(super::sources::CNI_DIR));
-    all.extend(cni_plugins);
+    all.extend(CNI_PLUGINS);
     all.extend([
         "runc",
         "crictl",

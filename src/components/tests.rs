@@ -160,3 +160,16 @@ fn kube_proxy_cleanup_runs_the_binary_the_table_installs() {
         format!("cleanup:{}", crate::host_paths::KUBE_PROXY_BINARY)
     );
 }
+
+#[test]
+fn the_cni_plugins_installed_are_the_ones_bundle_import_files_under_cni() {
+    let mut installed: Vec<&str> = TABLE
+        .iter()
+        .flat_map(|c| c.binaries)
+        .filter_map(|b| b.file.strip_prefix(crate::bundle::sources::CNI_DIR))
+        .collect();
+    installed.sort_unstable();
+    let mut imported = crate::bundle::sources::CNI_PLUGINS.to_vec();
+    imported.sort_unstable();
+    assert_eq!(installed, imported);
+}

@@ -10,14 +10,20 @@
 #   failover (hard power-off of the VIP holder: the API answers through the VIP again, both leases
 #   on survivors, the ConfigMap readable; power on: its apiserver ready again) -> a second up
 #   changes nothing -> vagrant destroy and removal of every libvirt object it created.
+# KINIT_VM_LAYOUT=nodes (vagrant/box-set.sh) runs the node layer instead: vm1 a control plane
+# whose kubelet runs it as static pods, vm2 a worker; after up: every node Ready, the static pods
+# Running, a Deployment of busybox's httpd with a pod on every node, pod to pod across nodes, a
+# ClusterIP Service through kube-proxy and its name through CoreDNS; the worker powered off
+# (NotReady) and on (Ready, its pod serving again).
 # Prints one summary line with timings; exits 0 only if every check held. Runs as root.
 #
 # Environment: KINIT (kinit binary; default: cargo build), KINIT_VMS (default 3),
 # KINIT_VM_UPSTREAM (hack/build-upstream.sh's output; default /var/cache/kinit-test/bundle-bin),
 # KINIT_VM_PROBE_TIMEOUT (preflight's per-host probe limit, default 120s: under QEMU emulation
 # sshd, sudo and the probe's shell take 20-30 s, at the default 30 s limit),
-# KINIT_VM_KEEP=1 (leave the VMs up after a failure, for a look; clean up later with
-# `tests/vm/run.sh --clean`).
+# KINIT_VM_KEEP=1 (leave the VMs up after a failure, for a look), KINIT_VM_KEEP=always (after a
+# passing run too, with vagrant/cluster.yaml and the admin kubeconfig vagrant/admin.kubeconfig);
+# clean up later with `tests/vm/run.sh --clean`.
 set -euo pipefail
 
 repo="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -26,7 +32,7 @@ here="$repo/vagrant"
 # shellcheck source=vagrant/box-set.sh
 . "$here/box-set.sh"
 
-export KINIT_VMS="${KINIT_VMS:-3}"
+export KINIT_VMS="${KINIT_VMS:-$VM_DEFAULT_COUNT}"
 export VAGRANT_DEFAULT_PROVIDER=libvirt
 # Vagrant's own state (the registered box) stays with the box set, not in ~/.vagrant.d.
 export VAGRANT_HOME="$BOX_SET/vagrant.d"
@@ -53,7 +59,8 @@ timed() { local name="$1" t0; shift; t0=$(now); "$@"; took[$name]=$(( $(now) - t
 
 vms=()
 for i in $(seq 1 "$KINIT_VMS"); do vms+=("$(vm_name "$i")"); done
-cps=("${vms[@]:0:3}")
+cps=("${vms[@]:0:$VM_CONTROL_PLANES}")
+workers=("${vms[@]:$VM_CONTROL_PLANES}")
 addr_of() { vm_address "${1#vm}"; }
 
 # ---------------------------------------------------------------------------------------------
@@ -117,7 +124,7 @@ clean() {
     done
     virsh -q pool-destroy "$POOL" >/dev/null 2>&1; virsh -q pool-undefine "$POOL" >/dev/null 2>&1
   fi
-  rm -rf "$POOL_DIR" .vagrant "$here/pki"
+  rm -rf "$POOL_DIR" .vagrant "$here/pki" "$here/admin.kubeconfig"
   [ -d "$VAGRANT_HOME" ] && vagrant box remove -f --all "$BOX_NAME" >/dev/null 2>&1
   rm -rf "$VAGRANT_HOME"
   # libvirt's firewall chains, if this run's networks brought them and no other network is left.
@@ -152,8 +159,10 @@ if [ "${1:-}" = --clean ]; then clean; exit 0; fi
 
 on_exit() {
   local rc=$?
-  if [ "$rc" != 0 ] && [ "${KINIT_VM_KEEP:-}" = 1 ]; then
-    log "exit $rc; VMs kept (KINIT_VM_KEEP=1); remove them with: tests/vm/run.sh --clean"
+  if { [ "$rc" != 0 ] && [ "${KINIT_VM_KEEP:-}" = 1 ]; } || [ "${KINIT_VM_KEEP:-}" = always ]; then
+    [ -s "$WORK/admin.kubeconfig" ] && install -m 600 "$WORK/admin.kubeconfig" "$here/admin.kubeconfig"
+    log "exit $rc; VMs kept (KINIT_VM_KEEP=${KINIT_VM_KEEP}): kubectl --kubeconfig vagrant/admin.kubeconfig," \
+      "kinit -c vagrant/cluster.yaml status; remove them with: tests/vm/run.sh --clean"
     return
   fi
   clean
@@ -252,19 +261,23 @@ leases_held_by() {
 # The VMs' bundle: hack/build-upstream.sh's programs (box-set.sh VM_BUNDLE_FILES), imported the
 # way an operator brings binaries built elsewhere, of the release cluster.yaml names.
 make_bundle() {
-  local files=() b
-  for b in "${VM_BUNDLE_FILES[@]}"; do
+  local files=() b names=("${VM_BUNDLE_FILES[@]}")
+  if [ "$VM_LAYOUT" = nodes ]; then
+    mapfile -t names < <(cd "$UPSTREAM_DIR" && ls)
+  fi
+  for b in "${names[@]}"; do
     [ -x "$UPSTREAM_DIR/$b" ] || die "no $UPSTREAM_DIR/$b: build it with hack/build-upstream.sh $UPSTREAM_DIR (README)"
     files+=("$UPSTREAM_DIR/$b")
   done
   rm -rf "$BOX_SET/bundle"
-  "$KINIT" bundle import "$BOX_SET/bundle" "${files[@]}" > "$WORK/bundle.log" 2>&1 ||
+  # By their bare names, from where they were built (CNI plugins land under cni/).
+  (cd "$UPSTREAM_DIR" && "$KINIT" bundle import "$BOX_SET/bundle" "${names[@]}") > "$WORK/bundle.log" 2>&1 ||
     die "kinit bundle import: $(tail -5 "$WORK/bundle.log")"
   local release
   release="$("$KINIT" -o json bundle list "$BOX_SET/bundle" | jq -r '.files[] | select(.name == "kube-apiserver") | .version')"
   [ "$release" = "$(kubernetes_release)" ] ||
     die "$UPSTREAM_DIR/kube-apiserver is $release, cluster.yaml names $(kubernetes_release): rebuild with hack/build-upstream.sh"
-  log "ok: bundle of ${#files[@]} programs, Kubernetes $release"
+  log "ok: bundle of ${#files[@]} programs ($(du -sh "$BOX_SET/bundle" | cut -f1) with images), Kubernetes $release"
 }
 
 vip_verifies() {
@@ -281,6 +294,138 @@ wait_host_synced() { local v; for v in "$@"; do wait_for "chrony on $v to sync t
 last_said() { [ -s "$WORK/last-check.txt" ] && printf ':\n%s' "$(tail -25 "$WORK/last-check.txt")"; rm -f "$WORK/last-check.txt"; }
 all_healthy() { kinit_ status --timeout "$STATUS_TIMEOUT" > "$WORK/last-check.txt" 2>&1 && rm -f "$WORK/last-check.txt"; }
 members_healthy() { etcdctl_ "$(endpoints_of "${cps[@]}")" endpoint health >/dev/null 2>&1; }
+
+# The node layer (KINIT_VM_LAYOUT=nodes).
+WEB_IMAGE=kinit.test/busybox:1
+NS=kinit-vm-e2e
+ready_of() { kubectl_ get node "$1" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}'; }
+node_ready() { [ "$(ready_of "$1")" = True ]; }
+node_not_ready() { local r; r="$(ready_of "$1")" && [ -n "$r" ] && [ "$r" != True ]; }
+nodes_ready() { local v; for v in "${vms[@]}"; do node_ready "$v" || return 1; done; }
+static_pods_running() {
+  local v c
+  for v in "${cps[@]}"; do
+    for c in kube-apiserver kube-controller-manager kube-scheduler; do
+      [ "$(kubectl_ -n kube-system get pod "$c-$v" -o jsonpath='{.status.phase}')" = Running ] || return 1
+    done
+  done
+}
+# "NODE POD IP" of each web pod that is ready.
+web_pods() {
+  kubectl_ -n "$NS" get pods -l app=web -o jsonpath='{range .items[*]}{.spec.nodeName} {.metadata.name} {.status.podIP} {.status.containerStatuses[0].ready}{"\n"}{end}' |
+    awk '$4 == "true" {print $1, $2, $3}' | sort
+}
+web_on_every_node() { [ "$(web_pods | cut -d' ' -f1 | sort -u | xargs)" = "$(printf '%s\n' "${vms[@]}" | sort | xargs)" ]; }
+in_pod() { local pod="$1"; shift; kubectl_ -n "$NS" exec "$pod" -- "$@" < /dev/null; }
+put_vm() {  # put_vm VM FILE DEST: FILE's bytes to DEST on VM
+  timeout 300 ssh -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile="$BOX_SET/known_hosts" \
+    -o ConnectTimeout=5 -i "$BOX_SET/id_ed25519" "root@$(addr_of "$1")" "cat > $3" < "$2"
+}
+
+# The test workload: Debian's static busybox packed as an OCI image by the bundle's image code
+# (examples/static_image.rs), imported into every node's containerd: no registry.
+import_web_image() {
+  local packer="${CARGO_TARGET_DIR:-$repo/target}/debug/examples/static_image" v
+  [ -x "$packer" ] || cargo build --quiet --example static_image
+  [ -x /bin/busybox ] || die "/bin/busybox missing (Debian's busybox-static)"
+  "$packer" "$WEB_IMAGE" /bin/busybox "$WORK/busybox.tar" || die "packing busybox"
+  for v in "${vms[@]}"; do
+    put_vm "$v" "$WORK/busybox.tar" /var/tmp/kinit-vm-busybox.tar || die "copying the image to $v"
+    ssh_vm "$v" "ctr --namespace k8s.io images import /var/tmp/kinit-vm-busybox.tar >/dev/null && rm /var/tmp/kinit-vm-busybox.tar" ||
+      die "importing the image on $v"
+  done
+}
+
+web_manifest() {
+  cat <<YAML
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: $NS}
+spec:
+  replicas: ${#vms[@]}
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      tolerations: [{key: node-role.kubernetes.io/control-plane, effect: NoSchedule}]
+      topologySpreadConstraints:
+        - {maxSkew: 1, topologyKey: kubernetes.io/hostname, whenUnsatisfiable: DoNotSchedule, labelSelector: {matchLabels: {app: web}}}
+      terminationGracePeriodSeconds: 2
+      containers:
+        - name: web
+          image: $WEB_IMAGE
+          imagePullPolicy: Never
+          command: [/busybox, httpd, -f, -p, "8080", -h, /etc]
+          readinessProbe: {httpGet: {path: /hostname, port: 8080}, periodSeconds: 2}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: $NS}
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+YAML
+}
+
+node_layer() {
+  wait_for "every node Ready: ${vms[*]}" 300 nodes_ready
+  log "ok: nodes Ready: $(kubectl_ get nodes --no-headers | awk '{print $1 "=" $2 "(" $5 ")"}' | xargs)"
+  wait_for "the static pods Running on ${cps[*]}" 300 static_pods_running
+  log "ok: kube-apiserver, kube-controller-manager, kube-scheduler Running as static pods on ${cps[*]}"
+  import_web_image
+  web_manifest | kubectl_ apply -f - >/dev/null || die "kubectl apply web"
+  wait_for "a ready web pod on every node" 300 web_on_every_node
+  local pods; pods="$(web_pods)"
+  log "ok: web pods: $(echo "$pods" | tr '\n' ';')"
+  # Pod to pod across nodes: from the pod on the first VM to the pod on each other VM.
+  local from to_node to_pod to_ip got
+  from="$(echo "$pods" | awk -v n="${vms[0]}" '$1 == n {print $2}')"
+  while read -r to_node to_pod to_ip; do
+    [ "$to_node" = "${vms[0]}" ] && continue
+    got="$(in_pod "$from" /busybox wget -q -O - "http://$to_ip:8080/hostname")" || die "$from -> $to_pod ($to_ip) on $to_node"
+    [ "$got" = "$to_pod" ] || die "$from -> $to_ip answered [$got], expected $to_pod"
+    log "ok: pod to pod across nodes: $from (${vms[0]}) -> $to_pod ($to_node, $to_ip)"
+  done <<< "$pods"
+  # The Service through kube-proxy, from a pod and from each VM's host.
+  local ip v; ip="$(kubectl_ -n "$NS" get service web -o jsonpath='{.spec.clusterIP}')"
+  got="$(in_pod "$from" /busybox wget -q -O - "http://$ip/hostname")" || die "ClusterIP $ip from $from"
+  echo "$pods" | awk '{print $2}' | grep -qx "$got" || die "ClusterIP $ip answered [$got], not a web pod"
+  for v in "${vms[@]}"; do
+    got="$(ssh_vm "$v" curl -s --max-time 10 "http://$ip/hostname")" || die "ClusterIP $ip from $v's host"
+    echo "$pods" | awk '{print $2}' | grep -qx "$got" || die "ClusterIP $ip from $v answered [$got]"
+  done
+  log "ok: ClusterIP $ip answers from $from and from ${vms[*]} (kube-proxy)"
+  # Its name through CoreDNS (busybox's nslookup speaks DNS itself; its answers are checked,
+  # not its exit status, which an empty AAAA section can fail).
+  got="$(in_pod "$from" /busybox sh -c "/busybox nslookup -type=a web.$NS.svc.cluster.local; exit 0")" ||
+    die "nslookup web.$NS in $from"
+  echo "$got" | grep -qE "^Address: $ip( |\$)" || die "web.$NS.svc.cluster.local did not resolve to $ip: $got"
+  log "ok: web.$NS.svc.cluster.local -> $ip through CoreDNS"
+  # Memory after up, per VM: containerd, the kubelet and the pods (systemd's accounting).
+  for v in "${vms[@]}"; do
+    log "memory on $v: $(ssh_vm "$v" 'for u in containerd.service kubelet.service kubepods.slice; do printf "%s %s MiB; " "$u" $(( $(systemctl show -P MemoryCurrent "$u" 2>/dev/null || echo 0) / 1048576 )); done; free -m | awk "/^Mem:/ {print \"used \" \$3 \" MiB of \" \$2}"')"
+  done
+}
+
+# A worker powered off hard: its node goes NotReady while the API keeps answering; powered on,
+# it is Ready again and its web pod serves.
+worker_power_cycle() {
+  local w="${workers[0]}"
+  log "hard power-off of the worker $w"
+  off=$(now)
+  vagrant halt --force "$w" >/dev/null 2>&1 || die "vagrant halt --force $w"
+  wait_for "node $w NotReady" 300 node_not_ready "$w"
+  not_ready=$(( $(now) - off ))
+  vip_ready || die "the API does not answer through the VIP with $w off"
+  log "ok: node $w NotReady ${not_ready}s after the power-off; the API answers"
+  vagrant up "$w" > "$WORK/up-worker.log" 2>&1 || { { tail -30 "$WORK/up-worker.log" >&2 || true; }; die "vagrant up $w"; }
+  local on; on=$(now)
+  wait_for "node $w Ready again" 300 node_ready "$w"
+  ready_again=$(( $(now) - on ))
+  wait_for "a ready web pod on every node again" 300 web_on_every_node
+  wait_for_status "kinit status healthy after $w came back" 600 all_healthy
+  log "ok: node $w Ready ${ready_again}s after power-on; web pods: $(web_pods | tr '\n' ';'); status healthy"
+}
 
 # ---------------------------------------------------------------------------------------------
 # The run.
@@ -373,7 +518,7 @@ deploy() {
   log "ok: $VIP:$FRONTEND_PORT verifies the apiserver certificate"
   kinit_ kubeconfig --force "$WORK/admin.kubeconfig" >/dev/null || die "kinit kubeconfig"
   wait_for "/readyz through the VIP" 180 vip_ready
-  kubectl_ create namespace kinit-vm-e2e >/dev/null || die "kubectl create namespace"
+  kubectl_ create namespace "$NS" >/dev/null || die "kubectl create namespace"
   kubectl_ -n kinit-vm-e2e create configmap probe --from-literal=written="by the vm e2e" >/dev/null ||
     die "kubectl create configmap"
   [ "$(configmap_value)" = "by the vm e2e" ] || die "the ConfigMap read back: [$(configmap_value 2>&1)]"
@@ -396,6 +541,7 @@ deploy() {
   wait_for_status "kinit status healthy" 600 all_healthy
 }
 timed up deploy
+if [ "$VM_LAYOUT" = nodes ]; then timed node_layer node_layer; fi
 
 failover() {
   local holder; holder="$(vip_holders)"
@@ -435,7 +581,7 @@ failover() {
   wait_for_status "kinit status healthy after $holder rejoined" 600 all_healthy
   log "ok: $holder rejoined; all members healthy, its apiserver ready; VIP on $(vip_holders)"
 }
-timed failover failover
+if [ "$VM_LAYOUT" = nodes ]; then timed failover worker_power_cycle; else timed failover failover; fi
 
 again() {
   kinit_ -o json up --topology stacked --probe-timeout "$PROBE_TIMEOUT" > "$WORK/up2.json" 2> "$WORK/up2.err" ||
@@ -446,10 +592,21 @@ again() {
 }
 timed up_again again
 
-timed destroy clean
-rm -rf "$WORK"
-trap - EXIT
-printf 'vm e2e: ok, %s VMs (%s): box %ss, VMs up %ss, preflight %ss, up %ss, failover %ss (API back through the VIP after %ss), second up %ss, destroy %ss, total %ss\n' \
+if [ "${KINIT_VM_KEEP:-}" = always ]; then
+  took[destroy]=0   # the exit trap keeps them and says how to remove them
+else
+  timed destroy clean
+  rm -rf "$WORK"
+  trap - EXIT
+fi
+if [ "$VM_LAYOUT" = nodes ]; then
+  after_up="node layer checks ${took[node_layer]}s, worker power cycle ${took[failover]}s (NotReady after ${not_ready}s, Ready ${ready_again}s after power-on)"
+else
+  after_up="failover ${took[failover]}s (API back through the VIP after ${api_failover}s)"
+fi
+
+printf 'vm e2e: ok, %s layout, %s VMs (%s): box %ss, VMs up %ss, preflight %ss, up %ss, %s, second up %ss, destroy %ss, total %ss\n' \
+  "$VM_LAYOUT" \
   "${#vms[@]}" "$( [ -n "${KINIT_VM_DRIVER:-}" ] && echo "$KINIT_VM_DRIVER" || (grep -qwE 'vmx|svm' /proc/cpuinfo && echo kvm || echo qemu-tcg))" \
-  "${took[box]}" "${took[vms_up]}" "${took[preflight]}" "${took[up]}" "${took[failover]}" "$api_failover" "${took[up_again]}" \
+  "${took[box]}" "${took[vms_up]}" "${took[preflight]}" "${took[up]}" "$after_up" "${took[up_again]}" \
   "${took[destroy]}" "$(( $(now) - t_start ))"
