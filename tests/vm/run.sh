@@ -391,6 +391,10 @@ node_layer() {
   got="$(in_pod "$from" /busybox wget -q -O - "http://$ip/hostname")" || die "ClusterIP $ip from $from"
   echo "$pods" | awk '{print $2}' | grep -qx "$got" || die "ClusterIP $ip answered [$got], not a web pod"
   for v in "${vms[@]}"; do
+    # The VMs' networks are isolated: no default route, and a host's own packet needs a route
+    # for the ClusterIP before kube-proxy's OUTPUT rules rewrite it (the lab routes the
+    # Service subnet onto the nodes' link the same way; real hosts have a default route).
+    ssh_vm "$v" "ip route replace $(sed -n 's/^ *serviceSubnet: *\([0-9./]*\).*/\1/p' "$CONFIG") dev eth1"
     got="$(ssh_vm "$v" curl -s --max-time 10 "http://$ip/hostname")" || die "ClusterIP $ip from $v's host"
     echo "$pods" | awk '{print $2}' | grep -qx "$got" || die "ClusterIP $ip from $v answered [$got]"
   done
