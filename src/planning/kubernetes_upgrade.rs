@@ -199,8 +199,12 @@ fn core(v: &Version) -> (u64, u64, u64) {
 /// The oldest kubelet minor an apiserver supports (n-3, upstream's policy since v1.28).
 const KUBELET_MINORS_BEHIND: u64 = 3;
 
+type Refusal = Box<KubernetesRefusal>;
+/// Releases running somewhere, each with its hosts.
+type Running = Vec<(Version, Vec<String>)>;
+
 /// Decide, or refuse naming both versions and the hosts.
-pub fn decide(input: &UpgradeInputs) -> Result<KubernetesDecision, Box<KubernetesRefusal>> {
+pub fn decide(input: &UpgradeInputs) -> Result<KubernetesDecision, Refusal> {
     let target = input.target;
     let mut by_version: BTreeMap<(u64, u64, u64), (Version, Vec<String>)> = BTreeMap::new();
     let mut unknown = Vec::new();
@@ -214,9 +218,52 @@ pub fn decide(input: &UpgradeInputs) -> Result<KubernetesDecision, Box<Kubernete
             None => unknown.push(a.host.clone()),
         }
     }
-    let mut skew = Vec::new();
     // Kubelets first: they bind whatever the control plane does.
-    for (k, (kubelet, nodes)) in group(input.kubelets) {
+    let mut skew = kubelet_verdicts(input.kubelets, target)?;
+    if by_version.is_empty() {
+        return Ok(KubernetesDecision::NothingRuns);
+    }
+    let older: Running = by_version
+        .values()
+        .filter(|(v, _)| core(v) != core(target))
+        .cloned()
+        .collect();
+    if older.is_empty() {
+        return Ok(KubernetesDecision::Current);
+    }
+    check_steps(&older, target)?;
+    check_bundle(input.bundle, &older, target)?;
+    if let Some(etcd) = &input.etcd {
+        skew.push(etcd_verdict(etcd, target)?);
+    }
+    let kind = if older.iter().all(|(v, _)| v.minor == target.minor) {
+        UpgradeKind::Patch
+    } else {
+        UpgradeKind::Minor
+    };
+    skew.extend(control_plane_verdicts(&older, target));
+    let done = by_version
+        .get(&core(target))
+        .map(|(_, h)| h.clone())
+        .unwrap_or_default();
+    Ok(KubernetesDecision::Upgrade(KubernetesUpgrade {
+        to: target.to_string(),
+        kind,
+        from: older.into_iter().map(|(v, h)| (v.to_string(), h)).collect(),
+        done,
+        unknown,
+        skew,
+    }))
+}
+
+/// Every kubelet minor line against the target: never newer, at most
+/// [`KUBELET_MINORS_BEHIND`] minors older.
+fn kubelet_verdicts(
+    kubelets: &[RunningVersion],
+    target: &Version,
+) -> Result<Vec<SkewVerdict>, Refusal> {
+    let mut skew = Vec::new();
+    for (k, (kubelet, nodes)) in group(kubelets) {
         if core(&kubelet) > core(target) {
             return Err(Box::new(KubernetesRefusal::KubeletNewer {
                 target: target.clone(),
@@ -245,18 +292,13 @@ pub fn decide(input: &UpgradeInputs) -> Result<KubernetesDecision, Box<Kubernete
             ),
         });
     }
-    if by_version.is_empty() {
-        return Ok(KubernetesDecision::NothingRuns);
-    }
-    let older: Vec<(Version, Vec<String>)> = by_version
-        .values()
-        .filter(|(v, _)| core(v) != core(target))
-        .cloned()
-        .collect();
-    if older.is_empty() {
-        return Ok(KubernetesDecision::Current);
-    }
-    for (running, hosts) in &older {
+    Ok(skew)
+}
+
+/// Each running apiserver release to the target: the same major, never down, one minor at a
+/// time.
+fn check_steps(older: &Running, target: &Version) -> Result<(), Refusal> {
+    for (running, hosts) in older {
         if running.major != target.major {
             return Err(Box::new(KubernetesRefusal::MajorChange {
                 target: target.clone(),
@@ -280,55 +322,66 @@ pub fn decide(input: &UpgradeInputs) -> Result<KubernetesDecision, Box<Kubernete
             }));
         }
     }
-    let (first, hosts) = &older[0];
-    match input.bundle {
-        Some(b) if core(b) == core(target) => {}
-        Some(b) => {
-            return Err(Box::new(KubernetesRefusal::BundleNotTarget {
-                target: target.clone(),
-                bundle: b.clone(),
-            }));
-        }
+    Ok(())
+}
+
+/// The bundle must hold the target release (known from bundle.yaml or by running the binary).
+fn check_bundle(
+    bundle: Option<&Version>,
+    older: &Running,
+    target: &Version,
+) -> Result<(), Refusal> {
+    match bundle {
+        Some(b) if core(b) == core(target) => Ok(()),
+        Some(b) => Err(Box::new(KubernetesRefusal::BundleNotTarget {
+            target: target.clone(),
+            bundle: b.clone(),
+        })),
         None => {
-            return Err(Box::new(KubernetesRefusal::BundleUnknown {
+            let (first, hosts) = &older[0];
+            Err(Box::new(KubernetesRefusal::BundleUnknown {
                 target: target.clone(),
                 running: first.clone(),
                 hosts: hosts.clone(),
                 why: "no bundle.yaml and the binary does not run on this machine".into(),
-            }));
+            }))
         }
     }
-    if let Some((major, minor, etcd)) = &input.etcd {
-        let supported = supported_etcd(target);
-        if !supported.contains(&(*major, *minor)) {
-            return Err(Box::new(KubernetesRefusal::EtcdUnsupported {
-                target: target.clone(),
-                etcd: etcd.clone(),
-                supported: supported
-                    .iter()
-                    .map(|(a, b)| format!("{a}.{b}"))
-                    .collect::<Vec<_>>()
-                    .join(" or "),
-            }));
-        }
-        skew.push(SkewVerdict {
-            rule: "etcd: a release the target supports".into(),
-            allowed: true,
-            detail: format!("etcd {etcd} under Kubernetes {target}"),
-        });
+}
+
+/// The cluster's etcd (major, minor, as shown) must be one the target supports.
+fn etcd_verdict(etcd: &(u64, u64, String), target: &Version) -> Result<SkewVerdict, Refusal> {
+    let (major, minor, shown) = etcd;
+    let supported = supported_etcd(target);
+    if !supported.contains(&(*major, *minor)) {
+        return Err(Box::new(KubernetesRefusal::EtcdUnsupported {
+            target: target.clone(),
+            etcd: shown.clone(),
+            supported: supported
+                .iter()
+                .map(|(a, b)| format!("{a}.{b}"))
+                .collect::<Vec<_>>()
+                .join(" or "),
+        }));
     }
-    let kind = if older.iter().all(|(v, _)| v.minor == target.minor) {
-        UpgradeKind::Patch
-    } else {
-        UpgradeKind::Minor
-    };
-    for (running, hosts) in &older {
-        skew.push(SkewVerdict {
+    Ok(SkewVerdict {
+        rule: "etcd: a release the target supports".into(),
+        allowed: true,
+        detail: format!("etcd {shown} under Kubernetes {target}"),
+    })
+}
+
+/// The verdicts an allowed control-plane upgrade shows: each step, the apiservers side by
+/// side while they roll, controller-manager and scheduler after them.
+fn control_plane_verdicts(older: &Running, target: &Version) -> Vec<SkewVerdict> {
+    let mut skew: Vec<SkewVerdict> = older
+        .iter()
+        .map(|(running, hosts)| SkewVerdict {
             rule: "kube-apiserver: one minor version at a time, never down".into(),
             allowed: true,
             detail: format!("{running} → {target} on {}", hosts.join(", ")),
-        });
-    }
+        })
+        .collect();
     skew.push(SkewVerdict {
         rule: "kube-apiserver instances: at most one minor version apart".into(),
         allowed: true,
@@ -349,18 +402,7 @@ pub fn decide(input: &UpgradeInputs) -> Result<KubernetesDecision, Box<Kubernete
              their local apiserver)"
         ),
     });
-    let done = by_version
-        .get(&core(target))
-        .map(|(_, h)| h.clone())
-        .unwrap_or_default();
-    Ok(KubernetesDecision::Upgrade(KubernetesUpgrade {
-        to: target.to_string(),
-        kind,
-        from: older.into_iter().map(|(v, h)| (v.to_string(), h)).collect(),
-        done,
-        unknown,
-        skew,
-    }))
+    skew
 }
 
 /// Kubelets by minor line (major, minor, patch of the newest in the group).

@@ -2,6 +2,9 @@ use std::path::Path;
 
 use super::*;
 use crate::config::template::{InitShape, render};
+use crate::config::{ControlPlaneMode, Topology};
+use crate::host_paths;
+use crate::render;
 
 fn inventory(topology: Topology) -> Inventory {
     let text = render(InitShape {

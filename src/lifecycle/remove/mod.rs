@@ -1,0 +1,357 @@
+//! `kinit remove HOST...`: take control-plane and etcd hosts out of a running cluster. Their
+//! etcd members leave first (the leader hands over to a healthy member that stays; refused when
+//! the rest could not keep a majority), then the hosts are reset (unless gone for good:
+//! `--unreachable` never contacts them), then the control planes that stay get haproxy
+//! backends, keepalived peers and (external etcd) the apiserver's `--etcd-servers` rendered
+//! without the removed hosts, with the reloads the component table asks, one host at a time.
+//! All of it under the cluster lock on every host it contacts, the lock `kinit up` takes: a
+//! removal never runs beside another operator's `up`, `remove` or restore.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use super::remove_plan::{MemberRemoval, RemovalRefused};
+use super::reset::{self, ResetReport, ResetSettings};
+use super::reset_plan;
+use crate::engine::cluster_lock::{LockFailure, LockRequest};
+use crate::engine::etcd_members::{self, MembershipError};
+use crate::engine::event::Observer;
+use crate::engine::verify;
+use crate::etcd::ClientTls;
+use crate::inventory::{Host, Inventory};
+use crate::planning::membership::LiveMember;
+use crate::render::{RenderError, Templates};
+use crate::ssh::{HostTarget, Pool};
+
+mod scope;
+mod survey;
+mod update;
+
+pub use scope::{chosen, files_to_update, hosts_to_update, without};
+pub use survey::plan;
+use survey::recheck;
+use update::{drain_apiservers, update_host};
+
+/// How a removal runs.
+#[derive(Debug, Clone)]
+pub struct RemoveSettings {
+    pub dry_run: bool,
+    /// Go on when the quorum guard refuses (with a warning).
+    pub force: bool,
+    /// The hosts are gone for good: never contacted, not reset.
+    pub unreachable: bool,
+    pub concurrency: usize,
+    /// UTC `YYYYMMDDTHHMMSSZ`: names the removed hosts' moved-aside etcd data dir.
+    pub stamp: String,
+    pub etcd_timeout: Duration,
+    /// Who takes the cluster lock (not taken for a dry run).
+    pub lock: LockRequest,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RemoveError {
+    #[error(
+        "{host} is not a host of the cluster's config; `kinit remove` takes hosts listed there \
+         (a live etcd member or haproxy backend whose host was deleted from cluster.yaml: put \
+         the host back, run `kinit remove {host}` (with `--unreachable` if it is gone), then \
+         delete it)"
+    )]
+    UnknownHost { host: String },
+    #[error(
+        "removing {hosts} would leave no control-plane host; use `kinit reset` to take the whole \
+         cluster down"
+    )]
+    EveryControlPlane { hosts: String },
+    #[error(
+        "cannot reach {host} over SSH ({error}); if it is gone for good, remove it without \
+         contacting it: `kinit remove {host} --unreachable`"
+    )]
+    Unreachable { host: String, error: String },
+    #[error(
+        "the etcd members of {hosts} must leave etcd, but there is no etcd client certificate in \
+         the PKI dir to ask etcd with"
+    )]
+    NoClient { hosts: String },
+    #[error(
+        "etcd answers on none of its members ({endpoints}), so the members of {hosts} cannot be \
+         removed; bring etcd back first"
+    )]
+    NoMemberAnswers { endpoints: String, hosts: String },
+    #[error(
+        "the etcd members have changed since the plan was shown: it removed {shown}, now it \
+         would remove {now}; nothing was changed, run `kinit remove` again to see the new plan"
+    )]
+    Changed { shown: String, now: String },
+    #[error(transparent)]
+    Refused(#[from] RemovalRefused),
+    #[error(transparent)]
+    Membership(#[from] MembershipError),
+    #[error(transparent)]
+    Reset(#[from] reset::ResetError),
+    #[error("rendering the files of {host} without the removed hosts: {source}")]
+    Render {
+        host: String,
+        #[source]
+        source: RenderError,
+    },
+    /// Another run holds the cluster lock (named), or a host did not answer while it was taken.
+    #[error(transparent)]
+    Locked(LockFailure),
+    #[error("interrupted before any host was changed")]
+    Interrupted,
+    #[error(
+        "interrupted while {step}; run `kinit remove` again to finish (each step is re-run \
+         safely)"
+    )]
+    InterruptedDuring { step: &'static str },
+}
+
+impl From<LockFailure> for RemoveError {
+    fn from(e: LockFailure) -> Self {
+        match e {
+            LockFailure::Interrupted => RemoveError::Interrupted,
+            e => RemoveError::Locked(e),
+        }
+    }
+}
+
+/// What `kinit remove` will do (shown before the confirmation, and by `--dry-run`).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RemovePlan {
+    pub hosts: Vec<String>,
+    pub unreachable: bool,
+    /// The etcd members that leave (none: no removed host runs a live member).
+    pub etcd: Option<MemberRemoval>,
+    /// The healthy member's client URL the removals go through.
+    #[serde(skip)]
+    via_url: String,
+    #[serde(skip)]
+    client_urls: BTreeMap<u64, Vec<String>>,
+    /// Hosts reset afterwards (not those gone for good).
+    pub reset: Vec<String>,
+    /// Hosts that stay whose files name the removed ones (control planes, then the other
+    /// nodes), updated one at a time in this order.
+    pub update: Vec<String>,
+    /// The files rendered anew there (only those that differ are written).
+    pub files: Vec<&'static str>,
+}
+
+/// One control plane that stays, after its update.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HostUpdate {
+    pub host: String,
+    pub written: Vec<String>,
+    /// `reload haproxy`, ...: what the changed files asked of the units.
+    pub units: Vec<String>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RemoveReport {
+    pub dry_run: bool,
+    pub plan: RemovePlan,
+    /// Per removed control plane, how its apiserver left the load balancer before anything
+    /// stopped: drained from every haproxy, or why not (haproxy's health check then takes it
+    /// out once it stops answering).
+    pub drained: Vec<String>,
+    /// The member IDs removed (hex).
+    pub removed_members: Vec<String>,
+    pub reset: Option<ResetReport>,
+    /// The Nodes of hosts gone for good (`--unreachable`), deleted without a drain.
+    pub gone_nodes: Vec<reset::NodeLeaving>,
+    pub updates: Vec<HostUpdate>,
+    /// What the operator deletes from cluster.yaml now.
+    pub delete_from_config: Vec<String>,
+}
+
+impl RemoveReport {
+    pub fn ok(&self) -> bool {
+        self.reset.as_ref().is_none_or(ResetReport::ok)
+            && self.updates.iter().all(|u| u.error.is_none())
+    }
+}
+
+/// Carry out `plan` (shown for `hosts`) under the cluster lock on every host of `targets`:
+/// the lock taken (not for a dry run; a holder is refused by name and nothing changes), the
+/// members read again (the confirmation may have come long after the plan), then members
+/// removed, hosts reset, the control planes that stay updated; the lock released however it
+/// ended.
+#[allow(clippy::too_many_arguments)]
+pub async fn run(
+    inv: &Inventory,
+    tls: Option<&ClientTls>,
+    hosts: &[&Host],
+    plan: RemovePlan,
+    targets: &BTreeMap<String, HostTarget>,
+    pool: Arc<Pool>,
+    templates: &Templates,
+    settings: &RemoveSettings,
+    cancel: &CancellationToken,
+    observer: &dyn Observer,
+) -> Result<RemoveReport, RemoveError> {
+    if cancel.is_cancelled() {
+        return Err(RemoveError::Interrupted);
+    }
+    if settings.dry_run {
+        return carry_out(inv, tls, plan, targets, pool, templates, settings, cancel).await;
+    }
+    let locked = settings.lock.take(&pool, targets, cancel, observer).await?;
+    let rechecked = recheck(inv, tls, hosts, settings, plan);
+    let interrupted = Err(RemoveError::Interrupted);
+    let result = match verify::or_cancelled(cancel, interrupted, rechecked).await {
+        Ok(plan) => carry_out(inv, tls, plan, targets, pool, templates, settings, cancel).await,
+        Err(e) => Err(e),
+    };
+    settings.lock.release(&locked).await;
+    result
+}
+
+/// Carry out `plan`: members removed, hosts reset, the control planes that stay updated.
+#[allow(clippy::too_many_arguments)]
+async fn carry_out(
+    inv: &Inventory,
+    tls: Option<&ClientTls>,
+    plan: RemovePlan,
+    targets: &BTreeMap<String, HostTarget>,
+    pool: Arc<Pool>,
+    templates: &Templates,
+    settings: &RemoveSettings,
+    cancel: &CancellationToken,
+) -> Result<RemoveReport, RemoveError> {
+    let going: BTreeSet<String> = plan.hosts.iter().cloned().collect();
+    let rest = without(inv, &going);
+    // Their Nodes first, while every apiserver serves: drained (pods evicted), and deleted once
+    // their hosts are reset. Hosts gone for good are not reset, and keep theirs.
+    let resetting: BTreeSet<String> = plan.reset.iter().cloned().collect();
+    let (node_api, nodes) = reset::drain_nodes(inv, &resetting, settings.dry_run).await;
+    if cancel.is_cancelled() {
+        return Err(RemoveError::Interrupted);
+    }
+    let drained = if settings.dry_run {
+        Vec::new()
+    } else {
+        drain_apiservers(inv, &plan, targets, &pool, settings.unreachable, cancel).await
+    };
+    if cancel.is_cancelled() {
+        return Err(RemoveError::Interrupted);
+    }
+    let mut removed_members = Vec::new();
+    if let (Some(r), Some(tls), false) = (&plan.etcd, tls, settings.dry_run) {
+        let live: Vec<LiveMember> = r
+            .members
+            .iter()
+            .map(|m| LiveMember {
+                id: m.id.clone(),
+                raw_id: m.raw_id,
+                client_urls: plan.client_urls.get(&m.raw_id).cloned().unwrap_or_default(),
+                name: m.name.clone(),
+                host: m.host.clone(),
+                healthy: m.healthy,
+                learner: m.learner,
+            })
+            .collect();
+        let interrupted = Err(RemoveError::InterruptedDuring {
+            step: "removing etcd members",
+        });
+        let removing = async {
+            etcd_members::remove(tls, &live, &plan.via_url, settings.etcd_timeout)
+                .await
+                .map_err(RemoveError::from)
+        };
+        verify::or_cancelled(cancel, interrupted, removing).await?;
+        removed_members = live.into_iter().map(|m| m.id).collect();
+    }
+    let reset = if plan.reset.is_empty() {
+        None
+    } else {
+        let plans = plan
+            .reset
+            .iter()
+            .filter_map(|h| inv.host(h))
+            .map(|h| reset_plan::for_host(inv, h, &inv.pki_dir))
+            .collect();
+        let reset_settings = ResetSettings {
+            dry_run: settings.dry_run,
+            purge: false,
+            concurrency: settings.concurrency,
+            stamp: settings.stamp.clone(),
+            etcd_timeout: settings.etcd_timeout,
+            locked_by_caller: true,
+            break_lock: false,
+        };
+        // Against the inventory without the removed hosts: their members are gone already,
+        // so the reset asks nothing more of etcd.
+        Some(
+            reset::run(
+                &rest,
+                tls,
+                plans,
+                targets,
+                pool.clone(),
+                &reset_settings,
+                cancel,
+            )
+            .await?,
+        )
+    };
+    // (The reset ran against the inventory without these hosts: their Nodes are this step's.)
+    let mut reset = reset;
+    if let Some(r) = reset.as_mut() {
+        r.nodes = nodes;
+        if let Some(api) = &node_api {
+            reset::delete_nodes(api, &mut r.nodes, &r.hosts).await;
+        }
+    }
+    let gone: BTreeSet<String> = going.difference(&resetting).cloned().collect();
+    let gone_nodes = if settings.unreachable && !cancel.is_cancelled() {
+        reset::delete_gone_nodes(inv, &gone, settings.dry_run).await
+    } else {
+        Vec::new()
+    };
+    let mut updates = Vec::new();
+    for name in &plan.update {
+        if cancel.is_cancelled() {
+            break;
+        }
+        let Some(host) = rest.host(name) else {
+            continue;
+        };
+        let update = update_host(
+            &rest,
+            host,
+            &plan.files,
+            targets,
+            &pool,
+            templates,
+            settings,
+            cancel,
+        )
+        .await?;
+        let failed = update.error.is_some();
+        updates.push(update);
+        // One host at a time: a host whose reload failed stops the rest.
+        if failed {
+            break;
+        }
+    }
+    Ok(RemoveReport {
+        dry_run: settings.dry_run,
+        delete_from_config: plan.hosts.clone(),
+        plan,
+        drained,
+        removed_members,
+        reset,
+        gone_nodes,
+        updates,
+    })
+}
+
+#[cfg(test)]
+mod tests;
