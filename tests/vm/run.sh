@@ -388,8 +388,17 @@ node_layer() {
   done <<< "$pods"
   # The Service through kube-proxy, from a pod and from each VM's host.
   local ip v; ip="$(kubectl_ -n "$NS" get service web -o jsonpath='{.spec.clusterIP}')"
-  got="$(in_pod "$from" /busybox wget -q -O - "http://$ip/hostname")" || die "ClusterIP $ip from $from"
-  echo "$pods" | awk '{print $2}' | grep -qx "$got" || die "ClusterIP $ip answered [$got], not a web pod"
+  # kube-proxy programs the Service some time after its endpoints are ready (seconds on an
+  # emulated VM): waited for, and on a timeout what its rules and log say.
+  from_pod() { in_pod "$from" /busybox wget -q -T 5 -O - "http://$ip/hostname" > "$WORK/clusterip.txt"; }
+  local t0; t0=$(now)
+  until from_pod 2>/dev/null && echo "$pods" | awk '{print $2}' | grep -qx "$(cat "$WORK/clusterip.txt")"; do
+    if [ $(( $(now) - t0 )) -ge 120 ]; then
+      ssh_vm "${vms[0]}" "iptables-save -t nat | grep -F -- '$ip' | head -5; journalctl -u kube-proxy --no-pager | tail -15" >&2 || true
+      die "ClusterIP $ip from $from: [$(cat "$WORK/clusterip.txt" 2>/dev/null)], not a web pod, for 120 s"
+    fi
+    sleep 5
+  done
   for v in "${vms[@]}"; do
     # The VMs' networks are isolated: no default route, and a host's own packet needs a route
     # for the ClusterIP before kube-proxy's OUTPUT rules rewrite it (the lab routes the
@@ -411,13 +420,21 @@ node_layer() {
   done
 }
 
+# A hard power-off, as a pulled cable: libvirt destroys the domain (vagrant's `halt --force`
+# failed here after a minute with its output thrown away; virsh says why when it fails).
+power_off() {
+  virsh -q destroy "kinit-vm-$1" > "$WORK/power-off.log" 2>&1 ||
+    { { cat "$WORK/power-off.log" >&2 || true; }; die "virsh destroy kinit-vm-$1"; }
+  virsh domstate "kinit-vm-$1" | grep -q 'shut off' || die "$1 still running after virsh destroy"
+}
+
 # A worker powered off hard: its node goes NotReady while the API keeps answering; powered on,
 # it is Ready again and its web pod serves.
 worker_power_cycle() {
   local w="${workers[0]}"
   log "hard power-off of the worker $w"
   off=$(now)
-  vagrant halt --force "$w" >/dev/null 2>&1 || die "vagrant halt --force $w"
+  power_off "$w"
   wait_for "node $w NotReady" 300 node_not_ready "$w"
   not_ready=$(( $(now) - off ))
   vip_ready || die "the API does not answer through the VIP with $w off"
@@ -510,8 +527,20 @@ faults() {
 }
 timed preflight faults
 
+# An emulated VM's etcd commits a proposal in 1-2 s: with the apiserver's default 2 s etcd health
+# and readiness timeouts its /readyz flaps (etcd, etcd-readiness) and haproxy takes it out. An
+# operator on slow disks raises them the same way: a templates dir with kube-apiserver's flags.
+templates() {
+  mkdir -p "$WORK/templates"
+  { cat "$repo/templates/kube-apiserver.flags.tera"
+    echo "- --etcd-healthcheck-timeout=10s"
+    echo "- --etcd-readycheck-timeout=10s"; } > "$WORK/templates/kube-apiserver.flags.tera"
+}
+up_() { kinit_ -o json up --topology stacked --probe-timeout "$PROBE_TIMEOUT" --templates "$WORK/templates"; }
+
 deploy() {
-  kinit_ -o json up --topology stacked --probe-timeout "$PROBE_TIMEOUT" > "$WORK/up.json" 2> "$WORK/up.err" ||
+  templates
+  up_ > "$WORK/up.json" 2> "$WORK/up.err" ||
     { { tail -40 "$WORK/up.err" >&2 || true; }; die "kinit up: $(jq -c 'select(.error != null or .problems != null)' "$WORK/up.json" 2>/dev/null | tail -5)"; }
   local v
   wait_for "etcd healthy over mTLS on ${cps[*]}" 120 members_healthy
@@ -551,8 +580,7 @@ failover() {
   local holder; holder="$(vip_holders)"
   log "hard power-off of the VIP holder $holder"
   off=$(now)
-  vagrant halt --force "$holder" >/dev/null 2>&1 || die "vagrant halt --force $holder"
-  virsh domstate "kinit-vm-$holder" | grep -q 'shut off' || die "$holder still running"
+  power_off "$holder"
   local rest=() v
   for v in "${cps[@]}"; do [ "$v" = "$holder" ] || rest+=("$v"); done
   moved() { local h; h="$(vip_holders)"; [ -n "$h" ] && [ "$(echo "$h" | wc -l)" = 1 ] && [ "$h" != "$holder" ]; }
@@ -588,7 +616,7 @@ failover() {
 if [ "$VM_LAYOUT" = nodes ]; then timed failover worker_power_cycle; else timed failover failover; fi
 
 again() {
-  kinit_ -o json up --topology stacked --probe-timeout "$PROBE_TIMEOUT" > "$WORK/up2.json" 2> "$WORK/up2.err" ||
+  up_ > "$WORK/up2.json" 2> "$WORK/up2.err" ||
     { { tail -40 "$WORK/up2.err" >&2 || true; }; die "second kinit up"; }
   local s; s="$(tail -1 "$WORK/up2.json" | jq -c '[.filesWritten, .servicesStarted, .servicesRestarted]')"
   [ "$s" = "[0,0,0]" ] || die "second up changed something: files written, services started, restarted = $s"
