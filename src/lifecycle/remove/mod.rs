@@ -34,7 +34,7 @@ mod update;
 pub use scope::{chosen, files_to_update, hosts_to_update, without};
 pub use survey::plan;
 use survey::recheck;
-use update::{drain_apiservers, update_host};
+use update::{drain_apiservers, update_rest};
 
 /// How a removal runs.
 #[derive(Debug, Clone)]
@@ -242,67 +242,9 @@ async fn carry_out(
     if cancel.is_cancelled() {
         return Err(RemoveError::Interrupted);
     }
-    let mut removed_members = Vec::new();
-    if let (Some(r), Some(tls), false) = (&plan.etcd, tls, settings.dry_run) {
-        let live: Vec<LiveMember> = r
-            .members
-            .iter()
-            .map(|m| LiveMember {
-                id: m.id.clone(),
-                raw_id: m.raw_id,
-                client_urls: plan.client_urls.get(&m.raw_id).cloned().unwrap_or_default(),
-                name: m.name.clone(),
-                host: m.host.clone(),
-                healthy: m.healthy,
-                learner: m.learner,
-            })
-            .collect();
-        let interrupted = Err(RemoveError::InterruptedDuring {
-            step: "removing etcd members",
-        });
-        let removing = async {
-            etcd_members::remove(tls, &live, &plan.via_url, settings.etcd_timeout)
-                .await
-                .map_err(RemoveError::from)
-        };
-        verify::or_cancelled(cancel, interrupted, removing).await?;
-        removed_members = live.into_iter().map(|m| m.id).collect();
-    }
-    let reset = if plan.reset.is_empty() {
-        None
-    } else {
-        let plans = plan
-            .reset
-            .iter()
-            .filter_map(|h| inv.host(h))
-            .map(|h| reset_plan::for_host(inv, h, &inv.pki_dir))
-            .collect();
-        let reset_settings = ResetSettings {
-            dry_run: settings.dry_run,
-            purge: false,
-            concurrency: settings.concurrency,
-            stamp: settings.stamp.clone(),
-            etcd_timeout: settings.etcd_timeout,
-            locked_by_caller: true,
-            break_lock: false,
-        };
-        // Against the inventory without the removed hosts: their members are gone already,
-        // so the reset asks nothing more of etcd.
-        Some(
-            reset::run(
-                &rest,
-                tls,
-                plans,
-                targets,
-                pool.clone(),
-                &reset_settings,
-                cancel,
-            )
-            .await?,
-        )
-    };
+    let removed_members = remove_members(&plan, tls, settings, cancel).await?;
+    let mut reset = reset_removed(inv, &rest, tls, &plan, targets, &pool, settings, cancel).await?;
     // (The reset ran against the inventory without these hosts: their Nodes are this step's.)
-    let mut reset = reset;
     if let Some(r) = reset.as_mut() {
         r.nodes = nodes;
         if let Some(api) = &node_api {
@@ -315,32 +257,7 @@ async fn carry_out(
     } else {
         Vec::new()
     };
-    let mut updates = Vec::new();
-    for name in &plan.update {
-        if cancel.is_cancelled() {
-            break;
-        }
-        let Some(host) = rest.host(name) else {
-            continue;
-        };
-        let update = update_host(
-            &rest,
-            host,
-            &plan.files,
-            targets,
-            &pool,
-            templates,
-            settings,
-            cancel,
-        )
-        .await?;
-        let failed = update.error.is_some();
-        updates.push(update);
-        // One host at a time: a host whose reload failed stops the rest.
-        if failed {
-            break;
-        }
-    }
+    let updates = update_rest(&rest, &plan, targets, &pool, templates, settings, cancel).await?;
     Ok(RemoveReport {
         dry_run: settings.dry_run,
         delete_from_config: plan.hosts.clone(),
@@ -351,6 +268,87 @@ async fn carry_out(
         gone_nodes,
         updates,
     })
+}
+
+/// The plan's etcd members removed (none for a dry run), through the member it named; their
+/// IDs.
+async fn remove_members(
+    plan: &RemovePlan,
+    tls: Option<&ClientTls>,
+    settings: &RemoveSettings,
+    cancel: &CancellationToken,
+) -> Result<Vec<String>, RemoveError> {
+    let (Some(r), Some(tls), false) = (&plan.etcd, tls, settings.dry_run) else {
+        return Ok(Vec::new());
+    };
+    let live: Vec<LiveMember> = r
+        .members
+        .iter()
+        .map(|m| LiveMember {
+            id: m.id.clone(),
+            raw_id: m.raw_id,
+            client_urls: plan.client_urls.get(&m.raw_id).cloned().unwrap_or_default(),
+            name: m.name.clone(),
+            host: m.host.clone(),
+            healthy: m.healthy,
+            learner: m.learner,
+        })
+        .collect();
+    let interrupted = Err(RemoveError::InterruptedDuring {
+        step: "removing etcd members",
+    });
+    let removing = async {
+        etcd_members::remove(tls, &live, &plan.via_url, settings.etcd_timeout)
+            .await
+            .map_err(RemoveError::from)
+    };
+    verify::or_cancelled(cancel, interrupted, removing).await?;
+    Ok(live.into_iter().map(|m| m.id).collect())
+}
+
+/// The removed hosts that are reachable reset, under the lock this removal holds already.
+#[allow(clippy::too_many_arguments)]
+async fn reset_removed(
+    inv: &Inventory,
+    rest: &Inventory,
+    tls: Option<&ClientTls>,
+    plan: &RemovePlan,
+    targets: &BTreeMap<String, HostTarget>,
+    pool: &Arc<Pool>,
+    settings: &RemoveSettings,
+    cancel: &CancellationToken,
+) -> Result<Option<ResetReport>, RemoveError> {
+    if plan.reset.is_empty() {
+        return Ok(None);
+    }
+    let plans = plan
+        .reset
+        .iter()
+        .filter_map(|h| inv.host(h))
+        .map(|h| reset_plan::for_host(inv, h, &inv.pki_dir))
+        .collect();
+    let reset_settings = ResetSettings {
+        dry_run: settings.dry_run,
+        purge: false,
+        concurrency: settings.concurrency,
+        stamp: settings.stamp.clone(),
+        etcd_timeout: settings.etcd_timeout,
+        locked_by_caller: true,
+        break_lock: false,
+    };
+    // Against the inventory without the removed hosts: their members are gone already, so the
+    // reset asks nothing more of etcd.
+    let report = reset::run(
+        rest,
+        tls,
+        plans,
+        targets,
+        pool.clone(),
+        &reset_settings,
+        cancel,
+    )
+    .await?;
+    Ok(Some(report))
 }
 
 #[cfg(test)]

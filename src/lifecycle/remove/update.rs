@@ -67,6 +67,45 @@ pub(super) async fn drain_apiservers(
     notes
 }
 
+/// The hosts that stay and name the removed ones updated in the plan's order, one at a time;
+/// a host whose reload failed stops the rest (its error is in its entry).
+pub(super) async fn update_rest(
+    rest: &Inventory,
+    plan: &RemovePlan,
+    targets: &BTreeMap<String, HostTarget>,
+    pool: &Arc<Pool>,
+    templates: &Templates,
+    settings: &RemoveSettings,
+    cancel: &CancellationToken,
+) -> Result<Vec<HostUpdate>, RemoveError> {
+    let mut updates = Vec::new();
+    for name in &plan.update {
+        if cancel.is_cancelled() {
+            break;
+        }
+        let Some(host) = rest.host(name) else {
+            continue;
+        };
+        let update = update_host(
+            rest,
+            host,
+            &plan.files,
+            targets,
+            pool,
+            templates,
+            settings,
+            cancel,
+        )
+        .await?;
+        let failed = update.error.is_some();
+        updates.push(update);
+        if failed {
+            break;
+        }
+    }
+    Ok(updates)
+}
+
 /// haproxy and keepalived must be running again after a reload before the next host goes.
 const UNITS_ACTIVE: &str = r#"for i in $(seq 1 20); do
   ok=yes
@@ -78,7 +117,7 @@ for u in "$@"; do echo "$u: $(systemctl is-active "$u")" >&2; done
 exit 1"#;
 
 #[allow(clippy::too_many_arguments)]
-pub(super) async fn update_host(
+async fn update_host(
     rest: &Inventory,
     host: &Host,
     paths: &[&'static str],
