@@ -593,3 +593,95 @@ fn every_host_the_table_gives_a_kubelet_gets_its_kubeconfig_and_no_other() {
         .collect();
     assert_eq!(hosts, table);
 }
+
+/// containerd's certs.d holds one directory per registry of cluster.yaml: every host the table
+/// gives containerd prunes it down to exactly those registries (after writing theirs), no other
+/// host touches it, and each hosts.toml kinit renders starts with the header the prune step
+/// tells kinit's directories by.
+#[test]
+fn every_containerd_host_prunes_certs_d_down_to_the_registries_of_the_config() {
+    let bundle = bundle_with(&[&["etcd", "etcdctl"][..], NODE_FILES].concat());
+    let text = render(InitShape {
+        topology: Topology::Stacked,
+        control_planes: 2,
+        workers: 1,
+        etcd_hosts: 3,
+    })
+    .unwrap()
+    .replace(
+        "bundle: ./bundle",
+        &format!("bundle: {}", bundle.path().display()),
+    );
+    let with_registries = text.replacen(
+        "\n  hosts:\n",
+        "\n  registries:\n    - {name: \"10.0.0.5:5000\", mirrors: [\"http://10.0.0.5:5000\"], insecure: true}\n    - {name: registry.k8s.io, mirrors: [\"https://mirror.example\"]}\n  hosts:\n",
+        1,
+    );
+    assert_ne!(with_registries, text, "no hosts list in {text}");
+    let (cfg, report) = config::check(Path::new("c.yaml"), with_registries);
+    assert!(!report.has_errors(), "{report:?}");
+    let inv = Inventory::from_config(&cfg.unwrap(), Path::new("/tmp"), None).unwrap();
+    let book = playbook::load(None).unwrap();
+    let templates = Templates::embedded().unwrap();
+    let rendered: BTreeMap<_, _> = kinit::render::render_all(&inv, &templates)
+        .unwrap()
+        .into_iter()
+        .collect();
+    let mut bundle = Bundle::open(inv.bundle.as_deref()).unwrap();
+    let containerd: BTreeSet<String> = components::component(components::ComponentId::Containerd)
+        .hosts(&inv)
+        .into_iter()
+        .map(|h| h.name.clone())
+        .collect();
+    assert!(!containerd.is_empty());
+    let mut prunes: BTreeMap<String, Vec<plan::PruneDir>> = BTreeMap::new();
+    for phase in book
+        .phases
+        .iter()
+        .filter(|p| !p.converge.is_empty() && !p.upgrade_only)
+    {
+        for host in &inv.hosts {
+            let mut inputs = PlanInputs {
+                inventory: &inv,
+                pki_dir: Path::new("/nonexistent"),
+                bundle: &mut bundle,
+            };
+            let steps = plan::for_host(phase, host, &rendered[&host.name], &mut inputs).unwrap();
+            let mut wrote_hosts_toml = false;
+            for step in steps {
+                match step {
+                    Step::Put { files, .. } => {
+                        wrote_hosts_toml |= files.iter().any(|f| f.path.ends_with("/hosts.toml"))
+                    }
+                    Step::Prune(p) => {
+                        assert!(wrote_hosts_toml, "{}: pruned before writing", host.name);
+                        prunes.entry(host.name.clone()).or_default().push(p);
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    assert_eq!(prunes.keys().cloned().collect::<BTreeSet<_>>(), containerd);
+    for (host, list) in &prunes {
+        let [p] = &list[..] else {
+            panic!("{host}: {list:?}")
+        };
+        let mut keep = p.keep.clone();
+        keep.sort();
+        assert_eq!(p.dir, "/etc/containerd/certs.d", "{host}");
+        assert_eq!(p.marker_file, "hosts.toml", "{host}");
+        assert_eq!(keep, ["10.0.0.5:5000", "registry.k8s.io"], "{host}");
+        for r in rendered[host]
+            .iter()
+            .filter(|r| r.path.ends_with("/hosts.toml"))
+        {
+            assert!(
+                r.content.starts_with(plan::RENDERED_MARK),
+                "{host} {}: {}",
+                r.path,
+                r.content
+            );
+        }
+    }
+}

@@ -860,6 +860,46 @@ fn nodes_register_ready_and_run_pods_from_the_bundle_alone() {
     // A second run finds everything as it should be.
     lab.assert_up_is_a_no_op(&[]);
 
+    // A registry that leaves cluster.yaml leaves the nodes too: `up` removes the certs.d
+    // directory it rendered for it; one kinit did not render stays.
+    let by_hand = "/etc/containerd/certs.d/by-hand.test";
+    lab.on(
+        "w1",
+        &format!(
+            "mkdir -p {by_hand} && echo 'server = \"https://by-hand.test\"' > {by_hand}/hosts.toml"
+        ),
+    );
+    let now = std::fs::read_to_string(&lab.config).unwrap();
+    let without_registry = now.replacen(
+        &format!(
+            "\n  registries:\n    - {{name: \"{REGISTRY}\", mirrors: [\"http://{REGISTRY}\"], insecure: true}}\n"
+        ),
+        "\n",
+        1,
+    );
+    assert_ne!(
+        without_registry,
+        now,
+        "no registries in {}",
+        lab.config.display()
+    );
+    std::fs::write(&lab.config, without_registry).unwrap();
+    let (code, summary, all) = lab.up(&[]);
+    assert_eq!(code, 0, "up without the registry: {all}");
+    assert_eq!(
+        summary["filesRemoved"], 4,
+        "one certs.d entry per node: {summary}"
+    );
+    for node in ["cp1", "cp2", "cp3", "w1"] {
+        let left = lab.on(node, "ls /etc/containerd/certs.d");
+        assert!(!left.contains(REGISTRY), "{node} keeps {REGISTRY}: {left}");
+    }
+    assert!(
+        lab.on("w1", &format!("cat {by_hand}/hosts.toml"))
+            .contains("by-hand.test"),
+        "the directory kinit did not render went too"
+    );
+
     // `drill node w1`: w1's kubelet stops for the default 70 s; the control plane marks the
     // Node NotReady after its grace period, and Ready again once the kubelet is back, while
     // the API through the VIP and etcd writes go on unharmed and w1's pod keeps its container.

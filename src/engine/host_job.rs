@@ -139,6 +139,10 @@ impl HostJob {
                 state: host.packages(p, !self.dry_run).await?,
             }),
             Step::Put { files, .. } => self.put(host, files, would_note).await,
+            Step::Prune(prune) => Ok(StepOutcome::Pruned {
+                dir: prune.dir.clone(),
+                removed: host.prune(prune, !self.dry_run).await?,
+            }),
             Step::Unit(row) => {
                 let mut state = host.unit_state(row.name).await?;
                 if self.dry_run {

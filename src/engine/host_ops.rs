@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::Arc;
 
-use super::plan::{Content, PendingNote, PutFile};
+use super::plan::{Content, PendingNote, PruneDir, PutFile, RENDERED_MARK};
 use crate::ssh::quote::join;
 use crate::ssh::{ExecOptions, ExecOutput, FileSpec, Session, SshError};
 
@@ -166,7 +166,27 @@ pub trait HostOps: Send + Sync {
         unit: &str,
         plan: &UnitPlan,
     ) -> impl Future<Output = Result<(), HostOpError>> + Send;
+    /// The entries of `prune.dir` kinit rendered that are not kept, removed when `apply`;
+    /// their names either way.
+    fn prune(
+        &self,
+        prune: &PruneDir,
+        apply: bool,
+    ) -> impl Future<Output = Result<Vec<String>, HostOpError>> + Send;
 }
+
+/// Removes the directories under `$1` (not links) that are not named in `$5...` and whose
+/// file `$2` starts with `$3` (kinit's header), when `$4` is `yes`; prints their names.
+const PRUNE: &str = r#"dir="$1"; marker="$2"; mark="$3"; apply="$4"; shift 4
+[ -d "$dir" ] || exit 0
+for p in "$dir"/*; do
+  { [ -d "$p" ] && [ ! -L "$p" ]; } || continue
+  n="${p##*/}"
+  for k in "$@"; do [ "$n" = "$k" ] && continue 2; done
+  case "$(head -n 1 -- "$p/$marker" 2>/dev/null)" in "$mark"*) ;; *) continue ;; esac
+  if [ "$apply" = yes ]; then rm -rf -- "$p" || exit 1; fi
+  printf '%s\n' "$n"
+done"#;
 
 /// A host over SSH.
 pub struct SshHost(pub Arc<Session>);
@@ -420,6 +440,19 @@ impl HostOps for SshHost {
         run(&self.0, UNIT_APPLY, &args, &format!("systemd unit {unit}")).await?;
         Ok(())
     }
+
+    async fn prune(&self, prune: &PruneDir, apply: bool) -> Result<Vec<String>, HostOpError> {
+        let mut args = vec![
+            prune.dir.as_str(),
+            prune.marker_file.as_str(),
+            RENDERED_MARK,
+            if apply { "yes" } else { "no" },
+        ];
+        args.extend(prune.keep.iter().map(String::as_str));
+        let what = format!("pruning {}", prune.dir);
+        let out = run(&self.0, PRUNE, &args, &what).await?;
+        Ok(out.stdout_text().lines().map(str::to_string).collect())
+    }
 }
 
 #[cfg(test)]
@@ -533,6 +566,55 @@ mod tests {
         );
         assert_eq!(parse_packages("present"), Some(PackagesState::Present));
         assert_eq!(parse_packages("what"), None);
+    }
+
+    /// The prune script on a real directory: only kinit's entries not kept go, never a link
+    /// or an entry whose marker another wrote; a dry run names without removing.
+    #[test]
+    fn the_prune_script_removes_only_kinits_entries_that_are_not_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for (entry, first_line) in [
+            ("kept", "# Rendered by kinit for w1 (cluster c)."),
+            ("gone", "# Rendered by kinit for w1 (cluster c)."),
+            ("by-hand", "server = \"https://by-hand\""),
+        ] {
+            std::fs::create_dir(d.join(entry)).unwrap();
+            std::fs::write(
+                d.join(entry).join("hosts.toml"),
+                format!("{first_line}\nx\n"),
+            )
+            .unwrap();
+        }
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("hosts.toml"), "# Rendered by kinit\n").unwrap();
+        std::os::unix::fs::symlink(outside.path(), d.join("link")).unwrap();
+        let root = d.to_str().unwrap();
+        let args = |apply| vec![root, "hosts.toml", RENDERED_MARK, apply, "kept"];
+        assert_eq!(sh(PRUNE, &args("no")), "gone\n");
+        assert!(d.join("gone").exists(), "a dry run removes nothing");
+        assert_eq!(sh(PRUNE, &args("yes")), "gone\n");
+        let mut left: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["by-hand", "kept", "link"]);
+        assert!(outside.path().join("hosts.toml").exists());
+        assert_eq!(sh(PRUNE, &args("yes")), "");
+        let missing = d.join("none");
+        assert_eq!(
+            sh(
+                PRUNE,
+                &[
+                    missing.to_str().unwrap(),
+                    "hosts.toml",
+                    RENDERED_MARK,
+                    "yes"
+                ]
+            ),
+            ""
+        );
     }
 
     #[test]

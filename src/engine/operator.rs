@@ -358,8 +358,11 @@ async fn poll_until<T>(
     }
 }
 
-/// How long CoreDNS's pods get to become ready once its objects are applied.
-const CLUSTER_DNS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(180);
+/// How long CoreDNS's pods get to become ready once its objects are applied: as long as the
+/// nodes get ([`NODES_READY_TIMEOUT`]). On an emulated VM one of two pods took over 180 s
+/// (its image imported, its sandbox and container started on a node still busy with the
+/// control plane's), and `up` failed on a cluster that was coming up fine.
+const CLUSTER_DNS_TIMEOUT: std::time::Duration = NODES_READY_TIMEOUT;
 
 /// Apply CoreDNS's objects through the endpoint with admin.conf and wait for its Deployment to
 /// roll out. Skipped when no kubelet runs or the bundle has no CoreDNS image to import.

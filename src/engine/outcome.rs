@@ -43,6 +43,11 @@ pub enum StepOutcome {
         unit: &'static str,
         action: UnitAction,
     },
+    /// Entries of a per-item directory removed (or, dry, that would be).
+    Pruned {
+        dir: String,
+        removed: Vec<String>,
+    },
 }
 
 impl StepOutcome {
@@ -56,6 +61,7 @@ impl StepOutcome {
             } => *action != UnitAction::None || *enabled,
             StepOutcome::NotStarted { .. } => false,
             StepOutcome::Held { .. } => true,
+            StepOutcome::Pruned { removed, .. } => !removed.is_empty(),
         }
     }
 }
@@ -68,6 +74,8 @@ pub struct RunSummary {
     pub phases_run: Vec<String>,
     pub files_written: usize,
     pub files_unchanged: usize,
+    /// Entries of per-item directories removed (a registry that left cluster.yaml).
+    pub files_removed: usize,
     pub services_started: usize,
     pub services_restarted: usize,
     pub services_reloaded: usize,
@@ -110,6 +118,7 @@ impl Tally {
                 }
                 s.services_enabled += usize::from(*enabled);
             }
+            StepOutcome::Pruned { removed, .. } => s.files_removed += removed.len(),
             // Counted when carried out.
             StepOutcome::Held { .. } => {}
             StepOutcome::NotStarted { component, reason } => {

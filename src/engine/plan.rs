@@ -62,6 +62,22 @@ pub enum PutKind {
     Binary(&'static str),
 }
 
+/// The first line of every file kinit renders (the templates' header): an entry of a
+/// [`PruneDir`] is kinit's only when its marker file starts with it.
+pub const RENDERED_MARK: &str = "# Rendered by kinit";
+
+/// A directory kinit fills with one entry per item of cluster.yaml (containerd's `certs.d`:
+/// one directory per registry). Entries kinit rendered there whose item left cluster.yaml are
+/// removed; entries kinit did not render (their marker file lacks [`RENDERED_MARK`]) stay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PruneDir {
+    pub dir: String,
+    /// The entries that stay: one per item cluster.yaml still names.
+    pub keep: Vec<String>,
+    /// The file inside an entry that tells whether kinit rendered it (`hosts.toml`).
+    pub marker_file: String,
+}
+
 #[derive(Debug, Clone)]
 pub enum Step {
     Packages(Vec<&'static str>),
@@ -75,6 +91,8 @@ pub enum Step {
         component: &'static str,
         reason: String,
     },
+    /// Entries of a per-item directory whose item is gone, removed.
+    Prune(PruneDir),
 }
 
 impl Step {
@@ -96,6 +114,7 @@ impl Step {
             } => format!("artifact {name}"),
             Step::Unit(u) => format!("service {}", u.name),
             Step::NotStarted { component, .. } => component.to_string(),
+            Step::Prune(p) => format!("prune {}", p.dir),
         }
     }
 }
@@ -188,6 +207,7 @@ pub fn for_host(
         steps.push(Step::Packages(packages));
     }
     let mut files = Vec::new();
+    let mut prunes = Vec::new();
     let mut units = Vec::new();
     for c in &here {
         let lacking = c.lacking(inp.bundle);
@@ -225,6 +245,9 @@ pub fn for_host(
                 components::FilesPer::Host => r.path == row.path,
                 _ => r.template == row.template,
             };
+            if let Some(prune) = prune_dir(row, rendered.iter().filter(of_row)) {
+                prunes.push(Step::Prune(prune));
+            }
             for r in rendered.iter().filter(of_row) {
                 files.push(PutFile {
                     path: r.path.to_string(),
@@ -243,8 +266,36 @@ pub fn for_host(
             files,
         });
     }
+    steps.extend(prunes);
     steps.extend(units);
     Ok(steps)
+}
+
+/// A per-registry row (`/etc/containerd/certs.d/{registry}/hosts.toml`) gives its directory
+/// to prune: what stays is the registries rendered now, the marker the row's own file.
+fn prune_dir<'a>(
+    row: &components::FileRow,
+    rendered: impl Iterator<Item = &'a RenderedFile>,
+) -> Option<PruneDir> {
+    if row.per != components::FilesPer::Registry {
+        return None;
+    }
+    let (dir, marker_file) = row.path.split_once("/{registry}/")?;
+    let keep = rendered
+        .filter_map(|r| {
+            r.path
+                .strip_prefix(dir)?
+                .strip_prefix('/')?
+                .split('/')
+                .next()
+        })
+        .map(str::to_string)
+        .collect();
+    Some(PruneDir {
+        dir: dir.to_string(),
+        keep,
+        marker_file: marker_file.to_string(),
+    })
 }
 
 /// The host's tree of the PKI dir, each file with what the components running on the host ask

@@ -96,7 +96,7 @@ impl UpProgress {
         }
         let verb = if s.dry_run { "would be " } else { "" };
         out.push_str(&format!(
-            "\n{} in {:.1} s: {} file(s) {verb}written, {} unchanged; {} service(s) {verb}started, {} {verb}restarted, {} {verb}reloaded, {} {verb}enabled; {} package(s) {verb}installed\n",
+            "\n{} in {:.1} s: {} file(s) {verb}written, {} unchanged{}; {} service(s) {verb}started, {} {verb}restarted, {} {verb}reloaded, {} {verb}enabled; {} package(s) {verb}installed\n",
             if s.dry_run {
                 paint(self.color, "1", "dry run (nothing was changed)")
             } else {
@@ -105,6 +105,11 @@ impl UpProgress {
             s.seconds,
             s.files_written,
             s.files_unchanged,
+            if s.files_removed > 0 {
+                format!(", {} stale {verb}removed", s.files_removed)
+            } else {
+                String::new()
+            },
             s.services_started,
             s.services_restarted,
             s.services_reloaded,
@@ -337,6 +342,12 @@ fn describe(outcome: &StepOutcome, dry_run: bool) -> String {
         StepOutcome::Files { written, unchanged } => {
             format!("{} written, {unchanged} unchanged", written.len())
         }
+        StepOutcome::Pruned { removed, .. } if removed.is_empty() => "nothing stale".into(),
+        StepOutcome::Pruned { removed, .. } => format!(
+            "{} {} (no longer in cluster.yaml)",
+            if dry_run { "would remove" } else { "removed" },
+            removed.join(", ")
+        ),
         StepOutcome::Unit {
             action,
             enabled,

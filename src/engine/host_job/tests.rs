@@ -7,7 +7,7 @@ use super::*;
 use crate::components::{StartPolicy, UnitRow};
 use crate::engine::event::{Event, Observer};
 use crate::engine::host_ops::{FileState, PackagesState};
-use crate::engine::plan::{Content, PutKind};
+use crate::engine::plan::{Content, PruneDir, PutKind};
 
 /// A host in memory: files, notes, units and packages, and a log of what was done to it.
 #[derive(Default)]
@@ -117,6 +117,28 @@ impl HostOps for MemoryHost {
         notes.remove(unit);
         notes.remove(&format!("{unit}.reload"));
         Ok(())
+    }
+
+    // An entry is kinit's here when its marker file exists (contents are not kept).
+    async fn prune(&self, prune: &PruneDir, apply: bool) -> Result<Vec<String>, HostOpError> {
+        let mut files = self.files.lock().unwrap();
+        let under = format!("{}/", prune.dir);
+        let stale: Vec<String> = files
+            .keys()
+            .filter_map(|p| {
+                p.strip_prefix(&under)?
+                    .strip_suffix(&format!("/{}", prune.marker_file))
+            })
+            .filter(|n| !n.contains('/') && !prune.keep.iter().any(|k| k == n))
+            .map(str::to_string)
+            .collect();
+        if apply {
+            for n in &stale {
+                self.log(format!("remove {under}{n}"));
+                files.retain(|p, _| !p.starts_with(&format!("{under}{n}/")));
+            }
+        }
+        Ok(stale)
     }
 }
 
@@ -426,6 +448,9 @@ async fn a_host_that_answers_badly_fails_the_step_by_name() {
         async fn apply_unit(&self, _: &str, _: &UnitPlan) -> Result<(), HostOpError> {
             Ok(())
         }
+        async fn prune(&self, _: &PruneDir, _: bool) -> Result<Vec<String>, HostOpError> {
+            Ok(Vec::new())
+        }
     }
     let err = HostJob {
         phase: "load-balancer".into(),
@@ -446,4 +471,63 @@ async fn a_host_that_answers_badly_fails_the_step_by_name() {
         err.stderr_tail.as_deref(),
         Some("E: Unable to locate package haproxy")
     );
+}
+
+/// A registry that left cluster.yaml: its certs.d directory goes (a dry run only names it); the
+/// registries still named stay.
+#[tokio::test]
+async fn a_prune_step_removes_the_entries_no_longer_named_and_a_dry_run_only_names_them() {
+    let host = MemoryHost::default();
+    for p in [
+        "/etc/containerd/certs.d/kept.example/hosts.toml",
+        "/etc/containerd/certs.d/gone.example/hosts.toml",
+        "/etc/containerd/certs.d/gone.example/ca.crt",
+        "/etc/containerd/certs.d/by-hand.example/other.toml",
+    ] {
+        host.files.lock().unwrap().insert(
+            p.into(),
+            FileState {
+                sha256: "x".into(),
+                mode: 0o644,
+                owner: "root:root".into(),
+            },
+        );
+    }
+    let job = |dry_run| HostJob {
+        phase: "node".into(),
+        host: "w1".into(),
+        steps: vec![Step::Prune(PruneDir {
+            dir: "/etc/containerd/certs.d".into(),
+            keep: vec!["kept.example".into()],
+            marker_file: "hosts.toml".into(),
+        })],
+        dry_run,
+        hold_restarts: false,
+        dry_notes: DryNotes::default(),
+        observer: Arc::new(Quiet),
+    };
+    let pruned = |outcomes: Vec<StepOutcome>| match &outcomes[..] {
+        [StepOutcome::Pruned { removed, .. }] => removed.clone(),
+        other => panic!("{other:?}"),
+    };
+    let dry = job(true).run(&host).await.unwrap();
+    assert_eq!(pruned(dry), ["gone.example"]);
+    assert_eq!(
+        host.files.lock().unwrap().len(),
+        4,
+        "a dry run removes nothing"
+    );
+    let done = job(false).run(&host).await.unwrap();
+    assert!(done[0].changed());
+    assert_eq!(pruned(done), ["gone.example"]);
+    let left: Vec<String> = host.files.lock().unwrap().keys().cloned().collect();
+    assert_eq!(
+        left,
+        [
+            "/etc/containerd/certs.d/by-hand.example/other.toml",
+            "/etc/containerd/certs.d/kept.example/hosts.toml",
+        ]
+    );
+    let again = job(false).run(&host).await.unwrap();
+    assert!(!again[0].changed(), "{again:?}");
 }
