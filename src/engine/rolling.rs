@@ -232,101 +232,6 @@ impl Engine {
         Ok(())
     }
 
-    /// Before `host` restarts: its apiserver out of every haproxy's rotation where the restart
-    /// takes it away (the apiserver itself; the only etcd member it reads; the kubelet that
-    /// runs it as a static pod, which may re-create its container).
-    async fn drain_before_restart(
-        &self,
-        phase: &Phase,
-        healthy: Healthy,
-        host: &str,
-        kind: RestartKind,
-        node_roll: bool,
-        state: &RunState,
-    ) -> HostDrains {
-        let restart = kind == RestartKind::Restart;
-        let own = healthy == Healthy::ApiserverReady && restart;
-        if own {
-            self.drain_apiserver(phase, host, "kube-apiserver restarts")
-                .await;
-        }
-        let reads_this_member = healthy == Healthy::EtcdMember
-            && restart
-            && self.apiserver_reads_only_local_etcd(host, state).await;
-        if reads_this_member {
-            self.drain_apiserver(
-                phase,
-                host,
-                "its etcd member restarts (its apiserver reads only that member)",
-            )
-            .await;
-        }
-        let static_apiserver = node_roll
-            && restart
-            && self.inventory.host(host).is_some_and(|h| {
-                components::component(ComponentId::ControlPlane).runs_on(&self.inventory, h)
-            });
-        let apiserver_before = if static_apiserver {
-            let before = self.apiserver_processes(host).await;
-            self.drain_apiserver(
-                phase,
-                host,
-                "its kubelet restarts (a kubelet may re-create its static pods)",
-            )
-            .await;
-            before
-        } else {
-            None
-        };
-        HostDrains {
-            own,
-            reads_this_member,
-            static_apiserver,
-            apiserver_before,
-        }
-    }
-
-    /// After `host`'s restart: its node Ready again (a node roll) or the unit serving, then
-    /// the apiserver a drain took away settled and ready again.
-    #[allow(clippy::too_many_arguments)]
-    async fn healthy_after_restart(
-        &self,
-        phase: &Phase,
-        healthy: Healthy,
-        host: &str,
-        visit: Option<&node::NodeVisit>,
-        drains: &HostDrains,
-        opts: &RunOptions,
-        state: &mut RunState,
-    ) -> Result<String, WaitError> {
-        let mut back = match visit {
-            Some(v) => self.node_back(v).await,
-            None => self.serving_again(phase, host, healthy, opts, state).await,
-        };
-        if drains.static_apiserver
-            && let Ok(node) = &back
-        {
-            back = self
-                .apiserver_settled_after_kubelet(host, drains.apiserver_before.clone())
-                .await
-                .map(|b| format!("{node}; {b}"));
-        }
-        if drains.reads_this_member
-            && let Ok(member) = &back
-        {
-            let address = self
-                .inventory
-                .host(host)
-                .expect("an inventory host")
-                .address;
-            back = self
-                .apiserver_back_after_etcd(host, address)
-                .await
-                .map(|b| format!("{member}; {b}"));
-        }
-        back
-    }
-
     /// Restart or reload what the host's notes ask of `unit`, now.
     async fn apply_held(
         &self,
@@ -590,25 +495,6 @@ impl Engine {
             step.end(self, healthy, &order)?;
         }
         Ok(())
-    }
-}
-
-/// What a host's restart took out of haproxy's rotation before it began.
-struct HostDrains {
-    /// The restarting unit is its apiserver.
-    own: bool,
-    /// Its apiserver reads only the etcd member that restarts.
-    reads_this_member: bool,
-    /// Its kubelet, which runs the apiserver as a static pod, restarts.
-    static_apiserver: bool,
-    /// The apiserver's processes before the kubelet's restart (to tell a re-created one).
-    apiserver_before: Option<String>,
-}
-
-impl HostDrains {
-    /// Whether anything was drained: whatever fails from here must put it back.
-    fn any(&self) -> bool {
-        self.own || self.reads_this_member || self.static_apiserver
     }
 }
 

@@ -80,7 +80,11 @@ pub enum SshError {
     #[error("host {host}: sudo rejected the password given for {user}")]
     SudoPasswordRejected { host: String, user: String },
 
-    #[error("host {host}: `{command}` did not finish within {}s and was stopped", after.as_secs_f32())]
+    #[error(
+        "host {host}: `{}` did not finish within {}s and was stopped",
+        brief(command),
+        after.as_secs_f32()
+    )]
     CommandTimedOut {
         host: String,
         command: String,
@@ -171,4 +175,55 @@ pub struct HostKeyChanged {
     pub fingerprint: String,
     pub known_hosts: PathBuf,
     pub line: usize,
+}
+
+/// A command as an error names it: its first line, at most [`BRIEF_CHARS`] characters, with `…`
+/// where it was cut (a status probe is a 20-line script: its whole text buried the reason).
+fn brief(command: &str) -> String {
+    let first = command.trim_start().lines().next().unwrap_or_default();
+    let cut: String = first.chars().take(BRIEF_CHARS).collect();
+    if cut.len() < command.trim().len() {
+        format!("{cut} …")
+    } else {
+        cut
+    }
+}
+
+const BRIEF_CHARS: usize = 72;
+
+#[cfg(test)]
+mod brief_tests {
+    use super::*;
+
+    #[test]
+    fn a_timed_out_script_is_named_by_its_first_line_only() {
+        let e = SshError::CommandTimedOut {
+            host: "vm2".into(),
+            command: "export LC_ALL=C\necho one\necho two".into(),
+            after: Duration::from_secs(30),
+        };
+        assert_eq!(
+            e.to_string(),
+            "host vm2: `export LC_ALL=C …` did not finish within 30s and was stopped"
+        );
+        let short = SshError::CommandTimedOut {
+            host: "vm2".into(),
+            command: "systemctl is-active etcd".into(),
+            after: Duration::from_secs(5),
+        };
+        assert_eq!(
+            short.to_string(),
+            "host vm2: `systemctl is-active etcd` did not finish within 5s and was stopped"
+        );
+        let long = "x".repeat(200);
+        let e = SshError::CommandTimedOut {
+            host: "h".into(),
+            command: long,
+            after: Duration::from_secs(1),
+        };
+        assert!(
+            e.to_string().contains(&format!("`{} …`", "x".repeat(72))),
+            "{e}"
+        );
+    }
 }

@@ -49,7 +49,7 @@ PROBE_TIMEOUT="${KINIT_VM_PROBE_TIMEOUT:-120s}"
 # kinit status's wait per etcd request and per host probe (default 5 s): emulated VMs on a busy
 # 2-core machine answer slower than that (one run here, beside a CI run: etcd commits of 0.8-1.3 s
 # and status unhealthy for 2 min).
-STATUS_TIMEOUT="${KINIT_VM_STATUS_TIMEOUT:-30}"
+STATUS_TIMEOUT="${KINIT_VM_STATUS_TIMEOUT:-120}"
 
 log() { printf '[vm-e2e %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 die() { log "FAILED: $*"; exit 1; }
