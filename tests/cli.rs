@@ -410,3 +410,44 @@ fn restore_on_a_cluster_without_etcd_hosts_is_refused_before_anything() {
         .stderr(predicate::str::contains("no host has the etcd role"));
     assert!(snapshot.exists());
 }
+
+/// Every command that renders files `up` wrote reads the same `--templates` overrides (a
+/// removal or restore rendering with the built-in ones would undo them on the hosts it
+/// touches), and a misspelt override stops it before any host or file is touched.
+#[test]
+fn every_command_that_renders_takes_the_template_overrides_up_took() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("cluster.yaml");
+    kinit()
+        .arg("-c")
+        .arg(&config)
+        .arg("init")
+        .assert()
+        .success();
+    let overrides = dir.path().join("templates");
+    std::fs::create_dir(&overrides).unwrap();
+    std::fs::write(overrides.join("haproxy.cfg.ter.tera"), "x").unwrap();
+    let snapshot = dir.path().join("s.db");
+    std::fs::write(&snapshot, b"not even read").unwrap();
+    let snapshot = snapshot.to_str().unwrap();
+    for command in [
+        &["render"][..],
+        &["up", "--dry-run"],
+        &["remove", "cp3", "--dry-run"],
+        &["etcd", "snapshot", "restore", snapshot, "--yes"],
+    ] {
+        kinit()
+            .arg("-c")
+            .arg(&config)
+            .args(command)
+            .arg("--templates")
+            .arg(&overrides)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(
+                "haproxy.cfg.ter.tera does not replace any kinit template",
+            ));
+    }
+    assert!(!dir.path().join("rendered").exists());
+    assert!(std::path::Path::new(snapshot).exists());
+}

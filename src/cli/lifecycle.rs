@@ -97,6 +97,11 @@ pub struct RemoveArgs {
     #[arg(long)]
     pub break_lock: bool,
 
+    /// Read templates from DIR first, as `kinit up --templates DIR` did (the files rendered
+    /// again must keep the same overrides)
+    #[arg(long, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
+
     #[command(flatten)]
     pub remote: RemoteArgs,
 }
@@ -112,6 +117,7 @@ impl RemoveArgs {
             break_lock: self.break_lock,
             accept_new_host_keys: self.remote.accept_new_host_keys,
             concurrency: self.remote.concurrency.get(),
+            templates: self.templates.clone(),
         }
     }
 }
@@ -181,6 +187,11 @@ pub struct RestoreArgs {
     #[arg(long)]
     pub break_lock: bool,
 
+    /// Read templates from DIR first, as `kinit up --templates DIR` did (the files rendered
+    /// again must keep the same overrides)
+    #[arg(long, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
+
     #[command(flatten)]
     pub remote: RemoteArgs,
 }
@@ -194,6 +205,7 @@ impl RestoreArgs {
             break_lock: self.break_lock,
             accept_new_host_keys: self.remote.accept_new_host_keys,
             concurrency: self.remote.concurrency.get(),
+            templates: self.templates.clone(),
         }
     }
 }

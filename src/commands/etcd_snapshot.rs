@@ -32,6 +32,8 @@ pub struct RestoreOptions {
     pub break_lock: bool,
     pub accept_new_host_keys: bool,
     pub concurrency: usize,
+    /// The template overrides `up` was given (`--templates`).
+    pub templates: Option<PathBuf>,
 }
 
 fn print_json(value: &impl serde::Serialize) {
@@ -117,6 +119,9 @@ pub fn status(global: &GlobalOptions, file: &Path) -> CommandResult {
 
 pub fn restore(global: &GlobalOptions, opts: &RestoreOptions) -> CommandResult {
     let mut inventory = remote::load_inventory(global)?;
+    // A misspelt override stops the command before the snapshot or any host is read.
+    let templates = Templates::load(opts.templates.as_deref())
+        .map_err(|e| CommandError::Usage(e.to_string()))?;
     if !opts.file.exists() {
         return Err(CommandError::Usage(format!(
             "{}: no such snapshot file",
@@ -139,7 +144,6 @@ pub fn restore(global: &GlobalOptions, opts: &RestoreOptions) -> CommandResult {
         .into());
     }
     let tls = etcd_client(&inventory)?;
-    let templates = Templates::embedded().map_err(|e| CommandError::Internal(e.to_string()))?;
     if !opts.yes {
         let plan = view::restore_plan_text(&opts.file, &status, &etcd_names);
         match confirm::ask(&plan, "Restore?").map_err(CommandError::io("asking"))? {

@@ -27,10 +27,15 @@ pub struct RemoveOptions {
     pub break_lock: bool,
     pub accept_new_host_keys: bool,
     pub concurrency: usize,
+    /// The template overrides `up` was given (`--templates`).
+    pub templates: Option<std::path::PathBuf>,
 }
 
 pub fn run(global: &GlobalOptions, opts: &RemoveOptions) -> CommandResult {
     let inventory = remote::load_inventory(global)?;
+    // A misspelt override stops the command before any host is asked anything.
+    let templates = Templates::load(opts.templates.as_deref())
+        .map_err(|e| CommandError::Usage(e.to_string()))?;
     let chosen = remove::chosen(&inventory, &opts.hosts)?;
     // Hosts kinit talks to: those that stay and hold a file naming the removed ones (the
     // control planes, the other nodes' pod routes), and the removed ones unless they are gone
@@ -56,7 +61,6 @@ pub fn run(global: &GlobalOptions, opts: &RemoveOptions) -> CommandResult {
         .zip(targets)
         .collect();
     let tls = ClientTls::from_pki_dir(&inventory.pki_dir).ok();
-    let templates = Templates::embedded().map_err(|e| CommandError::Internal(e.to_string()))?;
     let settings = RemoveSettings {
         dry_run: opts.dry_run,
         force: opts.force,
@@ -115,10 +119,16 @@ pub fn run(global: &GlobalOptions, opts: &RemoveOptions) -> CommandResult {
     // the removal, the lock released: all in `remove::run`.
     let remote::Finished { value, interrupted } =
         remote::with_remote(ssh, |pool, cancel| async move {
-            remove::run(
-                inventory, tls, chosen, plan, targets, pool, templates, settings, &cancel, notes,
-            )
-            .await
+            let removal = remove::Removal {
+                inv: inventory,
+                tls,
+                targets,
+                pool,
+                templates,
+                settings,
+                cancel: &cancel,
+            };
+            remove::run(&removal, chosen, plan, notes).await
         })?;
     let report = match value {
         Err(e @ (RemoveError::Interrupted | RemoveError::InterruptedDuring { .. }))

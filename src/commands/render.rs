@@ -37,10 +37,9 @@ pub fn run(global: &GlobalOptions, opts: &RenderOptions) -> CommandResult {
     let mut inv = Inventory::from_config(&loaded.config, dir, home.as_deref())?;
     // What `kinit up` will deploy: the cluster's own etcd token once the PKI has one.
     inv.etcd_cluster_token = crate::pki::cluster_token::load(&inv.pki_dir)?;
-    let templates = match &opts.templates {
-        Some(dir) => Templates::with_overrides(dir),
-        None => Templates::embedded(),
-    }?;
+    // A bad override directory is the operator's input, as in every command that renders.
+    let templates = Templates::load(opts.templates.as_deref())
+        .map_err(|e| CommandError::Usage(e.to_string()))?;
     let rendered = match &opts.host {
         Some(name) => {
             let host = inv

@@ -43,11 +43,8 @@ pub fn run_with(
         )));
     }
     let playbook = engine::playbook::load(opts.playbooks.as_deref())?;
-    let templates = match &opts.templates {
-        Some(dir) => Templates::with_overrides(dir),
-        None => Templates::embedded(),
-    }
-    .map_err(|e| CommandError::Usage(e.to_string()))?;
+    let templates = Templates::load(opts.templates.as_deref())
+        .map_err(|e| CommandError::Usage(e.to_string()))?;
     let hosts: Vec<_> = inventory.hosts.iter().collect();
     let (targets, ssh) =
         remote::connect_options(&inventory, &hosts, opts.accept_new_host_keys, false)?;

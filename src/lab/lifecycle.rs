@@ -362,7 +362,7 @@ pub fn down(name: &str, reporter: &dyn Reporter) -> Result<bool, LabError> {
             let rec = state.node_mut(&planned.name).expect("recorded");
             let started = Instant::now();
             reporter.step(&format!("{}: stopping", planned.name));
-            match node::stop(rec, planned) {
+            match stop_with_retries(rec, planned) {
                 Ok(()) => reporter.done(&format!("{}: stopped", planned.name), started.elapsed()),
                 Err(e) => {
                     first_error.get_or_insert(e);
@@ -396,6 +396,26 @@ pub fn down(name: &str, reporter: &dyn Reporter) -> Result<bool, LabError> {
     std::fs::remove_dir_all(&paths.dir).map_err(|e| LabError::io(&paths.dir, "removing", e))?;
     drop(lock);
     Ok(true)
+}
+
+/// A node with a container runtime inside can take a while to let go after its processes
+/// are gone: shims exit, cgroups empty and the overlay stops being busy a few seconds late. A
+/// second `lab down` run by hand then always succeeded; `down` now waits for that itself.
+fn stop_with_retries(
+    rec: &mut super::state::NodeRecord,
+    planned: &super::plan::PlannedNode,
+) -> Result<(), LabError> {
+    const ATTEMPTS: u32 = 3;
+    let mut attempt = 1;
+    loop {
+        match node::stop(rec, planned) {
+            Err(_) if attempt < ATTEMPTS => {
+                attempt += 1;
+                std::thread::sleep(Duration::from_secs(2));
+            }
+            done => return done,
+        }
+    }
 }
 
 pub fn stop_node(name: &str, node_name: &str) -> Result<(), LabError> {

@@ -165,6 +165,16 @@ impl Templates {
         )
     }
 
+    /// What every command that renders reads: the built-in templates, overridden from `dir`
+    /// when the operator gave `--templates DIR`. (A command that re-renders files `up` wrote
+    /// must see the same overrides, or it would undo them.)
+    pub fn load(dir: Option<&Path>) -> Result<Self, RenderError> {
+        match dir {
+            Some(dir) => Self::with_overrides(dir),
+            None => Self::embedded(),
+        }
+    }
+
     /// The built-in templates, with each `*.tera` file in `dir` replacing the one of the same
     /// name. A `.tera` file kinit does not know is an error (most likely a misspelt name that
     /// would otherwise be silently ignored).

@@ -41,8 +41,19 @@ impl Drop for Lab {
     fn drop(&mut self) {
         // A lab that does not come down is a leak on the machine: say so, with kinit's words.
         let out = kinit(&["lab", "down", "--name", self.name]);
-        if !out.status.success() {
-            eprintln!("lab down --name {}: {}", self.name, text(&out));
+        let dir = std::env::var_os("KINIT_STATE_DIR")
+            .map_or_else(|| PathBuf::from("/var/lib/kinit"), PathBuf::from)
+            .join("labs")
+            .join(self.name);
+        // A passing test that leaves its lab behind fails: the leak would go unseen otherwise
+        // (its output is captured). A test already failing keeps its own panic.
+        if (!out.status.success() || dir.exists()) && !std::thread::panicking() {
+            panic!(
+                "lab {} did not come down ({} left): {}",
+                self.name,
+                dir.display(),
+                text(&out)
+            );
         }
     }
 }

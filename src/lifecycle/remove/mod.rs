@@ -178,35 +178,44 @@ impl RemoveReport {
     }
 }
 
+/// What every step of a removal works with: the cluster, how to reach its hosts, how to render
+/// their files again, the operator's settings and the run's cancellation.
+pub struct Removal<'a> {
+    pub inv: &'a Inventory,
+    pub tls: Option<&'a ClientTls>,
+    pub targets: &'a BTreeMap<String, HostTarget>,
+    pub pool: Arc<Pool>,
+    pub templates: &'a Templates,
+    pub settings: &'a RemoveSettings,
+    pub cancel: &'a CancellationToken,
+}
+
 /// Carry out `plan` (shown for `hosts`) under the cluster lock on every host of `targets`:
 /// the lock taken (not for a dry run; a holder is refused by name and nothing changes), the
 /// members read again (the confirmation may have come long after the plan), then members
 /// removed, hosts reset, the control planes that stay updated; the lock released however it
 /// ended.
-#[allow(clippy::too_many_arguments)]
 pub async fn run(
-    inv: &Inventory,
-    tls: Option<&ClientTls>,
+    r: &Removal<'_>,
     hosts: &[&Host],
     plan: RemovePlan,
-    targets: &BTreeMap<String, HostTarget>,
-    pool: Arc<Pool>,
-    templates: &Templates,
-    settings: &RemoveSettings,
-    cancel: &CancellationToken,
     observer: &dyn Observer,
 ) -> Result<RemoveReport, RemoveError> {
-    if cancel.is_cancelled() {
+    if r.cancel.is_cancelled() {
         return Err(RemoveError::Interrupted);
     }
+    let settings = r.settings;
     if settings.dry_run {
-        return carry_out(inv, tls, plan, targets, pool, templates, settings, cancel).await;
+        return carry_out(r, plan).await;
     }
-    let locked = settings.lock.take(&pool, targets, cancel, observer).await?;
-    let rechecked = recheck(inv, tls, hosts, settings, plan);
+    let locked = settings
+        .lock
+        .take(&r.pool, r.targets, r.cancel, observer)
+        .await?;
+    let rechecked = recheck(r.inv, r.tls, hosts, settings, plan);
     let interrupted = Err(RemoveError::Interrupted);
-    let result = match verify::or_cancelled(cancel, interrupted, rechecked).await {
-        Ok(plan) => carry_out(inv, tls, plan, targets, pool, templates, settings, cancel).await,
+    let result = match verify::or_cancelled(r.cancel, interrupted, rechecked).await {
+        Ok(plan) => carry_out(r, plan).await,
         Err(e) => Err(e),
     };
     settings.lock.release(&locked).await;
@@ -214,17 +223,8 @@ pub async fn run(
 }
 
 /// Carry out `plan`: members removed, hosts reset, the control planes that stay updated.
-#[allow(clippy::too_many_arguments)]
-async fn carry_out(
-    inv: &Inventory,
-    tls: Option<&ClientTls>,
-    plan: RemovePlan,
-    targets: &BTreeMap<String, HostTarget>,
-    pool: Arc<Pool>,
-    templates: &Templates,
-    settings: &RemoveSettings,
-    cancel: &CancellationToken,
-) -> Result<RemoveReport, RemoveError> {
+async fn carry_out(r: &Removal<'_>, plan: RemovePlan) -> Result<RemoveReport, RemoveError> {
+    let (inv, settings, cancel) = (r.inv, r.settings, r.cancel);
     let going: BTreeSet<String> = plan.hosts.iter().cloned().collect();
     let rest = without(inv, &going);
     // Their Nodes first, while every apiserver serves: drained (pods evicted), and deleted once
@@ -237,13 +237,13 @@ async fn carry_out(
     let drained = if settings.dry_run {
         Vec::new()
     } else {
-        drain_apiservers(inv, &plan, targets, &pool, settings.unreachable, cancel).await
+        drain_apiservers(r, &plan).await
     };
     if cancel.is_cancelled() {
         return Err(RemoveError::Interrupted);
     }
-    let removed_members = remove_members(&plan, tls, settings, cancel).await?;
-    let mut reset = reset_removed(inv, &rest, tls, &plan, targets, &pool, settings, cancel).await?;
+    let removed_members = remove_members(r, &plan).await?;
+    let mut reset = reset_removed(r, &rest, &plan).await?;
     // (The reset ran against the inventory without these hosts: their Nodes are this step's.)
     if let Some(r) = reset.as_mut() {
         r.nodes = nodes;
@@ -257,7 +257,7 @@ async fn carry_out(
     } else {
         Vec::new()
     };
-    let updates = update_rest(&rest, &plan, targets, &pool, templates, settings, cancel).await?;
+    let updates = update_rest(r, &rest, &plan).await?;
     Ok(RemoveReport {
         dry_run: settings.dry_run,
         delete_from_config: plan.hosts.clone(),
@@ -272,16 +272,12 @@ async fn carry_out(
 
 /// The plan's etcd members removed (none for a dry run), through the member it named; their
 /// IDs.
-async fn remove_members(
-    plan: &RemovePlan,
-    tls: Option<&ClientTls>,
-    settings: &RemoveSettings,
-    cancel: &CancellationToken,
-) -> Result<Vec<String>, RemoveError> {
-    let (Some(r), Some(tls), false) = (&plan.etcd, tls, settings.dry_run) else {
+async fn remove_members(r: &Removal<'_>, plan: &RemovePlan) -> Result<Vec<String>, RemoveError> {
+    let (settings, cancel) = (r.settings, r.cancel);
+    let (Some(members), Some(tls), false) = (&plan.etcd, r.tls, settings.dry_run) else {
         return Ok(Vec::new());
     };
-    let live: Vec<LiveMember> = r
+    let live: Vec<LiveMember> = members
         .members
         .iter()
         .map(|m| LiveMember {
@@ -307,17 +303,12 @@ async fn remove_members(
 }
 
 /// The removed hosts that are reachable reset, under the lock this removal holds already.
-#[allow(clippy::too_many_arguments)]
 async fn reset_removed(
-    inv: &Inventory,
+    r: &Removal<'_>,
     rest: &Inventory,
-    tls: Option<&ClientTls>,
     plan: &RemovePlan,
-    targets: &BTreeMap<String, HostTarget>,
-    pool: &Arc<Pool>,
-    settings: &RemoveSettings,
-    cancel: &CancellationToken,
 ) -> Result<Option<ResetReport>, RemoveError> {
+    let (inv, settings) = (r.inv, r.settings);
     if plan.reset.is_empty() {
         return Ok(None);
     }
@@ -340,12 +331,12 @@ async fn reset_removed(
     // reset asks nothing more of etcd.
     let report = reset::run(
         rest,
-        tls,
+        r.tls,
         plans,
-        targets,
-        pool.clone(),
+        r.targets,
+        r.pool.clone(),
         &reset_settings,
-        cancel,
+        r.cancel,
     )
     .await?;
     Ok(Some(report))

@@ -2,13 +2,12 @@
 //! first, then each staying host's files that named the removed ones rendered anew, with the
 //! reloads the component table asks, one host at a time.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{HostUpdate, RemoveError, RemovePlan, RemoveSettings};
+use super::{HostUpdate, RemoveError, RemovePlan, Removal};
 use crate::components::{self, ComponentId, OnChange};
 use crate::config::Role;
 use crate::engine::event::Quiet;
@@ -20,7 +19,7 @@ use crate::engine::rolling::apiserver;
 use crate::engine::verify;
 use crate::host_paths;
 use crate::inventory::{Host, Inventory};
-use crate::render::{self, Templates};
+use crate::render;
 use crate::ssh::{HostTarget, Pool};
 
 /// How long the requests a drained apiserver still serves get to finish before its etcd
@@ -31,14 +30,9 @@ const DRAIN_GRACE: Duration = Duration::from_secs(2);
 /// its host is reset: every haproxy stops sending its apiserver new requests, and those in
 /// flight get [`DRAIN_GRACE`] to finish. A host gone for good is not asked. A cancel stops the
 /// waits (the caller stops before the next step).
-pub(super) async fn drain_apiservers(
-    inv: &Inventory,
-    plan: &RemovePlan,
-    targets: &BTreeMap<String, HostTarget>,
-    pool: &Arc<Pool>,
-    unreachable: bool,
-    cancel: &CancellationToken,
-) -> Vec<String> {
+pub(super) async fn drain_apiservers(r: &Removal<'_>, plan: &RemovePlan) -> Vec<String> {
+    let (inv, targets, pool, cancel) = (r.inv, r.targets, &r.pool, r.cancel);
+    let unreachable = r.settings.unreachable;
     let balancers: Vec<(String, HostTarget)> = components::component(ComponentId::Haproxy)
         .hosts(inv)
         .into_iter()
@@ -70,33 +64,19 @@ pub(super) async fn drain_apiservers(
 /// The hosts that stay and name the removed ones updated in the plan's order, one at a time;
 /// a host whose reload failed stops the rest (its error is in its entry).
 pub(super) async fn update_rest(
+    r: &Removal<'_>,
     rest: &Inventory,
     plan: &RemovePlan,
-    targets: &BTreeMap<String, HostTarget>,
-    pool: &Arc<Pool>,
-    templates: &Templates,
-    settings: &RemoveSettings,
-    cancel: &CancellationToken,
 ) -> Result<Vec<HostUpdate>, RemoveError> {
     let mut updates = Vec::new();
     for name in &plan.update {
-        if cancel.is_cancelled() {
+        if r.cancel.is_cancelled() {
             break;
         }
         let Some(host) = rest.host(name) else {
             continue;
         };
-        let update = update_host(
-            rest,
-            host,
-            &plan.files,
-            targets,
-            pool,
-            templates,
-            settings,
-            cancel,
-        )
-        .await?;
+        let update = update_host(r, rest, host, &plan.files).await?;
         let failed = update.error.is_some();
         updates.push(update);
         if failed {
@@ -116,17 +96,17 @@ done
 for u in "$@"; do echo "$u: $(systemctl is-active "$u")" >&2; done
 exit 1"#;
 
-#[allow(clippy::too_many_arguments)]
+/// One staying host: its files that named the removed hosts written again (rendered without
+/// them, with the operator's templates), its units reloaded, its apiserver drained around a
+/// restart and put back once ready.
 async fn update_host(
+    r: &Removal<'_>,
     rest: &Inventory,
     host: &Host,
     paths: &[&'static str],
-    targets: &BTreeMap<String, HostTarget>,
-    pool: &Arc<Pool>,
-    templates: &Templates,
-    settings: &RemoveSettings,
-    cancel: &CancellationToken,
 ) -> Result<HostUpdate, RemoveError> {
+    let (targets, pool, templates, settings, cancel) =
+        (r.targets, &r.pool, r.templates, r.settings, r.cancel);
     let rendered =
         render::render_host(rest, host, templates).map_err(|source| RemoveError::Render {
             host: host.name.clone(),
