@@ -79,6 +79,9 @@ struct Planned {
     files: BTreeMap<String, BTreeSet<String>>,
     units: BTreeMap<String, Vec<(String, String)>>,
     running_units: BTreeMap<String, BTreeSet<String>>,
+    /// Each host's prune steps, and whether its phase had written the marker files by then
+    /// (pruning first would remove what the run is about to write).
+    prunes: BTreeMap<String, Vec<(plan::PruneDir, bool)>>,
 }
 
 fn plan_all(inv: &Inventory) -> Planned {
@@ -93,6 +96,7 @@ fn plan_all(inv: &Inventory) -> Planned {
         files: BTreeMap::new(),
         units: BTreeMap::new(),
         running_units: BTreeMap::new(),
+        prunes: BTreeMap::new(),
     };
     // An upgrade-only phase converges again what an earlier phase does.
     for phase in book
@@ -107,16 +111,28 @@ fn plan_all(inv: &Inventory) -> Planned {
                 bundle: &mut bundle,
             };
             let steps = plan::for_host(phase, host, &rendered[&host.name], &mut inputs).unwrap();
+            let mut written_in_phase: Vec<String> = Vec::new();
             for step in steps {
                 match step {
                     Step::Put {
                         kind: PutKind::Files,
                         files,
-                    } => out
-                        .files
-                        .entry(host.name.clone())
-                        .or_default()
-                        .extend(files.into_iter().map(|f| f.path)),
+                    } => {
+                        written_in_phase.extend(files.iter().map(|f| f.path.clone()));
+                        out.files
+                            .entry(host.name.clone())
+                            .or_default()
+                            .extend(files.into_iter().map(|f| f.path))
+                    }
+                    Step::Prune(p) => {
+                        let markers_written = written_in_phase.iter().any(|f| {
+                            f.starts_with(&p.dir) && f.ends_with(&format!("/{}", p.marker_file))
+                        });
+                        out.prunes
+                            .entry(host.name.clone())
+                            .or_default()
+                            .push((p, markers_written));
+                    }
                     Step::Unit(u) => {
                         out.units
                             .entry(host.name.clone())
@@ -621,52 +637,23 @@ fn every_containerd_host_prunes_certs_d_down_to_the_registries_of_the_config() {
     let (cfg, report) = config::check(Path::new("c.yaml"), with_registries);
     assert!(!report.has_errors(), "{report:?}");
     let inv = Inventory::from_config(&cfg.unwrap(), Path::new("/tmp"), None).unwrap();
-    let book = playbook::load(None).unwrap();
-    let templates = Templates::embedded().unwrap();
-    let rendered: BTreeMap<_, _> = kinit::render::render_all(&inv, &templates)
-        .unwrap()
-        .into_iter()
-        .collect();
-    let mut bundle = Bundle::open(inv.bundle.as_deref()).unwrap();
     let containerd: BTreeSet<String> = components::component(components::ComponentId::Containerd)
         .hosts(&inv)
         .into_iter()
         .map(|h| h.name.clone())
         .collect();
     assert!(!containerd.is_empty());
-    let mut prunes: BTreeMap<String, Vec<plan::PruneDir>> = BTreeMap::new();
-    for phase in book
-        .phases
-        .iter()
-        .filter(|p| !p.converge.is_empty() && !p.upgrade_only)
-    {
-        for host in &inv.hosts {
-            let mut inputs = PlanInputs {
-                inventory: &inv,
-                pki_dir: Path::new("/nonexistent"),
-                bundle: &mut bundle,
-            };
-            let steps = plan::for_host(phase, host, &rendered[&host.name], &mut inputs).unwrap();
-            let mut wrote_hosts_toml = false;
-            for step in steps {
-                match step {
-                    Step::Put { files, .. } => {
-                        wrote_hosts_toml |= files.iter().any(|f| f.path.ends_with("/hosts.toml"))
-                    }
-                    Step::Prune(p) => {
-                        assert!(wrote_hosts_toml, "{}: pruned before writing", host.name);
-                        prunes.entry(host.name.clone()).or_default().push(p);
-                    }
-                    _ => {}
-                }
-            }
-        }
-    }
+    let prunes = plan_all(&inv).prunes;
+    let rendered: BTreeMap<_, _> = kinit::render::render_all(&inv, &Templates::embedded().unwrap())
+        .unwrap()
+        .into_iter()
+        .collect();
     assert_eq!(prunes.keys().cloned().collect::<BTreeSet<_>>(), containerd);
     for (host, list) in &prunes {
-        let [p] = &list[..] else {
+        let [(p, markers_written)] = &list[..] else {
             panic!("{host}: {list:?}")
         };
+        assert!(markers_written, "{host}: pruned before writing");
         let mut keep = p.keep.clone();
         keep.sort();
         assert_eq!(p.dir, "/etc/containerd/certs.d", "{host}");

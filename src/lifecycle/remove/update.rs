@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{HostUpdate, RemoveError, RemovePlan, Removal};
+use super::{HostUpdate, Removal, RemoveError, RemovePlan};
 use crate::components::{self, ComponentId, OnChange};
 use crate::config::Role;
 use crate::engine::event::Quiet;
