@@ -6,8 +6,10 @@ use std::time::{Duration, Instant};
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
+use super::error::DrillError;
 use super::series::Sample;
 use crate::etcd::{self, ClientTls};
+use crate::inventory::Inventory;
 use crate::kube::ApiClient;
 
 /// How often each client sends a request.
@@ -105,5 +107,45 @@ pub async fn etcd_loop(
             }
         }
         rec.note(clock, result);
+    }
+}
+
+/// The clients and the clock of one drill.
+pub(super) struct Clients {
+    pub(super) clock: Instant,
+    stop: CancellationToken,
+    api: tokio::task::JoinHandle<Recorded>,
+    etcd: tokio::task::JoinHandle<Recorded>,
+}
+
+/// admin.conf's credentials, sent to the endpoint (the VIP), verified with the cluster CA.
+pub(super) fn admin_client(inv: &Inventory) -> Result<ApiClient, DrillError> {
+    Ok(ApiClient::from_pki_kubeconfig(&inv.pki_dir, "admin.conf")
+        .map_err(|e| DrillError::Setup(e.to_string()))?
+        .at(&inv.endpoint.url()))
+}
+
+pub(super) fn start_clients(inv: &Inventory) -> Result<Clients, DrillError> {
+    let api = admin_client(inv)?;
+    let tls =
+        ClientTls::from_pki_dir(&inv.pki_dir).map_err(|e| DrillError::Setup(e.to_string()))?;
+    let endpoints = inv.etcd_members().iter().map(|m| m.client_url()).collect();
+    let clock = Instant::now();
+    let stop = CancellationToken::new();
+    Ok(Clients {
+        clock,
+        api: tokio::spawn(api_loop(api, clock, stop.clone())),
+        etcd: tokio::spawn(etcd_loop(tls, endpoints, clock, stop.clone())),
+        stop,
+    })
+}
+
+impl Clients {
+    pub(super) async fn finish(self) -> (Recorded, Recorded, Duration) {
+        self.stop.cancel();
+        let end = self.clock.elapsed();
+        let api = self.api.await.unwrap_or_default();
+        let etcd = self.etcd.await.unwrap_or_default();
+        (api, etcd, end)
     }
 }

@@ -3,7 +3,6 @@
 //! SIGTERM), `status` polled until healthy, the figures judged.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -20,9 +19,7 @@ use super::watch::{self, Moved};
 use crate::engine::cluster_lock::LockRequest;
 use crate::engine::event::Quiet;
 use crate::engine::host_ops::run_script;
-use crate::etcd::ClientTls;
 use crate::inventory::Inventory;
-use crate::kube::ApiClient;
 use crate::ssh::{HostTarget, Pool};
 use crate::status::{self, GatherOptions, StatusReport};
 
@@ -102,46 +99,6 @@ pub async fn execute(
     result
 }
 
-/// The clients and the clock of one drill.
-struct Clients {
-    clock: Instant,
-    stop: CancellationToken,
-    api: tokio::task::JoinHandle<Recorded>,
-    etcd: tokio::task::JoinHandle<Recorded>,
-}
-
-/// admin.conf's credentials, sent to the endpoint (the VIP), verified with the cluster CA.
-fn admin_client(inv: &Inventory) -> Result<ApiClient, DrillError> {
-    Ok(ApiClient::from_pki_kubeconfig(&inv.pki_dir, "admin.conf")
-        .map_err(|e| DrillError::Setup(e.to_string()))?
-        .at(&inv.endpoint.url()))
-}
-
-fn start_clients(inv: &Inventory) -> Result<Clients, DrillError> {
-    let api = admin_client(inv)?;
-    let tls =
-        ClientTls::from_pki_dir(&inv.pki_dir).map_err(|e| DrillError::Setup(e.to_string()))?;
-    let endpoints = inv.etcd_members().iter().map(|m| m.client_url()).collect();
-    let clock = Instant::now();
-    let stop = CancellationToken::new();
-    Ok(Clients {
-        clock,
-        api: tokio::spawn(probes::api_loop(api, clock, stop.clone())),
-        etcd: tokio::spawn(probes::etcd_loop(tls, endpoints, clock, stop.clone())),
-        stop,
-    })
-}
-
-impl Clients {
-    async fn finish(self) -> (Recorded, Recorded, Duration) {
-        self.stop.cancel();
-        let end = self.clock.elapsed();
-        let api = self.api.await.unwrap_or_default();
-        let etcd = self.etcd.await.unwrap_or_default();
-        (api, etcd, end)
-    }
-}
-
 struct Timeline {
     clock: Instant,
     events: Vec<DrillEvent>,
@@ -162,73 +119,6 @@ fn placement(status: &StatusReport) -> Placement {
     Placement {
         vip_holder: status.vip.as_ref().and_then(|v| v.holders.first().cloned()),
         etcd_leader: status.etcd.leaders.first().cloned(),
-    }
-}
-
-/// Start the watcher that tells when the piece moved, or (node drill) when the control plane
-/// marked the Node NotReady; none for the apiserver drill.
-fn start_watch(
-    inv: &Inventory,
-    pool: &Arc<Pool>,
-    targets: &BTreeMap<String, HostTarget>,
-    prepared: &Prepared,
-    kind: &DrillKind,
-    clock: Instant,
-    stop: &CancellationToken,
-) -> Option<tokio::task::JoinHandle<Option<Moved>>> {
-    let host = &prepared.target.host;
-    match kind {
-        DrillKind::VipHolder => {
-            let vip: IpAddr = inv.endpoint.address.parse().ok()?;
-            let others = inv
-                .control_plane()
-                .filter(|h| &h.name != host)
-                .filter_map(|h| targets.get(&h.name).map(|t| (h.name.clone(), t.clone())))
-                .collect();
-            Some(tokio::spawn(watch::vip_moved(
-                pool.clone(),
-                others,
-                vip,
-                clock,
-                stop.clone(),
-            )))
-        }
-        DrillKind::EtcdLeader => {
-            let tls = ClientTls::from_pki_dir(&inv.pki_dir).ok()?;
-            let ids: BTreeMap<u64, String> = prepared
-                .status
-                .etcd
-                .members
-                .iter()
-                .filter_map(|m| {
-                    let id = u64::from_str_radix(m.id.as_deref()?, 16).ok()?;
-                    Some((id, m.name.clone()))
-                })
-                .collect();
-            let old = ids.iter().find(|(_, n)| *n == host).map(|(id, _)| *id)?;
-            let members = inv
-                .etcd_members()
-                .into_iter()
-                .filter(|m| &m.name != host)
-                .map(|m| (m.name.clone(), m.client_url()))
-                .collect();
-            Some(tokio::spawn(watch::leader_moved(
-                tls,
-                members,
-                ids,
-                old,
-                clock,
-                stop.clone(),
-            )))
-        }
-        DrillKind::Node(name) => Some(tokio::spawn(watch::node_ready_is(
-            admin_client(inv).ok()?,
-            name.clone(),
-            false,
-            clock,
-            stop.clone(),
-        ))),
-        DrillKind::Apiserver(_) => None,
     }
 }
 
@@ -319,7 +209,7 @@ async fn locked(
         .get(&t.host)
         .cloned()
         .ok_or_else(|| DrillError::Setup(format!("no SSH target for {}", t.host)))?;
-    let clients = start_clients(inv)?;
+    let clients = probes::start_clients(inv)?;
     let mut drill = Drill {
         inv,
         pool,
@@ -372,11 +262,12 @@ impl Drill<'_> {
     async fn take_down(&mut self, prepared: &Prepared) -> Result<Down, DrillError> {
         let (pool, t) = (self.pool, self.t.clone());
         let watch_stop = CancellationToken::new();
-        let watcher = start_watch(
+        let watcher = watch::start(
             self.inv,
             pool,
             self.targets,
-            prepared,
+            &prepared.status,
+            &prepared.target.host,
             &self.settings.kind,
             self.timeline.clock,
             &watch_stop,
@@ -452,7 +343,7 @@ impl Drill<'_> {
         let ready_stop = CancellationToken::new();
         let ready_watch = match &self.settings.kind {
             DrillKind::Node(name) => Some(tokio::spawn(watch::node_ready_is(
-                admin_client(self.inv)?,
+                probes::admin_client(self.inv)?,
                 name.clone(),
                 true,
                 self.timeline.clock,

@@ -10,10 +10,13 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
+use super::kind::DrillKind;
 use crate::engine::verify;
 use crate::etcd::{self, ClientTls};
+use crate::inventory::Inventory;
 use crate::kube::{ApiClient, nodes};
 use crate::ssh::{HostTarget, Pool};
+use crate::status::StatusReport;
 
 /// How often the watchers look.
 const EVERY: Duration = Duration::from_millis(100);
@@ -107,4 +110,70 @@ pub async fn node_ready_is(
         (node.ready == ready).then(|| if ready { "Ready".to_string() } else { node.why })
     })
     .await
+}
+
+/// Start the watcher that tells when the piece moved, or (node drill) when the control plane
+/// marked the Node NotReady; none for the apiserver drill.
+pub(super) fn start(
+    inv: &Inventory,
+    pool: &Arc<Pool>,
+    targets: &BTreeMap<String, HostTarget>,
+    status: &StatusReport,
+    host: &str,
+    kind: &DrillKind,
+    clock: Instant,
+    stop: &CancellationToken,
+) -> Option<tokio::task::JoinHandle<Option<Moved>>> {
+    match kind {
+        DrillKind::VipHolder => {
+            let vip: IpAddr = inv.endpoint.address.parse().ok()?;
+            let others = inv
+                .control_plane()
+                .filter(|h| &h.name != host)
+                .filter_map(|h| targets.get(&h.name).map(|t| (h.name.clone(), t.clone())))
+                .collect();
+            Some(tokio::spawn(vip_moved(
+                pool.clone(),
+                others,
+                vip,
+                clock,
+                stop.clone(),
+            )))
+        }
+        DrillKind::EtcdLeader => {
+            let tls = ClientTls::from_pki_dir(&inv.pki_dir).ok()?;
+            let ids: BTreeMap<u64, String> = status
+                .etcd
+                .members
+                .iter()
+                .filter_map(|m| {
+                    let id = u64::from_str_radix(m.id.as_deref()?, 16).ok()?;
+                    Some((id, m.name.clone()))
+                })
+                .collect();
+            let old = ids.iter().find(|(_, n)| *n == host).map(|(id, _)| *id)?;
+            let members = inv
+                .etcd_members()
+                .into_iter()
+                .filter(|m| &m.name != host)
+                .map(|m| (m.name.clone(), m.client_url()))
+                .collect();
+            Some(tokio::spawn(leader_moved(
+                tls,
+                members,
+                ids,
+                old,
+                clock,
+                stop.clone(),
+            )))
+        }
+        DrillKind::Node(name) => Some(tokio::spawn(node_ready_is(
+            super::probes::admin_client(inv).ok()?,
+            name.clone(),
+            false,
+            clock,
+            stop.clone(),
+        ))),
+        DrillKind::Apiserver(_) => None,
+    }
 }

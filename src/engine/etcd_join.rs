@@ -10,12 +10,13 @@ use std::time::{Duration, Instant};
 use super::etcd_members;
 use super::event::Event;
 use super::playbook::Phase;
+pub use super::run_error::JoinError;
 use super::runner::{Engine, OperatorError, RunError, RunOptions, RunState};
 use super::verify;
 use crate::components::ComponentId;
 use crate::etcd::{self, ClientTls, EtcdError, Member};
 use crate::inventory::EtcdBootstrap;
-use crate::planning::join_plan::{self, JoinPlan, JoinRefusal, Joiner};
+use crate::planning::join_plan::{self, JoinPlan, Joiner};
 use crate::planning::membership;
 use crate::ssh::ExecOptions;
 
@@ -31,64 +32,6 @@ const PROMOTE_WAIT: Duration = Duration::from_secs(300);
 /// that just started) is retried.
 const RECONFIG_WAIT: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(250);
-
-#[derive(Debug, thiserror::Error)]
-pub enum JoinError {
-    #[error(transparent)]
-    Refused(#[from] JoinRefusal),
-    #[error("{host}: {step} through {endpoint}: {source}")]
-    Etcd {
-        host: String,
-        step: &'static str,
-        endpoint: String,
-        #[source]
-        source: Box<EtcdError>,
-    },
-    #[error(
-        "{host}: learner {id} did not start within {}s (it has no name in the member list): \
-         check `journalctl -u etcd` on {host}; the next `kinit up` removes the unstarted member \
-         and adds it again",
-        after.as_secs()
-    )]
-    NotStarted {
-        host: String,
-        id: String,
-        after: Duration,
-    },
-    #[error(
-        "{host}: learner {id} was not in sync with the leader after {}s, so etcd refused to \
-         promote it; it stays a learner (it does not vote, quorum is unchanged): check its \
-         network and disk, then run `kinit up` again to promote it",
-        after.as_secs()
-    )]
-    NotCaughtUp {
-        host: String,
-        id: String,
-        after: Duration,
-    },
-    #[error(
-        "etcd already runs on {running}, but no member answers ({why}), so {joining} cannot \
-         join it now: bring etcd back (`kinit status` shows it), then run `kinit up` again"
-    )]
-    NoMemberAnswers {
-        running: String,
-        joining: String,
-        why: String,
-    },
-    #[error(
-        "{host}: its etcd config {path} says {key}: `{value}`, which kinit did not write; fix \
-         or remove the line"
-    )]
-    BadBootstrap {
-        host: String,
-        path: &'static str,
-        key: &'static str,
-        value: String,
-    },
-    /// The run was cancelled while it waited for the learner (the next `kinit up` picks it up).
-    #[error("interrupted")]
-    Interrupted,
-}
 
 /// Whether `phase` converges etcd (as a unit or a static pod).
 pub fn joins_etcd(phase: &Phase) -> bool {

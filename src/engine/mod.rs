@@ -34,6 +34,7 @@ pub mod outcome;
 pub mod plan;
 pub mod playbook;
 pub mod rolling;
+pub mod run_error;
 pub mod runner;
 pub mod select;
 pub mod stray_backends;

@@ -3,7 +3,6 @@
 //! every host of that phase is done; the failure names the host, the step and what the host said.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -17,18 +16,17 @@ use super::lock::LockOwner;
 use super::operator::{self, PkiWorkspace};
 use super::outcome::StepOutcome;
 use super::outcome::{RunSummary, Tally};
-use super::plan::{self, PlanError, PlanInputs};
+use super::plan::{self, PlanInputs};
 use super::playbook::{OperatorStep, Phase, Playbook};
-use super::select::{PhaseSelection, UnknownPhase, select};
-use super::verify::WaitError;
+use super::select::{PhaseSelection, select};
 use super::waits;
-use crate::bundle::{Bundle, BundleError};
+use crate::bundle::Bundle;
 use crate::components::{self, Component};
 use crate::fanout::{self, FanoutError};
 use crate::inventory::Inventory;
 use crate::pki::PkiError;
-use crate::preflight::{self, IgnoreSet, PreflightReport};
-use crate::render::{RenderError, RenderedFile, Templates};
+use crate::preflight::IgnoreSet;
+use crate::render::{RenderedFile, Templates};
 use crate::ssh::{HostTarget, Pool};
 
 #[derive(Debug, Clone)]
@@ -45,133 +43,7 @@ pub struct RunOptions {
     pub force: bool,
 }
 
-/// What went wrong in a step the operator machine runs.
-#[derive(Debug, thiserror::Error)]
-pub enum OperatorError {
-    #[error(transparent)]
-    Render(#[from] RenderError),
-    #[error(transparent)]
-    Pki(#[from] PkiError),
-    #[error("{host}: {source}")]
-    Plan { host: String, source: PlanError },
-    #[error("copying {from} for the dry run: {source}")]
-    Scratch {
-        from: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("reading the cluster CA {path}: {source}")]
-    ReadCa {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error(transparent)]
-    EtcdClient(#[from] crate::etcd::EtcdError),
-    #[error(transparent)]
-    Join(#[from] super::etcd_join::JoinError),
-    #[error(transparent)]
-    KubeApi(#[from] crate::kube::KubeApiError),
-    /// A wait of an operator step ran out (or was interrupted) before `what` held.
-    #[error("{what} after {}s: {last}", waited.as_secs())]
-    NotReady {
-        /// What did not happen, e.g. "the nodes were not all Ready".
-        what: &'static str,
-        waited: std::time::Duration,
-        /// The last reason the condition did not hold.
-        last: String,
-    },
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    #[error(transparent)]
-    UnknownPhase(#[from] UnknownPhase),
-    #[error("before any host was changed: {0}")]
-    Bundle(#[from] BundleError),
-    #[error("before any host was changed: {0}")]
-    ClusterToken(PkiError),
-    #[error("before any host was changed: {0}")]
-    EtcdVersion(#[from] crate::planning::etcd_upgrade::UpgradeRefusal),
-    #[error("before any host was changed: {0}")]
-    KubernetesVersion(#[from] Box<crate::planning::kubernetes_upgrade::KubernetesRefusal>),
-    #[error("before any host was changed: {0}")]
-    BundleEtcdVersion(super::bundle_etcd_version::UnknownBundleVersion),
-    #[error("phase {phase}: {} host(s) failed", failures.len())]
-    Hosts {
-        phase: String,
-        failures: Vec<HostFailure>,
-    },
-    #[error("phase {phase}: waiting for {what}: {error}")]
-    Wait {
-        phase: String,
-        what: String,
-        error: WaitError,
-    },
-    #[error("phase preflight: {} check(s) failed", report.count(preflight::Status::Fail))]
-    Preflight { report: Box<PreflightReport> },
-    #[error("phase {phase}: {error}")]
-    Operator { phase: String, error: OperatorError },
-    /// The quorum guard refused an etcd restart; nothing was restarted by this step.
-    #[error("phase {phase}: {refusal}")]
-    Quorum {
-        phase: String,
-        refusal: super::rolling::BoxedRefusal,
-    },
-    /// The quorum guard could not read or place etcd's members, so it refused (fails closed);
-    /// nothing was restarted by this step.
-    #[error(
-        "phase {phase}: etcd on {host} is not restarted: the quorum guard cannot count etcd's \
-         voting members: {reason}. Bring etcd's members back (`kinit status`), or pass --force \
-         to restart without the guard"
-    )]
-    QuorumUnjudged {
-        phase: String,
-        host: String,
-        reason: crate::planning::quorum::Unjudged,
-    },
-    /// A host did not serve again after its restart; the hosts after it were left alone.
-    #[error(
-        "phase {phase}: {what} on {host} did not serve again after its {}: {error}{}",
-        action.verb(),
-        if left.is_empty() {
-            String::new()
-        } else {
-            format!("; not done yet, so nothing else is down: {} (the next `kinit up` does them)", left.join(", "))
-        }
-    )]
-    NotBack {
-        phase: String,
-        host: String,
-        what: &'static str,
-        action: super::event::RestartKind,
-        error: WaitError,
-        left: Vec<String>,
-    },
-    #[error("interrupted")]
-    Interrupted,
-}
-
-impl RunError {
-    /// The phase to resume from, when the run stopped in one.
-    pub fn phase(&self) -> Option<&str> {
-        match self {
-            RunError::Hosts { phase, .. }
-            | RunError::Wait { phase, .. }
-            | RunError::Quorum { phase, .. }
-            | RunError::QuorumUnjudged { phase, .. }
-            | RunError::NotBack { phase, .. }
-            | RunError::Operator { phase, .. } => Some(phase),
-            RunError::Preflight { .. } => Some("preflight"),
-            _ => None,
-        }
-    }
-
-    fn operator(phase: &Phase, error: impl Into<OperatorError>) -> RunError {
-        RunError::Operator {
-            phase: phase.name.clone(),
-            error: error.into(),
-        }
-    }
-}
+pub use super::run_error::{OperatorError, RunError};
 
 /// Work on this machine that must wait for the run's lock on every host (a dry run takes none)
 /// and comes before the first phase: `kinit certs renew --rollout` renews here, so that it never

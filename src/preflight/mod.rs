@@ -6,6 +6,7 @@
 //! manual step (unique machine ids, MACs, clock skew, the ports between hosts) only make sense
 //! across hosts and are what kinit adds.
 
+mod across_hosts;
 mod checks;
 pub mod gather;
 mod ignore;

@@ -1,4 +1,3 @@
-
 use super::*;
 
 /// Run one of the scripts here with `sh`, as the host does over SSH.

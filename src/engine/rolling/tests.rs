@@ -1,4 +1,3 @@
-
 use super::*;
 
 fn phase(name: &str) -> Phase {

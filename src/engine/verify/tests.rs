@@ -1,4 +1,3 @@
-
 use super::*;
 
 /// A wait that could go on for an hour stops when the run is cancelled, whether the token

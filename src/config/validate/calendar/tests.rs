@@ -1,4 +1,3 @@
-
 use super::*;
 
 /// Expressions on which kinit and `systemd-analyze calendar` must agree.
