@@ -8,7 +8,7 @@ use super::{CommandError, CommandResult, Outcome, remote};
 use crate::engine::cluster_lock::LockRequest;
 use crate::engine::lock::LockOwner;
 use crate::etcd::ClientTls;
-use crate::inventory::Host;
+use crate::inventory::{Host, Inventory};
 use crate::lifecycle::remove::{self, RemoveError, RemoveSettings};
 use crate::lifecycle::snapshot::utc_stamp;
 use crate::render::Templates;
@@ -37,22 +37,7 @@ pub fn run(global: &GlobalOptions, opts: &RemoveOptions) -> CommandResult {
     let templates = Templates::load(opts.templates.as_deref())
         .map_err(|e| CommandError::Usage(e.to_string()))?;
     let chosen = remove::chosen(&inventory, &opts.hosts)?;
-    // Hosts kinit talks to: those that stay and hold a file naming the removed ones (the
-    // control planes, the other nodes' pod routes), and the removed ones unless they are gone
-    // for good.
-    let going: std::collections::BTreeSet<String> = chosen.iter().map(|h| h.name.clone()).collect();
-    let updated = remove::hosts_to_update(&remove::without(&inventory, &going));
-    let contacted: Vec<&Host> = inventory
-        .hosts
-        .iter()
-        .filter(|h| {
-            if going.contains(&h.name) {
-                !opts.unreachable
-            } else {
-                updated.contains(&h.name)
-            }
-        })
-        .collect();
+    let contacted = contacted_hosts(&inventory, &chosen, opts.unreachable);
     let (targets, ssh) =
         remote::connect_options(&inventory, &contacted, opts.accept_new_host_keys, false)?;
     let targets: BTreeMap<_, _> = contacted
@@ -61,20 +46,7 @@ pub fn run(global: &GlobalOptions, opts: &RemoveOptions) -> CommandResult {
         .zip(targets)
         .collect();
     let tls = ClientTls::from_pki_dir(&inventory.pki_dir).ok();
-    let settings = RemoveSettings {
-        dry_run: opts.dry_run,
-        force: opts.force,
-        unreachable: opts.unreachable,
-        concurrency: opts.concurrency,
-        stamp: utc_stamp(SystemTime::now()),
-        etcd_timeout: Duration::from_secs(5),
-        lock: LockRequest {
-            owner: LockOwner::current("remove"),
-            break_lock: opts.break_lock,
-            concurrency: opts.concurrency,
-        },
-    };
-
+    let settings = settings(opts);
     let planned = remote::with_remote(ssh.clone(), |pool, _| {
         let (inventory, tls, targets, settings) = (&inventory, tls.as_ref(), &targets, &settings);
         let chosen = chosen.clone();
@@ -154,4 +126,42 @@ pub fn run(global: &GlobalOptions, opts: &RemoveOptions) -> CommandResult {
     } else {
         Outcome::failed_if(!report.ok())
     })
+}
+
+/// Hosts kinit talks to: those that stay and hold a file naming the removed ones (the control
+/// planes, the other nodes' pod routes), and the removed ones unless they are gone for good.
+fn contacted_hosts<'a>(
+    inventory: &'a Inventory,
+    chosen: &[&Host],
+    unreachable: bool,
+) -> Vec<&'a Host> {
+    let going: std::collections::BTreeSet<String> = chosen.iter().map(|h| h.name.clone()).collect();
+    let updated = remove::hosts_to_update(&remove::without(inventory, &going));
+    inventory
+        .hosts
+        .iter()
+        .filter(|h| {
+            if going.contains(&h.name) {
+                !unreachable
+            } else {
+                updated.contains(&h.name)
+            }
+        })
+        .collect()
+}
+
+fn settings(opts: &RemoveOptions) -> RemoveSettings {
+    RemoveSettings {
+        dry_run: opts.dry_run,
+        force: opts.force,
+        unreachable: opts.unreachable,
+        concurrency: opts.concurrency,
+        stamp: utc_stamp(SystemTime::now()),
+        etcd_timeout: Duration::from_secs(5),
+        lock: LockRequest {
+            owner: LockOwner::current("remove"),
+            break_lock: opts.break_lock,
+            concurrency: opts.concurrency,
+        },
+    }
 }

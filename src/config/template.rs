@@ -44,18 +44,9 @@ impl InitShape {
     }
 }
 
-/// Render the example config for `shape`.
-pub fn render(shape: InitShape) -> Result<String, InitError> {
-    if shape.control_planes == 0 {
-        return Err(InitError::NoControlPlane);
-    }
-    if shape.topology == Topology::External && shape.etcd_hosts == 0 {
-        return Err(InitError::NoEtcd);
-    }
-    let total = shape.total_hosts();
-    if total > MAX_HOSTS {
-        return Err(InitError::TooManyHosts(total));
-    }
+/// The `hosts:` entries of `shape`: control planes, then etcd hosts (external), then workers,
+/// numbered from [`FIRST_HOST`] on and stepping over the VIP.
+fn hosts_block(shape: &InitShape) -> String {
     let stacked = shape.topology == Topology::Stacked;
     let mut next = FIRST_HOST;
     let mut address = || {
@@ -99,6 +90,23 @@ pub fn render(shape: InitShape) -> Result<String, InitError> {
         )
         .unwrap();
     }
+    hosts
+}
+
+/// Render the example config for `shape`.
+pub fn render(shape: InitShape) -> Result<String, InitError> {
+    if shape.control_planes == 0 {
+        return Err(InitError::NoControlPlane);
+    }
+    if shape.topology == Topology::External && shape.etcd_hosts == 0 {
+        return Err(InitError::NoEtcd);
+    }
+    let total = shape.total_hosts();
+    if total > MAX_HOSTS {
+        return Err(InitError::TooManyHosts(total));
+    }
+    let stacked = shape.topology == Topology::Stacked;
+    let hosts = hosts_block(&shape);
 
     let topology_comment = if stacked {
         "# stacked: an etcd member on every control-plane host (fewer machines).\n  # external: etcd on hosts of its own (control-plane and etcd fail independently)."

@@ -123,60 +123,18 @@ pub fn up(req: &LabRequest, reporter: &dyn Reporter) -> Result<UpOutcome, LabErr
     let mut subnets_lock = None;
     let mut subnet_picked = None;
     let mut state = match LabState::load(&paths.dir)? {
-        Some(state) => {
-            let differs = (req.nodes.is_some() && requested.nodes.len() != state.plan.nodes.len())
-                || (req.subnet.is_some() && requested.subnet != state.plan.subnet)
-                || (req.runtime && !state.plan.runtime);
-            if differs {
-                return Err(LabError::ShapeMismatch {
-                    lab: state.plan.name.clone(),
-                    existing: format!(
-                        "{} node(s) on {}",
-                        state.plan.nodes.len(),
-                        state.plan.subnet
-                    ),
-                });
-            }
-            state
-        }
+        Some(state) => same_shape(req, &requested, state)?,
         None => {
-            let prepared = (|| {
-                subnets_lock = Some(FileLock::acquire(&labs_dir().join(".subnets.lock"))?);
-                if req.subnet.is_some() {
-                    check_free(&requested)?;
-                    return Ok((requested, None));
-                }
-                let pick = pick_free_subnet(&requested)?;
-                let mut plan = LabPlan::new(&LabRequest {
-                    subnet: Some(pick.subnet),
-                    ..req.clone()
-                })?;
-                plan.kubernetes = source.kubernetes();
-                validate_cluster_file(&plan, &paths)?;
-                check_free(&plan)?;
-                Ok((plan, Some(pick)))
-            })();
-            let (requested, pick) = match prepared {
-                Ok(p) => p,
-                Err(e) => {
-                    if !existed {
-                        let _ = std::fs::remove_dir_all(&paths.dir);
-                    }
-                    return Err(e);
-                }
+            let fresh = NewLab {
+                req,
+                requested,
+                source: &source,
+                paths: &paths,
+                existed,
             };
+            let (state, pick) = fresh.state(&mut subnets_lock, reporter)?;
             subnet_picked = pick;
-            let image = image::ensure(&super::images_dir(), &recipe::BOOKWORM, reporter)?;
-            let nodes = requested
-                .nodes
-                .iter()
-                .map(|n| node::record(&paths.dir, n, requested.runtime))
-                .collect::<Result<_, _>>()?;
-            LabState {
-                plan: requested,
-                image: image.rootfs,
-                nodes,
-            }
+            state
         }
     };
     let plan = state.plan.clone();
@@ -198,23 +156,7 @@ pub fn up(req: &LabRequest, reporter: &dyn Reporter) -> Result<UpOutcome, LabErr
     let lab_key = keys::ensure_key(&paths.key, &format!("kinit-lab-{}", plan.name))?;
     ensure_bridge(&plan)?;
 
-    let image = state.image.clone();
-    let mut booting = Vec::new();
-    for planned in &plan.nodes {
-        let rec = state
-            .node_mut(&planned.name)
-            .expect("a record per planned node");
-        if rec.nspawn.is_some_and(|p| p.is_alive()) {
-            continue;
-        }
-        booting.push(boot(rec, &plan, planned, &image, &lab_key, reporter)?);
-        state.save(&paths.dir)?;
-    }
-    write_known_hosts(&state, &paths)?;
-    let waited = wait_for_ssh(&mut state, &plan, booting.as_mut_slice(), reporter);
-    state.save(&paths.dir)?;
-    waited?;
-    let started = booting.iter().map(|b| b.name.clone()).collect();
+    let started = boot_stopped_nodes(&mut state, &paths, &lab_key, reporter)?;
 
     // An operator may have edited it since the lab came up: keep theirs.
     let text = cluster_file::render(&plan, &paths.key, &paths.known_hosts);
@@ -236,6 +178,119 @@ pub fn up(req: &LabRequest, reporter: &dyn Reporter) -> Result<UpOutcome, LabErr
         started,
         nodes: node_statuses(&state),
     })
+}
+
+/// The lab as recorded, when the request does not ask for another shape.
+fn same_shape(
+    req: &LabRequest,
+    requested: &LabPlan,
+    state: LabState,
+) -> Result<LabState, LabError> {
+    let differs = (req.nodes.is_some() && requested.nodes.len() != state.plan.nodes.len())
+        || (req.subnet.is_some() && requested.subnet != state.plan.subnet)
+        || (req.runtime && !state.plan.runtime);
+    if differs {
+        return Err(LabError::ShapeMismatch {
+            lab: state.plan.name.clone(),
+            existing: format!(
+                "{} node(s) on {}",
+                state.plan.nodes.len(),
+                state.plan.subnet
+            ),
+        });
+    }
+    Ok(state)
+}
+
+/// A lab that has no state yet: its subnet checked or picked, its image, its node records.
+struct NewLab<'a> {
+    req: &'a LabRequest,
+    requested: LabPlan,
+    source: &'a super::bundle::LabBundleSource,
+    paths: &'a LabPaths,
+    existed: bool,
+}
+
+impl NewLab<'_> {
+    /// The new lab's state; `subnets_lock` is taken here and held by the caller until the
+    /// state is saved. A failure before anything was made removes the directory it created.
+    fn state(
+        self,
+        subnets_lock: &mut Option<FileLock>,
+        reporter: &dyn Reporter,
+    ) -> Result<(LabState, Option<SubnetPick>), LabError> {
+        let NewLab {
+            req,
+            requested,
+            source,
+            paths,
+            existed,
+        } = self;
+        let prepared = (|| {
+            *subnets_lock = Some(FileLock::acquire(&labs_dir().join(".subnets.lock"))?);
+            if req.subnet.is_some() {
+                check_free(&requested)?;
+                return Ok((requested, None));
+            }
+            let pick = pick_free_subnet(&requested)?;
+            let mut plan = LabPlan::new(&LabRequest {
+                subnet: Some(pick.subnet),
+                ..req.clone()
+            })?;
+            plan.kubernetes = source.kubernetes();
+            validate_cluster_file(&plan, paths)?;
+            check_free(&plan)?;
+            Ok((plan, Some(pick)))
+        })();
+        let (requested, pick) = match prepared {
+            Ok(p) => p,
+            Err(e) => {
+                if !existed {
+                    let _ = std::fs::remove_dir_all(&paths.dir);
+                }
+                return Err(e);
+            }
+        };
+        let image = image::ensure(&super::images_dir(), &recipe::BOOKWORM, reporter)?;
+        let nodes = requested
+            .nodes
+            .iter()
+            .map(|n| node::record(&paths.dir, n, requested.runtime))
+            .collect::<Result<_, _>>()?;
+        let state = LabState {
+            plan: requested,
+            image: image.rootfs,
+            nodes,
+        };
+        Ok((state, pick))
+    }
+}
+
+/// Boot every node that is not running, then wait for their sshd; the names of those booted.
+fn boot_stopped_nodes(
+    state: &mut LabState,
+    paths: &LabPaths,
+    lab_key: &str,
+    reporter: &dyn Reporter,
+) -> Result<Vec<String>, LabError> {
+    let plan = state.plan.clone();
+    let image = state.image.clone();
+    let mut booting = Vec::new();
+    for planned in &plan.nodes {
+        let rec = state
+            .node_mut(&planned.name)
+            .expect("a record per planned node");
+        if rec.nspawn.is_some_and(|p| p.is_alive()) {
+            continue;
+        }
+        booting.push(boot(rec, &plan, planned, &image, lab_key, reporter)?);
+        state.save(&paths.dir)?;
+    }
+    write_known_hosts(state, paths)?;
+    let waited = wait_for_ssh(state, &plan, booting.as_mut_slice(), reporter);
+    state.save(&paths.dir)?;
+    waited?;
+    Ok(booting.iter().map(|b| b.name.clone()).collect())
 }
 
 fn node_dir_create(dir: &Path) -> Result<(), LabError> {

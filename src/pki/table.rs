@@ -274,14 +274,37 @@ impl Builder<'_> {
 pub fn certificates(inv: &Inventory, profiles: &Profiles) -> Result<Vec<CertSpec>, PkiError> {
     let cps: Vec<&Host> = inv.control_plane().collect();
     let etcd: Vec<&Host> = inv.with_role(Role::Etcd).collect();
-    let names = |hosts: &[&Host]| hosts.iter().map(|h| h.name.clone()).collect::<Vec<_>>();
     let mut b = Builder {
         inv,
         profiles,
         specs: Vec::new(),
     };
-    let pair = |stem| Output::Pair { stem };
-    for h in &cps {
+    apiserver_certificates(&mut b, &cps)?;
+    etcd_certificates(&mut b, &etcd)?;
+    control_plane_kubeconfigs(&mut b, &cps)?;
+    node_kubeconfigs(&mut b)?;
+    Ok(b.specs)
+}
+
+fn names(hosts: &[&Host]) -> Vec<String> {
+    hosts.iter().map(|h| h.name.clone()).collect()
+}
+
+fn pair(stem: &'static str) -> Output {
+    Output::Pair { stem }
+}
+
+fn kubeconfig(file: &'static str, server: &str) -> Output {
+    Output::Kubeconfig {
+        file,
+        server: server.to_string(),
+    }
+}
+
+/// Each apiserver's serving certificate, and the client certificates the apiservers use
+/// towards kubelets, the front proxy's backends and etcd.
+fn apiserver_certificates(b: &mut Builder<'_>, cps: &[&Host]) -> Result<(), PkiError> {
+    for h in cps {
         b.add(
             "apiserver",
             "apiserver",
@@ -299,7 +322,7 @@ pub fn certificates(inv: &Inventory, profiles: &Profiles) -> Result<Vec<CertSpec
         CaId::Kubernetes,
         None,
         pair("apiserver-kubelet-client"),
-        names(&cps),
+        names(cps),
     )?;
     b.add(
         "front-proxy-client",
@@ -308,7 +331,7 @@ pub fn certificates(inv: &Inventory, profiles: &Profiles) -> Result<Vec<CertSpec
         CaId::FrontProxy,
         None,
         pair("front-proxy-client"),
-        names(&cps),
+        names(cps),
     )?;
     b.add(
         "apiserver-etcd-client",
@@ -317,9 +340,14 @@ pub fn certificates(inv: &Inventory, profiles: &Profiles) -> Result<Vec<CertSpec
         CaId::Etcd,
         None,
         pair("apiserver-etcd-client"),
-        names(&cps),
+        names(cps),
     )?;
-    for h in &etcd {
+    Ok(())
+}
+
+/// Each etcd member's server and peer certificates, and the health-check client.
+fn etcd_certificates(b: &mut Builder<'_>, etcd: &[&Host]) -> Result<(), PkiError> {
+    for h in etcd {
         b.add(
             "etcd-server",
             "etcd-server",
@@ -346,13 +374,15 @@ pub fn certificates(inv: &Inventory, profiles: &Profiles) -> Result<Vec<CertSpec
         CaId::Etcd,
         None,
         pair("etcd/healthcheck-client"),
-        names(&etcd),
+        names(etcd),
     )?;
-    let endpoint = inv.endpoint.url();
-    let kubeconfig = |file, server: &str| Output::Kubeconfig {
-        file,
-        server: server.to_string(),
-    };
+    Ok(())
+}
+
+/// admin.conf and super-admin.conf through the endpoint; each control plane's
+/// controller-manager and scheduler kubeconfigs to its local apiserver.
+fn control_plane_kubeconfigs(b: &mut Builder<'_>, cps: &[&Host]) -> Result<(), PkiError> {
+    let endpoint = b.inv.endpoint.url();
     b.add(
         "admin.conf",
         "admin",
@@ -360,7 +390,7 @@ pub fn certificates(inv: &Inventory, profiles: &Profiles) -> Result<Vec<CertSpec
         CaId::Kubernetes,
         None,
         kubeconfig("admin.conf", &endpoint),
-        names(&cps),
+        names(cps),
     )?;
     // kubeadm writes super-admin.conf on the first control-plane host only.
     b.add(
@@ -372,7 +402,7 @@ pub fn certificates(inv: &Inventory, profiles: &Profiles) -> Result<Vec<CertSpec
         kubeconfig("super-admin.conf", &endpoint),
         names(&cps[..cps.len().min(1)]),
     )?;
-    for h in &cps {
+    for h in cps {
         let local = local_apiserver(h);
         b.add(
             "controller-manager.conf",
@@ -393,8 +423,13 @@ pub fn certificates(inv: &Inventory, profiles: &Profiles) -> Result<Vec<CertSpec
             vec![h.name.clone()],
         )?;
     }
-    // Every host the component table gives a kubelet: on a control-plane host it talks to the
-    // local apiserver (kubeadm's ControlPlaneKubeletLocalMode), elsewhere to the endpoint.
+    Ok(())
+}
+
+/// Every host the component table gives a kubelet: on a control-plane host it talks to the
+/// local apiserver (kubeadm's ControlPlaneKubeletLocalMode), elsewhere to the endpoint.
+fn node_kubeconfigs(b: &mut Builder<'_>) -> Result<(), PkiError> {
+    let (inv, endpoint) = (b.inv, b.inv.endpoint.url());
     for h in components::component(ComponentId::Kubelet).hosts(inv) {
         let server = if h.has(Role::ControlPlane) {
             local_apiserver(h)
@@ -422,7 +457,7 @@ pub fn certificates(inv: &Inventory, profiles: &Profiles) -> Result<Vec<CertSpec
             vec![h.name.clone()],
         )?;
     }
-    Ok(b.specs)
+    Ok(())
 }
 
 /// Shared files each host's tree gets as copies: the CA certificates it trusts, the keys its

@@ -174,128 +174,142 @@ impl StatusReport {
     /// Everything that makes the cluster degraded, one sentence each; empty when healthy.
     pub fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
-        let etcd = &self.etcd;
-        if let Some(e) = &etcd.error {
-            out.push(format!("etcd: {e}"));
-        }
-        for m in &etcd.members {
-            if !m.healthy {
-                let why = m.error.as_deref().unwrap_or("reports itself unhealthy");
-                out.push(format!("etcd member {} is unhealthy: {why}", m.name));
-            }
-        }
-        if !etcd.missing_from_list.is_empty() {
-            out.push(format!(
-                "etcd's member list lacks {} (in cluster.yaml): `kinit up` adds it (a learner, \
-                 promoted once caught up)",
-                etcd.missing_from_list.join(", ")
-            ));
-        }
-        if !etcd.not_in_inventory.is_empty() {
-            out.push(format!(
-                "etcd's member list has {} that cluster.yaml does not name: `kinit up` leaves it; \
-                 to take it out, put its host back in cluster.yaml and run `kinit remove HOST`",
-                etcd.not_in_inventory.join(", ")
-            ));
-        }
-        if etcd.members.iter().any(|m| m.healthy) {
-            match etcd.leaders.len() {
-                0 => out.push("etcd has no leader".to_string()),
-                1 => {}
-                _ => out.push(format!(
-                    "etcd members disagree on the leader: {}",
-                    etcd.leaders.join(", ")
-                )),
-            }
-        }
+        etcd_problems(&self.etcd, &mut out);
         if let Some(vip) = &self.vip {
-            match vip.holders.len() {
-                0 => out.push(format!("the VIP {} is held by no host", vip.address)),
-                1 => {}
-                _ => out.push(format!(
-                    "the VIP {} is held by more than one host: {}",
-                    vip.address,
-                    vip.holders.join(", ")
-                )),
-            }
+            vip_problems(vip, &mut out);
         }
         for h in &self.hosts {
-            if !h.reachable {
-                let why = h.error.as_deref().unwrap_or("no answer");
-                out.push(format!("{} is unreachable: {why}", h.name));
-                continue;
-            }
-            for s in &h.services {
-                if s.state != "active" {
-                    out.push(format!("{}: {} is {}", h.name, s.name, s.state));
-                }
-            }
-            if let Some(hp) = &h.haproxy {
-                if let Some(e) = &hp.error {
-                    out.push(format!("{}: cannot read haproxy's stats: {e}", h.name));
-                }
-                if !hp.not_in_config.is_empty() {
-                    out.push(format!(
-                        "{}: haproxy has backend server(s) {} that cluster.yaml does not name",
-                        h.name,
-                        hp.not_in_config.join(", ")
-                    ));
-                }
-                if !hp.missing.is_empty() {
-                    out.push(format!(
-                        "{}: haproxy lacks backend server(s) {} (in cluster.yaml): `kinit up` adds them",
-                        h.name,
-                        hp.missing.join(", ")
-                    ));
-                }
-                for s in hp.servers.iter().filter(|s| !s.is_up()) {
-                    out.push(format!(
-                        "{}: haproxy backend {}/{} is {}{}",
-                        h.name,
-                        s.backend,
-                        s.server,
-                        s.status,
-                        s.check
-                            .as_deref()
-                            .map(|c| format!(" ({c})"))
-                            .unwrap_or_default()
-                    ));
-                }
-            }
+            host_problems(h, &mut out);
         }
         if let Some(cp) = &self.control_plane {
             out.extend(super::control_plane::problems(cp));
         }
-        let c = &self.certificates;
-        if let Some(e) = &c.error {
-            out.push(format!("certificates: {e}"));
-        }
-        if c.total > 0 && c.missing.len() == c.total {
-            out.push(
-                "no certificate is in the PKI dir: run `kinit certs generate` (or point -c at the right cluster.yaml)"
-                    .to_string(),
-            );
-            return out;
-        }
-        for (what, notes) in [
-            ("expired", &c.expired),
-            ("expiring soon", &c.expiring),
-            ("missing", &c.missing),
-            ("unreadable", &c.unreadable),
-        ] {
-            if !notes.is_empty() {
-                let names: Vec<&str> = notes.iter().map(|n| n.name.as_str()).collect();
-                out.push(format!(
-                    "{} certificate(s) {what}: {}",
-                    notes.len(),
-                    names.join(", ")
-                ));
-            }
-        }
+        certificate_problems(&self.certificates, &mut out);
         out
     }
 
     pub fn healthy(&self) -> bool {
         self.problems().is_empty()
+    }
+}
+
+fn etcd_problems(etcd: &EtcdStatus, out: &mut Vec<String>) {
+    if let Some(e) = &etcd.error {
+        out.push(format!("etcd: {e}"));
+    }
+    for m in &etcd.members {
+        if !m.healthy {
+            let why = m.error.as_deref().unwrap_or("reports itself unhealthy");
+            out.push(format!("etcd member {} is unhealthy: {why}", m.name));
+        }
+    }
+    if !etcd.missing_from_list.is_empty() {
+        out.push(format!(
+            "etcd's member list lacks {} (in cluster.yaml): `kinit up` adds it (a learner, \
+             promoted once caught up)",
+            etcd.missing_from_list.join(", ")
+        ));
+    }
+    if !etcd.not_in_inventory.is_empty() {
+        out.push(format!(
+            "etcd's member list has {} that cluster.yaml does not name: `kinit up` leaves it; \
+             to take it out, put its host back in cluster.yaml and run `kinit remove HOST`",
+            etcd.not_in_inventory.join(", ")
+        ));
+    }
+    if etcd.members.iter().any(|m| m.healthy) {
+        match etcd.leaders.len() {
+            0 => out.push("etcd has no leader".to_string()),
+            1 => {}
+            _ => out.push(format!(
+                "etcd members disagree on the leader: {}",
+                etcd.leaders.join(", ")
+            )),
+        }
+    }
+}
+
+fn vip_problems(vip: &VipStatus, out: &mut Vec<String>) {
+    match vip.holders.len() {
+        0 => out.push(format!("the VIP {} is held by no host", vip.address)),
+        1 => {}
+        _ => out.push(format!(
+            "the VIP {} is held by more than one host: {}",
+            vip.address,
+            vip.holders.join(", ")
+        )),
+    }
+}
+
+fn host_problems(h: &HostStatus, out: &mut Vec<String>) {
+    if !h.reachable {
+        let why = h.error.as_deref().unwrap_or("no answer");
+        out.push(format!("{} is unreachable: {why}", h.name));
+        return;
+    }
+    for s in &h.services {
+        if s.state != "active" {
+            out.push(format!("{}: {} is {}", h.name, s.name, s.state));
+        }
+    }
+    if let Some(hp) = &h.haproxy {
+        if let Some(e) = &hp.error {
+            out.push(format!("{}: cannot read haproxy's stats: {e}", h.name));
+        }
+        if !hp.not_in_config.is_empty() {
+            out.push(format!(
+                "{}: haproxy has backend server(s) {} that cluster.yaml does not name",
+                h.name,
+                hp.not_in_config.join(", ")
+            ));
+        }
+        if !hp.missing.is_empty() {
+            out.push(format!(
+                "{}: haproxy lacks backend server(s) {} (in cluster.yaml): `kinit up` adds them",
+                h.name,
+                hp.missing.join(", ")
+            ));
+        }
+        for s in hp.servers.iter().filter(|s| !s.is_up()) {
+            out.push(format!(
+                "{}: haproxy backend {}/{} is {}{}",
+                h.name,
+                s.backend,
+                s.server,
+                s.status,
+                s.check
+                    .as_deref()
+                    .map(|c| format!(" ({c})"))
+                    .unwrap_or_default()
+            ));
+        }
+    }
+}
+
+fn certificate_problems(c: &CertificateSummary, out: &mut Vec<String>) {
+    if let Some(e) = &c.error {
+        out.push(format!("certificates: {e}"));
+    }
+    if c.total > 0 && c.missing.len() == c.total {
+        out.push(
+            "no certificate is in the PKI dir: run `kinit certs generate` (or point -c at the right cluster.yaml)"
+                .to_string(),
+        );
+        return;
+    }
+    for (what, notes) in [
+        ("expired", &c.expired),
+        ("expiring soon", &c.expiring),
+        ("missing", &c.missing),
+        ("unreadable", &c.unreadable),
+    ] {
+        if !notes.is_empty() {
+            let names: Vec<&str> = notes.iter().map(|n| n.name.as_str()).collect();
+            out.push(format!(
+                "{} certificate(s) {what}: {}",
+                notes.len(),
+                names.join(", ")
+            ));
+        }
     }
 }
