@@ -258,6 +258,38 @@ pub fn cluster(inv: &Inventory) -> Result<Cluster, RenderError> {
     pod_cidrs(inv)?;
     let (etcd_tag, etcd_v36) = etcd_version_for(inv.kubernetes_version.minor);
     let cps: Vec<&Host> = inv.control_plane().collect();
+    Ok(Cluster {
+        name: inv.name.clone(),
+        topology: inv.topology,
+        kubernetes_version: inv.kubernetes_version.to_string(),
+        image_repository: inv.image_repository.clone(),
+        etcd_image: format!("{}/etcd:{etcd_tag}", inv.image_repository),
+        etcd_v36,
+        pause_image: crate::bundle::image::pause_reference(
+            crate::config::model::DEFAULT_IMAGE_REPOSITORY,
+        ),
+        endpoint: endpoint(inv, cps.len())?,
+        networking: networking(inv),
+        control_plane: cps
+            .iter()
+            .enumerate()
+            .map(|(i, h)| ControlPlaneHost {
+                name: h.name.clone(),
+                address: h.address.to_string(),
+                apiserver: SocketAddr::new(h.address, ports::APISERVER).to_string(),
+                priority: vrrp::priority(i),
+            })
+            .collect(),
+        etcd: etcd(inv),
+        time_servers: inv.time_servers.clone(),
+        registries: registries(inv)?,
+        ports: ports(),
+        paths: host_paths::ALL.iter().copied().collect(),
+    })
+}
+
+/// Where clients reach the apiservers, and the VRRP and haproxy settings that keep it there.
+fn endpoint(inv: &Inventory, control_planes: usize) -> Result<Endpoint, RenderError> {
     let lb = inv.endpoint.load_balancer == LoadBalancerKind::HaproxyKeepalived;
     let vip_cidr = if lb {
         let vip: IpAddr = inv.endpoint.address.parse().map_err(|_| {
@@ -271,110 +303,95 @@ pub fn cluster(inv: &Inventory) -> Result<Cluster, RenderError> {
     } else {
         String::new()
     };
+    Ok(Endpoint {
+        address: inv.endpoint.address.clone(),
+        port: inv.endpoint.port,
+        url: inv.endpoint.url(),
+        load_balancer: inv.endpoint.load_balancer,
+        interface: inv.endpoint.interface.clone(),
+        vrrp_unicast: inv.endpoint.vrrp_unicast,
+        vip_cidr,
+        virtual_router_id: vrrp::virtual_router_id(&inv.name, &inv.endpoint.address),
+        check_weight: vrrp::check_weight(control_planes),
+        advert_int: super::failover::VRRP_ADVERT_INT_SECS,
+        check_inter: super::failover::HAPROXY_CHECK_INTER_SECS,
+        check_fall: super::failover::HAPROXY_CHECK_FALL,
+        check_rise: super::failover::HAPROXY_CHECK_RISE,
+        haproxy_bind: match inv.endpoint.address.parse::<IpAddr>() {
+            Ok(IpAddr::V6(_)) => format!(":::{} v4v6", inv.endpoint.port),
+            _ => format!("*:{}", inv.endpoint.port),
+        },
+    })
+}
+
+fn networking(inv: &Inventory) -> Networking {
+    Networking {
+        pod_subnet: inv.networking.pod_subnet.to_string(),
+        service_subnet: inv.networking.service_subnet.to_string(),
+        dns_domain: inv.networking.dns_domain.clone(),
+        cluster_dns: cluster_dns(inv).to_string(),
+        pod_default_route: match inv.networking.pod_subnet {
+            ipnet::IpNet::V4(_) => "0.0.0.0/0",
+            ipnet::IpNet::V6(_) => "::/0",
+        },
+        pod_ip_family: match inv.networking.pod_subnet {
+            ipnet::IpNet::V4(_) => "-4",
+            ipnet::IpNet::V6(_) => "-6",
+        },
+        pod_iptables: match inv.networking.pod_subnet {
+            ipnet::IpNet::V4(_) => "iptables",
+            ipnet::IpNet::V6(_) => "ip6tables",
+        },
+    }
+}
+
+fn etcd(inv: &Inventory) -> Etcd {
     let members = inv.etcd_members();
     let client_urls = members
         .iter()
         .map(|m| m.client_url())
         .collect::<Vec<_>>()
         .join(",");
-    Ok(Cluster {
-        name: inv.name.clone(),
-        topology: inv.topology,
-        kubernetes_version: inv.kubernetes_version.to_string(),
-        image_repository: inv.image_repository.clone(),
-        etcd_image: format!("{}/etcd:{etcd_tag}", inv.image_repository),
-        etcd_v36,
-        pause_image: crate::bundle::image::pause_reference(
-            crate::config::model::DEFAULT_IMAGE_REPOSITORY,
-        ),
-        endpoint: Endpoint {
-            address: inv.endpoint.address.clone(),
-            port: inv.endpoint.port,
-            url: inv.endpoint.url(),
-            load_balancer: inv.endpoint.load_balancer,
-            interface: inv.endpoint.interface.clone(),
-            vrrp_unicast: inv.endpoint.vrrp_unicast,
-            vip_cidr,
-            virtual_router_id: vrrp::virtual_router_id(&inv.name, &inv.endpoint.address),
-            check_weight: vrrp::check_weight(cps.len()),
-            advert_int: super::failover::VRRP_ADVERT_INT_SECS,
-            check_inter: super::failover::HAPROXY_CHECK_INTER_SECS,
-            check_fall: super::failover::HAPROXY_CHECK_FALL,
-            check_rise: super::failover::HAPROXY_CHECK_RISE,
-            haproxy_bind: match inv.endpoint.address.parse::<IpAddr>() {
-                Ok(IpAddr::V6(_)) => format!(":::{} v4v6", inv.endpoint.port),
-                _ => format!("*:{}", inv.endpoint.port),
-            },
-        },
-        networking: Networking {
-            pod_subnet: inv.networking.pod_subnet.to_string(),
-            service_subnet: inv.networking.service_subnet.to_string(),
-            dns_domain: inv.networking.dns_domain.clone(),
-            cluster_dns: cluster_dns(inv).to_string(),
-            pod_default_route: match inv.networking.pod_subnet {
-                ipnet::IpNet::V4(_) => "0.0.0.0/0",
-                ipnet::IpNet::V6(_) => "::/0",
-            },
-            pod_ip_family: match inv.networking.pod_subnet {
-                ipnet::IpNet::V4(_) => "-4",
-                ipnet::IpNet::V6(_) => "-6",
-            },
-            pod_iptables: match inv.networking.pod_subnet {
-                ipnet::IpNet::V4(_) => "iptables",
-                ipnet::IpNet::V6(_) => "ip6tables",
-            },
-        },
-        control_plane: cps
+    Etcd {
+        mode: inv.etcd.mode,
+        data_dir: inv.etcd.data_dir.clone(),
+        initial_cluster: inv.etcd_initial_cluster(),
+        cluster_token: inv
+            .etcd_cluster_token
+            .clone()
+            .unwrap_or_else(|| inv.name.clone()),
+        client_urls,
+        members: members
             .iter()
-            .enumerate()
-            .map(|(i, h)| ControlPlaneHost {
-                name: h.name.clone(),
-                address: h.address.to_string(),
-                apiserver: SocketAddr::new(h.address, ports::APISERVER).to_string(),
-                priority: vrrp::priority(i),
+            .map(|m| EtcdMember {
+                name: m.name.clone(),
+                address: m.address.to_string(),
+                peer_url: m.peer_url(),
+                client_url: m.client_url(),
             })
             .collect(),
-        etcd: Etcd {
-            mode: inv.etcd.mode,
-            data_dir: inv.etcd.data_dir.clone(),
-            initial_cluster: inv.etcd_initial_cluster(),
-            cluster_token: inv
-                .etcd_cluster_token
-                .clone()
-                .unwrap_or_else(|| inv.name.clone()),
-            client_urls,
-            members: members
-                .iter()
-                .map(|m| EtcdMember {
-                    name: m.name.clone(),
-                    address: m.address.to_string(),
-                    peer_url: m.peer_url(),
-                    client_url: m.client_url(),
-                })
-                .collect(),
-            snapshots: inv.etcd.snapshots.as_ref().map(|s| EtcdSnapshots {
-                schedule: s.schedule.clone(),
-                keep: s.keep,
-                dir: s.dir.clone(),
-            }),
-        },
-        time_servers: inv.time_servers.clone(),
-        registries: registries(inv)?,
-        ports: Ports {
-            apiserver: ports::APISERVER,
-            etcd_client: ports::ETCD_CLIENT,
-            etcd_peer: ports::ETCD_PEER,
-            etcd_metrics: ports::ETCD_METRICS,
-            kubelet: ports::KUBELET,
-            kubelet_healthz: ports::KUBELET_HEALTHZ,
-            kube_proxy_healthz: ports::KUBE_PROXY_HEALTHZ,
-            kube_proxy_metrics: ports::KUBE_PROXY_METRICS,
-            controller_manager: ports::CONTROLLER_MANAGER,
-            scheduler: ports::SCHEDULER,
-            haproxy_stats: ports::HAPROXY_STATS,
-        },
-        paths: host_paths::ALL.iter().copied().collect(),
-    })
+        snapshots: inv.etcd.snapshots.as_ref().map(|s| EtcdSnapshots {
+            schedule: s.schedule.clone(),
+            keep: s.keep,
+            dir: s.dir.clone(),
+        }),
+    }
+}
+
+fn ports() -> Ports {
+    Ports {
+        apiserver: ports::APISERVER,
+        etcd_client: ports::ETCD_CLIENT,
+        etcd_peer: ports::ETCD_PEER,
+        etcd_metrics: ports::ETCD_METRICS,
+        kubelet: ports::KUBELET,
+        kubelet_healthz: ports::KUBELET_HEALTHZ,
+        kube_proxy_healthz: ports::KUBE_PROXY_HEALTHZ,
+        kube_proxy_metrics: ports::KUBE_PROXY_METRICS,
+        controller_manager: ports::CONTROLLER_MANAGER,
+        scheduler: ports::SCHEDULER,
+        haproxy_stats: ports::HAPROXY_STATS,
+    }
 }
 
 /// The per-host part.
