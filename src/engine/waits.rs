@@ -72,54 +72,17 @@ pub async fn wait(
             verify::vip(inv, ctx.pool, &targets, t.timeout, ctx.cancel).await
         }
         Wait::Https(w) => {
-            let path = inv.pki_dir.join("ca.crt");
-            let ca = std::fs::read(&path).map_err(|source| RunError::Operator {
-                phase: phase.name.clone(),
-                error: OperatorError::ReadCa { path, source },
-            })?;
+            let ca = read_ca(phase, inv)?;
             let targets = hosts.iter().map(|h| (h.clone(), address(h))).collect();
             verify::https(targets, w.port, &w.path, &ca, w.timeout, ctx.cancel).await
         }
         Wait::Endpoint(w) => {
-            let path = inv.pki_dir.join("ca.crt");
-            let ca = std::fs::read(&path).map_err(|source| RunError::Operator {
-                phase: phase.name.clone(),
-                error: OperatorError::ReadCa { path, source },
-            })?;
+            let ca = read_ca(phase, inv)?;
             verify::https_url(&inv.endpoint.url(), &w.path, &ca, w.timeout, ctx.cancel).await
         }
         Wait::ApiserversInRotation(t) => {
-            let path = inv.pki_dir.join("ca.crt");
-            let ca = std::fs::read(&path).map_err(|source| RunError::Operator {
-                phase: phase.name.clone(),
-                error: OperatorError::ReadCa { path, source },
-            })?;
-            let balancers: Vec<(String, HostTarget)> = component(ComponentId::Haproxy)
-                .hosts(inv)
-                .into_iter()
-                .filter_map(|h| Some((h.name.clone(), ctx.targets.get(&h.name)?.clone())))
-                .collect();
-            let apiservers: Vec<(String, std::net::IpAddr)> =
-                hosts.iter().map(|h| (h.clone(), address(h))).collect();
-            let undrain = super::rolling::apiserver::undrain_left_over(
-                ctx.pool,
-                &balancers,
-                &ca,
-                &apiservers,
-                ctx.cancel,
-            );
-            match tokio::time::timeout(t.timeout, undrain).await {
-                Ok(Ok(put_back)) if put_back.is_empty() => Ok(format!(
-                    "no apiserver is left drained in {} haproxy host(s)",
-                    balancers.len()
-                )),
-                Ok(Ok(put_back)) => Ok(put_back.join("; ")),
-                Ok(Err(e)) => Err(e),
-                Err(_) => Err(verify::WaitError::TimedOut {
-                    waited: t.timeout,
-                    last: "putting drained apiservers back".to_string(),
-                }),
-            }
+            let ca = read_ca(phase, inv)?;
+            apiservers_in_rotation(ctx, hosts, &ca, t.timeout).await
         }
         Wait::UnitsActive(t) => {
             let expected = hosts
@@ -142,6 +105,52 @@ pub async fn wait(
             error,
         },
     })
+}
+
+/// The cluster CA, read for a wait that checks TLS against it.
+fn read_ca(phase: &Phase, inv: &Inventory) -> Result<Vec<u8>, RunError> {
+    let path = inv.pki_dir.join("ca.crt");
+    std::fs::read(&path).map_err(|source| RunError::Operator {
+        phase: phase.name.clone(),
+        error: OperatorError::ReadCa { path, source },
+    })
+}
+
+/// Every apiserver of `hosts` that a run left drained from a haproxy put back once it is ready.
+async fn apiservers_in_rotation(
+    ctx: &WaitContext<'_>,
+    hosts: &[String],
+    ca: &[u8],
+    timeout: std::time::Duration,
+) -> Result<String, verify::WaitError> {
+    let inv = ctx.inventory;
+    let address = |h: &String| inv.host(h).map(|x| x.address).expect("an inventory host");
+    let balancers: Vec<(String, HostTarget)> = component(ComponentId::Haproxy)
+        .hosts(inv)
+        .into_iter()
+        .filter_map(|h| Some((h.name.clone(), ctx.targets.get(&h.name)?.clone())))
+        .collect();
+    let apiservers: Vec<(String, std::net::IpAddr)> =
+        hosts.iter().map(|h| (h.clone(), address(h))).collect();
+    let undrain = super::rolling::apiserver::undrain_left_over(
+        ctx.pool,
+        &balancers,
+        ca,
+        &apiservers,
+        ctx.cancel,
+    );
+    match tokio::time::timeout(timeout, undrain).await {
+        Ok(Ok(put_back)) if put_back.is_empty() => Ok(format!(
+            "no apiserver is left drained in {} haproxy host(s)",
+            balancers.len()
+        )),
+        Ok(Ok(put_back)) => Ok(put_back.join("; ")),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(verify::WaitError::TimedOut {
+            waited: timeout,
+            last: "putting drained apiservers back".to_string(),
+        }),
+    }
 }
 
 /// The units the table starts on `host` for the phase's components (none whose bundle gate

@@ -398,6 +398,33 @@ fn subnets(spec: &ClusterSpec, out: &mut Vec<ConfigProblem>) {
             }
         }
     }
+    host_addresses(spec, pod, svc, out);
+    service_subnet_size(svc, out);
+    if let Some(EndpointAddress::Ip(vip)) = spec.control_plane_endpoint.address {
+        for (subnet, what) in [(pod, "pod"), (svc, "service")] {
+            if subnet.contains(&vip) {
+                out.push(
+                    ConfigProblem::error("config::vip", "spec.controlPlaneEndpoint.address", format!("the endpoint {vip} lies inside the {what} subnet {subnet}"))
+                        .help("the endpoint must be reachable on the hosts' network, outside the cluster ranges"),
+                );
+            }
+        }
+    }
+    if let Err(why) = check_dns_subdomain(&net.dns_domain) {
+        out.push(
+            ConfigProblem::error(
+                "config::dns-domain",
+                "spec.networking.dnsDomain",
+                format!("`{}` {why}", net.dns_domain),
+            )
+            .help("e.g. cluster.local"),
+        );
+    }
+}
+
+/// Each host's address outside the cluster's ranges and inside nodeSubnet (when given).
+fn host_addresses(spec: &ClusterSpec, pod: IpNet, svc: IpNet, out: &mut Vec<ConfigProblem>) {
+    let net = &spec.networking;
     for (i, h) in spec.hosts.iter().enumerate() {
         let Some(addr) = h.address else { continue };
         for (field, subnet, what) in [
@@ -430,6 +457,9 @@ fn subnets(spec: &ClusterSpec, out: &mut Vec<ConfigProblem>) {
             );
         }
     }
+}
+
+fn service_subnet_size(svc: IpNet, out: &mut Vec<ConfigProblem>) {
     // kube-apiserver refuses service ranges with more than 20 host bits.
     let (bits, max_host_bits) = match svc {
         IpNet::V4(n) => (32 - n.prefix_len(), 20),
@@ -448,26 +478,6 @@ fn subnets(spec: &ClusterSpec, out: &mut Vec<ConfigProblem>) {
         out.push(
             ConfigProblem::error("config::service-subnet", "spec.networking.serviceSubnet", format!("the service subnet {svc} is too small: it holds {} address(es), kubeadm needs at least 10", 1u32 << bits))
                 .help("the `kubernetes` service takes the subnet's first address and cluster services the rest; use a prefix of /24 or shorter"),
-        );
-    }
-    if let Some(EndpointAddress::Ip(vip)) = spec.control_plane_endpoint.address {
-        for (subnet, what) in [(pod, "pod"), (svc, "service")] {
-            if subnet.contains(&vip) {
-                out.push(
-                    ConfigProblem::error("config::vip", "spec.controlPlaneEndpoint.address", format!("the endpoint {vip} lies inside the {what} subnet {subnet}"))
-                        .help("the endpoint must be reachable on the hosts' network, outside the cluster ranges"),
-                );
-            }
-        }
-    }
-    if let Err(why) = check_dns_subdomain(&net.dns_domain) {
-        out.push(
-            ConfigProblem::error(
-                "config::dns-domain",
-                "spec.networking.dnsDomain",
-                format!("`{}` {why}", net.dns_domain),
-            )
-            .help("e.g. cluster.local"),
         );
     }
 }
