@@ -158,22 +158,10 @@ impl Engine {
             if self.cancel.is_cancelled() {
                 return Err(RunError::Interrupted);
             }
-            let action = held
-                .iter()
-                .find(|(h, _)| h == host)
-                .map(|(_, a)| *a)
-                .unwrap_or(UnitAction::Restart);
-            let kind = if action == UnitAction::Reload {
-                RestartKind::Reload
-            } else {
-                RestartKind::Restart
-            };
+            let kind = held_kind(held, host);
             if rolling.healthy == Healthy::EtcdMember {
-                self.guard_restart(phase, host, opts.force).await?;
-                if special.as_deref() == Some(host.as_str()) {
-                    let handing_over = self.hand_over(phase, host, &done);
-                    verify::or_cancelled(&self.cancel, (), handing_over).await;
-                }
+                self.before_member_restart(phase, host, special.as_deref(), &done, opts.force)
+                    .await?;
             }
             if self.cancel.is_cancelled() {
                 return Err(RunError::Interrupted);
@@ -228,6 +216,24 @@ impl Engine {
             }
             step.end(self, healthy, &order)?;
             done.push(host.clone());
+        }
+        Ok(())
+    }
+
+    /// An etcd member's restart: the quorum guard first; the leader (which goes last) hands
+    /// its leadership to a member already done.
+    async fn before_member_restart(
+        &self,
+        phase: &Phase,
+        host: &str,
+        leader: Option<&str>,
+        done: &[String],
+        force: bool,
+    ) -> Result<(), RunError> {
+        self.guard_restart(phase, host, force).await?;
+        if leader == Some(host) {
+            let handing_over = self.hand_over(phase, host, done);
+            verify::or_cancelled(&self.cancel, (), handing_over).await;
         }
         Ok(())
     }
@@ -386,15 +392,16 @@ impl Engine {
     /// A static-pod phase: hosts whose manifests exist and change go one at a time (the
     /// kubelet re-creates the pod), each after the last passes the phase's checks; hosts with
     /// a first manifest, or nothing to change, go at once.
-    pub(super) async fn roll_static_pods(
+    /// Look ahead at what the phase would write: the hosts where no manifest is replaced run
+    /// now, all at once; those where one is (with their look-ahead steps) are returned, to go
+    /// one at a time.
+    async fn run_unchanged_at_once(
         &self,
         phase: &Phase,
         hosts: &[String],
-        pods: &'static components::Component,
         opts: &RunOptions,
         state: &mut RunState,
-    ) -> Result<(), RunError> {
-        let rolling = pods.rolling.expect("a rolling component");
+    ) -> Result<Vec<(String, Vec<StepOutcome>)>, RunError> {
         let ahead = self
             .run_jobs(phase, hosts, &JobOptions::look_ahead(opts), state)
             .await?;
@@ -417,6 +424,25 @@ impl Engine {
             let jobs = JobOptions::visible(opts, false, phase.serial);
             self.run_jobs(phase, &at_once, &jobs, state).await?;
         }
+        Ok(ahead
+            .into_iter()
+            .filter(|(h, _)| changing.contains(h))
+            .collect())
+    }
+
+    pub(super) async fn roll_static_pods(
+        &self,
+        phase: &Phase,
+        hosts: &[String],
+        pods: &'static components::Component,
+        opts: &RunOptions,
+        state: &mut RunState,
+    ) -> Result<(), RunError> {
+        let rolling = pods.rolling.expect("a rolling component");
+        let ahead = self
+            .run_unchanged_at_once(phase, hosts, opts, state)
+            .await?;
+        let changing: Vec<String> = ahead.iter().map(|(h, _)| h.clone()).collect();
         if changing.is_empty() {
             return Ok(());
         }
@@ -571,6 +597,20 @@ impl<'a> RestartStep<'a> {
 
 /// A refusal of the guard, boxed for [`RunError`].
 pub type BoxedRefusal = Box<QuorumRefusal>;
+
+/// What the notes held for `host` ask: a reload only when nothing asked for a restart.
+fn held_kind(held: &[(String, UnitAction)], host: &str) -> RestartKind {
+    let action = held
+        .iter()
+        .find(|(h, _)| h == host)
+        .map(|(_, a)| *a)
+        .unwrap_or(UnitAction::Restart);
+    if action == UnitAction::Reload {
+        RestartKind::Reload
+    } else {
+        RestartKind::Restart
+    }
+}
 
 #[cfg(test)]
 mod tests;

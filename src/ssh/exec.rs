@@ -151,6 +151,30 @@ enum Outcome {
     Cancelled,
 }
 
+/// `work` until it is done, the deadline passes or the token is cancelled.
+async fn bounded(
+    work: impl std::future::Future<Output = Result<ExecOutput, SshError>>,
+    deadline: Option<Duration>,
+    cancel: Option<&CancellationToken>,
+) -> Outcome {
+    let limited = async {
+        match deadline {
+            Some(d) => match tokio::time::timeout(d, work).await {
+                Ok(r) => Outcome::Done(r),
+                Err(_) => Outcome::TimedOut,
+            },
+            None => Outcome::Done(work.await),
+        }
+    };
+    match cancel {
+        Some(token) => tokio::select! {
+            o = limited => o,
+            () = token.cancelled() => Outcome::Cancelled,
+        },
+        None => limited.await,
+    }
+}
+
 impl Conn<'_> {
     /// Run a prepared command line; `deadline` bounds our wait for the channel.
     pub async fn run(
@@ -222,22 +246,7 @@ impl Conn<'_> {
                     },
                 }
             };
-            let limited = async {
-                match deadline {
-                    Some(d) => match tokio::time::timeout(d, work).await {
-                        Ok(r) => Outcome::Done(r),
-                        Err(_) => Outcome::TimedOut,
-                    },
-                    None => Outcome::Done(work.await),
-                }
-            };
-            match cancel {
-                Some(token) => tokio::select! {
-                    o = limited => o,
-                    () = token.cancelled() => Outcome::Cancelled,
-                },
-                None => limited.await,
-            }
+            bounded(work, deadline, cancel).await
         };
         match outcome {
             Outcome::Done(result) => result,
