@@ -262,6 +262,76 @@ fn a_real_control_plane_serves_through_the_vip_fails_over_and_rolls_without_a_fa
         seen.longest_gap.as_millis()
     );
 
+    // A flag the apiserver refuses: the first host's restart fails (its unit cannot start), and
+    // `up` stops there, naming the host. Nothing is left drained (haproxy's /readyz check keeps
+    // the dead apiserver out; a drained one would stay out after it recovers), the other hosts
+    // are not touched, and no request fails. The operator's fix brings it back.
+    let pids = |lab: &Lab| -> Vec<String> {
+        ["cp1", "cp2", "cp3"]
+            .iter()
+            .map(|n| lab.on(n, "systemctl show -p MainPID --value kube-apiserver"))
+            .collect()
+    };
+    let before = pids(&lab);
+    let refused = lab.templates_with_apiserver_flag("--no-such-flag=1");
+    let client = ApiLoop::start(&lab.dir().join("pki"), CONFIGMAP);
+    std::thread::sleep(Duration::from_secs(1));
+    let started = Instant::now();
+    let (code, _, all) = lab.up(&["--templates", refused.to_str().unwrap()]);
+    let failed_took = started.elapsed();
+    std::thread::sleep(Duration::from_secs(3));
+    let seen = client.stop();
+    assert_ne!(code, 0, "up with a flag the apiserver refuses: {all}");
+    let tried: Vec<String> = all
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["event"] == "restart-started")
+        .map(|e| e["host"].as_str().unwrap_or_default().to_string())
+        .collect();
+    let [failed] = &tried[..] else {
+        panic!("one restart tried: {tried:?}\n{all}")
+    };
+    assert!(
+        all.contains(&format!(
+            "{failed}: the step failed; its apiserver is no longer drained"
+        )),
+        "{all}"
+    );
+    let after = pids(&lab);
+    for ((node, b), a) in ["cp1", "cp2", "cp3"].iter().zip(&before).zip(&after) {
+        if node != failed {
+            assert_eq!(
+                a, b,
+                "{node}'s apiserver was restarted after {failed} failed"
+            );
+        }
+    }
+    let (code, report) = lab.status(&config);
+    assert_ne!(code, 0, "{failed}'s apiserver is down: {report:#}");
+    let problems = report["problems"].to_string();
+    assert!(problems.contains(failed.as_str()), "{problems}");
+    assert!(
+        !problems.contains("DRAIN") && !problems.contains("MAINT"),
+        "an apiserver left drained: {problems}"
+    );
+    assert_eq!(
+        seen.failed, 0,
+        "failed requests while {failed}'s restart failed: {seen:?}\n{all}"
+    );
+    eprintln!(
+        "figures: refused apiserver flag: up failed on {failed} after {:.1}s, {} requests, 0 \
+         failed, longest gap {} ms",
+        failed_took.as_secs_f64(),
+        seen.requests,
+        seen.longest_gap.as_millis()
+    );
+    let templates = lab.templates_with_apiserver_flag("--profiling=false");
+    let (code, summary, all) = lab.up(&["--templates", templates.to_str().unwrap()]);
+    assert_eq!(code, 0, "up with the flag fixed: {all}");
+    assert_eq!(summary["servicesRestarted"].as_u64(), Some(1), "{all}");
+    let report = lab.wait_healthy(&config);
+    assert_eq!(control_plane(&report).0.len(), 3, "{report:#}");
+
     // A rollout killed (SIGKILL: the operator's machine lost power) right after every haproxy
     // drained an apiserver: status names the drained server; the next `up` puts it back in
     // rotation and finishes what the rollout left; no request fails meanwhile.

@@ -80,6 +80,11 @@ pub(super) fn tokens(spec: &ClusterSpec, out: &mut Vec<ConfigProblem>) {
             );
         }
     }
+    ssh(spec, out);
+}
+
+/// The jump host's address and every login name.
+fn ssh(spec: &ClusterSpec, out: &mut Vec<ConfigProblem>) {
     if let Some(bastion) = &spec.ssh.bastion
         && let Some(address) = &bastion.address
         && let Err(why) = check_host_or_ip(address)
