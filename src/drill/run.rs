@@ -266,9 +266,11 @@ impl Drill<'_> {
             self.inv,
             pool,
             self.targets,
-            &prepared.status,
-            &prepared.target.host,
-            &self.settings.kind,
+            watch::Watched {
+                status: &prepared.status,
+                host: &prepared.target.host,
+                kind: &self.settings.kind,
+            },
             self.timeline.clock,
             &watch_stop,
         );

@@ -112,24 +112,30 @@ pub async fn node_ready_is(
     .await
 }
 
+/// What a drill's watcher looks at: the drill, the host it takes down, the cluster before.
+pub(super) struct Watched<'a> {
+    pub status: &'a StatusReport,
+    pub host: &'a str,
+    pub kind: &'a DrillKind,
+}
+
 /// Start the watcher that tells when the piece moved, or (node drill) when the control plane
 /// marked the Node NotReady; none for the apiserver drill.
 pub(super) fn start(
     inv: &Inventory,
     pool: &Arc<Pool>,
     targets: &BTreeMap<String, HostTarget>,
-    status: &StatusReport,
-    host: &str,
-    kind: &DrillKind,
+    on: Watched<'_>,
     clock: Instant,
     stop: &CancellationToken,
 ) -> Option<tokio::task::JoinHandle<Option<Moved>>> {
+    let Watched { status, host, kind } = on;
     match kind {
         DrillKind::VipHolder => {
             let vip: IpAddr = inv.endpoint.address.parse().ok()?;
             let others = inv
                 .control_plane()
-                .filter(|h| &h.name != host)
+                .filter(|h| h.name != host)
                 .filter_map(|h| targets.get(&h.name).map(|t| (h.name.clone(), t.clone())))
                 .collect();
             Some(tokio::spawn(vip_moved(
@@ -155,7 +161,7 @@ pub(super) fn start(
             let members = inv
                 .etcd_members()
                 .into_iter()
-                .filter(|m| &m.name != host)
+                .filter(|m| m.name != host)
                 .map(|m| (m.name.clone(), m.client_url()))
                 .collect();
             Some(tokio::spawn(leader_moved(

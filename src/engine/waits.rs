@@ -72,16 +72,16 @@ pub async fn wait(
             verify::vip(inv, ctx.pool, &targets, t.timeout, ctx.cancel).await
         }
         Wait::Https(w) => {
-            let ca = read_ca(phase, inv)?;
+            let ca = read_ca(phase, inv).map_err(|e| *e)?;
             let targets = hosts.iter().map(|h| (h.clone(), address(h))).collect();
             verify::https(targets, w.port, &w.path, &ca, w.timeout, ctx.cancel).await
         }
         Wait::Endpoint(w) => {
-            let ca = read_ca(phase, inv)?;
+            let ca = read_ca(phase, inv).map_err(|e| *e)?;
             verify::https_url(&inv.endpoint.url(), &w.path, &ca, w.timeout, ctx.cancel).await
         }
         Wait::ApiserversInRotation(t) => {
-            let ca = read_ca(phase, inv)?;
+            let ca = read_ca(phase, inv).map_err(|e| *e)?;
             apiservers_in_rotation(ctx, hosts, &ca, t.timeout).await
         }
         Wait::UnitsActive(t) => {
@@ -108,11 +108,13 @@ pub async fn wait(
 }
 
 /// The cluster CA, read for a wait that checks TLS against it.
-fn read_ca(phase: &Phase, inv: &Inventory) -> Result<Vec<u8>, RunError> {
+fn read_ca(phase: &Phase, inv: &Inventory) -> Result<Vec<u8>, Box<RunError>> {
     let path = inv.pki_dir.join("ca.crt");
-    std::fs::read(&path).map_err(|source| RunError::Operator {
-        phase: phase.name.clone(),
-        error: OperatorError::ReadCa { path, source },
+    std::fs::read(&path).map_err(|source| {
+        Box::new(RunError::Operator {
+            phase: phase.name.clone(),
+            error: OperatorError::ReadCa { path, source },
+        })
     })
 }
 
