@@ -17,6 +17,18 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// `kinit init`'s cluster.yaml, written in `dir`.
+fn init_config(dir: &Path) -> PathBuf {
+    let config = dir.join("cluster.yaml");
+    kinit()
+        .arg("-c")
+        .arg(&config)
+        .arg("init")
+        .assert()
+        .success();
+    config
+}
+
 /// What `kinit ARGS` prints when it succeeds.
 fn stdout_of(args: &[&str]) -> String {
     let out = kinit()
@@ -387,13 +399,7 @@ fn the_summary_shows_etcd_snapshots_when_set() {
 #[test]
 fn restore_on_a_cluster_without_etcd_hosts_is_refused_before_anything() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("cluster.yaml");
-    kinit()
-        .arg("-c")
-        .arg(&config)
-        .arg("init")
-        .assert()
-        .success();
+    let config = init_config(dir.path());
     let text = std::fs::read_to_string(&config)
         .unwrap()
         .replace("roles: [control-plane, etcd]", "roles: [worker]");
@@ -417,13 +423,7 @@ fn restore_on_a_cluster_without_etcd_hosts_is_refused_before_anything() {
 #[test]
 fn every_command_that_renders_takes_the_template_overrides_up_took() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("cluster.yaml");
-    kinit()
-        .arg("-c")
-        .arg(&config)
-        .arg("init")
-        .assert()
-        .success();
+    let config = init_config(dir.path());
     let overrides = dir.path().join("templates");
     std::fs::create_dir(&overrides).unwrap();
     std::fs::write(overrides.join("haproxy.cfg.ter.tera"), "x").unwrap();
