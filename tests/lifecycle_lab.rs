@@ -122,6 +122,31 @@ fn restore(lab: &Lab, file: &Path) -> (i32, Value, String) {
     (out.status.code().unwrap_or(-1), v, text(&out))
 }
 
+fn restore_dry_run(lab: &Lab, file: &Path) -> (i32, Value, String) {
+    let out = lab.kinit(&[
+        "-o",
+        "json",
+        "etcd",
+        "snapshot",
+        "restore",
+        file.to_str().unwrap(),
+        "--dry-run",
+    ]);
+    let v = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (out.status.code().unwrap_or(-1), v, text(&out))
+}
+
+fn restore_dry_run_text(lab: &Lab, file: &Path) -> (i32, String) {
+    let out = lab.kinit(&[
+        "etcd",
+        "snapshot",
+        "restore",
+        file.to_str().unwrap(),
+        "--dry-run",
+    ]);
+    (out.status.code().unwrap_or(-1), text(&out))
+}
+
 #[test]
 fn snapshots_restore_a_dead_cluster_and_reset_takes_everything_off() {
     let lab = lab_up("klife", SUBNET, "3");
@@ -196,6 +221,10 @@ fn snapshots_restore_a_dead_cluster_and_reset_takes_everything_off() {
     let token_file = lab.dir().join("pki/etcd/cluster-token");
     let token_before = std::fs::read_to_string(&token_file).unwrap();
     lab.on("cp2", "echo mine > /var/lib/etcd/not-etcds.txt");
+    // A dry run runs the same checks: refused the same way, with no confirmation asked.
+    let (code, _, all) = restore_dry_run(&lab, &file);
+    assert_eq!(code, 1, "dry run with a stray file: {all}");
+    assert!(all.contains("not-etcds.txt"), "{all}");
     let (code, _, all) = restore(&lab, &file);
     assert_eq!(code, 1, "restore with a stray file: {all}");
     assert!(
@@ -220,6 +249,49 @@ fn snapshots_restore_a_dead_cluster_and_reset_takes_everything_off() {
         "a restore that changed no host keeps the cluster's token"
     );
     lab.on("cp2", "rm /var/lib/etcd/not-etcds.txt");
+
+    // The dry run: every host's part, and nothing changed (same cluster, keys, token; nothing
+    // moved aside).
+    let (code, plan, all) = restore_dry_run(&lab, &file);
+    assert_eq!(code, 0, "restore --dry-run: {all}");
+    let hosts = plan["hosts"].as_array().expect("hosts");
+    assert_eq!(hosts.len(), 3, "{plan:#}");
+    for h in hosts {
+        let m = &h["member"];
+        assert!(
+            m["movedTo"]
+                .as_str()
+                .is_some_and(|p| p.starts_with("/var/lib/etcd.restore-")),
+            "{plan:#}"
+        );
+        assert_eq!(m["config"], "/etc/etcd/etcd.conf.yml", "{plan:#}");
+        assert!(
+            h["manifestsAside"]
+                .to_string()
+                .contains("/etc/kubernetes/manifests/kube-apiserver.yaml"),
+            "{plan:#}"
+        );
+    }
+    let (code, text_plan) = restore_dry_run_text(&lab, &file);
+    assert_eq!(code, 0, "{text_plan}");
+    assert!(
+        text_plan.contains("cp2:") && text_plan.contains("nothing was changed"),
+        "{text_plan}"
+    );
+    assert_eq!(cluster_id(&lab), before, "a dry run changed the cluster");
+    assert_eq!(
+        keys_on(&lab, ADDRS[0]).get("k/new").map(String::as_str),
+        Some("after")
+    );
+    assert_eq!(
+        std::fs::read_to_string(&token_file).unwrap(),
+        token_before,
+        "a dry run keeps the cluster's token"
+    );
+    for node in NODES {
+        let left = lab.on(node, "ls -d /var/lib/etcd.restore-* 2>/dev/null | wc -l");
+        assert_eq!(left, "0", "{node}: a dry run moved nothing");
+    }
 
     // Restore: exactly the saved keys, through every member, in a new cluster.
     let (code, report, all) = restore(&lab, &file);

@@ -178,6 +178,11 @@ pub struct RestoreArgs {
     #[arg(long, short = 'y')]
     pub yes: bool,
 
+    /// Connect, run the checks a restore runs first and print what it would do on each host;
+    /// change nothing (no confirmation needed)
+    #[arg(long)]
+    pub dry_run: bool,
+
     /// Seconds the restored cluster may take to become healthy
     #[arg(long, value_name = "SECONDS", default_value_t = 120)]
     pub wait: u64,
@@ -201,6 +206,7 @@ impl RestoreArgs {
         RestoreOptions {
             file: self.file.clone(),
             yes: self.yes,
+            dry_run: self.dry_run,
             wait: std::time::Duration::from_secs(self.wait.max(1)),
             break_lock: self.break_lock,
             accept_new_host_keys: self.remote.accept_new_host_keys,

@@ -27,6 +27,8 @@ pub struct SaveOptions {
 pub struct RestoreOptions {
     pub file: PathBuf,
     pub yes: bool,
+    /// Check everything a restore checks and say what it would do; change nothing.
+    pub dry_run: bool,
     pub wait: Duration,
     /// Remove any lock, not only stale ones of this machine.
     pub break_lock: bool,
@@ -144,19 +146,8 @@ pub fn restore(global: &GlobalOptions, opts: &RestoreOptions) -> CommandResult {
         .into());
     }
     let tls = etcd_client(&inventory)?;
-    if !opts.yes {
-        let plan = view::restore_plan_text(&opts.file, &status, &etcd_names);
-        match confirm::ask(&plan, "Restore?").map_err(CommandError::io("asking"))? {
-            Answer::Yes => {}
-            Answer::No => return Err(CommandError::Declined),
-            Answer::NoTerminal => {
-                return Err(CommandError::NotConfirmed(
-                    "kinit etcd snapshot restore replaces etcd's data on every member: pass \
-                     --yes to confirm (no terminal to ask on)"
-                        .into(),
-                ));
-            }
-        }
+    if !opts.yes && !opts.dry_run {
+        confirm_restore(&view::restore_plan_text(&opts.file, &status, &etcd_names))?;
     }
     let hosts: Vec<_> = inventory
         .hosts
@@ -184,26 +175,59 @@ pub fn restore(global: &GlobalOptions, opts: &RestoreOptions) -> CommandResult {
             concurrency: opts.concurrency,
         },
     };
-    let file = opts.file.clone();
     let notes = view::NoteLines {
         quiet: global.verbosity < 0,
     };
+    let (file, dry_run) = (opts.file.clone(), opts.dry_run);
     let remote::Finished { value, interrupted } =
         remote::with_remote(ssh, |pool, cancel| async move {
-            restore::restore(
-                &inventory, &tls, pool, &targets, &templates, &file, &status, &settings, &cancel,
-                &notes,
-            )
-            .await
+            let restore = restore::Restore {
+                inv: &inventory,
+                tls: &tls,
+                pool,
+                targets: &targets,
+                templates: &templates,
+                file: &file,
+                status: &status,
+                settings: &settings,
+                cancel: &cancel,
+            };
+            if dry_run {
+                restore.plan().await.map(Restored::Planned)
+            } else {
+                restore.run(&notes).await.map(Restored::Done)
+            }
         })?;
     if interrupted {
         eprintln!("interrupted");
         return Ok(Outcome::Interrupted);
     }
-    let report = value?;
-    match global.output {
-        OutputFormat::Json => print_json(&report),
-        OutputFormat::Text => print!("{}", view::restored_text(&report)),
+    match (value?, global.output) {
+        (Restored::Done(report), OutputFormat::Json) => print_json(&report),
+        (Restored::Done(report), OutputFormat::Text) => print!("{}", view::restored_text(&report)),
+        (Restored::Planned(plan), OutputFormat::Json) => print_json(&plan),
+        (Restored::Planned(plan), OutputFormat::Text) => {
+            print!("{}", view::restore_dry_run_text(&plan))
+        }
     }
     Ok(Outcome::Success)
+}
+
+/// The operator's yes on a terminal; without one, `--yes` is needed.
+fn confirm_restore(plan: &str) -> Result<(), CommandError> {
+    match confirm::ask(plan, "Restore?").map_err(CommandError::io("asking"))? {
+        Answer::Yes => Ok(()),
+        Answer::No => Err(CommandError::Declined),
+        Answer::NoTerminal => Err(CommandError::NotConfirmed(
+            "kinit etcd snapshot restore replaces etcd's data on every member: pass --yes to \
+             confirm, or --dry-run to see the plan (no terminal to ask on)"
+                .into(),
+        )),
+    }
+}
+
+/// What `restore` ends with: the report, or with `--dry-run` the plan.
+enum Restored {
+    Done(restore::RestoreReport),
+    Planned(restore::RestorePlan),
 }

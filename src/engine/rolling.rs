@@ -1,6 +1,8 @@
-//! Rolling restarts. Every host of a phase gets its files at once, but a component the table
-//! marks rolling (etcd, haproxy, keepalived, static pods) is restarted, reloaded or given its
-//! new manifest one host at a time: the next host only once the last serves again (etcd:
+//! Rolling restarts. A component the table marks rolling (etcd, haproxy, keepalived, static
+//! pods) is restarted, reloaded or given its new manifest one host at a time, and a host that
+//! restarts gets its files just before its turn (hosts with nothing to restart get theirs at
+//! once): a roll that stops on a bad file leaves the hosts after it with the files they run.
+//! The next host goes only once the last serves again (etcd:
 //! member healthy and caught up with the leader; haproxy: frontend answering; keepalived: the
 //! VIP on exactly one host; static pods: the phase's own waits). The etcd leader and the VIP
 //! holder go last, and before each etcd restart the quorum guard asks whether etcd stays
@@ -78,7 +80,9 @@ fn unit_failed(phase: &Phase, host: &str, step: String, e: &HostOpError) -> RunE
 }
 
 impl Engine {
-    /// A phase of units: files everywhere at once (restarts held), then each held unit rolled.
+    /// A phase of units. A quiet look ahead finds the hosts that would restart or reload a
+    /// unit; the others converge at once, and each of those gets its files just before its
+    /// first turn in the roll (a dry run shows every host at once, as before).
     pub(super) async fn roll_units(
         &self,
         phase: &Phase,
@@ -93,20 +97,18 @@ impl Engine {
                 .await?;
         }
         let jobs = JobOptions::visible(opts, true, phase.serial);
-        let outcomes = self.run_jobs(phase, hosts, &jobs, state).await?;
+        let (outcomes, mut unwritten) = if opts.dry_run {
+            (
+                self.run_jobs(phase, hosts, &jobs, state).await?,
+                Unwritten::new(),
+            )
+        } else {
+            self.converge_hosts_without_restarts(phase, hosts, &jobs, opts, state)
+                .await?
+        };
         for c in phase_components(phase) {
             for unit in c.units {
-                let held: Vec<(String, UnitAction)> = outcomes
-                    .iter()
-                    .filter_map(|(host, steps)| {
-                        steps.iter().find_map(|o| match o {
-                            StepOutcome::Held { unit: u, action } if *u == unit.name => {
-                                Some((host.clone(), *action))
-                            }
-                            _ => None,
-                        })
-                    })
-                    .collect();
+                let held = held_on(&outcomes, unit.name);
                 if held.is_empty() {
                     continue;
                 }
@@ -115,37 +117,84 @@ impl Engine {
                     healthy: Healthy::PhaseWaits,
                     last: GoesLast::None,
                 });
-                self.roll_unit(phase, rolling, unit, &held, opts, state)
+                let roll = UnitRoll {
+                    rolling,
+                    unit,
+                    held: &held,
+                };
+                self.roll_unit(phase, roll, &mut unwritten, opts, state)
                     .await?;
             }
         }
+        // Every host the look ahead held a restart for was written at its turn; one the look
+        // ahead was wrong about still gets its files.
+        let left: Vec<String> = unwritten.into_iter().collect();
+        if !left.is_empty() {
+            self.run_jobs(phase, &left, &jobs, state).await?;
+        }
+        Ok(())
+    }
+
+    /// Look ahead; converge the hosts that would hold no restart now. Returns every host's
+    /// outcomes (the look ahead's for the others) and the hosts not written yet.
+    async fn converge_hosts_without_restarts(
+        &self,
+        phase: &Phase,
+        hosts: &[String],
+        jobs: &JobOptions,
+        opts: &RunOptions,
+        state: &mut RunState,
+    ) -> Result<(Vec<(String, Vec<StepOutcome>)>, Unwritten), RunError> {
+        let ahead = self
+            .run_jobs(phase, hosts, &JobOptions::look_ahead(opts), state)
+            .await?;
+        let holds =
+            |steps: &[StepOutcome]| steps.iter().any(|o| matches!(o, StepOutcome::Held { .. }));
+        let (rolls, at_once): (Vec<_>, Vec<_>) =
+            ahead.into_iter().partition(|(_, steps)| holds(steps));
+        let at_once: Vec<String> = at_once.into_iter().map(|(h, _)| h).collect();
+        let mut outcomes = if at_once.is_empty() {
+            Vec::new()
+        } else {
+            self.run_jobs(phase, &at_once, jobs, state).await?
+        };
+        let unwritten = rolls.iter().map(|(h, _)| h.clone()).collect();
+        outcomes.extend(rolls);
+        Ok((outcomes, unwritten))
+    }
+
+    /// Write `host`'s files (its restarts held) if it has not had them yet in this phase.
+    async fn write_before_turn(
+        &self,
+        phase: &Phase,
+        host: &str,
+        unwritten: &mut Unwritten,
+        opts: &RunOptions,
+        state: &mut RunState,
+    ) -> Result<(), RunError> {
+        if !unwritten.remove(host) {
+            return Ok(());
+        }
+        let one = JobOptions::visible(opts, true, true);
+        self.run_jobs(phase, &[host.to_string()], &one, state)
+            .await?;
         Ok(())
     }
 
     async fn roll_unit(
         &self,
         phase: &Phase,
-        rolling: Rolling,
-        unit: &UnitRow,
-        held: &[(String, UnitAction)],
+        roll: UnitRoll<'_>,
+        unwritten: &mut Unwritten,
         opts: &RunOptions,
         state: &mut RunState,
     ) -> Result<(), RunError> {
-        let kind = if held.iter().any(|(_, a)| *a == UnitAction::Restart) {
-            RestartKind::Restart
-        } else {
-            RestartKind::Reload
-        };
-        let hosts: Vec<String> = held.iter().map(|(h, _)| h.clone()).collect();
-        let special = self.goes_last(rolling.last).await;
-        let order = restart_order::restart_order(&hosts, rolling.last, special.as_deref());
-        self.emit(Event::RestartOrder {
-            phase: phase.name.clone(),
-            what: unit.name,
-            action: kind,
-            hosts: order.clone(),
-            last: restart_order::why_last(rolling.last, special.as_deref(), &order),
-        });
+        let UnitRoll {
+            rolling,
+            unit,
+            held,
+        } = roll;
+        let (order, special) = self.announce_unit_order(phase, roll).await;
         let node_roll =
             (rolling.healthy == Healthy::NodeReady).then(|| node::NodeRoll::new(&self.inventory));
         if let Some(roll) = &node_roll {
@@ -167,6 +216,9 @@ impl Engine {
             if self.cancel.is_cancelled() {
                 return Err(RunError::Interrupted);
             }
+            // Before anything is drained or cordoned: a write that fails leaves the host serving.
+            self.write_before_turn(phase, host, unwritten, opts, state)
+                .await?;
             let drains = self
                 .drain_before_restart(
                     phase,
@@ -219,6 +271,32 @@ impl Engine {
             done.push(host.clone());
         }
         Ok(())
+    }
+
+    /// The order a unit's roll takes (the host that goes last, when one must), announced; and
+    /// that host.
+    async fn announce_unit_order(
+        &self,
+        phase: &Phase,
+        roll: UnitRoll<'_>,
+    ) -> (Vec<String>, Option<String>) {
+        let kind = if roll.held.iter().any(|(_, a)| *a == UnitAction::Restart) {
+            RestartKind::Restart
+        } else {
+            RestartKind::Reload
+        };
+        let last = roll.rolling.last;
+        let hosts: Vec<String> = roll.held.iter().map(|(h, _)| h.clone()).collect();
+        let special = self.goes_last(last).await;
+        let order = restart_order::restart_order(&hosts, last, special.as_deref());
+        self.emit(Event::RestartOrder {
+            phase: phase.name.clone(),
+            what: roll.unit.name,
+            action: kind,
+            hosts: order.clone(),
+            last: restart_order::why_last(last, special.as_deref(), &order),
+        });
+        (order, special)
     }
 
     /// An etcd member's restart: the quorum guard first; the leader (which goes last) hands
@@ -460,6 +538,32 @@ impl<'a> RestartStep<'a> {
         });
         Ok(())
     }
+}
+
+/// The hosts of a rolling phase whose files are still to be written.
+type Unwritten = std::collections::BTreeSet<String>;
+
+/// One unit's roll: its rule and the hosts holding a restart or reload of it.
+#[derive(Clone, Copy)]
+struct UnitRoll<'a> {
+    rolling: Rolling,
+    unit: &'static UnitRow,
+    held: &'a [(String, UnitAction)],
+}
+
+/// The hosts whose outcomes hold a restart or reload of `unit`, with which.
+fn held_on(outcomes: &[(String, Vec<StepOutcome>)], unit: &str) -> Vec<(String, UnitAction)> {
+    outcomes
+        .iter()
+        .filter_map(|(host, steps)| {
+            steps.iter().find_map(|o| match o {
+                StepOutcome::Held { unit: u, action } if *u == unit => {
+                    Some((host.clone(), *action))
+                }
+                _ => None,
+            })
+        })
+        .collect()
 }
 
 /// A refusal of the guard, boxed for [`RunError`].

@@ -437,33 +437,13 @@ impl Engine {
         if self.cancel.is_cancelled() {
             return Err(RunError::Interrupted);
         }
-        let mut failures = Vec::new();
-        let mut done = Vec::new();
-        for (host, r) in results {
-            match r {
-                Ok(outcomes) => {
-                    if !jobs.quiet {
-                        for o in &outcomes {
-                            state.tally.add(&phase.name, &host, o);
-                        }
-                    }
-                    done.push((host, outcomes));
+        let mut done =
+            tally_results(phase, results, jobs, &mut state.tally).map_err(|failures| {
+                RunError::Hosts {
+                    phase: phase.name.clone(),
+                    failures,
                 }
-                Err(FanoutError::Failed(f)) => failures.push(f),
-                Err(other) => failures.push(HostFailure {
-                    host,
-                    step: "?".into(),
-                    error: other.to_string(),
-                    stderr_tail: None,
-                }),
-            }
-        }
-        if !failures.is_empty() {
-            return Err(RunError::Hosts {
-                phase: phase.name.clone(),
-                failures,
-            });
-        }
+            })?;
         // Config order, whatever order the hosts finished in.
         done.sort_by_key(|(h, _)| self.inventory.hosts.iter().position(|x| &x.name == h));
         Ok(done)
@@ -494,6 +474,44 @@ impl Engine {
             }
         }
         Ok(())
+    }
+}
+
+/// What each host's job ended with.
+type JobResults = Vec<(String, Result<Vec<StepOutcome>, FanoutError<HostFailure>>)>;
+
+/// Each host's outcomes (tallied unless the jobs were a look ahead), or every host's failure.
+fn tally_results(
+    phase: &Phase,
+    results: JobResults,
+    jobs: &JobOptions,
+    tally: &mut Tally,
+) -> Result<Vec<(String, Vec<StepOutcome>)>, Vec<HostFailure>> {
+    let mut failures = Vec::new();
+    let mut done = Vec::new();
+    for (host, r) in results {
+        match r {
+            Ok(outcomes) => {
+                if !jobs.quiet {
+                    for o in &outcomes {
+                        tally.add(&phase.name, &host, o);
+                    }
+                }
+                done.push((host, outcomes));
+            }
+            Err(FanoutError::Failed(f)) => failures.push(f),
+            Err(other) => failures.push(HostFailure {
+                host,
+                step: "?".into(),
+                error: other.to_string(),
+                stderr_tail: None,
+            }),
+        }
+    }
+    if failures.is_empty() {
+        Ok(done)
+    } else {
+        Err(failures)
     }
 }
 

@@ -7,7 +7,7 @@ use crate::engine::event::{Event, Observer};
 use crate::etcd::snapshot_file::{Integrity, SnapshotStatus};
 use crate::lifecycle::reset::{ResetAction, ResetReport};
 use crate::lifecycle::reset_plan::HostReset;
-use crate::lifecycle::snapshot::restore::RestoreReport;
+use crate::lifecycle::snapshot::restore::{RestorePlan, RestoreReport};
 use crate::lifecycle::snapshot::save::SavedSnapshot;
 use crate::planning::membership::ResetMembership;
 
@@ -203,6 +203,50 @@ pub fn restore_plan_text(
         status.total_keys,
         hosts.join(", ")
     )
+}
+
+/// `restore --dry-run`: per host, what the restore would stop, move and start.
+pub fn restore_dry_run_text(plan: &RestorePlan) -> String {
+    let mut out = format!(
+        "dry run: kinit etcd snapshot restore would bring etcd back from {} (revision {}, {} \
+         keys); every host answered and passed the checks:\n",
+        plan.snapshot.display(),
+        plan.revision,
+        plan.total_keys
+    );
+    for h in &plan.hosts {
+        let _ = writeln!(out, "  {}:", h.host);
+        if !h.units_stopped.is_empty() {
+            let _ = writeln!(
+                out,
+                "    stop {} (started again once etcd is healthy)",
+                h.units_stopped.join(", ")
+            );
+        }
+        if !h.manifests_aside.is_empty() {
+            let _ = writeln!(
+                out,
+                "    hold {} in {} (put back once etcd is healthy)",
+                h.manifests_aside.join(", "),
+                h.aside
+            );
+        }
+        if let Some(m) = &h.member {
+            let what = if m.mount_point {
+                format!("the contents of {} (a mount point)", m.data_dir)
+            } else {
+                m.data_dir.clone()
+            };
+            let _ = writeln!(out, "    move {what} to {} (kept)", m.moved_to);
+            let _ = writeln!(
+                out,
+                "    restore the snapshot as member {} ({}) of a new cluster; write {}; start etcd",
+                h.host, m.peer_url, m.config
+            );
+        }
+    }
+    out.push_str("nothing was changed: no lock taken, the cluster token kept\n");
+    out
 }
 
 pub fn restored_text(r: &RestoreReport) -> String {

@@ -268,6 +268,24 @@ impl Observer for UpProgress {
                 "   {} {host:<10} {step:<28} {error}",
                 paint(self.color, "31", "x")
             )),
+            Event::RestartOrder { .. }
+            | Event::RestartStarted { .. }
+            | Event::RestartFinished { .. } => self.line(self.restart_line(event)),
+            Event::PhaseFinished { phase, seconds, ok } => {
+                self.finish();
+                self.line(format!(
+                    "-- {phase}: {} in {seconds:.1} s",
+                    if *ok { "done" } else { "FAILED" }
+                ));
+            }
+        }
+    }
+}
+
+impl UpProgress {
+    /// The line of a restart event (an order, a restart begun, a host serving again).
+    fn restart_line(&self, event: &Event) -> String {
+        match event {
             Event::RestartOrder {
                 phase,
                 what,
@@ -277,36 +295,30 @@ impl Observer for UpProgress {
             } => {
                 let why = last.as_ref().map(|l| format!(" ({l})")).unwrap_or_default();
                 let verb = if self.dry_run { "would go" } else { "goes" };
-                self.line(format!(
+                format!(
                     "   {phase}: {} {what} {verb} one host at a time: {}{why}",
                     action.verb(),
                     hosts.join(", ")
-                ));
+                )
             }
             Event::RestartStarted {
                 host, what, action, ..
-            } => self.line(format!(
+            } => format!(
                 "   {} {host:<10} {} {what}",
                 paint(self.color, "33", ">"),
                 action.verb()
-            )),
+            ),
             Event::RestartFinished {
                 host,
                 what,
                 seconds,
                 healthy,
                 ..
-            } => self.line(format!(
+            } => format!(
                 "   {} {host:<10} {what} serves again after {seconds:.1} s: {healthy}",
                 paint(self.color, "32", "+")
-            )),
-            Event::PhaseFinished { phase, seconds, ok } => {
-                self.finish();
-                self.line(format!(
-                    "-- {phase}: {} in {seconds:.1} s",
-                    if *ok { "done" } else { "FAILED" }
-                ));
-            }
+            ),
+            _ => unreachable!("only restart events come here"),
         }
     }
 }

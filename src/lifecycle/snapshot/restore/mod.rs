@@ -23,6 +23,7 @@
 
 mod members;
 mod old_data;
+mod plan;
 mod scripts;
 mod steps;
 #[cfg(test)]
@@ -49,6 +50,7 @@ use crate::host_paths;
 use crate::inventory::{Host, Inventory};
 use crate::render::Templates;
 use crate::ssh::{HostTarget, Pool, Session};
+pub use plan::{PlannedHost, PlannedMember, RestorePlan};
 use steps::Restoring;
 
 #[derive(Debug, Clone)]
@@ -163,48 +165,104 @@ fn all_ok<R>(
     Ok(out)
 }
 
-/// Restore every etcd member of `inv` from `file` (already inspected: `status`). `inv` carries
-/// the new cluster token (`pki::cluster_token::new_token`), which is kept in the PKI dir once
-/// every host answered and passed the checks, just before the first change.
-#[allow(clippy::too_many_arguments)]
-pub async fn restore(
-    inv: &Inventory,
-    tls: &ClientTls,
-    pool: Arc<Pool>,
-    targets: &BTreeMap<String, HostTarget>,
-    templates: &Templates,
-    file: &Path,
-    status: &SnapshotStatus,
-    settings: &RestoreSettings,
-    cancel: &CancellationToken,
-    observer: &dyn Observer,
-) -> Result<RestoreReport, SnapshotError> {
-    let started = Instant::now();
-    let token = inv
-        .etcd_cluster_token
-        .clone()
-        .ok_or_else(|| SnapshotError::Render("no new cluster token".into()))?;
-    let etcd_hosts: Vec<Host> = inv.with_role(Role::Etcd).cloned().collect();
-    if etcd_hosts.is_empty() {
-        return Err(SnapshotError::NoEtcdHosts);
+/// A restore of every etcd member of `inv` from `file` (already inspected: `status`). `inv`
+/// carries the new cluster token (`pki::cluster_token::new_token`), which a restore keeps in
+/// the PKI dir once every host answered and passed the checks, just before the first change.
+pub struct Restore<'a> {
+    pub inv: &'a Inventory,
+    pub tls: &'a ClientTls,
+    pub pool: Arc<Pool>,
+    pub targets: &'a BTreeMap<String, HostTarget>,
+    pub templates: &'a Templates,
+    pub file: &'a Path,
+    pub status: &'a SnapshotStatus,
+    pub settings: &'a RestoreSettings,
+    pub cancel: &'a CancellationToken,
+}
+
+/// The hosts a restore concerns, and a session to each.
+struct Reached {
+    etcd_hosts: Vec<Host>,
+    involved: Vec<Host>,
+    sessions: BTreeMap<String, Arc<Session>>,
+}
+
+impl Restore<'_> {
+    /// Restore, holding the cluster lock from before the first check to the end.
+    pub async fn run(&self, observer: &dyn Observer) -> Result<RestoreReport, SnapshotError> {
+        let started = Instant::now();
+        let reached = self.reach().await?;
+        // The lock `kinit up` takes, on every host the restore changes, before the first check:
+        // another operator's run is refused by name and nothing changes.
+        let lock_targets = self.targets_of(&reached.involved);
+        let locked = self
+            .settings
+            .lock
+            .take(&self.pool, &lock_targets, self.cancel, observer)
+            .await?;
+        let result = self.restoring(&reached, started)?.locked().await;
+        self.settings.lock.release(&locked).await;
+        result
     }
-    let involved: Vec<Host> = inv
-        .hosts
-        .iter()
-        .filter(|h| h.has(Role::Etcd) || h.has(Role::ControlPlane))
-        .cloned()
-        .collect();
-    // Every host must answer before anything is touched: the member list is the inventory's.
-    let mut sessions: BTreeMap<String, Arc<Session>> = BTreeMap::new();
-    let connected = fanout::run(
-        involved
+
+    /// What [`Restore::run`] would do, after the same checks; no lock, no change.
+    pub async fn plan(&self) -> Result<RestorePlan, SnapshotError> {
+        let reached = self.reach().await?;
+        self.restoring(&reached, Instant::now())?.plan().await
+    }
+
+    fn restoring<'r>(
+        &'r self,
+        reached: &'r Reached,
+        started: Instant,
+    ) -> Result<Restoring<'r>, SnapshotError> {
+        let token = self
+            .inv
+            .etcd_cluster_token
+            .as_deref()
+            .ok_or_else(|| SnapshotError::Render("no new cluster token".into()))?;
+        Ok(Restoring {
+            inv: self.inv,
+            tls: self.tls,
+            templates: self.templates,
+            file: self.file,
+            status: self.status,
+            settings: self.settings,
+            cancel: self.cancel,
+            sessions: &reached.sessions,
+            etcd_hosts: &reached.etcd_hosts,
+            involved: &reached.involved,
+            token,
+            started,
+        })
+    }
+
+    fn targets_of(&self, hosts: &[Host]) -> BTreeMap<String, HostTarget> {
+        hosts
             .iter()
-            .filter_map(|h| Some((h.name.clone(), targets.get(&h.name)?.clone())))
-            .collect(),
-        settings.concurrency,
-        cancel,
-        {
-            let pool = pool.clone();
+            .filter_map(|h| Some((h.name.clone(), self.targets.get(&h.name)?.clone())))
+            .collect()
+    }
+
+    /// Every etcd and control-plane host must answer before anything is touched: the member
+    /// list is the inventory's.
+    async fn reach(&self) -> Result<Reached, SnapshotError> {
+        let etcd_hosts: Vec<Host> = self.inv.with_role(Role::Etcd).cloned().collect();
+        if etcd_hosts.is_empty() {
+            return Err(SnapshotError::NoEtcdHosts);
+        }
+        let involved: Vec<Host> = self
+            .inv
+            .hosts
+            .iter()
+            .filter(|h| h.has(Role::Etcd) || h.has(Role::ControlPlane))
+            .cloned()
+            .collect();
+        let pool = self.pool.clone();
+        let connected = fanout::run(
+            self.targets_of(&involved).into_iter().collect(),
+            self.settings.concurrency,
+            self.cancel,
             move |t: HostTarget| {
                 let pool = pool.clone();
                 async move {
@@ -212,38 +270,13 @@ pub async fn restore(
                         .await
                         .map_err(|e| SnapshotError::host(&t.name, "connect", e.to_string()))
                 }
-            }
-        },
-    )
-    .await;
-    for (host, s) in all_ok(connected)? {
-        sessions.insert(host, s);
+            },
+        )
+        .await;
+        Ok(Reached {
+            etcd_hosts,
+            involved,
+            sessions: all_ok(connected)?.into_iter().collect(),
+        })
     }
-    // The lock `kinit up` takes, on every host the restore changes, before the first check:
-    // another operator's run is refused by name and nothing changes.
-    let lock_targets: BTreeMap<String, HostTarget> = involved
-        .iter()
-        .filter_map(|h| Some((h.name.clone(), targets.get(&h.name)?.clone())))
-        .collect();
-    let locked = settings
-        .lock
-        .take(&pool, &lock_targets, cancel, observer)
-        .await?;
-    let run = Restoring {
-        inv,
-        tls,
-        templates,
-        file,
-        status,
-        settings,
-        cancel,
-        sessions: &sessions,
-        etcd_hosts: &etcd_hosts,
-        involved: &involved,
-        token: &token,
-        started,
-    };
-    let result = run.locked().await;
-    settings.lock.release(&locked).await;
-    result
 }

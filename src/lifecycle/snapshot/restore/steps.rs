@@ -111,7 +111,7 @@ impl Restoring<'_> {
     }
 
     /// The rendered etcd config with the new token, per etcd host.
-    fn etcd_configs(&self) -> Result<BTreeMap<String, EtcdConfig>, SnapshotError> {
+    pub(super) fn etcd_configs(&self) -> Result<BTreeMap<String, EtcdConfig>, SnapshotError> {
         let wanted = match self.inv.etcd.mode {
             EtcdMode::Systemd => host_paths::ETCD_CONFIG,
             EtcdMode::StaticPod => host_paths::ETCD_MANIFEST,
