@@ -9,8 +9,8 @@ use ipnet::IpNet;
 use serde::Serialize;
 
 use crate::config::{
-    APISERVER_PORT, Config, ControlPlaneMode, EndpointAddress, EtcdSpec, KubernetesVersion,
-    LoadBalancerKind, Networking, PkiSpec, Role, Topology,
+    APISERVER_PORT, ClusterSpec, Config, ControlPlaneMode, EndpointAddress, EtcdSpec,
+    KubernetesVersion, LoadBalancerKind, Networking, PkiSpec, Role, Topology,
 };
 
 /// Ports kinit's components listen on. One table, read by preflight, render and status.
@@ -166,29 +166,7 @@ impl Inventory {
     ) -> Result<Self, IncompleteConfig> {
         let spec = &cfg.spec;
         let resolve = |p: &str| resolve_path(p, config_dir, home);
-        let mut hosts = Vec::with_capacity(spec.hosts.len());
-        for h in &spec.hosts {
-            let identity = h
-                .ssh
-                .identity_file
-                .as_deref()
-                .or(spec.ssh.identity_file.as_deref());
-            hosts.push(Host {
-                name: h
-                    .name
-                    .clone()
-                    .ok_or(IncompleteConfig("a host without a name"))?,
-                address: h
-                    .address
-                    .ok_or(IncompleteConfig("a host without an address"))?,
-                roles: h.roles.clone(),
-                ssh: SshTarget {
-                    user: h.ssh.user.clone().unwrap_or_else(|| spec.ssh.user.clone()),
-                    port: h.ssh.port.unwrap_or(spec.ssh.port),
-                    identity_file: identity.map(resolve),
-                },
-            });
-        }
+        let hosts = hosts_from(spec, &resolve)?;
         let address = spec
             .control_plane_endpoint
             .address
@@ -222,39 +200,10 @@ impl Inventory {
             pki: spec.pki.clone(),
             pki_dir: resolve(&spec.pki.dir),
             known_hosts: resolve(&spec.ssh.known_hosts),
-            bastion: match &spec.ssh.bastion {
-                None => None,
-                Some(b) => Some(SshBastion {
-                    address: b
-                        .address
-                        .clone()
-                        .ok_or(IncompleteConfig("a bastion without an address"))?,
-                    port: b.port,
-                    user: b.user.clone().unwrap_or_else(|| spec.ssh.user.clone()),
-                    identity_file: b
-                        .identity_file
-                        .as_deref()
-                        .or(spec.ssh.identity_file.as_deref())
-                        .map(resolve),
-                }),
-            },
+            bastion: bastion_from(spec, &resolve)?,
             bundle: spec.artifacts.bundle.as_deref().map(resolve),
             time_servers: spec.time_sync.servers.clone(),
-            registries: spec
-                .registries
-                .iter()
-                .map(|r| {
-                    Ok(Registry {
-                        name: r
-                            .name
-                            .clone()
-                            .ok_or(IncompleteConfig("a registry without a name"))?,
-                        mirrors: r.mirrors.clone(),
-                        ca_file: r.ca_file.as_deref().map(resolve),
-                        insecure: r.insecure,
-                    })
-                })
-                .collect::<Result<_, IncompleteConfig>>()?,
+            registries: registries_from(spec, &resolve)?,
             etcd_cluster_token: None,
             etcd_bootstrap: BTreeMap::new(),
         })
@@ -317,6 +266,79 @@ pub fn first_address(net: IpNet) -> IpAddr {
         IpNet::V4(n) => IpAddr::V4((u32::from(n.network()) + 1).into()),
         IpNet::V6(n) => IpAddr::V6((u128::from(n.network()) + 1).into()),
     }
+}
+
+/// The hosts of a validated spec, each with its own SSH settings over the spec's.
+fn hosts_from(
+    spec: &ClusterSpec,
+    resolve: &dyn Fn(&str) -> PathBuf,
+) -> Result<Vec<Host>, IncompleteConfig> {
+    let mut hosts = Vec::with_capacity(spec.hosts.len());
+    for h in &spec.hosts {
+        let identity = h
+            .ssh
+            .identity_file
+            .as_deref()
+            .or(spec.ssh.identity_file.as_deref());
+        hosts.push(Host {
+            name: h
+                .name
+                .clone()
+                .ok_or(IncompleteConfig("a host without a name"))?,
+            address: h
+                .address
+                .ok_or(IncompleteConfig("a host without an address"))?,
+            roles: h.roles.clone(),
+            ssh: SshTarget {
+                user: h.ssh.user.clone().unwrap_or_else(|| spec.ssh.user.clone()),
+                port: h.ssh.port.unwrap_or(spec.ssh.port),
+                identity_file: identity.map(resolve),
+            },
+        });
+    }
+    Ok(hosts)
+}
+
+fn bastion_from(
+    spec: &ClusterSpec,
+    resolve: &dyn Fn(&str) -> PathBuf,
+) -> Result<Option<SshBastion>, IncompleteConfig> {
+    let Some(b) = &spec.ssh.bastion else {
+        return Ok(None);
+    };
+    Ok(Some(SshBastion {
+        address: b
+            .address
+            .clone()
+            .ok_or(IncompleteConfig("a bastion without an address"))?,
+        port: b.port,
+        user: b.user.clone().unwrap_or_else(|| spec.ssh.user.clone()),
+        identity_file: b
+            .identity_file
+            .as_deref()
+            .or(spec.ssh.identity_file.as_deref())
+            .map(resolve),
+    }))
+}
+
+fn registries_from(
+    spec: &ClusterSpec,
+    resolve: &dyn Fn(&str) -> PathBuf,
+) -> Result<Vec<Registry>, IncompleteConfig> {
+    spec.registries
+        .iter()
+        .map(|r| {
+            Ok(Registry {
+                name: r
+                    .name
+                    .clone()
+                    .ok_or(IncompleteConfig("a registry without a name"))?,
+                mirrors: r.mirrors.clone(),
+                ca_file: r.ca_file.as_deref().map(resolve),
+                insecure: r.insecure,
+            })
+        })
+        .collect()
 }
 
 /// `~/x` against `home`, relative paths against `base`, absolute paths as written.

@@ -236,6 +236,28 @@ impl Download {
     }
 }
 
+/// Kubernetes' binaries: one plain file each, with its own `.sha256` beside it (dl.k8s.io).
+fn kubernetes_downloads(base: &str, tag: &str, arch: &str) -> Vec<Download> {
+    KUBERNETES_FILES
+        .iter()
+        .map(|name| {
+            let url = format!("{base}/{tag}/bin/linux/{arch}/{name}");
+            Download {
+                component: Component::Kubernetes,
+                version: tag.to_string(),
+                checksum: Checksum {
+                    url: format!("{url}.sha256"),
+                    asset: name.to_string(),
+                },
+                url,
+                unpack: Unpack::Plain {
+                    file: name.to_string(),
+                },
+            }
+        })
+        .collect()
+}
+
 /// The downloads of one release from `base` (upstream's or a mirror's).
 pub fn downloads(component: Component, version: &str, arch: Arch, base: &str) -> Vec<Download> {
     let base = base.trim_end_matches('/');
@@ -257,24 +279,7 @@ pub fn downloads(component: Component, version: &str, arch: Arch, base: &str) ->
         unpack,
     };
     match component {
-        Component::Kubernetes => KUBERNETES_FILES
-            .iter()
-            .map(|name| {
-                let url = format!("{base}/{tag}/bin/linux/{a}/{name}");
-                Download {
-                    component,
-                    version: tag.clone(),
-                    checksum: Checksum {
-                        url: format!("{url}.sha256"),
-                        asset: name.to_string(),
-                    },
-                    url,
-                    unpack: Unpack::Plain {
-                        file: name.to_string(),
-                    },
-                }
-            })
-            .collect(),
+        Component::Kubernetes => kubernetes_downloads(base, &tag, a),
         Component::Etcd => {
             let dir = format!("etcd-{tag}-linux-{a}");
             vec![one(
