@@ -516,6 +516,15 @@ pub fn stopped_for_restore(inv: &Inventory, host: &Host) -> (Vec<&'static str>, 
     (units, manifests)
 }
 
+/// The file etcd starts from in the inventory's etcd mode: its config as a unit, its manifest
+/// as a static pod (both hold the member's flags and bootstrap settings).
+pub fn etcd_start_file(inv: &Inventory) -> &'static FileRow {
+    match inv.etcd.mode {
+        crate::config::EtcdMode::Systemd => &table::ETCD_CONFIG_FILE,
+        crate::config::EtcdMode::StaticPod => &table::ETCD_MANIFEST_FILE,
+    }
+}
+
 /// The files `host` receives (gated ones included: `kinit render` shows what a full bundle
 /// brings), in table order.
 pub fn files_on(inv: &Inventory, host: &Host) -> Vec<&'static FileRow> {

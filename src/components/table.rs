@@ -202,6 +202,7 @@ const ETCD_PORTS: &[PortRow] = &[
 
 mod control_plane;
 mod etcd;
+pub(super) use etcd::{ETCD_CONFIG_FILE, ETCD_MANIFEST_FILE};
 mod host;
 mod load_balancer;
 mod node;

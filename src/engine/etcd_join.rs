@@ -286,10 +286,7 @@ impl Engine {
         phase: &Phase,
         hosts: &[String],
     ) -> Result<Vec<String>, RunError> {
-        let path = match self.inventory.etcd.mode {
-            crate::config::EtcdMode::Systemd => crate::host_paths::ETCD_CONFIG,
-            crate::config::EtcdMode::StaticPod => crate::host_paths::ETCD_MANIFEST,
-        };
+        let path = crate::components::etcd_start_file(&self.inventory).path;
         let command = format!(
             "cat {} 2>/dev/null || true",
             crate::ssh::quote::quote(path).expect("a plain path")

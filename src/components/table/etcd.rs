@@ -2,6 +2,19 @@
 
 use super::*;
 
+/// What etcd starts from as a unit: its flags, bootstrap settings included (etcd reads those
+/// only on a member's first start; `up` and `restore` read and write them here).
+pub(in crate::components) const ETCD_CONFIG_FILE: FileRow = file(
+    "etcd.conf.yml.tera",
+    paths::ETCD_CONFIG,
+    0o644,
+    Restart("etcd"),
+);
+
+/// What etcd starts from as a static pod: its manifest, flags included.
+pub(in crate::components) const ETCD_MANIFEST_FILE: FileRow =
+    pod_manifest("etcd.yaml.tera", paths::ETCD_MANIFEST, ETCD_POD_READS);
+
 pub(super) const ETCD: Component = Component {
     id: ComponentId::Etcd,
     name: "etcd",
@@ -42,12 +55,7 @@ pub(super) const ETCD: Component = Component {
             0o644,
             Restart("etcd"),
         ),
-        file(
-            "etcd.conf.yml.tera",
-            paths::ETCD_CONFIG,
-            0o644,
-            Restart("etcd"),
-        ),
+        ETCD_CONFIG_FILE,
     ],
     certificates: &[CertificateInput {
         under: "pki/etcd/",
@@ -77,11 +85,7 @@ pub(super) const ETCD_STATIC_POD: Component = Component {
     when: Some(Condition::EtcdStaticPod),
     packages: &[],
     binaries: &[],
-    files: &[pod_manifest(
-        "etcd.yaml.tera",
-        paths::ETCD_MANIFEST,
-        ETCD_POD_READS,
-    )],
+    files: &[ETCD_MANIFEST_FILE],
     certificates: &[],
     units: &[],
     ports: ETCD_PORTS,

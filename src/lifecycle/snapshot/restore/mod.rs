@@ -46,7 +46,6 @@ use crate::engine::host_ops::run_script;
 use crate::etcd::ClientTls;
 use crate::etcd::snapshot_file::SnapshotStatus;
 use crate::fanout::{self, FanoutError};
-use crate::host_paths;
 use crate::inventory::{Host, Inventory};
 use crate::render::Templates;
 use crate::ssh::{HostTarget, Pool, Session};
@@ -101,7 +100,7 @@ pub fn aside_manifests() -> Vec<&'static str> {
         .iter()
         .filter(|c| c.stopped_for_restore && c.static_pod)
         .flat_map(|c| c.files.iter().map(|f| f.path))
-        .chain([host_paths::ETCD_MANIFEST])
+        .chain(etcd_pod().files.iter().map(|f| f.path))
         .collect()
 }
 
@@ -113,13 +112,26 @@ fn aside_names() -> Vec<&'static str> {
         .collect()
 }
 
+/// The static pods a restore holds aside on `host`: the control plane's, and etcd's.
+fn pods_held_aside<'a>(
+    inv: &'a Inventory,
+    host: &'a Host,
+) -> impl Iterator<Item = &'static components::Component> + 'a {
+    components::on_host(inv, host).filter(|c| {
+        c.static_pod && (c.stopped_for_restore || c.id == components::ComponentId::EtcdStaticPod)
+    })
+}
+
 /// The control-plane manifests (and etcd's, as a static pod) that must not run meanwhile.
 fn manifests_to_move(inv: &Inventory, host: &Host) -> Vec<&'static str> {
-    let (_, mut out) = components::stopped_for_restore(inv, host);
-    if host.has(Role::Etcd) && inv.etcd.mode == EtcdMode::StaticPod {
-        out.push(host_paths::ETCD_MANIFEST);
-    }
-    out
+    pods_held_aside(inv, host)
+        .flat_map(|c| c.files.iter().map(|f| f.path))
+        .collect()
+}
+
+/// etcd as a static pod: its manifest is held aside like the control plane's.
+fn etcd_pod() -> &'static components::Component {
+    components::component(components::ComponentId::EtcdStaticPod)
 }
 
 fn mode_word(inv: &Inventory) -> &'static str {

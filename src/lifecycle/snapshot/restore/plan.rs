@@ -85,7 +85,7 @@ impl Restoring<'_> {
                     .peer_url(),
                     config: configs
                         .get(&h.name)
-                        .map(|(path, _)| path.clone())
+                        .map(|(path, _, _)| path.clone())
                         .unwrap_or_default(),
                 });
                 PlannedHost {

@@ -1,10 +1,11 @@
 //! The shell steps a restore runs on its hosts (arguments are words, never spliced into the text).
 
 /// Step 1 on one host. Args: mode (systemd|static-pod), is-etcd (yes|no), aside dir, the units
-/// to stop (space-separated, may be empty), then the manifests to move. Prints `moved PATH` per
-/// manifest moved. A unit that is not installed is not there to stop.
+/// to stop (space-separated, may be empty), the ports of the static pods moved (space-separated,
+/// may be empty), then the manifests to move. Prints `moved PATH` per manifest moved. A unit
+/// that is not installed is not there to stop.
 pub(super) const STOP: &str = r#"set -eu
-mode=$1; etcd=$2; aside=$3; units=$4; shift 4
+mode=$1; etcd=$2; aside=$3; units=$4; ports=$5; shift 5
 for u in $units; do
   if [ -n "$(systemctl show -P FragmentPath "$u" 2>/dev/null)" ]; then systemctl stop "$u"; fi
 done
@@ -13,11 +14,13 @@ for m in "$@"; do
   if [ -f "$m" ]; then mkdir -p -m 0700 -- "$aside"; mv -f -- "$m" "$aside/"; echo "moved $m"; moved=yes; fi
 done
 if [ "$etcd" = yes ] && [ "$mode" = systemd ]; then systemctl stop etcd 2>/dev/null || true; fi
-if [ "$moved" = yes ] && systemctl is-active -q kubelet 2>/dev/null; then
-  # The kubelet stops a static pod once its manifest is gone: wait for etcd's and the
-  # apiserver's ports to close.
+filter=
+for p in $ports; do filter="$filter${filter:+ or }sport = :$p"; done
+if [ "$moved" = yes ] && [ -n "$filter" ] && systemctl is-active -q kubelet 2>/dev/null; then
+  # The kubelet stops a static pod once its manifest is gone: wait for the moved pods' ports
+  # (etcd's, the apiserver's, ...) to close.
   n=0
-  while ss -Hltn 'sport = :2379 or sport = :6443' 2>/dev/null | grep -q . && [ $n -lt 90 ]; do
+  while ss -Hltn "$filter" 2>/dev/null | grep -q . && [ $n -lt 90 ]; do
     sleep 1; n=$((n+1))
   done
 fi"#;

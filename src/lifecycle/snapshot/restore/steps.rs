@@ -13,10 +13,10 @@ use super::old_data::{OldData, half_way};
 use super::scripts::{PUT_BACK, RESTORE, RESTORE_TOOL, START, START_UNITS, STOP};
 use super::{
     RestoreReport, RestoreSettings, RestoredMember, all_ok, aside_names, manifests_to_move,
-    mode_word, script,
+    mode_word, pods_held_aside, script,
 };
 use crate::components;
-use crate::config::{EtcdMode, Role};
+use crate::config::Role;
 use crate::etcd::snapshot_file::SnapshotStatus;
 use crate::etcd::{self, ClientTls};
 use crate::fanout::{self, FanoutError};
@@ -47,8 +47,8 @@ pub(super) struct Restoring<'a> {
 /// manifests there, and the next restore (or reset) finds them.
 const ASIDE: &str = host_paths::MANIFESTS_ASIDE_DIR;
 
-/// What etcd runs from on one host: its config file's path and content.
-type EtcdConfig = (String, String);
+/// What etcd runs from on one host: its config file's path, content and mode.
+type EtcdConfig = (String, String, u32);
 
 impl Restoring<'_> {
     /// Steps 0 to 5, in order; a failure once step 1 began says where each host's old data is.
@@ -112,10 +112,8 @@ impl Restoring<'_> {
 
     /// The rendered etcd config with the new token, per etcd host.
     pub(super) fn etcd_configs(&self) -> Result<BTreeMap<String, EtcdConfig>, SnapshotError> {
-        let wanted = match self.inv.etcd.mode {
-            EtcdMode::Systemd => host_paths::ETCD_CONFIG,
-            EtcdMode::StaticPod => host_paths::ETCD_MANIFEST,
-        };
+        let row = components::etcd_start_file(self.inv);
+        let wanted = row.path;
         let mut configs = BTreeMap::new();
         for h in self.etcd_hosts {
             let files = render::render_host(self.inv, h, self.templates)
@@ -124,7 +122,7 @@ impl Restoring<'_> {
                 .into_iter()
                 .find(|f| f.path == wanted)
                 .ok_or_else(|| SnapshotError::Render(format!("{}: no {wanted}", h.name)))?;
-            configs.insert(h.name.clone(), (f.path.to_string(), f.content));
+            configs.insert(h.name.clone(), (f.path.to_string(), f.content, row.mode));
         }
         Ok(configs)
     }
@@ -167,11 +165,15 @@ impl Restoring<'_> {
         let stopped = self
             .each(self.involved, "stop", STOP, |h| {
                 let (units, _) = components::stopped_for_restore(self.inv, h);
+                let ports: Vec<String> = pods_held_aside(self.inv, h)
+                    .flat_map(|c| c.ports(self.inv).map(|p| p.port.to_string()))
+                    .collect();
                 let head = [
                     mode,
                     if h.has(Role::Etcd) { "yes" } else { "no" },
                     ASIDE,
                     &units.join(" "),
+                    &ports.join(" "),
                 ]
                 .map(str::to_string);
                 let moved = manifests_to_move(self.inv, h)
@@ -269,23 +271,25 @@ impl Restoring<'_> {
             .etcd_hosts
             .iter()
             .map(|h| {
-                let (path, content) = configs[&h.name].clone();
+                let (path, content, file_mode) = configs[&h.name].clone();
                 let session = self.sessions[&h.name].clone();
-                (h.name.clone(), (session, h.name.clone(), path, content))
+                (
+                    h.name.clone(),
+                    (session, h.name.clone(), path, content, file_mode),
+                )
             })
             .collect();
         let written = fanout::run(
             jobs,
             self.settings.concurrency,
             self.cancel,
-            move |(s, host, path, content): (Arc<Session>, String, String, String)| async move {
-                // The manifest holds etcd's flags only, but a static pod manifest is 0600
-                // everywhere kinit writes one; the systemd config is etcd's readable conf.
-                let file_mode = if path.ends_with(".yaml") {
-                    0o600
-                } else {
-                    0o644
-                };
+            move |(s, host, path, content, file_mode): (
+                Arc<Session>,
+                String,
+                String,
+                String,
+                u32,
+            )| async move {
                 s.upload(
                     content.as_bytes(),
                     &path,
