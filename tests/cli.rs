@@ -435,6 +435,7 @@ fn every_command_that_renders_takes_the_template_overrides_up_took() {
         &["up", "--dry-run"],
         &["remove", "cp3", "--dry-run"],
         &["etcd", "snapshot", "restore", snapshot, "--yes"],
+        &["etcd", "snapshot", "restore", snapshot, "--dry-run"],
     ] {
         kinit()
             .arg("-c")
