@@ -282,17 +282,18 @@ fn patch_then_minor_upgrades_roll_the_control_plane_without_a_failed_request() {
         expected.push(format!("{n} serves {release}"));
     }
     for n in NODES {
-        // Every host has the new binaries; `done`'s apiserver runs its one, the others run the
-        // one before. `done`'s controller-manager and scheduler may have started the new one
-        // on their own: one whose local apiserver restarts loses its lease and exits, and
-        // systemd starts it again (never newer than the apiserver it talks to, its local one).
+        // Only `done` has the new binaries (a host gets its files at its turn in the roll), and
+        // its apiserver runs the new one; the others have and run the one before, with nothing
+        // pending. `done`'s controller-manager and scheduler may have started the new one on
+        // their own: one whose local apiserver restarts loses its lease and exits, and systemd
+        // starts it again (never newer than the apiserver it talks to, its local one).
         for u in CONTROL_PLANE_UNITS {
-            let pending = match (n == done, u) {
-                (true, "kube-apiserver") => "",
-                (true, _) => " (pending?)",
-                (false, _) => " (pending)",
+            let (release, pending) = match (n == done, u) {
+                (true, "kube-apiserver") => (&old, ""),
+                (true, _) => (&old, " (pending?)"),
+                (false, _) => (&first, ""),
             };
-            expected.push(format!("{n} {u} {old}{pending}"));
+            expected.push(format!("{n} {u} {release}{pending}"));
         }
     }
     let mut found = releases(&report);
