@@ -109,42 +109,26 @@ fn cluster_id(lab: &Lab) -> String {
 }
 
 fn restore(lab: &Lab, file: &Path) -> (i32, Value, String) {
-    let out = lab.kinit(&[
-        "-o",
-        "json",
-        "etcd",
-        "snapshot",
-        "restore",
-        file.to_str().unwrap(),
-        "--yes",
-    ]);
-    let v = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    (out.status.code().unwrap_or(-1), v, text(&out))
+    restore_as(lab, file, &["-o", "json"], "--yes")
 }
 
 fn restore_dry_run(lab: &Lab, file: &Path) -> (i32, Value, String) {
-    let out = lab.kinit(&[
-        "-o",
-        "json",
-        "etcd",
-        "snapshot",
-        "restore",
-        file.to_str().unwrap(),
-        "--dry-run",
-    ]);
-    let v = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    (out.status.code().unwrap_or(-1), v, text(&out))
+    restore_as(lab, file, &["-o", "json"], "--dry-run")
 }
 
 fn restore_dry_run_text(lab: &Lab, file: &Path) -> (i32, String) {
-    let out = lab.kinit(&[
-        "etcd",
-        "snapshot",
-        "restore",
-        file.to_str().unwrap(),
-        "--dry-run",
-    ]);
-    (out.status.code().unwrap_or(-1), text(&out))
+    let (code, _, all) = restore_as(lab, file, &[], "--dry-run");
+    (code, all)
+}
+
+/// `kinit GLOBAL etcd snapshot restore FILE FLAG`: the exit code, stdout as JSON (Null when it
+/// is not), and everything it printed.
+fn restore_as(lab: &Lab, file: &Path, global: &[&str], flag: &str) -> (i32, Value, String) {
+    let mut args = global.to_vec();
+    args.extend(["etcd", "snapshot", "restore", file.to_str().unwrap(), flag]);
+    let out = lab.kinit(&args);
+    let v = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (out.status.code().unwrap_or(-1), v, text(&out))
 }
 
 #[test]

@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::manifests_to_move;
-use super::members::check_hosts;
 use super::steps::Restoring;
 use crate::components;
 use crate::config::Role;
@@ -59,15 +58,7 @@ impl Restoring<'_> {
     /// The plan, once the templates rendered and every etcd host passed step 0's checks.
     pub(super) async fn plan(&self) -> Result<RestorePlan, SnapshotError> {
         let data_dir = self.inv.etcd.data_dir.as_str();
-        let configs = self.etcd_configs()?;
-        let mounts = check_hosts(
-            self.etcd_hosts,
-            self.sessions,
-            data_dir,
-            self.settings,
-            self.cancel,
-        )
-        .await?;
+        let (configs, mounts) = self.checked().await?;
         let moved_to = aside_path(data_dir, &self.settings.stamp, "restore");
         let hosts = self
             .involved

@@ -54,17 +54,7 @@ impl Restoring<'_> {
     /// Steps 0 to 5, in order; a failure once step 1 began says where each host's old data is.
     pub(super) async fn locked(&self) -> Result<RestoreReport, SnapshotError> {
         let data_dir = self.inv.etcd.data_dir.as_str();
-        // Before any change: a template error stops here.
-        let configs = self.etcd_configs()?;
-        // 0. check: nothing changes on any host unless every etcd host can be restored.
-        let mounts = check_hosts(
-            self.etcd_hosts,
-            self.sessions,
-            data_dir,
-            self.settings,
-            self.cancel,
-        )
-        .await?;
+        let (configs, mounts) = self.checked().await?;
         // The restore starts now: the new token is the cluster's from here on.
         crate::pki::cluster_token::store(&self.inv.pki_dir, self.token)?;
         let mut old: BTreeMap<String, OldData> = self
@@ -104,6 +94,24 @@ impl Restoring<'_> {
             kept_aside,
             seconds: self.started.elapsed().as_secs_f64(),
         })
+    }
+
+    /// Before any change: etcd's config rendered (a template error stops here), then step 0:
+    /// nothing changes on any host unless every etcd host can be restored. The configs, and
+    /// whether each data dir is a mount point.
+    pub(super) async fn checked(
+        &self,
+    ) -> Result<(BTreeMap<String, EtcdConfig>, BTreeMap<String, bool>), SnapshotError> {
+        let configs = self.etcd_configs()?;
+        let mounts = check_hosts(
+            self.etcd_hosts,
+            self.sessions,
+            &self.inv.etcd.data_dir,
+            self.settings,
+            self.cancel,
+        )
+        .await?;
+        Ok((configs, mounts))
     }
 
     fn progress(&self, what: &str) {
