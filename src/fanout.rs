@@ -96,6 +96,34 @@ where
         .collect()
 }
 
+/// Drive every future of `futures` at once on this task until all are done, results in their
+/// order: for the few futures of one batch that borrow their caller (which [`run`]'s spawned
+/// tasks cannot).
+pub async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut running: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut done: Vec<Option<F::Output>> = running.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (f, out) in running.iter_mut().zip(done.iter_mut()) {
+            if out.is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *out = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    done.into_iter()
+        .map(|o| o.expect("every future finished"))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,6 +171,35 @@ mod tests {
             results
                 .iter()
                 .all(|(_, r)| matches!(r, Err(FanoutError::Cancelled)))
+        );
+    }
+
+    #[tokio::test]
+    async fn join_all_runs_borrowing_futures_together_results_in_order() {
+        // Each future waits for all three at a barrier: run one after the other, none would
+        // pass it (the timeout turns that hang into a failure).
+        let barrier = tokio::sync::Barrier::new(3);
+        let values = [3u32, 1, 2];
+        let together = join_all(
+            values
+                .iter()
+                .map(|v| {
+                    let barrier = &barrier;
+                    async move {
+                        barrier.wait().await;
+                        *v * 2
+                    }
+                })
+                .collect(),
+        );
+        let out = tokio::time::timeout(Duration::from_secs(10), together)
+            .await
+            .expect("the futures ran one after the other");
+        assert_eq!(out, vec![6, 2, 4]);
+        assert!(
+            join_all(Vec::<std::future::Ready<()>>::new())
+                .await
+                .is_empty()
         );
     }
 }

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::config::{
     APISERVER_PORT, ClusterSpec, Config, ControlPlaneMode, EndpointAddress, EtcdSpec,
-    KubernetesVersion, LoadBalancerKind, Networking, PkiSpec, Role, Topology,
+    KubernetesVersion, LoadBalancerKind, Networking, PkiSpec, Role, Rollout, Topology,
 };
 
 /// Ports kinit's components listen on. One table, read by preflight, render and status.
@@ -124,6 +124,8 @@ pub struct Inventory {
     pub time_servers: Vec<String>,
     /// `spec.registries`, each CA file resolved on the operator machine.
     pub registries: Vec<Registry>,
+    /// `spec.rollout`: how many workers a roll takes out at once.
+    pub rollout: Rollout,
     /// etcd's initial-cluster-token: random, made once per cluster and kept in the PKI dir
     /// (`etcd/cluster-token`). None until loaded; templates then fall back to the cluster name.
     pub etcd_cluster_token: Option<String>,
@@ -204,6 +206,7 @@ impl Inventory {
             bundle: spec.artifacts.bundle.as_deref().map(resolve),
             time_servers: spec.time_sync.servers.clone(),
             registries: registries_from(spec, &resolve)?,
+            rollout: spec.rollout,
             etcd_cluster_token: None,
             etcd_bootstrap: BTreeMap::new(),
         })

@@ -3,8 +3,9 @@
 //! (systemd mode), imports the pause image kinit built from the bundle's static pause, and
 //! starts a kubelet on every node with a client certificate kinit issued. Every node must
 //! register and turn Ready (first on the previous minor release, then upgraded under a
-//! client writing through the VIP: each kubelet's node drained first, a budget honoured, a bare
-//! pod left running), a pod must run on the worker with an address from the worker's
+//! client writing through the VIP: the control planes' kubelets one at a time, then the two
+//! workers' together as `spec.rollout.maxUnavailableWorkers: 2` allows, each node drained
+//! first, a budget honoured, a bare pod left running), a pod must run on the worker with an address from the worker's
 //! own slice of the pod subnet, pods on different nodes must reach each other without NAT
 //! (kinit's routes between the nodes' slices), control planes carry kubeadm's labels and
 //! taint, and a second `up` must change nothing. `drill node w1` stops the worker's kubelet:
@@ -22,7 +23,7 @@ mod hang_guard;
 mod lab_support;
 use lab_support::*;
 
-const NODES: [&str; 4] = ["cp1", "cp2", "cp3", "w1"];
+const NODES: [&str; 5] = ["cp1", "cp2", "cp3", "w1", "w2"];
 const SUBNET: &str = "10.213.234.0/24";
 /// The test registry: the lab bridge's address (the subnet's first), a port of its own.
 const REGISTRY: &str = "10.213.234.1:5234";
@@ -308,7 +309,7 @@ fn container_of(lab: &Lab, kubeconfig: &std::path::Path, name: &str) -> String {
 /// and drained first (the Deployment's pods evicted one at a time as its budget allows; the
 /// bare pod left running), Ready again on the new release and uncordoned.
 fn upgrade_nodes_under_load(lab: &Lab, kubeconfig: &std::path::Path, old: &str, new: &str) {
-    import_web_image(lab, &["cp1", "cp3", "w1"]);
+    import_web_image(lab, &["cp1", "cp3", "w1", "w2"]);
     lab.create_probe_configmap(kubeconfig, "n=start");
     apply(lab, kubeconfig, "kept", kept_deployment());
     apply(
@@ -338,6 +339,12 @@ fn upgrade_nodes_under_load(lab: &Lab, kubeconfig: &std::path::Path, old: &str, 
         plan.contains(&format!("uncordoned once Ready: {}", expected.join(", "))),
         "no drain plan naming {expected:?}: {plan}"
     );
+    // spec.rollout.maxUnavailableWorkers: 2: the two workers go together, after the control
+    // planes.
+    assert!(
+        plan.contains("one control plane at a time, then up to 2 workers together"),
+        "{plan}"
+    );
     let ((code, _, all), took, seen) =
         ApiLoop::around(&lab.dir().join("pki"), PROBE_CONFIGMAP, || lab.up(&[]));
     let events: Vec<Value> = all
@@ -350,7 +357,8 @@ fn upgrade_nodes_under_load(lab: &Lab, kubeconfig: &std::path::Path, old: &str, 
         .filter(|m| m.contains("for its kubelet's upgrade"))
         .collect();
     println!(
-        "figures: upgrade {old} -> {new} (3 control planes, 4 kubelets drained one at a time): \
+        "figures: upgrade {old} -> {new} (3 control planes, 5 kubelets drained, 2 workers \
+         together): \
          up {:.1} s, {} requests (reads and writes through the VIP), {} failed, longest gap {} \
          ms; {drains:?}",
         took.as_secs_f64(),
@@ -364,23 +372,27 @@ fn upgrade_nodes_under_load(lab: &Lab, kubeconfig: &std::path::Path, old: &str, 
         "failed requests during the upgrade: {seen:?}"
     );
     assert!(seen.requests > 20, "{seen:?}");
-    // The kubelets, one host at a time, each drained first.
+    // The kubelets: each control plane alone, then both workers together, each drained first.
     let order = events
         .iter()
         .find(|e| e["event"] == "restart-order" && e["what"] == "kubelet")
         .unwrap_or_else(|| panic!("no kubelet restart order: {all}"));
-    assert_eq!(order["hosts"].as_array().unwrap().len(), 4, "{order}");
+    assert_eq!(order["hosts"], serde_json::json!(NODES), "{order}");
+    assert_eq!(
+        order["together"],
+        serde_json::json!([["w1", "w2"]]),
+        "{order}"
+    );
     let kubelet_steps: Vec<&str> = events
         .iter()
         .filter(|e| e["what"] == "kubelet")
         .filter_map(|e| e["event"].as_str())
         .filter(|e| e.starts_with("restart-") && *e != "restart-order")
         .collect();
-    assert_eq!(
-        kubelet_steps,
-        ["restart-started", "restart-finished"].repeat(4),
-        "{all}"
-    );
+    let mut expected_steps = ["restart-started", "restart-finished"].repeat(3);
+    expected_steps.extend(["restart-started", "restart-started"]);
+    expected_steps.extend(["restart-finished", "restart-finished"]);
+    assert_eq!(kubelet_steps, expected_steps, "{all}");
     // No kubelet (nor kube-proxy) is ever newer than an apiserver: they move only once every
     // apiserver runs the new release, in the kubelets phase, not the node phase.
     let at = |what: &str, event: &str| event_positions(&events, what, event);
@@ -411,7 +423,7 @@ fn upgrade_nodes_under_load(lab: &Lab, kubeconfig: &std::path::Path, old: &str, 
             .all(|e| e["phase"] == "kubelets"),
         "{all}"
     );
-    assert_eq!(drains.len(), 4, "a drain note per node: {all}");
+    assert_eq!(drains.len(), 5, "a drain note per node: {all}");
     assert!(
         drains
             .iter()
@@ -497,7 +509,7 @@ fn apply(lab: &Lab, kubeconfig: &std::path::Path, name: &str, manifest: String) 
 
 #[test]
 fn nodes_register_ready_and_run_pods_from_the_bundle_alone() {
-    let lab = lab_up_runtime("knode", SUBNET, "4");
+    let lab = lab_up_runtime("knode", SUBNET, "5");
 
     // A private plain-HTTP registry on the lab network, named in spec.registries: the nodes
     // pull the test image from it later (the dns pod on cp2).
@@ -507,7 +519,7 @@ fn nodes_register_ready_and_run_pods_from_the_bundle_alone() {
     let with_registry = config.replacen(
         "\n  hosts:\n",
         &format!(
-            "\n  registries:\n    - {{name: \"{REGISTRY}\", mirrors: [\"http://{REGISTRY}\"], insecure: true}}\n  hosts:\n"
+            "\n  registries:\n    - {{name: \"{REGISTRY}\", mirrors: [\"http://{REGISTRY}\"], insecure: true}}\n  rollout:\n    maxUnavailableWorkers: 2\n  hosts:\n"
         ),
         1,
     );
@@ -525,7 +537,7 @@ fn nodes_register_ready_and_run_pods_from_the_bundle_alone() {
     assert_eq!(code, 0, "up: {all}");
     // The playbook's last step waited for every kubelet host to be a Ready node.
     assert!(
-        all.contains("4 node(s) Ready: cp1, cp2, cp3, w1"),
+        all.contains("5 node(s) Ready: cp1, cp2, cp3, w1, w2"),
         "no nodes-ready note: {all}"
     );
     assert_eq!(summary["event"], "summary", "{all}");
@@ -568,7 +580,7 @@ fn nodes_register_ready_and_run_pods_from_the_bundle_alone() {
     // `kinit status` shows every node Ready with its slice, and nothing wrong.
     let report = lab.wait_healthy(lab.config.to_str().unwrap());
     let status_nodes = report["controlPlane"]["nodes"].as_array().unwrap();
-    assert_eq!(status_nodes.len(), 4, "{report:#}");
+    assert_eq!(status_nodes.len(), 5, "{report:#}");
     assert!(
         status_nodes.iter().all(|n| n["node"]["ready"] == true
             && n["node"]["podCidr"]
@@ -666,7 +678,7 @@ fn nodes_register_ready_and_run_pods_from_the_bundle_alone() {
     // The pod network between nodes: every node routes each other node's slice through its
     // address (kinit-pod-network.service).
     let routes = lab.on("w1", "ip -4 route show proto 77 | sort");
-    assert_eq!(routes.lines().count(), 3, "routes on w1: {routes}");
+    assert_eq!(routes.lines().count(), 4, "routes on w1: {routes}");
     for cp in ["cp1", "cp2", "cp3"] {
         // (Its first address: the VIP holder has the VIP beside it.)
         let address = lab.on(
@@ -887,10 +899,10 @@ fn nodes_register_ready_and_run_pods_from_the_bundle_alone() {
     let (code, summary, all) = lab.up(&[]);
     assert_eq!(code, 0, "up without the registry: {all}");
     assert_eq!(
-        summary["filesRemoved"], 4,
+        summary["filesRemoved"], 5,
         "one certs.d entry per node: {summary}"
     );
-    for node in ["cp1", "cp2", "cp3", "w1"] {
+    for node in NODES {
         let left = lab.on(node, "ls /etc/containerd/certs.d");
         assert!(!left.contains(REGISTRY), "{node} keeps {REGISTRY}: {left}");
     }
@@ -960,7 +972,7 @@ fn nodes_register_ready_and_run_pods_from_the_bundle_alone() {
     assert_eq!(lab.unit_state("w1", "kubelet"), "active", "{}", text(&out));
     let r: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
     assert_eq!(r["interrupted"], true, "{}", text(&out));
-    for node in ["cp1", "cp2", "cp3", "w1"] {
+    for node in NODES {
         let lock = kinit::host_paths::LOCK_DIR;
         assert_eq!(
             lab.on(node, &format!("test -e {lock} && echo held || echo free")),
@@ -1025,7 +1037,7 @@ fn nodes_register_ready_and_run_pods_from_the_bundle_alone() {
     assert_eq!(evicted, ["default/probe", "default/web"], "{report}");
     // Every node that stays was updated one at a time: the pod network's routes set again
     // without w1's slice.
-    for node in ["cp1", "cp2", "cp3"] {
+    for node in ["cp1", "cp2", "cp3", "w2"] {
         let routes = lab.on(node, "ip route show proto 77");
         assert!(
             !routes.contains(&w1_slice) && !routes.is_empty(),
@@ -1038,7 +1050,7 @@ fn nodes_register_ready_and_run_pods_from_the_bundle_alone() {
         .iter()
         .map(|u| u["host"].as_str().unwrap())
         .collect();
-    assert_eq!(updated, ["cp1", "cp2", "cp3"], "{report}");
+    assert_eq!(updated, ["cp1", "cp2", "cp3", "w2"], "{report}");
     let (found, _, all) = lab.kubectl(&kubeconfig, &["get", "node", "w1"]);
     assert!(!found && all.contains("NotFound"), "{all}");
     let (found, _, all) = lab.kubectl(&kubeconfig, &["get", "pod", "web"]);

@@ -64,6 +64,8 @@ pub enum Condition {
     ControlPlaneStaticPod,
     /// controlPlane.mode is systemd.
     ControlPlaneSystemd,
+    /// topology is external (etcd on hosts of its own).
+    ExternalTopology,
 }
 
 impl Condition {
@@ -80,6 +82,7 @@ impl Condition {
                 inv.control_plane_mode == ControlPlaneMode::StaticPod
             }
             Condition::ControlPlaneSystemd => inv.control_plane_mode == ControlPlaneMode::Systemd,
+            Condition::ExternalTopology => inv.topology == crate::config::Topology::External,
         }
     }
 
@@ -95,6 +98,7 @@ impl Condition {
             Condition::EtcdSnapshots => "spec.etcd.snapshots is not set",
             Condition::ControlPlaneStaticPod => "controlPlane.mode is not static-pod",
             Condition::ControlPlaneSystemd => "controlPlane.mode is not systemd",
+            Condition::ExternalTopology => "topology is not external",
         }
     }
 }
@@ -140,6 +144,30 @@ pub struct FileRow {
     pub certificates: &'static [&'static str],
     /// One file on the host, or one per registry (`{registry}` in `path` is its name).
     pub per: FilesPer,
+    /// Whether its content names other hosts of the cluster: `remove` renders it again, without
+    /// the host removed, on the hosts that stay.
+    pub names_hosts: NamesHosts,
+}
+
+/// Whether a file names other hosts (a control plane's peers, etcd's members, other nodes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NamesHosts {
+    /// Its own host at most.
+    No,
+    /// Always.
+    Yes,
+    /// Where the condition holds.
+    When(Condition),
+}
+
+impl NamesHosts {
+    pub fn holds(self, inv: &Inventory) -> bool {
+        match self {
+            NamesHosts::No => false,
+            NamesHosts::Yes => true,
+            NamesHosts::When(c) => c.holds(inv),
+        }
+    }
 }
 
 /// How many files a [`FileRow`] gives a host.
@@ -514,6 +542,20 @@ pub fn stopped_for_restore(inv: &Inventory, host: &Host) -> (Vec<&'static str>, 
         }
     }
     (units, manifests)
+}
+
+/// The units that run `host`'s etcd member: etcd's own unit in systemd mode, none where etcd is
+/// a static pod (the kubelet runs it) or the host has no member.
+pub fn etcd_units(inv: &Inventory, host: &Host) -> Vec<&'static str> {
+    on_host(inv, host)
+        .filter(|c| c.id == ComponentId::Etcd)
+        .flat_map(|c| c.units.iter().map(|u| u.name))
+        .collect()
+}
+
+/// The unit that runs a host's static pods (the kubelet's).
+pub fn static_pod_runner() -> &'static str {
+    component(ComponentId::Kubelet).units[0].name
 }
 
 /// The file etcd starts from in the inventory's etcd mode: its config as a unit, its manifest

@@ -7,7 +7,7 @@ use super::OnReset::{Keep, Remove};
 use super::StartPolicy::{Always, OnChange};
 use super::{
     BinaryRow, CertificateInput, Component, ComponentId, Condition, FileRow, FilesPer, GoesLast,
-    Healthy, PortNumber, PortRow, ReachedFrom, Rolling, UnitRow,
+    Healthy, NamesHosts, PortNumber, PortRow, ReachedFrom, Rolling, UnitRow,
 };
 use crate::config::Role::{ControlPlane, Etcd, Worker};
 use crate::host_paths as paths;
@@ -27,6 +27,7 @@ const fn file(
         gated: false,
         certificates: &[],
         per: FilesPer::Host,
+        names_hosts: NamesHosts::No,
     }
 }
 

@@ -99,7 +99,72 @@ pub struct ClusterSpec {
     pub time_sync: TimeSync,
     /// `spec.registries`: how containerd reaches registries (mirrors, CA, insecure opt-in).
     pub registries: Vec<RegistrySpec>,
+    /// `spec.rollout`: how many hosts a roll takes out at once.
+    pub rollout: Rollout,
     pub hosts: Vec<HostSpec>,
+}
+
+/// `spec.rollout`: how kinit's rolls pace themselves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Rollout {
+    /// `maxUnavailableWorkers`: how many workers' kubelets restart together in a roll (each
+    /// node drained first on an upgrade). Control planes and etcd hosts always go one at a time.
+    pub max_unavailable_workers: MaxUnavailable,
+}
+
+/// A number of hosts, or a share of them, as Kubernetes' own `maxUnavailable` is written:
+/// `2` or `"25%"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MaxUnavailable {
+    Count(u32),
+    /// 1 to 100: that share of the hosts, rounded down, at least one.
+    Percent(u8),
+}
+
+/// One at a time, kubeadm's way, unless the operator asks for more.
+impl Default for MaxUnavailable {
+    fn default() -> Self {
+        MaxUnavailable::Count(1)
+    }
+}
+
+impl MaxUnavailable {
+    /// How many of `hosts` may be out at once: at least one (a roll must make progress), at
+    /// most all of them.
+    pub fn of(self, hosts: usize) -> usize {
+        let n = match self {
+            MaxUnavailable::Count(n) => n as usize,
+            MaxUnavailable::Percent(p) => hosts * usize::from(p) / 100,
+        };
+        n.clamp(1, hosts.max(1))
+    }
+}
+
+impl fmt::Display for MaxUnavailable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MaxUnavailable::Count(n) => write!(f, "{n}"),
+            MaxUnavailable::Percent(p) => write!(f, "{p}%"),
+        }
+    }
+}
+
+impl FromStr for MaxUnavailable {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        if let Some(share) = text.strip_suffix('%') {
+            return match share.parse::<u8>() {
+                Ok(p) if (1..=100).contains(&p) => Ok(MaxUnavailable::Percent(p)),
+                _ => Err("a share must be a whole percentage from 1% to 100%".to_string()),
+            };
+        }
+        match text.parse::<u32>() {
+            Ok(0) => Err("0 would never restart a worker".to_string()),
+            Ok(n) => Ok(MaxUnavailable::Count(n)),
+            Err(_) => Err("not a number of hosts nor a percentage".to_string()),
+        }
+    }
 }
 
 /// One registry as containerd's `certs.d/<name>/hosts.toml` describes it: mirrors tried in
@@ -436,5 +501,46 @@ mod tests {
         ] {
             assert!(bad.parse::<KubernetesVersion>().is_err(), "{bad} accepted");
         }
+    }
+
+    #[test]
+    fn max_unavailable_is_a_count_or_a_share_and_always_at_least_one() {
+        let count: MaxUnavailable = "2".parse().unwrap();
+        assert_eq!((count.of(5), count.of(1), count.of(0)), (2, 1, 1));
+        let share: MaxUnavailable = "25%".parse().unwrap();
+        assert_eq!((share.of(8), share.of(3), share.of(10)), (2, 1, 2));
+        assert_eq!("100%".parse::<MaxUnavailable>().unwrap().of(7), 7);
+        assert_eq!(MaxUnavailable::default().of(9), 1);
+        assert_eq!(share.to_string(), "25%");
+        for bad in ["0", "0%", "101%", "-1", "two", "2.5", "%"] {
+            assert!(bad.parse::<MaxUnavailable>().is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn rollout_reads_a_count_or_a_share_and_defaults_to_one() {
+        let text = |rollout: &str| {
+            format!(
+                "apiVersion: kinit.io/v1alpha1\nkind: Cluster\nmetadata: {{name: demo}}\nspec:\n  \
+                 kubernetesVersion: v1.31.4\n  controlPlaneEndpoint: {{address: 192.168.9.100}}\n{rollout}  \
+                 hosts:\n    - {{name: cp1, address: 192.168.9.11, roles: [control-plane, etcd]}}\n"
+            )
+        };
+        let read = |rollout: &str| {
+            let (cfg, report) = crate::config::check(std::path::Path::new("c.yaml"), text(rollout));
+            cfg.unwrap_or_else(|| panic!("{report:?}"))
+                .spec
+                .rollout
+                .max_unavailable_workers
+        };
+        assert_eq!(
+            read("  rollout: {maxUnavailableWorkers: 3}\n"),
+            MaxUnavailable::Count(3)
+        );
+        assert_eq!(
+            read("  rollout: {maxUnavailableWorkers: \"25%\"}\n"),
+            MaxUnavailable::Percent(25)
+        );
+        assert_eq!(read(""), MaxUnavailable::Count(1));
     }
 }

@@ -72,6 +72,9 @@ pub enum Event {
         /// Why the last host is last, when one is special.
         #[serde(skip_serializing_if = "Option::is_none")]
         last: Option<String>,
+        /// The hosts that restart together (workers, `spec.rollout`), each group in turn.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        together: Vec<Vec<String>>,
     },
     RestartStarted {
         phase: String,

@@ -29,6 +29,9 @@ mod etcd_guard;
 mod images;
 mod node;
 mod static_pods;
+mod turn;
+
+use turn::Turn;
 
 /// One etcd request.
 const REQUEST: Duration = Duration::from_secs(2);
@@ -189,97 +192,48 @@ impl Engine {
         opts: &RunOptions,
         state: &mut RunState,
     ) -> Result<(), RunError> {
-        let UnitRoll {
-            rolling,
-            unit,
-            held,
-        } = roll;
-        let (order, special) = self.announce_unit_order(phase, roll).await;
-        let node_roll =
-            (rolling.healthy == Healthy::NodeReady).then(|| node::NodeRoll::new(&self.inventory));
-        if let Some(roll) = &node_roll {
-            self.announce_drains(roll, phase, &order).await;
+        let (turns, special) = self.announce_unit_order(phase, roll).await;
+        let order: Vec<String> = turns.concat();
+        let node_roll = (roll.rolling.healthy == Healthy::NodeReady)
+            .then(|| node::NodeRoll::new(&self.inventory));
+        if let Some(nodes) = &node_roll {
+            self.announce_drains(nodes, phase, &turns).await;
         }
         if opts.dry_run {
             return Ok(());
         }
         let mut done: Vec<String> = Vec::new();
-        for host in &order {
+        for turn in &turns {
             if self.cancel.is_cancelled() {
                 return Err(RunError::Interrupted);
             }
-            let kind = held_kind(held, host);
-            if rolling.healthy == Healthy::EtcdMember {
-                self.before_member_restart(phase, host, special.as_deref(), &done, opts.force)
-                    .await?;
-            }
-            if self.cancel.is_cancelled() {
-                return Err(RunError::Interrupted);
-            }
-            // Before anything is drained or cordoned: a write that fails leaves the host serving.
-            self.write_before_turn(phase, host, unwritten, opts, state)
-                .await?;
-            let drains = self
-                .drain_before_restart(
-                    phase,
-                    rolling.healthy,
-                    host,
-                    kind,
-                    node_roll.is_some(),
-                    state,
-                )
-                .await;
-            let drained = drains.any();
-            let step = RestartStep::begin(self, phase, host, unit.name, kind);
-            let visit = match &node_roll {
-                Some(roll) => match self.node_leaves(roll, phase, host).await {
-                    Ok(v) => Some(v),
-                    Err(e) => {
-                        if drained {
-                            self.undrain_after_failure(phase, host).await;
-                        }
-                        return step.end(self, Err(e), &order);
-                    }
-                },
-                None => None,
+            let at = Turn {
+                phase,
+                roll,
+                order: &order,
+                special: special.as_deref(),
+                node_roll: node_roll.as_ref(),
+                done: &done,
             };
-            let outcome = match self.apply_held(phase, host, unit).await {
-                Ok(outcome) => outcome,
-                Err(e) => {
-                    if drained {
-                        self.undrain_after_failure(phase, host).await;
-                    }
-                    return Err(e);
+            match turn.as_slice() {
+                [host] => self.restart_one(at, host, unwritten, opts, state).await?,
+                batch => {
+                    self.restart_workers_together(at, batch, unwritten, opts, state)
+                        .await?
                 }
-            };
-            state.tally.add(&phase.name, host, &outcome);
-            let healthy = self
-                .healthy_after_restart(
-                    phase,
-                    rolling.healthy,
-                    host,
-                    visit.as_ref(),
-                    &drains,
-                    opts,
-                    state,
-                )
-                .await;
-            if drained && healthy.is_err() {
-                self.undrain_after_failure(phase, host).await;
             }
-            step.end(self, healthy, &order)?;
-            done.push(host.clone());
+            done.extend(turn.iter().cloned());
         }
         Ok(())
     }
 
-    /// The order a unit's roll takes (the host that goes last, when one must), announced; and
-    /// that host.
+    /// The turns a unit's roll takes (the host that goes last, when one must; workers together
+    /// as `spec.rollout` allows), announced; and the host that goes last.
     async fn announce_unit_order(
         &self,
         phase: &Phase,
         roll: UnitRoll<'_>,
-    ) -> (Vec<String>, Option<String>) {
+    ) -> (Vec<Vec<String>>, Option<String>) {
         let kind = if roll.held.iter().any(|(_, a)| *a == UnitAction::Restart) {
             RestartKind::Restart
         } else {
@@ -289,14 +243,17 @@ impl Engine {
         let hosts: Vec<String> = roll.held.iter().map(|(h, _)| h.clone()).collect();
         let special = self.goes_last(last).await;
         let order = restart_order::restart_order(&hosts, last, special.as_deref());
+        let turns = self.turns(roll.rolling, &order);
+        let order = turns.concat();
         self.emit(Event::RestartOrder {
             phase: phase.name.clone(),
             what: roll.unit.name,
             action: kind,
             hosts: order.clone(),
             last: restart_order::why_last(last, special.as_deref(), &order),
+            together: turns.iter().filter(|t| t.len() > 1).cloned().collect(),
         });
-        (order, special)
+        (turns, special)
     }
 
     /// An etcd member's restart: the quorum guard first; the leader (which goes last) hands

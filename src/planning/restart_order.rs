@@ -21,6 +21,24 @@ pub fn restart_order(hosts: &[String], last: GoesLast, special: Option<&str>) ->
     order
 }
 
+/// The turns of a roll: every host of `order` alone, in order, except those `together` says may
+/// go together (workers: nothing else waits on their kubelets), which follow every other host
+/// `size` at a time. With `size` 1 the order is kept as it is.
+pub fn turns(order: &[String], together: impl Fn(&str) -> bool, size: usize) -> Vec<Vec<String>> {
+    if size <= 1 {
+        return order.iter().map(|h| vec![h.clone()]).collect();
+    }
+    let (batched, alone): (Vec<&String>, Vec<&String>) =
+        order.iter().partition(|h| together(h.as_str()));
+    let mut turns: Vec<Vec<String>> = alone.into_iter().map(|h| vec![h.clone()]).collect();
+    turns.extend(
+        batched
+            .chunks(size)
+            .map(|c| c.iter().map(|h| (*h).clone()).collect()),
+    );
+    turns
+}
+
 /// Why the last host of an order is last, for the plan and the events.
 pub fn why_last(last: GoesLast, special: Option<&str>, order: &[String]) -> Option<String> {
     let name = special?;
@@ -144,6 +162,35 @@ mod tests {
 
     fn names(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn workers_go_after_every_other_host_in_batches_of_the_size_asked() {
+        let order = names(&["w1", "cp1", "w2", "cp2", "w3"]);
+        let worker = |h: &str| h.starts_with('w');
+        assert_eq!(
+            turns(&order, worker, 2),
+            vec![
+                names(&["cp1"]),
+                names(&["cp2"]),
+                names(&["w1", "w2"]),
+                names(&["w3"])
+            ]
+        );
+        assert_eq!(
+            turns(&order, worker, 5),
+            vec![names(&["cp1"]), names(&["cp2"]), names(&["w1", "w2", "w3"])]
+        );
+    }
+
+    #[test]
+    fn one_at_a_time_keeps_the_order_as_it_is() {
+        let order = names(&["w1", "cp1", "w2"]);
+        assert_eq!(
+            turns(&order, |h| h.starts_with('w'), 1),
+            vec![names(&["w1"]), names(&["cp1"]), names(&["w2"])]
+        );
+        assert!(turns(&[], |_| true, 3).is_empty());
     }
 
     fn voters(v: &[(&str, bool)]) -> Vec<Voter> {

@@ -292,11 +292,18 @@ impl UpProgress {
                 action,
                 hosts,
                 last,
+                together,
             } => {
                 let why = last.as_ref().map(|l| format!(" ({l})")).unwrap_or_default();
                 let verb = if self.dry_run { "would go" } else { "goes" };
+                let groups: Vec<String> = together.iter().map(|g| g.join(" + ")).collect();
+                let together = if groups.is_empty() {
+                    String::new()
+                } else {
+                    format!("; together: {}", groups.join(", then "))
+                };
                 format!(
-                    "   {phase}: {} {what} {verb} one host at a time: {}{why}",
+                    "   {phase}: {} {what} {verb} one host at a time: {}{why}{together}",
                     action.verb(),
                     hosts.join(", ")
                 )

@@ -12,11 +12,15 @@ pub(super) const CONTROL_PLANE: Component = Component {
     packages: &[],
     binaries: &[],
     files: &[
-        pod_manifest(
-            "kube-apiserver.yaml.tera",
-            paths::KUBE_APISERVER_MANIFEST,
-            APISERVER_READS,
-        ),
+        // With external etcd, --etcd-servers names every etcd host (stacked: its own member).
+        FileRow {
+            names_hosts: NamesHosts::When(Condition::ExternalTopology),
+            ..pod_manifest(
+                "kube-apiserver.yaml.tera",
+                paths::KUBE_APISERVER_MANIFEST,
+                APISERVER_READS,
+            )
+        },
         pod_manifest(
             "kube-controller-manager.yaml.tera",
             paths::KUBE_CONTROLLER_MANAGER_MANIFEST,
@@ -61,12 +65,16 @@ pub(super) const KUBE_APISERVER: Component = Component {
             optional: false,
         },
     ],
-    files: &[control_plane_unit(
-        "kube-apiserver.service.tera",
-        paths::KUBE_APISERVER_UNIT,
-        "kube-apiserver",
-        APISERVER_READS,
-    )],
+    // With external etcd, --etcd-servers names every etcd host (stacked: its own member).
+    files: &[FileRow {
+        names_hosts: NamesHosts::When(Condition::ExternalTopology),
+        ..control_plane_unit(
+            "kube-apiserver.service.tera",
+            paths::KUBE_APISERVER_UNIT,
+            "kube-apiserver",
+            APISERVER_READS,
+        )
+    }],
     certificates: &[],
     units: &[unit("kube-apiserver")],
     ports: &[APISERVER_PORT],

@@ -11,12 +11,16 @@ pub(super) const HAPROXY: Component = Component {
     when: Some(Condition::HaproxyKeepalived),
     packages: &["haproxy"],
     binaries: &[],
-    files: &[file(
-        "haproxy.cfg.tera",
-        paths::HAPROXY_CFG,
-        0o644,
-        Reload("haproxy"),
-    )],
+    // Every control plane's apiserver is a backend.
+    files: &[FileRow {
+        names_hosts: NamesHosts::Yes,
+        ..file(
+            "haproxy.cfg.tera",
+            paths::HAPROXY_CFG,
+            0o644,
+            Reload("haproxy"),
+        )
+    }],
     certificates: &[],
     units: &[unit("haproxy")],
     ports: &[
@@ -54,12 +58,16 @@ pub(super) const KEEPALIVED: Component = Component {
     packages: &["keepalived", "curl"],
     binaries: &[],
     files: &[
-        file(
-            "keepalived.conf.tera",
-            paths::KEEPALIVED_CONF,
-            0o644,
-            Reload("keepalived"),
-        ),
+        // The peers (unicast) and each host's priority by its place among the control planes.
+        FileRow {
+            names_hosts: NamesHosts::Yes,
+            ..file(
+                "keepalived.conf.tera",
+                paths::KEEPALIVED_CONF,
+                0o644,
+                Reload("keepalived"),
+            )
+        },
         // keepalived with enable_script_security runs only root-owned scripts that group and
         // others cannot write; it runs the script afresh each time.
         file(

@@ -98,12 +98,15 @@ pub(super) const CONTAINERD: Component = Component {
             Nothing,
         ),
         // Routes to the other nodes' pods: set again as a whole when a node comes or goes.
-        file(
-            "pod-network.sh.tera",
-            paths::POD_NETWORK_SCRIPT,
-            0o755,
-            Restart(POD_NETWORK_UNIT),
-        ),
+        FileRow {
+            names_hosts: NamesHosts::Yes,
+            ..file(
+                "pod-network.sh.tera",
+                paths::POD_NETWORK_SCRIPT,
+                0o755,
+                Restart(POD_NETWORK_UNIT),
+            )
+        },
         file(
             "kinit-pod-network.service.tera",
             paths::POD_NETWORK_UNIT,

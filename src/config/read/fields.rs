@@ -167,6 +167,41 @@ impl FieldReader {
         }
     }
 
+    /// A scalar written as a number or a string (`2`, `"25%"`), parsed with `FromStr`.
+    pub fn parsed_scalar<T: FromStr>(
+        &mut self,
+        s: &mut Section,
+        key: &'static str,
+        expect: &str,
+    ) -> Option<T>
+    where
+        T::Err: std::fmt::Display,
+    {
+        let text = match s.take(key)? {
+            Value::Number(n) => n.to_string(),
+            Value::String(text) => text.clone(),
+            other => {
+                let path = s.field(key);
+                self.wrong_type(&path, other, expect);
+                return None;
+            }
+        };
+        match text.trim().parse() {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.problems.push(
+                    ConfigProblem::error(
+                        "config::invalid-value",
+                        s.field(key),
+                        format!("`{}`: {e}", shown(&text)),
+                    )
+                    .help(format!("expected {expect}")),
+                );
+                None
+            }
+        }
+    }
+
     pub fn parsed_required<T: FromStr>(
         &mut self,
         s: &mut Section,

@@ -81,6 +81,19 @@ fn cluster_spec(r: &mut FieldReader, spec: &mut Section) -> ClusterSpec {
     r.finish(s);
 
     let registries = registries(r, spec);
+
+    let mut s = r.section(spec, "rollout", false);
+    let rollout = Rollout {
+        max_unavailable_workers: r
+            .parsed_scalar(
+                &mut s,
+                "maxUnavailableWorkers",
+                "a number of workers (e.g. 2) or a share of them (e.g. \"25%\")",
+            )
+            .unwrap_or_default(),
+    };
+    r.finish(s);
+
     let hosts = hosts(r, spec);
 
     ClusterSpec {
@@ -96,6 +109,7 @@ fn cluster_spec(r: &mut FieldReader, spec: &mut Section) -> ClusterSpec {
         artifacts,
         time_sync,
         registries,
+        rollout,
         hosts,
     }
 }

@@ -81,7 +81,12 @@ impl Engine {
     /// Say, before the kubelets roll (in a dry run too), which nodes will be drained: those
     /// whose kubelet runs another release than `kubernetesVersion`, in `order`. Nothing when
     /// none does or the API does not answer (each restart says so again then).
-    pub(super) async fn announce_drains(&self, roll: &NodeRoll, phase: &Phase, order: &[String]) {
+    pub(super) async fn announce_drains(
+        &self,
+        roll: &NodeRoll,
+        phase: &Phase,
+        turns: &[Vec<String>],
+    ) {
         let target = &self.inventory.kubernetes_version;
         let Ok(client) = &roll.client else {
             return;
@@ -89,8 +94,9 @@ impl Engine {
         let Ok(nodes) = nodes::list(client, REQUEST).await else {
             return;
         };
-        let moving: Vec<String> = order
+        let moving: Vec<String> = turns
             .iter()
+            .flatten()
             .filter_map(|h| {
                 let n = nodes.get(h)?;
                 moves_release(&n.kubelet_version, target)
@@ -98,11 +104,17 @@ impl Engine {
             })
             .collect();
         if !moving.is_empty() {
+            let pace = match turns.iter().map(Vec::len).max() {
+                Some(n) if n > 1 => {
+                    format!("one control plane at a time, then up to {n} workers together")
+                }
+                _ => "one node at a time".to_string(),
+            };
             self.note(
                 phase,
                 format!(
-                    "kubelets moving to {target}, one node at a time, each cordoned and drained \
-                     first (PodDisruptionBudgets honoured) and uncordoned once Ready: {}",
+                    "kubelets moving to {target}, {pace}, each cordoned and drained first \
+                     (PodDisruptionBudgets honoured) and uncordoned once Ready: {}",
                     moving.join(", ")
                 ),
             );
@@ -190,6 +202,14 @@ impl Engine {
         }
         visit.client = Some(client);
         Ok(visit)
+    }
+
+    /// The node stays as it was (its kubelet not restarted after all): uncordoned when kinit
+    /// cordoned it. Best effort: the next run finishes a cordon of kinit's that is left.
+    pub(super) async fn node_stays(&self, visit: &NodeVisit) {
+        if let (true, Some(client)) = (visit.uncordon, &visit.client) {
+            let _ = drain::set_unschedulable(client, &visit.host, Cordon::Off, REQUEST).await;
+        }
     }
 
     /// The node serves again: its Node Ready, with a status posted since the restart; then

@@ -76,6 +76,7 @@ impl Engine {
             action: RestartKind::NewManifest,
             hosts: order.clone(),
             last: restart_order::why_last(rolling.last, special.as_deref(), &order),
+            together: Vec::new(),
         });
         // Hosts whose apiserver the kubelet replaces: drained from every haproxy first, put
         // back once the new one is ready, as a unit's restart is.

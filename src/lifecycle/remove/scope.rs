@@ -4,9 +4,8 @@
 use std::collections::BTreeSet;
 
 use super::RemoveError;
-use crate::components::{self, ComponentId, OnChange};
-use crate::config::{ControlPlaneMode, Role, Topology};
-use crate::host_paths;
+use crate::components;
+use crate::config::Role;
 use crate::inventory::{Host, Inventory};
 
 /// The hosts named, checked against the inventory: each must be there (a control plane, an
@@ -41,41 +40,30 @@ pub fn without(inv: &Inventory, names: &BTreeSet<String>) -> Inventory {
 }
 
 /// The files that name other control planes, etcd members or nodes, and so change on the hosts
-/// that stay: haproxy's backends, keepalived's peers, with external etcd the apiserver's
-/// `--etcd-servers` (stacked, it talks to its local member only), and the pod network's routes
-/// to the other nodes' pod slices.
+/// that stay: the table's files marked so (`names_hosts`) of the components that run somewhere
+/// in this cluster.
 pub fn files_to_update(inv: &Inventory) -> Vec<&'static str> {
-    let mut files: Vec<&'static str> = [ComponentId::Haproxy, ComponentId::Keepalived]
-        .into_iter()
-        .map(components::component)
-        .filter(|c| c.when.is_none_or(|w| w.holds(inv)))
+    components::TABLE
+        .iter()
+        .filter(|c| !c.hosts(inv).is_empty())
         .flat_map(|c| c.files.iter())
-        .filter(|f| matches!(f.on_change, OnChange::Reload(_)))
+        .filter(|f| f.names_hosts.holds(inv))
         .map(|f| f.path)
-        .collect();
-    if inv.topology == Topology::External {
-        // Where the apiserver's flags are: its static pod's manifest, or its unit file.
-        files.push(match inv.control_plane_mode {
-            ControlPlaneMode::StaticPod => host_paths::KUBE_APISERVER_MANIFEST,
-            ControlPlaneMode::Systemd => host_paths::KUBE_APISERVER_UNIT,
-        });
-    }
-    if !components::component(ComponentId::Containerd)
-        .hosts(inv)
-        .is_empty()
-    {
-        files.push(host_paths::POD_NETWORK_SCRIPT);
-    }
-    files
+        .collect()
 }
 
-/// The hosts that stay and hold a file of [`files_to_update`]: the control planes, then the
-/// other nodes (the pod network's routes).
+/// The hosts that stay and hold a file of [`files_to_update`], in table order: the control
+/// planes (the apiserver, haproxy, keepalived), then the other nodes (the pod network's routes).
 pub fn hosts_to_update(rest: &Inventory) -> Vec<String> {
-    let mut hosts: Vec<String> = rest.control_plane().map(|h| h.name.clone()).collect();
-    for h in components::component(ComponentId::Containerd).hosts(rest) {
-        if !hosts.contains(&h.name) {
-            hosts.push(h.name.clone());
+    let mut hosts: Vec<String> = Vec::new();
+    let naming = components::TABLE
+        .iter()
+        .filter(|c| c.files.iter().any(|f| f.names_hosts.holds(rest)));
+    for c in naming {
+        for h in c.hosts(rest) {
+            if !hosts.contains(&h.name) {
+                hosts.push(h.name.clone());
+            }
         }
     }
     hosts

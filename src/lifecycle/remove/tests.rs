@@ -46,6 +46,7 @@ fn hosts_of_the_config_are_removable_and_one_control_plane_stays() {
 
 #[test]
 fn the_files_updated_are_those_naming_other_hosts() {
+    // In table order (the table's `names_hosts` column).
     let stacked = inventory(Topology::Stacked);
     assert_eq!(
         files_to_update(&stacked),
@@ -61,9 +62,9 @@ fn the_files_updated_are_those_naming_other_hosts() {
     assert_eq!(
         files_to_update(&ext),
         [
+            host_paths::KUBE_APISERVER_MANIFEST,
             host_paths::HAPROXY_CFG,
             host_paths::KEEPALIVED_CONF,
-            host_paths::KUBE_APISERVER_MANIFEST,
             host_paths::POD_NETWORK_SCRIPT
         ]
     );
@@ -73,9 +74,9 @@ fn the_files_updated_are_those_naming_other_hosts() {
     assert_eq!(
         files_to_update(&ext),
         [
+            host_paths::KUBE_APISERVER_UNIT,
             host_paths::HAPROXY_CFG,
             host_paths::KEEPALIVED_CONF,
-            host_paths::KUBE_APISERVER_UNIT,
             host_paths::POD_NETWORK_SCRIPT
         ]
     );

@@ -39,7 +39,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{SnapshotError, stderr_tail};
 use crate::components;
-use crate::config::{EtcdMode, Role};
+use crate::config::Role;
 use crate::engine::cluster_lock::LockRequest;
 use crate::engine::event::Observer;
 use crate::engine::host_ops::run_script;
@@ -132,13 +132,6 @@ fn manifests_to_move(inv: &Inventory, host: &Host) -> Vec<&'static str> {
 /// etcd as a static pod: its manifest is held aside like the control plane's.
 fn etcd_pod() -> &'static components::Component {
     components::component(components::ComponentId::EtcdStaticPod)
-}
-
-fn mode_word(inv: &Inventory) -> &'static str {
-    match inv.etcd.mode {
-        EtcdMode::Systemd => "systemd",
-        EtcdMode::StaticPod => "static-pod",
-    }
 }
 
 async fn script(

@@ -1,11 +1,12 @@
 //! The shell steps a restore runs on its hosts (arguments are words, never spliced into the text).
 
-/// Step 1 on one host. Args: mode (systemd|static-pod), is-etcd (yes|no), aside dir, the units
-/// to stop (space-separated, may be empty), the ports of the static pods moved (space-separated,
-/// may be empty), then the manifests to move. Prints `moved PATH` per manifest moved. A unit
+/// Step 1 on one host. Args: the units that run its etcd member (space-separated, empty where
+/// etcd is a static pod or no member), aside dir, the units to stop (space-separated, may be
+/// empty), the ports of the static pods moved (space-separated, may be empty), the unit that
+/// runs static pods, then the manifests to move. Prints `moved PATH` per manifest moved. A unit
 /// that is not installed is not there to stop.
 pub(super) const STOP: &str = r#"set -eu
-mode=$1; etcd=$2; aside=$3; units=$4; ports=$5; shift 5
+etcd_units=$1; aside=$2; units=$3; ports=$4; pods_unit=$5; shift 5
 for u in $units; do
   if [ -n "$(systemctl show -P FragmentPath "$u" 2>/dev/null)" ]; then systemctl stop "$u"; fi
 done
@@ -13,10 +14,10 @@ moved=no
 for m in "$@"; do
   if [ -f "$m" ]; then mkdir -p -m 0700 -- "$aside"; mv -f -- "$m" "$aside/"; echo "moved $m"; moved=yes; fi
 done
-if [ "$etcd" = yes ] && [ "$mode" = systemd ]; then systemctl stop etcd 2>/dev/null || true; fi
+for u in $etcd_units; do systemctl stop "$u" 2>/dev/null || true; done
 filter=
 for p in $ports; do filter="$filter${filter:+ or }sport = :$p"; done
-if [ "$moved" = yes ] && [ -n "$filter" ] && systemctl is-active -q kubelet 2>/dev/null; then
+if [ "$moved" = yes ] && [ -n "$filter" ] && systemctl is-active -q "$pods_unit" 2>/dev/null; then
   # The kubelet stops a static pod once its manifest is gone: wait for the moved pods' ports
   # (etcd's, the apiserver's, ...) to close.
   n=0
@@ -96,11 +97,15 @@ if [ "$into" != "$data" ]; then mv -- "$into/$entry" "$data/"; rmdir -- "$into";
 chmod 0700 -- "$data""#;
 
 /// Step 3 on one etcd host: start etcd (its config was written just before; as a static pod,
-/// the new manifest is the one that stays, not the copy moved aside).
+/// the new manifest is the one that stays, not the copy moved aside). Args: aside dir, the
+/// static pod manifest's file name, the units that run the member (none for a static pod).
 pub(super) const START: &str = r#"set -eu
-mode=$1; aside=$2
-rm -f -- "$aside/etcd.yaml"
-if [ "$mode" = systemd ]; then systemctl daemon-reload; systemctl enable -q etcd; systemctl start --no-block etcd; fi"#;
+aside=$1; manifest=$2; shift 2
+rm -f -- "$aside/$manifest"
+if [ $# -gt 0 ]; then
+  systemctl daemon-reload
+  for u in "$@"; do systemctl enable -q "$u"; systemctl start --no-block "$u"; done
+fi"#;
 
 /// Step 5: the manifests kinit moved back where the kubelet reads them, and nothing else. Args:
 /// aside dir, manifests dir, the manifests' file names. Prints `kept DIR` when the aside dir

@@ -13,10 +13,9 @@ use super::old_data::{OldData, half_way};
 use super::scripts::{PUT_BACK, RESTORE, RESTORE_TOOL, START, START_UNITS, STOP};
 use super::{
     RestoreReport, RestoreSettings, RestoredMember, all_ok, aside_names, manifests_to_move,
-    mode_word, pods_held_aside, script,
+    pods_held_aside, script,
 };
 use crate::components;
-use crate::config::Role;
 use crate::etcd::snapshot_file::SnapshotStatus;
 use crate::etcd::{self, ClientTls};
 use crate::fanout::{self, FanoutError};
@@ -169,7 +168,6 @@ impl Restoring<'_> {
 
     /// Step 1: stop what must not run meanwhile; the hosts whose manifests went aside.
     async fn stop(&self) -> Result<Vec<String>, SnapshotError> {
-        let mode = mode_word(self.inv);
         let stopped = self
             .each(self.involved, "stop", STOP, |h| {
                 let (units, _) = components::stopped_for_restore(self.inv, h);
@@ -177,11 +175,11 @@ impl Restoring<'_> {
                     .flat_map(|c| c.ports(self.inv).map(|p| p.port.to_string()))
                     .collect();
                 let head = [
-                    mode,
-                    if h.has(Role::Etcd) { "yes" } else { "no" },
+                    &components::etcd_units(self.inv, h).join(" "),
                     ASIDE,
                     &units.join(" "),
                     &ports.join(" "),
+                    components::static_pod_runner(),
                 ]
                 .map(str::to_string);
                 let moved = manifests_to_move(self.inv, h)
@@ -274,16 +272,25 @@ impl Restoring<'_> {
         &self,
         configs: &BTreeMap<String, EtcdConfig>,
     ) -> Result<(), SnapshotError> {
-        let mode = mode_word(self.inv);
+        let manifest = std::path::Path::new(host_paths::ETCD_MANIFEST)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let jobs: Vec<_> = self
             .etcd_hosts
             .iter()
             .map(|h| {
                 let (path, content, file_mode) = configs[&h.name].clone();
                 let session = self.sessions[&h.name].clone();
+                let mut args = vec![ASIDE.to_string(), manifest.clone()];
+                args.extend(
+                    components::etcd_units(self.inv, h)
+                        .into_iter()
+                        .map(String::from),
+                );
                 (
                     h.name.clone(),
-                    (session, h.name.clone(), path, content, file_mode),
+                    (session, h.name.clone(), path, content, file_mode, args),
                 )
             })
             .collect();
@@ -291,12 +298,13 @@ impl Restoring<'_> {
             jobs,
             self.settings.concurrency,
             self.cancel,
-            move |(s, host, path, content, file_mode): (
+            move |(s, host, path, content, file_mode, args): (
                 Arc<Session>,
                 String,
                 String,
                 String,
                 u32,
+                Vec<String>,
             )| async move {
                 s.upload(
                     content.as_bytes(),
@@ -305,7 +313,8 @@ impl Restoring<'_> {
                 )
                 .await
                 .map_err(|e| SnapshotError::host(&host, "write etcd's config", e.to_string()))?;
-                script(&s, &host, "start etcd", START, &[mode, ASIDE]).await
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                script(&s, &host, "start etcd", START, &args).await
             },
         )
         .await;
