@@ -174,6 +174,11 @@ spec:
   # registries:
   #   - {{name: registry.k8s.io, mirrors: [https://mirror.internal:5000], caFile: ./registry-ca.pem}}
 
+  # How many workers' kubelets restart together in a roll (an upgrade drains each node first);
+  # control planes and etcd hosts always go one at a time. A number, or a share such as "25%".
+  # rollout:
+  #   maxUnavailableWorkers: 1
+
   # Each host: a name (becomes the node name), the address kinit reaches it on over SSH, and its
   # roles (control-plane, etcd, worker). A host may override ssh.user, ssh.port and ssh.identityFile.
   hosts:

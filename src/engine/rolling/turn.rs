@@ -37,7 +37,8 @@ impl Engine {
             })
         };
         let size = if rolling.healthy == Healthy::NodeReady {
-            let workers = order.iter().filter(|h| only_worker(h)).count();
+            // A share is of the cluster's workers, not only of those this roll restarts.
+            let workers = inv.hosts.iter().filter(|h| only_worker(&h.name)).count();
             inv.rollout.max_unavailable_workers.of(workers)
         } else {
             1
