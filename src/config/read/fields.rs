@@ -151,20 +151,7 @@ impl FieldReader {
         T::Err: std::fmt::Display,
     {
         let text: String = self.optional(s, key, expect)?;
-        match text.trim().parse() {
-            Ok(v) => Some(v),
-            Err(e) => {
-                self.problems.push(
-                    ConfigProblem::error(
-                        "config::invalid-value",
-                        s.field(key),
-                        format!("`{text}`: {e}"),
-                    )
-                    .help(format!("expected {expect}")),
-                );
-                None
-            }
-        }
+        self.parse_text(s, key, &text, expect)
     }
 
     /// A scalar written as a number or a string (`2`, `"25%"`), parsed with `FromStr`.
@@ -186,6 +173,21 @@ impl FieldReader {
                 return None;
             }
         };
+        self.parse_text(s, key, &text, expect)
+    }
+
+    /// `text`, written at `key`, parsed with `FromStr`; a refusal quotes it (control
+    /// characters shown escaped, so a value never adds a line to the report).
+    fn parse_text<T: FromStr>(
+        &mut self,
+        s: &Section,
+        key: &'static str,
+        text: &str,
+        expect: &str,
+    ) -> Option<T>
+    where
+        T::Err: std::fmt::Display,
+    {
         match text.trim().parse() {
             Ok(v) => Some(v),
             Err(e) => {
@@ -193,7 +195,7 @@ impl FieldReader {
                     ConfigProblem::error(
                         "config::invalid-value",
                         s.field(key),
-                        format!("`{}`: {e}", shown(&text)),
+                        format!("`{}`: {e}", shown(text)),
                     )
                     .help(format!("expected {expect}")),
                 );
