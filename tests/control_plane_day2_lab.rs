@@ -114,7 +114,17 @@ fn a_snapshot_restore_stops_the_control_plane_units_before_etcd_is_replaced_and_
     let out = lab.kinit(&["-o", "json", "etcd", "snapshot", "restore", &file, "--yes"]);
     let restore_took = started.elapsed();
     assert!(out.status.success(), "restore: {}", text(&out));
-    let report = json(&out);
+    // `-o json`: the restore's phase events (systemd mode: its units started again in the
+    // last phase), then the report as the last line.
+    let events = json_lines(&out);
+    assert!(
+        events.iter().any(|e| e["event"] == "phase-finished"
+            && e["phase"] == "start-units"
+            && e["ok"] == true),
+        "{}",
+        text(&out)
+    );
+    let report = result_event(&out, "restored");
     let restarted: Vec<&str> = report["unitsRestarted"]
         .as_array()
         .unwrap_or_else(|| panic!("{report:#}"))
@@ -188,7 +198,7 @@ fn removing_a_control_plane_and_adding_it_back_through_the_config_fails_no_reque
     let out = lab.kinit(&["-o", "json", "remove", "cp3", "--yes"]);
     let remove_took = started.elapsed();
     assert!(out.status.success(), "remove: {}", text(&out));
-    let report = json(&out);
+    let report = result_event(&out, "removed");
     assert_eq!(
         report["drained"],
         serde_json::json!(["cp3: its apiserver was drained from every haproxy"]),
@@ -254,6 +264,24 @@ fn reset_takes_the_control_plane_units_binaries_and_files_off() {
 
     let out = lab.kinit(&["-o", "json", "reset", "--yes"]);
     assert!(out.status.success(), "reset: {}", text(&out));
+    // The reset's phases, from the runner `kinit up` uses, then its report.
+    let started: Vec<Value> = json_lines(&out)
+        .into_iter()
+        .filter(|e| e["event"] == "phase-started")
+        .map(|e| e["phase"].clone())
+        .collect();
+    assert_eq!(
+        started.get(..3),
+        Some(&["etcd-members", "drain-nodes", "hosts"].map(Value::from)[..]),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        result_event(&out, "reset")["hosts"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
 
     // No unit loaded or running, no binary, unit file or kubeconfig left; the apiserver's,
     // controller-manager's and scheduler's ports free.

@@ -121,15 +121,32 @@ fn restore_dry_run_text(lab: &Lab, file: &Path) -> (i32, String) {
     (code, all)
 }
 
-/// `kinit GLOBAL etcd snapshot restore FILE FLAG`: the exit code, stdout as JSON (Null when it
-/// is not), and everything it printed.
+/// `kinit GLOBAL etcd snapshot restore FILE FLAG`: the exit code, stdout's last line as JSON
+/// (the report or plan after the run's events; Null when it is not JSON), and everything it
+/// printed.
 fn restore_as(lab: &Lab, file: &Path, global: &[&str], flag: &str) -> (i32, Value, String) {
     let mut args = global.to_vec();
     args.extend(["etcd", "snapshot", "restore", file.to_str().unwrap(), flag]);
     let out = lab.kinit(&args);
-    let v = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    let v = json_lines(&out).pop().unwrap_or(Value::Null);
     (out.status.code().unwrap_or(-1), v, text(&out))
 }
+
+/// The phases a restore's `-o json` events say started, and those that finished well, in order.
+fn restore_phases(all_events: &[Value]) -> (Vec<String>, Vec<String>) {
+    let named = |kind: &str, ok: bool| {
+        all_events
+            .iter()
+            .filter(|e| e["event"] == kind && (!ok || e["ok"] == true))
+            .map(|e| e["phase"].as_str().unwrap_or_default().to_string())
+            .collect::<Vec<_>>()
+    };
+    (named("phase-started", false), named("phase-finished", true))
+}
+
+/// The phases of a restore, as `kinit up`'s runner reports them (systemd units: none here,
+/// the control plane runs as static pods, so `start-units` is skipped).
+const RESTORE_PHASES: [&str; 6] = ["check", "stop", "restore", "start", "healthy", "put-back"];
 
 #[test]
 fn snapshots_restore_a_dead_cluster_and_reset_takes_everything_off() {
@@ -238,6 +255,32 @@ fn snapshots_restore_a_dead_cluster_and_reset_takes_everything_off() {
     // moved aside).
     let (code, plan, all) = restore_dry_run(&lab, &file);
     assert_eq!(code, 0, "restore --dry-run: {all}");
+    assert_eq!(plan["event"], "restore-plan", "{all}");
+    // The same phases as the restore below, from the runner `kinit up` uses: the check ran,
+    // every other phase said per host what it would do.
+    let dry = lab.kinit(&[
+        "-o",
+        "json",
+        "etcd",
+        "snapshot",
+        "restore",
+        file.to_str().unwrap(),
+        "--dry-run",
+    ]);
+    let dry_events = json_lines(&dry);
+    let (started, finished) = restore_phases(&dry_events);
+    assert_eq!(started, RESTORE_PHASES, "{}", text(&dry));
+    assert_eq!(finished, RESTORE_PHASES, "{}", text(&dry));
+    assert!(
+        dry_events.iter().any(|e| e["event"] == "note"
+            && e["phase"] == "stop"
+            && e["message"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("cp2: would ")),
+        "{}",
+        text(&dry)
+    );
     let hosts = plan["hosts"].as_array().expect("hosts");
     assert_eq!(hosts.len(), 3, "{plan:#}");
     for h in hosts {
@@ -278,8 +321,23 @@ fn snapshots_restore_a_dead_cluster_and_reset_takes_everything_off() {
     }
 
     // Restore: exactly the saved keys, through every member, in a new cluster.
-    let (code, report, all) = restore(&lab, &file);
+    let out = lab.kinit(&[
+        "-o",
+        "json",
+        "etcd",
+        "snapshot",
+        "restore",
+        file.to_str().unwrap(),
+        "--yes",
+    ]);
+    let (code, all) = (out.status.code().unwrap_or(-1), text(&out));
     assert_eq!(code, 0, "restore: {all}");
+    let restore_events = json_lines(&out);
+    let report = restore_events.last().cloned().unwrap_or(Value::Null);
+    assert_eq!(report["event"], "restored", "{all}");
+    let (started, finished) = restore_phases(&restore_events);
+    assert_eq!(started, RESTORE_PHASES, "{all}");
+    assert_eq!(finished, RESTORE_PHASES, "{all}");
     let want = expected_keys(1000, "v1");
     for addr in ADDRS {
         assert_eq!(keys_on(&lab, addr), want, "keys on {addr}");
@@ -408,7 +466,7 @@ fn snapshots_restore_a_dead_cluster_and_reset_takes_everything_off() {
         .filter(|l| !l.is_empty())
         .count();
     assert_eq!(written, acked, "every acknowledged write is there");
-    let r = json(&out);
+    let r = result_event(&out, "reset");
     assert_eq!(r["membership"]["kind"], "remove", "{r:#}");
     let two = &eps[..2];
     let list = lab.etcdctl(two, &["member", "list"]);
@@ -437,7 +495,7 @@ fn snapshots_restore_a_dead_cluster_and_reset_takes_everything_off() {
         "reset with cp3 down: {}",
         text(&out)
     );
-    let r = json(&out);
+    let r = result_event(&out, "reset");
     let hosts = r["hosts"].as_array().unwrap();
     let by_name = |n: &str| hosts.iter().find(|h| h["host"] == n).unwrap().clone();
     assert!(by_name("cp3")["error"].is_string(), "{r:#}");

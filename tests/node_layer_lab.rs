@@ -1021,7 +1021,7 @@ fn nodes_register_ready_and_run_pods_from_the_bundle_alone() {
     let out = lab.kinit(&["-o", "json", "remove", "w1", "--yes"]);
     assert!(out.status.success(), "remove w1: {}", text(&out));
     // The API answered: the Node was drained first (its pods evicted) and deleted after.
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = result_event(&out, "removed");
     let node = &report["reset"]["nodes"][0];
     assert_eq!(node["host"], "w1", "{report}");
     assert_eq!(node["deleted"], true, "{report}");
@@ -1098,7 +1098,7 @@ fn nodes_register_ready_and_run_pods_from_the_bundle_alone() {
         "remove cp3 --unreachable: {}",
         text(&out)
     );
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = result_event(&out, "removed");
     assert!(
         report["reset"].is_null(),
         "cp3 was not to be reset: {report}"

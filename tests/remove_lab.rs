@@ -142,7 +142,34 @@ fn remove_moves_leadership_guards_quorum_and_takes_unreachable_hosts_out() {
     );
     let out = lab.kinit(&["-o", "json", "remove", "w1", "--dry-run"]);
     assert!(out.status.success(), "{}", text(&out));
-    let dry = json(&out);
+    let dry = result_event(&out, "removed");
+    // The removal's phases, from the runner `kinit up` uses: those that only ask run in a dry
+    // run too; one that does not apply says why.
+    let events = json_lines(&out);
+    let named = |kind: &str| -> Vec<String> {
+        events
+            .iter()
+            .filter(|e| e["event"] == kind)
+            .map(|e| e["phase"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    assert_eq!(
+        named("phase-started"),
+        [
+            "drain-nodes",
+            "etcd-members",
+            "reset",
+            "delete-nodes",
+            "update"
+        ],
+        "{}",
+        text(&out)
+    );
+    assert!(
+        named("phase-skipped").contains(&"gone-nodes".to_string()),
+        "{}",
+        text(&out)
+    );
     assert_eq!(dry["dryRun"], true, "{dry:#}");
     assert_eq!(dry["plan"]["etcd"]["members"][0]["name"], "w1", "{dry:#}");
     assert_eq!(dry["plan"]["etcd"]["quorum"]["remaining"], 3, "{dry:#}");
@@ -203,7 +230,7 @@ fn remove_moves_leadership_guards_quorum_and_takes_unreachable_hosts_out() {
     } = writer.stop();
     let (tries, connect_failures, connect_error) = connects.stop();
     assert!(out.status.success(), "remove w1: {}", text(&out));
-    let report = json(&out);
+    let report = result_event(&out, "removed");
     eprintln!(
         "remove w1 (the leader): {took:.1?}; writer: {acked} puts acknowledged, {failed} failed, \
          longest gap {gap:.0?}; connect loop: {tries} handshakes, {connect_failures} failed"
@@ -289,7 +316,7 @@ fn remove_moves_leadership_guards_quorum_and_takes_unreachable_hosts_out() {
     // --force would go (shown on a dry run: nothing changes).
     let out = lab.kinit(&["-o", "json", "remove", "cp2", "--force", "--dry-run"]);
     assert!(out.status.success(), "{}", text(&out));
-    let forced = json(&out);
+    let forced = result_event(&out, "removed");
     assert!(
         forced["plan"]["etcd"]["forced"][0]
             .as_str()
@@ -338,7 +365,7 @@ fn remove_moves_leadership_guards_quorum_and_takes_unreachable_hosts_out() {
          {failed} failed, longest gap {gap:.0?}"
     );
     assert_eq!(failed, 0, "puts not accepted");
-    let report = json(&out);
+    let report = result_event(&out, "removed");
     assert_eq!(
         report["removedMembers"],
         serde_json::json!([cp3_id]),

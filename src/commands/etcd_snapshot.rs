@@ -15,6 +15,7 @@ use crate::lifecycle::snapshot::{SnapshotError, save as saving, utc_stamp};
 use crate::render::Templates;
 use crate::ui::confirm::{self, Answer};
 use crate::ui::lifecycle as view;
+use crate::ui::up::RunProgress;
 use crate::ui::{GlobalOptions, OutputFormat};
 
 #[derive(Debug, Clone)]
@@ -175,10 +176,9 @@ pub fn restore(global: &GlobalOptions, opts: &RestoreOptions) -> CommandResult {
             concurrency: opts.concurrency,
         },
     };
-    let notes = view::NoteLines {
-        quiet: global.verbosity < 0,
-    };
-    let (file, dry_run) = (opts.file.clone(), opts.dry_run);
+    // The reporter `kinit up` uses: the restore's phases as lines, bars or JSON events.
+    let progress = RunProgress::new(global, opts.dry_run);
+    let (file, dry_run, observer) = (opts.file.clone(), opts.dry_run, &progress);
     let remote::Finished { value, interrupted } =
         remote::with_remote(ssh, |pool, cancel| async move {
             let restore = restore::Restore {
@@ -193,19 +193,20 @@ pub fn restore(global: &GlobalOptions, opts: &RestoreOptions) -> CommandResult {
                 cancel: &cancel,
             };
             if dry_run {
-                restore.plan().await.map(Restored::Planned)
+                restore.plan(observer).await.map(Restored::Planned)
             } else {
-                restore.run(&notes).await.map(Restored::Done)
+                restore.run(observer).await.map(Restored::Done)
             }
         })?;
+    progress.finish();
     if interrupted {
         eprintln!("interrupted");
         return Ok(Outcome::Interrupted);
     }
     match (value?, global.output) {
-        (Restored::Done(report), OutputFormat::Json) => print_json(&report),
+        (Restored::Done(report), OutputFormat::Json) => progress.last_event("restored", &report),
         (Restored::Done(report), OutputFormat::Text) => print!("{}", view::restored_text(&report)),
-        (Restored::Planned(plan), OutputFormat::Json) => print_json(&plan),
+        (Restored::Planned(plan), OutputFormat::Json) => progress.last_event("restore-plan", &plan),
         (Restored::Planned(plan), OutputFormat::Text) => {
             print!("{}", view::restore_dry_run_text(&plan))
         }

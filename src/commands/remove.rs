@@ -14,6 +14,7 @@ use crate::lifecycle::snapshot::utc_stamp;
 use crate::render::Templates;
 use crate::ui::confirm::{self, Answer};
 use crate::ui::remove as view;
+use crate::ui::up::RunProgress;
 use crate::ui::{GlobalOptions, OutputFormat};
 
 #[derive(Debug, Clone)]
@@ -83,10 +84,9 @@ pub fn run(global: &GlobalOptions, opts: &RemoveOptions) -> CommandResult {
         &templates,
         &settings,
     );
-    let notes = crate::ui::lifecycle::NoteLines {
-        quiet: global.verbosity < 0,
-    };
-    let notes = &notes;
+    // The reporter `kinit up` uses: the removal's phases as lines, bars or JSON events.
+    let progress = RunProgress::new(global, opts.dry_run);
+    let notes = &progress;
     // The lock, the members read again (the confirmation may have come long after the plan),
     // the removal, the lock released: all in `remove::run`.
     let remote::Finished { value, interrupted } =
@@ -102,6 +102,7 @@ pub fn run(global: &GlobalOptions, opts: &RemoveOptions) -> CommandResult {
             };
             remove::run(&removal, chosen, plan, notes).await
         })?;
+    progress.finish();
     let report = match value {
         Err(e @ (RemoveError::Interrupted | RemoveError::InterruptedDuring { .. }))
             if interrupted =>
@@ -112,10 +113,7 @@ pub fn run(global: &GlobalOptions, opts: &RemoveOptions) -> CommandResult {
         other => other?,
     };
     match global.output {
-        OutputFormat::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&report).expect("serializable")
-        ),
+        OutputFormat::Json => progress.last_event("removed", &report),
         OutputFormat::Text => print!(
             "{}",
             view::report_text(&report, &global.config_path.display().to_string())

@@ -11,6 +11,7 @@ use crate::lifecycle::snapshot::utc_stamp;
 use crate::selector;
 use crate::ui::confirm::{self, Answer};
 use crate::ui::lifecycle as view;
+use crate::ui::up::RunProgress;
 use crate::ui::{GlobalOptions, OutputFormat};
 
 #[derive(Debug, Clone)]
@@ -60,25 +61,26 @@ pub fn run(global: &GlobalOptions, opts: &ResetOptions) -> CommandResult {
         locked_by_caller: false,
         break_lock: opts.break_lock,
     };
+    // The reporter `kinit up` uses: the reset's phases as lines, bars or JSON events.
+    let progress = RunProgress::new(global, opts.dry_run);
+    let observer = &progress;
     let remote::Finished { value, interrupted } =
         remote::with_remote(ssh, |pool, cancel| async move {
-            reset::run(
-                &inventory,
-                tls.as_ref(),
+            let request = reset::ResetRequest {
+                inv: &inventory,
+                tls: tls.as_ref(),
                 plans,
-                &targets,
+                targets: &targets,
                 pool,
-                &settings,
-                &cancel,
-            )
-            .await
+                settings: &settings,
+                cancel: &cancel,
+            };
+            reset::run(request, observer).await
         })?;
+    progress.finish();
     let report = value?;
     match global.output {
-        OutputFormat::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&report).expect("serializable")
-        ),
+        OutputFormat::Json => progress.last_event("reset", &report),
         OutputFormat::Text => print!("{}", view::reset_report_text(&report)),
     }
     Ok(if interrupted {

@@ -9,7 +9,7 @@ use crate::config::Topology;
 use crate::engine::{self, Engine, RunError, RunOptions};
 use crate::render::Templates;
 use crate::ui::GlobalOptions;
-use crate::ui::up::UpProgress;
+use crate::ui::up::RunProgress;
 
 #[derive(Debug, Clone)]
 pub struct UpOptions {
@@ -55,7 +55,7 @@ pub fn run_with(
         .zip(targets)
         .collect();
 
-    let progress = Arc::new(UpProgress::new(global, opts.run.dry_run));
+    let progress = Arc::new(RunProgress::new(global, opts.run.dry_run));
     let observer = progress.clone();
     let result = remote::with_remote(ssh, |pool, cancel| async move {
         let mut engine = Engine {

@@ -2,7 +2,9 @@
 //! host -> jobs that carry it out over SSH, bounded, idempotent by content and resumable by
 //! phase.
 //!
-//!   runner        phases in order, hosts in parallel, the run's state and errors
+//!   runner        up's phases, hosts in parallel, the run's state and errors
+//!   phase_runner  the loop every host-changing command runs its phases with (events, dry run,
+//!                 Ctrl-C between phases)
 //!   select        which phases a run takes
 //!   plan          a phase on one host as steps (pure)
 //!   host_job      one host's steps: what differs, what to restart (tested in memory)
@@ -31,6 +33,7 @@ pub mod kubernetes_version_check;
 pub mod lock;
 pub mod operator;
 pub mod outcome;
+pub mod phase_runner;
 pub mod plan;
 pub mod playbook;
 pub mod rolling;

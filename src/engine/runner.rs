@@ -16,6 +16,7 @@ use super::lock::LockOwner;
 use super::operator::{self, PkiWorkspace};
 use super::outcome::StepOutcome;
 use super::outcome::{RunSummary, Tally};
+use super::phase_runner::{self, DryRun, Interrupted, RunPhase};
 use super::plan::{self, PlanInputs};
 use super::playbook::{OperatorStep, Phase, Playbook};
 use super::select::{PhaseSelection, select};
@@ -185,59 +186,14 @@ impl Engine {
         opts: &RunOptions,
         state: &mut RunState,
     ) -> Result<(), RunError> {
-        for phase in phases {
-            if self.cancel.is_cancelled() {
-                return Err(RunError::Interrupted);
-            }
-            if phase.upgrade_only && !state.upgrading {
-                let names: Vec<&str> = phase_components(phase).map(|c| c.name).collect();
-                self.emit(Event::PhaseSkipped {
-                    phase: phase.name.clone(),
-                    reason: format!(
-                        "no Kubernetes upgrade in this run: {} converged in an earlier phase",
-                        names.join(", ")
-                    ),
-                });
-                continue;
-            }
-            let hosts = self.hosts_of(phase);
-            if phase.run.is_none() && hosts.is_empty() {
-                self.emit(Event::PhaseSkipped {
-                    phase: phase.name.clone(),
-                    reason: self.absent_because(phase),
-                });
-                continue;
-            }
-            self.emit(Event::PhaseStarted {
-                phase: phase.name.clone(),
-                title: phase.title.clone(),
-                hosts: if phase.run.is_some() {
-                    Vec::new()
-                } else {
-                    hosts.clone()
-                },
-            });
-            let started = Instant::now();
-            let outcome = match phase.run {
-                Some(step) => self.operator_phase(phase, step, opts, state).await,
-                None if super::etcd_join::joins_etcd(phase) => {
-                    self.etcd_phase(phase, &hosts, opts, state).await
-                }
-                None => {
-                    if super::stray_backends::writes_haproxy(phase) {
-                        self.report_stray_backends(phase, &hosts).await;
-                    }
-                    self.host_phase(phase, &hosts, opts, state).await
-                }
-            };
-            self.emit(Event::PhaseFinished {
-                phase: phase.name.clone(),
-                seconds: started.elapsed().as_secs_f64(),
-                ok: outcome.is_ok(),
-            });
-            outcome?;
-        }
-        Ok(())
+        let (observer, cancel) = (self.observer.clone(), self.cancel.clone());
+        let mut run = UpRun {
+            engine: self,
+            opts,
+            state,
+        };
+        // Up's phases know a dry run themselves (every host says what would change).
+        phase_runner::run_phases(&mut run, phases, false, observer.as_ref(), &cancel).await
     }
 
     /// The hosts a phase works on: all hosts for certificates, else those the table places its
@@ -553,4 +509,72 @@ impl JobOptions {
 /// The rows of the components a phase converges.
 pub fn phase_components(phase: &Phase) -> impl Iterator<Item = &'static Component> + '_ {
     phase.converge.iter().map(|id| components::component(*id))
+}
+
+/// What `up`'s phases run on: the engine, the run's options and what its phases share.
+struct UpRun<'a> {
+    engine: &'a mut Engine,
+    opts: &'a RunOptions,
+    state: &'a mut RunState,
+}
+
+impl From<Interrupted> for RunError {
+    fn from(_: Interrupted) -> Self {
+        RunError::Interrupted
+    }
+}
+
+impl RunPhase<UpRun<'_>> for Phase {
+    type Error = RunError;
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn title(&self) -> &str {
+        &self.title
+    }
+
+    fn hosts(&self, run: &UpRun<'_>) -> Vec<String> {
+        if self.run.is_some() {
+            Vec::new()
+        } else {
+            run.engine.hosts_of(self)
+        }
+    }
+
+    fn skipped(&self, run: &UpRun<'_>) -> Option<String> {
+        if self.upgrade_only && !run.state.upgrading {
+            let names: Vec<&str> = phase_components(self).map(|c| c.name).collect();
+            return Some(format!(
+                "no Kubernetes upgrade in this run: {} converged in an earlier phase",
+                names.join(", ")
+            ));
+        }
+        (self.run.is_none() && run.engine.hosts_of(self).is_empty())
+            .then(|| run.engine.absent_because(self))
+    }
+
+    fn dry_run(&self, _: &UpRun<'_>) -> DryRun {
+        DryRun::Runs
+    }
+
+    async fn run(&self, run: &mut UpRun<'_>) -> Result<(), RunError> {
+        let (engine, opts) = (&mut *run.engine, run.opts);
+        let state = &mut *run.state;
+        match self.run {
+            Some(step) => engine.operator_phase(self, step, opts, state).await,
+            None => {
+                let hosts = engine.hosts_of(self);
+                if super::etcd_join::joins_etcd(self) {
+                    engine.etcd_phase(self, &hosts, opts, state).await
+                } else {
+                    if super::stray_backends::writes_haproxy(self) {
+                        engine.report_stray_backends(self, &hosts).await;
+                    }
+                    engine.host_phase(self, &hosts, opts, state).await
+                }
+            }
+        }
+    }
 }

@@ -2,29 +2,12 @@
 
 use std::fmt::Write;
 
-use crate::engine::event::{Event, Observer};
-
 use crate::etcd::snapshot_file::{Integrity, SnapshotStatus};
 use crate::lifecycle::reset::{ResetAction, ResetReport};
 use crate::lifecycle::reset_plan::HostReset;
 use crate::lifecycle::snapshot::restore::{RestorePlan, RestoreReport};
 use crate::lifecycle::snapshot::save::SavedSnapshot;
 use crate::planning::membership::ResetMembership;
-
-/// The engine's notes of a day-two command that reports at its end (`remove`, `etcd snapshot
-/// restore`): today the cluster lock's (a stale lock of this machine taken over), one line each
-/// on stderr, so that `-o json` on stdout stays one document; nothing with `-q`.
-pub struct NoteLines {
-    pub quiet: bool,
-}
-
-impl Observer for NoteLines {
-    fn event(&self, event: &Event) {
-        if let (Event::Note { message, .. }, false) = (event, self.quiet) {
-            eprintln!("note: {message}");
-        }
-    }
-}
 
 /// What reset will take off each host, before the operator confirms.
 pub fn reset_plan_text(plans: &[HostReset], purge: bool) -> String {

@@ -20,7 +20,7 @@ enum Mode {
     Lines,
 }
 
-pub struct UpProgress {
+pub struct RunProgress {
     mode: Mode,
     quiet: bool,
     dry_run: bool,
@@ -36,8 +36,8 @@ fn paint(on: bool, code: &str, text: &str) -> String {
     }
 }
 
-impl UpProgress {
-    pub fn new(global: &GlobalOptions, dry_run: bool) -> UpProgress {
+impl RunProgress {
+    pub fn new(global: &GlobalOptions, dry_run: bool) -> RunProgress {
         let mode = match global.output {
             OutputFormat::Json => Mode::Json,
             OutputFormat::Text if std::io::stdout().is_terminal() && global.verbosity >= 0 => {
@@ -45,7 +45,7 @@ impl UpProgress {
             }
             OutputFormat::Text => Mode::Lines,
         };
-        UpProgress {
+        RunProgress {
             mode,
             quiet: global.verbosity < 0,
             dry_run,
@@ -72,6 +72,14 @@ impl UpProgress {
     fn json(&self, value: serde_json::Value) {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{value}");
+    }
+
+    /// A command's result with `-o json`: one more JSON line, `value` with `"event": event`
+    /// (after the run's events, so a reader takes the last line).
+    pub fn last_event(&self, event: &str, value: &impl serde::Serialize) {
+        let mut v = serde_json::to_value(value).expect("serializable");
+        v["event"] = event.into();
+        self.json(v);
     }
 
     pub fn finish(&self) {
@@ -203,7 +211,7 @@ impl UpProgress {
     }
 }
 
-impl Observer for UpProgress {
+impl Observer for RunProgress {
     fn event(&self, event: &Event) {
         if let Mode::Json = self.mode {
             self.json(serde_json::to_value(event).expect("serializable"));
@@ -282,7 +290,7 @@ impl Observer for UpProgress {
     }
 }
 
-impl UpProgress {
+impl RunProgress {
     /// The line of a restart event (an order, a restart begun, a host serving again).
     fn restart_line(&self, event: &Event) -> String {
         match event {

@@ -58,6 +58,22 @@ impl Drop for Lab {
     }
 }
 
+/// Every JSON line of stdout: with `-o json`, `up`, `reset` and `etcd snapshot restore` print
+/// one event per line and their result last.
+pub fn json_lines(out: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// The result a `-o json` event stream ends with, which must be the event named `event`.
+pub fn result_event(out: &Output, event: &str) -> Value {
+    let last = json_lines(out).pop().unwrap_or(Value::Null);
+    assert_eq!(last["event"], event, "the last line:\n{}", text(out));
+    last
+}
+
 pub fn text(out: &Output) -> String {
     format!(
         "exit {:?}\n--- stdout\n{}--- stderr\n{}",

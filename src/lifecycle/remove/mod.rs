@@ -7,7 +7,7 @@
 //! All of it under the cluster lock on every host it contacts, the lock `kinit up` takes: a
 //! removal never runs beside another operator's `up`, `remove` or restore.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +20,7 @@ use super::reset_plan;
 use crate::engine::cluster_lock::{LockFailure, LockRequest};
 use crate::engine::etcd_members::{self, MembershipError};
 use crate::engine::event::Observer;
+use crate::engine::phase_runner;
 use crate::engine::verify;
 use crate::etcd::ClientTls;
 use crate::inventory::{Host, Inventory};
@@ -27,14 +28,15 @@ use crate::planning::membership::LiveMember;
 use crate::render::{RenderError, Templates};
 use crate::ssh::{HostTarget, Pool};
 
+mod phases;
 mod scope;
 mod survey;
 mod update;
 
+use phases::{RemovePhase, RemoveRun};
 pub use scope::{chosen, files_to_update, hosts_to_update, without};
 pub use survey::plan;
 use survey::recheck;
-use update::{drain_apiservers, update_rest};
 
 /// How a removal runs.
 #[derive(Debug, Clone)]
@@ -206,7 +208,7 @@ pub async fn run(
     }
     let settings = r.settings;
     if settings.dry_run {
-        return carry_out(r, plan).await;
+        return carry_out(r, plan, observer).await;
     }
     let locked = settings
         .lock
@@ -215,59 +217,24 @@ pub async fn run(
     let rechecked = recheck(r.inv, r.tls, hosts, settings, plan);
     let interrupted = Err(RemoveError::Interrupted);
     let result = match verify::or_cancelled(r.cancel, interrupted, rechecked).await {
-        Ok(plan) => carry_out(r, plan).await,
+        Ok(plan) => carry_out(r, plan, observer).await,
         Err(e) => Err(e),
     };
     settings.lock.release(&locked).await;
     result
 }
 
-/// Carry out `plan`: members removed, hosts reset, the control planes that stay updated.
-async fn carry_out(r: &Removal<'_>, plan: RemovePlan) -> Result<RemoveReport, RemoveError> {
-    let (inv, settings, cancel) = (r.inv, r.settings, r.cancel);
-    let going: BTreeSet<String> = plan.hosts.iter().cloned().collect();
-    let rest = without(inv, &going);
-    // Their Nodes first, while every apiserver serves: drained (pods evicted), and deleted once
-    // their hosts are reset. Hosts gone for good are not reset, and keep theirs.
-    let resetting: BTreeSet<String> = plan.reset.iter().cloned().collect();
-    let (node_api, nodes) = reset::drain_nodes(inv, &resetting, settings.dry_run).await;
-    if cancel.is_cancelled() {
-        return Err(RemoveError::Interrupted);
-    }
-    let drained = if settings.dry_run {
-        Vec::new()
-    } else {
-        drain_apiservers(r, &plan).await
-    };
-    if cancel.is_cancelled() {
-        return Err(RemoveError::Interrupted);
-    }
-    let removed_members = remove_members(r, &plan).await?;
-    let mut reset = reset_removed(r, &rest, &plan).await?;
-    // (The reset ran against the inventory without these hosts: their Nodes are this step's.)
-    if let Some(r) = reset.as_mut() {
-        r.nodes = nodes;
-        if let Some(api) = &node_api {
-            reset::delete_nodes(api, &mut r.nodes, &r.hosts).await;
-        }
-    }
-    let gone: BTreeSet<String> = going.difference(&resetting).cloned().collect();
-    let gone_nodes = if settings.unreachable && !cancel.is_cancelled() {
-        reset::delete_gone_nodes(inv, &gone, settings.dry_run).await
-    } else {
-        Vec::new()
-    };
-    let updates = update_rest(r, &rest, &plan).await?;
-    Ok(RemoveReport {
-        dry_run: settings.dry_run,
-        delete_from_config: plan.hosts.clone(),
-        plan,
-        drained,
-        removed_members,
-        reset,
-        gone_nodes,
-        updates,
-    })
+/// Carry out `plan` through the engine's phase loop: Nodes and apiservers drained, members
+/// removed, hosts reset, the control planes that stay updated.
+async fn carry_out(
+    r: &Removal<'_>,
+    plan: RemovePlan,
+    observer: &dyn Observer,
+) -> Result<RemoveReport, RemoveError> {
+    let mut run = RemoveRun::new(r, plan);
+    let dry_run = r.settings.dry_run;
+    phase_runner::run_phases(&mut run, &RemovePhase::ALL, dry_run, observer, r.cancel).await?;
+    Ok(run.report())
 }
 
 /// The plan's etcd members removed (none for a dry run), through the member it named; their
@@ -329,16 +296,17 @@ async fn reset_removed(
     };
     // Against the inventory without the removed hosts: their members are gone already, so the
     // reset asks nothing more of etcd.
-    let report = reset::run(
-        rest,
-        r.tls,
+    let request = reset::ResetRequest {
+        inv: rest,
+        tls: r.tls,
         plans,
-        r.targets,
-        r.pool.clone(),
-        &reset_settings,
-        r.cancel,
-    )
-    .await?;
+        targets: r.targets,
+        pool: r.pool.clone(),
+        settings: &reset_settings,
+        cancel: r.cancel,
+    };
+    // The removal reports its own steps; the reset's are part of one of them.
+    let report = reset::run(request, &crate::engine::event::Quiet).await?;
     Ok(Some(report))
 }
 

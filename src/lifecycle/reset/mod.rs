@@ -15,20 +15,23 @@ use tokio_util::sync::CancellationToken;
 
 use super::reset_plan::HostReset;
 use crate::engine::cluster_lock::{LockFailure, LockRequest};
-use crate::engine::etcd_members::{self, MembershipError};
-use crate::engine::event::Quiet;
+use crate::engine::etcd_members::MembershipError;
+use crate::engine::event::Observer;
 use crate::engine::host_ops::run_script;
 use crate::engine::lock::LockOwner;
+use crate::engine::phase_runner;
 use crate::etcd::ClientTls;
 use crate::fanout::{self, FanoutError};
-use crate::planning::membership::{self, ResetMembership};
+use crate::planning::membership::ResetMembership;
 use crate::ssh::{ExitStatus, HostTarget, Pool};
 
 mod nodes;
+mod phases;
 mod script;
 
 pub use nodes::NodeLeaving;
 pub(crate) use nodes::{delete_gone_nodes, delete_nodes, drain_nodes};
+use phases::{ResetPhase, ResetRun};
 pub use script::aside_path;
 pub(crate) use script::{DIR_FUNCTIONS, FOREIGN_EXIT, foreign_names};
 use script::{parse_actions, script_args, script_text};
@@ -141,17 +144,33 @@ pub enum ResetError {
     Interrupted,
 }
 
-/// Reset the hosts of `plans` (their targets in `targets`). Members of a partial reset are
-/// removed first; a refusal there changes nothing anywhere.
+/// What a reset works on: the hosts of `plans` (their targets in `targets`).
+pub struct ResetRequest<'a> {
+    pub inv: &'a crate::inventory::Inventory,
+    /// The operator's etcd client: without it a reset of part of etcd refuses.
+    pub tls: Option<&'a ClientTls>,
+    pub plans: Vec<HostReset>,
+    pub targets: &'a BTreeMap<String, HostTarget>,
+    pub pool: Arc<Pool>,
+    pub settings: &'a ResetSettings,
+    pub cancel: &'a CancellationToken,
+}
+
+/// Reset the hosts of the request. Members of a partial reset are removed first; a refusal
+/// there changes nothing anywhere.
 pub async fn run(
-    inv: &crate::inventory::Inventory,
-    tls: Option<&ClientTls>,
-    plans: Vec<HostReset>,
-    targets: &BTreeMap<String, HostTarget>,
-    pool: Arc<Pool>,
-    settings: &ResetSettings,
-    cancel: &CancellationToken,
+    request: ResetRequest<'_>,
+    observer: &dyn Observer,
 ) -> Result<ResetReport, ResetError> {
+    let ResetRequest {
+        inv,
+        tls,
+        plans,
+        targets,
+        pool,
+        settings,
+        cancel,
+    } = request;
     // The lock on every selected host, all or none, before etcd is even asked: `up`, `remove`
     // and `restore` take it on a superset of these hosts, so none of them runs meanwhile.
     let lock = LockRequest {
@@ -170,11 +189,11 @@ pub async fn run(
         // (a second reset does it once it is back), and the others go ahead.
         let (reachable, unreachable) = connect_all(&pool, mine, settings.concurrency, cancel).await;
         (
-            lock.take(&pool, &reachable, cancel, &Quiet).await?,
+            lock.take(&pool, &reachable, cancel, observer).await?,
             unreachable,
         )
     };
-    let result = run_locked(
+    let mut run = ResetRun {
         inv,
         tls,
         plans,
@@ -182,11 +201,22 @@ pub async fn run(
         pool,
         settings,
         cancel,
-        &unreachable,
+        unreachable,
+        membership: None,
+        api: None,
+        nodes: Vec::new(),
+        hosts: Vec::new(),
+    };
+    let result = phase_runner::run_phases(
+        &mut run,
+        &ResetPhase::ALL,
+        settings.dry_run,
+        observer,
+        cancel,
     )
     .await;
     lock.release(&locked).await;
-    result
+    result.map(|()| run.report())
 }
 
 /// The targets that answer, and why each other one did not.
@@ -226,93 +256,6 @@ async fn connect_all(
         }
     }
     (reachable, unreachable)
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn run_locked(
-    inv: &crate::inventory::Inventory,
-    tls: Option<&ClientTls>,
-    plans: Vec<HostReset>,
-    targets: &BTreeMap<String, HostTarget>,
-    pool: Arc<Pool>,
-    settings: &ResetSettings,
-    cancel: &CancellationToken,
-    unreachable: &BTreeMap<String, String>,
-) -> Result<ResetReport, ResetError> {
-    let selected: BTreeSet<String> = plans.iter().map(|p| p.host.clone()).collect();
-    let membership = match tls {
-        Some(tls) => etcd_members::plan_reset(inv, tls, &selected, settings.etcd_timeout).await?,
-        None => membership::without_client(inv, &selected).map_err(MembershipError::from)?,
-    };
-    if cancel.is_cancelled() {
-        return Err(ResetError::Interrupted);
-    }
-    if let (ResetMembership::Remove { members, via }, Some(tls), false) =
-        (&membership, tls, settings.dry_run)
-    {
-        // A host that would refuse must refuse before its member is gone.
-        check_data_dirs(&plans, targets, &pool, settings, cancel).await?;
-        if cancel.is_cancelled() {
-            return Err(ResetError::Interrupted);
-        }
-        etcd_members::remove(tls, members, via, settings.etcd_timeout).await?;
-    }
-    let reachable: BTreeSet<String> = selected
-        .iter()
-        .filter(|h| !unreachable.contains_key(*h))
-        .cloned()
-        .collect();
-    let (api, mut nodes) = drain_nodes(inv, &reachable, settings.dry_run).await;
-    if cancel.is_cancelled() {
-        return Err(ResetError::Interrupted);
-    }
-    let kept: BTreeMap<String, Vec<String>> = plans
-        .iter()
-        .map(|p| (p.host.clone(), p.kept.clone()))
-        .collect();
-    let reached = plans
-        .into_iter()
-        .filter(|p| !unreachable.contains_key(&p.host));
-    let results = reset_hosts(reached, targets, &pool, settings, cancel).await;
-    let mut hosts: Vec<HostResetOutcome> = results
-        .into_iter()
-        .map(|(host, r)| {
-            let kept = kept.get(&host).cloned().unwrap_or_default();
-            match r {
-                Ok(actions) => HostResetOutcome {
-                    host,
-                    actions,
-                    kept,
-                    error: None,
-                },
-                Err(e) => HostResetOutcome {
-                    host,
-                    actions: Vec::new(),
-                    kept,
-                    error: Some(match e {
-                        FanoutError::Failed(f) => f.message(),
-                        FanoutError::Cancelled => FanoutError::<String>::Cancelled.to_string(),
-                        FanoutError::Panicked(p) => FanoutError::<String>::Panicked(p).to_string(),
-                    }),
-                },
-            }
-        })
-        .collect();
-    hosts.extend(unreachable.iter().map(|(host, e)| HostResetOutcome {
-        host: host.clone(),
-        actions: Vec::new(),
-        kept: kept.get(host).cloned().unwrap_or_default(),
-        error: Some(format!("{e}; nothing was changed on this host")),
-    }));
-    if let Some(api) = api {
-        delete_nodes(&api, &mut nodes, &hosts).await;
-    }
-    Ok(ResetReport {
-        dry_run: settings.dry_run,
-        membership,
-        hosts,
-        nodes,
-    })
 }
 
 /// Why one host's reset did not run.

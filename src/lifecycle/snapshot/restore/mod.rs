@@ -23,6 +23,7 @@
 
 mod members;
 mod old_data;
+mod phases;
 mod plan;
 mod scripts;
 mod steps;
@@ -43,12 +44,14 @@ use crate::config::Role;
 use crate::engine::cluster_lock::LockRequest;
 use crate::engine::event::Observer;
 use crate::engine::host_ops::run_script;
+use crate::engine::phase_runner;
 use crate::etcd::ClientTls;
 use crate::etcd::snapshot_file::SnapshotStatus;
 use crate::fanout::{self, FanoutError};
 use crate::inventory::{Host, Inventory};
 use crate::render::Templates;
 use crate::ssh::{HostTarget, Pool, Session};
+use phases::{RestorePhase, RestoreRun};
 pub use plan::{PlannedHost, PlannedMember, RestorePlan};
 use steps::Restoring;
 
@@ -205,15 +208,36 @@ impl Restore<'_> {
             .lock
             .take(&self.pool, &lock_targets, self.cancel, observer)
             .await?;
-        let result = self.restoring(&reached, started)?.locked().await;
+        let result = match self.restoring(&reached, started) {
+            Ok(restoring) => {
+                let mut run = RestoreRun::new(&restoring, false);
+                self.phases(&mut run, false, observer)
+                    .await
+                    .map(|()| run.report())
+            }
+            Err(e) => Err(e),
+        };
         self.settings.lock.release(&locked).await;
         result
     }
 
-    /// What [`Restore::run`] would do, after the same checks; no lock, no change.
-    pub async fn plan(&self) -> Result<RestorePlan, SnapshotError> {
+    /// What [`Restore::run`] would do, through the same phases: the check runs (no change),
+    /// the others say what they would do. No lock, no token kept, no change.
+    pub async fn plan(&self, observer: &dyn Observer) -> Result<RestorePlan, SnapshotError> {
         let reached = self.reach().await?;
-        self.restoring(&reached, Instant::now())?.plan().await
+        let restoring = self.restoring(&reached, Instant::now())?;
+        let mut run = RestoreRun::new(&restoring, true);
+        self.phases(&mut run, true, observer).await?;
+        Ok(restoring.plan(&run.configs, &run.mounts))
+    }
+
+    async fn phases(
+        &self,
+        run: &mut RestoreRun<'_, '_>,
+        dry_run: bool,
+        observer: &dyn Observer,
+    ) -> Result<(), SnapshotError> {
+        phase_runner::run_phases(run, &RestorePhase::ALL, dry_run, observer, self.cancel).await
     }
 
     fn restoring<'r>(

@@ -2,18 +2,18 @@
 //! step 0's checks passed (each its own verdict, as a real restore would give it), then what a
 //! restore would do per host. Takes no lock, keeps no token and changes nothing.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::Serialize;
 
 use super::manifests_to_move;
-use super::steps::Restoring;
+use super::steps::{EtcdConfig, Restoring};
 use crate::components;
 use crate::config::Role;
 use crate::host_paths;
 use crate::inventory::EtcdMember;
 use crate::lifecycle::reset::aside_path;
-use crate::lifecycle::snapshot::SnapshotError;
 
 /// What a restore would do.
 #[derive(Debug, Clone, Serialize)]
@@ -55,10 +55,14 @@ pub struct PlannedMember {
 }
 
 impl Restoring<'_> {
-    /// The plan, once the templates rendered and every etcd host passed step 0's checks.
-    pub(super) async fn plan(&self) -> Result<RestorePlan, SnapshotError> {
+    /// The plan, once the templates rendered (`configs`) and every etcd host passed step 0's
+    /// checks (`mounts`: whether each data dir is a mount point).
+    pub(super) fn plan(
+        &self,
+        configs: &BTreeMap<String, EtcdConfig>,
+        mounts: &BTreeMap<String, bool>,
+    ) -> RestorePlan {
         let data_dir = self.inv.etcd.data_dir.as_str();
-        let (configs, mounts) = self.checked().await?;
         let moved_to = aside_path(data_dir, &self.settings.stamp, "restore");
         let hosts = self
             .involved
@@ -91,11 +95,11 @@ impl Restoring<'_> {
                 }
             })
             .collect();
-        Ok(RestorePlan {
+        RestorePlan {
             snapshot: self.file.to_path_buf(),
             revision: self.status.revision,
             total_keys: self.status.total_keys,
             hosts,
-        })
+        }
     }
 }

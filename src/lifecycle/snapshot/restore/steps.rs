@@ -8,12 +8,12 @@ use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 
-use super::members::{check_hosts, restore_member, wait_healthy};
-use super::old_data::{OldData, half_way};
+use super::members::{check_hosts, restore_member};
+use super::old_data::OldData;
 use super::scripts::{PUT_BACK, RESTORE, RESTORE_TOOL, START, START_UNITS, STOP};
 use super::{
-    RestoreReport, RestoreSettings, RestoredMember, all_ok, aside_names, manifests_to_move,
-    pods_held_aside, script,
+    RestoreSettings, RestoredMember, all_ok, aside_names, manifests_to_move, pods_held_aside,
+    script,
 };
 use crate::components;
 use crate::etcd::snapshot_file::SnapshotStatus;
@@ -47,54 +47,9 @@ pub(super) struct Restoring<'a> {
 const ASIDE: &str = host_paths::MANIFESTS_ASIDE_DIR;
 
 /// What etcd runs from on one host: its config file's path, content and mode.
-type EtcdConfig = (String, String, u32);
+pub(super) type EtcdConfig = (String, String, u32);
 
 impl Restoring<'_> {
-    /// Steps 0 to 5, in order; a failure once step 1 began says where each host's old data is.
-    pub(super) async fn locked(&self) -> Result<RestoreReport, SnapshotError> {
-        let data_dir = self.inv.etcd.data_dir.as_str();
-        let (configs, mounts) = self.checked().await?;
-        // The restore starts now: the new token is the cluster's from here on.
-        crate::pki::cluster_token::store(&self.inv.pki_dir, self.token)?;
-        let mut old: BTreeMap<String, OldData> = self
-            .etcd_hosts
-            .iter()
-            .map(|h| (h.name.clone(), OldData::Untouched))
-            .collect();
-
-        let manifests_moved = self.stop().await.map_err(|e| half_way(e, data_dir, &old))?;
-        self.progress("stopped");
-        self.restore_members(&mounts, &mut old)
-            .await
-            .map_err(|e| half_way(e, data_dir, &old))?;
-        self.progress("restored");
-        self.start_etcd(&configs)
-            .await
-            .map_err(|e| half_way(e, data_dir, &old))?;
-        self.progress("started");
-        let (cluster_id, statuses) = wait_healthy(self.inv, self.tls, self.settings, self.cancel)
-            .await
-            .map_err(|e| half_way(e, data_dir, &old))?;
-        self.progress("healthy");
-        let kept_aside = self
-            .put_back()
-            .await
-            .map_err(|e| half_way(e, data_dir, &old))?;
-        let units_restarted = self
-            .start_units()
-            .await
-            .map_err(|e| half_way(e, data_dir, &old))?;
-        Ok(RestoreReport {
-            snapshot: self.file.to_path_buf(),
-            cluster_id: format!("{cluster_id:x}"),
-            members: self.members(&statuses, &old),
-            manifests_moved,
-            units_restarted,
-            kept_aside,
-            seconds: self.started.elapsed().as_secs_f64(),
-        })
-    }
-
     /// Before any change: etcd's config rendered (a template error stops here), then step 0:
     /// nothing changes on any host unless every etcd host can be restored. The configs, and
     /// whether each data dir is a mount point.
@@ -111,10 +66,6 @@ impl Restoring<'_> {
         )
         .await?;
         Ok((configs, mounts))
-    }
-
-    fn progress(&self, what: &str) {
-        tracing::info!(elapsed = ?self.started.elapsed(), "restore: {what}");
     }
 
     /// The rendered etcd config with the new token, per etcd host.
@@ -167,7 +118,7 @@ impl Restoring<'_> {
     }
 
     /// Step 1: stop what must not run meanwhile; the hosts whose manifests went aside.
-    async fn stop(&self) -> Result<Vec<String>, SnapshotError> {
+    pub(super) async fn stop(&self) -> Result<Vec<String>, SnapshotError> {
         let stopped = self
             .each(self.involved, "stop", STOP, |h| {
                 let (units, _) = components::stopped_for_restore(self.inv, h);
@@ -197,7 +148,7 @@ impl Restoring<'_> {
 
     /// Step 2: every member restored from the snapshot; `old` says where each host's data went,
     /// also when this fails.
-    async fn restore_members(
+    pub(super) async fn restore_members(
         &self,
         mounts: &BTreeMap<String, bool>,
         old: &mut BTreeMap<String, OldData>,
@@ -268,7 +219,7 @@ impl Restoring<'_> {
 
     /// Step 3: etcd's config written with the new token, every member started together (the
     /// first one waits for a quorum).
-    async fn start_etcd(
+    pub(super) async fn start_etcd(
         &self,
         configs: &BTreeMap<String, EtcdConfig>,
     ) -> Result<(), SnapshotError> {
@@ -323,7 +274,7 @@ impl Restoring<'_> {
 
     /// Step 5: the manifests kinit moved put back (nothing else); hosts whose waiting dir kept
     /// something kinit did not put there.
-    async fn put_back(&self) -> Result<Vec<String>, SnapshotError> {
+    pub(super) async fn put_back(&self) -> Result<Vec<String>, SnapshotError> {
         let put_back = self
             .each(self.involved, "put the manifests back", PUT_BACK, |_| {
                 let head = [ASIDE, host_paths::MANIFESTS_DIR].into_iter();
@@ -342,7 +293,7 @@ impl Restoring<'_> {
     }
 
     /// Step 5: the control-plane units of step 1 started again; per host, those started.
-    async fn start_units(&self) -> Result<Vec<String>, SnapshotError> {
+    pub(super) async fn start_units(&self) -> Result<Vec<String>, SnapshotError> {
         let started = self
             .each(self.involved, "start the control plane", START_UNITS, |h| {
                 let (units, _) = components::stopped_for_restore(self.inv, h);
@@ -361,7 +312,7 @@ impl Restoring<'_> {
             .collect())
     }
 
-    fn members(
+    pub(super) fn members(
         &self,
         statuses: &BTreeMap<String, etcd::MemberStatus>,
         old: &BTreeMap<String, OldData>,
