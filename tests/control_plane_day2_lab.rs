@@ -20,10 +20,6 @@ const CONTROL_PLANE_UNITS: [&str; 3] = [
     "kube-scheduler",
 ];
 
-fn json(out: &std::process::Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(out)))
-}
-
 /// `up --topology stacked` on a fresh lab of the real control plane; the probe ConfigMap
 /// created through the VIP; the admin kubeconfig.
 fn up_with_probe(lab: &Lab) -> std::path::PathBuf {
@@ -93,7 +89,10 @@ fn a_snapshot_restore_stops_the_control_plane_units_before_etcd_is_replaced_and_
     // A verified snapshot holding the ConfigMap; then the ConfigMap deleted through the API.
     let saved = lab.kinit(&["-o", "json", "etcd", "snapshot", "save"]);
     assert!(saved.status.success(), "save: {}", text(&saved));
-    let file = json(&saved)["path"].as_str().unwrap().to_string();
+    let file = result_event(&saved, "saved")["path"]
+        .as_str()
+        .unwrap()
+        .to_string();
     lab.kubectl_ok(
         &kubeconfig,
         &["-n", "kinit-probe", "delete", "configmap", "probe"],

@@ -135,21 +135,10 @@ async fn a_chatty_command_keeps_only_the_tail_of_its_output() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_bastion_connection_is_opened_again() {
     let s = setup();
-    let jump_user = TestUser::create(s.dir.path(), SudoRights::None);
-    let jump_key = client_key(s.dir.path(), "jump_key", "ed25519", "");
-    let jump = Sshd::start(s.dir.path(), &[(&jump_user.name, &jump_key.public)], &[]);
-    let known_hosts = s.dir.path().join("known_hosts");
-    let mut known = std::fs::read_to_string(&known_hosts).unwrap();
-    known.push_str(&jump.known_hosts_line());
-    std::fs::write(&known_hosts, known).unwrap();
+    let jump = Bastion::start(s.dir.path(), "ed25519");
+    jump.trust(&s.dir.path().join("known_hosts"));
     let mut opts = s.options();
-    opts.bastion = Some(HostTarget {
-        name: "bastion".into(),
-        address: "127.0.0.1".into(),
-        port: jump.port,
-        user: jump_user.name.clone(),
-        identity_files: vec![jump_key.private.clone()],
-    });
+    opts.bastion = Some(jump.target());
     let pool = Pool::new(opts);
     let first = pool.get(&s.target()).await.unwrap();
     let out = first
@@ -158,7 +147,7 @@ async fn a_dead_bastion_connection_is_opened_again() {
         .unwrap();
     assert_eq!(out.stdout_text(), "one\n");
 
-    jump.drop_connections();
+    jump.sshd.drop_connections();
     let deadline = Instant::now() + Duration::from_secs(30);
     while !first.is_closed() {
         assert!(

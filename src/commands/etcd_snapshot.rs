@@ -15,7 +15,7 @@ use crate::lifecycle::snapshot::{SnapshotError, save as saving, utc_stamp};
 use crate::render::Templates;
 use crate::ui::confirm::{self, Answer};
 use crate::ui::lifecycle as view;
-use crate::ui::up::RunProgress;
+use crate::ui::run_progress::RunProgress;
 use crate::ui::{GlobalOptions, OutputFormat};
 
 #[derive(Debug, Clone)]
@@ -81,25 +81,30 @@ pub fn save(global: &GlobalOptions, opts: &SaveOptions) -> CommandResult {
         .map(|h| h.name.clone())
         .zip(targets)
         .collect();
+    // The reporter `kinit up` uses: the save's phases as lines, bars or JSON events.
+    let progress = RunProgress::new(global, false);
+    let observer = &progress;
     let remote::Finished { value, interrupted } =
-        remote::with_remote(ssh, |pool, _cancel| async move {
-            saving::save(
-                &inventory,
-                &tls,
+        remote::with_remote(ssh, |pool, cancel| async move {
+            let request = saving::SaveRequest {
+                inv: &inventory,
+                tls: &tls,
                 pool,
-                &targets,
-                &output,
+                targets: &targets,
+                output: &output,
                 numbered,
-                Duration::from_secs(5),
-            )
-            .await
+                timeout: Duration::from_secs(5),
+                cancel: &cancel,
+            };
+            saving::save(request, observer).await
         })?;
+    progress.finish();
     if interrupted {
         return Ok(Outcome::Interrupted);
     }
     let saved = value?;
     match global.output {
-        OutputFormat::Json => print_json(&saved),
+        OutputFormat::Json => progress.last_event("saved", &saved),
         OutputFormat::Text => print!("{}", view::saved_text(&saved)),
     }
     Ok(Outcome::Success)

@@ -14,7 +14,7 @@ use crate::lifecycle::snapshot::utc_stamp;
 use crate::render::Templates;
 use crate::ui::confirm::{self, Answer};
 use crate::ui::remove as view;
-use crate::ui::up::RunProgress;
+use crate::ui::run_progress::RunProgress;
 use crate::ui::{GlobalOptions, OutputFormat};
 
 #[derive(Debug, Clone)]

@@ -11,7 +11,7 @@ use crate::lifecycle::snapshot::utc_stamp;
 use crate::selector;
 use crate::ui::confirm::{self, Answer};
 use crate::ui::lifecycle as view;
-use crate::ui::up::RunProgress;
+use crate::ui::run_progress::RunProgress;
 use crate::ui::{GlobalOptions, OutputFormat};
 
 #[derive(Debug, Clone)]

@@ -9,7 +9,7 @@ use crate::config::Topology;
 use crate::engine::{self, Engine, RunError, RunOptions};
 use crate::render::Templates;
 use crate::ui::GlobalOptions;
-use crate::ui::up::RunProgress;
+use crate::ui::run_progress::RunProgress;
 
 #[derive(Debug, Clone)]
 pub struct UpOptions {

@@ -2,7 +2,9 @@
 //! `kinit etcd snapshot restore`'s steps alike. Each phase is a small unit (a name, a title,
 //! the hosts it concerns, whether it applies, what a dry run says of it, and its run); the loop
 //! gives every command the same events (`phase-started`, `phase-skipped`, `note`,
-//! `phase-finished`), the same dry run and the same answer to Ctrl-C between phases.
+//! `phase-finished`), the same dry run, the same answer to Ctrl-C between phases, and the same
+//! clean-up: when a phase fails or the run is interrupted, every phase that began is asked, the
+//! last first, to undo what it leaves half done.
 
 use std::future::Future;
 use std::time::Instant;
@@ -38,17 +40,45 @@ pub trait RunPhase<C> {
     fn skipped(&self, ctx: &C) -> Option<String>;
     fn dry_run(&self, ctx: &C) -> DryRun;
     fn run(&self, ctx: &mut C) -> impl Future<Output = Result<(), Self::Error>>;
+    /// After this phase or a later one failed, or the run was interrupted once this phase
+    /// began: remove what it leaves half done (a partial download, say). Most phases leave
+    /// nothing, or leave what the next run finishes.
+    fn undo(&self, ctx: &mut C) -> impl Future<Output = ()> {
+        let _ = ctx;
+        async {}
+    }
 }
 
 /// Run `phases` in order on `ctx`. Before each: interrupted? skipped? Then `phase-started`,
 /// the run (or, in a dry run, what the phase says of itself) and `phase-finished`. The first
-/// phase that fails stops the run with its error.
+/// phase that fails stops the run with its error, once every phase that began (it too) undid
+/// what it leaves half done, the last first; so does an interruption.
 pub async fn run_phases<C, P: RunPhase<C>>(
     ctx: &mut C,
     phases: &[P],
     dry_run: bool,
     observer: &dyn Observer,
     cancel: &CancellationToken,
+) -> Result<(), P::Error> {
+    let mut began: Vec<&P> = Vec::new();
+    let outcome = run_each(ctx, phases, dry_run, observer, cancel, &mut began).await;
+    if outcome.is_err() {
+        for phase in began.into_iter().rev() {
+            phase.undo(ctx).await;
+        }
+    }
+    outcome
+}
+
+/// [`run_phases`] until the first failure; `began` gets every phase that ran (a dry run's
+/// phases that only say what they would do never begin).
+async fn run_each<'p, C, P: RunPhase<C>>(
+    ctx: &mut C,
+    phases: &'p [P],
+    dry_run: bool,
+    observer: &dyn Observer,
+    cancel: &CancellationToken,
+    began: &mut Vec<&'p P>,
 ) -> Result<(), P::Error> {
     for phase in phases {
         if cancel.is_cancelled() {
@@ -78,7 +108,10 @@ pub async fn run_phases<C, P: RunPhase<C>>(
                 }
                 Ok(())
             }
-            _ => phase.run(ctx).await,
+            _ => {
+                began.push(phase);
+                phase.run(ctx).await
+            }
         };
         observer.event(&Event::PhaseFinished {
             phase: name,
@@ -115,6 +148,7 @@ mod tests {
         fails: bool,
         says: Option<&'static str>,
         cancels: Option<CancellationToken>,
+        undoes: bool,
     }
 
     fn step(name: &'static str) -> Step {
@@ -124,10 +158,11 @@ mod tests {
             fails: false,
             says: None,
             cancels: None,
+            undoes: false,
         }
     }
 
-    impl RunPhase<Vec<&'static str>> for Step {
+    impl RunPhase<Vec<String>> for Step {
         type Error = Failed;
         fn name(&self) -> &str {
             self.name
@@ -135,20 +170,20 @@ mod tests {
         fn title(&self) -> &str {
             "a step"
         }
-        fn hosts(&self, _: &Vec<&'static str>) -> Vec<String> {
+        fn hosts(&self, _: &Vec<String>) -> Vec<String> {
             vec!["h1".into()]
         }
-        fn skipped(&self, _: &Vec<&'static str>) -> Option<String> {
+        fn skipped(&self, _: &Vec<String>) -> Option<String> {
             self.skip.then(|| "not here".to_string())
         }
-        fn dry_run(&self, _: &Vec<&'static str>) -> DryRun {
+        fn dry_run(&self, _: &Vec<String>) -> DryRun {
             match self.says {
                 Some(s) => DryRun::Says(vec![s.to_string()]),
                 None => DryRun::Runs,
             }
         }
-        async fn run(&self, ran: &mut Vec<&'static str>) -> Result<(), Failed> {
-            ran.push(self.name);
+        async fn run(&self, ran: &mut Vec<String>) -> Result<(), Failed> {
+            ran.push(self.name.to_string());
             if let Some(c) = &self.cancels {
                 c.cancel();
             }
@@ -156,6 +191,11 @@ mod tests {
                 return Err(Failed::Phase(self.name));
             }
             Ok(())
+        }
+        async fn undo(&self, ran: &mut Vec<String>) {
+            if self.undoes {
+                ran.push(format!("undo {}", self.name));
+            }
         }
     }
 
@@ -175,7 +215,7 @@ mod tests {
         }
     }
 
-    fn run(phases: &[Step], dry_run: bool) -> (Result<(), Failed>, Vec<&'static str>, Vec<String>) {
+    fn run(phases: &[Step], dry_run: bool) -> (Result<(), Failed>, Vec<String>, Vec<String>) {
         let seen = Seen::default();
         let mut ran = Vec::new();
         let cancel = CancellationToken::new();
@@ -228,6 +268,48 @@ mod tests {
     }
 
     #[test]
+    fn a_failure_has_every_phase_that_began_undo_the_last_first() {
+        let phases = [
+            Step {
+                undoes: true,
+                ..step("a")
+            },
+            Step {
+                skip: true,
+                undoes: true,
+                ..step("b")
+            },
+            Step {
+                undoes: true,
+                ..step("c")
+            },
+            Step {
+                fails: true,
+                undoes: true,
+                ..step("d")
+            },
+            Step {
+                undoes: true,
+                ..step("e")
+            },
+        ];
+        let (result, ran, _) = run(&phases, false);
+        assert_eq!(result, Err(Failed::Phase("d")));
+        assert_eq!(ran, ["a", "c", "d", "undo d", "undo c", "undo a"]);
+    }
+
+    #[test]
+    fn a_run_that_ends_well_undoes_nothing() {
+        let phases = [Step {
+            undoes: true,
+            ..step("a")
+        }];
+        let (result, ran, _) = run(&phases, false);
+        assert_eq!(result, Ok(()));
+        assert_eq!(ran, ["a"]);
+    }
+
+    #[test]
     fn a_dry_run_runs_only_the_phases_that_know_one_and_notes_what_the_others_would_do() {
         let phases = [
             Step {
@@ -252,6 +334,7 @@ mod tests {
         let phases = [
             Step {
                 cancels: Some(cancel.clone()),
+                undoes: true,
                 ..step("a")
             },
             step("b"),
@@ -263,6 +346,6 @@ mod tests {
             .unwrap()
             .block_on(run_phases(&mut ran, &phases, false, &seen, &cancel));
         assert_eq!(result, Err(Failed::Interrupted));
-        assert_eq!(ran, ["a"]);
+        assert_eq!(ran, ["a", "undo a"], "an interrupted run undoes too");
     }
 }

@@ -14,9 +14,9 @@ pub mod lifecycle;
 pub mod preflight;
 pub mod remove;
 pub mod render;
+pub mod run_progress;
 pub mod secret_prompt;
 pub mod status;
-pub mod up;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;

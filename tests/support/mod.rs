@@ -375,3 +375,39 @@ pub fn ssh_setup() -> SshSetup {
         dir,
     }
 }
+
+/// A second sshd on loopback to jump through: its own port, user and key. Drop order matters:
+/// sshd first, then the user.
+pub struct Bastion {
+    pub sshd: Sshd,
+    pub user: TestUser,
+    pub key: ClientKey,
+}
+
+impl Bastion {
+    /// A bastion whose user logs in with a key of `key_type`, made in `dir`.
+    pub fn start(dir: &Path, key_type: &str) -> Bastion {
+        let user = TestUser::create(dir, SudoRights::None);
+        let key = client_key(dir, "jump_key", key_type, "");
+        let sshd = Sshd::start(dir, &[(&user.name, &key.public)], &[]);
+        Bastion { sshd, user, key }
+    }
+
+    /// Its host key added to `known_hosts`.
+    pub fn trust(&self, known_hosts: &Path) {
+        let mut known = std::fs::read_to_string(known_hosts).unwrap();
+        known.push_str(&self.sshd.known_hosts_line());
+        std::fs::write(known_hosts, known).unwrap();
+    }
+
+    /// What `SshOptions::bastion` takes.
+    pub fn target(&self) -> kinit::ssh::HostTarget {
+        kinit::ssh::HostTarget {
+            name: "bastion".into(),
+            address: "127.0.0.1".into(),
+            port: self.sshd.port,
+            user: self.user.name.clone(),
+            identity_files: vec![self.key.private.clone()],
+        }
+    }
+}

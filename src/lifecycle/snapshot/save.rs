@@ -9,8 +9,11 @@ use std::time::Duration;
 
 use serde::Serialize;
 use tokio::io::AsyncWriteExt;
+use tokio_util::sync::CancellationToken;
 
 use super::{HOST_WORK_DIR, SnapshotError, stderr_tail};
+use crate::engine::event::Observer;
+use crate::engine::phase_runner::{self, DryRun, RunPhase};
 use crate::etcd::snapshot_file::{self, Integrity, SnapshotStatus};
 use crate::etcd::{self, ClientTls};
 use crate::host_paths;
@@ -65,74 +68,194 @@ async fn healthy_member(
     Err(SnapshotError::NoHealthyMember(why.join("; ")))
 }
 
-/// Take a snapshot and store it at `output` (0600, atomically, never over another file: see
-/// [`place`]). Its directory is made 0700 when missing. `numbered`: `output` is a name kinit
-/// chose, and a taken one gives way to `-2`, `-3`, ...
+/// What a save works with.
+pub struct SaveRequest<'a> {
+    pub inv: &'a Inventory,
+    pub tls: &'a ClientTls,
+    pub pool: Arc<Pool>,
+    pub targets: &'a [(String, HostTarget)],
+    /// Where the snapshot lands (0600, atomically, never over another file: see [`place`]).
+    /// Its directory is made 0700 when missing.
+    pub output: &'a Path,
+    /// `output` is a name kinit chose, and a taken one gives way to `-2`, `-3`, ...
+    pub numbered: bool,
+    /// How long each member's health check may take.
+    pub timeout: Duration,
+    /// Ctrl-C or SIGTERM: stops the stream, and the partial file goes.
+    pub cancel: &'a CancellationToken,
+}
+
+/// Take a snapshot through the engine's phase loop (its events to `observer`): a healthy
+/// member found, the snapshot streamed here, checked and placed.
 pub async fn save(
-    inv: &Inventory,
-    tls: &ClientTls,
-    pool: Arc<Pool>,
-    targets: &[(String, HostTarget)],
-    output: &Path,
-    numbered: bool,
-    timeout: Duration,
+    request: SaveRequest<'_>,
+    observer: &dyn Observer,
 ) -> Result<SavedSnapshot, SnapshotError> {
-    let (member, endpoint) = healthy_member(inv, tls, timeout).await?;
-    let target = targets
-        .iter()
-        .find(|(n, _)| *n == member)
-        .map(|(_, t)| t.clone())
-        .ok_or_else(|| SnapshotError::host(&member, "connect", "no SSH target"))?;
-    let local = |source| SnapshotError::Local {
-        path: output.to_path_buf(),
-        source,
+    let cancel = request.cancel;
+    let mut run = SaveRun {
+        request,
+        member: None,
+        partial: None,
+        remote_sha: None,
+        saved: None,
     };
-    let dir = match output.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    if !dir.exists() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)
-            .map_err(local)?;
+    phase_runner::run_phases(&mut run, &SavePhase::ALL, false, observer, cancel).await?;
+    Ok(run.saved.expect("the place phase ran (never skipped)"))
+}
+
+/// A save's phases, in the order they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SavePhase {
+    Member,
+    Fetch,
+    Place,
+}
+
+impl SavePhase {
+    const ALL: [SavePhase; 3] = [SavePhase::Member, SavePhase::Fetch, SavePhase::Place];
+}
+
+/// What a save's phases share.
+struct SaveRun<'a> {
+    request: SaveRequest<'a>,
+    /// The healthy member, and its client URL.
+    member: Option<(String, String)>,
+    /// The file the snapshot streams into, until it is placed.
+    partial: Option<PathBuf>,
+    /// The sha256 the host computed.
+    remote_sha: Option<String>,
+    saved: Option<SavedSnapshot>,
+}
+
+impl SaveRun<'_> {
+    fn member(&self) -> &(String, String) {
+        self.member.as_ref().expect("the member phase ran first")
     }
-    let name = output
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "snapshot.db".into());
-    let partial = dir.join(format!(".{name}.partial-{}", std::process::id()));
-    let result = fetch(&pool, &target, &member, &endpoint, &partial).await;
-    let checked = result.and_then(|remote_sha| {
+
+    /// The output's directory (made 0700 when missing), and the partial file's path in it.
+    fn partial_path(&self) -> Result<(PathBuf, PathBuf), SnapshotError> {
+        let output = self.request.output;
+        let dir = match output.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        if !dir.exists() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)
+                .map_err(|source| SnapshotError::Local {
+                    path: output.to_path_buf(),
+                    source,
+                })?;
+        }
+        let name = output
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "snapshot.db".into());
+        let partial = dir.join(format!(".{name}.partial-{}", std::process::id()));
+        Ok((dir, partial))
+    }
+
+    /// The partial file checked (etcd's integrity hash, the host's sha256) and placed.
+    fn place(&mut self) -> Result<(), SnapshotError> {
+        let (dir, _) = self.partial_path()?;
+        let partial = self.partial.clone().expect("the fetch phase ran first");
+        let member = self.member().0.clone();
         let status = snapshot_file::inspect(&partial)?;
         if status.integrity != Integrity::Verified {
-            return Err(SnapshotError::NoIntegrityHash {
-                path: partial.clone(),
-            });
+            return Err(SnapshotError::NoIntegrityHash { path: partial });
         }
-        if status.sha256 != remote_sha {
+        let remote = self.remote_sha.clone().unwrap_or_default();
+        if status.sha256 != remote {
             return Err(SnapshotError::TransferMismatch {
-                host: member.clone(),
+                host: member,
                 local: status.sha256.clone(),
-                remote: remote_sha,
+                remote,
             });
         }
-        let path = place(&partial, output, numbered)?;
+        let path = place(&partial, self.request.output, self.request.numbered)?;
+        // Placed: nothing partial is left to remove.
+        self.partial = None;
         if let Ok(d) = std::fs::File::open(&dir) {
             let _ = d.sync_all();
         }
-        Ok((path, status))
-    });
-    match checked {
-        Ok((path, status)) => Ok(SavedSnapshot {
+        self.saved = Some(SavedSnapshot {
             path,
             member,
             status,
-        }),
-        Err(e) => {
-            let _ = std::fs::remove_file(&partial);
-            Err(e)
+        });
+        Ok(())
+    }
+}
+
+impl RunPhase<SaveRun<'_>> for SavePhase {
+    type Error = SnapshotError;
+
+    fn name(&self) -> &str {
+        match self {
+            SavePhase::Member => "member",
+            SavePhase::Fetch => "fetch",
+            SavePhase::Place => "place",
+        }
+    }
+
+    fn title(&self) -> &str {
+        match self {
+            SavePhase::Member => "The first etcd member that says it is healthy",
+            SavePhase::Fetch => {
+                "etcdctl snapshot save on the member, streamed here into a 0600 partial file"
+            }
+            SavePhase::Place => {
+                "Check etcd's integrity hash and the host's sha256, then place the file (never \
+                 over another)"
+            }
+        }
+    }
+
+    fn hosts(&self, run: &SaveRun<'_>) -> Vec<String> {
+        match (self, &run.member) {
+            (SavePhase::Fetch, Some((member, _))) => vec![member.clone()],
+            _ => Vec::new(),
+        }
+    }
+
+    fn skipped(&self, _: &SaveRun<'_>) -> Option<String> {
+        None
+    }
+
+    fn dry_run(&self, _: &SaveRun<'_>) -> DryRun {
+        DryRun::Runs
+    }
+
+    async fn run(&self, run: &mut SaveRun<'_>) -> Result<(), SnapshotError> {
+        let r = &run.request;
+        match self {
+            SavePhase::Member => {
+                run.member = Some(healthy_member(r.inv, r.tls, r.timeout).await?);
+            }
+            SavePhase::Fetch => {
+                let (member, endpoint) = run.member().clone();
+                let target = r
+                    .targets
+                    .iter()
+                    .find(|(n, _)| *n == member)
+                    .map(|(_, t)| t.clone())
+                    .ok_or_else(|| SnapshotError::host(&member, "connect", "no SSH target"))?;
+                let (_, partial) = run.partial_path()?;
+                run.partial = Some(partial.clone());
+                let fetched = fetch(&r.pool, &target, &member, &endpoint, &partial, r.cancel);
+                run.remote_sha = Some(fetched.await?);
+            }
+            SavePhase::Place => run.place()?,
+        }
+        Ok(())
+    }
+
+    /// A save that failed (or was interrupted) once the stream began leaves no partial file.
+    async fn undo(&self, run: &mut SaveRun<'_>) {
+        if let (SavePhase::Fetch, Some(partial)) = (self, run.partial.take()) {
+            let _ = std::fs::remove_file(partial);
         }
     }
 }
@@ -182,6 +305,7 @@ async fn fetch(
     member: &str,
     endpoint: &str,
     partial: &Path,
+    cancel: &CancellationToken,
 ) -> Result<String, SnapshotError> {
     let local = |source| SnapshotError::Local {
         path: partial.to_path_buf(),
@@ -210,7 +334,7 @@ async fn fetch(
     let opts = ExecOptions {
         sudo: true,
         timeout: Some(Duration::from_secs(3600)),
-        cancel: None,
+        cancel: Some(cancel.clone()),
     };
     let out = session.exec_to(&command, &opts, &mut sink).await?;
     sink.flush().await.map_err(local)?;

@@ -1,5 +1,6 @@
-//! `kinit up` as the operator sees it: a spinner per host on a terminal, one line per step
-//! otherwise (CI logs), or one JSON object per event with `-o json`.
+//! A run of the engine's phases (`up`, `reset`, `remove`, `etcd snapshot save` and `restore`)
+//! as the operator sees it: a spinner per host on a terminal, one line per step otherwise (CI
+//! logs), or one JSON object per event with `-o json`, the command's result last.
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
