@@ -123,11 +123,16 @@ fn restore_dry_run_text(lab: &Lab, file: &Path) -> (i32, String) {
 
 /// `kinit GLOBAL etcd snapshot restore FILE FLAG`: the exit code, stdout's last line as JSON
 /// (the report or plan after the run's events; Null when it is not JSON), and everything it
-/// printed.
-fn restore_as(lab: &Lab, file: &Path, global: &[&str], flag: &str) -> (i32, Value, String) {
+/// What `kinit GLOBAL etcd snapshot restore FILE FLAG` printed.
+fn restore_output(lab: &Lab, file: &Path, global: &[&str], flag: &str) -> Output {
     let mut args = global.to_vec();
     args.extend(["etcd", "snapshot", "restore", file.to_str().unwrap(), flag]);
-    let out = lab.kinit(&args);
+    lab.kinit(&args)
+}
+
+/// printed.
+fn restore_as(lab: &Lab, file: &Path, global: &[&str], flag: &str) -> (i32, Value, String) {
+    let out = restore_output(lab, file, global, flag);
     let v = json_lines(&out).pop().unwrap_or(Value::Null);
     (out.status.code().unwrap_or(-1), v, text(&out))
 }
@@ -273,15 +278,7 @@ fn snapshots_restore_a_dead_cluster_and_reset_takes_everything_off() {
     assert_eq!(plan["event"], "restore-plan", "{all}");
     // The same phases as the restore below, from the runner `kinit up` uses: the check ran,
     // every other phase said per host what it would do.
-    let dry = lab.kinit(&[
-        "-o",
-        "json",
-        "etcd",
-        "snapshot",
-        "restore",
-        file.to_str().unwrap(),
-        "--dry-run",
-    ]);
+    let dry = restore_output(&lab, &file, &["-o", "json"], "--dry-run");
     let dry_events = json_lines(&dry);
     let (started, finished) = restore_phases(&dry_events);
     assert_eq!(started, RESTORE_PHASES, "{}", text(&dry));
@@ -336,15 +333,7 @@ fn snapshots_restore_a_dead_cluster_and_reset_takes_everything_off() {
     }
 
     // Restore: exactly the saved keys, through every member, in a new cluster.
-    let out = lab.kinit(&[
-        "-o",
-        "json",
-        "etcd",
-        "snapshot",
-        "restore",
-        file.to_str().unwrap(),
-        "--yes",
-    ]);
+    let out = restore_output(&lab, &file, &["-o", "json"], "--yes");
     let (code, all) = (out.status.code().unwrap_or(-1), text(&out));
     assert_eq!(code, 0, "restore: {all}");
     let restore_events = json_lines(&out);

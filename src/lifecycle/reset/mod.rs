@@ -162,15 +162,7 @@ pub async fn run(
     request: ResetRequest<'_>,
     observer: &dyn Observer,
 ) -> Result<ResetReport, ResetError> {
-    let ResetRequest {
-        inv,
-        tls,
-        plans,
-        targets,
-        pool,
-        settings,
-        cancel,
-    } = request;
+    let (pool, settings, cancel) = (request.pool.clone(), request.settings, request.cancel);
     // The lock on every selected host, all or none, before etcd is even asked: `up`, `remove`
     // and `restore` take it on a superset of these hosts, so none of them runs meanwhile.
     let lock = LockRequest {
@@ -181,9 +173,10 @@ pub async fn run(
     let (locked, unreachable) = if settings.dry_run || settings.locked_by_caller {
         (Vec::new(), BTreeMap::new())
     } else {
-        let mine: BTreeMap<String, HostTarget> = plans
+        let mine: BTreeMap<String, HostTarget> = request
+            .plans
             .iter()
-            .filter_map(|p| Some((p.host.clone(), targets.get(&p.host)?.clone())))
+            .filter_map(|p| Some((p.host.clone(), request.targets.get(&p.host)?.clone())))
             .collect();
         // A host that cannot be reached cannot be changed by anyone: it is reported, not reset
         // (a second reset does it once it is back), and the others go ahead.
@@ -194,13 +187,7 @@ pub async fn run(
         )
     };
     let mut run = ResetRun {
-        inv,
-        tls,
-        plans,
-        targets,
-        pool,
-        settings,
-        cancel,
+        request,
         unreachable,
         membership: None,
         api: None,

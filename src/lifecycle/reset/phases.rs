@@ -3,20 +3,15 @@
 //! the Nodes are looked up, and each host's script says what it would take off.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
-
-use tokio_util::sync::CancellationToken;
 
 use super::{
-    HostReset, HostResetOutcome, NodeLeaving, ResetError, ResetReport, ResetSettings,
+    HostReset, HostResetOutcome, NodeLeaving, ResetError, ResetReport, ResetRequest,
     check_data_dirs, delete_nodes, drain_nodes, reset_hosts,
 };
 use crate::engine::etcd_members::{self, MembershipError};
 use crate::engine::phase_runner::{DryRun, Interrupted, RunPhase};
-use crate::etcd::ClientTls;
 use crate::fanout::FanoutError;
 use crate::planning::membership::{self, ResetMembership};
-use crate::ssh::{HostTarget, Pool};
 
 /// A reset's phases, in the order they run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,13 +33,7 @@ impl ResetPhase {
 
 /// What a reset's phases work with, and what each leaves for the report.
 pub(super) struct ResetRun<'a> {
-    pub inv: &'a crate::inventory::Inventory,
-    pub tls: Option<&'a ClientTls>,
-    pub plans: Vec<HostReset>,
-    pub targets: &'a BTreeMap<String, HostTarget>,
-    pub pool: Arc<Pool>,
-    pub settings: &'a ResetSettings,
-    pub cancel: &'a CancellationToken,
+    pub request: ResetRequest<'a>,
     /// Selected hosts that did not answer, and why: reported, never changed.
     pub unreachable: BTreeMap<String, String>,
     pub membership: Option<ResetMembership>,
@@ -56,7 +45,7 @@ pub(super) struct ResetRun<'a> {
 
 impl ResetRun<'_> {
     fn selected(&self) -> BTreeSet<String> {
-        self.plans.iter().map(|p| p.host.clone()).collect()
+        self.request.plans.iter().map(|p| p.host.clone()).collect()
     }
 
     fn reachable(&self) -> BTreeSet<String> {
@@ -68,7 +57,7 @@ impl ResetRun<'_> {
 
     pub(super) fn report(self) -> ResetReport {
         ResetReport {
-            dry_run: self.settings.dry_run,
+            dry_run: self.request.settings.dry_run,
             membership: self
                 .membership
                 .expect("the etcd-members phase ran (never skipped)"),
@@ -81,21 +70,28 @@ impl ResetRun<'_> {
     /// members are removed before any host changes, once no host would refuse.
     async fn etcd_members(&mut self) -> Result<(), ResetError> {
         let selected = self.selected();
-        let settings = self.settings;
-        let membership = match self.tls {
+        let settings = self.request.settings;
+        let membership = match self.request.tls {
             Some(tls) => {
-                etcd_members::plan_reset(self.inv, tls, &selected, settings.etcd_timeout).await?
+                etcd_members::plan_reset(self.request.inv, tls, &selected, settings.etcd_timeout)
+                    .await?
             }
-            None => {
-                membership::without_client(self.inv, &selected).map_err(MembershipError::from)?
-            }
+            None => membership::without_client(self.request.inv, &selected)
+                .map_err(MembershipError::from)?,
         };
         if let (ResetMembership::Remove { members, via }, Some(tls), false) =
-            (&membership, self.tls, settings.dry_run)
+            (&membership, self.request.tls, settings.dry_run)
         {
             // A host that would refuse must refuse before its member is gone.
-            check_data_dirs(&self.plans, self.targets, &self.pool, settings, self.cancel).await?;
-            if self.cancel.is_cancelled() {
+            check_data_dirs(
+                &self.request.plans,
+                self.request.targets,
+                &self.request.pool,
+                settings,
+                self.request.cancel,
+            )
+            .await?;
+            if self.request.cancel.is_cancelled() {
                 return Err(ResetError::Interrupted);
             }
             etcd_members::remove(tls, members, via, settings.etcd_timeout).await?;
@@ -107,11 +103,13 @@ impl ResetRun<'_> {
     /// Every reachable selected host's script, at once; the unreachable ones reported.
     async fn reset_hosts(&mut self) {
         let kept: BTreeMap<String, Vec<String>> = self
+            .request
             .plans
             .iter()
             .map(|p| (p.host.clone(), p.kept.clone()))
             .collect();
         let reached: Vec<HostReset> = self
+            .request
             .plans
             .iter()
             .filter(|p| !self.unreachable.contains_key(&p.host))
@@ -119,10 +117,10 @@ impl ResetRun<'_> {
             .collect();
         let results = reset_hosts(
             reached,
-            self.targets,
-            &self.pool,
-            self.settings,
-            self.cancel,
+            self.request.targets,
+            &self.request.pool,
+            self.request.settings,
+            self.request.cancel,
         )
         .await;
         let kept_on = |host: &str| kept.get(host).cloned().unwrap_or_default();
@@ -216,8 +214,12 @@ impl RunPhase<ResetRun<'_>> for ResetPhase {
         match self {
             ResetPhase::EtcdMembers => run.etcd_members().await?,
             ResetPhase::DrainNodes => {
-                (run.api, run.nodes) =
-                    drain_nodes(run.inv, &run.reachable(), run.settings.dry_run).await;
+                (run.api, run.nodes) = drain_nodes(
+                    run.request.inv,
+                    &run.reachable(),
+                    run.request.settings.dry_run,
+                )
+                .await;
             }
             ResetPhase::Hosts => run.reset_hosts().await,
             ResetPhase::DeleteNodes => {
