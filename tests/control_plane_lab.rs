@@ -187,6 +187,17 @@ fn a_real_control_plane_serves_through_the_vip_fails_over_and_rolls_without_a_fa
         shown.contains("restart kube-apiserver goes one host at a time"),
         "{shown}"
     );
+    // The renewal is up's first phase, once the lock is held: before preflight, and it says
+    // what it re-issued.
+    let renewal = shown.find("== renew-certificates:").expect(&shown);
+    assert!(
+        renewal < shown.find("== preflight:").expect(&shown),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("renew-certificates: re-issued  apiserver ("),
+        "{shown}"
+    );
     assert_eq!(
         seen.failed, 0,
         "failed requests during the rollout: {seen:?}\n{shown}"
@@ -479,6 +490,19 @@ fn kill_a_rollout_after_its_first_drain(lab: &Lab) -> String {
     }
     child.kill().unwrap();
     child.wait().unwrap();
+    // The renewal came first, as up's `renew-certificates` phase.
+    let renewed = seen.iter().position(|l| {
+        l.contains(r#""event":"certificates-renewed""#)
+            && l.contains(r#""phase":"renew-certificates""#)
+    });
+    let preflight = seen.iter().position(|l| {
+        l.contains(r#""event":"phase-started""#) && l.contains(r#""phase":"preflight""#)
+    });
+    assert!(
+        renewed.is_some() && renewed < preflight,
+        "no renewal before preflight:\n{}",
+        seen.join("\n")
+    );
     drained.unwrap_or_else(|| panic!("the rollout never drained a host:\n{}", seen.join("\n")))
 }
 

@@ -62,26 +62,19 @@ pub fn generate(global: &GlobalOptions) -> CommandResult {
     run(global, Mode::Generate)
 }
 
-/// Renew; with `--rollout`, inside `kinit up` once its lock is held on every host (a renewal
-/// never happens while another run holds the cluster, nor when up stops before its lock), then
-/// the rest of up as it would run on its own: the renewal's output comes first (with `-o json`,
-/// `{"event": "certificates-renewed", ...}`, then up's events), and up's outcome is the
+/// Renew; with `--rollout`, as the first phase of `kinit up` (run once up's lock is held on
+/// every host and its checks passed: a renewal never happens while another run holds the
+/// cluster, nor when up stops before any host changes), then the rest of up as it would run on
+/// its own. With `-o json` the renewal is up's `certificates-renewed` event; up's outcome is the
 /// command's.
 pub fn renew(global: &GlobalOptions, opts: &RenewOptions) -> CommandResult {
-    let mode = Mode::Renew(opts.names.clone());
     let Some(up) = &opts.rollout else {
-        return run(global, mode);
+        return run(global, Mode::Renew(opts.names.clone()));
     };
-    let shown = global.clone();
-    let after_lock: crate::engine::runner::AfterLock = Box::new(move |inv: &Inventory| {
-        let report = pki::generate(inv, &mode, SystemTime::now())?;
-        match shown.output {
-            OutputFormat::Json => println!("{}", ui::renewed_event_json(&report)),
-            OutputFormat::Text => show(&shown, &report),
-        }
-        Ok(())
-    });
-    super::up::run_with(global, up, Some(after_lock))
+    let renewal = crate::engine::up_phase::Renewal {
+        names: opts.names.clone(),
+    };
+    super::up::run_with(global, up, Some(renewal))
 }
 
 pub fn check_expiration(global: &GlobalOptions) -> CommandResult {

@@ -24,12 +24,12 @@ pub fn run(global: &GlobalOptions, opts: &UpOptions) -> CommandResult {
     run_with(global, opts, None)
 }
 
-/// `kinit up`, with work done once its lock is held on every host (see
-/// [`engine::runner::AfterLock`]).
+/// `kinit up`, with certificates renewed as its first phase (see
+/// [`engine::up_phase::Renewal`]).
 pub fn run_with(
     global: &GlobalOptions,
     opts: &UpOptions,
-    after_lock: Option<engine::runner::AfterLock>,
+    renew: Option<engine::up_phase::Renewal>,
 ) -> CommandResult {
     let inventory = remote::load_inventory(global)?;
     remote::check_bundle(&inventory)?;
@@ -66,7 +66,7 @@ pub fn run_with(
             targets,
             observer,
             cancel,
-            after_lock,
+            renew,
         };
         engine.run(&opts.run).await
     })?
@@ -97,8 +97,8 @@ fn resume_command(global: &GlobalOptions, e: &RunError) -> Option<String> {
         .map(|c| c.into_owned())
         .unwrap_or(config);
     Some(match phase {
-        // Renewing failed: nothing ran; the command to repeat is the operator's own.
-        engine::runner::AFTER_LOCK_PHASE => return None,
+        // Renewing failed: no host changed; the command to repeat is the operator's own.
+        engine::up_phase::RENEW_PHASE => return None,
         "lock" | "preflight" => format!("kinit -c {quoted} up"),
         p => format!("kinit -c {quoted} up --from-phase {p}"),
     })

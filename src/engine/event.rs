@@ -27,6 +27,13 @@ pub enum Event {
         message: String,
         upgrade: crate::planning::kubernetes_upgrade::KubernetesUpgrade,
     },
+    /// Certificates re-issued on this machine (`kinit certs renew --rollout`): the renewal's
+    /// report, its fields beside `event` and `phase`.
+    CertificatesRenewed {
+        phase: String,
+        #[serde(flatten)]
+        report: crate::pki::GenerateReport,
+    },
     /// A change to etcd's membership, or a member found that cluster.yaml does not name.
     EtcdMember {
         phase: String,

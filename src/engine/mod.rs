@@ -3,6 +3,8 @@
 //! phase.
 //!
 //!   runner        up's phases, hosts in parallel, the run's state and errors
+//!   up_phase      an up run's phases on the loop: the renewal `certs renew --rollout` asks
+//!                 for, then the playbook's
 //!   phase_runner  the loop every host-changing command runs its phases with (events, dry run,
 //!                 Ctrl-C between phases)
 //!   select        which phases a run takes
@@ -41,6 +43,7 @@ pub mod run_error;
 pub mod runner;
 pub mod select;
 pub mod stray_backends;
+pub mod up_phase;
 pub mod verify;
 pub mod waits;
 

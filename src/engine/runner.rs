@@ -20,12 +20,12 @@ use super::phase_runner::{self, DryRun, Interrupted, RunPhase};
 use super::plan::{self, PlanInputs};
 use super::playbook::{OperatorStep, Phase, Playbook};
 use super::select::{PhaseSelection, select};
+use super::up_phase::{Renewal, RenewalContext, UpPhase};
 use super::waits;
 use crate::bundle::Bundle;
 use crate::components::{self, Component};
 use crate::fanout::{self, FanoutError};
 use crate::inventory::Inventory;
-use crate::pki::PkiError;
 use crate::preflight::IgnoreSet;
 use crate::render::{RenderedFile, Templates};
 use crate::ssh::{HostTarget, Pool};
@@ -46,14 +46,6 @@ pub struct RunOptions {
 
 pub use super::run_error::{OperatorError, RunError};
 
-/// Work on this machine that must wait for the run's lock on every host (a dry run takes none)
-/// and comes before the first phase: `kinit certs renew --rollout` renews here, so that it never
-/// renews while another run holds the cluster.
-pub type AfterLock = Box<dyn FnOnce(&crate::inventory::Inventory) -> Result<(), PkiError> + Send>;
-
-/// The phase a failure of [`AfterLock`] is reported under.
-pub const AFTER_LOCK_PHASE: &str = "after-lock";
-
 /// Everything a run works with.
 pub struct Engine {
     pub inventory: Inventory,
@@ -64,8 +56,8 @@ pub struct Engine {
     pub targets: BTreeMap<String, HostTarget>,
     pub observer: Arc<dyn Observer>,
     pub cancel: CancellationToken,
-    /// Run once the lock is held, before any phase (see [`AfterLock`]).
-    pub after_lock: Option<AfterLock>,
+    /// Certificates renewed as the run's first phase (`kinit certs renew --rollout`).
+    pub renew: Option<Renewal>,
 }
 
 /// What the phases of one run share.
@@ -134,15 +126,6 @@ impl Engine {
                 },
             })?
         };
-        if let Some(after_lock) = self.after_lock.take()
-            && let Err(e) = after_lock(&self.inventory)
-        {
-            cluster_lock::release_all(&locked, &owner).await;
-            return Err(RunError::Operator {
-                phase: AFTER_LOCK_PHASE.into(),
-                error: OperatorError::Pki(e),
-            });
-        }
         let checked = match self.check_joins(&phases).await {
             Ok(()) => self.check_etcd_version(&phases, &mut bundle).await,
             refused => refused,
@@ -170,19 +153,24 @@ impl Engine {
             tally: Tally::default(),
             dry_notes: BTreeMap::new(),
         };
-        let result = self.run_phases(&phases, opts, &mut state).await;
+        let renewal = self.renew.take();
+        let listed = UpPhase::list(renewal.as_ref(), &phases);
+        let result = self.run_phases(&listed, opts, &mut state).await;
         cluster_lock::release_all(&locked, &owner).await;
         result?;
         Ok(state.tally.finish(
             opts.dry_run,
-            phases.iter().map(|p| p.name.clone()).collect(),
+            listed
+                .iter()
+                .map(|p| RunPhase::<UpRun<'_>>::name(p).to_string())
+                .collect(),
             start.elapsed().as_secs_f64(),
         ))
     }
 
     async fn run_phases(
         &mut self,
-        phases: &[Phase],
+        phases: &[UpPhase<'_, Phase>],
         opts: &RunOptions,
         state: &mut RunState,
     ) -> Result<(), RunError> {
@@ -516,6 +504,16 @@ struct UpRun<'a> {
     engine: &'a mut Engine,
     opts: &'a RunOptions,
     state: &'a mut RunState,
+}
+
+impl RenewalContext for UpRun<'_> {
+    fn inventory(&self) -> &Inventory {
+        &self.engine.inventory
+    }
+
+    fn emit(&self, event: Event) {
+        self.engine.emit(event)
+    }
 }
 
 impl From<Interrupted> for RunError {

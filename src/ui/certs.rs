@@ -51,14 +51,6 @@ pub fn generate_json(report: &GenerateReport) -> String {
     serde_json::to_string_pretty(report).expect("serializable")
 }
 
-/// The renewal as one line of `kinit certs renew --rollout -o json`, ahead of up's events (one
-/// JSON object per line).
-pub fn renewed_event_json(report: &GenerateReport) -> String {
-    let mut v = serde_json::to_value(report).expect("serializable");
-    v["event"] = serde_json::json!("certificates-renewed");
-    v.to_string()
-}
-
 /// kubeadm's `ShortHumanDuration`: `45s`, `12m`, `5h`, `364d`, `9y`.
 pub fn residual(seconds: i64) -> String {
     if seconds <= 0 {

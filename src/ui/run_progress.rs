@@ -237,6 +237,11 @@ impl Observer for RunProgress {
             Event::Note { phase, message } | Event::EtcdMember { phase, message, .. } => {
                 self.line(format!("   {phase}: {message}"))
             }
+            Event::CertificatesRenewed { phase, report } => {
+                for l in crate::ui::certs::generate_text(report, false).lines() {
+                    self.line(format!("   {phase}: {}", l.trim_start()));
+                }
+            }
             Event::KubernetesUpgrade {
                 phase,
                 message,
