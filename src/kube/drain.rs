@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
 
 use super::{ApiClient, KubeApiError, status_error};
 
@@ -91,11 +92,6 @@ async fn pods_on(client: &ApiClient, node: &str, timeout: Duration) -> Result<Va
 /// that finds it still there (an interrupted run) knows the cordon is kinit's to lift.
 pub const CORDONED_BY_KINIT: &str = "kinit.io/cordoned-for";
 
-/// Mark `node` unschedulable (`kubectl cordon`); a Node that is not there is fine.
-pub async fn cordon(client: &ApiClient, node: &str, timeout: Duration) -> Result<(), KubeApiError> {
-    set_unschedulable(client, node, Cordon::On(None), timeout).await
-}
-
 /// What to do to a Node's `spec.unschedulable`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cordon<'a> {
@@ -103,6 +99,9 @@ pub enum Cordon<'a> {
     On(Option<&'a str>),
     /// Uncordon it, and drop kinit's mark.
     Off,
+    /// Uncordon it only when kinit's mark says the cordon is kinit's (a removal cut short puts
+    /// back what it cordoned; an operator's own cordon stays).
+    OffIfKinits,
 }
 
 /// Change the Node `object` as `cordon` asks; false when nothing changes. A Node cordoned
@@ -125,7 +124,8 @@ fn cordoned(object: &mut Value, cordon: Cordon<'_>) -> bool {
             true
         }
         Cordon::Off if !was && !marked => false,
-        Cordon::Off => {
+        Cordon::OffIfKinits if !marked => false,
+        Cordon::Off | Cordon::OffIfKinits => {
             object["spec"]["unschedulable"] = json!(false);
             if let Some(a) = object["metadata"]["annotations"].as_object_mut() {
                 a.remove(CORDONED_BY_KINIT);
@@ -173,17 +173,23 @@ pub async fn set_unschedulable(
     Ok(())
 }
 
+/// What kinit's mark on a Node it cordoned for good says.
+pub const LEAVING_FOR_GOOD: &str = "leaving the cluster";
+
 /// Cordon `node` and evict its pods, asking again while a disruption budget refuses (429),
-/// until they are gone or `deadline` has passed.
+/// until they are gone or `deadline` has passed, or `cancel` fires (an error: the Node stays
+/// cordoned, for the caller to put back). A Node cordoned for good carries kinit's mark, so
+/// that only kinit's own cordon is lifted when the removal is cut short.
 pub async fn drain(
     client: &ApiClient,
     node: &str,
     why: Leaving,
-    request: Duration,
-    deadline: Duration,
+    (request, deadline): (Duration, Duration),
+    cancel: &CancellationToken,
 ) -> Result<Drained, KubeApiError> {
     let started = Instant::now();
-    cordon(client, node, request).await?;
+    let mark = (why == Leaving::ForGood).then_some(LEAVING_FOR_GOOD);
+    set_unschedulable(client, node, Cordon::On(mark), request).await?;
     let first = evictable(&pods_on(client, node, request).await?, why);
     loop {
         let list = pods_on(client, node, request).await?;
@@ -222,7 +228,12 @@ pub async fn drain(
                 ));
             }
         }
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            () = cancel.cancelled() => {
+                return Err(KubeApiError::Interrupted { node: node.to_string() });
+            }
+        }
     }
 }
 
@@ -307,5 +318,24 @@ mod tests {
         let mut theirs = json!({"metadata": {"name": "w2"}, "spec": {"unschedulable": true}});
         assert!(!cordoned(&mut theirs, Cordon::On(Some("kubelet upgrade"))));
         assert!(theirs["metadata"].get("annotations").is_none());
+    }
+
+    #[test]
+    fn a_removal_cut_short_lifts_only_kinits_own_cordon() {
+        // Cordoned by a removal's drain, marked: a removal cut short lifts it.
+        let mut leaving = json!({"metadata": {"name": "w1"}, "spec": {}});
+        assert!(cordoned(&mut leaving, Cordon::On(Some(LEAVING_FOR_GOOD))));
+        assert!(cordoned(&mut leaving, Cordon::OffIfKinits));
+        assert_eq!(leaving["spec"]["unschedulable"], false);
+        assert!(
+            leaving["metadata"]["annotations"]
+                .get(CORDONED_BY_KINIT)
+                .is_none()
+        );
+        // The operator's own cordon (no mark) stays, even though the drain went over it.
+        let mut theirs = json!({"metadata": {"name": "w2"}, "spec": {"unschedulable": true}});
+        assert!(!cordoned(&mut theirs, Cordon::On(Some(LEAVING_FOR_GOOD))));
+        assert!(!cordoned(&mut theirs, Cordon::OffIfKinits));
+        assert_eq!(theirs["spec"]["unschedulable"], true);
     }
 }

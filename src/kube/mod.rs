@@ -44,6 +44,9 @@ pub enum KubeApiError {
     },
     #[error("{url}: unexpected answer: {message}")]
     Decode { url: String, message: String },
+    /// Ctrl-C or SIGTERM while the drain of `node` waited for its pods to go.
+    #[error("interrupted while draining {node} (it stays cordoned until the run puts it back)")]
+    Interrupted { node: String },
 }
 
 /// Credentials and a server to send requests to.

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use crate::NODES;
 use crate::lab_support::*;
+use crate::pods::{apply, pause_pod, pod_in_phase};
 
 /// `drill node w1`, run out and interrupted.
 pub fn drill_node_w1(lab: &Lab, kubeconfig: &Path) {
@@ -216,4 +217,66 @@ pub fn remove_unreachable_cp3(lab: &Lab, kubeconfig: &Path) {
     );
     let (found, _, all) = lab.kubectl(kubeconfig, &["get", "node", "cp3"]);
     assert!(!found && all.contains("NotFound"), "{all}");
+}
+
+/// `remove w2` cut short (SIGTERM) while its drain waits on a budget that refuses every
+/// eviction: kinit stops waiting at once, exits 143, and w2's Node is schedulable again before
+/// it does, its pod still running; nothing was reset.
+pub fn an_interrupted_removal_puts_the_node_back(lab: &Lab, kubeconfig: &Path) {
+    let mut held: Value = serde_json::from_str(&pause_pod("held", "w2")).unwrap();
+    held["metadata"]["labels"] = serde_json::json!({"app": "held"});
+    apply(lab, kubeconfig, "held", held.to_string());
+    apply(
+        lab,
+        kubeconfig,
+        "held-budget",
+        serde_json::json!({
+            "apiVersion": "policy/v1",
+            "kind": "PodDisruptionBudget",
+            "metadata": {"name": "held", "namespace": "default"},
+            "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "held"}}},
+        })
+        .to_string(),
+    );
+    pod_in_phase(lab, kubeconfig, "held", "Running");
+    let unschedulable = || {
+        lab.kubectl_ok(
+            kubeconfig,
+            &["get", "node", "w2", "-o", "jsonpath={.spec.unschedulable}"],
+        )
+    };
+
+    let running = lab.kinit_until(
+        &["remove", "w2", "--yes"],
+        &[r#""phase-started""#, r#""drain-nodes""#],
+    );
+    wait_for(
+        "w2 cordoned by the drain",
+        Duration::from_secs(30),
+        || match unschedulable().trim() {
+            "true" => Ok(()),
+            other => Err(other.to_string()),
+        },
+    );
+    // The budget refuses: the drain would ask again for 90 s.
+    std::thread::sleep(Duration::from_secs(3));
+    let (lines, stderr) = running.terminate();
+    let all = format!("{}\n{stderr}", lines.join("\n"));
+    assert!(
+        lines.iter().any(|l| l
+            .contains("w2: stopped before the host was reset: kinit's cordon on its Node lifted")),
+        "{all}"
+    );
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.contains(r#""phase-started""#) && l.contains(r#""reset""#)),
+        "the reset began: {all}"
+    );
+    assert_eq!(unschedulable().trim(), "", "w2 left cordoned: {all}");
+    let node = lab.kubectl_ok(kubeconfig, &["get", "node", "w2", "-o", "json"]);
+    assert!(!node.contains("kinit.io/cordoned-for"), "{node}");
+    assert_eq!(lab.unit_state("w2", "kubelet"), "active");
+    pod_in_phase(lab, kubeconfig, "held", "Running");
+    lab.kubectl_ok(kubeconfig, &["delete", "pdb/held", "pod/held"]);
 }

@@ -10,7 +10,8 @@
 //! (kinit's routes between the nodes' slices), control planes carry kubeadm's labels and
 //! taint, and a second `up` must change nothing. `drill node w1` stops the worker's kubelet:
 //! the Node goes NotReady and Ready again, the control plane's clients see no failure and the
-//! worker's pod keeps its container. Runs as root; the lab is removed when the test ends
+//! worker's pod keeps its container. A `remove w2` cut short while its drain waits on a budget
+//! puts w2's Node back. Runs as root; the lab is removed when the test ends
 //! however it ends.
 
 #[path = "../hang_guard/mod.rs"]
@@ -89,6 +90,7 @@ fn nodes_register_ready_and_run_pods_from_the_bundle_alone() {
 
     registry::leaves_the_nodes_with_cluster_yaml(&lab);
     day2::drill_node_w1(&lab, &kubeconfig);
+    day2::an_interrupted_removal_puts_the_node_back(&lab, &kubeconfig);
     day2::remove_worker_w1(&lab, &kubeconfig);
     day2::remove_unreachable_cp3(&lab, &kubeconfig);
 }

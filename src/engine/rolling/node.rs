@@ -16,7 +16,7 @@ use super::super::verify::{self, WaitError};
 use crate::bundle::version::Version;
 use crate::config::KubernetesVersion;
 use crate::kube::drain::{self, Cordon, Leaving};
-use crate::kube::{ApiClient, nodes};
+use crate::kube::{ApiClient, KubeApiError, nodes};
 
 /// One API request.
 const REQUEST: Duration = Duration::from_secs(5);
@@ -168,9 +168,14 @@ impl Engine {
                     .await
                     .map_err(|e| WaitError::Invalid(format!("cordoning {host}: {e}")))?;
             }
-            let drained = drain::drain(&client, host, Leaving::ForRestart, REQUEST, DRAIN_DEADLINE)
+            let limits = (REQUEST, DRAIN_DEADLINE);
+            let drained = drain::drain(&client, host, Leaving::ForRestart, limits, &self.cancel)
                 .await
-                .map_err(|e| WaitError::Invalid(format!("draining {host}: {e}")))?;
+                .map_err(|e| match e {
+                    // Cordoned by kinit's mark: the next run lifts it.
+                    KubeApiError::Interrupted { .. } => WaitError::Cancelled,
+                    e => WaitError::Invalid(format!("draining {host}: {e}")),
+                })?;
             if !drained.left.is_empty() {
                 if visit.uncordon {
                     let _ = drain::set_unschedulable(&client, host, Cordon::Off, REQUEST).await;

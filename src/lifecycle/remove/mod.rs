@@ -231,7 +231,7 @@ async fn carry_out(
     plan: RemovePlan,
     observer: &dyn Observer,
 ) -> Result<RemoveReport, RemoveError> {
-    let mut run = RemoveRun::new(r, plan);
+    let mut run = RemoveRun::new(r, plan, observer);
     let dry_run = r.settings.dry_run;
     phase_runner::run_phases(&mut run, &RemovePhase::ALL, dry_run, observer, r.cancel).await?;
     Ok(run.report())

@@ -4,10 +4,11 @@
 
 use std::collections::BTreeSet;
 
-use super::update::{drain_apiservers, update_rest};
+use super::update::{drain_apiservers, drain_grace, put_back_apiservers, update_rest};
 use super::{HostUpdate, Removal, RemoveError, RemovePlan, RemoveReport, remove_members};
 use super::{reset_removed, without};
 use crate::config::Role;
+use crate::engine::event::{Event, Observer};
 use crate::engine::phase_runner::{DryRun, Interrupted, RunPhase};
 use crate::inventory::Inventory;
 use crate::lifecycle::reset::{self, NodeLeaving, ResetReport};
@@ -39,6 +40,8 @@ impl RemovePhase {
 /// What a removal's phases work with, and what each leaves for the report.
 pub(super) struct RemoveRun<'r, 'a> {
     pub removal: &'r Removal<'a>,
+    /// Where the phases say what they did as they go, and the undo what it put back.
+    pub observer: &'r dyn Observer,
     pub plan: RemovePlan,
     /// The inventory without the hosts that leave.
     pub rest: Inventory,
@@ -47,17 +50,26 @@ pub(super) struct RemoveRun<'r, 'a> {
     pub nodes: Vec<NodeLeaving>,
     pub drained: Vec<String>,
     pub removed_members: Vec<String>,
+    /// The reset phase began: from here on the leaving hosts are on their way out, and a
+    /// cut-short run leaves them drained for the next removal to finish.
+    pub resetting: bool,
     pub reset: Option<ResetReport>,
     pub gone_nodes: Vec<NodeLeaving>,
     pub updates: Vec<HostUpdate>,
 }
 
 impl<'r, 'a> RemoveRun<'r, 'a> {
-    pub(super) fn new(removal: &'r Removal<'a>, plan: RemovePlan) -> Self {
+    pub(super) fn new(
+        removal: &'r Removal<'a>,
+        plan: RemovePlan,
+        observer: &'r dyn Observer,
+    ) -> Self {
         let going: BTreeSet<String> = plan.hosts.iter().cloned().collect();
         RemoveRun {
             rest: without(removal.inv, &going),
             removal,
+            observer,
+            resetting: false,
             plan,
             node_api: None,
             nodes: Vec::new(),
@@ -199,11 +211,17 @@ impl RunPhase<RemoveRun<'_, '_>> for RemovePhase {
         match self {
             RemovePhase::DrainNodes => {
                 let resetting: BTreeSet<String> = run.plan.reset.iter().cloned().collect();
-                (run.node_api, run.nodes) = reset::drain_nodes(r.inv, &resetting, dry_run).await;
+                (run.node_api, run.nodes) =
+                    reset::drain_nodes(r.inv, &resetting, dry_run, r.cancel).await;
             }
-            RemovePhase::DrainApiservers => run.drained = drain_apiservers(r, &run.plan).await,
+            RemovePhase::DrainApiservers => {
+                run.drained = drain_apiservers(r, &run.plan).await;
+                run.say(*self, &run.drained);
+                drain_grace(r.cancel).await;
+            }
             RemovePhase::EtcdMembers => run.removed_members = remove_members(r, &run.plan).await?,
             RemovePhase::Reset => {
+                run.resetting = true;
                 run.reset = reset_removed(r, &run.rest, &run.plan).await?;
                 // The reset ran against the inventory without these hosts: their Nodes are
                 // this removal's.
@@ -222,5 +240,32 @@ impl RunPhase<RemoveRun<'_, '_>> for RemovePhase {
             RemovePhase::Update => run.updates = update_rest(r, &run.rest, &run.plan).await?,
         }
         Ok(())
+    }
+
+    /// A removal stopped after a drain and before the leaving hosts were reset: their
+    /// apiservers back in every haproxy and their Nodes schedulable again, so the cluster serves
+    /// as it did before the removal began.
+    async fn undo(&self, run: &mut RemoveRun<'_, '_>) {
+        if run.resetting {
+            return;
+        }
+        let lines = match (self, &run.node_api) {
+            (RemovePhase::DrainNodes, Some(api)) => reset::uncordon_nodes(api, &run.nodes).await,
+            (RemovePhase::DrainApiservers, _) => put_back_apiservers(run.removal, &run.plan).await,
+            _ => return,
+        };
+        run.say(*self, &lines);
+    }
+}
+
+impl RemoveRun<'_, '_> {
+    /// One note per line, under `phase`.
+    fn say(&self, phase: RemovePhase, lines: &[String]) {
+        for message in lines {
+            self.observer.event(&Event::Note {
+                phase: phase.name().into(),
+                message: message.clone(),
+            });
+        }
     }
 }

@@ -26,12 +26,13 @@ use crate::ssh::{HostTarget, Pool};
 /// member leaves and its host is reset.
 const DRAIN_GRACE: Duration = Duration::from_secs(2);
 
-/// Before a removed control plane's etcd member leaves (its apiserver reads that member) and
-/// its host is reset: every haproxy stops sending its apiserver new requests, and those in
-/// flight get [`DRAIN_GRACE`] to finish. A host gone for good is not asked. A cancel stops the
-/// waits (the caller stops before the next step).
-pub(super) async fn drain_apiservers(r: &Removal<'_>, plan: &RemovePlan) -> Vec<String> {
-    let (inv, targets, pool, cancel) = (r.inv, r.targets, &r.pool, r.cancel);
+/// The haproxy hosts a removal drains the leaving apiservers from (a host gone for good is not
+/// asked), and the leaving hosts that run an apiserver.
+fn balancers_and_apiservers<'p>(
+    r: &Removal<'_>,
+    plan: &'p RemovePlan,
+) -> (Vec<(String, HostTarget)>, Vec<&'p String>) {
+    let (inv, targets) = (r.inv, r.targets);
     let unreachable = r.settings.unreachable;
     let balancers: Vec<(String, HostTarget)> = components::component(ComponentId::Haproxy)
         .hosts(inv)
@@ -44,12 +45,20 @@ pub(super) async fn drain_apiservers(r: &Removal<'_>, plan: &RemovePlan) -> Vec<
         .iter()
         .filter(|h| inv.host(h).is_some_and(|h| h.has(Role::ControlPlane)))
         .collect();
-    if balancers.is_empty() || apiservers.is_empty() {
+    (balancers, apiservers)
+}
+
+/// Before a removed control plane's etcd member leaves (its apiserver reads that member) and
+/// its host is reset: every haproxy stops sending its apiserver new requests. One line per
+/// host; the caller gives the requests in flight [`DRAIN_GRACE`].
+pub(super) async fn drain_apiservers(r: &Removal<'_>, plan: &RemovePlan) -> Vec<String> {
+    let (balancers, apiservers) = balancers_and_apiservers(r, plan);
+    if balancers.is_empty() {
         return Vec::new();
     }
     let mut notes = Vec::new();
     for host in apiservers {
-        notes.push(match apiserver::drain(pool, &balancers, host, cancel).await {
+        notes.push(match apiserver::drain(&r.pool, &balancers, host, r.cancel).await {
             Ok(()) => format!("{host}: its apiserver was drained from every haproxy"),
             Err(e) => format!(
                 "{host}: its apiserver could not be drained through haproxy's runtime API ({e}); \
@@ -57,8 +66,34 @@ pub(super) async fn drain_apiservers(r: &Removal<'_>, plan: &RemovePlan) -> Vec<
             ),
         });
     }
-    verify::or_cancelled(cancel, (), tokio::time::sleep(DRAIN_GRACE)).await;
     notes
+}
+
+/// The requests a drained apiserver still serves finish (a cancel cuts the wait short: the
+/// caller stops before the next step).
+pub(super) async fn drain_grace(cancel: &CancellationToken) {
+    verify::or_cancelled(cancel, (), tokio::time::sleep(DRAIN_GRACE)).await;
+}
+
+/// The leaving apiservers back in every haproxy, when the removal stops before their hosts
+/// are reset: haproxy's `/readyz` check decides again whether each gets requests (one whose
+/// etcd member already left fails it and stays out). One line per host.
+pub(super) async fn put_back_apiservers(r: &Removal<'_>, plan: &RemovePlan) -> Vec<String> {
+    let (balancers, apiservers) = balancers_and_apiservers(r, plan);
+    let mut lines = Vec::new();
+    for host in apiservers.into_iter().filter(|_| !balancers.is_empty()) {
+        let state = apiserver::ServerState::Ready;
+        lines.push(
+            match apiserver::set_backend_state(&r.pool, &balancers, host, state).await {
+                Ok(()) => format!(
+                    "{host}: stopped before the host was reset: its apiserver is back in every \
+                     haproxy"
+                ),
+                Err(e) => format!("{host}: its apiserver stays drained: {e}"),
+            },
+        );
+    }
+    lines
 }
 
 /// The hosts that stay and name the removed ones updated in the plan's order, one at a time;

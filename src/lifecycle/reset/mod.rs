@@ -30,7 +30,7 @@ mod phases;
 mod script;
 
 pub use nodes::NodeLeaving;
-pub(crate) use nodes::{delete_gone_nodes, delete_nodes, drain_nodes};
+pub(crate) use nodes::{delete_gone_nodes, delete_nodes, drain_nodes, uncordon_nodes};
 use phases::{ResetPhase, ResetRun};
 pub use script::aside_path;
 pub(crate) use script::{DIR_FUNCTIONS, FOREIGN_EXIT, foreign_names};
@@ -188,10 +188,12 @@ pub async fn run(
     };
     let mut run = ResetRun {
         request,
+        observer,
         unreachable,
         membership: None,
         api: None,
         nodes: Vec::new(),
+        resetting: false,
         hosts: Vec::new(),
     };
     let result = phase_runner::run_phases(

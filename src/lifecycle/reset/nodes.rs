@@ -57,6 +57,7 @@ pub(crate) async fn drain_nodes(
     inv: &crate::inventory::Inventory,
     selected: &BTreeSet<String>,
     dry_run: bool,
+    cancel: &CancellationToken,
 ) -> (Option<crate::kube::ApiClient>, Vec<NodeLeaving>) {
     let Some(hosts) = nodes_among(inv, selected) else {
         return (None, Vec::new());
@@ -80,21 +81,47 @@ pub(crate) async fn drain_nodes(
             host: host.clone(),
             ..Default::default()
         };
-        match crate::kube::drain::drain(
+        let drained = crate::kube::drain::drain(
             &client,
             &host,
             crate::kube::drain::Leaving::ForGood,
-            NODE_REQUEST,
-            DRAIN_DEADLINE,
+            (NODE_REQUEST, DRAIN_DEADLINE),
+            cancel,
         )
-        .await
-        {
+        .await;
+        match drained {
             Ok(d) => n.drained = Some(d),
             Err(e) => n.note = Some(format!("not drained: {e}")),
         }
         out.push(n);
+        if cancel.is_cancelled() {
+            break;
+        }
     }
     (Some(client), out)
+}
+
+/// The Nodes a drain cordoned, put back when the run stops before their hosts are reset:
+/// kinit's cordon lifted (an operator's own cordon stays); the pods the drain evicted stay
+/// where their controllers placed them. One line per Node.
+pub(crate) async fn uncordon_nodes(
+    api: &crate::kube::ApiClient,
+    nodes: &[NodeLeaving],
+) -> Vec<String> {
+    use crate::kube::drain::{Cordon, set_unschedulable};
+    let mut lines = Vec::new();
+    for n in nodes {
+        lines.push(
+            match set_unschedulable(api, &n.host, Cordon::OffIfKinits, NODE_REQUEST).await {
+                Ok(()) => format!(
+                    "{}: stopped before the host was reset: kinit's cordon on its Node lifted",
+                    n.host
+                ),
+                Err(e) => format!("{}: its Node stays cordoned: {e}", n.host),
+            },
+        );
+    }
+    lines
 }
 
 /// Delete the Nodes of hosts gone for good (never contacted, so neither drained nor reset):

@@ -6,9 +6,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::{
     HostReset, HostResetOutcome, NodeLeaving, ResetError, ResetReport, ResetRequest,
-    check_data_dirs, delete_nodes, drain_nodes, reset_hosts,
+    check_data_dirs, delete_nodes, drain_nodes, reset_hosts, uncordon_nodes,
 };
 use crate::engine::etcd_members::{self, MembershipError};
+use crate::engine::event::{Event, Observer};
 use crate::engine::phase_runner::{DryRun, Interrupted, RunPhase};
 use crate::fanout::FanoutError;
 use crate::planning::membership::{self, ResetMembership};
@@ -34,12 +35,17 @@ impl ResetPhase {
 /// What a reset's phases work with, and what each leaves for the report.
 pub(super) struct ResetRun<'a> {
     pub request: ResetRequest<'a>,
+    /// Where the undo says what it put back.
+    pub observer: &'a dyn Observer,
     /// Selected hosts that did not answer, and why: reported, never changed.
     pub unreachable: BTreeMap<String, String>,
     pub membership: Option<ResetMembership>,
     /// The client that drained the Nodes, to delete them with once their hosts are reset.
     pub api: Option<crate::kube::ApiClient>,
     pub nodes: Vec<NodeLeaving>,
+    /// The hosts phase began: from here on the hosts are on their way out, and a cut-short
+    /// run leaves their Nodes cordoned for the next reset to finish.
+    pub resetting: bool,
     pub hosts: Vec<HostResetOutcome>,
 }
 
@@ -218,10 +224,14 @@ impl RunPhase<ResetRun<'_>> for ResetPhase {
                     run.request.inv,
                     &run.reachable(),
                     run.request.settings.dry_run,
+                    run.request.cancel,
                 )
                 .await;
             }
-            ResetPhase::Hosts => run.reset_hosts().await,
+            ResetPhase::Hosts => {
+                run.resetting = true;
+                run.reset_hosts().await
+            }
             ResetPhase::DeleteNodes => {
                 if let Some(api) = &run.api {
                     delete_nodes(api, &mut run.nodes, &run.hosts).await;
@@ -229,5 +239,18 @@ impl RunPhase<ResetRun<'_>> for ResetPhase {
             }
         }
         Ok(())
+    }
+
+    /// A run stopped after the drain and before any host was reset: the Nodes it cordoned are
+    /// schedulable again.
+    async fn undo(&self, run: &mut ResetRun<'_>) {
+        if let (ResetPhase::DrainNodes, Some(api), false) = (self, &run.api, run.resetting) {
+            for message in uncordon_nodes(api, &run.nodes).await {
+                run.observer.event(&Event::Note {
+                    phase: "drain-nodes".into(),
+                    message,
+                });
+            }
+        }
     }
 }
