@@ -14,7 +14,8 @@ use tokio::task::JoinSet;
 
 use super::event::Event;
 use super::playbook::Phase;
-use super::runner::{Engine, RunError};
+use super::run_context::Engine;
+use super::run_error::RunError;
 use crate::bundle::Bundle;
 use crate::bundle::manifest::Manifest;
 use crate::bundle::version::{self, Version};

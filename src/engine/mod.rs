@@ -19,6 +19,8 @@
 //!   etcd_members  etcd's live members, their health, and removals (judged by
 //!                 `crate::planning`)
 //!   stray_backends  haproxy backends cluster.yaml no longer names, said before they go
+//!   run_context   what one run works with: options, the Engine, the state phases share
+//!   pki_workspace where a run reads and writes the PKI (a scratch copy for a dry run)
 //!   operator      the phases this machine runs (preflight, PKI)
 //!   waits/verify  the checks after a phase
 //!   cluster_lock/lock  one run per cluster at a time
@@ -36,9 +38,11 @@ pub mod lock;
 pub mod operator;
 pub mod outcome;
 pub mod phase_runner;
+pub mod pki_workspace;
 pub mod plan;
 pub mod playbook;
 pub mod rolling;
+pub mod run_context;
 pub mod run_error;
 pub mod runner;
 pub mod select;

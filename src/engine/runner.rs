@@ -6,79 +6,31 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio_util::sync::CancellationToken;
-
 use super::cluster_lock::{self, LockFailure};
-use super::event::{Event, Observer};
+use super::event::Event;
 use super::host_job::{DryNotes, HostFailure, HostJob};
 use super::host_ops::{HostOpError, SshHost};
 use super::lock::LockOwner;
-use super::operator::{self, PkiWorkspace};
+use super::operator;
 use super::outcome::StepOutcome;
 use super::outcome::{RunSummary, Tally};
 use super::phase_runner::{self, DryRun, Interrupted, RunPhase};
+use super::pki_workspace::PkiWorkspace;
 use super::plan::{self, PlanInputs};
-use super::playbook::{OperatorStep, Phase, Playbook};
-use super::select::{PhaseSelection, select};
-use super::up_phase::{Renewal, RenewalContext, UpPhase};
+use super::playbook::{OperatorStep, Phase};
+use super::select::select;
+use super::up_phase::{RenewalContext, UpPhase};
 use super::waits;
 use crate::bundle::Bundle;
-use crate::components::{self, Component};
 use crate::fanout::{self, FanoutError};
 use crate::inventory::Inventory;
-use crate::preflight::IgnoreSet;
-use crate::render::{RenderedFile, Templates};
 use crate::ssh::{HostTarget, Pool};
 
-#[derive(Debug, Clone)]
-pub struct RunOptions {
-    pub selection: PhaseSelection,
-    pub dry_run: bool,
-    pub concurrency: usize,
-    pub ignore_preflight: IgnoreSet,
-    /// How long each host's preflight probe may take.
-    pub probe_timeout: std::time::Duration,
-    /// Remove any lock, not only stale ones of this machine.
-    pub break_lock: bool,
-    /// Restart etcd members even when the quorum guard refuses (said as a warning).
-    pub force: bool,
-}
-
+pub use super::run_context::{Engine, RunOptions};
+use super::run_context::{JobOptions, RunState, phase_components};
 pub use super::run_error::{OperatorError, RunError};
 
-/// Everything a run works with.
-pub struct Engine {
-    pub inventory: Inventory,
-    pub playbook: Playbook,
-    pub templates: Templates,
-    pub pool: Arc<Pool>,
-    /// SSH target per host name.
-    pub targets: BTreeMap<String, HostTarget>,
-    pub observer: Arc<dyn Observer>,
-    pub cancel: CancellationToken,
-    /// Certificates renewed as the run's first phase (`kinit certs renew --rollout`).
-    pub renew: Option<Renewal>,
-}
-
-/// What the phases of one run share.
-pub(super) struct RunState {
-    pub(super) bundle: Bundle,
-    pub(super) pki: PkiWorkspace,
-    /// Every host's files, rendered once and again after the PKI phase (and whenever the
-    /// inventory's etcd bootstrap settings change).
-    pub(super) rendered: Option<BTreeMap<String, Vec<RenderedFile>>>,
-    pub(super) tally: Tally,
-    /// A dry run's notes per host, carried from phase to phase.
-    pub(super) dry_notes: BTreeMap<String, DryNotes>,
-    /// The run moves the control plane to another Kubernetes release (`upgrade-only` phases run).
-    pub(super) upgrading: bool,
-}
-
 impl Engine {
-    pub(super) fn emit(&self, e: Event) {
-        self.observer.event(&e);
-    }
-
     /// Run the selected phases. The lock is taken first (not for a dry run) and released at the
     /// end however the run ends.
     pub async fn run(&mut self, opts: &RunOptions) -> Result<RunSummary, RunError> {
@@ -457,46 +409,6 @@ fn tally_results(
     } else {
         Err(failures)
     }
-}
-
-/// How [`Engine::run_jobs`] runs a phase's jobs.
-pub(super) struct JobOptions {
-    pub dry_run: bool,
-    pub hold_restarts: bool,
-    /// Hosts at once.
-    pub limit: usize,
-    /// A look ahead (what a run would restart): no events, nothing tallied.
-    pub quiet: bool,
-    /// The run itself is a dry run.
-    pub run_dry: bool,
-}
-
-impl JobOptions {
-    pub fn visible(opts: &RunOptions, hold_restarts: bool, serial: bool) -> JobOptions {
-        JobOptions {
-            dry_run: opts.dry_run,
-            hold_restarts,
-            limit: if serial { 1 } else { opts.concurrency },
-            quiet: false,
-            run_dry: opts.dry_run,
-        }
-    }
-
-    /// A quiet dry run of every host at once.
-    pub fn look_ahead(opts: &RunOptions) -> JobOptions {
-        JobOptions {
-            dry_run: true,
-            hold_restarts: true,
-            limit: opts.concurrency,
-            quiet: true,
-            run_dry: opts.dry_run,
-        }
-    }
-}
-
-/// The rows of the components a phase converges.
-pub fn phase_components(phase: &Phase) -> impl Iterator<Item = &'static Component> + '_ {
-    phase.converge.iter().map(|id| components::component(*id))
 }
 
 /// What `up`'s phases run on: the engine, the run's options and what its phases share.

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::event::Event;
 use super::playbook::Phase;
-use super::runner::Engine;
+use super::run_context::Engine;
 use crate::components::ComponentId;
 use crate::host_paths;
 use crate::ssh::ExecOptions;

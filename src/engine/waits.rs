@@ -9,7 +9,8 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use super::playbook::{Phase, Wait};
-use super::runner::{OperatorError, RunError, phase_components};
+use super::run_context::phase_components;
+use super::run_error::{OperatorError, RunError};
 use super::verify;
 use crate::bundle::Bundle;
 use crate::components::{ComponentId, StartPolicy, component};

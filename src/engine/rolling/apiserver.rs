@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::super::event::RestartKind;
 use super::super::playbook::Phase;
-use super::super::runner::{Engine, RunOptions, RunState};
+use super::super::run_context::{Engine, RunOptions, RunState};
 use super::super::verify::{self, WaitError};
 use super::node;
 use crate::components::{self, ComponentId, Healthy};

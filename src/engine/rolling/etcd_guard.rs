@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use super::super::etcd_members;
 use super::super::playbook::Phase;
-use super::super::runner::{Engine, JobOptions, RunError, RunOptions, RunState};
+use super::super::run_context::{Engine, JobOptions, RunOptions, RunState};
+use super::super::run_error::RunError;
 use super::{BoxedRefusal, REQUEST};
 use crate::engine::outcome::StepOutcome;
 use crate::etcd::{self, ClientTls, Member};

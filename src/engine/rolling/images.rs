@@ -5,7 +5,7 @@
 //! change. Importing an image containerd already holds is quick: its content is there.
 
 use super::super::host_ops::{HostOpError, run};
-use super::super::runner::Engine;
+use super::super::run_context::Engine;
 use crate::components::{self, ComponentId};
 use crate::host_paths;
 

@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use super::super::playbook::Phase;
-use super::super::runner::Engine;
+use super::super::run_context::Engine;
 use super::super::verify::{self, WaitError};
 use crate::bundle::version::Version;
 use crate::config::KubernetesVersion;

@@ -7,7 +7,8 @@ use crate::components::{self, ComponentId};
 use crate::engine::event::{Event, RestartKind};
 use crate::engine::outcome::StepOutcome;
 use crate::engine::playbook::Phase;
-use crate::engine::runner::{Engine, JobOptions, RunError, RunOptions, RunState};
+use crate::engine::run_context::{Engine, JobOptions, RunOptions, RunState};
+use crate::engine::run_error::RunError;
 use crate::planning::restart_order;
 
 impl Engine {

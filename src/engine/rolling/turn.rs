@@ -6,7 +6,8 @@
 //! always has a turn of its own, after the quorum guard or its apiserver's drain.
 
 use super::super::playbook::Phase;
-use super::super::runner::{Engine, JobOptions, RunError, RunOptions, RunState};
+use super::super::run_context::{Engine, JobOptions, RunOptions, RunState};
+use super::super::run_error::RunError;
 use super::super::verify::WaitError;
 use super::{RestartStep, UnitRoll, Unwritten, held_kind, node};
 use crate::components::{Healthy, Rolling};
