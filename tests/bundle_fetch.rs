@@ -4,17 +4,17 @@
 //! the run after a cut resumes the download. The etcd tarball wraps the real etcd binaries of
 //! `hack/build-upstream.sh`. The whole-bundle fetch serves every real program built there (it
 //! fails, saying how to build them, when one is missing); the failure cases serve STAND-INS
-//! (`bundle_support::stand_in`: scripts that only print their version) for everything but etcd,
+//! (`support::bundle::stand_in`: scripts that only print their version) for everything but etcd,
 //! to stay quick.
 //! The real upstream hosts are never contacted.
 
-mod bundle_support;
+mod support;
 
 use std::path::Path;
 use std::process::Output;
 
 use assert_cmd::Command;
-use bundle_support::*;
+use support::bundle::*;
 
 fn fetch(mirror: &Mirror, dir: &Path, extra: &[&str]) -> Output {
     Command::cargo_bin("kinit")

@@ -2,13 +2,13 @@
 //! fails, saying how to build them, when they are missing), and `up`/`preflight` refusing such a
 //! bundle for a cluster of another release before any host is contacted.
 
-mod bundle_support;
+mod support;
 
 use std::path::Path;
 use std::process::Output;
 
 use assert_cmd::Command;
-use bundle_support::*;
+use support::bundle::*;
 
 fn kinit(args: &[&str]) -> Output {
     Command::cargo_bin("kinit")

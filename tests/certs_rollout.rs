@@ -3,7 +3,7 @@
 //! `kinit certs renew --rollout` runs `kinit up` and renews inside it once up's lock is held on
 //! every host (never before), with up's output and exit status.
 
-mod pki_support;
+mod support;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -12,7 +12,7 @@ use assert_cmd::Command;
 use kinit::bundle::Bundle;
 use kinit::engine::plan::{self, Content, PendingNote, PlanInputs, PutKind, Step};
 use kinit::engine::playbook;
-use pki_support::{STACKED, cluster, inventory, openssl};
+use support::pki::{STACKED, cluster, inventory, openssl};
 
 fn kinit(home: &Path) -> Command {
     let mut c = Command::cargo_bin("kinit").unwrap();

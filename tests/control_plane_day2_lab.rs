@@ -3,14 +3,14 @@
 //! behind haproxy and the keepalived VIP. Each scenario is its own lab (own name and subnet),
 //! removed when its test ends however it ends. Runs as root.
 
+mod support;
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-mod hang_guard;
-mod lab_support;
-use lab_support::*;
+use support::lab::*;
 
 const NODES: [&str; 3] = ["cp1", "cp2", "cp3"];
 /// The control plane's units, as an operator lists them.

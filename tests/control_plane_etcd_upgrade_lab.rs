@@ -5,16 +5,16 @@
 //! request may fail, and the last acknowledged write is what every apiserver reads after.
 //! Runs as root; the lab is removed when the test ends however it ends.
 
+mod support;
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
 use serde_json::Value;
 
-mod hang_guard;
-use hang_guard::output_within;
-mod lab_support;
-use lab_support::*;
+use support::hang_guard::output_within;
+use support::lab::*;
 
 const CONFIGMAP: &str = "/api/v1/namespaces/kinit-probe/configmaps/probe";
 const ETCD_PROGRAMS: [&str; 3] = ["etcd", "etcdctl", "etcdutl"];

@@ -4,15 +4,15 @@
 //! reads `/readyz` and a ConfigMap through VIP:8443 every 100 ms during each change and counts
 //! failed requests and the longest gap. Runs as root.
 
+mod support;
+
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-mod hang_guard;
-use hang_guard::output_within;
-mod lab_support;
-use lab_support::*;
+use support::hang_guard::output_within;
+use support::lab::*;
 
 const CONFIGMAP: &str = "/api/v1/namespaces/kinit-probe/configmaps/probe";
 

@@ -3,11 +3,11 @@
 //! down for real, measures, brings it back and passes; a drill on a degraded cluster is
 //! refused with nothing changed; SIGTERM mid-drill starts the stopped unit again. Runs as root.
 
+mod support;
+
 use serde_json::Value;
 
-mod hang_guard;
-mod lab_support;
-use lab_support::*;
+use support::lab::*;
 
 const NODES: [&str; 3] = ["cp1", "cp2", "cp3"];
 

@@ -1,7 +1,7 @@
 //! kinit's etcd client against a real 3-member etcd (Debian's etcd-server) on loopback, run with
 //! the certificates kinit generated, mutual TLS on the client port.
 
-mod etcd_support;
+mod support;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -12,7 +12,7 @@ const T: Duration = Duration::from_secs(5);
 
 #[tokio::test(flavor = "multi_thread")]
 async fn talks_to_a_real_cluster_over_mutual_tls() {
-    let mut cluster = tokio::task::spawn_blocking(|| etcd_support::start(&["cp1", "cp2", "cp3"]))
+    let mut cluster = tokio::task::spawn_blocking(|| support::etcd::start(&["cp1", "cp2", "cp3"]))
         .await
         .unwrap();
     let tls = ClientTls::from_pki_dir(&cluster.pki_dir()).unwrap();
@@ -98,8 +98,8 @@ async fn talks_to_a_real_cluster_over_mutual_tls() {
     assert!(matches!(e, EtcdError::ServerNotTrusted { .. }), "{e}");
 
     // A client certificate from another cluster's etcd CA is refused by the server.
-    let (_other_dir, other) = etcd_support::fresh_pki();
-    let (other_ca, other_crt, other_key) = etcd_support::read_credentials(&other.pki_dir);
+    let (_other_dir, other) = support::etcd::fresh_pki();
+    let (other_ca, other_crt, other_key) = support::etcd::read_credentials(&other.pki_dir);
     let foreign = ClientTls::from_pem(&ca, &other_crt, &other_key).unwrap();
     let e = etcd::health(&foreign, &endpoints[0], T).await.unwrap_err();
     assert!(matches!(e, EtcdError::ClientRefused { .. }), "{e}");
@@ -143,7 +143,7 @@ async fn a_silent_endpoint_times_out() {
             held.push(s);
         }
     });
-    let (_dir, inv) = etcd_support::fresh_pki();
+    let (_dir, inv) = support::etcd::fresh_pki();
     let tls = ClientTls::from_pki_dir(&inv.pki_dir).unwrap();
     let limit = Duration::from_millis(400);
     let started = Instant::now();

@@ -4,11 +4,11 @@
 //! lab (`ksnap`, 10.213.216.0/24: its own name and subnet, so it runs beside the other lab
 //! tests) is removed when the test ends however it ends.
 
+mod support;
+
 use serde_json::Value;
 
-mod hang_guard;
-mod lab_support;
-use lab_support::*;
+use support::lab::*;
 
 const NAME: &str = "ksnap";
 const SUBNET: &str = "10.213.216.0/24";

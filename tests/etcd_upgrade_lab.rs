@@ -5,13 +5,13 @@
 //! the 3.4.23 bundle back is refused as a downgrade before any host changes. Runs as root; the
 //! lab is removed when the test ends however it ends.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-mod hang_guard;
-mod lab_support;
-use lab_support::*;
+use support::lab::*;
 
 use kinit::engine::bundle_etcd_version;
 use kinit::etcd::ClientTls;
@@ -30,7 +30,7 @@ const KINIT_FILES: &str = "find /etc/kubernetes /etc/etcd /etc/haproxy /etc/keep
 fn next_etcd() -> PathBuf {
     let dir = PathBuf::from(std::env::var(NEXT_ETCD_ENV).unwrap_or_else(|_| NEXT_ETCD_DIR.into()));
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools/fetch-etcd-3.5.1.sh");
-    let out = hang_guard::output_within(Command::new(&script).arg(&dir), COMMAND_LIMIT);
+    let out = support::hang_guard::output_within(Command::new(&script).arg(&dir), COMMAND_LIMIT);
     assert!(out.status.success(), "{}: {}", script.display(), text(&out));
     dir
 }

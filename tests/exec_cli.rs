@@ -1,10 +1,9 @@
 //! `kinit exec` end to end: the binary, a cluster.yaml, and a real sshd on loopback addresses.
 
-mod hang_guard;
 mod support;
 
 use std::process::Command;
-use support::*;
+use support::sshd::*;
 
 fn cluster_yaml(
     port: u16,
@@ -56,7 +55,7 @@ fn exec_runs_on_selected_hosts_and_summarises() {
             .env_remove("SSH_AUTH_SOCK")
             .env_remove("KINIT_SUDO_PASSWORD")
             .env("NO_COLOR", "1");
-        hang_guard::output_within(&mut cmd, hang_guard::kinit_limit(args))
+        support::hang_guard::output_within(&mut cmd, support::hang_guard::kinit_limit(args))
     };
 
     // Strict by default: nothing is known yet.
@@ -144,7 +143,7 @@ fn ctrl_c_stops_every_host_and_exits_130() {
     // As root through sudo (the default), and as the login user.
     for (round, extra) in [&[][..], &["--no-sudo"][..]].into_iter().enumerate() {
         let marker = format!("2{}.{round}5", std::process::id());
-        let child = hang_guard::spawn_guarded(
+        let child = support::hang_guard::spawn_guarded(
             Command::new(env!("CARGO_BIN_EXE_kinit"))
                 .arg("-c")
                 .arg(&config)
@@ -156,7 +155,8 @@ fn ctrl_c_stops_every_host_and_exits_130() {
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped()),
         );
-        let watchdog = hang_guard::Watchdog::arm(&child, hang_guard::kinit_limit(&["exec"]));
+        let watchdog =
+            support::hang_guard::Watchdog::arm(&child, support::hang_guard::kinit_limit(&["exec"]));
         let running = || {
             let out = std::process::Command::new("pgrep")
                 .args(["-c", "-f", &format!("^sleep {marker}")])
@@ -216,7 +216,7 @@ fn exec_goes_through_the_configured_bastion() {
             .arg("echo ${SSH_CONNECTION%% *}")
             .env("HOME", dir.path())
             .env_remove("SSH_AUTH_SOCK");
-        hang_guard::output_within(&mut cmd, hang_guard::kinit_limit(&["exec"]))
+        support::hang_guard::output_within(&mut cmd, support::hang_guard::kinit_limit(&["exec"]))
     };
     // A bastion nobody answers on: every host fails, so the hosts are not reached directly.
     std::fs::write(&config, with_bastion(free_port())).unwrap();

@@ -2,7 +2,7 @@
 //! installed by .ci/run): the admin kubeconfig of a generated PKI, written to a file of its own
 //! and merged into an existing ~/.kube/config whose other entries must come through unchanged.
 
-mod pki_support;
+mod support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -112,7 +112,7 @@ current-context: prod
 
 #[test]
 fn writes_the_admin_kubeconfig_and_merges_it_into_the_operators() {
-    let cluster = pki_support::cluster("stacked", "ecdsa-p256", pki_support::STACKED, &[]);
+    let cluster = support::pki::cluster("stacked", "ecdsa-p256", support::pki::STACKED, &[]);
     let dir = cluster.dir.path();
     let config = &cluster.config;
     let pki = dir.join("pki");
@@ -326,7 +326,7 @@ fn writes_the_admin_kubeconfig_and_merges_it_into_the_operators() {
 
 #[test]
 fn a_pki_that_no_longer_matches_the_config_is_refused() {
-    let cluster = pki_support::cluster("stacked", "ecdsa-p256", pki_support::STACKED, &[]);
+    let cluster = support::pki::cluster("stacked", "ecdsa-p256", support::pki::STACKED, &[]);
     let dir = cluster.dir.path();
     let config = &cluster.config;
     kinit()
@@ -396,7 +396,7 @@ fn kubectl_list(home: &Path, list: &str, args: &[&str]) -> (bool, String) {
 /// devices and links to nothing are refused, never replaced.
 #[test]
 fn merge_follows_kubectls_list_and_refuses_what_is_not_a_file() {
-    let cluster = pki_support::cluster("stacked", "ecdsa-p256", pki_support::STACKED, &[]);
+    let cluster = support::pki::cluster("stacked", "ecdsa-p256", support::pki::STACKED, &[]);
     let dir = cluster.dir.path();
     let config = &cluster.config;
     kinit()

@@ -7,6 +7,8 @@
 //! the refusals the skew rules ask for stop the run with nothing changed. Runs as root; the lab is removed when the test
 //! ends however it ends.
 
+mod support;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -14,9 +16,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-mod hang_guard;
-mod lab_support;
-use lab_support::*;
+use support::lab::*;
 
 const CONTROL_PLANE_PROGRAMS: [&str; 4] = [
     "kube-apiserver",

@@ -5,6 +5,8 @@
 //! and fails without them. The first run builds the node image (~3 min). Traffic goes only to
 //! the nodes this test creates, on the bridge it creates.
 
+mod support;
+
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -12,8 +14,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-mod hang_guard;
-use hang_guard::{kinit, output_within};
+use support::hang_guard::{kinit, output_within};
 
 const LAB: &str = "ktest";
 const SUBNET: &str = "10.213.200.0/24";

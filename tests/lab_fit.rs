@@ -2,16 +2,16 @@
 //! real labs, this machine's real memory, disks and interfaces. Runs as root. Labs are removed
 //! when the test ends however it ends; the refused ones must leave nothing behind.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use ipnet::Ipv4Net;
 use serde_json::Value;
 
-mod hang_guard;
-use hang_guard::{kinit, kinit_limit, output_within};
-mod lab_support;
-use lab_support::{Lab, lab_up, text};
+use support::hang_guard::{kinit, kinit_limit, output_within};
+use support::lab::{Lab, lab_up, text};
 
 fn require_root() {
     // SAFETY: geteuid cannot fail.

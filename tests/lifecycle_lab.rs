@@ -3,6 +3,8 @@
 //! stops, one member reset out of three, then every host reset and the cluster built again.
 //! Runs as root; the lab is removed when the test ends however it ends.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -11,10 +13,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-mod hang_guard;
-use hang_guard::kinit;
-mod lab_support;
-use lab_support::*;
+use support::hang_guard::kinit;
+use support::lab::*;
 
 use kinit::components;
 use kinit::inventory::Inventory;
@@ -594,7 +594,7 @@ fn reset_without_a_terminal_needs_yes() {
         "reset",
     ])
     .unwrap();
-    let out = hang_guard::output_within(
+    let out = support::hang_guard::output_within(
         std::process::Command::new("script").args(["-qec", &line, "/dev/null"]),
         COMMAND_LIMIT,
     );

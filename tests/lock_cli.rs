@@ -9,7 +9,6 @@
 //! `up` or a `remove` writes there (the kubelet's config, an apiserver manifest) never reaches
 //! this machine, and the test reads it through /proc/<sshd>/root.
 
-mod hang_guard;
 mod support;
 
 use std::io::{BufRead, BufReader};
@@ -19,7 +18,7 @@ use std::sync::{Mutex, OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
 use kinit::engine::lock::LockOwner;
-use support::*;
+use support::sshd::*;
 
 const LOCK: &str = "/run/kinit/up.lock";
 /// Hang guards, never speed targets.
@@ -162,7 +161,7 @@ impl Setup {
     }
 
     fn kinit(&self, config: &Path, args: &[&str]) -> Output {
-        hang_guard::output_within(&mut self.command(config, args), LIMIT)
+        support::hang_guard::output_within(&mut self.command(config, args), LIMIT)
     }
 
     fn up_args(&self) -> Vec<String> {
@@ -276,7 +275,7 @@ impl RunningUp {
             .args(s.up_args())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&stderr).unwrap());
-        let mut child = hang_guard::spawn_guarded(&mut cmd);
+        let mut child = support::hang_guard::spawn_guarded(&mut cmd);
         let stdout = child.stdout.take().unwrap();
         let (tx, events) = mpsc::channel();
         std::thread::spawn(move || {
@@ -326,7 +325,7 @@ impl RunningUp {
     /// Signal it and wait for it: its exit code, and how long it took from the signal.
     fn stop(&mut self, signal: libc::c_int) -> (Option<i32>, Duration) {
         let child = self.child.take().unwrap();
-        let watchdog = hang_guard::Watchdog::arm(&child, LIMIT);
+        let watchdog = support::hang_guard::Watchdog::arm(&child, LIMIT);
         let sent = Instant::now();
         // SAFETY: kill(2) on our own child's pid, not yet waited for.
         unsafe { libc::kill(child.id() as libc::pid_t, signal) };
@@ -511,13 +510,13 @@ fn snapshot_bytes() -> &'static [u8] {
             .arg(format!("--initial-cluster=snap1={peer}"))
             .stdout(Stdio::null())
             .stderr(log);
-        let mut etcd = hang_guard::spawn_guarded(&mut etcd);
+        let mut etcd = support::hang_guard::spawn_guarded(&mut etcd);
         let etcdctl = |args: &[&str]| {
             let mut cmd = Command::new("etcdctl");
             cmd.env("ETCDCTL_API", "3")
                 .arg(format!("--endpoints={client}"))
                 .args(args);
-            hang_guard::output_within(&mut cmd, LIMIT)
+            support::hang_guard::output_within(&mut cmd, LIMIT)
         };
         let deadline = Instant::now() + LIMIT;
         while !etcdctl(&["put", "/registry/lock-test", "v"])

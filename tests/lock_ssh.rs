@@ -8,10 +8,10 @@ use std::sync::Arc;
 
 use kinit::engine::lock::{self, LockError, LockOwner};
 use kinit::ssh::{HostTarget, KeyRing, KnownHostsFile, Session, SshOptions};
-use support::*;
+use support::sshd::*;
 
 type Setup = SshSetup;
-use support::ssh_setup as setup;
+use support::sshd::ssh_setup as setup;
 
 impl Setup {
     async fn connect(&self) -> Arc<Session> {

@@ -5,6 +5,8 @@
 //! `member add` resumed by the next `up` without a second member. Runs as root; the lab is
 //! removed when the test ends however it ends.
 
+mod support;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -12,10 +14,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-mod hang_guard;
-use hang_guard::kinit;
-mod lab_support;
-use lab_support::*;
+use support::hang_guard::kinit;
+use support::lab::*;
 
 use kinit::etcd::{ClientTls, Member};
 
@@ -79,7 +79,7 @@ impl Connector {
         let thread = std::thread::spawn(move || {
             let (mut done, mut failures) = (0, Vec::new());
             while !flag.load(Ordering::Relaxed) {
-                let out = hang_guard::output_within(
+                let out = support::hang_guard::output_within(
                     std::process::Command::new("openssl")
                         .args(["s_client", "-connect", &format!("{vip}:8443")])
                         .args(["-CAfile", &ca, "-verify_return_error", "-verify_ip", &vip])

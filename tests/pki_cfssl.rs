@@ -2,7 +2,7 @@
 //! signs with that CA (bring your own CA), and cfssl issues every certificate of the table from
 //! `certs/ca-config.json` and the filled-in CSRs. The profiles of the two sets must agree.
 
-mod pki_support;
+mod support;
 
 use std::path::Path;
 use std::process::Command;
@@ -10,7 +10,7 @@ use std::time::SystemTime;
 
 use kinit::config::KeyAlgorithm;
 use kinit::pki::{self, Action, Mode, generate, inspect, profiles::Profiles, table::Output};
-use pki_support::{STACKED, cluster, inventory, openssl};
+use support::pki::{STACKED, cluster, inventory, openssl};
 
 fn certs_dir() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("certs")

@@ -3,14 +3,14 @@
 //! health` with the generated healthcheck-client certificate. A client certificate from another
 //! CA, or none, is refused.
 
-mod etcd_support;
+mod support;
 
 use std::path::Path;
 use std::process::Command;
 use std::time::SystemTime;
 
-use etcd_support::pki_support::{STACKED, cluster, inventory};
 use kinit::pki::{Mode, generate};
+use support::pki::{STACKED, cluster, inventory};
 
 fn etcdctl(
     endpoints: &str,
@@ -42,7 +42,7 @@ fn etcdctl(
 #[test]
 fn etcd_runs_with_generated_certificates_and_refuses_foreign_clients() {
     // Started with the generated member certificates; healthy by etcd's own etcdctl.
-    let etcd = etcd_support::start(&["cp1", "cp2"]);
+    let etcd = support::etcd::start(&["cp1", "cp2"]);
     let inv = &etcd.inventory;
     let endpoints = etcd.endpoints().join(",");
     // The healthcheck client, as a host would have it (etcd host cp3's copy).

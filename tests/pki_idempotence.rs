@@ -2,14 +2,14 @@
 //! hashes by sha256sum); CAs are never replaced; renew re-issues only what it is asked to; the
 //! CLI reports expiry and never prints key material.
 
-mod pki_support;
+mod support;
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use assert_cmd::Command;
 use kinit::pki::{Action, Mode, generate};
-use pki_support::{STACKED, cluster, hashes, inventory, write_config};
+use support::pki::{STACKED, cluster, hashes, inventory, write_config};
 
 fn run(config: &std::path::Path, mode: &Mode) -> kinit::pki::GenerateReport {
     generate(&inventory(config), mode, SystemTime::now()).unwrap()

@@ -1,7 +1,7 @@
 //! Every certificate kinit generates, checked against kubeadm's reference table (kubeadm.md §2-3)
 //! with openssl (chains, purposes, key/cert pairs) and x509-parser (CN, O, SANs, usages).
 
-mod pki_support;
+mod support;
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -12,7 +12,7 @@ use x509_parser::extensions::GeneralName;
 use x509_parser::pem::parse_x509_pem;
 
 use kinit::pki::{Mode, generate};
-use pki_support::{STACKED, cluster, inventory, openssl};
+use support::pki::{STACKED, cluster, inventory, openssl};
 
 /// kubeadm's table: file under /etc/kubernetes, CA cert under pki/, CN, O, EKU, SANs.
 struct Expected {
@@ -316,7 +316,7 @@ fn host_trees_hold_exactly_what_each_role_needs() {
     let inv = inventory(&c.config);
     generate(&inv, &Mode::Generate, SystemTime::now()).unwrap();
     let files = |host: &str| -> BTreeSet<String> {
-        pki_support::hashes(&inv.pki_dir.join(format!("hosts/{host}/etc/kubernetes")))
+        support::pki::hashes(&inv.pki_dir.join(format!("hosts/{host}/etc/kubernetes")))
             .into_keys()
             .collect()
     };
@@ -389,7 +389,7 @@ fn external_topology_keeps_etcd_material_on_etcd_hosts() {
     let inv = inventory(&c.config);
     generate(&inv, &Mode::Generate, SystemTime::now()).unwrap();
     let files = |host: &str| -> BTreeSet<String> {
-        pki_support::hashes(&inv.pki_dir.join(format!("hosts/{host}/etc/kubernetes")))
+        support::pki::hashes(&inv.pki_dir.join(format!("hosts/{host}/etc/kubernetes")))
             .into_keys()
             .collect()
     };

@@ -2,7 +2,7 @@
 //! aws-lc-rs provider): valid for the VIP, its own host, the service names and IP and the extra
 //! SANs; not valid for anything else.
 
-mod pki_support;
+mod support;
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -13,7 +13,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 
 use kinit::pki::{Mode, generate};
-use pki_support::{STACKED, cluster, inventory};
+use support::pki::{STACKED, cluster, inventory};
 
 #[test]
 fn apiserver_certificate_verifies_for_its_names_only() {

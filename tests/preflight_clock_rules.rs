@@ -1,12 +1,12 @@
 //! Preflight's time checks from captured probe output: a running time service, and the clock's
 //! skew against the operator's, judged within what one round trip can tell.
 
-mod preflight_support;
+mod support;
 
 use kinit::config::Topology;
 use kinit::facts::{ClockSkew, ProbeTimes};
 use kinit::preflight::{HostObservation, Status};
-use preflight_support::*;
+use support::preflight::*;
 
 #[test]
 fn stopped_chrony_fails_time_sync() {

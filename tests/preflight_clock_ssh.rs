@@ -13,7 +13,7 @@ use kinit::facts::{HostFacts, ProbeTimes};
 use kinit::ssh::{
     ExecOptions, Handshake, HostTarget, KeyRing, KnownHostsFile, Session, SshOptions,
 };
-use support::*;
+use support::sshd::*;
 
 fn secs(t: SystemTime) -> f64 {
     t.duration_since(UNIX_EPOCH).unwrap().as_secs_f64()

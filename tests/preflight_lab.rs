@@ -2,12 +2,13 @@
 //! allowed), then one injected fault at a time produces exactly its finding. Runs as root (the
 //! lab needs it); the lab gets its own name and subnet, and is removed even when a step fails.
 
+mod support;
+
 use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-mod hang_guard;
-use hang_guard::kinit;
+use support::hang_guard::kinit;
 
 const LAB: &str = "kpf";
 const SUBNET: &str = "10.213.202.0/24";

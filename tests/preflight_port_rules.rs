@@ -1,11 +1,11 @@
 //! Preflight's port checks from captured probe output: who holds a component's port (kinit's own
 //! unit, a stray install, something else), paths between hosts the cluster will use, the VIP.
 
-mod preflight_support;
+mod support;
 
 use kinit::config::Topology;
 use kinit::preflight::{HostObservation, IgnoreSet, OperatorView, Status, evaluate};
-use preflight_support::*;
+use support::preflight::*;
 
 /// A listener on `port` held by pid 900, with what the probe saw of that process.
 fn held(

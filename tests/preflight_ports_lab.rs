@@ -4,13 +4,13 @@
 //! `PortReachable-<port>` naming the port and the case; after `kinit up`, kinit's own etcd on
 //! those ports passes. One lab for the whole file; it is removed however the test ends.
 
+mod support;
+
 use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-mod hang_guard;
-mod lab_support;
-use lab_support::*;
+use support::lab::*;
 
 const LAB: &str = "kpfport";
 const SUBNET: &str = "10.213.224.0/24";

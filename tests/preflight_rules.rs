@@ -2,14 +2,14 @@
 //! each injected fault produces its own finding, naming the host (and the other host for clashes).
 //! Ports and reachability: tests/preflight_port_rules.rs; time: tests/preflight_clock_rules.rs.
 
-mod preflight_support;
+mod support;
 
 use std::collections::BTreeMap;
 
 use kinit::config::Topology;
 use kinit::facts::{ClockSkew, HostFacts};
 use kinit::preflight::{HostObservation, IgnoreSet, OperatorView, Status, evaluate};
-use preflight_support::*;
+use support::preflight::*;
 
 #[test]
 fn a_clean_cluster_passes_every_check() {

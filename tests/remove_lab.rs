@@ -6,14 +6,14 @@
 //! a powered-off host is removed with `--unreachable`. Runs as root; the lab is removed when the
 //! test ends however it ends.
 
+mod support;
+
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-mod hang_guard;
-use hang_guard::kinit;
-mod lab_support;
-use lab_support::*;
+use support::hang_guard::kinit;
+use support::lab::*;
 
 const NAME: &str = "kremove";
 const SUBNET: &str = "10.213.223.0/24";

@@ -4,7 +4,7 @@
 //! renewal changes exactly the manifests of the pods that read the renewed files, on exactly the
 //! hosts that hold them; an unchanged PKI renders the same bytes (a second `up` restarts nothing).
 
-mod render_support;
+mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::SystemTime;
@@ -15,7 +15,7 @@ use kinit::inventory::Inventory;
 use kinit::pki::{Mode, generate};
 use kinit::render::certificates::{ANNOTATION, NO_PKI};
 use kinit::render::{self, Templates};
-use render_support::{EXAMPLES, fixture, inventory_from, rendered};
+use support::render::{EXAMPLES, fixture, inventory_from, rendered};
 
 /// The stacked example (etcd as a static pod) in a temporary directory, with its PKI.
 fn stacked_with_pki() -> (tempfile::TempDir, Inventory) {

@@ -1,7 +1,7 @@
 //! `kinit render` end to end: files under `<out>/<host>/<path>`, modes, the manifest, --host,
 //! re-rendering after a config change.
 
-mod render_support;
+mod support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -18,7 +18,7 @@ fn kinit() -> Kinit {
 /// The example's config in `dir`, with the registry CA file it names (relative to it).
 fn config_copy(dir: &Path, example: &str) -> std::path::PathBuf {
     let path = dir.join("cluster.yaml");
-    let fixture = render_support::fixture(example);
+    let fixture = support::render::fixture(example);
     std::fs::copy(&fixture, &path).unwrap();
     let ca = fixture.with_file_name("registry-ca.pem");
     std::fs::copy(&ca, dir.join("registry-ca.pem")).unwrap();

@@ -3,12 +3,12 @@
 //! (controlPlane.mode: systemd). Both renderings carry exactly the same arguments, and a change
 //! to the one statement reaches both.
 
-mod render_support;
+mod support;
 
 use kinit::config::ControlPlaneMode;
 use kinit::host_paths as paths;
 use kinit::render::{self, RenderedFile, Templates};
-use render_support::inventory;
+use support::render::inventory;
 
 /// (program, manifest path, unit path).
 const COMPONENTS: &[(&str, &str, &str)] = &[

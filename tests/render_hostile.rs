@@ -3,7 +3,7 @@
 //! one value. YAML values are quoted (they read back as exactly the hostile string); tokens of
 //! keepalived, haproxy, chrony, systemd units and the snapshot script are refused instead.
 
-mod render_support;
+mod support;
 
 use std::collections::HashMap;
 
@@ -13,7 +13,7 @@ use kinit::render::{self, RenderError, RenderedFile, Templates};
 
 /// The `stacked` example with every optional file on (chrony, snapshots), etcd in `mode`.
 fn base(mode: EtcdMode) -> Inventory {
-    let mut inv = render_support::inventory("stacked");
+    let mut inv = support::render::inventory("stacked");
     inv.etcd.mode = mode;
     inv.etcd.snapshots = Some(EtcdSnapshots::default());
     inv

@@ -7,10 +7,10 @@
 //! plain `deserialize` would accept it silently; serde_ignored would catch unknown fields but not
 //! values the schema normalizes. The last test shows the check catching a misspelt field.
 
-mod render_support;
+mod support;
 
 use k8s_openapi::api::core::v1::Pod;
-use render_support::{EXAMPLES, rendered};
+use support::render::{EXAMPLES, rendered};
 
 fn round_trip_differences(yaml: &str) -> Result<Vec<String>, String> {
     let original: serde_json::Value = serde_yaml::from_str(yaml).map_err(|e| e.to_string())?;

@@ -1,11 +1,11 @@
 //! Every file kinit renders for the example clusters (tests/fixtures/render/), one snapshot per host and path, so a
 //! template change shows up as a reviewable diff.
 
-mod render_support;
+mod support;
 
 use std::collections::BTreeSet;
 
-use render_support::{EXAMPLES, rendered, snapshot_name};
+use support::render::{EXAMPLES, rendered, snapshot_name};
 
 #[test]
 fn every_rendered_file_matches_its_snapshot() {

@@ -1,11 +1,11 @@
 //! Template overrides (`--templates DIR`) and template errors that name the template and line.
 
-mod render_support;
+mod support;
 
 use kinit::render::{self, RenderError, TemplateSource, Templates};
 
 fn render_cp1(templates: &Templates) -> Result<Vec<kinit::render::RenderedFile>, RenderError> {
-    let inv = render_support::inventory("stacked");
+    let inv = support::render::inventory("stacked");
     render::render_host(&inv, inv.host("cp1").unwrap(), templates)
 }
 
@@ -105,7 +105,7 @@ fn an_unknown_template_name_is_refused() {
 fn the_keepalived_vip_must_be_an_address() {
     // Validation refuses this config already (config::vip); render, fed an inventory built
     // another way, refuses it too rather than writing a keepalived.conf without a VIP.
-    let mut inv = render_support::inventory("stacked");
+    let mut inv = support::render::inventory("stacked");
     inv.endpoint.address = "api.example.com".into();
     let err = render::render_all(&inv, &Templates::embedded().unwrap()).unwrap_err();
     assert!(matches!(err, RenderError::Unsupported(_)), "{err:?}");

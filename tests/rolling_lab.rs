@@ -12,13 +12,13 @@
 //!
 //! Runs as root; the lab is removed when the test ends however it ends.
 
+mod support;
+
 use std::time::Duration;
 
 use serde_json::Value;
 
-mod hang_guard;
-mod lab_support;
-use lab_support::*;
+use support::lab::*;
 
 const NAME: &str = "kroll";
 const SUBNET: &str = "10.213.227.0/24";
@@ -50,7 +50,7 @@ fn hosts_of(events: &[&Value]) -> Vec<String> {
 
 /// The serial of the certificate etcd serves on `addr`:2379.
 fn served_serial(lab: &Lab, addr: &str) -> String {
-    let out = hang_guard::output_within(
+    let out = support::hang_guard::output_within(
         std::process::Command::new("sh").arg("-c").arg(format!(
             "openssl s_client -connect {addr}:2379 -CAfile {ca} -cert {cert} -key {key} \
              </dev/null 2>/dev/null | openssl x509 -noout -serial",

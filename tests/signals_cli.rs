@@ -2,14 +2,13 @@
 //! on loopback (see tests/support). The remote command is stopped, the lock released, and the
 //! exit code is 128 + the signal's number.
 
-mod hang_guard;
 mod support;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::*;
+use support::sshd::*;
 
 fn cluster_yaml(port: u16, user: &str, key: &Path, known_hosts: &Path, pki: &Path) -> String {
     format!(
@@ -54,7 +53,7 @@ fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
 fn stop(child: Child, signal: libc::c_int) -> std::process::Output {
     // SAFETY: kill(2) on our own child's pid.
     unsafe { libc::kill(child.id() as libc::pid_t, signal) };
-    let watchdog = hang_guard::Watchdog::arm(&child, Duration::from_secs(60));
+    let watchdog = support::hang_guard::Watchdog::arm(&child, Duration::from_secs(60));
     let out = child.wait_with_output().unwrap();
     assert!(!watchdog.disarm(), "kinit did not stop after the signal");
     out
@@ -86,7 +85,7 @@ fn sigterm_and_sighup_stop_a_run_like_ctrl_c() {
             .env("NO_COLOR", "1")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        hang_guard::spawn_guarded(&mut cmd)
+        support::hang_guard::spawn_guarded(&mut cmd)
     };
 
     // `kinit exec` of a long command: the remote command goes with it.

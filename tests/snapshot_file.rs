@@ -3,15 +3,15 @@
 //! file once it is stopped, must give what `etcdctl snapshot status` gives; damaged copies must
 //! give typed errors.
 
-mod hang_guard;
+mod support;
 
 use std::io::Write;
-use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+use support::free_port;
 
 use kinit::etcd::snapshot_file::{Integrity, SnapshotFileError, SnapshotStatus, inspect};
 
@@ -66,11 +66,6 @@ impl Drop for Etcd {
     }
 }
 
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
 fn start_etcd(dir: &Path) -> Etcd {
     let (client, peer) = (free_port(), free_port());
     let client_url = format!("http://127.0.0.1:{client}");
@@ -120,7 +115,7 @@ fn etcdctl(etcd: &Etcd, args: &[&str]) -> Output {
     let endpoints = format!("--endpoints={}", etcd.endpoint);
     let mut cmd = etcdctl_command(args);
     cmd.arg(endpoints);
-    hang_guard::output_within(&mut cmd, LIMIT)
+    support::hang_guard::output_within(&mut cmd, LIMIT)
 }
 
 fn etcdctl_ok(etcd: &Etcd, args: &[&str]) -> String {
@@ -139,7 +134,7 @@ fn txn(etcd: &Etcd, ops: &[String]) {
         .process_group(0)
         .spawn()
         .expect("etcdctl is installed (apt-get install etcd-client)");
-    let watchdog = hang_guard::Watchdog::arm(&child, LIMIT);
+    let watchdog = support::hang_guard::Watchdog::arm(&child, LIMIT);
     let script = format!("\n{}\n\n\n", ops.join("\n"));
     child
         .stdin
@@ -159,7 +154,7 @@ fn txn(etcd: &Etcd, ops: &[String]) {
 /// `etcdctl snapshot status -w json FILE` (works on a plain database file too).
 fn etcdctl_status(file: &Path) -> serde_json::Value {
     let mut cmd = etcdctl_command(&["snapshot", "status", "-w", "json"]);
-    let out = hang_guard::output_within(cmd.arg(file), LIMIT);
+    let out = support::hang_guard::output_within(cmd.arg(file), LIMIT);
     assert!(out.status.success(), "etcdctl snapshot status: {out:?}");
     serde_json::from_slice(&out.stdout).unwrap()
 }
@@ -255,7 +250,7 @@ fn assert_same_as_etcdctl(ours: &SnapshotStatus, etcdctl: &serde_json::Value) {
 
 fn sha256sum(path: &Path) -> String {
     let mut cmd = Command::new("sha256sum");
-    let out = hang_guard::output_within(cmd.arg(path), LIMIT);
+    let out = support::hang_guard::output_within(cmd.arg(path), LIMIT);
     assert!(out.status.success());
     String::from_utf8(out.stdout)
         .unwrap()
@@ -365,7 +360,7 @@ fn flipped_byte_is_an_integrity_mismatch() {
     // etcd's own restore refuses the same file for the same reason.
     let restore_dir = dir.path().join("restored");
     let mut cmd = etcdctl_command(&["snapshot", "restore"]);
-    let out = hang_guard::output_within(
+    let out = support::hang_guard::output_within(
         cmd.arg(&path)
             .arg(format!("--data-dir={}", restore_dir.display())),
         LIMIT,

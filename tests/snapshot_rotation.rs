@@ -2,12 +2,12 @@
 //! rendered script's rotation block (between `# rotate: begin` and `# rotate: end`) runs under
 //! bash and under sh on a temporary directory, with the variables the rest of the script sets.
 
-mod render_support;
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use render_support::rendered;
+use support::render::rendered;
 
 /// The rendered script of `external`'s etcd1, and its snapshot name prefix.
 fn script() -> (String, String) {

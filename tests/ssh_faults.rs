@@ -11,10 +11,10 @@ use kinit::ssh::{
     ExecOptions, FileSpec, HostTarget, KEPT_OUTPUT, KeyRing, KnownHostsFile, Pool, Session,
     SshError, SshOptions,
 };
-use support::*;
+use support::sshd::*;
 
 type Setup = SshSetup;
-use support::ssh_setup as setup;
+use support::sshd::ssh_setup as setup;
 
 impl Setup {
     fn target(&self) -> HostTarget {

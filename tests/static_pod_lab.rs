@@ -12,13 +12,13 @@
 //! reading and writing through the VIP every 100 ms sees no failure.
 //! Runs as root; the lab is removed when the test ends however it ends.
 
+mod support;
+
 use std::time::Duration;
 
 use serde_json::Value;
 
-mod hang_guard;
-mod lab_support;
-use lab_support::*;
+use support::lab::*;
 
 #[test]
 fn the_control_plane_runs_as_static_pods_from_the_bundles_images() {

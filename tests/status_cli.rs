@@ -2,14 +2,12 @@
 //! served by a real sshd, the PKI from `kinit certs generate`, and a real 2-member etcd on
 //! 127.0.0.1:2379 and 127.0.0.2:2379 started with that PKI. Needs root (throwaway login user).
 
-mod hang_guard;
-mod pki_support;
 mod support;
 
 use std::process::Child;
 
 use assert_cmd::Command;
-use support::*;
+use support::sshd::*;
 
 fn cluster_yaml(
     port: u16,
@@ -66,7 +64,7 @@ fn start_etcd(dir: &std::path::Path) -> Etcd {
     for (m, ip) in members {
         let pki = dir.join(format!("pki/hosts/{m}/etc/kubernetes/pki/etcd"));
         children.push(
-            pki_support::etcd_command(
+            support::pki::etcd_command(
                 m,
                 &dir.join(format!("etcd-{m}")),
                 &format!("https://{ip}:2379"),
@@ -103,7 +101,7 @@ fn status_over_ssh_and_mtls() {
             .env("HOME", dir.path())
             .env_remove("SSH_AUTH_SOCK")
             .env("NO_COLOR", "1");
-        hang_guard::output_within(&mut cmd, hang_guard::kinit_limit(args))
+        support::hang_guard::output_within(&mut cmd, support::hang_guard::kinit_limit(args))
     };
     let json = |out: &std::process::Output| -> serde_json::Value {
         serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {

@@ -2,7 +2,7 @@
 //! a real 3-member etcd with kinit's PKI, the host probe script run by the local shell against a
 //! real haproxy's stats socket, and the report assembled from them for the test inventory.
 
-mod etcd_support;
+mod support;
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
@@ -27,7 +27,7 @@ fn expected(names: &[&str], urls: &[String]) -> Vec<ExpectedMember> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn etcd_part_of_the_status_against_a_real_cluster() {
-    let mut cluster = tokio::task::spawn_blocking(|| etcd_support::start(&["cp1", "cp2", "cp3"]))
+    let mut cluster = tokio::task::spawn_blocking(|| support::etcd::start(&["cp1", "cp2", "cp3"]))
         .await
         .unwrap();
     let tls = ClientTls::from_pki_dir(&cluster.pki_dir()).unwrap();
@@ -53,7 +53,7 @@ async fn etcd_part_of_the_status_against_a_real_cluster() {
     );
 
     // The inventory names a member etcd does not have, and lacks one etcd has.
-    let dead = format!("https://127.0.0.1:{}", etcd_support::free_port());
+    let dead = format!("https://127.0.0.1:{}", support::etcd::free_port());
     let mut wanted = expected(&names[..2], &urls[..2]);
     wanted.push(ExpectedMember {
         name: "cp9".into(),
@@ -129,9 +129,9 @@ fn host_probe_reads_a_real_haproxy_and_this_machines_addresses() {
     let dir = tempfile::tempdir().unwrap();
     let up = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let up_port = up.local_addr().unwrap().port();
-    let down_port = etcd_support::free_port();
-    let stats = etcd_support::free_port();
-    let frontend = etcd_support::free_port();
+    let down_port = support::etcd::free_port();
+    let stats = support::etcd::free_port();
+    let frontend = support::etcd::free_port();
     let cfg = dir.path().join("haproxy.cfg");
     std::fs::write(
         &cfg,
@@ -210,7 +210,7 @@ fn host_probe_reads_a_real_haproxy_and_this_machines_addresses() {
     // Nothing listens on the stats port: an error that names it.
     let closed = ProbeRequest {
         units: vec![],
-        haproxy_stats_port: Some(etcd_support::free_port()),
+        haproxy_stats_port: Some(support::etcd::free_port()),
         versions: vec![],
     };
     let e = run_probe(&closed).haproxy.unwrap().unwrap_err();
@@ -222,7 +222,7 @@ fn host_probe_reads_a_real_haproxy_and_this_machines_addresses() {
 
 #[test]
 fn assembled_report_for_the_test_inventory() {
-    let (dir, mut inv) = etcd_support::fresh_pki();
+    let (dir, mut inv) = support::etcd::fresh_pki();
     let vip = inv.endpoint.address.clone();
     // Without a kubelet in the bundle, `kinit up` starts none, so none is expected.
     let cp1 = inv.host("cp1").unwrap();

@@ -4,6 +4,8 @@
 //! on each node `openssl s_server` presents the generated apiserver certificate on 6443 as a
 //! stand-in behind haproxy.
 
+mod support;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
@@ -11,10 +13,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-mod hang_guard;
-use hang_guard::{Watchdog, kinit, spawn_guarded};
-mod lab_support;
-use lab_support::*;
+use support::hang_guard::{Watchdog, kinit, spawn_guarded};
+use support::lab::*;
 
 /// The scenarios run one at a time: the VIP failover is timed, and two clusters booting side by
 /// side on two cores would blur it.

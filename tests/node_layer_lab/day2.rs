@@ -7,8 +7,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::NODES;
-use crate::lab_support::*;
 use crate::pods::{apply, pause_pod, pod_in_phase};
+use crate::support::lab::*;
 
 /// `drill node w1`, run out and interrupted.
 pub fn drill_node_w1(lab: &Lab, kubeconfig: &Path) {

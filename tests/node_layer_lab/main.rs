@@ -14,11 +14,10 @@
 //! puts w2's Node back. Runs as root; the lab is removed when the test ends
 //! however it ends.
 
-#[path = "../hang_guard/mod.rs"]
-mod hang_guard;
-#[path = "../lab_support/mod.rs"]
-mod lab_support;
-use lab_support::*;
+#[path = "../support/mod.rs"]
+mod support;
+
+use support::lab::*;
 
 mod day2;
 mod network;

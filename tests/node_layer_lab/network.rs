@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::lab_support::*;
 use crate::pods::*;
 use crate::registry::LocalRegistry;
+use crate::support::lab::*;
 use crate::{NODES, PULLED_IMAGE, REGISTRY};
 
 /// Routes between the nodes' slices; a web pod on w1 answers a client pod on cp1 and cp2's

@@ -6,8 +6,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::NODES;
-use crate::lab_support::*;
 use crate::pods::*;
+use crate::support::lab::*;
 
 /// Every node registered and Ready on kinit's containerd; `kinit status` agrees; the
 /// worker's credentials are the certificate kinit issued, its images the ones kinit built.

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::lab_support::*;
+use crate::support::lab::*;
 
 /// A pod of the bundle's pause image pinned to `node`, never pulled.
 pub fn pause_pod(name: &str, node: &str) -> String {

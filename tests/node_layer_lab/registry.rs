@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::lab_support::*;
+use crate::support::lab::*;
 use crate::{NODES, REGISTRY};
 
 /// Debian's docker-registry, serving plain HTTP on the lab bridge's own address (the subnet's

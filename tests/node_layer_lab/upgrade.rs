@@ -3,8 +3,8 @@
 use serde_json::Value;
 
 use crate::NODES;
-use crate::lab_support::*;
 use crate::pods::*;
+use crate::support::lab::*;
 
 /// The upgrade from the previous minor release to the bundle's, under a client reading and
 /// writing through the VIP: control planes one at a time, then each kubelet, its node cordoned

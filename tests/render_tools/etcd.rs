@@ -6,7 +6,7 @@ use std::process::{Child, Stdio};
 
 use kinit::render::{self, Templates};
 
-use super::render_support::{fixture, inventory_from};
+use super::support::render::{fixture, inventory_from};
 use super::*;
 
 /// Kills the etcd it holds when dropped, so a failed assertion leaves no process behind.

@@ -2,11 +2,10 @@
 //! systemd, and a real etcd started from the rendered unit and config. Runs as root (CI does):
 //! keepalived's check runs in private mount and network namespaces.
 
-#[path = "../render_support/mod.rs"]
-mod render_support;
-
 mod etcd;
 mod snapshots;
+#[path = "../support/mod.rs"]
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -14,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use kinit::host_paths as paths;
 use kinit::render::{RenderedFile, write};
-use render_support::{EXAMPLES, rendered};
+use support::render::{EXAMPLES, rendered};
 
 fn run(cmd: &mut Command) -> Output {
     cmd.output()
@@ -116,7 +115,7 @@ fn keepalived_accepts_every_rendered_config() {
     let dir = tempfile::tempdir().unwrap();
     let mut checked = 0;
     for example in EXAMPLES {
-        let inv = render_support::inventory(example);
+        let inv = support::render::inventory(example);
         let iface = inv.endpoint.interface.clone();
         let out_dir = dir.path().join(example);
         for (host, files) in rendered(example) {

@@ -1,10 +1,9 @@
 //! The SSH transport against a real OpenSSH sshd on loopback (see tests/support).
 
-#[path = "../support/mod.rs"]
-mod support;
-
 mod bastion;
 mod exec;
+#[path = "../support/mod.rs"]
+mod support;
 mod uploads;
 
 use std::path::{Path, PathBuf};
@@ -16,7 +15,7 @@ use kinit::ssh::{
     ExecOptions, ExitStatus, FileSpec, HostKeyPolicy, HostTarget, KeyRing, KnownHostsFile, Pool,
     Secret, Session, SshError, SshOptions, UploadOutcome,
 };
-use support::*;
+use support::sshd::*;
 use tempfile::TempDir;
 
 /// Drop order matters: sshd first, then the user, then the directory.

@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use super::{Lab, text, wait_for};
-use crate::hang_guard::{Watchdog, spawn_guarded};
+use crate::support::hang_guard::{Watchdog, spawn_guarded};
 
 /// A `kinit -o json drill ...` running in the background, past the point where it stopped its
 /// unit.

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use super::{COMMAND_LIMIT, Lab};
-use crate::hang_guard::output_within;
+use crate::support::hang_guard::output_within;
 
 /// TLS handshakes with VIP:PORT (through haproxy to the apiserver stand-in), verified against
 /// the cluster CA, every 200 ms until stopped.

@@ -1,9 +1,7 @@
 //! A real etcd cluster (Debian's etcd-server) on loopback, run with the certificates kinit
 //! generated: server and peer certificates per member, client-certificate auth on both ports.
 //! Every process is killed by PID when the cluster is dropped.
-#![allow(dead_code)]
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant, SystemTime};
@@ -11,8 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 use kinit::inventory::Inventory;
 use kinit::pki::{Mode, generate};
 
-#[path = "../pki_support/mod.rs"]
-pub mod pki_support;
+use super::pki;
 
 pub struct EtcdMember {
     pub name: String,
@@ -23,7 +20,7 @@ pub struct EtcdMember {
 
 pub struct EtcdCluster {
     /// The cluster.yaml dir (holds the PKI); kept alive with the cluster.
-    pub cluster: pki_support::Cluster,
+    pub cluster: pki::Cluster,
     pub inventory: Inventory,
     pub members: Vec<EtcdMember>,
     _data: tempfile::TempDir,
@@ -46,13 +43,7 @@ impl EtcdMember {
     }
 }
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use super::free_port;
 
 impl EtcdCluster {
     pub fn pki_dir(&self) -> PathBuf {
@@ -79,9 +70,9 @@ pub fn read_credentials(pki: &Path) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
 }
 
 /// A fresh PKI for the stacked test cluster (cp1..cp3 with etcd), in its own temp dir.
-pub fn fresh_pki() -> (pki_support::Cluster, Inventory) {
-    let c = pki_support::cluster("stacked", "ecdsa-p256", pki_support::STACKED, &[]);
-    let inv = pki_support::inventory(&c.config);
+pub fn fresh_pki() -> (pki::Cluster, Inventory) {
+    let c = pki::cluster("stacked", "ecdsa-p256", pki::STACKED, &[]);
+    let inv = pki::inventory(&c.config);
     generate(&inv, &Mode::Generate, SystemTime::now()).unwrap();
     (c, inv)
 }
@@ -102,7 +93,7 @@ pub fn start(names: &[&str]) -> EtcdCluster {
         let pki = inventory
             .pki_dir
             .join(format!("hosts/{m}/etc/kubernetes/pki/etcd"));
-        let child = pki_support::etcd_command(
+        let child = pki::etcd_command(
             m,
             &data.path().join(m),
             &format!("https://127.0.0.1:{client}"),

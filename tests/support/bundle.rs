@@ -2,8 +2,6 @@
 //! faults to inject, and the binaries it serves: the real etcd (and Kubernetes, when built)
 //! programs of `hack/build-upstream.sh`, and named stand-ins for what is not built here yet.
 
-#![allow(dead_code)]
-
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};

@@ -1,6 +1,5 @@
 //! Lab scenarios' shared helpers: a lab that is removed when dropped, `kinit` against its
 //! cluster.yaml, commands on its nodes, etcdctl with its PKI, the apiserver stand-in, polling.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -8,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::hang_guard::{kinit, output_within};
+use crate::support::hang_guard::{kinit, output_within};
 
 mod api_loop;
 mod bundles;

@@ -1,5 +1,4 @@
 //! Shared by the render tests: the example configs as inventories, rendered.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 

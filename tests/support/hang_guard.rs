@@ -2,8 +2,6 @@
 //! far, instead of holding the whole suite until CI gives up on it. The limits are hang guards,
 //! far above what a healthy run takes, never speed targets.
 
-#![allow(dead_code)]
-
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::{COMMAND_LIMIT, Lab, text};
-use crate::hang_guard::output_within;
+use crate::support::hang_guard::output_within;
 
 /// What a runtime lab's cluster starts on before a Kubernetes upgrade: the previous release's
 /// programs (and the images built from them).

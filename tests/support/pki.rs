@@ -1,5 +1,4 @@
 //! Shared by the PKI tests: a cluster.yaml in a temp dir and its inventory.
-#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -1,6 +1,5 @@
 //! Preflight rule tests' shared helpers: an inventory, the captured clean probe output made to
 //! look like each of its hosts, one host's output edited into a fault, and the findings.
-#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::path::Path;
