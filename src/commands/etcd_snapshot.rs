@@ -182,8 +182,9 @@ pub fn restore(global: &GlobalOptions, opts: &RestoreOptions) -> CommandResult {
         },
     };
     // The reporter `kinit up` uses: the restore's phases as lines, bars or JSON events.
-    let progress = RunProgress::new(global, opts.dry_run);
-    let (file, dry_run, observer) = (opts.file.clone(), opts.dry_run, &progress);
+    let progress = std::sync::Arc::new(RunProgress::new(global, opts.dry_run));
+    let observer: std::sync::Arc<dyn crate::engine::event::Observer> = progress.clone();
+    let (file, dry_run) = (opts.file.clone(), opts.dry_run);
     let remote::Finished { value, interrupted } =
         remote::with_remote(ssh, |pool, cancel| async move {
             let restore = restore::Restore {

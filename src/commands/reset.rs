@@ -1,9 +1,11 @@
 //! `kinit reset`: take kinit's cluster off the selected hosts (see `lifecycle::reset`).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use super::{CommandError, CommandResult, Outcome, remote};
+use crate::engine::event::Observer;
 use crate::etcd::ClientTls;
 use crate::lifecycle::reset::{self, ResetSettings};
 use crate::lifecycle::reset_plan;
@@ -62,8 +64,8 @@ pub fn run(global: &GlobalOptions, opts: &ResetOptions) -> CommandResult {
         break_lock: opts.break_lock,
     };
     // The reporter `kinit up` uses: the reset's phases as lines, bars or JSON events.
-    let progress = RunProgress::new(global, opts.dry_run);
-    let observer = &progress;
+    let progress = Arc::new(RunProgress::new(global, opts.dry_run));
+    let observer: Arc<dyn Observer> = progress.clone();
     let remote::Finished { value, interrupted } =
         remote::with_remote(ssh, |pool, cancel| async move {
             let request = reset::ResetRequest {
@@ -78,7 +80,15 @@ pub fn run(global: &GlobalOptions, opts: &ResetOptions) -> CommandResult {
             reset::run(request, observer).await
         })?;
     progress.finish();
-    let report = value?;
+    // Ctrl-C/SIGTERM exits 143 like every other command's, also when it stopped the reset
+    // before any host changed (and put back what the drain took).
+    let report = match value {
+        Err(e @ reset::ResetError::Interrupted) if interrupted => {
+            eprintln!("{e}");
+            return Ok(Outcome::Interrupted);
+        }
+        other => other?,
+    };
     match global.output {
         OutputFormat::Json => progress.last_event("reset", &report),
         OutputFormat::Text => print!("{}", view::reset_report_text(&report)),

@@ -547,10 +547,17 @@ pub fn stopped_for_restore(inv: &Inventory, host: &Host) -> (Vec<&'static str>, 
 /// The units that run `host`'s etcd member: etcd's own unit in systemd mode, none where etcd is
 /// a static pod (the kubelet runs it) or the host has no member.
 pub fn etcd_units(inv: &Inventory, host: &Host) -> Vec<&'static str> {
+    etcd_unit_rows(inv, host).map(|u| u.name).collect()
+}
+
+/// The rows of the units that run the host's etcd member (none where etcd is a static pod).
+pub fn etcd_unit_rows<'a>(
+    inv: &'a Inventory,
+    host: &'a Host,
+) -> impl Iterator<Item = UnitRow> + 'a {
     on_host(inv, host)
         .filter(|c| c.id == ComponentId::Etcd)
-        .flat_map(|c| c.units.iter().map(|u| u.name))
-        .collect()
+        .flat_map(|c| c.units.iter().copied())
 }
 
 /// The unit that runs a host's static pods (the kubelet's).

@@ -143,6 +143,9 @@ impl HostJob {
                 dir: prune.dir.clone(),
                 removed: host.prune(prune, !self.dry_run).await?,
             }),
+            Step::Lifecycle(what) => Ok(StepOutcome::Lifecycle {
+                actions: host.lifecycle_step(what, !self.dry_run).await?,
+            }),
             Step::Unit(row) => {
                 let mut state = host.unit_state(row.name).await?;
                 if self.dry_run {

@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::Arc;
 
+use super::lifecycle_step::{self, HostAction, LifecycleStep};
 use super::plan::{Content, PendingNote, PruneDir, PutFile, RENDERED_MARK};
 use crate::ssh::quote::join;
 use crate::ssh::{ExecOptions, ExecOutput, FileSpec, Session, SshError};
@@ -173,6 +174,13 @@ pub trait HostOps: Send + Sync {
         prune: &PruneDir,
         apply: bool,
     ) -> impl Future<Output = Result<Vec<String>, HostOpError>> + Send;
+    /// Take `what` off the host when `apply` (else say what would go): what went, and what
+    /// could not (as [`HostAction::Failed`]); an error only when the host cannot be asked.
+    fn lifecycle_step(
+        &self,
+        what: &LifecycleStep,
+        apply: bool,
+    ) -> impl Future<Output = Result<Vec<HostAction>, HostOpError>> + Send;
 }
 
 /// Removes the directories under `$1` (not links) that are not named in `$5...` and whose
@@ -453,6 +461,40 @@ impl HostOps for SshHost {
         let out = run(&self.0, PRUNE, &args, &what).await?;
         Ok(out.stdout_text().lines().map(str::to_string).collect())
     }
+
+    async fn lifecycle_step(
+        &self,
+        what: &LifecycleStep,
+        apply: bool,
+    ) -> Result<Vec<HostAction>, HostOpError> {
+        let label = what.label();
+        let (script, words) = lifecycle_step::script(what, !apply);
+        let args: Vec<&str> = words.iter().map(String::as_str).collect();
+        let out = run(&self.0, &script, &args, &label).await?;
+        lifecycle_step::read_answers(what, !apply, &out.stdout_text()).map_err(|summary| {
+            HostOpError::Failed {
+                summary: format!("{label}: {summary}"),
+                stderr: out.stderr_text(),
+            }
+        })
+    }
+}
+
+/// What etcd's data dir `dir` holds besides etcd's `entry` (at most 20 names; none when it
+/// is not there): asked before anything leaves, since such a directory is not touched.
+pub(crate) async fn foreign_in_data_dir(
+    session: &Session,
+    dir: &str,
+    entry: &str,
+) -> Result<Vec<String>, HostOpError> {
+    let script = format!(
+        "{}{}",
+        lifecycle_step::DIR_FUNCTIONS,
+        lifecycle_step::FOREIGN
+    );
+    let what = "looking into etcd's data dir";
+    let out = run(session, &script, &[dir, entry], what).await?;
+    Ok(out.stdout_text().lines().map(str::to_string).collect())
 }
 
 #[cfg(test)]

@@ -34,6 +34,7 @@ pub mod event;
 pub mod host_job;
 pub mod host_ops;
 pub mod kubernetes_version_check;
+pub mod lifecycle_step;
 pub mod lock;
 pub mod operator;
 pub mod outcome;

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::host_ops::{PackagesState, UnitAction};
+use super::lifecycle_step::HostAction;
 use crate::components::StartPolicy;
 
 /// A file a put step wrote (or, dry, would write).
@@ -48,9 +49,21 @@ pub enum StepOutcome {
         dir: String,
         removed: Vec<String>,
     },
+    /// What a reset's step took off the host (or, dry, would), failures among it.
+    Lifecycle {
+        actions: Vec<HostAction>,
+    },
 }
 
 impl StepOutcome {
+    /// What a lifecycle step did on the host (none for the other kinds).
+    pub fn into_host_actions(self) -> Vec<HostAction> {
+        match self {
+            StepOutcome::Lifecycle { actions } => actions,
+            _ => Vec::new(),
+        }
+    }
+
     /// Whether the step changed (or, dry, would change) the host.
     pub fn changed(&self) -> bool {
         match self {
@@ -62,6 +75,7 @@ impl StepOutcome {
             StepOutcome::NotStarted { .. } => false,
             StepOutcome::Held { .. } => true,
             StepOutcome::Pruned { removed, .. } => !removed.is_empty(),
+            StepOutcome::Lifecycle { actions } => !actions.is_empty(),
         }
     }
 }
@@ -119,6 +133,8 @@ impl Tally {
                 s.services_enabled += usize::from(*enabled);
             }
             StepOutcome::Pruned { removed, .. } => s.files_removed += removed.len(),
+            // The reset's own report lists them.
+            StepOutcome::Lifecycle { .. } => {}
             // Counted when carried out.
             StepOutcome::Held { .. } => {}
             StepOutcome::NotStarted { component, reason } => {

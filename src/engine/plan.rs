@@ -93,6 +93,8 @@ pub enum Step {
     },
     /// Entries of a per-item directory whose item is gone, removed.
     Prune(PruneDir),
+    /// A step of a reset or a restore (`engine::lifecycle_step`).
+    Lifecycle(super::lifecycle_step::LifecycleStep),
 }
 
 impl Step {
@@ -115,6 +117,7 @@ impl Step {
             Step::Unit(u) => format!("service {}", u.name),
             Step::NotStarted { component, .. } => component.to_string(),
             Step::Prune(p) => format!("prune {}", p.dir),
+            Step::Lifecycle(t) => t.label(),
         }
     }
 }

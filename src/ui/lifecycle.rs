@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use crate::etcd::snapshot_file::{Integrity, SnapshotStatus};
-use crate::lifecycle::reset::{ResetAction, ResetReport};
+use crate::lifecycle::reset::{HostAction, ResetReport};
 use crate::lifecycle::reset_plan::HostReset;
 use crate::lifecycle::snapshot::restore::{RestorePlan, RestoreReport};
 use crate::lifecycle::snapshot::save::SavedSnapshot;
@@ -41,29 +41,31 @@ pub fn reset_plan_text(plans: &[HostReset], purge: bool) -> String {
     out
 }
 
-fn action_text(a: &ResetAction) -> String {
+pub(crate) fn action_text(a: &HostAction) -> String {
     match a {
-        ResetAction::Stop(u) => format!("stopped {u}"),
-        ResetAction::Disable(u) => format!("disabled {u}"),
-        ResetAction::Remove(p) => format!("removed {p}"),
-        ResetAction::Move { from, to } => format!("moved etcd's data dir {from} -> {to}"),
-        ResetAction::Purge(p) => format!("deleted etcd's data dir {p}"),
-        ResetAction::Rmdir(d) => format!("removed empty {d}"),
-        ResetAction::Failed(what) => format!("FAILED: {what}"),
-        ResetAction::Kept { path, found } => format!(
+        HostAction::Stop(u) => format!("stopped {u}"),
+        HostAction::Disable(u) => format!("disabled {u}"),
+        HostAction::Start(u) => format!("started {u}"),
+        HostAction::Remove(p) => format!("removed {p}"),
+        HostAction::Move { from, to } => format!("moved {from} -> {to}"),
+        HostAction::Purge(p) => format!("deleted etcd's data dir {p}"),
+        HostAction::Rmdir(d) => format!("removed empty {d}"),
+        HostAction::Failed(what) => format!("FAILED: {what}"),
+        HostAction::Kept { path, found } => format!(
             "kept {path}: it holds {}, which kinit did not put there (kinit's own entries in it were removed)",
             found.join(", ")
         ),
     }
 }
 
-fn dry_text(a: &ResetAction) -> String {
+pub(crate) fn dry_text(a: &HostAction) -> String {
     match a {
-        ResetAction::Stop(u) => format!("would stop {u}"),
-        ResetAction::Disable(u) => format!("would disable {u}"),
-        ResetAction::Remove(p) => format!("would remove {p}"),
-        ResetAction::Move { from, to } => format!("would move etcd's data dir {from} -> {to}"),
-        ResetAction::Purge(p) => format!("would delete etcd's data dir {p}"),
+        HostAction::Stop(u) => format!("would stop {u}"),
+        HostAction::Disable(u) => format!("would disable {u}"),
+        HostAction::Start(u) => format!("would start {u}"),
+        HostAction::Remove(p) => format!("would remove {p}"),
+        HostAction::Move { from, to } => format!("would move {from} -> {to}"),
+        HostAction::Purge(p) => format!("would delete etcd's data dir {p}"),
         other => action_text(other),
     }
 }

@@ -375,6 +375,15 @@ fn describe(outcome: &StepOutcome, dry_run: bool) -> String {
         StepOutcome::Files { written, unchanged } => {
             format!("{} written, {unchanged} unchanged", written.len())
         }
+        StepOutcome::Lifecycle { actions } if actions.is_empty() => "nothing to take off".into(),
+        StepOutcome::Lifecycle { actions } => {
+            let text = if dry_run {
+                crate::ui::lifecycle::dry_text
+            } else {
+                crate::ui::lifecycle::action_text
+            };
+            actions.iter().map(text).collect::<Vec<_>>().join(", ")
+        }
         StepOutcome::Pruned { removed, .. } if removed.is_empty() => "nothing stale".into(),
         StepOutcome::Pruned { removed, .. } => format!(
             "{} {} (no longer in cluster.yaml)",

@@ -7,6 +7,7 @@ use super::*;
 use crate::components::{StartPolicy, UnitRow};
 use crate::engine::event::{Event, Observer};
 use crate::engine::host_ops::{FileState, PackagesState};
+use crate::engine::lifecycle_step::{HostAction, LifecycleStep};
 use crate::engine::plan::{Content, PruneDir, PutKind};
 
 /// A host in memory: files, notes, units and packages, and a log of what was done to it.
@@ -139,6 +140,30 @@ impl HostOps for MemoryHost {
             }
         }
         Ok(stale)
+    }
+
+    /// Files only: the scripts themselves are tested in `lifecycle_step`.
+    async fn lifecycle_step(
+        &self,
+        what: &LifecycleStep,
+        apply: bool,
+    ) -> Result<Vec<HostAction>, HostOpError> {
+        let LifecycleStep::Files(paths) = what else {
+            return Ok(Vec::new());
+        };
+        let mut files = self.files.lock().unwrap();
+        let mut gone = Vec::new();
+        for p in paths {
+            if !files.contains_key(p) {
+                continue;
+            }
+            if apply {
+                self.log(format!("remove {p}"));
+                files.remove(p);
+            }
+            gone.push(HostAction::Remove(p.clone()));
+        }
+        Ok(gone)
     }
 }
 
@@ -451,6 +476,13 @@ async fn a_host_that_answers_badly_fails_the_step_by_name() {
         async fn prune(&self, _: &PruneDir, _: bool) -> Result<Vec<String>, HostOpError> {
             Ok(Vec::new())
         }
+        async fn lifecycle_step(
+            &self,
+            _: &LifecycleStep,
+            _: bool,
+        ) -> Result<Vec<HostAction>, HostOpError> {
+            Ok(Vec::new())
+        }
     }
     let err = HostJob {
         phase: "load-balancer".into(),
@@ -530,4 +562,36 @@ async fn a_prune_step_removes_the_entries_no_longer_named_and_a_dry_run_only_nam
     );
     let again = job(false).run(&host).await.unwrap();
     assert!(!again[0].changed(), "{again:?}");
+}
+
+#[tokio::test]
+async fn a_lifecycle_step_says_what_went_and_a_dry_run_takes_nothing() {
+    let host = MemoryHost::default();
+    for path in ["/etc/a", "/etc/b"] {
+        host.write_file(&file(path, "x", &[])).await.unwrap();
+    }
+    host.take_log();
+    let step = || {
+        Step::Lifecycle(LifecycleStep::Files(vec![
+            "/etc/a".into(),
+            "/etc/gone".into(),
+        ]))
+    };
+    let job = |dry_run| HostJob {
+        phase: "hosts".into(),
+        host: "cp1".into(),
+        steps: vec![step()],
+        dry_run,
+        hold_restarts: false,
+        dry_notes: DryNotes::default(),
+        observer: Arc::new(Quiet),
+    };
+    let said = vec![StepOutcome::Lifecycle {
+        actions: vec![HostAction::Remove("/etc/a".into())],
+    }];
+    assert_eq!(job(true).run(&host).await.unwrap(), said);
+    assert!(host.take_log().is_empty(), "a dry run changed the host");
+    assert_eq!(job(false).run(&host).await.unwrap(), said);
+    assert_eq!(host.take_log(), ["remove /etc/a"]);
+    assert_eq!(step().label(), "remove files and binaries");
 }

@@ -306,7 +306,7 @@ async fn reset_removed(
         cancel: r.cancel,
     };
     // The removal reports its own steps; the reset's are part of one of them.
-    let report = reset::run(request, &crate::engine::event::Quiet).await?;
+    let report = reset::run(request, Arc::new(crate::engine::event::Quiet)).await?;
     Ok(Some(report))
 }
 

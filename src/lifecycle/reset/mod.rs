@@ -1,8 +1,8 @@
 //! `kinit reset` on hosts: etcd members of a partial reset removed first (keeping quorum), then
-//! on every selected host at once, in one round trip each: static pod manifests removed, units
-//! stopped and disabled, etcd's data dir moved aside (or purged), files, binaries and kinit's
-//! state removed, systemd reloaded, kinit's empty directories removed. A dry run asks the same
-//! script what it would do. The cluster lock is held on every selected host that answers from
+//! on every selected host at once, as steps of the engine's host job (`engine::lifecycle_step`):
+//! static pod manifests removed, units stopped and disabled, etcd's data dir moved aside (or
+//! purged), files, binaries and kinit's state removed, kinit's empty directories removed,
+//! systemd reloaded. A dry run asks the same steps what they would do. The cluster lock is held on every selected host that answers from
 //! before etcd is asked anything to the end (by the reset itself, or by the command it is part
 //! of: `kinit remove` holds it on every host it contacts).
 
@@ -17,24 +17,26 @@ use super::reset_plan::HostReset;
 use crate::engine::cluster_lock::{LockFailure, LockRequest};
 use crate::engine::etcd_members::MembershipError;
 use crate::engine::event::Observer;
-use crate::engine::host_ops::run_script;
+use crate::engine::host_job::HostJob;
+use crate::engine::host_ops::SshHost;
 use crate::engine::lock::LockOwner;
+use crate::engine::outcome::StepOutcome;
 use crate::engine::phase_runner;
 use crate::etcd::ClientTls;
 use crate::fanout::{self, FanoutError};
 use crate::planning::membership::ResetMembership;
-use crate::ssh::{ExitStatus, HostTarget, Pool};
+use crate::ssh::{HostTarget, Pool};
 
 mod nodes;
 mod phases;
-mod script;
+mod steps;
 
+pub use crate::engine::lifecycle_step::HostAction;
 pub use nodes::NodeLeaving;
 pub(crate) use nodes::{delete_gone_nodes, delete_nodes, drain_nodes, uncordon_nodes};
 use phases::{ResetPhase, ResetRun};
-pub use script::aside_path;
-pub(crate) use script::{DIR_FUNCTIONS, FOREIGN_EXIT, foreign_names};
-use script::{parse_actions, script_args, script_text};
+pub use steps::aside_path;
+use steps::take_off_steps;
 
 /// How a reset runs.
 #[derive(Debug, Clone)]
@@ -53,35 +55,11 @@ pub struct ResetSettings {
     pub break_lock: bool,
 }
 
-/// One thing done (or, in a dry run, to be done) on a host.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case", tag = "action", content = "target")]
-pub enum ResetAction {
-    Stop(String),
-    Disable(String),
-    Remove(String),
-    /// etcd's data dir, and where it went.
-    Move {
-        from: String,
-        to: String,
-    },
-    Purge(String),
-    Rmdir(String),
-    /// One of kinit's state dirs left in place: it holds `found`, which kinit did not put there
-    /// (kinit's own entries in it were removed).
-    Kept {
-        path: String,
-        found: Vec<String>,
-    },
-    /// A step that failed (the script went on with the rest).
-    Failed(String),
-}
-
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HostResetOutcome {
     pub host: String,
-    pub actions: Vec<ResetAction>,
+    pub actions: Vec<HostAction>,
     pub kept: Vec<String>,
     pub error: Option<String>,
 }
@@ -92,7 +70,7 @@ impl HostResetOutcome {
             && !self
                 .actions
                 .iter()
-                .any(|a| matches!(a, ResetAction::Failed(_)))
+                .any(|a| matches!(a, HostAction::Failed(_)))
     }
 }
 
@@ -160,7 +138,7 @@ pub struct ResetRequest<'a> {
 /// there changes nothing anywhere.
 pub async fn run(
     request: ResetRequest<'_>,
-    observer: &dyn Observer,
+    observer: Arc<dyn Observer>,
 ) -> Result<ResetReport, ResetError> {
     let (pool, settings, cancel) = (request.pool.clone(), request.settings, request.cancel);
     // The lock on every selected host, all or none, before etcd is even asked: `up`, `remove`
@@ -182,13 +160,13 @@ pub async fn run(
         // (a second reset does it once it is back), and the others go ahead.
         let (reachable, unreachable) = connect_all(&pool, mine, settings.concurrency, cancel).await;
         (
-            lock.take(&pool, &reachable, cancel, observer).await?,
+            lock.take(&pool, &reachable, cancel, &*observer).await?,
             unreachable,
         )
     };
     let mut run = ResetRun {
         request,
-        observer,
+        observer: observer.clone(),
         unreachable,
         membership: None,
         api: None,
@@ -200,7 +178,7 @@ pub async fn run(
         &mut run,
         &ResetPhase::ALL,
         settings.dry_run,
-        observer,
+        &*observer,
         cancel,
     )
     .await;
@@ -271,67 +249,91 @@ async fn reset_hosts(
     pool: &Arc<Pool>,
     settings: &ResetSettings,
     cancel: &CancellationToken,
-) -> Vec<(String, Result<Vec<ResetAction>, FanoutError<HostFailure>>)> {
-    let items: Vec<_> = plans
-        .into_iter()
-        .filter_map(|p| {
-            let target = targets.get(&p.host)?.clone();
-            Some((p.host.clone(), (p, target)))
-        })
-        .collect();
+    observer: Arc<dyn Observer>,
+) -> Vec<(String, Result<Vec<HostAction>, FanoutError<HostFailure>>)> {
+    let items = with_targets(plans, targets);
     let (pool, shared) = (pool.clone(), settings.clone());
     fanout::run(
         items,
         settings.concurrency,
         cancel,
         move |(plan, target)| {
-            let (pool, settings) = (pool.clone(), shared.clone());
-            async move { reset_host(&pool, &target, &plan, &settings).await }
+            let (pool, settings, observer) = (pool.clone(), shared.clone(), observer.clone());
+            async move { reset_host(&pool, &target, &plan, &settings, observer).await }
         },
     )
     .await
 }
 
+fn with_targets(
+    plans: impl IntoIterator<Item = HostReset>,
+    targets: &BTreeMap<String, HostTarget>,
+) -> Vec<(String, (HostReset, HostTarget))> {
+    plans
+        .into_iter()
+        .filter_map(|p| {
+            let target = targets.get(&p.host)?.clone();
+            Some((p.host.clone(), (p, target)))
+        })
+        .collect()
+}
+
+/// The host's data dir checked, then its steps run as one host job: what they took off.
 async fn reset_host(
     pool: &Pool,
     target: &HostTarget,
     plan: &HostReset,
     settings: &ResetSettings,
-) -> Result<Vec<ResetAction>, HostFailure> {
+    observer: Arc<dyn Observer>,
+) -> Result<Vec<HostAction>, HostFailure> {
     let session = pool
         .get(target)
         .await
         .map_err(|e| HostFailure::Other(e.to_string()))?;
-    let args = script_args(plan, settings);
-    let words: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = run_script(&session, &script_text(), &words, Duration::from_secs(300)).await;
-    let out = out.map_err(|e| HostFailure::Other(e.to_string()))?;
-    let stdout = out.stdout_text();
-    if let Some(found) = foreign_names(&stdout, out.status == ExitStatus::Code(FOREIGN_EXIT))
-        && let Some(dir) = &plan.data_dir
-    {
-        return Err(HostFailure::Foreign(ForeignData {
-            dir: dir.clone(),
-            found,
-        }));
-    }
-    let actions = parse_actions(&stdout);
-    if !out.success() && !actions.iter().any(|a| matches!(a, ResetAction::Failed(_))) {
-        let stderr = out.stderr_text();
-        let tail: Vec<&str> = stderr.trim_end().lines().rev().take(5).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
-        return Err(HostFailure::Other(format!(
-            "reset: {}: {}",
-            out.status,
-            tail.join(" / ")
-        )));
-    }
-    Ok(actions)
+    refuse_foreign_data(&session, plan).await?;
+    let job = HostJob {
+        phase: "hosts".into(),
+        host: plan.host.clone(),
+        steps: take_off_steps(plan, settings),
+        dry_run: settings.dry_run,
+        dry_notes: Default::default(),
+        hold_restarts: false,
+        observer,
+    };
+    let outcomes = job
+        .run(&SshHost(session))
+        .await
+        .map_err(|f| HostFailure::Other(format!("{}: {}", f.step, f.error)))?;
+    Ok(outcomes
+        .into_iter()
+        .flat_map(StepOutcome::into_host_actions)
+        .collect())
 }
 
-/// Before members are removed: every selected host that answers is asked (a dry run) whether
-/// its data dir holds anything but etcd's member. The first that does stops the reset with
-/// nothing changed anywhere; a host that does not answer is left to the reset itself.
+/// A data dir holding more than etcd's member stops the host's reset before anything on it.
+async fn refuse_foreign_data(
+    session: &crate::ssh::Session,
+    plan: &HostReset,
+) -> Result<(), HostFailure> {
+    let Some(dir) = &plan.data_dir else {
+        return Ok(());
+    };
+    let entry = crate::host_paths::ETCD_DATA_ENTRY;
+    let found = crate::engine::host_ops::foreign_in_data_dir(session, dir, entry)
+        .await
+        .map_err(|e| HostFailure::Other(e.to_string()))?;
+    if found.is_empty() {
+        return Ok(());
+    }
+    Err(HostFailure::Foreign(ForeignData {
+        dir: dir.clone(),
+        found,
+    }))
+}
+
+/// Before members are removed: every selected host that answers is asked whether its data dir
+/// holds anything but etcd's member. The first that does stops the reset with nothing changed
+/// anywhere; a host that does not answer is left to the reset itself.
 async fn check_data_dirs(
     plans: &[HostReset],
     targets: &BTreeMap<String, HostTarget>,
@@ -339,12 +341,26 @@ async fn check_data_dirs(
     settings: &ResetSettings,
     cancel: &CancellationToken,
 ) -> Result<(), ResetError> {
-    let dry = ResetSettings {
-        dry_run: true,
-        ..settings.clone()
-    };
     let with_data = plans.iter().filter(|p| p.data_dir.is_some()).cloned();
-    for (host, r) in reset_hosts(with_data, targets, pool, &dry, cancel).await {
+    let items = with_targets(with_data, targets);
+    let pool = pool.clone();
+    let results = fanout::run(
+        items,
+        settings.concurrency,
+        cancel,
+        move |(plan, target)| {
+            let pool = pool.clone();
+            async move {
+                let session = pool
+                    .get(&target)
+                    .await
+                    .map_err(|e| HostFailure::Other(e.to_string()))?;
+                refuse_foreign_data(&session, &plan).await
+            }
+        },
+    )
+    .await;
+    for (host, r) in results {
         match r {
             Err(FanoutError::Failed(HostFailure::Foreign(data))) => {
                 return Err(ResetError::ForeignData { host, data });

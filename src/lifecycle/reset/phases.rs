@@ -1,6 +1,6 @@
 //! A reset's steps as phases of the engine's one phase loop (the events `kinit up` gives, the
 //! same `-o json` stream). Every phase knows a dry run itself: etcd is asked what would leave,
-//! the Nodes are looked up, and each host's script says what it would take off.
+//! the Nodes are looked up, and each host's steps say what they would take off.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -35,8 +35,8 @@ impl ResetPhase {
 /// What a reset's phases work with, and what each leaves for the report.
 pub(super) struct ResetRun<'a> {
     pub request: ResetRequest<'a>,
-    /// Where the undo says what it put back.
-    pub observer: &'a dyn Observer,
+    /// Where the hosts' steps report, and the undo says what it put back.
+    pub observer: std::sync::Arc<dyn Observer>,
     /// Selected hosts that did not answer, and why: reported, never changed.
     pub unreachable: BTreeMap<String, String>,
     pub membership: Option<ResetMembership>,
@@ -106,7 +106,7 @@ impl ResetRun<'_> {
         Ok(())
     }
 
-    /// Every reachable selected host's script, at once; the unreachable ones reported.
+    /// Every reachable selected host's steps, all hosts at once; the unreachable ones reported.
     async fn reset_hosts(&mut self) {
         let kept: BTreeMap<String, Vec<String>> = self
             .request
@@ -127,6 +127,7 @@ impl ResetRun<'_> {
             &self.request.pool,
             self.request.settings,
             self.request.cancel,
+            self.observer.clone(),
         )
         .await;
         let kept_on = |host: &str| kept.get(host).cloned().unwrap_or_default();

@@ -8,14 +8,15 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use super::scripts::{CHECK, RESTORE_TOOL, SCRATCH};
+use super::scripts::{CHECK, FOREIGN_EXIT, RESTORE_TOOL, SCRATCH, foreign_names};
 use super::{RestoreSettings, all_ok, script};
 use crate::engine::host_ops::run_script;
+use crate::engine::lifecycle_step::DIR_FUNCTIONS;
 use crate::etcd::{self, ClientTls};
 use crate::fanout;
 use crate::host_paths;
 use crate::inventory::{Host, Inventory};
-use crate::lifecycle::reset::{DIR_FUNCTIONS, FOREIGN_EXIT, ForeignData, foreign_names};
+use crate::lifecycle::reset::ForeignData;
 use crate::lifecycle::snapshot::{HOST_WORK_DIR, SnapshotError, stderr_tail};
 use crate::ssh::{ExitStatus, FileSpec, Session};
 

@@ -19,6 +19,11 @@
 //! 5. the control plane back: the manifests put back (those kinit moved: nothing else in the
 //!    dir), the units started (each waits for its program to say it serves).
 //!
+//! Steps 1, 3 and 5 are host jobs of the engine's steps (`engine::lifecycle_step`: stop units,
+//! move aside, put back, start units; `up`'s verified file write and its unit step from the
+//! component table), with the events `up`'s steps give; the check and the member's restore are
+//! the restore's own scripts (`scripts`).
+//!
 //! A restore that fails after data dirs were moved says where each host's old data went.
 
 mod members;
@@ -197,7 +202,7 @@ struct Reached {
 
 impl Restore<'_> {
     /// Restore, holding the cluster lock from before the first check to the end.
-    pub async fn run(&self, observer: &dyn Observer) -> Result<RestoreReport, SnapshotError> {
+    pub async fn run(&self, observer: Arc<dyn Observer>) -> Result<RestoreReport, SnapshotError> {
         let started = Instant::now();
         let reached = self.reach().await?;
         // The lock `kinit up` takes, on every host the restore changes, before the first check:
@@ -206,12 +211,12 @@ impl Restore<'_> {
         let locked = self
             .settings
             .lock
-            .take(&self.pool, &lock_targets, self.cancel, observer)
+            .take(&self.pool, &lock_targets, self.cancel, &*observer)
             .await?;
-        let result = match self.restoring(&reached, started) {
+        let result = match self.restoring(&reached, started, observer.clone()) {
             Ok(restoring) => {
                 let mut run = RestoreRun::new(&restoring, false);
-                self.phases(&mut run, false, observer)
+                self.phases(&mut run, false, &*observer)
                     .await
                     .map(|()| run.report())
             }
@@ -223,11 +228,11 @@ impl Restore<'_> {
 
     /// What [`Restore::run`] would do, through the same phases: the check runs (no change),
     /// the others say what they would do. No lock, no token kept, no change.
-    pub async fn plan(&self, observer: &dyn Observer) -> Result<RestorePlan, SnapshotError> {
+    pub async fn plan(&self, observer: Arc<dyn Observer>) -> Result<RestorePlan, SnapshotError> {
         let reached = self.reach().await?;
-        let restoring = self.restoring(&reached, Instant::now())?;
+        let restoring = self.restoring(&reached, Instant::now(), observer.clone())?;
         let mut run = RestoreRun::new(&restoring, true);
-        self.phases(&mut run, true, observer).await?;
+        self.phases(&mut run, true, &*observer).await?;
         Ok(restoring.plan(&run.configs, &run.mounts))
     }
 
@@ -244,6 +249,7 @@ impl Restore<'_> {
         &'r self,
         reached: &'r Reached,
         started: Instant,
+        observer: Arc<dyn Observer>,
     ) -> Result<Restoring<'r>, SnapshotError> {
         let token = self
             .inv
@@ -263,6 +269,7 @@ impl Restore<'_> {
             involved: &reached.involved,
             token,
             started,
+            observer,
         })
     }
 

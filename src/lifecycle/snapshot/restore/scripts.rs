@@ -1,31 +1,5 @@
 //! The shell steps a restore runs on its hosts (arguments are words, never spliced into the text).
 
-/// Step 1 on one host. Args: the units that run its etcd member (space-separated, empty where
-/// etcd is a static pod or no member), aside dir, the units to stop (space-separated, may be
-/// empty), the ports of the static pods moved (space-separated, may be empty), the unit that
-/// runs static pods, then the manifests to move. Prints `moved PATH` per manifest moved. A unit
-/// that is not installed is not there to stop.
-pub(super) const STOP: &str = r#"set -eu
-etcd_units=$1; aside=$2; units=$3; ports=$4; pods_unit=$5; shift 5
-for u in $units; do
-  if [ -n "$(systemctl show -P FragmentPath "$u" 2>/dev/null)" ]; then systemctl stop "$u"; fi
-done
-moved=no
-for m in "$@"; do
-  if [ -f "$m" ]; then mkdir -p -m 0700 -- "$aside"; mv -f -- "$m" "$aside/"; echo "moved $m"; moved=yes; fi
-done
-for u in $etcd_units; do systemctl stop "$u" 2>/dev/null || true; done
-filter=
-for p in $ports; do filter="$filter${filter:+ or }sport = :$p"; done
-if [ "$moved" = yes ] && [ -n "$filter" ] && systemctl is-active -q "$pods_unit" 2>/dev/null; then
-  # The kubelet stops a static pod once its manifest is gone: wait for the moved pods' ports
-  # (etcd's, the apiserver's, ...) to close.
-  n=0
-  while ss -Hltn "$filter" 2>/dev/null | grep -q . && [ $n -lt 90 ]; do
-    sleep 1; n=$((n+1))
-  done
-fi"#;
-
 /// Which program restores a snapshot on this host: etcdutl, or an etcdctl that still has
 /// `snapshot restore` (3.4; 3.6's etcdctl only saves). Prints its name, or nothing.
 pub(super) const RESTORE_TOOL: &str = r#"restore_tool() {
@@ -96,37 +70,19 @@ ETCDCTL_API=3 "$tool" snapshot restore "$snap" --name "$name" --data-dir "$into"
 if [ "$into" != "$data" ]; then mv -- "$into/$entry" "$data/"; rmdir -- "$into"; fi
 chmod 0700 -- "$data""#;
 
-/// Step 3 on one etcd host: start etcd (its config was written just before; as a static pod,
-/// the new manifest is the one that stays, not the copy moved aside). Args: aside dir, the
-/// static pod manifest's file name, the units that run the member (none for a static pod).
-pub(super) const START: &str = r#"set -eu
-aside=$1; manifest=$2; shift 2
-rm -f -- "$aside/$manifest"
-if [ $# -gt 0 ]; then
-  systemctl daemon-reload
-  for u in "$@"; do systemctl enable -q "$u"; systemctl start --no-block "$u"; done
-fi"#;
+/// Exit status of a restore script when etcd's data dir holds more than etcd's member: it
+/// printed `foreign NAME` lines and changed nothing.
+pub(crate) const FOREIGN_EXIT: u32 = 3;
 
-/// Step 5: the manifests kinit moved back where the kubelet reads them, and nothing else. Args:
-/// aside dir, manifests dir, the manifests' file names. Prints `kept DIR` when the aside dir
-/// holds something else afterwards (it stays).
-pub(super) const PUT_BACK: &str = r#"set -eu
-aside=$1; dir=$2; shift 2
-if [ -d "$aside" ]; then
-  for n in "$@"; do
-    if [ -f "$aside/$n" ]; then mv -f -- "$aside/$n" "$dir/"; fi
-  done
-  rmdir -- "$aside" 2>/dev/null || echo "kept $aside"
-fi"#;
-
-/// Step 5 for the units: start those of step 1 that are installed, together (each start waits
-/// for its program to say it serves). Args: the units. Prints `started UNIT` per unit.
-pub(super) const START_UNITS: &str = r#"set -eu
-there=
-for u in "$@"; do
-  if [ -n "$(systemctl show -P FragmentPath "$u" 2>/dev/null)" ]; then there="$there $u"; fi
-done
-if [ -n "$there" ]; then
-  systemctl start $there
-  for u in $there; do echo "started $u"; done
-fi"#;
+/// The names a script found in etcd's data dir besides etcd's member, when it refused.
+pub(crate) fn foreign_names(stdout: &str, refused: bool) -> Option<Vec<String>> {
+    if !refused {
+        return None;
+    }
+    let found: Vec<String> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("foreign "))
+        .map(str::to_string)
+        .collect();
+    (!found.is_empty()).then_some(found)
+}

@@ -10,21 +10,26 @@ use tokio_util::sync::CancellationToken;
 
 use super::members::{check_hosts, restore_member};
 use super::old_data::OldData;
-use super::scripts::{PUT_BACK, RESTORE, RESTORE_TOOL, START, START_UNITS, STOP};
+use super::scripts::{RESTORE, RESTORE_TOOL};
 use super::{
     RestoreSettings, RestoredMember, all_ok, aside_names, manifests_to_move, pods_held_aside,
-    script,
 };
 use crate::components;
+use crate::engine::event::Observer;
+use crate::engine::host_job::HostJob;
+use crate::engine::host_ops::SshHost;
+use crate::engine::lifecycle_step::{DIR_FUNCTIONS, HostAction, LifecycleStep};
+use crate::engine::outcome::StepOutcome;
+use crate::engine::plan::{Content, PutFile, PutKind, Step};
 use crate::etcd::snapshot_file::SnapshotStatus;
 use crate::etcd::{self, ClientTls};
 use crate::fanout::{self, FanoutError};
 use crate::host_paths;
 use crate::inventory::{EtcdMember, Host, Inventory};
-use crate::lifecycle::reset::{DIR_FUNCTIONS, aside_path};
+use crate::lifecycle::reset::aside_path;
 use crate::lifecycle::snapshot::{HOST_WORK_DIR, SnapshotError};
 use crate::render::{self, Templates};
-use crate::ssh::{FileSpec, Session};
+use crate::ssh::Session;
 
 /// A restore once every host answered and the lock is held.
 pub(super) struct Restoring<'a> {
@@ -40,6 +45,8 @@ pub(super) struct Restoring<'a> {
     pub involved: &'a [Host],
     pub token: &'a str,
     pub started: Instant,
+    /// Where the hosts' steps report.
+    pub observer: Arc<dyn Observer>,
 }
 
 /// One fixed place, not one per run: a restore cut short after the stop step leaves the
@@ -85,32 +92,31 @@ impl Restoring<'_> {
         Ok(configs)
     }
 
-    /// One script on the hosts `words` gives arguments for, all at once; each host's stdout.
-    async fn each(
+    /// Each host's steps (none: the host is left out) as one host job of `phase`, all hosts
+    /// at once; what each did. Anything that could not be done fails the phase, by name.
+    async fn jobs(
         &self,
         hosts: &[Host],
-        step: &'static str,
-        text: &'static str,
-        words: impl Fn(&Host) -> Option<Vec<String>>,
-    ) -> Result<Vec<(String, String)>, SnapshotError> {
+        phase: &'static str,
+        steps_for: impl Fn(&Host) -> Vec<Step>,
+    ) -> Result<Vec<(String, Vec<HostAction>)>, SnapshotError> {
         let jobs: Vec<_> = hosts
             .iter()
             .filter_map(|h| {
-                let w = words(h)?;
-                Some((
-                    h.name.clone(),
-                    (self.sessions[&h.name].clone(), h.name.clone(), w),
-                ))
+                let steps = steps_for(h);
+                let session = self.sessions[&h.name].clone();
+                (!steps.is_empty()).then(|| (h.name.clone(), (session, h.name.clone(), steps)))
             })
             .collect();
+        let observer = self.observer.clone();
         all_ok(
             fanout::run(
                 jobs,
                 self.settings.concurrency,
                 self.cancel,
-                move |(s, host, words): (Arc<Session>, String, Vec<String>)| async move {
-                    let args: Vec<&str> = words.iter().map(String::as_str).collect();
-                    script(&s, &host, step, text, &args).await
+                move |(s, host, steps): (Arc<Session>, String, Vec<Step>)| {
+                    let observer = observer.clone();
+                    async move { host_job(s, &host, phase, steps, observer).await }
                 },
             )
             .await,
@@ -120,28 +126,39 @@ impl Restoring<'_> {
     /// Step 1: stop what must not run meanwhile; the hosts whose manifests went aside.
     pub(super) async fn stop(&self) -> Result<Vec<String>, SnapshotError> {
         let stopped = self
-            .each(self.involved, "stop", STOP, |h| {
+            .jobs(self.involved, "stop", |h| {
                 let (units, _) = components::stopped_for_restore(self.inv, h);
-                let ports: Vec<String> = pods_held_aside(self.inv, h)
-                    .flat_map(|c| c.ports(self.inv).map(|p| p.port.to_string()))
+                let ports: Vec<u16> = pods_held_aside(self.inv, h)
+                    .flat_map(|c| c.ports(self.inv).map(|p| p.port))
                     .collect();
-                let head = [
-                    &components::etcd_units(self.inv, h).join(" "),
-                    ASIDE,
-                    &units.join(" "),
-                    &ports.join(" "),
-                    components::static_pod_runner(),
-                ]
-                .map(str::to_string);
-                let moved = manifests_to_move(self.inv, h)
+                let paths: Vec<String> = manifests_to_move(self.inv, h)
                     .into_iter()
-                    .map(str::to_string);
-                Some(head.into_iter().chain(moved).collect())
+                    .map(str::to_string)
+                    .collect();
+                let mut steps = vec![LifecycleStep::StopUnits(units)];
+                if !paths.is_empty() {
+                    steps.push(LifecycleStep::MoveAside {
+                        paths,
+                        into: ASIDE.to_string(),
+                    });
+                }
+                steps.push(LifecycleStep::StopUnits(components::etcd_units(
+                    self.inv, h,
+                )));
+                if !ports.is_empty() {
+                    // The kubelet stops a static pod once its manifest is gone: its ports
+                    // (etcd's, the apiserver's, ...) close.
+                    steps.push(LifecycleStep::PodPortsFree {
+                        runner: components::static_pod_runner(),
+                        ports,
+                    });
+                }
+                steps.into_iter().map(Step::Lifecycle).collect()
             })
             .await?;
         Ok(stopped
             .iter()
-            .filter(|(_, out)| out.lines().any(|l| l.starts_with("moved ")))
+            .filter(|(_, done)| done.iter().any(|a| matches!(a, HostAction::Move { .. })))
             .map(|(h, _)| format!("{h}: {ASIDE}"))
             .collect())
     }
@@ -227,64 +244,57 @@ impl Restoring<'_> {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let jobs: Vec<_> = self
-            .etcd_hosts
-            .iter()
-            .map(|h| {
-                let (path, content, file_mode) = configs[&h.name].clone();
-                let session = self.sessions[&h.name].clone();
-                let mut args = vec![ASIDE.to_string(), manifest.clone()];
-                args.extend(
-                    components::etcd_units(self.inv, h)
-                        .into_iter()
-                        .map(String::from),
-                );
-                (
-                    h.name.clone(),
-                    (session, h.name.clone(), path, content, file_mode, args),
-                )
-            })
-            .collect();
-        let written = fanout::run(
-            jobs,
-            self.settings.concurrency,
-            self.cancel,
-            move |(s, host, path, content, file_mode, args): (
-                Arc<Session>,
-                String,
-                String,
-                String,
-                u32,
-                Vec<String>,
-            )| async move {
-                s.upload(
-                    content.as_bytes(),
-                    &path,
-                    &FileSpec::new(file_mode, Some("root:root")),
-                )
-                .await
-                .map_err(|e| SnapshotError::host(&host, "write etcd's config", e.to_string()))?;
-                let args: Vec<&str> = args.iter().map(String::as_str).collect();
-                script(&s, &host, "start etcd", START, &args).await
-            },
-        )
-        .await;
-        all_ok(written).map(drop)
+        self.jobs(self.etcd_hosts, "start", |h| {
+            let (path, content, mode) = configs[&h.name].clone();
+            let config = PutFile {
+                path,
+                sha256: crate::ssh::sha256_hex(content.as_bytes()),
+                content: Content::Bytes(Arc::new(content.into_bytes())),
+                mode,
+                owner: "root:root".into(),
+                notes: Vec::new(),
+            };
+            let mut steps = vec![
+                Step::Put {
+                    kind: PutKind::Files,
+                    files: vec![config],
+                },
+                // As a static pod, the manifest just written is the one that stays, not the
+                // copy held aside.
+                Step::Lifecycle(LifecycleStep::Files(vec![format!("{ASIDE}/{manifest}")])),
+            ];
+            let units: Vec<Step> = components::etcd_unit_rows(self.inv, h)
+                .map(Step::Unit)
+                .collect();
+            if !units.is_empty() {
+                steps.push(Step::Lifecycle(LifecycleStep::DaemonReload));
+                steps.extend(units);
+            }
+            steps
+        })
+        .await
+        .map(drop)
     }
 
     /// Step 5: the manifests kinit moved put back (nothing else); hosts whose waiting dir kept
     /// something kinit did not put there.
     pub(super) async fn put_back(&self) -> Result<Vec<String>, SnapshotError> {
         let put_back = self
-            .each(self.involved, "put the manifests back", PUT_BACK, |_| {
-                let head = [ASIDE, host_paths::MANIFESTS_DIR].into_iter();
-                Some(head.chain(aside_names()).map(str::to_string).collect())
+            .jobs(self.involved, "put-back", |_| {
+                vec![Step::Lifecycle(LifecycleStep::PutBack {
+                    aside: ASIDE.to_string(),
+                    dir: host_paths::MANIFESTS_DIR.to_string(),
+                    names: aside_names().into_iter().map(str::to_string).collect(),
+                })]
             })
             .await?;
         Ok(put_back
             .iter()
-            .filter_map(|(h, out)| {
-                let dir = out.lines().find_map(|l| l.strip_prefix("kept "))?;
+            .filter_map(|(h, done)| {
+                let dir = done.iter().find_map(|a| match a {
+                    HostAction::Kept { path, .. } => Some(path),
+                    _ => None,
+                })?;
                 Some(format!(
                     "{h}: {dir} holds files kinit did not put there; it was left in place"
                 ))
@@ -295,17 +305,23 @@ impl Restoring<'_> {
     /// Step 5: the control-plane units of step 1 started again; per host, those started.
     pub(super) async fn start_units(&self) -> Result<Vec<String>, SnapshotError> {
         let started = self
-            .each(self.involved, "start the control plane", START_UNITS, |h| {
+            .jobs(self.involved, "start-units", |h| {
                 let (units, _) = components::stopped_for_restore(self.inv, h);
-                (!units.is_empty()).then(|| units.into_iter().map(str::to_string).collect())
+                if units.is_empty() {
+                    return Vec::new();
+                }
+                vec![Step::Lifecycle(LifecycleStep::StartUnits(units))]
             })
             .await?;
         Ok(started
             .iter()
-            .filter_map(|(h, out)| {
-                let units: Vec<&str> = out
-                    .lines()
-                    .filter_map(|l| l.strip_prefix("started "))
+            .filter_map(|(h, done)| {
+                let units: Vec<&str> = done
+                    .iter()
+                    .filter_map(|a| match a {
+                        HostAction::Start(u) => Some(u.as_str()),
+                        _ => None,
+                    })
                     .collect();
                 (!units.is_empty()).then(|| format!("{h}: {}", units.join(", ")))
             })
@@ -333,4 +349,46 @@ impl Restoring<'_> {
             })
             .collect()
     }
+}
+
+/// `steps` on one host as one host job: what it did; anything it could not do is the error.
+async fn host_job(
+    session: Arc<Session>,
+    host: &str,
+    phase: &'static str,
+    steps: Vec<Step>,
+    observer: Arc<dyn Observer>,
+) -> Result<Vec<HostAction>, SnapshotError> {
+    let job = HostJob {
+        phase: phase.into(),
+        host: host.to_string(),
+        steps,
+        dry_run: false,
+        dry_notes: Default::default(),
+        hold_restarts: false,
+        observer,
+    };
+    let outcomes = job.run(&SshHost(session)).await.map_err(|f| {
+        let tail = f.stderr_tail.map(|t| format!(": {t}")).unwrap_or_default();
+        SnapshotError::host(host, &f.step, format!("{}{tail}", f.error))
+    })?;
+    let done: Vec<HostAction> = outcomes
+        .into_iter()
+        .flat_map(StepOutcome::into_host_actions)
+        .collect();
+    let failed: Vec<&str> = done
+        .iter()
+        .filter_map(|a| match a {
+            HostAction::Failed(what) => Some(what.as_str()),
+            _ => None,
+        })
+        .collect();
+    if !failed.is_empty() {
+        let message = format!(
+            "could not {} (the host's journal says why)",
+            failed.join(", ")
+        );
+        return Err(SnapshotError::host(host, phase, message));
+    }
+    Ok(done)
 }

@@ -1,10 +1,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::aside_names;
 use super::old_data::{OldData, half_way};
-use super::scripts::{CHECK, PUT_BACK, RESTORE, RESTORE_TOOL};
-use crate::lifecycle::reset::{DIR_FUNCTIONS, FOREIGN_EXIT, foreign_names};
+use super::scripts::{CHECK, FOREIGN_EXIT, RESTORE, RESTORE_TOOL, foreign_names};
+use crate::engine::lifecycle_step::DIR_FUNCTIONS;
 use crate::lifecycle::snapshot::SnapshotError;
 use std::os::unix::fs::PermissionsExt;
 
@@ -183,33 +182,6 @@ fn the_restore_step_checks_again_and_moves_nothing_of_someone_elses() {
 }
 
 #[test]
-fn put_back_moves_only_the_manifests() {
-    let root = tempfile::tempdir().unwrap();
-    let (aside, dir) = (root.path().join("aside"), root.path().join("manifests"));
-    std::fs::create_dir_all(&aside).unwrap();
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(aside.join("kube-apiserver.yaml"), "m").unwrap();
-    std::fs::write(aside.join("cluster-20261127.db"), "snapshot").unwrap();
-    let mut args = vec![aside.to_str().unwrap(), dir.to_str().unwrap()];
-    args.extend(aside_names());
-    let out = run(PUT_BACK, bin(false).path(), &args);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}");
-    assert!(dir.join("kube-apiserver.yaml").is_file());
-    assert!(!dir.join("cluster-20261127.db").exists());
-    assert!(aside.join("cluster-20261127.db").is_file());
-    assert!(
-        stdout.contains(&format!("kept {}", aside.display())),
-        "{stdout}"
-    );
-    // Without strangers the directory goes.
-    std::fs::remove_file(aside.join("cluster-20261127.db")).unwrap();
-    let out = run(PUT_BACK, bin(false).path(), &args);
-    assert!(out.status.success());
-    assert!(!aside.exists());
-}
-
-#[test]
 fn a_half_way_failure_says_where_each_hosts_old_data_is() {
     let old: BTreeMap<String, OldData> = [
         ("cp1", OldData::Moved("/var/lib/etcd.restore-X".into())),
@@ -233,85 +205,4 @@ fn a_half_way_failure_says_where_each_hosts_old_data_is() {
     ] {
         assert!(e.contains(want), "{want}: {e}");
     }
-}
-
-/// A `systemctl` that writes each call's arguments to `log` and knows every unit.
-fn fake_systemctl(bin: &Path, log: &Path) {
-    let fake = bin.join("systemctl");
-    std::fs::write(
-        &fake,
-        format!(
-            "#!/bin/sh\necho \"$*\" >> '{}'\n[ \"$1\" = show ] && echo \"/etc/systemd/system/$4.service\"\nexit 0\n",
-            log.display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
-}
-
-#[test]
-fn stop_and_start_take_the_units_they_are_given_and_no_other() {
-    use super::scripts::{START, STOP};
-    let root = tempfile::tempdir().unwrap();
-    let bin = bin(false);
-    let log = root.path().join("calls");
-    fake_systemctl(bin.path(), &log);
-    let (aside, manifest) = (root.path().join("aside"), root.path().join("etcd.yaml"));
-    std::fs::write(&manifest, "m").unwrap();
-    let calls = || std::fs::read_to_string(&log).unwrap_or_default();
-
-    // A member run by its own unit (named by the table, here `etcd-main`), beside an apiserver.
-    let out = run(
-        STOP,
-        bin.path(),
-        &[
-            "etcd-main",
-            aside.to_str().unwrap(),
-            "kube-apiserver",
-            "",
-            "kubelet",
-            manifest.to_str().unwrap(),
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(aside.join("etcd.yaml").is_file(), "the manifest went aside");
-    assert!(calls().contains("stop kube-apiserver\n"), "{}", calls());
-    assert!(calls().contains("stop etcd-main\n"), "{}", calls());
-    assert!(!calls().contains("stop etcd\n"), "{}", calls());
-
-    let out = run(
-        START,
-        bin.path(),
-        &[aside.to_str().unwrap(), "etcd.yaml", "etcd-main"],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        !aside.join("etcd.yaml").exists(),
-        "the copy aside is not the one kept"
-    );
-    assert!(
-        calls().contains("enable -q etcd-main\nstart --no-block etcd-main\n"),
-        "{}",
-        calls()
-    );
-
-    // etcd as a static pod: no unit of its own to stop or start.
-    std::fs::remove_file(&log).unwrap();
-    let out = run(
-        STOP,
-        bin.path(),
-        &["", aside.to_str().unwrap(), "", "", "kubelet"],
-    );
-    assert!(out.status.success());
-    let out = run(START, bin.path(), &[aside.to_str().unwrap(), "etcd.yaml"]);
-    assert!(out.status.success());
-    assert_eq!(calls(), "", "systemctl was asked to do something");
 }
