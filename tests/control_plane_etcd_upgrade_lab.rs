@@ -21,17 +21,13 @@ const ETCD_PROGRAMS: [&str; 3] = ["etcd", "etcdctl", "etcdutl"];
 
 /// Where .ci/run builds the last etcd 3.5 release.
 fn etcd_previous() -> PathBuf {
-    let dir = PathBuf::from(
-        std::env::var("KINIT_TEST_ETCD_PREVIOUS_BIN")
-            .unwrap_or_else(|_| "/var/cache/kinit-test/etcd-previous".into()),
-    );
-    assert!(
-        dir.join("etcd").is_file(),
-        "no etcd 3.5 in {}: run hack/build-upstream.sh {} --set etcd-previous",
-        dir.display(),
-        dir.display()
-    );
-    dir
+    let sets = "--set etcd-previous";
+    support::cached_bin(
+        "KINIT_TEST_ETCD_PREVIOUS_BIN",
+        "etcd-previous",
+        "etcd",
+        sets,
+    )
 }
 
 fn version_of(etcd: &std::path::Path) -> String {

@@ -16,18 +16,7 @@ use support::lab::*;
 
 const CONFIGMAP: &str = "/api/v1/namespaces/kinit-probe/configmaps/probe";
 
-/// The bundle's kubectl with the admin kubeconfig `kinit kubeconfig` wrote.
-fn kubectl(kubeconfig: &std::path::Path, args: &[&str]) -> std::process::Output {
-    output_within(
-        Command::new(upstream_bin().join("kubectl"))
-            .arg("--kubeconfig")
-            .arg(kubeconfig)
-            .arg("--request-timeout=10s")
-            .args(args),
-        COMMAND_LIMIT,
-    )
-}
-
+/// A command's stdout, once it succeeded.
 fn ok(out: std::process::Output) -> String {
     assert!(out.status.success(), "{}", text(&out));
     String::from_utf8_lossy(&out.stdout).trim().to_string()
@@ -84,12 +73,12 @@ fn a_real_control_plane_serves_through_the_vip_fails_over_and_rolls_without_a_fa
     let _ = std::fs::remove_file(&kubeconfig);
     let out = lab.kinit(&["kubeconfig", kubeconfig.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(ok(kubectl(&kubeconfig, &["get", "--raw", "/readyz"])), "ok");
-    ok(kubectl(
-        &kubeconfig,
-        &["create", "namespace", "kinit-probe"],
-    ));
-    ok(kubectl(
+    assert_eq!(
+        lab.kubectl_ok(&kubeconfig, &["get", "--raw", "/readyz"]),
+        "ok"
+    );
+    lab.kubectl_ok(&kubeconfig, &["create", "namespace", "kinit-probe"]);
+    lab.kubectl_ok(
         &kubeconfig,
         &[
             "-n",
@@ -99,8 +88,8 @@ fn a_real_control_plane_serves_through_the_vip_fails_over_and_rolls_without_a_fa
             "probe",
             "--from-literal=k=v1",
         ],
-    ));
-    let got = ok(kubectl(
+    );
+    let got = lab.kubectl_ok(
         &kubeconfig,
         &[
             "-n",
@@ -111,9 +100,9 @@ fn a_real_control_plane_serves_through_the_vip_fails_over_and_rolls_without_a_fa
             "-o",
             "jsonpath={.data.k}",
         ],
-    ));
+    );
     assert_eq!(got, "v1");
-    let server = ok(kubectl(
+    let server = lab.kubectl_ok(
         &kubeconfig,
         &[
             "config",
@@ -121,7 +110,7 @@ fn a_real_control_plane_serves_through_the_vip_fails_over_and_rolls_without_a_fa
             "-o",
             "jsonpath={.clusters[0].cluster.server}",
         ],
-    ));
+    );
     assert_eq!(server, format!("https://{vip}:8443"));
 
     // `kinit kubeconfig --merge` into a fresh ~/.kube/config, then a plain `kubectl get ns`.
@@ -396,12 +385,8 @@ fn a_real_control_plane_serves_through_the_vip_fails_over_and_rolls_without_a_fa
     let out = lab.kinit_lab(&["stop", &holder]);
     assert!(out.status.success(), "{}", text(&out));
     let answered = wait_for("the API through the VIP", Duration::from_secs(60), || {
-        let out = kubectl(&kubeconfig, &["get", "--raw", "/readyz"]);
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(text(&out))
-        }
+        let (ready, _, all) = lab.kubectl(&kubeconfig, &["get", "--raw", "/readyz"]);
+        if ready { Ok(()) } else { Err(all) }
     });
     let failover = off.elapsed();
     let survivors: Vec<&str> = ["cp1", "cp2", "cp3"]
@@ -423,7 +408,7 @@ fn a_real_control_plane_serves_through_the_vip_fails_over_and_rolls_without_a_fa
             }
         },
     );
-    let got = ok(kubectl(
+    let got = lab.kubectl_ok(
         &kubeconfig,
         &[
             "-n",
@@ -434,7 +419,7 @@ fn a_real_control_plane_serves_through_the_vip_fails_over_and_rolls_without_a_fa
             "-o",
             "jsonpath={.data.k}",
         ],
-    ));
+    );
     assert_eq!(got, "v1");
     let seen = client.stop();
     eprintln!(

@@ -21,32 +21,6 @@ fn drill(lab: &Lab, args: &[&str]) -> (i32, Value, String) {
     (out.status.code().unwrap_or(-1), report, text(&out))
 }
 
-fn figures(r: &Value) {
-    println!(
-        "figures: drill={} target={} recovered_after_ms={} healthy_after_ms={} \
-         api: requests={} failed={} longest_gap_ms={} | etcd writes: requests={} failed={} \
-         longest_gap_ms={} | allowed gap {} ms",
-        r["drill"]["kind"],
-        r["target"]["host"],
-        r["recoveredAfterMs"],
-        r["healthyAfterMs"],
-        r["api"]["requests"],
-        r["api"]["failed"],
-        r["api"]["longestGapMs"],
-        r["etcdWrites"]["requests"],
-        r["etcdWrites"]["failed"],
-        r["etcdWrites"]["longestGapMs"],
-        r["thresholds"]["maxGapMs"],
-    );
-    for e in r["events"].as_array().into_iter().flatten() {
-        println!(
-            "figures:   {:>6} ms  {}",
-            e["atMs"],
-            e["what"].as_str().unwrap_or_default()
-        );
-    }
-}
-
 /// The drill passed, its unit was down during it and up after, and status is healthy.
 fn passed(lab: &Lab, config: &str, code: i32, r: &Value, all: &str, unit: &str) {
     assert_eq!(code, 0, "{all}");
@@ -63,7 +37,7 @@ fn passed(lab: &Lab, config: &str, code: i32, r: &Value, all: &str, unit: &str) 
     assert_eq!(lab.unit_state(host, unit), "active", "{all}");
     let (code, report) = lab.status(config);
     assert_eq!(code, 0, "status after the drill: {report:#}");
-    figures(r);
+    println!("{}", drill_figures(r));
 }
 
 #[test]

@@ -119,6 +119,11 @@ fn preflight_on_lab_nodes_finds_each_injected_fault() {
         "cp2",
         "nohup perl -MIO::Socket::INET -e 'my $s = IO::Socket::INET->new(LocalPort => 2379, Listen => 1, ReuseAddr => 1) or die; sleep 300' >/dev/null 2>&1 &",
     );
+    // It listens before preflight looks (perl starts in the background).
+    on_node(
+        "cp2",
+        "for i in $(seq 100); do ss -Hltn 'sport = :2379' | grep -q . && exit 0; sleep 0.1; done; exit 1",
+    );
     let (code, failed, report) = preflight();
     assert_eq!(
         (code, &failed),

@@ -8,7 +8,6 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
-pub const BUNDLE_BIN: &str = "/var/cache/kinit-test/bundle-bin";
 pub const KUBERNETES: &str = "v1.37.2";
 pub const ETCD: &str = "v3.6.16";
 pub const CONTAINERD: &str = "v2.4.2";
@@ -27,17 +26,8 @@ pub const KUBE_FILES: &[&str] = &[
 
 /// A binary built by `hack/build-upstream.sh`; a test that needs one fails when it is missing.
 pub fn built(name: &str) -> PathBuf {
-    let dir = std::env::var_os("KINIT_BUNDLE_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(BUNDLE_BIN));
-    let path = dir.join(name);
-    assert!(
-        path.is_file(),
-        "{} is missing: this test runs the real {name}; build it with \
-         `hack/build-upstream.sh {BUNDLE_BIN}` (KINIT_BUNDLE_BIN points elsewhere)",
-        path.display()
-    );
-    path
+    let sets = crate::support::UPSTREAM_SETS;
+    crate::support::cached_bin("KINIT_TEST_UPSTREAM_BIN", "bundle-bin", name, sets).join(name)
 }
 
 pub fn sha256(data: &[u8]) -> String {

@@ -13,6 +13,7 @@
 #![allow(dead_code)]
 
 use std::net::TcpListener;
+use std::path::{Path, PathBuf};
 
 pub mod bundle;
 pub mod etcd;
@@ -30,4 +31,25 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// The `--set` words of `hack/build-upstream.sh` for what `.ci/run` builds into
+/// `KINIT_TEST_UPSTREAM_BIN` (the bundle's binaries).
+pub const UPSTREAM_SETS: &str = "--set kubernetes --set etcd --set node";
+
+/// A directory of programs `hack/build-upstream.sh` built (`sets`: its `--set` words): the one
+/// `env` names, else where `.ci/run` builds it (/var/cache/kinit-test/NAME). A test that needs
+/// `program` fails, saying how to build it, when it is not there.
+pub fn cached_bin(env: &str, name: &str, program: &str, sets: &str) -> PathBuf {
+    let dir = std::env::var_os(env)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new("/var/cache/kinit-test").join(name));
+    assert!(
+        dir.join(program).is_file(),
+        "no {program} in {}: this test runs the real one; build it with \
+         `hack/build-upstream.sh {} {sets}` (.ci/run does; {env} points elsewhere)",
+        dir.display(),
+        dir.display()
+    );
+    dir
 }

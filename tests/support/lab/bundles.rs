@@ -95,16 +95,8 @@ pub fn use_bundle(lab: &Lab, dir: &str) {
 
 /// Where .ci/run builds a release an upgrade starts from (`set` of hack/build-upstream.sh).
 pub fn built(set: &str, env: &str) -> PathBuf {
-    let dir = PathBuf::from(
-        std::env::var(env).unwrap_or_else(|_| format!("/var/cache/kinit-test/{set}")),
-    );
-    assert!(
-        dir.join("kube-apiserver").is_file(),
-        "no Kubernetes release in {}: run hack/build-upstream.sh {} --set {set}",
-        dir.display(),
-        dir.display()
-    );
-    dir
+    let sets = format!("--set {set}");
+    crate::support::cached_bin(env, set, "kube-apiserver", &sets)
 }
 
 pub fn release_of(apiserver: &Path) -> String {

@@ -153,3 +153,31 @@ impl RunningKinit {
         (self.seen, stderr)
     }
 }
+
+/// A drill's report (`kinit -o json drill ...`) as the `figures:` lines the notes quote: what
+/// was measured, then each event with its time.
+pub fn drill_figures(r: &serde_json::Value) -> String {
+    let mut out = format!(
+        "figures: drill={} target={} recovered_after_ms={} healthy_after_ms={}",
+        r["drill"]["kind"], r["target"]["host"], r["recoveredAfterMs"], r["healthyAfterMs"],
+    );
+    if let Some(ms) = r["nodeNotReadyAfterMs"].as_u64() {
+        out.push_str(&format!(" node_not_ready_after_ms={ms}"));
+    }
+    out.push_str(&format!(
+        " api: requests={} failed={} longest_gap_ms={} | etcd writes: requests={} failed={} \
+         longest_gap_ms={} | allowed gap {} ms",
+        r["api"]["requests"],
+        r["api"]["failed"],
+        r["api"]["longestGapMs"],
+        r["etcdWrites"]["requests"],
+        r["etcdWrites"]["failed"],
+        r["etcdWrites"]["longestGapMs"],
+        r["thresholds"]["maxGapMs"],
+    ));
+    for e in r["events"].as_array().into_iter().flatten() {
+        let what = e["what"].as_str().unwrap_or_default();
+        out.push_str(&format!("\nfigures:   {:>6} ms  {what}", e["atMs"]));
+    }
+    out
+}

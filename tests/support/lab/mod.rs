@@ -24,7 +24,7 @@ pub use bundles::{
 #[allow(unused_imports)] // not every lab scenario goes through the VIP
 pub use connect_loop::ConnectLoop;
 #[allow(unused_imports)]
-pub use interrupted::RunningDrill;
+pub use interrupted::{RunningDrill, drill_figures};
 #[allow(unused_imports)] // not every lab scenario writes while it changes the cluster
 pub use writer::{Writer, WriterReport};
 
@@ -90,17 +90,13 @@ pub fn lab_up(name: &'static str, subnet: &str, nodes: &str) -> Lab {
 /// The binaries `hack/build-upstream.sh` built (`KINIT_TEST_UPSTREAM_BIN`, default
 /// /var/cache/kinit-test/bundle-bin, as `.ci/run` builds them).
 pub fn upstream_bin() -> PathBuf {
-    let dir = PathBuf::from(
-        std::env::var("KINIT_TEST_UPSTREAM_BIN")
-            .unwrap_or_else(|_| "/var/cache/kinit-test/bundle-bin".into()),
-    );
-    assert!(
-        dir.join("kube-apiserver").is_file(),
-        "{} has no kube-apiserver: run `hack/build-upstream.sh {}` (.ci/run does)",
-        dir.display(),
-        dir.display()
-    );
-    dir
+    let sets = crate::support::UPSTREAM_SETS;
+    crate::support::cached_bin(
+        "KINIT_TEST_UPSTREAM_BIN",
+        "bundle-bin",
+        "kube-apiserver",
+        sets,
+    )
 }
 
 /// A lab whose bundle is the real Kubernetes binaries built here: `kinit up` runs the real
