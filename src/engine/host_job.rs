@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::event::{Event, Observer};
 use super::host_ops::{HostOpError, HostOps, UnitAction, UnitPlan, UnitState};
+use super::lifecycle_step::HostAction;
 use super::outcome::{FileWrite, StepOutcome};
 use super::plan::{PendingNote, PutFile, Step};
 use crate::components::{StartPolicy, UnitRow};
@@ -143,9 +144,21 @@ impl HostJob {
                 dir: prune.dir.clone(),
                 removed: host.prune(prune, !self.dry_run).await?,
             }),
-            Step::Lifecycle(what) => Ok(StepOutcome::Lifecycle {
-                actions: host.lifecycle_step(what, !self.dry_run).await?,
-            }),
+            Step::Lifecycle(what) => {
+                let actions = host.lifecycle_step(what, !self.dry_run).await?;
+                if what.relied_on()
+                    && let Some(failed) = actions.iter().find_map(|a| match a {
+                        HostAction::Failed(what) => Some(what),
+                        _ => None,
+                    })
+                {
+                    return Err(HostOpError::Failed {
+                        summary: format!("could not {failed}"),
+                        stderr: String::new(),
+                    });
+                }
+                Ok(StepOutcome::Lifecycle { actions })
+            }
             Step::Unit(row) => {
                 let mut state = host.unit_state(row.name).await?;
                 if self.dry_run {

@@ -387,7 +387,7 @@ impl HostOps for SshHost {
                     .write_from(&mut reader, &f.sha256, &f.path, &spec)
                     .await?;
             }
-            Content::Local(path) => {
+            Content::Local(path) | Content::Once(path) => {
                 let mut file =
                     tokio::fs::File::open(path)
                         .await
@@ -398,6 +398,9 @@ impl HostOps for SshHost {
                 self.0
                     .write_from(&mut file, &f.sha256, &f.path, &spec)
                     .await?;
+                if matches!(f.content, Content::Once(_)) {
+                    return Ok(());
+                }
                 // A bundle binary: stamped now, so the next run need not read it back.
                 let name = stamp_name(&f.path);
                 let args = [
@@ -471,12 +474,26 @@ impl HostOps for SshHost {
         let (script, words) = lifecycle_step::script(what, !apply);
         let args: Vec<&str> = words.iter().map(String::as_str).collect();
         let out = run(&self.0, &script, &args, &label).await?;
-        lifecycle_step::read_answers(what, !apply, &out.stdout_text()).map_err(|summary| {
-            HostOpError::Failed {
-                summary: format!("{label}: {summary}"),
-                stderr: out.stderr_text(),
-            }
-        })
+        let mut actions =
+            lifecycle_step::read_answers(what, !apply, &out.stdout_text()).map_err(|summary| {
+                HostOpError::Failed {
+                    summary: format!("{label}: {summary}"),
+                    stderr: out.stderr_text(),
+                }
+            })?;
+        // What the host said about the last thing it could not do: its commands' last words.
+        let stderr = out.stderr_text();
+        let said: Vec<&str> = stderr.trim_end().lines().rev().take(3).collect();
+        let said =
+            (!said.is_empty()).then(|| said.into_iter().rev().collect::<Vec<_>>().join("; "));
+        let last_failed = actions.iter_mut().rev().find_map(|a| match a {
+            HostAction::Failed(what) => Some(what),
+            _ => None,
+        });
+        if let (Some(what), Some(said)) = (last_failed, said) {
+            what.push_str(&format!(" (the host said: {said})"));
+        }
+        Ok(actions)
     }
 }
 

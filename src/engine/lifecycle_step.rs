@@ -1,5 +1,5 @@
 //! What `reset` (and `remove`, which resets the hosts that leave) takes off a host, and what an
-//! etcd snapshot restore stops, holds aside and starts again, as steps of the host job
+//! etcd snapshot restore checks, stops, holds aside, restores and starts again, as steps of the host job
 //! ([`LifecycleStep`]): the same events, dry run and failure reports as `up`'s steps. Each kind
 //! is one small script run as root with its values as positional arguments; it answers one
 //! line per item it was given, in order, and the meaning of each answer is read here
@@ -13,7 +13,11 @@ mod scripts;
 
 pub(crate) use scripts::{DIR_FUNCTIONS, FOREIGN, script};
 
-/// One thing done (or, in a dry run, to be done) on a host.
+/// What a restore's check says when the host has no program that restores a snapshot.
+const NO_RESTORE_TOOL: &str =
+    "find etcdutl or an etcdctl that has `snapshot restore` on the host's PATH (neither is there)";
+
+/// One thing done (or, in a dry run, to be done) on a host, or found by a restore's check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "action", content = "target")]
 pub enum HostAction {
@@ -36,6 +40,34 @@ pub enum HostAction {
     },
     /// What could not be done (the rest still went).
     Failed(String),
+    /// etcd's data dir holds `found` besides etcd's entry: nothing in it is touched.
+    ForeignData {
+        dir: String,
+        found: Vec<String>,
+    },
+    /// etcd's data dir is a mount point: it stays where it is, etcd's entry in it moves.
+    MountPoint(String),
+    /// An etcd member restored from a snapshot into its data dir.
+    Restored {
+        member: String,
+        dir: String,
+    },
+}
+
+/// One etcd member's restore from a snapshot on its host (see [`LifecycleStep::EtcdRestore`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberRestore {
+    /// The uploaded snapshot: deleted once the step ends, whatever happened.
+    pub snapshot: String,
+    pub data_dir: String,
+    /// etcd's entry in the data dir (`member`).
+    pub entry: String,
+    pub name: String,
+    pub peer_url: String,
+    /// Every member as `name=peer-url,...`.
+    pub initial_cluster: String,
+    /// The new cluster token: no restored member can rejoin the old cluster.
+    pub token: String,
 }
 
 /// One kind of thing done to a host by a reset (in the order a reset does them) or a restore.
@@ -89,6 +121,17 @@ pub enum LifecycleStep {
     },
     /// The installed ones of the units started together (each start waits for its program).
     StartUnits(Vec<&'static str>),
+    /// Whether a snapshot can be restored here, changing nothing (also in a real run): a
+    /// restore tool (etcdutl, or an etcdctl that still has `snapshot restore`) is on the PATH,
+    /// and etcd's data dir `dir` is absent or a directory holding nothing but `entry`; a mount
+    /// point is said.
+    EtcdRestoreCheck { dir: String, entry: String },
+    /// A directory only root can enter (0700), made when missing.
+    PrivateDir(String),
+    /// An etcd member restored from a snapshot into its data dir, which no longer holds etcd's
+    /// entry ([`LifecycleStep::EtcdData`] set it aside first; one that still holds it is not
+    /// touched).
+    EtcdRestore(Box<MemberRestore>),
 }
 
 impl LifecycleStep {
@@ -108,7 +151,18 @@ impl LifecycleStep {
             LifecycleStep::MoveAside { into, .. } => format!("move aside into {into}"),
             LifecycleStep::PutBack { dir, .. } => format!("put back into {dir}"),
             LifecycleStep::StartUnits(_) => "start units".into(),
+            LifecycleStep::EtcdRestoreCheck { dir, .. } => {
+                format!("check the restore tool and {dir}")
+            }
+            LifecycleStep::PrivateDir(dir) => format!("private dir {dir}"),
+            LifecycleStep::EtcdRestore(r) => format!("restore member {} from the snapshot", r.name),
         }
+    }
+
+    /// The steps after it rely on it: what it could not do stops the host's job (other kinds
+    /// report it and the rest still goes).
+    pub fn relied_on(&self) -> bool {
+        matches!(self, LifecycleStep::PrivateDir(_))
     }
 
     /// The items the script answers for, one line each.
@@ -129,6 +183,9 @@ impl LifecycleStep {
             // As many lines as the directory has entries of its own.
             LifecycleStep::StateDir { .. } => None,
             LifecycleStep::DaemonReload => Some(usize::from(!dry_run)),
+            LifecycleStep::PrivateDir(_) | LifecycleStep::EtcdRestore(_) => Some(1),
+            // The tool, then the data dir's state or what it holds that is not etcd's.
+            LifecycleStep::EtcdRestoreCheck { .. } => None,
         }
     }
 }
@@ -211,6 +268,16 @@ pub(crate) fn read_answers(
             purge,
         } => out = read_etcd_data(dir, aside, entry, *purge, lines[0])?,
         LifecycleStep::StateDir { path, .. } => out = read_state_dir(path, &lines)?,
+        LifecycleStep::EtcdRestoreCheck { dir, .. } => out = read_restore_check(dir, &lines)?,
+        // Done is not news: only a failure is reported.
+        LifecycleStep::PrivateDir(dir) => match lines[0] {
+            "ok" => {}
+            "failed" => out.push(HostAction::Failed(format!(
+                "make {dir} root's alone (0700)"
+            ))),
+            other => return Err(unexpected(other)),
+        },
+        LifecycleStep::EtcdRestore(r) => out.push(read_member_restore(r, lines[0])?),
     }
     Ok(out)
 }
@@ -341,6 +408,58 @@ fn read_put_back(
     Ok(out)
 }
 
+fn read_restore_check(dir: &str, lines: &[&str]) -> Result<Vec<HostAction>, String> {
+    let Some((tool, data)) = lines.split_first() else {
+        return Err("no answer".into());
+    };
+    let mut out = Vec::new();
+    match tool.strip_prefix("tool ") {
+        Some("-") => out.push(HostAction::Failed(NO_RESTORE_TOOL.into())),
+        Some(_) => {}
+        None => return Err(unexpected(tool)),
+    }
+    if data.is_empty() {
+        return Err(format!("no answer about {dir}"));
+    }
+    let mut found = Vec::new();
+    for line in data {
+        match pair(line)? {
+            ("foreign", name) => found.push(name.to_string()),
+            ("data", "mount") => out.push(HostAction::MountPoint(dir.into())),
+            ("data", "dir" | "absent") => {}
+            ("data", "other") => out.push(HostAction::Failed(format!(
+                "use {dir} as etcd's data dir: it is there but not a directory"
+            ))),
+            _ => return Err(unexpected(line)),
+        }
+    }
+    if !found.is_empty() {
+        out.push(HostAction::ForeignData {
+            dir: dir.into(),
+            found,
+        });
+    }
+    Ok(out)
+}
+
+fn read_member_restore(r: &MemberRestore, line: &str) -> Result<HostAction, String> {
+    let (member, dir) = (&r.name, &r.data_dir);
+    Ok(match line {
+        "ok" => HostAction::Restored {
+            member: member.clone(),
+            dir: dir.clone(),
+        },
+        "failed" => HostAction::Failed(format!("restore member {member} into {dir}")),
+        "held" => HostAction::Failed(format!(
+            "restore member {member} into {dir}: it still holds etcd's `{}` (not set aside, so \
+             not touched)",
+            r.entry
+        )),
+        "notool" => HostAction::Failed(NO_RESTORE_TOOL.into()),
+        other => return Err(unexpected(other)),
+    })
+}
+
 fn read_state_dir(path: &str, lines: &[&str]) -> Result<Vec<HostAction>, String> {
     let (mut out, mut kept) = (Vec::new(), Vec::new());
     for line in lines {
@@ -373,5 +492,7 @@ fn read_state_dir(path: &str, lines: &[&str]) -> Result<Vec<HostAction>, String>
     Ok(out)
 }
 
+#[cfg(test)]
+mod restore_tests;
 #[cfg(test)]
 mod tests;

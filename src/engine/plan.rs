@@ -19,6 +19,9 @@ pub enum Content {
     Bytes(Arc<Vec<u8>>),
     /// A bundle binary, streamed from disk.
     Local(PathBuf),
+    /// A file streamed from disk for one later step that deletes it (a snapshot to restore):
+    /// unlike a bundle binary, not stamped for the next run.
+    Once(PathBuf),
 }
 
 /// A note left on the host before a file is written, so that a run cut short after the write

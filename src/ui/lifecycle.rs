@@ -55,6 +55,14 @@ pub(crate) fn action_text(a: &HostAction) -> String {
             "kept {path}: it holds {}, which kinit did not put there (kinit's own entries in it were removed)",
             found.join(", ")
         ),
+        HostAction::ForeignData { dir, found } => format!(
+            "{dir} holds {}, which is not etcd's: nothing in it was touched",
+            found.join(", ")
+        ),
+        HostAction::MountPoint(dir) => {
+            format!("{dir} is a mount point: it stays, what etcd keeps in it moves")
+        }
+        HostAction::Restored { member, dir } => format!("restored member {member} into {dir}"),
     }
 }
 
@@ -66,6 +74,7 @@ pub(crate) fn dry_text(a: &HostAction) -> String {
         HostAction::Remove(p) => format!("would remove {p}"),
         HostAction::Move { from, to } => format!("would move {from} -> {to}"),
         HostAction::Purge(p) => format!("would delete etcd's data dir {p}"),
+        HostAction::Restored { member, dir } => format!("would restore member {member} into {dir}"),
         other => action_text(other),
     }
 }

@@ -142,16 +142,24 @@ impl HostOps for MemoryHost {
         Ok(stale)
     }
 
-    /// Files only: the scripts themselves are tested in `lifecycle_step`.
+    /// Files, and a private dir that cannot be made under a file: the scripts themselves are
+    /// tested in `lifecycle_step`.
     async fn lifecycle_step(
         &self,
         what: &LifecycleStep,
         apply: bool,
     ) -> Result<Vec<HostAction>, HostOpError> {
+        let mut files = self.files.lock().unwrap();
+        if let LifecycleStep::PrivateDir(dir) = what {
+            let under_a_file = files.keys().any(|f| dir.starts_with(&format!("{f}/")));
+            return Ok(under_a_file
+                .then(|| HostAction::Failed(format!("make {dir}")))
+                .into_iter()
+                .collect());
+        }
         let LifecycleStep::Files(paths) = what else {
             return Ok(Vec::new());
         };
-        let mut files = self.files.lock().unwrap();
         let mut gone = Vec::new();
         for p in paths {
             if !files.contains_key(p) {
@@ -564,34 +572,4 @@ async fn a_prune_step_removes_the_entries_no_longer_named_and_a_dry_run_only_nam
     assert!(!again[0].changed(), "{again:?}");
 }
 
-#[tokio::test]
-async fn a_lifecycle_step_says_what_went_and_a_dry_run_takes_nothing() {
-    let host = MemoryHost::default();
-    for path in ["/etc/a", "/etc/b"] {
-        host.write_file(&file(path, "x", &[])).await.unwrap();
-    }
-    host.take_log();
-    let step = || {
-        Step::Lifecycle(LifecycleStep::Files(vec![
-            "/etc/a".into(),
-            "/etc/gone".into(),
-        ]))
-    };
-    let job = |dry_run| HostJob {
-        phase: "hosts".into(),
-        host: "cp1".into(),
-        steps: vec![step()],
-        dry_run,
-        hold_restarts: false,
-        dry_notes: DryNotes::default(),
-        observer: Arc::new(Quiet),
-    };
-    let said = vec![StepOutcome::Lifecycle {
-        actions: vec![HostAction::Remove("/etc/a".into())],
-    }];
-    assert_eq!(job(true).run(&host).await.unwrap(), said);
-    assert!(host.take_log().is_empty(), "a dry run changed the host");
-    assert_eq!(job(false).run(&host).await.unwrap(), said);
-    assert_eq!(host.take_log(), ["remove /etc/a"]);
-    assert_eq!(step().label(), "remove files and binaries");
-}
+mod lifecycle;

@@ -168,6 +168,56 @@ for u in "$@"; do
   case " $there " in *" $u "*) echo $r ;; *) echo - ;; esac
 done"#;
 
+/// Which program restores a snapshot on this host: etcdutl, or an etcdctl that still has
+/// `snapshot restore` (3.4; 3.6's etcdctl only saves). Prints its name, or nothing.
+const RESTORE_TOOL: &str = r#"restore_tool() {
+  if command -v etcdutl >/dev/null 2>&1; then echo etcdutl
+  elif command -v etcdctl >/dev/null 2>&1 && ETCDCTL_API=3 etcdctl snapshot restore --help 2>&1 \
+      | grep -q 'snapshot restore -'; then echo etcdctl
+  fi
+}
+"#;
+
+/// Changes nothing, dry or not. `tool NAME` (`tool -`: none), then `data absent|dir|mount|other`,
+/// or one `foreign NAME` line per name the data dir holds besides etcd's entry.
+const RESTORE_CHECK: &str = r#"data=$1; entry=$2
+tool=$(restore_tool)
+echo "tool ${tool:--}"
+if [ -d "$data" ]; then
+  found=$(others "$data" "$entry")
+  if [ -n "$found" ]; then printf '%s\n' "$found" | while IFS= read -r n; do echo "foreign $n"; done
+  elif mounted "$data"; then echo "data mount"
+  else echo "data dir"; fi
+elif [ -e "$data" ] || [ -L "$data" ]; then echo "data other"
+else echo "data absent"; fi"#;
+
+const PRIVATE_DIR: &str = r#"private() { mkdir -p -m 0700 -- "$1" && chown root:root -- "$1" && chmod 0700 -- "$1"; }
+act private "$1""#;
+
+/// `ok`, `failed`, `held` (the data dir still holds etcd's entry: nothing done) or `notool`.
+/// The snapshot is deleted whatever the answer.
+const MEMBER_RESTORE: &str = r#"snap=$1; data=$2; entry=$3; name=$4; peer=$5; cluster=$6; token=$7
+[ "$dry" = yes ] && { echo ok; exit 0; }
+trap 'rm -f -- "$snap"' EXIT
+if [ -e "$data/$entry" ] || [ -L "$data/$entry" ]; then echo held; exit 0; fi
+tool=$(restore_tool)
+[ -n "$tool" ] || { echo notool; exit 0; }
+into=$data
+if [ -e "$data" ]; then
+  # The data dir stays (a mount point, or empty) and etcd 3.4 restores only into a directory
+  # that does not exist yet: into one inside it, then moved in.
+  into=$data/.kinit-restore
+  trap 'rm -f -- "$snap"; rm -rf -- "$into"' EXIT
+fi
+restore() {
+  ETCDCTL_API=3 "$tool" snapshot restore "$snap" --name "$name" --data-dir "$into" \
+    --initial-cluster "$cluster" --initial-cluster-token "$token" \
+    --initial-advertise-peer-urls "$peer" || return 1
+  if [ "$into" != "$data" ]; then mv -- "$into/$entry" "$data/" && rmdir -- "$into" || return 1; fi
+  chmod 0700 -- "$data"
+}
+act restore"#;
+
 const DAEMON_RELOAD: &str = r#"[ "$dry" = yes ] && exit 0
 act systemctl daemon-reload"#;
 
@@ -215,10 +265,29 @@ pub(crate) fn script(what: &LifecycleStep, dry_run: bool) -> (String, Vec<String
         }
         LifecycleStep::EmptyDirs(dirs) => (EMPTY_DIRS, dirs.clone()),
         LifecycleStep::DaemonReload => (DAEMON_RELOAD, Vec::new()),
+        LifecycleStep::EtcdRestoreCheck { dir, entry } => {
+            (RESTORE_CHECK, vec![dir.clone(), entry.clone()])
+        }
+        LifecycleStep::PrivateDir(dir) => (PRIVATE_DIR, vec![dir.clone()]),
+        LifecycleStep::EtcdRestore(r) => (
+            MEMBER_RESTORE,
+            vec![
+                r.snapshot.clone(),
+                r.data_dir.clone(),
+                r.entry.clone(),
+                r.name.clone(),
+                r.peer_url.clone(),
+                r.initial_cluster.clone(),
+                r.token.clone(),
+            ],
+        ),
     };
     let mut words = vec![if dry_run { "yes" } else { "no" }.to_string()];
     words.extend(args);
-    (format!("{DIR_FUNCTIONS}{PRELUDE}{body}"), words)
+    (
+        format!("{DIR_FUNCTIONS}{RESTORE_TOOL}{PRELUDE}{body}"),
+        words,
+    )
 }
 
 fn words(units: &[&str]) -> Vec<String> {

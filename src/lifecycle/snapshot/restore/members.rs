@@ -1,168 +1,62 @@
-//! What a restore does per etcd member: the check before anything changes, the restore of its
-//! data, and the wait for one healthy cluster.
+//! What a restore reads from its members: the check's verdict before anything changes, where
+//! each member's old data went, and the wait for one healthy cluster.
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use super::scripts::{CHECK, FOREIGN_EXIT, RESTORE_TOOL, SCRATCH, foreign_names};
-use super::{RestoreSettings, all_ok, script};
-use crate::engine::host_ops::run_script;
-use crate::engine::lifecycle_step::DIR_FUNCTIONS;
+use super::RestoreSettings;
+use super::old_data::OldData;
+use crate::engine::lifecycle_step::HostAction;
 use crate::etcd::{self, ClientTls};
-use crate::fanout;
-use crate::host_paths;
-use crate::inventory::{Host, Inventory};
+use crate::inventory::Inventory;
 use crate::lifecycle::reset::ForeignData;
-use crate::lifecycle::snapshot::{HOST_WORK_DIR, SnapshotError, stderr_tail};
-use crate::ssh::{ExitStatus, FileSpec, Session};
+use crate::lifecycle::snapshot::SnapshotError;
 
-/// Step 0: on every etcd host at once, the restore tool is there and the data dir holds
-/// nothing but etcd's member; whether each data dir is a mount point. Changes nothing.
-pub(super) async fn check_hosts(
-    etcd_hosts: &[Host],
-    sessions: &BTreeMap<String, Arc<Session>>,
-    data_dir: &str,
-    settings: &RestoreSettings,
-    cancel: &CancellationToken,
-) -> Result<BTreeMap<String, bool>, SnapshotError> {
-    let text = format!("{DIR_FUNCTIONS}{RESTORE_TOOL}{CHECK}");
-    let jobs: Vec<_> = etcd_hosts
-        .iter()
-        .map(|h| {
-            let job = (
-                sessions[&h.name].clone(),
-                h.name.clone(),
-                data_dir.to_string(),
-                text.clone(),
-            );
-            (h.name.clone(), job)
-        })
-        .collect();
-    let checked = all_ok(
-        fanout::run(
-            jobs,
-            settings.concurrency,
-            cancel,
-            |(s, host, data, text): (Arc<Session>, String, String, String)| async move {
-                let out = run_script(
-                    &s,
-                    &text,
-                    &[&data, host_paths::ETCD_DATA_ENTRY],
-                    Duration::from_secs(120),
-                )
-                .await
-                .map_err(|e| SnapshotError::host(&host, "check", e.to_string()))?;
-                let stdout = out.stdout_text();
-                if let Some(found) =
-                    foreign_names(&stdout, out.status == ExitStatus::Code(FOREIGN_EXIT))
-                {
-                    return Err(SnapshotError::ForeignData {
-                        host,
-                        data: ForeignData { dir: data, found },
-                    });
-                }
-                if !out.success() {
-                    return Err(SnapshotError::host(
-                        &host,
-                        "check",
-                        format!(
-                            "{}: {}; nothing was changed on any host",
-                            out.status,
-                            stderr_tail(&out.stderr_text())
-                        ),
-                    ));
-                }
-                Ok(stdout.lines().any(|l| l == "mount yes"))
-            },
-        )
-        .await,
-    )?;
-    Ok(checked.into_iter().collect())
+/// Step 0's verdict on one etcd host (what its check step found): whether its data dir is a
+/// mount point, or why it cannot be restored.
+pub(super) fn checked_host(host: &str, found: &[HostAction]) -> Result<bool, SnapshotError> {
+    let mut mount = false;
+    for a in found {
+        match a {
+            HostAction::ForeignData { dir, found } => {
+                return Err(SnapshotError::ForeignData {
+                    host: host.to_string(),
+                    data: ForeignData {
+                        dir: dir.clone(),
+                        found: found.clone(),
+                    },
+                });
+            }
+            HostAction::Failed(what) => {
+                return Err(SnapshotError::host(
+                    host,
+                    "check",
+                    format!("could not {what}; nothing was changed on any host"),
+                ));
+            }
+            HostAction::MountPoint(_) => mount = true,
+            _ => {}
+        }
+    }
+    Ok(mount)
 }
 
-/// Step 2 on one member: the scratch dir (0700), the snapshot uploaded into it, the old data
-/// moved aside and the snapshot restored. Whether the old data was moved: on failure, `None`
-/// when that is not known.
-pub(super) async fn restore_member(
-    s: &Session,
-    host: &str,
-    words: &[String],
-    file: &Path,
-    sha: &str,
-    text: &str,
-) -> Result<Option<String>, (Option<bool>, SnapshotError)> {
-    script(
-        s,
-        host,
-        "prepare the scratch dir",
-        SCRATCH,
-        &[HOST_WORK_DIR],
-    )
-    .await
-    .map_err(|e| (Some(false), e))?;
-    let mut f = tokio::fs::File::open(file).await.map_err(|source| {
-        (
-            Some(false),
-            SnapshotError::Local {
-                path: file.to_path_buf(),
-                source,
-            },
-        )
-    })?;
-    s.write_from(
-        &mut f,
-        sha,
-        &words[0],
-        &FileSpec::new(0o600, Some("root:root")),
-    )
-    .await
-    .map_err(|e| {
-        (
-            Some(false),
-            SnapshotError::host(host, "upload the snapshot", e.to_string()),
-        )
-    })?;
-    let args: Vec<&str> = words.iter().map(String::as_str).collect();
-    let out = run_script(s, text, &args, Duration::from_secs(1800))
-        .await
-        .map_err(|e| {
-            (
-                None,
-                SnapshotError::host(host, "snapshot restore", e.to_string()),
-            )
-        })?;
-    let stdout = out.stdout_text();
-    let moved = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("aside "))
-        .map(str::to_string);
-    if let Some(found) = foreign_names(&stdout, out.status == ExitStatus::Code(FOREIGN_EXIT)) {
-        return Err((
-            Some(false),
-            SnapshotError::ForeignData {
-                host: host.to_string(),
-                data: ForeignData {
-                    dir: words[1].clone(),
-                    found,
-                },
-            },
-        ));
+/// Where one member's old data is after its restore step: `done` is what the step did, or
+/// (when it stopped) whether it stopped before etcd's data dir was reached.
+pub(super) fn old_data_after(done: Result<&[HostAction], bool>, aside: &str) -> OldData {
+    match done {
+        Ok(done) => done
+            .iter()
+            .find_map(|a| match a {
+                HostAction::Move { to, .. } => Some(OldData::Moved(to.clone())),
+                _ => None,
+            })
+            .unwrap_or(OldData::Untouched),
+        Err(true) => OldData::Untouched,
+        Err(false) => OldData::Unknown(aside.to_string()),
     }
-    if !out.success() {
-        return Err((
-            Some(moved.is_some()),
-            SnapshotError::host(
-                host,
-                "snapshot restore",
-                format!("{}: {}", out.status, stderr_tail(&out.stderr_text())),
-            ),
-        ));
-    }
-    Ok(moved)
 }
 
 /// Poll every member until all are healthy, in one cluster, following one leader.

@@ -19,10 +19,11 @@
 //! 5. the control plane back: the manifests put back (those kinit moved: nothing else in the
 //!    dir), the units started (each waits for its program to say it serves).
 //!
-//! Steps 1, 3 and 5 are host jobs of the engine's steps (`engine::lifecycle_step`: stop units,
-//! move aside, put back, start units; `up`'s verified file write and its unit step from the
-//! component table), with the events `up`'s steps give; the check and the member's restore are
-//! the restore's own scripts (`scripts`).
+//! Every step that touches a host is a host job of the engine's steps, with the events `up`'s
+//! steps give: the check, the private scratch dir, setting etcd's data aside, the member's
+//! restore, stopping units, moving aside, putting back and starting units
+//! (`engine::lifecycle_step`), and `up`'s verified file write (the snapshot, etcd's config) and
+//! its unit step from the component table.
 //!
 //! A restore that fails after data dirs were moved says where each host's old data went.
 
@@ -30,7 +31,6 @@ mod members;
 mod old_data;
 mod phases;
 mod plan;
-mod scripts;
 mod steps;
 #[cfg(test)]
 mod tests;
@@ -43,12 +43,11 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use super::{SnapshotError, stderr_tail};
+use super::SnapshotError;
 use crate::components;
 use crate::config::Role;
 use crate::engine::cluster_lock::LockRequest;
 use crate::engine::event::Observer;
-use crate::engine::host_ops::run_script;
 use crate::engine::phase_runner;
 use crate::etcd::ClientTls;
 use crate::etcd::snapshot_file::SnapshotStatus;
@@ -140,26 +139,6 @@ fn manifests_to_move(inv: &Inventory, host: &Host) -> Vec<&'static str> {
 /// etcd as a static pod: its manifest is held aside like the control plane's.
 fn etcd_pod() -> &'static components::Component {
     components::component(components::ComponentId::EtcdStaticPod)
-}
-
-async fn script(
-    session: &Session,
-    host: &str,
-    step: &str,
-    text: &str,
-    args: &[&str],
-) -> Result<String, SnapshotError> {
-    let out = run_script(session, text, args, Duration::from_secs(1800))
-        .await
-        .map_err(|e| SnapshotError::host(host, step, e.to_string()))?;
-    if !out.success() {
-        return Err(SnapshotError::host(
-            host,
-            step,
-            format!("{}: {}", out.status, stderr_tail(&out.stderr_text())),
-        ));
-    }
-    Ok(out.stdout_text())
 }
 
 /// Collect a step's per-host results; the first failure (in host order) is the error.

@@ -14,18 +14,6 @@ pub(super) enum OldData {
     Unknown(String),
 }
 
-impl OldData {
-    /// After the restore step failed on a host: `moved` says whether its data went to `aside`
-    /// (None: not known).
-    pub(super) fn after_failure(moved: Option<bool>, aside: &str) -> OldData {
-        match moved {
-            Some(true) => OldData::Moved(aside.to_string()),
-            Some(false) => OldData::Untouched,
-            None => OldData::Unknown(aside.to_string()),
-        }
-    }
-}
-
 /// Where every etcd host's old data is, for an error after the restore began.
 fn old_data_text(data_dir: &str, old: &BTreeMap<String, OldData>) -> Vec<String> {
     old.iter()

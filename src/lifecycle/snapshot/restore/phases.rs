@@ -264,7 +264,7 @@ impl RunPhase<RestoreRun<'_, '_>> for RestorePhase {
             }
             RestorePhase::Restore => {
                 let mut old = std::mem::take(&mut run.old);
-                let restored = r.restore_members(&run.mounts, &mut old).await;
+                let restored = r.restore_members(&mut old).await;
                 run.old = old;
                 restored.map_err(|e| run.half_way(e))?;
             }

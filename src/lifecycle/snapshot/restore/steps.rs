@@ -2,23 +2,19 @@
 //! once every host answered and the cluster lock is held.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 
-use super::members::{check_hosts, restore_member};
+use super::members::{checked_host, old_data_after};
 use super::old_data::OldData;
-use super::scripts::{RESTORE, RESTORE_TOOL};
-use super::{
-    RestoreSettings, RestoredMember, all_ok, aside_names, manifests_to_move, pods_held_aside,
-};
+use super::{RestoreSettings, RestoredMember, aside_names, manifests_to_move, pods_held_aside};
 use crate::components;
 use crate::engine::event::Observer;
-use crate::engine::host_job::HostJob;
+use crate::engine::host_job::{HostFailure, HostJob};
 use crate::engine::host_ops::SshHost;
-use crate::engine::lifecycle_step::{DIR_FUNCTIONS, HostAction, LifecycleStep};
+use crate::engine::lifecycle_step::{HostAction, LifecycleStep, MemberRestore};
 use crate::engine::outcome::StepOutcome;
 use crate::engine::plan::{Content, PutFile, PutKind, Step};
 use crate::etcd::snapshot_file::SnapshotStatus;
@@ -57,21 +53,28 @@ const ASIDE: &str = host_paths::MANIFESTS_ASIDE_DIR;
 pub(super) type EtcdConfig = (String, String, u32);
 
 impl Restoring<'_> {
-    /// Before any change: etcd's config rendered (a template error stops here), then step 0:
-    /// nothing changes on any host unless every etcd host can be restored. The configs, and
-    /// whether each data dir is a mount point.
+    /// Before any change: etcd's config rendered (a template error stops here), then step 0
+    /// on every etcd host at once: nothing changes on any host unless every one can be
+    /// restored (the tool is there, the data dir holds nothing but etcd's entry). The configs,
+    /// and whether each data dir is a mount point.
     pub(super) async fn checked(
         &self,
     ) -> Result<(BTreeMap<String, EtcdConfig>, BTreeMap<String, bool>), SnapshotError> {
         let configs = self.etcd_configs()?;
-        let mounts = check_hosts(
-            self.etcd_hosts,
-            self.sessions,
-            &self.inv.etcd.data_dir,
-            self.settings,
-            self.cancel,
-        )
-        .await?;
+        let check = LifecycleStep::EtcdRestoreCheck {
+            dir: self.inv.etcd.data_dir.clone(),
+            entry: host_paths::ETCD_DATA_ENTRY.to_string(),
+        };
+        let mut mounts = BTreeMap::new();
+        for (host, found) in self
+            .each_host(self.etcd_hosts, "check", |_| {
+                vec![Step::Lifecycle(check.clone())]
+            })
+            .await
+        {
+            let found = found.map_err(|f| failure(&host, f))?;
+            mounts.insert(host.clone(), checked_host(&host, &found)?);
+        }
         Ok((configs, mounts))
     }
 
@@ -100,6 +103,23 @@ impl Restoring<'_> {
         phase: &'static str,
         steps_for: impl Fn(&Host) -> Vec<Step>,
     ) -> Result<Vec<(String, Vec<HostAction>)>, SnapshotError> {
+        let mut out = Vec::new();
+        for (host, done) in self.each_host(hosts, phase, steps_for).await {
+            let done = done.map_err(|f| failure(&host, f))?;
+            refuse_failed(&host, phase, &done)?;
+            out.push((host, done));
+        }
+        Ok(out)
+    }
+
+    /// Each host's steps as one host job of `phase`, all hosts at once: per host (in host
+    /// order), what it did and what it could not do, or the step its job stopped at.
+    async fn each_host(
+        &self,
+        hosts: &[Host],
+        phase: &'static str,
+        steps_for: impl Fn(&Host) -> Vec<Step>,
+    ) -> Vec<(String, Result<Vec<HostAction>, JobStopped>)> {
         let jobs: Vec<_> = hosts
             .iter()
             .filter_map(|h| {
@@ -109,18 +129,32 @@ impl Restoring<'_> {
             })
             .collect();
         let observer = self.observer.clone();
-        all_ok(
-            fanout::run(
-                jobs,
-                self.settings.concurrency,
-                self.cancel,
-                move |(s, host, steps): (Arc<Session>, String, Vec<Step>)| {
-                    let observer = observer.clone();
-                    async move { host_job(s, &host, phase, steps, observer).await }
-                },
-            )
-            .await,
+        fanout::run(
+            jobs,
+            self.settings.concurrency,
+            self.cancel,
+            move |(s, host, steps): (Arc<Session>, String, Vec<Step>)| {
+                let observer = observer.clone();
+                async move {
+                    host_job(s, &host, phase, steps, observer)
+                        .await
+                        .map_err(JobStopped::At)
+                }
+            },
         )
+        .await
+        .into_iter()
+        .map(|(host, r)| {
+            let r = r.map_err(|e| match e {
+                FanoutError::Failed(stopped) => stopped,
+                FanoutError::Cancelled => JobStopped::Interrupted,
+                FanoutError::Panicked(why) => JobStopped::Other(format!(
+                    "internal error: the task for this host panicked: {why}"
+                )),
+            });
+            (host, r)
+        })
+        .collect()
     }
 
     /// Step 1: stop what must not run meanwhile; the hosts whose manifests went aside.
@@ -163,70 +197,73 @@ impl Restoring<'_> {
             .collect())
     }
 
-    /// Step 2: every member restored from the snapshot; `old` says where each host's data went,
-    /// also when this fails.
+    /// Step 2 on every member at once: the snapshot uploaded (checksum-verified) into the
+    /// scratch dir only root can enter, the old data set aside (kept), the member restored (the
+    /// upload deleted); `old` says where each host's data went, also when this fails.
     pub(super) async fn restore_members(
         &self,
-        mounts: &BTreeMap<String, bool>,
         old: &mut BTreeMap<String, OldData>,
     ) -> Result<(), SnapshotError> {
         let data_dir = &self.inv.etcd.data_dir;
         let aside = aside_path(data_dir, &self.settings.stamp, "restore");
+        let snapshot = format!("{HOST_WORK_DIR}/restore-{}.db", self.settings.stamp);
+        let upload = Step::Put {
+            kind: PutKind::Files,
+            files: vec![PutFile {
+                path: snapshot.clone(),
+                sha256: self.status.sha256.clone(),
+                content: Content::Once(self.file.to_path_buf()),
+                mode: 0o600,
+                owner: "root:root".into(),
+                notes: Vec::new(),
+            }],
+        };
+        let upload_label = upload.label();
         let initial_cluster = self.inv.etcd_initial_cluster();
-        let text = format!("{DIR_FUNCTIONS}{RESTORE_TOOL}{RESTORE}");
-        let jobs: Vec<_> = self
-            .etcd_hosts
-            .iter()
-            .map(|h| {
-                let member = EtcdMember {
+        let restored = self
+            .each_host(self.etcd_hosts, "restore", |h| {
+                let member = MemberRestore {
+                    snapshot: snapshot.clone(),
+                    data_dir: data_dir.clone(),
+                    entry: host_paths::ETCD_DATA_ENTRY.to_string(),
                     name: h.name.clone(),
-                    address: h.address,
+                    peer_url: EtcdMember {
+                        name: h.name.clone(),
+                        address: h.address,
+                    }
+                    .peer_url(),
+                    initial_cluster: initial_cluster.clone(),
+                    token: self.token.to_string(),
                 };
-                let mount = mounts.get(&h.name).copied().unwrap_or(false);
-                let words = vec![
-                    format!("{HOST_WORK_DIR}/restore-{}.db", self.settings.stamp),
-                    data_dir.clone(),
-                    aside.clone(),
-                    h.name.clone(),
-                    member.peer_url(),
-                    initial_cluster.clone(),
-                    self.token.to_string(),
-                    if mount { "yes" } else { "no" }.to_string(),
-                    host_paths::ETCD_DATA_ENTRY.to_string(),
-                ];
-                let session = self.sessions[&h.name].clone();
-                (h.name.clone(), (session, h.name.clone(), words))
+                vec![
+                    Step::Lifecycle(LifecycleStep::PrivateDir(HOST_WORK_DIR.to_string())),
+                    upload.clone(),
+                    Step::Lifecycle(LifecycleStep::EtcdData {
+                        dir: data_dir.clone(),
+                        aside: aside.clone(),
+                        entry: host_paths::ETCD_DATA_ENTRY.to_string(),
+                        purge: false,
+                    }),
+                    Step::Lifecycle(LifecycleStep::EtcdRestore(Box::new(member))),
+                ]
             })
-            .collect();
-        let (file, sha) = (self.file.to_path_buf(), self.status.sha256.clone());
-        let restored = fanout::run(
-            jobs,
-            self.settings.concurrency,
-            self.cancel,
-            move |(s, host, words): (Arc<Session>, String, Vec<String>)| {
-                let (file, sha, text): (PathBuf, String, String) =
-                    (file.clone(), sha.clone(), text.clone());
-                async move {
-                    let r = restore_member(&s, &host, &words, &file, &sha, &text).await;
-                    Ok::<_, SnapshotError>(match r {
-                        Ok(moved) => (moved.map_or(OldData::Untouched, OldData::Moved), None),
-                        Err((moved, e)) => (OldData::after_failure(moved, &words[2]), Some(e)),
-                    })
-                }
-            },
-        )
-        .await;
+            .await;
         let mut first_error = None;
         for (host, r) in restored {
             let (o, e) = match r {
-                Ok(done) => done,
-                Err(e) => (
-                    OldData::Unknown(aside.clone()),
-                    Some(match e {
-                        FanoutError::Cancelled => SnapshotError::Interrupted,
-                        other => SnapshotError::host(&host, "restore", other.to_string()),
-                    }),
-                ),
+                Ok(done) => {
+                    let o = old_data_after(Ok(&done), &aside);
+                    (o, refuse_failed(&host, "restore", &done).err())
+                }
+                Err(stopped) => {
+                    // A job that stopped before the data dir's step left the data where it was.
+                    let before = matches!(&stopped, JobStopped::At(f) if f.step == upload_label
+                        || f.step.starts_with("private dir"));
+                    (
+                        old_data_after(Err(before), &aside),
+                        Some(failure(&host, stopped)),
+                    )
+                }
             };
             old.insert(host, o);
             first_error = first_error.or(e);
@@ -351,14 +388,52 @@ impl Restoring<'_> {
     }
 }
 
-/// `steps` on one host as one host job: what it did; anything it could not do is the error.
+/// Why a host's job gave no answer.
+pub(super) enum JobStopped {
+    /// A step could not run on the host.
+    At(HostFailure),
+    Interrupted,
+    Other(String),
+}
+
+fn failure(host: &str, stopped: JobStopped) -> SnapshotError {
+    match stopped {
+        JobStopped::At(f) => {
+            let tail = f.stderr_tail.map(|t| format!(": {t}")).unwrap_or_default();
+            SnapshotError::host(host, &f.step, format!("{}{tail}", f.error))
+        }
+        JobStopped::Interrupted => SnapshotError::Interrupted,
+        JobStopped::Other(e) => SnapshotError::host(host, "restore", e),
+    }
+}
+
+/// What a host could not do, as the phase's error.
+fn refuse_failed(host: &str, phase: &str, done: &[HostAction]) -> Result<(), SnapshotError> {
+    let failed: Vec<&str> = done
+        .iter()
+        .filter_map(|a| match a {
+            HostAction::Failed(what) => Some(what.as_str()),
+            _ => None,
+        })
+        .collect();
+    if failed.is_empty() {
+        return Ok(());
+    }
+    Err(SnapshotError::host(
+        host,
+        phase,
+        format!("could not {}", failed.join(", ")),
+    ))
+}
+
+/// `steps` on one host as one host job: what it did and what it could not do.
 async fn host_job(
     session: Arc<Session>,
     host: &str,
     phase: &'static str,
     steps: Vec<Step>,
     observer: Arc<dyn Observer>,
-) -> Result<Vec<HostAction>, SnapshotError> {
+) -> Result<Vec<HostAction>, HostFailure> {
     let job = HostJob {
         phase: phase.into(),
         host: host.to_string(),
@@ -368,27 +443,9 @@ async fn host_job(
         hold_restarts: false,
         observer,
     };
-    let outcomes = job.run(&SshHost(session)).await.map_err(|f| {
-        let tail = f.stderr_tail.map(|t| format!(": {t}")).unwrap_or_default();
-        SnapshotError::host(host, &f.step, format!("{}{tail}", f.error))
-    })?;
-    let done: Vec<HostAction> = outcomes
+    let outcomes = job.run(&SshHost(session)).await?;
+    Ok(outcomes
         .into_iter()
         .flat_map(StepOutcome::into_host_actions)
-        .collect();
-    let failed: Vec<&str> = done
-        .iter()
-        .filter_map(|a| match a {
-            HostAction::Failed(what) => Some(what.as_str()),
-            _ => None,
-        })
-        .collect();
-    if !failed.is_empty() {
-        let message = format!(
-            "could not {} (the host's journal says why)",
-            failed.join(", ")
-        );
-        return Err(SnapshotError::host(host, phase, message));
-    }
-    Ok(done)
+        .collect())
 }
