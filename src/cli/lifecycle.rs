@@ -149,6 +149,11 @@ pub struct SaveArgs {
     #[arg(value_name = "FILE")]
     pub file: Option<PathBuf>,
 
+    /// Connect, find the healthy member a save would stream from and say where the file would
+    /// go; write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
     #[command(flatten)]
     pub remote: RemoteArgs,
 }
@@ -158,6 +163,7 @@ impl SaveArgs {
         SaveOptions {
             output: self.file.clone(),
             accept_new_host_keys: self.remote.accept_new_host_keys,
+            dry_run: self.dry_run,
         }
     }
 }

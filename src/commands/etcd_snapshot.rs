@@ -22,6 +22,8 @@ use crate::ui::{GlobalOptions, OutputFormat};
 pub struct SaveOptions {
     pub output: Option<PathBuf>,
     pub accept_new_host_keys: bool,
+    /// Find the member and say what a save would do; write nothing.
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -37,6 +39,12 @@ pub struct RestoreOptions {
     pub concurrency: usize,
     /// The template overrides `up` was given (`--templates`).
     pub templates: Option<PathBuf>,
+}
+
+/// What `save` did, or with `--dry-run` would do.
+enum SaveResult {
+    Saved(saving::SavedSnapshot),
+    Planned(saving::SavePlan),
 }
 
 fn print_json(value: &impl serde::Serialize) {
@@ -96,16 +104,25 @@ pub fn save(global: &GlobalOptions, opts: &SaveOptions) -> CommandResult {
                 timeout: Duration::from_secs(5),
                 cancel: &cancel,
             };
-            saving::save(request, observer).await
+            if opts.dry_run {
+                saving::plan(request, observer)
+                    .await
+                    .map(SaveResult::Planned)
+            } else {
+                saving::save(request, observer).await.map(SaveResult::Saved)
+            }
         })?;
     progress.finish();
     if interrupted {
         return Ok(Outcome::Interrupted);
     }
-    let saved = value?;
-    match global.output {
-        OutputFormat::Json => progress.last_event("saved", &saved),
-        OutputFormat::Text => print!("{}", view::saved_text(&saved)),
+    match (value?, global.output) {
+        (SaveResult::Saved(saved), OutputFormat::Json) => progress.last_event("saved", &saved),
+        (SaveResult::Saved(saved), OutputFormat::Text) => print!("{}", view::saved_text(&saved)),
+        (SaveResult::Planned(plan), OutputFormat::Json) => progress.last_event("save-plan", &plan),
+        (SaveResult::Planned(plan), OutputFormat::Text) => {
+            print!("{}", view::save_plan_text(&plan))
+        }
     }
     Ok(Outcome::Success)
 }

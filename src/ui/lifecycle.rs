@@ -182,6 +182,14 @@ pub fn saved_text(s: &SavedSnapshot) -> String {
     )
 }
 
+pub fn save_plan_text(p: &crate::lifecycle::snapshot::save::SavePlan) -> String {
+    format!(
+        "would save a snapshot from {} to {} (mode 0600); nothing was written\n",
+        p.member,
+        p.path.display()
+    )
+}
+
 pub fn restore_plan_text(
     file: &std::path::Path,
     status: &SnapshotStatus,

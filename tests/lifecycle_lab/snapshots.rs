@@ -13,6 +13,33 @@ use crate::*;
 /// 1,000 keys, then a verified snapshot streamed here: its file.
 pub fn save(lab: &Lab) -> PathBuf {
     write_keys(lab, 1000, "v1");
+    // A dry run finds the member and says where the file would go: the fetch and place phases
+    // only say what they would do, and nothing is written.
+    let backups = lab.dir().join("backups");
+    let files_in = |d: &Path| std::fs::read_dir(d).map(|d| d.count()).unwrap_or(0);
+    let before = files_in(&backups);
+    let planned = lab.kinit(&["-o", "json", "etcd", "snapshot", "save", "--dry-run"]);
+    assert!(
+        planned.status.success(),
+        "save --dry-run: {}",
+        text(&planned)
+    );
+    let said: Vec<Value> = json_lines(&planned)
+        .into_iter()
+        .filter(|e| e["event"] == "note")
+        .map(|e| e["phase"].clone())
+        .collect();
+    assert_eq!(said, ["fetch", "place"], "{}", text(&planned));
+    let plan = result_event(&planned, "save-plan");
+    assert!(
+        plan["member"].as_str().is_some_and(|m| m.starts_with("cp")),
+        "{plan:#}"
+    );
+    assert!(
+        !Path::new(plan["path"].as_str().unwrap()).exists(),
+        "{plan:#}"
+    );
+    assert_eq!(files_in(&backups), before, "a dry run wrote a file");
     let saved = lab.kinit(&["-o", "json", "etcd", "snapshot", "save"]);
     assert!(saved.status.success(), "save: {}", text(&saved));
     // Its phases, from the runner `kinit up` uses: the stream comes from the member found.

@@ -85,12 +85,44 @@ pub struct SaveRequest<'a> {
     pub cancel: &'a CancellationToken,
 }
 
+/// What a save would do (`--dry-run`): the member it would stream from, and where the file
+/// would go.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SavePlan {
+    pub member: String,
+    pub path: PathBuf,
+}
+
 /// Take a snapshot through the engine's phase loop (its events to `observer`): a healthy
 /// member found, the snapshot streamed here, checked and placed.
 pub async fn save(
     request: SaveRequest<'_>,
     observer: &dyn Observer,
 ) -> Result<SavedSnapshot, SnapshotError> {
+    let run = run_save(request, false, observer).await?;
+    Ok(run.saved.expect("the place phase ran (never skipped)"))
+}
+
+/// What [`save`] would do, through the same phases: the healthy member is found (asking
+/// etcd changes nothing), the others say what they would do. Nothing is written here or on
+/// any host.
+pub async fn plan(
+    request: SaveRequest<'_>,
+    observer: &dyn Observer,
+) -> Result<SavePlan, SnapshotError> {
+    let run = run_save(request, true, observer).await?;
+    Ok(SavePlan {
+        member: run.member().0.clone(),
+        path: run.request.output.to_path_buf(),
+    })
+}
+
+async fn run_save<'a>(
+    request: SaveRequest<'a>,
+    dry_run: bool,
+    observer: &dyn Observer,
+) -> Result<SaveRun<'a>, SnapshotError> {
     let cancel = request.cancel;
     let mut run = SaveRun {
         request,
@@ -99,8 +131,8 @@ pub async fn save(
         remote_sha: None,
         saved: None,
     };
-    phase_runner::run_phases(&mut run, &SavePhase::ALL, false, observer, cancel).await?;
-    Ok(run.saved.expect("the place phase ran (never skipped)"))
+    phase_runner::run_phases(&mut run, &SavePhase::ALL, dry_run, observer, cancel).await?;
+    Ok(run)
 }
 
 /// A save's phases, in the order they run.
@@ -224,8 +256,23 @@ impl RunPhase<SaveRun<'_>> for SavePhase {
         None
     }
 
-    fn dry_run(&self, _: &SaveRun<'_>) -> DryRun {
-        DryRun::Runs
+    fn dry_run(&self, run: &SaveRun<'_>) -> DryRun {
+        match self {
+            SavePhase::Member => DryRun::Runs,
+            SavePhase::Fetch => DryRun::Says(vec![format!(
+                "{}: would run etcdctl snapshot save and stream the snapshot here",
+                run.member().0
+            )]),
+            SavePhase::Place => DryRun::Says(vec![format!(
+                "would check etcd's integrity hash and the host's sha256, then write {} (0600{})",
+                run.request.output.display(),
+                if run.request.numbered {
+                    "; taken, the next free number"
+                } else {
+                    ""
+                }
+            )]),
+        }
     }
 
     async fn run(&self, run: &mut SaveRun<'_>) -> Result<(), SnapshotError> {
