@@ -39,22 +39,7 @@ fn executable(path: &Path, text: &str) {
 
 /// `what` run here with only `tools` on the PATH: what its answers say.
 fn run_with(what: &LifecycleStep, tools: &Path) -> Vec<HostAction> {
-    let (script, words) = script(what, false);
-    let out = std::process::Command::new("/bin/sh")
-        .arg("-c")
-        .arg(script)
-        .arg("kinit")
-        .args(words)
-        .env("PATH", tools)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    read_answers(what, false, &stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+    super::tests::run_with_path(what, false, &tools.display().to_string())
 }
 
 fn check(data: &Path) -> LifecycleStep {

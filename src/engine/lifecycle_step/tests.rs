@@ -23,8 +23,14 @@ fn run_here(what: &LifecycleStep, dry_run: bool) -> (Vec<HostAction>, String) {
         tools.path().display(),
         std::env::var("PATH").unwrap_or_default()
     );
+    let actions = run_with_path(what, dry_run, &path);
+    (actions, std::fs::read_to_string(log).unwrap_or_default())
+}
+
+/// `what`'s script run here with `path` as its PATH: the actions read from its answers.
+pub(super) fn run_with_path(what: &LifecycleStep, dry_run: bool, path: &str) -> Vec<HostAction> {
     let (script, words) = script(what, dry_run);
-    let out = std::process::Command::new("sh")
+    let out = std::process::Command::new("/bin/sh")
         .arg("-c")
         .arg(script)
         .arg("kinit")
@@ -38,8 +44,7 @@ fn run_here(what: &LifecycleStep, dry_run: bool) -> (Vec<HostAction>, String) {
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let actions = read_answers(what, dry_run, &stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
-    (actions, std::fs::read_to_string(log).unwrap_or_default())
+    read_answers(what, dry_run, &stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
 }
 
 fn tree(root: &Path) -> Vec<String> {
