@@ -30,6 +30,10 @@ pub fn drill_node_w1(lab: &Lab, kubeconfig: &Path) {
     };
     let before = web_container();
     assert!(before.starts_with("w1 containerd://"), "web: {before}");
+    // A drill refuses a cluster that is degraded already: right after the upgrade a haproxy
+    // health check on this loaded machine may still be catching up (one CI run saw cp2 report
+    // cp1's backend `UP 1/2 (L6TOUT)`), so the drill starts once `kinit status` is healthy.
+    lab.wait_healthy(lab.config.to_str().unwrap());
     let out = lab.kinit(&["-o", "json", "drill", "node", "w1", "--yes"]);
     let drill: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
     println!("{}", drill_figures(&drill));
