@@ -173,6 +173,27 @@ fn remove_moves_leadership_guards_quorum_and_takes_unreachable_hosts_out() {
         "{}",
         text(&out)
     );
+    // The jobs the removal runs on hosts show their steps under its phases: w1's reset, and
+    // the update of each control plane that stays.
+    let steps_on = |phase: &str| -> std::collections::BTreeSet<String> {
+        events
+            .iter()
+            .filter(|e| e["event"] == "step-finished" && e["phase"] == phase)
+            .map(|e| e["host"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    assert_eq!(
+        steps_on("reset").into_iter().collect::<Vec<_>>(),
+        ["w1"],
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        steps_on("update").into_iter().collect::<Vec<_>>(),
+        ["cp1", "cp2", "cp3"],
+        "{}",
+        text(&out)
+    );
     assert_eq!(dry["dryRun"], true, "{dry:#}");
     assert_eq!(dry["plan"]["etcd"]["members"][0]["name"], "w1", "{dry:#}");
     assert_eq!(dry["plan"]["etcd"]["quorum"]["remaining"], 3, "{dry:#}");

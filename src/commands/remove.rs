@@ -85,8 +85,8 @@ pub fn run(global: &GlobalOptions, opts: &RemoveOptions) -> CommandResult {
         &settings,
     );
     // The reporter `kinit up` uses: the removal's phases as lines, bars or JSON events.
-    let progress = RunProgress::new(global, opts.dry_run);
-    let notes = &progress;
+    let progress = std::sync::Arc::new(RunProgress::new(global, opts.dry_run));
+    let observer: std::sync::Arc<dyn crate::engine::event::Observer> = progress.clone();
     // The lock, the members read again (the confirmation may have come long after the plan),
     // the removal, the lock released: all in `remove::run`.
     let remote::Finished { value, interrupted } =
@@ -99,8 +99,9 @@ pub fn run(global: &GlobalOptions, opts: &RemoveOptions) -> CommandResult {
                 templates,
                 settings,
                 cancel: &cancel,
+                observer,
             };
-            remove::run(&removal, chosen, plan, notes).await
+            remove::run(&removal, chosen, plan).await
         })?;
     progress.finish();
     let report = match value {

@@ -136,9 +136,114 @@ pub trait Observer: Send + Sync {
     fn event(&self, event: &Event);
 }
 
+/// What a run nested in one phase of another reports, as that phase's: its steps, notes and
+/// restarts carry the outer phase's name, and its own phases' starts and ends are left out (the
+/// outer phase has begun already and ends after it). `kinit remove` resets the hosts it takes
+/// out this way, so `-o json` shows the reset's steps under its `reset` phase.
+pub struct Nested {
+    phase: String,
+    outer: std::sync::Arc<dyn Observer>,
+}
+
+impl Nested {
+    pub fn new(phase: &str, outer: std::sync::Arc<dyn Observer>) -> Nested {
+        Nested {
+            phase: phase.to_string(),
+            outer,
+        }
+    }
+}
+
+impl Observer for Nested {
+    fn event(&self, event: &Event) {
+        if let Some(event) = event.as_part_of(&self.phase) {
+            self.outer.event(&event);
+        }
+    }
+}
+
+impl Event {
+    /// This event as one of `outer`'s, or None for a phase's own start, skip or end.
+    pub fn as_part_of(&self, outer: &str) -> Option<Event> {
+        let mut event = self.clone();
+        let name = match &mut event {
+            Event::PhaseStarted { .. }
+            | Event::PhaseSkipped { .. }
+            | Event::PhaseFinished { .. } => {
+                return None;
+            }
+            Event::Note { phase, .. }
+            | Event::KubernetesUpgrade { phase, .. }
+            | Event::CertificatesRenewed { phase, .. }
+            | Event::EtcdMember { phase, .. }
+            | Event::StepStarted { phase, .. }
+            | Event::StepFinished { phase, .. }
+            | Event::StepFailed { phase, .. }
+            | Event::RestartOrder { phase, .. }
+            | Event::RestartStarted { phase, .. }
+            | Event::RestartFinished { phase, .. } => phase,
+        };
+        *name = outer.to_string();
+        Some(event)
+    }
+}
+
 /// Hears nothing: for a look at what a job would do that is not shown as such.
 pub struct Quiet;
 
 impl Observer for Quiet {
     fn event(&self, _: &Event) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Default)]
+    struct Heard(Mutex<Vec<Event>>);
+
+    impl Observer for Heard {
+        fn event(&self, event: &Event) {
+            self.0.lock().unwrap().push(event.clone());
+        }
+    }
+
+    #[test]
+    fn a_nested_run_reports_its_steps_as_the_outer_phases_and_not_its_own_phases() {
+        let heard = Arc::new(Heard::default());
+        let nested = Nested::new("reset", heard.clone());
+        nested.event(&Event::PhaseStarted {
+            phase: "stop".into(),
+            title: "Stop".into(),
+            hosts: vec!["cp3".into()],
+        });
+        nested.event(&Event::StepFailed {
+            phase: "stop".into(),
+            host: "cp3".into(),
+            step: "stop etcd".into(),
+            error: "no".into(),
+        });
+        nested.event(&Event::Note {
+            phase: "files".into(),
+            message: "kept".into(),
+        });
+        nested.event(&Event::PhaseFinished {
+            phase: "stop".into(),
+            seconds: 1.0,
+            ok: false,
+        });
+        let heard = heard.0.lock().unwrap();
+        let json: Vec<serde_json::Value> = heard
+            .iter()
+            .map(|e| serde_json::to_value(e).unwrap())
+            .collect();
+        assert_eq!(json.len(), 2, "{json:?}");
+        assert_eq!(json[0]["event"], "step-failed");
+        assert_eq!(json[0]["phase"], "reset");
+        assert_eq!(json[0]["host"], "cp3");
+        assert_eq!(json[1]["event"], "note");
+        assert_eq!(json[1]["phase"], "reset");
+        assert_eq!(json[1]["message"], "kept");
+    }
 }

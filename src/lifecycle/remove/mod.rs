@@ -19,7 +19,7 @@ use super::reset::{self, ResetReport, ResetSettings};
 use super::reset_plan;
 use crate::engine::cluster_lock::{LockFailure, LockRequest};
 use crate::engine::etcd_members::{self, MembershipError};
-use crate::engine::event::Observer;
+use crate::engine::event::{Nested, Observer};
 use crate::engine::phase_runner;
 use crate::engine::verify;
 use crate::etcd::ClientTls;
@@ -190,6 +190,8 @@ pub struct Removal<'a> {
     pub templates: &'a Templates,
     pub settings: &'a RemoveSettings,
     pub cancel: &'a CancellationToken,
+    /// Hears the removal's phases, and the steps of the jobs they run on its hosts.
+    pub observer: Arc<dyn Observer>,
 }
 
 /// Carry out `plan` (shown for `hosts`) under the cluster lock on every host of `targets`:
@@ -201,8 +203,8 @@ pub async fn run(
     r: &Removal<'_>,
     hosts: &[&Host],
     plan: RemovePlan,
-    observer: &dyn Observer,
 ) -> Result<RemoveReport, RemoveError> {
+    let observer = &*r.observer;
     if r.cancel.is_cancelled() {
         return Err(RemoveError::Interrupted);
     }
@@ -305,8 +307,9 @@ async fn reset_removed(
         settings: &reset_settings,
         cancel: r.cancel,
     };
-    // The removal reports its own steps; the reset's are part of one of them.
-    let report = reset::run(request, Arc::new(crate::engine::event::Quiet)).await?;
+    // The reset's steps are shown as the removal's `reset` phase's.
+    let observer = Nested::new(RemovePhase::Reset.id(), r.observer.clone());
+    let report = reset::run(request, Arc::new(observer)).await?;
     Ok(Some(report))
 }
 

@@ -117,6 +117,21 @@ impl<'r, 'a> RemoveRun<'r, 'a> {
     }
 }
 
+impl RemovePhase {
+    /// The phase's name in events and in `--only-phase`-style selections.
+    pub(super) const fn id(self) -> &'static str {
+        match self {
+            RemovePhase::DrainNodes => "drain-nodes",
+            RemovePhase::DrainApiservers => "drain-apiservers",
+            RemovePhase::EtcdMembers => "etcd-members",
+            RemovePhase::Reset => "reset",
+            RemovePhase::DeleteNodes => "delete-nodes",
+            RemovePhase::GoneNodes => "gone-nodes",
+            RemovePhase::Update => "update",
+        }
+    }
+}
+
 impl From<Interrupted> for RemoveError {
     fn from(_: Interrupted) -> Self {
         RemoveError::Interrupted
@@ -127,15 +142,7 @@ impl RunPhase<RemoveRun<'_, '_>> for RemovePhase {
     type Error = RemoveError;
 
     fn name(&self) -> &str {
-        match self {
-            RemovePhase::DrainNodes => "drain-nodes",
-            RemovePhase::DrainApiservers => "drain-apiservers",
-            RemovePhase::EtcdMembers => "etcd-members",
-            RemovePhase::Reset => "reset",
-            RemovePhase::DeleteNodes => "delete-nodes",
-            RemovePhase::GoneNodes => "gone-nodes",
-            RemovePhase::Update => "update",
-        }
+        self.id()
     }
 
     fn title(&self) -> &str {

@@ -10,7 +10,6 @@ use tokio_util::sync::CancellationToken;
 use super::{HostUpdate, Removal, RemoveError, RemovePlan};
 use crate::components::{self, ComponentId, OnChange};
 use crate::config::Role;
-use crate::engine::event::Quiet;
 use crate::engine::host_job::HostJob;
 use crate::engine::host_ops::{SshHost, run_script};
 use crate::engine::outcome::StepOutcome;
@@ -195,13 +194,13 @@ async fn update_host(
         let _ = apiserver::drain(pool, &balancers, &host.name, cancel).await;
     }
     let job = HostJob {
-        phase: "remove".into(),
+        phase: super::phases::RemovePhase::Update.id().into(),
         host: host.name.clone(),
         steps,
         dry_run: settings.dry_run,
         hold_restarts: false,
         dry_notes: Default::default(),
-        observer: Arc::new(Quiet),
+        observer: r.observer.clone(),
     };
     match job.run(&SshHost(session.clone())).await {
         Ok(outcomes) => update.record(outcomes),
