@@ -130,6 +130,7 @@ host_paths! {
     KUBE_APISERVER_IMAGE_ARCHIVE = "kube_apiserver_image_archive" => "/var/lib/kinit/images/kube-apiserver.tar";
     KUBE_CONTROLLER_MANAGER_IMAGE_ARCHIVE = "kube_controller_manager_image_archive" => "/var/lib/kinit/images/kube-controller-manager.tar";
     KUBE_SCHEDULER_IMAGE_ARCHIVE = "kube_scheduler_image_archive" => "/var/lib/kinit/images/kube-scheduler.tar";
+    ETCD_IMAGE_ARCHIVE = "etcd_image_archive" => "/var/lib/kinit/images/etcd.tar";
 
     HAPROXY_CFG = "haproxy_cfg" => "/etc/haproxy/haproxy.cfg";
     /// haproxy's runtime API (root and the haproxy group): kinit drains an apiserver here before

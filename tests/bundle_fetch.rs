@@ -80,7 +80,7 @@ fn a_whole_bundle_lands_verifies_and_lists() {
     let out = fetch(&mirror, &dir, &[]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let said = text(&out.stdout);
-    assert!(said.contains("23 files added"), "{said}");
+    assert!(said.contains("24 files added"), "{said}");
     assert!(
         !dir.join(".partial").exists(),
         "the staging directory is removed"
@@ -108,7 +108,7 @@ fn a_whole_bundle_lands_verifies_and_lists() {
     let verify = kinit(&["bundle", "verify"], &dir);
     assert!(verify.status.success(), "{}", text(&verify.stdout));
     assert!(
-        text(&verify.stdout).contains("23 files match SHA256SUMS and bundle.yaml"),
+        text(&verify.stdout).contains("24 files match SHA256SUMS and bundle.yaml"),
         "{}",
         text(&verify.stdout)
     );
@@ -137,6 +137,16 @@ fn a_whole_bundle_lands_verifies_and_lists() {
     );
     assert_eq!(get("images/kube-apiserver.tar")["version"], KUBERNETES);
     assert_eq!(get("images/kube-scheduler.tar")["component"], "kubernetes");
+    // etcd as a static pod: its image, of the etcd release, tagged as kubeadm tags etcd's.
+    let etcd_image = get("images/etcd.tar");
+    assert_eq!(
+        (
+            etcd_image["component"].as_str(),
+            etcd_image["version"].as_str()
+        ),
+        (Some("etcd"), Some(ETCD)),
+        "{etcd_image}"
+    );
 
     // Again: nothing is downloaded; every file is checked in place.
     let before = mirror.requests().len();

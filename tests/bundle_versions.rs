@@ -64,19 +64,18 @@ fn real_etcd_and_kubernetes_binaries_report_their_release() {
         .unwrap_or_else(|| panic!("no pause image among {entries}"));
     assert_eq!(image["component"], "kubernetes", "{image}");
     // An OCI archive naming the image as kubeadm does, whose layer is the imported pause.
-    let archive = std::fs::read(dir.join("images/pause.tar")).unwrap();
-    let mut tar = tar::Archive::new(&archive[..]);
-    let mut index = String::new();
-    for e in tar.entries().unwrap() {
-        let mut e = e.unwrap();
-        if e.path().unwrap().to_str() == Some("index.json") {
-            std::io::Read::read_to_string(&mut e, &mut index).unwrap();
-        }
-    }
+    let index = index_of(&dir.join("images/pause.tar"));
     assert!(
         index.contains(r#""io.containerd.image.name":"registry.k8s.io/pause:3.10.1""#),
         "{index}"
     );
+    // etcd's, tagged with its release as kubeadm tags etcd's images.
+    let etcd_index = index_of(&dir.join("images/etcd.tar"));
+    let etcd_name = format!(
+        r#""io.containerd.image.name":"registry.k8s.io/etcd:{}-0""#,
+        ETCD.trim_start_matches('v')
+    );
+    assert!(etcd_index.contains(&etcd_name), "{etcd_index}");
     // The control plane's static pods' images, of the release of their binaries.
     assert!(
         entries
@@ -99,7 +98,7 @@ fn real_etcd_and_kubernetes_binaries_report_their_release() {
     let v = kinit(&["bundle", "verify", dir.to_str().unwrap()]);
     assert!(v.status.success(), "{}", text(&v.stdout));
     assert!(
-        text(&v.stdout).contains("14 files match SHA256SUMS and bundle.yaml"),
+        text(&v.stdout).contains("15 files match SHA256SUMS and bundle.yaml"),
         "{}",
         text(&v.stdout)
     );
@@ -232,4 +231,18 @@ fn up_and_preflight_refuse_a_bundle_of_another_release_before_any_host() {
         "{}",
         text(&out.stderr)
     );
+}
+
+/// The `index.json` of an OCI archive.
+fn index_of(archive: &std::path::Path) -> String {
+    let archive = std::fs::read(archive).unwrap();
+    let mut tar = tar::Archive::new(&archive[..]);
+    let mut index = String::new();
+    for e in tar.entries().unwrap() {
+        let mut e = e.unwrap();
+        if e.path().unwrap().to_str() == Some("index.json") {
+            std::io::Read::read_to_string(&mut e, &mut index).unwrap();
+        }
+    }
+    index
 }

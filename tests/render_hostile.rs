@@ -255,3 +255,75 @@ fn a_registry_name_cannot_leave_the_certs_directory() {
         assert!(err.contains("cannot name a directory"), "{name:?}: {err}");
     }
 }
+
+/// A bundle holding only `images/etcd.tar`, named `reference` (as kinit builds it).
+fn bundle_with_etcd_image(reference: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("images")).unwrap();
+    let (archive, _) = kinit::bundle::image::oci_archive(&kinit::bundle::image::StaticImage {
+        reference,
+        binary_name: "usr/local/bin/etcd",
+        binary: b"\x7fELF not really",
+        user: "0:0",
+        arch: "amd64",
+    })
+    .unwrap();
+    std::fs::write(dir.path().join("images/etcd.tar"), archive).unwrap();
+    dir
+}
+
+fn etcd_manifest(inv: &Inventory) -> Result<serde_yaml::Value, RenderError> {
+    let files = by_path(render(inv)?);
+    let manifest = files
+        .iter()
+        .find(|((host, path), _)| host == "cp1" && path == "/etc/kubernetes/manifests/etcd.yaml")
+        .map(|(_, content)| content.clone())
+        .expect("cp1's etcd manifest");
+    Ok(yaml(&manifest))
+}
+
+#[test]
+fn etcd_as_a_static_pod_runs_the_image_of_the_bundles_etcd() {
+    // Without a bundle image: kubeadm's etcd for the Kubernetes release.
+    let plain = etcd_manifest(&base(EtcdMode::StaticPod)).unwrap();
+    let image = plain["spec"]["containers"][0]["image"].as_str().unwrap();
+    assert!(image.starts_with("registry.k8s.io/etcd:3."), "{image}");
+    // The bundle's etcd image, by its tag, under the cluster's imageRepository.
+    let bundle = bundle_with_etcd_image("registry.k8s.io/etcd:3.6.16-0");
+    let mut inv = base(EtcdMode::StaticPod);
+    inv.bundle = Some(bundle.path().to_path_buf());
+    let pod = etcd_manifest(&inv).unwrap();
+    assert_eq!(
+        pod["spec"]["containers"][0]["image"],
+        "registry.k8s.io/etcd:3.6.16-0"
+    );
+    let command = serde_yaml::to_string(&pod["spec"]["containers"][0]["command"]).unwrap();
+    assert!(
+        command.contains("--feature-gates=InitialCorruptCheck=true"),
+        "etcd 3.6's flags: {command}"
+    );
+    inv.image_repository = "10.0.0.5:5000/k8s".into();
+    let pod = etcd_manifest(&inv).unwrap();
+    assert_eq!(
+        pod["spec"]["containers"][0]["image"],
+        "10.0.0.5:5000/k8s/etcd:3.6.16-0"
+    );
+    // etcd 3.5's flags for an etcd 3.5 image.
+    let bundle = bundle_with_etcd_image("registry.k8s.io/etcd:3.5.26-0");
+    inv.bundle = Some(bundle.path().to_path_buf());
+    let pod = etcd_manifest(&inv).unwrap();
+    let command = serde_yaml::to_string(&pod["spec"]["containers"][0]["command"]).unwrap();
+    assert!(
+        command.contains("--experimental-initial-corrupt-check=true"),
+        "etcd 3.5's flags: {command}"
+    );
+    // A tag that is no image tag never reaches the manifest.
+    let bundle = bundle_with_etcd_image(&format!("registry.k8s.io/etcd:3.6.16-0\n{MARK}: true"));
+    inv.bundle = Some(bundle.path().to_path_buf());
+    match etcd_manifest(&inv) {
+        Err(e @ RenderError::ReadBundle { .. }) => {
+            assert!(e.to_string().contains("images/etcd.tar"), "{e}")
+        }
+        other => panic!("rendered: {other:?}"),
+    }
+}

@@ -24,6 +24,35 @@ pub const COREDNS_ARCHIVE: &str = "images/coredns.tar";
 /// The static CoreDNS binary the archive is built from.
 pub const COREDNS_BINARY: &str = "coredns";
 
+/// The static etcd in a bundle, and the archive of the image built from it (etcd as a static
+/// pod runs it).
+pub const ETCD_BINARY: &str = "etcd";
+pub const ETCD_ARCHIVE: &str = "images/etcd.tar";
+
+/// The reference an archive kinit built names its image by (`io.containerd.image.name` in its
+/// `index.json`, the archive's second entry: only the archive's start is read). None when the
+/// archive has no such index.
+pub fn reference_in_archive(archive: &Path) -> io::Result<Option<String>> {
+    let file = std::fs::File::open(archive)?;
+    let mut tar = tar::Archive::new(io::BufReader::new(file));
+    for entry in tar.entries()?.take(2) {
+        let mut entry = entry?;
+        if entry.path()?.as_os_str() != "index.json" {
+            continue;
+        }
+        let mut text = Vec::new();
+        io::Read::read_to_end(&mut io::Read::take(&mut entry, 1 << 16), &mut text)?;
+        let index: serde_json::Value = serde_json::from_slice(&text)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        return Ok(
+            index["manifests"][0]["annotations"]["io.containerd.image.name"]
+                .as_str()
+                .map(str::to_string),
+        );
+    }
+    Ok(None)
+}
+
 /// One image to build: a static binary at `/<binary name>`, run as `user`.
 #[derive(Debug, Clone)]
 pub struct StaticImage<'a> {
@@ -172,6 +201,8 @@ enum ImageTag {
     Coredns,
     /// The Kubernetes release of the binary itself (`v1.37.2`).
     Release,
+    /// etcd's release as kubeadm tags its etcd images: `3.6.16` → `3.6.16-0`.
+    EtcdRelease,
 }
 
 /// An image a bundle carries, built from one of its static binaries.
@@ -231,6 +262,15 @@ pub const BUNDLE_IMAGES: &[BundleImage] = &[
         user: "0:0",
         tag: ImageTag::Release,
     },
+    // etcd as a static pod (etcd.mode: static-pod), as root like upstream's; kubeadm's
+    // manifest runs `etcd` by name.
+    BundleImage {
+        binary: ETCD_BINARY,
+        archive: ETCD_ARCHIVE,
+        path_in_image: "usr/local/bin/etcd",
+        user: "0:0",
+        tag: ImageTag::EtcdRelease,
+    },
 ];
 
 /// The image built from the bundle file `binary`, if one is.
@@ -245,6 +285,11 @@ impl BundleImage {
             ImageTag::Pause => pause_reference(image_repository),
             ImageTag::Coredns => coredns_reference(image_repository),
             ImageTag::Release => format!("{image_repository}/{}:{release}", self.binary),
+            ImageTag::EtcdRelease => format!(
+                "{image_repository}/{}:{}-0",
+                self.binary,
+                release.trim_start_matches('v')
+            ),
         }
     }
 
@@ -362,5 +407,52 @@ mod tests {
             oci_archive(&image).unwrap().1,
             oci_archive(&other).unwrap().1
         );
+    }
+
+    #[test]
+    fn etcd_is_tagged_as_kubeadm_tags_it_and_the_archive_says_its_name() {
+        let etcd = bundle_image(ETCD_BINARY).unwrap();
+        assert_eq!(etcd.archive, ETCD_ARCHIVE);
+        assert_eq!(
+            etcd.reference("registry.k8s.io", "3.6.16"),
+            "registry.k8s.io/etcd:3.6.16-0"
+        );
+        assert_eq!(
+            etcd.reference("10.0.0.5:5000/k8s", "v3.6.16"),
+            "10.0.0.5:5000/k8s/etcd:3.6.16-0"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let binary = dir.path().join("etcd");
+        std::fs::write(&binary, b"\x7fELF not really").unwrap();
+        let archive = dir.path().join("etcd.tar");
+        let built = etcd
+            .build(&binary, "registry.k8s.io", "amd64", "3.6.16")
+            .unwrap();
+        std::fs::write(&archive, &built).unwrap();
+        assert_eq!(
+            reference_in_archive(&archive).unwrap().as_deref(),
+            Some("registry.k8s.io/etcd:3.6.16-0")
+        );
+        // Where upstream's image has it: on the default PATH.
+        let in_layers: Vec<String> = entries(&built)
+            .iter()
+            .filter(|(n, _)| n.starts_with("blobs/"))
+            .flat_map(|(_, blob)| {
+                let mut layer = tar::Archive::new(&blob[..]);
+                match layer.entries() {
+                    Ok(es) => es
+                        .filter_map(|e| Some(e.ok()?.path().ok()?.display().to_string()))
+                        .collect(),
+                    Err(_) => Vec::new(),
+                }
+            })
+            .collect();
+        assert!(
+            in_layers.iter().any(|p| p == "usr/local/bin/etcd"),
+            "{in_layers:?}"
+        );
+        // Not an archive kinit built: no reference.
+        std::fs::write(&archive, b"").unwrap();
+        assert_eq!(reference_in_archive(&archive).unwrap(), None);
     }
 }

@@ -25,6 +25,8 @@ pub enum ComponentId {
     Etcd,
     /// etcd as a static pod the kubelet runs (etcd.mode: static-pod).
     EtcdStaticPod,
+    /// etcd's image, built from the bundle's etcd, imported by the kubelet (etcd.mode: static-pod).
+    EtcdImage,
     /// A systemd timer saving a snapshot of each etcd member (spec.etcd.snapshots).
     EtcdSnapshots,
     Haproxy,

@@ -223,6 +223,7 @@ pub const TABLE: &[Component] = &[
     node::KUBELET,
     node::KUBE_PROXY,
     control_plane::CONTROL_PLANE_IMAGES,
+    etcd::ETCD_IMAGE,
     host::KERNEL_SETTINGS,
     host::CHRONY,
 ];

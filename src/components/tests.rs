@@ -7,6 +7,7 @@ fn every_component_has_one_row_and_a_unique_name() {
         ComponentId::Chrony,
         ComponentId::Etcd,
         ComponentId::EtcdStaticPod,
+        ComponentId::EtcdImage,
         ComponentId::EtcdSnapshots,
         ComponentId::Haproxy,
         ComponentId::Keepalived,
@@ -68,8 +69,16 @@ fn what_a_change_asks_names_a_unit_of_the_same_component() {
                         at.is_some_and(|i| {
                             p.converge[i + 1..].iter().any(|id| {
                                 let other = component(*id);
+                                // Where `c` runs, so does `other`: by role, or because
+                                // `c` goes exactly where a static pod goes and `other`
+                                // runs wherever static pods do.
+                                let beside_a_static_pod = other.with_static_pods
+                                    && TABLE.iter().any(|s| {
+                                        s.static_pod && s.roles == c.roles && s.when == c.when
+                                    });
                                 other.units.iter().any(|r| r.name == u)
-                                    && c.roles.iter().all(|r| other.roles.contains(r))
+                                    && (c.roles.iter().all(|r| other.roles.contains(r))
+                                        || beside_a_static_pod)
                             })
                         })
                     })

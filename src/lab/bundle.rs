@@ -49,6 +49,24 @@ fn runtime_images() -> impl Iterator<Item = &'static crate::bundle::image::Bundl
     crate::bundle::image::BUNDLE_IMAGES.iter()
 }
 
+/// The release of the etcd at `path`, as it says (the lab runs on this machine: so does it).
+fn etcd_release(path: &Path) -> Result<String, LabError> {
+    let said = std::process::Command::new(path)
+        .arg("--version")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| LabError::io(path, "running", e))?;
+    let out = String::from_utf8_lossy(&said.stdout);
+    crate::etcd::version::EtcdVersion::from_version_output(&out)
+        .map(|v| v.to_string())
+        .map_err(|e| {
+            LabError::step(
+                "reading the lab's etcd release",
+                format!("{}: {e}", path.display()),
+            )
+        })
+}
+
 /// Where `hack/build-upstream.sh` puts its binaries by default (README, `.ci/run`).
 pub const DEFAULT_UPSTREAM_DIR: &str = "/var/cache/kinit-test/bundle-bin";
 
@@ -199,6 +217,12 @@ pub fn ensure(
         let release = source.kubernetes().unwrap_or_default();
         for image in runtime_images() {
             let from = dir.join(image.binary);
+            // etcd's image is of etcd's release, not Kubernetes'.
+            let release = if image.binary == crate::bundle::image::ETCD_BINARY {
+                etcd_release(&from)?
+            } else {
+                release.clone()
+            };
             let archive = image
                 .build(
                     &from,

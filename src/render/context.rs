@@ -253,10 +253,63 @@ pub struct Vrrp {
     pub unicast_peers: Vec<String>,
 }
 
+/// The tag of the etcd image the configured bundle carries (`images/etcd.tar`, built by kinit
+/// from the bundle's etcd: `3.6.16-0`), so that etcd as a static pod runs the bundle's etcd as
+/// etcd under systemd does, and etcd's flags are those of that release. None without one.
+fn bundle_etcd_tag(inv: &Inventory) -> Result<Option<String>, RenderError> {
+    let Some(dir) = &inv.bundle else {
+        return Ok(None);
+    };
+    let archive = dir.join(crate::bundle::image::ETCD_ARCHIVE);
+    if !archive.is_file() {
+        return Ok(None);
+    }
+    let reference = crate::bundle::image::reference_in_archive(&archive).map_err(|source| {
+        RenderError::ReadBundle {
+            path: archive.clone(),
+            source,
+        }
+    })?;
+    let tag = reference
+        .as_deref()
+        .and_then(|r| r.rsplit_once(':'))
+        .map(|(_, tag)| tag.to_string());
+    // An image tag's grammar (OCI distribution): nothing else reaches the manifest.
+    let valid = |t: &str| {
+        (1..=128).contains(&t.len())
+            && t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+            && !t.starts_with(['.', '-'])
+    };
+    match tag {
+        Some(t) if !valid(&t) => Err(RenderError::ReadBundle {
+            path: archive,
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("its image is tagged {t:?}, which is no image tag"),
+            ),
+        }),
+        tag => Ok(tag),
+    }
+}
+
 /// The cluster-wide part, computed once for all hosts.
 pub fn cluster(inv: &Inventory) -> Result<Cluster, RenderError> {
     pod_cidrs(inv)?;
-    let (etcd_tag, etcd_v36) = etcd_version_for(inv.kubernetes_version.minor);
+    let (etcd_tag, etcd_v36) = match bundle_etcd_tag(inv)? {
+        Some(tag) => {
+            let v36 = tag
+                .split('-')
+                .next()
+                .and_then(|v| crate::etcd::version::EtcdVersion::parse(v).ok())
+                .is_some_and(|v| (v.major, v.minor) >= (3, 6));
+            (tag, v36)
+        }
+        None => {
+            let (tag, v36) = etcd_version_for(inv.kubernetes_version.minor);
+            (tag.to_string(), v36)
+        }
+    };
     let cps: Vec<&Host> = inv.control_plane().collect();
     Ok(Cluster {
         name: inv.name.clone(),

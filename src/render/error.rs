@@ -42,6 +42,12 @@ pub enum RenderError {
         path: PathBuf,
         reason: String,
     },
+    #[error("cannot read the bundle's {} (etcd's image, whose tag the etcd manifest names): {source}", path.display())]
+    ReadBundle {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("no host named `{0}` in the config")]
     UnknownHost(String),
     #[error("{0}")]

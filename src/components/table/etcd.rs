@@ -99,6 +99,33 @@ pub(super) const ETCD_STATIC_POD: Component = Component {
     }),
 };
 
+pub(super) const ETCD_IMAGE: Component = Component {
+    id: ComponentId::EtcdImage,
+    name: "etcd-image",
+    // The static pod's image, from the bundle's etcd: on the etcd hosts before their kubelet
+    // (re)starts and imports every archive, so the etcd pod never waits for a pull (its
+    // manifest names the archive's tag, see render::context).
+    roles: &[Etcd],
+    with_static_pods: false,
+    static_pod: false,
+    when: Some(Condition::EtcdStaticPod),
+    packages: &[],
+    binaries: &[image_row(
+        crate::bundle::image::ETCD_ARCHIVE,
+        paths::ETCD_IMAGE_ARCHIVE,
+    )],
+    files: &[],
+    certificates: &[],
+    units: &[],
+    ports: &[],
+    // Only where a kubelet runs it.
+    bundle_gate: &["kubelet"],
+    on_reset: Remove,
+    stopped_for_restore: false,
+    runtime_state: &[],
+    rolling: None,
+};
+
 pub(super) const ETCD_SNAPSHOTS: Component = Component {
     id: ComponentId::EtcdSnapshots,
     name: "etcd-snapshots",
