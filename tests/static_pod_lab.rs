@@ -23,13 +23,20 @@ use support::lab::*;
 #[test]
 fn the_control_plane_runs_as_static_pods_from_the_bundles_images() {
     let lab = lab_up_runtime("kspod", "10.213.235.0/24", "3");
-    // The lab writes a systemd-mode control plane; this cluster is kubeadm's layout.
+    // The lab writes a systemd-mode control plane and etcd; this cluster is kubeadm's layout:
+    // both as static pods.
     let text_before = std::fs::read_to_string(&lab.config).unwrap();
     let static_pods = text_before.replace("  controlPlane:\n    mode: systemd\n", "");
     assert_ne!(
         static_pods, text_before,
         "no controlPlane block to take out"
     );
+    let etcd_before = static_pods.clone();
+    let static_pods = static_pods.replace(
+        "  etcd:\n    mode: systemd\n",
+        "  etcd:\n    mode: static-pod\n",
+    );
+    assert_ne!(static_pods, etcd_before, "no etcd mode to change");
     std::fs::write(&lab.config, static_pods).unwrap();
     // The cluster starts on the previous minor release (its images built into a copy of the
     // bundle), upgraded to the bundle's at the end.
@@ -47,9 +54,18 @@ fn the_control_plane_runs_as_static_pods_from_the_bundles_images() {
         "no cluster-dns note: {all}"
     );
 
-    // The images containerd runs them from are the ones kinit built, under kubeadm's names.
+    // The images containerd runs them from are the ones kinit built, under kubeadm's names;
+    // etcd's of the bundle's etcd release.
+    let etcd_image = format!(
+        "registry.k8s.io/etcd:{}-0",
+        etcd_release_of(&lab.dir().join("bundle/etcd"))
+    );
     for node in CONTROL_PLANES {
         let images = lab.on(node, "ctr --namespace k8s.io images ls -q");
+        assert!(
+            images.lines().any(|l| l == etcd_image),
+            "{etcd_image} not in {node}'s images:\n{images}"
+        );
         for program in [
             "kube-apiserver",
             "kube-controller-manager",
@@ -64,6 +80,7 @@ fn the_control_plane_runs_as_static_pods_from_the_bundles_images() {
     }
     // No unit runs them: the kubelet does, in containers.
     for unit in [
+        "etcd",
         "kube-apiserver",
         "kube-controller-manager",
         "kube-scheduler",
@@ -76,9 +93,10 @@ fn the_control_plane_runs_as_static_pods_from_the_bundles_images() {
     }
     let running = lab.on(
         "cp1",
-        "crictl ps --state running -o json | grep -o '\"name\": \"kube-[a-z-]*\"' | sort -u",
+        "crictl ps --state running -o json | grep -o '\"name\": \"[a-z-]*\"' | sort -u",
     );
     for name in [
+        "etcd",
         "kube-apiserver",
         "kube-controller-manager",
         "kube-scheduler",
@@ -119,6 +137,7 @@ fn the_control_plane_runs_as_static_pods_from_the_bundles_images() {
                 .iter()
                 .flat_map(|node| {
                     [
+                        "etcd",
                         "kube-apiserver",
                         "kube-controller-manager",
                         "kube-scheduler",
@@ -218,7 +237,89 @@ fn the_control_plane_runs_as_static_pods_from_the_bundles_images() {
     assert_eq!(code, 0, "status after the flag change: {report:#}");
     lab.assert_up_is_a_no_op(&with_flag);
 
+    etcd_flag_change_under_load(&lab, &templates);
     upgrade_under_load(&lab, &kubeconfig, &with_flag, &old, &new);
+}
+
+/// An etcd flag change (through the same `--templates` dir): the kubelet replaces each etcd
+/// member in turn, the leader last, behind the quorum guard; the host's apiserver, which reads
+/// only that member, drained from every haproxy first and back once ready; no request through
+/// the VIP fails.
+fn etcd_flag_change_under_load(lab: &Lab, templates: &std::path::Path) {
+    let manifest = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/etcd.yaml.tera"),
+    )
+    .unwrap();
+    let flag = "    - --snapshot-count=10000\n";
+    assert!(manifest.contains(flag), "{manifest}");
+    // etcd's default, written out: a new manifest, the same etcd.
+    let changed = manifest.replace(flag, &format!("{flag}    - --heartbeat-interval=100\n"));
+    std::fs::write(templates.join("etcd.yaml.tera"), changed).unwrap();
+    let with_flag = ["--templates", templates.to_str().unwrap()];
+    let before: Vec<String> = CONTROL_PLANES
+        .iter()
+        .map(|node| lab.on(node, "pgrep -x etcd"))
+        .collect();
+    let ((code, _, all), took, seen) =
+        ApiLoop::around(&lab.dir().join("pki"), PROBE_CONFIGMAP, || {
+            lab.up(&with_flag)
+        });
+    println!(
+        "figures: static-pod etcd flag change on 3 members: up {:.1} s, {} requests (reads and \
+         writes through the VIP), {} failed, longest gap {} ms",
+        took.as_secs_f64(),
+        seen.requests,
+        seen.failed,
+        seen.longest_gap.as_millis()
+    );
+    assert_eq!(code, 0, "up with a changed etcd flag: {all}");
+    assert_eq!(
+        seen.failed, 0,
+        "failed requests during the etcd flag change: {seen:?}\n{all}"
+    );
+    let events: Vec<Value> = all
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let started = event_positions(&events, "etcd-static-pod", "restart-started");
+    let finished = event_positions(&events, "etcd-static-pod", "restart-finished");
+    assert_eq!((started.len(), finished.len()), (3, 3), "{all}");
+    assert!(
+        started.iter().zip(&finished).all(|(s, f)| s < f)
+            && started.iter().skip(1).zip(&finished).all(|(s, f)| f < s),
+        "not one member at a time: {all}"
+    );
+    let order = events
+        .iter()
+        .find(|e| e["event"] == "restart-order" && e["what"] == "etcd-static-pod")
+        .unwrap_or_else(|| panic!("no restart order: {all}"));
+    assert!(
+        order["last"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("leads etcd"),
+        "the leader is not last: {order}"
+    );
+    let drained = all
+        .matches("drained from every haproxy before the kubelet replaces its etcd member")
+        .count();
+    assert_eq!(drained, 3, "{all}");
+    // The control plane's manifests did not change: no apiserver was replaced.
+    assert!(
+        event_positions(&events, "control-plane", "restart-started").is_empty(),
+        "{all}"
+    );
+    for (node, old) in CONTROL_PLANES.iter().zip(&before) {
+        let now = lab.on(node, "pgrep -x etcd");
+        assert_ne!(&now, old, "{node}: the same etcd");
+        let running = lab.on(node, &format!("tr '\\0' ' ' < /proc/{now}/cmdline"));
+        assert!(
+            running.contains("--heartbeat-interval=100"),
+            "{node}: {running}"
+        );
+    }
+    lab.wait_healthy(lab.config.to_str().unwrap());
+    lab.assert_up_is_a_no_op(&with_flag);
 }
 
 /// kubeadm's order, under a client reading and writing through the VIP: each host's static

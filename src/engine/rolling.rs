@@ -359,8 +359,9 @@ impl Engine {
 
     /// In the stacked topology a host's apiserver reads only its own etcd member: while that
     /// member restarts, the requests haproxy sends it hang until etcd answers again. True when
-    /// `host` runs such an apiserver now (a unit of the table whose bundle gate holds, active):
-    /// it is drained before the member restarts and back once it is ready again.
+    /// `host` runs such an apiserver now (a unit of the table whose bundle gate holds, active;
+    /// or a static pod whose process runs): it is drained before the member restarts and back
+    /// once it is ready again.
     async fn apiserver_reads_only_local_etcd(&self, host: &str, state: &RunState) -> bool {
         let inv = &self.inventory;
         if inv.topology != crate::config::Topology::Stacked {
@@ -369,6 +370,9 @@ impl Engine {
         let Some(h) = inv.host(host) else {
             return false;
         };
+        if components::component(ComponentId::ControlPlane).runs_on(inv, h) {
+            return self.apiserver_processes(host).await.is_some();
+        }
         let Some(unit) = components::on_host(inv, h)
             .filter(|c| {
                 c.rolling

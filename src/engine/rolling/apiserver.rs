@@ -26,9 +26,9 @@ use crate::inventory::ports;
 use crate::ssh::{HostTarget, Pool};
 
 /// The PIDs of the kube-apiserver processes on a host, one per line, in order.
-const PROCESSES: &str = "pgrep -x kube-apiserver | sort -n || true";
+const PROCESSES: &str = r#"pgrep -x "$1" | sort -n || true"#;
 
-/// Another apiserver runs than `old` (both [`PROCESSES`]'s output): none of the old PIDs is
+/// Another process runs than `old` (both [`PROCESSES`]'s output): none of the old PIDs is
 /// left, and some process is.
 fn replaced(old: &str, now: &str) -> bool {
     let old: Vec<&str> = old.lines().collect();
@@ -308,8 +308,14 @@ impl Engine {
     /// replaced by the kubelet some time after its manifest changed, and this tells the new one
     /// from the old. None when none runs or the host does not answer.
     pub(super) async fn apiserver_processes(&self, host: &str) -> Option<String> {
+        self.processes(host, "kube-apiserver").await
+    }
+
+    /// The PIDs of the processes named `program` on `host` (a static pod's: see
+    /// [`Self::apiserver_processes`]).
+    pub(super) async fn processes(&self, host: &str, program: &str) -> Option<String> {
         let session = self.pool.get(&self.targets[host]).await.ok()?;
-        let out = run_script(&session, PROCESSES, &[], ADMIN_COMMAND)
+        let out = run_script(&session, PROCESSES, &[program], ADMIN_COMMAND)
             .await
             .ok()?;
         Some(out.stdout_text().trim().to_string()).filter(|p| !p.is_empty())
@@ -323,23 +329,37 @@ impl Engine {
         host: &str,
         before: Option<String>,
     ) -> Result<String, WaitError> {
-        let replaced =
-            match before {
-                Some(old) => verify::until(APISERVER_BACK, &self.cancel, || async {
-                    match self.apiserver_processes(host).await {
+        let replaced = self
+            .static_pod_replaced(host, "kube-apiserver", before)
+            .await?;
+        let back = self.apiserver_back_named(host).await?;
+        Ok(format!("{replaced}; {back}"))
+    }
+
+    /// After a static pod's manifest changed on `host`: the kubelet replaced the `program` that
+    /// ran (`before`: its processes).
+    pub(super) async fn static_pod_replaced(
+        &self,
+        host: &str,
+        program: &str,
+        before: Option<String>,
+    ) -> Result<String, WaitError> {
+        match before {
+            Some(old) => {
+                verify::until(APISERVER_BACK, &self.cancel, || async {
+                    match self.processes(host, program).await {
                         Some(now) if replaced(&old, &now) => {
-                            Ok(format!("the kubelet replaced {host}'s kube-apiserver"))
+                            Ok(format!("the kubelet replaced {host}'s {program}"))
                         }
                         _ => Err(format!(
-                            "the kubelet has not replaced {host}'s kube-apiserver (pid {old}) yet"
+                            "the kubelet has not replaced {host}'s {program} (pid {old}) yet"
                         )),
                     }
                 })
-                .await?,
-                None => format!("no kube-apiserver ran on {host} before"),
-            };
-        let back = self.apiserver_back_named(host).await?;
-        Ok(format!("{replaced}; {back}"))
+                .await
+            }
+            None => Ok(format!("no {program} ran on {host} before")),
+        }
     }
 
     /// After `host`'s kubelet restarted under its drained static-pod apiserver: a kubelet of

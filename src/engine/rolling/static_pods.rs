@@ -87,7 +87,7 @@ impl Engine {
             .map(|(h, _)| h)
             .collect();
         let one = JobOptions::visible(opts, false, true);
-        for host in &order {
+        for (i, host) in order.iter().enumerate() {
             if self.cancel.is_cancelled() {
                 return Err(RunError::Interrupted);
             }
@@ -96,54 +96,171 @@ impl Engine {
                     .await?;
                 continue;
             }
-            if pods.id == ComponentId::EtcdStaticPod {
-                self.guard_restart(phase, host, opts.force).await?;
-            }
-            if pods.id == ComponentId::ControlPlane {
-                // Before anything is drained: a failed import leaves the host as it was.
-                self.import_control_plane_images(host).await.map_err(|e| {
-                    unit_failed(phase, host, "import the control plane's images".into(), &e)
-                })?;
-            }
-            let apiserver = apiserver_moves.contains(&host);
-            let before = if apiserver {
-                let before = self.apiserver_processes(host).await;
-                self.drain_apiserver(phase, host, "the kubelet replaces its kube-apiserver")
-                    .await;
-                before
-            } else {
-                None
+            let turn = PodTurn {
+                phase,
+                pods,
+                host,
+                replaces_apiserver: apiserver_moves.contains(&host),
+                order: &order,
+                special: special.as_deref(),
+                done: &order[..i],
             };
-            let step = RestartStep::begin(self, phase, host, pods.name, RestartKind::NewManifest);
-            if let Err(e) = self
-                .run_jobs(phase, std::slice::from_ref(host), &one, state)
-                .await
-            {
-                if apiserver {
-                    self.undrain_after_failure(phase, host).await;
-                }
-                return Err(e);
-            }
-            let back = if apiserver {
-                self.static_apiserver_back(host, before).await.map(Some)
-            } else {
-                Ok(None)
-            };
-            let healthy = match back {
-                Ok(back) => self
-                    .serving_again(phase, host, rolling.healthy, opts, state)
-                    .await
-                    .map(|checks| match back {
-                        Some(back) => format!("{back}; {checks}"),
-                        None => checks,
-                    }),
-                Err(e) => Err(e),
-            };
-            if apiserver && healthy.is_err() {
-                self.undrain_after_failure(phase, host).await;
-            }
-            step.end(self, healthy, &order)?;
+            self.new_manifest_on(turn, opts, state).await?;
         }
         Ok(())
+    }
+}
+
+/// One host's turn in a static-pod roll.
+#[derive(Clone, Copy)]
+struct PodTurn<'a> {
+    phase: &'a Phase,
+    pods: &'static components::Component,
+    host: &'a str,
+    /// Its look-ahead replaces its kube-apiserver manifest.
+    replaces_apiserver: bool,
+    /// The roll's order, for the restart's end event.
+    order: &'a [String],
+    /// The host that goes last (etcd: the leader's).
+    special: Option<&'a str>,
+    /// The hosts done before this one.
+    done: &'a [String],
+}
+
+/// What ran on a host before its new manifest, for the waits after it.
+struct PodsBefore {
+    /// The kube-apiserver manifest changed: the processes of the apiserver that ran.
+    apiserver: Option<Option<String>>,
+    /// The etcd manifest changed: the processes of the member that ran.
+    member: Option<Option<String>>,
+    /// The host's apiserver was drained because it reads only that member.
+    reads_member: bool,
+}
+
+/// The images a static-pod component's manifests name, shipped by another row of the table.
+fn images_of(pods: ComponentId) -> Option<ComponentId> {
+    match pods {
+        ComponentId::ControlPlane => Some(ComponentId::ControlPlaneImages),
+        ComponentId::EtcdStaticPod => Some(ComponentId::EtcdImage),
+        _ => None,
+    }
+}
+
+impl Engine {
+    /// `host`'s new manifest: guarded (etcd), its images imported, its apiserver drained when
+    /// the kubelet replaces it or the only etcd member it reads, the manifest written, then the
+    /// pod back (and the apiserver ready and back in every haproxy) before the next host.
+    async fn new_manifest_on(
+        &self,
+        turn: PodTurn<'_>,
+        opts: &RunOptions,
+        state: &mut RunState,
+    ) -> Result<(), RunError> {
+        let PodTurn {
+            phase,
+            pods,
+            host,
+            replaces_apiserver: apiserver,
+            order,
+            special,
+            done,
+        } = turn;
+        let rolling = pods.rolling.expect("a rolling component");
+        if pods.id == ComponentId::EtcdStaticPod {
+            // The quorum guard; the leader hands over to a member already done.
+            self.before_member_restart(phase, host, special, done, opts.force)
+                .await?;
+        }
+        if let Some(images) = images_of(pods.id) {
+            // Before anything is drained: a failed import leaves the host as it was.
+            self.import_images(host, images).await.map_err(|e| {
+                let step = format!("import {}'s images", pods.name);
+                unit_failed(phase, host, step, &e)
+            })?;
+        }
+        // Stacked: the host's apiserver reads only the member the kubelet replaces.
+        let reads_member = pods.id == ComponentId::EtcdStaticPod
+            && self.apiserver_reads_only_local_etcd(host, state).await;
+        let before = if apiserver {
+            let before = self.apiserver_processes(host).await;
+            self.drain_apiserver(phase, host, "the kubelet replaces its kube-apiserver")
+                .await;
+            before
+        } else {
+            if reads_member {
+                let why =
+                    "the kubelet replaces its etcd member (its apiserver reads only that member)";
+                self.drain_apiserver(phase, host, why).await;
+            }
+            None
+        };
+        let drained = apiserver || reads_member;
+        // The member that runs now: the phase's checks pass on it until the kubelet replaces
+        // it, so the roll waits for its replacement first.
+        let member_before = if pods.id == ComponentId::EtcdStaticPod {
+            Some(self.processes(host, "etcd").await)
+        } else {
+            None
+        };
+        let one = JobOptions::visible(opts, false, true);
+        let step = RestartStep::begin(self, phase, host, pods.name, RestartKind::NewManifest);
+        if let Err(e) = self.run_jobs(phase, &[host.to_string()], &one, state).await {
+            if drained {
+                self.undrain_after_failure(phase, host).await;
+            }
+            return Err(e);
+        }
+        let healthy = self
+            .pod_back(
+                host,
+                rolling.healthy,
+                PodsBefore {
+                    apiserver: apiserver.then_some(before),
+                    member: member_before,
+                    reads_member,
+                },
+                phase,
+                opts,
+                state,
+            )
+            .await;
+        if drained && healthy.is_err() {
+            self.undrain_after_failure(phase, host).await;
+        }
+        step.end(self, healthy, order)
+    }
+
+    /// After `host`'s new manifest: a replaced apiserver running anew (and back in every
+    /// haproxy), a replaced etcd member running anew, the phase's checks, then an apiserver
+    /// drained for its etcd member ready and back in every haproxy.
+    async fn pod_back(
+        &self,
+        host: &str,
+        healthy: crate::components::Healthy,
+        before: PodsBefore,
+        phase: &Phase,
+        opts: &RunOptions,
+        state: &RunState,
+    ) -> Result<String, crate::engine::verify::WaitError> {
+        let mut said = Vec::new();
+        if let Some(apiserver) = before.apiserver {
+            said.push(self.static_apiserver_back(host, apiserver).await?);
+        }
+        if let Some(member) = before.member {
+            said.push(self.static_pod_replaced(host, "etcd", member).await?);
+        }
+        said.push(
+            self.serving_again(phase, host, healthy, opts, state)
+                .await?,
+        );
+        if before.reads_member {
+            let address = self
+                .inventory
+                .host(host)
+                .expect("an inventory host")
+                .address;
+            said.push(self.apiserver_back_after_etcd(host, address).await?);
+        }
+        Ok(said.join("; "))
     }
 }

@@ -48,8 +48,13 @@ pub fn bundle_with(lab: &Lab, from: &Path, programs: &[&str], name: &str) -> Pat
         .filter(|i| dir.join(i.archive).is_file())
         .collect();
     if !images.is_empty() {
-        let release = release_of(&from.join("kube-apiserver"));
         for image in images {
+            // etcd's image is of etcd's release, the others of Kubernetes'.
+            let release = if image.binary == kinit::bundle::image::ETCD_BINARY {
+                etcd_release_of(&from.join(image.binary))
+            } else {
+                release_of(&from.join("kube-apiserver"))
+            };
             let at = dir.join(image.archive);
             std::fs::remove_file(&at).unwrap();
             let archive = image
@@ -106,6 +111,15 @@ pub fn release_of(apiserver: &Path) -> String {
         .trim()
         .strip_prefix("Kubernetes ")
         .unwrap_or_else(|| panic!("{}: {shown}", apiserver.display()))
+        .to_string()
+}
+
+/// The release an etcd binary reports (`3.6.16`).
+pub fn etcd_release_of(etcd: &Path) -> String {
+    let out = output_within(Command::new(etcd).arg("--version"), COMMAND_LIMIT);
+    let shown = String::from_utf8_lossy(&out.stdout).to_string();
+    kinit::etcd::version::EtcdVersion::from_version_output(&shown)
+        .unwrap_or_else(|e| panic!("{}: {e}: {shown}", etcd.display()))
         .to_string()
 }
 

@@ -18,8 +18,8 @@ mod writer;
 pub use api_loop::{ApiLoop, ApiLoopReport, PROBE_CONFIGMAP};
 #[allow(unused_imports)] // only the upgrade scenarios switch bundles
 pub use bundles::{
-    KUBERNETES_PROGRAMS, built, bundle_with, event_positions, release_of, set_kubernetes_version,
-    start_on_previous_release, upgrade_to_own_bundle, use_bundle,
+    KUBERNETES_PROGRAMS, built, bundle_with, etcd_release_of, event_positions, release_of,
+    set_kubernetes_version, start_on_previous_release, upgrade_to_own_bundle, use_bundle,
 };
 #[allow(unused_imports)] // not every lab scenario goes through the VIP
 pub use connect_loop::ConnectLoop;
