@@ -21,9 +21,12 @@ pub fn kinit(args: &[&str]) -> Output {
     )
 }
 
-/// The guard for one `kinit` run: booting lab nodes may first build the node image (minutes).
+/// The guard for one `kinit` run: booting lab nodes may first build the node image (minutes),
+/// and an `up` that upgrades Kubernetes rolls every static pod and every kubelet one host at a
+/// time behind its checks (a static-pod upgrade of 3 hosts took 230-300 s on a busy 2-core
+/// machine, which a 300 s guard took for a hang).
 pub fn kinit_limit(args: &[&str]) -> Duration {
-    if args.windows(2).any(|w| w == ["lab", "up"]) {
+    if args.windows(2).any(|w| w == ["lab", "up"]) || args.contains(&"up") {
         Duration::from_secs(900)
     } else {
         Duration::from_secs(300)
