@@ -220,13 +220,8 @@ impl Engine {
         if drains.reads_this_member
             && let Ok(member) = &back
         {
-            let address = self
-                .inventory
-                .host(host)
-                .expect("an inventory host")
-                .address;
             back = self
-                .apiserver_back_after_etcd(host, address)
+                .apiserver_back_after_etcd(host)
                 .await
                 .map(|b| format!("{member}; {b}"));
         }
@@ -282,11 +277,12 @@ impl Engine {
     /// etcd check may still report the connection from before the restart (and fail a moment
     /// later, while its client reconnects), so it is put back only once `/readyz` passed
     /// [`STEADY_PASSES`] times in a row, a second apart.
-    pub(super) async fn apiserver_back_after_etcd(
-        &self,
-        host: &str,
-        address: IpAddr,
-    ) -> Result<String, WaitError> {
+    pub(super) async fn apiserver_back_after_etcd(&self, host: &str) -> Result<String, WaitError> {
+        let address = self
+            .inventory
+            .host(host)
+            .expect("an inventory host")
+            .address;
         let ca = self.cluster_ca()?;
         let steady = verify::https_steady(
             host,

@@ -254,12 +254,7 @@ impl Engine {
                 .await?,
         );
         if before.reads_member {
-            let address = self
-                .inventory
-                .host(host)
-                .expect("an inventory host")
-                .address;
-            said.push(self.apiserver_back_after_etcd(host, address).await?);
+            said.push(self.apiserver_back_after_etcd(host).await?);
         }
         Ok(said.join("; "))
     }
