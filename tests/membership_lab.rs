@@ -78,19 +78,37 @@ impl Connector {
         let flag = stop.clone();
         let thread = std::thread::spawn(move || {
             let (mut done, mut failures) = (0, Vec::new());
+            let started = Instant::now();
             while !flag.load(Ordering::Relaxed) {
-                let out = support::hang_guard::output_within(
+                // A handshake that hangs is a failure of its own, recorded with when it began
+                // (the up's output, printed with the failures, says what was changing then),
+                // not a panic of this thread that would hide the up's output.
+                let at = started.elapsed();
+                let child = support::hang_guard::spawn_guarded(
                     std::process::Command::new("openssl")
                         .args(["s_client", "-connect", &format!("{vip}:8443")])
                         .args(["-CAfile", &ca, "-verify_return_error", "-verify_ip", &vip])
-                        .stdin(std::process::Stdio::null()),
-                    Duration::from_secs(30),
+                        .stdout(std::process::Stdio::piped())
+                        .stderr(std::process::Stdio::piped()),
                 );
+                let watchdog = support::hang_guard::Watchdog::arm(&child, Duration::from_secs(30));
+                let out = child.wait_with_output().unwrap();
+                let hung = watchdog.disarm();
                 let all = String::from_utf8_lossy(&out.stdout).to_string()
                     + &String::from_utf8_lossy(&out.stderr);
                 done += 1;
-                if !(out.status.success() && all.contains("Verify return code: 0 (ok)")) {
-                    failures.push(all.lines().take(5).collect::<Vec<_>>().join(" | "));
+                if hung {
+                    failures.push(format!(
+                        "{:.1} s in: no handshake within 30 s: {}",
+                        at.as_secs_f64(),
+                        all.lines().take(5).collect::<Vec<_>>().join(" | ")
+                    ));
+                } else if !(out.status.success() && all.contains("Verify return code: 0 (ok)")) {
+                    failures.push(format!(
+                        "{:.1} s in: {}",
+                        at.as_secs_f64(),
+                        all.lines().take(5).collect::<Vec<_>>().join(" | ")
+                    ));
                 }
                 std::thread::sleep(Duration::from_millis(100));
             }
@@ -253,7 +271,10 @@ fn workers_become_etcd_members_as_learners_one_at_a_time() {
     );
     assert_eq!(lab.vip_holders(&ALL, &vip), holders, "the VIP stayed");
     assert_eq!(failed, 0, "failed puts (longest gap {gap:?})");
-    assert!(connect_failures.is_empty(), "{connect_failures:#?}");
+    assert!(
+        connect_failures.is_empty(),
+        "{connect_failures:#?}\nthe up (from the connector's start):\n{all}"
+    );
     for n in &ALL[3..] {
         lab.start_standin(n);
     }

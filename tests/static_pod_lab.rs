@@ -6,14 +6,17 @@
 //! The apiserver, controller-manager and scheduler must be Running as the kubelet's mirror pods,
 //! from the bundle's images (no registry: nothing may be pulled), the node Ready, CoreDNS rolled
 //! out, and a second `up` must change nothing. Three control planes, because a changed manifest
-//! must roll as kubeadm's upgrade does, one host at a time: an operator's flag (through `up
-//! --templates`) makes the kubelet replace each apiserver in turn, each drained from every
-//! haproxy before its manifest changes and back once the new one is ready, while a client
-//! reading and writing through the VIP every 100 ms sees no failure.
+//! must roll as kubeadm's upgrade does, one host at a time: one `up` changes an etcd flag and an
+//! apiserver flag (through `up --templates`) and upgrades the previous minor release to the
+//! bundle's. The kubelet replaces each etcd member in turn (the leader last), then each host's
+//! control-plane pods, each apiserver drained from every haproxy before its pod or its member is
+//! replaced and back once ready, then the kubelets move, while a client reading and writing
+//! through the VIP every 100 ms sees no failure.
 //! Runs as root; the lab is removed when the test ends however it ends.
 
 mod support;
 
+use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -175,203 +178,167 @@ fn the_control_plane_runs_as_static_pods_from_the_bundles_images() {
     let (_, all) = lab.assert_up_is_a_no_op(&[]);
     assert!(all.contains("unchanged"), "CoreDNS applied again: {all}");
 
-    // A flag change: every apiserver's manifest changes; the kubelet replaces them one host at
-    // a time, each drained from every haproxy first and back once the new one is ready, and
-    // not one request through the VIP fails.
+    // One `up` under load changes everything a static-pod control plane can be asked to change:
+    // an etcd flag and an apiserver flag (through `--templates`) and the Kubernetes release.
     lab.create_probe_configmap(&kubeconfig, "n=start");
     let templates = lab.templates_with_apiserver_flag("--profiling=false");
-    let before: Vec<String> = CONTROL_PLANES
-        .iter()
-        .map(|node| lab.on(node, "pgrep -x kube-apiserver"))
-        .collect();
-    let with_flag = ["--templates", templates.to_str().unwrap()];
-    let ((code, _, all), took, seen) =
-        ApiLoop::around(&lab.dir().join("pki"), PROBE_CONFIGMAP, || {
-            lab.up(&with_flag)
-        });
-    println!(
-        "figures: static-pod apiserver flag change on 3 hosts: up {:.1} s, {} requests (reads \
-         and writes through the VIP), {} failed, longest gap {} ms",
-        took.as_secs_f64(),
-        seen.requests,
-        seen.failed,
-        seen.longest_gap.as_millis()
-    );
-    assert_eq!(code, 0, "up with a changed flag: {all}");
-    assert_eq!(
-        seen.failed, 0,
-        "failed requests during the flag change: {seen:?}\n{all}"
-    );
-    // One host at a time: each host's new manifest is done before the next one's starts.
-    let restarts: Vec<(String, String)> = all
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|e| e["event"] == "restart-started" || e["event"] == "restart-finished")
-        .map(|e| {
-            let field = |k: &str| e[k].as_str().unwrap_or_default().to_string();
-            (field("event"), field("host"))
-        })
-        .collect();
-    assert_eq!(restarts.len(), 6, "{restarts:?}\n{all}");
-    let mut hosts: Vec<&str> = Vec::new();
-    for pair in restarts.chunks(2) {
-        assert_eq!(pair[0].0, "restart-started", "{restarts:?}");
-        assert_eq!(pair[1].0, "restart-finished", "{restarts:?}");
-        assert_eq!(pair[0].1, pair[1].1, "{restarts:?}");
-        hosts.push(&pair[0].1);
-    }
-    hosts.sort();
-    assert_eq!(hosts, CONTROL_PLANES, "{restarts:?}");
-    let drained = all
-        .matches("drained from every haproxy before the kubelet replaces its kube-apiserver")
-        .count();
-    assert_eq!(drained, 3, "{all}");
-    // Each runs the flag now, in a process the kubelet started after the change.
-    for (node, old) in CONTROL_PLANES.iter().zip(&before) {
-        let now = lab.on(node, "pgrep -x kube-apiserver");
-        assert_ne!(&now, old, "{node}: the same apiserver");
-        let running = lab.on(node, &format!("tr '\\0' ' ' < /proc/{now}/cmdline"));
-        assert!(running.contains("--profiling=false"), "{node}: {running}");
-    }
-    let (code, report) = lab.status(lab.config.to_str().unwrap());
-    assert_eq!(code, 0, "status after the flag change: {report:#}");
-    lab.assert_up_is_a_no_op(&with_flag);
-
-    etcd_flag_change_under_load(&lab, &templates);
-    upgrade_under_load(&lab, &kubeconfig, &with_flag, &old, &new);
+    add_etcd_flag(&templates);
+    everything_rolls_under_load(&lab, &kubeconfig, &templates, &old, &new);
 }
 
-/// An etcd flag change (through the same `--templates` dir): the kubelet replaces each etcd
-/// member in turn, the leader last, behind the quorum guard; the host's apiserver, which reads
-/// only that member, drained from every haproxy first and back once ready; no request through
-/// the VIP fails.
-fn etcd_flag_change_under_load(lab: &Lab, templates: &std::path::Path) {
+/// etcd's default heartbeat, written out as a flag in the `--templates` dir's etcd manifest: a
+/// new manifest, the same etcd.
+fn add_etcd_flag(templates: &Path) {
     let manifest = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/etcd.yaml.tera"),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/etcd.yaml.tera"),
     )
     .unwrap();
     let flag = "    - --snapshot-count=10000\n";
     assert!(manifest.contains(flag), "{manifest}");
-    // etcd's default, written out: a new manifest, the same etcd.
     let changed = manifest.replace(flag, &format!("{flag}    - --heartbeat-interval=100\n"));
     std::fs::write(templates.join("etcd.yaml.tera"), changed).unwrap();
-    let with_flag = ["--templates", templates.to_str().unwrap()];
-    let before: Vec<String> = CONTROL_PLANES
-        .iter()
-        .map(|node| lab.on(node, "pgrep -x etcd"))
-        .collect();
-    let ((code, _, all), took, seen) =
-        ApiLoop::around(&lab.dir().join("pki"), PROBE_CONFIGMAP, || {
-            lab.up(&with_flag)
-        });
-    println!(
-        "figures: static-pod etcd flag change on 3 members: up {:.1} s, {} requests (reads and \
-         writes through the VIP), {} failed, longest gap {} ms",
-        took.as_secs_f64(),
-        seen.requests,
-        seen.failed,
-        seen.longest_gap.as_millis()
-    );
-    assert_eq!(code, 0, "up with a changed etcd flag: {all}");
-    assert_eq!(
-        seen.failed, 0,
-        "failed requests during the etcd flag change: {seen:?}\n{all}"
-    );
-    let events: Vec<Value> = all
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
-    let started = event_positions(&events, "etcd-static-pod", "restart-started");
-    let finished = event_positions(&events, "etcd-static-pod", "restart-finished");
-    assert_eq!((started.len(), finished.len()), (3, 3), "{all}");
-    assert!(
-        started.iter().zip(&finished).all(|(s, f)| s < f)
-            && started.iter().skip(1).zip(&finished).all(|(s, f)| f < s),
-        "not one member at a time: {all}"
-    );
-    let order = events
-        .iter()
-        .find(|e| e["event"] == "restart-order" && e["what"] == "etcd-static-pod")
-        .unwrap_or_else(|| panic!("no restart order: {all}"));
-    assert!(
-        order["last"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("leads etcd"),
-        "the leader is not last: {order}"
-    );
-    let drained = all
-        .matches("drained from every haproxy before the kubelet replaces its etcd member")
-        .count();
-    assert_eq!(drained, 3, "{all}");
-    // The control plane's manifests did not change: no apiserver was replaced.
-    assert!(
-        event_positions(&events, "control-plane", "restart-started").is_empty(),
-        "{all}"
-    );
-    for (node, old) in CONTROL_PLANES.iter().zip(&before) {
-        let now = lab.on(node, "pgrep -x etcd");
-        assert_ne!(&now, old, "{node}: the same etcd");
-        let running = lab.on(node, &format!("tr '\\0' ' ' < /proc/{now}/cmdline"));
-        assert!(
-            running.contains("--heartbeat-interval=100"),
-            "{node}: {running}"
-        );
-    }
-    lab.wait_healthy(lab.config.to_str().unwrap());
-    lab.assert_up_is_a_no_op(&with_flag);
 }
 
-/// kubeadm's order, under a client reading and writing through the VIP: each host's static
-/// pods move to `new` (their images imported first, the apiserver drained) while the kubelets
-/// still run `old`, and only then the kubelets, one node at a time.
-fn upgrade_under_load(
+/// kubeadm's order, under a client reading and writing through the VIP every 100 ms: the etcd
+/// members first (the leader last, behind the quorum guard, each host's apiserver, which reads
+/// only its own member, drained from every haproxy first), then each host's control-plane pods
+/// (their new images imported first, the apiserver drained), all while the kubelets still run
+/// `old`, and only then the kubelets, one node at a time. Not one request may fail.
+fn everything_rolls_under_load(
     lab: &Lab,
-    kubeconfig: &std::path::Path,
-    templates: &[&str],
+    kubeconfig: &Path,
+    templates: &Path,
     old: &str,
     new: &str,
 ) {
     upgrade_to_own_bundle(lab, new);
+    let pids = |program: &str| -> Vec<String> {
+        CONTROL_PLANES
+            .iter()
+            .map(|node| lab.on(node, &format!("pgrep -x {program}")))
+            .collect()
+    };
+    let before = (pids("etcd"), pids("kube-apiserver"));
+    let with_templates = ["--templates", templates.to_str().unwrap()];
     let ((code, _, all), took, seen) =
         ApiLoop::around(&lab.dir().join("pki"), PROBE_CONFIGMAP, || {
-            lab.up(templates)
+            lab.up(&with_templates)
         });
     println!(
-        "figures: static-pod upgrade {old} -> {new} on 3 control planes: up {:.1} s, {} \
-         requests (reads and writes through the VIP), {} failed, longest gap {} ms",
+        "figures: static-pod etcd flag, apiserver flag and upgrade {old} -> {new} on 3 control \
+         planes: up {:.1} s, {} requests (reads and writes through the VIP), {} failed, longest \
+         gap {} ms",
         took.as_secs_f64(),
         seen.requests,
         seen.failed,
         seen.longest_gap.as_millis()
     );
-    assert_eq!(code, 0, "the upgrade: {all}\n{seen:?}");
+    assert_eq!(code, 0, "the roll: {all}\n{seen:?}");
     assert_eq!(
         seen.failed, 0,
-        "failed requests during the upgrade: {seen:?}\n{all}"
+        "failed requests during the roll: {seen:?}\n{all}"
     );
     let events: Vec<Value> = all
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect();
-    let at = |what: &str, event: &str| event_positions(&events, what, event);
+    let etcd_done = one_host_at_a_time(&events, "etcd-static-pod", &all);
+    let manifests_done = one_host_at_a_time(&events, "control-plane", &all);
+    // The etcd leader goes last in both rolls that may restart a member: its manifest's, and
+    // its kubelet's (a kubelet of another release re-creates its static pods, etcd's too).
+    for what in ["etcd-static-pod", "kubelet"] {
+        let order = events
+            .iter()
+            .find(|e| e["event"] == "restart-order" && e["what"] == what)
+            .unwrap_or_else(|| panic!("no restart order of {what}: {all}"));
+        assert!(
+            order["last"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("leads etcd"),
+            "{what}: the leader is not last: {order}"
+        );
+    }
+    let handed_over = |phase: &str| {
+        events.iter().any(|e| {
+            e["event"] == "note"
+                && e["phase"] == phase
+                && e["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("etcd leadership handed from"))
+        })
+    };
+    assert!(
+        handed_over("etcd-static-pod") && handed_over("kubelets"),
+        "no hand-over of etcd's leadership before the leader's restart: {all}"
+    );
+    for what in ["etcd member", "kube-apiserver"] {
+        let drained = all
+            .matches(&format!(
+                "drained from every haproxy before the kubelet replaces its {what}"
+            ))
+            .count();
+        assert_eq!(drained, 3, "{what}: {all}");
+    }
+    let kubelets_started = event_positions(&events, "kubelet", "restart-started");
+    assert_eq!(kubelets_started.len(), 3, "{all}");
+    let first = |v: &[usize]| v.iter().copied().min().unwrap();
+    let last = |v: &[usize]| v.iter().copied().max().unwrap();
+    assert!(
+        last(&etcd_done) < first(&manifests_done)
+            && last(&manifests_done) < first(&kubelets_started),
+        "not etcd, then the control plane, then the kubelets: {all}"
+    );
     // Whether each kubelet of the new release re-created its static pods or kept them.
-    let kubelets_back: Vec<&str> = at("kubelet", "restart-finished")
+    let kubelets_back: Vec<&str> = event_positions(&events, "kubelet", "restart-finished")
         .into_iter()
         .filter_map(|i| events[i]["healthy"].as_str())
         .collect();
     println!("figures: static-pod upgrade, kubelets back: {kubelets_back:?}");
-    let manifests_done = at("control-plane", "restart-finished");
-    let kubelets_started = at("kubelet", "restart-started");
-    assert_eq!(manifests_done.len(), 3, "{all}");
-    assert_eq!(kubelets_started.len(), 3, "{all}");
-    assert!(
-        kubelets_started
-            .iter()
-            .all(|k| manifests_done.iter().all(|m| m < k)),
-        "a kubelet moved before every apiserver ran {new}: {all}"
+    // Each runs its flag now, in a process the kubelet started after the change.
+    let after = (pids("etcd"), pids("kube-apiserver"));
+    for (i, node) in CONTROL_PLANES.iter().enumerate() {
+        for (old_pid, new_pid, flag) in [
+            (&before.0[i], &after.0[i], "--heartbeat-interval=100"),
+            (&before.1[i], &after.1[i], "--profiling=false"),
+        ] {
+            assert_ne!(new_pid, old_pid, "{node}: the same process, without {flag}");
+            let running = lab.on(node, &format!("tr '\\0' ' ' < /proc/{new_pid}/cmdline"));
+            assert!(running.contains(flag), "{node}: {running}");
+        }
+    }
+    assert_all_run(lab, kubeconfig, new);
+    let report = lab.wait_healthy(lab.config.to_str().unwrap());
+    assert_eq!(
+        report["controlPlane"]["nodes"].as_array().map(Vec::len),
+        Some(3),
+        "{report:#}"
     );
-    // Every mirror pod runs the new image; every node's kubelet is the new release.
+    lab.assert_up_is_a_no_op(&with_templates);
+}
+
+/// The `restart-finished` positions of `what`'s roll, checked to have gone over the three
+/// control planes one host at a time (each host's turn ended before the next one's began).
+fn one_host_at_a_time(events: &[Value], what: &str, all: &str) -> Vec<usize> {
+    let started = event_positions(events, what, "restart-started");
+    let finished = event_positions(events, what, "restart-finished");
+    assert_eq!((started.len(), finished.len()), (3, 3), "{what}: {all}");
+    assert!(
+        started.iter().zip(&finished).all(|(s, f)| s < f)
+            && started.iter().skip(1).zip(&finished).all(|(s, f)| f < s),
+        "{what}: not one host at a time: {all}"
+    );
+    let mut hosts: Vec<&str> = finished
+        .iter()
+        .filter_map(|&i| events[i]["host"].as_str())
+        .collect();
+    hosts.sort();
+    assert_eq!(hosts, CONTROL_PLANES, "{what}: {all}");
+    finished
+}
+
+/// Every mirror pod runs `release`'s image; every node's kubelet is `release`.
+fn assert_all_run(lab: &Lab, kubeconfig: &Path, release: &str) {
     for node in CONTROL_PLANES {
         for program in [
             "kube-apiserver",
@@ -390,7 +357,11 @@ fn upgrade_under_load(
                     "jsonpath={.spec.containers[0].image}",
                 ],
             );
-            assert_eq!(image, format!("registry.k8s.io/{program}:{new}"), "{node}");
+            assert_eq!(
+                image,
+                format!("registry.k8s.io/{program}:{release}"),
+                "{node}"
+            );
         }
     }
     let versions = lab.kubectl_ok(
@@ -404,16 +375,9 @@ fn upgrade_under_load(
     );
     assert_eq!(
         versions.split_whitespace().collect::<Vec<_>>(),
-        [new; 3],
+        [release; 3],
         "{versions}"
     );
-    let report = lab.wait_healthy(lab.config.to_str().unwrap());
-    assert_eq!(
-        report["controlPlane"]["nodes"].as_array().map(Vec::len),
-        Some(3),
-        "{report:#}"
-    );
-    lab.assert_up_is_a_no_op(templates);
 }
 
 const CONTROL_PLANES: [&str; 3] = ["cp1", "cp2", "cp3"];

@@ -341,6 +341,10 @@ pub enum GoesLast {
     None,
     /// The etcd leader (which hands leadership to a restarted member first).
     EtcdLeader,
+    /// The etcd leader's host when etcd runs there as a static pod: a kubelet of another
+    /// release re-creates its static pods, etcd's too, so the leader's kubelet goes last, after
+    /// handing leadership to a member already done and behind the quorum guard. Else no host.
+    StaticPodEtcdLeader,
     /// The host holding the VIP.
     VipHolder,
 }

@@ -111,6 +111,10 @@ fn what_other_hosts_depend_on_rolls() {
     assert_eq!(last(ComponentId::Etcd), Some(GoesLast::EtcdLeader));
     assert_eq!(last(ComponentId::EtcdStaticPod), Some(GoesLast::EtcdLeader));
     assert_eq!(last(ComponentId::Keepalived), Some(GoesLast::VipHolder));
+    assert_eq!(
+        last(ComponentId::Kubelet),
+        Some(GoesLast::StaticPodEtcdLeader)
+    );
 }
 
 #[test]

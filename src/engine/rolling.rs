@@ -405,7 +405,8 @@ impl Engine {
     async fn goes_last(&self, last: GoesLast) -> Option<String> {
         match last {
             GoesLast::None => None,
-            GoesLast::EtcdLeader => {
+            GoesLast::StaticPodEtcdLeader if !self.runs_static_pod_etcd() => None,
+            GoesLast::EtcdLeader | GoesLast::StaticPodEtcdLeader => {
                 let (tls, via, members) = self.etcd_members().await?;
                 let leader = etcd::status(&tls, &via, REQUEST).await.ok()?.leader;
                 let m = members.iter().find(|m| m.id == leader)?;

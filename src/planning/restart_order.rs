@@ -47,7 +47,7 @@ pub fn why_last(last: GoesLast, special: Option<&str>, order: &[String]) -> Opti
     }
     match last {
         GoesLast::None => None,
-        GoesLast::EtcdLeader => Some(format!(
+        GoesLast::EtcdLeader | GoesLast::StaticPodEtcdLeader => Some(format!(
             "{name} last: it leads etcd, and hands leadership to a restarted member first"
         )),
         GoesLast::VipHolder => Some(format!("{name} last: it holds the VIP")),

@@ -214,10 +214,11 @@ pub(super) const KUBELET: Component = Component {
     // certificate); its configuration file inside is a file row.
     runtime_state: &["/var/lib/kubelet"],
     // One node at a time: a kubelet moving to another release goes only once its node is
-    // drained, and the next only once it is Ready again.
+    // drained, and the next only once it is Ready again. Its restart may re-create a static-pod
+    // etcd member: that member's leadership is handed over first.
     rolling: Some(Rolling {
         healthy: Healthy::NodeReady,
-        last: GoesLast::None,
+        last: GoesLast::StaticPodEtcdLeader,
     }),
 };
 

@@ -10,7 +10,7 @@ use super::super::run_context::{Engine, JobOptions, RunOptions, RunState};
 use super::super::run_error::RunError;
 use super::super::verify::WaitError;
 use super::{RestartStep, UnitRoll, Unwritten, held_kind, node};
-use crate::components::{Healthy, Rolling};
+use crate::components::{ComponentId, GoesLast, Healthy, Rolling, component};
 use crate::config::Role;
 use crate::fanout::join_all;
 use crate::planning::restart_order;
@@ -28,6 +28,25 @@ pub(super) struct Turn<'a> {
 }
 
 impl Engine {
+    /// Whether this cluster runs etcd as static pods (component `etcd-static-pod` on a host).
+    pub(super) fn runs_static_pod_etcd(&self) -> bool {
+        let pod = component(ComponentId::EtcdStaticPod);
+        self.inventory
+            .hosts
+            .iter()
+            .any(|h| pod.runs_on(&self.inventory, h))
+    }
+
+    /// Whether `host`'s turn in `roll` may restart its static-pod etcd member: a roll whose
+    /// table row says so (the kubelet's) on a host that runs one.
+    fn restarts_pod_member(&self, roll: UnitRoll<'_>, host: &str) -> bool {
+        roll.rolling.last == GoesLast::StaticPodEtcdLeader
+            && self
+                .inventory
+                .host(host)
+                .is_some_and(|h| component(ComponentId::EtcdStaticPod).runs_on(&self.inventory, h))
+    }
+
     /// `order` in turns: one host each, except the workers of a node roll, which go together
     /// as many at a time as `spec.rollout.maxUnavailableWorkers` allows.
     pub(super) fn turns(&self, rolling: Rolling, order: &[String]) -> Vec<Vec<String>> {
@@ -65,7 +84,7 @@ impl Engine {
             done,
         } = at;
         let kind = held_kind(roll.held, host);
-        if roll.rolling.healthy == Healthy::EtcdMember {
+        if roll.rolling.healthy == Healthy::EtcdMember || self.restarts_pod_member(roll, host) {
             self.before_member_restart(phase, host, special, done, opts.force)
                 .await?;
         }
