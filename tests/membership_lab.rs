@@ -101,14 +101,10 @@ impl Connector {
                     failures.push(format!(
                         "{:.1} s in: no handshake within 30 s: {}",
                         at.as_secs_f64(),
-                        all.lines().take(5).collect::<Vec<_>>().join(" | ")
+                        tail(&all)
                     ));
                 } else if !(out.status.success() && all.contains("Verify return code: 0 (ok)")) {
-                    failures.push(format!(
-                        "{:.1} s in: {}",
-                        at.as_secs_f64(),
-                        all.lines().take(5).collect::<Vec<_>>().join(" | ")
-                    ));
+                    failures.push(format!("{:.1} s in: {}", at.as_secs_f64(), tail(&all)));
                 }
                 std::thread::sleep(Duration::from_millis(100));
             }
@@ -121,6 +117,30 @@ impl Connector {
         self.stop.store(true, Ordering::Relaxed);
         self.thread.join().unwrap()
     }
+}
+
+/// The last lines of a client's output, on one line.
+fn tail(output: &str) -> String {
+    let lines: Vec<&str> = output.lines().collect();
+    lines[lines.len().saturating_sub(6)..].join(" | ")
+}
+
+/// haproxy's log lines, on the original control planes, of connections from this machine whose
+/// termination state is not `--` (a normal end): which backend a failed or hung handshake went
+/// to, and which side timed out or reset.
+fn unusual_connections(lab: &Lab) -> String {
+    ALL[..3]
+        .iter()
+        .map(|n| {
+            let log = lab.on(
+                n,
+                "journalctl -u haproxy --no-pager -o short-precise \
+                 | grep ' 10.213.221.1:' | grep -v ' -- ' | tail -n 10",
+            );
+            format!("{n}:\n{log}")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Polls the member list every 100 ms: the learners it saw (by name or peer URL).
@@ -273,7 +293,9 @@ fn workers_become_etcd_members_as_learners_one_at_a_time() {
     assert_eq!(failed, 0, "failed puts (longest gap {gap:?})");
     assert!(
         connect_failures.is_empty(),
-        "{connect_failures:#?}\nthe up (from the connector's start):\n{all}"
+        "{connect_failures:#?}\nhaproxy's log of connections from here that did not end \
+         normally:\n{}\nthe up (from the connector's start):\n{all}",
+        unusual_connections(&lab)
     );
     for n in &ALL[3..] {
         lab.start_standin(n);

@@ -1,5 +1,5 @@
 //! `kinit remove` on lab nodes (real systemd, sshd, etcd from Debian, haproxy, keepalived with
-//! its VIP; `openssl s_server` as the apiserver stand-in behind haproxy). Four control-plane +
+//! its VIP; a TLS stand-in for the apiserver behind haproxy). Four control-plane +
 //! etcd hosts (the lab's cp1..cp3 and w1 given both roles), then, while a writer on this machine
 //! puts a key every 100 ms and a connect loop goes through VIP:8443: the etcd leader (moved there
 //! with `etcdctl move-leader`) is removed; a removal that would cost the majority is refused;

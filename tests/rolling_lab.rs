@@ -1,5 +1,5 @@
 //! Rolling changes on lab nodes (real systemd, sshd, etcd from Debian, haproxy, keepalived with
-//! its VIP; `openssl s_server` as the apiserver stand-in behind haproxy). Three control-plane +
+//! its VIP; a TLS stand-in for the apiserver behind haproxy). Three control-plane +
 //! etcd hosts; while a writer on this machine puts a key every 100 ms through every member and
 //! a connect loop goes through VIP:8443:
 //! - `certs renew all` + `up`: each member restarts alone, healthy before the next, the leader

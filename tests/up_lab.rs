@@ -1,8 +1,8 @@
 //! `kinit up` end to end on lab nodes (real systemd, sshd, etcd from Debian's packages, haproxy,
 //! keepalived with a moving VIP). Runs as root. Each scenario has its own lab name and subnet;
-//! labs are removed when the test ends however it ends. The apiserver is not obtainable here:
-//! on each node `openssl s_server` presents the generated apiserver certificate on 6443 as a
-//! stand-in behind haproxy.
+//! labs are removed when the test ends however it ends. These scenarios are about etcd, haproxy
+//! and keepalived: on each node a stand-in (a second haproxy, `Lab::start_standin`) presents the
+//! generated apiserver certificate on 6443 behind haproxy.
 
 mod support;
 

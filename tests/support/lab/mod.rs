@@ -137,6 +137,20 @@ fn lab_up_with_args(
     }
 }
 
+/// The apiserver stand-in's haproxy configuration (see [`Lab::start_standin`]); the key is
+/// found beside the certificate (`apiserver.key`, `ssl-load-extra-del-ext`).
+const STANDIN_CFG: &str = "global
+    ssl-load-extra-del-ext
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 30s
+    timeout server 30s
+frontend apiserver-standin
+    bind :6443 ssl crt /etc/kubernetes/pki/apiserver.crt
+    http-request return status 200 content-type text/plain string ok
+";
+
 impl Lab {
     pub fn dir(&self) -> &Path {
         self.config.parent().unwrap()
@@ -274,13 +288,19 @@ impl Lab {
         self.wait_healthy(self.config.to_str().unwrap());
     }
 
-    /// The apiserver stand-in: openssl s_server with the generated apiserver certificate.
+    /// The apiserver stand-in, where a test does not need the real one: a TLS server on 6443
+    /// presenting the generated apiserver certificate and answering every request 200 (haproxy's
+    /// `/readyz` check, keepalived's `/healthz` curl). haproxy rather than `openssl s_server`,
+    /// which serves one connection at a time: any client that holds a connection stalls every
+    /// handshake routed to it (through the VIP until haproxy's 35 s server timeout).
     pub fn start_standin(&self, node: &str) {
         self.on(
             node,
-            "systemctl stop apiserver-standin 2>/dev/null; systemd-run --unit apiserver-standin \
-             openssl s_server -quiet -accept 6443 -cert /etc/kubernetes/pki/apiserver.crt \
-             -key /etc/kubernetes/pki/apiserver.key -www",
+            &format!(
+                "cat > /run/apiserver-standin.cfg <<'EOF'\n{STANDIN_CFG}EOF\n\
+                 systemctl stop apiserver-standin 2>/dev/null; \
+                 systemd-run --unit apiserver-standin haproxy -f /run/apiserver-standin.cfg"
+            ),
         );
     }
 
