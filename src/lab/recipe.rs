@@ -36,8 +36,8 @@ pub const BOOKWORM: Recipe = Recipe {
         "keepalived",
         "etcd-server",
         "etcd-client",
-        // keepalived's check_apiserver.sh uses curl; tests check TLS endpoints with
-        // `openssl s_client`.
+        // keepalived's check_apiserver.sh uses curl; openssl reads a node's certificates
+        // by hand (`openssl x509`, `openssl s_client`).
         "curl",
         "openssl",
         // kinit-pod-network masquerades what leaves the pod network, and kube-proxy writes its
