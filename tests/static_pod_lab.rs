@@ -337,33 +337,45 @@ fn one_host_at_a_time(events: &[Value], what: &str, all: &str) -> Vec<usize> {
     finished
 }
 
-/// Every mirror pod runs `release`'s image; every node's kubelet is `release`.
+/// Every mirror pod runs `release`'s image; every node's kubelet is `release`. A mirror pod is
+/// the API's copy of a static pod, which the kubelet replaces after the pod itself (and retries
+/// at its next sync when the API did not answer during the roll): waited for, up to 2 min, and
+/// the wait printed.
 fn assert_all_run(lab: &Lab, kubeconfig: &Path, release: &str) {
-    for node in CONTROL_PLANES {
-        for program in [
-            "kube-apiserver",
-            "kube-controller-manager",
-            "kube-scheduler",
-        ] {
-            let image = lab.kubectl_ok(
-                kubeconfig,
-                &[
-                    "-n",
-                    "kube-system",
-                    "get",
-                    "pod",
-                    &format!("{program}-{node}"),
-                    "-o",
-                    "jsonpath={.spec.containers[0].image}",
-                ],
-            );
-            assert_eq!(
-                image,
-                format!("registry.k8s.io/{program}:{release}"),
-                "{node}"
-            );
-        }
-    }
+    let waited = wait_for(
+        &format!("every mirror pod on {release}"),
+        Duration::from_secs(120),
+        || {
+            for node in CONTROL_PLANES {
+                for program in [
+                    "kube-apiserver",
+                    "kube-controller-manager",
+                    "kube-scheduler",
+                ] {
+                    let (_, image, all) = lab.kubectl(
+                        kubeconfig,
+                        &[
+                            "-n",
+                            "kube-system",
+                            "get",
+                            "pod",
+                            &format!("{program}-{node}"),
+                            "-o",
+                            "jsonpath={.spec.containers[0].image}",
+                        ],
+                    );
+                    if image != format!("registry.k8s.io/{program}:{release}") {
+                        return Err(format!("{node}: {program}: {all}"));
+                    }
+                }
+            }
+            Ok(())
+        },
+    );
+    eprintln!(
+        "figures: mirror pods on {release} {} ms after the up",
+        waited.as_millis()
+    );
     let versions = lab.kubectl_ok(
         kubeconfig,
         &[
