@@ -132,10 +132,14 @@ fn unusual_connections(lab: &Lab) -> String {
     ALL[..3]
         .iter()
         .map(|n| {
+            // This machine is the lab bridge's first address in SUBNET.
+            let here = SUBNET.replace(".0/24", ".1");
             let log = lab.on(
                 n,
-                "journalctl -u haproxy --no-pager -o short-precise \
-                 | grep ' 10.213.221.1:' | grep -v ' -- ' | tail -n 10",
+                &format!(
+                    "journalctl -u haproxy --no-pager -o short-precise \
+                     | grep ' {here}:' | grep -v ' -- ' | tail -n 10"
+                ),
             );
             format!("{n}:\n{log}")
         })
