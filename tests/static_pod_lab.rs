@@ -242,6 +242,13 @@ fn everything_rolls_under_load(
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect();
+    // Where the roll's time goes (what to shorten when CI's budget gets tight).
+    let phases: Vec<String> = events
+        .iter()
+        .filter(|e| e["event"] == "phase-finished" && e["seconds"].as_f64() > Some(1.0))
+        .map(|e| format!("{} {:.0} s", e["phase"], e["seconds"].as_f64().unwrap()))
+        .collect();
+    println!("figures: the roll's phases over 1 s: {}", phases.join(", "));
     let etcd_done = one_host_at_a_time(&events, "etcd-static-pod", &all);
     let manifests_done = one_host_at_a_time(&events, "control-plane", &all);
     // The etcd leader goes last in both rolls that may restart a member: its manifest's, and

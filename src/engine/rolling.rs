@@ -28,6 +28,7 @@ use crate::planning::restart_order::{self, QuorumRefusal};
 pub mod apiserver;
 mod etcd_guard;
 mod images;
+mod kubelet_settle;
 mod node;
 mod static_pods;
 mod turn;

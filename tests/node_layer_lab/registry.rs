@@ -1,6 +1,7 @@
 //! A registry on the lab network that the nodes pull from only through `spec.registries`,
 //! and what leaves the nodes when the registry leaves cluster.yaml.
 
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -36,7 +37,19 @@ impl LocalRegistry {
         )
         .unwrap();
         let log = dir.path().join("registry.log");
-        let child = Command::new("docker-registry")
+        let mut command = Command::new("docker-registry");
+        // Killed with the test's thread even when the test itself is killed (SIGTERM, SIGKILL:
+        // no Drop runs then), so no registry outlives its lab.
+        // SAFETY: prctl is async-signal-safe, as pre_exec requires.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = command
             .args(["serve", config.to_str().unwrap()])
             .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
             .stderr(Stdio::from(

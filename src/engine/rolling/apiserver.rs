@@ -30,15 +30,11 @@ const PROCESSES: &str = r#"pgrep -x "$1" | sort -n || true"#;
 
 /// Another process runs than `old` (both [`PROCESSES`]'s output): none of the old PIDs is
 /// left, and some process is.
-fn replaced(old: &str, now: &str) -> bool {
+pub(super) fn replaced(old: &str, now: &str) -> bool {
     let old: Vec<&str> = old.lines().collect();
     now.lines().next().is_some() && now.lines().all(|pid| !old.contains(&pid))
 }
 
-/// How long a static-pod apiserver's process must stay the same after its kubelet restarted
-/// before it counts as kept (a kubelet of another release re-creates containers within seconds
-/// of its start).
-const KUBELET_SETTLE: Duration = Duration::from_secs(15);
 /// How long a restarted apiserver may take to be ready and back in every haproxy.
 const APISERVER_BACK: Duration = Duration::from_secs(180);
 /// One runtime API command.
@@ -172,8 +168,8 @@ impl Engine {
             && self.inventory.host(host).is_some_and(|h| {
                 components::component(ComponentId::ControlPlane).runs_on(&self.inventory, h)
             });
-        let apiserver_before = if static_apiserver {
-            let before = self.apiserver_processes(host).await;
+        let pods_before = if static_apiserver {
+            let before = self.static_pod_processes(host).await;
             self.drain_apiserver(
                 phase,
                 host,
@@ -188,7 +184,7 @@ impl Engine {
             own,
             reads_this_member,
             static_apiserver,
-            apiserver_before,
+            pods_before,
         }
     }
 
@@ -213,7 +209,7 @@ impl Engine {
             && let Ok(node) = &back
         {
             back = self
-                .apiserver_settled_after_kubelet(host, drains.apiserver_before.clone())
+                .static_pods_settled_after_kubelet(host, drains.pods_before.clone())
                 .await
                 .map(|b| format!("{node}; {b}"));
         }
@@ -358,51 +354,8 @@ impl Engine {
         }
     }
 
-    /// After `host`'s kubelet restarted under its drained static-pod apiserver: a kubelet of
-    /// another release may re-create the static pods' containers (their hashes differ) shortly
-    /// after it starts, or leave them. Wait until the apiserver's process has stayed the same for
-    /// [`KUBELET_SETTLE`], then until it is ready and back in every haproxy.
-    pub(super) async fn apiserver_settled_after_kubelet(
-        &self,
-        host: &str,
-        before: Option<String>,
-    ) -> Result<String, WaitError> {
-        let started = std::time::Instant::now();
-        let mut seen = self.apiserver_processes(host).await;
-        let mut since = std::time::Instant::now();
-        while since.elapsed() < KUBELET_SETTLE || seen.is_none() {
-            if started.elapsed() > APISERVER_BACK {
-                return Err(WaitError::TimedOut {
-                    waited: started.elapsed(),
-                    last: format!(
-                        "no kube-apiserver kept running on {host} for {} s after its kubelet \
-                         restarted",
-                        KUBELET_SETTLE.as_secs()
-                    ),
-                });
-            }
-            if self.cancel.is_cancelled() {
-                return Err(WaitError::Cancelled);
-            }
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            let now = self.apiserver_processes(host).await;
-            if now != seen {
-                seen = now;
-                since = std::time::Instant::now();
-            }
-        }
-        let kept = match (&before, &seen) {
-            (Some(old), Some(now)) if replaced(old, now) => {
-                format!("the kubelet re-created {host}'s kube-apiserver")
-            }
-            _ => format!("the kubelet kept {host}'s kube-apiserver"),
-        };
-        let back = self.apiserver_back_named(host).await?;
-        Ok(format!("{kept}; {back}"))
-    }
-
     /// [`Self::apiserver_back`] for an inventory host, by name.
-    async fn apiserver_back_named(&self, host: &str) -> Result<String, WaitError> {
+    pub(super) async fn apiserver_back_named(&self, host: &str) -> Result<String, WaitError> {
         let address = self
             .inventory
             .host(host)
@@ -515,8 +468,8 @@ pub(super) struct HostDrains {
     reads_this_member: bool,
     /// Its kubelet, which runs the apiserver as a static pod, restarts.
     static_apiserver: bool,
-    /// The apiserver's processes before the kubelet's restart (to tell a re-created one).
-    apiserver_before: Option<String>,
+    /// The static pods' processes before the kubelet's restart (to tell re-created ones).
+    pods_before: Option<super::kubelet_settle::StaticPodProcesses>,
 }
 
 impl HostDrains {

@@ -28,13 +28,14 @@ pub(super) struct Turn<'a> {
 }
 
 impl Engine {
-    /// Whether this cluster runs etcd as static pods (component `etcd-static-pod` on a host).
+    /// Whether `host` runs a static-pod etcd member (component `etcd-static-pod`).
+    fn runs_pod_member(&self, host: &crate::inventory::Host) -> bool {
+        component(ComponentId::EtcdStaticPod).runs_on(&self.inventory, host)
+    }
+
+    /// Whether this cluster runs etcd as static pods (on some host).
     pub(super) fn runs_static_pod_etcd(&self) -> bool {
-        let pod = component(ComponentId::EtcdStaticPod);
-        self.inventory
-            .hosts
-            .iter()
-            .any(|h| pod.runs_on(&self.inventory, h))
+        self.inventory.hosts.iter().any(|h| self.runs_pod_member(h))
     }
 
     /// Whether `host`'s turn in `roll` may restart its static-pod etcd member: a roll whose
@@ -44,7 +45,7 @@ impl Engine {
             && self
                 .inventory
                 .host(host)
-                .is_some_and(|h| component(ComponentId::EtcdStaticPod).runs_on(&self.inventory, h))
+                .is_some_and(|h| self.runs_pod_member(h))
     }
 
     /// `order` in turns: one host each, except the workers of a node roll, which go together
