@@ -302,6 +302,21 @@ fn everything_rolls_under_load(
         .filter_map(|i| events[i]["healthy"].as_str())
         .collect();
     println!("figures: static-pod upgrade, kubelets back: {kubelets_back:?}");
+    // A kubelet of another release re-creates every static pod of its host, and each turn waits
+    // for all of them, not only the apiserver, before the next host goes.
+    for back in &kubelets_back {
+        for pod in [
+            "etcd",
+            "kube-apiserver",
+            "kube-controller-manager",
+            "kube-scheduler",
+        ] {
+            assert!(
+                back.contains("re-created") && back.contains(pod),
+                "a kubelet's turn ended without {pod} settled: {back}"
+            );
+        }
+    }
     // Each runs its flag now, in a process the kubelet started after the change.
     let after = (pids("etcd"), pids("kube-apiserver"));
     for (i, node) in CONTROL_PLANES.iter().enumerate() {
