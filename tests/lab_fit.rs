@@ -65,7 +65,7 @@ fn overlap(a: Ipv4Net, b: Ipv4Net) -> bool {
 fn a_second_lab_without_a_subnet_gets_a_free_one_and_says_which() {
     require_root();
     let _ = kinit(&["lab", "down", "--name", "kfit2"]);
-    let first = lab_up("kfit1", "10.213.230.0/24", "1");
+    let first = lab_up("kfit1", "10.213.240.0/24", "1");
     // Removed on drop, however the test ends (declared before it comes up).
     let second = Lab {
         name: "kfit2",
@@ -87,7 +87,7 @@ fn a_second_lab_without_a_subnet_gets_a_free_one_and_says_which() {
         })
         .collect();
     assert!(
-        lab_subnets.contains(&("kfit1".to_string(), "10.213.230.0/24".parse().unwrap())),
+        lab_subnets.contains(&("kfit1".to_string(), "10.213.240.0/24".parse().unwrap())),
         "{lab_subnets:?}"
     );
 
@@ -95,7 +95,7 @@ fn a_second_lab_without_a_subnet_gets_a_free_one_and_says_which() {
     // whatever else holds the ones after it).
     let out = kinit_env(
         &["lab", "up", "--name", "kfit2", "--nodes", "1"],
-        &[("KINIT_LAB_FIRST_SUBNET", "10.213.230.0/24")],
+        &[("KINIT_LAB_FIRST_SUBNET", "10.213.240.0/24")],
     );
     assert!(out.status.success(), "lab up kfit2: {}", text(&out));
     let report = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -105,13 +105,13 @@ fn a_second_lab_without_a_subnet_gets_a_free_one_and_says_which() {
         .unwrap_or_else(|| panic!("the pick is not reported:\n{report}"));
     let picked: Ipv4Net = line.split_whitespace().nth(1).unwrap().parse().unwrap();
     assert!(
-        line.contains("10.213.230.0/24 is used by lab kfit1"),
+        line.contains("10.213.240.0/24 is used by lab kfit1"),
         "kfit1's subnet must be named as passed over: {line}"
     );
     assert_eq!(picked.prefix_len(), 24);
     assert!(
         u32::from(picked.network())
-            > u32::from("10.213.230.0".parse::<std::net::Ipv4Addr>().unwrap()),
+            > u32::from("10.213.240.0".parse::<std::net::Ipv4Addr>().unwrap()),
         "{picked}"
     );
     for (lab, net) in &lab_subnets {
