@@ -87,12 +87,7 @@ fn a_snapshot_restore_stops_the_control_plane_units_before_etcd_is_replaced_and_
     let kubeconfig = up_with_probe(&lab);
 
     // A verified snapshot holding the ConfigMap; then the ConfigMap deleted through the API.
-    let saved = lab.kinit(&["-o", "json", "etcd", "snapshot", "save"]);
-    assert!(saved.status.success(), "save: {}", text(&saved));
-    let file = result_event(&saved, "saved")["path"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let file = lab.save_snapshot();
     lab.kubectl_ok(
         &kubeconfig,
         &["-n", "kinit-probe", "delete", "configmap", "probe"],
@@ -188,7 +183,7 @@ fn removing_a_control_plane_and_adding_it_back_through_the_config_fails_no_reque
     );
     let with_cp3 = std::fs::read_to_string(&lab.config).unwrap();
 
-    let client = ApiLoop::start(&lab.dir().join("pki"), PROBE_CONFIGMAP);
+    let client = ApiLoop::start(&lab, PROBE_CONFIGMAP);
     std::thread::sleep(Duration::from_secs(2));
 
     // A removal cut short (SIGTERM) once cp3's apiserver is drained, before its etcd member
@@ -247,7 +242,7 @@ fn removing_a_control_plane_and_adding_it_back_through_the_config_fails_no_reque
 
     // cp3 back through cluster.yaml and `up`: etcd learner first, its apiserver in haproxy
     // only once /readyz passes.
-    let client = ApiLoop::start(&lab.dir().join("pki"), PROBE_CONFIGMAP);
+    let client = ApiLoop::start(&lab, PROBE_CONFIGMAP);
     std::fs::write(&lab.config, &with_cp3).unwrap();
     let started = Instant::now();
     let (code, _, all) = lab.up(&[]);
@@ -416,7 +411,7 @@ fn the_external_topology_runs_the_real_control_plane_on_dedicated_etcd_hosts() {
 
     // An etcd host removed: each apiserver's unit names the members that stay and restarts
     // drained from haproxy; not one request through the VIP fails.
-    let client = ApiLoop::start(&lab.dir().join("pki"), PROBE_CONFIGMAP);
+    let client = ApiLoop::start(&lab, PROBE_CONFIGMAP);
     std::thread::sleep(Duration::from_secs(2));
     let started = Instant::now();
     let out = lab.kinit(&["-o", "json", "remove", "cp3", "--yes"]);
@@ -466,7 +461,7 @@ fn renewed_control_plane_certificates_and_kubeconfigs_roll_out_without_a_failed_
     // The apiserver's certificates and the controller-manager's and scheduler's kubeconfigs
     // renewed and rolled out: each unit restarts (the apiservers drained from haproxy first),
     // one host at a time; not one request through the VIP fails.
-    let client = ApiLoop::start(&lab.dir().join("pki"), PROBE_CONFIGMAP);
+    let client = ApiLoop::start(&lab, PROBE_CONFIGMAP);
     std::thread::sleep(Duration::from_secs(2));
     let started = Instant::now();
     let out = lab.kinit(&[

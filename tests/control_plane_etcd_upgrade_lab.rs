@@ -120,7 +120,7 @@ fn etcd_3_5_is_rolled_to_3_6_under_the_real_control_plane_without_a_failed_reque
     let says = format!("etcd {old} → {new} on cp1, cp2, cp3");
     assert!(all.contains(&says), "the dry run says {says}: {all}");
 
-    let client = ApiLoop::start_writing(&lab.dir().join("pki"), CONFIGMAP);
+    let client = ApiLoop::start_writing(&lab, CONFIGMAP);
     std::thread::sleep(std::time::Duration::from_secs(2));
     let started = Instant::now();
     let (code, _, all) = lab.up(&[]);

@@ -163,7 +163,7 @@ fn a_real_control_plane_serves_through_the_vip_fails_over_and_rolls_without_a_fa
 
     // A rollout: a renewed apiserver certificate restarts the apiservers one host at a time,
     // each drained by haproxy first; not one request through the VIP fails.
-    let client = ApiLoop::start(&lab.dir().join("pki"), CONFIGMAP);
+    let client = ApiLoop::start(&lab, CONFIGMAP);
     std::thread::sleep(Duration::from_secs(2));
     let started = Instant::now();
     let out = lab.kinit(&["certs", "renew", "apiserver", "--rollout"]);
@@ -204,7 +204,7 @@ fn a_real_control_plane_serves_through_the_vip_fails_over_and_rolls_without_a_fa
     // flag; `up` restarts the three apiservers one host at a time, drained first, and nothing
     // else; not one request fails; every unit then runs with the flag.
     let templates = lab.templates_with_apiserver_flag("--profiling=false");
-    let client = ApiLoop::start(&lab.dir().join("pki"), CONFIGMAP);
+    let client = ApiLoop::start(&lab, CONFIGMAP);
     std::thread::sleep(Duration::from_secs(2));
     let started = Instant::now();
     let (code, summary, all) = lab.up(&["--templates", templates.to_str().unwrap()]);
@@ -274,7 +274,7 @@ fn a_real_control_plane_serves_through_the_vip_fails_over_and_rolls_without_a_fa
     };
     let before = pids(&lab);
     let refused = lab.templates_with_apiserver_flag("--no-such-flag=1");
-    let client = ApiLoop::start(&lab.dir().join("pki"), CONFIGMAP);
+    let client = ApiLoop::start(&lab, CONFIGMAP);
     std::thread::sleep(Duration::from_secs(1));
     let started = Instant::now();
     let (code, _, all) = lab.up(&["--templates", refused.to_str().unwrap()]);
@@ -340,7 +340,7 @@ fn a_real_control_plane_serves_through_the_vip_fails_over_and_rolls_without_a_fa
     // A rollout killed (SIGKILL: the operator's machine lost power) right after every haproxy
     // drained an apiserver: status names the drained server; the next `up` puts it back in
     // rotation and finishes what the rollout left; no request fails meanwhile.
-    let client = ApiLoop::start(&lab.dir().join("pki"), CONFIGMAP);
+    let client = ApiLoop::start(&lab, CONFIGMAP);
     let drained = kill_a_rollout_after_its_first_drain(&lab);
     let (code, report) = lab.status(&config);
     assert_ne!(code, 0, "a drained apiserver is a problem: {report:#}");
@@ -379,7 +379,7 @@ fn a_real_control_plane_serves_through_the_vip_fails_over_and_rolls_without_a_fa
     let holders = lab.vip_holders(&["cp1", "cp2", "cp3"], vip);
     assert_eq!(holders.len(), 1, "{holders:?}");
     let holder = holders[0].clone();
-    let client = ApiLoop::start(&lab.dir().join("pki"), CONFIGMAP);
+    let client = ApiLoop::start(&lab, CONFIGMAP);
     std::thread::sleep(Duration::from_secs(1));
     let off = Instant::now();
     let out = lab.kinit_lab(&["stop", &holder]);

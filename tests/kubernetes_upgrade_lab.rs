@@ -173,8 +173,7 @@ fn finish_under_load(
         assert_eq!(event["hosts"].as_array().unwrap().len(), n, "{all}");
     }
 
-    let ((code, _, all), took, seen) =
-        ApiLoop::around(&lab.dir().join("pki"), PROBE_CONFIGMAP, || lab.up(&[]));
+    let ((code, _, all), took, seen) = ApiLoop::around(lab, PROBE_CONFIGMAP, || lab.up(&[]));
     assert_eq!(code, 0, "the upgrade: {all}");
     assert!(all.contains(says), "the run says {says}: {all}");
     let events: Vec<Value> = all
@@ -270,7 +269,7 @@ fn patch_then_minor_upgrades_roll_the_control_plane_without_a_failed_request() {
     // The patch release, the first run killed once one apiserver runs it.
     use_bundle(&lab, older.to_str().unwrap());
     set_kubernetes_version(&lab, &old);
-    let client = ApiLoop::start_writing(&lab.dir().join("pki"), PROBE_CONFIGMAP);
+    let client = ApiLoop::start_writing(&lab, PROBE_CONFIGMAP);
     std::thread::sleep(Duration::from_secs(2));
     let (done, all) = up_killed_after_first(&lab, "kube-apiserver");
     let seen = client.stop();

@@ -11,7 +11,9 @@
 //! bundle's. The kubelet replaces each etcd member in turn (the leader last), then each host's
 //! control-plane pods, each apiserver drained from every haproxy before its pod or its member is
 //! replaced and back once ready, then the kubelets move, while a client reading and writing
-//! through the VIP every 100 ms sees no failure.
+//! through the VIP every 100 ms sees no failure. Then a snapshot restore of the static-pod etcd
+//! (the manifests held aside, the data replaced, the API serving the snapshot's objects) and a
+//! `reset` that leaves no static pod, manifest, port or etcd data dir behind.
 //! Runs as root; the lab is removed when the test ends however it ends.
 
 mod support;
@@ -184,32 +186,145 @@ fn the_control_plane_runs_as_static_pods_from_the_bundles_images() {
     let templates = lab.templates_with_apiserver_flag("--profiling=false");
     add_etcd_flag(&templates);
     everything_rolls_under_load(&lab, &kubeconfig, &templates, &old, &new);
+
+    // Day two of a static-pod etcd: a snapshot restored, then the cluster reset.
+    a_snapshot_restore_brings_back_what_etcd_held_when_it_was_saved(&lab, &kubeconfig);
+    reset_takes_the_static_pods_off(&lab);
 }
 
-/// The requests the client had to send again (etcd refused them while its leadership moved)
-/// are few and fall to the roll's leadership handovers: with no handover there is none, and a
-/// handover's milliseconds catch at most a few of a client sending every 35 ms or so.
-fn etcd_refused_only_while_its_leadership_moved(events: &[Value], retried: &[String], all: &str) {
-    let handovers = events
+/// `etcd snapshot restore` on etcd as static pods: every member's manifest (and the control
+/// plane's) held aside so the kubelet stops the pods, the data replaced, the manifests put back
+/// so the kubelet runs new etcd containers; the API serves what the snapshot held, and not
+/// what was written after it.
+fn a_snapshot_restore_brings_back_what_etcd_held_when_it_was_saved(lab: &Lab, kubeconfig: &Path) {
+    let config = lab.config.to_str().unwrap();
+    let probe = |name: &str| {
+        lab.kubectl(
+            kubeconfig,
+            &[
+                "-n",
+                "kinit-probe",
+                "get",
+                "configmap",
+                name,
+                "-o",
+                "jsonpath={.data.n}",
+            ],
+        )
+    };
+    let (ok, held, all) = probe("probe");
+    assert!(ok, "the probe ConfigMap before the snapshot: {all}");
+    let file = lab.save_snapshot();
+    // After the snapshot: the probe deleted, another ConfigMap created.
+    lab.kubectl_ok(
+        kubeconfig,
+        &["-n", "kinit-probe", "delete", "configmap", "probe"],
+    );
+    lab.kubectl_ok(
+        kubeconfig,
+        &[
+            "-n",
+            "kinit-probe",
+            "create",
+            "configmap",
+            "after-snapshot",
+            "--from-literal=n=later",
+        ],
+    );
+    let etcd_pids: Vec<String> = CONTROL_PLANES
         .iter()
-        .filter(|e| {
-            e["event"] == "note"
-                && e["message"]
-                    .as_str()
-                    .is_some_and(|m| m.starts_with("etcd leadership handed from"))
-        })
-        .count();
-    println!(
-        "figures: {handovers} etcd leadership handover(s); {} request(s) etcd refused meanwhile, \
-         answered when sent again: {retried:?}",
-        retried.len()
+        .map(|n| lab.on(n, "pgrep -x etcd"))
+        .collect();
+
+    let out = lab.kinit(&["-o", "json", "etcd", "snapshot", "restore", &file, "--yes"]);
+    assert!(out.status.success(), "restore: {}", text(&out));
+    let report = result_event(&out, "restored");
+    let moved: Vec<&str> = report["manifestsMoved"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{report:#}"))
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(
+        moved,
+        CONTROL_PLANES.map(|n| format!("{n}: /etc/kubernetes/manifests.kinit-restore")),
+        "{report:#}"
     );
+    assert_eq!(
+        report["members"].as_array().map(Vec::len),
+        Some(3),
+        "{report:#}"
+    );
+    // Every etcd is a new container's process, and the manifests are back where the kubelet
+    // reads them (none left waiting).
+    for (node, before) in CONTROL_PLANES.iter().zip(&etcd_pids) {
+        let now = lab.on(node, "pgrep -x etcd || true");
+        assert!(
+            !now.is_empty() && &now != before,
+            "{node}: etcd {before} -> {now:?}"
+        );
+        let left = lab.on(
+            node,
+            "ls /etc/kubernetes/manifests; ls /etc/kubernetes/manifests.kinit-restore 2>/dev/null; true",
+        );
+        assert_eq!(
+            left.lines().collect::<Vec<_>>(),
+            [
+                "etcd.yaml",
+                "kube-apiserver.yaml",
+                "kube-controller-manager.yaml",
+                "kube-scheduler.yaml"
+            ],
+            "{node}"
+        );
+    }
+    let waited = wait_for(
+        "the restored ConfigMap through the VIP",
+        Duration::from_secs(180),
+        || match probe("probe") {
+            (true, n, _) if n == held => Ok(()),
+            (_, n, all) => Err(format!("{n:?} {all}")),
+        },
+    );
+    let (found, _, all) = probe("after-snapshot");
     assert!(
-        retried.len() <= 3 * handovers,
-        "{} request(s) refused by etcd as its leadership moved, {handovers} handover(s): \
-         {retried:?}\n{all}",
-        retried.len()
+        !found,
+        "a ConfigMap written after the snapshot survived: {all}"
     );
+    lab.wait_healthy(config);
+    println!(
+        "figures: static-pod etcd restore on 3 members: {:.1} s (kinit's report), the API \
+         serving the snapshot's objects {:.1} s after it returned",
+        report["seconds"].as_f64().unwrap_or_default(),
+        waited.as_secs_f64()
+    );
+}
+
+/// `reset` of the whole cluster: every static pod stopped (etcd's too), their manifests gone,
+/// the ports free, etcd's data moved aside rather than deleted.
+fn reset_takes_the_static_pods_off(lab: &Lab) {
+    let out = lab.kinit(&["-o", "json", "reset", "--yes"]);
+    assert!(out.status.success(), "reset: {}", text(&out));
+    assert_eq!(
+        result_event(&out, "reset")["hosts"]
+            .as_array()
+            .map(Vec::len),
+        Some(3),
+        "{}",
+        text(&out)
+    );
+    for node in CONTROL_PLANES {
+        let left = lab.on(
+            node,
+            "pgrep -x etcd; pgrep -x kube-apiserver; ls /etc/kubernetes/manifests 2>/dev/null; \
+             ls -d /var/lib/etcd/member 2>/dev/null; \
+             ss -Hltn 'sport = :2379 or sport = :2380 or sport = :6443 or sport = :10257 or sport = :10259'; \
+             true",
+        );
+        assert_eq!(left, "", "{node}: left after reset");
+        let aside = lab.on(node, "ls -d /var/lib/etcd.reset-*/member");
+        assert!(!aside.is_empty(), "{node}: etcd's data not kept aside");
+    }
 }
 
 /// etcd's default heartbeat, written out as a flag in the `--templates` dir's etcd manifest: a
@@ -247,9 +362,7 @@ fn everything_rolls_under_load(
     let before = (pids("etcd"), pids("kube-apiserver"));
     let with_templates = ["--templates", templates.to_str().unwrap()];
     let ((code, _, all), took, seen) =
-        ApiLoop::around(&lab.dir().join("pki"), PROBE_CONFIGMAP, || {
-            lab.up(&with_templates)
-        });
+        ApiLoop::around(lab, PROBE_CONFIGMAP, || lab.up(&with_templates));
     println!(
         "figures: static-pod etcd flag, apiserver flag and upgrade {old} -> {new} on 3 control \
          planes: up {:.1} s, {} requests (reads and writes through the VIP), {} failed, longest \
@@ -268,7 +381,6 @@ fn everything_rolls_under_load(
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect();
-    etcd_refused_only_while_its_leadership_moved(&events, &seen.retried, &all);
     // Where the roll's time goes (what to shorten when CI's budget gets tight).
     let phases: Vec<String> = events
         .iter()
@@ -276,6 +388,9 @@ fn everything_rolls_under_load(
         .map(|e| format!("{} {:.0} s", e["phase"], e["seconds"].as_f64().unwrap()))
         .collect();
     println!("figures: the roll's phases over 1 s: {}", phases.join(", "));
+    for what in ["etcd-static-pod", "control-plane", "kubelet"] {
+        println!("figures: {}", turn_timeline(&events, what));
+    }
     let etcd_done = one_host_at_a_time(&events, "etcd-static-pod", &all);
     let manifests_done = one_host_at_a_time(&events, "control-plane", &all);
     // The etcd leader goes last in both rolls that may restart a member: its manifest's, and

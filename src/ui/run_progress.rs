@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
@@ -27,6 +27,9 @@ pub struct RunProgress {
     dry_run: bool,
     color: bool,
     bars: Mutex<BTreeMap<String, ProgressBar>>,
+    /// When the run began: each JSON line says how long after it (`elapsed`, seconds), so a
+    /// run's phases, turns and waits can be timed from its output alone.
+    began: Instant,
 }
 
 fn paint(on: bool, code: &str, text: &str) -> String {
@@ -52,6 +55,7 @@ impl RunProgress {
             dry_run,
             color: global.color.enabled_for_stderr() && std::io::stdout().is_terminal(),
             bars: Mutex::new(BTreeMap::new()),
+            began: Instant::now(),
         }
     }
 
@@ -70,7 +74,12 @@ impl RunProgress {
         }
     }
 
-    fn json(&self, value: serde_json::Value) {
+    fn json(&self, mut value: serde_json::Value) {
+        if let Some(fields) = value.as_object_mut() {
+            // Milliseconds are enough to time a step; more digits would be noise.
+            let ms = self.began.elapsed().as_millis() as f64;
+            fields.insert("elapsed".into(), serde_json::json!(ms / 1000.0));
+        }
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{value}");
     }

@@ -47,8 +47,7 @@ pub fn upgrade_nodes_under_load(lab: &Lab, kubeconfig: &std::path::Path, old: &s
         plan.contains("one control plane at a time, then up to 2 workers together"),
         "{plan}"
     );
-    let ((code, _, all), took, seen) =
-        ApiLoop::around(&lab.dir().join("pki"), PROBE_CONFIGMAP, || lab.up(&[]));
+    let ((code, _, all), took, seen) = ApiLoop::around(lab, PROBE_CONFIGMAP, || lab.up(&[]));
     let events: Vec<Value> = all
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())

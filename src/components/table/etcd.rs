@@ -31,22 +31,8 @@ pub(super) const ETCD: Component = Component {
             on_change: Restart("etcd"),
             optional: false,
         },
-        BinaryRow {
-            file: "etcdctl",
-            path: "/usr/local/bin/etcdctl",
-            mode: 0o755,
-            on_change: Nothing,
-            optional: false,
-        },
-        // etcd 3.6 restores snapshots with etcdutl only (etcdctl 3.4 still can; 3.4 has
-        // no etcdutl).
-        BinaryRow {
-            file: "etcdutl",
-            path: "/usr/local/bin/etcdutl",
-            mode: 0o755,
-            on_change: Nothing,
-            optional: true,
-        },
+        ETCDCTL,
+        ETCDUTL,
     ],
     files: &[
         file(
@@ -76,6 +62,27 @@ pub(super) const ETCD: Component = Component {
     }),
 };
 
+/// The bundle's etcdctl on an etcd host, for the operator and kinit's scripts.
+const ETCDCTL: BinaryRow = BinaryRow {
+    file: "etcdctl",
+    path: "/usr/local/bin/etcdctl",
+    mode: 0o755,
+    on_change: Nothing,
+    optional: false,
+};
+
+/// The bundle's etcdutl on an etcd host: `etcd snapshot restore` runs it. etcd 3.6 restores
+/// snapshots with etcdutl only (etcdctl 3.4 still can; 3.4 has no etcdutl), and a restore tool
+/// must be of the release that wrote the snapshot: etcdctl 3.4 restoring a 3.6 snapshot leaves
+/// each member's ID in its WAL different from the membership, and every member panics.
+const ETCDUTL: BinaryRow = BinaryRow {
+    file: "etcdutl",
+    path: "/usr/local/bin/etcdutl",
+    mode: 0o755,
+    on_change: Nothing,
+    optional: true,
+};
+
 pub(super) const ETCD_STATIC_POD: Component = Component {
     id: ComponentId::EtcdStaticPod,
     name: "etcd-static-pod",
@@ -84,7 +91,9 @@ pub(super) const ETCD_STATIC_POD: Component = Component {
     static_pod: true,
     when: Some(Condition::EtcdStaticPod),
     packages: &[],
-    binaries: &[],
+    // The image runs etcd; the host gets the tools of the same release (a restore runs on the
+    // host while no etcd runs).
+    binaries: &[ETCDCTL, ETCDUTL],
     files: &[ETCD_MANIFEST_FILE],
     certificates: &[],
     units: &[],

@@ -7,13 +7,18 @@
 //! moves (raft drops a proposal that reaches a leader handing over, or a member between two
 //! leaders, and kube-apiserver answers 500 "raft proposal dropped"). No installer can keep etcd
 //! from refusing in those milliseconds; what a roll must not do is lose the write, so the retry
-//! has to succeed and is reported apart (`retried`, stamped), never hidden.
+//! has to succeed and is reported apart (`retried`, stamped), never hidden. How often the
+//! leadership moved is read from etcd itself (the rise of its raft term while the client ran:
+//! every election, a hand-over included, raises it by one), and [`ApiLoop::stop`] fails when
+//! more requests were sent again than three per election: a retry never hides an outage.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use kinit::kube::ApiClient;
+
+use crate::support::hang_guard::kinit;
 
 /// What the client saw.
 #[derive(Debug, Clone, Default)]
@@ -29,7 +34,13 @@ pub struct ApiLoopReport {
     /// Requests etcd refused while its leadership moved, each answered when sent again: when
     /// (since the client started) and what the first answer said.
     pub retried: Vec<String>,
+    /// How far etcd's raft term rose while the client ran: the elections (hand-overs included).
+    pub etcd_elections: u64,
 }
+
+/// Requests etcd may refuse per election before the client's retries count as an outage: an
+/// election's milliseconds catch at most a few requests of a client sending every 35 ms or so.
+const RETRIES_PER_ELECTION: usize = 3;
 
 /// etcd's answers while its leadership moves (raft's `ErrProposalDropped`, and the read a
 /// leader change cut short), as kube-apiserver passes them on.
@@ -57,26 +68,58 @@ fn describe(answer: &Result<(u16, Vec<u8>), impl std::fmt::Display>) -> String {
     }
 }
 
+/// etcd's raft term as `kinit status` reads it from the members (the highest one answers: a
+/// member down or behind shows less). Polled for up to 30 s: the members may still be settling
+/// from the change the client watched.
+fn etcd_raft_term(config: &str) -> u64 {
+    let mut term = 0;
+    super::wait_for(
+        "etcd's raft term from kinit status",
+        Duration::from_secs(30),
+        || {
+            let out = kinit(&["-c", config, "-o", "json", "status"]);
+            let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+                .map_err(|e| format!("{e}: {}", super::text(&out)))?;
+            let members = report["etcd"]["members"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            term = members
+                .iter()
+                .filter_map(|m| m["raftTerm"].as_u64())
+                .max()
+                .ok_or_else(|| format!("no member said its raft term: {:#}", report["etcd"]))?;
+            Ok(())
+        },
+    );
+    term
+}
+
 pub struct ApiLoop {
     stop: Arc<AtomicBool>,
     thread: std::thread::JoinHandle<ApiLoopReport>,
+    /// The lab's cluster.yaml, for etcd's raft term before and after.
+    config: String,
+    raft_term_before: u64,
 }
 
 impl ApiLoop {
-    /// `pki_dir`: the lab's PKI dir (admin.conf names the endpoint); `configmap`: the API path of
-    /// a ConfigMap that exists for the whole run.
-    pub fn start(pki_dir: &std::path::Path, configmap: &str) -> ApiLoop {
-        Self::run(pki_dir, configmap, false)
+    /// A client of `lab`'s API (its PKI's admin.conf names the endpoint); `configmap`: the API
+    /// path of a ConfigMap that exists for the whole run.
+    pub fn start(lab: &super::Lab, configmap: &str) -> ApiLoop {
+        Self::run(lab, configmap, false)
     }
 
     /// As [`ApiLoop::start`], and each round also replaces the ConfigMap (`namespace`/`name`
     /// from its path) with `data.n` = a counter: writes reach etcd through the apiserver.
-    pub fn start_writing(pki_dir: &std::path::Path, configmap: &str) -> ApiLoop {
-        Self::run(pki_dir, configmap, true)
+    pub fn start_writing(lab: &super::Lab, configmap: &str) -> ApiLoop {
+        Self::run(lab, configmap, true)
     }
 
-    fn run(pki_dir: &std::path::Path, configmap: &str, writes: bool) -> ApiLoop {
-        let client = ApiClient::from_pki_kubeconfig(pki_dir, "admin.conf").unwrap();
+    fn run(lab: &super::Lab, configmap: &str, writes: bool) -> ApiLoop {
+        let config = lab.config.to_str().unwrap().to_string();
+        let raft_term_before = etcd_raft_term(&config);
+        let client = ApiClient::from_pki_kubeconfig(&lab.dir().join("pki"), "admin.conf").unwrap();
         let configmap = configmap.to_string();
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
@@ -139,22 +182,44 @@ impl ApiLoop {
             report.longest_gap = report.longest_gap.max(last_ok.elapsed());
             report
         });
-        ApiLoop { stop, thread }
+        ApiLoop {
+            stop,
+            thread,
+            config,
+            raft_term_before,
+        }
     }
 
+    /// What the client saw. Prints the requests etcd refused as its leadership moved and fails
+    /// when they are more than [`RETRIES_PER_ELECTION`] per election meanwhile.
     pub fn stop(self) -> ApiLoopReport {
         self.stop.store(true, Ordering::Relaxed);
-        self.thread.join().unwrap()
+        let mut report = self.thread.join().unwrap();
+        report.etcd_elections = etcd_raft_term(&self.config).saturating_sub(self.raft_term_before);
+        let (elections, retried) = (report.etcd_elections, &report.retried);
+        println!(
+            "figures: API client: {elections} etcd election(s) while it ran (raft term rise); \
+             {} request(s) etcd refused meanwhile, answered when sent again: {retried:?}",
+            retried.len()
+        );
+        assert!(
+            retried.len() <= RETRIES_PER_ELECTION * elections as usize,
+            "{} request(s) refused by etcd as its leadership moved, {elections} election(s) \
+             (raft term {} before): {retried:?}",
+            retried.len(),
+            self.raft_term_before
+        );
+        report
     }
 
     /// Run `change` while a writing client ([`ApiLoop::start_writing`]) runs, from 2 s before
     /// it to 2 s after: what `change` returned, how long it took, what the client saw.
     pub fn around<T>(
-        pki_dir: &std::path::Path,
+        lab: &super::Lab,
         configmap: &str,
         change: impl FnOnce() -> T,
     ) -> (T, Duration, ApiLoopReport) {
-        let client = Self::start_writing(pki_dir, configmap);
+        let client = Self::start_writing(lab, configmap);
         std::thread::sleep(Duration::from_secs(2));
         let started = Instant::now();
         let out = change();

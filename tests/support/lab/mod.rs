@@ -19,7 +19,8 @@ pub use api_loop::{ApiLoop, ApiLoopReport, PROBE_CONFIGMAP};
 #[allow(unused_imports)] // only the upgrade scenarios switch bundles
 pub use bundles::{
     KUBERNETES_PROGRAMS, built, bundle_with, etcd_release_of, event_positions, release_of,
-    set_kubernetes_version, start_on_previous_release, upgrade_to_own_bundle, use_bundle,
+    set_kubernetes_version, start_on_previous_release, turn_timeline, upgrade_to_own_bundle,
+    use_bundle,
 };
 #[allow(unused_imports)] // not every lab scenario goes through the VIP
 pub use connect_loop::ConnectLoop;
@@ -174,11 +175,16 @@ impl Lab {
         let mut args = vec!["-o", "json", "up"];
         args.extend_from_slice(extra);
         let out = self.kinit(&args);
-        let last = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .rev()
-            .find_map(|l| serde_json::from_str::<Value>(l).ok())
-            .unwrap_or(Value::Null);
+        let events = json_lines(&out);
+        // Every line says when it happened in the run (seconds), never earlier than the one
+        // before: the figures tests and operators take from the timeline rest on it.
+        let times: Vec<Option<f64>> = events.iter().map(|e| e["elapsed"].as_f64()).collect();
+        assert!(
+            times.iter().all(Option::is_some) && times.is_sorted(),
+            "JSON lines without `elapsed` or out of order: {times:?}\n{}",
+            text(&out)
+        );
+        let last = events.last().cloned().unwrap_or(Value::Null);
         (out.status.code().unwrap_or(-1), last, text(&out))
     }
 
@@ -341,6 +347,16 @@ impl Lab {
         }
         assert_ne!(out, yaml, "no host line for {node} in {yaml}");
         std::fs::write(&self.config, out).unwrap();
+    }
+
+    /// `kinit etcd snapshot save` (verified, as it always is): the snapshot's path.
+    pub fn save_snapshot(&self) -> String {
+        let saved = self.kinit(&["-o", "json", "etcd", "snapshot", "save"]);
+        assert!(saved.status.success(), "save: {}", text(&saved));
+        result_event(&saved, "saved")["path"]
+            .as_str()
+            .unwrap()
+            .to_string()
     }
 
     /// `kinit -o json status`: (exit code, report).
