@@ -75,12 +75,14 @@ impl RunProgress {
     }
 
     fn json(&self, mut value: serde_json::Value) {
+        // Stamped while stdout is held: hosts' events come from several tasks at once, and a
+        // line stamped before it waited for the lock could follow a later one.
+        let mut out = std::io::stdout().lock();
         if let Some(fields) = value.as_object_mut() {
             // Milliseconds are enough to time a step; more digits would be noise.
             let ms = self.began.elapsed().as_millis() as f64;
             fields.insert("elapsed".into(), serde_json::json!(ms / 1000.0));
         }
-        let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{value}");
     }
 
