@@ -193,11 +193,19 @@ fn renew_rollout_runs_up_with_its_output_and_exit_status() {
         "renewed without the lock"
     );
 
+    // Each line without its time (`elapsed`, seconds into its own run), which is all two runs
+    // may differ in.
     let lines = |o: &std::process::Output| -> Vec<serde_json::Value> {
         String::from_utf8(o.stdout.clone())
             .unwrap()
             .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .map(|l| {
+                let mut v: serde_json::Value =
+                    serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+                let when = v.as_object_mut().and_then(|f| f.remove("elapsed"));
+                assert!(when.is_some_and(|t| t.is_f64()), "no elapsed: {l}");
+                v
+            })
             .collect()
     };
     let (up_lines, rollout_lines) = (lines(&up), lines(&rollout));
